@@ -1,0 +1,36 @@
+# pbx-agent — see README.md. `make run` and `make test` are the two set-up commands.
+SHELL := /bin/bash
+GO ?= go
+BIN := pbx-agent
+TMP := $(CURDIR)/.tmp
+export GOFLAGS ?= -buildvcs=false
+
+.PHONY: all build run test deps vet bench fuzz clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./agent
+
+# Runs the agent on its embedded default: no interface configured, so it
+# replays the bundled capture and prints the calls it saw.
+run: build
+	./$(BIN) $(RUN_ARGS)
+
+# Installs what the tests need (apt-get, when missing), then vet + race tests.
+test: deps
+	$(GO) vet ./...
+	bash scripts/test.sh
+
+deps:
+	bash scripts/deps.sh
+
+bench:
+	bash scripts/bench.sh
+
+# Long fuzzing, outside `make test`: FUZZTIME per target (default 10m).
+fuzz:
+	bash scripts/fuzz.sh
+
+clean:
+	rm -rf $(BIN) $(TMP)

@@ -1,0 +1,116 @@
+package call
+
+import (
+	"net/netip"
+	"time"
+
+	"pbx-agent/sniffer/rtp"
+)
+
+// ByeCode is VoIPmonitor's cdr.bye value: how a call ended.
+type ByeCode int
+
+// VoIPmonitor's bye codes (spec/voipmonitor.md §3.1).
+const (
+	ByeNoOK          ByeCode = 0   // no 200 OK to the INVITE
+	ByeAnsweredNoBye ByeCode = 1   // answered, no BYE seen
+	ByeNoOKForBye    ByeCode = 2   // BYE without its 200 OK
+	ByeOK            ByeCode = 3   // BYE and its 200 OK
+	ByeTimeout       ByeCode = 102 // absolute timeout
+	ByeForced        ByeCode = 110 // forced termination (agent shutdown, end of capture)
+)
+
+// Hanger says which side sent the BYE (cdr.whohanged).
+type Hanger string
+
+const (
+	HangerNone   Hanger = ""
+	HangerCaller Hanger = "caller"
+	HangerCallee Hanger = "callee"
+)
+
+// CDR is one call's record: a snapshot while the call is active and the final
+// record once it ends. Field names follow VoIPmonitor's cdr columns.
+type CDR struct {
+	CallID       string
+	CallRef      uint64 // callreference, unique while the call is active
+	CallDate     time.Time
+	CallEnd      time.Time // last SIP (or RTP) packet of the call
+	ProgressTime time.Time // first 18x; zero when none
+	ConnectTime  time.Time // 200 OK to the INVITE; zero when not answered
+	ByeTime      time.Time // first BYE; zero when none
+
+	Caller, Called             string
+	CallerDomain, CalledDomain string
+	CallerName                 string
+	PAssertedIdentity          string
+	RemotePartyID              string
+	CallerIP, CalledIP         netip.Addr
+	CallerPort, CalledPort     uint16
+	VLAN                       int
+
+	LastSIPResponseNum int
+	LastSIPResponse    string // "200 OK"
+	Responses          []int  // every distinct final/provisional code seen, in order
+	ReasonQ850Cause    int
+	ReasonQ850Text     string
+	ReasonSIPCause     int
+	ReasonSIPText      string
+
+	Bye       ByeCode
+	WhoHanged Hanger
+	CallerUA  string // a_ua: User-Agent of the caller
+	CalledUA  string // b_ua: User-Agent/Server of the callee
+
+	ReInvites int
+	Hold      []time.Time // times the call went on hold (a=sendonly/inactive)
+
+	Streams []rtp.Summary // every RTP stream of the call (cdr_rtp rows)
+	Active  bool          // still in progress when the snapshot was taken
+}
+
+// Duration is callend - calldate, in whole seconds as VoIPmonitor stores it.
+func (c *CDR) Duration() time.Duration { return c.CallEnd.Sub(c.CallDate) }
+
+// ConnectDuration is callend - connect time, 0 when the call was not answered.
+func (c *CDR) ConnectDuration() time.Duration {
+	if c.ConnectTime.IsZero() {
+		return 0
+	}
+	return c.CallEnd.Sub(c.ConnectTime)
+}
+
+// RegisterState is VoIPmonitor's register_state.state value.
+type RegisterState int
+
+const (
+	RegOK         RegisterState = 1
+	RegFailed     RegisterState = 2
+	RegUnknownOK  RegisterState = 3
+	RegManyMsgs   RegisterState = 4
+	RegExpired    RegisterState = 5
+	RegUnregister RegisterState = 6
+)
+
+// Register is one REGISTER summary (register_state / register_failed row).
+type Register struct {
+	Time            time.Time
+	CallID          string
+	FromNum         string
+	FromDomain      string
+	ToNum           string
+	ToDomain        string
+	ContactNum      string
+	ContactDomain   string
+	DigestUsername  string
+	DigestRealm     string
+	CallerIP        netip.Addr // REGISTER source
+	CalledIP        netip.Addr
+	CallerPort      uint16
+	CalledPort      uint16
+	Expires         int
+	State           RegisterState
+	UA              string
+	FailedAttempts  int
+	LastResponseNum int
+}

@@ -1,0 +1,14 @@
+package capture
+
+import "errors"
+
+var (
+	ErrOpen   = errors.New("capture: cannot open")
+	ErrFormat = errors.New("capture: not a pcap or pcapng file")
+	ErrRead   = errors.New("capture: read failed")
+	ErrLive   = errors.New("capture: live capture failed")
+)
+
+// ErrTimeout is returned by live sources when no frame arrived within the
+// poll interval; callers check their context and read again.
+var ErrTimeout = errors.New("capture: no packet within poll timeout")

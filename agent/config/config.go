@@ -1,0 +1,314 @@
+// Package config reads pbx-agent's voipmonitor.conf-style INI file.
+//
+// Option names follow voipmonitor.conf wherever the meaning is the same
+// (spec/voipmonitor.md §5); the agent's own options (http_bind, ami_*, cdr_*)
+// sit beside them in the same [general] section. Unknown keys and bad values
+// are reported with file:line and a hint; command-line flags override the file.
+package config
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	"gopkg.in/ini.v1"
+)
+
+// DefaultPath is where the daemon looks for its config without -config.
+const DefaultPath = "/etc/pbx-agent/pbx-agent.conf"
+
+// PortRange is an inclusive range of ports; a single port has Lo == Hi.
+type PortRange struct{ Lo, Hi uint16 }
+
+// Contains reports whether p lies in the range.
+func (r PortRange) Contains(p uint16) bool { return p >= r.Lo && p <= r.Hi }
+
+// Config is the whole agent configuration. The zero value is not useful; use
+// Default or Load.
+type Config struct {
+	// Capture (voipmonitor.conf names).
+	Interface   []string    // interface: capture NICs; empty = none (replay only)
+	SIPPorts    []PortRange // sipport
+	IDSensor    int         // id_sensor: 1-65535, -1 = unset
+	SensorName  string      // sensor_name: name in the sensors table (default: host name)
+	SpoolDir    string      // spooldir
+	SaveSIP     bool        // savesip
+	SaveRTP     string      // savertp: "no", "yes", "header"
+	SaveAudio   string      // saveaudio: "no", "wav", "ogg", "mp3"
+	SIPRegister bool        // sip-register
+	NoCDR       bool        // nocdr
+
+	// MySQL (voipmonitor.conf names). An empty MySQLHost and MySQLSocket
+	// mean "no database": the CDR store is off.
+	MySQLHost     string
+	MySQLPort     int
+	MySQLSocket   string
+	MySQLDB       string
+	MySQLUsername string
+	MySQLPassword string
+	CDRPartition  bool // cdr_partition: daily partitions of cdr* tables
+
+	// CDR writer (agent's own).
+	CDRQueueDir      string        // cdr_queue_dir: on-disk overflow queue (default spooldir/cdrqueue)
+	CDRQueueSize     int           // cdr_queue_size: in-memory queue length (CDRs)
+	CDRBatchSize     int           // cdr_batch_size: CDRs per INSERT transaction
+	CDRFlushInterval time.Duration // cdr_flush_interval: max wait before a partial batch is written
+	CDRQueueMaxBytes int64         // cdr_queue_max_mb: cap of the on-disk queue, 0 = no cap
+
+	// Manager API (voipmonitor.conf names).
+	ManagerIP                string
+	ManagerPort              int
+	ManagerSocket            string
+	ManagerAESKey            string // base64
+	ManagerAESIV             string // base64
+	ManagerEnableUnencrypted bool
+
+	// HTTP (agent's own).
+	HTTPBind       string // http_bind
+	HTTPTLSCert    string
+	HTTPTLSKey     string
+	APIDisableAuth bool
+	UsersFile      string
+	MetricsBind    string // metrics_bind: own listener for /metrics; empty = served by http_bind
+
+	// Asterisk (agent's own).
+	AsteriskManagerConf string
+	AMIHost             string
+	AMIPort             int
+	AMIUser             string
+	AMISecret           string
+
+	// Logging (agent's own).
+	LogFormat string     // log_format: "text" or "json"
+	LogLevel  slog.Level // log_level: debug, info, warn, error
+
+	// Source records where each key came from, "file:line" or "flag".
+	Source map[string]string
+	// Ignored lists voipmonitor.conf keys that were accepted but have no
+	// effect in pbx-agent ("file:line: key"), for a warning at start-up.
+	Ignored []string
+	// Path is the file the config was read from ("" when none).
+	Path string
+}
+
+// Default returns the configuration used for keys the file does not set.
+func Default() *Config {
+	return &Config{
+		SIPPorts:            []PortRange{{5060, 5060}},
+		IDSensor:            -1,
+		SpoolDir:            "/var/spool/pbx-agent",
+		SaveSIP:             true,
+		SaveRTP:             "yes",
+		SaveAudio:           "no",
+		SIPRegister:         true,
+		MySQLPort:           3306,
+		MySQLDB:             "voipmonitor",
+		MySQLUsername:       "root",
+		CDRQueueSize:        10000,
+		CDRBatchSize:        200,
+		CDRFlushInterval:    time.Second,
+		ManagerIP:           "127.0.0.1",
+		ManagerPort:         5029,
+		HTTPBind:            "127.0.0.1:8080",
+		AsteriskManagerConf: "/etc/asterisk/manager.conf",
+		AMIPort:             5038,
+		LogFormat:           "text",
+		LogLevel:            slog.LevelInfo,
+		Source:              map[string]string{},
+	}
+}
+
+// DatabaseEnabled reports whether a MySQL server is configured and CDRs are wanted.
+func (c *Config) DatabaseEnabled() bool {
+	return !c.NoCDR && (c.MySQLHost != "" || c.MySQLSocket != "")
+}
+
+// MySQLDSN returns the go-sql-driver/mysql DSN for the configured server:
+// the unix socket when mysqlsocket is set, else TCP mysqlhost:mysqlport.
+func (c *Config) MySQLDSN() string {
+	mc := mysql.NewConfig()
+	mc.User = c.MySQLUsername
+	mc.Passwd = c.MySQLPassword
+	mc.DBName = c.MySQLDB
+	if c.MySQLSocket != "" {
+		mc.Net = "unix"
+		mc.Addr = c.MySQLSocket
+	} else {
+		mc.Net = "tcp"
+		mc.Addr = net.JoinHostPort(c.MySQLHost, strconv.Itoa(c.MySQLPort))
+	}
+	mc.Timeout = 5 * time.Second
+	mc.ReadTimeout = 30 * time.Second
+	mc.WriteTimeout = 30 * time.Second
+	return mc.FormatDSN()
+}
+
+// QueueDir is cdr_queue_dir, defaulting to <spooldir>/cdrqueue.
+func (c *Config) QueueDir() string {
+	if c.CDRQueueDir != "" {
+		return c.CDRQueueDir
+	}
+	return filepath.Join(c.SpoolDir, "cdrqueue")
+}
+
+// Load reads the INI file at path (skipped when path is "") and applies flags
+// on top: flags maps config key names (as in the file) to values. Every
+// problem found is returned, joined, as *Error values carrying file:line.
+func Load(path string, flags map[string]string) (*Config, error) {
+	var raw []byte
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrRead, err)
+		}
+		raw = b
+	}
+	return Parse(path, raw, flags)
+}
+
+// Parse is Load on bytes already read; name is used in error locations.
+func Parse(name string, raw []byte, flags map[string]string) (*Config, error) {
+	c := Default()
+	c.Path = name
+	var errs []error
+	if raw != nil {
+		errs = append(errs, c.parseINI(name, raw)...)
+	}
+	keys := make([]string, 0, len(flags))
+	for k := range flags {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if err := c.set("flag", 0, k, []string{flags[k]}); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	errs = append(errs, c.validate()...)
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return c, nil
+}
+
+func (c *Config) parseINI(path string, raw []byte) []error {
+	f, err := ini.LoadSources(ini.LoadOptions{
+		AllowShadows:             true,
+		SpaceBeforeInlineComment: true,
+		AllowBooleanKeys:         true,
+	}, raw)
+	if err != nil {
+		return []error{fmt.Errorf("%w: %s: %w", ErrRead, path, err)}
+	}
+	lines := keyLines(raw)
+	var errs []error
+	for _, sec := range f.Sections() {
+		name := sec.Name()
+		if name != ini.DefaultSection && !strings.EqualFold(name, "general") {
+			if len(sec.Keys()) > 0 {
+				errs = append(errs, &Error{File: path, Line: lines.section[strings.ToLower(name)], Key: "[" + name + "]",
+					Err: ErrUnknownKey, Msg: "unknown section", Hint: "put every option under [general]"})
+			}
+			continue
+		}
+		for _, k := range sec.Keys() {
+			key := strings.ToLower(k.Name())
+			line := lines.key[key]
+			if err := c.set(path, line, key, k.ValueWithShadows()); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errs
+}
+
+// lineIndex maps keys and sections to the line of their (last) occurrence.
+type lineIndex struct{ key, section map[string]int }
+
+func keyLines(raw []byte) lineIndex {
+	idx := lineIndex{key: map[string]int{}, section: map[string]int{}}
+	sc := bufio.NewScanner(strings.NewReader(string(raw)))
+	sc.Buffer(make([]byte, 0, 64*1024), 1<<20)
+	n := 0
+	for sc.Scan() {
+		n++
+		s := strings.TrimSpace(sc.Text())
+		if s == "" || s[0] == '#' || s[0] == ';' {
+			continue
+		}
+		if s[0] == '[' {
+			idx.section[strings.ToLower(strings.Trim(s, "[] \t"))] = n
+			continue
+		}
+		k := s
+		if i := strings.IndexAny(s, "=:"); i >= 0 {
+			k = s[:i]
+		}
+		idx.key[strings.ToLower(strings.TrimSpace(k))] = n
+	}
+	return idx
+}
+
+func (c *Config) set(file string, line int, key string, vals []string) error {
+	key = strings.ToLower(strings.TrimSpace(key))
+	opt, ok := options[key]
+	if !ok {
+		if _, ign := ignoredKeys[key]; ign {
+			c.Ignored = append(c.Ignored, fmt.Sprintf("%s: %s", loc(file, line), key))
+			return nil
+		}
+		e := &Error{File: file, Line: line, Key: key, Err: ErrUnknownKey, Msg: "unknown key"}
+		if s := suggest(key); s != "" {
+			e.Hint = fmt.Sprintf("did you mean %q?", s)
+		}
+		return e
+	}
+	if !opt.multi && len(vals) > 1 {
+		vals = vals[len(vals)-1:] // last one wins, as in voipmonitor.conf
+	}
+	for _, v := range vals {
+		v = strings.TrimSpace(v)
+		if err := opt.set(c, v); err != nil {
+			return &Error{File: file, Line: line, Key: key, Err: ErrBadValue,
+				Msg: fmt.Sprintf("bad value %q: %v", v, err), Hint: opt.hint}
+		}
+	}
+	c.Source[key] = loc(file, line)
+	return nil
+}
+
+func loc(file string, line int) string {
+	if line > 0 {
+		return fmt.Sprintf("%s:%d", file, line)
+	}
+	return file
+}
+
+// validate checks relations between keys after everything is set.
+func (c *Config) validate() []error {
+	var errs []error
+	bad := func(key, msg, hint string) {
+		f, l := c.where(key)
+		errs = append(errs, &Error{File: f, Line: l, Key: key, Err: ErrBadValue, Msg: msg, Hint: hint})
+	}
+	if (c.ManagerAESKey == "") != (c.ManagerAESIV == "") {
+		k := "manager_aes_iv"
+		if c.ManagerAESKey == "" {
+			k = "manager_aes_key"
+		}
+		bad(k, "manager_aes_key and manager_aes_iv must be set together", "run `pbx-agent gen-aes-key` for a pair")
+	}
+	if (c.HTTPTLSCert == "") != (c.HTTPTLSKey == "") {
+		bad("http_tls_key", "http_tls_cert and http_tls_key must be set together", "")
+	}
+	return errs
+}

@@ -1,0 +1,223 @@
+package config
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func TestParse(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      string
+		flags   map[string]string
+		want    func(*Config) bool
+		wantErr string // substring; "" = no error
+	}{
+		{name: "empty file gives defaults", in: "",
+			want: func(c *Config) bool {
+				return c.IDSensor == -1 && c.ManagerPort == 5029 && c.HTTPBind == "127.0.0.1:8080" && !c.DatabaseEnabled()
+			}},
+		{name: "no section header", in: "id_sensor = 3\n",
+			want: func(c *Config) bool { return c.IDSensor == 3 }},
+		{name: "sipport ranges", in: "[general]\nsipport = 5060, 5070-5072\n",
+			want: func(c *Config) bool {
+				return len(c.SIPPorts) == 2 && c.SIPPorts[1] == PortRange{5070, 5072} && c.SIPPorts[1].Contains(5071)
+			}},
+		{name: "repeated interface accumulates", in: "interface = eth0\ninterface = eth1,eth2\n",
+			want: func(c *Config) bool { return strings.Join(c.Interface, "|") == "eth0|eth1|eth2" }},
+		{name: "repeated scalar: last wins", in: "id_sensor = 3\nid_sensor = 4\n",
+			want: func(c *Config) bool { return c.IDSensor == 4 }},
+		{name: "flag overrides file", in: "mysqlhost = db1\n", flags: map[string]string{"mysqlhost": "db2"},
+			want: func(c *Config) bool { return c.MySQLHost == "db2" && c.Source["mysqlhost"] == "flag" }},
+		{name: "keys are case-insensitive", in: "MySQLHost = db1\n",
+			want: func(c *Config) bool { return c.MySQLHost == "db1" && c.DatabaseEnabled() }},
+		{name: "password keeps hash without space", in: "mysqlpassword = a#b ; c\n",
+			want: func(c *Config) bool { return c.MySQLPassword == "a#b" }},
+		{name: "voipmonitor-only key is ignored with a note", in: "[general]\nsavegraph = yes\n",
+			want: func(c *Config) bool { return len(c.Ignored) == 1 && c.Ignored[0] == "t.conf:2: savegraph" }},
+		{name: "flush interval plain seconds", in: "cdr_flush_interval = 1.5\n",
+			want: func(c *Config) bool { return c.CDRFlushInterval == 1500*time.Millisecond }},
+		{name: "nocdr disables database", in: "mysqlhost = h\nnocdr = yes\n",
+			want: func(c *Config) bool { return !c.DatabaseEnabled() }},
+
+		{name: "unknown key with suggestion", in: "[general]\n\nmysqlhots = x\n",
+			wantErr: `t.conf:3: mysqlhots: unknown key (did you mean "mysqlhost"?)`},
+		{name: "unknown key without suggestion", in: "frobnicate = 1\n",
+			wantErr: `t.conf:1: frobnicate: unknown key`},
+		{name: "bad port", in: "id_sensor = 1\nmysqlport = 70000\n",
+			wantErr: `t.conf:2: mysqlport: bad value "70000": 70000 outside 1-65535 (a TCP port 1-65535)`},
+		{name: "bad boolean", in: "savesip = maybe\n",
+			wantErr: `t.conf:1: savesip: bad value "maybe": not a boolean (yes or no)`},
+		{name: "bad sipport", in: "sipport = 5080-5070\n",
+			wantErr: `t.conf:1: sipport: bad value "5080-5070": range 5080-5070 is reversed`},
+		{name: "id_sensor zero", in: "id_sensor = 0\n", wantErr: `0 is not a sensor id`},
+		{name: "aes key wrong size", in: "manager_aes_key = AAEC\nmanager_aes_iv = AAECAwQFBgcICQoLDA0ODw==\n",
+			wantErr: `t.conf:1: manager_aes_key: bad value "AAEC": decodes to 3 bytes, want 32`},
+		{name: "aes key without iv", in: "manager_aes_key = AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n",
+			wantErr: `default: manager_aes_iv: manager_aes_key and manager_aes_iv must be set together`},
+		{name: "unknown section", in: "[general]\nid_sensor = 1\n[other]\nx = 1\n",
+			wantErr: `t.conf:3: [other]: unknown section`},
+		{name: "bad flag", in: "", flags: map[string]string{"managerport": "x"},
+			wantErr: `flag: managerport: bad value "x": not an integer`},
+		{name: "several errors all reported", in: "a_b = 1\nmysqlport = x\n",
+			wantErr: "t.conf:1: a_b: unknown key"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Parse("t.conf", []byte(tt.in), tt.flags)
+			if tt.wantErr != "" {
+				if err == nil {
+					t.Fatalf("err = nil, want %q", tt.wantErr)
+				}
+				if !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %q, want it to contain %q", err, tt.wantErr)
+				}
+				var ce *Error
+				if !errors.As(err, &ce) {
+					t.Fatalf("err %v is not a *config.Error", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("err = %v", err)
+			}
+			if !tt.want(c) {
+				t.Fatalf("unexpected config: %+v", c)
+			}
+		})
+	}
+}
+
+func TestParseReportsEveryError(t *testing.T) {
+	_, err := Parse("t.conf", []byte("a_b = 1\nmysqlport = x\nsavesip = 2\n"), nil)
+	for _, want := range []string{"t.conf:1:", "t.conf:2:", "t.conf:3:"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("err = %v, want it to mention %s", err, want)
+		}
+	}
+	if !errors.Is(err, ErrUnknownKey) || !errors.Is(err, ErrBadValue) {
+		t.Errorf("err = %v, want both ErrUnknownKey and ErrBadValue", err)
+	}
+}
+
+func TestLoadGolden(t *testing.T) {
+	for _, name := range []string{"full", "voipmonitor-ref"} {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join("testdata", name+".conf")
+			c, err := Load(path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := json.MarshalIndent(c, "", "  ")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, '\n')
+			golden := filepath.Join("testdata", name+".golden")
+			if *update {
+				if err := os.WriteFile(golden, got, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run with -update to create)", err)
+			}
+			if string(got) != string(want) {
+				t.Errorf("config differs from %s (run with -update if intended):\n%s", golden, got)
+			}
+		})
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	_, err := Load(filepath.Join(t.TempDir(), "nope.conf"), nil)
+	if !errors.Is(err, ErrRead) || !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("err = %v, want ErrRead wrapping ErrNotExist", err)
+	}
+}
+
+func TestMySQLDSN(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		want string
+	}{
+		{"tcp", "mysqlhost = db\nmysqlport = 3307\nmysqlusername = u\nmysqlpassword = p\nmysqldb = d\n",
+			"u:p@tcp(db:3307)/d?readTimeout=30s&timeout=5s&writeTimeout=30s"},
+		{"socket wins", "mysqlhost = localhost\nmysqlsocket = /tmp/s.sock\nmysqlusername = u\nmysqldb = d\n",
+			"u@unix(/tmp/s.sock)/d?readTimeout=30s&timeout=5s&writeTimeout=30s"},
+		{"ipv6 host", "mysqlhost = ::1\nmysqlusername = u\nmysqldb = d\n",
+			"u@tcp([::1]:3306)/d?readTimeout=30s&timeout=5s&writeTimeout=30s"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Parse("t.conf", []byte(tt.in), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := c.MySQLDSN(); got != tt.want {
+				t.Errorf("DSN = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestCheck(t *testing.T) {
+	dir := t.TempDir()
+	okConf := filepath.Join(dir, "ok.conf")
+	mc := filepath.Join(dir, "manager.conf")
+	if err := os.WriteFile(mc, []byte("[general]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	spool := filepath.Join(dir, "spool", "sub")
+	if err := os.WriteFile(okConf, []byte("spooldir = "+spool+"\nasterisk_manager_conf = "+mc+"\nmysqlhost = 127.0.0.1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Check(okConf, nil); err != nil {
+		t.Fatalf("Check(ok) = %v", err)
+	}
+
+	notDir := filepath.Join(dir, "file")
+	if err := os.WriteFile(notDir, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	badConf := filepath.Join(dir, "bad.conf")
+	if err := os.WriteFile(badConf, []byte("spooldir = "+notDir+"/x\nasterisk_manager_conf = "+dir+"/missing.conf\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Check(badConf, nil)
+	if !errors.Is(err, ErrCheck) {
+		t.Fatalf("Check(bad) = %v, want ErrCheck", err)
+	}
+	for _, want := range []string{"bad.conf:1: spooldir:", "bad.conf:2: asterisk_manager_conf:"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("Check(bad) = %v, want it to mention %q", err, want)
+		}
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	for _, name := range []string{"full.conf", "voipmonitor-ref.conf"} {
+		b, err := os.ReadFile(filepath.Join("testdata", name))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte("[general]\nsipport = 1-2,3\n[x]\ny\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := Parse("fuzz.conf", b, nil)
+		if (c == nil) == (err == nil) {
+			t.Fatalf("Parse returned config %v and error %v", c != nil, err)
+		}
+	})
+}

@@ -1,0 +1,341 @@
+package config
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// option describes one key: how to set it and what to tell the user when the
+// value is wrong.
+type option struct {
+	set   func(c *Config, v string) error
+	hint  string
+	multi bool // may repeat; every occurrence is applied
+}
+
+var errEmpty = errors.New("empty")
+
+// options is read-only after package initialisation (a literal, no init()).
+var options = map[string]option{
+	"interface": {set: func(c *Config, v string) error {
+		for _, s := range strings.Split(v, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				c.Interface = append(c.Interface, s)
+			}
+		}
+		return nil
+	}, hint: "a NIC name, a comma list, or any", multi: true},
+	"sipport": {set: func(c *Config, v string) error {
+		r, err := parsePorts(v)
+		c.SIPPorts = r
+		return err
+	}, hint: "ports and ranges, e.g. 5060,5070-5080"},
+	"id_sensor": {set: func(c *Config, v string) error {
+		n, err := intRange(v, -1, 65535)
+		if err == nil && n == 0 {
+			err = errors.New("0 is not a sensor id")
+		}
+		c.IDSensor = n
+		return err
+	}, hint: "an integer 1-65535 (or -1 for unset)"},
+	"sensor_name":  {set: str(func(c *Config) *string { return &c.SensorName }), hint: "any text"},
+	"spooldir":     {set: nonEmpty(func(c *Config) *string { return &c.SpoolDir }), hint: "a directory path"},
+	"savesip":      {set: boolean(func(c *Config) *bool { return &c.SaveSIP }), hint: "yes or no"},
+	"sip-register": {set: boolean(func(c *Config) *bool { return &c.SIPRegister }), hint: "yes or no"},
+	"nocdr":        {set: boolean(func(c *Config) *bool { return &c.NoCDR }), hint: "yes or no"},
+	"savertp": {set: func(c *Config, v string) error {
+		switch strings.ToLower(v) {
+		case "yes", "1", "true":
+			c.SaveRTP = "yes"
+		case "no", "0", "false":
+			c.SaveRTP = "no"
+		case "header":
+			c.SaveRTP = "header"
+		default:
+			return errors.New("unknown mode")
+		}
+		return nil
+	}, hint: "yes, no or header"},
+	"saveaudio": {set: func(c *Config, v string) error {
+		switch s := strings.ToLower(v); s {
+		case "no", "0", "false", "":
+			c.SaveAudio = "no"
+		case "wav", "ogg", "mp3":
+			c.SaveAudio = s
+		case "yes", "1", "true":
+			c.SaveAudio = "wav"
+		default:
+			return errors.New("unknown format")
+		}
+		return nil
+	}, hint: "no, wav, ogg or mp3"},
+
+	"mysqlhost":     {set: str(func(c *Config) *string { return &c.MySQLHost }), hint: "a host name or IP; empty disables the CDR store"},
+	"mysqlport":     {set: port(func(c *Config) *int { return &c.MySQLPort }), hint: "a TCP port 1-65535"},
+	"mysqlsocket":   {set: str(func(c *Config) *string { return &c.MySQLSocket }), hint: "a unix socket path"},
+	"mysqldb":       {set: nonEmpty(func(c *Config) *string { return &c.MySQLDB }), hint: "a database name"},
+	"mysqlusername": {set: nonEmpty(func(c *Config) *string { return &c.MySQLUsername }), hint: "a MySQL user name"},
+	"mysqlpassword": {set: str(func(c *Config) *string { return &c.MySQLPassword }), hint: ""},
+	"cdr_partition": {set: boolean(func(c *Config) *bool { return &c.CDRPartition }), hint: "yes or no"},
+
+	"cdr_queue_dir": {set: nonEmpty(func(c *Config) *string { return &c.CDRQueueDir }), hint: "a directory path"},
+	"cdr_queue_size": {set: func(c *Config, v string) error {
+		n, err := intRange(v, 1, 10_000_000)
+		c.CDRQueueSize = n
+		return err
+	}, hint: "an integer 1-10000000 (CDRs held in memory)"},
+	"cdr_batch_size": {set: func(c *Config, v string) error {
+		n, err := intRange(v, 1, 10_000)
+		c.CDRBatchSize = n
+		return err
+	}, hint: "an integer 1-10000 (CDRs per INSERT)"},
+	"cdr_flush_interval": {set: func(c *Config, v string) error {
+		d, err := duration(v)
+		if err == nil && d <= 0 {
+			err = errors.New("must be positive")
+		}
+		c.CDRFlushInterval = d
+		return err
+	}, hint: "a duration such as 500ms or 2s (plain numbers are seconds)"},
+	"cdr_queue_max_mb": {set: func(c *Config, v string) error {
+		n, err := intRange(v, 0, 1<<30)
+		c.CDRQueueMaxBytes = int64(n) << 20
+		return err
+	}, hint: "megabytes, 0 = no cap"},
+
+	"managerip": {set: func(c *Config, v string) error {
+		if v != "" && net.ParseIP(v) == nil {
+			return errors.New("not an IP address")
+		}
+		c.ManagerIP = v
+		return nil
+	}, hint: "an IP address such as 127.0.0.1 (0.0.0.0 = all)"},
+	"managerport":   {set: portOrZero(func(c *Config) *int { return &c.ManagerPort }), hint: "a TCP port 1-65535, 0 disables the TCP listener"},
+	"managersocket": {set: str(func(c *Config) *string { return &c.ManagerSocket }), hint: "a unix socket path"},
+	"manager_aes_key": {set: func(c *Config, v string) error {
+		if err := b64Len(v, 32); err != nil {
+			return err
+		}
+		c.ManagerAESKey = v
+		return nil
+	}, hint: "base64 of 32 bytes; `pbx-agent gen-aes-key` prints one"},
+	"manager_aes_iv": {set: func(c *Config, v string) error {
+		if err := b64Len(v, 16); err != nil {
+			return err
+		}
+		c.ManagerAESIV = v
+		return nil
+	}, hint: "base64 of 16 bytes; `pbx-agent gen-aes-key` prints one"},
+	"manager_enable_unencrypted": {set: boolean(func(c *Config) *bool { return &c.ManagerEnableUnencrypted }), hint: "yes or no"},
+
+	"http_bind":        {set: hostPort(func(c *Config) *string { return &c.HTTPBind }), hint: "host:port such as 127.0.0.1:8080; empty disables HTTP"},
+	"http_tls_cert":    {set: str(func(c *Config) *string { return &c.HTTPTLSCert }), hint: "a PEM file path"},
+	"http_tls_key":     {set: str(func(c *Config) *string { return &c.HTTPTLSKey }), hint: "a PEM file path"},
+	"api_disable_auth": {set: boolean(func(c *Config) *bool { return &c.APIDisableAuth }), hint: "yes or no"},
+	"users_file":       {set: str(func(c *Config) *string { return &c.UsersFile }), hint: "a file path"},
+	"metrics_bind":     {set: hostPort(func(c *Config) *string { return &c.MetricsBind }), hint: "host:port such as 127.0.0.1:9100; empty = on http_bind"},
+
+	"asterisk_manager_conf": {set: str(func(c *Config) *string { return &c.AsteriskManagerConf }), hint: "path of Asterisk's manager.conf"},
+	"ami_host":              {set: str(func(c *Config) *string { return &c.AMIHost }), hint: "a host name or IP"},
+	"ami_port":              {set: port(func(c *Config) *int { return &c.AMIPort }), hint: "a TCP port 1-65535"},
+	"ami_user":              {set: str(func(c *Config) *string { return &c.AMIUser }), hint: "a user from manager.conf"},
+	"ami_secret":            {set: str(func(c *Config) *string { return &c.AMISecret }), hint: ""},
+
+	"log_format": {set: func(c *Config, v string) error {
+		switch s := strings.ToLower(v); s {
+		case "text", "json":
+			c.LogFormat = s
+			return nil
+		}
+		return errors.New("unknown format")
+	}, hint: "text or json"},
+	"log_level": {set: func(c *Config, v string) error {
+		var l slog.Level
+		if err := l.UnmarshalText([]byte(v)); err != nil {
+			return errors.New("unknown level")
+		}
+		c.LogLevel = l
+		return nil
+	}, hint: "debug, info, warn or error"},
+}
+
+// ignoredKeys are voipmonitor.conf options accepted so that an existing
+// voipmonitor.conf loads, but without effect in pbx-agent.
+var ignoredKeys = map[string]struct{}{
+	"promisc": {}, "filter": {}, "savertcp": {}, "savegraph": {}, "tar": {},
+	"saveaudio_stereo": {}, "time_precision_in_ms": {}, "cdr_sipport": {}, "cdr_rtpport": {},
+	"cdr_ua_enable": {}, "cdr_ua_normalisation": {}, "cdr_sip_response_normalisation": {},
+	"cdr_reason_normalisation": {}, "rtp_check_both_sides_by_sdp": {}, "sip-message": {},
+	"sip-options": {}, "sip-subscribe": {}, "sip-notify": {}, "dscp": {}, "ipv6": {},
+	"maxpoolsize": {}, "maxpooldays": {}, "maxpoolsipsize": {}, "maxpoolrtpsize": {},
+	"maxpoolgraphsize": {}, "maxpoolaudiosize": {}, "cdr_partition_by_hours": {},
+	"cleandatabase": {}, "cleandatabase_cdr": {}, "cleandatabase_register_state": {},
+	"cleandatabase_register_failed": {}, "rtptimeout": {}, "absolute_timeout": {},
+	"onewaytimeout": {}, "bye_timeout": {}, "callslimit": {}, "liveaudio": {},
+	"jitterbuffer_f1": {}, "jitterbuffer_f2": {}, "jitterbuffer_adapt": {}, "mosmin_f2": {},
+	"mos_g729": {}, "utc": {}, "timezone": {}, "pcap_dump_zip_sip": {}, "pcap_dump_zip_rtp": {},
+	"tar_compress_sip": {}, "tar_compress_rtp": {}, "spooldir_rtp": {}, "spooldir_graph": {},
+	"spooldir_audio": {}, "spooldir_2": {}, "spooldir_by_sensor": {}, "spooldir_by_sensorname": {},
+	"natalias": {}, "custom_headers": {}, "pauserecordingdtmf": {}, "pauserecordingdtmf_timeout": {},
+	"pauserecordingheader": {}, "182queuedpauserecording": {}, "mysqlloadconfig": {},
+}
+
+func str(f func(*Config) *string) func(*Config, string) error {
+	return func(c *Config, v string) error { *f(c) = v; return nil }
+}
+
+func nonEmpty(f func(*Config) *string) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		if v == "" {
+			return errEmpty
+		}
+		*f(c) = v
+		return nil
+	}
+}
+
+func boolean(f func(*Config) *bool) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		switch strings.ToLower(v) {
+		case "yes", "y", "1", "true", "on":
+			*f(c) = true
+		case "no", "n", "0", "false", "off":
+			*f(c) = false
+		default:
+			return errors.New("not a boolean")
+		}
+		return nil
+	}
+}
+
+func port(f func(*Config) *int) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := intRange(v, 1, 65535)
+		*f(c) = n
+		return err
+	}
+}
+
+func portOrZero(f func(*Config) *int) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := intRange(v, 0, 65535)
+		*f(c) = n
+		return err
+	}
+}
+
+func hostPort(f func(*Config) *string) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		if v != "" {
+			_, p, err := net.SplitHostPort(v)
+			if err != nil {
+				return errors.New("not host:port")
+			}
+			if _, err := intRange(p, 0, 65535); err != nil {
+				return err
+			}
+		}
+		*f(c) = v
+		return nil
+	}
+}
+
+func intRange(v string, lo, hi int) (int, error) {
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return 0, errors.New("not an integer")
+	}
+	if n < lo || n > hi {
+		return 0, fmt.Errorf("%d outside %d-%d", n, lo, hi)
+	}
+	return n, nil
+}
+
+func duration(v string) (time.Duration, error) {
+	if f, err := strconv.ParseFloat(v, 64); err == nil {
+		return time.Duration(f * float64(time.Second)), nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return 0, errors.New("not a duration")
+	}
+	return d, nil
+}
+
+func b64Len(v string, n int) error {
+	b, err := base64.StdEncoding.DecodeString(v)
+	if err != nil {
+		return errors.New("not base64")
+	}
+	if len(b) != n {
+		return fmt.Errorf("decodes to %d bytes, want %d", len(b), n)
+	}
+	return nil
+}
+
+// parsePorts parses "5060,5070-5080".
+func parsePorts(v string) ([]PortRange, error) {
+	var out []PortRange
+	for _, part := range strings.Split(v, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		lo, hi, isRange := strings.Cut(part, "-")
+		a, err := intRange(strings.TrimSpace(lo), 1, 65535)
+		if err != nil {
+			return nil, err
+		}
+		b := a
+		if isRange {
+			if b, err = intRange(strings.TrimSpace(hi), 1, 65535); err != nil {
+				return nil, err
+			}
+			if b < a {
+				return nil, fmt.Errorf("range %d-%d is reversed", a, b)
+			}
+		}
+		out = append(out, PortRange{uint16(a), uint16(b)})
+	}
+	if len(out) == 0 {
+		return nil, errEmpty
+	}
+	return out, nil
+}
+
+// suggest returns the known key closest to key (edit distance ≤ 3), or "".
+func suggest(key string) string {
+	best, bestD := "", 4
+	for k := range options {
+		if d := editDistance(key, k); d < bestD || (d == bestD && k < best) {
+			best, bestD = k, d
+		}
+	}
+	return best
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}

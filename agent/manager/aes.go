@@ -1,0 +1,273 @@
+package manager
+
+import (
+	"bytes"
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+)
+
+// AES framing constants (spec §1.2).
+const (
+	aesCipherName    = "aes-128-cbc"
+	aesReplyPrefix   = "aes:"
+	aesRequestSuffix = ":sea"
+	aesMaxNameLen    = 20 // the first ':' must be within the first 20 bytes
+)
+
+// AESKey is the manager's pre-shared AES-128-CBC key and fixed IV.
+type AESKey struct {
+	Key [16]byte
+	IV  [16]byte
+}
+
+// ParseAESKey decodes manager_aes_key / manager_aes_iv (base64 of 16 bytes each).
+func ParseAESKey(keyB64, ivB64 string) (AESKey, error) {
+	var k AESKey
+	key, err := base64.StdEncoding.DecodeString(keyB64)
+	if err != nil {
+		return k, fmt.Errorf("%w: key: %w", ErrBadKey, err)
+	}
+	iv, err := base64.StdEncoding.DecodeString(ivB64)
+	if err != nil {
+		return k, fmt.Errorf("%w: iv: %w", ErrBadKey, err)
+	}
+	// OpenSSL reads exactly 16 bytes; shorter input is undefined there, so refuse it.
+	if len(key) < 16 || len(iv) < 16 {
+		return k, fmt.Errorf("%w: key %d bytes, iv %d bytes, want 16", ErrBadKey, len(key), len(iv))
+	}
+	copy(k.Key[:], key)
+	copy(k.IV[:], iv)
+	return k, nil
+}
+
+// ParseManagerKeyJSON decodes the `system` table row `type='manager_key'`:
+// content = {"key":"<base64>","iv":"<base64>"} as the GUI stores it.
+func ParseManagerKeyJSON(content []byte) (AESKey, error) {
+	var v struct {
+		Key string `json:"key"`
+		IV  string `json:"iv"`
+	}
+	if err := json.Unmarshal(content, &v); err != nil {
+		return AESKey{}, fmt.Errorf("%w: system.manager_key: %w", ErrBadKey, err)
+	}
+	return ParseAESKey(v.Key, v.IV)
+}
+
+// GenerateAESKey makes a fresh key and IV from rand (crypto/rand.Reader in production).
+func GenerateAESKey(rand io.Reader) (AESKey, error) {
+	var k AESKey
+	if _, err := io.ReadFull(rand, k.Key[:]); err != nil {
+		return k, fmt.Errorf("manager: generate key: %w", err)
+	}
+	if _, err := io.ReadFull(rand, k.IV[:]); err != nil {
+		return k, fmt.Errorf("manager: generate iv: %w", err)
+	}
+	return k, nil
+}
+
+// Base64 returns the key and IV as the config options manager_aes_key / manager_aes_iv expect.
+func (k AESKey) Base64() (key, iv string) {
+	return base64.StdEncoding.EncodeToString(k.Key[:]), base64.StdEncoding.EncodeToString(k.IV[:])
+}
+
+// EncryptRequest frames a command for an encrypted manager request:
+// "aes-128-cbc:" + AES-CBC/PKCS#7(command) + ":sea". If the ciphertext happens
+// to contain ":sea" (which would cut the request short on VoIPmonitor's side)
+// spaces are appended to the command until it does not.
+func (k AESKey) EncryptRequest(command []byte) []byte {
+	pt := command
+	for range 64 {
+		ct := k.seal(pt)
+		if !bytes.Contains(ct, []byte(aesRequestSuffix)) {
+			out := make([]byte, 0, len(aesCipherName)+1+len(ct)+len(aesRequestSuffix))
+			out = append(out, aesCipherName...)
+			out = append(out, ':')
+			out = append(out, ct...)
+			return append(out, aesRequestSuffix...)
+		}
+		pt = append(pt[:len(pt):len(pt)], ' ')
+	}
+	// 64 collisions in a row cannot happen with a working cipher; send the last try.
+	ct := k.seal(pt)
+	return append(append([]byte(aesCipherName+":"), ct...), aesRequestSuffix...)
+}
+
+// DecryptReply decodes a full reply as read until close: "aes:" + ciphertext
+// is decrypted, anything else (plaintext replies such as `need aes!`) is
+// returned as is.
+func (k AESKey) DecryptReply(reply []byte) ([]byte, error) {
+	ct, ok := bytes.CutPrefix(reply, []byte(aesReplyPrefix))
+	if !ok {
+		return reply, nil
+	}
+	return k.open(ct)
+}
+
+func (k AESKey) block() cipher.Block {
+	b, err := aes.NewCipher(k.Key[:])
+	if err != nil { // cannot happen: the key is always 16 bytes
+		panic(fmt.Sprintf("manager: aes.NewCipher with 16-byte key: %v", err))
+	}
+	return b
+}
+
+// seal is AES-128-CBC with PKCS#7 padding.
+func (k AESKey) seal(pt []byte) []byte {
+	pad := aes.BlockSize - len(pt)%aes.BlockSize
+	buf := make([]byte, len(pt)+pad)
+	copy(buf, pt)
+	for i := len(pt); i < len(buf); i++ {
+		buf[i] = byte(pad)
+	}
+	cipher.NewCBCEncrypter(k.block(), k.IV[:]).CryptBlocks(buf, buf)
+	return buf
+}
+
+// open reverses seal and checks the padding.
+func (k AESKey) open(ct []byte) ([]byte, error) {
+	if len(ct) == 0 || len(ct)%aes.BlockSize != 0 {
+		return nil, fmt.Errorf("%w: ciphertext length %d", ErrDecrypt, len(ct))
+	}
+	pt := make([]byte, len(ct))
+	cipher.NewCBCDecrypter(k.block(), k.IV[:]).CryptBlocks(pt, ct)
+	pad := int(pt[len(pt)-1])
+	if pad == 0 || pad > aes.BlockSize {
+		return nil, fmt.Errorf("%w: padding byte %d", ErrDecrypt, pad)
+	}
+	for _, b := range pt[len(pt)-pad:] {
+		if int(b) != pad {
+			return nil, fmt.Errorf("%w: bad padding", ErrDecrypt)
+		}
+	}
+	return pt[:len(pt)-pad], nil
+}
+
+// aesWriter encrypts a reply as one CBC stream: "aes:" before the first
+// ciphertext byte, the PKCS#7 final block on Close. A reply with no bytes
+// produces no output at all, as VoIPmonitor's (empty pausecall reply).
+type aesWriter struct {
+	w       io.Writer
+	enc     cipher.BlockMode
+	tail    [aes.BlockSize]byte
+	ntail   int
+	started bool
+	buf     []byte
+}
+
+func newAESWriter(w io.Writer, k AESKey) *aesWriter {
+	return &aesWriter{w: w, enc: cipher.NewCBCEncrypter(k.block(), k.IV[:])}
+}
+
+func (a *aesWriter) Write(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	n := len(p)
+	if !a.started {
+		a.started = true
+		if _, err := io.WriteString(a.w, aesReplyPrefix); err != nil {
+			return 0, err
+		}
+	}
+	if a.ntail > 0 {
+		c := copy(a.tail[a.ntail:], p)
+		a.ntail += c
+		p = p[c:]
+		if a.ntail < aes.BlockSize {
+			return n, nil
+		}
+		a.enc.CryptBlocks(a.tail[:], a.tail[:])
+		if _, err := a.w.Write(a.tail[:]); err != nil {
+			return 0, err
+		}
+		a.ntail = 0
+	}
+	full := len(p) - len(p)%aes.BlockSize
+	if full > 0 {
+		if cap(a.buf) < full {
+			a.buf = make([]byte, min(full, 32<<10))
+		}
+		for off := 0; off < full; {
+			chunk := min(full-off, cap(a.buf))
+			b := a.buf[:chunk]
+			a.enc.CryptBlocks(b, p[off:off+chunk])
+			if _, err := a.w.Write(b); err != nil {
+				return 0, err
+			}
+			off += chunk
+		}
+	}
+	a.ntail = copy(a.tail[:], p[full:])
+	return n, nil
+}
+
+// Close writes the final padded block. It does not close the underlying writer.
+func (a *aesWriter) Close() error {
+	if !a.started {
+		return nil
+	}
+	pad := aes.BlockSize - a.ntail
+	for i := a.ntail; i < aes.BlockSize; i++ {
+		a.tail[i] = byte(pad)
+	}
+	a.enc.CryptBlocks(a.tail[:], a.tail[:])
+	a.ntail = 0
+	_, err := a.w.Write(a.tail[:])
+	return err
+}
+
+// KeySource gives the manager AES key. ok is false when no key is configured
+// anywhere (then plaintext is accepted on TCP). reload asks a database-backed
+// source to re-read its row (VoIPmonitor does so after a failed decryption and
+// for exists_aes_key). An error means "a key may exist but cannot be read": the
+// server then refuses plaintext and fails encrypted requests.
+type KeySource interface {
+	ManagerKey(ctx context.Context, reload bool) (key AESKey, ok bool, err error)
+}
+
+// StaticKey is a KeySource for manager_aes_key / manager_aes_iv from the config.
+type StaticKey AESKey
+
+// ManagerKey implements KeySource.
+func (k StaticKey) ManagerKey(context.Context, bool) (AESKey, bool, error) {
+	return AESKey(k), true, nil
+}
+
+// CachedKeySource wraps a loader (e.g. the `system` table query) and caches
+// its answer for ttl; reload bypasses the cache.
+type CachedKeySource struct {
+	load func(ctx context.Context) (AESKey, bool, error)
+	ttl  time.Duration
+	now  func() time.Time
+
+	mu     sync.Mutex
+	key    AESKey
+	ok     bool
+	err    error
+	loaded time.Time
+}
+
+// NewCachedKeySource returns a KeySource calling load at most once per ttl
+// (unless reload is asked).
+func NewCachedKeySource(load func(ctx context.Context) (AESKey, bool, error), ttl time.Duration) *CachedKeySource {
+	return &CachedKeySource{load: load, ttl: ttl, now: time.Now}
+}
+
+// ManagerKey implements KeySource.
+func (c *CachedKeySource) ManagerKey(ctx context.Context, reload bool) (AESKey, bool, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.now()
+	if reload || c.loaded.IsZero() || now.Sub(c.loaded) >= c.ttl {
+		c.key, c.ok, c.err = c.load(ctx)
+		c.loaded = now
+	}
+	return c.key, c.ok, c.err
+}

@@ -1,0 +1,31 @@
+package manager
+
+import "errors"
+
+// Sentinel errors. Callers test them with errors.Is.
+var (
+	// ErrServerClosed is returned by Serve and ListenAndServe after Shutdown or Close.
+	ErrServerClosed = errors.New("manager: server closed")
+	// ErrCallNotFound is what Calls.Pause and AudioSource.OpenAudio return for an unknown call reference.
+	ErrCallNotFound = errors.New("manager: call not found")
+	// ErrCallEnded is returned by AudioStream.ReadPCM once the call has ended.
+	ErrCallEnded = errors.New("manager: call ended")
+	// ErrBadKey reports a manager AES key or IV that is not base64 of 16 bytes.
+	ErrBadKey = errors.New("manager: bad aes key")
+	// ErrDecrypt reports a ciphertext that does not decrypt (wrong key, bad padding, bad length).
+	ErrDecrypt = errors.New("manager: aes decrypt failed")
+	// ErrRequestTooLarge reports a request longer than Config.MaxRequestBytes.
+	ErrRequestTooLarge = errors.New("manager: request too large")
+	// ErrRequestTimeout reports a request that was not complete within Config.ReadTimeout.
+	ErrRequestTimeout = errors.New("manager: request not complete in time")
+	// ErrSocketRunning is returned by StartSocket when a runtime socket is already open.
+	ErrSocketRunning = errors.New("manager: socket file already running")
+	// ErrSocketNotRunning is returned by StopSocket when no runtime socket is open.
+	ErrSocketNotRunning = errors.New("manager: socket file not running")
+	// ErrSocketConfigured is returned by StopSocket for the socket set by `managersocket`.
+	ErrSocketConfigured = errors.New("manager: socket file set by the configuration")
+	// ErrNotSocket refuses to replace an existing path that is not a unix socket.
+	ErrNotSocket = errors.New("manager: path exists and is not a socket")
+	// ErrBadReply reports a reply the client cannot decode.
+	ErrBadReply = errors.New("manager: bad reply")
+)

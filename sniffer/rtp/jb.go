@@ -1,0 +1,308 @@
+package rtp
+
+// Jitter-buffer simulation for MOS (spec §4). Three simulators run on every
+// stream: fixed 50 ms (resync 100), fixed 200 ms (resync 200) and adaptive
+// up to 500 ms. Each one turns arrival times into a playout and counts the
+// frames that were missing when their turn came (network loss or arrived
+// too late) as loss bursts in a histogram; an interval MOS is computed from
+// that histogram every MOSInterval.
+//
+// The fixed buffer follows Asterisk's fixedjitterbuf algorithm (rxcore,
+// next_delivery, resynchronisation on timestamp jumps); the adaptive one is
+// a simplified model of Asterisk's jitterbuf: the playout delay follows the
+// spread of recent transit delays (3 % of outliers dropped) plus 40 ms,
+// capped at the maximum size. Times are integer milliseconds as in Asterisk.
+
+const (
+	maxBurst     = 127 // loss[k] is capped at k = 127
+	jbQueueLen   = 64  // frames a fixed buffer can hold (ring)
+	adaptHistory = 500 // transit delays remembered by the adaptive buffer
+	adaptDropPct = 3   // % of the largest delays ignored
+	adaptExtra   = 40  // ms added to the measured spread
+)
+
+// JBConfig configures one simulated jitter buffer. A zero Size disables it
+// (its MOS stays 4.5).
+type JBConfig struct {
+	Size     int // ms (maximum size for the adaptive buffer)
+	Resync   int // ms
+	Adaptive bool
+}
+
+// Default simulators, as VoIPmonitor's jitterbuffer_f1/f2/adapt.
+var (
+	DefaultF1    = JBConfig{Size: 50, Resync: 100}
+	DefaultF2    = JBConfig{Size: 200, Resync: 200}
+	DefaultAdapt = JBConfig{Size: 500, Resync: 500, Adaptive: true}
+)
+
+// lossHist accumulates loss bursts and per-interval MOS.
+type lossHist struct {
+	burst   int // current run of missing frames
+	loss    [maxBurst + 1]int32
+	lost    int // Σ k·loss[k]
+	bursts  int // Σ loss[k]
+	ivLost  int // lost / bursts at the start of the current interval
+	ivBurst int
+	// interval results
+	sumMOS  float64 // Σ mos·duration(ms)
+	sumDur  int64
+	minMOS  float64
+	nInterv int
+}
+
+func (h *lossHist) miss() { h.burst++ }
+
+// played records the end of a run of missing frames; seqGap is the number of
+// sequence numbers skipped since the previously played frame. A run with no
+// sequence gap was a pause in sending (DTX, hold, DTMF), not loss.
+func (h *lossHist) played(seqGap int) {
+	if h.burst > 0 && seqGap > 0 {
+		k := min(h.burst, seqGap, maxBurst)
+		h.loss[k]++
+		h.lost += k
+		h.bursts++
+	}
+	h.burst = 0
+}
+
+func (h *lossHist) discard() { h.burst = 0 }
+
+// closeInterval computes the MOS of the interval that ends now.
+func (h *lossHist) closeInterval(received int, durMs int64, c Codec) {
+	if received <= 0 {
+		return
+	}
+	m := roundMOS(IntervalMOS(h.lost-h.ivLost, h.bursts-h.ivBurst, received, c))
+	h.ivLost, h.ivBurst = h.lost, h.bursts
+	if durMs < 1 {
+		durMs = 1
+	}
+	h.sumMOS += m * float64(durMs)
+	h.sumDur += durMs
+	if h.nInterv == 0 || m < h.minMOS {
+		h.minMOS = m
+	}
+	h.nInterv++
+}
+
+func roundMOS(m float64) float64 { return float64(int(m*10+0.5)) / 10 }
+
+type jbFrame struct {
+	ts, delivery int64
+	ms           int32
+	seq          int64
+}
+
+// fixedJB is Asterisk's fixed jitter buffer driven by packet arrival.
+type fixedJB struct {
+	cfg          JBConfig
+	started      bool
+	rxcore       int64
+	nextDelivery int64
+	q            [jbQueueLen]jbFrame
+	head, n      int
+	lastSeq      int64 // extended seq of the last played frame
+	hist         lossHist
+}
+
+func (jb *fixedJB) tail() *jbFrame { return &jb.q[(jb.head+jb.n-1)%jbQueueLen] }
+
+// advance plays out every slot due up to now, as Asterisk's timer would.
+func (jb *fixedJB) advance(now int64, interp int64) {
+	for jb.started && jb.nextDelivery <= now {
+		t := jb.nextDelivery
+		if jb.n == 0 {
+			jb.nextDelivery += interp
+			jb.hist.miss()
+			continue
+		}
+		f := &jb.q[jb.head]
+		switch {
+		case t > f.delivery+int64(f.ms): // too late: drop it
+			jb.pop()
+			jb.hist.miss()
+		case t < f.delivery: // not yet: interpolate
+			jb.nextDelivery += interp
+			jb.hist.miss()
+		default:
+			gap := int(f.seq - jb.lastSeq - 1)
+			if jb.lastSeq < 0 {
+				gap = 0
+			}
+			jb.hist.played(gap)
+			jb.lastSeq = f.seq
+			jb.pop()
+		}
+	}
+}
+
+func (jb *fixedJB) pop() {
+	f := jb.q[jb.head]
+	jb.head = (jb.head + 1) % jbQueueLen
+	jb.n--
+	jb.nextDelivery = f.delivery + int64(f.ms)
+}
+
+func (jb *fixedJB) putFirst(ts, ms, seq, now int64) {
+	jb.rxcore = now - ts
+	jb.nextDelivery = now + int64(jb.cfg.Size)
+	jb.put(ts, ms, seq, now, false)
+}
+
+// put inserts a frame; returns false when it was dropped.
+func (jb *fixedJB) put(ts, ms, seq, now int64, resynced bool) bool {
+	if !jb.started {
+		jb.started = true
+		jb.lastSeq = -1
+		jb.putFirst(ts, ms, seq, now)
+		return true
+	}
+	delivery := jb.rxcore + int64(jb.cfg.Size) + ts
+	if delivery < jb.nextDelivery ||
+		delivery > jb.nextDelivery+int64(jb.cfg.Size)+int64(jb.cfg.Resync) {
+		return !resynced && jb.resync(ts, ms, seq, now)
+	}
+	// find the place, sorted by delivery time
+	i := jb.n
+	for i > 0 && jb.q[(jb.head+i-1)%jbQueueLen].delivery > delivery {
+		i--
+	}
+	if i > 0 {
+		p := &jb.q[(jb.head+i-1)%jbQueueLen]
+		if p.delivery == delivery || delivery < p.delivery+int64(p.ms) {
+			return !resynced && jb.resync(ts, ms, seq, now)
+		}
+	}
+	if i < jb.n {
+		nx := &jb.q[(jb.head+i)%jbQueueLen]
+		if delivery+ms > nx.delivery {
+			return !resynced && jb.resync(ts, ms, seq, now)
+		}
+	}
+	if jb.n == jbQueueLen {
+		return false // buffer overflow
+	}
+	for j := jb.n; j > i; j-- {
+		jb.q[(jb.head+j)%jbQueueLen] = jb.q[(jb.head+j-1)%jbQueueLen]
+	}
+	jb.q[(jb.head+i)%jbQueueLen] = jbFrame{ts: ts, delivery: delivery, ms: int32(ms), seq: seq}
+	jb.n++
+	return true
+}
+
+func (jb *fixedJB) resync(ts, ms, seq, now int64) bool {
+	if jb.n == 0 {
+		jb.putFirst(ts, ms, seq, now)
+		return true
+	}
+	t := jb.tail()
+	offset := ts - t.ts - int64(t.ms)
+	if offset < int64(jb.cfg.Resync) && offset > -int64(jb.cfg.Resync) {
+		return false
+	}
+	jb.rxcore -= offset
+	for j := 0; j < jb.n; j++ {
+		jb.q[(jb.head+j)%jbQueueLen].ts += offset
+	}
+	return jb.put(ts, ms, seq, now, true)
+}
+
+// adaptiveJB is the simplified adaptive buffer: a frame is lost when its
+// transit delay exceeds the minimum recent delay plus the current playout
+// delay.
+type adaptiveJB struct {
+	cfg     JBConfig
+	started bool
+	hist    lossHist
+	delays  [adaptHistory]int32
+	nd, pos int
+	minD    int64
+	spread  int64
+	cur     int64 // playout delay above minD (ms)
+	lastSeq int64
+	sinceRe int
+}
+
+func (jb *adaptiveJB) put(ts, seq, now int64) {
+	d := now - ts
+	if !jb.started {
+		jb.started = true
+		jb.lastSeq = seq
+		jb.minD = d
+		jb.cur = adaptExtra
+		jb.push(d)
+		return
+	}
+	jb.push(d)
+	if jb.sinceRe++; jb.sinceRe >= 16 || d < jb.minD {
+		jb.recompute()
+	}
+	target := min(jb.spread+adaptExtra, int64(jb.cfg.Size))
+	late := d-jb.minD > jb.cur
+	if target > jb.cur {
+		jb.cur = target
+	} else if target < jb.cur-10 {
+		jb.cur--
+	}
+	if seq <= jb.lastSeq { // reordered/duplicate: its slot is already past
+		return
+	}
+	gap := int(seq - jb.lastSeq - 1) // frames that never arrived before this one
+	jb.lastSeq = seq
+	if late { // its slot is gone too
+		jb.hist.burst += gap + 1
+		return
+	}
+	jb.hist.burst += gap
+	jb.hist.played(jb.hist.burst)
+}
+
+func (jb *adaptiveJB) push(d int64) {
+	jb.delays[jb.pos] = int32(d - jb.minD)
+	jb.pos = (jb.pos + 1) % adaptHistory
+	if jb.nd < adaptHistory {
+		jb.nd++
+	}
+}
+
+// recompute finds the minimum and the (100-adaptDropPct) % largest delay of
+// the history without allocating.
+func (jb *adaptiveJB) recompute() {
+	jb.sinceRe = 0
+	var top [adaptHistory*adaptDropPct/100 + 1]int32
+	k := jb.nd*adaptDropPct/100 + 1
+	nt := 0
+	mn := int32(1<<31 - 1)
+	for i := 0; i < jb.nd; i++ {
+		v := jb.delays[i]
+		mn = min(mn, v)
+		// keep the k largest in top[:nt], ascending
+		if nt < k {
+			j := nt
+			for j > 0 && top[j-1] > v {
+				top[j] = top[j-1]
+				j--
+			}
+			top[j] = v
+			nt++
+		} else if v > top[0] {
+			j := 0
+			for j+1 < nt && top[j+1] < v {
+				top[j] = top[j+1]
+				j++
+			}
+			top[j] = v
+		}
+	}
+	// delays are stored relative to the minD of the time they were pushed;
+	// rebase so that minD is the true minimum.
+	if mn != 0 {
+		for i := 0; i < jb.nd; i++ {
+			jb.delays[i] -= mn
+		}
+		jb.minD += int64(mn)
+		top[0] -= mn
+	}
+	jb.spread = int64(top[0])
+}

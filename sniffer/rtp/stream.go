@@ -1,0 +1,439 @@
+package rtp
+
+import (
+	"math"
+	"net/netip"
+	"time"
+)
+
+// Sequence tracking limits (RFC 3550 appendix A.1).
+const (
+	maxDropout  = 3000
+	maxMisorder = 100
+	dupWindow   = 128 // sequence numbers behind the highest checked for duplicates
+)
+
+// DefaultMOSInterval is how much stream time one MOS interval covers.
+const DefaultMOSInterval = 10 * time.Second
+
+// mosIntervalDelay is how many packets after the interval boundary the
+// interval is closed (VoIPmonitor lets the jitter buffers settle first).
+const mosIntervalDelay = 20
+
+// minPacketsForMOS: streams with fewer packets keep MOS 4.5.
+const minPacketsForMOS = 100
+
+// StreamConfig describes a stream before its first packet. The zero value is
+// usable: the codec then comes from the first packet's static payload type.
+type StreamConfig struct {
+	Src, Dst netip.AddrPort
+	Caller   bool // the stream flows from the caller (A side)
+	// Codec of the media payload type; for dynamic payload types the caller
+	// fills it from the SDP rtpmap (CodecByName).
+	Codec Codec
+	// EventPT is the telephone-event payload type from the SDP (e.g. 101);
+	// 0 means none announced (0 is PCMU, never an event type).
+	EventPT uint8
+	// Jitter-buffer simulators; zero values take DefaultF1/F2/Adapt. Use
+	// JBConfig{Size: -1} to disable one.
+	F1, F2, Adapt JBConfig
+	MOSInterval   time.Duration // 0 = DefaultMOSInterval
+}
+
+// Stream accumulates the statistics of one RTP stream (one SSRC in one
+// direction). Update does not allocate. A Stream is not safe for concurrent
+// use; the call table owns it.
+type Stream struct {
+	cfg   StreamConfig
+	codec Codec
+
+	ssrc        uint32
+	payloadType uint8
+	received    int
+	bytes       int64
+	first, last int64 // arrival, ns since epoch
+
+	// sequence state
+	baseSeq     uint16
+	maxSeq      uint16
+	cycles      int64
+	badSeq      int32
+	priorExp    int64 // expected packets before a sequence restart
+	seen        [dupWindow / 64]uint64
+	duplicates  int
+	reordered   int
+	lastLost    int64
+	sl          [10]int
+	maxDeltaNs  int64
+	prevArrival int64
+	prevPT      uint8
+	regular     bool
+
+	// jitter (voice packets only)
+	haveVoice  bool
+	vArrival   int64
+	vTS        uint32
+	vSeq       uint16
+	tsExt      int64 // extended timestamp of the last voice packet, relative to the first
+	jitter     float64
+	sumJitter  float64
+	nJitter    int
+	maxJitter  float64
+	delay      [7]int
+	ptimeMs    int64
+	events     int
+	mark       bool
+	lastVoiceN int // received count at the last voice packet
+
+	// MOS
+	f1, f2      fixedJB
+	adapt       adaptiveJB
+	f1On, f2On  bool
+	adaptOn     bool
+	ivStart     int64 // arrival (ms) of the interval's first packet
+	ivPackets   int
+	ivDue       int // packets left before closing a due interval (-1 = not due)
+	mosInterval int64
+
+	rtcp RTCPStats
+}
+
+// NewStream returns a Stream configured by cfg.
+func NewStream(cfg StreamConfig) *Stream {
+	s := &Stream{}
+	s.Reset(cfg)
+	return s
+}
+
+// Reset clears s for reuse with a new configuration.
+func (s *Stream) Reset(cfg StreamConfig) {
+	*s = Stream{cfg: cfg, codec: cfg.Codec, badSeq: -1, ivDue: -1}
+	jb := func(c, def JBConfig) (JBConfig, bool) {
+		switch {
+		case c.Size < 0:
+			return c, false
+		case c.Size == 0:
+			return def, true
+		}
+		if c.Resync == 0 {
+			c.Resync = def.Resync
+		}
+		return c, true
+	}
+	s.f1.cfg, s.f1On = jb(cfg.F1, DefaultF1)
+	s.f2.cfg, s.f2On = jb(cfg.F2, DefaultF2)
+	s.adapt.cfg, s.adaptOn = jb(cfg.Adapt, DefaultAdapt)
+	s.adapt.cfg.Adaptive = true
+	s.mosInterval = int64(cfg.MOSInterval / time.Millisecond)
+	if s.mosInterval <= 0 {
+		s.mosInterval = int64(DefaultMOSInterval / time.Millisecond)
+	}
+}
+
+// Received returns the number of packets seen so far.
+func (s *Stream) Received() int { return s.received }
+
+// IsEvent reports whether pt is the stream's telephone-event payload type.
+func (s *Stream) IsEvent(pt uint8) bool { return s.cfg.EventPT != 0 && pt == s.cfg.EventPT }
+
+// Update accounts one RTP packet: hdr parsed from it, payloadLen bytes of
+// payload, captured at arrival. Packets must come in capture order.
+func (s *Stream) Update(hdr *Header, payloadLen int, arrival time.Time) {
+	now := arrival.UnixNano()
+	event := s.IsEvent(hdr.PayloadType)
+	if s.received == 0 {
+		s.ssrc = hdr.SSRC
+		s.first = now
+		s.baseSeq = hdr.SequenceNumber
+		s.maxSeq = hdr.SequenceNumber
+		s.prevArrival = now
+		s.markSeen(0)
+	} else {
+		// a "regular" packet (tshark's notion): not the first, no marker,
+		// not comfort noise and not right after comfort noise. Only those
+		// count for max delta and the jitter mean/max.
+		s.regular = !hdr.Marker && hdr.PayloadType != PTCN && s.prevPT != PTCN
+		if d := now - s.prevArrival; s.regular && d > s.maxDeltaNs {
+			s.maxDeltaNs = d
+		}
+		s.prevArrival = now
+		s.updateSeq(hdr.SequenceNumber)
+	}
+	s.prevPT = hdr.PayloadType
+	s.received++
+	s.bytes += int64(payloadLen)
+	s.last = now
+
+	// loss events: growth of the running loss count
+	if cur := s.lostRaw(); cur > s.lastLost {
+		n := min(cur-s.lastLost, 10)
+		s.sl[n-1]++
+		s.lastLost = cur
+	} else {
+		s.lastLost = cur
+	}
+
+	if hdr.Marker {
+		s.mark = true
+	}
+	if event {
+		s.events++
+		s.mark = true // a DTMF run breaks the voice timeline
+		return
+	}
+	if pt := hdr.PayloadType; pt != PTCN || !s.haveVoice {
+		// comfort noise does not define the stream's codec unless it comes first
+		if s.cfg.Codec.ClockRate == 0 && (pt != s.payloadType || s.codec.ClockRate == 0) {
+			if c, ok := StaticCodec(pt); ok {
+				s.codec = c
+			}
+		}
+		s.payloadType = pt
+	}
+	clock := s.codec.ClockRate
+	if clock <= 0 {
+		clock = 8000
+	}
+	s.voice(hdr, now, int64(clock))
+}
+
+// updateSeq is RFC 3550 A.1 update_seq without probation (the stream is
+// already known from signalling), plus duplicate and reorder detection.
+func (s *Stream) updateSeq(seq uint16) {
+	udelta := seq - s.maxSeq
+	switch {
+	case udelta == 0:
+		s.duplicates++
+	case udelta < maxDropout:
+		if seq < s.maxSeq {
+			s.cycles += 1 << 16
+		}
+		s.shiftSeen(int(udelta))
+		s.maxSeq = seq
+		s.markSeen(0)
+		s.badSeq = -1
+	case udelta <= 1<<16-maxMisorder:
+		// very large jump: restart when two packets agree (RFC 3550 A.1)
+		if int32(seq) == s.badSeq {
+			s.priorExp += s.expectedSince()
+			s.baseSeq = seq - 1 // the packet that set badSeq belongs to the new run
+			s.maxSeq = seq
+			s.cycles = 0
+			s.seen = [dupWindow / 64]uint64{}
+			s.markSeen(0)
+			s.markSeen(1)
+			s.badSeq = -1
+		} else {
+			s.badSeq = int32(seq + 1)
+		}
+	default: // behind the highest: duplicate or reordered
+		back := int(s.maxSeq - seq)
+		if back < dupWindow {
+			if s.isSeen(back) {
+				s.duplicates++
+				return
+			}
+			s.markSeen(back)
+		}
+		s.reordered++
+	}
+}
+
+func (s *Stream) markSeen(back int) { s.seen[back/64] |= 1 << (back % 64) }
+func (s *Stream) isSeen(back int) bool {
+	return s.seen[back/64]&(1<<(back%64)) != 0
+}
+
+// shiftSeen moves the window forward by n sequence numbers.
+func (s *Stream) shiftSeen(n int) {
+	if n >= dupWindow {
+		s.seen = [dupWindow / 64]uint64{}
+		return
+	}
+	for ; n >= 64; n -= 64 {
+		s.seen[1], s.seen[0] = s.seen[0], 0
+	}
+	if n > 0 {
+		s.seen[1] = s.seen[1]<<n | s.seen[0]>>(64-n)
+		s.seen[0] <<= n
+	}
+}
+
+func (s *Stream) expectedSince() int64 {
+	return s.cycles + int64(s.maxSeq) - int64(s.baseSeq) + 1
+}
+
+// expected is the number of packets the sequence numbers account for.
+func (s *Stream) expected() int64 { return s.priorExp + s.expectedSince() }
+
+// lostRaw is expected - received, negative with duplicates (RFC 3550).
+func (s *Stream) lostRaw() int64 { return s.expected() - int64(s.received) }
+
+// voice updates jitter, delay buckets and the jitter-buffer simulators.
+func (s *Stream) voice(hdr *Header, now, clock int64) {
+	nowMs := now / int64(time.Millisecond)
+	if !s.haveVoice {
+		s.haveVoice = true
+		s.vArrival, s.vTS, s.vSeq = now, hdr.Timestamp, hdr.SequenceNumber
+		s.ivStart = nowMs
+		s.ivPackets = 1
+		s.mark = false
+		s.lastVoiceN = s.received
+		s.feedJB(0, int64(hdr.SequenceNumber), nowMs)
+		return
+	}
+	tsDiff := int64(int32(hdr.Timestamp - s.vTS))
+	seqDiff := int64(int16(hdr.SequenceNumber - s.vSeq))
+	if seqDiff == 1 && tsDiff > 0 {
+		if p := tsDiff * 1000 / clock; p >= 2 && p <= 200 {
+			s.ptimeMs = p
+		}
+	}
+	transit := float64(now-s.vArrival)/1e6 - float64(tsDiff)*1000/float64(clock)
+	if math.Abs(transit) > 5000 { // timestamp jump
+		transit = 0
+	}
+	d := math.Abs(transit)
+	s.jitter += (d - s.jitter) / 16
+	if s.regular {
+		s.sumJitter += s.jitter
+		s.nJitter++
+		if s.jitter > s.maxJitter {
+			s.maxJitter = s.jitter
+		}
+	}
+	if i := delayBucket(int(d)); i >= 0 {
+		s.delay[i]++
+	}
+	s.vArrival, s.vTS, s.vSeq = now, hdr.Timestamp, hdr.SequenceNumber
+	s.tsExt += tsDiff
+	s.lastVoiceN = s.received
+
+	if s.mark { // marker bit or DTMF since the last voice packet: no loss across it
+		s.f1.hist.discard()
+		s.f2.hist.discard()
+		s.adapt.hist.discard()
+		s.mark = false
+	}
+	s.feedJB(s.tsExt*1000/clock, s.cycles+int64(hdr.SequenceNumber), nowMs)
+
+	// MOS intervals
+	s.ivPackets++
+	if s.ivDue < 0 && nowMs-s.ivStart >= s.mosInterval {
+		s.ivDue = mosIntervalDelay
+	}
+	if s.ivDue >= 0 {
+		if s.ivDue == 0 {
+			s.closeInterval(nowMs)
+			s.ivStart, s.ivPackets, s.ivDue = nowMs, 0, -1
+		} else {
+			s.ivDue--
+		}
+	}
+}
+
+func (s *Stream) feedJB(tsMs, seq, nowMs int64) {
+	ms := s.ptimeMs
+	if ms == 0 {
+		ms = 20
+	}
+	// the extended seq must not go backwards across a wrap for the JB
+	if s.f1On {
+		s.f1.advance(nowMs, ms)
+		s.f1.put(tsMs, ms, seq, nowMs, false)
+	}
+	if s.f2On {
+		s.f2.advance(nowMs, ms)
+		s.f2.put(tsMs, ms, seq, nowMs, false)
+	}
+	if s.adaptOn {
+		s.adapt.put(tsMs, seq, nowMs)
+	}
+}
+
+func (s *Stream) closeInterval(nowMs int64) {
+	dur := nowMs - s.ivStart
+	s.f1.hist.closeInterval(s.ivPackets, dur, s.codec)
+	s.f2.hist.closeInterval(s.ivPackets, dur, s.codec)
+	s.adapt.hist.closeInterval(s.ivPackets, dur, s.codec)
+}
+
+// delayBucket maps |transit| in ms to d50..d300 (index 0..6), -1 below 50.
+func delayBucket(ms int) int {
+	switch {
+	case ms < 50:
+		return -1
+	case ms < 70:
+		return 0
+	case ms < 90:
+		return 1
+	case ms < 120:
+		return 2
+	case ms < 150:
+		return 3
+	case ms < 200:
+		return 4
+	case ms < 300:
+		return 5
+	}
+	return 6
+}
+
+// Summary returns the stream's figures so far. It does not change s: the
+// MOS of the open interval is computed on a copy of the accumulators.
+func (s *Stream) Summary() Summary {
+	sum := Summary{
+		Src:        s.cfg.Src,
+		Dst:        s.cfg.Dst,
+		Caller:     s.cfg.Caller,
+		SSRC:       s.ssrc,
+		Payload:    int(s.payloadType),
+		Codec:      s.codec.Name,
+		ClockRate:  s.codec.ClockRate,
+		Received:   s.received,
+		Bytes:      s.bytes,
+		Duplicates: s.duplicates,
+		Reordered:  s.reordered,
+		MaxJitter:  s.maxJitter,
+		MaxDelta:   float64(s.maxDeltaNs) / 1e6,
+		SL:         s.sl,
+		D:          s.delay,
+		PTime:      int(s.ptimeMs),
+		Events:     s.events,
+		MOSF1:      MOSMax, MOSF2: MOSMax, MOSAdapt: MOSMax,
+		MOSF1Min: MOSMax, MOSF2Min: MOSMax, MOSAdaptMin: MOSMax,
+		RTCP: s.rtcp,
+	}
+	if s.received == 0 {
+		return sum
+	}
+	sum.FirstTime = time.Unix(0, s.first)
+	sum.LastTime = time.Unix(0, s.last)
+	sum.Expected = int(s.expected())
+	sum.LostRaw = int(s.lostRaw())
+	sum.Lost = max(0, sum.LostRaw)
+	if s.nJitter > 0 {
+		sum.AvgJitter = s.sumJitter / float64(s.nJitter)
+	}
+	if s.received >= minPacketsForMOS {
+		lastMs := s.vArrival / int64(time.Millisecond)
+		sum.MOSF1, sum.MOSF1Min = s.finalMOS(&s.f1.hist, s.f1On, lastMs)
+		sum.MOSF2, sum.MOSF2Min = s.finalMOS(&s.f2.hist, s.f2On, lastMs)
+		sum.MOSAdapt, sum.MOSAdaptMin = s.finalMOS(&s.adapt.hist, s.adaptOn, lastMs)
+	}
+	return sum
+}
+
+func (s *Stream) finalMOS(h *lossHist, on bool, lastMs int64) (avg, mn float64) {
+	if !on {
+		return MOSMax, MOSMax
+	}
+	c := *h
+	if s.ivPackets > 0 {
+		c.closeInterval(s.ivPackets, lastMs-s.ivStart, s.codec)
+	}
+	if c.sumDur == 0 {
+		return MOSMax, MOSMax
+	}
+	return roundMOS(c.sumMOS / float64(c.sumDur)), c.minMOS
+}

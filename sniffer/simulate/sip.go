@@ -1,0 +1,244 @@
+package simulate
+
+import (
+	"crypto/md5"
+	"encoding/hex"
+	"fmt"
+	"strconv"
+)
+
+// msgKind is one SIP message of a dialog.
+type msgKind uint8
+
+const (
+	mInvite       msgKind = iota
+	mTrying               // 100 to INVITE
+	mRinging              // 180
+	mOK                   // 200 to INVITE, with SDP
+	mAck                  // ACK to the 200
+	mBye                  // from the caller or the PBX (callState.byCaller)
+	mByeOK                // 200 to BYE
+	mBusy                 // 486
+	mCancel               // CANCEL
+	mCancelOK             // 200 to CANCEL
+	mTerminated           // 487 to INVITE
+	mUnavailable          // 480 to INVITE
+	mAckErr               // ACK to a failure response
+	mRegister             // REGISTER without credentials
+	mUnauthorized         // 401 with WWW-Authenticate
+	mRegisterAuth         // REGISTER with Authorization
+	mRegOK                // 200 to REGISTER
+	mForbidden            // 403 to REGISTER
+)
+
+// fromClient reports whether the caller/registrant sends m in dialog d.
+func (m msgKind) fromClient(d *callState) bool {
+	switch m {
+	case mInvite, mAck, mCancel, mAckErr, mRegister, mRegisterAuth:
+		return true
+	case mBye:
+		return d.byCaller
+	case mByeOK:
+		return !d.byCaller
+	}
+	return false
+}
+
+const (
+	clientUA = "simulate-phone/1.0"
+	pbxUA    = "simulate-pbx/1.0"
+	realm    = "simulate"
+)
+
+// sipMessage builds message m of dialog d into g.msg and says who sends it.
+func (g *Generator) sipMessage(d *callState, m msgKind) ([]byte, bool) {
+	w := &sipWriter{b: g.msg[:0]}
+	tr := "UDP"
+	uriParam := ""
+	if g.o.Transport == TransportTCP {
+		tr, uriParam = "TCP", ";transport=tcp"
+	}
+	pbx := g.pbx.uri
+	clientVia := fmt.Sprintf("SIP/2.0/%s %s:%d;branch=%s", tr, d.host.uri, d.cport, d.branch)
+	from := fmt.Sprintf("\"Caller %d\" <sip:%s@%s>;tag=%s", d.idx, d.caller, d.host.uri, d.fromTag)
+	to := fmt.Sprintf("<sip:%s@%s>", d.called, pbx)
+	if d.reg {
+		from = fmt.Sprintf("<sip:%s@%s>;tag=%s", d.caller, pbx, d.fromTag)
+		to = fmt.Sprintf("<sip:%s@%s>", d.caller, pbx)
+	}
+	toTagged := to + ";tag=" + d.toTag
+	clientContact := fmt.Sprintf("<sip:%s@%s:%d%s>", d.caller, d.host.uri, d.cport, uriParam)
+	pbxContact := fmt.Sprintf("<sip:%s@%s:%d%s>", d.called, pbx, SIPPort, uriParam)
+
+	// request writes a request line and the headers every request has.
+	request := func(method, uri, via, from, to string, cseq int) {
+		w.line(method, " ", uri, " SIP/2.0")
+		w.header("Via", via)
+		w.header("Max-Forwards", "70")
+		w.header("From", from)
+		w.header("To", to)
+		w.header("Call-ID", d.callID)
+		w.header("CSeq", strconv.Itoa(cseq)+" "+method)
+	}
+	// response writes a status line and the headers copied from the request.
+	response := func(code int, reason, via, from, to string, cseq int, method string) {
+		w.line("SIP/2.0 ", strconv.Itoa(code), " ", reason)
+		w.header("Via", via)
+		w.header("From", from)
+		w.header("To", to)
+		w.header("Call-ID", d.callID)
+		w.header("CSeq", strconv.Itoa(cseq)+" "+method)
+	}
+	var body []byte
+	switch m {
+	case mInvite:
+		request("INVITE", "sip:"+d.called+"@"+pbx, clientVia, from, to, 1)
+		w.header("Contact", clientContact)
+		w.header("User-Agent", clientUA)
+		w.header("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS")
+		body = g.sdpBody(d, &d.host, d.rtpPort[0])
+	case mTrying:
+		response(100, "Trying", clientVia, from, to, 1, "INVITE")
+		w.header("Server", pbxUA)
+	case mRinging:
+		response(180, "Ringing", clientVia, from, toTagged, 1, "INVITE")
+		w.header("Contact", pbxContact)
+		w.header("Server", pbxUA)
+	case mOK:
+		response(200, "OK", clientVia, from, toTagged, 1, "INVITE")
+		w.header("Contact", pbxContact)
+		w.header("Server", pbxUA)
+		w.header("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS")
+		body = g.sdpBody(d, &g.pbx, d.rtpPort[1])
+	case mAck:
+		request("ACK", fmt.Sprintf("sip:%s@%s:%d%s", d.called, pbx, SIPPort, uriParam), clientVia+"-ack", from, toTagged, 1)
+		w.header("User-Agent", clientUA)
+	case mBye:
+		if d.byCaller {
+			request("BYE", fmt.Sprintf("sip:%s@%s:%d%s", d.called, pbx, SIPPort, uriParam), clientVia+"-bye", from, toTagged, 2)
+			w.header("User-Agent", clientUA)
+		} else {
+			request("BYE", fmt.Sprintf("sip:%s@%s:%d%s", d.caller, d.host.uri, d.cport, uriParam), g.pbxVia(d, tr), toTagged, from, 102)
+			w.header("User-Agent", pbxUA)
+		}
+	case mByeOK:
+		if d.byCaller {
+			response(200, "OK", clientVia+"-bye", from, toTagged, 2, "BYE")
+			w.header("Server", pbxUA)
+		} else {
+			response(200, "OK", g.pbxVia(d, tr), toTagged, from, 102, "BYE")
+			w.header("User-Agent", clientUA)
+		}
+	case mBusy:
+		response(486, "Busy Here", clientVia, from, toTagged, 1, "INVITE")
+		w.header("Server", pbxUA)
+	case mCancel:
+		request("CANCEL", "sip:"+d.called+"@"+pbx, clientVia, from, to, 1)
+		w.header("User-Agent", clientUA)
+	case mCancelOK:
+		response(200, "OK", clientVia, from, toTagged, 1, "CANCEL")
+		w.header("Server", pbxUA)
+	case mTerminated:
+		response(487, "Request Terminated", clientVia, from, toTagged, 1, "INVITE")
+		w.header("Server", pbxUA)
+	case mUnavailable:
+		response(480, "Temporarily Unavailable", clientVia, from, toTagged, 1, "INVITE")
+		w.header("Server", pbxUA)
+	case mAckErr:
+		request("ACK", "sip:"+d.called+"@"+pbx, clientVia, from, toTagged, 1)
+		w.header("User-Agent", clientUA)
+	case mRegister, mRegisterAuth:
+		via, cseq := clientVia, 1
+		if m == mRegisterAuth {
+			via, cseq = clientVia+"-auth", 2
+		}
+		request("REGISTER", "sip:"+pbx, via, from, to, cseq)
+		w.header("Contact", clientContact)
+		w.header("Expires", "3600")
+		if m == mRegisterAuth {
+			w.header("Authorization", fmt.Sprintf(
+				"Digest username=\"%s\", realm=\"%s\", nonce=\"%s\", uri=\"sip:%s\", response=\"%s\", algorithm=MD5",
+				d.caller, realm, nonce(d), pbx, digestResponse(d.caller, d.callID)))
+		}
+		w.header("User-Agent", clientUA)
+	case mUnauthorized:
+		response(401, "Unauthorized", clientVia, from, toTagged, 1, "REGISTER")
+		w.header("WWW-Authenticate", fmt.Sprintf("Digest realm=\"%s\", nonce=\"%s\", algorithm=MD5", realm, nonce(d)))
+		w.header("Server", pbxUA)
+	case mRegOK, mForbidden:
+		via, cseq := clientVia, 1
+		if d.steps[0].msg == mRegister && len(d.steps) > 2 {
+			via, cseq = clientVia+"-auth", 2
+		}
+		if m == mRegOK {
+			response(200, "OK", via, from, toTagged, cseq, "REGISTER")
+			w.header("Contact", clientContact+";expires=3600")
+		} else {
+			response(403, "Forbidden", via, from, toTagged, cseq, "REGISTER")
+		}
+		w.header("Server", pbxUA)
+	}
+	if body != nil {
+		w.header("Content-Type", "application/sdp")
+	}
+	w.header("Content-Length", strconv.Itoa(len(body)))
+	w.line()
+	w.b = append(w.b, body...)
+	g.msg = w.b
+	return w.b, m.fromClient(d)
+}
+
+func (g *Generator) pbxVia(d *callState, tr string) string {
+	return fmt.Sprintf("SIP/2.0/%s %s:%d;branch=z9hG4bK-pbx-%s", tr, g.pbx.uri, SIPPort, d.toTag)
+}
+
+func nonce(d *callState) string {
+	sum := md5.Sum([]byte("nonce:" + d.callID))
+	return hex.EncodeToString(sum[:8])
+}
+
+// digestResponse is a plausible-looking (not verifiable) digest response.
+func digestResponse(user, callID string) string {
+	sum := md5.Sum([]byte(user + ":" + callID))
+	return hex.EncodeToString(sum[:])
+}
+
+// sdpBody builds the SDP offer or answer of h at port into g.sdp.
+func (g *Generator) sdpBody(d *callState, h *host, port uint16) []byte {
+	ipv := "IP4"
+	if h.addr.Is6() {
+		ipv = "IP6"
+	}
+	codec := "PCMU"
+	if d.pt == 8 {
+		codec = "PCMA"
+	}
+	w := &sipWriter{b: g.sdp[:0]}
+	sess := strconv.Itoa(1000 + d.idx)
+	w.line("v=0")
+	w.line("o=- ", sess, " ", sess, " IN ", ipv, " ", h.addr.String())
+	w.line("s=simulate")
+	w.line("c=IN ", ipv, " ", h.addr.String())
+	w.line("t=0 0")
+	pt := strconv.Itoa(int(d.pt))
+	w.line("m=audio ", strconv.Itoa(int(port)), " RTP/AVP ", pt, " 101")
+	w.line("a=rtpmap:", pt, " ", codec, "/8000")
+	w.line("a=rtpmap:101 telephone-event/8000")
+	w.line("a=fmtp:101 0-16")
+	w.line("a=ptime:20")
+	w.line("a=sendrecv")
+	g.sdp = w.b
+	return w.b
+}
+
+// sipWriter appends CRLF-terminated lines.
+type sipWriter struct{ b []byte }
+
+func (w *sipWriter) line(parts ...string) {
+	for _, p := range parts {
+		w.b = append(w.b, p...)
+	}
+	w.b = append(w.b, '\r', '\n')
+}
+
+func (w *sipWriter) header(name, value string) { w.line(name, ": ", value) }

@@ -67,6 +67,9 @@ func (r *callRow) rtpDst() netip.Addr {
 	return netip.Addr{}
 }
 
+// wholeSeconds truncates a duration to whole seconds, never negative.
+func wholeSeconds(d time.Duration) int64 { return max(0, int64(d/time.Second)) }
+
 // column is one listcalls column: its name and how its value is encoded.
 type column struct {
 	name string
@@ -154,13 +157,13 @@ func callColumns() []column {
 		{"calldate_num", func(b []byte, r *callRow) []byte { return strconv.AppendInt(b, r.c.CallDate.Unix(), 10) }},
 		{"lastpackettime", func(b []byte, r *callRow) []byte { return strconv.AppendInt(b, r.lastPacket().Unix(), 10) }},
 		{"duration", func(b []byte, r *callRow) []byte {
-			return strconv.AppendInt(b, max(0, r.lastPacket().Unix()-r.c.CallDate.Unix()), 10)
+			return strconv.AppendInt(b, wholeSeconds(r.lastPacket().Sub(r.c.CallDate)), 10)
 		}},
 		{"connect_duration", func(b []byte, r *callRow) []byte {
 			if r.c.ConnectTime.IsZero() {
 				return append(b, '0')
 			}
-			return strconv.AppendInt(b, max(0, r.lastPacket().Unix()-r.c.ConnectTime.Unix()), 10)
+			return strconv.AppendInt(b, wholeSeconds(r.lastPacket().Sub(r.c.ConnectTime)), 10)
 		}},
 		{"caller", func(b []byte, r *callRow) []byte { return appendJSONString(b, r.c.Caller) }},
 		{"called", func(b []byte, r *callRow) []byte { return appendJSONString(b, r.c.Called) }},

@@ -191,9 +191,6 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("manager: listen %s: %w", s.cfg.Addr, err)
 		}
-		s.mu.Lock()
-		s.tcpAddr = ln.Addr()
-		s.mu.Unlock()
 		lns = append(lns, ln)
 	}
 	if s.cfg.Socket != "" {
@@ -208,6 +205,11 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 		s.cfgSocket = &unixSocket{path: s.cfg.Socket, ln: ln}
 		s.mu.Unlock()
 		lns = append(lns, ln)
+	}
+	if s.cfg.Addr != "" {
+		s.mu.Lock()
+		s.tcpAddr = lns[0].Addr() // published once every listener is bound
+		s.mu.Unlock()
 	}
 	errc := make(chan error, len(lns))
 	for _, ln := range lns {

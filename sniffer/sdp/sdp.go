@@ -277,16 +277,13 @@ func parseMedia(v []byte, m *Media) error {
 	return nil
 }
 
+// direction matches case-insensitively: attribute names are case-sensitive
+// in RFC 4566, but some gateways send "a=SendRecv".
 func direction(v []byte) (Direction, bool) {
-	switch string(v) { // no allocation: the compiler compares in place
-	case "sendrecv":
-		return SendRecv, true
-	case "sendonly":
-		return SendOnly, true
-	case "recvonly":
-		return RecvOnly, true
-	case "inactive":
-		return Inactive, true
+	for d := SendRecv; d <= Inactive; d++ {
+		if equalFold(v, d.String()) {
+			return d, true
+		}
 	}
 	return 0, false
 }

@@ -155,14 +155,14 @@ func isStartLine(line []byte) bool {
 // frameHead finds the end of the head (after the empty line) and the
 // Content-Length value (0 when absent).
 func frameHead(p []byte) (head, cl int, err error) {
-	cl = 0
+	cl = -1
 	for i := 0; ; {
 		end, next, ok := lineEnd(p, i)
 		if !ok {
 			return 0, 0, io.ErrUnexpectedEOF
 		}
 		if end == i {
-			return next, cl, nil
+			return next, max(cl, 0), nil
 		}
 		if i > 0 && p[i] != ' ' && p[i] != '\t' {
 			line := p[i:end]
@@ -171,6 +171,9 @@ func frameHead(p []byte) (head, cl int, err error) {
 					n, ok := atoiBounded(line[c+1:], 1<<30)
 					if !ok {
 						return 0, 0, fmt.Errorf("%w: %.40q", ErrContentLength, line[c+1:])
+					}
+					if cl >= 0 && cl != n { // RFC 4475 3.3.9: cannot frame
+						return 0, 0, fmt.Errorf("%w: two values, %d and %d", ErrContentLength, cl, n)
 					}
 					cl = n
 				}

@@ -53,6 +53,7 @@ func TestStream(t *testing.T) {
 		{name: "garbage mid-stream (lost segment)", writes: []string{tcpInvite, "=audio 1 RTP/AVP 0\r\na=x\r\n" + tcpOK}, want: []string{tcpInvite, tcpOK}, discarded: len("=audio 1 RTP/AVP 0\r\na=x\r\n")},
 		{name: "partial garbage line kept until complete", writes: []string{"xx", "x\r\n", tcpNoCL}, want: []string{tcpNoCL}, discarded: 5},
 		{name: "bad content-length", writes: []string{strings.Replace(tcpOK, "l: 0", "l: x", 1) + tcpNoCL}, want: []string{tcpNoCL}, wantErrs: []error{ErrContentLength}, discarded: len(tcpOK)},
+		{name: "conflicting content-lengths", writes: []string{strings.Replace(tcpOK, "l: 0", "l: 0\r\nContent-Length: 4", 1) + tcpNoCL}, want: []string{tcpNoCL}, wantErrs: []error{ErrContentLength}, discarded: len(tcpOK) + len("Content-Length: 4\r\n")},
 		{name: "content-length over max", max: 100, writes: []string{strings.Replace(tcpInvite, "Content-Length: 5", "Content-Length: 500", 1)}, wantErrs: []error{ErrTooLarge}, discarded: len(tcpInvite) + 2 - 5, buffered: 5},
 		{name: "head over max", max: 64, writes: []string{tcpOK[:70]}, wantErrs: []error{ErrTooLarge}, discarded: 70},
 		{name: "incomplete body waits", writes: []string{tcpInvite[:len(tcpInvite)-1]}, buffered: len(tcpInvite) - 1},

@@ -5,12 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
-	"fmt"
 	"io"
-	"time"
+	"log/slog"
 
-	"pbx-agent/sniffer/capture"
-	"pbx-agent/sniffer/decode"
+	"pbx-agent/sniffer"
+	"pbx-agent/sniffer/call"
 )
 
 // runReplay reads capture files and prints one JSON line per finished call
@@ -18,46 +17,52 @@ import (
 func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	ports := fs.String("sipport", "5060", "SIP ports: list and ranges, e.g. 5060,5070-5080")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() == 0 {
 		return usageError{errors.New("replay: no capture file given")}
 	}
-	enc := json.NewEncoder(stdout)
+	ps, err := sniffer.ParsePorts(*ports)
+	if err != nil {
+		return usageError{err}
+	}
+	out := newRecordWriter(stdout)
+	sn := sniffer.New(sniffer.Config{
+		SIPPorts: ps,
+		Call: call.Config{
+			IdleTimeout: -1, // a file's clock may jump; EOF ends every call
+			OnCallEnd:  out.call,
+			OnRegister: out.register,
+		},
+		Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	})
 	for _, path := range fs.Args() {
-		st, err := replayFile(ctx, path)
-		if err != nil {
-			return err
-		}
-		if err := enc.Encode(map[string]any{"type": "summary", "file": path, "frames": st.Frames, "decoded": st.Decoded, "errors": st.Errors}); err != nil {
+		if err := sn.ReplayFile(ctx, path, sniffer.RunOptions{}); err != nil {
 			return err
 		}
 	}
-	return nil
+	sn.Flush()
+	return out.err
 }
 
-func replayFile(ctx context.Context, path string) (decode.Stats, error) {
-	src, err := capture.OpenFile(path)
-	if err != nil {
-		return decode.Stats{}, err
+// recordWriter prints call and REGISTER records as JSON lines.
+type recordWriter struct {
+	enc *json.Encoder
+	err error
+}
+
+func newRecordWriter(w io.Writer) *recordWriter { return &recordWriter{enc: json.NewEncoder(w)} }
+
+func (r *recordWriter) call(c *call.CDR) {
+	if r.err == nil {
+		r.err = r.enc.Encode(callJSON(c))
 	}
-	defer src.Close()
-	dec, err := decode.New(src.LinkType())
-	if err != nil {
-		return decode.Stats{}, fmt.Errorf("%s: %w", path, err)
+}
+
+func (r *recordWriter) register(reg *call.Register) {
+	if r.err == nil {
+		r.err = r.enc.Encode(registerJSON(reg))
 	}
-	var p decode.Packet
-	for ctx.Err() == nil {
-		data, ci, err := src.ReadPacket()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return dec.Stats(), err
-		}
-		_, _ = dec.Decode(data, ci.Timestamp.UTC(), &p)
-	}
-	_ = time.Now
-	return dec.Stats(), ctx.Err()
 }

@@ -1,0 +1,224 @@
+package call
+
+import (
+	"bytes"
+	"time"
+
+	"pbx-agent/sniffer/sip"
+)
+
+// regState follows one registration binding (AOR + contact): the pending
+// REGISTER transaction and the last state reported.
+type regState struct {
+	pending     Register // the REGISTER in flight, filled from the request
+	challenged  bool     // a 401/407 was seen for the pending REGISTER
+	hasAuth     bool     // the pending REGISTER carried credentials
+	lastState   RegisterState
+	lastExpires int
+	expiresAt   time.Time
+	failed      int // failed attempts since the last success
+	callID      string
+}
+
+func (t *Table) handleRegister(m *sip.Message, meta Meta) {
+	t.stats.Registers++
+	if m.Request {
+		if string(m.Method) != "REGISTER" {
+			return
+		}
+		r := t.registerFromRequest(m, meta)
+		key := r.ToNum + "@" + r.ToDomain + "|" + r.ContactNum + "@" + r.ContactDomain
+		st := t.regs[key]
+		if st == nil {
+			st = &regState{}
+			t.regs[key] = st
+		}
+		st.callID = r.CallID
+		st.pending = r
+		st.hasAuth = len(m.Header("Authorization")) > 0 || len(m.Header("Proxy-Authorization")) > 0
+		st.challenged = false
+		return
+	}
+	st := t.regByCallID(m.CallID)
+	if st == nil {
+		return
+	}
+	code := m.StatusCode
+	r := &st.pending
+	r.LastResponseNum = code
+	if ua := m.UserAgent(); r.UA == "" && len(ua) > 0 {
+		r.UA = string(ua)
+	}
+	switch {
+	case code < 200:
+		return
+	case code < 300:
+		if exp := responseExpires(m, r); exp >= 0 {
+			r.Expires = exp
+		}
+		state := RegOK
+		if r.Expires == 0 {
+			state = RegUnregister
+		}
+		r.Time = meta.Time
+		r.FailedAttempts = st.failed
+		st.failed = 0
+		st.expiresAt = meta.Time.Add(time.Duration(r.Expires) * time.Second)
+		t.report(st, state)
+	case (code == 401 || code == 407) && !st.hasAuth && !st.challenged:
+		st.challenged = true // the normal digest challenge, not a failure
+	default:
+		st.failed++
+		r.Time = meta.Time
+		r.FailedAttempts = st.failed
+		t.report(st, RegFailed)
+	}
+}
+
+func (t *Table) regByCallID(callID []byte) *regState {
+	for _, st := range t.regs {
+		if st.callID == string(callID) {
+			return st
+		}
+	}
+	return nil
+}
+
+// report emits a REGISTER summary when the binding's state changes.
+func (t *Table) report(st *regState, state RegisterState) {
+	r := st.pending
+	r.State = state
+	if state == st.lastState && r.Expires == st.lastExpires && state != RegFailed {
+		return
+	}
+	st.lastState, st.lastExpires = state, r.Expires
+	if t.cfg.OnRegister != nil {
+		t.cfg.OnRegister(&r)
+	}
+}
+
+func (t *Table) registerFromRequest(m *sip.Message, meta Meta) Register {
+	r := Register{
+		Time:    meta.Time,
+		CallID:  string(m.CallID),
+		Expires: -1,
+		UA:      string(m.UserAgent()),
+	}
+	r.CallerIP, r.CallerPort = meta.Src.Addr(), meta.Src.Port()
+	r.CalledIP, r.CalledPort = meta.Dst.Addr(), meta.Dst.Port()
+	if _, uri, _, err := sip.ParseNameAddr(m.From); err == nil {
+		r.FromNum, r.FromDomain = userHost(uri)
+	}
+	if _, uri, _, err := sip.ParseNameAddr(m.To); err == nil {
+		r.ToNum, r.ToDomain = userHost(uri)
+	}
+	if c := m.Header("Contact"); len(c) > 0 {
+		if _, uri, params, err := sip.ParseNameAddr(firstValue(c)); err == nil {
+			r.ContactNum, r.ContactDomain = userHost(uri)
+			if e := sip.Param(params, "expires"); len(e) > 0 {
+				r.Expires = atoi(e)
+			}
+		}
+	}
+	if r.Expires < 0 {
+		if e := m.Header("Expires"); len(e) > 0 {
+			r.Expires = atoi(bytes.TrimSpace(e))
+		} else {
+			r.Expires = 3600 // RFC 3261 10.2.1.1 default
+		}
+	}
+	for _, h := range []string{"Authorization", "Proxy-Authorization"} {
+		if a := m.Header(h); len(a) > 0 {
+			r.DigestUsername = digestParam(a, "username")
+			r.DigestRealm = digestParam(a, "realm")
+			break
+		}
+	}
+	return r
+}
+
+// responseExpires reads the granted expiry of our contact from a 2xx, -1 if none.
+func responseExpires(m *sip.Message, r *Register) int {
+	exp := -1
+	m.Headers("Contact", func(v []byte) bool {
+		_, uri, params, err := sip.ParseNameAddr(v)
+		if err != nil {
+			return true
+		}
+		user, host := userHost(uri)
+		if user == r.ContactNum && host == r.ContactDomain {
+			if e := sip.Param(params, "expires"); len(e) > 0 {
+				exp = atoi(e)
+			}
+			return false
+		}
+		return true
+	})
+	if exp < 0 {
+		if e := m.Header("Expires"); len(e) > 0 {
+			exp = atoi(bytes.TrimSpace(e))
+		}
+	}
+	return exp
+}
+
+// firstValue cuts a comma-joined header at the first top-level comma.
+func firstValue(v []byte) []byte {
+	inQuote, inAngle := false, false
+	for i, c := range v {
+		switch {
+		case c == '"':
+			inQuote = !inQuote
+		case c == '<' && !inQuote:
+			inAngle = true
+		case c == '>' && !inQuote:
+			inAngle = false
+		case c == ',' && !inQuote && !inAngle:
+			return v[:i]
+		}
+	}
+	return v
+}
+
+// digestParam extracts name="value" from a Digest credentials header.
+func digestParam(h []byte, name string) string {
+	i := 0
+	for i < len(h) {
+		j := bytes.Index(h[i:], []byte(name))
+		if j < 0 {
+			return ""
+		}
+		j += i
+		k := j + len(name)
+		for k < len(h) && h[k] == ' ' {
+			k++
+		}
+		before := j == 0 || h[j-1] == ' ' || h[j-1] == ',' || h[j-1] == '\t'
+		if before && k < len(h) && h[k] == '=' {
+			v := bytes.TrimSpace(h[k+1:])
+			if len(v) > 0 && v[0] == '"' {
+				if e := bytes.IndexByte(v[1:], '"'); e >= 0 {
+					return string(v[1 : e+1])
+				}
+				return ""
+			}
+			if e := bytes.IndexAny(v, ", "); e >= 0 {
+				v = v[:e]
+			}
+			return string(v)
+		}
+		i = j + len(name)
+	}
+	return ""
+}
+
+// expireRegisters reports bindings whose granted time ran out without refresh.
+func (t *Table) expireRegisters() {
+	for key, st := range t.regs {
+		if st.lastState == RegOK && !st.expiresAt.IsZero() && t.now.After(st.expiresAt) {
+			st.pending.Time = st.expiresAt
+			t.report(st, RegExpired)
+			delete(t.regs, key)
+		}
+	}
+}

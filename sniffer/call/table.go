@@ -1,0 +1,569 @@
+// Package call is the call table: it follows INVITE dialogs (keyed by
+// Call-ID) and REGISTER transactions from parsed SIP messages, learns the RTP
+// addresses each side announces in SDP, and emits a CDR when a call ends. It
+// is the single owner of call state; other goroutines read snapshots.
+package call
+
+import (
+	"fmt"
+	"hash/maphash"
+	"net/netip"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"pbx-agent/sniffer/sdp"
+	"pbx-agent/sniffer/sip"
+)
+
+// Meta says where and when a SIP message was seen.
+type Meta struct {
+	Time     time.Time
+	Src, Dst netip.AddrPort
+	VLAN     uint16
+	TCP      bool
+}
+
+// Config tunes the table. The zero value is usable.
+type Config struct {
+	// IdleTimeout ends a call with no SIP or RTP for this long (VoIPmonitor's
+	// rtptimeout; default 300 s). Negative disables it, as VoIPmonitor does
+	// when reading a file: a capture's clock may jump, and EOF ends every call.
+	IdleTimeout time.Duration
+	// MaxDuration force-ends a call this long after it started (VoIPmonitor's
+	// absolute_timeout; default 4 h).
+	MaxDuration time.Duration
+	// EndGrace keeps a finished call this long so retransmitted final
+	// messages, a re-sent INVITE after an auth challenge, and trailing RTP
+	// still land on it (default 5 s).
+	EndGrace time.Duration
+	// OnCallEnd receives every finished call. It runs on the goroutine that
+	// feeds the table and must not block.
+	OnCallEnd func(*CDR)
+	// OnRegister receives every REGISTER state change.
+	OnRegister func(*Register)
+	// OnMedia, when set, is told of every RTP address a call announces
+	// (party is the side that will receive on addr).
+	OnMedia func(ref uint64, addr netip.AddrPort, party Party, m *sdp.Media)
+}
+
+func (c *Config) defaults() {
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = 300 * time.Second
+	}
+	if c.MaxDuration <= 0 {
+		c.MaxDuration = 4 * time.Hour
+	}
+	if c.EndGrace <= 0 {
+		c.EndGrace = 5 * time.Second
+	}
+}
+
+// Party is one side of a call.
+type Party uint8
+
+const (
+	PartyCaller Party = iota
+	PartyCallee
+)
+
+// Stats are the table's counters.
+type Stats struct {
+	SIPMessages     uint64
+	Retransmissions uint64
+	CallsStarted    uint64
+	CallsEnded      uint64
+	Registers       uint64
+	Orphans         uint64 // in-dialog messages for calls we never saw start
+}
+
+// Table follows calls and registrations. HandleSIP, HandleMediaPacket and
+// Tick must be called from one goroutine (the packet path); Active, Lookup and
+// the other readers may be called from any goroutine.
+type Table struct {
+	cfg Config
+
+	mu      sync.Mutex
+	calls   map[string]*callState
+	byRef   map[uint64]*callState
+	media   map[netip.AddrPort]mediaEntry
+	regs    map[string]*regState
+	nextRef uint64
+	stats   Stats
+	seed    maphash.Seed
+	now     time.Time
+	lastGC  time.Time
+	sdp     sdp.Session
+}
+
+type mediaEntry struct {
+	ref   uint64
+	party Party // the side that receives on this address
+}
+
+// New returns an empty table.
+func New(cfg Config) *Table {
+	cfg.defaults()
+	return &Table{
+		cfg:     cfg,
+		calls:   make(map[string]*callState),
+		byRef:   make(map[uint64]*callState),
+		media:   make(map[netip.AddrPort]mediaEntry),
+		regs:    make(map[string]*regState),
+		nextRef: 0x7f0000001000,
+		seed:    maphash.MakeSeed(),
+	}
+}
+
+// retransWindow is how many recent message hashes a call remembers to spot
+// retransmissions (identical bytes, same direction).
+const retransWindow = 16
+
+type callState struct {
+	cdr        CDR
+	fromTag    string // caller's tag: tells who sent a BYE
+	inviteCSeq uint32
+	ended      bool // final state reached; emitted after EndGrace
+	endedAt    time.Time
+	last       time.Time // last SIP or RTP packet
+	hashes     [retransWindow]uint64
+	nh         int
+	media      []netip.AddrPort
+	byeSeen    bool
+	canceled   bool
+	final      bool // a final response to the INVITE was seen
+	onHold     bool
+}
+
+// HandleSIP updates the table with one parsed message. The message's bytes
+// are not retained: everything kept is copied.
+func (t *Table) HandleSIP(m *sip.Message, meta Meta) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.stats.SIPMessages++
+	t.advance(meta.Time)
+	if string(m.CSeqMethod) == "REGISTER" {
+		t.handleRegister(m, meta)
+		return
+	}
+	c := t.calls[string(m.CallID)]
+	if c == nil {
+		if !m.Request || string(m.Method) != "INVITE" || len(m.ToTag) > 0 {
+			if string(m.CSeqMethod) == "INVITE" || string(m.Method) == "BYE" {
+				t.stats.Orphans++
+			}
+			return // only a dialog-creating INVITE starts a call
+		}
+		c = t.newCall(m, meta)
+	}
+	if c.retransmission(t.seed, m, meta) {
+		t.stats.Retransmissions++
+		c.touch(meta.Time)
+		return
+	}
+	c.touch(meta.Time)
+	if c.ended && !(m.Request && string(m.Method) == "INVITE") {
+		// Late messages of a finished call (ACK for the 487, 200 for BYE).
+		t.handleLate(c, m, meta)
+		return
+	}
+	if m.Request {
+		t.handleRequest(c, m, meta)
+	} else {
+		t.handleResponse(c, m, meta)
+	}
+}
+
+func (t *Table) newCall(m *sip.Message, meta Meta) *callState {
+	t.nextRef++
+	c := &callState{
+		fromTag:    string(m.FromTag),
+		inviteCSeq: m.CSeq,
+		last:       meta.Time,
+	}
+	d := &c.cdr
+	d.CallID = string(m.CallID)
+	d.CallRef = t.nextRef
+	d.CallDate = meta.Time
+	d.CallEnd = meta.Time
+	d.Active = true
+	d.VLAN = int(meta.VLAN)
+	d.CallerIP, d.CallerPort = meta.Src.Addr(), meta.Src.Port()
+	d.CalledIP, d.CalledPort = meta.Dst.Addr(), meta.Dst.Port()
+	if disp, uri, _, err := sip.ParseNameAddr(m.From); err == nil {
+		d.CallerName = unquote(disp)
+		d.Caller, d.CallerDomain = userHost(uri)
+	}
+	if _, uri, _, err := sip.ParseNameAddr(m.To); err == nil {
+		d.Called, d.CalledDomain = userHost(uri)
+	}
+	d.PAssertedIdentity = string(m.Header("P-Asserted-Identity"))
+	d.RemotePartyID = string(m.Header("Remote-Party-ID"))
+	d.CallerUA = string(m.UserAgent())
+	t.calls[d.CallID] = c
+	t.byRef[d.CallRef] = c
+	t.stats.CallsStarted++
+	return c
+}
+
+func (c *callState) touch(ts time.Time) {
+	if ts.After(c.last) {
+		c.last = ts
+	}
+	if ts.After(c.cdr.CallEnd) {
+		c.cdr.CallEnd = ts
+	}
+}
+
+// retransmission reports whether m repeats, byte for byte and in the same
+// direction, one of the call's recent messages.
+func (c *callState) retransmission(seed maphash.Seed, m *sip.Message, meta Meta) bool {
+	var h maphash.Hash
+	h.SetSeed(seed)
+	h.Write(m.Raw())
+	src := meta.Src.Addr().As16()
+	h.Write(src[:])
+	sum := h.Sum64() ^ uint64(meta.Src.Port())
+	for i := 0; i < len(c.hashes) && i < c.nh; i++ {
+		if c.hashes[i] == sum {
+			return true
+		}
+	}
+	c.hashes[c.nh%retransWindow] = sum
+	c.nh++
+	return false
+}
+
+func (t *Table) handleRequest(c *callState, m *sip.Message, meta Meta) {
+	d := &c.cdr
+	switch string(m.Method) {
+	case "INVITE":
+		if len(m.ToTag) > 0 && !d.ConnectTime.IsZero() {
+			d.ReInvites++
+		} else if c.ended && c.final && d.ConnectTime.IsZero() {
+			// A new INVITE after an auth challenge (401/407) or a failure: the
+			// call goes on under the same Call-ID.
+			c.ended, c.final = false, false
+			d.Active = true
+		}
+		c.inviteCSeq = m.CSeq
+		t.learnSDP(c, m, c.partyOf(m, meta))
+	case "ACK":
+		t.learnSDP(c, m, c.partyOf(m, meta))
+	case "BYE":
+		if !c.byeSeen {
+			c.byeSeen = true
+			d.ByeTime = meta.Time
+			if string(m.FromTag) == c.fromTag {
+				d.WhoHanged = HangerCaller
+			} else {
+				d.WhoHanged = HangerCallee
+			}
+		}
+	case "CANCEL":
+		c.canceled = true
+	case "UPDATE":
+		t.learnSDP(c, m, c.partyOf(m, meta))
+	}
+}
+
+// partyOf tells which side sent a request: the caller's dialog tag is the
+// From tag of its requests.
+func (c *callState) partyOf(m *sip.Message, meta Meta) Party {
+	if m.Request {
+		if c.fromTag == "" || string(m.FromTag) == c.fromTag {
+			return PartyCaller
+		}
+		return PartyCallee
+	}
+	// A response comes from the side that did not send the request.
+	if c.fromTag == "" || string(m.FromTag) == c.fromTag {
+		return PartyCallee
+	}
+	return PartyCaller
+}
+
+func (t *Table) handleResponse(c *callState, m *sip.Message, meta Meta) {
+	d := &c.cdr
+	code := m.StatusCode
+	if !slices.Contains(d.Responses, code) {
+		d.Responses = append(d.Responses, code)
+	}
+	if c.partyOf(m, meta) == PartyCallee && d.CalledUA == "" {
+		if ua := m.UserAgent(); len(ua) > 0 {
+			d.CalledUA = string(ua)
+		}
+	}
+	switch string(m.CSeqMethod) {
+	case "INVITE":
+		t.inviteResponse(c, m, meta)
+	case "BYE":
+		if code >= 200 && c.byeSeen {
+			d.Bye = ByeOK
+			t.end(c, meta.Time)
+		}
+	}
+}
+
+func (t *Table) inviteResponse(c *callState, m *sip.Message, meta Meta) {
+	d := &c.cdr
+	code := m.StatusCode
+	// The last response to the INVITE names the call's outcome; a late 1xx
+	// never overwrites a final answer.
+	if code >= 200 || !c.final {
+		if d.LastSIPResponseNum != code || d.LastSIPResponse == "" {
+			d.LastSIPResponse = fmt.Sprintf("%d %s", code, m.Reason)
+		}
+		d.LastSIPResponseNum = code
+	}
+	if code == 100 {
+		return
+	}
+	if code < 200 {
+		if d.ProgressTime.IsZero() {
+			d.ProgressTime = meta.Time
+		}
+		t.learnSDP(c, m, c.partyOf(m, meta))
+		return
+	}
+	if m.CSeq == c.inviteCSeq || !c.final {
+		c.final = true
+	}
+	if code < 300 {
+		if d.ConnectTime.IsZero() {
+			d.ConnectTime = meta.Time
+			d.Bye = ByeAnsweredNoBye
+		}
+		t.learnSDP(c, m, c.partyOf(m, meta))
+		return
+	}
+	reason(m, d)
+	if d.ConnectTime.IsZero() {
+		// Rejected, cancelled (487) or challenged: the call is over unless a
+		// new INVITE follows within EndGrace.
+		t.end(c, meta.Time)
+	}
+}
+
+func (t *Table) handleLate(c *callState, m *sip.Message, meta Meta) {
+	if !m.Request && string(m.CSeqMethod) == "BYE" && m.StatusCode >= 200 && c.byeSeen {
+		c.cdr.Bye = ByeOK
+		c.cdr.CallEnd = meta.Time
+	}
+}
+
+// reason keeps the Reason header's Q.850 / SIP cause (RFC 3326).
+func reason(m *sip.Message, d *CDR) {
+	m.Headers("Reason", func(v []byte) bool {
+		proto, params := splitToken(v)
+		cause := atoi(sip.Param(params, "cause"))
+		text := unquote(sip.Param(params, "text"))
+		switch proto {
+		case "Q.850":
+			d.ReasonQ850Cause, d.ReasonQ850Text = cause, text
+		case "SIP":
+			d.ReasonSIPCause, d.ReasonSIPText = cause, text
+		}
+		return true
+	})
+}
+
+// learnSDP maps the RTP addresses in the message's SDP to the call: party is
+// the side that sent the SDP, hence the one that receives on those addresses.
+func (t *Table) learnSDP(c *callState, m *sip.Message, party Party) {
+	body := sip.SDPBody(m)
+	if len(body) == 0 {
+		return
+	}
+	s := &t.sdp
+	if err := sdp.Parse(body, s); err != nil {
+		return
+	}
+	hold := false
+	for i := 0; i < s.NMedia; i++ {
+		md := &s.Media[i]
+		if md.Port == 0 || !md.Conn.IsValid() {
+			continue
+		}
+		if md.Direction == sdp.SendOnly || md.Direction == sdp.Inactive || md.Conn.IsUnspecified() {
+			hold = true
+		}
+		if md.Conn.IsUnspecified() {
+			continue
+		}
+		addr := netip.AddrPortFrom(md.Conn, md.Port)
+		t.addMedia(c, addr, party, md)
+		if md.RTCPMux {
+			continue
+		}
+		rtcp := md.RTCPPort
+		if rtcp == 0 {
+			rtcp = md.Port + 1
+		}
+		t.addMedia(c, netip.AddrPortFrom(md.Conn, rtcp), party, md)
+	}
+	if hold && !c.onHold && !c.cdr.ConnectTime.IsZero() {
+		c.cdr.Hold = append(c.cdr.Hold, t.now)
+	}
+	c.onHold = hold
+}
+
+func (t *Table) addMedia(c *callState, addr netip.AddrPort, party Party, md *sdp.Media) {
+	if e, ok := t.media[addr]; ok && e.ref == c.cdr.CallRef && e.party == party {
+		return
+	}
+	t.media[addr] = mediaEntry{ref: c.cdr.CallRef, party: party}
+	if !slices.Contains(c.media, addr) {
+		c.media = append(c.media, addr)
+	}
+	if t.cfg.OnMedia != nil {
+		t.cfg.OnMedia(c.cdr.CallRef, addr, party, md)
+	}
+}
+
+// LookupMedia finds the call that announced addr for RTP/RTCP, and the side
+// that receives there. Call it from the packet path.
+func (t *Table) LookupMedia(addr netip.AddrPort) (ref uint64, party Party, ok bool) {
+	t.mu.Lock()
+	e, ok := t.media[addr]
+	t.mu.Unlock()
+	return e.ref, e.party, ok
+}
+
+// MediaSeen records RTP/RTCP activity for a call: it keeps the call alive
+// and extends its end time, as VoIPmonitor's callend covers the last packet.
+func (t *Table) MediaSeen(ref uint64, ts time.Time) {
+	t.mu.Lock()
+	if c := t.byRef[ref]; c != nil {
+		c.touch(ts)
+	}
+	t.mu.Unlock()
+}
+
+// end marks a call finished; it is emitted once EndGrace has passed.
+func (t *Table) end(c *callState, ts time.Time) {
+	if c.ended {
+		return
+	}
+	c.ended = true
+	c.endedAt = ts
+}
+
+// Tick advances the table's clock (packet time in replay, wall time live)
+// and emits calls whose grace or timeout has passed.
+func (t *Table) Tick(now time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.advance(now)
+}
+
+func (t *Table) advance(now time.Time) {
+	if now.After(t.now) {
+		t.now = now
+	}
+	if t.now.Sub(t.lastGC) < time.Second {
+		return
+	}
+	t.lastGC = t.now
+	var done []*callState
+	for _, c := range t.calls {
+		switch {
+		case c.ended && t.now.Sub(c.endedAt) >= t.cfg.EndGrace:
+		case !c.ended && t.cfg.IdleTimeout > 0 && t.now.Sub(c.last) >= t.cfg.IdleTimeout:
+		case !c.ended && t.cfg.IdleTimeout > 0 && t.now.Sub(c.cdr.CallDate) >= t.cfg.MaxDuration:
+			c.cdr.Bye = ByeTimeout
+		default:
+			continue
+		}
+		done = append(done, c)
+	}
+	t.emit(done)
+	t.expireRegisters()
+}
+
+// Flush ends every call still open (end of a capture, or shutdown) and emits it.
+func (t *Table) Flush() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	done := make([]*callState, 0, len(t.calls))
+	for _, c := range t.calls {
+		done = append(done, c)
+	}
+	t.emit(done)
+}
+
+// emit removes calls from the table and hands their CDRs out in call order.
+func (t *Table) emit(done []*callState) {
+	sort.Slice(done, func(i, j int) bool { return done[i].cdr.CallRef < done[j].cdr.CallRef })
+	for _, c := range done {
+		delete(t.calls, c.cdr.CallID)
+		delete(t.byRef, c.cdr.CallRef)
+		for _, a := range c.media {
+			if e := t.media[a]; e.ref == c.cdr.CallRef {
+				delete(t.media, a)
+			}
+		}
+		d := &c.cdr
+		d.Active = false
+		if c.byeSeen && d.Bye != ByeOK {
+			d.Bye = ByeNoOKForBye
+		}
+		t.stats.CallsEnded++
+		if t.cfg.OnCallEnd != nil {
+			t.cfg.OnCallEnd(d)
+		}
+	}
+}
+
+// Active returns snapshots of the calls in progress, oldest first.
+func (t *Table) Active() []CDR {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]CDR, 0, len(t.calls))
+	for _, c := range t.calls {
+		if c.ended {
+			continue
+		}
+		out = append(out, c.snapshot())
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].CallRef < out[j].CallRef })
+	return out
+}
+
+// Lookup returns a snapshot of one active call by callreference.
+func (t *Table) Lookup(ref uint64) (CDR, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	c := t.byRef[ref]
+	if c == nil {
+		return CDR{}, false
+	}
+	return c.snapshot(), true
+}
+
+// LookupCallID returns the callreference of an active call by SIP Call-ID.
+func (t *Table) LookupCallID(callID string) (uint64, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	c := t.calls[callID]
+	if c == nil {
+		return 0, false
+	}
+	return c.cdr.CallRef, true
+}
+
+func (c *callState) snapshot() CDR {
+	d := c.cdr
+	d.Responses = slices.Clone(d.Responses)
+	d.Hold = slices.Clone(d.Hold)
+	d.Streams = slices.Clone(d.Streams)
+	return d
+}
+
+// Stats returns the table's counters.
+func (t *Table) Stats() Stats {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.stats
+}

@@ -1,0 +1,174 @@
+package call
+
+import (
+	"fmt"
+	"net/netip"
+	"testing"
+	"time"
+
+	"pbx-agent/sniffer/sip"
+)
+
+var (
+	alice = netip.MustParseAddrPort("10.0.0.1:5060")
+	pbx   = netip.MustParseAddrPort("10.0.0.2:5060")
+	t0    = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+)
+
+// msg builds a SIP message; dir is "A>B" (caller to PBX) or "B>A".
+type step struct {
+	at   time.Duration
+	dir  string
+	text string
+}
+
+func sipText(first, callID, fromTag, toTag string, cseq int, method, sdp string) string {
+	to := "<sip:200@pbx.example>"
+	if toTag != "" {
+		to += ";tag=" + toTag
+	}
+	body := ""
+	if sdp != "" {
+		body = "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 " + sdp + "\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n"
+	}
+	h := first + "\r\nVia: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK1\r\nFrom: \"Alice\" <sip:100@example.com>;tag=" + fromTag +
+		"\r\nTo: " + to + "\r\nCall-ID: " + callID + fmt.Sprintf("\r\nCSeq: %d %s\r\n", cseq, method) +
+		"User-Agent: phone-" + method + "\r\n"
+	if body != "" {
+		h += "Content-Type: application/sdp\r\n"
+	}
+	return h + fmt.Sprintf("Content-Length: %d\r\n\r\n", len(body)) + body
+}
+
+func run(t *testing.T, steps []step) ([]CDR, *Table) {
+	t.Helper()
+	var out []CDR
+	tb := New(Config{OnCallEnd: func(c *CDR) { out = append(out, *c) }})
+	var m sip.Message
+	for i, s := range steps {
+		if _, err := sip.Parse([]byte(s.text), &m); err != nil {
+			t.Fatalf("step %d: %v\n%s", i, err, s.text)
+		}
+		meta := Meta{Time: t0.Add(s.at), Src: alice, Dst: pbx}
+		if s.dir == "B>A" {
+			meta.Src, meta.Dst = pbx, alice
+		}
+		tb.HandleSIP(&m, meta)
+	}
+	tb.Flush()
+	return out, tb
+}
+
+func TestCallLifecycle(t *testing.T) {
+	inv := sipText("INVITE sip:200@pbx.example SIP/2.0", "c1", "ft", "", 1, "INVITE", "10.0.0.1")
+	ringing := sipText("SIP/2.0 180 Ringing", "c1", "ft", "tt", 1, "INVITE", "")
+	ok := sipText("SIP/2.0 200 OK", "c1", "ft", "tt", 1, "INVITE", "10.0.0.2")
+	ack := sipText("ACK sip:200@pbx.example SIP/2.0", "c1", "ft", "tt", 1, "ACK", "")
+	byeCaller := sipText("BYE sip:200@pbx.example SIP/2.0", "c1", "ft", "tt", 2, "BYE", "")
+	byeOK := sipText("SIP/2.0 200 OK", "c1", "ft", "tt", 2, "BYE", "")
+	// The callee's BYE carries its own tag in From.
+	byeCallee := sipText("BYE sip:100@10.0.0.1 SIP/2.0", "c1", "tt", "ft", 1, "BYE", "")
+	byeCalleeOK := sipText("SIP/2.0 200 OK", "c1", "tt", "ft", 1, "BYE", "")
+	hold := sipText("INVITE sip:200@pbx.example SIP/2.0", "c1", "ft", "tt", 3, "INVITE", "0.0.0.0")
+	cancel := sipText("CANCEL sip:200@pbx.example SIP/2.0", "c1", "ft", "", 1, "CANCEL", "")
+	terminated := sipText("SIP/2.0 487 Request Terminated", "c1", "ft", "tt", 1, "INVITE", "")
+	busy := sipText("SIP/2.0 486 Busy Here", "c1", "ft", "tt", 1, "INVITE", "")
+	s := time.Second
+	tests := []struct {
+		name        string
+		steps       []step
+		wantBye     ByeCode
+		wantHanged  Hanger
+		wantLast    int
+		wantDur     time.Duration
+		wantConnect time.Duration
+		wantReinv   int
+		wantHold    int
+	}{
+		{"answered, caller hangs up", []step{{0, "A>B", inv}, {s, "B>A", ringing}, {3 * s, "B>A", ok}, {3 * s, "A>B", ack}, {10 * s, "A>B", byeCaller}, {10 * s, "B>A", byeOK}},
+			ByeOK, HangerCaller, 200, 10 * s, 7 * s, 0, 0},
+		{"retransmissions counted once", []step{{0, "A>B", inv}, {s / 2, "A>B", inv}, {s, "B>A", ringing}, {3 * s, "B>A", ok}, {4 * s, "B>A", ok}, {4 * s, "A>B", ack}, {10 * s, "A>B", byeCaller}, {10 * s, "B>A", byeOK}},
+			ByeOK, HangerCaller, 200, 10 * s, 7 * s, 0, 0},
+		{"callee hangs up", []step{{0, "A>B", inv}, {2 * s, "B>A", ok}, {2 * s, "A>B", ack}, {5 * s, "B>A", byeCallee}, {5 * s, "A>B", byeCalleeOK}},
+			ByeOK, HangerCallee, 200, 5 * s, 3 * s, 0, 0},
+		{"BYE without OK", []step{{0, "A>B", inv}, {2 * s, "B>A", ok}, {2 * s, "A>B", ack}, {5 * s, "A>B", byeCaller}},
+			ByeNoOKForBye, HangerCaller, 200, 5 * s, 3 * s, 0, 0},
+		{"answered, no BYE seen", []step{{0, "A>B", inv}, {2 * s, "B>A", ok}, {2 * s, "A>B", ack}},
+			ByeAnsweredNoBye, HangerNone, 200, 2 * s, 0, 0, 0},
+		{"hold re-INVITE", []step{{0, "A>B", inv}, {2 * s, "B>A", ok}, {2 * s, "A>B", ack}, {4 * s, "A>B", hold}, {9 * s, "A>B", byeCaller}, {9 * s, "B>A", byeOK}},
+			ByeOK, HangerCaller, 200, 9 * s, 7 * s, 1, 1},
+		{"cancelled", []step{{0, "A>B", inv}, {s, "B>A", ringing}, {4 * s, "A>B", cancel}, {4 * s, "B>A", terminated}},
+			ByeNoOK, HangerNone, 487, 4 * s, 0, 0, 0},
+		{"busy", []step{{0, "A>B", inv}, {s, "B>A", busy}},
+			ByeNoOK, HangerNone, 486, s, 0, 0, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, tb := run(t, tt.steps)
+			if len(out) != 1 {
+				t.Fatalf("%d CDRs, want 1", len(out))
+			}
+			c := out[0]
+			if c.Bye != tt.wantBye || c.WhoHanged != tt.wantHanged || c.LastSIPResponseNum != tt.wantLast {
+				t.Errorf("bye %d whohanged %q last %d; want %d %q %d", c.Bye, c.WhoHanged, c.LastSIPResponseNum, tt.wantBye, tt.wantHanged, tt.wantLast)
+			}
+			if c.Duration() != tt.wantDur || c.ConnectDuration() != tt.wantConnect {
+				t.Errorf("duration %v connect %v; want %v %v", c.Duration(), c.ConnectDuration(), tt.wantDur, tt.wantConnect)
+			}
+			if c.ReInvites != tt.wantReinv || len(c.Hold) != tt.wantHold {
+				t.Errorf("reinvites %d holds %d; want %d %d", c.ReInvites, len(c.Hold), tt.wantReinv, tt.wantHold)
+			}
+			if c.Caller != "100" || c.Called != "200" || c.CallerName != "Alice" || c.CallerDomain != "example.com" || c.CallerUA != "phone-INVITE" {
+				t.Errorf("parties: %q %q %q %q %q", c.Caller, c.Called, c.CallerName, c.CallerDomain, c.CallerUA)
+			}
+			if st := tb.Stats(); st.CallsStarted != 1 || st.CallsEnded != 1 {
+				t.Errorf("stats %+v", st)
+			}
+		})
+	}
+}
+
+func TestMediaAddresses(t *testing.T) {
+	tb := New(Config{})
+	var m sip.Message
+	inv := sipText("INVITE sip:200@pbx.example SIP/2.0", "c9", "ft", "", 1, "INVITE", "10.0.0.1")
+	if _, err := sip.Parse([]byte(inv), &m); err != nil {
+		t.Fatal(err)
+	}
+	tb.HandleSIP(&m, Meta{Time: t0, Src: alice, Dst: pbx})
+	ref, party, ok := tb.LookupMedia(netip.MustParseAddrPort("10.0.0.1:4000"))
+	if !ok || party != PartyCaller {
+		t.Fatalf("RTP address: ok %v party %d", ok, party)
+	}
+	if _, _, ok := tb.LookupMedia(netip.MustParseAddrPort("10.0.0.1:4001")); !ok {
+		t.Error("RTCP address (port+1) not mapped")
+	}
+	if got, ok := tb.LookupCallID("c9"); !ok || got != ref {
+		t.Errorf("LookupCallID = %x %v, want %x", got, ok, ref)
+	}
+	if act := tb.Active(); len(act) != 1 || act[0].CallRef != ref || !act[0].Active {
+		t.Errorf("Active() = %+v", act)
+	}
+	tb.Flush()
+	if _, _, ok := tb.LookupMedia(netip.MustParseAddrPort("10.0.0.1:4000")); ok {
+		t.Error("media still mapped after the call ended")
+	}
+}
+
+func TestIdleTimeout(t *testing.T) {
+	var out []CDR
+	tb := New(Config{IdleTimeout: time.Minute, OnCallEnd: func(c *CDR) { out = append(out, *c) }})
+	var m sip.Message
+	if _, err := sip.Parse([]byte(sipText("INVITE sip:200@pbx.example SIP/2.0", "c2", "ft", "", 1, "INVITE", "")), &m); err != nil {
+		t.Fatal(err)
+	}
+	tb.HandleSIP(&m, Meta{Time: t0, Src: alice, Dst: pbx})
+	tb.Tick(t0.Add(30 * time.Second))
+	if len(out) != 0 {
+		t.Fatal("ended before the timeout")
+	}
+	tb.Tick(t0.Add(61 * time.Second))
+	if len(out) != 1 || out[0].Bye != ByeNoOK {
+		t.Fatalf("after timeout: %+v", out)
+	}
+}

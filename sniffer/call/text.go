@@ -1,0 +1,65 @@
+package call
+
+import (
+	"bytes"
+	"strings"
+
+	"pbx-agent/sniffer/sip"
+)
+
+// userHost returns the user and host parts of a SIP or tel URI. Real
+// phones send URIs the grammar rejects (bare IPv6 hosts without brackets);
+// a sniffer still wants the user, so those are split by hand.
+func userHost(uri []byte) (user, host string) {
+	if _, u, h, _, err := sip.ParseURI(uri); err == nil {
+		return string(u), string(h)
+	}
+	if i := bytes.IndexByte(uri, ':'); i >= 0 {
+		uri = uri[i+1:]
+	}
+	if i := bytes.IndexAny(uri, ";?>"); i >= 0 {
+		uri = uri[:i]
+	}
+	if i := bytes.LastIndexByte(uri, '@'); i >= 0 {
+		return string(uri[:i]), string(uri[i+1:])
+	}
+	return "", string(uri)
+}
+
+func unquote(b []byte) string {
+	b = bytes.TrimSpace(b)
+	if len(b) >= 2 && b[0] == '"' && b[len(b)-1] == '"' {
+		b = b[1 : len(b)-1]
+	}
+	if bytes.IndexByte(b, '\\') < 0 {
+		return string(b)
+	}
+	var sb strings.Builder
+	for i := 0; i < len(b); i++ {
+		if b[i] == '\\' && i+1 < len(b) {
+			i++
+		}
+		sb.WriteByte(b[i])
+	}
+	return sb.String()
+}
+
+// splitToken splits "Q.850;cause=16;text=x" into the token and its params.
+func splitToken(v []byte) (string, []byte) {
+	v = bytes.TrimSpace(v)
+	if i := bytes.IndexByte(v, ';'); i >= 0 {
+		return string(bytes.TrimSpace(v[:i])), v[i:]
+	}
+	return string(v), nil
+}
+
+func atoi(b []byte) int {
+	n := 0
+	for _, c := range b {
+		if c < '0' || c > '9' || n > 1e8 {
+			return 0
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n
+}

@@ -1,0 +1,7 @@
+package sniffer
+
+import "errors"
+
+var (
+	ErrPorts = errors.New("sniffer: bad port list")
+)

@@ -1,0 +1,256 @@
+// Package sniffer wires the packet path: capture → decode → SIP (UDP, and
+// TCP framed per flow) → call table, and hands RTP/RTCP of known calls to a
+// media handler. One Sniffer is fed by one goroutine.
+package sniffer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/google/gopacket/layers"
+
+	"pbx-agent/sniffer/call"
+	"pbx-agent/sniffer/capture"
+	"pbx-agent/sniffer/decode"
+	"pbx-agent/sniffer/sip"
+)
+
+// MediaHandler receives RTP/RTCP packets of known calls: party is the side
+// whose announced address the packet was matched on, toParty tells whether it
+// was matched as the destination (true) or as the source (symmetric RTP).
+type MediaHandler interface {
+	HandleMedia(p *decode.Packet, ref uint64, party call.Party, toParty bool)
+}
+
+// Config configures a Sniffer. The zero value sniffs SIP on port 5060.
+type Config struct {
+	SIPPorts PortSet // default 5060
+	Call     call.Config
+	Media    MediaHandler // optional
+	// SIPHook, when set, sees every SIP message after the call table did
+	// (spool, SIP history). The message is valid only during the call.
+	SIPHook func(m *sip.Message, meta call.Meta)
+	Logger  *slog.Logger
+}
+
+// Stats counts the packet path's work.
+type Stats struct {
+	Frames       uint64
+	DecodeErrors uint64
+	SIP          uint64
+	SIPErrors    uint64
+	Media        uint64
+	Other        uint64
+	TCPFlows     int
+	TCPDiscarded uint64 // bytes skipped while resyncing SIP over TCP
+}
+
+// Sniffer is the packet path. Not safe for concurrent use except Table()
+// and Stats() readers.
+type Sniffer struct {
+	cfg   Config
+	log   *slog.Logger
+	table *call.Table
+	dec   *decode.Decoder
+	link  layers.LinkType
+	pkt   decode.Packet
+	msg   sip.Message
+	meta  call.Meta
+	tcp   *tcpFlows
+	stats Stats
+	tick  time.Time
+}
+
+// New returns a sniffer with its own call table.
+func New(cfg Config) *Sniffer {
+	if cfg.SIPPorts.Empty() {
+		cfg.SIPPorts.Add("5060")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Sniffer{
+		cfg:   cfg,
+		log:   cfg.Logger.With("component", "sniffer"),
+		table: call.New(cfg.Call),
+		tcp:   newTCPFlows(),
+	}
+}
+
+// Table is the call table the sniffer feeds.
+func (s *Sniffer) Table() *call.Table { return s.table }
+
+// Stats returns the packet path's counters.
+func (s *Sniffer) Stats() Stats {
+	st := s.stats
+	st.TCPFlows = len(s.tcp.flows)
+	return st
+}
+
+// DecoderStats returns the decoder's counters for the current source.
+func (s *Sniffer) DecoderStats() decode.Stats {
+	if s.dec == nil {
+		return decode.Stats{}
+	}
+	return s.dec.Stats()
+}
+
+// RunOptions say how a source is read.
+type RunOptions struct {
+	// Realtime paces packets from a file at their recorded intervals, so
+	// calls are active while the file plays.
+	Realtime bool
+}
+
+// Run reads src until EOF or ctx ends. It does not flush the call table:
+// the caller decides (end of replay vs. more sources to come).
+func (s *Sniffer) Run(ctx context.Context, src capture.Source, opts RunOptions) error {
+	var first, start time.Time
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		data, ci, err := src.ReadPacket()
+		switch {
+		case errors.Is(err, io.EOF):
+			return nil
+		case errors.Is(err, capture.ErrTimeout):
+			s.Tick(time.Now())
+			continue
+		case err != nil:
+			return err
+		}
+		if opts.Realtime {
+			if first.IsZero() {
+				first, start = ci.Timestamp, time.Now()
+			}
+			if wait := ci.Timestamp.Sub(first) - time.Since(start); wait > 0 {
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-time.After(wait):
+				}
+			}
+		}
+		if err := s.HandleFrame(src.LinkType(), data, ci.Timestamp); err != nil {
+			return err
+		}
+	}
+}
+
+// HandleFrame runs one frame through the whole path. Only an unsupported
+// link type is an error; malformed packets are counted and skipped.
+func (s *Sniffer) HandleFrame(link layers.LinkType, data []byte, ts time.Time) error {
+	if s.dec == nil || link != s.link {
+		d, err := decode.New(link)
+		if err != nil {
+			return err
+		}
+		s.dec, s.link = d, link
+	}
+	s.stats.Frames++
+	ok, err := s.dec.Decode(data, ts.UTC(), &s.pkt)
+	if err != nil {
+		s.stats.DecodeErrors++
+	}
+	if ok {
+		s.HandlePacket(&s.pkt)
+	}
+	if ts.Sub(s.tick) >= time.Second {
+		s.Tick(ts)
+	}
+	return nil
+}
+
+// HandlePacket routes one decoded packet: SIP ports to the SIP parser,
+// everything else to the media lookup.
+func (s *Sniffer) HandlePacket(p *decode.Packet) {
+	sipPort := s.cfg.SIPPorts.Has(p.Src.Port()) || s.cfg.SIPPorts.Has(p.Dst.Port())
+	switch {
+	case sipPort && p.Transport == decode.UDP:
+		s.handleSIPDatagram(p)
+	case sipPort && p.Transport == decode.TCP:
+		s.tcp.handle(p, s.handleSIPBytes, &s.stats.TCPDiscarded)
+	case p.Transport == decode.UDP:
+		s.handleMedia(p)
+	default:
+		s.stats.Other++
+	}
+}
+
+func (s *Sniffer) handleSIPDatagram(p *decode.Packet) {
+	b := p.Payload
+	if len(b) < 8 || isKeepAlive(b) {
+		return
+	}
+	// One message per datagram (RFC 3261 18.3); trailing octets are ignored
+	// (RFC 4475 3.1.1.8).
+	s.handleSIPBytes(p, b)
+}
+
+func (s *Sniffer) handleSIPBytes(p *decode.Packet, b []byte) {
+	if _, err := sip.Parse(b, &s.msg); err != nil {
+		s.stats.SIPErrors++
+		s.log.Debug("bad SIP message", "src", p.Src, "dst", p.Dst, "err", err)
+		return
+	}
+	s.stats.SIP++
+	s.meta = call.Meta{Time: p.Time, Src: p.Src, Dst: p.Dst, VLAN: p.VLAN, TCP: p.Transport == decode.TCP}
+	s.table.HandleSIP(&s.msg, s.meta)
+	if s.cfg.SIPHook != nil {
+		s.cfg.SIPHook(&s.msg, s.meta)
+	}
+}
+
+func (s *Sniffer) handleMedia(p *decode.Packet) {
+	ref, party, ok := s.table.LookupMedia(p.Dst)
+	toParty := true
+	if !ok {
+		if ref, party, ok = s.table.LookupMedia(p.Src); !ok {
+			s.stats.Other++
+			return
+		}
+		toParty = false
+	}
+	s.stats.Media++
+	s.table.MediaSeen(ref, p.Time)
+	if s.cfg.Media != nil {
+		s.cfg.Media.HandleMedia(p, ref, party, toParty)
+	}
+}
+
+// Tick advances timeouts to now (packet time in replay).
+func (s *Sniffer) Tick(now time.Time) {
+	s.tick = now
+	s.table.Tick(now)
+	s.tcp.expire(now)
+}
+
+// Flush ends every open call (end of capture or shutdown).
+func (s *Sniffer) Flush() { s.table.Flush() }
+
+func isKeepAlive(b []byte) bool {
+	for _, c := range b {
+		if c != '\r' && c != '\n' && c != 0 && c != ' ' {
+			return false
+		}
+	}
+	return true
+}
+
+// ReplayFile runs one capture file through the sniffer.
+func (s *Sniffer) ReplayFile(ctx context.Context, path string, opts RunOptions) error {
+	src, err := capture.OpenFile(path)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	if err := s.Run(ctx, src, opts); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
+}

@@ -1,0 +1,91 @@
+package sniffer
+
+import (
+	"net/netip"
+	"time"
+
+	"pbx-agent/sniffer/decode"
+	"pbx-agent/sniffer/sip"
+)
+
+// SIP over TCP: one sip.Stream per direction of a connection, fed in sequence
+// order. Retransmitted bytes are skipped; a gap (lost segment) resets the
+// stream, which then resyncs on the next start line.
+
+const (
+	maxTCPFlows = 16384
+	tcpFlowIdle = 5 * time.Minute
+	seqUnknown  = -1
+)
+
+type flowKey struct{ src, dst netip.AddrPort }
+
+type tcpFlow struct {
+	stream sip.Stream
+	next   int64 // next expected sequence number, or seqUnknown
+	last   time.Time
+}
+
+type tcpFlows struct {
+	flows map[flowKey]*tcpFlow
+}
+
+func newTCPFlows() *tcpFlows { return &tcpFlows{flows: make(map[flowKey]*tcpFlow)} }
+
+func (t *tcpFlows) handle(p *decode.Packet, deliver func(*decode.Packet, []byte), discarded *uint64) {
+	key := flowKey{p.Src, p.Dst}
+	f := t.flows[key]
+	if p.TCPFlags&(decode.FlagRST|decode.FlagFIN) != 0 && len(p.Payload) == 0 {
+		if f != nil {
+			*discarded += uint64(f.stream.Discarded())
+			delete(t.flows, key)
+		}
+		return
+	}
+	if f == nil {
+		if len(t.flows) >= maxTCPFlows {
+			return
+		}
+		f = &tcpFlow{next: seqUnknown}
+		t.flows[key] = f
+	}
+	f.last = p.Time
+	seq := int64(p.TCPSeq)
+	if p.TCPFlags&decode.FlagSYN != 0 {
+		f.next = (seq + 1) & 0xffffffff
+		f.stream.Reset()
+		return
+	}
+	data := p.Payload
+	if len(data) == 0 {
+		return
+	}
+	if f.next != seqUnknown {
+		d := int32(uint32(seq) - uint32(f.next)) // signed distance with wrap
+		switch {
+		case d < 0 && int(-d) >= len(data):
+			return // pure retransmission
+		case d < 0:
+			data = data[-d:] // partial overlap
+		case d > 0:
+			f.stream.Reset() // bytes lost: resync on the next start line
+		}
+	}
+	f.next = (int64(p.TCPSeq) + int64(len(p.Payload))) & 0xffffffff
+	f.stream.Write(data)
+	for {
+		msg, err := f.stream.Next()
+		if err != nil {
+			break
+		}
+		deliver(p, msg)
+	}
+}
+
+func (t *tcpFlows) expire(now time.Time) {
+	for k, f := range t.flows {
+		if now.Sub(f.last) > tcpFlowIdle {
+			delete(t.flows, k)
+		}
+	}
+}

@@ -33,8 +33,8 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		SIPPorts: ps,
 		Call: call.Config{
 			IdleTimeout: -1, // a file's clock may jump; EOF ends every call
-			OnCallEnd:  out.call,
-			OnRegister: out.register,
+			OnCallEnd:   out.call,
+			OnRegister:  out.register,
 		},
 		Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})

@@ -78,8 +78,8 @@ func replay(t *testing.T, c captureCase) ([]call.CDR, []call.Register, *Sniffer)
 	var regs []call.Register
 	sn := New(Config{SIPPorts: ps, Call: call.Config{
 		IdleTimeout: -1, // as replay: EOF ends the calls
-		OnCallEnd:  func(c *call.CDR) { calls = append(calls, *c) },
-		OnRegister: func(r *call.Register) { regs = append(regs, *r) },
+		OnCallEnd:   func(c *call.CDR) { calls = append(calls, *c) },
+		OnRegister:  func(r *call.Register) { regs = append(regs, *r) },
 	}})
 	if err := sn.ReplayFile(context.Background(), c.path, RunOptions{}); err != nil {
 		t.Fatal(err)

@@ -53,12 +53,10 @@ type lossHist struct {
 
 func (h *lossHist) miss() { h.burst++ }
 
-// played records the end of a run of missing frames; seqGap is the number of
-// sequence numbers skipped since the previously played frame. A run with no
-// sequence gap was a pause in sending (DTX, hold, DTMF), not loss.
-func (h *lossHist) played(seqGap int) {
-	if h.burst > 0 && seqGap > 0 {
-		k := min(h.burst, seqGap, maxBurst)
+// played records the end of a run of missing frames as one loss burst.
+func (h *lossHist) played() {
+	if h.burst > 0 {
+		k := min(h.burst, maxBurst)
 		h.loss[k]++
 		h.lost += k
 		h.bursts++
@@ -92,26 +90,62 @@ type jbFrame struct {
 	ts, delivery int64
 	ms           int32
 	seq          int64
+	quiet        bool // starts a talkspurt: silence before it is not loss
 }
 
 // fixedJB is Asterisk's fixed jitter buffer driven by packet arrival.
 type fixedJB struct {
 	cfg          JBConfig
 	started      bool
+	clock        int64 // playout grid: first arrival + k·ptime (VoIPmonitor's last_ts)
+	pendingQuiet bool  // a dropped frame started a talkspurt: the next one does
 	rxcore       int64
 	nextDelivery int64
 	q            [jbQueueLen]jbFrame
 	head, n      int
-	lastSeq      int64 // extended seq of the last played frame
 	hist         lossHist
 }
 
 func (jb *fixedJB) tail() *jbFrame { return &jb.q[(jb.head+jb.n-1)%jbQueueLen] }
 
-// advance plays out every slot due up to now, as Asterisk's timer would.
-func (jb *fixedJB) advance(now int64, interp int64) {
-	for jb.started && jb.nextDelivery <= now {
-		t := jb.nextDelivery
+// step feeds one voice frame arriving at now: the playout clock first runs
+// in ptime steps up to the arrival (as VoIPmonitor drives Asterisk's
+// buffer), then the frame is put. quiet discards the loss counted over the
+// gap (marker bit, DTMF or DTX before this frame).
+func (jb *fixedJB) step(ts, ms, seq, now int64, quiet bool) {
+	if !jb.started {
+		jb.started = true
+		jb.clock = now
+		jb.putFirst(ts, ms, seq, now, quiet)
+		return
+	}
+	msdiff := now - (jb.clock + ms)
+	if msdiff > ms*1000 { // huge gap: restart the clock rather than spin
+		jb.clock = now
+		jb.hist.discard()
+		jb.putQuiet(ts, ms, seq, now, quiet)
+		return
+	}
+	for ; msdiff >= ms; msdiff -= ms {
+		if quiet {
+			jb.hist.discard()
+		}
+		jb.get(jb.clock, ms)
+		jb.clock += ms
+	}
+	jb.putQuiet(ts, ms, seq, now, quiet)
+}
+
+// putQuiet puts a frame and, when a talkspurt-starting frame is dropped,
+// hands its quiet mark to the next frame.
+func (jb *fixedJB) putQuiet(ts, ms, seq, now int64, quiet bool) {
+	quiet = quiet || jb.pendingQuiet
+	jb.pendingQuiet = !jb.put(ts, ms, seq, now, quiet, false) && quiet
+}
+
+// get plays out every frame due at now (Asterisk's jb_get_and_deliver).
+func (jb *fixedJB) get(now, interp int64) {
+	for jb.nextDelivery <= now {
 		if jb.n == 0 {
 			jb.nextDelivery += interp
 			jb.hist.miss()
@@ -119,19 +153,18 @@ func (jb *fixedJB) advance(now int64, interp int64) {
 		}
 		f := &jb.q[jb.head]
 		switch {
-		case t > f.delivery+int64(f.ms): // too late: drop it
+		case now > f.delivery+int64(f.ms): // too late: drop it
 			jb.pop()
 			jb.hist.miss()
-		case t < f.delivery: // not yet: interpolate
+		case now < f.delivery: // not yet: interpolate
 			jb.nextDelivery += interp
 			jb.hist.miss()
 		default:
-			gap := int(f.seq - jb.lastSeq - 1)
-			if jb.lastSeq < 0 {
-				gap = 0
+			if f.quiet {
+				jb.hist.discard()
+			} else {
+				jb.hist.played()
 			}
-			jb.hist.played(gap)
-			jb.lastSeq = f.seq
 			jb.pop()
 		}
 	}
@@ -144,24 +177,18 @@ func (jb *fixedJB) pop() {
 	jb.nextDelivery = f.delivery + int64(f.ms)
 }
 
-func (jb *fixedJB) putFirst(ts, ms, seq, now int64) {
+func (jb *fixedJB) putFirst(ts, ms, seq, now int64, quiet bool) {
 	jb.rxcore = now - ts
 	jb.nextDelivery = now + int64(jb.cfg.Size)
-	jb.put(ts, ms, seq, now, false)
+	jb.put(ts, ms, seq, now, quiet, false)
 }
 
 // put inserts a frame; returns false when it was dropped.
-func (jb *fixedJB) put(ts, ms, seq, now int64, resynced bool) bool {
-	if !jb.started {
-		jb.started = true
-		jb.lastSeq = -1
-		jb.putFirst(ts, ms, seq, now)
-		return true
-	}
+func (jb *fixedJB) put(ts, ms, seq, now int64, quiet, resynced bool) bool {
 	delivery := jb.rxcore + int64(jb.cfg.Size) + ts
 	if delivery < jb.nextDelivery ||
 		delivery > jb.nextDelivery+int64(jb.cfg.Size)+int64(jb.cfg.Resync) {
-		return !resynced && jb.resync(ts, ms, seq, now)
+		return !resynced && jb.resync(ts, ms, seq, now, quiet)
 	}
 	// find the place, sorted by delivery time
 	i := jb.n
@@ -171,13 +198,13 @@ func (jb *fixedJB) put(ts, ms, seq, now int64, resynced bool) bool {
 	if i > 0 {
 		p := &jb.q[(jb.head+i-1)%jbQueueLen]
 		if p.delivery == delivery || delivery < p.delivery+int64(p.ms) {
-			return !resynced && jb.resync(ts, ms, seq, now)
+			return !resynced && jb.resync(ts, ms, seq, now, quiet)
 		}
 	}
 	if i < jb.n {
 		nx := &jb.q[(jb.head+i)%jbQueueLen]
 		if delivery+ms > nx.delivery {
-			return !resynced && jb.resync(ts, ms, seq, now)
+			return !resynced && jb.resync(ts, ms, seq, now, quiet)
 		}
 	}
 	if jb.n == jbQueueLen {
@@ -186,14 +213,14 @@ func (jb *fixedJB) put(ts, ms, seq, now int64, resynced bool) bool {
 	for j := jb.n; j > i; j-- {
 		jb.q[(jb.head+j)%jbQueueLen] = jb.q[(jb.head+j-1)%jbQueueLen]
 	}
-	jb.q[(jb.head+i)%jbQueueLen] = jbFrame{ts: ts, delivery: delivery, ms: int32(ms), seq: seq}
+	jb.q[(jb.head+i)%jbQueueLen] = jbFrame{ts: ts, delivery: delivery, ms: int32(ms), seq: seq, quiet: quiet}
 	jb.n++
 	return true
 }
 
-func (jb *fixedJB) resync(ts, ms, seq, now int64) bool {
+func (jb *fixedJB) resync(ts, ms, seq, now int64, quiet bool) bool {
 	if jb.n == 0 {
-		jb.putFirst(ts, ms, seq, now)
+		jb.putFirst(ts, ms, seq, now, quiet)
 		return true
 	}
 	t := jb.tail()
@@ -205,7 +232,7 @@ func (jb *fixedJB) resync(ts, ms, seq, now int64) bool {
 	for j := 0; j < jb.n; j++ {
 		jb.q[(jb.head+j)%jbQueueLen].ts += offset
 	}
-	return jb.put(ts, ms, seq, now, true)
+	return jb.put(ts, ms, seq, now, quiet, true)
 }
 
 // adaptiveJB is the simplified adaptive buffer: a frame is lost when its
@@ -224,8 +251,12 @@ type adaptiveJB struct {
 	sinceRe int
 }
 
-func (jb *adaptiveJB) put(ts, seq, now int64) {
+func (jb *adaptiveJB) put(ts, seq, now int64, quiet bool) {
 	d := now - ts
+	if quiet && jb.started {
+		jb.hist.discard()
+		jb.lastSeq = seq - 1
+	}
 	if !jb.started {
 		jb.started = true
 		jb.lastSeq = seq
@@ -255,7 +286,7 @@ func (jb *adaptiveJB) put(ts, seq, now int64) {
 		return
 	}
 	jb.hist.burst += gap
-	jb.hist.played(jb.hist.burst)
+	jb.hist.played()
 }
 
 func (jb *adaptiveJB) push(d int64) {

@@ -279,7 +279,7 @@ func (s *Stream) voice(hdr *Header, now, clock int64) {
 		s.ivPackets = 1
 		s.mark = false
 		s.lastVoiceN = s.received
-		s.feedJB(0, int64(hdr.SequenceNumber), nowMs)
+		s.feedJB(0, int64(hdr.SequenceNumber)-int64(s.events), nowMs, false)
 		return
 	}
 	tsDiff := int64(int32(hdr.Timestamp - s.vTS))
@@ -309,13 +309,16 @@ func (s *Stream) voice(hdr *Header, now, clock int64) {
 	s.tsExt += tsDiff
 	s.lastVoiceN = s.received
 
-	if s.mark { // marker bit or DTMF since the last voice packet: no loss across it
-		s.f1.hist.discard()
-		s.f2.hist.discard()
-		s.adapt.hist.discard()
-		s.mark = false
+	// Loss is not counted across a marker bit, a DTMF run or a timestamp
+	// jump (DTX: the sender paused, the timestamp moved on more than the
+	// sequence number explains).
+	ptime := s.ptimeMs
+	if ptime == 0 {
+		ptime = 20
 	}
-	s.feedJB(s.tsExt*1000/clock, s.cycles+int64(hdr.SequenceNumber), nowMs)
+	quiet := s.mark || seqDiff > 0 && tsDiff*1000/clock > (seqDiff+1)*ptime
+	s.mark = false
+	s.feedJB(s.tsExt*1000/clock, s.cycles+int64(hdr.SequenceNumber)-int64(s.events), nowMs, quiet)
 
 	// MOS intervals
 	s.ivPackets++
@@ -332,22 +335,21 @@ func (s *Stream) voice(hdr *Header, now, clock int64) {
 	}
 }
 
-func (s *Stream) feedJB(tsMs, seq, nowMs int64) {
+// feedJB runs the simulators on one voice frame; seq is the extended
+// sequence number with the telephone-event packets taken out.
+func (s *Stream) feedJB(tsMs, seq, nowMs int64, quiet bool) {
 	ms := s.ptimeMs
 	if ms == 0 {
 		ms = 20
 	}
-	// the extended seq must not go backwards across a wrap for the JB
 	if s.f1On {
-		s.f1.advance(nowMs, ms)
-		s.f1.put(tsMs, ms, seq, nowMs, false)
+		s.f1.step(tsMs, ms, seq, nowMs, quiet)
 	}
 	if s.f2On {
-		s.f2.advance(nowMs, ms)
-		s.f2.put(tsMs, ms, seq, nowMs, false)
+		s.f2.step(tsMs, ms, seq, nowMs, quiet)
 	}
 	if s.adaptOn {
-		s.adapt.put(tsMs, seq, nowMs)
+		s.adapt.put(tsMs, seq, nowMs, quiet)
 	}
 }
 

@@ -74,17 +74,17 @@ func ap(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
 // call references (the real sniffer's pointers) and figures.
 func recordedCalls() []call.CDR {
 	type spec struct {
-		ref                    uint64
-		n                      int
-		ms                     int
-		payload                int
-		aRecv, aLost           int
-		aAvg, aMax             float64
-		bRecv                  int
-		bAvg, bMax             float64
-		aFirst, aLast          int64
-		bFirst, bLast, aSSRC   int64
-		bSSRC                  int64
+		ref                  uint64
+		n                    int
+		ms                   int
+		payload              int
+		aRecv, aLost         int
+		aAvg, aMax           float64
+		bRecv                int
+		bAvg, bMax           float64
+		aFirst, aLast        int64
+		bFirst, bLast, aSSRC int64
+		bSSRC                int64
 	}
 	specs := []spec{
 		{0x7f7484023980, 2, 20, 8, 60, 0, 0.927710, 1.393748, 59, 1.173592, 1.644919,
@@ -148,9 +148,9 @@ func testKey(t testing.TB) AESKey {
 }
 
 type testServer struct {
-	s    *Server
-	addr string // TCP
-	sock string // unix socket
+	s     *Server
+	addr  string // TCP
+	sock  string // unix socket
 	calls *fakeCalls
 }
 
@@ -246,4 +246,17 @@ func specDecrypt(t testing.TB, key, iv, reply []byte) []byte {
 		t.Fatalf("bad padding %d", pad)
 	}
 	return pt[:len(pt)-pad]
+}
+
+func recordedRegisters() []call.Register {
+	t0 := time.Date(2024, 1, 1, 0, 0, 5, 0, time.UTC)
+	return []call.Register{
+		{Time: t0, CallID: "reg-1@10.1.0.1", FromNum: "1001", FromDomain: "pbx.example", ToNum: "1001", ToDomain: "pbx.example",
+			ContactNum: "1001", ContactDomain: "10.1.0.1:5060", DigestUsername: "1001", DigestRealm: "asterisk",
+			CallerIP: netip.MustParseAddr("10.1.0.1"), CalledIP: netip.MustParseAddr("192.0.2.10"), CallerPort: 5060, CalledPort: 5060,
+			Expires: 3600, State: call.RegOK, UA: "baresip"},
+		{Time: t0.Add(time.Second), CallID: "reg-2@10.1.0.2", FromNum: "1002", FromDomain: "pbx.example", ToNum: "1002", ToDomain: "pbx.example",
+			CallerIP: netip.MustParseAddr("10.1.0.2"), CalledIP: netip.MustParseAddr("192.0.2.10"), CallerPort: 5062, CalledPort: 5060,
+			State: call.RegFailed, FailedAttempts: 3, LastResponseNum: 403, UA: "friendly-scanner \"x\""},
+	}
 }

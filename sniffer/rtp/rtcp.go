@@ -87,6 +87,7 @@ type Compound struct {
 	NXR       int
 	SDES      int // SDES packets seen (content skipped)
 	Truncated int // report blocks, BYE SSRCs or XR blocks dropped for lack of room
+	Trailing  int // bytes after the last packet, too few for a header (seen in the wild)
 }
 
 // Unmarshal parses a compound RTCP datagram into c. It checks every
@@ -100,6 +101,10 @@ func (c *Compound) Unmarshal(buf []byte) error {
 	for off := 0; off < len(buf); {
 		rest := buf[off:]
 		if len(rest) < 4 {
+			if c.Packets > 0 { // some stacks pad the datagram: keep what parsed
+				c.Trailing = len(rest)
+				return nil
+			}
 			return fmt.Errorf("%w: %d trailing bytes at offset %d", ErrShortPacket, len(rest), off)
 		}
 		if v := rest[0] >> 6; v != 2 {

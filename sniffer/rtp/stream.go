@@ -68,6 +68,7 @@ type Stream struct {
 	prevArrival int64
 	prevPT      uint8
 	regular     bool
+	restarted   bool // the sequence restarted: no loss event for the rebase
 
 	// jitter (voice packets only)
 	haveVoice  bool
@@ -165,13 +166,14 @@ func (s *Stream) Update(hdr *Header, payloadLen int, arrival time.Time) {
 	s.last = now
 
 	// loss events: growth of the running loss count
-	if cur := s.lostRaw(); cur > s.lastLost {
+	if cur := s.lostRaw(); cur > s.lastLost && !s.restarted {
 		n := min(cur-s.lastLost, 10)
 		s.sl[n-1]++
 		s.lastLost = cur
 	} else {
 		s.lastLost = cur
 	}
+	s.restarted = false
 
 	if hdr.Marker {
 		s.mark = true
@@ -223,6 +225,7 @@ func (s *Stream) updateSeq(seq uint16) {
 			s.markSeen(0)
 			s.markSeen(1)
 			s.badSeq = -1
+			s.restarted = true
 		} else {
 			s.badSeq = int32(seq + 1)
 		}

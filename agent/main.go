@@ -24,6 +24,7 @@ type command func(ctx context.Context, args []string, stdout, stderr io.Writer) 
 func commands() map[string]command {
 	return map[string]command{
 		"replay": runReplay,
+		"gen":    runGen,
 		"version": func(_ context.Context, _ []string, stdout, _ io.Writer) error {
 			_, err := fmt.Fprintf(stdout, "pbx-agent %s\n", version)
 			return err

@@ -1,0 +1,500 @@
+package cdr
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"math"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"pbx-agent/sniffer/call"
+	"pbx-agent/sniffer/rtp"
+)
+
+// col is one column value of a row about to be inserted. nil is NULL.
+type col struct {
+	name string
+	v    any
+}
+
+// row is an ordered list of column values for one table.
+type row []col
+
+// lookups are the ids of a CDR's strings in the lookup tables (0 = none).
+type lookups struct {
+	lastResponse       uint64
+	callerUA, calledUA uint64
+	reasonSIP          uint64
+	reasonQ850         uint64
+	responses          map[int]uint64 // cdr_sipresp: code → cdr_sip_response.id
+}
+
+// rowOptions are the writer settings that show in the rows.
+type rowOptions struct {
+	idSensor  int  // -1 = unset (NULL in cdr.id_sensor, 0 in register_*.id_sensor)
+	partition bool // child rows carry calldate
+}
+
+const maxDecimal93 = 999999.999
+
+// dec3 formats a duration as decimal(9,3) seconds; nil when it does not fit
+// (VoIPmonitor stores NULL then, see sip_ipv6_udp in voipmonitor-ref).
+func dec3(d time.Duration) any {
+	s := d.Seconds()
+	if s < 0 || s > maxDecimal93 {
+		return nil
+	}
+	return strconv.FormatFloat(math.Round(s*1000)/1000, 'f', 3, 64)
+}
+
+// dec3Clamp is dec3 but clamps to the column's range (progress_time, post_bye_delay).
+func dec3Clamp(d time.Duration) any {
+	s := math.Min(math.Max(d.Seconds(), 0), maxDecimal93)
+	return strconv.FormatFloat(math.Round(s*1000)/1000, 'f', 3, 64)
+}
+
+// ip4 is VoIPmonitor's int unsigned IPv4 column value (ipv6 = no); NULL for
+// an IPv6 or missing address.
+func ip4(a netip.Addr) any {
+	a = a.Unmap()
+	if !a.Is4() {
+		return nil
+	}
+	b := a.As4()
+	return binary.BigEndian.Uint32(b[:])
+}
+
+// ip4NotNull is ip4 for NOT NULL columns (register_*): 0 when not IPv4.
+func ip4NotNull(a netip.Addr) any {
+	if v := ip4(a); v != nil {
+		return v
+	}
+	return uint32(0)
+}
+
+// str truncates s to n characters of a latin1 column without splitting a
+// UTF-8 sequence (the connection is latin1, so bytes are stored as sent).
+func str(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	s = s[:n]
+	for len(s) > 0 && !utf8.ValidString(s[len(s)-min(len(s), utf8.UTFMax):]) {
+		r, size := utf8.DecodeLastRuneInString(s)
+		if r != utf8.RuneError || size != 1 {
+			break
+		}
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+func reverse(s string) string {
+	b := []byte(s)
+	for i, j := 0, len(b)-1; i < j; i, j = i+1, j-1 {
+		b[i], b[j] = b[j], b[i]
+	}
+	return string(b)
+}
+
+func id(v uint64) any {
+	if v == 0 {
+		return nil
+	}
+	return v
+}
+
+func mult10Ceil(ms float64) int64 { return int64(math.Ceil(ms*10 - 1e-9)) }
+
+func mos10(m float64) any {
+	if m <= 0 {
+		return nil
+	}
+	return int64(math.Round(m * 10))
+}
+
+func clampU(v, hi int64) int64 { return min(max(v, 0), hi) }
+
+const (
+	maxMedium   = 1<<24 - 1
+	maxSmall    = 1<<16 - 1
+	maxTiny     = 1<<8 - 1
+	maxTinySign = 1<<7 - 1
+)
+
+// delayWeights are VoIPmonitor's weights of the d50…d300 buckets (spec §3.1).
+var delayWeights = [7]int64{60, 80, 105, 135, 175, 250, 300}
+
+// pickStreams returns the indexes in c.Streams of stream A (sent by the
+// caller) and B (sent by the callee): the one with most packets on each
+// side; -1 when a side has none.
+func pickStreams(c *call.CDR) (a, b int) {
+	a, b = -1, -1
+	best := [2]int{-1, -1}
+	for i := range c.Streams {
+		s := &c.Streams[i]
+		n := s.Received + s.Lost
+		side := 1
+		if s.Caller {
+			side = 0
+		}
+		if n > best[side] {
+			best[side] = n
+			if side == 0 {
+				a = i
+			} else {
+				b = i
+			}
+		}
+	}
+	return a, b
+}
+
+type sideFigures struct {
+	mosMin    any
+	lossPerc  int64
+	avgJit10  int64
+	lost      int64
+	delaySum  int64
+	delayCnt  int64
+	hasStream bool
+}
+
+// sideColumns appends the a_ or b_ columns of one stream.
+func sideColumns(r row, p string, s *rtp.Summary, idx int, c *call.CDR) (row, sideFigures) {
+	var f sideFigures
+	if s == nil {
+		for _, n := range []string{"index", "payload", "saddr", "received", "lost", "reordered",
+			"avgjitter_mult10", "maxjitter", "sl1", "sl2", "sl3", "sl4", "sl5", "sl6", "sl7", "sl8", "sl9", "sl10",
+			"d50", "d70", "d90", "d120", "d150", "d200", "d300",
+			"mos_f1_mult10", "mos_f2_mult10", "mos_adapt_mult10",
+			"mos_f1_min_mult10", "mos_f2_min_mult10", "mos_adapt_min_mult10",
+			"mos_min_mult10", "packet_loss_perc_mult1000", "delay_sum", "delay_cnt", "delay_avg_mult100",
+			"last_rtp_from_end"} {
+			r = append(r, col{p + n, nil})
+		}
+		return r, f
+	}
+	f.hasStream = true
+	f.lost = clampU(int64(s.Lost), maxMedium)
+	f.avgJit10 = clampU(mult10Ceil(s.AvgJitter), maxMedium)
+	if tot := s.Received + s.Lost; tot > 0 {
+		f.lossPerc = clampU(int64(math.Round(float64(s.Lost)*100000/float64(tot))), maxMedium)
+	}
+	for i, d := range s.D {
+		f.delaySum += delayWeights[i] * int64(d)
+		f.delayCnt += int64(d)
+	}
+	var delayAvg int64
+	if f.delayCnt > 0 {
+		delayAvg = int64(math.Round(float64(f.delaySum) * 100 / float64(f.delayCnt)))
+	}
+	// mos_min follows mosmin_f2 = yes (VoIPmonitor's default): the F2 MOS.
+	f.mosMin = mos10(s.MOSF2)
+	r = append(r,
+		col{p + "index", int64(min(idx, maxTinySign))},
+		col{p + "payload", int64(s.Payload)},
+		col{p + "saddr", ip4(s.Src.Addr())},
+		col{p + "received", clampU(int64(s.Received), maxMedium)},
+		col{p + "lost", f.lost},
+		col{p + "reordered", clampU(int64(s.Reordered), maxMedium)},
+		col{p + "avgjitter_mult10", f.avgJit10},
+		col{p + "maxjitter", clampU(int64(math.Ceil(s.MaxJitter-1e-9)), maxSmall)},
+	)
+	for i, n := range s.SL {
+		r = append(r, col{p + "sl" + strconv.Itoa(i+1), clampU(int64(n), maxMedium)})
+	}
+	for i, name := range []string{"d50", "d70", "d90", "d120", "d150", "d200", "d300"} {
+		r = append(r, col{p + name, clampU(int64(s.D[i]), maxMedium)})
+	}
+	r = append(r,
+		col{p + "mos_f1_mult10", mos10(s.MOSF1)},
+		col{p + "mos_f2_mult10", mos10(s.MOSF2)},
+		col{p + "mos_adapt_mult10", mos10(s.MOSAdapt)},
+		col{p + "mos_f1_min_mult10", mos10(s.MOSF1)},
+		col{p + "mos_f2_min_mult10", mos10(s.MOSF2)},
+		col{p + "mos_adapt_min_mult10", mos10(s.MOSAdapt)},
+		col{p + "mos_min_mult10", f.mosMin},
+		col{p + "packet_loss_perc_mult1000", f.lossPerc},
+		col{p + "delay_sum", clampU(f.delaySum, maxMedium)},
+		col{p + "delay_cnt", clampU(f.delayCnt, maxMedium)},
+		col{p + "delay_avg_mult100", clampU(delayAvg, maxMedium)},
+		col{p + "last_rtp_from_end", dec3Clamp(c.CallEnd.Sub(s.LastTime))},
+	)
+	return r, f
+}
+
+// cdrRow maps a CDR to its `cdr` row (spec/voipmonitor.md §3.1; the
+// conventions checked against voipmonitor-ref's rows).
+func cdrRow(c *call.CDR, ids *lookups, o rowOptions) row {
+	r := make(row, 0, 140)
+	var connect, firstRTP, postBye any
+	if !c.ConnectTime.IsZero() {
+		connect = dec3(c.CallEnd.Sub(c.ConnectTime))
+	}
+	var progress any = "0.000"
+	if !c.ProgressTime.IsZero() {
+		progress = dec3Clamp(c.ProgressTime.Sub(c.CallDate))
+	}
+	var first time.Time
+	for i := range c.Streams {
+		if t := c.Streams[i].FirstTime; !t.IsZero() && (first.IsZero() || t.Before(first)) {
+			first = t
+		}
+	}
+	if !first.IsZero() {
+		firstRTP = dec3Clamp(first.Sub(c.CallDate))
+	}
+	if !c.ByeTime.IsZero() {
+		postBye = dec3Clamp(c.CallEnd.Sub(c.ByeTime))
+	}
+	var who any
+	if c.WhoHanged != call.HangerNone {
+		who = string(c.WhoHanged)
+	}
+	var sighup int64
+	if c.Bye == call.ByeForced {
+		sighup = 1
+	}
+	var vlan, sensor any
+	if c.VLAN > 0 {
+		vlan = int64(c.VLAN)
+	}
+	if o.idSensor >= 0 {
+		sensor = int64(o.idSensor)
+	}
+	var sipCause, q850Cause any
+	if c.ReasonSIPCause > 0 || ids.reasonSIP != 0 {
+		sipCause = clampU(int64(c.ReasonSIPCause), maxSmall)
+	}
+	if c.ReasonQ850Cause > 0 || ids.reasonQ850 != 0 {
+		q850Cause = clampU(int64(c.ReasonQ850Cause), maxSmall)
+	}
+	var lastNum any
+	if c.LastSIPResponseNum > 0 {
+		lastNum = clampU(int64(c.LastSIPResponseNum), maxSmall)
+	}
+	r = append(r,
+		col{"calldate", c.CallDate.UTC()},
+		col{"callend", c.CallEnd.UTC()},
+		col{"duration", dec3(c.Duration())},
+		col{"connect_duration", connect},
+		col{"progress_time", progress},
+		col{"first_rtp_time", firstRTP},
+		col{"post_bye_delay", postBye},
+		col{"caller", str(c.Caller, 255)},
+		col{"caller_domain", str(c.CallerDomain, 255)},
+		col{"caller_reverse", str(reverse(c.Caller), 255)},
+		col{"callername", str(c.CallerName, 255)},
+		col{"callername_reverse", str(reverse(c.CallerName), 255)},
+		col{"called", str(c.Called, 255)},
+		col{"called_domain", str(c.CalledDomain, 255)},
+		col{"called_reverse", str(reverse(c.Called), 255)},
+		col{"sipcallerip", ip4(c.CallerIP)},
+		col{"sipcallerport", int64(c.CallerPort)},
+		col{"sipcalledip", ip4(c.CalledIP)},
+		col{"sipcalledport", int64(c.CalledPort)},
+		col{"whohanged", who},
+		col{"bye", clampU(int64(c.Bye), maxTiny)},
+		col{"lastSIPresponse_id", id(ids.lastResponse)},
+		col{"lastSIPresponseNum", lastNum},
+		col{"reason_sip_cause", sipCause},
+		col{"reason_sip_text_id", id(ids.reasonSIP)},
+		col{"reason_q850_cause", q850Cause},
+		col{"reason_q850_text_id", id(ids.reasonQ850)},
+		col{"sighup", sighup},
+		col{"a_ua_id", id(ids.callerUA)},
+		col{"b_ua_id", id(ids.calledUA)},
+		col{"vlan", vlan},
+		col{"id_sensor", sensor},
+	)
+	ai, bi := pickStreams(c)
+	var sa, sb *rtp.Summary
+	if ai >= 0 {
+		sa = &c.Streams[ai]
+	}
+	if bi >= 0 {
+		sb = &c.Streams[bi]
+	}
+	var fa, fb sideFigures
+	r, fa = sideColumns(r, "a_", sa, ai, c)
+	r, fb = sideColumns(r, "b_", sb, bi, c)
+	if !fa.hasStream && !fb.hasStream {
+		for _, n := range []string{"payload", "jitter_mult10", "mos_min_mult10", "packet_loss_perc_mult1000",
+			"lost", "delay_sum", "delay_cnt", "delay_avg_mult100"} {
+			r = append(r, col{n, nil})
+		}
+		return r
+	}
+	var payload any
+	switch {
+	case sa != nil:
+		payload = int64(sa.Payload)
+	case sb != nil:
+		payload = int64(sb.Payload)
+	}
+	var mosMin any
+	switch {
+	case fa.mosMin != nil && fb.mosMin != nil:
+		mosMin = min(fa.mosMin.(int64), fb.mosMin.(int64))
+	case fa.mosMin != nil:
+		mosMin = fa.mosMin
+	default:
+		mosMin = fb.mosMin
+	}
+	sum, cnt := fa.delaySum+fb.delaySum, fa.delayCnt+fb.delayCnt
+	var avg int64
+	if cnt > 0 {
+		avg = int64(math.Round(float64(sum) * 100 / float64(cnt)))
+	}
+	r = append(r,
+		col{"payload", payload},
+		col{"jitter_mult10", max(fa.avgJit10, fb.avgJit10)},
+		col{"mos_min_mult10", mosMin},
+		col{"packet_loss_perc_mult1000", max(fa.lossPerc, fb.lossPerc)},
+		col{"lost", max(fa.lost, fb.lost)},
+		col{"delay_sum", clampU(sum, maxMedium)},
+		col{"delay_cnt", clampU(cnt, maxMedium)},
+		col{"delay_avg_mult100", clampU(avg, maxMedium)},
+	)
+	return r
+}
+
+// fbasename is the spool base name VoIPmonitor stores in cdr_next: the
+// Call-ID with path separators made safe.
+func fbasename(callID string) string {
+	return strings.NewReplacer("/", "_", "\\", "_", "\x00", "_").Replace(callID)
+}
+
+func childPrefix(cdrID uint64, c *call.CDR, o rowOptions) row {
+	r := row{{"cdr_ID", cdrID}}
+	if o.partition {
+		r = append(r, col{"calldate", c.CallDate.UTC()})
+	}
+	return r
+}
+
+func cdrNextRow(cdrID uint64, c *call.CDR, o rowOptions) row {
+	return append(childPrefix(cdrID, c, o), col{"fbasename", str(fbasename(c.CallID), 255)})
+}
+
+// cdrRTPRows maps every stream to a cdr_rtp row; index is 1-based
+// (cdr.a_index + 1, as voipmonitor-ref shows).
+func cdrRTPRows(cdrID uint64, c *call.CDR, o rowOptions) []row {
+	out := make([]row, 0, len(c.Streams))
+	for i := range c.Streams {
+		s := &c.Streams[i]
+		var first, dur any
+		if !s.FirstTime.IsZero() {
+			first = dec3Clamp(s.FirstTime.Sub(c.CallDate))
+			dur = dec3Clamp(s.LastTime.Sub(s.FirstTime))
+		}
+		out = append(out, append(childPrefix(cdrID, c, o),
+			col{"saddr", ip4(s.Src.Addr())},
+			col{"sport", int64(s.Src.Port())},
+			col{"daddr", ip4(s.Dst.Addr())},
+			col{"dport", int64(s.Dst.Port())},
+			col{"ssrc", s.SSRC},
+			col{"received", clampU(int64(s.Received), maxMedium)},
+			col{"loss", clampU(int64(s.Lost), maxMedium)},
+			col{"firsttime", first},
+			col{"payload", clampU(int64(s.Payload), maxSmall)},
+			col{"maxjitter_mult10", clampU(mult10Ceil(s.MaxJitter), maxSmall)},
+			col{"index", int64(min(i+1, maxTiny))},
+			col{"duration", dur},
+		))
+	}
+	return out
+}
+
+func cdrSIPRespRows(cdrID uint64, c *call.CDR, ids *lookups, o rowOptions) []row {
+	out := make([]row, 0, len(c.Responses))
+	for _, code := range c.Responses {
+		out = append(out, append(childPrefix(cdrID, c, o),
+			col{"SIPresponse_id", id(ids.responses[code])},
+			col{"SIPresponseNum", clampU(int64(code), maxSmall)},
+		))
+	}
+	return out
+}
+
+// responseText is the text stored for a response code in cdr_sip_response:
+// the final response as sent when it is the CDR's last one, else the
+// standard reason phrase (the CDR keeps only codes for the others).
+func responseText(c *call.CDR, code int) string {
+	if code == c.LastSIPResponseNum && c.LastSIPResponse != "" {
+		return c.LastSIPResponse
+	}
+	if p, ok := reasonPhrases[code]; ok {
+		return strconv.Itoa(code) + " " + p
+	}
+	return strconv.Itoa(code)
+}
+
+var reasonPhrases = map[int]string{
+	100: "Trying", 180: "Ringing", 181: "Call Is Being Forwarded", 182: "Queued", 183: "Session Progress",
+	200: "OK", 202: "Accepted", 301: "Moved Permanently", 302: "Moved Temporarily",
+	400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
+	407: "Proxy Authentication Required", 408: "Request Timeout", 480: "Temporarily Unavailable",
+	481: "Call/Transaction Does Not Exist", 486: "Busy Here", 487: "Request Terminated",
+	488: "Not Acceptable Here", 491: "Request Pending", 500: "Server Internal Error",
+	501: "Not Implemented", 502: "Bad Gateway", 503: "Service Unavailable", 504: "Server Time-out",
+	600: "Busy Everywhere", 603: "Decline", 604: "Does Not Exist Anywhere", 606: "Not Acceptable",
+}
+
+// registerRow maps a REGISTER to a register_state row, or to a
+// register_failed row when its state is Failed.
+func registerRow(g *call.Register, uaID uint64, o rowOptions) (table string, r row) {
+	sensor := int64(max(o.idSensor, 0))
+	r = row{
+		{"id_sensor", sensor},
+		{"fname", int64(0)},
+		{"created_at", g.Time.UTC()},
+		{"sipcallerip", ip4NotNull(g.CallerIP)},
+		{"sipcalledip", ip4NotNull(g.CalledIP)},
+		{"sipcallerport", int64(g.CallerPort)},
+		{"sipcalledport", int64(g.CalledPort)},
+		{"from_num", str(g.FromNum, 255)},
+		{"to_num", str(g.ToNum, 255)},
+		{"contact_num", str(g.ContactNum, 255)},
+		{"contact_domain", str(g.ContactDomain, 255)},
+		{"digestusername", str(g.DigestUsername, 255)},
+		{"digestrealm", str(g.DigestRealm, 255)},
+		{"ua_id", id(uaID)},
+		{"to_domain", str(g.ToDomain, 255)},
+	}
+	if g.State == call.RegFailed {
+		return "register_failed", append(r, col{"counter", int64(max(g.FailedAttempts, 1))})
+	}
+	return "register_state", append(r,
+		col{"expires", int64(min(max(g.Expires, -1<<23), 1<<23-1))},
+		col{"state", clampU(int64(g.State), maxTiny)},
+	)
+}
+
+// key is the idempotency key of a record: the same call (or REGISTER) seen
+// again — queue replay, agent restart, same capture replayed — has the same key.
+type key [16]byte
+
+func cdrKey(c *call.CDR, idSensor int) key {
+	return hashKey("cdr", strconv.Itoa(idSensor), c.CallID, strconv.FormatInt(c.CallDate.UnixNano(), 10))
+}
+
+func registerKey(g *call.Register, idSensor int) key {
+	return hashKey("reg", strconv.Itoa(idSensor), g.CallID, strconv.FormatInt(g.Time.UnixNano(), 10),
+		strconv.Itoa(int(g.State)), g.FromNum, g.ContactNum)
+}
+
+func hashKey(parts ...string) key {
+	h := sha256.New()
+	for _, p := range parts {
+		h.Write([]byte(p))
+		h.Write([]byte{0})
+	}
+	var k key
+	copy(k[:], h.Sum(nil))
+	return k
+}

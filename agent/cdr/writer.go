@@ -1,0 +1,902 @@
+// Package cdr stores finished calls and REGISTERs in MySQL/MariaDB with
+// VoIPmonitor's schema, so VoIPmonitor's GUI and our compatibility APIs read
+// the same rows.
+//
+// One writer goroutine (Run) takes records from a bounded in-memory queue and
+// writes them in batches, one transaction per batch, a CDR's rows across
+// tables together. When MySQL is unreachable or refuses the writes, batches go
+// to an append-only, fsync'd, checksummed on-disk queue and are replayed in
+// order once MySQL is back. Every record carries an idempotency key stored in
+// the same transaction, so a record is written exactly once across MySQL
+// restarts, agent crashes and replays.
+package cdr
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+
+	"pbx-agent/agent/config"
+	"pbx-agent/sniffer/call"
+)
+
+// Options configure a Writer. Zero values take the defaults noted.
+type Options struct {
+	DSN           string        // go-sql-driver/mysql DSN (required)
+	IDSensor      int           // -1 = unset
+	SensorName    string        // sensors.name (default: host name)
+	ManagerHost   string        // sensors.host
+	ManagerPort   int           // sensors.port
+	Version       string        // sensors.agent_version
+	QueueDir      string        // on-disk queue directory (required)
+	QueueSize     int           // in-memory queue length (default 10000)
+	BatchSize     int           // records per transaction (default 200)
+	FlushInterval time.Duration // max wait for a partial batch (default 1s)
+	QueueMaxBytes int64         // cap of the on-disk queue, 0 = none
+	RetryInterval time.Duration // wait between attempts while MySQL is down (default 2s)
+	Heartbeat     time.Duration // sensors.agent_heartbeat period (default 30s)
+	DrainTimeout  time.Duration // how long the final drain may try MySQL (default 10s)
+	Partition     bool          // cdr_partition: daily partitions
+}
+
+// Option adjusts the Options NewWriter derives from the config.
+type Option func(*Options)
+
+// WithVersion sets the version the agent registers in `sensors`.
+func WithVersion(v string) Option { return func(o *Options) { o.Version = v } }
+
+// WithOptions lets the caller edit any derived option.
+func WithOptions(f func(*Options)) Option { return func(o *Options) { f(o) } }
+
+// NewWriter builds a Writer from the agent config. It does not contact MySQL:
+// Run does, and keeps retrying (queueing to disk) while it cannot.
+func NewWriter(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Writer, error) {
+	if !cfg.DatabaseEnabled() {
+		return nil, ErrNoDatabase
+	}
+	o := Options{
+		DSN:           cfg.MySQLDSN(),
+		IDSensor:      cfg.IDSensor,
+		SensorName:    cfg.SensorName,
+		ManagerHost:   cfg.ManagerIP,
+		ManagerPort:   cfg.ManagerPort,
+		QueueDir:      cfg.QueueDir(),
+		QueueSize:     cfg.CDRQueueSize,
+		BatchSize:     cfg.CDRBatchSize,
+		FlushInterval: cfg.CDRFlushInterval,
+		QueueMaxBytes: cfg.CDRQueueMaxBytes,
+		Partition:     cfg.CDRPartition,
+	}
+	for _, f := range opts {
+		f(&o)
+	}
+	return New(o, logger)
+}
+
+// item is one record waiting to be written.
+type item struct {
+	cdr *call.CDR
+	reg *call.Register
+}
+
+// envelope is the on-disk form of an item.
+type envelope struct {
+	Kind string         `json:"k"`
+	CDR  *call.CDR      `json:"c,omitempty"`
+	Reg  *call.Register `json:"r,omitempty"`
+}
+
+func (it item) encode() ([]byte, error) {
+	e := envelope{Kind: "cdr", CDR: it.cdr}
+	if it.reg != nil {
+		e = envelope{Kind: "reg", Reg: it.reg}
+	}
+	return json.Marshal(e)
+}
+
+func decodeItem(b []byte) (item, error) {
+	var e envelope
+	if err := json.Unmarshal(b, &e); err != nil {
+		return item{}, fmt.Errorf("%w: %w", ErrRecord, err)
+	}
+	switch {
+	case e.Kind == "cdr" && e.CDR != nil:
+		return item{cdr: e.CDR}, nil
+	case e.Kind == "reg" && e.Reg != nil:
+		return item{reg: e.Reg}, nil
+	}
+	return item{}, fmt.Errorf("%w: kind %q", ErrRecord, e.Kind)
+}
+
+// Writer is the CDR store. Enqueue and EnqueueRegister may be called from any
+// goroutine; Run is the one writer goroutine.
+type Writer struct {
+	o   Options
+	log *slog.Logger
+	db  *sql.DB
+	q   *diskQueue
+	cb  *codebook
+	st  *stats
+
+	in       chan item
+	flushReq chan chan error
+	stop     chan struct{}
+	done     chan struct{}
+	running  atomic.Bool
+
+	closeMu   sync.RWMutex
+	closed    bool
+	closeOnce sync.Once
+	closeErr  error
+
+	// Writer-goroutine state.
+	ready      bool // schema migrated, sensor registered
+	idStep     uint64
+	consecIDs  bool
+	nextRetry  time.Time
+	lastErrLog time.Time
+	lastErrMsg string
+
+	// crashAfterCommit, when set by a test, is called after a replayed batch
+	// is committed to MySQL and before the queue offset is saved; returning
+	// true makes Run return at once, as a crash at that point would.
+	crashAfterCommit func() bool
+}
+
+// New builds a Writer from explicit options.
+func New(o Options, logger *slog.Logger) (*Writer, error) {
+	if o.DSN == "" {
+		return nil, ErrNoDatabase
+	}
+	if o.QueueDir == "" {
+		return nil, fmt.Errorf("%w: no queue directory", ErrQueue)
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	o.QueueSize = cmpOr(o.QueueSize, 10000)
+	o.BatchSize = cmpOr(o.BatchSize, 200)
+	o.FlushInterval = cmpOr(o.FlushInterval, time.Second)
+	o.RetryInterval = cmpOr(o.RetryInterval, 2*time.Second)
+	o.Heartbeat = cmpOr(o.Heartbeat, 30*time.Second)
+	o.DrainTimeout = cmpOr(o.DrainTimeout, 10*time.Second)
+	if o.SensorName == "" {
+		o.SensorName, _ = os.Hostname()
+	}
+	dsn, err := driverDSN(o.DSN)
+	if err != nil {
+		return nil, err
+	}
+	db, err := sql.Open("mysql", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("cdr: open: %w", err)
+	}
+	db.SetMaxOpenConns(4)
+	db.SetMaxIdleConns(4)
+	db.SetConnMaxIdleTime(time.Minute)
+	q, err := openQueue(o.QueueDir, o.QueueMaxBytes)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	w := &Writer{
+		o: o, log: logger.With("component", "cdr"), db: db, q: q, cb: newCodebook(), st: newStats(),
+		in: make(chan item, o.QueueSize), flushReq: make(chan chan error),
+		stop: make(chan struct{}), done: make(chan struct{}), idStep: 1,
+	}
+	if n, b := q.Pending(); n > 0 {
+		w.log.Info("on-disk CDR queue has records to replay", "records", n, "bytes", b, "dir", o.QueueDir)
+	}
+	if torn, _ := q.damage(); torn > 0 {
+		w.log.Warn("cut a torn record from the on-disk CDR queue (crash during append)", "dir", o.QueueDir)
+	}
+	return w, nil
+}
+
+func cmpOr[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
+
+// driverDSN adds what the writer relies on: client-side interpolation (one
+// round trip per statement), the latin1 connection VoIPmonitor's tables use
+// (strings are stored byte for byte), UTC, and a non-strict sql_mode so an
+// odd value is clamped instead of failing a whole batch.
+func driverDSN(dsn string) (string, error) {
+	mc, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		return "", fmt.Errorf("cdr: bad DSN: %w", err)
+	}
+	mc.InterpolateParams = true
+	mc.Collation = "latin1_swedish_ci"
+	mc.Loc = time.UTC
+	mc.ParseTime = true
+	if mc.Params == nil {
+		mc.Params = map[string]string{}
+	}
+	mc.Params["time_zone"] = "'+00:00'"
+	mc.Params["sql_mode"] = "'NO_ENGINE_SUBSTITUTION'"
+	return mc.FormatDSN(), nil
+}
+
+// Enqueue hands a finished call to the writer. It never blocks on MySQL: when
+// the in-memory queue is full the record goes to the on-disk queue. An error
+// means the record is lost (writer closed, disk queue unusable) and is counted.
+func (w *Writer) Enqueue(c *call.CDR) error {
+	if c == nil {
+		return nil
+	}
+	return w.enqueue(item{cdr: c})
+}
+
+// EnqueueRegister hands a REGISTER summary to the writer (register_state, or
+// register_failed when its state is Failed).
+func (w *Writer) EnqueueRegister(g *call.Register) error {
+	if g == nil {
+		return nil
+	}
+	return w.enqueue(item{reg: g})
+}
+
+func (w *Writer) enqueue(it item) error {
+	w.closeMu.RLock()
+	defer w.closeMu.RUnlock()
+	if w.closed {
+		w.st.lost.Add(1)
+		return ErrClosed
+	}
+	w.st.enqueued.Add(1)
+	select {
+	case w.in <- it:
+		return nil
+	default:
+	}
+	w.st.overflow.Add(1)
+	if err := w.spill([]item{it}); err != nil {
+		return err
+	}
+	return nil
+}
+
+// spill appends items to the on-disk queue; on failure they are lost and counted.
+func (w *Writer) spill(items []item) error {
+	recs := make([][]byte, 0, len(items))
+	for _, it := range items {
+		b, err := it.encode()
+		if err != nil {
+			w.st.lost.Add(1)
+			w.log.Error("cannot encode CDR for the disk queue; dropped", "err", err)
+			continue
+		}
+		recs = append(recs, b)
+	}
+	if err := w.q.Append(recs); err != nil {
+		w.st.lost.Add(uint64(len(recs)))
+		w.st.queueErrors.Add(1)
+		w.log.Error("on-disk CDR queue write failed; records lost", "records", len(recs), "err", err)
+		return err
+	}
+	w.st.spilled.Add(uint64(len(recs)))
+	return nil
+}
+
+// Run is the writer goroutine. It returns when ctx is cancelled or Close is
+// called, after writing (or queueing to disk) everything still in memory.
+func (w *Writer) Run(ctx context.Context) error {
+	if !w.running.CompareAndSwap(false, true) {
+		return errors.New("cdr: Run called twice")
+	}
+	defer close(w.done)
+	flush := time.NewTicker(w.o.FlushInterval)
+	defer flush.Stop()
+	heartbeat := time.NewTicker(w.o.Heartbeat)
+	defer heartbeat.Stop()
+	ready := make(chan struct{})
+	close(ready)
+
+	batch := make([]item, 0, w.o.BatchSize)
+	w.connect(ctx)
+	for {
+		// Replay the disk queue in between new batches while MySQL is up.
+		var replay <-chan struct{}
+		if n, _ := w.q.Pending(); n > 0 && w.ready && !time.Now().Before(w.nextRetry) {
+			replay = ready
+		}
+		select {
+		case <-ctx.Done():
+			return w.drain(context.WithoutCancel(ctx), batch)
+		case <-w.stop:
+			return w.drain(context.WithoutCancel(ctx), batch)
+		case it := <-w.in:
+			batch = append(batch, it)
+			if len(batch) >= w.o.BatchSize {
+				w.flushBatch(ctx, batch)
+				batch = batch[:0]
+			}
+		case <-flush.C:
+			if len(batch) > 0 {
+				w.flushBatch(ctx, batch)
+				batch = batch[:0]
+			}
+			if !w.ready && !time.Now().Before(w.nextRetry) {
+				w.connect(ctx)
+			}
+		case <-replay:
+			if crashed := w.replayOnce(ctx); crashed {
+				return nil
+			}
+		case <-heartbeat.C:
+			if w.ready {
+				w.heartbeat(ctx)
+				if w.o.Partition {
+					if err := ensurePartitions(ctx, w.db, time.Now().AddDate(0, 0, 2)); err != nil {
+						w.dbError("cannot add partitions", err)
+					}
+				}
+			}
+		case reply := <-w.flushReq:
+			batch = w.takeAll(batch)
+			if len(batch) > 0 {
+				w.flushBatch(ctx, batch)
+				batch = batch[:0]
+			}
+			reply <- w.replayAll(ctx)
+		}
+	}
+}
+
+// takeAll moves whatever is in the in-memory queue into batch.
+func (w *Writer) takeAll(batch []item) []item {
+	for {
+		select {
+		case it := <-w.in:
+			batch = append(batch, it)
+		default:
+			return batch
+		}
+	}
+}
+
+// drain is the shutdown path: everything in memory goes to MySQL if it
+// answers within DrainTimeout, else to the disk queue.
+func (w *Writer) drain(ctx context.Context, batch []item) error {
+	ctx, cancel := context.WithTimeout(ctx, w.o.DrainTimeout)
+	defer cancel()
+	batch = w.takeAll(batch)
+	for len(batch) > 0 {
+		n := min(len(batch), w.o.BatchSize)
+		w.flushBatch(ctx, batch[:n])
+		batch = batch[n:]
+	}
+	err := w.replayAll(ctx)
+	if n, _ := w.q.Pending(); n > 0 {
+		w.log.Warn("CDRs kept in the on-disk queue for the next start", "records", n, "dir", w.o.QueueDir)
+		return nil
+	}
+	return err
+}
+
+// Flush writes everything queued in memory and replays the disk queue. It
+// returns nil when nothing is left pending, else an error saying what is.
+// It needs Run to be running (it waits for it until ctx ends).
+func (w *Writer) Flush(ctx context.Context) error {
+	reply := make(chan error, 1)
+	select {
+	case w.flushReq <- reply:
+	case <-w.done:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-reply:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close stops accepting records, waits for Run to drain (or drains to the
+// disk queue itself when Run never ran) and releases the database and queue.
+func (w *Writer) Close() error {
+	w.closeOnce.Do(func() {
+		w.closeMu.Lock()
+		w.closed = true
+		w.closeMu.Unlock()
+		close(w.stop)
+		if w.running.Load() {
+			<-w.done
+		} else if rest := w.takeAll(nil); len(rest) > 0 {
+			w.closeErr = w.spill(rest)
+		}
+		w.closeErr = errors.Join(w.closeErr, w.q.Close(), w.db.Close())
+	})
+	return w.closeErr
+}
+
+// connect migrates the schema and registers the sensor; on failure the
+// writer keeps queueing to disk and tries again after RetryInterval.
+func (w *Writer) connect(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	err := migrate(ctx, w.db, schemaOptions{partition: w.o.Partition, now: time.Now()})
+	var me *mysql.MySQLError
+	if errors.As(err, &me) && me.Number == 1049 { // unknown database: create it
+		if cerr := w.createDatabase(ctx); cerr == nil {
+			err = migrate(ctx, w.db, schemaOptions{partition: w.o.Partition, now: time.Now()})
+		} else {
+			err = fmt.Errorf("%w (and creating it failed: %w)", err, cerr)
+		}
+	}
+	if err == nil {
+		err = w.inspectAutoInc(ctx)
+	}
+	if err == nil {
+		err = w.registerSensor(ctx)
+	}
+	if err != nil {
+		w.dbError("MySQL not usable; CDRs go to the on-disk queue", err)
+		return
+	}
+	if !w.ready {
+		w.log.Info("MySQL ready", "schema_version", SchemaVersion, "consecutive_ids", w.consecIDs)
+	}
+	w.ready = true
+	w.st.dbUp.Store(true)
+	w.lastErrMsg = ""
+}
+
+func (w *Writer) createDatabase(ctx context.Context) error {
+	mc, err := mysql.ParseDSN(w.o.DSN)
+	if err != nil || mc.DBName == "" {
+		return fmt.Errorf("no database name: %w", err)
+	}
+	name := mc.DBName
+	mc.DBName = ""
+	db, err := sql.Open("mysql", mc.FormatDSN())
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	_, err = db.ExecContext(ctx, "CREATE DATABASE IF NOT EXISTS `"+name+"` DEFAULT CHARACTER SET latin1")
+	if err == nil {
+		w.log.Info("created database", "name", name)
+	}
+	return err
+}
+
+func (w *Writer) inspectAutoInc(ctx context.Context) error {
+	var mode, step int
+	if err := w.db.QueryRowContext(ctx, "SELECT @@innodb_autoinc_lock_mode, @@auto_increment_increment").Scan(&mode, &step); err != nil {
+		return err
+	}
+	w.consecIDs = mode != 2
+	w.idStep = uint64(max(step, 1))
+	return nil
+}
+
+func (w *Writer) registerSensor(ctx context.Context) error {
+	_, off := time.Now().Zone()
+	zone, _ := time.Now().Zone()
+	_, err := w.db.ExecContext(ctx, "INSERT INTO `sensors` (`id_sensor`,`name`,`host`,`port`,`timezone_name`,`timezone_offset`,`timezone_save_at`,`agent_version`,`agent_heartbeat`) "+
+		"VALUES (?,?,?,?,?,?,UTC_TIMESTAMP(),?,UTC_TIMESTAMP()) ON DUPLICATE KEY UPDATE `name`=VALUES(`name`),`host`=VALUES(`host`),`port`=VALUES(`port`),"+
+		"`timezone_name`=VALUES(`timezone_name`),`timezone_offset`=VALUES(`timezone_offset`),`timezone_save_at`=VALUES(`timezone_save_at`),"+
+		"`agent_version`=VALUES(`agent_version`),`agent_heartbeat`=VALUES(`agent_heartbeat`)",
+		max(w.o.IDSensor, 0), str(w.o.SensorName, 256), w.o.ManagerHost, w.o.ManagerPort, zone, off, w.o.Version)
+	if err != nil {
+		return fmt.Errorf("register sensor: %w", err)
+	}
+	return nil
+}
+
+func (w *Writer) heartbeat(ctx context.Context) {
+	if _, err := w.db.ExecContext(ctx, "UPDATE `sensors` SET `agent_heartbeat` = UTC_TIMESTAMP() WHERE `id_sensor` = ?", max(w.o.IDSensor, 0)); err != nil {
+		w.dbError("sensor heartbeat failed", err)
+	}
+}
+
+// dbError counts a MySQL failure, marks the database down and logs it
+// (repeats of the same message at most once a minute).
+func (w *Writer) dbError(msg string, err error) {
+	w.st.dbErrors.Add(1)
+	w.st.dbUp.Store(false)
+	w.nextRetry = time.Now().Add(w.o.RetryInterval)
+	text := err.Error()
+	if text != w.lastErrMsg || time.Since(w.lastErrLog) > time.Minute {
+		w.log.Error(msg, "err", err, "hint", hint(err))
+		w.lastErrMsg, w.lastErrLog = text, time.Now()
+	}
+}
+
+// hint turns common MySQL errors into advice for the log.
+func hint(err error) string {
+	var me *mysql.MySQLError
+	if errors.As(err, &me) {
+		switch me.Number {
+		case 1045:
+			return "wrong mysqlusername/mysqlpassword"
+		case 1044, 1142, 1143, 1227:
+			return "the MySQL user lacks privileges: it needs CREATE, ALTER, INSERT, SELECT, UPDATE on mysqldb"
+		case 1049:
+			return "mysqldb does not exist and could not be created"
+		case 1290, 1836:
+			return "the server is read-only"
+		}
+	}
+	return "check mysqlhost/mysqlport/mysqlsocket; CDRs are kept in the on-disk queue meanwhile"
+}
+
+// isDataError reports MySQL errors caused by a record's values rather than by
+// the server or connection: retrying the same record cannot help.
+func isDataError(err error) bool {
+	var me *mysql.MySQLError
+	if !errors.As(err, &me) {
+		return false
+	}
+	switch me.Number {
+	case 1048, 1062, 1264, 1265, 1292, 1366, 1406, 1452, 1526:
+		return true
+	}
+	return false
+}
+
+// flushBatch writes a batch of new records. While older records wait in the
+// disk queue, new ones are appended behind them to keep the order.
+func (w *Writer) flushBatch(ctx context.Context, batch []item) {
+	if n, _ := w.q.Pending(); n > 0 || !w.ready {
+		w.spill(batch) //nolint:errcheck // counted and logged in spill
+		return
+	}
+	if err := w.writeOrSplit(ctx, batch); err != nil {
+		w.dbError("CDR batch not written; queued to disk", err)
+		w.ready = w.ready && !isConnError(err)
+		w.spill(batch) //nolint:errcheck // counted and logged in spill
+	}
+}
+
+// writeOrSplit writes a batch; when MySQL rejects it for its data, the batch
+// is retried record by record and the records MySQL refuses are set aside in
+// rejected.jsonl (counted) so they cannot block the queue. Other errors are
+// returned with nothing written.
+func (w *Writer) writeOrSplit(ctx context.Context, batch []item) error {
+	err := w.writeBatch(ctx, batch)
+	if err == nil || !isDataError(err) {
+		return err
+	}
+	for i := range batch {
+		err := w.writeBatch(ctx, batch[i:i+1])
+		if err == nil {
+			continue
+		}
+		if !isDataError(err) {
+			return err
+		}
+		w.reject(batch[i], err)
+	}
+	return nil
+}
+
+func (w *Writer) reject(it item, cause error) {
+	w.st.rejected.Add(1)
+	w.log.Error("MySQL refused a CDR; kept in rejected.jsonl", "err", cause)
+	b, err := it.encode()
+	if err != nil {
+		return
+	}
+	f, err := os.OpenFile(filepath.Join(w.o.QueueDir, "rejected.jsonl"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+	if err != nil {
+		w.log.Error("cannot keep rejected CDR", "err", err)
+		return
+	}
+	defer f.Close()
+	if _, err := f.Write(append(b, '\n')); err != nil {
+		w.log.Error("cannot keep rejected CDR", "err", err)
+	}
+}
+
+// replayOnce writes one batch from the disk queue. It reports true when the
+// test crash hook fired.
+func (w *Writer) replayOnce(ctx context.Context) (crashed bool) {
+	recs, next, err := w.q.Read(w.o.BatchSize)
+	if err != nil {
+		w.st.queueErrors.Add(1)
+		w.log.Error("on-disk CDR queue read failed", "err", err)
+		w.nextRetry = time.Now().Add(w.o.RetryInterval)
+		return false
+	}
+	items := make([]item, 0, len(recs))
+	for _, r := range recs {
+		it, err := decodeItem(r)
+		if err != nil {
+			w.st.rejected.Add(1)
+			w.log.Error("undecodable record in the on-disk CDR queue; skipped", "err", err)
+			continue
+		}
+		items = append(items, it)
+	}
+	if len(items) > 0 {
+		if err := w.writeOrSplit(ctx, items); err != nil {
+			w.dbError("replay of the on-disk CDR queue failed; will retry", err)
+			w.ready = w.ready && !isConnError(err)
+			return false
+		}
+	}
+	if w.crashAfterCommit != nil && w.crashAfterCommit() {
+		return true
+	}
+	if err := w.q.Commit(next, len(recs)); err != nil {
+		w.st.queueErrors.Add(1)
+		w.log.Error("cannot save the on-disk CDR queue position", "err", err)
+		w.nextRetry = time.Now().Add(w.o.RetryInterval)
+		return false
+	}
+	w.st.replayed.Add(uint64(len(items)))
+	return false
+}
+
+// replayAll replays until the disk queue is empty or MySQL fails.
+func (w *Writer) replayAll(ctx context.Context) error {
+	if !w.ready {
+		w.connect(ctx)
+	}
+	for {
+		n, _ := w.q.Pending()
+		if n == 0 {
+			return nil
+		}
+		if !w.ready {
+			return fmt.Errorf("cdr: MySQL not ready; %d records in the on-disk queue", n)
+		}
+		before := w.st.dbErrors.Load()
+		if w.replayOnce(ctx) {
+			return nil
+		}
+		if w.st.dbErrors.Load() != before || ctx.Err() != nil {
+			n, _ := w.q.Pending()
+			return fmt.Errorf("cdr: %d records left in the on-disk queue: %s", n, w.lastErrMsg)
+		}
+	}
+}
+
+// isConnError reports whether err means the connection or server is gone
+// (as opposed to a refused statement).
+func isConnError(err error) bool {
+	var me *mysql.MySQLError
+	return !errors.As(err, &me)
+}
+
+// writeBatch writes the records of one batch in one transaction. Records
+// whose idempotency key is already present are skipped (counted as duplicates).
+func (w *Writer) writeBatch(ctx context.Context, batch []item) error {
+	start := time.Now()
+	// Lookup ids first, outside the transaction (see codebook).
+	look := make([]lookups, len(batch))
+	regUA := make([]uint64, len(batch))
+	for i, it := range batch {
+		var err error
+		if it.reg != nil {
+			if regUA[i], err = w.cb.resolve(ctx, w.db, lookupUA, 0, it.reg.UA); err != nil {
+				return err
+			}
+			continue
+		}
+		if look[i], err = w.resolveCDR(ctx, it.cdr); err != nil {
+			return err
+		}
+	}
+
+	keys := make([]key, len(batch))
+	for i, it := range batch {
+		if it.reg != nil {
+			keys[i] = registerKey(it.reg, w.o.IDSensor)
+		} else {
+			keys[i] = cdrKey(it.cdr, w.o.IDSensor)
+		}
+	}
+
+	tx, err := w.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback() //nolint:errcheck // no-op after Commit
+
+	seen, err := existingKeys(ctx, tx, keys)
+	if err != nil {
+		return err
+	}
+	ro := rowOptions{idSensor: w.o.IDSensor, partition: w.o.Partition}
+	var cdrIdx, regState, regFailed []int
+	var cdrRows, stateRows, failedRows []row
+	dups := 0
+	for i, it := range batch {
+		if seen[keys[i]] {
+			dups++
+			continue
+		}
+		seen[keys[i]] = true // a key twice in one batch is written once
+		if it.cdr != nil {
+			cdrIdx = append(cdrIdx, i)
+			cdrRows = append(cdrRows, cdrRow(it.cdr, &look[i], ro))
+			continue
+		}
+		table, r := registerRow(it.reg, regUA[i], ro)
+		if table == "register_failed" {
+			regFailed, failedRows = append(regFailed, i), append(failedRows, r)
+		} else {
+			regState, stateRows = append(regState, i), append(stateRows, r)
+		}
+	}
+
+	rowIDs := make([]uint64, len(batch))
+	counts := map[string]int{}
+	insertNumbered := func(table string, idx []int, rows []row) error {
+		if len(rows) == 0 {
+			return nil
+		}
+		var got []uint64
+		if w.consecIDs {
+			chunks, err := insertRows(ctx, tx, table, rows)
+			if err != nil {
+				return err
+			}
+			got = ids(chunks, w.idStep)
+		} else {
+			for _, r := range rows {
+				chunks, err := insertRows(ctx, tx, table, []row{r})
+				if err != nil {
+					return err
+				}
+				got = append(got, chunks[0].first)
+			}
+		}
+		for j, i := range idx {
+			rowIDs[i] = got[j]
+		}
+		counts[table] += len(rows)
+		return nil
+	}
+	if err := insertNumbered("cdr", cdrIdx, cdrRows); err != nil {
+		return err
+	}
+	if err := insertNumbered("register_state", regState, stateRows); err != nil {
+		return err
+	}
+	if err := insertNumbered("register_failed", regFailed, failedRows); err != nil {
+		return err
+	}
+
+	var next, rtpRows, respRows []row
+	for _, i := range cdrIdx {
+		c := batch[i].cdr
+		next = append(next, cdrNextRow(rowIDs[i], c, ro))
+		rtpRows = append(rtpRows, cdrRTPRows(rowIDs[i], c, ro)...)
+		respRows = append(respRows, cdrSIPRespRows(rowIDs[i], c, &look[i], ro)...)
+	}
+	for _, t := range []struct {
+		name string
+		rows []row
+	}{{"cdr_next", next}, {"cdr_rtp", rtpRows}, {"cdr_sipresp", respRows}} {
+		if _, err := insertRows(ctx, tx, t.name, t.rows); err != nil {
+			return err
+		}
+		counts[t.name] += len(t.rows)
+	}
+
+	var keyRows []row
+	now := time.Now().UTC()
+	for i := range batch {
+		if rowIDs[i] == 0 {
+			continue
+		}
+		kind := int64(1)
+		if batch[i].reg != nil {
+			kind = 2
+		}
+		keyRows = append(keyRows, row{{"k", keys[i][:]}, {"kind", kind}, {"row_id", rowIDs[i]}, {"created_at", now}})
+	}
+	if _, err := insertRows(ctx, tx, writtenTable, keyRows); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	w.st.written.Add(uint64(len(keyRows)))
+	w.st.duplicates.Add(uint64(dups))
+	for t, n := range counts {
+		w.st.addRows(t, n)
+	}
+	w.st.observeBatch(time.Since(start))
+	w.st.dbUp.Store(true)
+	return nil
+}
+
+func (w *Writer) resolveCDR(ctx context.Context, c *call.CDR) (lookups, error) {
+	var l lookups
+	var err error
+	if l.lastResponse, err = w.cb.resolve(ctx, w.db, lookupResponse, 0, c.LastSIPResponse); err != nil {
+		return l, err
+	}
+	if l.callerUA, err = w.cb.resolve(ctx, w.db, lookupUA, 0, c.CallerUA); err != nil {
+		return l, err
+	}
+	if l.calledUA, err = w.cb.resolve(ctx, w.db, lookupUA, 0, c.CalledUA); err != nil {
+		return l, err
+	}
+	if l.reasonSIP, err = w.cb.resolve(ctx, w.db, lookupReason, reasonTypeSIP, reasonText(c.ReasonSIPCause, c.ReasonSIPText)); err != nil {
+		return l, err
+	}
+	if l.reasonQ850, err = w.cb.resolve(ctx, w.db, lookupReason, reasonTypeQ850, reasonText(c.ReasonQ850Cause, c.ReasonQ850Text)); err != nil {
+		return l, err
+	}
+	if len(c.Responses) > 0 {
+		l.responses = make(map[int]uint64, len(c.Responses))
+		for _, code := range c.Responses {
+			if _, ok := l.responses[code]; ok {
+				continue
+			}
+			if l.responses[code], err = w.cb.resolve(ctx, w.db, lookupResponse, 0, responseText(c, code)); err != nil {
+				return l, err
+			}
+		}
+	}
+	return l, nil
+}
+
+// reasonText is the cdr_reason text: the Reason header's text, or
+// "<cause> (text missing)" as VoIPmonitor stores a cause without text.
+func reasonText(cause int, text string) string {
+	if text != "" {
+		return text
+	}
+	if cause > 0 {
+		return strconv.Itoa(cause) + " (text missing)"
+	}
+	return ""
+}
+
+func existingKeys(ctx context.Context, tx *sql.Tx, keys []key) (map[key]bool, error) {
+	seen := make(map[key]bool, len(keys))
+	if len(keys) == 0 {
+		return seen, nil
+	}
+	q := make([]byte, 0, 64+len(keys)*2)
+	q = append(q, "SELECT `k` FROM `"+writtenTable+"` WHERE `k` IN ("...)
+	args := make([]any, len(keys))
+	for i := range keys {
+		if i > 0 {
+			q = append(q, ',')
+		}
+		q = append(q, '?')
+		args[i] = keys[i][:]
+	}
+	q = append(q, ") FOR UPDATE"...)
+	rows, err := tx.QueryContext(ctx, string(q), args...)
+	if err != nil {
+		return nil, fmt.Errorf("read keys: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var b []byte
+		if err := rows.Scan(&b); err != nil {
+			return nil, err
+		}
+		var k key
+		copy(k[:], b)
+		seen[k] = true
+	}
+	return seen, rows.Err()
+}

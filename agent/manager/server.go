@@ -88,6 +88,7 @@ type Server struct {
 	ready    atomic.Bool
 	start    time.Time
 	listen   *listenRegistry
+	bufs     sync.Pool // *connBufs, reused across connections
 
 	baseCtx    context.Context
 	cancelBase context.CancelFunc
@@ -513,7 +514,17 @@ func (s *Server) serveConn(c net.Conn, unix bool) {
 	defer s.untrackConn(c)
 	defer c.Close()
 
-	buf, err := readRequest(c, make([]byte, 0, firstReadSize+1), s.cfg.MaxRequestBytes, s.cfg.IdleWait, s.cfg.ReadTimeout)
+	cb, _ := s.bufs.Get().(*connBufs)
+	if cb == nil {
+		cb = &connBufs{read: make([]byte, 0, firstReadSize+1), w: bufio.NewWriterSize(nil, 32<<10)}
+	}
+	defer func() {
+		if cap(cb.read) <= 2*(firstReadSize+1) { // do not keep buffers grown by big requests
+			cb.w.Reset(nil)
+			s.bufs.Put(cb)
+		}
+	}()
+	buf, err := readRequest(c, cb.read, s.cfg.MaxRequestBytes, s.cfg.IdleWait, s.cfg.ReadTimeout)
 	switch {
 	case errors.Is(err, ErrRequestTooLarge):
 		s.tooLarge.Add(1)
@@ -532,7 +543,8 @@ func (s *Server) serveConn(c net.Conn, unix bool) {
 	defer cancel()
 	_ = c.SetReadDeadline(time.Time{})
 	dw := &deadlineWriter{c: c, timeout: s.cfg.WriteTimeout}
-	bw := bufio.NewWriterSize(dw, 32<<10)
+	bw := cb.w
+	bw.Reset(dw)
 	if err := s.handle(ctx, bw, parseRequest(buf), unix); err != nil {
 		s.log.Debug("reply failed", "remote", c.RemoteAddr(), "err", err)
 		return
@@ -543,6 +555,12 @@ func (s *Server) serveConn(c net.Conn, unix bool) {
 	}
 	s.served.Add(1)
 	lingerClose(c)
+}
+
+// connBufs are one connection's request buffer and reply writer.
+type connBufs struct {
+	read []byte
+	w    *bufio.Writer
 }
 
 // lingerClose half-closes and drains briefly so that a client that sent more

@@ -1,0 +1,163 @@
+package manager
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"pbx-agent/sniffer/call"
+	"pbx-agent/sniffer/rtp"
+)
+
+// genCalls makes n active calls with two streams each.
+func genCalls(n int) []call.CDR {
+	t0 := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	out := make([]call.CDR, n)
+	for i := range out {
+		a := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
+		p := netip.MustParseAddr("192.0.2.10")
+		start := t0.Add(time.Duration(i) * 10 * time.Millisecond)
+		out[i] = call.CDR{
+			CallID: fmt.Sprintf("gen-%d@192.0.2.10", i), CallRef: 0x7f0000000000 + uint64(i)*0x100,
+			CallDate: start, ConnectTime: start.Add(time.Second), CallEnd: start.Add(30 * time.Second),
+			Caller: fmt.Sprint(1000 + i), Called: fmt.Sprint(5000 + i), CallerDomain: a.String(), CalledDomain: "192.0.2.10",
+			CallerIP: a, CalledIP: p, LastSIPResponseNum: 200, CallerUA: "gensip", Active: true,
+			Streams: []rtp.Summary{
+				{Src: netip.AddrPortFrom(a, 20000), Dst: netip.AddrPortFrom(p, 10000), Payload: 8, Received: 1500, Lost: 3,
+					AvgJitter: 1.25, MaxJitter: 3.5, MOSF1: 4.4, MOSF2: 4.4, MOSAdapt: 4.4, Caller: true},
+				{Src: netip.AddrPortFrom(p, 10000), Dst: netip.AddrPortFrom(a, 20000), Payload: 8, Received: 1499,
+					AvgJitter: 0.75, MaxJitter: 2.5, MOSF1: 4.5, MOSF2: 4.5, MOSAdapt: 4.5},
+			},
+		}
+	}
+	return out
+}
+
+func benchListcalls(b *testing.B, n int, cmd string) {
+	s := New(Config{Calls: &fakeCalls{calls: genCalls(n)}, SensorID: 1, Location: time.UTC})
+	cw := &countWriter{}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := s.Run(context.Background(), cw, cmd); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(cw.n)/float64(b.N), "bytes/op")
+}
+
+type countWriter struct{ n int }
+
+func (c *countWriter) Write(p []byte) (int, error) { c.n += len(p); return len(p), nil }
+
+func BenchmarkListcalls1000(b *testing.B)  { benchListcalls(b, 1000, "listcalls") }
+func BenchmarkListcalls10000(b *testing.B) { benchListcalls(b, 10000, "listcalls") }
+func BenchmarkListcalls10000SortCaller(b *testing.B) {
+	benchListcalls(b, 10000, `listcalls {"sort_field":"caller","sort_dir":"asc"}`)
+}
+func BenchmarkListcalls10000Limit10(b *testing.B) { benchListcalls(b, 10000, `listcalls {"limit":"10"}`) }
+
+// BenchmarkListcallsTCPLatency10000 measures whole exchanges over TCP
+// (connect, request, 10,000-call reply, close) and reports p50/p95.
+func BenchmarkListcallsTCPLatency10000(b *testing.B) {
+	ts := startServer(b, func(c *Config) { c.Calls = &fakeCalls{calls: genCalls(10000)} })
+	var lat []time.Duration
+	b.ReportAllocs()
+	for b.Loop() {
+		t0 := time.Now()
+		roundTrip(b, ts.addr, "listcalls\r\n\r\n")
+		lat = append(lat, time.Since(t0))
+	}
+	reportPercentiles(b, lat)
+}
+
+// BenchmarkCommandsParallelTCP: 16 parallel clients, one getversion per
+// connection; ns/op is the inverse of the server's commands per second.
+func BenchmarkCommandsParallelTCP(b *testing.B) {
+	ts := startServer(b, func(c *Config) { c.Calls = &fakeCalls{calls: genCalls(1000)} })
+	b.ReportAllocs()
+	var mu sync.Mutex
+	var lat []time.Duration
+	clients := 16
+	per := b.N/clients + 1
+	b.ResetTimer()
+	var wg sync.WaitGroup
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			local := make([]time.Duration, 0, per)
+			for range per {
+				t0 := time.Now()
+				roundTrip(b, ts.addr, "getversion\r\n\r\n")
+				local = append(local, time.Since(t0))
+			}
+			mu.Lock()
+			lat = append(lat, local...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	b.StopTimer()
+	b.ReportMetric(float64(len(lat))/b.Elapsed().Seconds(), "cmds/s")
+	reportPercentiles(b, lat)
+}
+
+func roundTrip(b *testing.B, addr, req string) {
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		b.Error(err)
+		return
+	}
+	defer c.Close()
+	if _, err := io.WriteString(c, req); err != nil {
+		b.Error(err)
+		return
+	}
+	if n, err := io.Copy(io.Discard, c); err != nil || n == 0 {
+		b.Errorf("reply %d bytes, %v", n, err)
+	}
+}
+
+func reportPercentiles(b *testing.B, lat []time.Duration) {
+	if len(lat) == 0 {
+		return
+	}
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(lat[len(lat)*95/100].Microseconds()), "p95-µs")
+}
+
+func BenchmarkAESWriter64K(b *testing.B) {
+	k := AESKey{}
+	buf := make([]byte, 64<<10)
+	b.SetBytes(int64(len(buf)))
+	b.ReportAllocs()
+	for b.Loop() {
+		aw := newAESWriter(io.Discard, k)
+		_, _ = aw.Write(buf)
+		_ = aw.Close()
+	}
+}
+
+func BenchmarkRequestComplete(b *testing.B) {
+	req := []byte(`listcalls {"limit":"10","sort_field":"calldate","sort_dir":"desc"}` + "\r\n\r\n")
+	b.ReportAllocs()
+	for b.Loop() {
+		if !requestComplete(req, true) {
+			b.Fatal("incomplete")
+		}
+	}
+}
+
+func TestRequestCompleteAllocs(t *testing.T) {
+	req := []byte("listcalls\r\n\r\n")
+	if n := testing.AllocsPerRun(100, func() { _ = requestComplete(req, true) }); n != 0 {
+		t.Errorf("requestComplete allocates %v times", n)
+	}
+}

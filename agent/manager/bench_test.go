@@ -60,7 +60,9 @@ func BenchmarkListcalls10000(b *testing.B) { benchListcalls(b, 10000, "listcalls
 func BenchmarkListcalls10000SortCaller(b *testing.B) {
 	benchListcalls(b, 10000, `listcalls {"sort_field":"caller","sort_dir":"asc"}`)
 }
-func BenchmarkListcalls10000Limit10(b *testing.B) { benchListcalls(b, 10000, `listcalls {"limit":"10"}`) }
+func BenchmarkListcalls10000Limit10(b *testing.B) {
+	benchListcalls(b, 10000, `listcalls {"limit":"10"}`)
+}
 
 // BenchmarkListcallsTCPLatency10000 measures whole exchanges over TCP
 // (connect, request, 10,000-call reply, close) and reports p50/p95.

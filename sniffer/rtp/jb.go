@@ -15,7 +15,7 @@ package rtp
 
 const (
 	maxBurst     = 127 // loss[k] is capped at k = 127
-	jbQueueLen   = 64  // frames a fixed buffer can hold (ring)
+	jbQueueLen   = 48  // frames a fixed buffer can hold (ring); 400 ms of 10 ms frames
 	adaptHistory = 500 // transit delays remembered by the adaptive buffer
 	adaptDropPct = 3   // % of the largest delays ignored
 	adaptExtra   = 40  // ms added to the measured spread
@@ -89,7 +89,6 @@ func roundMOS(m float64) float64 { return float64(int(m*10+0.5)) / 10 }
 type jbFrame struct {
 	ts, delivery int64
 	ms           int32
-	seq          int64
 	quiet        bool // starts a talkspurt: silence before it is not loss
 }
 
@@ -112,18 +111,18 @@ func (jb *fixedJB) tail() *jbFrame { return &jb.q[(jb.head+jb.n-1)%jbQueueLen] }
 // in ptime steps up to the arrival (as VoIPmonitor drives Asterisk's
 // buffer), then the frame is put. quiet discards the loss counted over the
 // gap (marker bit, DTMF or DTX before this frame).
-func (jb *fixedJB) step(ts, ms, seq, now int64, quiet bool) {
+func (jb *fixedJB) step(ts, ms, now int64, quiet bool) {
 	if !jb.started {
 		jb.started = true
 		jb.clock = now
-		jb.putFirst(ts, ms, seq, now, quiet)
+		jb.putFirst(ts, ms, now, quiet)
 		return
 	}
 	msdiff := now - (jb.clock + ms)
 	if msdiff > ms*1000 { // huge gap: restart the clock rather than spin
 		jb.clock = now
 		jb.hist.discard()
-		jb.putQuiet(ts, ms, seq, now, quiet)
+		jb.putQuiet(ts, ms, now, quiet)
 		return
 	}
 	for ; msdiff >= ms; msdiff -= ms {
@@ -133,14 +132,14 @@ func (jb *fixedJB) step(ts, ms, seq, now int64, quiet bool) {
 		jb.get(jb.clock, ms)
 		jb.clock += ms
 	}
-	jb.putQuiet(ts, ms, seq, now, quiet)
+	jb.putQuiet(ts, ms, now, quiet)
 }
 
 // putQuiet puts a frame and, when a talkspurt-starting frame is dropped,
 // hands its quiet mark to the next frame.
-func (jb *fixedJB) putQuiet(ts, ms, seq, now int64, quiet bool) {
+func (jb *fixedJB) putQuiet(ts, ms, now int64, quiet bool) {
 	quiet = quiet || jb.pendingQuiet
-	jb.pendingQuiet = !jb.put(ts, ms, seq, now, quiet, false) && quiet
+	jb.pendingQuiet = !jb.put(ts, ms, now, quiet, false) && quiet
 }
 
 // get plays out every frame due at now (Asterisk's jb_get_and_deliver).
@@ -177,18 +176,18 @@ func (jb *fixedJB) pop() {
 	jb.nextDelivery = f.delivery + int64(f.ms)
 }
 
-func (jb *fixedJB) putFirst(ts, ms, seq, now int64, quiet bool) {
+func (jb *fixedJB) putFirst(ts, ms, now int64, quiet bool) {
 	jb.rxcore = now - ts
 	jb.nextDelivery = now + int64(jb.cfg.Size)
-	jb.put(ts, ms, seq, now, quiet, false)
+	jb.put(ts, ms, now, quiet, false)
 }
 
 // put inserts a frame; returns false when it was dropped.
-func (jb *fixedJB) put(ts, ms, seq, now int64, quiet, resynced bool) bool {
+func (jb *fixedJB) put(ts, ms, now int64, quiet, resynced bool) bool {
 	delivery := jb.rxcore + int64(jb.cfg.Size) + ts
 	if delivery < jb.nextDelivery ||
 		delivery > jb.nextDelivery+int64(jb.cfg.Size)+int64(jb.cfg.Resync) {
-		return !resynced && jb.resync(ts, ms, seq, now, quiet)
+		return !resynced && jb.resync(ts, ms, now, quiet)
 	}
 	// find the place, sorted by delivery time
 	i := jb.n
@@ -198,13 +197,13 @@ func (jb *fixedJB) put(ts, ms, seq, now int64, quiet, resynced bool) bool {
 	if i > 0 {
 		p := &jb.q[(jb.head+i-1)%jbQueueLen]
 		if p.delivery == delivery || delivery < p.delivery+int64(p.ms) {
-			return !resynced && jb.resync(ts, ms, seq, now, quiet)
+			return !resynced && jb.resync(ts, ms, now, quiet)
 		}
 	}
 	if i < jb.n {
 		nx := &jb.q[(jb.head+i)%jbQueueLen]
 		if delivery+ms > nx.delivery {
-			return !resynced && jb.resync(ts, ms, seq, now, quiet)
+			return !resynced && jb.resync(ts, ms, now, quiet)
 		}
 	}
 	if jb.n == jbQueueLen {
@@ -213,14 +212,14 @@ func (jb *fixedJB) put(ts, ms, seq, now int64, quiet, resynced bool) bool {
 	for j := jb.n; j > i; j-- {
 		jb.q[(jb.head+j)%jbQueueLen] = jb.q[(jb.head+j-1)%jbQueueLen]
 	}
-	jb.q[(jb.head+i)%jbQueueLen] = jbFrame{ts: ts, delivery: delivery, ms: int32(ms), seq: seq, quiet: quiet}
+	jb.q[(jb.head+i)%jbQueueLen] = jbFrame{ts: ts, delivery: delivery, ms: int32(ms), quiet: quiet}
 	jb.n++
 	return true
 }
 
-func (jb *fixedJB) resync(ts, ms, seq, now int64, quiet bool) bool {
+func (jb *fixedJB) resync(ts, ms, now int64, quiet bool) bool {
 	if jb.n == 0 {
-		jb.putFirst(ts, ms, seq, now, quiet)
+		jb.putFirst(ts, ms, now, quiet)
 		return true
 	}
 	t := jb.tail()
@@ -232,7 +231,7 @@ func (jb *fixedJB) resync(ts, ms, seq, now int64, quiet bool) bool {
 	for j := 0; j < jb.n; j++ {
 		jb.q[(jb.head+j)%jbQueueLen].ts += offset
 	}
-	return jb.put(ts, ms, seq, now, quiet, true)
+	return jb.put(ts, ms, now, quiet, true)
 }
 
 // adaptiveJB is the simplified adaptive buffer: a frame is lost when its

@@ -346,10 +346,10 @@ func (s *Stream) feedJB(tsMs, seq, nowMs int64, quiet bool) {
 		ms = 20
 	}
 	if s.f1On {
-		s.f1.step(tsMs, ms, seq, nowMs, quiet)
+		s.f1.step(tsMs, ms, nowMs, quiet)
 	}
 	if s.f2On {
-		s.f2.step(tsMs, ms, seq, nowMs, quiet)
+		s.f2.step(tsMs, ms, nowMs, quiet)
 	}
 	if s.adaptOn {
 		s.adapt.put(tsMs, seq, nowMs, quiet)

@@ -89,6 +89,13 @@ func callJSON(c *call.CDR) map[string]any {
 	if len(c.Streams) > 0 {
 		m["rtp_streams"] = len(c.Streams)
 	}
+	if len(c.DTMF) > 0 {
+		digits := make([]map[string]any, len(c.DTMF))
+		for i, d := range c.DTMF {
+			digits[i] = map[string]any{"time": fmtTime(d.Time), "digit": string(d.Digit), "type": d.Source}
+		}
+		m["dtmf"] = digits
+	}
 	return m
 }
 

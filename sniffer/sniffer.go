@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
+	"sort"
 	"time"
 
 	"github.com/google/gopacket/layers"
@@ -16,6 +18,7 @@ import (
 	"pbx-agent/sniffer/call"
 	"pbx-agent/sniffer/capture"
 	"pbx-agent/sniffer/decode"
+	"pbx-agent/sniffer/sdp"
 	"pbx-agent/sniffer/sip"
 )
 
@@ -61,6 +64,7 @@ type Sniffer struct {
 	msg   sip.Message
 	meta  call.Meta
 	tcp   *tcpFlows
+	media *mediaTracker
 	stats Stats
 	tick  time.Time
 }
@@ -73,12 +77,49 @@ func New(cfg Config) *Sniffer {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Sniffer{
+	s := &Sniffer{
 		cfg:   cfg,
 		log:   cfg.Logger.With("component", "sniffer"),
-		table: call.New(cfg.Call),
 		tcp:   newTCPFlows(),
+		media: newMediaTracker(cfg.Media),
 	}
+	cc := cfg.Call
+	onMedia, onEnd := cc.OnMedia, cc.OnCallEnd
+	cc.OnMedia = func(ref uint64, addr netip.AddrPort, party call.Party, md *sdp.Media) {
+		s.media.announce(ref, addr, party, md)
+		if onMedia != nil {
+			onMedia(ref, addr, party, md)
+		}
+	}
+	cc.OnCallEnd = func(c *call.CDR) {
+		s.addMedia(c, true)
+		if onEnd != nil {
+			onEnd(c)
+		}
+	}
+	s.table = call.New(cc)
+	return s
+}
+
+// addMedia attaches the call's RTP streams and merges its RFC 2833 digits
+// with the SIP INFO ones.
+func (s *Sniffer) addMedia(c *call.CDR, final bool) {
+	streams, dtmf := s.media.summaries(c.CallRef, final)
+	c.Streams = streams
+	if len(dtmf) > 0 {
+		c.DTMF = append(c.DTMF, dtmf...)
+		sort.SliceStable(c.DTMF, func(i, j int) bool { return c.DTMF[i].Time.Before(c.DTMF[j].Time) })
+	}
+}
+
+// ActiveCalls returns snapshots of the calls in progress with their RTP
+// figures so far (listcalls, the web API, the dashboard).
+func (s *Sniffer) ActiveCalls() []call.CDR {
+	calls := s.table.Active()
+	for i := range calls {
+		s.addMedia(&calls[i], false)
+	}
+	return calls
 }
 
 // Table is the call table the sniffer feeds.
@@ -218,9 +259,7 @@ func (s *Sniffer) handleMedia(p *decode.Packet) {
 	}
 	s.stats.Media++
 	s.table.MediaSeen(ref, p.Time)
-	if s.cfg.Media != nil {
-		s.cfg.Media.HandleMedia(p, ref, party, toParty)
-	}
+	s.media.HandleMedia(p, ref, party, toParty)
 }
 
 // Tick advances timeouts to now (packet time in replay).

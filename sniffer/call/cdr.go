@@ -66,6 +66,7 @@ type CDR struct {
 	Hold      []time.Time // times the call went on hold (a=sendonly/inactive)
 
 	Streams []rtp.Summary // every RTP stream of the call (cdr_rtp rows)
+	DTMF    []DTMF        // digits, RFC 2833/4733 and SIP INFO, in time order
 	Active  bool          // still in progress when the snapshot was taken
 }
 
@@ -78,6 +79,14 @@ func (c *CDR) ConnectDuration() time.Duration {
 		return 0
 	}
 	return c.CallEnd.Sub(c.ConnectTime)
+}
+
+// DTMF is one key press seen in a call (cdr_dtmf row).
+type DTMF struct {
+	Time     time.Time
+	Digit    byte   // '0'-'9', '*', '#', 'A'-'D'
+	Source   string // "rfc2833" or "sipinfo"
+	Src, Dst netip.AddrPort
 }
 
 // RegisterState is VoIPmonitor's register_state.state value.

@@ -265,6 +265,11 @@ func (t *Table) handleRequest(c *callState, m *sip.Message, meta Meta) {
 		c.canceled = true
 	case "UPDATE":
 		t.learnSDP(c, m, c.partyOf(m, meta))
+	case "INFO":
+		if d, ok := infoDigit(m); ok {
+			d.Time, d.Src, d.Dst = meta.Time, meta.Src, meta.Dst
+			c.cdr.DTMF = append(c.cdr.DTMF, d)
+		}
 	}
 }
 
@@ -557,6 +562,7 @@ func (c *callState) snapshot() CDR {
 	d := c.cdr
 	d.Responses = slices.Clone(d.Responses)
 	d.Hold = slices.Clone(d.Hold)
+	d.DTMF = slices.Clone(d.DTMF)
 	d.Streams = slices.Clone(d.Streams)
 	return d
 }

@@ -63,3 +63,36 @@ func atoi(b []byte) int {
 	}
 	return n
 }
+
+// infoDigit reads a DTMF digit from a SIP INFO body: application/dtmf-relay
+// ("Signal=5\r\nDuration=160") or application/dtmf ("5").
+func infoDigit(m *sip.Message) (DTMF, bool) {
+	ct := bytes.ToLower(bytes.TrimSpace(m.ContentType))
+	body := bytes.TrimSpace(m.Body)
+	var v []byte
+	switch {
+	case bytes.HasPrefix(ct, []byte("application/dtmf-relay")):
+		for _, line := range bytes.Split(body, []byte("\n")) {
+			k, val, ok := bytes.Cut(line, []byte("="))
+			if ok && bytes.EqualFold(bytes.TrimSpace(k), []byte("signal")) {
+				v = bytes.TrimSpace(val)
+			}
+		}
+	case bytes.HasPrefix(ct, []byte("application/dtmf")):
+		v = body
+	}
+	if len(v) != 1 {
+		if len(v) == 2 && v[0] == '1' && v[1] >= '0' && v[1] <= '1' { // 10 = *, 11 = #
+			return DTMF{Digit: "*#"[v[1]-'0'], Source: "sipinfo"}, true
+		}
+		return DTMF{}, false
+	}
+	c := v[0]
+	if c >= 'a' && c <= 'd' {
+		c -= 'a' - 'A'
+	}
+	if (c >= '0' && c <= '9') || c == '*' || c == '#' || (c >= 'A' && c <= 'D') {
+		return DTMF{Digit: c, Source: "sipinfo"}, true
+	}
+	return DTMF{}, false
+}

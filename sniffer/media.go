@@ -1,0 +1,202 @@
+package sniffer
+
+import (
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+
+	"pbx-agent/sniffer/call"
+	"pbx-agent/sniffer/decode"
+	"pbx-agent/sniffer/rtp"
+	"pbx-agent/sniffer/sdp"
+)
+
+// mediaTracker keeps per-call RTP stream statistics: streams keyed by
+// (source, destination, SSRC), so an SSRC change starts a new stream. Codecs
+// come from the SDP of the side that receives (its payload type numbering).
+// Packet-path methods run on the sniffer goroutine; snapshots may be taken
+// from others, hence the mutex.
+type mediaTracker struct {
+	mu    sync.Mutex
+	calls map[uint64]*mediaCall
+	hdr   rtp.Header
+	rtcp  rtp.Compound
+	// next, when set, also sees every media packet (spool, live audio).
+	next MediaHandler
+}
+
+type mediaCall struct {
+	streams []*mediaStream
+	sdp     []announced
+	dtmf    []call.DTMF
+}
+
+// announced is what one side put in its SDP for one address.
+type announced struct {
+	addr    netip.AddrPort
+	eventPT uint8
+	maps    []rtpMap
+}
+
+type rtpMap struct {
+	pt    uint8
+	codec rtp.Codec
+}
+
+type mediaStream struct {
+	src, dst netip.AddrPort
+	ssrc     uint32
+	caller   bool
+	stats    rtp.Stream
+	dtmf     rtp.DTMFDetector
+}
+
+func newMediaTracker(next MediaHandler) *mediaTracker {
+	return &mediaTracker{calls: make(map[uint64]*mediaCall), next: next}
+}
+
+func (m *mediaTracker) call(ref uint64) *mediaCall {
+	mc := m.calls[ref]
+	if mc == nil {
+		mc = &mediaCall{}
+		m.calls[ref] = mc
+	}
+	return mc
+}
+
+// announce records an SDP media description (call table's OnMedia hook).
+func (m *mediaTracker) announce(ref uint64, addr netip.AddrPort, _ call.Party, md *sdp.Media) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	mc := m.call(ref)
+	a := announced{addr: addr}
+	for i := 0; i < md.NRTPMap; i++ {
+		rm := &md.RTPMap[i]
+		name := strings.ToUpper(string(rm.Encoding))
+		if name == "TELEPHONE-EVENT" {
+			a.eventPT = rm.PT
+			continue
+		}
+		a.maps = append(a.maps, rtpMap{pt: rm.PT, codec: rtp.CodecByName(name, rm.ClockRate)})
+	}
+	for i, old := range mc.sdp {
+		if old.addr == addr {
+			mc.sdp[i] = a // a re-INVITE replaces the offer for that address
+			return
+		}
+	}
+	mc.sdp = append(mc.sdp, a)
+}
+
+func (mc *mediaCall) lookupSDP(addr netip.AddrPort) *announced {
+	for i := range mc.sdp {
+		if mc.sdp[i].addr == addr {
+			return &mc.sdp[i]
+		}
+	}
+	return nil
+}
+
+// HandleMedia implements MediaHandler: RTCP updates the streams it reports
+// on, RTP updates (or starts) its stream.
+func (m *mediaTracker) HandleMedia(p *decode.Packet, ref uint64, party call.Party, toParty bool) {
+	m.mu.Lock()
+	m.handle(p, ref, party, toParty)
+	m.mu.Unlock()
+	if m.next != nil {
+		m.next.HandleMedia(p, ref, party, toParty)
+	}
+}
+
+func (m *mediaTracker) handle(p *decode.Packet, ref uint64, party call.Party, toParty bool) {
+	mc := m.call(ref)
+	if rtp.LooksLikeRTCP(p.Payload) {
+		if m.rtcp.Unmarshal(p.Payload) != nil {
+			return
+		}
+		for i := 0; i < m.rtcp.NReports; i++ {
+			rr := &m.rtcp.Reports[i]
+			for _, s := range mc.streams {
+				if s.ssrc == rr.SSRC {
+					s.stats.UpdateRTCP(rr, p.Time)
+				}
+			}
+		}
+		for i := 0; i < m.rtcp.NXR; i++ {
+			xr := &m.rtcp.XR[i]
+			for _, s := range mc.streams {
+				if s.ssrc == xr.SSRC {
+					s.stats.UpdateXR(xr)
+				}
+			}
+		}
+		return
+	}
+	n, err := m.hdr.Unmarshal(p.Payload)
+	if err != nil {
+		return
+	}
+	var s *mediaStream
+	for _, c := range mc.streams {
+		if c.ssrc == m.hdr.SSRC && c.src == p.Src && c.dst == p.Dst {
+			s = c
+			break
+		}
+	}
+	if s == nil {
+		s = mc.newStream(p, &m.hdr, party, toParty)
+	}
+	payload := m.hdr.Payload(p.Payload, n)
+	if s.stats.IsEvent(m.hdr.PayloadType) {
+		if d, ok := s.dtmf.Feed(&m.hdr, payload, p.Time); ok {
+			mc.dtmf = append(mc.dtmf, call.DTMF{Time: d.Time, Digit: d.Digit, Source: "rfc2833", Src: p.Src, Dst: p.Dst})
+		}
+	}
+	s.stats.Update(&m.hdr, len(payload), p.Time)
+}
+
+func (mc *mediaCall) newStream(p *decode.Packet, hdr *rtp.Header, party call.Party, toParty bool) *mediaStream {
+	// Matched on the destination: the packet flows to party, so the other
+	// side sent it. Matched on the source (symmetric RTP / NAT): party sent it.
+	caller := (toParty && party == call.PartyCallee) || (!toParty && party == call.PartyCaller)
+	cfg := rtp.StreamConfig{Src: p.Src, Dst: p.Dst, Caller: caller}
+	a := mc.lookupSDP(p.Dst)
+	if a == nil {
+		a = mc.lookupSDP(p.Src)
+	}
+	if a != nil {
+		cfg.EventPT = a.eventPT
+		for _, rm := range a.maps {
+			if rm.pt == hdr.PayloadType {
+				cfg.Codec = rm.codec
+			}
+		}
+	}
+	s := &mediaStream{src: p.Src, dst: p.Dst, ssrc: hdr.SSRC, caller: caller}
+	s.stats.Reset(cfg)
+	mc.streams = append(mc.streams, s)
+	return s
+}
+
+// summaries returns the figures of a call's streams (in the order they
+// started) and its RFC 2833 digits; take also forgets the call.
+func (m *mediaTracker) summaries(ref uint64, take bool) ([]rtp.Summary, []call.DTMF) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	mc := m.calls[ref]
+	if mc == nil {
+		return nil, nil
+	}
+	if take {
+		delete(m.calls, ref)
+	}
+	out := make([]rtp.Summary, 0, len(mc.streams))
+	for _, s := range mc.streams {
+		if s.stats.Received() == 0 {
+			continue
+		}
+		out = append(out, s.stats.Summary())
+	}
+	return out, slices.Clone(mc.dtmf)
+}

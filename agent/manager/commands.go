@@ -59,15 +59,15 @@ const (
 func (s *Server) builtinCommands(extra map[string]Command) (map[string]Command, []string) {
 	ct := newCallTable()
 	m := map[string]Command{
-		"listcalls":              {Run: s.listCalls(ct), Help: "lists active calls"},
-		"totalcalls":             {Run: s.totalCalls, Help: "return the number of total calls", NoAES: true},
-		"active_call_info":       {Run: s.activeCallInfo(ct), Help: "get active call info"},
+		"listcalls":              {Run: s.limited(s.listCalls(ct)), Help: "lists active calls"},
+		"totalcalls":             {Run: s.limited(s.totalCalls), Help: "return the number of total calls", NoAES: true},
+		"active_call_info":       {Run: s.limited(s.activeCallInfo(ct)), Help: "get active call info"},
 		"pausecall":              {Run: s.pauseCall(true), Help: "pause call's processing"},
 		"unpausecall":            {Run: s.pauseCall(false), Help: "unpause call's processing"},
 		"listen":                 {Run: s.listenStart, Help: "start listen"},
 		"readaudio":              {Run: s.readAudio, Help: "start read audio"},
 		"listen_stop":            {Run: s.listenStop, Help: "stop listen"},
-		"listregisters":          {Run: s.listRegisters, Help: "return the list of registers. Possible params:"},
+		"listregisters":          {Run: s.limited(s.listRegisters), Help: "return the list of registers. Possible params:"},
 		"totalregisters":         {Run: s.totalRegisters, Help: "return the number of total registers"},
 		"getfile":                {Run: s.getFile(false), Help: "get file"},
 		"getfile_zip":            {Run: s.getFile(true), Help: "get zipped file"},
@@ -95,6 +95,19 @@ func (s *Server) builtinCommands(extra map[string]Command) (map[string]Command, 
 	}
 	slices.Sort(names)
 	return m, names
+}
+
+// limited runs f holding one of Config.MaxSnapshots slots.
+func (s *Server) limited(f func(context.Context, io.Writer, *Request) error) func(context.Context, io.Writer, *Request) error {
+	return func(ctx context.Context, w io.Writer, req *Request) error {
+		select {
+		case s.snapshot <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		defer func() { <-s.snapshot }()
+		return f(ctx, w, req)
+	}
 }
 
 func text(s string) func(context.Context, io.Writer, *Request) error {

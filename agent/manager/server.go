@@ -27,6 +27,7 @@ const (
 	DefaultIdleWait        = 500 * time.Millisecond
 	DefaultReadTimeout     = 5 * time.Second
 	DefaultWriteTimeout    = 30 * time.Second
+	DefaultMaxSnapshots    = 4
 	// CompatVersion is the VoIPmonitor version getversion reports by default:
 	// the GUI enables features (AES, live listening) by sniffer version.
 	CompatVersion = "2026.04.0"
@@ -59,6 +60,10 @@ type Config struct {
 	IdleWait        time.Duration // plaintext request ended by idleness (VoIPmonitor: 500 ms)
 	ReadTimeout     time.Duration // whole request must arrive within this
 	WriteTimeout    time.Duration // each reply write must progress within this
+	// MaxSnapshots bounds the commands that snapshot the call table
+	// (listcalls, listregisters, active_call_info, totalcalls) running at once,
+	// so a flood of them cannot load the sniffer's call table; others wait.
+	MaxSnapshots int
 
 	Logger *slog.Logger
 }
@@ -89,6 +94,7 @@ type Server struct {
 	start    time.Time
 	listen   *listenRegistry
 	bufs     sync.Pool // *connBufs, reused across connections
+	snapshot chan struct{}
 
 	baseCtx    context.Context
 	cancelBase context.CancelFunc
@@ -133,6 +139,9 @@ func New(cfg Config) *Server {
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = DefaultWriteTimeout
 	}
+	if cfg.MaxSnapshots <= 0 {
+		cfg.MaxSnapshots = DefaultMaxSnapshots
+	}
 	if cfg.Version == "" {
 		cfg.Version = CompatVersion
 	}
@@ -156,6 +165,7 @@ func New(cfg Config) *Server {
 		conns:      make(map[net.Conn]struct{}),
 	}
 	s.listen = newListenRegistry(cfg.Audio)
+	s.snapshot = make(chan struct{}, cfg.MaxSnapshots)
 	s.commands, s.names = s.builtinCommands(cfg.Commands)
 	return s
 }
@@ -272,7 +282,10 @@ func (s *Server) Serve(ln net.Listener) error {
 	for {
 		c, err := ln.Accept()
 		if err != nil {
-			if s.isClosed() {
+			if s.isClosed() || errors.Is(err, net.ErrClosed) {
+				s.mu.Lock()
+				delete(s.listeners, ln)
+				s.mu.Unlock()
 				return ErrServerClosed
 			}
 			var ne net.Error

@@ -149,7 +149,7 @@ func TestActionsAgainstRecordedAnswers(t *testing.T) {
 
 // runClient starts a Client against s and returns it with a stop func that
 // cancels and joins Run.
-func runClient(t *testing.T, s *amitest.Server, cfg ami.Config) (*ami.Client, func()) {
+func runClient(t *testing.T, s *amitest.Server, cfg ami.Config) (*ami.Client, *ami.Subscription, func()) {
 	cfg.Addr = s.Addr()
 	cfg.Username, cfg.Secret = "monitor", "monpass"
 	cfg.BackoffMin, cfg.BackoffMax = time.Millisecond, 5*time.Millisecond
@@ -158,10 +158,11 @@ func runClient(t *testing.T, s *amitest.Server, cfg ami.Config) (*ami.Client, fu
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	c := ami.New(cfg)
+	sub := c.Subscribe(4096) // before Run: sees every notification
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
-	return c, func() {
+	return c, sub, func() {
 		cancel()
 		if err := <-done; !errors.Is(err, context.Canceled) {
 			t.Errorf("Run: %v", err)
@@ -185,11 +186,10 @@ func TestClientFullCall(t *testing.T) {
 	rec := amitest.LoadFiles(t, td("ami-call-answered.raw"), td("ami-call-answered.sent.raw"))
 	s := &amitest.Server{Users: map[string]string{"monitor": "monpass"},
 		Answers:  answers(t, "ami-coreshowchannels-empty.raw"),
-		Sessions: []amitest.Session{{Events: rec.Events()}}}
+		Sessions: []amitest.Session{{Events: rec.Events(), StartAfter: "CoreShowChannels"}}}
 	s.Start(t)
-	c, stop := runClient(t, s, ami.Config{})
+	c, sub, stop := runClient(t, s, ami.Config{})
 	defer stop()
-	sub := c.Subscribe(4096)
 	<-s.StreamDone
 	tr := c.Tracker()
 	waitFor(t, "both legs hung up", func() bool { return len(tr.Ended()) == 2 })
@@ -222,13 +222,12 @@ func TestClientReconnectResync(t *testing.T) {
 		// first connect: no channels; after the reconnect: the cancel scenario's ringing pair.
 		Answers: answers(t),
 		Sessions: []amitest.Session{
-			{Events: events, DropAfter: drop, Answers: answers(t, "ami-coreshowchannels-empty.raw")},
+			{Events: events, DropAfter: drop, StartAfter: "CoreShowChannels", Answers: answers(t, "ami-coreshowchannels-empty.raw")},
 			{Answers: answers(t, "ami-coreshowchannels-ringing.raw")},
 		}}
 	s.Start(t)
-	c, stop := runClient(t, s, ami.Config{})
+	c, sub, stop := runClient(t, s, ami.Config{})
 	defer stop()
-	sub := c.Subscribe(4096)
 	tr := c.Tracker()
 	waitFor(t, "reconnect", func() bool { return s.Connections() >= 2 })
 	waitFor(t, "table = new set", func() bool {
@@ -274,7 +273,7 @@ func TestClientAuthFailureBacksOff(t *testing.T) {
 	s := &amitest.Server{Users: map[string]string{"monitor": "other"}}
 	s.Start(t)
 	cfg := ami.Config{AuthBackoff: time.Hour}
-	c, stop := runClient(t, s, cfg)
+	c, _, stop := runClient(t, s, cfg)
 	waitFor(t, "first failure", func() bool { return c.Stats().Failures >= 1 })
 	stop() // ctx cancels the hour-long back-off at once
 	if n := s.Connections(); n != 1 {
@@ -289,9 +288,9 @@ func TestSlowSubscriberDoesNotBlockReader(t *testing.T) {
 	rec := amitest.LoadFiles(t, td("ami-call-answered.raw"), td("ami-call-answered.sent.raw"))
 	s := &amitest.Server{Users: map[string]string{"monitor": "monpass"},
 		Answers:  answers(t, "ami-coreshowchannels-empty.raw"),
-		Sessions: []amitest.Session{{Events: rec.Events()}}}
+		Sessions: []amitest.Session{{Events: rec.Events(), StartAfter: "CoreShowChannels"}}}
 	s.Start(t)
-	c, stop := runClient(t, s, ami.Config{})
+	c, _, stop := runClient(t, s, ami.Config{})
 	defer stop()
 	slow := c.Subscribe(1) // never read
 	<-s.StreamDone

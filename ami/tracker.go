@@ -370,6 +370,15 @@ func (t *Tracker) event(m *Message) []Want {
 	case "Hangup":
 		c := t.live[uid]
 		if c == nil {
+			for i := len(t.ended) - 1; i >= 0; i-- {
+				if e := &t.ended[i]; e.Uniqueid == uid {
+					// already ended (e.g. gone during a gap): complete it in place
+					e.Cause, _ = strconv.Atoi(m.Get("Cause"))
+					e.CauseTxt = m.Get("Cause-txt")
+					t.hungup[uid] = true
+					return nil
+				}
+			}
 			c = &Channel{Uniqueid: uid}
 		}
 		block(c, m, "")

@@ -225,6 +225,10 @@ type Session struct {
 	DropAfter int           // > 0: close the connection after writing this many events
 	Interval  time.Duration // pause between events
 	Answers   *Answers      // when set, consulted before Server.Answers
+	// StartAfter, when set, holds the events back until the first answer to
+	// this action (e.g. "CoreShowChannels") was written, so a resync snapshot
+	// is consistent with the stream as a real Asterisk's would be.
+	StartAfter string
 }
 
 // Server is the fake manager.
@@ -430,8 +434,8 @@ func (c *sconn) handle(m ami.Message, streams *sync.WaitGroup) bool {
 		}
 		ev := strings.ToLower(m.Get("Events"))
 		c.events = ev != "off" && ev != "no" && ev != "false" && ev != "0"
-		if c.events {
-			streams.Go(c.stream)
+		if c.events && c.sess.StartAfter == "" {
+			c.start.Do(func() { streams.Go(c.stream) })
 		}
 		return true
 	case "logoff":
@@ -451,7 +455,13 @@ func (c *sconn) handle(m ami.Message, streams *sync.WaitGroup) bool {
 	}
 	switch {
 	case ok:
-		return c.write(Rewrite(ans.raw, ans.id, id)) == nil
+		if c.write(Rewrite(ans.raw, ans.id, id)) != nil {
+			return false
+		}
+		if c.events && strings.EqualFold(action, c.sess.StartAfter) {
+			c.start.Do(func() { streams.Go(c.stream) })
+		}
+		return true
 	case strings.EqualFold(action, "Getvar") && m.Get("Channel") != "":
 		return c.write(tpl(tplNoChan, id)) == nil
 	case strings.EqualFold(action, "Ping"):

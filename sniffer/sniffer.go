@@ -35,8 +35,9 @@ type Config struct {
 	Call     call.Config
 	Media    MediaHandler // optional
 	// SIPHook, when set, sees every SIP message after the call table did
-	// (spool, SIP history). The message is valid only during the call.
-	SIPHook func(m *sip.Message, meta call.Meta)
+	// (spool, SIP history), with the callreference it was tied to (0 when
+	// none) and the packet it came in. Both are valid only during the call.
+	SIPHook func(m *sip.Message, meta call.Meta, ref uint64, p *decode.Packet)
 	Logger  *slog.Logger
 }
 
@@ -195,6 +196,7 @@ func (s *Sniffer) HandleFrame(link layers.LinkType, data []byte, ts time.Time) e
 	}
 	s.stats.Frames++
 	ok, err := s.dec.Decode(data, ts.UTC(), &s.pkt)
+	s.pkt.Frame, s.pkt.Link = data, link
 	if err != nil {
 		s.stats.DecodeErrors++
 	}
@@ -241,9 +243,9 @@ func (s *Sniffer) handleSIPBytes(p *decode.Packet, b []byte) {
 	}
 	s.stats.SIP++
 	s.meta = call.Meta{Time: p.Time, Src: p.Src, Dst: p.Dst, VLAN: p.VLAN, TCP: p.Transport == decode.TCP}
-	s.table.HandleSIP(&s.msg, s.meta)
+	ref := s.table.HandleSIP(&s.msg, s.meta)
 	if s.cfg.SIPHook != nil {
-		s.cfg.SIPHook(&s.msg, s.meta)
+		s.cfg.SIPHook(&s.msg, s.meta, ref, p)
 	}
 }
 

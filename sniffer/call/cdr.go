@@ -67,6 +67,7 @@ type CDR struct {
 
 	Streams []rtp.Summary // every RTP stream of the call (cdr_rtp rows)
 	DTMF    []DTMF        // digits, RFC 2833/4733 and SIP INFO, in time order
+	Paused  []Interval    // recording paused (pausecall); an open End means still paused
 	Active  bool          // still in progress when the snapshot was taken
 }
 
@@ -80,6 +81,9 @@ func (c *CDR) ConnectDuration() time.Duration {
 	}
 	return c.CallEnd.Sub(c.ConnectTime)
 }
+
+// Interval is a span of capture time.
+type Interval struct{ Start, End time.Time }
 
 // DTMF is one key press seen in a call (cdr_dtmf row).
 type DTMF struct {

@@ -136,16 +136,17 @@ type callState struct {
 	onHold     bool
 }
 
-// HandleSIP updates the table with one parsed message. The message's bytes
-// are not retained: everything kept is copied.
-func (t *Table) HandleSIP(m *sip.Message, meta Meta) {
+// HandleSIP updates the table with one parsed message and returns the
+// callreference of the call it belongs to (0 for REGISTERs and strays). The
+// message's bytes are not retained: everything kept is copied.
+func (t *Table) HandleSIP(m *sip.Message, meta Meta) uint64 {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.stats.SIPMessages++
 	t.advance(meta.Time)
 	if string(m.CSeqMethod) == "REGISTER" {
 		t.handleRegister(m, meta)
-		return
+		return 0
 	}
 	c := t.calls[string(m.CallID)]
 	if c == nil {
@@ -153,26 +154,65 @@ func (t *Table) HandleSIP(m *sip.Message, meta Meta) {
 			if string(m.CSeqMethod) == "INVITE" || string(m.Method) == "BYE" {
 				t.stats.Orphans++
 			}
-			return // only a dialog-creating INVITE starts a call
+			return 0 // only a dialog-creating INVITE starts a call
 		}
 		c = t.newCall(m, meta)
 	}
+	ref := c.cdr.CallRef
 	if c.retransmission(t.seed, m, meta) {
 		t.stats.Retransmissions++
 		c.touch(meta.Time)
-		return
+		return ref
 	}
 	c.touch(meta.Time)
 	if c.ended && !(m.Request && string(m.Method) == "INVITE") {
 		// Late messages of a finished call (ACK for the 487, 200 for BYE).
 		t.handleLate(c, m, meta)
-		return
+		return ref
 	}
 	if m.Request {
 		t.handleRequest(c, m, meta)
 	} else {
 		t.handleResponse(c, m, meta)
 	}
+	return ref
+}
+
+// SetPaused pauses or resumes recording of an active call (VoIPmonitor's
+// pausecall/unpausecall): the spool writes codec silence and live listeners
+// hear silence while paused. The intervals end up in the CDR.
+func (t *Table) SetPaused(ref uint64, paused bool) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	c := t.byRef[ref]
+	if c == nil || c.ended {
+		return ErrNoCall
+	}
+	d := &c.cdr
+	now := t.now
+	if len(d.Paused) > 0 && d.Paused[len(d.Paused)-1].End.IsZero() {
+		if !paused {
+			d.Paused[len(d.Paused)-1].End = now
+		}
+		return nil
+	}
+	if paused {
+		d.Paused = append(d.Paused, Interval{Start: now})
+	}
+	return nil
+}
+
+// Paused reports whether recording of the call is paused now. It is read on
+// the packet path for every RTP packet of the call.
+func (t *Table) Paused(ref uint64) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	c := t.byRef[ref]
+	if c == nil {
+		return false
+	}
+	p := c.cdr.Paused
+	return len(p) > 0 && p[len(p)-1].End.IsZero()
 }
 
 func (t *Table) newCall(m *sip.Message, meta Meta) *callState {
@@ -511,6 +551,9 @@ func (t *Table) emit(done []*callState) {
 		}
 		d := &c.cdr
 		d.Active = false
+		if n := len(d.Paused); n > 0 && d.Paused[n-1].End.IsZero() {
+			d.Paused[n-1].End = d.CallEnd
+		}
 		if c.byeSeen && d.Bye != ByeOK {
 			d.Bye = ByeNoOKForBye
 		}
@@ -563,6 +606,7 @@ func (c *callState) snapshot() CDR {
 	d.Responses = slices.Clone(d.Responses)
 	d.Hold = slices.Clone(d.Hold)
 	d.DTMF = slices.Clone(d.DTMF)
+	d.Paused = slices.Clone(d.Paused)
 	d.Streams = slices.Clone(d.Streams)
 	return d
 }

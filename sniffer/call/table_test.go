@@ -172,3 +172,40 @@ func TestIdleTimeout(t *testing.T) {
 		t.Fatalf("after timeout: %+v", out)
 	}
 }
+
+func TestPause(t *testing.T) {
+	var out []CDR
+	tb := New(Config{OnCallEnd: func(c *CDR) { out = append(out, *c) }})
+	var m sip.Message
+	if _, err := sip.Parse([]byte(sipText("INVITE sip:200@pbx.example SIP/2.0", "p1", "ft", "", 1, "INVITE", "10.0.0.1")), &m); err != nil {
+		t.Fatal(err)
+	}
+	ref := tb.HandleSIP(&m, Meta{Time: t0, Src: alice, Dst: pbx})
+	if ref == 0 {
+		t.Fatal("no callreference for the INVITE")
+	}
+	if err := tb.SetPaused(ref+99, true); err != ErrNoCall {
+		t.Errorf("unknown call: err = %v, want ErrNoCall", err)
+	}
+	steps := []struct {
+		at     time.Duration
+		paused bool
+	}{{2 * time.Second, true}, {3 * time.Second, true}, {5 * time.Second, false}, {6 * time.Second, false}, {8 * time.Second, true}}
+	for _, s := range steps {
+		tb.Tick(t0.Add(s.at))
+		if err := tb.SetPaused(ref, s.paused); err != nil {
+			t.Fatal(err)
+		}
+		if tb.Paused(ref) != s.paused {
+			t.Errorf("at %v: Paused = %v, want %v", s.at, !s.paused, s.paused)
+		}
+	}
+	tb.Flush()
+	if len(out) != 1 || len(out[0].Paused) != 2 {
+		t.Fatalf("paused intervals: %+v", out)
+	}
+	p := out[0].Paused
+	if p[0].Start != t0.Add(2*time.Second) || p[0].End != t0.Add(5*time.Second) || p[1].End.IsZero() {
+		t.Errorf("intervals %+v", p)
+	}
+}

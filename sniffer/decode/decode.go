@@ -55,6 +55,10 @@ type Packet struct {
 	VLAN      uint16 // innermost 802.1Q id, 0 when untagged
 	Fragment  bool   // Payload came out of IP reassembly
 	TTL       uint8
+	// Frame and Link are the whole captured frame and its link type, set by
+	// the packet path for consumers that store packets (per-call pcaps).
+	Frame []byte
+	Link  layers.LinkType
 }
 
 // Stats counts what the decoder saw, by kind; read them with Stats().

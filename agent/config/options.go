@@ -119,12 +119,12 @@ var options = map[string]option{
 	"managerport":   {set: portOrZero(func(c *Config) *int { return &c.ManagerPort }), hint: "a TCP port 1-65535, 0 disables the TCP listener"},
 	"managersocket": {set: str(func(c *Config) *string { return &c.ManagerSocket }), hint: "a unix socket path"},
 	"manager_aes_key": {set: func(c *Config, v string) error {
-		if err := b64Len(v, 32); err != nil {
+		if err := b64Len(v, 16); err != nil { // AES-128-CBC (spec §1.2)
 			return err
 		}
 		c.ManagerAESKey = v
 		return nil
-	}, hint: "base64 of 32 bytes; `pbx-agent gen-aes-key` prints one"},
+	}, hint: "base64 of 16 bytes (AES-128); `pbx-agent gen-aes-key` prints one"},
 	"manager_aes_iv": {set: func(c *Config, v string) error {
 		if err := b64Len(v, 16); err != nil {
 			return err

@@ -122,7 +122,7 @@ var sortable = map[string]string{
 	"a_lost": "c.a_lost", "b_lost": "c.b_lost", "lost": "c.lost",
 	"jitter_mult10": "c.jitter_mult10", "mos_min_mult10": "c.mos_min_mult10",
 	"packet_loss_perc_mult1000": "c.packet_loss_perc_mult1000",
-	"delay_avg_mult100": "c.delay_avg_mult100", "a_saddr": "c.a_saddr",
+	"delay_avg_mult100":         "c.delay_avg_mult100", "a_saddr": "c.a_saddr",
 	"b_saddr": "c.b_saddr", "vlan": "c.vlan",
 }
 

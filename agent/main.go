@@ -23,8 +23,13 @@ type command func(ctx context.Context, args []string, stdout, stderr io.Writer) 
 
 func commands() map[string]command {
 	return map[string]command{
-		"replay": runReplay,
-		"gen":    runGen,
+		"replay":  runReplay,
+		"gen":     runGen,
+		"manager": runManagerClient,
+		"gen-aes-key": func(_ context.Context, _ []string, stdout, _ io.Writer) error {
+			return runGenAESKey(stdout)
+		},
+		"check-config": runCheckConfig,
 		"version": func(_ context.Context, _ []string, stdout, _ io.Writer) error {
 			_, err := fmt.Fprintf(stdout, "pbx-agent %s\n", version)
 			return err

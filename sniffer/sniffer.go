@@ -295,3 +295,12 @@ func (s *Sniffer) ReplayFile(ctx context.Context, path string, opts RunOptions) 
 	}
 	return nil
 }
+
+// Lookup returns a snapshot of one active call with its RTP figures so far.
+func (s *Sniffer) Lookup(ref uint64) (call.CDR, bool) {
+	c, ok := s.table.Lookup(ref)
+	if ok {
+		s.addMedia(&c, false)
+	}
+	return c, ok
+}

@@ -2,6 +2,7 @@ package call
 
 import (
 	"bytes"
+	"sort"
 	"time"
 
 	"pbx-agent/sniffer/sip"
@@ -221,4 +222,22 @@ func (t *Table) expireRegisters() {
 			delete(t.regs, key)
 		}
 	}
+}
+
+// Registers returns the current state of every registration binding the
+// table has seen answered (listregisters).
+func (t *Table) Registers() []Register {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]Register, 0, len(t.regs))
+	for _, st := range t.regs {
+		if st.lastState == 0 {
+			continue
+		}
+		r := st.pending
+		r.State = st.lastState
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Time.Before(out[j].Time) })
+	return out
 }

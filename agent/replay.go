@@ -5,9 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"strings"
 
+	"pbx-agent/agent/correlate"
+	"pbx-agent/ami"
 	"pbx-agent/sniffer"
 	"pbx-agent/sniffer/call"
 )
@@ -18,6 +23,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	ports := fs.String("sipport", "5060", "SIP ports: list and ranges, e.g. 5060,5070-5080")
+	amiPath := fs.String("ami", "", "recorded AMI session (bytes Asterisk sent; X.sent.raw beside it is read too) to correlate calls with channels")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -29,6 +35,9 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return usageError{err}
 	}
 	out := newRecordWriter(stdout)
+	if *amiPath != "" {
+		out.hold = true // correlation needs every call: print at the end
+	}
 	sn := sniffer.New(sniffer.Config{
 		SIPPorts: ps,
 		Call: call.Config{
@@ -44,18 +53,66 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 	}
 	sn.Flush()
+	if *amiPath != "" {
+		if err := out.correlate(*amiPath); err != nil {
+			return err
+		}
+	}
 	return out.err
+}
+
+// correlate joins the held calls with the channels of a recorded AMI
+// session and prints them with their "asterisk" view.
+func (r *recordWriter) correlate(path string) error {
+	tr := ami.NewTracker(ami.TrackerConfig{})
+	var actions []ami.Message
+	if sent, err := os.Open(strings.TrimSuffix(path, ".raw") + ".sent.raw"); err == nil {
+		actions, err = ami.ReadActions(sent)
+		sent.Close()
+		if err != nil {
+			return err
+		}
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("replay: --ami: %w", err)
+	}
+	defer f.Close()
+	if _, err := ami.ReplayTranscript(f, actions, tr); err != nil {
+		return err
+	}
+	calls := make([]correlate.Call, len(r.held))
+	for i := range r.held {
+		calls[i] = correlate.FromCDR(&r.held[i])
+	}
+	res := correlate.Join(calls, tr, correlate.DefaultSlack)
+	for i := range r.held {
+		m := callJSON(&r.held[i])
+		if a := res.ByCallID[r.held[i].CallID]; a != nil {
+			m["asterisk"] = a
+		}
+		if r.err == nil {
+			r.err = r.enc.Encode(m)
+		}
+	}
+	return nil
 }
 
 // recordWriter prints call and REGISTER records as JSON lines.
 type recordWriter struct {
-	enc *json.Encoder
-	err error
+	enc  *json.Encoder
+	err  error
+	hold bool       // keep calls for correlation instead of printing them
+	held []call.CDR // calls kept while hold is set
 }
 
 func newRecordWriter(w io.Writer) *recordWriter { return &recordWriter{enc: json.NewEncoder(w)} }
 
 func (r *recordWriter) call(c *call.CDR) {
+	if r.hold {
+		r.held = append(r.held, *c)
+		return
+	}
 	if r.err == nil {
 		r.err = r.enc.Encode(callJSON(c))
 	}

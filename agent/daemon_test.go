@@ -1,0 +1,144 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"pbx-agent/agent/manager"
+	"pbx-agent/sniffer/fixture"
+)
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// syncBuffer is a bytes.Buffer safe for the daemon's logger and the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestDaemonRealtimeReplay runs the daemon on a capture at its recorded pace
+// and asks the manager API, over a real socket, for the active calls while
+// the file plays; SIGTERM-like cancellation then ends it cleanly.
+func TestDaemonRealtimeReplay(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "pbx-agent.conf")
+	port := freePort(t)
+	sock := filepath.Join(dir, "manager.sock")
+	cfgText := fmt.Sprintf("[general]\nsipport = 5060\nspooldir = %s\nmanagerip = 127.0.0.1\nmanagerport = %d\nmanagersocket = %s\nhttp_bind = 127.0.0.1:0\n", filepath.Join(dir, "spool"), port, sock)
+	if err := os.WriteFile(conf, []byte(cfgText), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pcap := fixture.Repo(t, "testdata", "pcap", "gensip-vlan42-frag400.pcap")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stderr syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"-config", conf, "-r", pcap, "--realtime"}, &bytes.Buffer{}, &stderr)
+	}()
+
+	// The capture lasts ~4 s: poll listcalls until both calls are active.
+	var rows [][]any
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		rctx, rcancel := context.WithTimeout(ctx, 2*time.Second)
+		reply, err := manager.Exchange(rctx, "tcp", fmt.Sprintf("127.0.0.1:%d", port), "listcalls", nil)
+		rcancel()
+		if err == nil && len(reply) > 0 {
+			rows = nil
+			if err := json.Unmarshal(reply, &rows); err != nil {
+				t.Fatalf("listcalls reply is not JSON: %v: %q", err, reply)
+			}
+			if len(rows) == 3 { // header + 2 calls
+				break
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if len(rows) != 3 {
+		t.Fatalf("listcalls never showed 2 active calls; last reply rows %d; log:\n%s", len(rows), stderr.String())
+	}
+	if rows[0][0] != "callreference" || !strings.HasPrefix(fmt.Sprint(rows[1][1]), "gensip-") {
+		t.Errorf("unexpected listcalls rows: %v / %v", rows[0][:3], rows[1][:3])
+	}
+	// The unix socket answers the same command.
+	reply, err := manager.Exchange(ctx, "unix", sock, "listcalls", nil)
+	if err != nil || !bytes.HasPrefix(reply, []byte(`[["callreference"`)) {
+		t.Errorf("unix socket listcalls: %v %q", err, reply)
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("daemon exit %d; log:\n%s", code, stderr.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("daemon did not stop after cancellation")
+	}
+	if log := stderr.String(); !strings.Contains(log, "pbx-agent stopped") {
+		t.Errorf("no clean stop in the log:\n%s", log)
+	}
+}
+
+// TestDaemonExitAfterReplay: -r FILE --exit-after-replay reads the file,
+// closes every call and exits 0 on its own.
+func TestDaemonExitAfterReplay(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "c.conf")
+	if err := os.WriteFile(conf, []byte("[general]\nmanagerport = 0\nspooldir = "+dir+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stderr syncBuffer
+	code := run(context.Background(), []string{"-config", conf, "-r", fixture.Repo(t, "testdata", "pcap", "asterisk-call-busy.pcap"), "--exit-after-replay"}, &bytes.Buffer{}, &stderr)
+	if code != 0 {
+		t.Fatalf("exit %d; log:\n%s", code, stderr.String())
+	}
+	if n := strings.Count(stderr.String(), "msg=call "); n != 2 {
+		t.Errorf("%d calls logged, want 2; log:\n%s", n, stderr.String())
+	}
+}
+
+func TestDaemonBadConfig(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "bad.conf")
+	if err := os.WriteFile(conf, []byte("[general]\nmanagerport = banana\nnot_a_key = 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := runCLI(t, "-config", conf)
+	if code == 0 || !strings.Contains(stderr, "bad.conf:2") || !strings.Contains(stderr, "bad.conf:3") {
+		t.Errorf("exit %d, stderr %q: want file:line for both problems", code, stderr)
+	}
+	code, _, stderr = runCLI(t, "check-config", "-config", conf)
+	if code == 0 || !strings.Contains(stderr, "bad.conf:2") {
+		t.Errorf("check-config: exit %d, stderr %q", code, stderr)
+	}
+}

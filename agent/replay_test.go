@@ -1,0 +1,108 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"pbx-agent/sniffer/fixture"
+)
+
+func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = run(context.Background(), args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func jsonLines(t *testing.T, s string) []map[string]any {
+	t.Helper()
+	var recs []map[string]any
+	sc := bufio.NewScanner(strings.NewReader(s))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var m map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Fatalf("not JSON: %q: %v", sc.Text(), err)
+		}
+		recs = append(recs, m)
+	}
+	return recs
+}
+
+func TestReplayCommand(t *testing.T) {
+	pcap := fixture.Repo(t, "testdata", "pcap", "asterisk-call-answered.pcap")
+	transcript := fixture.Repo(t, "testdata", "ami", "ami-call-answered.raw")
+	tests := []struct {
+		name      string
+		args      []string
+		wantCode  int
+		wantCalls int
+		wantRegs  int
+		check     func(t *testing.T, calls []map[string]any)
+	}{
+		{name: "calls and registers", args: []string{"replay", "--sipport", "5060,5070", pcap}, wantCalls: 2, wantRegs: 4,
+			check: func(t *testing.T, calls []map[string]any) {
+				c := calls[0]
+				if c["callid"] != "f431e3956bf2ebd6" || c["caller"] != "1001" || c["called"] != "1002" || c["lastSIPresponseNum"] != 200.0 || c["bye"] != 3.0 {
+					t.Errorf("first call: %v", c)
+				}
+				if c["a_received"] != 451.0 || c["b_received"] != 450.0 || c["a_mos_f1"] != 4.5 || c["calldate"] != "2026-11-24 22:45:37.441" {
+					t.Errorf("RTP/time fields: a_received %v b_received %v mos %v calldate %v", c["a_received"], c["b_received"], c["a_mos_f1"], c["calldate"])
+				}
+			}},
+		{name: "with AMI correlation", args: []string{"replay", "--sipport", "5060", "--ami", transcript, pcap}, wantCalls: 2, wantRegs: 4,
+			check: func(t *testing.T, calls []map[string]any) {
+				for _, c := range calls {
+					a, ok := c["asterisk"].(map[string]any)
+					if !ok || a["linkedid"] != "1795560337.9" || a["match"] != "callid" {
+						t.Errorf("%v: asterisk = %v", c["callid"], c["asterisk"])
+					}
+				}
+			}},
+		{name: "no file", args: []string{"replay"}, wantCode: 2},
+		{name: "bad ports", args: []string{"replay", "--sipport", "0", pcap}, wantCode: 2},
+		{name: "missing file", args: []string{"replay", "/nonexistent.pcap"}, wantCode: 1},
+		{name: "unknown command", args: []string{"frobnicate"}, wantCode: 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, errOut := runCLI(t, tt.args...)
+			if code != tt.wantCode {
+				t.Fatalf("exit %d, want %d; stderr: %s", code, tt.wantCode, errOut)
+			}
+			if tt.wantCode != 0 {
+				if errOut == "" {
+					t.Error("no error message")
+				}
+				return
+			}
+			var calls []map[string]any
+			regs := 0
+			for _, r := range jsonLines(t, out) {
+				switch r["type"] {
+				case "call":
+					calls = append(calls, r)
+				case "register":
+					regs++
+				}
+			}
+			if len(calls) != tt.wantCalls || regs != tt.wantRegs {
+				t.Fatalf("%d calls, %d registers; want %d, %d", len(calls), regs, tt.wantCalls, tt.wantRegs)
+			}
+			if tt.check != nil {
+				tt.check(t, calls)
+			}
+		})
+	}
+}
+
+func TestVersion(t *testing.T) {
+	code, out, _ := runCLI(t, "version")
+	if code != 0 || !strings.HasPrefix(out, "pbx-agent ") {
+		t.Errorf("version: exit %d, %q", code, out)
+	}
+}

@@ -1,0 +1,104 @@
+package sniffer
+
+import (
+	"errors"
+	"io"
+	"testing"
+	"time"
+
+	"pbx-agent/sniffer/call"
+	"pbx-agent/sniffer/simulate"
+)
+
+// TestAgainstGeneratorTruth runs generated traffic of every shape the
+// generator makes through the whole packet path and checks each call, each
+// RTP stream and each REGISTER against the generator's ground truth.
+func TestAgainstGeneratorTruth(t *testing.T) {
+	base := simulate.Options{Calls: 40, Concurrency: 20, Duration: 2 * time.Second, CPS: 50, Seed: 7,
+		Busy: 10, Cancelled: 10, Unanswered: 10, Registers: 12, RegisterAuth: 40, RegisterForbidden: 20,
+		Loss: 1, BurstRate: 0.2, Jitter: 3 * time.Millisecond, Codec: simulate.CodecMixed}
+	variant := func(f func(o *simulate.Options)) simulate.Options { o := base; f(&o); return o }
+	tests := []struct {
+		name string
+		opts simulate.Options
+	}{
+		{"udp ipv4", base},
+		{"vlan and ipv4 fragments", variant(func(o *simulate.Options) { o.VLAN = 42; o.MTU = 400 })},
+		{"tcp", variant(func(o *simulate.Options) { o.Transport = simulate.TransportTCP })},
+		{"tcp coalesced and split", variant(func(o *simulate.Options) { o.Transport = simulate.TransportTCP; o.TCPCoalesce = true; o.MTU = 400 })},
+		{"ipv6", variant(func(o *simulate.Options) { o.IPv6 = true })},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			gen, err := simulate.New(tt.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			calls := map[string]call.CDR{}
+			regs := map[string]call.Register{}
+			ps, _ := ParsePorts("5060")
+			sn := New(Config{SIPPorts: ps, Call: call.Config{
+				IdleTimeout: -1,
+				OnCallEnd:   func(c *call.CDR) { calls[c.CallID] = *c },
+				OnRegister:  func(r *call.Register) { regs[r.CallID] = *r },
+			}})
+			for {
+				data, ci, err := gen.ZeroCopyReadPacketData()
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := sn.HandleFrame(gen.LinkType(), data, ci.Timestamp); err != nil {
+					t.Fatal(err)
+				}
+			}
+			sn.Flush()
+			truth := gen.Truth()
+			if len(calls) != len(truth.Calls) {
+				t.Fatalf("%d calls, truth has %d (sniffer stats %+v)", len(calls), len(truth.Calls), sn.Stats())
+			}
+			for _, w := range truth.Calls {
+				g, ok := calls[w.CallID]
+				switch {
+				case !ok:
+					t.Errorf("%s: missing", w.CallID)
+				case g.LastSIPResponseNum != w.FinalCode || int(g.Bye) != w.Bye || string(g.WhoHanged) != w.WhoHanged:
+					t.Errorf("%s: final %d bye %d whohanged %q; truth %d %d %q", w.CallID, g.LastSIPResponseNum, g.Bye, g.WhoHanged, w.FinalCode, w.Bye, w.WhoHanged)
+				case g.Caller != w.Caller || g.Called != w.Called || !g.CallDate.Equal(w.Start) || !g.ConnectTime.Equal(w.Connect):
+					t.Errorf("%s: %q→%q at %v (connect %v); truth %q→%q at %v (connect %v)", w.CallID, g.Caller, g.Called, g.CallDate, g.ConnectTime, w.Caller, w.Called, w.Start, w.Connect)
+				}
+			}
+			streams, exact := 0, 0
+			for _, w := range truth.Streams {
+				streams++
+				for _, s := range calls[w.CallID].Streams {
+					if s.SSRC != w.SSRC {
+						continue
+					}
+					if s.Received == w.Received() && s.Lost == w.Dropped && s.Payload == int(w.PT) && s.Caller == (w.Direction == 0) {
+						exact++
+					} else {
+						t.Errorf("%s ssrc %08x: received %d lost %d pt %d caller %v; truth %d %d %d dir %d",
+							w.CallID, w.SSRC, s.Received, s.Lost, s.Payload, s.Caller, w.Received(), w.Dropped, w.PT, w.Direction)
+					}
+				}
+			}
+			if exact != streams {
+				t.Errorf("%d of %d streams exact", exact, streams)
+			}
+			for _, w := range truth.Registers {
+				g, ok := regs[w.CallID]
+				wantState := call.RegOK
+				if w.FinalCode != 200 {
+					wantState = call.RegFailed
+				}
+				if !ok || g.State != wantState || g.ToNum != w.User {
+					t.Errorf("REGISTER %s: got %+v ok=%v; truth %+v", w.CallID, g, ok, w)
+				}
+			}
+			t.Logf("%d calls, %d/%d streams exact (received and lost), %d REGISTERs", len(calls), exact, streams, len(truth.Registers))
+		})
+	}
+}

@@ -152,7 +152,14 @@ func (g *Generator) ZeroCopyReadPacketData() ([]byte, gopacket.CaptureInfo, erro
 			return nil, gopacket.CaptureInfo{}, io.EOF
 		}
 		g.pos, g.nOut = 0, 0
-		g.handle(g.q.pop())
+		// Handlers may push events (never before the top one) while the top
+		// is still in place; an RTP send reschedules itself in place.
+		e := *g.q.top()
+		if next, again := g.handle(e); again {
+			g.q.replaceTop(next)
+		} else {
+			g.q.pop()
+		}
 	}
 	f := &g.frames[g.pos]
 	g.pos++
@@ -168,14 +175,15 @@ func (g *Generator) ReadPacketData() ([]byte, gopacket.CaptureInfo, error) {
 	return append([]byte(nil), data...), ci, nil
 }
 
-func (g *Generator) handle(e event) {
+// handle runs e; when it returns again, next replaces e in the queue.
+func (g *Generator) handle(e event) (next event, again bool) {
 	switch e.kind {
 	case evSpawn:
 		g.spawn(e.at)
 	case evSIP:
 		g.sipStep(e)
 	case evRTP:
-		g.rtpSend(e)
+		return g.rtpSend(e)
 	case evArrive:
 		g.sendRTP(e.at, e.c, e.dir, e.rtpSeq, e.rtpTS, e.marker)
 	case evRegister:
@@ -184,6 +192,7 @@ func (g *Generator) handle(e event) {
 			g.q.push(event{at: e.at + g.interval, kind: evRegister})
 		}
 	}
+	return event{}, false
 }
 
 func (g *Generator) spawn(at int64) {
@@ -438,8 +447,8 @@ func (g *Generator) sendSIP(at int64, d *callState, fromClient bool, msg []byte)
 }
 
 // rtpSend handles the nominal send time of packet e.n of a stream: loss,
-// then jitter, then the next packet.
-func (g *Generator) rtpSend(e event) {
+// then jitter; it returns the stream's next packet, if any.
+func (g *Generator) rtpSend(e event) (event, bool) {
 	d := e.c
 	s := &d.rtp[e.dir]
 	n := e.n
@@ -461,8 +470,9 @@ func (g *Generator) rtpSend(e event) {
 	if n+1 < s.count {
 		e.at += int64(Ptime)
 		e.n++
-		g.q.push(e)
+		return e, true
 	}
+	return event{}, false
 }
 
 // drop decides whether packet n of s is lost. The first and last packets are

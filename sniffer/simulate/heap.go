@@ -47,35 +47,55 @@ func (q *eventQueue) push(e event) {
 	i := len(q.ev) - 1
 	for i > 0 {
 		p := (i - 1) / 2
-		if !q.ev[i].before(&q.ev[p]) {
+		if !e.before(&q.ev[p]) {
 			break
 		}
-		q.ev[i], q.ev[p] = q.ev[p], q.ev[i]
+		q.ev[i] = q.ev[p]
 		i = p
+	}
+	q.ev[i] = e
+}
+
+// top returns the earliest event; the queue must not be empty.
+func (q *eventQueue) top() *event { return &q.ev[0] }
+
+// pop removes the earliest event.
+func (q *eventQueue) pop() {
+	last := len(q.ev) - 1
+	e := q.ev[last]
+	q.ev[last] = event{} // drop pointers for the GC
+	q.ev = q.ev[:last]
+	if last > 0 {
+		q.down(e)
 	}
 }
 
-func (q *eventQueue) pop() event {
-	top := q.ev[0]
-	last := len(q.ev) - 1
-	q.ev[0] = q.ev[last]
-	q.ev[last] = event{} // drop pointers for the GC
-	q.ev = q.ev[:last]
+// replaceTop replaces the earliest event by e: a pop and a push in one
+// sift, for the common "same stream, 20 ms later" case.
+func (q *eventQueue) replaceTop(e event) {
+	e.order = q.order
+	q.order++
+	q.down(e)
+}
+
+// down places e at the root's position and sifts it down.
+func (q *eventQueue) down(e event) {
+	n := len(q.ev)
 	i := 0
 	for {
 		l := 2*i + 1
-		if l >= last {
+		if l >= n {
 			break
 		}
 		m := l
-		if r := l + 1; r < last && q.ev[r].before(&q.ev[l]) {
+		if r := l + 1; r < n && q.ev[r].before(&q.ev[l]) {
 			m = r
 		}
-		if !q.ev[m].before(&q.ev[i]) {
+		if !q.ev[m].before(&e) {
 			break
 		}
-		q.ev[i], q.ev[m] = q.ev[m], q.ev[i]
+		q.ev[i] = q.ev[m]
 		i = m
 	}
-	return top
+	q.ev[i] = e
 }

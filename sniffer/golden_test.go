@@ -48,13 +48,15 @@ func sharedCaptures(t *testing.T) []captureCase {
 	var out []captureCase
 	for _, f := range []string{"DTMFsipinfo.pcap", "SIP_DTMF2.cap", "aaa.pcap", "ipip.pcap", "register-invite-reinvite-bye.pcap",
 		"rtp_rtcp_sip_ipv4_udp.pcap", "sip-488-codec-reject.pcapng", "sip-auth-failure.pcapng", "sip-rtp-g711.pcap",
-		"sip_ipv4_tcp.pcap", "sip_ipv4_tcp_retrans.pcap", "sip_ipv6_udp.pcap"} {
+		"sip_ipv4_tcp.pcap", "sip_ipv4_tcp_retrans.pcap", "sip_ipv6_udp.pcap", "sip_tcp_websocket.pcap"} {
 		ports := "5060"
 		switch f {
 		case "ipip.pcap":
 			ports = "5060,5090"
 		case "register-invite-reinvite-bye.pcap":
 			ports = "5060,5080"
+		case "sip_tcp_websocket.pcap":
+			ports = "5060,8080"
 		}
 		out = append(out, captureCase{filepath.Join(pub, f), ports})
 	}

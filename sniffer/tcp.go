@@ -22,6 +22,7 @@ type flowKey struct{ src, dst netip.AddrPort }
 
 type tcpFlow struct {
 	stream sip.Stream
+	ws     wsFlow
 	next   int64 // next expected sequence number, or seqUnknown
 	last   time.Time
 }
@@ -72,6 +73,13 @@ func (t *tcpFlows) handle(p *decode.Packet, deliver func(*decode.Packet, []byte)
 		}
 	}
 	f.next = (int64(p.TCPSeq) + int64(len(p.Payload))) & 0xffffffff
+	if f.ws.state == wsNone && f.stream.Buffered() == 0 && looksLikeHTTP(data) {
+		f.ws.state = wsHandshake
+	}
+	if f.ws.state != wsNone {
+		f.ws.feed(data, func(msg []byte) { deliver(p, msg) })
+		return
+	}
 	f.stream.Write(data)
 	for {
 		msg, err := f.stream.Next()

@@ -1,0 +1,117 @@
+package sniffer
+
+import (
+	"bytes"
+	"encoding/binary"
+)
+
+// SIP over WebSocket (RFC 7118) on a TCP flow: after the HTTP upgrade each
+// text or binary frame carries one SIP message. Client frames are masked.
+
+const maxWSBuffer = 1 << 16
+
+type wsState uint8
+
+const (
+	wsNone      wsState = iota // plain SIP over TCP
+	wsHandshake                // inside the HTTP upgrade request/response
+	wsFrames                   // WebSocket frames
+)
+
+// wsFlow is the WebSocket side of one TCP direction.
+type wsFlow struct {
+	state   wsState
+	buf     []byte // unparsed bytes
+	msg     []byte // payload of a fragmented message being assembled
+	payload []byte // unmasked payload scratch
+}
+
+// looksLikeHTTP tells an upgrade request/response from SIP at a flow's start.
+func looksLikeHTTP(b []byte) bool {
+	return bytes.HasPrefix(b, []byte("GET ")) || bytes.HasPrefix(b, []byte("HTTP/1."))
+}
+
+// feed consumes TCP payload bytes and calls deliver for every complete SIP
+// message carried in data frames. A malformed or oversized frame resets the
+// flow's buffer (the next frame boundary is unknowable, so bytes are lost).
+func (w *wsFlow) feed(data []byte, deliver func([]byte)) {
+	if len(w.buf)+len(data) > maxWSBuffer {
+		w.buf, w.msg = w.buf[:0], w.msg[:0]
+		return
+	}
+	w.buf = append(w.buf, data...)
+	if w.state == wsHandshake {
+		i := bytes.Index(w.buf, []byte("\r\n\r\n"))
+		if i < 0 {
+			return
+		}
+		w.buf = w.buf[:copy(w.buf, w.buf[i+4:])]
+		w.state = wsFrames
+	}
+	for {
+		n, ok := w.frame(deliver)
+		if !ok {
+			return
+		}
+		w.buf = w.buf[:copy(w.buf, w.buf[n:])]
+	}
+}
+
+// frame parses one frame at the start of buf; ok is false when incomplete.
+func (w *wsFlow) frame(deliver func([]byte)) (int, bool) {
+	b := w.buf
+	if len(b) < 2 {
+		return 0, false
+	}
+	fin, op := b[0]&0x80 != 0, b[0]&0x0f
+	masked := b[1]&0x80 != 0
+	n, hdr := uint64(b[1]&0x7f), 2
+	switch n {
+	case 126:
+		if len(b) < 4 {
+			return 0, false
+		}
+		n, hdr = uint64(binary.BigEndian.Uint16(b[2:4])), 4
+	case 127:
+		if len(b) < 10 {
+			return 0, false
+		}
+		n, hdr = binary.BigEndian.Uint64(b[2:10]), 10
+	}
+	var key []byte
+	if masked {
+		if len(b) < hdr+4 {
+			return 0, false
+		}
+		key = b[hdr : hdr+4]
+		hdr += 4
+	}
+	if n > maxWSBuffer {
+		w.buf, w.msg = w.buf[:0], w.msg[:0]
+		return 0, false
+	}
+	if uint64(len(b)-hdr) < n {
+		return 0, false
+	}
+	w.payload = append(w.payload[:0], b[hdr:hdr+int(n)]...)
+	for i := range w.payload {
+		if masked {
+			w.payload[i] ^= key[i&3]
+		}
+	}
+	switch op {
+	case 0x1, 0x2: // text, binary
+		if fin {
+			deliver(w.payload)
+		} else {
+			w.msg = append(w.msg[:0], w.payload...)
+		}
+	case 0x0: // continuation
+		w.msg = append(w.msg, w.payload...)
+		if fin {
+			deliver(w.msg)
+			w.msg = w.msg[:0]
+		}
+	}
+	return hdr + int(n), true
+}

@@ -1,0 +1,76 @@
+package sniffer
+
+import (
+	"bytes"
+	"encoding/binary"
+	"testing"
+)
+
+func wsFrame(op byte, fin bool, mask []byte, payload []byte) []byte {
+	b0 := op
+	if fin {
+		b0 |= 0x80
+	}
+	f := []byte{b0}
+	m := byte(0)
+	if mask != nil {
+		m = 0x80
+	}
+	switch n := len(payload); {
+	case n < 126:
+		f = append(f, m|byte(n))
+	case n < 1<<16:
+		f = append(f, m|126, 0, 0)
+		binary.BigEndian.PutUint16(f[2:], uint16(n))
+	}
+	if mask != nil {
+		f = append(f, mask...)
+		for i, c := range payload {
+			f = append(f, c^mask[i&3])
+		}
+		return f
+	}
+	return append(f, payload...)
+}
+
+func TestWebSocketFrames(t *testing.T) {
+	sipMsg := []byte("OPTIONS sip:a@b SIP/2.0\r\nCall-ID: ws1\r\nContent-Length: 0\r\n\r\n")
+	long := bytes.Repeat([]byte("x"), 300)
+	handshake := []byte("GET / HTTP/1.1\r\nUpgrade: websocket\r\nSec-WebSocket-Protocol: sip\r\n\r\n")
+	mask := []byte{1, 2, 3, 4}
+	tests := []struct {
+		name   string
+		chunks [][]byte
+		want   [][]byte
+	}{
+		{"handshake then masked frame", [][]byte{append(append([]byte(nil), handshake...), wsFrame(1, true, mask, sipMsg)...)}, [][]byte{sipMsg}},
+		{"split everywhere", func() [][]byte {
+			all := append(append([]byte(nil), handshake...), wsFrame(1, true, nil, sipMsg)...)
+			var out [][]byte
+			for _, c := range all {
+				out = append(out, []byte{c})
+			}
+			return out
+		}(), [][]byte{sipMsg}},
+		{"16-bit length and two frames", [][]byte{handshake, append(wsFrame(2, true, mask, long), wsFrame(1, true, nil, sipMsg)...)}, [][]byte{long, sipMsg}},
+		{"fragmented message", [][]byte{handshake, wsFrame(1, false, mask, sipMsg[:10]), wsFrame(0, true, mask, sipMsg[10:])}, [][]byte{sipMsg}},
+		{"control frames skipped", [][]byte{handshake, wsFrame(9, true, nil, []byte("ping")), wsFrame(1, true, nil, sipMsg)}, [][]byte{sipMsg}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := wsFlow{state: wsHandshake}
+			var got [][]byte
+			for _, c := range tt.chunks {
+				w.feed(c, func(m []byte) { got = append(got, append([]byte(nil), m...)) })
+			}
+			if len(got) != len(tt.want) {
+				t.Fatalf("%d messages, want %d", len(got), len(tt.want))
+			}
+			for i := range got {
+				if !bytes.Equal(got[i], tt.want[i]) {
+					t.Errorf("message %d = %q", i, got[i])
+				}
+			}
+		})
+	}
+}

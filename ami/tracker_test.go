@@ -46,39 +46,43 @@ func replayFile(t *testing.T, recv, sent string) *Tracker {
 }
 
 func TestTrackerRecordedCalls(t *testing.T) {
-	shared := func(n string) string { return fixture.Shared(t, "asterisk", n) }
-	local := func(n string) string { return fixture.Repo(t, "testdata", "ami", n) }
+	shared := func(n string) func(testing.TB) string {
+		return func(tb testing.TB) string { return fixture.Shared(tb, "asterisk", n) }
+	}
+	local := func(n string) func(testing.TB) string {
+		return func(tb testing.TB) string { return fixture.Repo(tb, "testdata", "ami", n) }
+	}
 	tests := []struct {
 		name string
-		recv func() string
-		sent func() string
+		recv func(testing.TB) string
+		sent func(testing.TB) string
 		want []wantChan
 	}{
-		{name: "answered", recv: func() string { return local("ami-call-answered.raw") }, sent: func() string { return local("ami-call-answered.sent.raw") },
+		{name: "answered", recv: local("ami-call-answered.raw"), sent: local("ami-call-answered.sent.raw"),
 			want: []wantChan{
 				{"1795560337.9", "1795560337.9", "PJSIP/1001-00000009", "f431e3956bf2ebd6", 16, true},
 				{"1795560337.10", "1795560337.9", "PJSIP/1002-0000000a", "63ea8d26-1d43-40d6-a46f-c3c1a77eaf0f", 16, false},
 			}},
-		{name: "cancel", recv: func() string { return local("ami-call-cancel.raw") }, sent: func() string { return local("ami-call-cancel.sent.raw") },
+		{name: "cancel", recv: local("ami-call-cancel.raw"), sent: local("ami-call-cancel.sent.raw"),
 			want: []wantChan{
 				{"1795560238.2", "1795560238.2", "PJSIP/1001-00000002", "77a00298c5a0264f", 127, true},
 				// The callee's Call-ID appears nowhere in an unanswered call's events.
 				{"1795560238.3", "1795560238.2", "PJSIP/1002-00000003", "", 127, false},
 			}},
-		{name: "busy", recv: func() string { return local("ami-call-busy.raw") }, sent: func() string { return "" },
+		{name: "busy", recv: local("ami-call-busy.raw"), sent: func(testing.TB) string { return "" },
 			want: []wantChan{
 				{"1795560252.4", "1795560252.4", "PJSIP/1001-00000004", "7bc16cac4daffc80", 17, true},
 				{"1795560252.5", "1795560252.4", "PJSIP/1002-00000005", "", 17, false},
 			}},
-		{name: "chansip", recv: func() string { return shared("ami-call-chansip-answered.raw") }, sent: func() string { return shared("ami-call-chansip-answered.sent.raw") },
+		{name: "chansip", recv: shared("ami-call-chansip-answered.raw"), sent: shared("ami-call-chansip-answered.sent.raw"),
 			want: []wantChan{
 				{"1795560358.11", "1795560358.11", "SIP/2001-00000000", "ffbbeeeed32e28a8", 16, true},
 				{"1795560358.12", "1795560358.11", "SIP/2002-00000001", "7db64ed25bd5ce9d12f098cf58d9e182@127.0.0.1:5070", 16, false},
 			}},
 		// Extension 600 sets no CALLID and the events session sent no Getvar.
-		{name: "echo", recv: func() string { return shared("ami-call-echo.raw") }, sent: func() string { return "" },
+		{name: "echo", recv: shared("ami-call-echo.raw"), sent: func(testing.TB) string { return "" },
 			want: []wantChan{{"1795560303.8", "1795560303.8", "PJSIP/1001-00000008", "", 0, true}}},
-		{name: "blind transfer", recv: func() string { return shared("ami-call-blind-transfer.raw") }, sent: func() string { return "" },
+		{name: "blind transfer", recv: shared("ami-call-blind-transfer.raw"), sent: func(testing.TB) string { return "" },
 			want: []wantChan{
 				{"1795560694.1", "1795560694.0", "PJSIP/1002-00000001", "4c14f56b-0636-4ae0-8979-4b3c8a93188f", 16, false},
 				{"1795560700.2", "1795560694.0", "PJSIP/1003-00000002", "6b2038a6-6cab-40eb-9e9f-5d2d5bf4c960", 16, false},
@@ -87,7 +91,7 @@ func TestTrackerRecordedCalls(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			tr := replayFile(t, tc.recv(), tc.sent())
+			tr := replayFile(t, tc.recv(t), tc.sent(t))
 			if live := tr.Channels(); len(live) != 0 {
 				t.Errorf("channels still live after the recording: %+v", live)
 			}

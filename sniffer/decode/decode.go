@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/google/gopacket"
-	"github.com/google/gopacket/ip4defrag"
 	"github.com/google/gopacket/layers"
 )
 
@@ -88,8 +87,7 @@ type Decoder struct {
 	decoded []gopacket.LayerType
 
 	parsers map[gopacket.LayerType]*gopacket.DecodingLayerParser
-	defrag4 *ip4defrag.IPv4Defragmenter
-	defrag6 *ip6Defragmenter
+	defrag  *defragmenter
 	lastGC  time.Time
 	stats   Stats
 }
@@ -105,8 +103,7 @@ func New(link layers.LinkType) (*Decoder, error) {
 		link:    link,
 		decoded: make([]gopacket.LayerType, 0, 8),
 		parsers: make(map[gopacket.LayerType]*gopacket.DecodingLayerParser, 6),
-		defrag4: ip4defrag.NewIPv4Defragmenter(),
-		defrag6: newIP6Defragmenter(),
+		defrag:  newDefragmenter(),
 	}
 	all := []gopacket.DecodingLayer{&d.eth, &d.dot1q, &d.sll, &d.loop, &d.ip4, &d.ip6, &d.udp, &d.tcp, &d.payload}
 	for _, first := range []gopacket.LayerType{layers.LayerTypeEthernet, layers.LayerTypeLinuxSLL,
@@ -299,37 +296,30 @@ func etherTypeLayer(et uint16) gopacket.LayerType {
 	return gopacket.LayerTypeZero
 }
 
-// reassemble4 feeds an IPv4 fragment to ip4defrag (which keeps the struct it
-// is given, hence the copy) and decodes the transport of a completed datagram.
+// reassemble4 feeds an IPv4 fragment to the reassembler and decodes the
+// transport of a completed datagram (the header in d.ip4 names the addresses).
 func (d *Decoder) reassemble4(p *Packet) (bool, error) {
 	d.stats.Fragments++
 	d.gcFragments(p.Time)
-	frag := d.ip4
-	frag.Payload = append([]byte(nil), d.ip4.Payload...)
-	frag.SrcIP = append([]byte(nil), d.ip4.SrcIP...)
-	frag.DstIP = append([]byte(nil), d.ip4.DstIP...)
-	whole, err := d.defrag4.DefragIPv4WithTimestamp(&frag, p.Time)
+	proto, payload, err := d.defrag.add4(&d.ip4, p.Time)
 	if err != nil {
 		d.stats.Errors++
 		return false, fmt.Errorf("%w: ipv4: %v", ErrFragment, err)
 	}
-	if whole == nil {
+	if payload == nil {
 		return false, nil
 	}
 	d.stats.Reassembled++
-	vlan := p.VLAN
-	d.ip4 = *whole
-	d.ip4.Flags &^= layers.IPv4MoreFragments
-	d.ip4.FragOffset = 0
-	ok, err := d.transport(whole.Protocol, whole.Payload, p)
-	p.VLAN, p.Fragment, p.TTL = vlan, true, whole.TTL
+	vlan, ttl := p.VLAN, d.ip4.TTL
+	ok, err := d.transport(proto, payload, p)
+	p.VLAN, p.Fragment, p.TTL = vlan, true, ttl
 	return ok, err
 }
 
 func (d *Decoder) reassemble6(p *Packet) (bool, error) {
 	d.stats.Fragments++
 	d.gcFragments(p.Time)
-	proto, payload, err := d.defrag6.add(&d.ip6, p.Time)
+	proto, payload, err := d.defrag.add6(&d.ip6, p.Time)
 	if err != nil {
 		d.stats.Errors++
 		return false, fmt.Errorf("%w: ipv6: %v", ErrFragment, err)
@@ -385,8 +375,7 @@ func (d *Decoder) gcFragments(now time.Time) {
 		return
 	}
 	d.lastGC = now
-	d.defrag4.DiscardOlderThan(now.Add(-fragmentTTL))
-	d.defrag6.discardOlderThan(now.Add(-fragmentTTL))
+	d.defrag.discardOlderThan(now.Add(-fragmentTTL))
 }
 
 type pppPayload struct {

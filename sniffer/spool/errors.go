@@ -1,0 +1,16 @@
+package spool
+
+import "errors"
+
+// Sentinel errors; callers test them with errors.Is.
+var (
+	// ErrUnknownCall reports a callreference the spool does not track.
+	ErrUnknownCall = errors.New("spool: unknown call")
+	// ErrConfig reports an invalid option value.
+	ErrConfig = errors.New("spool: invalid option")
+	// ErrLinkMismatch reports a packet whose link type differs from the
+	// one its call's pcap was started with (the packet is not stored).
+	ErrLinkMismatch = errors.New("spool: link type differs from the file's")
+	// ErrPcap reports a pcap file the spool cannot merge.
+	ErrPcap = errors.New("spool: bad pcap")
+)

@@ -32,7 +32,7 @@ func fakeInterfaces() ([]Interface, error) {
 
 // golden is what a discovery golden file holds.
 type golden struct {
-	Result *Result `json:"result"`
+	Result *Result  `json:"result"`
 	Errors []string `json:"errors"`
 }
 

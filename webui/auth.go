@@ -1,0 +1,260 @@
+package webui
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+)
+
+// sessionIDChars are PHP's session id alphabet (session.sid_bits_per_character=5).
+const sessionIDChars = "0123456789abcdefghijklmnopqrstuv"
+
+// newSessionID returns 26 random characters, as PHP's session ids look.
+func newSessionID() string {
+	var b [26]byte
+	_, _ = rand.Read(b[:])
+	for i := range b {
+		b[i] = sessionIDChars[b[i]&31]
+	}
+	return string(b[:])
+}
+
+type session struct {
+	user    string
+	expires time.Time
+}
+
+// sessions holds bypass_login sessions with a sliding expiry and a cap.
+type sessions struct {
+	mu  sync.Mutex
+	m   map[string]*session
+	ttl time.Duration
+	max int
+}
+
+func newSessions(ttl time.Duration, max int) *sessions {
+	return &sessions{m: map[string]*session{}, ttl: ttl, max: max}
+}
+
+func (s *sessions) create(user string, now time.Time) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.m) >= s.max {
+		s.gcLocked(now)
+		for len(s.m) >= s.max { // still full: drop the session closest to expiry
+			var oldest string
+			var t time.Time
+			for id, v := range s.m {
+				if oldest == "" || v.expires.Before(t) {
+					oldest, t = id, v.expires
+				}
+			}
+			delete(s.m, oldest)
+		}
+	}
+	id := newSessionID()
+	s.m[id] = &session{user: user, expires: now.Add(s.ttl)}
+	return id
+}
+
+// get returns the session's user and extends its life.
+func (s *sessions) get(id string, now time.Time) (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v := s.m[id]
+	if v == nil {
+		return "", false
+	}
+	if now.After(v.expires) {
+		delete(s.m, id)
+		return "", false
+	}
+	v.expires = now.Add(s.ttl)
+	return v.user, true
+}
+
+func (s *sessions) gcLocked(now time.Time) {
+	for id, v := range s.m {
+		if now.After(v.expires) {
+			delete(s.m, id)
+		}
+	}
+}
+
+// throttle counts failed logins per key (user name, client address) in a
+// window; a key over the limit is refused until its window ends.
+type throttle struct {
+	mu     sync.Mutex
+	m      map[string]*failures
+	max    int
+	window time.Duration
+}
+
+type failures struct {
+	n     int
+	first time.Time
+}
+
+const maxThrottleKeys = 100000
+
+func newThrottle(max int, window time.Duration) *throttle {
+	return &throttle{m: map[string]*failures{}, max: max, window: window}
+}
+
+func (t *throttle) blocked(now time.Time, keys ...string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, k := range keys {
+		f := t.m[k]
+		if f == nil {
+			continue
+		}
+		if now.Sub(f.first) > t.window {
+			delete(t.m, k)
+			continue
+		}
+		if f.n >= t.max {
+			return true
+		}
+	}
+	return false
+}
+
+func (t *throttle) fail(now time.Time, keys ...string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.m) >= maxThrottleKeys {
+		for k, f := range t.m {
+			if now.Sub(f.first) > t.window {
+				delete(t.m, k)
+			}
+		}
+	}
+	for _, k := range keys {
+		f := t.m[k]
+		if f == nil || now.Sub(f.first) > t.window {
+			if len(t.m) >= maxThrottleKeys {
+				continue // full of live entries: count nothing new rather than grow
+			}
+			f = &failures{first: now}
+			t.m[k] = f
+		}
+		f.n++
+	}
+}
+
+func (t *throttle) reset(keys ...string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, k := range keys {
+		delete(t.m, k)
+	}
+}
+
+// clientAddr is the request's peer address (RemoteAddr; proxies are not trusted).
+func clientAddr(r *http.Request) netip.Addr {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	a, _ := netip.ParseAddr(host)
+	return a.Unmap()
+}
+
+// secretEqual compares in constant time (lengths hidden by hashing).
+func secretEqual(a, b string) bool {
+	ha, hb := sha256.Sum256([]byte(a)), sha256.Sum256([]byte(b))
+	return subtle.ConstantTimeCompare(ha[:], hb[:]) == 1
+}
+
+// login checks name/password from addr. Unknown users cost the same
+// comparison as known ones.
+func (h *Handler) login(name, pass string, addr netip.Addr) (*User, error) {
+	now := h.now()
+	ukey, akey := "u:"+strings.ToLower(name), "a:"+addr.String()
+	if h.throttle.blocked(now, ukey, akey) {
+		return nil, ErrThrottled
+	}
+	u := h.users.Load().get(name)
+	secret := "\x00no such user\x00"
+	if u != nil {
+		secret = u.Secret
+	}
+	ok := secretEqual(pass, secret) && u != nil && name != ""
+	if !ok {
+		h.throttle.fail(now, ukey, akey)
+		h.log.Warn("web login failed", "user", name, "addr", addr)
+		return nil, ErrAuth
+	}
+	if !u.Allows(addr) {
+		h.throttle.fail(now, akey)
+		h.log.Warn("web login refused by permit/deny", "user", name, "addr", addr)
+		return nil, ErrForbidden
+	}
+	h.throttle.reset(ukey)
+	return u, nil
+}
+
+func (d directory) get(name string) *User {
+	if name == "" {
+		return nil
+	}
+	return d[strings.ToLower(name)]
+}
+
+// anonymous is the user every request acts as when authorization is off.
+var anonymous = &User{Name: "api", Rights: AllRights}
+
+// cookieName is PHPSESSID, or PHPSESSID-<prefix> for a GUI under /<prefix>/ (seed 001).
+func cookieName(prefix string) string {
+	if prefix == "" {
+		return "PHPSESSID"
+	}
+	return "PHPSESSID-" + prefix
+}
+
+// sessionUser resolves the session cookie.
+func (h *Handler) sessionUser(r *http.Request) (*User, bool) {
+	c, err := r.Cookie(cookieName(r.PathValue("prefix")))
+	if err != nil || c.Value == "" {
+		return nil, false
+	}
+	name, ok := h.sessions.get(c.Value, h.now())
+	if !ok {
+		return nil, false
+	}
+	u := h.users.Load().get(name)
+	if u == nil || !u.Allows(clientAddr(r)) {
+		return nil, false
+	}
+	return u, true
+}
+
+// Authenticate returns the user of a request: anyone when authorization is
+// off, else the session cookie from bypass_login, else user= and
+// password= (or pass=) parameters. Other handlers (the websocket audio, the
+// player) use it to share one notion of "logged in".
+func (h *Handler) Authenticate(r *http.Request) (*User, error) {
+	if h.o.DisableAuth {
+		return anonymous, nil
+	}
+	if u, ok := h.sessionUser(r); ok {
+		return u, nil
+	}
+	q := r.URL.Query()
+	name := q.Get("user")
+	pass := q.Get("password")
+	if pass == "" {
+		pass = q.Get("pass")
+	}
+	if name == "" {
+		return nil, ErrAuth
+	}
+	return h.login(name, pass, clientAddr(r))
+}

@@ -1,0 +1,449 @@
+package webui
+
+import (
+	"archive/zip"
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"github.com/google/gopacket/layers"
+	"io"
+	"io/fs"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// safeName makes a Content-Disposition file name.
+func safeName(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r > 0x7e || strings.ContainsRune(`"\/;`, r) {
+			return '_'
+		}
+		return r
+	}, s)
+	if len(s) > 120 {
+		s = s[:120]
+	}
+	if s == "" {
+		s = "call"
+	}
+	return s
+}
+
+func attachment(w http.ResponseWriter, ctype, name string) {
+	w.Header().Set("Content-Type", ctype)
+	w.Header().Set("Content-Disposition", `attachment; filename="`+safeName(name)+`"`)
+	w.Header().Set("Cache-Control", "no-store")
+}
+
+// writePCAP answers with the merged pcap of refs (one file), or a zip:
+// of that one pcap (zip), or of one pcap per leg (separate).
+func (h *Handler) writePCAP(w http.ResponseWriter, r *http.Request, refs []cdrRef, noRTP, zipped, separate bool) error {
+	name := refs[0].Basename
+	if !separate {
+		files, err := h.callFiles(r.Context(), refs, noRTP)
+		if err != nil {
+			return err
+		}
+		defer closeAll(files)
+		readers, link, err := prepareMerge(files)
+		if err != nil {
+			return err
+		}
+		if !zipped {
+			attachment(w, "application/vnd.tcpdump.pcap", name+".pcap")
+			return h.streamErr(mergeTo(w, readers, link))
+		}
+		attachment(w, "application/zip", name+".zip")
+		zw := zip.NewWriter(w)
+		f, err := zw.Create(safeName(name) + ".pcap")
+		if err == nil {
+			err = mergeTo(f, readers, link)
+		}
+		if err == nil {
+			err = zw.Close()
+		}
+		return h.streamErr(err)
+	}
+	// One pcap per leg, zipped; open everything first so errors are JSON.
+	type leg struct {
+		name    string
+		readers []packetReader
+		link    layers.LinkType
+	}
+	var all []io.ReadCloser
+	defer func() { closeAll(all) }()
+	var legs []leg
+	for _, c := range refs {
+		files, err := h.callFiles(r.Context(), []cdrRef{c}, noRTP)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		all = append(all, files...)
+		readers, link, err := prepareMerge(files)
+		if err != nil {
+			return err
+		}
+		legs = append(legs, leg{fmt.Sprintf("%s-%d.pcap", safeName(c.Basename), c.ID), readers, link})
+	}
+	if len(legs) == 0 {
+		return fmt.Errorf("%w: no pcap of the call is in the spool", fs.ErrNotExist)
+	}
+	attachment(w, "application/zip", name+".zip")
+	zw := zip.NewWriter(w)
+	for _, l := range legs {
+		f, err := zw.Create(l.name)
+		if err == nil {
+			err = mergeTo(f, l.readers, l.link)
+		}
+		if err != nil {
+			return h.streamErr(err)
+		}
+	}
+	return h.streamErr(zw.Close())
+}
+
+// streamErr: once bytes went out an error can only be logged (the client
+// sees a truncated download); errAlreadyAnswered stops fail() from writing.
+func (h *Handler) streamErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	h.log.Warn("download interrupted", "err", err)
+	return errAlreadyAnswered
+}
+
+// errAlreadyAnswered marks an error after the response started.
+var errAlreadyAnswered = errors.New("webui: response already started")
+
+// getPCAP: params callId, cidInterval, cidMerge, zip.
+func (h *Handler) getPCAP(w http.ResponseWriter, r *http.Request, u *User, req *apiRequest) error {
+	p := req.Params[0]
+	callID, err := p.str("callId")
+	if err != nil {
+		return err
+	}
+	interval, err := p.num("cidInterval", 0, 0, 86400)
+	if err != nil {
+		return err
+	}
+	merge, err := p.flag("cidMerge")
+	if err != nil {
+		return err
+	}
+	zipped, err := p.flag("zip")
+	if err != nil {
+		return err
+	}
+	refs, err := h.legs(r.Context(), u, callID, interval)
+	if err != nil {
+		return err
+	}
+	separate := len(refs) > 1 && !merge
+	return h.writePCAP(w, r, refs, false, zipped || separate, separate)
+}
+
+// pcapPHP is php/pcap.php?id=N[&disable_rtp=1].
+func (h *Handler) pcapPHP(w http.ResponseWriter, r *http.Request) {
+	u, ok := h.need(w, r, CanPCAP)
+	if !ok {
+		return
+	}
+	if err := form(r); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	id, err := parseID("id", r.Form.Get("id"))
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	noRTP := false
+	if v := r.Form.Get("disable_rtp"); v != "" {
+		noRTP = v == "1" || strings.EqualFold(v, "true") || strings.EqualFold(v, "yes")
+	}
+	ref, err := h.cdrByID(r.Context(), u, id)
+	if err == nil {
+		err = h.writePCAP(w, r, []cdrRef{ref}, noRTP, false, false)
+	}
+	if err != nil {
+		h.fail(w, r, err)
+	}
+}
+
+// --- getVoiceRecording -------------------------------------------------------
+
+func (h *Handler) getVoiceRecording(w http.ResponseWriter, r *http.Request, u *User, req *apiRequest) error {
+	p := req.Params[0]
+	ctx := r.Context()
+	var refs []cdrRef
+	cdrID, err := p.str("cdrId")
+	if err != nil {
+		return err
+	}
+	callID, err := p.str("callId")
+	if err != nil {
+		return err
+	}
+	header, err := p.str("customHeader")
+	if err != nil {
+		return err
+	}
+	switch {
+	case cdrID != "":
+		id, err := parseID("params.cdrId", cdrID)
+		if err != nil {
+			return err
+		}
+		ref, err := h.cdrByID(ctx, u, id)
+		if err != nil {
+			return err
+		}
+		refs = []cdrRef{ref}
+	case callID != "":
+		interval, err := p.num("cidInterval", 0, 0, 86400)
+		if err != nil {
+			return err
+		}
+		if refs, err = h.legs(ctx, u, callID, interval); err != nil {
+			return err
+		}
+	case header != "":
+		value, err := p.str("customHeaderValue")
+		if err != nil {
+			return err
+		}
+		day, _, err := h.parseTimeParam(p, "calldate", true)
+		if err != nil {
+			return err
+		}
+		day = time.Date(day.Year(), day.Month(), day.Day(), 0, 0, 0, 0, day.Location())
+		if refs, err = h.byCustomHeader(ctx, u, header, value, day); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("%w: params needs cdrId, callId, or customHeader with customHeaderValue and calldate", ErrBadRequest)
+	}
+	if ogg, err := p.flag("ogg"); err != nil {
+		return err
+	} else if ogg {
+		return fmt.Errorf("%w: ogg output is not supported by pbx-agent; omit ogg to get WAV", ErrBadRequest)
+	}
+	zipped, err := p.flag("zip")
+	if err != nil {
+		return err
+	}
+	afterConnect, err := p.flag("saveaudio_afterconnect")
+	if err != nil {
+		return err
+	}
+	var wavs [][]byte
+	var names []string
+	for _, c := range refs {
+		b, err := h.callWAV(ctx, c)
+		if errors.Is(err, fs.ErrNotExist) && len(refs) > 1 {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if afterConnect {
+			if c.ConnectDuration < 0 {
+				return fmt.Errorf("%w: call %d was not answered: no audio after connect", ErrNotFound, c.ID)
+			}
+			skip := c.Duration - c.ConnectDuration - c.FirstRTP
+			if b, err = trimWAV(b, time.Duration(skip*float64(time.Second))); err != nil {
+				return err
+			}
+		}
+		wavs = append(wavs, b)
+		names = append(names, fmt.Sprintf("%s.wav", safeName(c.Basename)))
+		if !zipped {
+			break
+		}
+	}
+	if len(wavs) == 0 {
+		return fmt.Errorf("%w: no audio of the call is in the spool", fs.ErrNotExist)
+	}
+	if !zipped {
+		attachment(w, "audio/x-wav", names[0])
+		w.Header().Set("Content-Length", strconv.Itoa(len(wavs[0])))
+		_, _ = w.Write(wavs[0])
+		return nil
+	}
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	for i, b := range wavs {
+		f, err := zw.Create(fmt.Sprintf("%d-%s", i+1, names[i]))
+		if err != nil {
+			return err
+		}
+		if _, err := f.Write(b); err != nil {
+			return err
+		}
+	}
+	if err := zw.Close(); err != nil {
+		return err
+	}
+	attachment(w, "application/zip", refs[0].Basename+".zip")
+	_, _ = w.Write(buf.Bytes())
+	return nil
+}
+
+// maxWAV bounds a recording held in memory (about 3 h of stereo 8 kHz).
+const maxWAV = 512 << 20
+
+// callWAV returns the call's recording: the spool's AUDIO file, else a
+// stereo WAV decoded from the G.711 RTP in its pcap.
+func (h *Handler) callWAV(ctx context.Context, c cdrRef) ([]byte, error) {
+	if h.o.Spool == nil {
+		return nil, fmt.Errorf("%w: no spool configured", ErrUnavailable)
+	}
+	f, err := h.o.Spool.Open(ctx, SpoolFile{Kind: KindAudio, CallDate: c.CallDate, Basename: c.Basename, SensorID: c.Sensor})
+	if err == nil {
+		defer f.Close()
+		b, err := io.ReadAll(io.LimitReader(f, maxWAV+1))
+		if err != nil {
+			return nil, err
+		}
+		if len(b) > maxWAV {
+			return nil, fmt.Errorf("%w: recording larger than %d bytes", ErrBadRequest, maxWAV)
+		}
+		return b, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	rf, err := h.o.Spool.Open(ctx, SpoolFile{Kind: KindRTP, CallDate: c.CallDate, Basename: c.Basename, SensorID: c.Sensor})
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%w: no audio or RTP of call %d is in the spool", fs.ErrNotExist, c.ID)
+		}
+		return nil, err
+	}
+	defer rf.Close()
+	return wavFromRTP(rf, c.CallDate)
+}
+
+// --- share links -------------------------------------------------------------
+
+// shareClaims is what a share link grants.
+type shareClaims struct {
+	IDs     []uint64 `json:"i"`
+	RTP     bool     `json:"r,omitempty"`
+	SIP     bool     `json:"s,omitempty"` // SIP history page instead of the pcap
+	Expires int64    `json:"e"`
+}
+
+func (h *Handler) signShare(c shareClaims) string {
+	body, _ := json.Marshal(c)
+	m := hmac.New(sha256.New, h.share)
+	m.Write(body)
+	return base64.RawURLEncoding.EncodeToString(body) + "." + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+func (h *Handler) verifyShare(tok string) (shareClaims, error) {
+	var c shareClaims
+	b64, sig, ok := strings.Cut(tok, ".")
+	if !ok || len(tok) > 8192 {
+		return c, ErrBadToken
+	}
+	body, err1 := base64.RawURLEncoding.DecodeString(b64)
+	mac, err2 := base64.RawURLEncoding.DecodeString(sig)
+	if err1 != nil || err2 != nil {
+		return c, ErrBadToken
+	}
+	m := hmac.New(sha256.New, h.share)
+	m.Write(body)
+	if !hmac.Equal(mac, m.Sum(nil)) {
+		return c, ErrBadToken
+	}
+	if err := json.Unmarshal(body, &c); err != nil || len(c.IDs) == 0 {
+		return c, ErrBadToken
+	}
+	if h.now().Unix() > c.Expires {
+		return c, ErrBadToken
+	}
+	return c, nil
+}
+
+// getShareURL: params callId, cidInterval, rtp, sip_history → a signed,
+// expiring public link.
+func (h *Handler) getShareURL(w http.ResponseWriter, r *http.Request, u *User, req *apiRequest) error {
+	p := req.Params[0]
+	callID, err := p.str("callId")
+	if err != nil {
+		return err
+	}
+	interval, err := p.num("cidInterval", 0, 0, 86400)
+	if err != nil {
+		return err
+	}
+	rtp, err := p.flag("rtp")
+	if err != nil {
+		return err
+	}
+	sipHistory, err := p.flag("sip_history")
+	if err != nil {
+		return err
+	}
+	refs, err := h.legs(r.Context(), u, callID, interval)
+	if err != nil {
+		return err
+	}
+	c := shareClaims{SIP: sipHistory, RTP: rtp && !sipHistory, Expires: h.now().Add(h.o.ShareTTL).Unix()}
+	for _, ref := range refs {
+		c.IDs = append(c.IDs, ref.ID)
+	}
+	base := h.o.PublicURL
+	if base == "" {
+		scheme := "http"
+		if r.TLS != nil {
+			scheme = "https"
+		}
+		base = scheme + "://" + r.Host
+	}
+	url := strings.TrimRight(base, "/") + "/share.php?token=" + h.signShare(c)
+	writeJSON(w, http.StatusOK, obj{{"success", true}, {"url", url},
+		{"expires", time.Unix(c.Expires, 0).In(h.o.Location).Format("2006-01-02 15:04:05")}})
+	return nil
+}
+
+// sharePHP serves a share link: the legs' pcap, or their SIP history page.
+func (h *Handler) sharePHP(w http.ResponseWriter, r *http.Request) {
+	c, err := h.verifyShare(r.URL.Query().Get("token"))
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	var refs []cdrRef
+	for _, id := range c.IDs {
+		ref, err := h.cdrByID(r.Context(), anonymous, id)
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		refs = append(refs, ref)
+	}
+	if c.SIP {
+		hist, err := h.sipHistory(r.Context(), refs, nil)
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		writeMSC(w, hist)
+		return
+	}
+	if err := h.writePCAP(w, r, refs, !c.RTP, false, false); err != nil {
+		h.fail(w, r, err)
+	}
+}

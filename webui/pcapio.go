@@ -1,0 +1,166 @@
+package webui
+
+import (
+	"bufio"
+	"container/heap"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
+	"github.com/google/gopacket/pcapgo"
+)
+
+// packetReader reads pcap or pcapng.
+type packetReader interface {
+	ReadPacketData() ([]byte, gopacket.CaptureInfo, error)
+	LinkType() layers.LinkType
+}
+
+// openCapture wraps r as a pcap or pcapng reader.
+func openCapture(r io.Reader) (packetReader, error) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	magic, err := br.Peek(4)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadCapture, err)
+	}
+	if binary.BigEndian.Uint32(magic) == 0x0a0d0d0a {
+		ng, err := pcapgo.NewNgReader(br, pcapgo.DefaultNgReaderOptions)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrBadCapture, err)
+		}
+		return ng, nil
+	}
+	pr, err := pcapgo.NewReader(br)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadCapture, err)
+	}
+	return pr, nil
+}
+
+// callFiles opens the spool files of refs (SIP, and RTP unless noRTP).
+// Missing files are skipped; none at all is fs.ErrNotExist.
+func (h *Handler) callFiles(ctx context.Context, refs []cdrRef, noRTP bool) ([]io.ReadCloser, error) {
+	if h.o.Spool == nil {
+		return nil, fmt.Errorf("%w: no spool configured", ErrUnavailable)
+	}
+	kinds := []FileKind{KindSIP, KindRTP}
+	if noRTP {
+		kinds = kinds[:1]
+	}
+	var out []io.ReadCloser
+	for _, c := range refs {
+		for _, k := range kinds {
+			f, err := h.o.Spool.Open(ctx, SpoolFile{Kind: k, CallDate: c.CallDate, Basename: c.Basename, SensorID: c.Sensor})
+			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				closeAll(out)
+				return nil, err
+			}
+			out = append(out, f)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%w: no pcap of the call is in the spool", fs.ErrNotExist)
+	}
+	return out, nil
+}
+
+func closeAll(fs []io.ReadCloser) {
+	for _, f := range fs {
+		_ = f.Close()
+	}
+}
+
+// mergeItem is the next packet of one input.
+type mergeItem struct {
+	data []byte
+	ci   gopacket.CaptureInfo
+	src  int
+}
+
+type mergeHeap []mergeItem
+
+func (m mergeHeap) Len() int { return len(m) }
+func (m mergeHeap) Less(i, j int) bool {
+	if m[i].ci.Timestamp.Equal(m[j].ci.Timestamp) {
+		return m[i].src < m[j].src
+	}
+	return m[i].ci.Timestamp.Before(m[j].ci.Timestamp)
+}
+func (m mergeHeap) Swap(i, j int) { m[i], m[j] = m[j], m[i] }
+func (m *mergeHeap) Push(x any)   { *m = append(*m, x.(mergeItem)) }
+func (m *mergeHeap) Pop() any {
+	old := *m
+	x := old[len(old)-1]
+	*m = old[:len(old)-1]
+	return x
+}
+
+// prepareMerge opens the inputs as captures and checks they share a link
+// type, before anything is written to the client.
+func prepareMerge(files []io.ReadCloser) ([]packetReader, layers.LinkType, error) {
+	readers := make([]packetReader, 0, len(files))
+	var link layers.LinkType
+	for i, f := range files {
+		pr, err := openCapture(f)
+		if err != nil {
+			return nil, 0, err
+		}
+		if i == 0 {
+			link = pr.LinkType()
+		} else if pr.LinkType() != link {
+			return nil, 0, fmt.Errorf("%w: files of one call have different link types (%v, %v)", ErrBadCapture, link, pr.LinkType())
+		}
+		readers = append(readers, pr)
+	}
+	return readers, link, nil
+}
+
+// mergeTo writes the packets of readers in time order as one pcap. A
+// truncated input ends that input (what was read is kept).
+func mergeTo(w io.Writer, readers []packetReader, link layers.LinkType) error {
+	pw := pcapgo.NewWriterNanos(w)
+	if err := pw.WriteFileHeader(262144, link); err != nil {
+		return err
+	}
+	h := make(mergeHeap, 0, len(readers))
+	next := func(i int) error {
+		data, ci, err := readers[i].ReadPacketData()
+		if err != nil {
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				return nil
+			}
+			return fmt.Errorf("%w: %v", ErrBadCapture, err)
+		}
+		heap.Push(&h, mergeItem{data: append([]byte(nil), data...), ci: ci, src: i})
+		return nil
+	}
+	for i := range readers {
+		if err := next(i); err != nil {
+			return err
+		}
+	}
+	for h.Len() > 0 {
+		it := heap.Pop(&h).(mergeItem)
+		if it.ci.CaptureLength > len(it.data) {
+			it.ci.CaptureLength = len(it.data)
+		}
+		if it.ci.Length < it.ci.CaptureLength {
+			it.ci.Length = it.ci.CaptureLength
+		}
+		if err := pw.WritePacket(it.ci, it.data); err != nil {
+			return err
+		}
+		if err := next(it.src); err != nil {
+			return err
+		}
+	}
+	return nil
+}

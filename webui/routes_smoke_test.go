@@ -1,0 +1,9 @@
+package webui
+
+import "testing"
+
+func TestNewRegistersRoutes(t *testing.T) {
+	if New(Options{}) == nil {
+		t.Fatal("nil handler")
+	}
+}

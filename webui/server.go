@@ -1,0 +1,182 @@
+package webui
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// ServerConfig configures the HTTP listener. Zero durations take the
+// defaults noted.
+type ServerConfig struct {
+	Addr              string        // http_bind (default 127.0.0.1:8080)
+	TLSCert, TLSKey   string        // http_tls_cert / http_tls_key: both set = HTTPS
+	ReadHeaderTimeout time.Duration // default 10 s
+	ReadTimeout       time.Duration // whole request incl. body (default 60 s)
+	WriteTimeout      time.Duration // default 0 = none: pcap and audio downloads may be long; handlers bound their own work
+	IdleTimeout       time.Duration // keep-alive (default 120 s)
+	MaxHeaderBytes    int           // default 64 KiB
+	Logger            *slog.Logger
+}
+
+// Server is the HTTP server around a Handler (or any http.Handler).
+type Server struct {
+	cfg  ServerConfig
+	srv  *http.Server
+	log  *slog.Logger
+	mu   sync.Mutex
+	addr net.Addr
+}
+
+// NewServer builds a server; nothing listens until ListenAndServe or Serve.
+func NewServer(cfg ServerConfig, h http.Handler) *Server {
+	if cfg.Addr == "" {
+		cfg.Addr = "127.0.0.1:8080"
+	}
+	if cfg.ReadHeaderTimeout <= 0 {
+		cfg.ReadHeaderTimeout = 10 * time.Second
+	}
+	if cfg.ReadTimeout <= 0 {
+		cfg.ReadTimeout = 60 * time.Second
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = 120 * time.Second
+	}
+	if cfg.MaxHeaderBytes <= 0 {
+		cfg.MaxHeaderBytes = 64 << 10
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	log := cfg.Logger.With("component", "http")
+	s := &Server{cfg: cfg, log: log}
+	s.srv = &http.Server{
+		Addr:              cfg.Addr,
+		Handler:           LogRequests(log, h),
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		ReadTimeout:       cfg.ReadTimeout,
+		WriteTimeout:      cfg.WriteTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+		MaxHeaderBytes:    cfg.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		TLSConfig:         &tls.Config{MinVersion: tls.VersionTLS12},
+	}
+	return s
+}
+
+// Addr is the bound address once listening (nil before).
+func (s *Server) Addr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.addr
+}
+
+// ListenAndServe listens on cfg.Addr and serves until ctx ends or Shutdown
+// is called; it then shuts down gracefully (up to 10 s) and returns nil.
+func (s *Server) ListenAndServe(ctx context.Context) error {
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("webui: listen %s: %w", s.cfg.Addr, err)
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		select {
+		case <-ctx.Done():
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			defer cancel()
+			if err := s.Shutdown(sctx); err != nil {
+				s.log.Warn("http shutdown", "err", err)
+			}
+		case <-done:
+		}
+	}()
+	err = s.Serve(ln)
+	close(done)
+	wg.Wait()
+	if errors.Is(err, ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Serve serves on ln (HTTPS when TLSCert/TLSKey are set). It returns
+// ErrServerClosed after Shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	s.addr = ln.Addr()
+	s.mu.Unlock()
+	tlsOn := s.cfg.TLSCert != "" && s.cfg.TLSKey != ""
+	s.log.Info("http listening", "addr", ln.Addr().String(), "tls", tlsOn)
+	var err error
+	if tlsOn {
+		err = s.srv.ServeTLS(ln, s.cfg.TLSCert, s.cfg.TLSKey)
+	} else {
+		err = s.srv.Serve(ln)
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		return ErrServerClosed
+	}
+	return err
+}
+
+// Shutdown stops accepting, waits for requests in flight until ctx ends,
+// then closes what is left.
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.srv.Shutdown(ctx)
+	if err != nil {
+		_ = s.srv.Close()
+	}
+	return err
+}
+
+// statusWriter records the status and size of a response.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	n      int64
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.n += int64(n)
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach the connection (websocket, flush).
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// LogRequests logs one line per request at Info: method, path (never the
+// query: it may hold a password), status, bytes, duration, client.
+func LogRequests(log *slog.Logger, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		h.ServeHTTP(sw, r)
+		if sw.status == 0 {
+			sw.status = http.StatusOK
+		}
+		log.LogAttrs(r.Context(), slog.LevelInfo, "http request",
+			slog.String("method", r.Method), slog.String("path", r.URL.Path),
+			slog.Int("status", sw.status), slog.Int64("bytes", sw.n),
+			slog.Duration("dur", time.Since(start)), slog.String("remote", r.RemoteAddr))
+	})
+}

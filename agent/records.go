@@ -17,7 +17,7 @@ func fmtTime(t time.Time) any {
 	if t.IsZero() {
 		return nil
 	}
-	return t.UTC().Format(timeLayout)
+	return t.UTC().Round(time.Millisecond).Format(timeLayout)
 }
 
 func ipString(a netip.Addr) string {

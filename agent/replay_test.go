@@ -50,7 +50,7 @@ func TestReplayCommand(t *testing.T) {
 				if c["callid"] != "f431e3956bf2ebd6" || c["caller"] != "1001" || c["called"] != "1002" || c["lastSIPresponseNum"] != 200.0 || c["bye"] != 3.0 {
 					t.Errorf("first call: %v", c)
 				}
-				if c["a_received"] != 451.0 || c["b_received"] != 450.0 || c["a_mos_f1"] != 4.5 || c["calldate"] != "2026-11-24 22:45:37.441" {
+				if c["a_received"] != 451.0 || c["b_received"] != 450.0 || c["a_mos_f1"] != 4.5 || c["calldate"] != "2026-11-24 22:45:37.442" {
 					t.Errorf("RTP/time fields: a_received %v b_received %v mos %v calldate %v", c["a_received"], c["b_received"], c["a_mos_f1"], c["calldate"])
 				}
 			}},

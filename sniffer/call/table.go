@@ -35,9 +35,12 @@ type Config struct {
 	// absolute_timeout; default 4 h).
 	MaxDuration time.Duration
 	// EndGrace keeps a finished call this long so retransmitted final
-	// messages, a re-sent INVITE after an auth challenge, and trailing RTP
-	// still land on it (default 5 s).
+	// messages and trailing RTP still land on it (default 5 s).
 	EndGrace time.Duration
+	// AuthGrace is EndGrace after a 401/407 challenge to the INVITE: the
+	// caller's retry with credentials (a person may be typing a password)
+	// continues the same call, as VoIPmonitor counts it (default 60 s).
+	AuthGrace time.Duration
 	// OnCallEnd receives every finished call. It runs on the goroutine that
 	// feeds the table and must not block.
 	OnCallEnd func(*CDR)
@@ -57,6 +60,9 @@ func (c *Config) defaults() {
 	}
 	if c.EndGrace <= 0 {
 		c.EndGrace = 5 * time.Second
+	}
+	if c.AuthGrace <= 0 {
+		c.AuthGrace = 60 * time.Second
 	}
 }
 
@@ -125,6 +131,7 @@ type callState struct {
 	fromTag    string // caller's tag: tells who sent a BYE
 	inviteCSeq uint32
 	ended      bool // final state reached; emitted after EndGrace
+	challenged bool // ended by a 401/407: waits AuthGrace for the retry
 	endedAt    time.Time
 	last       time.Time // last SIP or RTP packet
 	hashes     [retransWindow]uint64
@@ -277,8 +284,18 @@ func (c *callState) retransmission(seed maphash.Seed, m *sip.Message, meta Meta)
 
 func (t *Table) handleRequest(c *callState, m *sip.Message, meta Meta) {
 	d := &c.cdr
+	if d.CalledUA == "" && c.partyOf(m, meta) == PartyCallee {
+		if ua := m.Header("User-Agent"); len(ua) > 0 {
+			d.CalledUA = string(ua) // e.g. from the callee's BYE
+		}
+	}
 	switch string(m.Method) {
 	case "INVITE":
+		if len(m.ToTag) == 0 && meta.Dst.Addr() != d.CallerIP {
+			// A proxy forwarding the INVITE: the called side is the last hop
+			// (a hairpin back to the caller's own address is not a new hop).
+			d.CalledIP, d.CalledPort = meta.Dst.Addr(), meta.Dst.Port()
+		}
 		if len(m.ToTag) > 0 && !d.ConnectTime.IsZero() {
 			d.ReInvites++
 		} else if c.ended && c.final && d.ConnectTime.IsZero() {
@@ -335,8 +352,10 @@ func (t *Table) handleResponse(c *callState, m *sip.Message, meta Meta) {
 	if !slices.Contains(d.Responses, code) {
 		d.Responses = append(d.Responses, code)
 	}
+	// b_ua is the callee's User-Agent header only: VoIPmonitor leaves it
+	// empty for a callee that sends just Server (Asterisk does).
 	if c.partyOf(m, meta) == PartyCallee && d.CalledUA == "" {
-		if ua := m.UserAgent(); len(ua) > 0 {
+		if ua := m.Header("User-Agent"); len(ua) > 0 {
 			d.CalledUA = string(ua)
 		}
 	}
@@ -376,6 +395,9 @@ func (t *Table) inviteResponse(c *callState, m *sip.Message, meta Meta) {
 		c.final = true
 	}
 	if code < 300 {
+		if d.ProgressTime.IsZero() {
+			d.ProgressTime = meta.Time // answered without ringing: VoIPmonitor's progress_time
+		}
 		if d.ConnectTime.IsZero() {
 			d.ConnectTime = meta.Time
 			d.Bye = ByeAnsweredNoBye
@@ -384,6 +406,7 @@ func (t *Table) inviteResponse(c *callState, m *sip.Message, meta Meta) {
 		return
 	}
 	reason(m, d)
+	c.challenged = code == 401 || code == 407
 	if d.ConnectTime.IsZero() {
 		// Rejected, cancelled (487) or challenged: the call is over unless a
 		// new INVITE follows within EndGrace.
@@ -438,6 +461,7 @@ func (t *Table) learnSDP(c *callState, m *sip.Message, party Party) {
 			continue
 		}
 		addr := netip.AddrPortFrom(md.Conn, md.Port)
+		party := mediaParty(&c.cdr, md.Conn, party)
 		t.addMedia(c, addr, party, md)
 		if md.RTCPMux {
 			continue
@@ -452,6 +476,21 @@ func (t *Table) learnSDP(c *callState, m *sip.Message, party Party) {
 		c.cdr.Hold = append(c.cdr.Hold, t.now)
 	}
 	c.onHold = hold
+}
+
+// mediaParty decides whose media an SDP address is. The message direction
+// says who sent the SDP, but a B2BUA or a proxy that reuses the Call-ID on
+// both legs turns that around; an address equal to exactly one side's SIP
+// address is that side's media.
+func mediaParty(d *CDR, conn netip.Addr, sender Party) Party {
+	caller, callee := conn == d.CallerIP, conn == d.CalledIP
+	switch {
+	case caller && !callee:
+		return PartyCaller
+	case callee && !caller:
+		return PartyCallee
+	}
+	return sender
 }
 
 func (t *Table) addMedia(c *callState, addr netip.AddrPort, party Party, md *sdp.Media) {
@@ -477,11 +516,18 @@ func (t *Table) LookupMedia(addr netip.AddrPort) (ref uint64, party Party, ok bo
 }
 
 // MediaSeen records RTP/RTCP activity for a call: it keeps the call alive
-// and extends its end time, as VoIPmonitor's callend covers the last packet.
+// and, until a BYE is seen, extends its end time (VoIPmonitor's callend is
+// the last packet of the call, but media trailing a BYE does not count).
 func (t *Table) MediaSeen(ref uint64, ts time.Time) {
 	t.mu.Lock()
 	if c := t.byRef[ref]; c != nil {
-		c.touch(ts)
+		if c.byeSeen || c.ended {
+			if ts.After(c.last) {
+				c.last = ts
+			}
+		} else {
+			c.touch(ts)
+		}
 	}
 	t.mu.Unlock()
 }
@@ -514,7 +560,8 @@ func (t *Table) advance(now time.Time) {
 	var done []*callState
 	for _, c := range t.calls {
 		switch {
-		case c.ended && t.now.Sub(c.endedAt) >= t.cfg.EndGrace:
+		case c.ended && !c.challenged && t.now.Sub(c.endedAt) >= t.cfg.EndGrace:
+		case c.ended && c.challenged && t.now.Sub(c.endedAt) >= t.cfg.AuthGrace:
 		case !c.ended && t.cfg.IdleTimeout > 0 && t.now.Sub(c.last) >= t.cfg.IdleTimeout:
 		case !c.ended && t.cfg.IdleTimeout > 0 && t.now.Sub(c.cdr.CallDate) >= t.cfg.MaxDuration:
 			c.cdr.Bye = ByeTimeout

@@ -26,10 +26,11 @@ func userHost(uri []byte) (user, host string) {
 	return "", string(uri)
 }
 
+// unquote removes the quotes of a display name or parameter and its escapes;
+// spaces inside the quotes are part of the value (VoIPmonitor keeps them).
 func unquote(b []byte) string {
-	b = bytes.TrimSpace(b)
-	if len(b) >= 2 && b[0] == '"' && b[len(b)-1] == '"' {
-		b = b[1 : len(b)-1]
+	if t := bytes.TrimSpace(b); len(t) >= 2 && t[0] == '"' && t[len(t)-1] == '"' {
+		b = t[1 : len(t)-1]
 	}
 	if bytes.IndexByte(b, '\\') < 0 {
 		return string(b)

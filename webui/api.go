@@ -419,7 +419,7 @@ var summaryColumns = []struct{ name, expr string }{
 	{"cnt_all", "COUNT(*)"},
 	{"cnt_connected", "SUM(c.connect_duration IS NOT NULL)"},
 	{"duration_all", "ROUND(COALESCE(SUM(c.connect_duration),0))"},
-	{"acd_all", "SUM(c.connect_duration) / NULLIF(SUM(c.connect_duration IS NOT NULL),0)"},
+	{"acd_all", "ROUND(SUM(c.connect_duration) / NULLIF(SUM(c.connect_duration IS NOT NULL),0), 4)"},
 	{"asr_all", "SUM(c.connect_duration IS NOT NULL) / NULLIF(COUNT(*),0) * 100"},
 	{"mos_all", "AVG(c.mos_min_mult10 / 10)"},
 	{"packets_lost_all", "AVG(c.packet_loss_perc_mult1000 / 1000)"},

@@ -164,3 +164,6 @@ func mergeTo(w io.Writer, readers []packetReader, link layers.LinkType) error {
 	}
 	return nil
 }
+
+// layersLink converts a stored link type number.
+func layersLink(v uint8) layers.LinkType { return layers.LinkType(v) }

@@ -212,8 +212,12 @@ func briefData(hist []sipEvent) obj {
 		if e.request {
 			typ = "request"
 		}
+		var at any = e.at.Sub(hist[0].at).Seconds()
+		if i == 0 {
+			at = 0 // PHP's first row is the integer 0 (seed)
+		}
 		results = append(results, obj{
-			{"num", strconv.Itoa(i + 1)}, {"time", e.at.Sub(hist[0].at).Seconds()},
+			{"num", strconv.Itoa(i + 1)}, {"time", at},
 			{"src", e.srcText}, {"dst", e.dstText}, {"srcip", e.srcText}, {"dstip", e.dstText},
 			{"srcport", strconv.Itoa(int(e.src.Port()))}, {"dstport", strconv.Itoa(int(e.dst.Port()))},
 			{"packet_len", strconv.Itoa(e.length)}, {"direction", "-->"}, {"protocol", proto},

@@ -87,7 +87,7 @@ var groupColumns = []column{
 	{"lastSIPresponse_id", "c.lastSIPresponse_id"},
 	{"cnt_all", "COUNT(*)"},
 	{"duration_all", "ROUND(COALESCE(SUM(c.connect_duration),0))"},
-	{"acd_all", "SUM(c.connect_duration) / NULLIF(SUM(c.connect_duration IS NOT NULL),0)"},
+	{"acd_all", "ROUND(SUM(c.connect_duration) / NULLIF(SUM(c.connect_duration IS NOT NULL),0), 4)"},
 	{"asr_all", "SUM(c.connect_duration IS NOT NULL) / COUNT(*) * 100"},
 	{"mos_all", "AVG(c.mos_min_mult10 / 10)"},
 	{"packets_lost_all", "AVG(c.packet_loss_perc_mult1000 / 1000)"},

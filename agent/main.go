@@ -30,6 +30,7 @@ func commands() map[string]command {
 			return runGenAESKey(stdout)
 		},
 		"check-config": runCheckConfig,
+		"doctor":       runDoctor,
 		"version": func(_ context.Context, _ []string, stdout, _ io.Writer) error {
 			_, err := fmt.Fprintf(stdout, "pbx-agent %s\n", version)
 			return err

@@ -128,7 +128,7 @@ func Discover(opts Options) (*Result, error) {
 		d.opts.AsteriskConf = DefaultAsteriskConf
 	}
 	if d.opts.Interfaces == nil {
-		d.opts.Interfaces = hostInterfaces
+		d.opts.Interfaces = HostInterfaces
 	}
 	d.etcDir()
 	d.manager()

@@ -90,9 +90,9 @@ func pickInterface(ifs []Interface, a netip.Addr) (name, why string) {
 	return "", ""
 }
 
-// hostInterfaces lists the host's interfaces and marks the IPv4 default
+// HostInterfaces lists the host's interfaces and marks the IPv4 default
 // route's (from /proc/net/route).
-func hostInterfaces() ([]Interface, error) {
+func HostInterfaces() ([]Interface, error) {
 	nis, err := net.Interfaces()
 	if err != nil {
 		return nil, err

@@ -16,6 +16,7 @@ type file struct {
 	buf        []byte   // pending bytes; nil until the first write
 	size       int64    // bytes on disk
 	created    bool
+	bufSize    int
 	err        error // first I/O error; the file is given up after it
 	// LRU of open descriptors, most recently used first.
 	prev, next *file
@@ -35,11 +36,18 @@ type files struct {
 	pool       [][]byte // free buffers
 }
 
-func (fs *files) newFile(final string) *file {
-	return &file{final: final, tmp: final + ".tmp", files: fs}
+// newFile returns a file buffered by bufSize bytes (0 = the spool's).
+func (fs *files) newFile(final string, bufSize int) *file {
+	if bufSize <= 0 || bufSize > fs.bufSize {
+		bufSize = fs.bufSize
+	}
+	return &file{final: final, tmp: final + ".tmp", files: fs, bufSize: bufSize}
 }
 
-func (fs *files) getBuf() []byte {
+func (fs *files) getBuf(size int) []byte {
+	if size != fs.bufSize {
+		return make([]byte, 0, size)
+	}
 	if n := len(fs.pool); n > 0 {
 		b := fs.pool[n-1]
 		fs.pool = fs.pool[:n-1]
@@ -62,7 +70,7 @@ func (f *file) Write(b []byte) (int, error) {
 		return 0, f.err
 	}
 	if f.buf == nil {
-		f.buf = f.files.getBuf()
+		f.buf = f.files.getBuf(f.bufSize)
 	}
 	if len(f.buf)+len(b) > cap(f.buf) {
 		if err := f.flush(); err != nil {

@@ -43,6 +43,9 @@ const (
 	RTPHeader                // savertp = header: RTP cut after its header
 )
 
+// sipBufSize buffers a SIP pcap: a call's signalling is a few KB.
+const sipBufSize = 4 << 10
+
 // ParseRTPMode parses a savertp value: yes/no/1/0/header.
 func ParseRTPMode(s string) (RTPMode, error) {
 	switch strings.ToLower(strings.TrimSpace(s)) {
@@ -70,9 +73,11 @@ type Config struct {
 	// AudioDelay is how long decoded audio waits for late packets (default
 	// audio.DefaultDelay).
 	AudioDelay time.Duration
-	// MaxOpenFiles bounds the descriptors open at once (default 256).
+	// MaxOpenFiles bounds the descriptors open at once (default 1024).
 	MaxOpenFiles int
-	// BufferSize is the write buffer of each file (default 16 KiB).
+	// BufferSize is the write buffer of each RTP and WAV file (default
+	// 16 KiB; SIP files use at most 4 KiB): memory per call is bounded by
+	// two or three of these.
 	BufferSize int
 	// Location names the date directories (nil = time.Local; VoIPmonitor
 	// uses local time unless utc = yes).
@@ -148,7 +153,7 @@ func New(cfg Config, paused func(ref uint64) bool) (*Spool, error) {
 		return nil, fmt.Errorf("%w: no spool directory", ErrConfig)
 	}
 	if cfg.MaxOpenFiles <= 0 {
-		cfg.MaxOpenFiles = 256
+		cfg.MaxOpenFiles = 1024
 	}
 	if cfg.BufferSize <= 0 {
 		cfg.BufferSize = 16 << 10
@@ -203,7 +208,7 @@ func (s *Spool) SIP(m *sip.Message, meta call.Meta, ref uint64, p *decode.Packet
 		s.stats.Fragments++
 	}
 	if c.sip == nil {
-		c.sip = newPcapFile(s.files.newFile(s.path(c, TypeSIP, "pcap")))
+		c.sip = newPcapFile(s.files.newFile(s.path(c, TypeSIP, "pcap"), sipBufSize))
 	}
 	s.stats.SIPPackets++
 	s.store(c.sip, p, p.Frame, len(p.Frame))
@@ -316,7 +321,7 @@ func (s *Spool) silence(p *decode.Packet, off, n int) bool {
 
 func (s *Spool) storeMedia(c *callSpool, p *decode.Packet, data []byte, origLen int) {
 	if c.rtp == nil {
-		c.rtp = newPcapFile(s.files.newFile(s.path(c, TypeRTP, "pcap")))
+		c.rtp = newPcapFile(s.files.newFile(s.path(c, TypeRTP, "pcap"), 0))
 	}
 	s.store(c.rtp, p, data, origLen)
 }
@@ -341,7 +346,7 @@ func (s *Spool) channels() int {
 
 func (s *Spool) writeWAV(c *callSpool, f *audio.Frame) {
 	if c.wav == nil {
-		c.wav = s.files.newFile(s.path(c, TypeAudio, "wav"))
+		c.wav = s.files.newFile(s.path(c, TypeAudio, "wav"), 0)
 		s.wavBuf = audio.AppendWAVHeader(s.wavBuf[:0], s.channels(), 0)
 		c.wav.Write(s.wavBuf)
 	}

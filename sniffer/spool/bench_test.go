@@ -1,0 +1,270 @@
+package spool_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/google/gopacket/layers"
+
+	"pbx-agent/sniffer"
+	"pbx-agent/sniffer/call"
+	"pbx-agent/sniffer/capture"
+	"pbx-agent/sniffer/decode"
+	"pbx-agent/sniffer/simulate"
+	"pbx-agent/sniffer/sip"
+	"pbx-agent/sniffer/spool"
+)
+
+// onePacket returns a decoded RTP packet of a generated call and the
+// INVITE that starts it.
+func onePacket(tb testing.TB) (invite, media decode.Packet, msg sip.Message) {
+	tb.Helper()
+	g := newGenerator(tb, simulate.Options{Calls: 1, Duration: time.Second})
+	d, err := decode.New(layers.LinkTypeEthernet)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for invite.Frame == nil || media.Frame == nil {
+		data, ci, err := g.ReadPacketData()
+		if err != nil {
+			tb.Fatal(err)
+		}
+		var p decode.Packet
+		if ok, _ := d.Decode(data, ci.Timestamp, &p); !ok {
+			continue
+		}
+		p.Frame, p.Link = data, layers.LinkTypeEthernet
+		if p.Dst.Port() == 5060 && invite.Frame == nil {
+			if _, err := sip.Parse(p.Payload, &msg); err != nil {
+				tb.Fatal(err)
+			}
+			invite = p
+		} else if p.Src.Port() != 5060 && p.Dst.Port() != 5060 {
+			media = p
+		}
+	}
+	return invite, media, msg
+}
+
+// spoolPackets drives one spool with a call of n RTP packets per round,
+// ending and restarting the call each round (files created, completed,
+// renamed), packets 20 ms apart.
+type spoolDriver struct {
+	sp      *spool.Spool
+	invite  decode.Packet
+	media   decode.Packet
+	msg     sip.Message
+	ref     uint64
+	perCall int
+	n       int
+	paused  bool
+}
+
+func newDriver(tb testing.TB, cfg spool.Config, paused bool) *spoolDriver {
+	dr := &spoolDriver{perCall: 3000, paused: paused}
+	dr.invite, dr.media, dr.msg = onePacket(tb)
+	sp, err := spool.New(cfg, func(uint64) bool { return dr.paused })
+	if err != nil {
+		tb.Fatal(err)
+	}
+	dr.sp = sp
+	dr.start()
+	return dr
+}
+
+func (dr *spoolDriver) start() {
+	dr.ref++
+	dr.sp.SIP(&dr.msg, call.Meta{Time: dr.media.Time}, dr.ref, &dr.invite)
+}
+
+func (dr *spoolDriver) packet() {
+	dr.media.Time = dr.media.Time.Add(10 * time.Millisecond)
+	dr.sp.HandleMedia(&dr.media, dr.ref, call.PartyCallee, true)
+	dr.n++
+	if dr.n%dr.perCall == 0 {
+		dr.sp.CallEnded(&call.CDR{CallID: string(dr.msg.CallID), CallRef: dr.ref})
+		dr.start()
+	}
+}
+
+// BenchmarkSpoolPacket is the spool's cost per RTP packet: pcap record into
+// the call's buffer (flushed every 16 KiB), WAV decode, a new call every
+// 3,000 packets.
+func BenchmarkSpoolPacket(b *testing.B) {
+	for _, tc := range []struct {
+		name   string
+		cfg    spool.Config
+		paused bool
+	}{
+		{"rtp", spool.Config{SaveRTP: spool.RTPFull}, false},
+		{"rtp+wav", spool.Config{SaveRTP: spool.RTPFull, SaveAudio: "wav"}, false},
+		{"rtp+wav/paused", spool.Config{SaveRTP: spool.RTPFull, SaveAudio: "wav"}, true},
+		{"header", spool.Config{SaveRTP: spool.RTPHeader}, false},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			tc.cfg.Dir = b.TempDir()
+			dr := newDriver(b, tc.cfg, tc.paused)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				dr.packet()
+			}
+			b.StopTimer()
+			if err := dr.sp.Close(context.Background()); err != nil {
+				b.Fatal(err)
+			}
+		})
+	}
+}
+
+// TestSpoolPacketNoAlloc: storing an RTP packet (pcap and WAV, paused or
+// not, buffer flushes included) allocates nothing in steady state.
+func TestSpoolPacketNoAlloc(t *testing.T) {
+	for _, paused := range []bool{false, true} {
+		dr := newDriver(t, spool.Config{Dir: t.TempDir(), SaveRTP: spool.RTPFull, SaveAudio: "wav"}, paused)
+		dr.perCall = 1 << 30
+		for i := 0; i < 500; i++ { // files created, buffers allocated
+			dr.packet()
+		}
+		if a := testing.AllocsPerRun(2000, dr.packet); a != 0 {
+			t.Errorf("paused=%v: %v allocations per packet, want 0", paused, a)
+		}
+		if err := dr.sp.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// benchCalls is the generated load: $PBX_SPOOL_BENCH_SECONDS of media per
+// call (default 10; the figure uses 60).
+func benchCalls(b *testing.B) (string, simulate.Options) {
+	secs := 10
+	if s := os.Getenv("PBX_SPOOL_BENCH_SECONDS"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			b.Fatal(err)
+		}
+		secs = n
+	}
+	o := simulate.Options{Calls: 1000, Concurrency: 1000, CPS: 1000, Duration: time.Duration(secs) * time.Second, Seed: 1}
+	path := filepath.Join(b.TempDir(), "calls.pcap")
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := simulate.WritePcap(context.Background(), f, o); err != nil {
+		b.Fatal(err)
+	}
+	return path, o
+}
+
+// Benchmark1000Calls replays 1,000 concurrent generated calls through the
+// sniffer, with the spool off and on (SIP+RTP pcaps, WAV), and reports
+// packets/s, the most descriptors open, disk bytes and the heap held per
+// active call (sampled when all 1,000 are up). One op = the whole capture.
+func Benchmark1000Calls(b *testing.B) {
+	path, o := benchCalls(b)
+	for _, tc := range []struct {
+		name string
+		cfg  *spool.Config
+	}{
+		{"spool=off", nil},
+		{"spool=pcap", &spool.Config{SaveSIP: true, SaveRTP: spool.RTPFull, SaveRTCP: true}},
+		{"spool=pcap+wav", &spool.Config{SaveSIP: true, SaveRTP: spool.RTPFull, SaveRTCP: true, SaveAudio: "wav"}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			var packets int
+			var st spool.Stats
+			var perCall float64
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				dir := b.TempDir()
+				b.StartTimer()
+				n, s, pc := replayBench(b, path, dir, tc.cfg, o)
+				packets += n
+				st, perCall = s, pc
+			}
+			b.ReportMetric(float64(packets)/b.Elapsed().Seconds(), "packets/s")
+			b.ReportMetric(float64(st.PeakOpenFiles), "peak-open-files")
+			b.ReportMetric(float64(st.Bytes)/1e6, "MB-written")
+			b.ReportMetric(perCall, "heap-B/active-call")
+		})
+	}
+}
+
+func replayBench(b *testing.B, path, dir string, cfg *spool.Config, o simulate.Options) (int, spool.Stats, float64) {
+	src, err := capture.OpenFile(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer src.Close()
+	ps, _ := sniffer.ParsePorts("5060")
+	var sn *sniffer.Sniffer
+	var sp *spool.Spool
+	scfg := sniffer.Config{SIPPorts: ps, Call: call.Config{IdleTimeout: -1}}
+	if cfg != nil {
+		c := *cfg
+		c.Dir = dir
+		if sp, err = spool.New(c, func(ref uint64) bool { return sn.Table().Paused(ref) }); err != nil {
+			b.Fatal(err)
+		}
+		scfg.Media, scfg.SIPHook, scfg.Call.OnCallEnd = sp, sp.SIP, sp.CallEnded
+	}
+	sn = sniffer.New(scfg)
+	runtime.GC()
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+	// All calls are up 1 s after the first INVITE (1,000 calls/s) and talk
+	// for the whole Duration: sample the heap half-way.
+	var sampleAt time.Time
+	var perCall float64
+	n := 0
+	for {
+		data, ci, err := src.ReadPacket()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+		if sampleAt.IsZero() {
+			sampleAt = ci.Timestamp.Add(2*time.Second + o.Duration/2)
+		} else if perCall == 0 && ci.Timestamp.After(sampleAt) {
+			b.StopTimer()
+			runtime.GC()
+			var m runtime.MemStats
+			runtime.ReadMemStats(&m)
+			active := len(sn.Table().Active())
+			if active > 0 {
+				perCall = (float64(m.HeapAlloc) - float64(before.HeapAlloc)) / float64(active)
+			}
+			b.StartTimer()
+		}
+		if err := sn.HandleFrame(src.LinkType(), data, ci.Timestamp); err != nil {
+			b.Fatal(err)
+		}
+		n++
+	}
+	sn.Flush()
+	var st spool.Stats
+	if sp != nil {
+		if err := sp.Close(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		st = sp.Stats()
+		if st.Files == 0 {
+			b.Fatal(fmt.Errorf("no file written"))
+		}
+	}
+	return n, st, perCall
+}

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/go-sql-driver/mysql"
 
@@ -27,7 +28,7 @@ const (
 func checkDir(r *Report, check, dir, key string) {
 	chown := fmt.Sprintf("`install -d -o pbx-agent -g pbx-agent %s` (the packaged unit's StateDirectory= does this for /var/lib/pbx-agent)", dir)
 	st, err := os.Stat(dir)
-	if errors.Is(err, os.ErrNotExist) {
+	if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
 		parent := filepath.Dir(dir)
 		for parent != "/" && parent != "." {
 			if _, err := os.Stat(parent); err == nil {
@@ -43,7 +44,7 @@ func checkDir(r *Report, check, dir, key string) {
 		return
 	}
 	if err != nil {
-		r.add(check, StatusFail, "", "%s=%s: %v", key, dir, err)
+		r.add(check, StatusFail, chown, "%s=%s: %v", key, dir, err)
 		return
 	}
 	if !st.IsDir() {

@@ -73,7 +73,9 @@ type Config struct {
 	// AudioDelay is how long decoded audio waits for late packets (default
 	// audio.DefaultDelay).
 	AudioDelay time.Duration
-	// MaxOpenFiles bounds the descriptors open at once (default 1024).
+	// MaxOpenFiles bounds the descriptors open at once (default 4096). Keep
+	// it above the files of the active calls (2 or 3 per call): past it,
+	// writes reopen files (one open+close per buffer flush).
 	MaxOpenFiles int
 	// BufferSize is the write buffer of each RTP and WAV file (default
 	// 16 KiB; SIP files use at most 4 KiB): memory per call is bounded by
@@ -153,7 +155,7 @@ func New(cfg Config, paused func(ref uint64) bool) (*Spool, error) {
 		return nil, fmt.Errorf("%w: no spool directory", ErrConfig)
 	}
 	if cfg.MaxOpenFiles <= 0 {
-		cfg.MaxOpenFiles = 1024
+		cfg.MaxOpenFiles = 4096
 	}
 	if cfg.BufferSize <= 0 {
 		cfg.BufferSize = 16 << 10

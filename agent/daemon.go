@@ -22,6 +22,7 @@ import (
 	"pbx-agent/sniffer"
 	"pbx-agent/sniffer/call"
 	"pbx-agent/sniffer/capture"
+	"pbx-agent/sniffer/spool"
 )
 
 const defaultConfigPath = "/etc/pbx-agent/pbx-agent.conf"
@@ -123,7 +124,8 @@ type daemon struct {
 	fl      *daemonFlags
 	log     *slog.Logger
 	sn      *sniffer.Sniffer
-	writer  *cdr.Writer // nil without a database
+	spool   *spool.Spool // nil when nothing is saved
+	writer  *cdr.Writer  // nil without a database
 	manager *manager.Server
 }
 
@@ -146,7 +148,14 @@ func newDaemon(cfg *config.Config, fl *daemonFlags, log *slog.Logger) (*daemon, 
 	if fl.capture != "" && !fl.realtime {
 		callCfg.IdleTimeout = -1 // a file's clock may jump; EOF ends every call
 	}
-	d.sn = sniffer.New(sniffer.Config{SIPPorts: ports, Call: callCfg, Logger: log})
+	snCfg := sniffer.Config{SIPPorts: ports, Call: callCfg, Logger: log}
+	if sp, err := newSpool(cfg, log, func(ref uint64) bool { return d.sn.Table().Paused(ref) }); err != nil {
+		return nil, err
+	} else if sp != nil {
+		d.spool = sp
+		snCfg.Media, snCfg.SIPHook = sp, sp.SIP
+	}
+	d.sn = sniffer.New(snCfg)
 	if cfg.ManagerPort > 0 || cfg.ManagerSocket != "" {
 		addr := ""
 		if cfg.ManagerPort > 0 {
@@ -175,7 +184,30 @@ func newDaemon(cfg *config.Config, fl *daemonFlags, log *slog.Logger) (*daemon, 
 	return d, nil
 }
 
+// newSpool builds the per-call pcap/audio spool from savesip/savertp/
+// saveaudio, or returns nil when nothing is to be saved.
+func newSpool(cfg *config.Config, log *slog.Logger, paused func(ref uint64) bool) (*spool.Spool, error) {
+	mode, err := spool.ParseRTPMode(cfg.SaveRTP)
+	if err != nil {
+		return nil, err
+	}
+	audio := ""
+	if cfg.SaveAudio == "wav" {
+		audio = "wav"
+	} else if cfg.SaveAudio != "" && cfg.SaveAudio != "no" {
+		log.Warn("saveaudio format not supported; writing no audio", "saveaudio", cfg.SaveAudio)
+	}
+	if !cfg.SaveSIP && mode == spool.RTPOff && audio == "" {
+		return nil, nil
+	}
+	return spool.New(spool.Config{Dir: cfg.SpoolDir, SaveSIP: cfg.SaveSIP, SaveRTP: mode, SaveRTCP: mode != spool.RTPOff,
+		SaveAudio: audio, Location: time.UTC, Logger: log}, paused)
+}
+
 func (d *daemon) callEnded(c *call.CDR) {
+	if d.spool != nil {
+		d.spool.CallEnded(c)
+	}
 	d.log.Info("call", "callid", c.CallID, "calldate", c.CallDate.Format(timeLayout), "caller", c.Caller, "called", c.Called,
 		"duration", seconds(c.Duration()), "connect_duration", seconds(c.ConnectDuration()), "lastSIPresponse", c.LastSIPResponse,
 		"bye", int(c.Bye), "rtp_streams", len(c.Streams))
@@ -226,6 +258,13 @@ func (d *daemon) run(ctx context.Context) error {
 	// Ordered shutdown: capture has stopped; close open calls (their CDRs go
 	// to the writer), then the writer flushes (deferred above), then servers.
 	d.sn.Flush()
+	if d.spool != nil {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
+		if err := d.spool.Close(sctx); err != nil {
+			d.log.Error("spool close", "err", err)
+		}
+		cancel()
+	}
 	if capErr == nil && d.fl.capture != "" && !d.fl.exitAfterReplay {
 		d.log.Info("capture file read; serving until stopped", "file", d.fl.capture)
 		<-ctx.Done()

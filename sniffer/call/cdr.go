@@ -52,6 +52,10 @@ type CDR struct {
 	LastSIPResponseNum int
 	LastSIPResponse    string // "200 OK"
 	Responses          []int  // every distinct final/provisional code seen, in order
+	// SIPResponses are the distinct responses (code and reason phrase as
+	// sent) to any request of the call, in order of first appearance
+	// (VoIPmonitor's cdr_sipresp rows).
+	SIPResponses []Response
 	ReasonQ850Cause    int
 	ReasonQ850Text     string
 	ReasonSIPCause     int
@@ -59,6 +63,12 @@ type CDR struct {
 
 	Bye       ByeCode
 	WhoHanged Hanger
+	// ForcedClose is set for a call still in the table when it was flushed
+	// (end of a capture file, shutdown): VoIPmonitor's cdr.sighup.
+	ForcedClose bool
+	// DigestUsername is the username of the credentials an INVITE carried
+	// (Authorization / Proxy-Authorization; cdr_next.digest_username).
+	DigestUsername string
 	CallerUA  string // a_ua: User-Agent of the caller
 	CalledUA  string // b_ua: User-Agent/Server of the callee
 
@@ -80,6 +90,12 @@ func (c *CDR) ConnectDuration() time.Duration {
 		return 0
 	}
 	return c.CallEnd.Sub(c.ConnectTime)
+}
+
+// Response is one SIP response: its code and reason phrase as sent.
+type Response struct {
+	Code   int
+	Reason string
 }
 
 // Interval is a span of capture time.

@@ -305,6 +305,9 @@ func (t *Table) handleRequest(c *callState, m *sip.Message, meta Meta) {
 			d.Active = true
 		}
 		c.inviteCSeq = m.CSeq
+		if d.DigestUsername == "" {
+			d.DigestUsername = inviteDigestUser(m)
+		}
 		t.learnSDP(c, m, c.partyOf(m, meta))
 	case "ACK":
 		t.learnSDP(c, m, c.partyOf(m, meta))
@@ -351,6 +354,9 @@ func (t *Table) handleResponse(c *callState, m *sip.Message, meta Meta) {
 	code := m.StatusCode
 	if !slices.Contains(d.Responses, code) {
 		d.Responses = append(d.Responses, code)
+	}
+	if r := (Response{code, string(m.Reason)}); !slices.Contains(d.SIPResponses, r) {
+		d.SIPResponses = append(d.SIPResponses, r)
 	}
 	// b_ua is the callee's User-Agent header only: VoIPmonitor leaves it
 	// empty for a callee that sends just Server (Asterisk does).
@@ -580,9 +586,20 @@ func (t *Table) Flush() {
 	defer t.mu.Unlock()
 	done := make([]*callState, 0, len(t.calls))
 	for _, c := range t.calls {
+		c.cdr.ForcedClose = true
 		done = append(done, c)
 	}
 	t.emit(done)
+}
+
+// inviteDigestUser is the username of an INVITE's digest credentials.
+func inviteDigestUser(m *sip.Message) string {
+	for _, h := range []string{"Authorization", "Proxy-Authorization"} {
+		if a := m.Header(h); len(a) > 0 {
+			return digestParam(a, "username")
+		}
+	}
+	return ""
 }
 
 // emit removes calls from the table and hands their CDRs out in call order.
@@ -651,6 +668,7 @@ func (t *Table) LookupCallID(callID string) (uint64, bool) {
 func (c *callState) snapshot() CDR {
 	d := c.cdr
 	d.Responses = slices.Clone(d.Responses)
+	d.SIPResponses = slices.Clone(d.SIPResponses)
 	d.Hold = slices.Clone(d.Hold)
 	d.DTMF = slices.Clone(d.DTMF)
 	d.Paused = slices.Clone(d.Paused)

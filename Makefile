@@ -34,3 +34,15 @@ fuzz:
 
 clean:
 	rm -rf $(BIN) $(TMP)
+
+# --- packaging (issue 11) ---------------------------------------------------
+# `make deb`: Debian package with dpkg-deb (no root needed), under .tmp/deb/.
+# `make install`: the same files and set-up on a host without dpkg (as root;
+# DESTDIR=... stages instead). VERSION=... overrides the git-derived version.
+.PHONY: deb install
+
+deb:
+	bash scripts/package/build-deb.sh $(TMP)/deb
+
+install: build
+	bash scripts/package/install.sh ./$(BIN)

@@ -55,11 +55,11 @@ type CDR struct {
 	// SIPResponses are the distinct responses (code and reason phrase as
 	// sent) to any request of the call, in order of first appearance
 	// (VoIPmonitor's cdr_sipresp rows).
-	SIPResponses []Response
-	ReasonQ850Cause    int
-	ReasonQ850Text     string
-	ReasonSIPCause     int
-	ReasonSIPText      string
+	SIPResponses    []Response
+	ReasonQ850Cause int
+	ReasonQ850Text  string
+	ReasonSIPCause  int
+	ReasonSIPText   string
 
 	Bye       ByeCode
 	WhoHanged Hanger
@@ -69,8 +69,8 @@ type CDR struct {
 	// DigestUsername is the username of the credentials an INVITE carried
 	// (Authorization / Proxy-Authorization; cdr_next.digest_username).
 	DigestUsername string
-	CallerUA  string // a_ua: User-Agent of the caller
-	CalledUA  string // b_ua: User-Agent/Server of the callee
+	CallerUA       string // a_ua: User-Agent of the caller
+	CalledUA       string // b_ua: User-Agent/Server of the callee
 
 	ReInvites int
 	Hold      []time.Time // times the call went on hold (a=sendonly/inactive)

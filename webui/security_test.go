@@ -56,7 +56,9 @@ func TestNoDataWithoutCredentials(t *testing.T) {
 		{"none", func(p string) (string, []string) { return p, nil }, 401},
 		{"wrong password", func(p string) (string, []string) { return withCreds(p, "admin", "nope"), nil }, 401},
 		{"unknown user", func(p string) (string, []string) { return withCreds(p, "ghost", "x"), nil }, 401},
-		{"bad cookie", func(p string) (string, []string) { return p, []string{"Cookie", "PHPSESSID=aaaaaaaaaaaaaaaaaaaaaaaaaa"} }, 401},
+		{"bad cookie", func(p string) (string, []string) {
+			return p, []string{"Cookie", "PHPSESSID=aaaaaaaaaaaaaaaaaaaaaaaaaa"}
+		}, 401},
 		{"no rights", func(p string) (string, []string) { return withCreds(p, "nobody", "nopw"), nil }, 403},
 		{"refused address", func(p string) (string, []string) { return withCreds(p, "faraway", "farpw"), nil }, 403},
 	}

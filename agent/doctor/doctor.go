@@ -15,7 +15,9 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"net"
+	"slices"
 	"strings"
 	"time"
 
@@ -194,8 +196,14 @@ func Run(ctx context.Context, env Env) *Report {
 // checkConfig loads the config; on failure the other checks use defaults.
 func checkConfig(r *Report, env *Env) *config.Config {
 	if env.Config != nil {
-		r.add("config", StatusOK, "", "given by the caller (%s)", orNone(env.Config.Path))
-		return env.Config
+		// Discovery is applied to the config: work on a copy so a /healthz
+		// request never writes the daemon's live config.
+		c := *env.Config
+		c.Source = maps.Clone(c.Source)
+		c.SIPPorts = slices.Clone(c.SIPPorts)
+		c.Interface = slices.Clone(c.Interface)
+		r.add("config", StatusOK, "", "given by the caller (%s)", orNone(c.Path))
+		return &c
 	}
 	if env.ConfigPath == "" {
 		cfg, _ := config.Parse("", nil, env.Flags)

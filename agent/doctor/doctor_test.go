@@ -20,6 +20,7 @@ import (
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 
+	"pbx-agent/agent/config"
 	"pbx-agent/agent/discover"
 	"pbx-agent/ami/amitest"
 	"pbx-agent/sniffer/capture"
@@ -454,6 +455,22 @@ func TestReportOutput(t *testing.T) {
 		if rec.Code != tc.code || !strings.Contains(rec.Body.String(), `"findings"`) {
 			t.Errorf("%s: /healthz %d %s", tc.name, rec.Code, rec.Body.String())
 		}
+	}
+}
+
+func TestRunDoesNotMutateGivenConfig(t *testing.T) {
+	env := baseEnv(t, freePort(t))
+	cfg, err := config.Load(env.ConfigPath, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.Config = cfg
+	rep := Run(context.Background(), env)
+	if len(cfg.Interface) != 0 || cfg.AMIUser != "" {
+		t.Errorf("caller's config changed: interface %v ami_user %q", cfg.Interface, cfg.AMIUser)
+	}
+	if f := rep.Find("interface"); len(f) == 0 || f[0].Status != StatusOK {
+		t.Errorf("discovery not applied to the copy: %+v", f)
 	}
 }
 

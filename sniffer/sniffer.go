@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/google/gopacket/layers"
@@ -51,6 +52,7 @@ type Stats struct {
 	Other        uint64
 	TCPFlows     int
 	TCPDiscarded uint64 // bytes skipped while resyncing SIP over TCP
+	KernelDrops  uint64 // frames the kernel dropped (live capture)
 }
 
 // Sniffer is the packet path. Not safe for concurrent use except Table()
@@ -67,7 +69,11 @@ type Sniffer struct {
 	tcp   *tcpFlows
 	media *mediaTracker
 	stats Stats
-	tick  time.Time
+	live  capture.Live // the current source when it is a live one
+
+	statsMu   sync.Mutex
+	published Stats
+	tick      time.Time
 }
 
 // New returns a sniffer with its own call table.
@@ -126,11 +132,26 @@ func (s *Sniffer) ActiveCalls() []call.CDR {
 // Table is the call table the sniffer feeds.
 func (s *Sniffer) Table() *call.Table { return s.table }
 
-// Stats returns the packet path's counters.
+// Stats returns the packet path's counters. Safe from any goroutine.
 func (s *Sniffer) Stats() Stats {
+	s.statsMu.Lock()
+	defer s.statsMu.Unlock()
+	return s.published
+}
+
+// publish copies the packet goroutine's counters for other goroutines
+// (once a second, from Tick: no lock per packet).
+func (s *Sniffer) publish() {
 	st := s.stats
 	st.TCPFlows = len(s.tcp.flows)
-	return st
+	if s.live != nil {
+		if ls, err := s.live.Stats(); err == nil {
+			st.KernelDrops = ls.Drops
+		}
+	}
+	s.statsMu.Lock()
+	s.published = st
+	s.statsMu.Unlock()
 }
 
 // DecoderStats returns the decoder's counters for the current source.
@@ -151,6 +172,8 @@ type RunOptions struct {
 // Run reads src until EOF or ctx ends. It does not flush the call table:
 // the caller decides (end of replay vs. more sources to come).
 func (s *Sniffer) Run(ctx context.Context, src capture.Source, opts RunOptions) error {
+	s.live, _ = src.(capture.Live)
+	defer s.publish()
 	var first, start time.Time
 	for {
 		if err := ctx.Err(); err != nil {
@@ -267,6 +290,7 @@ func (s *Sniffer) handleMedia(p *decode.Packet) {
 // Tick advances timeouts to now (packet time in replay).
 func (s *Sniffer) Tick(now time.Time) {
 	s.tick = now
+	s.publish()
 	s.table.Tick(now)
 	s.tcp.expire(now)
 }

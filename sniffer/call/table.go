@@ -478,10 +478,15 @@ func (t *Table) learnSDP(c *callState, m *sip.Message, party Party) {
 		}
 		t.addMedia(c, netip.AddrPortFrom(md.Conn, rtcp), party, md)
 	}
-	if hold && !c.onHold && !c.cdr.ConnectTime.IsZero() {
-		c.cdr.Hold = append(c.cdr.Hold, t.now)
+	// Hold is what a request offers (VoIPmonitor: an INVITE with
+	// a=inactive, even the first one, is hold "+0"; a 200 OK answering
+	// recvonly with sendonly is not).
+	if m.Request {
+		if hold && !c.onHold {
+			c.cdr.Hold = append(c.cdr.Hold, t.now)
+		}
+		c.onHold = hold
 	}
-	c.onHold = hold
 }
 
 // mediaParty decides whose media an SDP address is. The message direction
@@ -641,6 +646,19 @@ func (t *Table) Active() []CDR {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].CallRef < out[j].CallRef })
 	return out
+}
+
+// ActiveCount is the number of calls in progress (cheaper than Active).
+func (t *Table) ActiveCount() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := 0
+	for _, c := range t.calls {
+		if !c.ended {
+			n++
+		}
+	}
+	return n
 }
 
 // Lookup returns a snapshot of one active call by callreference.

@@ -2,61 +2,67 @@ package spool
 
 import (
 	"encoding/binary"
-	"fmt"
 	"time"
 
-	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
-	"github.com/google/gopacket/pcapgo"
 )
 
 // snaplen written in the file headers (VoIPmonitor's default).
 const snaplen = 65535
+
+// Sizes of the classic pcap file and record headers.
+const (
+	pcapFileHeader   = 24
+	pcapRecordHeader = 16
+)
 
 // linkSLL2 is how gopacket's uint8 LinkType carries LINKTYPE_LINUX_SLL2
 // (276 & 0xff); the file header must say 276.
 const linkSLL2 layers.LinkType = 276 & 0xff
 
 // pcapFile is a per-call pcap (microsecond timestamps, as VoIPmonitor
-// writes them) of one link type, set by its first packet.
+// writes them) of one link type, set by its first packet. Records are
+// encoded straight into the file's filling buffer, in room the caller
+// reserved (Spool.reserve), so a record is stored whole or not at all.
 type pcapFile struct {
 	*file
-	w       *pcapgo.Writer
 	link    layers.LinkType
-	packets int
-	logged  bool // its I/O error was logged
+	started bool // file header written
 }
 
-func newPcapFile(f *file) *pcapFile {
-	return &pcapFile{file: f, w: pcapgo.NewWriter(f)}
-}
+func newPcapFile(f *file) *pcapFile { return &pcapFile{file: f} }
 
-func (p *pcapFile) write(link layers.LinkType, ts time.Time, data []byte, origLen int) error {
-	if p.packets == 0 && p.size == 0 && len(p.buf) == 0 {
-		p.link = link
-		if err := p.writeHeader(link); err != nil {
-			return err
-		}
-	} else if link != p.link {
-		return fmt.Errorf("%w: %d, file has %d", ErrLinkMismatch, link, p.link)
+// writeHeader appends the file header (pcapFileHeader bytes reserved).
+func (p *pcapFile) writeHeader(link layers.LinkType) {
+	p.link, p.started = link, true
+	lt := uint32(link)
+	if link == linkSLL2 {
+		lt = 276
 	}
-	p.packets++
-	return p.w.WritePacket(gopacket.CaptureInfo{Timestamp: ts, CaptureLength: len(data), Length: max(origLen, len(data))}, data)
-}
-
-func (p *pcapFile) writeHeader(link layers.LinkType) error {
-	if link != linkSLL2 {
-		return p.w.WriteFileHeader(snaplen, link)
-	}
-	var h [24]byte
 	le := binary.LittleEndian
-	le.PutUint32(h[0:], 0xa1b2c3d4)
-	le.PutUint16(h[4:], 2)
-	le.PutUint16(h[6:], 4)
-	le.PutUint32(h[16:], snaplen)
-	le.PutUint32(h[20:], 276)
-	_, err := p.Write(h[:])
-	return err
+	b := p.buf
+	b = le.AppendUint32(b, 0xa1b2c3d4)
+	b = le.AppendUint16(b, 2)
+	b = le.AppendUint16(b, 4)
+	b = le.AppendUint32(b, 0) // thiszone
+	b = le.AppendUint32(b, 0) // sigfigs
+	b = le.AppendUint32(b, snaplen)
+	b = le.AppendUint32(b, lt)
+	p.buf = b
+	p.size += pcapFileHeader
+}
+
+// writeRecord appends one record (pcapRecordHeader+len(data) bytes
+// reserved).
+func (p *pcapFile) writeRecord(ts time.Time, data []byte, origLen int) {
+	le := binary.LittleEndian
+	b := p.buf
+	b = le.AppendUint32(b, uint32(ts.Unix()))
+	b = le.AppendUint32(b, uint32(ts.Nanosecond()/1000))
+	b = le.AppendUint32(b, uint32(len(data)))
+	b = le.AppendUint32(b, uint32(max(origLen, len(data))))
+	p.buf = append(b, data...)
+	p.size += int64(pcapRecordHeader + len(data))
 }
 
 // payloadOffset returns where payload starts inside frame, or -1 when it

@@ -21,7 +21,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -75,12 +74,21 @@ type Config struct {
 	AudioDelay time.Duration
 	// MaxOpenFiles bounds the descriptors open at once (default 4096). Keep
 	// it above the files of the active calls (2 or 3 per call): past it,
-	// writes reopen files (one open+close per buffer flush).
+	// writes reopen files (one open+close per buffer written).
 	MaxOpenFiles int
 	// BufferSize is the write buffer of each RTP and WAV file (default
-	// 16 KiB; SIP files use at most 4 KiB): memory per call is bounded by
-	// two or three of these.
+	// 16 KiB; SIP files use at most 4 KiB): the memory a call holds while
+	// filling is bounded by two or three of these.
 	BufferSize int
+	// MaxQueued bounds the bytes of full buffers waiting for the I/O
+	// goroutines (default 64 MiB). When the disk falls that far behind,
+	// packets that need a fresh buffer are dropped (never blocked) and
+	// counted in Stats.Dropped*; data already queued is always written.
+	MaxQueued int64
+	// IOWorkers is the number of I/O goroutines (default 1). Each owns the
+	// files given to it (round robin) and MaxOpenFiles/IOWorkers of the
+	// descriptors.
+	IOWorkers int
 	// Location names the date directories (nil = time.Local; VoIPmonitor
 	// uses local time unless utc = yes).
 	Location *time.Location
@@ -98,7 +106,16 @@ type Stats struct {
 	HeaderOnly    uint64 // RTP packets stored cut after the header
 	Fragments     uint64 // packets rebuilt from IP fragments: only the last fragment is stored (none while paused)
 	LinkMismatch  uint64
-	UnknownCall   uint64 // media for a call the spool never saw SIP of
+	UnknownCall   uint64 // media for a call the spool never saw SIP of (or after Close)
+	// Packets (and WAV frames) not stored because MaxQueued bytes were
+	// waiting for the disk; they are still counted above.
+	DroppedSIP    uint64
+	DroppedRTP    uint64 // RTP packets (whole, silenced or cut)
+	DroppedRTCP   uint64
+	DroppedOther  uint64
+	DroppedAudio  uint64 // 20 ms WAV frames
+	Queued        int64  // bytes waiting for the I/O goroutines now
+	PeakQueued    int64
 	Files         uint64 // files completed (renamed)
 	Bytes         uint64 // bytes written to disk
 	OpenFiles     int
@@ -108,20 +125,31 @@ type Stats struct {
 	Errors        uint64 // files given up after an I/O error
 }
 
-// Spool stores calls. Its packet hooks run on the packet-path goroutine;
-// Subscribe, Stats and Close may be called from others.
+// Spool stores calls. Its packet hooks (SIP, HandleMedia, CallEnded) run
+// on the packet-path goroutine and only copy bytes into memory: files are
+// created, written, closed and renamed by the spool's I/O goroutines,
+// started by New and joined by Close. Subscribe, AudioStats, Stats and
+// Close may be called from other goroutines.
 type Spool struct {
 	cfg    Config
 	log    *slog.Logger
 	paused func(ref uint64) bool
 
-	mu      sync.Mutex
-	calls   map[uint64]*callSpool
-	files   files
-	hdr     rtp.Header
-	scratch []byte
-	wavBuf  []byte
-	stats   Stats
+	bufs    buffers
+	io      ioStats
+	workers []*worker
+	next    int // worker for the next file
+	closing chan struct{}
+	cancel  context.CancelFunc
+
+	mu         sync.Mutex
+	closed     bool
+	calls      map[uint64]*callSpool
+	hdr        rtp.Header
+	scratch    []byte
+	wavBuf     []byte
+	stats      Stats
+	dropLogged time.Time
 }
 
 type callSpool struct {
@@ -143,9 +171,17 @@ type callSpool struct {
 	}
 }
 
-// New returns a spool. paused reports whether recording of a call is
-// paused now (call.Table.Paused); nil means never.
+// dropLogEvery is how often a spool that drops packets says so.
+const dropLogEvery = 10 * time.Second
+
+// New returns a spool and starts its I/O goroutines; Close stops them.
+// paused reports whether recording of a call is paused now
+// (call.Table.Paused); nil means never.
 func New(cfg Config, paused func(ref uint64) bool) (*Spool, error) {
+	return newSpool(cfg, paused, osFS{})
+}
+
+func newSpool(cfg Config, paused func(ref uint64) bool, fsys fileSystem) (*Spool, error) {
 	switch cfg.SaveAudio {
 	case "", "wav":
 	default:
@@ -160,19 +196,114 @@ func New(cfg Config, paused func(ref uint64) bool) (*Spool, error) {
 	if cfg.BufferSize <= 0 {
 		cfg.BufferSize = 16 << 10
 	}
+	if cfg.MaxQueued <= 0 {
+		cfg.MaxQueued = 64 << 20
+	}
+	if cfg.IOWorkers <= 0 {
+		cfg.IOWorkers = 1
+	}
+	cfg.IOWorkers = min(cfg.IOWorkers, cfg.MaxOpenFiles)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if paused == nil {
 		paused = func(uint64) bool { return false }
 	}
-	return &Spool{
-		cfg:    cfg,
-		log:    cfg.Logger.With("component", "spool"),
-		paused: paused,
-		calls:  make(map[uint64]*callSpool),
-		files:  files{max: cfg.MaxOpenFiles, bufSize: cfg.BufferSize},
-	}, nil
+	s := &Spool{
+		cfg:     cfg,
+		log:     cfg.Logger.With("component", "spool"),
+		paused:  paused,
+		calls:   make(map[uint64]*callSpool),
+		closing: make(chan struct{}),
+	}
+	s.bufs.max = cfg.MaxQueued
+	s.bufs.sizes = [2]int{min(sipBufSize, cfg.BufferSize), cfg.BufferSize}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	for i := range cfg.IOWorkers {
+		n := cfg.MaxOpenFiles / cfg.IOWorkers
+		if i < cfg.MaxOpenFiles%cfg.IOWorkers {
+			n++
+		}
+		w := newWorker(fsys, s.log, &s.bufs, &s.io, n)
+		s.workers = append(s.workers, w)
+		go w.run(ctx, s.closing)
+	}
+	return s, nil
+}
+
+// newFile returns a file buffered by bufSize bytes (0 = the spool's), on
+// the next worker. Runs under s.mu.
+func (s *Spool) newFile(final string, bufSize int) *file {
+	if bufSize <= 0 || bufSize > s.cfg.BufferSize {
+		bufSize = s.cfg.BufferSize
+	}
+	w := s.workers[s.next]
+	s.next = (s.next + 1) % len(s.workers)
+	return &file{final: final, tmp: final + ".tmp", w: w, bufSize: bufSize}
+}
+
+// reserve makes room for n contiguous bytes in f's filling buffer, handing
+// the full buffer to the worker first; false (store nothing) when the
+// queue is at its cap. A record bigger than the buffer gets a buffer of
+// its own size.
+func (s *Spool) reserve(f *file, n int) bool {
+	if len(f.buf)+n <= cap(f.buf) {
+		return true
+	}
+	if len(f.buf) > 0 && !s.handoff(f, false) {
+		return false
+	}
+	if f.buf != nil {
+		s.bufs.put(f.buf)
+	}
+	f.buf = s.bufs.get(max(n, f.bufSize))
+	if cap(f.buf) < n {
+		f.buf = make([]byte, 0, n)
+	}
+	return true
+}
+
+// handoff queues f's filling buffer (and, when fin, the file's
+// completion) for its worker. Only a non-final hand-off can be refused for
+// lack of room: finishing moves memory already held, it adds none.
+func (s *Spool) handoff(f *file, fin bool) bool {
+	b := f.buf
+	if f.failed.Load() {
+		// The worker gave the file up: nothing more goes to disk.
+		if b != nil {
+			s.bufs.put(b)
+		}
+		f.buf = nil
+		if fin {
+			f.w.push(op{f: f, fin: true, closing: s.closed})
+		}
+		return true
+	}
+	if !fin && !s.bufs.room(int64(cap(b))) {
+		return false
+	}
+	if b != nil {
+		s.bufs.enqueued(int64(cap(b)))
+	}
+	f.buf = nil
+	f.w.push(op{f: f, buf: b, fin: fin, closing: s.closed})
+	return true
+}
+
+// drop counts a packet (or frame) not stored for lack of queue room and
+// logs once per dropLogEvery. Runs under s.mu.
+func (s *Spool) drop(counter *uint64) {
+	*counter++
+	now := time.Now()
+	if now.Sub(s.dropLogged) < dropLogEvery {
+		return
+	}
+	s.dropLogged = now
+	st := &s.stats
+	s.log.Warn("spool disk too slow: packets dropped", "queued_bytes", s.bufs.queued.Load(), "max_queued", s.bufs.max,
+		"dropped_sip", st.DroppedSIP, "dropped_rtp", st.DroppedRTP, "dropped_rtcp", st.DroppedRTCP,
+		"dropped_other", st.DroppedOther, "dropped_audio_frames", st.DroppedAudio)
 }
 
 func (s *Spool) path(c *callSpool, typ, ext string) string {
@@ -181,13 +312,17 @@ func (s *Spool) path(c *callSpool, typ, ext string) string {
 
 // SIP is the sniffer's SIPHook: it starts tracking the call on its first
 // message and stores the packet in the call's SIP pcap. Messages not tied
-// to a call (ref 0: REGISTER, OPTIONS) are not stored.
+// to a call (ref 0: REGISTER, OPTIONS) are not stored, nor anything after
+// Close.
 func (s *Spool) SIP(m *sip.Message, meta call.Meta, ref uint64, p *decode.Packet) {
 	if ref == 0 {
 		return
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
 	c := s.calls[ref]
 	if c == nil {
 		c = &callSpool{ref: ref, callID: string(m.CallID), base: FBasename(string(m.CallID)), start: meta.Time}
@@ -210,23 +345,33 @@ func (s *Spool) SIP(m *sip.Message, meta call.Meta, ref uint64, p *decode.Packet
 		s.stats.Fragments++
 	}
 	if c.sip == nil {
-		c.sip = newPcapFile(s.files.newFile(s.path(c, TypeSIP, "pcap"), sipBufSize))
+		c.sip = newPcapFile(s.newFile(s.path(c, TypeSIP, "pcap"), sipBufSize))
 	}
 	s.stats.SIPPackets++
-	s.store(c.sip, p, p.Frame, len(p.Frame))
+	if !s.store(c.sip, p, p.Frame, len(p.Frame)) {
+		s.drop(&s.stats.DroppedSIP)
+	}
 }
 
-func (s *Spool) store(f *pcapFile, p *decode.Packet, data []byte, origLen int) {
-	if err := f.write(p.Link, p.Time, data, origLen); err != nil {
-		if errors.Is(err, ErrLinkMismatch) {
-			s.stats.LinkMismatch++
-			return
-		}
-		if !f.logged {
-			f.logged = true
-			s.log.Warn("spool file failed", "file", f.tmp, "err", err)
-		}
+// store buffers one pcap record; false when it was dropped for lack of
+// queue room (a link-type mismatch is counted, not reported).
+func (s *Spool) store(f *pcapFile, p *decode.Packet, data []byte, origLen int) bool {
+	need := pcapRecordHeader + len(data)
+	first := !f.started
+	if first {
+		need += pcapFileHeader
+	} else if p.Link != f.link {
+		s.stats.LinkMismatch++
+		return true
 	}
+	if !s.reserve(f.file, need) {
+		return false
+	}
+	if first {
+		f.writeHeader(p.Link)
+	}
+	f.writeRecord(p.Time, data, origLen)
+	return true
 }
 
 // HandleMedia implements sniffer.MediaHandler: RTP, RTCP and other
@@ -247,16 +392,16 @@ func (s *Spool) HandleMedia(p *decode.Packet, ref uint64, party call.Party, toPa
 	}
 	if rtp.LooksLikeRTCP(p.Payload) {
 		s.stats.RTCPPackets++
-		if s.cfg.SaveRTCP {
-			s.storeMedia(c, p, p.Frame, len(p.Frame))
+		if s.cfg.SaveRTCP && !s.storeMedia(c, p, p.Frame, len(p.Frame)) {
+			s.drop(&s.stats.DroppedRTCP)
 		}
 		return
 	}
 	n, err := s.hdr.Unmarshal(p.Payload)
 	if err != nil || !rtp.LooksLikeRTP(p.Payload) {
 		s.stats.OtherPackets++
-		if s.cfg.SaveRTP != RTPOff {
-			s.storeMedia(c, p, p.Frame, len(p.Frame))
+		if s.cfg.SaveRTP != RTPOff && !s.storeMedia(c, p, p.Frame, len(p.Frame)) {
+			s.drop(&s.stats.DroppedOther)
 		}
 		return
 	}
@@ -276,26 +421,32 @@ func (s *Spool) HandleMedia(p *decode.Packet, ref uint64, party call.Party, toPa
 	if paused {
 		s.stats.PausedPackets++
 	}
+	if !s.storeRTP(c, p, n, paused) {
+		s.drop(&s.stats.DroppedRTP)
+	}
+}
+
+// storeRTP stores an RTP packet whole, silenced or cut after its header
+// (hdr parsed, n its length); false when dropped.
+func (s *Spool) storeRTP(c *callSpool, p *decode.Packet, n int, paused bool) bool {
 	if !paused && s.cfg.SaveRTP == RTPFull {
 		if p.Fragment {
 			s.stats.Fragments++
 		}
-		s.storeMedia(c, p, p.Frame, len(p.Frame))
-		return
+		return s.storeMedia(c, p, p.Frame, len(p.Frame))
 	}
 	off := payloadOffset(p.Frame, p.Payload)
 	if off < 0 {
 		// Rebuilt from fragments: the frame holds only the last one and
 		// the payload cannot be silenced in it; store nothing.
 		s.stats.Fragments++
-		return
+		return true
 	}
 	if paused && s.cfg.SaveRTP == RTPFull && s.silence(p, off, n) {
-		s.storeMedia(c, p, s.scratch, len(p.Frame))
-		return
+		return s.storeMedia(c, p, s.scratch, len(p.Frame))
 	}
 	s.stats.HeaderOnly++
-	s.storeMedia(c, p, p.Frame[:off+n], len(p.Frame))
+	return s.storeMedia(c, p, p.Frame[:off+n], len(p.Frame))
 }
 
 // silence copies the frame into the scratch buffer with the RTP payload
@@ -321,11 +472,11 @@ func (s *Spool) silence(p *decode.Packet, off, n int) bool {
 	return true
 }
 
-func (s *Spool) storeMedia(c *callSpool, p *decode.Packet, data []byte, origLen int) {
+func (s *Spool) storeMedia(c *callSpool, p *decode.Packet, data []byte, origLen int) bool {
 	if c.rtp == nil {
-		c.rtp = newPcapFile(s.files.newFile(s.path(c, TypeRTP, "pcap"), 0))
+		c.rtp = newPcapFile(s.newFile(s.path(c, TypeRTP, "pcap"), 0))
 	}
-	s.store(c.rtp, p, data, origLen)
+	return s.store(c.rtp, p, data, origLen)
 }
 
 // startAudio attaches a decoder to the call, writing the WAV when saveaudio
@@ -348,16 +499,25 @@ func (s *Spool) channels() int {
 
 func (s *Spool) writeWAV(c *callSpool, f *audio.Frame) {
 	if c.wav == nil {
-		c.wav = s.files.newFile(s.path(c, TypeAudio, "wav"), 0)
-		s.wavBuf = audio.AppendWAVHeader(s.wavBuf[:0], s.channels(), 0)
-		c.wav.Write(s.wavBuf)
+		c.wav = s.newFile(s.path(c, TypeAudio, "wav"), 0)
+		if !s.reserve(c.wav, audio.WAVHeaderSize) {
+			s.drop(&s.stats.DroppedAudio) // cannot happen: a new file's first buffer is free of the cap
+			return
+		}
+		c.wav.buf = audio.AppendWAVHeader(c.wav.buf, s.channels(), 0)
+		c.wav.size = audio.WAVHeaderSize
+	}
+	n := audio.FrameSamples * 2 * s.channels()
+	if !s.reserve(c.wav, n) {
+		s.drop(&s.stats.DroppedAudio)
+		return
 	}
 	if s.cfg.AudioMono {
-		s.wavBuf = f.AppendMono(s.wavBuf[:0])
+		c.wav.buf = f.AppendMono(c.wav.buf)
 	} else {
-		s.wavBuf = f.AppendStereo(s.wavBuf[:0])
+		c.wav.buf = f.AppendStereo(c.wav.buf)
 	}
-	c.wav.Write(s.wavBuf) // an error is kept in the file and reported at finish
+	c.wav.size += int64(n)
 }
 
 // Subscribe returns a live feed of a call's decoded audio (20 ms frames,
@@ -390,8 +550,9 @@ func (s *Spool) AudioStats(ref uint64) (audio.Stats, bool) {
 }
 
 // CallEnded is the call table's OnCallEnd hook: it flushes the call's
-// audio, completes its files (renamed to their final names) and forgets
-// it.
+// audio and queues the completion of its files (written out, renamed to
+// their final names by the I/O goroutines) and forgets the call. I/O
+// errors are logged by the I/O goroutines and counted in Stats.Errors.
 func (s *Spool) CallEnded(cdr *call.CDR) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -399,50 +560,54 @@ func (s *Spool) CallEnded(cdr *call.CDR) {
 	if c == nil || c.callID != cdr.CallID {
 		return
 	}
-	if err := s.finish(c); err != nil {
-		s.log.Warn("spool files incomplete", "callid", c.callID, "err", err)
-	}
+	s.finish(c)
 }
 
-func (s *Spool) finish(c *callSpool) error {
+// finish hands every file of c to its worker for completion. Runs under
+// s.mu.
+func (s *Spool) finish(c *callSpool) {
 	delete(s.calls, c.ref)
 	if c.audio != nil {
 		c.audio.Close() // emits the last frames into the WAV
 	}
-	var errs []error
-	done := func(f *file, patch func(*os.File) error) {
+	done := func(f *file) {
 		if f == nil {
 			return
 		}
-		if err := f.finish(patch); err != nil {
-			errs = append(errs, err)
+		if f.size == 0 { // never received a byte: not created
+			if f.buf != nil {
+				s.bufs.put(f.buf)
+				f.buf = nil
+			}
 			return
 		}
-		s.stats.Files++
+		s.handoff(f, true)
 	}
 	if c.sip != nil {
-		done(c.sip.file, nil)
+		done(c.sip.file)
 	}
 	if c.rtp != nil {
-		done(c.rtp.file, nil)
+		done(c.rtp.file)
 	}
 	if c.wav != nil {
-		ch := s.channels()
-		done(c.wav, func(fd *os.File) error {
-			data := c.wav.size - audio.WAVHeaderSize
-			_, err := fd.WriteAt(audio.AppendWAVHeader(nil, ch, uint32(data)), 0)
-			return err
-		})
+		data := c.wav.size - audio.WAVHeaderSize
+		c.wav.patch = audio.AppendWAVHeader(nil, s.channels(), uint32(data))
+		done(c.wav)
 	}
-	return errors.Join(errs...)
 }
 
-// Close completes every call still tracked (as if it ended now) and
-// returns the I/O errors met; it stops early, leaving ".tmp" files, when
-// ctx ends.
+// Close completes every call still tracked (as if it ended now), waits for
+// the I/O goroutines to write out everything queued and rename the files,
+// stops them and returns the I/O errors of the files it completed. When
+// ctx ends first, the I/O goroutines stop after their current write,
+// leaving ".tmp" files. Packets after Close are not stored.
 func (s *Spool) Close(ctx context.Context) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true // ops queued from here on are Close's
 	refs := make([]uint64, 0, len(s.calls))
 	for ref := range s.calls {
 		refs = append(refs, ref)
@@ -454,8 +619,28 @@ func (s *Spool) Close(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("spool: close: %d calls left: %w", len(s.calls), err))
 			break
 		}
-		if err := s.finish(s.calls[ref]); err != nil {
-			errs = append(errs, err)
+		s.finish(s.calls[ref])
+	}
+	s.mu.Unlock()
+	close(s.closing)
+	aborted := false
+	for _, w := range s.workers {
+		select {
+		case <-w.done:
+		case <-ctx.Done():
+			if !aborted {
+				aborted = true
+				s.cancel()
+				errs = append(errs, fmt.Errorf("spool: close: writing stopped, %d bytes not written: %w", s.bufs.queued.Load(), ctx.Err()))
+			}
+			<-w.done
+		}
+	}
+	s.cancel()
+	for _, w := range s.workers {
+		errs = append(errs, w.closeErrs...)
+		if w.moreErrs > 0 {
+			errs = append(errs, fmt.Errorf("spool: close: %d more files failed", w.moreErrs))
 		}
 	}
 	return errors.Join(errs...)
@@ -464,14 +649,17 @@ func (s *Spool) Close(ctx context.Context) error {
 // Stats returns the counters so far.
 func (s *Spool) Stats() Stats {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	st := s.stats
 	st.Calls = len(s.calls)
-	st.Bytes = s.files.written
-	st.OpenFiles = s.files.open
-	st.PeakOpenFiles = s.files.peak
-	st.Reopens = s.files.reopens
-	st.Evictions = s.files.evictions
-	st.Errors = s.files.errors
+	s.mu.Unlock()
+	st.Queued = s.bufs.queued.Load()
+	st.PeakQueued = s.bufs.peak.Load()
+	st.Files = s.io.files.Load()
+	st.Bytes = s.io.written.Load()
+	st.OpenFiles = int(s.io.open.Load())
+	st.PeakOpenFiles = int(s.io.peak.Load())
+	st.Reopens = s.io.reopens.Load()
+	st.Evictions = s.io.evictions.Load()
+	st.Errors = s.io.errors.Load()
 	return st
 }

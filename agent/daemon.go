@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	_ "embed"
 	"errors"
 	"flag"
@@ -10,19 +11,28 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"os"
+	"os/signal"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
+	_ "github.com/go-sql-driver/mysql"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
 	"pbx-agent/agent/cdr"
 	"pbx-agent/agent/config"
+	"pbx-agent/agent/discover"
 	"pbx-agent/agent/manager"
+	"pbx-agent/agent/metrics"
+	"pbx-agent/agent/sdnotify"
 	"pbx-agent/sniffer"
 	"pbx-agent/sniffer/call"
 	"pbx-agent/sniffer/capture"
 	"pbx-agent/sniffer/spool"
+	"pbx-agent/webui"
 )
 
 const defaultConfigPath = "/etc/pbx-agent/pbx-agent.conf"
@@ -44,6 +54,7 @@ type daemonFlags struct {
 	realtime        bool
 	exitAfterReplay bool
 	set             map[string]string
+	embedded        bool // running on the embedded default config
 }
 
 func parseDaemonFlags(args []string, stderr io.Writer) (*daemonFlags, error) {
@@ -75,14 +86,15 @@ func parseDaemonFlags(args []string, stderr io.Writer) (*daemonFlags, error) {
 }
 
 // loadConfig reads the config file; a missing default file means the
-// embedded default (a fresh clone, `make run`).
-func loadConfig(path string, set map[string]string, logger *slog.Logger) (*config.Config, error) {
-	cfg, err := config.Load(path, set)
+// embedded default (a fresh clone, `make run`), reported by embedded.
+func loadConfig(path string, set map[string]string, logger *slog.Logger) (cfg *config.Config, embedded bool, err error) {
+	cfg, err = config.Load(path, set)
 	if err == nil || path != defaultConfigPath || !errors.Is(err, fs.ErrNotExist) {
-		return cfg, err
+		return cfg, false, err
 	}
 	logger.Info("no config file; using the embedded default", "path", path)
-	return config.Parse("embedded default.conf", embeddedConfig, set)
+	cfg, err = config.Parse("embedded default.conf", embeddedConfig, set)
+	return cfg, true, err
 }
 
 func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
@@ -102,14 +114,22 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	boot := slog.New(slog.NewTextHandler(stderr, nil))
-	cfg, err := loadConfig(fl.config, fl.set, boot)
+	cfg, embedded, err := loadConfig(fl.config, fl.set, boot)
 	if err != nil {
 		return err
 	}
+	fl.embedded = embedded
 	log := newLogger(cfg, stderr)
 	log.Info("pbx-agent starting", "version", version, "config", cfg.Path)
 	for _, ign := range cfg.Ignored {
 		log.Warn("config key accepted but has no effect", "key", ign)
+	}
+	if !embedded {
+		// Fill what the config leaves empty from Asterisk's own files;
+		// explicit settings always win, each discovered value is logged once.
+		if _, err := discover.Run(cfg, log); err != nil {
+			log.Warn("auto-discovery incomplete", "err", err)
+		}
 	}
 	d, err := newDaemon(cfg, fl, log)
 	if err != nil {
@@ -127,6 +147,11 @@ type daemon struct {
 	spool   *spool.Spool // nil when nothing is saved
 	writer  *cdr.Writer  // nil without a database
 	manager *manager.Server
+	db      *sql.DB // nil without a database
+	web     *webui.Handler
+	http    *webui.Server // nil when http_bind is empty
+	reg     *prometheus.Registry
+	notify  *sdnotify.Notifier
 }
 
 func newDaemon(cfg *config.Config, fl *daemonFlags, log *slog.Logger) (*daemon, error) {
@@ -181,7 +206,82 @@ func newDaemon(cfg *config.Config, fl *daemonFlags, log *slog.Logger) (*daemon, 
 		}
 		d.manager = manager.New(mcfg)
 	}
+	if err := d.newWeb(); err != nil {
+		return nil, err
+	}
+	d.notify = sdnotify.FromEnv()
 	return d, nil
+}
+
+// newWeb builds the metrics registry and the web APIs (VoIPmonitor's
+// php/ routes, /metrics) on http_bind.
+func (d *daemon) newWeb() error {
+	cfg, log := d.cfg, d.log
+	d.reg = metrics.NewRegistry(version)
+	if err := registerSnifferMetrics(d.reg, d.sn, d.manager); err != nil {
+		return err
+	}
+	if d.writer != nil {
+		if err := d.writer.Register(d.reg); err != nil {
+			return err
+		}
+		db, err := sql.Open("mysql", webDSN(cfg))
+		if err != nil {
+			return fmt.Errorf("web API database: %w", err)
+		}
+		d.db = db
+	}
+	d.web = webui.New(webui.Options{
+		DB: d.db, Users: loadWebUsers(cfg, log), DisableAuth: cfg.APIDisableAuth,
+		Calls: managerCalls{d.sn}, CallNotFound: manager.ErrCallNotFound,
+		Spool: webui.DirSpool{Root: cfg.SpoolDir, Location: time.UTC}, SensorID: cfg.IDSensor, Logger: log,
+	})
+	d.web.Handle("GET /metrics", metrics.Handler(d.reg, log))
+	if cfg.HTTPBind != "" {
+		d.http = webui.NewServer(webui.ServerConfig{Addr: cfg.HTTPBind, TLSCert: cfg.HTTPTLSCert, TLSKey: cfg.HTTPTLSKey, Logger: log}, d.web)
+	}
+	return nil
+}
+
+// webDSN is the CDR database for the web APIs: VoIPmonitor's latin1 tables,
+// times in UTC.
+func webDSN(cfg *config.Config) string {
+	dsn := cfg.MySQLDSN()
+	sep := "?"
+	if strings.Contains(dsn, "?") {
+		sep = "&"
+	}
+	return dsn + sep + "collation=latin1_swedish_ci&loc=UTC&parseTime=false&interpolateParams=true"
+}
+
+// loadWebUsers reads the web API users: manager.conf's, then users_file's.
+// A missing manager.conf is not fatal (the API then refuses everyone unless
+// api_disable_auth is set).
+func loadWebUsers(cfg *config.Config, log *slog.Logger) []webui.User {
+	var users []webui.User
+	if cfg.AsteriskManagerConf != "" {
+		u, err := webui.LoadManagerUsers(cfg.AsteriskManagerConf)
+		if err != nil {
+			log.Warn("web API users: manager.conf not read", "err", err)
+		}
+		users = append(users, u...)
+	}
+	if cfg.UsersFile != "" {
+		u, err := webui.LoadUsersFile(cfg.UsersFile)
+		if err != nil {
+			log.Warn("web API users: users_file not read", "err", err)
+		}
+		users = append(users, u...)
+	}
+	return users
+}
+
+// reload re-reads what can change without a restart (SIGHUP): web users.
+func (d *daemon) reload() {
+	_ = d.notify.Reloading()
+	d.web.SetUsers(loadWebUsers(d.cfg, d.log))
+	d.log.Info("reloaded", "what", "web API users")
+	_ = d.notify.Ready()
 }
 
 // newSpool builds the per-call pcap/audio spool from savesip/savertp/
@@ -250,11 +350,40 @@ func (d *daemon) run(ctx context.Context) error {
 			if errors.Is(err, manager.ErrServerClosed) {
 				return nil
 			}
+			if err != nil {
+				d.log.Error("manager API stopped", "err", err)
+			}
 			return err
 		})
 	}
+	if d.http != nil {
+		g.Go(func() error {
+			err := d.http.ListenAndServe(servers)
+			if err != nil {
+				d.log.Error("HTTP server stopped", "err", err)
+			}
+			return err
+		})
+	}
+	if d.cfg.MetricsBind != "" {
+		g.Go(func() error { return metrics.Serve(servers, d.cfg.MetricsBind, d.reg, d.log) })
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	g.Go(func() error {
+		for {
+			select {
+			case <-servers.Done():
+				return nil
+			case <-hup:
+				d.reload()
+			}
+		}
+	})
 
 	capErr := d.capture(ctx)
+	_ = d.notify.Stopping()
 	// Ordered shutdown: capture has stopped; close open calls (their CDRs go
 	// to the writer), then the writer flushes (deferred above), then servers.
 	d.sn.Flush()
@@ -276,6 +405,9 @@ func (d *daemon) run(ctx context.Context) error {
 	}
 	stopServers()
 	werr := g.Wait()
+	if d.db != nil {
+		d.db.Close()
+	}
 	if capErr != nil && !errors.Is(capErr, context.Canceled) {
 		return capErr
 	}
@@ -288,8 +420,12 @@ func (d *daemon) capture(ctx context.Context) error {
 	if d.manager != nil {
 		d.manager.SetReady(true)
 	}
+	_ = d.notify.Ready()
 	file := d.fl.capture
 	if file == "" && len(d.cfg.Interface) == 0 {
+		if !d.fl.embedded {
+			return fmt.Errorf("no capture interface configured or discovered: set interface = in %s, or run with -r FILE", d.cfg.Path)
+		}
 		// The embedded default: replay the bundled capture at its recorded
 		// pace, over and over, so listcalls, the web API and live listening
 		// always have calls to show.

@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +18,20 @@ import (
 	"pbx-agent/agent/manager"
 	"pbx-agent/sniffer/fixture"
 )
+
+func httpGet(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("GET %s: %s: %s", url, resp.Status, b)
+	}
+	return string(b)
+}
 
 func freePort(t *testing.T) int {
 	t.Helper()
@@ -51,9 +67,10 @@ func (s *syncBuffer) String() string {
 func TestDaemonRealtimeReplay(t *testing.T) {
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "pbx-agent.conf")
-	port := freePort(t)
+	port, httpPort := freePort(t), freePort(t)
 	sock := filepath.Join(dir, "manager.sock")
-	cfgText := fmt.Sprintf("[general]\nsipport = 5060\nspooldir = %s\nmanagerip = 127.0.0.1\nmanagerport = %d\nmanagersocket = %s\nhttp_bind = 127.0.0.1:0\n", filepath.Join(dir, "spool"), port, sock)
+	cfgText := fmt.Sprintf("[general]\nsipport = 5060\nspooldir = %s\nmanagerip = 127.0.0.1\nmanagerport = %d\nmanagersocket = %s\nhttp_bind = 127.0.0.1:%d\napi_disable_auth = yes\nasterisk_manager_conf = %s\n",
+		filepath.Join(dir, "spool"), port, sock, httpPort, filepath.Join(dir, "none.conf"))
 	if err := os.WriteFile(conf, []byte(cfgText), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -89,6 +106,14 @@ func TestDaemonRealtimeReplay(t *testing.T) {
 	}
 	if rows[0][0] != "callreference" || !strings.HasPrefix(fmt.Sprint(rows[1][1]), "gensip-") {
 		t.Errorf("unexpected listcalls rows: %v / %v", rows[0][:3], rows[1][:3])
+	}
+	// The web API and /metrics see the same calls.
+	base := fmt.Sprintf("http://127.0.0.1:%d", httpPort)
+	if body := httpGet(t, base+"/php/api.php?task=listActiveCalls"); !strings.Contains(body, "gensip-") {
+		t.Errorf("listActiveCalls: %s", body)
+	}
+	if body := httpGet(t, base+"/metrics"); !strings.Contains(body, "pbx_calls_active 2") || !strings.Contains(body, "pbx_build_info") {
+		t.Errorf("/metrics lacks the active calls gauge:\n%.2000s", body)
 	}
 	// The unix socket answers the same command.
 	reply, err := manager.Exchange(ctx, "unix", sock, "listcalls", nil)

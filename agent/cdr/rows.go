@@ -12,6 +12,7 @@ import (
 
 	"pbx-agent/sniffer/call"
 	"pbx-agent/sniffer/rtp"
+	"pbx-agent/sniffer/spool"
 )
 
 // col is one column value of a row about to be inserted. nil is NULL.
@@ -29,7 +30,7 @@ type lookups struct {
 	callerUA, calledUA uint64
 	reasonSIP          uint64
 	reasonQ850         uint64
-	responses          map[int]uint64 // cdr_sipresp: code → cdr_sip_response.id
+	responses          map[string]uint64 // cdr_sipresp: response text → cdr_sip_response.id
 }
 
 // rowOptions are the writer settings that show in the rows.
@@ -53,6 +54,13 @@ func dec3(d time.Duration) any {
 // dec3Clamp is dec3 but clamps to the column's range (progress_time, post_bye_delay).
 func dec3Clamp(d time.Duration) any {
 	s := math.Min(math.Max(d.Seconds(), 0), maxDecimal93)
+	return strconv.FormatFloat(math.Round(s*1000)/1000, 'f', 3, 64)
+}
+
+// dec3Signed is dec3Clamp for signed columns (a_last_rtp_from_end is
+// negative when RTP went on after the call's last SIP packet).
+func dec3Signed(d time.Duration) any {
+	s := math.Min(math.Max(d.Seconds(), -maxDecimal93), maxDecimal93)
 	return strconv.FormatFloat(math.Round(s*1000)/1000, 'f', 3, 64)
 }
 
@@ -222,7 +230,7 @@ func sideColumns(r row, p string, s *rtp.Summary, idx int, c *call.CDR) (row, si
 		col{p + "delay_sum", clampU(f.delaySum, maxMedium)},
 		col{p + "delay_cnt", clampU(f.delayCnt, maxMedium)},
 		col{p + "delay_avg_mult100", clampU(delayAvg, maxMedium)},
-		col{p + "last_rtp_from_end", dec3Clamp(c.CallEnd.Sub(s.LastTime))},
+		col{p + "last_rtp_from_end", dec3Signed(c.CallEnd.Sub(s.LastTime))},
 	)
 	return r, f
 }
@@ -248,15 +256,18 @@ func cdrRow(c *call.CDR, ids *lookups, o rowOptions) row {
 	if !first.IsZero() {
 		firstRTP = dec3Clamp(first.Sub(c.CallDate))
 	}
-	if !c.ByeTime.IsZero() {
+	if !c.ByeTime.IsZero() && c.Bye == call.ByeOK {
+		// BYE → its 200 OK; NULL when the BYE was not confirmed (as VoIPmonitor).
 		postBye = dec3Clamp(c.CallEnd.Sub(c.ByeTime))
 	}
 	var who any
 	if c.WhoHanged != call.HangerNone {
 		who = string(c.WhoHanged)
 	}
+	// sighup: the call was still open when capture stopped (end of file,
+	// shutdown) and was closed by the flush, whatever bye says.
 	var sighup int64
-	if c.Bye == call.ByeForced {
+	if c.ForcedClose || c.Bye == call.ByeForced {
 		sighup = 1
 	}
 	var vlan, sensor any
@@ -363,12 +374,6 @@ func cdrRow(c *call.CDR, ids *lookups, o rowOptions) row {
 	return r
 }
 
-// fbasename is the spool base name VoIPmonitor stores in cdr_next: the
-// Call-ID with path separators made safe.
-func fbasename(callID string) string {
-	return strings.NewReplacer("/", "_", "\\", "_", "\x00", "_").Replace(callID)
-}
-
 func childPrefix(cdrID uint64, c *call.CDR, o rowOptions) row {
 	r := row{{"cdr_ID", cdrID}}
 	if o.partition {
@@ -377,8 +382,37 @@ func childPrefix(cdrID uint64, c *call.CDR, o rowOptions) row {
 	return r
 }
 
+// cdrNextRow is the cdr_next row: the spool base name (sanitised Call-ID,
+// the same name the spool files carry), the INVITE's digest username and the
+// hold times.
 func cdrNextRow(cdrID uint64, c *call.CDR, o rowOptions) row {
-	return append(childPrefix(cdrID, c, o), col{"fbasename", str(fbasename(c.CallID), 255)})
+	var digest, hold any
+	if c.DigestUsername != "" {
+		digest = str(c.DigestUsername, 255)
+	}
+	if h := holdText(c); h != "" {
+		hold = str(h, 1024)
+	}
+	return append(childPrefix(cdrID, c, o),
+		col{"fbasename", str(spool.FBasename(c.CallID), 255)},
+		col{"digest_username", digest},
+		col{"hold", hold},
+	)
+}
+
+// holdText is cdr_next.hold: "+<s>" per time the call went on hold, whole
+// seconds from calldate, comma-separated (VoIPmonitor writes "+0" for an
+// INVITE offering a=inactive at the start of the call).
+func holdText(c *call.CDR) string {
+	var b strings.Builder
+	for i, t := range c.Hold {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('+')
+		b.WriteString(strconv.FormatInt(int64(max(t.Sub(c.CallDate), 0)/time.Second), 10))
+	}
+	return b.String()
 }
 
 // cdrRTPRows maps every stream to a cdr_rtp row; index is 1-based
@@ -410,28 +444,74 @@ func cdrRTPRows(cdrID uint64, c *call.CDR, o rowOptions) []row {
 	return out
 }
 
+// cdrSIPRespRows are the cdr_sipresp rows: one per distinct response (code
+// and text as sent), in order of first appearance.
 func cdrSIPRespRows(cdrID uint64, c *call.CDR, ids *lookups, o rowOptions) []row {
-	out := make([]row, 0, len(c.Responses))
-	for _, code := range c.Responses {
+	resp := sipResponses(c)
+	out := make([]row, 0, len(resp))
+	for _, r := range resp {
 		out = append(out, append(childPrefix(cdrID, c, o),
-			col{"SIPresponse_id", id(ids.responses[code])},
-			col{"SIPresponseNum", clampU(int64(code), maxSmall)},
+			col{"SIPresponse_id", id(ids.responses[responseText(r)])},
+			col{"SIPresponseNum", clampU(int64(r.Code), maxSmall)},
 		))
 	}
 	return out
 }
 
-// responseText is the text stored for a response code in cdr_sip_response:
-// the final response as sent when it is the CDR's last one, else the
-// standard reason phrase (the CDR keeps only codes for the others).
-func responseText(c *call.CDR, code int) string {
-	if code == c.LastSIPResponseNum && c.LastSIPResponse != "" {
-		return c.LastSIPResponse
+// sipResponses are the CDR's distinct responses. A CDR queued by an older
+// agent has only the codes: their texts are the final response as sent when
+// it is the CDR's last one, else the standard reason phrase.
+func sipResponses(c *call.CDR) []call.Response {
+	if len(c.SIPResponses) > 0 {
+		return c.SIPResponses
 	}
-	if p, ok := reasonPhrases[code]; ok {
-		return strconv.Itoa(code) + " " + p
+	out := make([]call.Response, 0, len(c.Responses))
+	for _, code := range c.Responses {
+		r := call.Response{Code: code, Reason: reasonPhrases[code]}
+		if t, ok := strings.CutPrefix(c.LastSIPResponse, strconv.Itoa(code)+" "); ok && code == c.LastSIPResponseNum {
+			r.Reason = t
+		}
+		out = append(out, r)
 	}
-	return strconv.Itoa(code)
+	return out
+}
+
+// responseText is a response's cdr_sip_response text: "200 OK".
+func responseText(r call.Response) string {
+	if r.Reason == "" {
+		return strconv.Itoa(r.Code)
+	}
+	return strconv.Itoa(r.Code) + " " + r.Reason
+}
+
+// DTMF types in cdr_dtmf (VoIPmonitor's s_dtmf: sip_info, inband, rfc2833).
+const (
+	dtmfSIPInfo = 0
+	dtmfInband  = 1
+	dtmfRFC2833 = 2
+)
+
+// cdrDTMFRows are the cdr_dtmf rows: one per key press, firsttime in
+// seconds from calldate.
+func cdrDTMFRows(cdrID uint64, c *call.CDR, o rowOptions) []row {
+	out := make([]row, 0, len(c.DTMF))
+	for _, d := range c.DTMF {
+		typ := int64(dtmfRFC2833)
+		switch d.Source {
+		case "sipinfo":
+			typ = dtmfSIPInfo
+		case "inband":
+			typ = dtmfInband
+		}
+		out = append(out, append(childPrefix(cdrID, c, o),
+			col{"daddr", ip4(d.Dst.Addr())},
+			col{"saddr", ip4(d.Src.Addr())},
+			col{"firsttime", dec3Clamp(d.Time.Sub(c.CallDate))},
+			col{"dtmf", string(d.Digit)},
+			col{"type", typ},
+		))
+	}
+	return out
 }
 
 var reasonPhrases = map[int]string{

@@ -8,7 +8,7 @@ import (
 )
 
 // rowTables are the tables whose written rows are counted.
-var rowTables = []string{"cdr", "cdr_next", "cdr_rtp", "cdr_sipresp", "register_state", "register_failed"}
+var rowTables = []string{"cdr", "cdr_next", "cdr_rtp", "cdr_sipresp", "cdr_dtmf", "register_state", "register_failed"}
 
 type stats struct {
 	enqueued    atomic.Uint64

@@ -48,6 +48,9 @@ type Options struct {
 	Heartbeat     time.Duration // sensors.agent_heartbeat period (default 30s)
 	DrainTimeout  time.Duration // how long the final drain may try MySQL (default 10s)
 	Partition     bool          // cdr_partition: daily partitions
+	// RawUA turns off cdr_ua_normalisation (on by default, as in
+	// VoIPmonitor's sample config): User-Agents are stored as sent.
+	RawUA bool
 }
 
 // Option adjusts the Options NewWriter derives from the config.
@@ -689,7 +692,7 @@ func (w *Writer) writeBatch(ctx context.Context, batch []item) error {
 	for i, it := range batch {
 		var err error
 		if it.reg != nil {
-			if regUA[i], err = w.cb.resolve(ctx, w.db, lookupUA, 0, it.reg.UA); err != nil {
+			if regUA[i], err = w.cb.resolve(ctx, w.db, lookupUA, 0, w.ua(it.reg.UA)); err != nil {
 				return err
 			}
 			continue
@@ -779,17 +782,18 @@ func (w *Writer) writeBatch(ctx context.Context, batch []item) error {
 		return err
 	}
 
-	var next, rtpRows, respRows []row
+	var next, rtpRows, respRows, dtmfRows []row
 	for _, i := range cdrIdx {
 		c := batch[i].cdr
 		next = append(next, cdrNextRow(rowIDs[i], c, ro))
 		rtpRows = append(rtpRows, cdrRTPRows(rowIDs[i], c, ro)...)
 		respRows = append(respRows, cdrSIPRespRows(rowIDs[i], c, &look[i], ro)...)
+		dtmfRows = append(dtmfRows, cdrDTMFRows(rowIDs[i], c, ro)...)
 	}
 	for _, t := range []struct {
 		name string
 		rows []row
-	}{{"cdr_next", next}, {"cdr_rtp", rtpRows}, {"cdr_sipresp", respRows}} {
+	}{{"cdr_next", next}, {"cdr_rtp", rtpRows}, {"cdr_sipresp", respRows}, {"cdr_dtmf", dtmfRows}} {
 		if _, err := insertRows(ctx, tx, t.name, t.rows); err != nil {
 			return err
 		}
@@ -824,16 +828,24 @@ func (w *Writer) writeBatch(ctx context.Context, batch []item) error {
 	return nil
 }
 
+// ua is a User-Agent as stored in cdr_ua.
+func (w *Writer) ua(s string) string {
+	if w.o.RawUA {
+		return s
+	}
+	return NormaliseUA(s)
+}
+
 func (w *Writer) resolveCDR(ctx context.Context, c *call.CDR) (lookups, error) {
 	var l lookups
 	var err error
 	if l.lastResponse, err = w.cb.resolve(ctx, w.db, lookupResponse, 0, c.LastSIPResponse); err != nil {
 		return l, err
 	}
-	if l.callerUA, err = w.cb.resolve(ctx, w.db, lookupUA, 0, c.CallerUA); err != nil {
+	if l.callerUA, err = w.cb.resolve(ctx, w.db, lookupUA, 0, w.ua(c.CallerUA)); err != nil {
 		return l, err
 	}
-	if l.calledUA, err = w.cb.resolve(ctx, w.db, lookupUA, 0, c.CalledUA); err != nil {
+	if l.calledUA, err = w.cb.resolve(ctx, w.db, lookupUA, 0, w.ua(c.CalledUA)); err != nil {
 		return l, err
 	}
 	if l.reasonSIP, err = w.cb.resolve(ctx, w.db, lookupReason, reasonTypeSIP, reasonText(c.ReasonSIPCause, c.ReasonSIPText)); err != nil {
@@ -842,13 +854,14 @@ func (w *Writer) resolveCDR(ctx context.Context, c *call.CDR) (lookups, error) {
 	if l.reasonQ850, err = w.cb.resolve(ctx, w.db, lookupReason, reasonTypeQ850, reasonText(c.ReasonQ850Cause, c.ReasonQ850Text)); err != nil {
 		return l, err
 	}
-	if len(c.Responses) > 0 {
-		l.responses = make(map[int]uint64, len(c.Responses))
-		for _, code := range c.Responses {
-			if _, ok := l.responses[code]; ok {
+	if resp := sipResponses(c); len(resp) > 0 {
+		l.responses = make(map[string]uint64, len(resp))
+		for _, r := range resp {
+			text := responseText(r)
+			if _, ok := l.responses[text]; ok {
 				continue
 			}
-			if l.responses[code], err = w.cb.resolve(ctx, w.db, lookupResponse, 0, responseText(c, code)); err != nil {
+			if l.responses[text], err = w.cb.resolve(ctx, w.db, lookupResponse, 0, text); err != nil {
 				return l, err
 			}
 		}

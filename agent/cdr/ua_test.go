@@ -1,0 +1,193 @@
+package cdr
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"pbx-agent/sniffer/call"
+)
+
+func TestNormaliseUA(t *testing.T) {
+	for _, tc := range []struct{ name, in, want string }{
+		{"version that looks like an address", "Nero SIPPS IP Phone Version 2.0.51.16", "Nero SIPPS IP Phone Version"},
+		{"three-part version kept", "Asterisk PBX 20.20.1", "Asterisk PBX 20.20.1"},
+		{"baresip kept", "baresip v1.0.0 (x86_64/linux)", "baresip v1.0.0 (x86_64/linux)"},
+		{"vendor version kept", "IPP/v.6.20A.027.012", "IPP/v.6.20A.027.012"},
+		{"address with port", "Gateway 10.0.0.1:5060 fw2", "Gateway fw2"},
+		{"address after at", "MagnusBilling x @200.201.235.196", "MagnusBilling x"},
+		{"octet out of range kept", "Phone 1.2.3.456", "Phone 1.2.3.456"},
+		{"bad port kept", "Phone 1.2.3.4:x", "Phone 1.2.3.4:x"},
+		{"empty", "", ""},
+		{"only an address", "192.0.2.1", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := NormaliseUA(tc.in); got != tc.want {
+				t.Errorf("NormaliseUA(%q) = %q, want %q", tc.in, got, tc.want)
+			}
+		})
+	}
+}
+
+func FuzzNormaliseUA(f *testing.F) {
+	for _, s := range []string{"Nero SIPPS IP Phone Version 2.0.51.16", "a @1.2.3.4:5 b", "1.2.3.4", "x\t1.1.1.1 \x00"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got := NormaliseUA(s)
+		if len(got) > len(s) {
+			t.Fatalf("NormaliseUA(%q) = %q grew", s, got)
+		}
+		if again := NormaliseUA(got); again != got {
+			t.Fatalf("not idempotent: %q → %q → %q", s, got, again)
+		}
+	})
+}
+
+func BenchmarkNormaliseUA(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		NormaliseUA("baresip v1.0.0 (x86_64/linux)")
+	}
+}
+
+func colValue(r row, name string) (any, bool) {
+	for _, c := range r {
+		if c.name == name {
+			return c.v, true
+		}
+	}
+	return nil, false
+}
+
+func TestCDRRowSighupAndPostBye(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		edit        func(c *call.CDR)
+		wantSighup  int64
+		wantPostBye any
+	}{
+		{"BYE and OK, emitted in the capture", func(*call.CDR) {}, 0, "0.004"},
+		{"closed by the flush", func(c *call.CDR) { c.ForcedClose = true }, 1, "0.004"},
+		{"BYE without OK", func(c *call.CDR) { c.Bye = call.ByeNoOKForBye }, 0, nil},
+		{"no BYE", func(c *call.CDR) { c.ByeTime = time.Time{}; c.Bye = call.ByeAnsweredNoBye }, 0, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := sampleCDR(1)
+			tc.edit(c)
+			r := cdrRow(c, &lookups{}, rowOptions{idSensor: 1})
+			if v, _ := colValue(r, "sighup"); v != tc.wantSighup {
+				t.Errorf("sighup = %v, want %v", v, tc.wantSighup)
+			}
+			if v, _ := colValue(r, "post_bye_delay"); v != tc.wantPostBye {
+				t.Errorf("post_bye_delay = %v, want %v", v, tc.wantPostBye)
+			}
+		})
+	}
+}
+
+func TestLastRTPFromEndSigned(t *testing.T) {
+	c := sampleCDR(1)
+	c.Streams[0].LastTime = c.CallEnd.Add(1500 * time.Millisecond) // RTP after the last SIP packet
+	r := cdrRow(c, &lookups{}, rowOptions{idSensor: 1})
+	if v, _ := colValue(r, "a_last_rtp_from_end"); v != "-1.500" {
+		t.Errorf("a_last_rtp_from_end = %v, want -1.500", v)
+	}
+}
+
+func TestCDRNextRow(t *testing.T) {
+	for _, tc := range []struct {
+		name                     string
+		callID, digest           string
+		hold                     []time.Duration
+		wantBase                 string
+		wantDigest, wantHoldText any
+	}{
+		{"plain", "abc@host", "", nil, "abc@host", nil, nil},
+		{"slash sanitised, digest", "a/b\\c", "1001", nil, "a_b_c", "1001", nil},
+		{"hold at start and later", "h", "", []time.Duration{50 * time.Millisecond, 12300 * time.Millisecond}, "h", nil, "+0,+12"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := sampleCDR(0)
+			c.CallID, c.DigestUsername = tc.callID, tc.digest
+			for _, d := range tc.hold {
+				c.Hold = append(c.Hold, c.CallDate.Add(d))
+			}
+			r := cdrNextRow(7, c, rowOptions{})
+			for _, want := range []struct {
+				col string
+				v   any
+			}{{"cdr_ID", uint64(7)}, {"fbasename", tc.wantBase}, {"digest_username", tc.wantDigest}, {"hold", tc.wantHoldText}} {
+				if v, ok := colValue(r, want.col); !ok || v != want.v {
+					t.Errorf("%s = %v (present %v), want %v", want.col, v, ok, want.v)
+				}
+			}
+		})
+	}
+}
+
+func TestSIPRespRows(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		edit func(c *call.CDR)
+		want []string
+	}{
+		{"texts as sent", func(c *call.CDR) {
+			c.SIPResponses = []call.Response{{180, "Ringing"}, {200, "Answering"}, {200, "OK"}}
+		}, []string{"180 Ringing", "200 Answering", "200 OK"}},
+		{"older record with codes only", func(c *call.CDR) {
+			c.SIPResponses = nil
+			c.Responses = []int{100, 180, 200}
+			c.LastSIPResponse = "200 Answering"
+		}, []string{"100 Trying", "180 Ringing", "200 Answering"}},
+		{"unknown code without text", func(c *call.CDR) { c.SIPResponses = []call.Response{{299, ""}} }, []string{"299"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := sampleCDR(0)
+			tc.edit(c)
+			ids := &lookups{responses: map[string]uint64{}}
+			for i, s := range tc.want {
+				ids.responses[s] = uint64(i + 1)
+			}
+			rows := cdrSIPRespRows(3, c, ids, rowOptions{})
+			if len(rows) != len(tc.want) {
+				t.Fatalf("%d rows, want %d", len(rows), len(tc.want))
+			}
+			for i, r := range rows {
+				if v, _ := colValue(r, "SIPresponse_id"); v != uint64(i+1) {
+					t.Errorf("row %d: SIPresponse_id %v, want %d (%s)", i, v, i+1, tc.want[i])
+				}
+				if got := responseText(sipResponses(c)[i]); got != tc.want[i] {
+					t.Errorf("row %d: text %q, want %q", i, got, tc.want[i])
+				}
+			}
+		})
+	}
+}
+
+func TestDTMFRows(t *testing.T) {
+	c := sampleCDR(0)
+	src := netip.MustParseAddrPort("10.1.0.0:20000")
+	dst := netip.MustParseAddrPort("192.0.2.10:10000")
+	c.DTMF = []call.DTMF{
+		{Time: c.CallDate.Add(1500 * time.Millisecond), Digit: '5', Source: "rfc2833", Src: src, Dst: dst},
+		{Time: c.CallDate.Add(2 * time.Second), Digit: '#', Source: "sipinfo", Src: src, Dst: dst},
+	}
+	rows := cdrDTMFRows(9, c, rowOptions{})
+	want := []struct {
+		first, digit string
+		typ          int64
+	}{{"1.500", "5", dtmfRFC2833}, {"2.000", "#", dtmfSIPInfo}}
+	if len(rows) != len(want) {
+		t.Fatalf("%d rows, want %d", len(rows), len(want))
+	}
+	for i, w := range want {
+		got := map[string]any{}
+		for _, c := range rows[i] {
+			got[c.name] = c.v
+		}
+		if got["firsttime"] != w.first || got["dtmf"] != w.digit || got["type"] != w.typ || got["saddr"] != ip4(src.Addr()) || got["daddr"] != ip4(dst.Addr()) {
+			t.Errorf("row %d = %v, want firsttime %s dtmf %s type %d", i, got, w.first, w.digit, w.typ)
+		}
+	}
+}

@@ -504,8 +504,8 @@ func groupSelect() string {
 
 // --- active calls ------------------------------------------------------------
 
-func (h *Handler) listActiveCalls(w http.ResponseWriter, r *http.Request, _ *User, req *apiRequest) error {
-	if h.o.Calls == nil {
+func (h *Handler) listActiveCalls(w http.ResponseWriter, r *http.Request, u *User, req *apiRequest) error {
+	if h.o.Calls == nil && h.o.Remote == nil {
 		return fmt.Errorf("%w: no call table (the sniffer is not running)", ErrUnavailable)
 	}
 	p := req.Params[0]
@@ -514,7 +514,11 @@ func (h *Handler) listActiveCalls(w http.ResponseWriter, r *http.Request, _ *Use
 		return err
 	}
 	out := []obj{}
-	if sensor < 0 || h.o.SensorID < 0 || sensor == int64(h.o.SensorID) {
+	local := sensor < 0 || h.o.SensorID < 0 || sensor == int64(h.o.SensorID)
+	if h.o.Remote != nil && h.o.SensorID >= 0 && !userSees(u, h.o.SensorID) {
+		local = false // a multi-sensor site: the user's sensors only
+	}
+	if h.o.Calls != nil && local {
 		now := h.now()
 		for _, c := range h.o.Calls.Active() {
 			end := c.CallEnd
@@ -540,7 +544,18 @@ func (h *Handler) listActiveCalls(w http.ResponseWriter, r *http.Request, _ *Use
 			})
 		}
 	}
-	writeJSON(w, http.StatusOK, obj{{"success", true}, {"total", strconv.Itoa(len(out))}, {"results", out}})
+	if h.o.Remote == nil || (sensor >= 0 && h.o.SensorID >= 0 && sensor == int64(h.o.SensorID)) {
+		writeJSON(w, http.StatusOK, obj{{"success", true}, {"total", strconv.Itoa(len(out))}, {"results", out}})
+		return nil
+	}
+	if sensor >= 0 && !userSees(u, int(sensor)) {
+		return fmt.Errorf("%w: user %s may not see sensor %d", ErrForbidden, u.Name, sensor)
+	}
+	out, sensors, err := h.remoteActive(r.Context(), u, sensor, out)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, obj{{"success", true}, {"total", strconv.Itoa(len(out))}, {"results", out}, {"sensors", sensors}})
 	return nil
 }
 
@@ -568,8 +583,8 @@ func parseCallRef(s string) (uint64, error) {
 	return n, nil
 }
 
-func (h *Handler) handleActiveCall(w http.ResponseWriter, r *http.Request, _ *User, req *apiRequest) error {
-	if h.o.Calls == nil {
+func (h *Handler) handleActiveCall(w http.ResponseWriter, r *http.Request, u *User, req *apiRequest) error {
+	if h.o.Calls == nil && h.o.Remote == nil {
 		return fmt.Errorf("%w: no call table (the sniffer is not running)", ErrUnavailable)
 	}
 	p := req.Params[0]
@@ -597,8 +612,22 @@ func (h *Handler) handleActiveCall(w http.ResponseWriter, r *http.Request, _ *Us
 	if err != nil {
 		return err
 	}
+	remote := sensor >= 0 && (h.o.Calls == nil || h.o.SensorID >= 0 && sensor != int64(h.o.SensorID))
+	if remote && h.o.Remote != nil {
+		if !userSees(u, int(sensor)) {
+			return fmt.Errorf("%w: user %s may not handle calls of sensor %d", ErrForbidden, u.Name, sensor)
+		}
+		if err := h.o.Remote.Pause(r.Context(), int(sensor), ref, on); err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, obj{{"success", true}, {"command", cmd}, {"callRef", fmt.Sprintf("0x%x", ref)}})
+		return nil
+	}
 	if sensor >= 0 && h.o.SensorID >= 0 && sensor != int64(h.o.SensorID) {
 		return fmt.Errorf("%w: sensor %d is not this agent (id_sensor %d)", ErrNotFound, sensor, h.o.SensorID)
+	}
+	if h.o.Calls == nil {
+		return fmt.Errorf("%w: no call table here; give params.sensorId of the sensor that has the call", ErrBadRequest)
 	}
 	if err := h.o.Calls.Pause(ref, on); err != nil {
 		if h.o.CallNotFound != nil && errors.Is(err, h.o.CallNotFound) {

@@ -57,7 +57,10 @@ type Options struct {
 	CallNotFound error
 	Spool        Spool
 	SensorID     int // this agent's id_sensor (listActiveCalls); -1 = unset
-	Logger       *slog.Logger
+	// Remote reaches the other sensors of a multi-sensor site
+	// (agent/sensors); nil = this agent's calls only.
+	Remote Remote
+	Logger *slog.Logger
 
 	// Location is the time zone of dates in requests and responses
 	// (calldate is stored in UTC). nil = UTC.

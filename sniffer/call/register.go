@@ -19,6 +19,7 @@ type regState struct {
 	expiresAt   time.Time
 	failed      int // failed attempts since the last success
 	callID      string
+	started     time.Time // first REGISTER of the attempt (a challenged one included)
 }
 
 func (t *Table) handleRegister(m *sip.Message, meta Meta) {
@@ -33,6 +34,11 @@ func (t *Table) handleRegister(m *sip.Message, meta Meta) {
 		if st == nil {
 			st = &regState{}
 			t.regs[key] = st
+		}
+		if !st.challenged || st.callID != r.CallID {
+			// A new attempt; the retry with credentials after a 401/407
+			// belongs to the attempt it answers (VoIPmonitor's created_at).
+			st.started = meta.Time
 		}
 		st.callID = r.CallID
 		st.pending = r
@@ -61,7 +67,7 @@ func (t *Table) handleRegister(m *sip.Message, meta Meta) {
 		if r.Expires == 0 {
 			state = RegUnregister
 		}
-		r.Time = meta.Time
+		r.Time = st.started
 		r.FailedAttempts = st.failed
 		st.failed = 0
 		st.expiresAt = meta.Time.Add(time.Duration(r.Expires) * time.Second)
@@ -70,7 +76,7 @@ func (t *Table) handleRegister(m *sip.Message, meta Meta) {
 		st.challenged = true // the normal digest challenge, not a failure
 	default:
 		st.failed++
-		r.Time = meta.Time
+		r.Time = st.started
 		r.FailedAttempts = st.failed
 		t.report(st, RegFailed)
 	}

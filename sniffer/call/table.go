@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -321,8 +322,10 @@ func (t *Table) handleRequest(c *callState, m *sip.Message, meta Meta) {
 				d.WhoHanged = HangerCallee
 			}
 		}
+		reason(m, d)
 	case "CANCEL":
 		c.canceled = true
+		reason(m, d) // VoIPmonitor keeps the Reason of a CANCEL or BYE too
 	case "UPDATE":
 		t.learnSDP(c, m, c.partyOf(m, meta))
 	case "INFO":
@@ -433,10 +436,10 @@ func reason(m *sip.Message, d *CDR) {
 		proto, params := splitToken(v)
 		cause := atoi(sip.Param(params, "cause"))
 		text := unquote(sip.Param(params, "text"))
-		switch proto {
-		case "Q.850":
+		switch {
+		case strings.EqualFold(proto, "Q.850"):
 			d.ReasonQ850Cause, d.ReasonQ850Text = cause, text
-		case "SIP":
+		case strings.EqualFold(proto, "SIP"):
 			d.ReasonSIPCause, d.ReasonSIPText = cause, text
 		}
 		return true
@@ -457,11 +460,11 @@ func (t *Table) learnSDP(c *callState, m *sip.Message, party Party) {
 	hold := false
 	for i := 0; i < s.NMedia; i++ {
 		md := &s.Media[i]
+		if md.Conn.IsValid() && (md.Direction == sdp.SendOnly || md.Direction == sdp.Inactive || md.Conn.IsUnspecified()) {
+			hold = true // also for a rejected stream (port 0), as VoIPmonitor
+		}
 		if md.Port == 0 || !md.Conn.IsValid() {
 			continue
-		}
-		if md.Direction == sdp.SendOnly || md.Direction == sdp.Inactive || md.Conn.IsUnspecified() {
-			hold = true
 		}
 		if md.Conn.IsUnspecified() {
 			continue

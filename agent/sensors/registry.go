@@ -88,9 +88,9 @@ type Sensor struct {
 	Name      string
 	Host      string
 	Port      int
-	Zone      string // timezone_name
-	Version   string // agent_version ("" = not a pbx-agent)
-	KeyID     string // agent_key_id
+	Zone      string        // timezone_name
+	Version   string        // agent_version ("" = not a pbx-agent)
+	KeyID     string        // agent_key_id
 	Heartbeat time.Time     // local clock's idea of when the last heartbeat was
 	Age       time.Duration // heartbeat age by the database clock
 	State     State

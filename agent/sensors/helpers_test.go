@@ -1,0 +1,281 @@
+package sensors
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+
+	"pbx-agent/agent/manager"
+	"pbx-agent/sniffer/call"
+)
+
+const dsnEnv = "PBX_TEST_MYSQL_DSN"
+
+// testDSN returns the DSN of the test MariaDB (scripts/mariadb-up.sh) or skips.
+func testDSN(tb testing.TB) string {
+	tb.Helper()
+	dsn := os.Getenv(dsnEnv)
+	if dsn == "" {
+		tb.Skipf("%s not set: start a MariaDB with `eval \"$(scripts/mariadb-up.sh)\"` (make test does)", dsnEnv)
+	}
+	return dsn
+}
+
+// scratchDB creates an empty database, dropped when the test ends, and
+// returns its DSN.
+func scratchDB(tb testing.TB) string {
+	tb.Helper()
+	mc, err := mysql.ParseDSN(testDSN(tb))
+	if err != nil {
+		tb.Fatalf("bad %s: %v", dsnEnv, err)
+	}
+	var rb [4]byte
+	_, _ = rand.Read(rb[:])
+	name := "pbx_s_" + hex.EncodeToString(rb[:])
+	mc.DBName = ""
+	admin, err := sql.Open("mysql", mc.FormatDSN())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := admin.Exec("CREATE DATABASE `" + name + "`"); err != nil {
+		admin.Close()
+		tb.Fatalf("create scratch database: %v", err)
+	}
+	tb.Cleanup(func() {
+		_, _ = admin.Exec("DROP DATABASE IF EXISTS `" + name + "`")
+		admin.Close()
+	})
+	mc.DBName = name
+	mc.ParseTime = false
+	mc.Loc = time.UTC
+	mc.InterpolateParams = true
+	return mc.FormatDSN()
+}
+
+func openDB(tb testing.TB, dsn string) *sql.DB {
+	tb.Helper()
+	db, err := sql.Open("mysql", dsn)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { db.Close() })
+	return db
+}
+
+func testLogger() *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// fakeCalls is an in-memory call table for a manager.Server.
+type fakeCalls struct {
+	mu     sync.Mutex
+	calls  []call.CDR
+	paused map[uint64]bool
+}
+
+func (f *fakeCalls) Active() []call.CDR {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]call.CDR(nil), f.calls...)
+}
+
+func (f *fakeCalls) Lookup(ref uint64) (call.CDR, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, c := range f.calls {
+		if c.CallRef == ref {
+			return c, true
+		}
+	}
+	return call.CDR{}, false
+}
+
+func (f *fakeCalls) Registers() []call.Register { return nil }
+
+func (f *fakeCalls) Pause(ref uint64, on bool) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, c := range f.calls {
+		if c.CallRef == ref {
+			if f.paused == nil {
+				f.paused = map[uint64]bool{}
+			}
+			f.paused[ref] = on
+			return nil
+		}
+	}
+	return manager.ErrCallNotFound
+}
+
+func (f *fakeCalls) isPaused(ref uint64) (on, known bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	on, known = f.paused[ref]
+	return on, known
+}
+
+// genCalls makes n active calls of one sensor: refs 0x7f<sensor>0000+i.
+func genCalls(sensor, n int, now time.Time) []call.CDR {
+	out := make([]call.CDR, 0, n)
+	for i := range n {
+		start := now.Add(-time.Duration(60+i%600) * time.Second).Truncate(time.Second)
+		c := call.CDR{
+			CallID:       fmt.Sprintf("s%d-call-%d@test", sensor, i),
+			CallRef:      uint64(0x7f0000000000) + uint64(sensor)<<20 + uint64(i),
+			CallDate:     start,
+			Caller:       strconv.Itoa(1000 + i),
+			Called:       strconv.Itoa(5000 + i),
+			CallerName:   "Caller " + strconv.Itoa(i),
+			CallerDomain: "10.0." + strconv.Itoa(sensor) + ".1", CalledDomain: "pbx" + strconv.Itoa(sensor) + ".test",
+			CallerIP:  netip.AddrFrom4([4]byte{10, 0, byte(sensor), byte(1 + i%250)}),
+			CalledIP:  netip.AddrFrom4([4]byte{192, 0, 2, byte(sensor)}),
+			CallerUA:  "phone/1.0",
+			CalledUA:  "Asterisk 20",
+			Active:    true,
+			CallerPort: 5060, CalledPort: 5060,
+		}
+		if i%3 != 0 {
+			c.ConnectTime = start.Add(5 * time.Second)
+			c.LastSIPResponseNum = 200
+		} else {
+			c.LastSIPResponseNum = 180
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// fakeSensor is a real manager.Server on a loopback port.
+type fakeSensor struct {
+	id    int
+	srv   *manager.Server
+	calls *fakeCalls
+	addr  string
+	spool string
+	key   *manager.AESKey
+}
+
+func startSensor(tb testing.TB, id int, calls []call.CDR, key *manager.AESKey) *fakeSensor {
+	tb.Helper()
+	fs := &fakeSensor{id: id, calls: &fakeCalls{calls: calls}, spool: tb.TempDir(), key: key}
+	cfg := manager.Config{Addr: "127.0.0.1:0", Calls: fs.calls, SpoolDir: fs.spool, SensorID: id,
+		Location: time.UTC, MaxSnapshots: 16}
+	if key != nil {
+		cfg.Keys = manager.StaticKey(*key)
+	}
+	fs.srv = manager.New(cfg)
+	fs.srv.SetReady(true)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- fs.srv.ListenAndServe(ctx) }()
+	tb.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil && !errors.Is(err, manager.ErrServerClosed) {
+			tb.Errorf("sensor %d: %v", id, err)
+		}
+	})
+	for range 500 {
+		if a := fs.srv.Addr(); a != nil {
+			fs.addr = a.String()
+			return fs
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	tb.Fatalf("sensor %d did not bind", id)
+	return nil
+}
+
+// startHung accepts connections and never answers (until the test ends).
+func startHung(tb testing.TB) string {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	tb.Cleanup(func() {
+		ln.Close()
+		<-done
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+	})
+	return ln.Addr().String()
+}
+
+// register writes sensor id's row as that agent's Registry would.
+func register(tb testing.TB, db *sql.DB, id int, addr string, key *manager.AESKey) *Registry {
+	tb.Helper()
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	p, _ := strconv.Atoi(port)
+	self := Self{ID: id, Name: "sensor-" + strconv.Itoa(id), Host: host, Port: p, Version: "test"}
+	if key != nil {
+		self.KeyID = KeyID(*key)
+	}
+	r, err := New(Options{DB: db, Self: self, Logger: testLogger()})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := r.EnsureSchema(ctx); err != nil {
+		tb.Fatal(err)
+	}
+	if err := r.Register(ctx); err != nil {
+		tb.Fatal(err)
+	}
+	return r
+}
+
+func mustKey(tb testing.TB) manager.AESKey {
+	tb.Helper()
+	k, err := manager.GenerateAESKey(rand.Reader)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return k
+}
+
+// putSystemKey stores a manager key row in `system`.
+func putSystemKey(tb testing.TB, db *sql.DB, typ string, k manager.AESKey) {
+	tb.Helper()
+	kb, ib := k.Base64()
+	if _, err := db.Exec("INSERT INTO `system` (`type`,`cdate`,`cdatetime`,`content`) VALUES (?,CURDATE(),NOW(),?)",
+		typ, `{"key":"`+kb+`","iv":"`+ib+`"}`); err != nil {
+		tb.Fatal(err)
+	}
+}

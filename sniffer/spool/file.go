@@ -39,14 +39,13 @@ type buffers struct {
 	max    int64        // cap on queued bytes
 	queued atomic.Int64 // bytes handed to workers and not yet written
 	peak   atomic.Int64
+	freed  chan struct{} // signalled (without blocking) when workers wrote a buffer
 
-	mu    sync.Mutex
-	sizes [2]int      // the two recycled sizes: SIP buffers and the others
-	free  [2][][]byte // bounded free lists, one per size
+	mu        sync.Mutex
+	sizes     [2]int      // the two recycled sizes: SIP buffers and the others
+	free      [2][][]byte // free lists, one per size
+	freeBytes int64       // in the free lists: at most max - queued
 }
-
-// maxFree bounds each free list (buffers beyond it go to the GC).
-const maxFree = 256
 
 func (b *buffers) get(size int) []byte {
 	for i, s := range b.sizes {
@@ -57,6 +56,7 @@ func (b *buffers) get(size int) []byte {
 		if n := len(b.free[i]); n > 0 {
 			buf := b.free[i][n-1]
 			b.free[i] = b.free[i][:n-1]
+			b.freeBytes -= int64(cap(buf))
 			b.mu.Unlock()
 			return buf
 		}
@@ -66,14 +66,17 @@ func (b *buffers) get(size int) []byte {
 	return make([]byte, 0, size)
 }
 
+// put recycles buf; the free lists and the queue together hold at most
+// max bytes (beyond that buffers go to the GC).
 func (b *buffers) put(buf []byte) {
 	for i, s := range b.sizes {
 		if s != cap(buf) {
 			continue
 		}
 		b.mu.Lock()
-		if len(b.free[i]) < maxFree {
+		if n := int64(cap(buf)); b.freeBytes+n+b.queued.Load() <= b.max {
 			b.free[i] = append(b.free[i], buf[:0])
+			b.freeBytes += n
 		}
 		b.mu.Unlock()
 		return
@@ -89,5 +92,27 @@ func (b *buffers) enqueued(n int64) {
 	}
 }
 
-// room reports whether n more bytes may be queued.
-func (b *buffers) room(n int64) bool { return b.queued.Load()+n <= b.max }
+// room reports whether n more bytes may be queued: always when nothing
+// is (a buffer bigger than the cap still goes).
+func (b *buffers) room(n int64) bool {
+	q := b.queued.Load()
+	return q == 0 || q+n <= b.max
+}
+
+// written gives back n queued bytes and wakes a packet side waiting for
+// room.
+func (b *buffers) written(n int64) {
+	b.queued.Add(-n)
+	select {
+	case b.freed <- struct{}{}:
+	default:
+	}
+}
+
+// waitRoom blocks until n more bytes may be queued. Only with
+// Config.WaitForDisk: the queue is not empty, so a worker will free some.
+func (b *buffers) waitRoom(n int64) {
+	for !b.room(n) {
+		<-b.freed
+	}
+}

@@ -85,6 +85,11 @@ type Config struct {
 	// packets that need a fresh buffer are dropped (never blocked) and
 	// counted in Stats.Dropped*; data already queued is always written.
 	MaxQueued int64
+	// WaitForDisk makes the packet side wait for room instead of dropping
+	// when MaxQueued bytes are queued. Only for a capture file read as
+	// fast as possible, where waiting slows the reader and loses nothing;
+	// never for live capture (the kernel would drop instead).
+	WaitForDisk bool
 	// IOWorkers is the number of I/O goroutines (default 1). Each owns the
 	// files given to it (round robin) and MaxOpenFiles/IOWorkers of the
 	// descriptors.
@@ -217,6 +222,7 @@ func newSpool(cfg Config, paused func(ref uint64) bool, fsys fileSystem) (*Spool
 		closing: make(chan struct{}),
 	}
 	s.bufs.max = cfg.MaxQueued
+	s.bufs.freed = make(chan struct{}, 1)
 	s.bufs.sizes = [2]int{min(sipBufSize, cfg.BufferSize), cfg.BufferSize}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
@@ -281,7 +287,10 @@ func (s *Spool) handoff(f *file, fin bool) bool {
 		return true
 	}
 	if !fin && !s.bufs.room(int64(cap(b))) {
-		return false
+		if !s.cfg.WaitForDisk {
+			return false
+		}
+		s.bufs.waitRoom(int64(cap(b)))
 	}
 	if b != nil {
 		s.bufs.enqueued(int64(cap(b)))

@@ -126,7 +126,7 @@ func (w *worker) do(o *op) {
 		if len(o.buf) > 0 && f.err == nil {
 			w.write(f, o.buf)
 		}
-		w.bufs.queued.Add(-int64(cap(o.buf)))
+		w.bufs.written(int64(cap(o.buf)))
 		w.bufs.put(o.buf)
 	}
 	if o.fin {

@@ -20,6 +20,7 @@ type regState struct {
 	failed      int // failed attempts since the last success
 	callID      string
 	started     time.Time // first REGISTER of the attempt (a challenged one included)
+	lastReq     uint64    // order of the binding's last REGISTER (Table.regSeq)
 }
 
 func (t *Table) handleRegister(m *sip.Message, meta Meta) {
@@ -40,6 +41,8 @@ func (t *Table) handleRegister(m *sip.Message, meta Meta) {
 			// belongs to the attempt it answers (VoIPmonitor's created_at).
 			st.started = meta.Time
 		}
+		t.regSeq++
+		st.lastReq = t.regSeq
 		st.callID = r.CallID
 		st.pending = r
 		st.hasAuth = len(m.Header("Authorization")) > 0 || len(m.Header("Proxy-Authorization")) > 0
@@ -82,13 +85,17 @@ func (t *Table) handleRegister(m *sip.Message, meta Meta) {
 	}
 }
 
+// regByCallID finds the binding a REGISTER response answers: of the
+// bindings using that Call-ID (a phone may register several AORs over one
+// Call-ID), the one whose REGISTER was sent last.
 func (t *Table) regByCallID(callID []byte) *regState {
+	var found *regState
 	for _, st := range t.regs {
-		if st.callID == string(callID) {
-			return st
+		if st.callID == string(callID) && (found == nil || st.lastReq > found.lastReq) {
+			found = st
 		}
 	}
-	return nil
+	return found
 }
 
 // report emits a REGISTER summary when the binding's state changes.

@@ -96,6 +96,7 @@ type Table struct {
 	byRef   map[uint64]*callState
 	media   map[netip.AddrPort]mediaEntry
 	regs    map[string]*regState
+	regSeq  uint64 // counts REGISTER requests (regState.lastReq)
 	nextRef uint64
 	stats   Stats
 	seed    maphash.Seed

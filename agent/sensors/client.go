@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -63,6 +64,8 @@ type ClientOptions struct {
 type Counters struct {
 	Requests, Failures, Timeouts, Busy, Skipped uint64
 	InFlight                                    int64
+	// PeakPerSensor is the most connections ever open to one sensor at once.
+	PeakPerSensor int64
 }
 
 // Client talks to other sensors' manager APIs. The manager protocol is one
@@ -79,7 +82,7 @@ type Client struct {
 	coolTil map[int]time.Time
 
 	requests, failures, timeouts, busy, skipped atomic.Uint64
-	inFlight                                    atomic.Int64
+	inFlight, peak                              atomic.Int64
 }
 
 // NewClient builds a Client.
@@ -118,7 +121,7 @@ func NewClient(o ClientOptions) *Client {
 // Counters returns a snapshot of the client's counters.
 func (c *Client) Counters() Counters {
 	return Counters{Requests: c.requests.Load(), Failures: c.failures.Load(), Timeouts: c.timeouts.Load(),
-		Busy: c.busy.Load(), Skipped: c.skipped.Load(), InFlight: c.inFlight.Load()}
+		Busy: c.busy.Load(), Skipped: c.skipped.Load(), InFlight: c.inFlight.Load(), PeakPerSensor: c.peak.Load()}
 }
 
 // SelfID is the id_sensor of this agent (its calls are served locally).
@@ -146,7 +149,19 @@ func (c *Client) acquire(ctx context.Context, id int) (func(), error) {
 		c.busy.Add(1)
 		return nil, fmt.Errorf("%w (all sensors): %w", ErrBusy, ctx.Err())
 	}
+	if err := ctx.Err(); err != nil { // a slot freed as the deadline passed
+		<-c.all
+		<-sem
+		c.busy.Add(1)
+		return nil, fmt.Errorf("%w %d: %w", ErrBusy, id, err)
+	}
 	c.inFlight.Add(1)
+	for n := int64(len(sem)); ; {
+		p := c.peak.Load()
+		if n <= p || c.peak.CompareAndSwap(p, n) {
+			break
+		}
+	}
 	return func() {
 		c.inFlight.Add(-1)
 		<-c.all
@@ -293,8 +308,12 @@ func exchange(ctx context.Context, addr, cmd string, key *manager.AESKey, limit 
 // ctxErr prefers the context's error (deadline, cancel) over the I/O error
 // it caused.
 func ctxErr(ctx context.Context, err error) error {
-	if ctx.Err() != nil {
+	switch {
+	case ctx.Err() != nil:
 		return fmt.Errorf("%w (%v)", ctx.Err(), err)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		// The conn's deadline is the ctx's: it may fire a moment before ctx's own timer.
+		return fmt.Errorf("%w (%v)", context.DeadlineExceeded, err)
 	}
 	return err
 }

@@ -57,38 +57,36 @@ func (c *Client) ActiveCalls(ctx context.Context, only int) ([]Result, error) {
 		return nil, err
 	}
 	self := c.o.Dir.SelfID()
-	var out []Result
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	found := false
+	var targets []Sensor
 	for _, s := range all {
 		if (only >= 0 && s.ID != only) || (only < 0 && self >= 0 && s.ID == self) {
 			continue
 		}
-		found = true
-		if !s.State.Reachable() {
-			c.skipped.Add(1)
-			out = append(out, Result{Sensor: s, Err: fmt.Errorf("%w: %v, heartbeat %s ago", ErrOffline, s.State, s.Age)})
-			continue
-		}
-		if c.cooling(s.ID) {
-			c.skipped.Add(1)
-			out = append(out, Result{Sensor: s, Err: errCooling})
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r := c.listCalls(ctx, s)
-			mu.Lock()
-			out = append(out, r)
-			mu.Unlock()
-		}()
+		targets = append(targets, s)
 	}
-	wg.Wait()
-	if only >= 0 && !found {
+	if only >= 0 && len(targets) == 0 {
 		return nil, fmt.Errorf("%w: %d", ErrUnknownSensor, only)
 	}
+	// Each goroutine owns one element: no lock needed.
+	out := make([]Result, len(targets))
+	var wg sync.WaitGroup
+	for i, s := range targets {
+		switch {
+		case !s.State.Reachable():
+			c.skipped.Add(1)
+			out[i] = Result{Sensor: s, Err: fmt.Errorf("%w: %v, heartbeat %s ago", ErrOffline, s.State, s.Age)}
+		case c.cooling(s.ID):
+			c.skipped.Add(1)
+			out[i] = Result{Sensor: s, Err: errCooling}
+		default:
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				out[i] = c.listCalls(ctx, s)
+			}()
+		}
+	}
+	wg.Wait()
 	sort.Slice(out, func(i, j int) bool { return out[i].Sensor.ID < out[j].Sensor.ID })
 	return out, nil
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -143,11 +144,11 @@ func genCalls(sensor, n int, now time.Time) []call.CDR {
 			Called:       strconv.Itoa(5000 + i),
 			CallerName:   "Caller " + strconv.Itoa(i),
 			CallerDomain: "10.0." + strconv.Itoa(sensor) + ".1", CalledDomain: "pbx" + strconv.Itoa(sensor) + ".test",
-			CallerIP:  netip.AddrFrom4([4]byte{10, 0, byte(sensor), byte(1 + i%250)}),
-			CalledIP:  netip.AddrFrom4([4]byte{192, 0, 2, byte(sensor)}),
-			CallerUA:  "phone/1.0",
-			CalledUA:  "Asterisk 20",
-			Active:    true,
+			CallerIP:   netip.AddrFrom4([4]byte{10, 0, byte(sensor), byte(1 + i%250)}),
+			CalledIP:   netip.AddrFrom4([4]byte{192, 0, 2, byte(sensor)}),
+			CallerUA:   "phone/1.0",
+			CalledUA:   "Asterisk 20",
+			Active:     true,
 			CallerPort: 5060, CalledPort: 5060,
 		}
 		if i%3 != 0 {
@@ -201,38 +202,55 @@ func startSensor(tb testing.TB, id int, calls []call.CDR, key *manager.AESKey) *
 	return nil
 }
 
-// startHung accepts connections and never answers (until the test ends).
-func startHung(tb testing.TB) string {
+// startHung accepts connections, reads requests and never answers (until
+// the test ends); maxOpen is the most connections it held open at once.
+func startHung(tb testing.TB) (addr string, maxOpen func() int) {
 	tb.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
 	}
 	var mu sync.Mutex
-	var conns []net.Conn
-	done := make(chan struct{})
+	conns := map[net.Conn]bool{}
+	peak := 0
+	var wg sync.WaitGroup
+	wg.Add(1)
 	go func() {
-		defer close(done)
+		defer wg.Done()
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
 			mu.Lock()
-			conns = append(conns, c)
+			conns[c] = true
+			peak = max(peak, len(conns))
 			mu.Unlock()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, _ = io.Copy(io.Discard, c) // until the client gives up
+				mu.Lock()
+				delete(conns, c)
+				mu.Unlock()
+				c.Close()
+			}()
 		}
 	}()
 	tb.Cleanup(func() {
 		ln.Close()
-		<-done
 		mu.Lock()
-		for _, c := range conns {
+		for c := range conns {
 			c.Close()
 		}
 		mu.Unlock()
+		wg.Wait()
 	})
-	return ln.Addr().String()
+	return ln.Addr().String(), func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return peak
+	}
 }
 
 // register writes sensor id's row as that agent's Registry would.

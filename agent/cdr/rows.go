@@ -243,7 +243,7 @@ func cdrRow(c *call.CDR, ids *lookups, o rowOptions) row {
 	if !c.ConnectTime.IsZero() {
 		connect = dec3(c.CallEnd.Sub(c.ConnectTime))
 	}
-	var progress any = "0.000"
+	var progress any // NULL without an 18x or 2xx (voipmonitor-ref)
 	if !c.ProgressTime.IsZero() {
 		progress = dec3Clamp(c.ProgressTime.Sub(c.CallDate))
 	}

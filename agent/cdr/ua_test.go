@@ -133,14 +133,14 @@ func TestSIPRespRows(t *testing.T) {
 		want []string
 	}{
 		{"texts as sent", func(c *call.CDR) {
-			c.SIPResponses = []call.Response{{180, "Ringing"}, {200, "Answering"}, {200, "OK"}}
+			c.SIPResponses = []call.Response{{Code: 180, Reason: "Ringing"}, {Code: 200, Reason: "Answering"}, {Code: 200, Reason: "OK"}}
 		}, []string{"180 Ringing", "200 Answering", "200 OK"}},
 		{"older record with codes only", func(c *call.CDR) {
 			c.SIPResponses = nil
 			c.Responses = []int{100, 180, 200}
 			c.LastSIPResponse = "200 Answering"
 		}, []string{"100 Trying", "180 Ringing", "200 Answering"}},
-		{"unknown code without text", func(c *call.CDR) { c.SIPResponses = []call.Response{{299, ""}} }, []string{"299"}},
+		{"unknown code without text", func(c *call.CDR) { c.SIPResponses = []call.Response{{Code: 299}} }, []string{"299"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := sampleCDR(0)

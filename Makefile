@@ -5,7 +5,7 @@ BIN := pbx-agent
 TMP := $(CURDIR)/.tmp
 export GOFLAGS ?= -buildvcs=false
 
-.PHONY: all build run test deps vet bench fuzz clean
+.PHONY: all build run test deps vet bench fuzz parity clean
 
 all: build
 
@@ -31,6 +31,11 @@ bench:
 # Long fuzzing, outside `make test`: FUZZTIME per target (default 10m).
 fuzz:
 	bash scripts/fuzz.sh
+
+# Compares the agent's MySQL rows with what the real VoIPmonitor wrote for the
+# shared captures (needs ../shared/fixtures); writes testdata/parity/REPORT.md.
+parity:
+	bash scripts/parity.sh
 
 clean:
 	rm -rf $(BIN) $(TMP)

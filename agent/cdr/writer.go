@@ -80,6 +80,7 @@ func NewWriter(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Writer
 		FlushInterval: cfg.CDRFlushInterval,
 		QueueMaxBytes: cfg.CDRQueueMaxBytes,
 		Partition:     cfg.CDRPartition,
+		RawUA:         !cfg.CDRUANormalisation,
 	}
 	for _, f := range opts {
 		f(&o)

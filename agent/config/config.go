@@ -58,11 +58,12 @@ type Config struct {
 	CDRPartition  bool // cdr_partition: daily partitions of cdr* tables
 
 	// CDR writer (agent's own).
-	CDRQueueDir      string        // cdr_queue_dir: on-disk overflow queue (default spooldir/cdrqueue)
-	CDRQueueSize     int           // cdr_queue_size: in-memory queue length (CDRs)
-	CDRBatchSize     int           // cdr_batch_size: CDRs per INSERT transaction
-	CDRFlushInterval time.Duration // cdr_flush_interval: max wait before a partial batch is written
-	CDRQueueMaxBytes int64         // cdr_queue_max_mb: cap of the on-disk queue, 0 = no cap
+	CDRQueueDir        string        // cdr_queue_dir: on-disk overflow queue (default spooldir/cdrqueue)
+	CDRQueueSize       int           // cdr_queue_size: in-memory queue length (CDRs)
+	CDRBatchSize       int           // cdr_batch_size: CDRs per INSERT transaction
+	CDRFlushInterval   time.Duration // cdr_flush_interval: max wait before a partial batch is written
+	CDRQueueMaxBytes   int64         // cdr_queue_max_mb: cap of the on-disk queue, 0 = no cap
+	CDRUANormalisation bool          // cdr_ua_normalisation: store User-Agents without version numbers
 
 	// Manager API (voipmonitor.conf names).
 	ManagerIP                string
@@ -116,6 +117,7 @@ func Default() *Config {
 		CDRQueueSize:        10000,
 		CDRBatchSize:        200,
 		CDRFlushInterval:    time.Second,
+		CDRUANormalisation:  true,
 		ManagerIP:           "127.0.0.1",
 		ManagerPort:         5029,
 		HTTPBind:            "127.0.0.1:8080",

@@ -132,6 +132,7 @@ var options = map[string]option{
 		c.ManagerAESIV = v
 		return nil
 	}, hint: "base64 of 16 bytes; `pbx-agent gen-aes-key` prints one"},
+	"cdr_ua_normalisation":       {set: boolean(func(c *Config) *bool { return &c.CDRUANormalisation }), hint: "yes (default: version numbers dropped from User-Agents, as VoIPmonitor) or no"},
 	"manager_enable_unencrypted": {set: boolean(func(c *Config) *bool { return &c.ManagerEnableUnencrypted }), hint: "yes or no"},
 
 	"http_bind":        {set: hostPort(func(c *Config) *string { return &c.HTTPBind }), hint: "host:port such as 127.0.0.1:8080; empty disables HTTP"},
@@ -170,7 +171,7 @@ var options = map[string]option{
 var ignoredKeys = map[string]struct{}{
 	"promisc": {}, "filter": {}, "savertcp": {}, "savegraph": {}, "tar": {},
 	"saveaudio_stereo": {}, "time_precision_in_ms": {}, "cdr_sipport": {}, "cdr_rtpport": {},
-	"cdr_ua_enable": {}, "cdr_ua_normalisation": {}, "cdr_sip_response_normalisation": {},
+	"cdr_ua_enable": {}, "cdr_sip_response_normalisation": {},
 	"cdr_reason_normalisation": {}, "rtp_check_both_sides_by_sdp": {}, "sip-message": {},
 	"sip-options": {}, "sip-subscribe": {}, "sip-notify": {}, "dscp": {}, "ipv6": {},
 	"maxpoolsize": {}, "maxpooldays": {}, "maxpoolsipsize": {}, "maxpoolrtpsize": {},

@@ -8,6 +8,10 @@ import (
 	"pbx-agent/sniffer/sip"
 )
 
+// registerExpiryGrace is how long past its expiry a binding waits for a
+// late refresh before it is reported Expired.
+const registerExpiryGrace = 30 * time.Second
+
 // regState follows one registration binding (AOR + contact): the pending
 // REGISTER transaction and the last state reported.
 type regState struct {
@@ -229,7 +233,9 @@ func digestParam(h []byte, name string) string {
 // expireRegisters reports bindings whose granted time ran out without refresh.
 func (t *Table) expireRegisters() {
 	for key, st := range t.regs {
-		if st.lastState == RegOK && !st.expiresAt.IsZero() && t.now.After(st.expiresAt) {
+		// A refresh may come a little after the granted time (clock skew,
+		// retransmission): only a binding left alone past the grace expires.
+		if st.lastState == RegOK && !st.expiresAt.IsZero() && t.now.Sub(st.expiresAt) > registerExpiryGrace {
 			st.pending.Time = st.expiresAt
 			t.report(st, RegExpired)
 			delete(t.regs, key)

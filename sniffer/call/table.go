@@ -243,6 +243,7 @@ func (t *Table) newCall(m *sip.Message, meta Meta) *callState {
 	if disp, uri, _, err := sip.ParseNameAddr(m.From); err == nil {
 		d.CallerName = unquote(disp)
 		d.Caller, d.CallerDomain = userHost(uri)
+
 	}
 	if _, uri, _, err := sip.ParseNameAddr(m.To); err == nil {
 		d.Called, d.CalledDomain = userHost(uri)

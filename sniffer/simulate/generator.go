@@ -123,8 +123,8 @@ func New(o Options) (*Generator, error) {
 	}
 	g.pbx = newHost(pbx, [6]byte{0x02, 0x00, 0x00, 0x00, 0x00, 0x01})
 	for a := range 2 {
-		g.tones[a][0] = toneFrame(400, a == 1)
-		g.tones[a][1] = toneFrame(1000, a == 1)
+		g.tones[a][0] = toneFrame(o.Tones[0], a == 1)
+		g.tones[a][1] = toneFrame(o.Tones[1], a == 1)
 	}
 	if o.Calls > 0 {
 		g.q.push(event{at: 0, kind: evSpawn})

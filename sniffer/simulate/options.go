@@ -49,6 +49,10 @@ type Options struct {
 	BurstRate float64       // percent of RTP packets that start a loss burst
 	BurstLen  int           // RTP packets lost per burst; 0 = 5
 	Jitter    time.Duration // each RTP packet arrives 0..Jitter late (uniform, 1 µs steps)
+	// Tones are the frequencies (Hz) the caller and the callee send: a
+	// multiple of 50 below 4000 each (whole periods per 20 ms frame); 0 =
+	// 400 (caller) and 1000 (callee).
+	Tones [2]float64
 
 	Seed int64
 	// Start is the time of the first packet; zero = 2024-01-01 00:00:00 UTC.
@@ -105,6 +109,14 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.Transport == "" {
 		o.Transport = TransportUDP
+	}
+	for i, def := range [2]float64{400, 1000} {
+		if o.Tones[i] == 0 {
+			o.Tones[i] = def
+		}
+		if hz := o.Tones[i]; hz < 0 || hz >= 4000 || hz != float64(int(hz/50))*50 {
+			return o, fmt.Errorf("%w: tone %v Hz (want a multiple of 50 below 4000)", ErrOption, hz)
+		}
 	}
 	pct := func(name string, v float64) error {
 		if v < 0 || v > 100 || v != v {

@@ -1,0 +1,174 @@
+// pbx-agent ChunkPlayer: the playback side. One file serves two hosts:
+// loaded with audioWorklet.addModule it registers the "chunk-player"
+// AudioWorkletProcessor; loaded with a <script> tag (no AudioWorklet, e.g.
+// plain http to a non-local host) it only defines ChunkJitter for the
+// ScriptProcessor fallback.
+//
+// ChunkJitter is an adaptive jitter buffer for 8 kHz frames: a ring per
+// channel, read with linear interpolation at the output rate. The target
+// depth follows the arrival jitter (a decaying peak of how far frames come
+// from their 20 ms rhythm), at least 40 ms and at most 120 ms; an underrun
+// raises it, calm lowers it. Playback drifts 2 % faster or slower to stay
+// near the target (no skips). An underrun fades to silence over 5 ms and
+// playback resumes with a fade-in once the target is buffered again: no
+// clicks.
+"use strict";
+
+class ChunkJitter {
+  constructor(outRate, inRate) {
+    this.inRate = inRate || 8000;
+    this.outRate = outRate;
+    this.step = this.inRate / outRate;
+    this.size = this.inRate * 4; // 4 s ring per channel
+    this.l = new Float32Array(this.size);
+    this.r = new Float32Array(this.size);
+    this.w = 0; // samples written (absolute)
+    this.pos = 0; // read position (absolute, fractional)
+    this.playing = false;
+    this.gain = 0; // fade envelope 0..1
+    this.fade = 1 / (0.005 * outRate); // 5 ms
+    this.minMs = 40;
+    this.maxMs = 120;
+    this.peak = 0; // decaying jitter peak, ms
+    this.decay = Math.pow(0.5, 1 / (4 * outRate)); // half-life 4 s, per output sample
+    this.lastArrival = -1;
+    this.lastSeq = -1;
+    this.underruns = 0;
+    this.lateDrops = 0;
+    this.played = 0; // input samples consumed while playing
+    this.sumL = 0; this.sumR = 0; this.nSum = 0;
+    this.lastL = 0; this.lastR = 0;
+  }
+
+  targetMs() {
+    return Math.min(this.maxMs, Math.max(this.minMs, 20 + 2 * this.peak));
+  }
+
+  depthMs() {
+    return Math.max(0, this.w - this.pos) * 1000 / this.inRate;
+  }
+
+  // push adds one frame (Float32Array per channel) that arrived at t ms
+  // (performance.now() of the page).
+  push(l, r, t, seq) {
+    if (this.lastArrival >= 0) {
+      const dev = Math.abs(t - this.lastArrival - 20 * (seq > this.lastSeq && this.lastSeq >= 0 ? Math.min(seq - this.lastSeq, 5) : 1));
+      if (dev > this.peak) this.peak = Math.min(dev, 200);
+    }
+    this.lastArrival = t;
+    this.lastSeq = seq;
+    const n = l.length;
+    if (this.w - this.pos + n > this.size - 8) {
+      // Far too much buffered (a stalled output): drop the oldest.
+      this.pos = this.w + n - this.size / 2;
+      this.lateDrops++;
+    }
+    for (let i = 0; i < n; i++) {
+      const k = (this.w + i) % this.size;
+      this.l[k] = l[i];
+      this.r[k] = r[i];
+    }
+    this.w += n;
+  }
+
+  // render fills one block of output (outL, outR: Float32Array), returns
+  // the samples rendered. cap, when set, receives a copy.
+  render(outL, outR) {
+    const n = outL.length;
+    const target = this.targetMs();
+    for (let i = 0; i < n; i++) {
+      this.peak *= this.decay;
+      const avail = this.w - this.pos;
+      if (!this.playing) {
+        if (avail * 1000 / this.inRate >= target) {
+          this.playing = true;
+        }
+      } else if (avail < 2) {
+        this.playing = false;
+        this.underruns++;
+        this.peak = Math.min(this.peak + 10, 200); // grow the target after an underrun
+      }
+      let sl = this.lastL, sr = this.lastR;
+      if (this.playing) {
+        this.gain = Math.min(1, this.gain + this.fade);
+        const p = Math.floor(this.pos);
+        const fr = this.pos - p;
+        const a = p % this.size, b = (p + 1) % this.size;
+        sl = this.l[a] + (this.l[b] - this.l[a]) * fr;
+        sr = this.r[a] + (this.r[b] - this.r[a]) * fr;
+        this.lastL = sl; this.lastR = sr;
+        const depth = avail * 1000 / this.inRate;
+        let adj = 1;
+        if (depth > target + 20) adj = 1.02;
+        else if (depth < target - 20 && depth > 0) adj = 0.98;
+        const s = this.step * adj;
+        this.pos += s;
+        this.played += s;
+      } else {
+        this.gain = Math.max(0, this.gain - this.fade);
+      }
+      const ol = sl * this.gain, or = sr * this.gain;
+      outL[i] = ol;
+      if (outR) outR[i] = or;
+      this.sumL += ol * ol; this.sumR += or * or; this.nSum++;
+    }
+    return n;
+  }
+
+  // levels returns the RMS of each channel since the previous call.
+  levels() {
+    const n = Math.max(1, this.nSum);
+    const out = [Math.sqrt(this.sumL / n), Math.sqrt(this.sumR / n)];
+    this.sumL = 0; this.sumR = 0; this.nSum = 0;
+    return out;
+  }
+
+  stats() {
+    return {
+      depthMs: this.depthMs(), targetMs: this.targetMs(), underruns: this.underruns,
+      playing: this.playing, played: Math.floor(this.played), levels: this.levels(),
+    };
+  }
+}
+
+if (typeof registerProcessor === "function") {
+  class ChunkPlayerProcessor extends AudioWorkletProcessor {
+    constructor(options) {
+      super();
+      const o = (options && options.processorOptions) || {};
+      this.jb = new ChunkJitter(sampleRate, o.inRate || 8000);
+      this.capLeft = Math.floor((o.captureSeconds || 0) * sampleRate);
+      this.cap = null;
+      this.capN = 0;
+      this.nextStat = 0;
+      this.port.onmessage = (e) => {
+        const m = e.data;
+        if (m.type === "frame") this.jb.push(m.l, m.r, m.t, m.seq);
+      };
+    }
+
+    process(inputs, outputs) {
+      const out = outputs[0];
+      const l = out[0], r = out.length > 1 ? out[1] : null;
+      this.jb.render(l, r);
+      if (this.capLeft > 0) {
+        if (!this.cap) this.cap = [new Float32Array(4096), new Float32Array(4096)];
+        const k = Math.min(l.length, this.capLeft, 4096 - this.capN);
+        this.cap[0].set(l.subarray(0, k), this.capN);
+        this.cap[1].set((r || l).subarray(0, k), this.capN);
+        this.capN += k;
+        this.capLeft -= k;
+        if (this.capN === 4096 || this.capLeft === 0) {
+          this.port.postMessage({ type: "capture", l: this.cap[0].slice(0, this.capN), r: this.cap[1].slice(0, this.capN) });
+          this.capN = 0;
+        }
+      }
+      if (currentTime >= this.nextStat) {
+        this.nextStat = currentTime + 0.1;
+        this.port.postMessage({ type: "stats", stats: this.jb.stats(), time: currentTime });
+      }
+      return true;
+    }
+  }
+  registerProcessor("chunk-player", ChunkPlayerProcessor);
+}

@@ -1,0 +1,294 @@
+package player
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"pbx-agent/agent/manager"
+	"pbx-agent/sniffer/audio"
+	"pbx-agent/webui"
+)
+
+// FrameSource gives the decoded frames of this sensor's calls
+// (spool.Spool.Subscribe; the same as manager.FrameSource).
+type FrameSource interface {
+	Subscribe(ref uint64, depth int) (*audio.Subscription, error)
+}
+
+// End reasons sent in {"type":"end","reason":…}.
+const (
+	ReasonCallEnded  = "call ended"
+	ReasonRightsLost = "rights lost"
+	ReasonShutdown   = "server shutdown"
+	ReasonNotFound   = "call not found"
+	ReasonSlow       = "listener too slow (write timed out)"
+)
+
+// status is a text message to the page.
+type status struct {
+	Type     string `json:"type"` // start, stats, end, error
+	Reason   string `json:"reason,omitempty"`
+	CallRef  string `json:"callref,omitempty"`
+	SensorID *int   `json:"sensor_id,omitempty"`
+	Layout   string `json:"layout,omitempty"`
+	Rate     int    `json:"rate,omitempty"`
+	FrameMS  int    `json:"frame_ms,omitempty"`
+	Codec    string `json:"codec,omitempty"`
+	Caller   string `json:"caller,omitempty"`
+	Called   string `json:"called,omitempty"`
+	Remote   bool   `json:"remote,omitempty"`
+	Sent     uint64 `json:"sent,omitempty"`
+	Dropped  uint64 `json:"dropped"`
+	Paused   bool   `json:"paused,omitempty"`
+}
+
+func appendJSONObject(dst []byte, kv ...any) []byte {
+	m := map[string]any{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[kv[i].(string)] = kv[i+1]
+	}
+	b, _ := json.Marshal(m)
+	return append(dst, b...)
+}
+
+// listenRequest is what /ws/listen was asked.
+type listenRequest struct {
+	ref    uint64
+	sensor int
+	layout byte
+	remote *Remote
+}
+
+func (h *Handler) parseListen(r *http.Request) (listenRequest, error) {
+	q := r.URL.Query()
+	var lr listenRequest
+	var err error
+	if lr.ref, err = parseRef(q.Get("callref")); err != nil {
+		return lr, err
+	}
+	s := q.Get("sensor_id")
+	if s == "" {
+		s = q.Get("sensor")
+	}
+	if lr.sensor, err = h.sensorOf(s); err != nil {
+		return lr, err
+	}
+	switch strings.ToLower(q.Get("layout")) {
+	case "", "stereo":
+		lr.layout = LayoutStereo
+	case "mono":
+		lr.layout = LayoutMono
+	default:
+		return lr, fmt.Errorf("%w: layout %q (stereo or mono)", ErrBadRequest, q.Get("layout"))
+	}
+	if lr.sensor != h.o.SensorID {
+		rm, ok := h.o.Remotes[lr.sensor]
+		if !ok {
+			return lr, fmt.Errorf("%w: %d (this agent is %d)", ErrUnknownSensor, lr.sensor, h.o.SensorID)
+		}
+		lr.remote = &rm
+	}
+	return lr, nil
+}
+
+// hijackable unwraps middleware writers (webui.LogRequests) down to the
+// one that can hand over the connection.
+func hijackable(w http.ResponseWriter) http.ResponseWriter {
+	for {
+		if _, ok := w.(http.Hijacker); ok {
+			return w
+		}
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return w
+		}
+		w = u.Unwrap()
+	}
+}
+
+// listen is GET /ws/listen?callref=0x…&sensor_id=N[&layout=mono].
+func (h *Handler) listen(w http.ResponseWriter, r *http.Request) {
+	u, ok := h.authorize(w, r, webui.CanListenActiveCall)
+	if !ok {
+		h.refusals.Add(1)
+		return
+	}
+	lr, err := h.parseListen(r)
+	if err != nil {
+		h.refusals.Add(1)
+		status := http.StatusBadRequest
+		if errors.Is(err, ErrUnknownSensor) {
+			status = http.StatusNotFound
+		}
+		httpError(w, status, strings.TrimPrefix(err.Error(), "player: "))
+		return
+	}
+	if !userSees(u, lr.sensor) {
+		h.refusals.Add(1)
+		httpError(w, http.StatusForbidden, fmt.Sprintf("user %s may not see sensor %d", u.Name, lr.sensor))
+		return
+	}
+	if !websocket.IsWebSocketUpgrade(r) {
+		h.refusals.Add(1)
+		httpError(w, http.StatusBadRequest, "websocket upgrade required")
+		return
+	}
+	conn, err := h.up.Upgrade(hijackable(w), r, nil)
+	if err != nil {
+		return // the upgrader answered (403 for a foreign origin)
+	}
+	h.wg.Add(1)
+	defer h.wg.Done()
+	h.listeners.Add(1)
+	h.seen.Add(1)
+	defer h.listeners.Add(-1)
+	h.serveListener(r, conn, lr)
+}
+
+// subscribe opens the listener's feed: local decode or remote stream.
+func (h *Handler) subscribe(ctx context.Context, lr listenRequest) (feed, error) {
+	if lr.remote != nil {
+		return h.remotes.subscribe(ctx, lr.sensor, lr.ref, *lr.remote, h.o.QueueDepth)
+	}
+	if h.o.Audio == nil {
+		return nil, ErrNoAudio
+	}
+	return h.o.Audio.Subscribe(lr.ref, h.o.QueueDepth)
+}
+
+// serveListener is the listener's writer: frames from its queue, status
+// messages, the rights re-check; a reader goroutine notices the close.
+func (h *Handler) serveListener(r *http.Request, conn *websocket.Conn, lr listenRequest) {
+	ctx, cancel := context.WithCancel(h.ctx)
+	defer cancel()
+	readerDone := make(chan struct{})
+	go func() {
+		defer close(readerDone)
+		defer cancel()
+		conn.SetReadLimit(4096)
+		for {
+			if _, _, err := conn.ReadMessage(); err != nil {
+				return
+			}
+		}
+	}()
+	defer func() {
+		conn.Close() // ends the reader
+		<-readerDone
+	}()
+
+	writeText := func(st status) error {
+		b, _ := json.Marshal(st)
+		_ = conn.SetWriteDeadline(time.Now().Add(h.o.WriteTimeout))
+		return conn.WriteMessage(websocket.TextMessage, b)
+	}
+	closeWith := func(reason string, code int) {
+		_ = writeText(status{Type: "end", Reason: reason})
+		msg := websocket.FormatCloseMessage(code, reason)
+		_ = conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
+	}
+	refHex := fmt.Sprintf("0x%x", lr.ref)
+
+	f, err := h.subscribe(ctx, lr)
+	if err != nil {
+		reason := ReasonNotFound
+		switch {
+		case errors.Is(err, ErrNoAudio):
+			reason = "live audio is disabled"
+		case errors.Is(err, ErrClosed), ctx.Err() != nil:
+			reason = ReasonShutdown
+		case lr.remote != nil && !errors.Is(err, manager.ErrCallNotFound):
+			reason = "remote sensor unreachable"
+			h.log.Warn("remote sensor listen failed", "sensor", lr.sensor, "callref", refHex, "err", err)
+		}
+		_ = writeText(status{Type: "error", Reason: reason, CallRef: refHex})
+		closeWith(reason, websocket.CloseNormalClosure)
+		return
+	}
+	defer f.Close()
+
+	start := status{Type: "start", CallRef: refHex, SensorID: &lr.sensor, Layout: "stereo",
+		Rate: audio.SampleRate, FrameMS: int(audio.FrameDuration / time.Millisecond), Remote: lr.remote != nil}
+	if lr.layout == LayoutMono {
+		start.Layout = "mono"
+	}
+	if lr.remote == nil && h.o.Calls != nil {
+		if c, ok := h.o.Calls.Lookup(lr.ref); ok {
+			start.Caller, start.Called = c.Caller, c.Called
+			start.Codec, _ = codecs(&c)
+		}
+	}
+	if err := writeText(start); err != nil {
+		return
+	}
+
+	statsT := time.NewTicker(h.o.StatsEvery)
+	defer statsT.Stop()
+	recheck := time.NewTicker(h.o.RecheckEvery)
+	defer recheck.Stop()
+	buf := make([]byte, 0, FrameHeaderSize+audio.FrameSamples*4)
+	var sent, lastDropped uint64
+	defer func() { h.dropped.Add(f.Dropped() - lastDropped) }()
+	for {
+		select {
+		case <-ctx.Done():
+			if h.ctx.Err() != nil {
+				closeWith(ReasonShutdown, websocket.CloseGoingAway)
+			}
+			return // else the browser went away
+		case fr, ok := <-f.Frames():
+			if !ok {
+				reason := ReasonCallEnded
+				if e, ok := f.(ender); ok && e.EndReason() != "" {
+					reason = e.EndReason()
+				}
+				closeWith(reason, websocket.CloseNormalClosure)
+				return
+			}
+			var flags byte
+			if d := f.Dropped(); d != lastDropped {
+				flags |= FlagDropped
+				h.dropped.Add(d - lastDropped)
+				lastDropped = d
+			}
+			buf = AppendFrame(buf[:0], fr, lr.layout, flags)
+			_ = conn.SetWriteDeadline(time.Now().Add(h.o.WriteTimeout))
+			if err := conn.WriteMessage(websocket.BinaryMessage, buf); err != nil {
+				if isTimeout(err) {
+					h.log.Info("listener too slow, closed", "callref", refHex, "remote", r.RemoteAddr)
+				}
+				return
+			}
+			sent++
+			h.frames.Add(1)
+		case <-statsT.C:
+			st := status{Type: "stats", Sent: sent, Dropped: f.Dropped()}
+			if lr.remote == nil && h.o.Calls != nil {
+				if c, ok := h.o.Calls.Lookup(lr.ref); ok {
+					st.Paused = isPaused(&c)
+				}
+			}
+			if err := writeText(st); err != nil {
+				return
+			}
+		case <-recheck.C:
+			u, err := h.o.Auth.Authenticate(r)
+			if err != nil || !u.Rights.Has(webui.CanListenActiveCall) || !userSees(u, lr.sensor) {
+				closeWith(ReasonRightsLost, websocket.ClosePolicyViolation)
+				return
+			}
+		}
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne interface{ Timeout() bool }
+	return errors.As(err, &ne) && ne.Timeout()
+}

@@ -1,0 +1,339 @@
+// Package player serves live listening in the browser: VoIPmonitor's
+// ChunkPlayer page at /api/chunkplayer/index.html (callref + sensor id +
+// play, seed 002), a live calls dashboard at /, the active calls as JSON
+// for it, and the websocket /ws/listen that pushes one call's decoded audio
+// as 20 ms binary frames (header layout in frame.go) with JSON status text
+// messages.
+//
+// Every listener has one writer goroutine fed by a small bounded queue
+// (an audio.Subscription: the call's single decode is shared by all its
+// listeners); a slow browser loses its oldest frames, counted, and never
+// holds up the packet path or other listeners. Calls of another sensor are
+// heard through that agent's manager API (listen_stream, AES when a key is
+// set): one connection per remote call, shared by its listeners.
+//
+// The pages are plain HTML/JS/CSS embedded with go:embed; playback runs in
+// an AudioWorklet (ScriptProcessor where AudioWorklet is missing, e.g. on
+// plain http to a non-local host) with an adaptive jitter buffer.
+package player
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"pbx-agent/sniffer/call"
+	"pbx-agent/webui"
+)
+
+//go:embed assets
+var assetFS embed.FS
+
+// Authenticator says who a request is (webui.Handler: session cookie from
+// bypass_login, or user/password parameters; anyone when api_disable_auth).
+type Authenticator interface {
+	Authenticate(r *http.Request) (*webui.User, error)
+}
+
+// Calls gives the active calls (sniffer.Sniffer: ActiveCalls, Lookup).
+type Calls interface {
+	ActiveCalls() []call.CDR
+	Lookup(ref uint64) (call.CDR, bool)
+}
+
+// Options configure a Handler. Auth is required.
+type Options struct {
+	Auth Authenticator
+	// Audio gives the decoded frames of this sensor's calls (spool.Spool).
+	// nil = local live listening off.
+	Audio FrameSource
+	// Calls feeds the dashboard and the paused/codec status; nil = none.
+	Calls Calls
+	// SensorID is this agent's id_sensor; a listen request without
+	// sensor_id, or with this one, is served locally.
+	SensorID int
+	// Remotes are other sensors by id_sensor, heard through their manager
+	// API's listen_stream.
+	Remotes map[int]Remote
+	// Channels gives the Asterisk channel names of a call once AMI is
+	// correlated (dashboard); nil = none shown.
+	Channels func(c *call.CDR) []string
+	// AllowedOrigins are extra websocket origins ("https://gui.example.com")
+	// besides the page's own host.
+	AllowedOrigins []string
+
+	QueueDepth   int           // frames queued per listener (default 10 = 200 ms)
+	WriteTimeout time.Duration // per websocket write (default 5 s)
+	StatsEvery   time.Duration // status message to the page (default 1 s)
+	RecheckEvery time.Duration // the listener's rights are checked again (default 5 s)
+	DialTimeout  time.Duration // remote sensor's manager API (default 5 s)
+	Logger       *slog.Logger
+}
+
+// Stats are the handler's figures (for /metrics).
+type Stats struct {
+	Listeners     int64  // websockets open now
+	ListenersSeen uint64 // websockets accepted so far
+	Frames        uint64 // audio messages sent
+	Dropped       uint64 // frames lost by slow listeners (queue full)
+	Refused       uint64 // upgrades refused (auth, rights, origin, bad request)
+	RemoteStreams int64  // listen_stream connections open to other sensors
+	RemoteTotal   uint64
+}
+
+// Handler serves the player, the dashboard and the websocket. Build it with
+// New; Close it at shutdown (hijacked websockets are not tracked by
+// http.Server.Shutdown).
+type Handler struct {
+	o       Options
+	log     *slog.Logger
+	mux     *http.ServeMux
+	up      websocket.Upgrader
+	remotes *remoteHub
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+
+	listeners                       atomic.Int64
+	seen, frames, dropped, refusals atomic.Uint64
+}
+
+// New builds a Handler.
+func New(o Options) *Handler {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.QueueDepth <= 0 {
+		o.QueueDepth = 10
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = 5 * time.Second
+	}
+	if o.StatsEvery <= 0 {
+		o.StatsEvery = time.Second
+	}
+	if o.RecheckEvery <= 0 {
+		o.RecheckEvery = 5 * time.Second
+	}
+	if o.DialTimeout <= 0 {
+		o.DialTimeout = 5 * time.Second
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	log := o.Logger.With("component", "player")
+	h := &Handler{o: o, log: log, mux: http.NewServeMux(), ctx: ctx, cancel: cancel,
+		remotes: newRemoteHub(ctx, log, o.DialTimeout)}
+	h.up = websocket.Upgrader{
+		HandshakeTimeout: 10 * time.Second,
+		ReadBufferSize:   1024,
+		WriteBufferSize:  4096,
+		CheckOrigin:      h.checkOrigin,
+		Error: func(w http.ResponseWriter, _ *http.Request, status int, reason error) {
+			h.refusals.Add(1)
+			http.Error(w, reason.Error(), status)
+		},
+	}
+	for _, p := range Patterns {
+		h.mux.Handle(p, h.route(p))
+	}
+	return h
+}
+
+// Patterns are the routes the handler serves; Register mounts each on a
+// mux (webui.Handler.Handle).
+var Patterns = []string{
+	"GET /{$}",
+	"GET /api/chunkplayer/{$}",
+	"GET /api/chunkplayer/{file}",
+	"GET /api/chunkplayer/calls.json",
+	"GET /ws/listen",
+}
+
+func (h *Handler) route(p string) http.Handler {
+	switch p {
+	case "GET /{$}":
+		return h.asset("dashboard.html")
+	case "GET /api/chunkplayer/{$}":
+		return h.asset("index.html")
+	case "GET /api/chunkplayer/calls.json":
+		return http.HandlerFunc(h.callsJSON)
+	case "GET /ws/listen":
+		return http.HandlerFunc(h.listen)
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.asset(r.PathValue("file")).ServeHTTP(w, r)
+	})
+}
+
+// Register adds the handler's routes to a mux such as webui.Handler (its
+// Handle method), so one HTTP server serves the web APIs and the player.
+func (h *Handler) Register(mux interface {
+	Handle(pattern string, handler http.Handler)
+}) {
+	for _, p := range Patterns {
+		mux.Handle(p, h)
+	}
+}
+
+// ServeHTTP serves the handler's own routes.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+
+// Close ends every listener (with an "end" message, reason "server
+// shutdown") and every remote stream, and waits for their goroutines.
+func (h *Handler) Close() {
+	h.cancel()
+	h.wg.Wait()
+	h.remotes.wait()
+}
+
+// Stats returns the handler's counters.
+func (h *Handler) Stats() Stats {
+	return Stats{
+		Listeners: h.listeners.Load(), ListenersSeen: h.seen.Load(), Frames: h.frames.Load(),
+		Dropped: h.dropped.Load(), Refused: h.refusals.Load(),
+		RemoteStreams: h.remotes.streams.Load(), RemoteTotal: h.remotes.total.Load(),
+	}
+}
+
+var contentTypes = map[string]string{
+	".html": "text/html; charset=utf-8",
+	".js":   "text/javascript; charset=utf-8",
+	".css":  "text/css; charset=utf-8",
+}
+
+// asset serves one embedded file (404 for anything else).
+func (h *Handler) asset(name string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.ContainsAny(name, "/\\") || name == "" {
+			http.NotFound(w, r)
+			return
+		}
+		b, err := fs.ReadFile(assetFS, "assets/"+name)
+		if err != nil {
+			http.NotFound(w, r)
+			return
+		}
+		ct := "application/octet-stream"
+		if i := strings.LastIndexByte(name, '.'); i >= 0 {
+			if v, ok := contentTypes[name[i:]]; ok {
+				ct = v
+			}
+		}
+		w.Header().Set("Content-Type", ct)
+		w.Header().Set("Cache-Control", "no-cache")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.Header().Set("Content-Security-Policy", "default-src 'self'; connect-src 'self' ws: wss:; style-src 'self'; img-src 'self' data:")
+		w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+		_, _ = w.Write(b)
+	})
+}
+
+// checkOrigin accepts requests without Origin (not a browser), from the
+// page's own host, or from AllowedOrigins.
+func (h *Handler) checkOrigin(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	u, err := url.Parse(origin)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(u.Host, r.Host) {
+		return true
+	}
+	for _, o := range h.o.AllowedOrigins {
+		if strings.EqualFold(strings.TrimSuffix(o, "/"), origin) {
+			return true
+		}
+	}
+	h.log.Warn("websocket origin refused", "origin", origin, "host", r.Host, "remote", r.RemoteAddr)
+	return false
+}
+
+// parseRef reads a callreference: 0x hex or decimal.
+func parseRef(s string) (uint64, error) {
+	s = strings.TrimSpace(s)
+	var v uint64
+	var err error
+	if h, ok := strings.CutPrefix(strings.ToLower(s), "0x"); ok {
+		v, err = strconv.ParseUint(h, 16, 64)
+	} else {
+		v, err = strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			v, err = strconv.ParseUint(s, 16, 64)
+		}
+	}
+	if err != nil || v == 0 {
+		return 0, fmt.Errorf("%w: callref %q (want 0x… as listcalls shows it)", ErrBadRequest, s)
+	}
+	return v, nil
+}
+
+// sensorOf parses sensor_id ("" = this agent's).
+func (h *Handler) sensorOf(s string) (int, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return h.o.SensorID, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return 0, fmt.Errorf("%w: sensor_id %q", ErrBadRequest, s)
+	}
+	return n, nil
+}
+
+// userSees reports whether u may see sensor's calls (enable_sensors).
+func userSees(u *webui.User, sensor int) bool {
+	if u.Sensors == nil {
+		return true
+	}
+	for _, s := range u.Sensors {
+		if s == sensor {
+			return true
+		}
+	}
+	return false
+}
+
+func httpError(w http.ResponseWriter, status int, msg string) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(appendJSONObject(nil, "success", false, "error", msg))
+}
+
+// authorize authenticates r and checks right; on failure it has answered.
+func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, right webui.Rights) (*webui.User, bool) {
+	if h.o.Auth == nil {
+		httpError(w, http.StatusServiceUnavailable, "no authentication configured")
+		return nil, false
+	}
+	u, err := h.o.Auth.Authenticate(r)
+	switch {
+	case errors.Is(err, webui.ErrThrottled):
+		httpError(w, http.StatusTooManyRequests, "too many failed logins")
+		return nil, false
+	case errors.Is(err, webui.ErrForbidden):
+		httpError(w, http.StatusForbidden, "login refused from this address")
+		return nil, false
+	case err != nil:
+		httpError(w, http.StatusUnauthorized, "authentication required: log in with module=bypass_login or pass user and password")
+		return nil, false
+	case !u.Rights.Has(right):
+		httpError(w, http.StatusForbidden, fmt.Sprintf("user %s lacks %s", u.Name, strings.Join(right.Names(), ",")))
+		return nil, false
+	}
+	return u, true
+}

@@ -73,15 +73,15 @@ func (s *Stream) drop(n int) {
 func (s *Stream) Next() ([]byte, error) {
 	for {
 		p := s.buf[s.r:]
-		k := 0
-		for k < len(p) && (p[k] == '\r' || p[k] == '\n') { // keep-alives
-			k++
-		}
+		k := keepAlives(p)
 		s.r += k
 		p = p[k:]
 		if len(p) == 0 {
 			s.buf, s.r = s.buf[:0], 0
 			return nil, io.ErrUnexpectedEOF
+		}
+		if len(p) == 1 && p[0] == '\r' {
+			return nil, io.ErrUnexpectedEOF // CR of a CRLF keep-alive, or of a garbage line
 		}
 		nl := bytes.IndexByte(p, '\n')
 		if nl < 0 {
@@ -110,6 +110,24 @@ func (s *Stream) Next() ([]byte, error) {
 		s.r += head + cl
 		return msg, nil
 	}
+}
+
+// keepAlives counts the leading CRLF / LF keep-alives (RFC 5626 §4.4.1). A
+// CR is skipped only with its LF: a lone CR starts a line like any other
+// byte, so the framing does not depend on where the segments were cut.
+func keepAlives(p []byte) int {
+	k := 0
+	for k < len(p) {
+		switch {
+		case p[k] == '\n':
+			k++
+		case p[k] == '\r' && k+1 < len(p) && p[k+1] == '\n':
+			k += 2
+		default:
+			return k
+		}
+	}
+	return k
 }
 
 // needMore returns io.ErrUnexpectedEOF, or ErrTooLarge (dropping the

@@ -40,7 +40,7 @@ var listcallsFields = []string{"callreference", "callid", "calldate_num", "lastp
 // so extra or reordered columns (custom headers) are fine. sensor fills
 // ActiveCall.Sensor when the reply has no id_sensor (or -1).
 func ParseListCalls(b []byte, sensor int) ([]ActiveCall, error) {
-	var top []json.RawMessage
+	var top []any
 	d := json.NewDecoder(bytes.NewReader(b))
 	d.UseNumber()
 	if err := d.Decode(&top); err != nil {
@@ -49,28 +49,31 @@ func ParseListCalls(b []byte, sensor int) ([]ActiveCall, error) {
 	if len(top) == 0 {
 		return nil, fmt.Errorf("%w: listcalls: empty array", ErrBadReply)
 	}
-	var header []string
-	if err := json.Unmarshal(top[0], &header); err != nil {
-		return nil, fmt.Errorf("%w: listcalls header: %w", ErrBadReply, err)
+	header, ok := top[0].([]any)
+	if !ok {
+		return nil, fmt.Errorf("%w: listcalls header is not an array", ErrBadReply)
 	}
-	idx := make(map[string]int, len(listcallsFields))
+	idx := make(map[string]int, len(header))
 	for i, h := range header {
-		idx[h] = i
+		name, ok := h.(string)
+		if !ok {
+			return nil, fmt.Errorf("%w: listcalls header %d is not a string", ErrBadReply, i)
+		}
+		idx[name] = i
 	}
 	if _, ok := idx["callreference"]; !ok {
 		return nil, fmt.Errorf("%w: listcalls header has no callreference", ErrBadReply)
 	}
 	out := make([]ActiveCall, 0, len(top)-1)
-	var row []any
-	for n, raw := range top[1:] {
-		if t := bytes.TrimLeft(raw, " \t\r\n"); len(t) > 1 && t[0] == '[' && bytes.HasPrefix(bytes.TrimLeft(t[1:], " \t\r\n"), []byte("{")) {
-			continue // summary element
+	for n, el := range top[1:] {
+		row, ok := el.([]any)
+		if !ok {
+			return nil, fmt.Errorf("%w: listcalls row %d is not an array", ErrBadReply, n+1)
 		}
-		row = row[:0]
-		rd := json.NewDecoder(bytes.NewReader(raw))
-		rd.UseNumber()
-		if err := rd.Decode(&row); err != nil {
-			return nil, fmt.Errorf("%w: listcalls row %d: %w", ErrBadReply, n+1, err)
+		if len(row) > 0 {
+			if _, summary := row[0].(map[string]any); summary {
+				continue
+			}
 		}
 		c, err := callFromRow(row, idx, sensor)
 		if err != nil {

@@ -257,7 +257,9 @@ func TestEndToEnd(t *testing.T) {
 		ctx           = WithRequester(context.Background(), Requester{User: "agent7", Source: "192.0.2.7", Via: "test", Reason: "card number"})
 		pauseOrResume = func(on bool) {
 			sn.Tick(last) // the table's clock is the packet clock; bring it to the last packet
+			began := time.Now()
 			res, err := orch.Pause(ctx, refA, on)
+			t.Logf("pause=%v took %v (2 sniffer legs + 3 AMI actions over loopback, -race)", on, time.Since(began))
 			if err != nil {
 				t.Fatalf("pause %v: %v (%s)", on, err, res.Summary())
 			}

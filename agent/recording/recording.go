@@ -287,6 +287,11 @@ func (o *Orchestrator) Pause(ctx context.Context, ref uint64, on bool) (Result, 
 			refs = append(refs, r)
 		}
 	}
+	o.mu.Lock()
+	if c := o.convs[key]; c != nil { // legs found while paused (Run)
+		refs = mergeRefs(refs, c.refs)
+	}
+	o.mu.Unlock()
 	for i, r := range refs {
 		s := Step{Target: "sniffer", Action: verb(on), CallRef: r}
 		if i == 0 {

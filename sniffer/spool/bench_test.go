@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"syscall"
 	"testing"
@@ -209,13 +210,14 @@ func Benchmark1000Calls(b *testing.B) {
 			var packets int
 			var st spool.Stats
 			var perCall float64
+			var lat latencies
 			b.ReportAllocs()
 			cpu0 := cpuTime()
 			for i := 0; i < b.N; i++ {
 				b.StopTimer()
 				dir := b.TempDir()
 				b.StartTimer()
-				n, s, pc := replayBench(b, path, dir, tc.cfg, o)
+				n, s, pc := replayBench(b, path, dir, tc.cfg, o, &lat)
 				packets += n
 				st, perCall = s, pc
 			}
@@ -227,6 +229,7 @@ func Benchmark1000Calls(b *testing.B) {
 			b.ReportMetric(float64(st.Reopens), "reopens")
 			b.ReportMetric(float64(st.Bytes)/1e6, "MB-written")
 			b.ReportMetric(perCall, "heap-B/active-call")
+			lat.report(b)
 			b.ReportMetric(float64(st.DroppedSIP+st.DroppedRTP+st.DroppedRTCP+st.DroppedOther), "dropped-packets")
 			b.ReportMetric(float64(st.PeakQueued)/(1<<20), "peak-queued-MiB")
 		})
@@ -242,7 +245,38 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-func replayBench(b *testing.B, path, dir string, cfg *spool.Config, o simulate.Options) (int, spool.Stats, float64) {
+// latencies records how long the packet goroutine spent on each frame
+// (sniffer.HandleFrame, spool hooks included): a disk write or file
+// creation on the packet path shows as a stall there.
+type latencies struct {
+	ns []int32
+}
+
+func (l *latencies) report(b *testing.B) {
+	if len(l.ns) == 0 {
+		return
+	}
+	slices.Sort(l.ns)
+	var sum int64
+	for _, v := range l.ns {
+		sum += int64(v)
+	}
+	b.ReportMetric(float64(sum)/float64(len(l.ns)), "path-ns/packet")
+	b.ReportMetric(float64(l.ns[len(l.ns)*999/1000])/1e3, "p99.9-path-µs")
+	b.ReportMetric(float64(l.ns[len(l.ns)-1])/1e6, "max-path-ms")
+	var over int
+	for _, v := range l.ns {
+		if v > 1e6 {
+			over++
+		}
+	}
+	b.ReportMetric(float64(over), "stalls>1ms")
+}
+
+func replayBench(b *testing.B, path, dir string, cfg *spool.Config, o simulate.Options, lat *latencies) (int, spool.Stats, float64) {
+	if lat.ns == nil {
+		lat.ns = make([]int32, 0, 4<<20)
+	}
 	src, err := capture.OpenFile(path)
 	if err != nil {
 		b.Fatal(err)
@@ -290,7 +324,10 @@ func replayBench(b *testing.B, path, dir string, cfg *spool.Config, o simulate.O
 			}
 			b.StartTimer()
 		}
-		if err := sn.HandleFrame(src.LinkType(), data, ci.Timestamp); err != nil {
+		t0 := time.Now()
+		err = sn.HandleFrame(src.LinkType(), data, ci.Timestamp)
+		lat.ns = append(lat.ns, int32(min(time.Since(t0), time.Second)))
+		if err != nil {
 			b.Fatal(err)
 		}
 		n++

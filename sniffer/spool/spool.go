@@ -3,9 +3,14 @@
 // packets as pcap files and the decoded audio as a WAV file, under
 // spooldir/YYYY-MM-DD/HH/MM/{SIP,RTP,AUDIO}/<fbasename>.{pcap,wav}.
 //
-// Files are written incrementally as packets arrive, through a bounded
-// buffer per file, with at most MaxOpenFiles descriptors open (an LRU),
-// under a temporary name (".tmp" appended) renamed when the call ends.
+// Files are written incrementally as packets arrive, under a temporary
+// name (".tmp" appended) renamed when the call ends. The packet path only
+// copies bytes into each file's buffer; a full buffer is handed, through a
+// queue bounded in bytes (MaxQueued), to the spool's I/O goroutine(s),
+// which alone create, write, close and rename files, with at most
+// MaxOpenFiles descriptors open (an LRU). When the disk falls behind and
+// the queue is full, packets are dropped and counted, never waited for
+// (unless WaitForDisk, for capture-file replay).
 //
 // Pausing (pausecall, spec §6): while a call is paused its RTP packets are
 // still stored, with the payload replaced by the codec's silence (G.711;

@@ -259,7 +259,7 @@ func TestEndToEnd(t *testing.T) {
 			sn.Tick(last) // the table's clock is the packet clock; bring it to the last packet
 			began := time.Now()
 			res, err := orch.Pause(ctx, refA, on)
-			t.Logf("pause=%v took %v (2 sniffer legs + 3 AMI actions over loopback, -race)", on, time.Since(began))
+			t.Logf("pause=%v took %v (2 sniffer legs + 3 AMI actions over loopback)", on, time.Since(began))
 			if err != nil {
 				t.Fatalf("pause %v: %v (%s)", on, err, res.Summary())
 			}

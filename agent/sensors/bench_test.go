@@ -16,7 +16,7 @@ import (
 
 // benchSite: sensors 1-3 with 1,000 active calls each (sensor 2 with AES),
 // optionally a 4th that never answers, and a front end (id 9).
-func benchSite(b testing.TB, hung bool, cooldown time.Duration) (*httptest.Server, *Client) {
+func benchSite(b testing.TB, hung bool, cooldown, timeout time.Duration) (*httptest.Server, *Client) {
 	b.Helper()
 	db := openDB(b, scratchDB(b))
 	now := time.Now()
@@ -38,7 +38,7 @@ func benchSite(b testing.TB, hung bool, cooldown time.Duration) (*httptest.Serve
 	if err != nil {
 		b.Fatal(err)
 	}
-	c := NewClient(ClientOptions{Dir: reg, Keys: &Keys{DB: db}, Timeout: 500 * time.Millisecond, Cooldown: cooldown, Logger: testLogger()})
+	c := NewClient(ClientOptions{Dir: reg, Keys: &Keys{DB: db}, Timeout: timeout, Cooldown: cooldown, Logger: testLogger()})
 	h := webui.New(webui.Options{DB: db, DisableAuth: true, SensorID: 9, Remote: WebRemote{c}, Spool: Spool{Client: c}})
 	srv := httptest.NewServer(h)
 	b.Cleanup(srv.Close)
@@ -80,27 +80,27 @@ func benchListActive(b *testing.B, srv *httptest.Server, wantTotal string) {
 
 // BenchmarkListActiveCalls3x1000: three sensors with 1,000 calls each.
 func BenchmarkListActiveCalls3x1000(b *testing.B) {
-	srv, _ := benchSite(b, false, 0)
+	srv, _ := benchSite(b, false, 0, 10*time.Second)
 	benchListActive(b, srv, "3000")
 }
 
 // BenchmarkListActiveCalls3x1000Hung: plus a sensor that never answers,
-// asked every time (no cooldown): each request waits its 500 ms timeout.
+// asked every time (no cooldown): each request waits its 1 s timeout.
 func BenchmarkListActiveCalls3x1000Hung(b *testing.B) {
-	srv, _ := benchSite(b, true, -1)
+	srv, _ := benchSite(b, true, -1, time.Second)
 	benchListActive(b, srv, "3000")
 }
 
 // BenchmarkListActiveCalls3x1000HungCooldown: the same with the default
 // cooldown: after one timeout the hung sensor is reported at once.
 func BenchmarkListActiveCalls3x1000HungCooldown(b *testing.B) {
-	srv, _ := benchSite(b, true, time.Hour)
+	srv, _ := benchSite(b, true, time.Hour, time.Second)
 	benchListActive(b, srv, "3000")
 }
 
 // BenchmarkFanout3x1000: the client's fan-out alone (no JSON out).
 func BenchmarkFanout3x1000(b *testing.B) {
-	_, c := benchSite(b, false, 0)
+	_, c := benchSite(b, false, 0, 10*time.Second)
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
@@ -115,7 +115,7 @@ func BenchmarkFanout3x1000(b *testing.B) {
 // listActiveCalls for 3 sensors × 1,000 calls: what one request allocates,
 // and that nothing is retained per request.
 func TestFrontEndMemory(t *testing.T) {
-	srv, _ := benchSite(t, false, 0)
+	srv, _ := benchSite(t, false, 0, 10*time.Second)
 	url := srv.URL + "/php/api.php?task=listActiveCalls&params=%7B%7D"
 	do := func() {
 		resp, err := http.Get(url)

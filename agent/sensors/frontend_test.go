@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -23,6 +24,7 @@ import (
 	"github.com/google/gopacket/pcapgo"
 
 	"pbx-agent/agent/cdr"
+	"pbx-agent/agent/manager"
 	"pbx-agent/sniffer/call"
 	"pbx-agent/webui"
 )
@@ -307,6 +309,24 @@ func TestFrontEnd(t *testing.T) {
 		code, _, _ = st.api(t, "handleActiveCall", map[string]any{"command": "pausecall", "callRef": fmt.Sprintf("0x%x", st.s1.calls.calls[0].CallRef), "sensorId": "2"})
 		if code != http.StatusNotFound {
 			t.Errorf("call of another sensor: status %d, want 404", code)
+		}
+	})
+
+	t.Run("live listening target of sensor 2", func(t *testing.T) {
+		addr, key, err := st.client.Target(context.Background(), 2)
+		if err != nil || addr != st.s2.addr || key == nil || *key != *st.s2.key {
+			t.Errorf("Target(2) = %q %v %v, want %q and sensor 2's key", addr, key != nil, err, st.s2.addr)
+		}
+		if addr, key, err := st.client.Target(context.Background(), 1); err != nil || addr != st.s1.addr || key != nil {
+			t.Errorf("Target(1) = %q %v %v, want %q in plaintext", addr, key != nil, err, st.s1.addr)
+		}
+		if _, _, err := st.client.Target(context.Background(), 4); !errors.Is(err, ErrOffline) {
+			t.Errorf("Target(4) err = %v, want ErrOffline", err)
+		}
+		// The target answers a manager command with that key.
+		b, err := manager.Exchange(context.Background(), "tcp", st.s2.addr, "getversion", key)
+		if err != nil || len(b) == 0 {
+			t.Errorf("getversion through the target: %q %v", b, err)
 		}
 	})
 

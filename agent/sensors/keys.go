@@ -103,10 +103,12 @@ func (k *Keys) system(ctx context.Context, typ string, reload bool) (*manager.AE
 		ttl = DefaultKeyTTL
 	}
 	k.mu.Lock()
-	defer k.mu.Unlock()
-	if e, ok := k.cache[typ]; ok && !reload && time.Since(e.at) < ttl {
+	e, ok := k.cache[typ]
+	k.mu.Unlock()
+	if ok && !reload && time.Since(e.at) < ttl {
 		return e.key, nil
 	}
+	// Not under the lock: a slow database must not serialise every sensor's lookup.
 	var content string
 	err := k.DB.QueryRowContext(ctx, "SELECT `content` FROM `system` WHERE `type` = ? ORDER BY `id` DESC LIMIT 1", typ).Scan(&content)
 	var me *mysql.MySQLError
@@ -122,6 +124,8 @@ func (k *Keys) system(ctx context.Context, typ string, reload bool) (*manager.AE
 		}
 		key = &v
 	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
 	if k.cache == nil {
 		k.cache = map[string]keyEntry{}
 	}

@@ -27,7 +27,10 @@ import (
 	"pbx-agent/agent/discover"
 	"pbx-agent/agent/manager"
 	"pbx-agent/agent/metrics"
+	"pbx-agent/agent/recording"
 	"pbx-agent/agent/sdnotify"
+	"pbx-agent/ami"
+	"pbx-agent/ami/ari"
 	"pbx-agent/sniffer"
 	"pbx-agent/sniffer/call"
 	"pbx-agent/sniffer/capture"
@@ -54,7 +57,8 @@ type daemonFlags struct {
 	realtime        bool
 	exitAfterReplay bool
 	set             map[string]string
-	embedded        bool // running on the embedded default config
+	embedded        bool          // running on the embedded default config
+	ari             *discover.ARI // ARI endpoint found in http.conf/ari.conf
 }
 
 func parseDaemonFlags(args []string, stderr io.Writer) (*daemonFlags, error) {
@@ -127,8 +131,12 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if !embedded {
 		// Fill what the config leaves empty from Asterisk's own files;
 		// explicit settings always win, each discovered value is logged once.
-		if _, err := discover.Run(cfg, log); err != nil {
+		res, err := discover.Run(cfg, log)
+		if err != nil {
 			log.Warn("auto-discovery incomplete", "err", err)
+		}
+		if res != nil && res.ARI != nil {
+			fl.ari = res.ARI
 		}
 	}
 	d, err := newDaemon(cfg, fl, log)
@@ -152,6 +160,10 @@ type daemon struct {
 	http    *webui.Server // nil when http_bind is empty
 	reg     *prometheus.Registry
 	notify  *sdnotify.Notifier
+	ami     *ami.Client // nil without an AMI login
+	amiSub  *ami.Subscription
+	ari     *ari.Client // nil without ARI
+	rec     *recording.Orchestrator
 }
 
 func newDaemon(cfg *config.Config, fl *daemonFlags, log *slog.Logger) (*daemon, error) {
@@ -181,6 +193,7 @@ func newDaemon(cfg *config.Config, fl *daemonFlags, log *slog.Logger) (*daemon, 
 		snCfg.Media, snCfg.SIPHook = sp, sp.SIP
 	}
 	d.sn = sniffer.New(snCfg)
+	d.newAsterisk()
 	if cfg.ManagerPort > 0 || cfg.ManagerSocket != "" {
 		addr := ""
 		if cfg.ManagerPort > 0 {
@@ -190,7 +203,7 @@ func newDaemon(cfg *config.Config, fl *daemonFlags, log *slog.Logger) (*daemon, 
 			Addr:              addr,
 			Socket:            cfg.ManagerSocket,
 			EnableUnencrypted: cfg.ManagerEnableUnencrypted,
-			Calls:             managerCalls{d.sn},
+			Calls:             managerCalls{d.sn, d.rec},
 			SpoolDir:          cfg.SpoolDir,
 			SensorID:          cfg.IDSensor,
 			Build:             "pbx-agent " + version,
@@ -213,6 +226,30 @@ func newDaemon(cfg *config.Config, fl *daemonFlags, log *slog.Logger) (*daemon, 
 	return d, nil
 }
 
+// newAsterisk builds the AMI client (when a login is configured or was
+// discovered), the ARI client (when found), and the recording orchestrator
+// that pauses the sniffer and Asterisk's recordings together.
+func (d *daemon) newAsterisk() {
+	cfg, log := d.cfg, d.log
+	rc := recording.Config{Calls: d.sn.Table(), Logger: log}
+	if cfg.AMIUser != "" && cfg.AMISecret != "" {
+		host := cfg.AMIHost
+		if host == "" {
+			host = "127.0.0.1"
+		}
+		d.ami = ami.New(ami.Config{Addr: net.JoinHostPort(host, strconv.Itoa(cfg.AMIPort)), Username: cfg.AMIUser, Secret: cfg.AMISecret, Logger: log})
+		d.amiSub = d.ami.Subscribe(1024)
+		rc.AMI, rc.Channels = d.ami, d.ami.Tracker()
+	} else {
+		log.Info("no AMI login configured or discovered; Asterisk channels are not followed")
+	}
+	if a := d.fl.ari; a != nil && a.URL != "" {
+		d.ari = ari.New(ari.Config{URL: a.URL, Username: a.User, Password: a.Password, SubscribeAll: true, Logger: log})
+		rc.ARI = d.ari
+	}
+	d.rec = recording.New(rc)
+}
+
 // newWeb builds the metrics registry and the web APIs (VoIPmonitor's
 // php/ routes, /metrics) on http_bind.
 func (d *daemon) newWeb() error {
@@ -233,7 +270,7 @@ func (d *daemon) newWeb() error {
 	}
 	d.web = webui.New(webui.Options{
 		DB: d.db, Users: loadWebUsers(cfg, log), DisableAuth: cfg.APIDisableAuth,
-		Calls: managerCalls{d.sn}, CallNotFound: manager.ErrCallNotFound,
+		Calls: managerCalls{d.sn, d.rec}, CallNotFound: manager.ErrCallNotFound,
 		Spool: webui.DirSpool{Root: cfg.SpoolDir, Location: time.UTC}, SensorID: cfg.IDSensor, Logger: log,
 	})
 	d.web.Handle("GET /metrics", metrics.Handler(d.reg, log))
@@ -368,6 +405,19 @@ func (d *daemon) run(ctx context.Context) error {
 	if d.cfg.MetricsBind != "" {
 		g.Go(func() error { return metrics.Serve(servers, d.cfg.MetricsBind, d.reg, d.log) })
 	}
+	if d.ami != nil {
+		g.Go(func() error { return ignoreCanceled(d.ami.Run(servers)) })
+	}
+	var ariUpdates <-chan ari.Update
+	if d.ari != nil {
+		ariUpdates = d.ari.Updates()
+		g.Go(func() error { return ignoreCanceled(d.ari.Run(servers)) })
+	}
+	var amiNotes <-chan ami.Notification
+	if d.amiSub != nil {
+		amiNotes = d.amiSub.C()
+	}
+	g.Go(func() error { return ignoreCanceled(d.rec.Run(servers, amiNotes, ariUpdates)) })
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -461,17 +511,30 @@ func (d *daemon) capture(ctx context.Context) error {
 	return err
 }
 
-// managerCalls adapts the sniffer to the manager API's view of calls.
-type managerCalls struct{ sn *sniffer.Sniffer }
+func ignoreCanceled(err error) error {
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+// managerCalls adapts the sniffer to the manager and web APIs' view of calls;
+// pausing goes through the recording orchestrator, so Asterisk's own
+// recordings of the conversation pause with the sniffer's.
+type managerCalls struct {
+	sn  *sniffer.Sniffer
+	rec *recording.Orchestrator
+}
 
 func (m managerCalls) Active() []call.CDR                 { return m.sn.ActiveCalls() }
 func (m managerCalls) Lookup(ref uint64) (call.CDR, bool) { return m.sn.Lookup(ref) }
 func (m managerCalls) Registers() []call.Register         { return m.sn.Table().Registers() }
 func (m managerCalls) Pause(ref uint64, on bool) error {
-	if err := m.sn.Table().SetPaused(ref, on); errors.Is(err, call.ErrNoCall) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := m.rec.Pause(recording.WithRequester(ctx, recording.Requester{Via: "api"}), ref, on)
+	if errors.Is(err, recording.ErrCallNotFound) || errors.Is(err, call.ErrNoCall) {
 		return manager.ErrCallNotFound
-	} else if err != nil {
-		return err
 	}
-	return nil
+	return err
 }

@@ -536,6 +536,9 @@ func (t *Table) LookupMedia(addr netip.AddrPort) (ref uint64, party Party, ok bo
 // the last packet of the call, but media trailing a BYE does not count).
 func (t *Table) MediaSeen(ref uint64, ts time.Time) {
 	t.mu.Lock()
+	if ts.After(t.now) {
+		t.now = ts // media keeps the clock exact for SetPaused between SIP messages
+	}
 	if c := t.byRef[ref]; c != nil {
 		if c.byeSeen || c.ended {
 			if ts.After(c.last) {

@@ -235,7 +235,8 @@ type received struct {
 	end      string
 }
 
-// collect reads until the end message and the close (or max frames).
+// collect reads until the end message and the close (or max > 0 frames);
+// max < 0 keeps no PCM (load tests).
 func collect(t testing.TB, c *websocket.Conn, max int, onFrame func(n int)) received {
 	t.Helper()
 	var r received
@@ -258,7 +259,9 @@ func collect(t testing.TB, c *websocket.Conn, max int, onFrame func(n int)) rece
 			for i := range s {
 				s[i] = int16(binary.LittleEndian.Uint16(pcm[2*i:]))
 			}
-			r.pcm = append(r.pcm, s)
+			if max >= 0 {
+				r.pcm = append(r.pcm, s)
+			}
 			r.latency = append(r.latency, now.Sub(h.Capture.Add(time.Duration(h.Samples)*time.Second/8000)))
 			if onFrame != nil {
 				onFrame(len(r.frames))

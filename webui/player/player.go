@@ -74,7 +74,7 @@ type Options struct {
 	// besides the page's own host.
 	AllowedOrigins []string
 
-	QueueDepth   int           // frames queued per listener (default 10 = 200 ms)
+	QueueDepth   int           // frames queued per listener (default 50 = 1 s; only a stalled listener fills it)
 	WriteTimeout time.Duration // per websocket write (default 5 s)
 	StatsEvery   time.Duration // status message to the page (default 1 s)
 	RecheckEvery time.Duration // the listener's rights are checked again (default 5 s)
@@ -116,7 +116,7 @@ func New(o Options) *Handler {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	if o.QueueDepth <= 0 {
-		o.QueueDepth = 10
+		o.QueueDepth = 50
 	}
 	if o.WriteTimeout <= 0 {
 		o.WriteTimeout = 5 * time.Second

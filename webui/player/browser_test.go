@@ -1,0 +1,283 @@
+package player_test
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"pbx-agent/sniffer/simulate"
+	"pbx-agent/webui/player"
+)
+
+// chromium finds Debian's chromium (installed by `make test`) or skips.
+func chromium(t *testing.T) string {
+	t.Helper()
+	for _, p := range []string{os.Getenv("CHROMIUM"), "/usr/bin/chromium", "/usr/bin/chromium-browser"} {
+		if p == "" {
+			continue
+		}
+		if _, err := exec.LookPath(p); err == nil {
+			return p
+		}
+	}
+	t.Skip("chromium not installed (apt-get install chromium; `make test` installs it): browser test skipped")
+	return ""
+}
+
+// artifactDir is where screenshots go: $PBX_TEST_ARTIFACTS, else a
+// directory under the system temp dir (printed by the test).
+func artifactDir(t *testing.T) string {
+	d := os.Getenv("PBX_TEST_ARTIFACTS")
+	if d == "" {
+		d = filepath.Join(os.TempDir(), "pbx-agent-artifacts")
+	}
+	if err := os.MkdirAll(d, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func browser(t *testing.T) (context.Context, context.CancelFunc) {
+	exe := chromium(t)
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(exe),
+		chromedp.Flag("headless", true),
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.Flag("disable-quic", true),
+		chromedp.NoFirstRun,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("autoplay-policy", "no-user-gesture-required"),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1200, 800),
+	)
+	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(actx)
+	ctx, tcancel := context.WithTimeout(ctx, 90*time.Second)
+	return ctx, func() { tcancel(); cancel(); acancel() }
+}
+
+type captured struct {
+	Rate float64   `json:"rate"`
+	L    []float64 `json:"l"`
+	R    []float64 `json:"r"`
+}
+
+// TestBrowserPlaysCall: real headless Chromium logs in on the dashboard,
+// opens the ChunkPlayer, enters callref and sensor id, presses play and
+// plays a generated call replayed in real time (caller 1 kHz, callee
+// 2 kHz, G.711 µ-law) paused for 1.5 s in the middle. The test reads what
+// the AudioWorklet rendered and checks each channel's dominant frequency
+// and the silent pause; it prints the latency figures and saves
+// screenshots of the dashboard and the player.
+func TestBrowserPlaysCall(t *testing.T) {
+	ctx, cancel := browser(t)
+	defer cancel()
+	pipe := newPipeline(t)
+	a := newAgent(t, pipe, func(o *player.Options) { o.StatsEvery = 200 * time.Millisecond })
+
+	// Replay in real time with capture times on the wall clock, so that
+	// the page's capture → arrival latency is the real one.
+	src := generator(t, simulate.Options{Calls: 1, Duration: 9 * time.Second, Seed: 11, Tones: [2]float64{1000, 2000}})
+	fctx, fcancel := context.WithCancel(context.Background())
+	defer fcancel()
+	var fwg sync.WaitGroup
+	fwg.Add(1)
+	go func() {
+		defer fwg.Done()
+		pipe.replay(fctx, t, src, time.Now(), 1, nil)
+		pipe.flush()
+	}()
+	defer fwg.Wait()
+	var ref uint64
+	waitFor(t, "answered call", func() bool {
+		var ok bool
+		ref, ok = pipe.connectedRef()
+		return ok
+	})
+	refHex := fmt.Sprintf("0x%x", ref)
+	dir := artifactDir(t)
+
+	// Dashboard: log in, see the call with its Listen button.
+	err := chromedp.Do(ctx,
+		chromedp.Navigate(a.srv.URL+"/"),
+		chromedp.WaitVisible(chromedp.CSS("#login")),
+		chromedp.SendKeys(chromedp.CSS("#user"), "alice"),
+		chromedp.SendKeys(chromedp.CSS("#pass"), "alicepw"),
+		chromedp.Click(chromedp.CSS("#loginBtn")),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-callref="`+refHex+`"] button.listen`)),
+	)
+	if err != nil {
+		t.Fatalf("dashboard: %v", err)
+	}
+	dash, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatalf("dashboard screenshot: %v", err)
+	}
+	writeArtifact(t, dir, "dashboard.png", dash)
+
+	// Player: the seed's form.
+	err = chromedp.Do(ctx,
+		chromedp.Navigate(a.srv.URL+"/api/chunkplayer/index.html?capture=14"),
+		chromedp.WaitVisible(chromedp.CSS("#callref")),
+		chromedp.SendKeys(chromedp.CSS("#callref"), refHex),
+		chromedp.SendKeys(chromedp.CSS("#sensor"), "1"),
+		chromedp.Click(chromedp.CSS("#play")),
+	)
+	if err != nil {
+		t.Fatalf("player: %v", err)
+	}
+	// Pause the call 2.5 s into playback for 1.5 s.
+	var pauseAt, unpauseAt time.Time
+	go func() {
+		time.Sleep(2500 * time.Millisecond)
+		pauseAt = time.Now()
+		_ = pipe.sn.Table().SetPaused(ref, true)
+		time.Sleep(1500 * time.Millisecond)
+		unpauseAt = time.Now()
+		_ = pipe.sn.Table().SetPaused(ref, false)
+	}()
+	var state string
+	for deadline := time.Now().Add(60 * time.Second); state != "ended"; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the page did not see the call end (state %q)", state)
+		}
+		if state, err = chromedp.Run(ctx, chromedp.Evaluate[string](`window.__player.state`)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	// The page after the call: its figures and the end message.
+	shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeArtifact(t, dir, "player.png", shot)
+	_ = pauseAt
+	_ = unpauseAt
+
+	type pageInfo struct {
+		Received int     `json:"received"`
+		Decoded  int     `json:"decoded"`
+		Gaps     int     `json:"gaps"`
+		Dropped  int     `json:"dropped"`
+		Backend  string  `json:"backend"`
+		Ended    string  `json:"ended"`
+		Depth    float64 `json:"depth"`
+		Target   float64 `json:"target"`
+		Under    int     `json:"underruns"`
+	}
+	cap, err := chromedp.Run(ctx, chromedp.Evaluate[captured](`window.__player.capture()`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lat, err := chromedp.Run(ctx, chromedp.Evaluate[[]float64](`window.__player.latencies`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := chromedp.Run(ctx, chromedp.Evaluate[pageInfo](`({received: __player.received, decoded: __player.decoded, gaps: __player.gaps, dropped: __player.dropped,
+			backend: __player.backend, ended: __player.ended, depth: __player.stats ? __player.stats.depthMs : 0,
+			target: __player.stats ? __player.stats.targetMs : 0, underruns: __player.stats ? __player.stats.underruns : 0})`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("page: %+v, rendered %d samples at %v Hz", info, len(cap.L), cap.Rate)
+	if info.Backend != "AudioWorklet" {
+		t.Errorf("backend %q, want AudioWorklet (secure context on localhost)", info.Backend)
+	}
+	if info.Ended != player.ReasonCallEnded {
+		t.Errorf("page's end reason %q, want %q", info.Ended, player.ReasonCallEnded)
+	}
+	if info.Decoded < 200 || info.Decoded != info.Received {
+		t.Fatalf("page decoded %d of %d frames, want most of the call's 450", info.Decoded, info.Received)
+	}
+	if len(cap.L) < int(cap.Rate*4) {
+		t.Fatalf("rendered only %d samples", len(cap.L))
+	}
+
+	// What the worklet rendered, in 50 ms windows: sound or silence.
+	win := int(cap.Rate / 20)
+	var sound []bool
+	for i := 0; i+win <= len(cap.L); i += win {
+		var e float64
+		for j := i; j < i+win; j++ {
+			e += cap.L[j]*cap.L[j] + cap.R[j]*cap.R[j]
+		}
+		sound = append(sound, math.Sqrt(e/float64(2*win)) > 300)
+	}
+	first, last := -1, -1
+	for i, s := range sound {
+		if s {
+			if first < 0 {
+				first = i
+			}
+			last = i
+		}
+	}
+	if first < 0 {
+		t.Fatal("the page rendered only silence")
+	}
+	// The longest silence inside the played call is the pause (1.5 s;
+	// the jitter buffer and fades blur its edges by well under 200 ms).
+	longest, run := 0, 0
+	for _, s := range sound[first : last+1] {
+		if s {
+			run = 0
+			continue
+		}
+		run++
+		longest = max(longest, run)
+	}
+	if ms := longest * 50; ms < 1200 || ms > 1800 {
+		t.Errorf("longest silence inside the call: %d ms, want the 1500 ms pause", ms)
+	}
+	// Dominant frequency per channel over the sound windows.
+	var l, r []float64
+	for i := first; i <= last; i++ {
+		if sound[i] {
+			l = append(l, cap.L[i*win:(i+1)*win]...)
+			r = append(r, cap.R[i*win:(i+1)*win]...)
+		}
+	}
+	cands := []float64{400, 1000, 2000, 3000}
+	if f := dominant(l, cap.Rate, cands...); f != 1000 {
+		t.Errorf("left (caller) dominant frequency %v Hz, want 1000", f)
+	}
+	if f := dominant(r, cap.Rate, cands...); f != 2000 {
+		t.Errorf("right (callee) dominant frequency %v Hz, want 2000", f)
+	}
+	// Cross-talk: the caller's tone is at least 30 dB down on the right.
+	if x := 10 * math.Log10(goertzel(r, cap.Rate, 2000)/goertzel(r, cap.Rate, 1000)); x < 30 {
+		t.Errorf("right channel: 2 kHz only %.1f dB over 1 kHz", x)
+	}
+
+	ds := make([]time.Duration, len(lat))
+	for i, v := range lat {
+		ds[i] = time.Duration(v * float64(time.Millisecond))
+	}
+	p50, p95 := percentile(ds, 0.5), percentile(ds, 0.95)
+	t.Logf("FIGURE latency capture(last sample) → page, loopback, %d frames: p50 %v, p95 %v (server audio delay 40 ms included); jitter buffer depth at end %.0f ms, target %.0f ms; glass-to-ear ≈ p50 + buffer ≈ %v",
+		len(ds), p50, p95, info.Depth, info.Target, p50+time.Duration(info.Target*float64(time.Millisecond)))
+	t.Logf("artifacts: %s/{dashboard,player}.png", dir)
+}
+
+func writeArtifact(t *testing.T, dir, name string, b []byte) {
+	t.Helper()
+	if len(b) == 0 {
+		t.Errorf("no %s taken", name)
+		return
+	}
+	if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+		t.Error(err)
+	}
+}

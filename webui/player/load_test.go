@@ -1,0 +1,111 @@
+package player_test
+
+import (
+	"context"
+	"runtime"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"pbx-agent/sniffer/simulate"
+	"pbx-agent/webui/player"
+)
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// TestLoad100Listeners: 100 websocket listeners on 10 calls replayed in
+// real time (10 per call, all sharing their call's one decode). Every
+// listener hears its call to the end with no frame dropped on loopback;
+// the test prints the CPU time and heap of the process (agent and the 100
+// clients together) per second of audio.
+func TestLoad100Listeners(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: load figure skipped")
+	}
+	const calls, perCall = 10, 10
+	pipe := newPipeline(t)
+	a := newAgent(t, pipe, nil)
+	src := generator(t, simulate.Options{Calls: calls, Concurrency: calls, CPS: 100, Duration: 6 * time.Second, Seed: 5})
+	var wg sync.WaitGroup
+	results := make([]received, calls*perCall)
+	subscribed := false
+	var cpu0 time.Duration
+	var t0 time.Time
+	var heap0 runtime.MemStats
+	var peakHeap uint64
+	var peakMu sync.Mutex
+	pipe.replay(context.Background(), t, src, time.Now(), 1, func(time.Time) bool {
+		if subscribed {
+			return true
+		}
+		var refs []uint64
+		for _, c := range pipe.sn.ActiveCalls() {
+			if !c.ConnectTime.IsZero() && len(c.Streams) >= 2 {
+				refs = append(refs, c.CallRef)
+			}
+		}
+		if len(refs) < calls {
+			return true
+		}
+		subscribed = true
+		runtime.GC()
+		runtime.ReadMemStats(&heap0)
+		cpu0, t0 = cpuTime(), time.Now()
+		for i, ref := range refs {
+			for j := range perCall {
+				c, resp, err := dial(t, a.wsURL(ref, aliceQuery), nil)
+				if err != nil {
+					t.Fatalf("dial %d/%d: %v (%v)", i, j, err, resp)
+				}
+				k := i*perCall + j
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					defer c.Close()
+					results[k] = collect(t, c, -1, func(n int) {
+						if n%100 == 0 {
+							var ms runtime.MemStats
+							runtime.ReadMemStats(&ms)
+							peakMu.Lock()
+							peakHeap = max(peakHeap, ms.HeapInuse)
+							peakMu.Unlock()
+						}
+					})
+				}()
+			}
+		}
+		return true
+	})
+	pipe.flush()
+	wg.Wait()
+	cpu, wall := cpuTime()-cpu0, time.Since(t0)
+	if !subscribed {
+		t.Fatal("the 10 calls were never all connected")
+	}
+	var frames int
+	for i, r := range results {
+		if r.end != player.ReasonCallEnded {
+			t.Errorf("listener %d: end %q", i, r.end)
+		}
+		if len(r.frames) < 100 {
+			t.Errorf("listener %d: %d frames", i, len(r.frames))
+		}
+		frames += len(r.frames)
+	}
+	st := a.pl.Stats()
+	if st.Dropped != 0 {
+		t.Errorf("%d frames dropped on loopback, want 0", st.Dropped)
+	}
+	audioSec := float64(frames) / 50
+	t.Logf("FIGURE 100 listeners on 10 calls: %d frames (%.0f s of audio) in %v wall; CPU %v (%.1f%% of one core, agent + clients); CPU per listener-second %.2f ms; heap in use %.1f MB before, peak %.1f MB (+%.1f KB per listener, test clients' receive buffers included); dropped %d",
+		frames, audioSec, wall.Round(time.Millisecond), cpu.Round(time.Millisecond), 100*cpu.Seconds()/wall.Seconds(),
+		1000*cpu.Seconds()/audioSec, float64(heap0.HeapInuse)/1e6, float64(peakHeap)/1e6,
+		(float64(peakHeap)-float64(heap0.HeapInuse))/1e3/float64(calls*perCall), st.Dropped)
+}

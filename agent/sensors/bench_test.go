@@ -34,6 +34,23 @@ func benchSite(b testing.TB, hung bool, cooldown, timeout time.Duration) (*httpt
 		addr, _ := startHung(b)
 		register(b, db, 4, addr, nil)
 	}
+	// The sensors' heartbeats, as their registries would keep them.
+	ctx, cancel := context.WithCancel(context.Background())
+	beats := make(chan struct{})
+	go func() {
+		defer close(beats)
+		t := time.NewTicker(2 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				_, _ = db.ExecContext(ctx, "UPDATE sensors SET agent_heartbeat = UTC_TIMESTAMP() WHERE id_sensor <> 9")
+			}
+		}
+	}()
+	b.Cleanup(func() { cancel(); <-beats })
 	reg, err := New(Options{DB: db, Self: Self{ID: 9, Host: "127.0.0.1"}, Logger: testLogger()})
 	if err != nil {
 		b.Fatal(err)

@@ -498,7 +498,8 @@ func (d *daemon) capture(ctx context.Context) error {
 	if len(d.cfg.Interface) > 1 {
 		d.log.Warn("several interfaces configured; capturing on the first", "interface", d.cfg.Interface[0])
 	}
-	src, err := capture.OpenLive(capture.LiveOptions{Interface: d.cfg.Interface[0], Filter: capture.UDPPortFilter()})
+	src, err := capture.OpenLive(capture.LiveOptions{Interface: d.cfg.Interface[0], Filter: capture.UDPPortFilter(),
+		BlockSize: 1 << 20, NumBlocks: max(d.cfg.RingBufferMB, 1), Fanout: uint16(d.cfg.CaptureFanout)})
 	if err != nil {
 		return err
 	}

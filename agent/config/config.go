@@ -36,16 +36,18 @@ func (r PortRange) Contains(p uint16) bool { return p >= r.Lo && p <= r.Hi }
 // Default or Load.
 type Config struct {
 	// Capture (voipmonitor.conf names).
-	Interface   []string    // interface: capture NICs; empty = none (replay only)
-	SIPPorts    []PortRange // sipport
-	IDSensor    int         // id_sensor: 1-65535, -1 = unset
-	SensorName  string      // sensor_name: name in the sensors table (default: host name)
-	SpoolDir    string      // spooldir
-	SaveSIP     bool        // savesip
-	SaveRTP     string      // savertp: "no", "yes", "header"
-	SaveAudio   string      // saveaudio: "no", "wav", "ogg", "mp3"
-	SIPRegister bool        // sip-register
-	NoCDR       bool        // nocdr
+	Interface     []string    // interface: capture NICs; empty = none (replay only)
+	SIPPorts      []PortRange // sipport
+	RingBufferMB  int         // ringbuffer: AF_PACKET ring size in MB
+	CaptureFanout int         // capture_fanout: AF_PACKET fanout group (0 = off)
+	IDSensor      int         // id_sensor: 1-65535, -1 = unset
+	SensorName    string      // sensor_name: name in the sensors table (default: host name)
+	SpoolDir      string      // spooldir
+	SaveSIP       bool        // savesip
+	SaveRTP       string      // savertp: "no", "yes", "header"
+	SaveAudio     string      // saveaudio: "no", "wav", "ogg", "mp3"
+	SIPRegister   bool        // sip-register
+	NoCDR         bool        // nocdr
 
 	// MySQL (voipmonitor.conf names). An empty MySQLHost and MySQLSocket
 	// mean "no database": the CDR store is off.
@@ -105,6 +107,7 @@ type Config struct {
 func Default() *Config {
 	return &Config{
 		SIPPorts:            []PortRange{{5060, 5060}},
+		RingBufferMB:        64,
 		IDSensor:            -1,
 		SpoolDir:            "/var/spool/pbx-agent",
 		SaveSIP:             true,

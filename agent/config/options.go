@@ -31,6 +31,16 @@ var options = map[string]option{
 		}
 		return nil
 	}, hint: "a NIC name, a comma list, or any", multi: true},
+	"ringbuffer": {set: func(c *Config, v string) error {
+		n, err := intRange(v, 1, 4096)
+		c.RingBufferMB = n
+		return err
+	}, hint: "MB of the AF_PACKET ring, 1-4096 (VoIPmonitor's ringbuffer)"},
+	"capture_fanout": {set: func(c *Config, v string) error {
+		n, err := intRange(v, 0, 65535)
+		c.CaptureFanout = n
+		return err
+	}, hint: "AF_PACKET fanout group id shared with other capture processes, 0 = off"},
 	"sipport": {set: func(c *Config, v string) error {
 		r, err := parsePorts(v)
 		c.SIPPorts = r

@@ -13,6 +13,9 @@ type LiveOptions struct {
 	Filter    []bpf.Instruction // optional BPF program (see CompileFilter)
 	// BlockSize and NumBlocks size the TPACKET_V3 ring (0 = 1 MiB × 64).
 	BlockSize, NumBlocks int
+	// Fanout joins an AF_PACKET fanout group (hashing flows across the
+	// group's sockets), 0 = none. Ignored by the cgo-free fallback.
+	Fanout uint16
 }
 
 // LiveStats are the kernel's counters for a live source.

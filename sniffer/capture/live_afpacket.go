@@ -42,6 +42,12 @@ func openLive(opts LiveOptions, filter []bpf.RawInstruction) (Live, error) {
 			return nil, err
 		}
 	}
+	if opts.Fanout != 0 {
+		if err := h.SetFanout(afpacket.FanoutHashWithDefrag, opts.Fanout); err != nil {
+			h.Close()
+			return nil, err
+		}
+	}
 	return &afpacketSource{h: h}, nil
 }
 

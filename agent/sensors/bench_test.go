@@ -132,6 +132,9 @@ func BenchmarkFanout3x1000(b *testing.B) {
 // listActiveCalls for 3 sensors × 1,000 calls: what one request allocates,
 // and that nothing is retained per request.
 func TestFrontEndMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("figure test (3 × 1,000 calls); skipped with -short")
+	}
 	srv, _ := benchSite(t, false, 0, 10*time.Second)
 	url := srv.URL + "/php/api.php?task=listActiveCalls&params=%7B%7D"
 	do := func() {

@@ -249,7 +249,9 @@ func cpuTime() time.Duration {
 // (sniffer.HandleFrame, spool hooks included): a disk write or file
 // creation on the packet path shows as a stall there.
 type latencies struct {
-	ns []int32
+	ns      []int32
+	cpu     time.Duration // CPU time (user+sys) of the packet goroutine's thread
+	packets int
 }
 
 func (l *latencies) report(b *testing.B) {
@@ -271,6 +273,19 @@ func (l *latencies) report(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(over), "stalls>1ms")
+	if l.packets > 0 {
+		b.ReportMetric(float64(l.cpu)/float64(l.packets), "path-cpu-ns/packet")
+	}
+}
+
+// threadCPU is the calling thread's user+system CPU time (Linux).
+func threadCPU() time.Duration {
+	const rusageThread = 1 // RUSAGE_THREAD
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(rusageThread, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func replayBench(b *testing.B, path, dir string, cfg *spool.Config, o simulate.Options, lat *latencies) (int, spool.Stats, float64) {
@@ -303,6 +318,12 @@ func replayBench(b *testing.B, path, dir string, cfg *spool.Config, o simulate.O
 	var sampleAt time.Time
 	var perCall float64
 	n := 0
+	// The packet goroutine alone on its thread: the thread's CPU time is
+	// the packet path's, whatever else runs (I/O goroutines, other
+	// processes on a shared machine).
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	cpu0 := threadCPU()
 	for {
 		data, ci, err := src.ReadPacket()
 		if errors.Is(err, io.EOF) {
@@ -333,6 +354,8 @@ func replayBench(b *testing.B, path, dir string, cfg *spool.Config, o simulate.O
 		n++
 	}
 	sn.Flush()
+	lat.cpu += threadCPU() - cpu0
+	lat.packets += n
 	var st spool.Stats
 	if sp != nil {
 		if err := sp.Close(context.Background()); err != nil {

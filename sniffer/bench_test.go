@@ -6,7 +6,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
+	"time"
 
 	"pbx-agent/sniffer/call"
 	"pbx-agent/sniffer/capture"
@@ -75,4 +77,47 @@ func BenchmarkPacketPath(b *testing.B) {
 	src.Close()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "packets/s")
 	b.ReportMetric(float64(bytes)/1e6/b.Elapsed().Seconds(), "MB/s")
+}
+
+// BenchmarkActiveCallMemory measures the heap held per active call (call
+// table entry, SIP strings, RTP address map, two RTP streams with their
+// jitter-buffer simulators) with 10,000 concurrent generated calls, sampled
+// once every call is established and streaming.
+func BenchmarkActiveCallMemory(b *testing.B) {
+	const calls = 10000
+	for b.Loop() {
+		gen, err := simulate.New(simulate.Options{Calls: calls, Concurrency: calls, CPS: 2000, Duration: 8 * time.Second, Seed: 3})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ps, _ := ParsePorts("5060")
+		sn := New(Config{SIPPorts: ps, Call: call.Config{IdleTimeout: -1}})
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		sampled := false
+		for {
+			data, ci, err := gen.ZeroCopyReadPacketData()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+			_ = sn.HandleFrame(gen.LinkType(), data, ci.Timestamp)
+			// All calls are set up after 5 s (2,000/s) and talk until ≥ 8 s.
+			if !sampled && ci.Timestamp.Sub(time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)) > 7*time.Second {
+				sampled = true
+				runtime.GC()
+				runtime.ReadMemStats(&after)
+				active := sn.Table().ActiveCount()
+				if active < calls*9/10 {
+					b.Fatalf("only %d calls active at the sample", active)
+				}
+				b.ReportMetric(float64(after.HeapInuse-before.HeapInuse)/float64(active), "heap-bytes/call")
+				b.ReportMetric(float64(active), "active-calls")
+			}
+		}
+		sn.Flush()
+	}
 }

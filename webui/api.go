@@ -470,7 +470,7 @@ func (h *Handler) reportSummary(w http.ResponseWriter, r *http.Request, u *User,
 		return fmt.Errorf("reportSummary: %w", err)
 	}
 	groupSQL := "SELECT " + groupSelect() + " FROM cdr c LEFT JOIN cdr_sip_response r ON r.id = c.lastSIPresponse_id" + where +
-		" GROUP BY c.lastSIPresponseNum, c.lastSIPresponse_id ORDER BY COUNT(*) DESC, c.lastSIPresponseNum LIMIT 1000"
+		" GROUP BY c.lastSIPresponseNum, c.lastSIPresponse_id ORDER BY COUNT(*) DESC, c.lastSIPresponseNum, c.lastSIPresponse_id LIMIT 1000"
 	groups, err := h.queryObjs(r.Context(), cdrquery.GroupColumns(), 0, groupSQL, args...)
 	if err != nil {
 		return fmt.Errorf("reportSummary: %w", err)

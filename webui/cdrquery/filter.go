@@ -730,7 +730,7 @@ func (q *Query) GroupSQL() (string, []any) {
 	b.WriteString(" FROM cdr c LEFT JOIN cdr_sip_response r ON r.id = c.lastSIPresponse_id")
 	w, args := q.Where()
 	b.WriteString(w)
-	b.WriteString(" GROUP BY c.lastSIPresponseNum, c.lastSIPresponse_id ORDER BY COUNT(*) DESC, c.lastSIPresponseNum LIMIT ? OFFSET ?")
+	b.WriteString(" GROUP BY c.lastSIPresponseNum, c.lastSIPresponse_id ORDER BY COUNT(*) DESC, c.lastSIPresponseNum, c.lastSIPresponse_id LIMIT ? OFFSET ?")
 	return b.String(), append(append([]any(nil), args...), q.Limit, q.Start)
 }
 

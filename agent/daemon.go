@@ -29,6 +29,7 @@ import (
 	"pbx-agent/agent/metrics"
 	"pbx-agent/agent/recording"
 	"pbx-agent/agent/sdnotify"
+	"pbx-agent/agent/sensors"
 	"pbx-agent/ami"
 	"pbx-agent/ami/ari"
 	"pbx-agent/sniffer"
@@ -36,6 +37,7 @@ import (
 	"pbx-agent/sniffer/capture"
 	"pbx-agent/sniffer/spool"
 	"pbx-agent/webui"
+	"pbx-agent/webui/player"
 )
 
 const defaultConfigPath = "/etc/pbx-agent/pbx-agent.conf"
@@ -164,6 +166,8 @@ type daemon struct {
 	amiSub  *ami.Subscription
 	ari     *ari.Client // nil without ARI
 	rec     *recording.Orchestrator
+	player  *player.Handler
+	sensors *sensors.Registry // nil without a database
 }
 
 func newDaemon(cfg *config.Config, fl *daemonFlags, log *slog.Logger) (*daemon, error) {
@@ -175,7 +179,8 @@ func newDaemon(cfg *config.Config, fl *daemonFlags, log *slog.Logger) (*daemon, 
 		}
 	}
 	if cfg.DatabaseEnabled() {
-		w, err := cdr.NewWriter(cfg, log, cdr.WithVersion(version))
+		w, err := cdr.NewWriter(cfg, log, cdr.WithVersion(version),
+			cdr.WithOptions(func(o *cdr.Options) { o.ManagerHost = sensors.AdvertiseHost(cfg.ManagerIP) }))
 		if err != nil {
 			return nil, err
 		}
@@ -209,6 +214,10 @@ func newDaemon(cfg *config.Config, fl *daemonFlags, log *slog.Logger) (*daemon, 
 			Build:             "pbx-agent " + version,
 			Location:          time.UTC,
 			Logger:            log,
+		}
+		if d.spool != nil {
+			mcfg.Audio = pcmAudio{d.spool}
+			mcfg.Commands = map[string]manager.Command{"listen_stream": manager.ListenStreamCommand(d.spool)}
 		}
 		if cfg.ManagerAESKey != "" {
 			key, err := manager.ParseAESKey(cfg.ManagerAESKey, cfg.ManagerAESIV)
@@ -268,16 +277,70 @@ func (d *daemon) newWeb() error {
 		}
 		d.db = db
 	}
-	d.web = webui.New(webui.Options{
+	wo := webui.Options{
 		DB: d.db, Users: loadWebUsers(cfg, log), DisableAuth: cfg.APIDisableAuth,
 		Calls: managerCalls{d.sn, d.rec}, CallNotFound: manager.ErrCallNotFound,
 		Spool: webui.DirSpool{Root: cfg.SpoolDir, Location: time.UTC}, SensorID: cfg.IDSensor, Logger: log,
-	})
+	}
+	if d.db != nil {
+		// Many sensors, one database: this agent keeps its `sensors` row
+		// fresh and reaches the others through their manager APIs.
+		if err := d.newSensors(&wo); err != nil {
+			return err
+		}
+	}
+	d.web = webui.New(wo)
 	d.web.Handle("GET /metrics", metrics.Handler(d.reg, log))
+	po := player.Options{Auth: d.web, Calls: d.sn, SensorID: cfg.IDSensor, Channels: d.channelNames, Logger: log}
+	if d.spool != nil {
+		po.Audio = d.spool
+	}
+	d.player = player.New(po)
+	d.player.Register(d.web)
 	if cfg.HTTPBind != "" {
 		d.http = webui.NewServer(webui.ServerConfig{Addr: cfg.HTTPBind, TLSCert: cfg.HTTPTLSCert, TLSKey: cfg.HTTPTLSKey, Logger: log}, d.web)
 	}
 	return nil
+}
+
+// newSensors registers this agent in `sensors` and gives the web APIs a
+// client to the other sensors (their active calls, pause, files).
+func (d *daemon) newSensors(wo *webui.Options) error {
+	cfg := d.cfg
+	self := sensors.Self{ID: cfg.IDSensor, Name: cfg.SensorName, Host: sensors.AdvertiseHost(cfg.ManagerIP), Port: cfg.ManagerPort, Version: version}
+	keys := &sensors.Keys{DB: d.db}
+	if cfg.ManagerAESKey != "" {
+		k, err := manager.ParseAESKey(cfg.ManagerAESKey, cfg.ManagerAESIV)
+		if err != nil {
+			return err
+		}
+		keys.Default = &k
+		self.KeyID = sensors.KeyID(k)
+	}
+	reg, err := sensors.New(sensors.Options{DB: d.db, Self: self, Logger: d.log})
+	if err != nil {
+		return err
+	}
+	d.sensors = reg
+	client := sensors.NewClient(sensors.ClientOptions{Dir: reg, Keys: keys, Logger: d.log})
+	wo.Remote = sensors.WebRemote{Client: client}
+	wo.Spool = sensors.Spool{Local: wo.Spool, Client: client, Location: time.UTC}
+	return nil
+}
+
+// channelNames lists the Asterisk channels of a call (dashboard), when AMI
+// is followed.
+func (d *daemon) channelNames(c *call.CDR) []string {
+	if d.ami == nil {
+		return nil
+	}
+	var names []string
+	for _, ch := range d.ami.Tracker().Channels() {
+		if ch.CallID == c.CallID {
+			names = append(names, ch.Name)
+		}
+	}
+	return names
 }
 
 // webDSN is the CDR database for the web APIs: VoIPmonitor's latin1 tables,
@@ -337,8 +400,9 @@ func newSpool(cfg *config.Config, log *slog.Logger, paused func(ref uint64) bool
 	if !cfg.SaveSIP && mode == spool.RTPOff && audio == "" {
 		return nil, nil
 	}
+	// 40 ms of wait for late packets keeps live listening under 100 ms.
 	return spool.New(spool.Config{Dir: cfg.SpoolDir, SaveSIP: cfg.SaveSIP, SaveRTP: mode, SaveRTCP: mode != spool.RTPOff,
-		SaveAudio: audio, Location: time.UTC, Logger: log}, paused)
+		SaveAudio: audio, AudioDelay: 40 * time.Millisecond, Location: time.UTC, Logger: log}, paused)
 }
 
 func (d *daemon) callEnded(c *call.CDR) {
@@ -402,6 +466,9 @@ func (d *daemon) run(ctx context.Context) error {
 			return err
 		})
 	}
+	if d.sensors != nil {
+		g.Go(func() error { return ignoreCanceled(d.sensors.Run(servers)) })
+	}
 	if d.cfg.MetricsBind != "" {
 		g.Go(func() error { return metrics.Serve(servers, d.cfg.MetricsBind, d.reg, d.log) })
 	}
@@ -453,6 +520,7 @@ func (d *daemon) run(ctx context.Context) error {
 		_ = d.manager.Shutdown(sctx)
 		cancel()
 	}
+	d.player.Close()
 	stopServers()
 	werr := g.Wait()
 	if d.db != nil {

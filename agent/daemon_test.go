@@ -115,6 +115,20 @@ func TestDaemonRealtimeReplay(t *testing.T) {
 	if body := httpGet(t, base+"/metrics"); !strings.Contains(body, "pbx_calls_active 2") || !strings.Contains(body, "pbx_build_info") {
 		t.Errorf("/metrics lacks the active calls gauge:\n%.2000s", body)
 	}
+	if body := httpGet(t, base+"/api/chunkplayer/index.html"); !strings.Contains(strings.ToLower(body), "callref") {
+		t.Errorf("player page lacks the callref field:\n%.500s", body)
+	}
+	// VoIPmonitor's live listening: listen, then readaudio returns PCM (or
+	// asks to wait) for a call being replayed.
+	ref := fmt.Sprint(rows[1][0])
+	mgr := fmt.Sprintf("127.0.0.1:%d", port)
+	if reply, err := manager.Exchange(ctx, "tcp", mgr, "listen "+ref+" t1", nil); err != nil || !strings.Contains(string(reply), "success") {
+		t.Errorf("listen %s: %v %q", ref, err, reply)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if reply, err := manager.Exchange(ctx, "tcp", mgr, "readaudio "+ref+" t1", nil); err != nil || len(reply) == 0 || strings.HasPrefix(string(reply), "error") {
+		t.Errorf("readaudio %s: %v %.80q", ref, err, reply)
+	}
 	// The unix socket answers the same command.
 	reply, err := manager.Exchange(ctx, "unix", sock, "listcalls", nil)
 	if err != nil || !bytes.HasPrefix(reply, []byte(`[["callreference"`)) {

@@ -48,6 +48,18 @@ type Config struct {
 	SaveAudio     string      // saveaudio: "no", "wav", "ogg", "mp3"
 	SIPRegister   bool        // sip-register
 	NoCDR         bool        // nocdr
+	// Sniffer is `sniffer`: false makes a web front end that captures
+	// nothing and serves the web APIs, live listening and the manager API
+	// for the sensors sharing its database until stopped.
+	Sniffer bool
+
+	// Many sensors, one database (agent's own).
+	SensorHeartbeat    time.Duration // sensor_heartbeat: how often the sensors row is refreshed (0 = default 10 s)
+	SensorOfflineAfter time.Duration // sensor_offline_after: heartbeat age after which a sensor is offline (0 = 3 heartbeats + 5 s)
+	// SensorManagerKeys are the sensor_manager_key values, each
+	// "<id_sensor>:<base64 key>:<base64 iv>" (checked here, parsed by
+	// agent/sensors.ParseSensorKey): the manager key of one other sensor.
+	SensorManagerKeys []string
 
 	// MySQL (voipmonitor.conf names). An empty MySQLHost and MySQLSocket
 	// mean "no database": the CDR store is off.
@@ -114,6 +126,7 @@ func Default() *Config {
 		SaveRTP:             "yes",
 		SaveAudio:           "no",
 		SIPRegister:         true,
+		Sniffer:             true,
 		MySQLPort:           3306,
 		MySQLDB:             "voipmonitor",
 		MySQLUsername:       "root",

@@ -47,6 +47,23 @@ func TestParse(t *testing.T) {
 			want: func(c *Config) bool { return c.CDRFlushInterval == 1500*time.Millisecond }},
 		{name: "nocdr disables database", in: "mysqlhost = h\nnocdr = yes\n",
 			want: func(c *Config) bool { return !c.DatabaseEnabled() }},
+		{name: "sniffer defaults to yes", in: "",
+			want: func(c *Config) bool { return c.Sniffer && c.SensorHeartbeat == 0 && c.SensorManagerKeys == nil }},
+		{name: "sniffer = no is a front end", in: "sniffer = no\nsensor_heartbeat = 2\nsensor_offline_after = 9s\n",
+			want: func(c *Config) bool {
+				return !c.Sniffer && c.SensorHeartbeat == 2*time.Second && c.SensorOfflineAfter == 9*time.Second
+			}},
+		{name: "sensor_manager_key repeats", in: "sensor_manager_key = 2:AAAAAAAAAAAAAAAAAAAAAA==:AQEBAQEBAQEBAQEBAQEBAQ==\n" +
+			"sensor_manager_key = 3:AgICAgICAgICAgICAgICAg==:AwMDAwMDAwMDAwMDAwMDAw==\n",
+			want: func(c *Config) bool {
+				return len(c.SensorManagerKeys) == 2 && strings.HasPrefix(c.SensorManagerKeys[1], "3:")
+			}},
+		{name: "sensor_manager_key without iv", in: "sensor_manager_key = 2:AAAAAAAAAAAAAAAAAAAAAA==\n",
+			wantErr: `want <id_sensor>:<base64 key>:<base64 iv>`},
+		{name: "sensor_manager_key short key", in: "sensor_manager_key = 2:AAAA:AQEBAQEBAQEBAQEBAQEBAQ==\n",
+			wantErr: `key: decodes to 3 bytes, want 16`},
+		{name: "sensor_heartbeat too short", in: "sensor_heartbeat = 1ms\n",
+			wantErr: `sensor_heartbeat: bad value "1ms": outside 100ms-1h`},
 
 		{name: "unknown key with suggestion", in: "[general]\n\nmysqlhots = x\n",
 			wantErr: `t.conf:3: mysqlhots: unknown key (did you mean "mysqlhost"?)`},

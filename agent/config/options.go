@@ -54,6 +54,31 @@ var options = map[string]option{
 		c.IDSensor = n
 		return err
 	}, hint: "an integer 1-65535 (or -1 for unset)"},
+	"sniffer": {set: boolean(func(c *Config) *bool { return &c.Sniffer }),
+		hint: "yes (default) or no: no = a web front end without capture"},
+	"sensor_heartbeat": {set: func(c *Config, v string) error {
+		d, err := duration(v)
+		if err == nil && (d < 100*time.Millisecond || d > time.Hour) {
+			err = errors.New("outside 100ms-1h")
+		}
+		c.SensorHeartbeat = d
+		return err
+	}, hint: "a duration such as 10s (plain numbers are seconds)"},
+	"sensor_offline_after": {set: func(c *Config, v string) error {
+		d, err := duration(v)
+		if err == nil && (d < time.Second || d > 24*time.Hour) {
+			err = errors.New("outside 1s-24h")
+		}
+		c.SensorOfflineAfter = d
+		return err
+	}, hint: "a duration such as 35s; should exceed sensor_heartbeat by a few seconds"},
+	"sensor_manager_key": {set: func(c *Config, v string) error {
+		if err := sensorKey(v); err != nil {
+			return err
+		}
+		c.SensorManagerKeys = append(c.SensorManagerKeys, v)
+		return nil
+	}, hint: "<id_sensor>:<base64 key>:<base64 iv>, one line per sensor", multi: true},
 	"sensor_name":  {set: str(func(c *Config) *string { return &c.SensorName }), hint: "any text"},
 	"spooldir":     {set: nonEmpty(func(c *Config) *string { return &c.SpoolDir }), hint: "a directory path"},
 	"savesip":      {set: boolean(func(c *Config) *bool { return &c.SaveSIP }), hint: "yes or no"},
@@ -286,6 +311,24 @@ func b64Len(v string, n int) error {
 	}
 	if len(b) != n {
 		return fmt.Errorf("decodes to %d bytes, want %d", len(b), n)
+	}
+	return nil
+}
+
+// sensorKey checks a sensor_manager_key value: "<id>:<base64 16 bytes>:<base64 16 bytes>".
+func sensorKey(v string) error {
+	parts := strings.Split(v, ":")
+	if len(parts) != 3 {
+		return errors.New("want <id_sensor>:<base64 key>:<base64 iv>")
+	}
+	if _, err := intRange(strings.TrimSpace(parts[0]), 0, 65535); err != nil {
+		return fmt.Errorf("id_sensor: %w", err)
+	}
+	if err := b64Len(strings.TrimSpace(parts[1]), 16); err != nil {
+		return fmt.Errorf("key: %w", err)
+	}
+	if err := b64Len(strings.TrimSpace(parts[2]), 16); err != nil {
+		return fmt.Errorf("iv: %w", err)
 	}
 	return nil
 }

@@ -191,7 +191,10 @@ func newDaemon(cfg *config.Config, fl *daemonFlags, log *slog.Logger) (*daemon, 
 		callCfg.IdleTimeout = -1 // a file's clock may jump; EOF ends every call
 	}
 	snCfg := sniffer.Config{SIPPorts: ports, Call: callCfg, Logger: log}
-	if sp, err := newSpool(cfg, log, func(ref uint64) bool { return d.sn.Table().Paused(ref) }); err != nil {
+	// A file replayed as fast as it reads must not lose spool packets: the
+	// packet path then waits for the disk (live capture never does).
+	waitForDisk := fl.capture != "" && !fl.realtime
+	if sp, err := newSpool(cfg, log, waitForDisk, func(ref uint64) bool { return d.sn.Table().Paused(ref) }); err != nil {
 		return nil, err
 	} else if sp != nil {
 		d.spool = sp
@@ -386,7 +389,7 @@ func (d *daemon) reload() {
 
 // newSpool builds the per-call pcap/audio spool from savesip/savertp/
 // saveaudio, or returns nil when nothing is to be saved.
-func newSpool(cfg *config.Config, log *slog.Logger, paused func(ref uint64) bool) (*spool.Spool, error) {
+func newSpool(cfg *config.Config, log *slog.Logger, waitForDisk bool, paused func(ref uint64) bool) (*spool.Spool, error) {
 	mode, err := spool.ParseRTPMode(cfg.SaveRTP)
 	if err != nil {
 		return nil, err
@@ -402,7 +405,7 @@ func newSpool(cfg *config.Config, log *slog.Logger, paused func(ref uint64) bool
 	}
 	// 40 ms of wait for late packets keeps live listening under 100 ms.
 	return spool.New(spool.Config{Dir: cfg.SpoolDir, SaveSIP: cfg.SaveSIP, SaveRTP: mode, SaveRTCP: mode != spool.RTPOff,
-		SaveAudio: audio, AudioDelay: 40 * time.Millisecond, Location: time.UTC, Logger: log}, paused)
+		SaveAudio: audio, AudioDelay: 40 * time.Millisecond, WaitForDisk: waitForDisk, Location: time.UTC, Logger: log}, paused)
 }
 
 func (d *daemon) callEnded(c *call.CDR) {

@@ -9,6 +9,9 @@ var (
 	// ErrUnknownSensor reports a sensor id that is neither this agent's nor
 	// a configured remote sensor.
 	ErrUnknownSensor = errors.New("player: unknown sensor")
+	// ErrUnavailable reports a remote sensor that RemoteLookup cannot
+	// reach now (offline, no address, key lookup failed).
+	ErrUnavailable = errors.New("player: sensor unavailable")
 	// ErrNoAudio reports that live audio is not available (no source).
 	ErrNoAudio = errors.New("player: live audio is disabled")
 	// ErrClosed reports a handler that was closed (shutdown).

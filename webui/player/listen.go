@@ -89,13 +89,36 @@ func (h *Handler) parseListen(r *http.Request) (listenRequest, error) {
 		return lr, fmt.Errorf("%w: layout %q (stereo or mono)", ErrBadRequest, q.Get("layout"))
 	}
 	if lr.sensor != h.o.SensorID {
-		rm, ok := h.o.Remotes[lr.sensor]
-		if !ok {
-			return lr, fmt.Errorf("%w: %d (this agent is %d)", ErrUnknownSensor, lr.sensor, h.o.SensorID)
+		rm, err := h.remote(r.Context(), lr.sensor)
+		if err != nil {
+			return lr, err
 		}
 		lr.remote = &rm
 	}
 	return lr, nil
+}
+
+// remote finds how to reach sensor: Remotes, then RemoteLookup.
+func (h *Handler) remote(ctx context.Context, sensor int) (Remote, error) {
+	if rm, ok := h.o.Remotes[sensor]; ok {
+		return rm, nil
+	}
+	if h.o.RemoteLookup == nil {
+		return Remote{}, fmt.Errorf("%w: %d (this agent is %d)", ErrUnknownSensor, sensor, h.o.SensorID)
+	}
+	ctx, cancel := context.WithTimeout(ctx, h.o.DialTimeout)
+	defer cancel()
+	rm, err := h.o.RemoteLookup(ctx, sensor)
+	switch {
+	case errors.Is(err, ErrUnknownSensor):
+		return Remote{}, err
+	case err != nil:
+		h.log.Info("remote sensor lookup failed", "sensor", sensor, "err", err)
+		return Remote{}, fmt.Errorf("%w: sensor %d: %w", ErrUnavailable, sensor, err)
+	case rm.Addr == "":
+		return Remote{}, fmt.Errorf("%w: sensor %d has no manager address", ErrUnavailable, sensor)
+	}
+	return rm, nil
 }
 
 // hijackable unwraps middleware writers (webui.LogRequests) down to the
@@ -124,10 +147,15 @@ func (h *Handler) listen(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		h.refusals.Add(1)
 		status := http.StatusBadRequest
-		if errors.Is(err, ErrUnknownSensor) {
+		msg := strings.TrimPrefix(err.Error(), "player: ")
+		switch {
+		case errors.Is(err, ErrUnknownSensor):
 			status = http.StatusNotFound
+		case errors.Is(err, ErrUnavailable):
+			// Details (addresses, key errors) went to the log.
+			status, msg = http.StatusServiceUnavailable, fmt.Sprintf("sensor %d is offline or unreachable", lr.sensor)
 		}
-		httpError(w, status, strings.TrimPrefix(err.Error(), "player: "))
+		httpError(w, status, msg)
 		return
 	}
 	if !userSees(u, lr.sensor) {

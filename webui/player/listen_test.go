@@ -2,6 +2,8 @@ package player_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/url"
@@ -224,6 +226,15 @@ func TestListenRefusals(t *testing.T) {
 		o.Audio = held
 		o.AllowedOrigins = []string{"https://gui.example.com"}
 		o.Remotes = map[int]player.Remote{}
+		o.RemoteLookup = func(_ context.Context, sensor int) (player.Remote, error) {
+			switch sensor {
+			case 8:
+				return player.Remote{}, errors.New("sensors: sensor offline: sensor 8 is offline")
+			case 9:
+				return player.Remote{}, nil // a row without host/port
+			}
+			return player.Remote{}, fmt.Errorf("%w: %d", player.ErrUnknownSensor, sensor)
+		}
 	})
 	host := strings.TrimPrefix(a.srv.URL, "http://")
 	for _, tc := range []struct {
@@ -242,6 +253,8 @@ func TestListenRefusals(t *testing.T) {
 		{name: "allowed origin", ref: 0x99, q: aliceQuery, origin: "https://gui.example.com"},
 		{name: "no origin (not a browser)", ref: 0x99, q: aliceQuery},
 		{name: "unknown sensor", ref: 0x99, q: url.Values{"user": {"alice"}, "password": {"alicepw"}, "sensor_id": {"7"}}, wantStatus: http.StatusNotFound},
+		{name: "offline sensor (lookup)", ref: 0x99, q: url.Values{"user": {"alice"}, "password": {"alicepw"}, "sensor_id": {"8"}}, wantStatus: http.StatusServiceUnavailable},
+		{name: "sensor without address (lookup)", ref: 0x99, q: url.Values{"user": {"alice"}, "password": {"alicepw"}, "sensor_id": {"9"}}, wantStatus: http.StatusServiceUnavailable},
 		{name: "bad layout", ref: 0x99, q: url.Values{"user": {"alice"}, "password": {"alicepw"}, "layout": {"5.1"}}, wantStatus: http.StatusBadRequest},
 		{name: "unknown call", ref: 0x1234, q: aliceQuery, wantEnd: player.ReasonNotFound},
 	} {

@@ -65,8 +65,13 @@ type Options struct {
 	// sensor_id, or with this one, is served locally.
 	SensorID int
 	// Remotes are other sensors by id_sensor, heard through their manager
-	// API's listen_stream.
+	// API's listen_stream (a fixed list; see RemoteLookup).
 	Remotes map[int]Remote
+	// RemoteLookup finds a sensor not in Remotes when a listener asks for
+	// it (agent/sensors: any online sensor of the shared database, with its
+	// manager key). Errors wrapping ErrUnknownSensor answer 404, others
+	// 503; nil = only Remotes.
+	RemoteLookup func(ctx context.Context, sensor int) (Remote, error)
 	// Channels gives the Asterisk channel names of a call once AMI is
 	// correlated (dashboard); nil = none shown.
 	Channels func(c *call.CDR) []string

@@ -75,15 +75,21 @@ func (h *remoteHub) subscribe(ctx context.Context, sensor int, ref uint64, r Rem
 		return nil, ErrClosed
 	}
 	rc := h.calls[k]
-	first := rc == nil
-	if first {
+	if rc == nil {
+		// The first listener is in subs before the reader starts: else the
+		// reader's first frame could find nobody and end the stream.
 		rc = &remoteCall{hub: h, key: k, ready: make(chan struct{})}
+		s := &fanSub{ch: make(chan *audio.Frame, depth), rc: rc}
+		rc.subs = []*fanSub{s}
 		h.calls[k] = rc
+		h.mu.Unlock()
+		h.dial(rc, r)
+		if rc.err != nil {
+			return nil, rc.err
+		}
+		return s, nil
 	}
 	h.mu.Unlock()
-	if first {
-		h.dial(rc, r)
-	}
 	select {
 	case <-rc.ready:
 	case <-ctx.Done():

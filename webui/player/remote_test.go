@@ -46,18 +46,30 @@ func TestRemoteSensor(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
-		name string
-		key  *manager.AESKey
+		name   string
+		key    *manager.AESKey
+		lookup bool // found through RemoteLookup instead of Remotes
 	}{
-		{"plaintext", nil},
-		{"aes", &key},
+		{"plaintext", nil, false},
+		{"aes", &key, false},
+		{"aes via lookup", &key, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			remote := newPipeline(t)
 			ms := startManager(t, remote, tc.key)
 			a := newAgent(t, nil, func(o *player.Options) {
 				o.QueueDepth = 5000
-				o.Remotes = map[int]player.Remote{2: {Addr: ms.Addr().String(), Key: tc.key}}
+				rm := player.Remote{Addr: ms.Addr().String(), Key: tc.key}
+				if !tc.lookup {
+					o.Remotes = map[int]player.Remote{2: rm}
+					return
+				}
+				o.RemoteLookup = func(_ context.Context, sensor int) (player.Remote, error) {
+					if sensor != 2 {
+						return player.Remote{}, player.ErrUnknownSensor
+					}
+					return rm, nil
+				}
 			})
 			q := map[string][]string{"user": {"alice"}, "password": {"alicepw"}, "sensor_id": {"2"}}
 			src := generator(t, simulate.Options{Calls: 1, Duration: 4 * time.Second, Seed: 3, Tones: [2]float64{1000, 2000}})

@@ -27,6 +27,7 @@ import (
 	"pbx-agent/agent/manager"
 	"pbx-agent/sniffer/call"
 	"pbx-agent/webui"
+	"pbx-agent/webui/player"
 )
 
 // site is a multi-sensor deployment on loopback: one MariaDB, sensor 1
@@ -327,6 +328,31 @@ func TestFrontEnd(t *testing.T) {
 		b, err := manager.Exchange(context.Background(), "tcp", st.s2.addr, "getversion", key)
 		if err != nil || len(b) == 0 {
 			t.Errorf("getversion through the target: %q %v", b, err)
+		}
+		// The player's lookup: the same target; unknown → player.ErrUnknownSensor, offline → not unknown.
+		for _, tc := range []struct {
+			name        string
+			id          int
+			wantAddr    string
+			wantKey     bool
+			wantUnknown bool
+			wantErr     error
+		}{
+			{name: "aes sensor", id: 2, wantAddr: st.s2.addr, wantKey: true},
+			{name: "plaintext sensor", id: 1, wantAddr: st.s1.addr},
+			{name: "offline sensor", id: 4, wantErr: ErrOffline},
+			{name: "unknown sensor", id: 77, wantUnknown: true, wantErr: ErrUnknownSensor},
+		} {
+			rm, err := st.client.PlayerLookup(context.Background(), tc.id)
+			if tc.wantErr != nil {
+				if !errors.Is(err, tc.wantErr) || errors.Is(err, player.ErrUnknownSensor) != tc.wantUnknown {
+					t.Errorf("%s: PlayerLookup err = %v, want %v (player.ErrUnknownSensor %v)", tc.name, err, tc.wantErr, tc.wantUnknown)
+				}
+				continue
+			}
+			if err != nil || rm.Addr != tc.wantAddr || (rm.Key != nil) != tc.wantKey {
+				t.Errorf("%s: PlayerLookup = %+v %v, want %s key %v", tc.name, rm, err, tc.wantAddr, tc.wantKey)
+			}
 		}
 	})
 

@@ -168,6 +168,7 @@ type daemon struct {
 	rec     *recording.Orchestrator
 	player  *player.Handler
 	sensors *sensors.Registry // nil without a database
+	remote  *sensors.Client   // the other sensors' manager APIs; nil without a database
 }
 
 func newDaemon(cfg *config.Config, fl *daemonFlags, log *slog.Logger) (*daemon, error) {
@@ -178,7 +179,7 @@ func newDaemon(cfg *config.Config, fl *daemonFlags, log *slog.Logger) (*daemon, 
 			return nil, err
 		}
 	}
-	if cfg.DatabaseEnabled() {
+	if cfg.DatabaseEnabled() && cfg.Sniffer {
 		w, err := cdr.NewWriter(cfg, log, cdr.WithVersion(version),
 			cdr.WithOptions(func(o *cdr.Options) { o.ManagerHost = sensors.AdvertiseHost(cfg.ManagerIP) }))
 		if err != nil {
@@ -194,7 +195,9 @@ func newDaemon(cfg *config.Config, fl *daemonFlags, log *slog.Logger) (*daemon, 
 	// A file replayed as fast as it reads must not lose spool packets: the
 	// packet path then waits for the disk (live capture never does).
 	waitForDisk := fl.capture != "" && !fl.realtime
-	if sp, err := newSpool(cfg, log, waitForDisk, func(ref uint64) bool { return d.sn.Table().Paused(ref) }); err != nil {
+	if !cfg.Sniffer {
+		log.Info("sniffer = no: web front end without capture (no spool, no CDRs of its own)")
+	} else if sp, err := newSpool(cfg, log, waitForDisk, func(ref uint64) bool { return d.sn.Table().Paused(ref) }); err != nil {
 		return nil, err
 	} else if sp != nil {
 		d.spool = sp
@@ -274,6 +277,8 @@ func (d *daemon) newWeb() error {
 		if err := d.writer.Register(d.reg); err != nil {
 			return err
 		}
+	}
+	if cfg.DatabaseEnabled() {
 		db, err := sql.Open("mysql", webDSN(cfg))
 		if err != nil {
 			return fmt.Errorf("web API database: %w", err)
@@ -298,6 +303,9 @@ func (d *daemon) newWeb() error {
 	if d.spool != nil {
 		po.Audio = d.spool
 	}
+	if d.remote != nil {
+		po.RemoteLookup = d.remote.PlayerLookup // any online sensor's calls
+	}
 	d.player = player.New(po)
 	d.player.Register(d.web)
 	if cfg.HTTPBind != "" {
@@ -311,7 +319,14 @@ func (d *daemon) newWeb() error {
 func (d *daemon) newSensors(wo *webui.Options) error {
 	cfg := d.cfg
 	self := sensors.Self{ID: cfg.IDSensor, Name: cfg.SensorName, Host: sensors.AdvertiseHost(cfg.ManagerIP), Port: cfg.ManagerPort, Version: version}
-	keys := &sensors.Keys{DB: d.db}
+	keys := &sensors.Keys{DB: d.db, PerSensor: map[int]manager.AESKey{}}
+	for _, v := range cfg.SensorManagerKeys {
+		id, k, err := sensors.ParseSensorKey(v)
+		if err != nil {
+			return err
+		}
+		keys.PerSensor[id] = k
+	}
 	if cfg.ManagerAESKey != "" {
 		k, err := manager.ParseAESKey(cfg.ManagerAESKey, cfg.ManagerAESIV)
 		if err != nil {
@@ -320,12 +335,13 @@ func (d *daemon) newSensors(wo *webui.Options) error {
 		keys.Default = &k
 		self.KeyID = sensors.KeyID(k)
 	}
-	reg, err := sensors.New(sensors.Options{DB: d.db, Self: self, Logger: d.log})
+	reg, err := sensors.New(sensors.Options{DB: d.db, Self: self, Heartbeat: cfg.SensorHeartbeat, StaleAfter: cfg.SensorOfflineAfter, Logger: d.log})
 	if err != nil {
 		return err
 	}
 	d.sensors = reg
 	client := sensors.NewClient(sensors.ClientOptions{Dir: reg, Keys: keys, Logger: d.log})
+	d.remote = client
 	wo.Remote = sensors.WebRemote{Client: client}
 	wo.Spool = sensors.Spool{Local: wo.Spool, Client: client, Location: time.UTC}
 	return nil
@@ -543,6 +559,11 @@ func (d *daemon) capture(ctx context.Context) error {
 	}
 	_ = d.notify.Ready()
 	file := d.fl.capture
+	if !d.cfg.Sniffer {
+		// A web front end: servers run until SIGTERM.
+		<-ctx.Done()
+		return nil
+	}
 	if file == "" && len(d.cfg.Interface) == 0 {
 		if !d.fl.embedded {
 			return fmt.Errorf("no capture interface configured or discovered: set interface = in %s, or run with -r FILE", d.cfg.Path)

@@ -474,3 +474,115 @@ func TestCleanup(t *testing.T) {
 		t.Errorf("deleted %q, want %q", got, want)
 	}
 }
+
+// TestSplit: Config.Split taps each direction on its own (spy=in → caller,
+// spy=out → callee), each with its externalMedia and bridge; a 1 kHz tone
+// on the first stream and 500 Hz on the second come out on the caller and
+// callee channels of the frames.
+func TestSplit(t *testing.T) {
+	var socks [2]*net.UDPConn
+	for i := range socks {
+		c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		socks[i] = c
+	}
+	rec := aritest.LoadFile(t, fixture.Repo(t, "testdata", "ari", "ari-snoop-externalmedia.http.jsonl"))
+	srv := aritest.NewServer(t, nil)
+	for _, ex := range rec.Exchanges {
+		switch {
+		case ex.Label != "" || ex.Method == "GET":
+		case strings.HasPrefix(ex.Path, "/ari/channels/externalMedia"):
+			for i, s := range socks { // one answer per direction, each from its own port
+				cp := *ex
+				cp.Body = bytes.ReplaceAll(ex.Body, []byte(`"10086"`), []byte(strconv.Quote(strconv.Itoa(s.LocalAddr().(*net.UDPAddr).Port))))
+				cp.Body = bytes.ReplaceAll(cp.Body, []byte(`"tap-em-1"`), []byte(`"tap-em-`+strconv.Itoa(i+1)+`"`))
+				srv.Add(&cp)
+			}
+		default:
+			srv.Add(ex)
+		}
+	}
+	srv.Add(&aritest.Exchange{Method: "POST", Path: "/ari/bridges/tap-bridge-2/addChannel", Status: 204})
+	for _, p := range []string{"/ari/channels/tap-em-2", "/ari/channels/tap-snoop-2", "/ari/bridges/tap-bridge-2"} {
+		srv.Add(&aritest.Exchange{Method: "DELETE", Path: p, Status: 204})
+	}
+	tp, err := tap.New(tap.Config{ARI: ari.New(ari.Config{URL: srv.URL(), Username: "agent", Password: "agentpw"}),
+		Prefix: "tap-", Split: true, Idle: 20 * time.Millisecond, CheckEvery: 10 * time.Millisecond,
+		Target: func(ref uint64) (tap.Target, bool) { return tap.Target{Channel: caller}, ref == callRef }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = tp.Run(ctx) })
+	defer func() { cancel(); wg.Wait() }()
+	sub, err := tp.Subscribe(callRef, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var spies []string
+	for _, r := range srv.Requests() {
+		if strings.HasSuffix(r.Path, "/snoop") {
+			q, _ := url.ParseQuery(r.Query)
+			spies = append(spies, q.Get("snoopId")+" spy="+q.Get("spy"))
+		}
+	}
+	if want := []string{"tap-snoop-1 spy=in", "tap-snoop-2 spy=out"}; !slices.Equal(spies, want) {
+		t.Errorf("snoops %q, want %q", spies, want)
+	}
+
+	to := net.UDPAddrFromAddrPort(tp.Addr())
+	senders := [2]*toneSender{{conn: socks[0], seq: 100, ts: 160}, {conn: socks[1], seq: 900, ts: 160}}
+	tick := time.NewTicker(20 * time.Millisecond)
+	const packets = 40
+	for range packets {
+		senders[0].send(t, to, 1000, 8000, false)
+		senders[1].send(t, to, 500, 8000, false)
+		<-tick.C
+	}
+	tick.Stop()
+	var left, right []float64
+	for len(left) < 30*160 {
+		f := <-sub.Frames()
+		if f == nil {
+			t.Fatalf("feed closed after %d frames", len(left)/160)
+		}
+		for i := range f.Caller {
+			left = append(left, float64(f.Caller[i]))
+			right = append(right, float64(f.Callee[i]))
+		}
+	}
+	for _, c := range []struct {
+		name      string
+		s         []float64
+		want, not float64
+	}{{"caller", left, 1000, 500}, {"callee", right, 500, 1000}} {
+		r := 10 * math.Log10(goertzel(c.s, c.want)/goertzel(c.s, c.not))
+		if r < 30 {
+			t.Errorf("%s channel: %v Hz only %.1f dB above %v Hz", c.name, c.want, r, c.not)
+		}
+		t.Logf("%s channel: %v Hz %.1f dB above %v Hz", c.name, c.want, r, c.not)
+	}
+	sub.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for tp.Stats().Teardowns != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("not torn down: %+v", tp.Stats())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	var deleted []string
+	for _, r := range srv.Requests() {
+		if r.Method == "DELETE" {
+			deleted = append(deleted, r.Path+" → "+strconv.Itoa(r.Status))
+		}
+	}
+	want := []string{"/ari/channels/tap-em-2 → 204", "/ari/channels/tap-snoop-2 → 204", "/ari/channels/tap-em-1 → 204",
+		"/ari/channels/tap-snoop-1 → 204", "/ari/bridges/tap-bridge-1 → 204", "/ari/bridges/tap-bridge-2 → 204"}
+	if !slices.Equal(deleted, want) {
+		t.Errorf("deleted %q, want %q", deleted, want)
+	}
+}

@@ -30,6 +30,7 @@ import (
 	"pbx-agent/agent/recording"
 	"pbx-agent/agent/sdnotify"
 	"pbx-agent/agent/sensors"
+	"pbx-agent/agent/tap"
 	"pbx-agent/ami"
 	"pbx-agent/ami/ari"
 	"pbx-agent/sniffer"
@@ -166,6 +167,7 @@ type daemon struct {
 	amiSub  *ami.Subscription
 	ari     *ari.Client // nil without ARI
 	rec     *recording.Orchestrator
+	tap     *tap.Tapper // ARI snoop + externalMedia for calls the sniffer cannot hear; nil without AMI+ARI
 	player  *player.Handler
 	sensors *sensors.Registry // nil without a database
 	remote  *sensors.Client   // the other sensors' manager APIs; nil without a database
@@ -263,6 +265,39 @@ func (d *daemon) newAsterisk() {
 		rc.ARI = d.ari
 	}
 	d.rec = recording.New(rc)
+	if d.ami != nil && d.ari != nil {
+		t, err := tap.New(tap.Config{ARI: d.ari, Listen: "127.0.0.1:0", Prefix: fmt.Sprintf("pbxagent-tap-%d-", cfg.IDSensor), Logger: log,
+			Target: d.tapTarget, Paused: d.sn.Table().Paused,
+			Active: func(ref uint64) bool { _, ok := d.sn.Lookup(ref); return ok }})
+		if err != nil {
+			log.Warn("ARI tap unavailable", "err", err)
+		} else {
+			d.tap = t
+		}
+	}
+}
+
+// tapTarget finds the Asterisk channel of a sniffed call for the ARI tap.
+func (d *daemon) tapTarget(ref uint64) (tap.Target, bool) {
+	c, ok := d.sn.Lookup(ref)
+	if !ok {
+		return tap.Target{}, false
+	}
+	for _, ch := range d.ami.Tracker().Channels() {
+		if ch.CallID == c.CallID {
+			return tap.Target{Channel: ch.Uniqueid}, true
+		}
+	}
+	return tap.Target{}, false
+}
+
+// useTap says when live listening goes through ARI: encrypted media (SRTP
+// in the SDP), or RTP the sniffer sees but cannot decode.
+func (d *daemon) useTap(ref uint64) bool {
+	if c, ok := d.sn.Lookup(ref); ok && c.SRTP {
+		return true
+	}
+	return d.spool != nil && tap.Undecodable(d.spool.AudioStats, 50)(ref)
 }
 
 // newWeb builds the metrics registry and the web APIs (VoIPmonitor's
@@ -300,7 +335,12 @@ func (d *daemon) newWeb() error {
 	d.web = webui.New(wo)
 	d.web.Handle("GET /metrics", metrics.Handler(d.reg, log))
 	po := player.Options{Auth: d.web, Calls: d.sn, SensorID: cfg.IDSensor, Channels: d.channelNames, Logger: log}
-	if d.spool != nil {
+	switch {
+	case d.tap != nil && d.spool != nil:
+		po.Audio = tap.Source{Local: d.spool, Tap: d.tap, UseTap: d.useTap}
+	case d.tap != nil:
+		po.Audio = tap.Source{Tap: d.tap, UseTap: func(uint64) bool { return true }}
+	case d.spool != nil:
 		po.Audio = d.spool
 	}
 	if d.remote != nil {
@@ -504,6 +544,9 @@ func (d *daemon) run(ctx context.Context) error {
 		amiNotes = d.amiSub.C()
 	}
 	g.Go(func() error { return ignoreCanceled(d.rec.Run(servers, amiNotes, ariUpdates)) })
+	if d.tap != nil {
+		g.Go(func() error { return ignoreCanceled(d.tap.Run(servers)) })
+	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)

@@ -75,6 +75,9 @@ func callJSON(c *call.CDR) map[string]any {
 		m["reason_sip_cause"] = c.ReasonSIPCause
 		m["reason_sip_text"] = c.ReasonSIPText
 	}
+	if c.SRTP {
+		m["srtp"] = true
+	}
 	if len(c.Hold) > 0 {
 		hold := make([]any, len(c.Hold))
 		for i, h := range c.Hold {

@@ -73,6 +73,7 @@ type CDR struct {
 	CalledUA       string // b_ua: User-Agent/Server of the callee
 
 	ReInvites int
+	SRTP      bool        // the SDP offered encrypted media (RTP/SAVP, a=crypto): the sniffer cannot hear it
 	Hold      []time.Time // times the call went on hold (a=sendonly/inactive)
 
 	Streams []rtp.Summary // every RTP stream of the call (cdr_rtp rows)

@@ -5,6 +5,7 @@
 package call
 
 import (
+	"bytes"
 	"fmt"
 	"hash/maphash"
 	"net/netip"
@@ -467,6 +468,9 @@ func (t *Table) learnSDP(c *callState, m *sip.Message, party Party) {
 		}
 		if md.Port == 0 || !md.Conn.IsValid() {
 			continue
+		}
+		if bytes.Contains(md.Proto, []byte("SAVP")) {
+			c.cdr.SRTP = true
 		}
 		if md.Conn.IsUnspecified() {
 			continue

@@ -3,6 +3,7 @@ package call
 import (
 	"fmt"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -207,5 +208,32 @@ func TestPause(t *testing.T) {
 	p := out[0].Paused
 	if p[0].Start != t0.Add(2*time.Second) || p[0].End != t0.Add(5*time.Second) || p[1].End.IsZero() {
 		t.Errorf("intervals %+v", p)
+	}
+}
+
+func TestSRTPOffer(t *testing.T) {
+	tests := []struct {
+		name, proto string
+		want        bool
+	}{{"RTP/AVP", "RTP/AVP", false}, {"RTP/SAVP", "RTP/SAVP", true}, {"DTLS", "UDP/TLS/RTP/SAVPF", true}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out []CDR
+			tb := New(Config{OnCallEnd: func(c *CDR) { out = append(out, *c) }})
+			inv := sipText("INVITE sip:200@pbx.example SIP/2.0", "s1", "ft", "", 1, "INVITE", "10.0.0.1")
+			head, body, _ := strings.Cut(inv, "\r\n\r\n")
+			body = strings.Replace(body, "RTP/AVP", tt.proto, 1)
+			head = head[:strings.LastIndex(head, "Content-Length:")] + fmt.Sprintf("Content-Length: %d", len(body))
+			inv = head + "\r\n\r\n" + body
+			var m sip.Message
+			if _, err := sip.Parse([]byte(inv), &m); err != nil {
+				t.Fatal(err)
+			}
+			tb.HandleSIP(&m, Meta{Time: t0, Src: alice, Dst: pbx})
+			tb.Flush()
+			if len(out) != 1 || out[0].SRTP != tt.want {
+				t.Errorf("SRTP = %v, want %v", out[0].SRTP, tt.want)
+			}
+		})
 	}
 }

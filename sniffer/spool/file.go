@@ -13,6 +13,8 @@ type file struct {
 	final, tmp string
 	w          *worker
 	bufSize    int
+	minute     int64 // minuteKey of the directory, for the cleaner's index
+	kind       uint8
 
 	// Packet side, under Spool.mu.
 	buf  []byte // filling; nil until the first write and after a hand-off
@@ -28,6 +30,7 @@ type file struct {
 	// Worker side only.
 	fd         diskFile // nil while not open
 	created    bool
+	registered bool  // counted open in the cleaner's index
 	disk       int64 // bytes on disk
 	err        error // first I/O error; the file is given up after it
 	prev, next *file // LRU of open descriptors, most recently used first

@@ -102,7 +102,11 @@ type Config struct {
 	// Location names the date directories (nil = time.Local; VoIPmonitor
 	// uses local time unless utc = yes).
 	Location *time.Location
-	Logger   *slog.Logger
+	// Pool bounds the spool's size and age (maxpool*): a cleaner goroutine
+	// removes the oldest minute directories past a limit. Zero: no limit,
+	// no cleaner.
+	Pool   PoolLimits
+	Logger *slog.Logger
 }
 
 // Stats counts the spool's work.
@@ -133,6 +137,14 @@ type Stats struct {
 	Reopens       uint64 // descriptors reopened after an LRU eviction
 	Evictions     uint64
 	Errors        uint64 // files given up after an I/O error
+	// Cleaning (only with Config.Pool limits).
+	PoolBytes    int64  // bytes of completed files in the spool now (as indexed)
+	PoolFiles    int    // their number
+	CleanPasses  uint64 // cleaning passes run
+	CleanedFiles uint64 // files removed by the cleaner
+	CleanedBytes int64  // their bytes
+	CleanedDirs  uint64 // kind directories (SIP, RTP, AUDIO of a minute) removed whole
+	CleanErrors  uint64 // removals that failed
 }
 
 // Spool stores calls. Its packet hooks (SIP, HandleMedia, CallEnded) run
@@ -148,7 +160,8 @@ type Spool struct {
 	bufs    buffers
 	io      ioStats
 	workers []*worker
-	next    int // worker for the next file
+	next    int      // worker for the next file
+	pool    *cleaner // nil without limits
 	closing chan struct{}
 	cancel  context.CancelFunc
 
@@ -231,27 +244,33 @@ func newSpool(cfg Config, paused func(ref uint64) bool, fsys fileSystem) (*Spool
 	s.bufs.sizes = [2]int{min(sipBufSize, cfg.BufferSize), cfg.BufferSize}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
+	if cfg.Dir != "" && cfg.Pool.set() {
+		s.pool = newCleaner(cfg.Dir, cfg.Location, cfg.Pool, cfg.Logger)
+		go s.pool.run(ctx)
+	}
 	for i := range cfg.IOWorkers {
 		n := cfg.MaxOpenFiles / cfg.IOWorkers
 		if i < cfg.MaxOpenFiles%cfg.IOWorkers {
 			n++
 		}
-		w := newWorker(fsys, s.log, &s.bufs, &s.io, n)
+		w := newWorker(fsys, s.log, &s.bufs, &s.io, n, s.pool)
 		s.workers = append(s.workers, w)
 		go w.run(ctx, s.closing)
 	}
 	return s, nil
 }
 
-// newFile returns a file buffered by bufSize bytes (0 = the spool's), on
-// the next worker. Runs under s.mu.
-func (s *Spool) newFile(final string, bufSize int) *file {
+// newFile returns c's file of a kind, buffered by bufSize bytes (0 = the
+// spool's), on the next worker. Runs under s.mu.
+func (s *Spool) newFile(c *callSpool, kind uint8, ext string, bufSize int) *file {
 	if bufSize <= 0 || bufSize > s.cfg.BufferSize {
 		bufSize = s.cfg.BufferSize
 	}
 	w := s.workers[s.next]
 	s.next = (s.next + 1) % len(s.workers)
-	return &file{final: final, tmp: final + ".tmp", w: w, bufSize: bufSize}
+	final := Path(s.cfg.Dir, c.start, s.cfg.Location, kindDirs[kind], c.base, ext)
+	return &file{final: final, tmp: final + ".tmp", w: w, bufSize: bufSize,
+		minute: minuteKey(c.start, s.cfg.Location), kind: kind}
 }
 
 // reserve makes room for n contiguous bytes in f's filling buffer, handing
@@ -320,10 +339,6 @@ func (s *Spool) drop(counter *uint64) {
 		"dropped_other", st.DroppedOther, "dropped_audio_frames", st.DroppedAudio)
 }
 
-func (s *Spool) path(c *callSpool, typ, ext string) string {
-	return Path(s.cfg.Dir, c.start, s.cfg.Location, typ, c.base, ext)
-}
-
 // SIP is the sniffer's SIPHook: it starts tracking the call on its first
 // message and stores the packet in the call's SIP pcap. Messages not tied
 // to a call (ref 0: REGISTER, OPTIONS) are not stored, nor anything after
@@ -359,7 +374,7 @@ func (s *Spool) SIP(m *sip.Message, meta call.Meta, ref uint64, p *decode.Packet
 		s.stats.Fragments++
 	}
 	if c.sip == nil {
-		c.sip = newPcapFile(s.newFile(s.path(c, TypeSIP, "pcap"), sipBufSize))
+		c.sip = newPcapFile(s.newFile(c, kindSIP, "pcap", sipBufSize))
 	}
 	s.stats.SIPPackets++
 	if !s.store(c.sip, p, p.Frame, len(p.Frame)) {
@@ -488,7 +503,7 @@ func (s *Spool) silence(p *decode.Packet, off, n int) bool {
 
 func (s *Spool) storeMedia(c *callSpool, p *decode.Packet, data []byte, origLen int) bool {
 	if c.rtp == nil {
-		c.rtp = newPcapFile(s.newFile(s.path(c, TypeRTP, "pcap"), 0))
+		c.rtp = newPcapFile(s.newFile(c, kindRTP, "pcap", 0))
 	}
 	return s.store(c.rtp, p, data, origLen)
 }
@@ -513,7 +528,7 @@ func (s *Spool) channels() int {
 
 func (s *Spool) writeWAV(c *callSpool, f *audio.Frame) {
 	if c.wav == nil {
-		c.wav = s.newFile(s.path(c, TypeAudio, "wav"), 0)
+		c.wav = s.newFile(c, kindAudio, "wav", 0)
 		if !s.reserve(c.wav, audio.WAVHeaderSize) {
 			s.drop(&s.stats.DroppedAudio) // cannot happen: a new file's first buffer is free of the cap
 			return
@@ -651,6 +666,9 @@ func (s *Spool) Close(ctx context.Context) error {
 		}
 	}
 	s.cancel()
+	if s.pool != nil {
+		<-s.pool.done
+	}
 	for _, w := range s.workers {
 		errs = append(errs, w.closeErrs...)
 		if w.moreErrs > 0 {
@@ -675,5 +693,6 @@ func (s *Spool) Stats() Stats {
 	st.Reopens = s.io.reopens.Load()
 	st.Evictions = s.io.evictions.Load()
 	st.Errors = s.io.errors.Load()
+	s.pool.poolStats(&st)
 	return st
 }

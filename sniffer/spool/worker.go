@@ -48,6 +48,7 @@ type worker struct {
 	bufs  *buffers
 	stats *ioStats
 	max   int
+	pool  *cleaner // nil without limits
 
 	mu    sync.Mutex
 	q     []op // queued by the packet side
@@ -62,8 +63,8 @@ type worker struct {
 	moreErrs   int
 }
 
-func newWorker(fsys fileSystem, log *slog.Logger, bufs *buffers, stats *ioStats, maxOpen int) *worker {
-	return &worker{fs: fsys, log: log, bufs: bufs, stats: stats, max: maxOpen,
+func newWorker(fsys fileSystem, log *slog.Logger, bufs *buffers, stats *ioStats, maxOpen int, pool *cleaner) *worker {
+	return &worker{fs: fsys, log: log, bufs: bufs, stats: stats, max: maxOpen, pool: pool,
 		wake: make(chan struct{}, 1), done: make(chan struct{})}
 }
 
@@ -178,6 +179,11 @@ func (w *worker) openFD(f *file) error {
 	if f.created {
 		w.stats.reopens.Add(1)
 	} else {
+		if !f.registered {
+			// Before the directories exist: the cleaner leaves them alone.
+			w.pool.opening(f.minute, f.kind)
+			f.registered = true
+		}
 		if err := w.fs.MkdirAll(filepath.Dir(f.tmp), 0o755); err != nil {
 			w.fail(f, fmt.Errorf("spool: %w", err))
 			return f.err
@@ -251,6 +257,10 @@ func (w *worker) finish(f *file, closing bool) {
 		} else {
 			w.stats.files.Add(1)
 		}
+	}
+	if f.registered {
+		f.registered = false
+		w.pool.completed(f.minute, f.kind, f.disk, f.created)
 	}
 	if f.err != nil && closing {
 		if len(w.closeErrs) < maxCloseErrs {

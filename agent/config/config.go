@@ -47,7 +47,19 @@ type Config struct {
 	SaveRTP       string      // savertp: "no", "yes", "header"
 	SaveAudio     string      // saveaudio: "no", "wav", "ogg", "mp3"
 	SIPRegister   bool        // sip-register
-	NoCDR         bool        // nocdr
+	// Spool cleaning (voipmonitor.conf names; 0 = no limit): the oldest
+	// minute directories go first.
+	MaxPoolSizeMB      int           // maxpoolsize: MB of the whole spool
+	MaxPoolDays        int           // maxpooldays
+	MaxPoolSIPSizeMB   int           // maxpoolsipsize
+	MaxPoolSIPDays     int           // maxpoolsipdays
+	MaxPoolRTPSizeMB   int           // maxpoolrtpsize
+	MaxPoolRTPDays     int           // maxpoolrtpdays
+	MaxPoolAudioSizeMB int           // maxpoolaudiosize
+	MaxPoolAudioDays   int           // maxpoolaudiodays
+	CleanSpool         bool          // cleanspool: no = never clean, whatever the limits
+	CleanSpoolInterval time.Duration // cleanspool_interval: between cleaning passes (0 = 5 min)
+	NoCDR              bool          // nocdr
 	// Sniffer is `sniffer`: false makes a web front end that captures
 	// nothing and serves the web APIs, live listening and the manager API
 	// for the sensors sharing its database until stopped.
@@ -126,6 +138,7 @@ func Default() *Config {
 		SaveRTP:             "yes",
 		SaveAudio:           "no",
 		SIPRegister:         true,
+		CleanSpool:          true,
 		Sniffer:             true,
 		MySQLPort:           3306,
 		MySQLDB:             "voipmonitor",

@@ -62,6 +62,12 @@ func TestParse(t *testing.T) {
 			wantErr: `want <id_sensor>:<base64 key>:<base64 iv>`},
 		{name: "sensor_manager_key short key", in: "sensor_manager_key = 2:AAAA:AQEBAQEBAQEBAQEBAQEBAQ==\n",
 			wantErr: `key: decodes to 3 bytes, want 16`},
+		{name: "spool limits", in: "maxpoolsize = 1024\nmaxpoolrtpdays = 3\ncleanspool = no\ncleanspool_interval = 5m\n",
+			want: func(c *Config) bool {
+				return c.MaxPoolSizeMB == 1024 && c.MaxPoolRTPDays == 3 && !c.CleanSpool && c.CleanSpoolInterval == 5*time.Minute
+			}},
+		{name: "negative maxpoolsize", in: "maxpoolsize = -1\n", wantErr: `maxpoolsize: bad value "-1": -1 outside 0-1073741824`},
+		{name: "cleanspool_interval too short", in: "cleanspool_interval = 10ms\n", wantErr: `outside 1s-24h`},
 		{name: "sensor_heartbeat too short", in: "sensor_heartbeat = 1ms\n",
 			wantErr: `sensor_heartbeat: bad value "1ms": outside 100ms-1h`},
 

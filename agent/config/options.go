@@ -111,6 +111,24 @@ var options = map[string]option{
 		return nil
 	}, hint: "no, wav, ogg or mp3"},
 
+	"maxpoolsize":      {set: megabytes(func(c *Config) *int { return &c.MaxPoolSizeMB }), hint: "MB of the whole spool, 0 = no limit"},
+	"maxpooldays":      {set: days(func(c *Config) *int { return &c.MaxPoolDays }), hint: "days kept in the spool, 0 = no limit"},
+	"maxpoolsipsize":   {set: megabytes(func(c *Config) *int { return &c.MaxPoolSIPSizeMB }), hint: "MB of SIP pcaps, 0 = no limit"},
+	"maxpoolsipdays":   {set: days(func(c *Config) *int { return &c.MaxPoolSIPDays }), hint: "days of SIP pcaps kept, 0 = no limit"},
+	"maxpoolrtpsize":   {set: megabytes(func(c *Config) *int { return &c.MaxPoolRTPSizeMB }), hint: "MB of RTP pcaps, 0 = no limit"},
+	"maxpoolrtpdays":   {set: days(func(c *Config) *int { return &c.MaxPoolRTPDays }), hint: "days of RTP pcaps kept, 0 = no limit"},
+	"maxpoolaudiosize": {set: megabytes(func(c *Config) *int { return &c.MaxPoolAudioSizeMB }), hint: "MB of WAV files, 0 = no limit"},
+	"maxpoolaudiodays": {set: days(func(c *Config) *int { return &c.MaxPoolAudioDays }), hint: "days of WAV files kept, 0 = no limit"},
+	"cleanspool":       {set: boolean(func(c *Config) *bool { return &c.CleanSpool }), hint: "yes (default) or no: no = the maxpool* limits are not enforced"},
+	"cleanspool_interval": {set: func(c *Config, v string) error {
+		d, err := duration(v)
+		if err == nil && (d < 0 || (d > 0 && d < time.Second) || d > 24*time.Hour) {
+			err = errors.New("outside 1s-24h")
+		}
+		c.CleanSpoolInterval = d
+		return err
+	}, hint: "seconds between cleaning passes (0 = 300), or a duration such as 5m"},
+
 	"mysqlhost":     {set: str(func(c *Config) *string { return &c.MySQLHost }), hint: "a host name or IP; empty disables the CDR store"},
 	"mysqlport":     {set: port(func(c *Config) *int { return &c.MySQLPort }), hint: "a TCP port 1-65535"},
 	"mysqlsocket":   {set: str(func(c *Config) *string { return &c.MySQLSocket }), hint: "a unix socket path"},
@@ -209,8 +227,7 @@ var ignoredKeys = map[string]struct{}{
 	"cdr_ua_enable": {}, "cdr_sip_response_normalisation": {},
 	"cdr_reason_normalisation": {}, "rtp_check_both_sides_by_sdp": {}, "sip-message": {},
 	"sip-options": {}, "sip-subscribe": {}, "sip-notify": {}, "dscp": {}, "ipv6": {},
-	"maxpoolsize": {}, "maxpooldays": {}, "maxpoolsipsize": {}, "maxpoolrtpsize": {},
-	"maxpoolgraphsize": {}, "maxpoolaudiosize": {}, "cdr_partition_by_hours": {},
+	"maxpoolgraphsize": {}, "maxpoolgraphdays": {}, "cdr_partition_by_hours": {},
 	"cleandatabase": {}, "cleandatabase_cdr": {}, "cleandatabase_register_state": {},
 	"cleandatabase_register_failed": {}, "rtptimeout": {}, "absolute_timeout": {},
 	"onewaytimeout": {}, "bye_timeout": {}, "callslimit": {}, "liveaudio": {},
@@ -247,6 +264,22 @@ func boolean(f func(*Config) *bool) func(*Config, string) error {
 			return errors.New("not a boolean")
 		}
 		return nil
+	}
+}
+
+func megabytes(f func(*Config) *int) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := intRange(v, 0, 1<<30) // up to 1 EB
+		*f(c) = n
+		return err
+	}
+}
+
+func days(f func(*Config) *int) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := intRange(v, 0, 100*366)
+		*f(c) = n
+		return err
 	}
 }
 

@@ -461,7 +461,20 @@ func newSpool(cfg *config.Config, log *slog.Logger, waitForDisk bool, paused fun
 	}
 	// 40 ms of wait for late packets keeps live listening under 100 ms.
 	return spool.New(spool.Config{Dir: cfg.SpoolDir, SaveSIP: cfg.SaveSIP, SaveRTP: mode, SaveRTCP: mode != spool.RTPOff,
-		SaveAudio: audio, AudioDelay: 40 * time.Millisecond, WaitForDisk: waitForDisk, Location: time.UTC, Logger: log}, paused)
+		SaveAudio: audio, AudioDelay: 40 * time.Millisecond, WaitForDisk: waitForDisk, Location: time.UTC,
+		Pool: poolLimits(cfg), Logger: log}, paused)
+}
+
+// poolLimits are the spool's maxpool* limits (none with cleanspool = no).
+func poolLimits(cfg *config.Config) spool.PoolLimits {
+	if !cfg.CleanSpool {
+		return spool.PoolLimits{}
+	}
+	mb := func(n int) int64 { return int64(n) << 20 }
+	return spool.PoolLimits{Size: mb(cfg.MaxPoolSizeMB), Days: cfg.MaxPoolDays,
+		SIPSize: mb(cfg.MaxPoolSIPSizeMB), RTPSize: mb(cfg.MaxPoolRTPSizeMB), AudioSize: mb(cfg.MaxPoolAudioSizeMB),
+		SIPDays: cfg.MaxPoolSIPDays, RTPDays: cfg.MaxPoolRTPDays, AudioDays: cfg.MaxPoolAudioDays,
+		Interval: cfg.CleanSpoolInterval}
 }
 
 func (d *daemon) callEnded(c *call.CDR) {

@@ -71,7 +71,9 @@ func readMerged(t testing.TB, b []byte) (tags string, ms []int, nanos bool) {
 func TestMerge(t *testing.T) {
 	eth := layers.LinkTypeEthernet
 	sip := func(t testing.TB) []byte { return mkPcap(t, eth, false, rec{0, 'S'}, rec{40, 'S'}, rec{100, 'S'}) }
-	rtp := func(t testing.TB) []byte { return mkPcap(t, eth, false, rec{20, 'R'}, rec{40, 'R'}, rec{60, 'R'}, rec{200, 'R'}) }
+	rtp := func(t testing.TB) []byte {
+		return mkPcap(t, eth, false, rec{20, 'R'}, rec{40, 'R'}, rec{60, 'R'}, rec{200, 'R'})
+	}
 	tests := []struct {
 		name      string
 		in        func(t testing.TB) [][]byte

@@ -504,18 +504,20 @@ func (d *daemon) run(ctx context.Context) error {
 	servers, stopServers := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopServers()
 	g, _ := errgroup.WithContext(servers)
+	stopCDRs := func() {}
 	if d.writer != nil {
 		writerCtx, stopWriter := context.WithCancel(context.WithoutCancel(ctx))
 		defer stopWriter()
 		g.Go(func() error { return d.writer.Run(writerCtx) })
-		defer func() {
+		// Called before g.Wait: the writer's Run returns only once stopped.
+		stopCDRs = func() {
 			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
 			defer cancel()
 			if err := d.writer.Flush(fctx); err != nil {
 				d.log.Error("CDR flush", "err", err)
 			}
 			stopWriter()
-		}()
+		}
 	}
 	if d.manager != nil {
 		g.Go(func() error {
@@ -577,7 +579,7 @@ func (d *daemon) run(ctx context.Context) error {
 	capErr := d.capture(ctx)
 	_ = d.notify.Stopping()
 	// Ordered shutdown: capture has stopped; close open calls (their CDRs go
-	// to the writer), then the writer flushes (deferred above), then servers.
+	// to the writer), then the writer flushes (stopCDRs), then servers.
 	d.sn.Flush()
 	if d.spool != nil {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
@@ -596,6 +598,7 @@ func (d *daemon) run(ctx context.Context) error {
 		cancel()
 	}
 	d.player.Close()
+	stopCDRs()
 	stopServers()
 	werr := g.Wait()
 	if d.db != nil {

@@ -84,3 +84,10 @@ func commandNames() string {
 
 // usageError marks bad command-line input (exit code 2).
 type usageError struct{ error }
+
+// sigContext is cancelled by SIGINT or SIGTERM (a child process in tests
+// uses it as main does).
+func sigContext() context.Context {
+	ctx, _ := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	return ctx
+}

@@ -3,9 +3,7 @@ package webui
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"flag"
 	"io"
 	"log/slog"
@@ -25,6 +23,7 @@ import (
 	"github.com/google/gopacket/pcapgo"
 
 	"pbx-agent/agent/cdr"
+	"pbx-agent/agent/dbtest"
 	"pbx-agent/asteriskconf"
 	"pbx-agent/sniffer"
 	"pbx-agent/sniffer/call"
@@ -38,41 +37,10 @@ var update = flag.Bool("update", false, "rewrite testdata/webui/*.golden")
 
 const dsnEnv = "PBX_TEST_MYSQL_DSN"
 
-func testDSN(tb testing.TB) string {
-	tb.Helper()
-	dsn := os.Getenv(dsnEnv)
-	if dsn == "" {
-		tb.Skipf("%s not set: start a MariaDB with `eval \"$(scripts/mariadb-up.sh)\"` (make test does)", dsnEnv)
-	}
-	return dsn
-}
+func testDSN(tb testing.TB) string { return dbtest.DSN(tb) }
 
 // scratchDB creates an empty database and returns its DSN; dropped at cleanup.
-func scratchDB(tb testing.TB, dsn string) string {
-	tb.Helper()
-	mc, err := mysql.ParseDSN(dsn)
-	if err != nil {
-		tb.Fatalf("bad %s: %v", dsnEnv, err)
-	}
-	var rb [4]byte
-	_, _ = rand.Read(rb[:])
-	name := "pbx_web_" + hex.EncodeToString(rb[:])
-	mc.DBName = ""
-	admin, err := sql.Open("mysql", mc.FormatDSN())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if _, err := admin.Exec("CREATE DATABASE `" + name + "`"); err != nil {
-		admin.Close()
-		tb.Fatalf("create scratch database: %v", err)
-	}
-	tb.Cleanup(func() {
-		_, _ = admin.Exec("DROP DATABASE IF EXISTS `" + name + "`")
-		admin.Close()
-	})
-	mc.DBName = name
-	return mc.FormatDSN()
-}
+func scratchDB(tb testing.TB, dsn string) string { return dbtest.Scratch(tb, dsn, "pbx_web_") }
 
 // openDB opens the DSN the way the agent should: latin1 (byte for byte),
 // UTC, client-side placeholders.

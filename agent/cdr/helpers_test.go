@@ -2,9 +2,7 @@ package cdr
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -15,8 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-sql-driver/mysql"
-
+	"pbx-agent/agent/dbtest"
 	"pbx-agent/sniffer/call"
 	"pbx-agent/sniffer/fixture"
 	"pbx-agent/sniffer/rtp"
@@ -24,44 +21,9 @@ import (
 
 const dsnEnv = "PBX_TEST_MYSQL_DSN"
 
-// testDSN returns the DSN of the test MariaDB (scripts/mariadb-up.sh) or
-// skips the test.
-func testDSN(tb testing.TB) string {
-	tb.Helper()
-	dsn := os.Getenv(dsnEnv)
-	if dsn == "" {
-		tb.Skipf("%s not set: start a MariaDB with `eval \"$(scripts/mariadb-up.sh)\"` (make test does)", dsnEnv)
-	}
-	return dsn
-}
+func testDSN(tb testing.TB) string { return dbtest.DSN(tb) }
 
-// scratchDB creates an empty database on the server of dsn and returns a DSN
-// for it; the database is dropped when the test ends.
-func scratchDB(tb testing.TB, dsn string) string {
-	tb.Helper()
-	mc, err := mysql.ParseDSN(dsn)
-	if err != nil {
-		tb.Fatalf("bad %s: %v", dsnEnv, err)
-	}
-	var rb [4]byte
-	_, _ = rand.Read(rb[:])
-	name := "pbx_t_" + hex.EncodeToString(rb[:])
-	mc.DBName = ""
-	admin, err := sql.Open("mysql", mc.FormatDSN())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if _, err := admin.Exec("CREATE DATABASE `" + name + "`"); err != nil {
-		admin.Close()
-		tb.Fatalf("create scratch database: %v", err)
-	}
-	tb.Cleanup(func() {
-		_, _ = admin.Exec("DROP DATABASE IF EXISTS `" + name + "`")
-		admin.Close()
-	})
-	mc.DBName = name
-	return mc.FormatDSN()
-}
+func scratchDB(tb testing.TB, dsn string) string { return dbtest.Scratch(tb, dsn, "pbx_t_") }
 
 func openDB(tb testing.TB, dsn string) *sql.DB {
 	tb.Helper()

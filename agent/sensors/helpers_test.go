@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -19,47 +18,23 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
+	"pbx-agent/agent/dbtest"
 	"pbx-agent/agent/manager"
 	"pbx-agent/sniffer/call"
 )
 
 const dsnEnv = "PBX_TEST_MYSQL_DSN"
 
-// testDSN returns the DSN of the test MariaDB (scripts/mariadb-up.sh) or skips.
-func testDSN(tb testing.TB) string {
-	tb.Helper()
-	dsn := os.Getenv(dsnEnv)
-	if dsn == "" {
-		tb.Skipf("%s not set: start a MariaDB with `eval \"$(scripts/mariadb-up.sh)\"` (make test does)", dsnEnv)
-	}
-	return dsn
-}
+func testDSN(tb testing.TB) string { return dbtest.DSN(tb) }
 
 // scratchDB creates an empty database, dropped when the test ends, and
-// returns its DSN.
+// returns its DSN (UTC, client-side placeholders).
 func scratchDB(tb testing.TB) string {
 	tb.Helper()
-	mc, err := mysql.ParseDSN(testDSN(tb))
-	if err != nil {
-		tb.Fatalf("bad %s: %v", dsnEnv, err)
-	}
-	var rb [4]byte
-	_, _ = rand.Read(rb[:])
-	name := "pbx_s_" + hex.EncodeToString(rb[:])
-	mc.DBName = ""
-	admin, err := sql.Open("mysql", mc.FormatDSN())
+	mc, err := mysql.ParseDSN(dbtest.Scratch(tb, testDSN(tb), "pbx_s_"))
 	if err != nil {
 		tb.Fatal(err)
 	}
-	if _, err := admin.Exec("CREATE DATABASE `" + name + "`"); err != nil {
-		admin.Close()
-		tb.Fatalf("create scratch database: %v", err)
-	}
-	tb.Cleanup(func() {
-		_, _ = admin.Exec("DROP DATABASE IF EXISTS `" + name + "`")
-		admin.Close()
-	})
-	mc.DBName = name
 	mc.ParseTime = false
 	mc.Loc = time.UTC
 	mc.InterpolateParams = true

@@ -319,10 +319,11 @@ func parseFilter(v Var) (EventFilter, error) {
 			f.Exclude, f.Expr = true, f.Expr[1:]
 		}
 	} else {
-		args := v.Name[len("eventfilter(") : len(v.Name)-1]
-		if !strings.HasSuffix(v.Name, ")") {
+		// Check the ')' first: "eventfilter(" alone has nothing to slice.
+		if len(v.Name) <= len("eventfilter(") || !strings.HasSuffix(v.Name, ")") {
 			return f, valueErr(v, "eventfilter options without closing ')'")
 		}
+		args := v.Name[len("eventfilter(") : len(v.Name)-1]
 		for _, a := range splitTop(args) {
 			k, val, ok := strings.Cut(a, "(")
 			if !ok || !strings.HasSuffix(val, ")") {

@@ -128,6 +128,9 @@ func BenchmarkSpoolPacket(b *testing.B) {
 		{"rtp+wav/paused", spool.Config{SaveRTP: spool.RTPFull, SaveAudio: "wav"}, true, nil},
 		{"header", spool.Config{SaveRTP: spool.RTPHeader}, false, nil},
 		{"rtp+wav/slowfs", spool.Config{SaveRTP: spool.RTPFull, SaveAudio: "wav"}, false, &gateFS{sleep: 50 * time.Millisecond}},
+		// maxpoolsize of 4 MiB: the cleaner removes a call's minute about
+		// every 20 calls.
+		{"rtp+wav+pool", spool.Config{SaveRTP: spool.RTPFull, SaveAudio: "wav", Pool: spool.PoolLimits{Size: 4 << 20}}, false, nil},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			tc.cfg.Dir, tc.cfg.MaxQueued = b.TempDir(), 1<<30
@@ -143,6 +146,9 @@ func BenchmarkSpoolPacket(b *testing.B) {
 				b.Fatal(err)
 			}
 			b.ReportMetric(float64(st.DroppedRTP+st.DroppedAudio)/float64(b.N), "drops/op")
+			if tc.cfg.Pool.Size > 0 {
+				b.ReportMetric(float64(st.CleanedFiles), "cleaned-files")
+			}
 		})
 	}
 }
@@ -151,7 +157,10 @@ func BenchmarkSpoolPacket(b *testing.B) {
 // not, buffer flushes included) allocates nothing in steady state.
 func TestSpoolPacketNoAlloc(t *testing.T) {
 	for _, paused := range []bool{false, true} {
-		dr := newDriver(t, spool.Config{Dir: t.TempDir(), SaveRTP: spool.RTPFull, SaveAudio: "wav"}, paused)
+		// With a cleaner (limits far away): its index costs the packet
+		// path nothing either.
+		dr := newDriver(t, spool.Config{Dir: t.TempDir(), SaveRTP: spool.RTPFull, SaveAudio: "wav",
+			Pool: spool.PoolLimits{Size: 1 << 40}}, paused)
 		dr.perCall = 1 << 30
 		for i := 0; i < 500; i++ { // files created, buffers allocated
 			dr.packet()

@@ -3,6 +3,7 @@ package spool_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -371,4 +372,36 @@ func TestPoolWakesOnLimit(t *testing.T) {
 	if err := p.sp.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// BenchmarkPoolScan is the start-up scan (index rebuilt from disk) of a
+// spool of 600 minutes × SIP+RTP × 5 files.
+func BenchmarkPoolScan(b *testing.B) {
+	dir := b.TempDir()
+	for m := range 600 {
+		start := t0.Add(time.Duration(m) * time.Minute)
+		for _, typ := range []string{spool.TypeSIP, spool.TypeRTP} {
+			for f := range 5 {
+				path := spool.Path(dir, start, time.UTC, typ, fmt.Sprintf("call-%d", f), "pcap")
+				if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+					b.Fatal(err)
+				}
+				if err := os.WriteFile(path, []byte("x"), 0o644); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		sp, err := spool.New(spool.Config{Dir: dir, Location: time.UTC, Pool: spool.PoolLimits{Size: 1 << 40, Interval: time.Hour}}, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if files, _ := spool.Indexed(sp); files != 6000 {
+			b.Fatalf("indexed %d files, want 6000", files)
+		}
+		sp.Close(context.Background())
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*6000), "ns/file")
 }

@@ -19,6 +19,14 @@
 //
 // The spool also owns each call's decoded audio (package audio): one
 // decode per call, shared by the WAV writer and every live listener.
+//
+// Cleaning (voipmonitor.conf maxpool*, Config.Pool): a cleaner goroutine
+// keeps an index of the minute directories and their bytes per kind,
+// scanned from disk at start and then fed by the I/O goroutines as files
+// are created and completed. Past a size or age limit it removes the
+// oldest minute directories (or one kind's, for a per-kind limit), never a
+// file of a call still open. Merge and MergeCall give a call's SIP and RTP
+// pcaps as one pcap in time order.
 package spool
 
 import (

@@ -462,19 +462,25 @@ func newSpool(cfg *config.Config, log *slog.Logger, waitForDisk bool, paused fun
 	// 40 ms of wait for late packets keeps live listening under 100 ms.
 	return spool.New(spool.Config{Dir: cfg.SpoolDir, SaveSIP: cfg.SaveSIP, SaveRTP: mode, SaveRTCP: mode != spool.RTPOff,
 		SaveAudio: audio, AudioDelay: 40 * time.Millisecond, WaitForDisk: waitForDisk, Location: time.UTC,
-		Pool: poolLimits(cfg), Logger: log}, paused)
+		Pool: poolLimits(cfg, waitForDisk), Logger: log}, paused)
 }
 
 // poolLimits are the spool's maxpool* limits (none with cleanspool = no).
-func poolLimits(cfg *config.Config) spool.PoolLimits {
+// A file replayed at full speed keeps its size limits but not its age
+// limits: an old capture's calls would be removed as soon as written.
+func poolLimits(cfg *config.Config, fileReplay bool) spool.PoolLimits {
 	if !cfg.CleanSpool {
 		return spool.PoolLimits{}
 	}
 	mb := func(n int) int64 { return int64(n) << 20 }
-	return spool.PoolLimits{Size: mb(cfg.MaxPoolSizeMB), Days: cfg.MaxPoolDays,
+	p := spool.PoolLimits{Size: mb(cfg.MaxPoolSizeMB), Days: cfg.MaxPoolDays,
 		SIPSize: mb(cfg.MaxPoolSIPSizeMB), RTPSize: mb(cfg.MaxPoolRTPSizeMB), AudioSize: mb(cfg.MaxPoolAudioSizeMB),
 		SIPDays: cfg.MaxPoolSIPDays, RTPDays: cfg.MaxPoolRTPDays, AudioDays: cfg.MaxPoolAudioDays,
 		Interval: cfg.CleanSpoolInterval}
+	if fileReplay {
+		p.Days, p.SIPDays, p.RTPDays, p.AudioDays = 0, 0, 0, 0
+	}
+	return p
 }
 
 func (d *daemon) callEnded(c *call.CDR) {

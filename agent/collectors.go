@@ -26,6 +26,8 @@ func registerSnifferMetrics(reg prometheus.Registerer, sn *sniffer.Sniffer, srv 
 		counter("pbx_calls_started_total", "Calls seen starting (INVITE).", func() uint64 { return sn.Table().Stats().CallsStarted }),
 		counter("pbx_calls_ended_total", "Calls finished and recorded.", func() uint64 { return sn.Table().Stats().CallsEnded }),
 		counter("pbx_sip_retransmissions_total", "SIP retransmissions recognised (not counted twice).", func() uint64 { return sn.Table().Stats().Retransmissions }),
+		counter("pbx_calls_refused_total", "INVITEs ignored because the call limit was reached (INVITE flood).", func() uint64 { return sn.Table().Stats().CallsRefused }),
+		counter("pbx_sniffer_tcp_flows_evicted_total", "SIP-over-TCP flows dropped to stay within the flow limit.", func() uint64 { return sn.Stats().TCPEvicted }),
 		gauge("pbx_calls_active", "Calls in progress.", func() float64 { return float64(sn.Table().ActiveCount()) }),
 	}
 	if srv != nil {

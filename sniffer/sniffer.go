@@ -53,6 +53,7 @@ type Stats struct {
 	TCPFlows     int
 	TCPDiscarded uint64 // bytes skipped while resyncing SIP over TCP
 	KernelDrops  uint64 // frames the kernel dropped (live capture)
+	TCPEvicted   uint64 // SIP-over-TCP flows dropped to stay within the flow limit
 }
 
 // Sniffer is the packet path. Not safe for concurrent use except Table()
@@ -144,6 +145,7 @@ func (s *Sniffer) Stats() Stats {
 func (s *Sniffer) publish() {
 	st := s.stats
 	st.TCPFlows = len(s.tcp.flows)
+	st.TCPEvicted = s.tcp.evicted
 	if s.live != nil {
 		if ls, err := s.live.Stats(); err == nil {
 			st.KernelDrops = ls.Drops

@@ -13,7 +13,10 @@ import (
 // stream, which then resyncs on the next start line.
 
 const (
-	maxTCPFlows = 16384
+	// maxTCPFlows bounds the SIP-over-TCP reassembly state: each flow holds
+	// at most one message (sip.DefaultStreamMax), so 4096 flows cap it near
+	// 256 MiB even under a flood of half-sent messages.
+	maxTCPFlows = 4096
 	tcpFlowIdle = 5 * time.Minute
 	seqUnknown  = -1
 )
@@ -28,7 +31,20 @@ type tcpFlow struct {
 }
 
 type tcpFlows struct {
-	flows map[flowKey]*tcpFlow
+	flows   map[flowKey]*tcpFlow
+	evicted uint64 // flows dropped to make room (reported in Stats)
+}
+
+func (t *tcpFlows) evictOldest() {
+	var oldest flowKey
+	var at time.Time
+	first := true
+	for k, f := range t.flows {
+		if first || f.last.Before(at) {
+			oldest, at, first = k, f.last, false
+		}
+	}
+	delete(t.flows, oldest)
 }
 
 func newTCPFlows() *tcpFlows { return &tcpFlows{flows: make(map[flowKey]*tcpFlow)} }
@@ -45,7 +61,10 @@ func (t *tcpFlows) handle(p *decode.Packet, deliver func(*decode.Packet, []byte)
 	}
 	if f == nil {
 		if len(t.flows) >= maxTCPFlows {
-			return
+			// Full: the flow idle the longest makes room, so a flood of
+			// stale connections cannot lock out a new phone's connection.
+			t.evictOldest()
+			t.evicted++
 		}
 		f = &tcpFlow{next: seqUnknown}
 		t.flows[key] = f

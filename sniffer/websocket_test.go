@@ -3,7 +3,11 @@ package sniffer
 import (
 	"bytes"
 	"encoding/binary"
+	"net/netip"
 	"testing"
+	"time"
+
+	"pbx-agent/sniffer/decode"
 )
 
 func wsFrame(op byte, fin bool, mask []byte, payload []byte) []byte {
@@ -72,5 +76,30 @@ func TestWebSocketFrames(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestTCPFlowLimit: past the flow limit the longest-idle flow makes room,
+// so a flood of stale connections cannot lock out a new one.
+func TestTCPFlowLimit(t *testing.T) {
+	tf := newTCPFlows()
+	var discarded uint64
+	base := time.Unix(1000, 0)
+	pkt := func(i int, at time.Time) *decode.Packet {
+		return &decode.Packet{Time: at, Transport: decode.TCP, TCPSeq: 1,
+			Src: netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}), 40000), Dst: netip.MustParseAddrPort("10.9.9.9:5060"),
+			Payload: []byte("INVITE sip:a@b SIP/2.0\r\n")}
+	}
+	for i := range maxTCPFlows + 10 {
+		tf.handle(pkt(i, base.Add(time.Duration(i)*time.Millisecond)), func(*decode.Packet, []byte) {}, &discarded)
+	}
+	if len(tf.flows) != maxTCPFlows || tf.evicted != 10 {
+		t.Fatalf("%d flows, %d evicted; want %d and 10", len(tf.flows), tf.evicted, maxTCPFlows)
+	}
+	if _, ok := tf.flows[flowKey{pkt(0, base).Src, pkt(0, base).Dst}]; ok {
+		t.Error("the oldest flow was kept")
+	}
+	if _, ok := tf.flows[flowKey{pkt(maxTCPFlows+9, base).Src, pkt(0, base).Dst}]; !ok {
+		t.Error("the newest flow was not admitted")
 	}
 }

@@ -43,6 +43,10 @@ type Config struct {
 	// caller's retry with credentials (a person may be typing a password)
 	// continues the same call, as VoIPmonitor counts it (default 60 s).
 	AuthGrace time.Duration
+	// MaxCalls bounds the calls followed at once (VoIPmonitor's callslimit;
+	// default 200,000): past it, new INVITEs are counted and ignored, so an
+	// INVITE flood cannot exhaust memory.
+	MaxCalls int
 	// OnCallEnd receives every finished call. It runs on the goroutine that
 	// feeds the table and must not block.
 	OnCallEnd func(*CDR)
@@ -62,6 +66,9 @@ func (c *Config) defaults() {
 	}
 	if c.EndGrace <= 0 {
 		c.EndGrace = 5 * time.Second
+	}
+	if c.MaxCalls <= 0 {
+		c.MaxCalls = 200000
 	}
 	if c.AuthGrace <= 0 {
 		c.AuthGrace = 60 * time.Second
@@ -84,6 +91,7 @@ type Stats struct {
 	CallsEnded      uint64
 	Registers       uint64
 	Orphans         uint64 // in-dialog messages for calls we never saw start
+	CallsRefused    uint64 // INVITEs ignored because MaxCalls calls were open
 }
 
 // Table follows calls and registrations. HandleSIP, HandleMediaPacket and
@@ -165,6 +173,10 @@ func (t *Table) HandleSIP(m *sip.Message, meta Meta) uint64 {
 				t.stats.Orphans++
 			}
 			return 0 // only a dialog-creating INVITE starts a call
+		}
+		if len(t.calls) >= t.cfg.MaxCalls {
+			t.stats.CallsRefused++
+			return 0
 		}
 		c = t.newCall(m, meta)
 	}

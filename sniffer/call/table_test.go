@@ -237,3 +237,25 @@ func TestSRTPOffer(t *testing.T) {
 		})
 	}
 }
+
+func TestMaxCalls(t *testing.T) {
+	var out []CDR
+	tb := New(Config{MaxCalls: 3, OnCallEnd: func(c *CDR) { out = append(out, *c) }})
+	var m sip.Message
+	for i := range 5 {
+		if _, err := sip.Parse([]byte(sipText("INVITE sip:200@pbx.example SIP/2.0", fmt.Sprintf("flood-%d", i), "ft", "", 1, "INVITE", "")), &m); err != nil {
+			t.Fatal(err)
+		}
+		ref := tb.HandleSIP(&m, Meta{Time: t0, Src: alice, Dst: pbx})
+		if (ref != 0) != (i < 3) {
+			t.Errorf("INVITE %d: ref %x", i, ref)
+		}
+	}
+	if st := tb.Stats(); st.CallsStarted != 3 || st.CallsRefused != 2 {
+		t.Errorf("stats %+v, want 3 started and 2 refused", st)
+	}
+	tb.Flush()
+	if len(out) != 3 {
+		t.Errorf("%d CDRs, want 3", len(out))
+	}
+}

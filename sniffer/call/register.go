@@ -25,7 +25,12 @@ type regState struct {
 	callID      string
 	started     time.Time // first REGISTER of the attempt (a challenged one included)
 	lastReq     uint64    // order of the binding's last REGISTER (Table.regSeq)
+	seen        time.Time // last REGISTER or answer of the binding
 }
+
+// staleRegister is how long a binding that is not registered (failed, or
+// never answered) is remembered without any REGISTER traffic.
+const staleRegister = time.Hour
 
 func (t *Table) handleRegister(m *sip.Message, meta Meta) {
 	t.stats.Registers++
@@ -37,9 +42,14 @@ func (t *Table) handleRegister(m *sip.Message, meta Meta) {
 		key := r.ToNum + "@" + r.ToDomain + "|" + r.ContactNum + "@" + r.ContactDomain
 		st := t.regs[key]
 		if st == nil {
+			if len(t.regs) >= t.cfg.MaxCalls { // a REGISTER flood: bounded like calls
+				t.stats.RegistersRefused++
+				return
+			}
 			st = &regState{}
 			t.regs[key] = st
 		}
+		st.seen = meta.Time
 		if !st.challenged || st.callID != r.CallID {
 			// A new attempt; the retry with credentials after a 401/407
 			// belongs to the attempt it answers (VoIPmonitor's created_at).
@@ -48,6 +58,7 @@ func (t *Table) handleRegister(m *sip.Message, meta Meta) {
 		t.regSeq++
 		st.lastReq = t.regSeq
 		st.callID = r.CallID
+		t.regCall[r.CallID] = st // the latest REGISTER of a Call-ID wins
 		st.pending = r
 		st.hasAuth = len(m.Header("Authorization")) > 0 || len(m.Header("Proxy-Authorization")) > 0
 		st.challenged = false
@@ -57,6 +68,7 @@ func (t *Table) handleRegister(m *sip.Message, meta Meta) {
 	if st == nil {
 		return
 	}
+	st.seen = meta.Time
 	code := m.StatusCode
 	r := &st.pending
 	r.LastResponseNum = code
@@ -93,13 +105,17 @@ func (t *Table) handleRegister(m *sip.Message, meta Meta) {
 // bindings using that Call-ID (a phone may register several AORs over one
 // Call-ID), the one whose REGISTER was sent last.
 func (t *Table) regByCallID(callID []byte) *regState {
-	var found *regState
-	for _, st := range t.regs {
-		if st.callID == string(callID) && (found == nil || st.lastReq > found.lastReq) {
-			found = st
-		}
+	if st := t.regCall[string(callID)]; st != nil && st.callID == string(callID) {
+		return st
 	}
-	return found
+	return nil
+}
+
+func (t *Table) forgetRegister(key string, st *regState) {
+	delete(t.regs, key)
+	if t.regCall[st.callID] == st {
+		delete(t.regCall, st.callID)
+	}
 }
 
 // report emits a REGISTER summary when the binding's state changes.
@@ -238,7 +254,11 @@ func (t *Table) expireRegisters() {
 		if st.lastState == RegOK && !st.expiresAt.IsZero() && t.now.Sub(st.expiresAt) > registerExpiryGrace {
 			st.pending.Time = st.expiresAt
 			t.report(st, RegExpired)
-			delete(t.regs, key)
+			t.forgetRegister(key, st)
+			continue
+		}
+		if st.lastState != RegOK && t.now.Sub(st.seen) > staleRegister {
+			t.forgetRegister(key, st) // failed or unanswered, and quiet since
 		}
 	}
 }

@@ -85,13 +85,14 @@ const (
 
 // Stats are the table's counters.
 type Stats struct {
-	SIPMessages     uint64
-	Retransmissions uint64
-	CallsStarted    uint64
-	CallsEnded      uint64
-	Registers       uint64
-	Orphans         uint64 // in-dialog messages for calls we never saw start
-	CallsRefused    uint64 // INVITEs ignored because MaxCalls calls were open
+	SIPMessages      uint64
+	Retransmissions  uint64
+	CallsStarted     uint64
+	CallsEnded       uint64
+	Registers        uint64
+	Orphans          uint64 // in-dialog messages for calls we never saw start
+	CallsRefused     uint64 // INVITEs ignored because MaxCalls calls were open
+	RegistersRefused uint64 // new REGISTER bindings ignored past MaxCalls bindings
 }
 
 // Table follows calls and registrations. HandleSIP, HandleMediaPacket and
@@ -105,7 +106,8 @@ type Table struct {
 	byRef   map[uint64]*callState
 	media   map[netip.AddrPort]mediaEntry
 	regs    map[string]*regState
-	regSeq  uint64 // counts REGISTER requests (regState.lastReq)
+	regCall map[string]*regState // Call-ID → the binding its last REGISTER was for
+	regSeq  uint64               // counts REGISTER requests (regState.lastReq)
 	nextRef uint64
 	stats   Stats
 	seed    maphash.Seed
@@ -128,6 +130,7 @@ func New(cfg Config) *Table {
 		byRef:   make(map[uint64]*callState),
 		media:   make(map[netip.AddrPort]mediaEntry),
 		regs:    make(map[string]*regState),
+		regCall: make(map[string]*regState),
 		nextRef: 0x7f0000001000,
 		seed:    maphash.MakeSeed(),
 	}

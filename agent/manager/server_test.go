@@ -392,6 +392,9 @@ func TestHelpAndStat(t *testing.T) {
 func TestRequestBounds(t *testing.T) {
 	ts := startServer(t, func(c *Config) {
 		c.ReadTimeout = 300 * time.Millisecond
+		// Longer than ReadTimeout: a loaded machine pausing the trickling
+		// writer must not turn the endless request into an idle-ended one.
+		c.IdleWait = 5 * time.Second
 		c.MaxRequestBytes = 64 << 10
 	})
 	t.Run("1 MiB line", func(t *testing.T) {

@@ -348,20 +348,25 @@ func (s *Subscription) Close() {
 
 // send queues f, dropping the oldest queued frame when full. Runs with the
 // call's lock held; the reader may be receiving concurrently.
-func (s *Subscription) send(f *Frame) {
+func (s *Subscription) send(f *Frame) { SendDropOldest(s.ch, f, &s.dropped) }
+
+// SendDropOldest queues f on ch without blocking: when ch is full the oldest
+// queued frame makes room, and every frame lost is counted in dropped. The
+// caller must be ch's only sender (a reader may receive concurrently).
+func SendDropOldest(ch chan *Frame, f *Frame, dropped *atomic.Uint64) {
 	select {
-	case s.ch <- f:
+	case ch <- f:
 		return
 	default:
 	}
 	select {
-	case <-s.ch:
-		s.dropped.Add(1)
+	case <-ch:
+		dropped.Add(1)
 	default:
 	}
 	select {
-	case s.ch <- f:
+	case ch <- f:
 	default:
-		s.dropped.Add(1)
+		dropped.Add(1)
 	}
 }

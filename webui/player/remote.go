@@ -247,20 +247,4 @@ func (s *fanSub) Close() {
 }
 
 // send queues f, dropping the oldest queued frame when full (under hub.mu).
-func (s *fanSub) send(f *audio.Frame) {
-	select {
-	case s.ch <- f:
-		return
-	default:
-	}
-	select {
-	case <-s.ch:
-		s.dropped.Add(1)
-	default:
-	}
-	select {
-	case s.ch <- f:
-	default:
-		s.dropped.Add(1)
-	}
-}
+func (s *fanSub) send(f *audio.Frame) { audio.SendDropOldest(s.ch, f, &s.dropped) }

@@ -275,17 +275,12 @@ func (s *Sniffer) handleSIPBytes(p *decode.Packet, b []byte) {
 }
 
 func (s *Sniffer) handleMedia(p *decode.Packet) {
-	ref, party, ok := s.table.LookupMedia(p.Dst)
-	toParty := true
+	ref, party, toParty, ok := s.table.MatchMedia(p.Src, p.Dst, p.Time)
 	if !ok {
-		if ref, party, ok = s.table.LookupMedia(p.Src); !ok {
-			s.stats.Other++
-			return
-		}
-		toParty = false
+		s.stats.Other++
+		return
 	}
 	s.stats.Media++
-	s.table.MediaSeen(ref, p.Time)
 	s.media.HandleMedia(p, ref, party, toParty)
 }
 

@@ -555,6 +555,11 @@ func (t *Table) LookupMedia(addr netip.AddrPort) (ref uint64, party Party, ok bo
 // the last packet of the call, but media trailing a BYE does not count).
 func (t *Table) MediaSeen(ref uint64, ts time.Time) {
 	t.mu.Lock()
+	t.mediaSeen(ref, ts)
+	t.mu.Unlock()
+}
+
+func (t *Table) mediaSeen(ref uint64, ts time.Time) {
 	if ts.After(t.now) {
 		t.now = ts // media keeps the clock exact for SetPaused between SIP messages
 	}
@@ -567,7 +572,24 @@ func (t *Table) MediaSeen(ref uint64, ts time.Time) {
 			c.touch(ts)
 		}
 	}
-	t.mu.Unlock()
+}
+
+// MatchMedia is the packet path's one call per RTP/RTCP packet: it finds
+// the call that announced dst (toParty: the packet flows to party) or, for
+// symmetric RTP behind NAT, src (the packet comes from party), and records
+// the activity as MediaSeen does — under one lock.
+func (t *Table) MatchMedia(src, dst netip.AddrPort, ts time.Time) (ref uint64, party Party, toParty, ok bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	e, ok := t.media[dst]
+	toParty = ok
+	if !ok {
+		if e, ok = t.media[src]; !ok {
+			return 0, 0, false, false
+		}
+	}
+	t.mediaSeen(e.ref, ts)
+	return e.ref, e.party, toParty, true
 }
 
 // end marks a call finished; it is emitted once EndGrace has passed.

@@ -85,10 +85,9 @@ func callJSON(c *call.CDR) map[string]any {
 		}
 		m["hold"] = hold
 	}
-	if a, b := pickAB(c.Streams); a != nil || b != nil {
-		streamJSON(m, "a_", a)
-		streamJSON(m, "b_", b)
-	}
+	ai, bi := c.StreamAB()
+	streamJSON(m, "a_", streamAt(c.Streams, ai))
+	streamJSON(m, "b_", streamAt(c.Streams, bi))
 	if len(c.Streams) > 0 {
 		m["rtp_streams"] = len(c.Streams)
 	}
@@ -102,21 +101,12 @@ func callJSON(c *call.CDR) map[string]any {
 	return m
 }
 
-// pickAB chooses VoIPmonitor's A (sent by the caller) and B (sent by the
-// callee) streams: the largest of each direction.
-func pickAB(ss []rtp.Summary) (a, b *rtp.Summary) {
-	for i := range ss {
-		s := &ss[i]
-		n := s.Received + s.Lost
-		if s.Caller {
-			if a == nil || n > a.Received+a.Lost {
-				a = s
-			}
-		} else if b == nil || n > b.Received+b.Lost {
-			b = s
-		}
+// streamAt returns &ss[i], or nil for i < 0.
+func streamAt(ss []rtp.Summary, i int) *rtp.Summary {
+	if i < 0 {
+		return nil
 	}
-	return a, b
+	return &ss[i]
 }
 
 func streamJSON(m map[string]any, p string, s *rtp.Summary) {

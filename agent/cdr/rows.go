@@ -136,31 +136,6 @@ const (
 // delayWeights are VoIPmonitor's weights of the d50…d300 buckets (spec §3.1).
 var delayWeights = [7]int64{60, 80, 105, 135, 175, 250, 300}
 
-// pickStreams returns the indexes in c.Streams of stream A (sent by the
-// caller) and B (sent by the callee): the one with most packets on each
-// side; -1 when a side has none.
-func pickStreams(c *call.CDR) (a, b int) {
-	a, b = -1, -1
-	best := [2]int{-1, -1}
-	for i := range c.Streams {
-		s := &c.Streams[i]
-		n := s.Received + s.Lost
-		side := 1
-		if s.Caller {
-			side = 0
-		}
-		if n > best[side] {
-			best[side] = n
-			if side == 0 {
-				a = i
-			} else {
-				b = i
-			}
-		}
-	}
-	return a, b
-}
-
 type sideFigures struct {
 	mosMin    any
 	lossPerc  int64
@@ -322,7 +297,7 @@ func cdrRow(c *call.CDR, ids *lookups, o rowOptions) row {
 		col{"vlan", vlan},
 		col{"id_sensor", sensor},
 	)
-	ai, bi := pickStreams(c)
+	ai, bi := c.StreamAB()
 	var sa, sb *rtp.Summary
 	if ai >= 0 {
 		sa = &c.Streams[ai]

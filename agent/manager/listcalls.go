@@ -26,15 +26,12 @@ type callRow struct {
 
 func newCallRow(c *call.CDR, loc *time.Location, sensor int) callRow {
 	r := callRow{c: c, loc: loc, sensor: sensor}
-	for i := range c.Streams {
-		s := &c.Streams[i]
-		if s.Caller {
-			if r.a == nil || s.Received > r.a.Received {
-				r.a = s
-			}
-		} else if r.b == nil || s.Received > r.b.Received {
-			r.b = s
-		}
+	a, b := c.StreamAB()
+	if a >= 0 {
+		r.a = &c.Streams[a]
+	}
+	if b >= 0 {
+		r.b = &c.Streams[b]
 	}
 	return r
 }

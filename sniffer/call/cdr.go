@@ -82,6 +82,31 @@ type CDR struct {
 	Active  bool          // still in progress when the snapshot was taken
 }
 
+// StreamAB returns the indexes in Streams of VoIPmonitor's stream A (sent by
+// the caller) and B (sent by the callee): on each side the one with the most
+// packets (received + lost); -1 when a side has none. Every view of a call
+// (CDR row, listcalls, replay JSON, dashboard) picks its A/B through this.
+func (c *CDR) StreamAB() (a, b int) {
+	a, b = -1, -1
+	best := [2]int{-1, -1}
+	for i := range c.Streams {
+		s := &c.Streams[i]
+		n, side := s.Received+s.Lost, 1
+		if s.Caller {
+			side = 0
+		}
+		if n > best[side] {
+			best[side] = n
+			if side == 0 {
+				a = i
+			} else {
+				b = i
+			}
+		}
+	}
+	return a, b
+}
+
 // Duration is callend - calldate, in whole seconds as VoIPmonitor stores it.
 func (c *CDR) Duration() time.Duration { return c.CallEnd.Sub(c.CallDate) }
 

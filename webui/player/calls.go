@@ -99,14 +99,15 @@ func round1(v float64) float64 { return float64(int64(v*10+0.5)) / 10 }
 
 // stream returns the call's main stream in one direction (most packets).
 func stream(c *call.CDR, caller bool) *rtp.Summary {
-	var best *rtp.Summary
-	for i := range c.Streams {
-		s := &c.Streams[i]
-		if s.Caller == caller && (best == nil || s.Received > best.Received) {
-			best = s
-		}
+	a, b := c.StreamAB()
+	i := b
+	if caller {
+		i = a
 	}
-	return best
+	if i < 0 {
+		return nil
+	}
+	return &c.Streams[i]
 }
 
 // codecs names the caller's and callee's codecs ("PCMU").

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"pbx-agent/sniffer/spool"
 	"pbx-agent/webui/cdrquery"
 )
 
@@ -100,7 +101,7 @@ func (h *Handler) legs(ctx context.Context, u *User, callID string, interval int
 	if len(callID) > 255 {
 		return nil, fmt.Errorf("%w: params.callId longer than 255 bytes", ErrBadRequest)
 	}
-	base, err := h.queryCDRRefs(ctx, u, "c.ID IN (SELECT cdr_ID FROM cdr_next WHERE fbasename = ?)", cdrquery.FBasename(callID))
+	base, err := h.queryCDRRefs(ctx, u, "c.ID IN (SELECT cdr_ID FROM cdr_next WHERE fbasename = ?)", spool.FBasename(callID))
 	if err != nil {
 		return nil, err
 	}

@@ -16,6 +16,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"pbx-agent/sniffer/spool"
 )
 
 // Params is where filter values come from; url.Values satisfies it. An
@@ -493,18 +495,12 @@ func (q *Query) agents(p Params, _ Options) error {
 	return q.pair(p, "fa_ua", "fb_ua", "fab_ua_type", "c.a_ua_id", "c.b_ua_id", uaMatch)
 }
 
-// FBasename is the spool base name of a Call-ID (cdr_next.fbasename), as
-// the CDR writer stores it.
-func FBasename(callID string) string {
-	return strings.NewReplacer("/", "_", "\\", "_", "\x00", "_").Replace(callID)
-}
-
 func (q *Query) callID(p Params, _ Options) error {
 	v := p.Get("fcallid")
 	if v == "" {
 		return nil
 	}
-	c, args, err := textMatch("fcallid", "fbasename", "", FBasename(v), false)
+	c, args, err := textMatch("fcallid", "fbasename", "", spool.FBasename(v), false)
 	if err != nil {
 		return err
 	}

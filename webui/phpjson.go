@@ -68,32 +68,11 @@ func appendJSON(b []byte, v any) []byte {
 		}
 		return append(b, '}')
 	case []obj:
-		b = append(b, '[')
-		for i, o := range x {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendJSON(b, o)
-		}
-		return append(b, ']')
+		return appendArray(b, x, func(b []byte, o obj) []byte { return appendJSON(b, o) })
 	case []any:
-		b = append(b, '[')
-		for i, o := range x {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendJSON(b, o)
-		}
-		return append(b, ']')
+		return appendArray(b, x, appendJSON)
 	case []string:
-		b = append(b, '[')
-		for i, o := range x {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendPHPString(b, o)
-		}
-		return append(b, ']')
+		return appendArray(b, x, appendPHPString)
 	default:
 		// Not reached by our handlers; keep the output valid JSON.
 		j, err := json.Marshal(x)
@@ -171,4 +150,16 @@ func appendPHPString(b []byte, s string) []byte {
 
 func appendU(b []byte, r rune) []byte {
 	return append(b, '\\', 'u', hexDigits[r>>12&15], hexDigits[r>>8&15], hexDigits[r>>4&15], hexDigits[r&15])
+}
+
+// appendArray writes xs as a JSON array, each element by elem.
+func appendArray[T any](b []byte, xs []T, elem func([]byte, T) []byte) []byte {
+	b = append(b, '[')
+	for i, x := range xs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = elem(b, x)
+	}
+	return append(b, ']')
 }

@@ -24,6 +24,9 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.SetOutput(stderr)
 	ports := fs.String("sipport", "5060", "SIP ports: list and ranges, e.g. 5060,5070-5080")
 	amiPath := fs.String("ami", "", "recorded AMI session (bytes Asterisk sent; X.sent.raw beside it is read too) to correlate calls with channels")
+	hepOn := fs.Bool("hep", false, "decode HEP packets found in the capture (UDP to --hep-port) as SIP/RTCP of the same calls")
+	hepPort := fs.Uint("hep-port", 9060, "with --hep: the HEP port")
+	hepPass := fs.String("hep-password", "", "with --hep: the capture password HEP packets must carry (empty: any)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -45,6 +48,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			OnCallEnd:   out.call,
 			OnRegister:  out.register,
 		},
+		HEP:    sniffer.HEPInput{Enabled: *hepOn, Port: uint16(*hepPort), Password: *hepPass},
 		Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
 	for _, path := range fs.Args() {

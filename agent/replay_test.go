@@ -36,6 +36,8 @@ func jsonLines(t *testing.T, s string) []map[string]any {
 func TestReplayCommand(t *testing.T) {
 	pcap := fixture.Repo(t, "testdata", "pcap", "asterisk-call-answered.pcap")
 	transcript := fixture.Repo(t, "testdata", "ami", "ami-call-answered.raw")
+	hepPcap := fixture.Repo(t, "testdata", "pcap", "asterisk-call-hep-tls.pcap")
+	hepAMI := fixture.Repo(t, "testdata", "ami", "ami-call-hep-tls.raw")
 	tests := []struct {
 		name      string
 		args      []string
@@ -63,6 +65,29 @@ func TestReplayCommand(t *testing.T) {
 					}
 				}
 			}},
+		// The real Asterisk TLS call: without --hep only the UDP leg; with
+		// --hep both legs, each correlated to its Asterisk channel.
+		{name: "TLS call without HEP", args: []string{"replay", hepPcap}, wantCalls: 1, wantRegs: 2,
+			check: func(t *testing.T, calls []map[string]any) {
+				if calls[0]["callid"] != "a588a11b-2f9b-4179-924e-64e8d496c28c" {
+					t.Errorf("call %v, want the UDP leg", calls[0]["callid"])
+				}
+			}},
+		{name: "TLS call with HEP and AMI", args: []string{"replay", "--hep", "--hep-password", "hepsecret", "--ami", hepAMI, hepPcap}, wantCalls: 2, wantRegs: 4,
+			check: func(t *testing.T, calls []map[string]any) {
+				want := map[string]string{"3b5a193e80f4d691": "PJSIP/1001-00000000", "a588a11b-2f9b-4179-924e-64e8d496c28c": "PJSIP/1002-00000001"}
+				for _, c := range calls {
+					a, _ := c["asterisk"].(map[string]any)
+					chans, _ := a["channels"].([]any)
+					if len(chans) != 1 || chans[0].(map[string]any)["name"] != want[c["callid"].(string)] || a["linkedid"] != "1796603508.0" {
+						t.Errorf("%v: asterisk = %v", c["callid"], c["asterisk"])
+					}
+					if c["a_received"] == nil || c["b_received"] == nil {
+						t.Errorf("%v: no RTP", c["callid"])
+					}
+				}
+			}},
+		{name: "TLS call with HEP, wrong password", args: []string{"replay", "--hep", "--hep-password", "nope", hepPcap}, wantCalls: 1, wantRegs: 2},
 		{name: "no file", args: []string{"replay"}, wantCode: 2},
 		{name: "bad ports", args: []string{"replay", "--sipport", "0", pcap}, wantCode: 2},
 		{name: "missing file", args: []string{"replay", "/nonexistent.pcap"}, wantCode: 1},

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"pbx-agent/sniffer/call"
 	"pbx-agent/sniffer/decode"
@@ -50,6 +51,45 @@ type mediaStream struct {
 	caller   bool
 	stats    rtp.Stream
 	dtmf     rtp.DTMFDetector
+	// recent report blocks about this stream: the wire RTCP and the HEP
+	// copy of one report (res_hep_rtcp) count once
+	reports [4]uint64
+	nextRR  int
+}
+
+// newReport tells whether rr was not applied to s yet, and remembers it.
+func (s *mediaStream) newReport(rr *rtp.ReceptionReport) bool {
+	k := uint64(rr.LastSeq)<<32 ^ uint64(rr.LSR) ^ uint64(rr.DLSR)<<16 ^ uint64(rr.Jitter)<<48
+	for _, v := range s.reports {
+		if v == k {
+			return false
+		}
+	}
+	s.reports[s.nextRR] = k
+	s.nextRR = (s.nextRR + 1) % len(s.reports)
+	return true
+}
+
+// applyReports applies reception report blocks (from RTCP JSON received
+// by HEP) to the call's streams they are about.
+func (m *mediaTracker) applyReports(ref uint64, blocks []rtp.ReceptionReport, t time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	mc := m.calls[ref]
+	if mc == nil {
+		return
+	}
+	for i := range blocks {
+		mc.applyReport(&blocks[i], t)
+	}
+}
+
+func (mc *mediaCall) applyReport(rr *rtp.ReceptionReport, t time.Time) {
+	for _, s := range mc.streams {
+		if s.ssrc == rr.SSRC && s.newReport(rr) {
+			s.stats.UpdateRTCP(rr, t)
+		}
+	}
 }
 
 func newMediaTracker(next MediaHandler) *mediaTracker {
@@ -116,12 +156,7 @@ func (m *mediaTracker) handle(p *decode.Packet, ref uint64, party call.Party, to
 			return
 		}
 		for i := 0; i < m.rtcp.NReports; i++ {
-			rr := &m.rtcp.Reports[i]
-			for _, s := range mc.streams {
-				if s.ssrc == rr.SSRC {
-					s.stats.UpdateRTCP(rr, p.Time)
-				}
-			}
+			mc.applyReport(&m.rtcp.Reports[i], p.Time)
 		}
 		for i := 0; i < m.rtcp.NXR; i++ {
 			xr := &m.rtcp.XR[i]

@@ -19,6 +19,8 @@ import (
 	"pbx-agent/sniffer/call"
 	"pbx-agent/sniffer/capture"
 	"pbx-agent/sniffer/decode"
+	"pbx-agent/sniffer/hep"
+	"pbx-agent/sniffer/rtp"
 	"pbx-agent/sniffer/sdp"
 	"pbx-agent/sniffer/sip"
 )
@@ -39,7 +41,11 @@ type Config struct {
 	// (spool, SIP history), with the callreference it was tied to (0 when
 	// none) and the packet it came in. Both are valid only during the call.
 	SIPHook func(m *sip.Message, meta call.Meta, ref uint64, p *decode.Packet)
-	Logger  *slog.Logger
+	// HEP is HEP input; HEPOut, when set, gets every SIP message and RTCP
+	// report as HEP (HOMER).
+	HEP    HEPInput
+	HEPOut HEPOutput
+	Logger *slog.Logger
 }
 
 // Stats counts the packet path's work.
@@ -54,6 +60,7 @@ type Stats struct {
 	TCPDiscarded uint64 // bytes skipped while resyncing SIP over TCP
 	KernelDrops  uint64 // frames the kernel dropped (live capture)
 	TCPEvicted   uint64 // SIP-over-TCP flows dropped to stay within the flow limit
+	HEP          HEPStats
 }
 
 // Sniffer is the packet path. Not safe for concurrent use except Table()
@@ -75,6 +82,19 @@ type Sniffer struct {
 	statsMu   sync.Mutex
 	published Stats
 	tick      time.Time
+
+	// HEP input and output (hepin.go)
+	mu       sync.Mutex // the packet path's, when HEP listeners share it
+	hepIn    hep.Packet
+	hepPkt   decode.Packet
+	hepPass  []byte
+	synth    []byte
+	dups     *dupFilter
+	hepOut   hep.Packet
+	rtcpOut  rtp.Compound
+	rtcpJSON []byte
+	cidBuf   []byte
+	callIDs  map[uint64]string // Call-ID per call, for RTCP sent as HEP
 }
 
 // New returns a sniffer with its own call table.
@@ -85,11 +105,21 @@ func New(cfg Config) *Sniffer {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.HEP.Port == 0 {
+		cfg.HEP.Port = 9060
+	}
 	s := &Sniffer{
 		cfg:   cfg,
 		log:   cfg.Logger.With("component", "sniffer"),
 		tcp:   newTCPFlows(),
 		media: newMediaTracker(cfg.Media),
+	}
+	if cfg.HEP.Enabled {
+		s.hepPass = []byte(cfg.HEP.Password)
+		s.dups = &dupFilter{}
+	}
+	if cfg.HEPOut != nil {
+		s.callIDs = make(map[uint64]string)
 	}
 	cc := cfg.Call
 	onMedia, onEnd := cc.OnMedia, cc.OnCallEnd
@@ -101,6 +131,9 @@ func New(cfg Config) *Sniffer {
 	}
 	cc.OnCallEnd = func(c *call.CDR) {
 		s.addMedia(c, true)
+		if s.callIDs != nil {
+			delete(s.callIDs, c.CallRef)
+		}
 		if onEnd != nil {
 			onEnd(c)
 		}
@@ -212,6 +245,8 @@ func (s *Sniffer) Run(ctx context.Context, src capture.Source, opts RunOptions) 
 // HandleFrame runs one frame through the whole path. Only an unsupported
 // link type is an error; malformed packets are counted and skipped.
 func (s *Sniffer) HandleFrame(link layers.LinkType, data []byte, ts time.Time) error {
+	s.lock()
+	defer s.unlock()
 	if s.dec == nil || link != s.link {
 		d, err := decode.New(link)
 		if err != nil {
@@ -229,20 +264,38 @@ func (s *Sniffer) HandleFrame(link layers.LinkType, data []byte, ts time.Time) e
 		s.HandlePacket(&s.pkt)
 	}
 	if ts.Sub(s.tick) >= time.Second {
-		s.Tick(ts)
+		s.tickLocked(ts)
 	}
 	return nil
+}
+
+// lock and unlock guard the packet path when HEP listeners feed it from
+// other goroutines (HEPInput.Concurrent); otherwise they cost nothing.
+func (s *Sniffer) lock() {
+	if s.cfg.HEP.Concurrent {
+		s.mu.Lock()
+	}
+}
+
+func (s *Sniffer) unlock() {
+	if s.cfg.HEP.Concurrent {
+		s.mu.Unlock()
+	}
 }
 
 // HandlePacket routes one decoded packet: SIP ports to the SIP parser,
 // everything else to the media lookup.
 func (s *Sniffer) HandlePacket(p *decode.Packet) {
+	if s.dups != nil && p.Transport == decode.UDP && p.Dst.Port() == s.cfg.HEP.Port && hep.IsHEP(p.Payload) {
+		s.handleHEP(p.Payload, p.Time)
+		return
+	}
 	sipPort := s.cfg.SIPPorts.Has(p.Src.Port()) || s.cfg.SIPPorts.Has(p.Dst.Port())
 	switch {
 	case sipPort && p.Transport == decode.UDP:
 		s.handleSIPDatagram(p)
 	case sipPort && p.Transport == decode.TCP:
-		s.tcp.handle(p, s.handleSIPBytes, &s.stats.TCPDiscarded)
+		s.tcp.handle(p, s.handleWireSIP, &s.stats.TCPDiscarded)
 	case p.Transport == decode.UDP:
 		s.handleMedia(p)
 	default:
@@ -257,10 +310,16 @@ func (s *Sniffer) handleSIPDatagram(p *decode.Packet) {
 	}
 	// One message per datagram (RFC 3261 18.3); trailing octets are ignored
 	// (RFC 4475 3.1.1.8).
-	s.handleSIPBytes(p, b)
+	s.handleSIPBytes(p, b, originWire)
 }
 
-func (s *Sniffer) handleSIPBytes(p *decode.Packet, b []byte) {
+func (s *Sniffer) handleWireSIP(p *decode.Packet, b []byte) { s.handleSIPBytes(p, b, originWire) }
+
+func (s *Sniffer) handleSIPBytes(p *decode.Packet, b []byte, o origin) {
+	if s.dups != nil && s.dups.seen(b, p.Time, o) {
+		s.stats.HEP.Duplicates++
+		return
+	}
 	if _, err := sip.Parse(b, &s.msg); err != nil {
 		s.stats.SIPErrors++
 		s.log.Debug("bad SIP message", "src", p.Src, "dst", p.Dst, "err", err)
@@ -269,6 +328,12 @@ func (s *Sniffer) handleSIPBytes(p *decode.Packet, b []byte) {
 	s.stats.SIP++
 	s.meta = call.Meta{Time: p.Time, Src: p.Src, Dst: p.Dst, VLAN: p.VLAN, TCP: p.Transport == decode.TCP}
 	ref := s.table.HandleSIP(&s.msg, s.meta)
+	if s.cfg.HEPOut != nil {
+		if _, ok := s.callIDs[ref]; ref != 0 && !ok {
+			s.callIDs[ref] = string(s.msg.CallID)
+		}
+		s.sendSIPHEP(p, b, &s.msg)
+	}
 	if s.cfg.SIPHook != nil {
 		s.cfg.SIPHook(&s.msg, s.meta, ref, p)
 	}
@@ -282,10 +347,19 @@ func (s *Sniffer) handleMedia(p *decode.Packet) {
 	}
 	s.stats.Media++
 	s.media.HandleMedia(p, ref, party, toParty)
+	if s.cfg.HEPOut != nil && rtp.LooksLikeRTCP(p.Payload) {
+		s.sendRTCPHEP(p, ref)
+	}
 }
 
 // Tick advances timeouts to now (packet time in replay).
 func (s *Sniffer) Tick(now time.Time) {
+	s.lock()
+	defer s.unlock()
+	s.tickLocked(now)
+}
+
+func (s *Sniffer) tickLocked(now time.Time) {
 	s.tick = now
 	s.publish()
 	s.table.Tick(now)
@@ -293,7 +367,11 @@ func (s *Sniffer) Tick(now time.Time) {
 }
 
 // Flush ends every open call (end of capture or shutdown).
-func (s *Sniffer) Flush() { s.table.Flush() }
+func (s *Sniffer) Flush() {
+	s.lock()
+	defer s.unlock()
+	s.table.Flush()
+}
 
 func isKeepAlive(b []byte) bool {
 	for _, c := range b {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -18,13 +17,12 @@ var errDoctorFailed = errors.New("doctor: some checks failed")
 // runDoctor checks the installation and prints one line per finding with a
 // fix hint; it returns an error (exit code 1) when any check fails.
 func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("doctor", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("doctor", stderr)
 	path := fs.String("config", defaultConfigPath, "config file to check")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	root := fs.String("root", "/", "file-system root for Asterisk's config (a scratch install)")
 	timeout := fs.Duration("timeout", 3*time.Second, "timeout of each network check")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

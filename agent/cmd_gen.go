@@ -65,8 +65,7 @@ func (f msFlag) Set(s string) error {
 // runGen implements `pbx-agent gen`: write a synthetic SIP/RTP capture (and
 // optionally its ground truth as TSV), then print a one-line summary to stderr.
 func runGen(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("gen", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("gen", stderr)
 	var (
 		o         simulate.Options
 		out       string

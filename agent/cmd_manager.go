@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -22,21 +23,23 @@ import (
 // port and the AES key default to the config file's managerip, managerport,
 // manager_aes_key and manager_aes_iv.
 func runManagerClient(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	flags := flag.NewFlagSet("manager", flag.ContinueOnError)
-	flags.SetOutput(stderr)
+	flags := newFlagSet("manager", stderr)
 	cfgPath := flags.String("config", config.DefaultPath, "config file to take managerip/managerport/manager_aes_key/manager_aes_iv from")
-	host := flags.String("h", "", "manager host (default: managerip from the config, else 127.0.0.1)")
+	host := flags.String("h", "", "manager host (default: managerip from the config, else 127.0.0.1); -h alone or --help shows this help")
+	flags.StringVar(host, "host", "", "same as -h HOST")
 	port := flags.Int("p", 0, "manager TCP port (default: managerport from the config, else 5029)")
 	sock := flags.String("U", "", "unix socket path instead of TCP (plaintext is always accepted there)")
 	useAES := flags.Bool("a", false, "encrypt with the manager AES key")
 	keyB64 := flags.String("key", "", "manager_aes_key (base64) for -a, overriding the config")
 	ivB64 := flags.String("iv", "", "manager_aes_iv (base64) for -a, overriding the config")
 	timeout := flags.Duration("timeout", 60*time.Second, "whole exchange timeout")
-	flags.Usage = func() {
-		fmt.Fprintln(stderr, "usage: pbx-agent manager [-h HOST] [-p PORT] [-U SOCKET] [-a] COMMAND...")
-		flags.PrintDefaults()
+	// -h is VoIPmonitor's host flag, kept for scripts; alone (no host after
+	// it) it asks for help as everywhere else.
+	if len(args) > 0 && (args[len(args)-1] == "-h" || args[len(args)-1] == "--h") {
+		flags.Usage()
+		return flag.ErrHelp
 	}
-	if err := flags.Parse(args); err != nil {
+	if err := parseFlags(flags, args); err != nil {
 		return err
 	}
 	if flags.NArg() == 0 {
@@ -89,10 +92,32 @@ func runManagerClient(ctx context.Context, args []string, stdout, stderr io.Writ
 	defer cancel()
 	reply, err := manager.Exchange(ctx, network, addr, strings.Join(flags.Args(), " "), key)
 	if err != nil {
-		return err
+		return dialHint(err, network, addr, cfgPath, *sock != "")
+	}
+	if string(reply) == manager.ReplyUnknownCommand {
+		return fmt.Errorf("manager: %q: unknown manager command (the reply was %q)", flags.Arg(0), strings.TrimSpace(string(reply)))
 	}
 	_, err = stdout.Write(reply)
 	return err
+}
+
+// dialHint turns "dial tcp A: dial tcp A: connect: connection refused" into
+// one sentence naming the address once, the cause, and what to change.
+func dialHint(err error, network, addr string, cfgPath *string, viaSocket bool) error {
+	var op *net.OpError
+	if !errors.As(err, &op) || op.Op != "dial" {
+		return err
+	}
+	cause := op.Err
+	var sys *os.SyscallError
+	if errors.As(cause, &sys) {
+		cause = sys.Err
+	}
+	where := "managerip/managerport in " + *cfgPath + ", or -h HOST -p PORT"
+	if viaSocket {
+		where = "managersocket in " + *cfgPath + ", or -U PATH"
+	}
+	return fmt.Errorf("manager: cannot connect to the manager API at %s %s: %v (is pbx-agent running? the address is %s)", network, addr, cause, where)
 }
 
 // runGenAESKey is `pbx-agent gen-aes-key`: a fresh manager key and IV, as

@@ -60,6 +60,7 @@ type daemonFlags struct {
 	realtime        bool
 	exitAfterReplay bool
 	set             map[string]string
+	version         bool          // --version: print it, run nothing
 	embedded        bool          // running on the embedded default config
 	ari             *discover.ARI // ARI endpoint found in http.conf/ari.conf
 }
@@ -68,6 +69,12 @@ func parseDaemonFlags(args []string, stderr io.Writer) (*daemonFlags, error) {
 	f := &daemonFlags{set: map[string]string{}}
 	fs := flag.NewFlagSet("pbx-agent", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		_ = writeUsage(stderr)
+		fmt.Fprintln(stderr, "\ndaemon flags (each replaces the config file's value):")
+		fs.PrintDefaults()
+	}
+	fs.BoolVar(&f.version, "version", false, "print the version and exit")
 	fs.StringVar(&f.config, "config", defaultConfigPath, "config file (voipmonitor.conf-style INI)")
 	fs.StringVar(&f.capture, "r", "", "read packets from a pcap/pcapng file instead of an interface")
 	fs.BoolVar(&f.realtime, "realtime", false, "with -r: feed packets at their recorded pace")
@@ -83,7 +90,7 @@ func parseDaemonFlags(args []string, stderr io.Writer) (*daemonFlags, error) {
 	for _, k := range []string{"interface", "sipport", "id_sensor", "spooldir", "managerip", "managerport", "managersocket", "http_bind", "mysqlhost", "mysqlport", "mysqlsocket", "mysqldb", "mysqlusername", "mysqlpassword"} {
 		fs.Func(k, "config key "+k+" (overrides the file)", func(v string) error { f.set[k] = v; return nil })
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
@@ -120,6 +127,10 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
+	if fl.version {
+		_, err := fmt.Fprintf(stdout, "pbx-agent %s\n", version)
+		return err
+	}
 	boot := slog.New(slog.NewTextHandler(stderr, nil))
 	cfg, embedded, err := loadConfig(fl.config, fl.set, boot)
 	if err != nil {
@@ -128,8 +139,8 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fl.embedded = embedded
 	log := newLogger(cfg, stderr)
 	log.Info("pbx-agent starting", "version", version, "config", cfg.Path)
-	for _, ign := range cfg.Ignored {
-		log.Warn("config key accepted but has no effect", "key", ign)
+	if w := cfg.NoEffectWarning(); w != "" {
+		log.Warn(w)
 	}
 	if !embedded {
 		// Fill what the config leaves empty from Asterisk's own files;

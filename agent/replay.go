@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -20,14 +19,13 @@ import (
 // runReplay reads capture files and prints one JSON line per finished call
 // and per REGISTER summary (CLI.md "Replay JSON").
 func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("replay", stderr)
 	ports := fs.String("sipport", "5060", "SIP ports: list and ranges, e.g. 5060,5070-5080")
 	amiPath := fs.String("ami", "", "recorded AMI session (bytes Asterisk sent; X.sent.raw beside it is read too) to correlate calls with channels")
 	hepOn := fs.Bool("hep", false, "decode HEP packets found in the capture (UDP to --hep-port) as SIP/RTCP of the same calls")
 	hepPort := fs.Uint("hep-port", 9060, "with --hep: the HEP port")
 	hepPass := fs.String("hep-password", "", "with --hep: the capture password HEP packets must carry (empty: any)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() == 0 {

@@ -30,9 +30,14 @@ func Check(path string, flags map[string]string) (*Config, error) {
 			fail("cdr_queue_dir", err.Error(), "the on-disk CDR queue needs a writable directory")
 		}
 	}
+	// The daemon starts without manager.conf (no AMI, no manager.conf web
+	// users) and says so: check-config warns the same instead of failing.
 	if c.AMIUser == "" && c.AsteriskManagerConf != "" {
 		if err := readable(c.AsteriskManagerConf); err != nil {
-			fail("asterisk_manager_conf", err.Error(), "set ami_user/ami_secret, or point asterisk_manager_conf at a readable file")
+			f, l := c.where("asterisk_manager_conf")
+			c.Warnings = append(c.Warnings, (&Error{File: f, Line: l, Key: "asterisk_manager_conf", Msg: err.Error() +
+				"; Asterisk channels are not followed and manager.conf users cannot log in",
+				Hint: "set ami_user/ami_secret, or point asterisk_manager_conf at a readable file"}).Error())
 		}
 	}
 	if c.UsersFile != "" {

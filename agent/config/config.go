@@ -121,8 +121,12 @@ type Config struct {
 	// Source records where each key came from, "file:line" or "flag".
 	Source map[string]string
 	// Ignored lists voipmonitor.conf keys that were accepted but have no
-	// effect in pbx-agent ("file:line: key"), for a warning at start-up.
+	// effect in pbx-agent ("file:line: key"), for a warning at start-up
+	// (NoEffectWarning).
 	Ignored []string
+	// Warnings are problems Check found that the daemon survives (it
+	// warns about them too); check-config prints them and exits 0.
+	Warnings []string
 	// Path is the file the config was read from ("" when none).
 	Path string
 }
@@ -220,6 +224,10 @@ func Parse(name string, raw []byte, flags map[string]string) (*Config, error) {
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
+		// A flag replaces the file's value, also for keys that may repeat.
+		if opt, ok := options[strings.ToLower(strings.TrimSpace(k))]; ok && opt.reset != nil {
+			opt.reset(c)
+		}
 		if err := c.set("flag", 0, k, []string{flags[k]}); err != nil {
 			errs = append(errs, err)
 		}
@@ -293,7 +301,7 @@ func (c *Config) set(file string, line int, key string, vals []string) error {
 	key = strings.ToLower(strings.TrimSpace(key))
 	opt, ok := options[key]
 	if !ok {
-		if _, ign := ignoredKeys[key]; ign {
+		if _, ign := noEffect[key]; ign {
 			c.Ignored = append(c.Ignored, fmt.Sprintf("%s: %s", loc(file, line), key))
 			return nil
 		}
@@ -342,4 +350,22 @@ func (c *Config) validate() []error {
 		bad("http_tls_key", "http_tls_cert and http_tls_key must be set together", "")
 	}
 	return errs
+}
+
+// NoEffectWarning is the one start-up warning about accepted keys that do
+// nothing here (the daemon and check-config print the same text), or "".
+func (c *Config) NoEffectWarning() string {
+	if len(c.Ignored) == 0 {
+		return ""
+	}
+	keys := make([]string, 0, len(c.Ignored))
+	seen := map[string]bool{}
+	for _, ign := range c.Ignored {
+		k := ign[strings.LastIndex(ign, " ")+1:]
+		if !seen[k] {
+			seen[k] = true
+			keys = append(keys, k)
+		}
+	}
+	return fmt.Sprintf("%d voipmonitor.conf keys accepted but without effect in pbx-agent: %s", len(keys), strings.Join(keys, ", "))
 }

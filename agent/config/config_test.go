@@ -217,14 +217,29 @@ func TestCheck(t *testing.T) {
 	if err := os.WriteFile(badConf, []byte("spooldir = "+notDir+"/x\nasterisk_manager_conf = "+dir+"/missing.conf\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, err := Check(badConf, nil)
+	c, err := Check(badConf, nil)
 	if !errors.Is(err, ErrCheck) {
 		t.Fatalf("Check(bad) = %v, want ErrCheck", err)
 	}
-	for _, want := range []string{"bad.conf:1: spooldir:", "bad.conf:2: asterisk_manager_conf:"} {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("Check(bad) = %v, want it to mention %q", err, want)
-		}
+	if !strings.Contains(err.Error(), "bad.conf:1: spooldir:") {
+		t.Errorf("Check(bad) = %v, want it to mention spooldir", err)
+	}
+	if strings.Contains(err.Error(), "asterisk_manager_conf") {
+		t.Errorf("Check(bad) = %v: a missing manager.conf is a warning (the daemon starts without it)", err)
+	}
+
+	// The daemon starts without manager.conf, so check-config passes with a
+	// warning (issue 18 item 7: check-config and the daemon agree).
+	warnConf := filepath.Join(dir, "warn.conf")
+	if err := os.WriteFile(warnConf, []byte("spooldir = "+spool+"\nasterisk_manager_conf = "+dir+"/missing.conf\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err = Check(warnConf, nil)
+	if err != nil {
+		t.Fatalf("Check(warn) = %v, want a warning only", err)
+	}
+	if len(c.Warnings) != 1 || !strings.Contains(c.Warnings[0], "warn.conf:2: asterisk_manager_conf:") {
+		t.Errorf("Check(warn).Warnings = %q", c.Warnings)
 	}
 }
 

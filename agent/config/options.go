@@ -17,6 +17,9 @@ type option struct {
 	set   func(c *Config, v string) error
 	hint  string
 	multi bool // may repeat; every occurrence is applied
+	// reset clears a multi key's value, so a command-line flag replaces
+	// what the file set instead of adding to it.
+	reset func(c *Config)
 }
 
 var errEmpty = errors.New("empty")
@@ -30,7 +33,7 @@ var options = map[string]option{
 			}
 		}
 		return nil
-	}, hint: "a NIC name, a comma list, or any", multi: true},
+	}, hint: "a NIC name, a comma list, or any", multi: true, reset: func(c *Config) { c.Interface = nil }},
 	"ringbuffer": {set: func(c *Config, v string) error {
 		n, err := intRange(v, 1, 4096)
 		c.RingBufferMB = n
@@ -78,8 +81,10 @@ var options = map[string]option{
 		}
 		c.SensorManagerKeys = append(c.SensorManagerKeys, v)
 		return nil
-	}, hint: "<id_sensor>:<base64 key>:<base64 iv>, one line per sensor", multi: true},
+	}, hint: "<id_sensor>:<base64 key>:<base64 iv>, one line per sensor", multi: true,
+		reset: func(c *Config) { c.SensorManagerKeys = nil }},
 	"sensor_name":  {set: str(func(c *Config) *string { return &c.SensorName }), hint: "any text"},
+	"name_sensor":  {set: str(func(c *Config) *string { return &c.SensorName }), hint: "any text (VoIPmonitor's name for sensor_name)"},
 	"spooldir":     {set: nonEmpty(func(c *Config) *string { return &c.SpoolDir }), hint: "a directory path"},
 	"savesip":      {set: boolean(func(c *Config) *bool { return &c.SaveSIP }), hint: "yes or no"},
 	"sip-register": {set: boolean(func(c *Config) *bool { return &c.SIPRegister }), hint: "yes or no"},
@@ -217,26 +222,6 @@ var options = map[string]option{
 		c.LogLevel = l
 		return nil
 	}, hint: "debug, info, warn or error"},
-}
-
-// ignoredKeys are voipmonitor.conf options accepted so that an existing
-// voipmonitor.conf loads, but without effect in pbx-agent.
-var ignoredKeys = map[string]struct{}{
-	"promisc": {}, "filter": {}, "savertcp": {}, "savegraph": {}, "tar": {},
-	"saveaudio_stereo": {}, "time_precision_in_ms": {}, "cdr_sipport": {}, "cdr_rtpport": {},
-	"cdr_ua_enable": {}, "cdr_sip_response_normalisation": {},
-	"cdr_reason_normalisation": {}, "rtp_check_both_sides_by_sdp": {}, "sip-message": {},
-	"sip-options": {}, "sip-subscribe": {}, "sip-notify": {}, "dscp": {}, "ipv6": {},
-	"maxpoolgraphsize": {}, "maxpoolgraphdays": {}, "cdr_partition_by_hours": {},
-	"cleandatabase": {}, "cleandatabase_cdr": {}, "cleandatabase_register_state": {},
-	"cleandatabase_register_failed": {}, "rtptimeout": {}, "absolute_timeout": {},
-	"onewaytimeout": {}, "bye_timeout": {}, "callslimit": {}, "liveaudio": {},
-	"jitterbuffer_f1": {}, "jitterbuffer_f2": {}, "jitterbuffer_adapt": {}, "mosmin_f2": {},
-	"mos_g729": {}, "utc": {}, "timezone": {}, "pcap_dump_zip_sip": {}, "pcap_dump_zip_rtp": {},
-	"tar_compress_sip": {}, "tar_compress_rtp": {}, "spooldir_rtp": {}, "spooldir_graph": {},
-	"spooldir_audio": {}, "spooldir_2": {}, "spooldir_by_sensor": {}, "spooldir_by_sensorname": {},
-	"natalias": {}, "custom_headers": {}, "pauserecordingdtmf": {}, "pauserecordingdtmf_timeout": {},
-	"pauserecordingheader": {}, "182queuedpauserecording": {}, "mysqlloadconfig": {},
 }
 
 func str(f func(*Config) *string) func(*Config, string) error {
@@ -399,10 +384,16 @@ func parsePorts(v string) ([]PortRange, error) {
 // suggest returns the known key closest to key (edit distance ≤ 3), or "".
 func suggest(key string) string {
 	best, bestD := "", 4
-	for k := range options {
+	try := func(k string) {
 		if d := editDistance(key, k); d < bestD || (d == bestD && k < best) {
 			best, bestD = k, d
 		}
+	}
+	for k := range options {
+		try(k)
+	}
+	for _, k := range noEffectKeys {
+		try(k)
 	}
 	return best
 }

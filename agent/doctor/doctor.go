@@ -221,8 +221,8 @@ func checkConfig(r *Report, env *Env) *config.Config {
 		return config.Default()
 	}
 	r.add("config", StatusOK, "", "%s parsed", env.ConfigPath)
-	for _, ign := range cfg.Ignored {
-		r.add("config", StatusInfo, "", "%s: accepted, no effect in pbx-agent", ign)
+	if w := cfg.NoEffectWarning(); w != "" {
+		r.add("config", StatusInfo, "", "%s", w)
 	}
 	return cfg
 }

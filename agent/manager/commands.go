@@ -48,7 +48,7 @@ type Command struct {
 
 // Fixed reply texts (VoIPmonitor's, byte for byte).
 const (
-	replyNotFound     = "command not found\n"
+	replyNotFound     = ReplyUnknownCommand
 	replyNeedAES      = "need aes!\n"
 	replyFailedAES    = "failed aes decrypt!\n"
 	replyBadCallID    = "Bad/missing Call id\n"
@@ -643,3 +643,7 @@ func (s *Server) managerFile(_ context.Context, w io.Writer, req *Request) error
 	_, err := io.WriteString(w, reply)
 	return err
 }
+
+// ReplyUnknownCommand is the whole reply to a command the server does not
+// know (VoIPmonitor's text); clients turn it into a failure.
+const ReplyUnknownCommand = "command not found\n"

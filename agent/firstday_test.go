@@ -1,0 +1,223 @@
+package main
+
+// Issue 18, "the first day of an operator": each rough edge a newcomer hit,
+// pinned through the built binary as an operator runs it.
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"pbx-agent/agent/manager"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+var (
+	binOnce sync.Once
+	binPath string
+	binErr  error
+)
+
+// agentBinary builds ./agent once per test run, as `make build` does.
+func agentBinary(t *testing.T) string {
+	t.Helper()
+	binOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "pbx-agent-bin-")
+		if err != nil {
+			binErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "pbx-agent")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			binErr = errors.New(string(out))
+		}
+	})
+	if binErr != nil {
+		t.Fatalf("go build: %v", binErr)
+	}
+	return binPath
+}
+
+// runBinary runs the built binary in dir (a folder outside the repository
+// when dir is ""), returning its exit code and outputs.
+func runBinary(t *testing.T, dir string, timeout time.Duration, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, agentBinary(t), args...)
+	cmd.Dir = dir
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		code = ee.ExitCode()
+	default:
+		t.Fatalf("run %v: %v", args, err)
+	}
+	if ctx.Err() != nil {
+		t.Fatalf("pbx-agent %v did not exit within %v; stderr:\n%s", args, timeout, errb.String())
+	}
+	return code, out.String(), errb.String()
+}
+
+// TestFirstDayCLI pins item 6: help everywhere, a help command, --version,
+// a stable command list and the usual exit codes.
+func TestFirstDayCLI(t *testing.T) {
+	tests := []struct {
+		name     string
+		args     []string
+		code     int
+		want     string // regexp on stdout+stderr
+		dontWant string
+	}{
+		{"-h lists the subcommands", []string{"-h"}, 0, `(?s)commands:.*replay.*check-config.*doctor.*manager.*gen-aes-key.*daemon flags`, ""},
+		{"help command", []string{"help"}, 0, `(?s)^usage: pbx-agent.*commands:`, ""},
+		{"help of a command", []string{"help", "replay"}, 0, `usage: pbx-agent replay`, ""},
+		{"help of an unknown command", []string{"help", "frob"}, 2, `unknown command "frob"`, ""},
+		{"--version", []string{"--version"}, 0, `^pbx-agent \S+\n$`, ""},
+		{"manager -h is help", []string{"manager", "-h"}, 0, `usage: pbx-agent manager`, "connect"},
+		{"manager --help", []string{"manager", "--help"}, 0, `usage: pbx-agent manager`, ""},
+		{"gen-aes-key -h is help", []string{"gen-aes-key", "-h"}, 0, `usage: pbx-agent gen-aes-key`, "manager_aes_key ="},
+		{"check-config -h", []string{"check-config", "-h"}, 0, `usage: pbx-agent check-config`, ""},
+		{"doctor --help", []string{"doctor", "--help"}, 0, `usage: pbx-agent doctor`, ""},
+		{"bad flag is a usage error", []string{"replay", "-frob"}, 2, `flag provided but not defined`, ""},
+		{"unknown command", []string{"frob"}, 2, `unknown command "frob" \(try: replay, check-config, doctor, manager, gen, gen-aes-key, version, help;`, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, errs := runBinary(t, "", time.Minute, tt.args...)
+			all := out + errs
+			if code != tt.code {
+				t.Errorf("exit %d, want %d; output:\n%s", code, tt.code, all)
+			}
+			if !regexp.MustCompile(tt.want).MatchString(all) {
+				t.Errorf("output does not match %q:\n%s", tt.want, all)
+			}
+			if tt.dontWant != "" && strings.Contains(all, tt.dontWant) {
+				t.Errorf("output contains %q:\n%s", tt.dontWant, all)
+			}
+		})
+	}
+	// The "try:" list is the same on every run (it was a map's order).
+	_, _, first := runBinary(t, "", time.Minute, "frob")
+	for range 3 {
+		if _, _, again := runBinary(t, "", time.Minute, "frob"); again != first {
+			t.Fatalf("unknown-command text changed between runs:\n%s\n%s", first, again)
+		}
+	}
+}
+
+// TestFirstDayManagerClientErrors pins items 6 and 8: a refused connection
+// names the address once and the config key; an unknown manager command
+// makes `pbx-agent manager` exit non-zero.
+func TestFirstDayManagerClientErrors(t *testing.T) {
+	port := freePort(t)
+	code, _, errs := runBinary(t, "", time.Minute, "manager", "-config", os.DevNull, "-p", itoa(port), "listcalls")
+	if code != 1 {
+		t.Errorf("refused: exit %d, want 1", code)
+	}
+	addr := "127.0.0.1:" + itoa(port)
+	if strings.Count(errs, addr) != 1 || !strings.Contains(errs, "connection refused") || !strings.Contains(errs, "managerport") {
+		t.Errorf("refused: want the address once, the cause and the config key:\n%s", errs)
+	}
+
+	srv := startManagerForTest(t)
+	code, out, errs := runBinary(t, "", time.Minute, "manager", "-config", os.DevNull, "-p", itoa(srv), "nosuchcommand")
+	if code == 0 || !strings.Contains(errs, "unknown manager command") {
+		t.Errorf("unknown command: exit %d, stdout %q, stderr %q; want non-zero and a clear message", code, out, errs)
+	}
+	code, out, _ = runBinary(t, "", time.Minute, "manager", "-config", os.DevNull, "-p", itoa(srv), "getversion")
+	if code != 0 || out == "" {
+		t.Errorf("getversion: exit %d, %q", code, out)
+	}
+}
+
+// TestFirstDayFlagReplacesFileInterface pins item 1: -interface replaces the
+// file's interface (it was appended, and the file's eth0 captured).
+func TestFirstDayFlagReplacesFileInterface(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "agent.conf")
+	text := "[general]\ninterface = eth0\nspooldir = " + filepath.Join(dir, "spool") + "\nmanagerport = 0\nhttp_bind =\nsavesip = no\nsavertp = no\n" +
+		"asterisk_manager_conf = " + filepath.Join(dir, "none.conf") + "\n"
+	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"-interface", "pbxnosuch0"}, {"-set", "interface=pbxnosuch0"}} {
+		code, _, errs := runBinary(t, dir, time.Minute, append([]string{"-config", conf}, args...)...)
+		if code == 0 || !strings.Contains(errs, "pbxnosuch0") {
+			t.Errorf("%v: exit %d, want a failure naming pbxnosuch0:\n%s", args, code, errs)
+		}
+		if strings.Contains(errs, "several interfaces") || strings.Contains(errs, "interface=eth0") {
+			t.Errorf("%v: the file's eth0 was still used:\n%s", args, errs)
+		}
+	}
+}
+
+// TestFirstDayVoipmonitorConf pins item 7 through the binary: VoIPmonitor's
+// sample config passes check-config and starts the daemon with no error
+// and one warning, the same in both.
+func TestFirstDayVoipmonitorConf(t *testing.T) {
+	dir := t.TempDir()
+	sample, err := filepath.Abs(filepath.Join("config", "testdata", "voipmonitor-sample.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := runBinary(t, dir, time.Minute, "check-config", "-config", sample)
+	if code != 0 {
+		t.Fatalf("check-config: exit %d\n%s%s", code, out, errs)
+	}
+	checkWarn := regexp.MustCompile(`warning: (\d+ voipmonitor.conf keys accepted but without effect in pbx-agent: .*)`).FindStringSubmatch(out)
+	if checkWarn == nil {
+		t.Fatalf("check-config: no no-effect warning:\n%s", out)
+	}
+	pcap, err := filepath.Abs(filepath.Join("..", "testdata", "pcap", "asterisk-call-answered.pcap"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, _, errs = runBinary(t, dir, 2*time.Minute, "-config", sample, "-r", pcap, "-exit-after-replay",
+		"-spooldir", filepath.Join(dir, "spool"), "-managerport", "0", "-managersocket", "", "-http_bind", "", "-mysqlhost", "", "-mysqlsocket", "",
+		"-set", "asterisk_manager_conf="+filepath.Join(dir, "none.conf"))
+	if code != 0 {
+		t.Fatalf("daemon on the sample config: exit %d\n%s", code, errs)
+	}
+	if n := strings.Count(errs, "level=ERROR"); n != 0 {
+		t.Errorf("%d errors logged:\n%s", n, errs)
+	}
+	if n := strings.Count(errs, "without effect in pbx-agent"); n != 1 {
+		t.Errorf("%d no-effect warnings, want 1:\n%s", n, errs)
+	}
+	if !strings.Contains(errs, checkWarn[1]) {
+		t.Errorf("the daemon's warning differs from check-config's %q:\n%s", checkWarn[1], errs)
+	}
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+// startManagerForTest serves a manager API with no calls on a free port.
+func startManagerForTest(t *testing.T) int {
+	t.Helper()
+	s := manager.New(manager.Config{})
+	s.SetReady(true)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = s.Serve(ln) }()
+	t.Cleanup(func() { _ = s.Close() })
+	return ln.Addr().(*net.TCPAddr).Port
+}

@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -471,9 +472,17 @@ func newSpool(cfg *config.Config, log *slog.Logger, waitForDisk bool, paused fun
 		return nil, nil
 	}
 	// 40 ms of wait for late packets keeps live listening under 100 ms.
+	zip := func(on bool, level int) int {
+		if on {
+			return level
+		}
+		return 0
+	}
 	return spool.New(spool.Config{Dir: cfg.SpoolDir, SaveSIP: cfg.SaveSIP, SaveRTP: mode, SaveRTCP: mode != spool.RTPOff,
 		SaveAudio: audio, AudioDelay: 40 * time.Millisecond, WaitForDisk: waitForDisk, Location: time.UTC,
-		Pool: poolLimits(cfg, waitForDisk), Logger: log}, paused)
+		ZipSIP: zip(cfg.PcapZipSIP, cfg.PcapZipLevelSIP), ZipRTP: zip(cfg.PcapZipRTP, cfg.PcapZipLevelRTP),
+		IOWorkers: runtime.GOMAXPROCS(0), // they also compress
+		Pool:      poolLimits(cfg, waitForDisk), Logger: log}, paused)
 }
 
 // poolLimits are the spool's maxpool* limits (none with cleanspool = no).

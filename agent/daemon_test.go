@@ -164,8 +164,9 @@ func TestDaemonExitAfterReplay(t *testing.T) {
 	if n := strings.Count(stderr.String(), "msg=call "); n != 2 {
 		t.Errorf("%d calls logged, want 2; log:\n%s", n, stderr.String())
 	}
-	// savesip is on by default: each call's SIP pcap is in the spool, complete.
-	sipFiles, _ := filepath.Glob(filepath.Join(dir, "*", "*", "*", "SIP", "*.pcap"))
+	// savesip and pcap_dump_zip are on by default: each call's SIP pcap is
+	// in the spool, complete and compressed.
+	sipFiles, _ := filepath.Glob(filepath.Join(dir, "*", "*", "*", "SIP", "*.pcap.gz"))
 	tmp, _ := filepath.Glob(filepath.Join(dir, "*", "*", "*", "*", "*.tmp"))
 	if len(sipFiles) != 2 || len(tmp) != 0 {
 		t.Errorf("spool: SIP pcaps %v, unfinished %v", sipFiles, tmp)

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"pbx-agent/sniffer/spool"
 )
 
 func randRead(b []byte) (int, error) { return rand.Read(b) }
@@ -41,7 +43,8 @@ type Spool interface {
 // DirSpool reads VoIPmonitor's plain spool layout:
 // <Root>/YYYY-MM-DD/HH/MM/<KIND>/<fbasename>.<ext> with the date in
 // Location (VoIPmonitor uses local time unless `utc`), ext pcap for SIP and
-// RTP and wav for AUDIO. Per-minute tar archives are not read.
+// RTP (or pcap.gz, read decompressed) and wav for AUDIO. Per-minute tar
+// archives are not read.
 type DirSpool struct {
 	Root     string
 	Location *time.Location // nil = UTC
@@ -79,7 +82,12 @@ func (d DirSpool) Open(_ context.Context, f SpoolFile) (io.ReadCloser, error) {
 	if err != nil {
 		return nil, err
 	}
-	fh, err := os.Open(p)
+	var fh io.ReadCloser
+	if f.Kind == KindAudio {
+		fh, err = os.Open(p)
+	} else {
+		fh, err = spool.OpenPcap(p) // or its .pcap.gz (pcap_dump_zip), decompressed
+	}
 	if err != nil {
 		if os.IsNotExist(err) {
 			return nil, fmt.Errorf("%w: %s file of the call is not in the spool", fs.ErrNotExist, strings.ToLower(string(f.Kind)))

@@ -46,7 +46,12 @@ type Config struct {
 	SaveSIP       bool        // savesip
 	SaveRTP       string      // savertp: "no", "yes", "header"
 	SaveAudio     string      // saveaudio: "no", "wav", "ogg", "mp3"
-	SIPRegister   bool        // sip-register
+	// Compressed pcaps: pcap_dump_zip_sip/_rtp say whether the SIP and RTP
+	// pcaps are written gzip-compressed (.pcap.gz), pcap_dump_ziplevel_sip/
+	// _rtp at which level (1-9).
+	PcapZipSIP, PcapZipRTP           bool
+	PcapZipLevelSIP, PcapZipLevelRTP int
+	SIPRegister                      bool // sip-register
 	// Spool cleaning (voipmonitor.conf names; 0 = no limit): the oldest
 	// minute directories go first.
 	MaxPoolSizeMB      int           // maxpoolsize: MB of the whole spool
@@ -141,6 +146,10 @@ func Default() *Config {
 		SaveSIP:             true,
 		SaveRTP:             "yes",
 		SaveAudio:           "no",
+		PcapZipSIP:          true,
+		PcapZipRTP:          true,
+		PcapZipLevelSIP:     6, // VoIPmonitor's defaults
+		PcapZipLevelRTP:     1,
 		SIPRegister:         true,
 		CleanSpool:          true,
 		Sniffer:             true,

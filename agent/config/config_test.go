@@ -259,3 +259,40 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestPcapDumpZip: VoIPmonitor's compression keys, lzo/zstd written as gzip.
+func TestPcapDumpZip(t *testing.T) {
+	tests := []struct {
+		in               string
+		sip, rtp         bool
+		sipLevel, rtpLvl int
+		bad              bool
+	}{
+		{in: "", sip: true, rtp: true, sipLevel: 6, rtpLvl: 1},
+		{in: "pcap_dump_zip = no\n", sipLevel: 6, rtpLvl: 1},
+		{in: "pcap_dump_zip = no\npcap_dump_zip_rtp = lzo\n", rtp: true, sipLevel: 6, rtpLvl: 1},
+		{in: "pcap_dump_zip_sip = no\npcap_dump_ziplevel_rtp = 9\n", rtp: true, sipLevel: 6, rtpLvl: 9},
+		{in: "pcap_dump_zip_rtp = zstd\npcap_dump_ziplevel = -1\n", sip: true, rtp: true, sipLevel: 6, rtpLvl: 6},
+		{in: "pcap_dump_zip_rtp = gzip\npcap_dump_ziplevel = 3\n", sip: true, rtp: true, sipLevel: 3, rtpLvl: 3},
+		{in: "pcap_dump_zip_sip = bzip2\n", bad: true},
+		{in: "pcap_dump_ziplevel_sip = 0\n", bad: true},
+		{in: "pcap_dump_ziplevel_rtp = 10\n", bad: true},
+	}
+	for _, tt := range tests {
+		c, err := Parse("t.conf", []byte(tt.in), nil)
+		if tt.bad {
+			if err == nil {
+				t.Errorf("%q accepted", tt.in)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%q: %v", tt.in, err)
+			continue
+		}
+		if c.PcapZipSIP != tt.sip || c.PcapZipRTP != tt.rtp || c.PcapZipLevelSIP != tt.sipLevel || c.PcapZipLevelRTP != tt.rtpLvl {
+			t.Errorf("%q: sip %v/%d rtp %v/%d, want %v/%d %v/%d", tt.in, c.PcapZipSIP, c.PcapZipLevelSIP, c.PcapZipRTP,
+				c.PcapZipLevelRTP, tt.sip, tt.sipLevel, tt.rtp, tt.rtpLvl)
+		}
+	}
+}

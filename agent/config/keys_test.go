@@ -72,7 +72,7 @@ func TestVoipmonitorSampleConf(t *testing.T) {
 	}
 	// Keys the issue found refused, and what the sample sets that maps here.
 	for _, k := range []string{"mysqlcompress", "sqldriver", "packetbuffer_enable", "packetbuffer_compress", "max_buffer_mem",
-		"save_sdp_ipport", "pcap_dump_zip", "threading_mod", "preprocess_rtp_threads"} {
+		"save_sdp_ipport", "threading_mod", "preprocess_rtp_threads"} {
 		if !strings.Contains(w, " "+k+",") && !strings.HasSuffix(w, " "+k) {
 			t.Errorf("warning does not name %s", k)
 		}

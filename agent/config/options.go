@@ -116,6 +116,18 @@ var options = map[string]option{
 		return nil
 	}, hint: "no, wav, ogg or mp3"},
 
+	"pcap_dump_zip": {set: func(c *Config, v string) error {
+		on, err := zipMethod(v)
+		c.PcapZipSIP, c.PcapZipRTP = on, on
+		return err
+	}, hint: "yes (default) or no: per-call pcaps written gzip-compressed (.pcap.gz)"},
+	"pcap_dump_zip_sip": {set: zipKind(func(c *Config) *bool { return &c.PcapZipSIP }), hint: zipHint},
+	"pcap_dump_zip_rtp": {set: zipKind(func(c *Config) *bool { return &c.PcapZipRTP }), hint: zipHint},
+	"pcap_dump_ziplevel": {set: zipLevel(func(c *Config) *int { return &c.PcapZipLevelSIP },
+		func(c *Config) *int { return &c.PcapZipLevelRTP }), hint: zipLevelHint},
+	"pcap_dump_ziplevel_sip": {set: zipLevel(func(c *Config) *int { return &c.PcapZipLevelSIP }), hint: zipLevelHint},
+	"pcap_dump_ziplevel_rtp": {set: zipLevel(func(c *Config) *int { return &c.PcapZipLevelRTP }), hint: zipLevelHint},
+
 	"maxpoolsize":      {set: megabytes(func(c *Config) *int { return &c.MaxPoolSizeMB }), hint: "MB of the whole spool, 0 = no limit"},
 	"maxpooldays":      {set: days(func(c *Config) *int { return &c.MaxPoolDays }), hint: "days kept in the spool, 0 = no limit"},
 	"maxpoolsipsize":   {set: megabytes(func(c *Config) *int { return &c.MaxPoolSIPSizeMB }), hint: "MB of SIP pcaps, 0 = no limit"},
@@ -416,4 +428,47 @@ func editDistance(a, b string) int {
 		prev, cur = cur, prev
 	}
 	return prev[len(b)]
+}
+
+const (
+	zipHint      = "gzip, yes or no (lzo and zstd are written as gzip, which tshark and Wireshark open)"
+	zipLevelHint = "gzip level 1-9 (-1 = 6)"
+)
+
+// zipMethod parses a pcap_dump_zip* value: whether pcaps are compressed.
+// VoIPmonitor's lzo and zstd are accepted and written as gzip.
+func zipMethod(v string) (bool, error) {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "yes", "y", "1", "true", "on", "gzip", "lzo", "zstd":
+		return true, nil
+	case "no", "n", "0", "false", "off", "":
+		return false, nil
+	}
+	return false, errors.New("unknown compression")
+}
+
+// zipKind sets whether one kind of pcap is compressed.
+func zipKind(f func(*Config) *bool) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		on, err := zipMethod(v)
+		*f(c) = on
+		return err
+	}
+}
+
+// zipLevel sets the gzip level of the kinds given (-1 is zlib's default, 6).
+func zipLevel(fs ...func(*Config) *int) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := intRange(v, -1, 9)
+		if err == nil && n == 0 {
+			err = errors.New("0 stores without compressing: say pcap_dump_zip = no")
+		}
+		if n == -1 {
+			n = 6
+		}
+		for _, f := range fs {
+			*f(c) = n
+		}
+		return err
+	}
 }

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"pbx-agent/sniffer/spool"
 )
 
 // spoolPath turns a getfile/file_exists argument into a path relative to the
@@ -59,7 +61,22 @@ func (s *Server) openSpool(rel string) (*os.File, fs.FileInfo, error) {
 	return f, fi, nil
 }
 
-// getFile: `getfile <relpath> [spool_index] [type]`; raw bytes, or gzip for getfile_zip.
+// openSpoolPcap is openSpool, but a missing ….pcap is served from its
+// compressed ….pcap.gz (pcap_dump_zip) when that exists: gz says so.
+func (s *Server) openSpoolPcap(rel string) (f *os.File, fi fs.FileInfo, gz bool, err error) {
+	f, fi, err = s.openSpool(rel)
+	if err == nil || !errors.Is(err, fs.ErrNotExist) || !strings.HasSuffix(rel, ".pcap") {
+		return f, fi, false, err
+	}
+	if f, fi, gzErr := s.openSpool(rel + ".gz"); gzErr == nil {
+		return f, fi, true, nil
+	}
+	return nil, nil, false, err
+}
+
+// getFile: `getfile <relpath> [spool_index] [type]`; raw bytes, or gzip for
+// getfile_zip. A ….pcap kept compressed is sent decompressed by getfile and
+// as stored (already gzip) by getfile_zip.
 func (s *Server) getFile(zip bool) func(context.Context, io.Writer, *Request) error {
 	return func(_ context.Context, w io.Writer, req *Request) error {
 		f := strings.Fields(req.Args)
@@ -72,13 +89,21 @@ func (s *Server) getFile(zip bool) func(context.Context, io.Writer, *Request) er
 			_, err := io.WriteString(w, replyAccessDenied)
 			return err
 		}
-		file, _, err := s.openSpool(rel)
+		file, _, gz, err := s.openSpoolPcap(rel)
 		if err != nil {
 			_, err := fmt.Fprintf(w, "error: cannot open file %s", arg)
 			return err
 		}
 		defer file.Close()
-		if !zip {
+		if gz && !zip {
+			zr, err := spool.NewGzipReader(file)
+			if err != nil {
+				return err
+			}
+			_, err = io.Copy(w, zr)
+			return err
+		}
+		if !zip || gz {
 			_, err = io.Copy(w, file)
 			return err
 		}
@@ -105,7 +130,7 @@ func (s *Server) fileExists(_ context.Context, w io.Writer, req *Request) error 
 			out = append(out, "permission_denied")
 			continue
 		}
-		file, fi, err := s.openSpool(rel)
+		file, fi, _, err := s.openSpoolPcap(rel) // a compressed pcap: its size on disk
 		switch {
 		case err == nil:
 			_ = file.Close()

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -280,10 +281,23 @@ func TestGetFile(t *testing.T) {
 	_, _ = zw.Write([]byte("inner"))
 	_ = zw.Close()
 	must(os.WriteFile(gz, zb.Bytes(), 0o644))
+	// A compressed spool pcap (pcap_dump_zip): two gzip members, as the
+	// spool writes them.
+	var pz bytes.Buffer
+	for _, part := range []string{"COMPRESSED", "PCAP"} {
+		zw := gzip.NewWriter(&pz)
+		_, _ = zw.Write([]byte(part))
+		_ = zw.Close()
+	}
+	must(os.WriteFile(filepath.Join(spool, "2024-01-01", "00", "00", "SIP", "y.pcap.gz"), pz.Bytes(), 0o644))
 	ts := startServer(t, func(c *Config) { c.SpoolDir = spool })
 	tests := []struct {
 		name, in, want string
 	}{
+		{"compressed asked as pcap", "getfile 2024-01-01/00/00/SIP/y.pcap", "COMPRESSEDPCAP"},
+		{"compressed asked as pcap.gz", "getfile 2024-01-01/00/00/SIP/y.pcap.gz", pz.String()},
+		{"compressed zip passes through", "getfile_zip 2024-01-01/00/00/SIP/y.pcap", pz.String()},
+		{"compressed exists", "file_exists 2024-01-01/00/00/SIP/y.pcap", strconv.Itoa(pz.Len())},
 		{"relative", "getfile 2024-01-01/00/00/SIP/x.pcap", "PCAPDATA"},
 		{"absolute inside", "getfile " + filepath.Join(spool, "2024-01-01/00/00/SIP/x.pcap"), "PCAPDATA"},
 		{"dotdot", "getfile ../secret", "access denied"},

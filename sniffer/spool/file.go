@@ -15,6 +15,7 @@ type file struct {
 	bufSize    int
 	minute     int64 // minuteKey of the directory, for the cleaner's index
 	kind       uint8
+	zip        int // gzip level, 0 = plain
 
 	// Packet side, under Spool.mu.
 	buf  []byte // filling; nil until the first write and after a hand-off

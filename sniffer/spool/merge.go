@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"time"
 
 	"github.com/google/gopacket"
@@ -122,12 +121,13 @@ func Merge(w io.Writer, inputs ...io.Reader) error {
 
 // MergeCall writes the merged SIP+RTP pcap of the call whose files
 // Path names (root, the call's first packet time in loc, its fbasename).
-// A call with only one of the two gets that one; with none,
+// Compressed pcaps (.pcap.gz) are read decompressed. A call with only one
+// of the two gets that one; with none,
 // fs.ErrNotExist. Files of a call still open (".tmp") are not read.
 func MergeCall(w io.Writer, root string, start time.Time, loc *time.Location, fbasename string) error {
 	var files []io.Reader
 	for _, typ := range []string{TypeSIP, TypeRTP} {
-		f, err := os.Open(Path(root, start, loc, typ, fbasename, "pcap"))
+		f, err := OpenPcap(Path(root, start, loc, typ, fbasename, "pcap"))
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}

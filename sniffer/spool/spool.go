@@ -110,6 +110,14 @@ type Config struct {
 	// Location names the date directories (nil = time.Local; VoIPmonitor
 	// uses local time unless utc = yes).
 	Location *time.Location
+	// ZipSIP and ZipRTP are the gzip levels (1-9) of the SIP and RTP pcaps
+	// (voipmonitor.conf pcap_dump_zip_sip/_rtp with pcap_dump_ziplevel_sip/
+	// _rtp); 0 writes them plain. A compressed pcap is named .pcap.gz and is
+	// a series of gzip members, one per write buffer, each compressed by an
+	// I/O goroutine: gzip readers (zcat, tshark, Wireshark) read the series
+	// as one file, and a file cut short by a crash stays readable up to its
+	// last whole member.
+	ZipSIP, ZipRTP int
 	// Pool bounds the spool's size and age (maxpool*): a cleaner goroutine
 	// removes the oldest minute directories past a limit. Zero: no limit,
 	// no cleaner.
@@ -140,6 +148,7 @@ type Stats struct {
 	PeakQueued    int64
 	Files         uint64 // files completed (renamed)
 	Bytes         uint64 // bytes written to disk
+	BytesRaw      uint64 // the same bytes before compression (= Bytes without pcap_dump_zip)
 	OpenFiles     int
 	PeakOpenFiles int
 	Reopens       uint64 // descriptors reopened after an LRU eviction
@@ -230,6 +239,11 @@ func newSpool(cfg Config, paused func(ref uint64) bool, fsys fileSystem) (*Spool
 	if cfg.MaxQueued <= 0 {
 		cfg.MaxQueued = 64 << 20
 	}
+	for _, z := range []int{cfg.ZipSIP, cfg.ZipRTP} {
+		if z < 0 || z > 9 {
+			return nil, fmt.Errorf("%w: gzip level %d (1-9, or 0 for none)", ErrConfig, z)
+		}
+	}
 	if cfg.IOWorkers <= 0 {
 		cfg.IOWorkers = 1
 	}
@@ -276,9 +290,19 @@ func (s *Spool) newFile(c *callSpool, kind uint8, ext string, bufSize int) *file
 	}
 	w := s.workers[s.next]
 	s.next = (s.next + 1) % len(s.workers)
+	zip := 0
+	switch kind {
+	case kindSIP:
+		zip = s.cfg.ZipSIP
+	case kindRTP:
+		zip = s.cfg.ZipRTP
+	}
+	if zip > 0 {
+		ext += ".gz"
+	}
 	final := Path(s.cfg.Dir, c.start, s.cfg.Location, kindDirs[kind], c.base, ext)
 	return &file{final: final, tmp: final + ".tmp", w: w, bufSize: bufSize,
-		minute: minuteKey(c.start, s.cfg.Location), kind: kind}
+		minute: minuteKey(c.start, s.cfg.Location), kind: kind, zip: zip}
 }
 
 // reserve makes room for n contiguous bytes in f's filling buffer, handing
@@ -696,6 +720,7 @@ func (s *Spool) Stats() Stats {
 	st.PeakQueued = s.bufs.peak.Load()
 	st.Files = s.io.files.Load()
 	st.Bytes = s.io.written.Load()
+	st.BytesRaw = s.io.raw.Load()
 	st.OpenFiles = int(s.io.open.Load())
 	st.PeakOpenFiles = int(s.io.peak.Load())
 	st.Reopens = s.io.reopens.Load()

@@ -21,8 +21,8 @@ type op struct {
 
 // ioStats are the workers' counters, read by Spool.Stats.
 type ioStats struct {
-	files, written, reopens, evictions, errors atomic.Uint64
-	open, peak                                 atomic.Int64
+	files, written, raw, reopens, evictions, errors atomic.Uint64
+	open, peak                                      atomic.Int64
 }
 
 func (st *ioStats) opened() {
@@ -57,6 +57,7 @@ type worker struct {
 	done  chan struct{}
 
 	// Worker goroutine only (read by Close after done).
+	zip        []*gzipper // one per gzip level in use
 	head, tail *file
 	open       int
 	closeErrs  []error
@@ -139,12 +140,34 @@ func (w *worker) write(f *file, b []byte) {
 	if err := w.openFD(f); err != nil {
 		return
 	}
+	raw := len(b)
+	if f.zip > 0 {
+		var err error
+		if b, err = w.gzipper(f.zip).member(b); err != nil {
+			w.fail(f, fmt.Errorf("spool: compress %s: %w", f.tmp, err))
+			return
+		}
+	}
 	if _, err := f.fd.WriteAt(b, f.disk); err != nil {
 		w.fail(f, fmt.Errorf("spool: write %s: %w", f.tmp, err))
 		return
 	}
 	f.disk += int64(len(b))
 	w.stats.written.Add(uint64(len(b)))
+	w.stats.raw.Add(uint64(raw))
+}
+
+// gzipper returns the worker's compressor for a level, made on first use:
+// one per level, whatever the number of files.
+func (w *worker) gzipper(level int) *gzipper {
+	for _, z := range w.zip {
+		if z.level == level {
+			return z
+		}
+	}
+	z := &gzipper{level: level}
+	w.zip = append(w.zip, z)
+	return z
 }
 
 // fail gives f up after its first I/O error: logged once, counted, its

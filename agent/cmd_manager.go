@@ -15,7 +15,8 @@ import (
 	"time"
 
 	"pbx-agent/agent/config"
-	"pbx-agent/agent/manager"
+	"pbx-agent/agent/manager/client"
+	"pbx-agent/agent/manager/wire"
 )
 
 // runManagerClient is `pbx-agent manager [-h HOST] [-p PORT] [-U SOCKET] [-a]
@@ -70,7 +71,7 @@ func runManagerClient(ctx context.Context, args []string, stdout, stderr io.Writ
 		}
 		network, addr = "tcp", net.JoinHostPort(h, strconv.Itoa(p))
 	}
-	var key *manager.AESKey
+	var key *wire.AESKey
 	if *useAES {
 		kb, ib := cfg.ManagerAESKey, cfg.ManagerAESIV
 		if *keyB64 != "" {
@@ -82,7 +83,7 @@ func runManagerClient(ctx context.Context, args []string, stdout, stderr io.Writ
 		if kb == "" || ib == "" {
 			return usageError{errors.New("manager: -a needs manager_aes_key and manager_aes_iv (config or -key/-iv)")}
 		}
-		k, err := manager.ParseAESKey(kb, ib)
+		k, err := wire.ParseAESKey(kb, ib)
 		if err != nil {
 			return usageError{err}
 		}
@@ -90,11 +91,11 @@ func runManagerClient(ctx context.Context, args []string, stdout, stderr io.Writ
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	reply, err := manager.Exchange(ctx, network, addr, strings.Join(flags.Args(), " "), key)
+	reply, err := client.Exchange(ctx, network, addr, strings.Join(flags.Args(), " "), key)
 	if err != nil {
 		return dialHint(err, network, addr, cfgPath, *sock != "")
 	}
-	if string(reply) == manager.ReplyUnknownCommand {
+	if string(reply) == wire.ReplyUnknownCommand {
 		return fmt.Errorf("manager: %q: unknown manager command (the reply was %q)", flags.Arg(0), strings.TrimSpace(string(reply)))
 	}
 	_, err = stdout.Write(reply)
@@ -123,7 +124,7 @@ func dialHint(err error, network, addr string, cfgPath *string, viaSocket bool) 
 // runGenAESKey is `pbx-agent gen-aes-key`: a fresh manager key and IV, as
 // config lines (the GUI's `run.php generate_aes_key`).
 func runGenAESKey(stdout io.Writer) error {
-	k, err := manager.GenerateAESKey(rand.Reader)
+	k, err := wire.GenerateAESKey(rand.Reader)
 	if err != nil {
 		return err
 	}

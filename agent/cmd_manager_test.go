@@ -12,15 +12,16 @@ import (
 	"testing"
 
 	"pbx-agent/agent/manager"
+	"pbx-agent/agent/manager/wire"
 )
 
 func TestManagerClient(t *testing.T) {
-	key, err := manager.ParseAESKey("GeyrAEoZkjLiVYljWm40Rg==", "6vmjUAjvXCUoAIBTpcDC/A==")
+	key, err := wire.ParseAESKey("GeyrAEoZkjLiVYljWm40Rg==", "6vmjUAjvXCUoAIBTpcDC/A==")
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	s := manager.New(manager.Config{Keys: manager.StaticKey(key)})
+	s := manager.New(manager.Config{Keys: wire.StaticKey(key)})
 	s.SetReady(true)
 	tcp, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -93,7 +94,7 @@ func TestGenAESKey(t *testing.T) {
 	if m == nil {
 		t.Fatalf("output %q", a.String())
 	}
-	if _, err := manager.ParseAESKey(m[1], m[2]); err != nil {
+	if _, err := wire.ParseAESKey(m[1], m[2]); err != nil {
 		t.Errorf("generated key does not parse: %v", err)
 	}
 	if a.String() == b.String() {

@@ -27,6 +27,7 @@ import (
 	"pbx-agent/agent/config"
 	"pbx-agent/agent/discover"
 	"pbx-agent/agent/manager"
+	"pbx-agent/agent/manager/wire"
 	"pbx-agent/agent/metrics"
 	"pbx-agent/agent/recording"
 	"pbx-agent/agent/sdnotify"
@@ -240,11 +241,11 @@ func newDaemon(cfg *config.Config, fl *daemonFlags, log *slog.Logger) (*daemon, 
 			mcfg.Commands = map[string]manager.Command{"listen_stream": manager.ListenStreamCommand(d.spool)}
 		}
 		if cfg.ManagerAESKey != "" {
-			key, err := manager.ParseAESKey(cfg.ManagerAESKey, cfg.ManagerAESIV)
+			key, err := wire.ParseAESKey(cfg.ManagerAESKey, cfg.ManagerAESIV)
 			if err != nil {
 				return nil, err
 			}
-			mcfg.Keys = manager.StaticKey(key)
+			mcfg.Keys = wire.StaticKey(key)
 		}
 		d.manager = manager.New(mcfg)
 	}
@@ -371,7 +372,7 @@ func (d *daemon) newWeb() error {
 func (d *daemon) newSensors(wo *webui.Options) error {
 	cfg := d.cfg
 	self := sensors.Self{ID: cfg.IDSensor, Name: cfg.SensorName, Host: sensors.AdvertiseHost(cfg.ManagerIP), Port: cfg.ManagerPort, Version: version}
-	keys := &sensors.Keys{DB: d.db, PerSensor: map[int]manager.AESKey{}}
+	keys := &sensors.Keys{DB: d.db, PerSensor: map[int]wire.AESKey{}}
 	for _, v := range cfg.SensorManagerKeys {
 		id, k, err := sensors.ParseSensorKey(v)
 		if err != nil {
@@ -380,7 +381,7 @@ func (d *daemon) newSensors(wo *webui.Options) error {
 		keys.PerSensor[id] = k
 	}
 	if cfg.ManagerAESKey != "" {
-		k, err := manager.ParseAESKey(cfg.ManagerAESKey, cfg.ManagerAESIV)
+		k, err := wire.ParseAESKey(cfg.ManagerAESKey, cfg.ManagerAESIV)
 		if err != nil {
 			return err
 		}

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"pbx-agent/agent/manager"
+	"pbx-agent/agent/manager/client"
 	"pbx-agent/sniffer/fixture"
 )
 
@@ -88,7 +88,7 @@ func TestDaemonRealtimeReplay(t *testing.T) {
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
 		rctx, rcancel := context.WithTimeout(ctx, 2*time.Second)
-		reply, err := manager.Exchange(rctx, "tcp", fmt.Sprintf("127.0.0.1:%d", port), "listcalls", nil)
+		reply, err := client.Exchange(rctx, "tcp", fmt.Sprintf("127.0.0.1:%d", port), "listcalls", nil)
 		rcancel()
 		if err == nil && len(reply) > 0 {
 			rows = nil
@@ -122,15 +122,15 @@ func TestDaemonRealtimeReplay(t *testing.T) {
 	// asks to wait) for a call being replayed.
 	ref := fmt.Sprint(rows[1][0])
 	mgr := fmt.Sprintf("127.0.0.1:%d", port)
-	if reply, err := manager.Exchange(ctx, "tcp", mgr, "listen "+ref+" t1", nil); err != nil || !strings.Contains(string(reply), "success") {
+	if reply, err := client.Exchange(ctx, "tcp", mgr, "listen "+ref+" t1", nil); err != nil || !strings.Contains(string(reply), "success") {
 		t.Errorf("listen %s: %v %q", ref, err, reply)
 	}
 	time.Sleep(300 * time.Millisecond)
-	if reply, err := manager.Exchange(ctx, "tcp", mgr, "readaudio "+ref+" t1", nil); err != nil || len(reply) == 0 || strings.HasPrefix(string(reply), "error") {
+	if reply, err := client.Exchange(ctx, "tcp", mgr, "readaudio "+ref+" t1", nil); err != nil || len(reply) == 0 || strings.HasPrefix(string(reply), "error") {
 		t.Errorf("readaudio %s: %v %.80q", ref, err, reply)
 	}
 	// The unix socket answers the same command.
-	reply, err := manager.Exchange(ctx, "unix", sock, "listcalls", nil)
+	reply, err := client.Exchange(ctx, "unix", sock, "listcalls", nil)
 	if err != nil || !bytes.HasPrefix(reply, []byte(`[["callreference"`)) {
 		t.Errorf("unix socket listcalls: %v %q", err, reply)
 	}

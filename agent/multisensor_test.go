@@ -24,7 +24,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 	"github.com/gorilla/websocket"
 
-	"pbx-agent/agent/manager"
+	"pbx-agent/agent/manager/wire"
 	"pbx-agent/sniffer/simulate"
 	"pbx-agent/webui/player"
 )
@@ -61,7 +61,7 @@ func TestMultiSensorSite(t *testing.T) {
 	pcap2 := writeCapture(t, dir, "sensor2.pcap", simulate.Options{Calls: 2, CPS: 4, Duration: 16 * time.Second,
 		Seed: 22, Start: start, Tones: [2]float64{1000, 2000}})
 
-	key2, err := manager.GenerateAESKey(rand.Reader)
+	key2, err := wire.GenerateAESKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,7 @@ import (
 	"syscall"
 
 	"pbx-agent/agent/config"
-	"pbx-agent/agent/manager"
+	"pbx-agent/agent/manager/client"
 )
 
 type portState int
@@ -50,7 +50,7 @@ func checkManager(ctx context.Context, r *Report, env *Env, cfg *config.Config) 
 			r.add("manager-api", StatusOK, "", "%s free: the agent will listen there", addr)
 		case portInUse:
 			sctx, cancel := context.WithTimeout(ctx, env.Timeout)
-			reply, xerr := manager.Exchange(sctx, "tcp", addr, "sniffer_stat", nil)
+			reply, xerr := client.Exchange(sctx, "tcp", addr, "sniffer_stat", nil)
 			cancel()
 			var stat struct {
 				Build string `json:"build"`

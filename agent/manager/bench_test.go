@@ -135,18 +135,6 @@ func reportPercentiles(b *testing.B, lat []time.Duration) {
 	b.ReportMetric(float64(lat[len(lat)*95/100].Microseconds()), "p95-µs")
 }
 
-func BenchmarkAESWriter64K(b *testing.B) {
-	k := AESKey{}
-	buf := make([]byte, 64<<10)
-	b.SetBytes(int64(len(buf)))
-	b.ReportAllocs()
-	for b.Loop() {
-		aw := newAESWriter(io.Discard, k)
-		_, _ = aw.Write(buf)
-		_ = aw.Close()
-	}
-}
-
 func BenchmarkRequestComplete(b *testing.B) {
 	req := []byte(`listcalls {"limit":"10","sort_field":"calldate","sort_dir":"desc"}` + "\r\n\r\n")
 	b.ReportAllocs()

@@ -5,19 +5,22 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"pbx-agent/agent/manager/client"
+	"pbx-agent/agent/manager/wire"
 )
 
 func TestExchange(t *testing.T) {
 	k := testKey(t)
-	ts := startServer(t, func(c *Config) { c.Keys = StaticKey(k) })
+	ts := startServer(t, func(c *Config) { c.Keys = wire.StaticKey(k) })
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	wrong := AESKey{}
+	wrong := wire.AESKey{}
 	tests := []struct {
 		name          string
 		network, addr string
 		cmd           string
-		key           *AESKey
+		key           *wire.AESKey
 		want          string
 		wantErr       bool
 	}{
@@ -29,7 +32,7 @@ func TestExchange(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := Exchange(ctx, tt.network, tt.addr, tt.cmd, tt.key)
+			got, err := client.Exchange(ctx, tt.network, tt.addr, tt.cmd, tt.key)
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("err = %v, wantErr %v", err, tt.wantErr)
 			}
@@ -39,7 +42,7 @@ func TestExchange(t *testing.T) {
 		})
 	}
 	// A wrong key's reply is encrypted with the server's key: undecodable here.
-	if _, err := Exchange(ctx, "tcp", ts.addr, "listcalls", &wrong); !errors.Is(err, ErrBadReply) {
-		t.Errorf("wrong key: %v, want ErrBadReply", err)
+	if _, err := client.Exchange(ctx, "tcp", ts.addr, "listcalls", &wrong); !errors.Is(err, wire.ErrBadReply) {
+		t.Errorf("wrong key: %v, want wire.ErrBadReply", err)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 
+	"pbx-agent/agent/manager/wire"
 	"pbx-agent/sniffer/call"
 )
 
@@ -48,7 +49,7 @@ type Command struct {
 
 // Fixed reply texts (VoIPmonitor's, byte for byte).
 const (
-	replyNotFound     = ReplyUnknownCommand
+	replyNotFound     = wire.ReplyUnknownCommand
 	replyNeedAES      = "need aes!\n"
 	replyFailedAES    = "failed aes decrypt!\n"
 	replyBadCallID    = "Bad/missing Call id\n"
@@ -145,9 +146,9 @@ func (s *Server) lookup(line string) (string, Command, string, bool) {
 }
 
 // key asks the key source; no source means no key.
-func (s *Server) key(ctx context.Context, reload bool) (AESKey, bool, error) {
+func (s *Server) key(ctx context.Context, reload bool) (wire.AESKey, bool, error) {
 	if s.cfg.Keys == nil {
-		return AESKey{}, false, nil
+		return wire.AESKey{}, false, nil
 	}
 	return s.cfg.Keys.ManagerKey(ctx, reload)
 }
@@ -162,14 +163,14 @@ func (s *Server) handle(ctx context.Context, w io.Writer, r rawRequest, unix boo
 			_, werr := io.WriteString(w, replyFailedAES)
 			return werr
 		}
-		pt, derr := key.open(r.ciphertext)
+		pt, derr := key.Decrypt(r.ciphertext)
 		if derr != nil {
 			if k2, ok2, err2 := s.key(ctx, true); err2 == nil && ok2 {
 				key = k2
-				pt, derr = key.open(r.ciphertext)
+				pt, derr = key.Decrypt(r.ciphertext)
 			}
 		}
-		aw := newAESWriter(w, key)
+		aw := wire.NewReplyWriter(w, key)
 		if derr != nil {
 			s.decryptFailed.Add(1)
 			if _, err := io.WriteString(aw, replyFailedAES); err != nil {
@@ -643,7 +644,3 @@ func (s *Server) managerFile(_ context.Context, w io.Writer, req *Request) error
 	_, err := io.WriteString(w, reply)
 	return err
 }
-
-// ReplyUnknownCommand is the whole reply to a command the server does not
-// know (VoIPmonitor's text); clients turn it into a failure.
-const ReplyUnknownCommand = "command not found\n"

@@ -9,7 +9,12 @@
 // shared/spec/voipmonitor.md §1.
 //
 // The server knows nothing about packets: call data comes through the Calls
-// interface, live audio through AudioSource, the AES key through KeySource.
-// Every command is a Command in a map; handlers write to an io.Writer and can
-// be tested without a socket.
+// interface, live audio through AudioSource and FrameSource, the AES key
+// through wire.KeySource. Every command is a Command in a map; handlers
+// write to an io.Writer and can be tested without a socket.
+//
+// This package is the server and its commands only. The wire format (AES
+// framing, listen_stream records, the key) is agent/manager/wire; the client
+// (Exchange, DialStream) is agent/manager/client. Both work without the
+// server.
 package manager

@@ -10,10 +10,6 @@ var (
 	ErrCallNotFound = errors.New("manager: call not found")
 	// ErrCallEnded is returned by AudioStream.ReadPCM once the call has ended.
 	ErrCallEnded = errors.New("manager: call ended")
-	// ErrBadKey reports a manager AES key or IV that is not base64 of 16 bytes.
-	ErrBadKey = errors.New("manager: bad aes key")
-	// ErrDecrypt reports a ciphertext that does not decrypt (wrong key, bad padding, bad length).
-	ErrDecrypt = errors.New("manager: aes decrypt failed")
 	// ErrRequestTooLarge reports a request longer than Config.MaxRequestBytes.
 	ErrRequestTooLarge = errors.New("manager: request too large")
 	// ErrRequestTimeout reports a request that was not complete within Config.ReadTimeout.
@@ -26,6 +22,4 @@ var (
 	ErrSocketConfigured = errors.New("manager: socket file set by the configuration")
 	// ErrNotSocket refuses to replace an existing path that is not a unix socket.
 	ErrNotSocket = errors.New("manager: path exists and is not a socket")
-	// ErrBadReply reports a reply the client cannot decode.
-	ErrBadReply = errors.New("manager: bad reply")
 )

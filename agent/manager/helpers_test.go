@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"pbx-agent/agent/manager/wire"
 	"pbx-agent/sniffer/call"
 	"pbx-agent/sniffer/rtp"
 )
@@ -138,9 +139,9 @@ const (
 	testIVB64  = "6vmjUAjvXCUoAIBTpcDC/A=="
 )
 
-func testKey(t testing.TB) AESKey {
+func testKey(t testing.TB) wire.AESKey {
 	t.Helper()
-	k, err := ParseAESKey(testKeyB64, testIVB64)
+	k, err := wire.ParseAESKey(testKeyB64, testIVB64)
 	if err != nil {
 		t.Fatal(err)
 	}

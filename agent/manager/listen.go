@@ -5,6 +5,8 @@ import (
 	"errors"
 	"sync"
 	"time"
+
+	"pbx-agent/agent/manager/wire"
 )
 
 // Live listening limits (spec §1.4: FIFO max 10 MB, clients idle > 10 s dropped).
@@ -64,8 +66,8 @@ func newListenRegistry(src AudioSource) *listenRegistry {
 const (
 	listenSuccess  = "success"
 	listenJoined   = "call already listening"
-	listenNoCall   = "call not found"
-	listenDisabled = "liveaudio is disabled"
+	listenNoCall   = wire.ReplyCallNotFound
+	listenDisabled = wire.ReplyListenDisabled
 )
 
 // start registers client id on call ref, opening the audio when no worker exists.

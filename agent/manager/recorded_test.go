@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"pbx-agent/agent/manager/wire"
 	"pbx-agent/sniffer/fixture"
 )
 
@@ -58,7 +59,7 @@ func TestAESRecorded(t *testing.T) {
 				if enc := k.EncryptRequest([]byte(tt.sentPlain)); !bytes.Equal(enc, sent) {
 					t.Errorf("EncryptRequest(%q) differs from the recorded request", tt.sentPlain)
 				}
-				pt, err := k.open(req.ciphertext)
+				pt, err := k.Decrypt(req.ciphertext)
 				if err != nil || string(pt) != tt.sentPlain {
 					t.Errorf("decrypt request = %q, %v", pt, err)
 				}
@@ -72,7 +73,7 @@ func TestAESRecorded(t *testing.T) {
 			}
 			// Our reply writer, fed the plaintext reply, must produce the recorded bytes.
 			var out bytes.Buffer
-			aw := newAESWriter(&out, k)
+			aw := wire.NewReplyWriter(&out, k)
 			for chunk := range slicesChunk(want, 7) { // odd chunk size: exercises the block tail
 				if _, err := aw.Write(chunk); err != nil {
 					t.Fatal(err)
@@ -107,7 +108,7 @@ func slicesChunk(b []byte, n int) func(func([]byte) bool) {
 // our server and decrypts its answers.
 func TestAESServerAgainstRecordedRequests(t *testing.T) {
 	k := testKey(t)
-	ts := startServer(t, func(c *Config) { c.Keys = StaticKey(k) })
+	ts := startServer(t, func(c *Config) { c.Keys = wire.StaticKey(k) })
 	for _, tt := range []struct{ file, want string }{
 		{"aes-totalcalls.sent.raw", "3"},
 		{"aes-getversion.sent.raw", CompatVersion},
@@ -143,7 +144,7 @@ func TestOpenSSLInterop(t *testing.T) {
 	}
 	k := testKey(t)
 	hexKey, hexIV := hexString(k.Key[:]), hexString(k.IV[:])
-	ts := startServer(t, func(c *Config) { c.Keys = StaticKey(k) })
+	ts := startServer(t, func(c *Config) { c.Keys = wire.StaticKey(k) })
 	enc := exec.Command(bin, "enc", "-aes-128-cbc", "-K", hexKey, "-iv", hexIV)
 	enc.Stdin = strings.NewReader("listcalls {\"limit\":\"1\"}\r\n\r\n")
 	ct, err := enc.Output()

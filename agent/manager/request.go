@@ -6,6 +6,8 @@ import (
 	"net"
 	"os"
 	"time"
+
+	"pbx-agent/agent/manager/wire"
 )
 
 // firstReadSize is VoIPmonitor's first recv() size.
@@ -26,7 +28,7 @@ func aesPrefixEnd(buf []byte) int {
 	if len(buf) < 4 || !bytes.EqualFold(buf[:3], []byte("aes")) {
 		return -1
 	}
-	i := bytes.IndexByte(buf[:min(len(buf), aesMaxNameLen)], ':')
+	i := bytes.IndexByte(buf[:min(len(buf), wire.MaxCipherNameLen)], ':')
 	return i
 }
 
@@ -35,7 +37,7 @@ func aesPrefixEnd(buf []byte) int {
 // so a ciphertext that contains ":sea" by chance is not cut short.
 func aesTrailer(buf []byte, start int) int {
 	for off := start; ; {
-		i := bytes.Index(buf[off:], []byte(aesRequestSuffix))
+		i := bytes.Index(buf[off:], []byte(wire.RequestSuffix))
 		if i < 0 {
 			return -1
 		}
@@ -68,7 +70,7 @@ func parseRequest(buf []byte) rawRequest {
 		if t := aesTrailer(buf, c+1); t >= 0 {
 			body = buf[c+1 : t]
 		} else {
-			body, _ = bytes.CutSuffix(body, []byte(aesRequestSuffix))
+			body, _ = bytes.CutSuffix(body, []byte(wire.RequestSuffix))
 		}
 		r.ciphertext = body
 		return r

@@ -5,10 +5,12 @@ import (
 	"context"
 	"io"
 	"testing"
+
+	"pbx-agent/agent/manager/wire"
 )
 
 func TestRequestComplete(t *testing.T) {
-	k := AESKey{}
+	k := wire.AESKey{}
 	enc := k.EncryptRequest([]byte("listcalls"))
 	tests := []struct {
 		name  string
@@ -93,62 +95,10 @@ func TestParseRef(t *testing.T) {
 	}
 }
 
-func TestParseAESKey(t *testing.T) {
-	tests := []struct {
-		name    string
-		key, iv string
-		wantErr bool
-	}{
-		{"recorded", testKeyB64, testIVB64, false},
-		{"short key", "AAAA", testIVB64, true},
-		{"not base64", "!!!", testIVB64, true},
-		{"short iv", testKeyB64, "AAAAAAAAAAA=", true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := ParseAESKey(tt.key, tt.iv)
-			if (err != nil) != tt.wantErr {
-				t.Errorf("err = %v, wantErr %v", err, tt.wantErr)
-			}
-		})
-	}
-	k, err := ParseManagerKeyJSON([]byte(`{"key":"` + testKeyB64 + `","iv":"` + testIVB64 + `"}`))
-	if err != nil || k != testKey(t) {
-		t.Errorf("ParseManagerKeyJSON = %v, %v", k, err)
-	}
-	if _, err := ParseManagerKeyJSON([]byte(`{"key":1}`)); err == nil {
-		t.Error("ParseManagerKeyJSON accepted a bad row")
-	}
-}
-
-func TestAESRoundTrip(t *testing.T) {
-	k := testKey(t)
-	for _, n := range []int{0, 1, 15, 16, 17, 1000, 70000} {
-		pt := bytes.Repeat([]byte{'z'}, n)
-		var out bytes.Buffer
-		aw := newAESWriter(&out, k)
-		_, _ = aw.Write(pt)
-		_ = aw.Close()
-		if n == 0 {
-			if out.Len() != 0 {
-				t.Errorf("empty reply produced %d bytes", out.Len())
-			}
-			continue
-		}
-		got, err := k.DecryptReply(out.Bytes())
-		if err != nil || !bytes.Equal(got, pt) {
-			t.Errorf("n=%d: round trip failed: %v", n, err)
-		}
-	}
-	if _, err := k.open([]byte("short")); err == nil {
-		t.Error("open accepted a non-block-sized ciphertext")
-	}
-}
-
 // FuzzRequest feeds arbitrary request bytes through the framing, the AES
 // decryption and the dispatcher: no panic, and every reply is bounded.
 func FuzzRequest(f *testing.F) {
-	k := AESKey{Key: [16]byte{1}, IV: [16]byte{2}}
+	k := wire.AESKey{Key: [16]byte{1}, IV: [16]byte{2}}
 	for _, s := range []string{
 		"listcalls\r\n\r\n", "listcalls {\"limit\":\"1\",\"sort_field\":\"caller\",\"sort_dir\":\"asc\"}\r\n\r\n",
 		"listcalls {\"filter\":[\"10.1\"],\"zip\":\"yes\"}", "pausecall 0x7f7484023980", "active_call_info {\"callreference\":\"0x7f7484023980\"}",
@@ -160,7 +110,7 @@ func FuzzRequest(f *testing.F) {
 	}
 	fc := &fakeCalls{calls: recordedCalls(), regs: recordedRegisters()}
 	// manager_file would create sockets at fuzzed paths: replaced by a stub.
-	s := New(Config{Calls: fc, Keys: StaticKey(k), SpoolDir: f.TempDir(),
+	s := New(Config{Calls: fc, Keys: wire.StaticKey(k), SpoolDir: f.TempDir(),
 		Commands: map[string]Command{"manager_file": {Run: text("stub"), NoAES: true}}})
 	f.Fuzz(func(t *testing.T, in []byte) {
 		_ = requestComplete(in, true)

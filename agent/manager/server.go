@@ -17,6 +17,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"pbx-agent/agent/manager/wire"
 )
 
 // Defaults for the zero values of Config.
@@ -39,8 +41,8 @@ type Config struct {
 	Addr   string // managerip:managerport; "" = no TCP listener (ListenAndServe)
 	Socket string // managersocket; "" = none. Cannot be stopped with `manager_file stop`.
 
-	Keys              KeySource // nil = no AES key anywhere: plaintext accepted
-	EnableUnencrypted bool      // manager_enable_unencrypted: plaintext allowed even with a key
+	Keys              wire.KeySource // nil = no AES key anywhere: plaintext accepted
+	EnableUnencrypted bool           // manager_enable_unencrypted: plaintext allowed even with a key
 
 	Calls    Calls                           // active calls and REGISTERs; nil = none
 	Audio    AudioSource                     // live listening; nil = `liveaudio is disabled`

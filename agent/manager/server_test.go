@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"pbx-agent/agent/manager/wire"
 )
 
 func TestPlaintextTCP(t *testing.T) {
@@ -99,7 +101,7 @@ func TestUnixSocketMode(t *testing.T) {
 }
 
 func TestManagerFile(t *testing.T) {
-	ts := startServer(t, func(c *Config) { c.Keys = StaticKey(testKey(t)) })
+	ts := startServer(t, func(c *Config) { c.Keys = wire.StaticKey(testKey(t)) })
 	path := filepath.Join(t.TempDir(), "rt.sock")
 	tests := []struct {
 		name, in, want string
@@ -167,7 +169,7 @@ func TestManagerFile(t *testing.T) {
 func TestAES(t *testing.T) {
 	k := testKey(t)
 	key, iv := k.Key[:], k.IV[:]
-	ts := startServer(t, func(c *Config) { c.Keys = StaticKey(k) })
+	ts := startServer(t, func(c *Config) { c.Keys = wire.StaticKey(k) })
 	plainList := exchange(t, "unix", ts.sock, []byte("listcalls\r\n\r\n"), false)
 	if !bytes.HasPrefix(plainList, []byte(`[["callreference"`)) {
 		t.Fatalf("unix socket listcalls = %.80q", plainList)
@@ -220,7 +222,7 @@ func TestAES(t *testing.T) {
 		})
 	}
 	// manager_enable_unencrypted = yes lets plaintext through.
-	ts2 := startServer(t, func(c *Config) { c.Keys = StaticKey(k); c.EnableUnencrypted = true })
+	ts2 := startServer(t, func(c *Config) { c.Keys = wire.StaticKey(k); c.EnableUnencrypted = true })
 	if got := exchange(t, "tcp", ts2.addr, []byte("listcalls\r\n\r\n"), false); !bytes.Equal(got, plainList) {
 		t.Errorf("unencrypted enabled: %.80q", got)
 	}
@@ -508,7 +510,7 @@ func TestShutdownWaitsForReply(t *testing.T) {
 }
 
 func TestGenerateAESKey(t *testing.T) {
-	k, err := GenerateAESKey(bytes.NewReader(bytes.Repeat([]byte{7}, 32)))
+	k, err := wire.GenerateAESKey(bytes.NewReader(bytes.Repeat([]byte{7}, 32)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -516,7 +518,7 @@ func TestGenerateAESKey(t *testing.T) {
 	if kb != base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 16)) || ivb != kb {
 		t.Errorf("Base64 = %q %q", kb, ivb)
 	}
-	if _, err := GenerateAESKey(bytes.NewReader(nil)); err == nil {
-		t.Error("GenerateAESKey with empty reader: no error")
+	if _, err := wire.GenerateAESKey(bytes.NewReader(nil)); err == nil {
+		t.Error("wire.GenerateAESKey with empty reader: no error")
 	}
 }

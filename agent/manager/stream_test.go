@@ -10,7 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"pbx-agent/agent/manager/client"
+	"pbx-agent/agent/manager/wire"
 	"pbx-agent/sniffer/audio"
+	"pbx-agent/sniffer/call"
 	"pbx-agent/sniffer/rtp"
 )
 
@@ -66,11 +69,11 @@ func TestListenStream(t *testing.T) {
 		layout  byte
 		wantErr string
 	}{
-		{name: "plain stereo", layout: StreamStereo},
-		{name: "plain mono", layout: StreamMono},
-		{name: "aes stereo", aes: true, sendKey: true, layout: StreamStereo},
-		{name: "aes mono", aes: true, sendKey: true, layout: StreamMono},
-		{name: "aes key but plaintext request", aes: true, layout: StreamStereo, wantErr: "need aes!"},
+		{name: "plain stereo", layout: wire.StreamStereo},
+		{name: "plain mono", layout: wire.StreamMono},
+		{name: "aes stereo", aes: true, sendKey: true, layout: wire.StreamStereo},
+		{name: "aes mono", aes: true, sendKey: true, layout: wire.StreamMono},
+		{name: "aes key but plaintext request", aes: true, layout: wire.StreamStereo, wantErr: "need aes!"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := audio.NewCall(audio.Config{Delay: 40 * time.Millisecond})
@@ -78,18 +81,18 @@ func TestListenStream(t *testing.T) {
 			ts := startServer(t, func(cfg *Config) {
 				cfg.Commands = map[string]Command{"listen_stream": ListenStreamCommand(src)}
 				if tc.aes {
-					cfg.Keys = StaticKey(key)
+					cfg.Keys = wire.StaticKey(key)
 				}
 			})
-			var k *AESKey
+			var k *wire.AESKey
 			if tc.sendKey {
 				k = &key
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
-			st, err := DialStream(ctx, "tcp", ts.addr, ref, tc.layout, k)
+			st, err := client.DialStream(ctx, "tcp", ts.addr, ref, tc.layout, k)
 			if tc.wantErr != "" {
-				if err == nil || !errors.Is(err, ErrBadReply) || !bytes.Contains([]byte(err.Error()), []byte(tc.wantErr)) {
+				if err == nil || !errors.Is(err, wire.ErrBadReply) || !bytes.Contains([]byte(err.Error()), []byte(tc.wantErr)) {
 					t.Fatalf("DialStream err = %v, want ErrBadReply with %q", err, tc.wantErr)
 				}
 				return
@@ -110,12 +113,12 @@ func TestListenStream(t *testing.T) {
 				if err != nil {
 					t.Fatalf("after %d frames: %v", frames, err)
 				}
-				if rec.Kind == StreamKeepalive {
+				if rec.Kind == wire.StreamKeepalive {
 					continue
 				}
-				if rec.Kind == StreamEnd {
-					if rec.Reason != StreamReasonCallEnded {
-						t.Errorf("end reason %q, want %q", rec.Reason, StreamReasonCallEnded)
+				if rec.Kind == wire.StreamEnd {
+					if rec.Reason != wire.StreamReasonCallEnded {
+						t.Errorf("end reason %q, want %q", rec.Reason, wire.StreamReasonCallEnded)
 					}
 					break
 				}
@@ -134,7 +137,7 @@ func TestListenStream(t *testing.T) {
 				var m [audio.FrameSamples]int16
 				f.Mix(&m)
 				mix := int16(max(min(int32(wantL)+int32(wantR), 32767), -32768))
-				if tc.layout == StreamStereo && (f.Caller[7] != wantL || f.Callee[7] != wantR) {
+				if tc.layout == wire.StreamStereo && (f.Caller[7] != wantL || f.Callee[7] != wantR) {
 					t.Fatalf("frame %d: L/R = %d/%d, want %d/%d", frames, f.Caller[7], f.Callee[7], wantL, wantR)
 				}
 				if m[7] != mix {
@@ -160,14 +163,14 @@ func TestListenStreamRefused(t *testing.T) {
 		wantErr error
 		want    string
 	}{
-		{name: "unknown call", src: &frameCalls{}, ref: 0x1234, wantErr: ErrCallNotFound},
-		{name: "no audio source", src: nil, ref: 0x1234, wantErr: ErrBadReply, want: listenDisabled},
+		{name: "unknown call", src: &frameCalls{}, ref: 0x1234, wantErr: call.ErrNoCall},
+		{name: "no audio source", src: nil, ref: 0x1234, wantErr: wire.ErrBadReply, want: listenDisabled},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ts := startServer(t, func(cfg *Config) {
 				cfg.Commands = map[string]Command{"listen_stream": ListenStreamCommand(tc.src)}
 			})
-			_, err := DialStream(context.Background(), "tcp", ts.addr, tc.ref, StreamStereo, nil)
+			_, err := client.DialStream(context.Background(), "tcp", ts.addr, tc.ref, wire.StreamStereo, nil)
 			if !errors.Is(err, tc.wantErr) || (tc.want != "" && !bytes.Contains([]byte(err.Error()), []byte(tc.want))) {
 				t.Fatalf("err = %v, want %v %q", err, tc.wantErr, tc.want)
 			}
@@ -185,7 +188,7 @@ func TestListenStreamSlowClient(t *testing.T) {
 	ts := startServer(t, func(cfg *Config) {
 		cfg.Commands = map[string]Command{"listen_stream": ListenStreamCommand(src)}
 	})
-	st, err := DialStream(context.Background(), "tcp", ts.addr, ref, StreamStereo, nil)
+	st, err := client.DialStream(context.Background(), "tcp", ts.addr, ref, wire.StreamStereo, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,10 +216,10 @@ func TestListenStreamSlowClient(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if rec.Kind == StreamEnd {
+		if rec.Kind == wire.StreamEnd {
 			break
 		}
-		if rec.Kind == StreamAudio {
+		if rec.Kind == wire.StreamAudio {
 			got++
 			lastDropped = rec.Dropped
 		}
@@ -234,9 +237,9 @@ func TestParseStreamArgs(t *testing.T) {
 		want   streamArgs
 		wantOK bool
 	}{
-		{in: "0x10", want: streamArgs{ref: 16, layout: StreamStereo}, wantOK: true},
-		{in: "16 mono", want: streamArgs{ref: 16, layout: StreamMono}, wantOK: true},
-		{in: "0x10 stereo 10", want: streamArgs{ref: 16, layout: StreamStereo, depth: 10}, wantOK: true},
+		{in: "0x10", want: streamArgs{ref: 16, layout: wire.StreamStereo}, wantOK: true},
+		{in: "16 mono", want: streamArgs{ref: 16, layout: wire.StreamMono}, wantOK: true},
+		{in: "0x10 stereo 10", want: streamArgs{ref: 16, layout: wire.StreamStereo, depth: 10}, wantOK: true},
 		{in: "0x10 surround"},
 		{in: "0x10 0"},
 		{in: ""},
@@ -256,10 +259,10 @@ func TestParseStreamArgs(t *testing.T) {
 func TestStreamRecordsAreBlocks(t *testing.T) {
 	f := &audio.Frame{Index: 3, Time: streamT0}
 	for _, b := range [][]byte{
-		AppendStreamFrame(nil, f, StreamStereo, 0),
-		AppendStreamFrame(nil, f, StreamMono, 0),
-		AppendStreamEnd(nil, StreamReasonCallEnded),
-		AppendStreamEnd(nil, ""),
+		wire.AppendStreamFrame(nil, f, wire.StreamStereo, 0),
+		wire.AppendStreamFrame(nil, f, wire.StreamMono, 0),
+		wire.AppendStreamEnd(nil, wire.StreamReasonCallEnded),
+		wire.AppendStreamEnd(nil, ""),
 	} {
 		if len(b)%16 != 0 {
 			t.Errorf("record of %d bytes is not whole blocks", len(b))
@@ -272,7 +275,7 @@ func BenchmarkAppendStreamFrame(b *testing.B) {
 	buf := make([]byte, 0, 1024)
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
-		buf = AppendStreamFrame(buf[:0], f, StreamStereo, 0)
+		buf = wire.AppendStreamFrame(buf[:0], f, wire.StreamStereo, 0)
 	}
 	_ = fmt.Sprint(len(buf))
 }

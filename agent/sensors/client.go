@@ -15,7 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"pbx-agent/agent/manager"
+	"pbx-agent/agent/manager/wire"
 )
 
 // Defaults for zero ClientOptions.
@@ -171,7 +171,7 @@ func (c *Client) acquire(ctx context.Context, id int) (func(), error) {
 
 // Target is how to reach a sensor's manager API (for live listening's
 // listen_stream, which keeps its connection open).
-func (c *Client) Target(ctx context.Context, id int) (addr string, key *manager.AESKey, err error) {
+func (c *Client) Target(ctx context.Context, id int) (addr string, key *wire.AESKey, err error) {
 	s, err := c.o.Dir.Lookup(ctx, id)
 	if err != nil {
 		return "", nil, err
@@ -244,7 +244,7 @@ func (c *Client) do(ctx context.Context, s Sensor, cmd string, limit int64) ([]b
 	return reply, nil
 }
 
-func sameKey(a, b *manager.AESKey) bool {
+func sameKey(a, b *wire.AESKey) bool {
 	if a == nil || b == nil {
 		return a == b
 	}
@@ -259,7 +259,7 @@ var (
 
 // exchange is one manager request: dial, send, read until close (at most
 // limit bytes), decrypt. ctx bounds it all.
-func exchange(ctx context.Context, addr, cmd string, key *manager.AESKey, limit int64) ([]byte, error) {
+func exchange(ctx context.Context, addr, cmd string, key *wire.AESKey, limit int64) ([]byte, error) {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {

@@ -24,7 +24,7 @@ import (
 	"github.com/google/gopacket/pcapgo"
 
 	"pbx-agent/agent/cdr"
-	"pbx-agent/agent/manager"
+	"pbx-agent/agent/manager/client"
 	"pbx-agent/sniffer/call"
 	"pbx-agent/webui"
 	"pbx-agent/webui/player"
@@ -325,7 +325,7 @@ func TestFrontEnd(t *testing.T) {
 			t.Errorf("Target(4) err = %v, want ErrOffline", err)
 		}
 		// The target answers a manager command with that key.
-		b, err := manager.Exchange(context.Background(), "tcp", st.s2.addr, "getversion", key)
+		b, err := client.Exchange(context.Background(), "tcp", st.s2.addr, "getversion", key)
 		if err != nil || len(b) == 0 {
 			t.Errorf("getversion through the target: %q %v", b, err)
 		}
@@ -343,13 +343,14 @@ func TestFrontEnd(t *testing.T) {
 			{name: "offline sensor", id: 4, wantErr: ErrOffline},
 			{name: "unknown sensor", id: 77, wantUnknown: true, wantErr: ErrUnknownSensor},
 		} {
-			rm, err := st.client.PlayerLookup(context.Background(), tc.id)
+			pr, err := st.client.PlayerLookup(context.Background(), tc.id)
 			if tc.wantErr != nil {
 				if !errors.Is(err, tc.wantErr) || errors.Is(err, player.ErrUnknownSensor) != tc.wantUnknown {
 					t.Errorf("%s: PlayerLookup err = %v, want %v (player.ErrUnknownSensor %v)", tc.name, err, tc.wantErr, tc.wantUnknown)
 				}
 				continue
 			}
+			rm, _ := pr.(ManagerRemote)
 			if err != nil || rm.Addr != tc.wantAddr || (rm.Key != nil) != tc.wantKey {
 				t.Errorf("%s: PlayerLookup = %+v %v, want %s key %v", tc.name, rm, err, tc.wantAddr, tc.wantKey)
 			}

@@ -20,6 +20,7 @@ import (
 
 	"pbx-agent/agent/dbtest"
 	"pbx-agent/agent/manager"
+	"pbx-agent/agent/manager/wire"
 	"pbx-agent/sniffer/call"
 )
 
@@ -144,16 +145,16 @@ type fakeSensor struct {
 	calls *fakeCalls
 	addr  string
 	spool string
-	key   *manager.AESKey
+	key   *wire.AESKey
 }
 
-func startSensor(tb testing.TB, id int, calls []call.CDR, key *manager.AESKey) *fakeSensor {
+func startSensor(tb testing.TB, id int, calls []call.CDR, key *wire.AESKey) *fakeSensor {
 	tb.Helper()
 	fs := &fakeSensor{id: id, calls: &fakeCalls{calls: calls}, spool: tb.TempDir(), key: key}
 	cfg := manager.Config{Addr: "127.0.0.1:0", Calls: fs.calls, SpoolDir: fs.spool, SensorID: id,
 		Location: time.UTC, MaxSnapshots: 16}
 	if key != nil {
-		cfg.Keys = manager.StaticKey(*key)
+		cfg.Keys = wire.StaticKey(*key)
 	}
 	fs.srv = manager.New(cfg)
 	fs.srv.SetReady(true)
@@ -229,7 +230,7 @@ func startHung(tb testing.TB) (addr string, maxOpen func() int) {
 }
 
 // register writes sensor id's row as that agent's Registry would.
-func register(tb testing.TB, db *sql.DB, id int, addr string, key *manager.AESKey) *Registry {
+func register(tb testing.TB, db *sql.DB, id int, addr string, key *wire.AESKey) *Registry {
 	tb.Helper()
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -254,9 +255,9 @@ func register(tb testing.TB, db *sql.DB, id int, addr string, key *manager.AESKe
 	return r
 }
 
-func mustKey(tb testing.TB) manager.AESKey {
+func mustKey(tb testing.TB) wire.AESKey {
 	tb.Helper()
-	k, err := manager.GenerateAESKey(rand.Reader)
+	k, err := wire.GenerateAESKey(rand.Reader)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -264,7 +265,7 @@ func mustKey(tb testing.TB) manager.AESKey {
 }
 
 // putSystemKey stores a manager key row in `system`.
-func putSystemKey(tb testing.TB, db *sql.DB, typ string, k manager.AESKey) {
+func putSystemKey(tb testing.TB, db *sql.DB, typ string, k wire.AESKey) {
 	tb.Helper()
 	kb, ib := k.Base64()
 	if _, err := db.Exec("INSERT INTO `system` (`type`,`cdate`,`cdatetime`,`content`) VALUES (?,CURDATE(),NOW(),?)",

@@ -14,7 +14,7 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
-	"pbx-agent/agent/manager"
+	"pbx-agent/agent/manager/wire"
 )
 
 // DefaultKeyTTL is how long a key read from `system` is reused.
@@ -30,7 +30,7 @@ const (
 
 // KeyID is a short, non-secret fingerprint of a key (sensors.agent_key_id),
 // so an operator can see which sensors share the front end's key.
-func KeyID(k manager.AESKey) string {
+func KeyID(k wire.AESKey) string {
 	h := sha256.New()
 	h.Write(k.Key[:])
 	h.Write(k.IV[:])
@@ -39,18 +39,18 @@ func KeyID(k manager.AESKey) string {
 
 // ParseSensorKey reads one sensor_manager_key option value:
 // "<id_sensor>:<base64 key>:<base64 iv>".
-func ParseSensorKey(v string) (int, manager.AESKey, error) {
+func ParseSensorKey(v string) (int, wire.AESKey, error) {
 	parts := strings.Split(strings.TrimSpace(v), ":")
 	if len(parts) != 3 {
-		return 0, manager.AESKey{}, fmt.Errorf("%w: %q: want <id_sensor>:<base64 key>:<base64 iv>", ErrBadKeyOption, v)
+		return 0, wire.AESKey{}, fmt.Errorf("%w: %q: want <id_sensor>:<base64 key>:<base64 iv>", ErrBadKeyOption, v)
 	}
 	id, err := strconv.Atoi(strings.TrimSpace(parts[0]))
 	if err != nil || id < 0 || id > 65535 {
-		return 0, manager.AESKey{}, fmt.Errorf("%w: %q: id_sensor is not 0-65535", ErrBadKeyOption, parts[0])
+		return 0, wire.AESKey{}, fmt.Errorf("%w: %q: id_sensor is not 0-65535", ErrBadKeyOption, parts[0])
 	}
-	k, err := manager.ParseAESKey(strings.TrimSpace(parts[1]), strings.TrimSpace(parts[2]))
+	k, err := wire.ParseAESKey(strings.TrimSpace(parts[1]), strings.TrimSpace(parts[2]))
 	if err != nil {
-		return 0, manager.AESKey{}, fmt.Errorf("%w: sensor %d: %w", ErrBadKeyOption, id, err)
+		return 0, wire.AESKey{}, fmt.Errorf("%w: sensor %d: %w", ErrBadKeyOption, id, err)
 	}
 	return id, k, nil
 }
@@ -61,8 +61,8 @@ func ParseSensorKey(v string) (int, manager.AESKey, error) {
 // VoIPmonitor's GUI uses), the site-wide `system` row (manager_key). No key
 // anywhere means plaintext.
 type Keys struct {
-	PerSensor map[int]manager.AESKey
-	Default   *manager.AESKey
+	PerSensor map[int]wire.AESKey
+	Default   *wire.AESKey
 	DB        *sql.DB       // nil = no `system` lookups
 	TTL       time.Duration // default DefaultKeyTTL
 
@@ -71,13 +71,13 @@ type Keys struct {
 }
 
 type keyEntry struct {
-	key *manager.AESKey
+	key *wire.AESKey
 	at  time.Time
 }
 
 // For returns the key for sensor id, nil for plaintext. reload re-reads the
 // `system` rows (after the sensor rejected a key).
-func (k *Keys) For(ctx context.Context, id int, reload bool) (*manager.AESKey, error) {
+func (k *Keys) For(ctx context.Context, id int, reload bool) (*wire.AESKey, error) {
 	if k == nil {
 		return nil, nil
 	}
@@ -94,7 +94,7 @@ func (k *Keys) For(ctx context.Context, id int, reload bool) (*manager.AESKey, e
 	return k.system(ctx, systemKeyType, reload)
 }
 
-func (k *Keys) system(ctx context.Context, typ string, reload bool) (*manager.AESKey, error) {
+func (k *Keys) system(ctx context.Context, typ string, reload bool) (*wire.AESKey, error) {
 	if k.DB == nil {
 		return nil, nil
 	}
@@ -112,13 +112,13 @@ func (k *Keys) system(ctx context.Context, typ string, reload bool) (*manager.AE
 	var content string
 	err := k.DB.QueryRowContext(ctx, "SELECT `content` FROM `system` WHERE `type` = ? ORDER BY `id` DESC LIMIT 1", typ).Scan(&content)
 	var me *mysql.MySQLError
-	var key *manager.AESKey
+	var key *wire.AESKey
 	switch {
 	case errors.Is(err, sql.ErrNoRows), errors.As(err, &me) && me.Number == 1146: // no row, no table
 	case err != nil:
 		return nil, fmt.Errorf("sensors: read system %s: %w", typ, err)
 	default:
-		v, err := manager.ParseManagerKeyJSON([]byte(content))
+		v, err := wire.ParseManagerKeyJSON([]byte(content))
 		if err != nil {
 			return nil, fmt.Errorf("sensors: system %s: %w", typ, err)
 		}

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"testing"
 
-	"pbx-agent/agent/manager"
+	"pbx-agent/agent/manager/wire"
 )
 
 func TestKeysOrder(t *testing.T) {
@@ -19,10 +19,10 @@ func TestKeysOrder(t *testing.T) {
 		name string
 		keys *Keys
 		id   int
-		want *manager.AESKey
+		want *wire.AESKey
 	}{
 		{"nil Keys: plaintext", nil, 2, nil},
-		{"config per sensor wins", &Keys{PerSensor: map[int]manager.AESKey{2: cfg2}, Default: &def, DB: db}, 2, &cfg2},
+		{"config per sensor wins", &Keys{PerSensor: map[int]wire.AESKey{2: cfg2}, Default: &def, DB: db}, 2, &cfg2},
 		{"system per sensor before default", &Keys{Default: &def, DB: db}, 3, &sys2},
 		{"default before site row", &Keys{Default: &def, DB: db}, 4, &def},
 		{"site row", &Keys{DB: db}, 4, &site},
@@ -56,7 +56,7 @@ func TestKeysOrder(t *testing.T) {
 	if _, err := db.Exec("INSERT INTO `system` (`type`,`content`) VALUES ('manager_key_6','{\"key\":\"!!\"}')"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := (&Keys{DB: db}).For(context.Background(), 6, false); !errors.Is(err, manager.ErrBadKey) {
+	if _, err := (&Keys{DB: db}).For(context.Background(), 6, false); !errors.Is(err, wire.ErrBadKey) {
 		t.Errorf("broken row: err = %v, want ErrBadKey", err)
 	}
 }

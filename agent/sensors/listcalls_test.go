@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"pbx-agent/agent/manager"
+	"pbx-agent/agent/manager/client"
 	"pbx-agent/sniffer/fixture"
 )
 
@@ -64,7 +64,7 @@ func TestListCallsRoundTrip(t *testing.T) {
 	now := time.Now()
 	calls := genCalls(2, 50, now)
 	s := startSensor(t, 2, calls, nil)
-	b, err := manager.Exchange(context.Background(), "tcp", s.addr, "listcalls", nil)
+	b, err := client.Exchange(context.Background(), "tcp", s.addr, "listcalls", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +125,7 @@ func FuzzParseListCalls(f *testing.F) {
 
 func BenchmarkParseListCalls1000(b *testing.B) {
 	s := startSensor(b, 1, genCalls(1, 1000, time.Now()), nil)
-	reply, err := manager.Exchange(context.Background(), "tcp", s.addr, "listcalls", nil)
+	reply, err := client.Exchange(context.Background(), "tcp", s.addr, "listcalls", nil)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 
+	"pbx-agent/agent/manager/client"
+	"pbx-agent/agent/manager/wire"
 	"pbx-agent/webui/player"
 )
 
@@ -14,10 +16,27 @@ import (
 func (c *Client) PlayerLookup(ctx context.Context, sensor int) (player.Remote, error) {
 	addr, key, err := c.Target(ctx, sensor)
 	if errors.Is(err, ErrUnknownSensor) {
-		return player.Remote{}, fmt.Errorf("%w: %w", player.ErrUnknownSensor, err)
+		return nil, fmt.Errorf("%w: %w", player.ErrUnknownSensor, err)
 	}
 	if err != nil {
-		return player.Remote{}, err
+		return nil, err
 	}
-	return player.Remote{Addr: addr, Key: key}, nil
+	return ManagerRemote{Addr: addr, Key: key}, nil
+}
+
+// ManagerRemote is a player.Remote heard through a sensor's manager API:
+// one listen_stream connection per call.
+type ManagerRemote struct {
+	Network string       // "tcp" (default) or "unix"
+	Addr    string       // host:port of its manager API
+	Key     *wire.AESKey // its manager_aes_key; nil = plaintext
+}
+
+// OpenStream implements player.Remote. An unknown call wraps call.ErrNoCall.
+func (r ManagerRemote) OpenStream(ctx context.Context, ref uint64) (player.RemoteStream, error) {
+	st, err := client.DialStream(ctx, r.Network, r.Addr, ref, wire.StreamStereo, r.Key)
+	if err != nil {
+		return nil, err
+	}
+	return st, nil
 }

@@ -11,13 +11,13 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"pbx-agent/agent/manager"
 	"pbx-agent/sniffer/audio"
+	"pbx-agent/sniffer/call"
 	"pbx-agent/webui"
 )
 
 // FrameSource gives the decoded frames of this sensor's calls
-// (spool.Spool.Subscribe; the same as manager.FrameSource).
+// (spool.Spool.Subscribe).
 type FrameSource interface {
 	Subscribe(ref uint64, depth int) (*audio.Subscription, error)
 }
@@ -63,7 +63,7 @@ type listenRequest struct {
 	ref    uint64
 	sensor int
 	layout byte
-	remote *Remote
+	remote Remote // nil: this sensor
 }
 
 func (h *Handler) parseListen(r *http.Request) (listenRequest, error) {
@@ -93,7 +93,7 @@ func (h *Handler) parseListen(r *http.Request) (listenRequest, error) {
 		if err != nil {
 			return lr, err
 		}
-		lr.remote = &rm
+		lr.remote = rm
 	}
 	return lr, nil
 }
@@ -104,19 +104,19 @@ func (h *Handler) remote(ctx context.Context, sensor int) (Remote, error) {
 		return rm, nil
 	}
 	if h.o.RemoteLookup == nil {
-		return Remote{}, fmt.Errorf("%w: %d (this agent is %d)", ErrUnknownSensor, sensor, h.o.SensorID)
+		return nil, fmt.Errorf("%w: %d (this agent is %d)", ErrUnknownSensor, sensor, h.o.SensorID)
 	}
 	ctx, cancel := context.WithTimeout(ctx, h.o.DialTimeout)
 	defer cancel()
 	rm, err := h.o.RemoteLookup(ctx, sensor)
 	switch {
 	case errors.Is(err, ErrUnknownSensor):
-		return Remote{}, err
+		return nil, err
 	case err != nil:
 		h.log.Info("remote sensor lookup failed", "sensor", sensor, "err", err)
-		return Remote{}, fmt.Errorf("%w: sensor %d: %w", ErrUnavailable, sensor, err)
-	case rm.Addr == "":
-		return Remote{}, fmt.Errorf("%w: sensor %d has no manager address", ErrUnavailable, sensor)
+		return nil, fmt.Errorf("%w: sensor %d: %w", ErrUnavailable, sensor, err)
+	case rm == nil:
+		return nil, fmt.Errorf("%w: sensor %d has no manager address", ErrUnavailable, sensor)
 	}
 	return rm, nil
 }
@@ -183,7 +183,7 @@ func (h *Handler) listen(w http.ResponseWriter, r *http.Request) {
 // subscribe opens the listener's feed: local decode or remote stream.
 func (h *Handler) subscribe(ctx context.Context, lr listenRequest) (feed, error) {
 	if lr.remote != nil {
-		return h.remotes.subscribe(ctx, lr.sensor, lr.ref, *lr.remote, h.o.QueueDepth)
+		return h.remotes.subscribe(ctx, lr.sensor, lr.ref, lr.remote, h.o.QueueDepth)
 	}
 	if h.o.Audio == nil {
 		return nil, ErrNoAudio
@@ -232,7 +232,7 @@ func (h *Handler) serveListener(r *http.Request, conn *websocket.Conn, lr listen
 			reason = "live audio is disabled"
 		case errors.Is(err, ErrClosed), ctx.Err() != nil:
 			reason = ReasonShutdown
-		case lr.remote != nil && !errors.Is(err, manager.ErrCallNotFound):
+		case lr.remote != nil && !errors.Is(err, call.ErrNoCall):
 			reason = "remote sensor unreachable"
 			h.log.Warn("remote sensor listen failed", "sensor", lr.sensor, "callref", refHex, "err", err)
 		}

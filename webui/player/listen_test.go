@@ -229,11 +229,11 @@ func TestListenRefusals(t *testing.T) {
 		o.RemoteLookup = func(_ context.Context, sensor int) (player.Remote, error) {
 			switch sensor {
 			case 8:
-				return player.Remote{}, errors.New("sensors: sensor offline: sensor 8 is offline")
+				return nil, errors.New("sensors: sensor offline: sensor 8 is offline")
 			case 9:
-				return player.Remote{}, nil // a row without host/port
+				return nil, nil // a row without host/port
 			}
-			return player.Remote{}, fmt.Errorf("%w: %d", player.ErrUnknownSensor, sensor)
+			return nil, fmt.Errorf("%w: %d", player.ErrUnknownSensor, sensor)
 		}
 	})
 	host := strings.TrimPrefix(a.srv.URL, "http://")

@@ -64,13 +64,14 @@ type Options struct {
 	// SensorID is this agent's id_sensor; a listen request without
 	// sensor_id, or with this one, is served locally.
 	SensorID int
-	// Remotes are other sensors by id_sensor, heard through their manager
-	// API's listen_stream (a fixed list; see RemoteLookup).
+	// Remotes are other sensors by id_sensor (a fixed list; see
+	// RemoteLookup). The daemon's are agent/sensors.ManagerRemote: the
+	// sensor's manager API listen_stream.
 	Remotes map[int]Remote
 	// RemoteLookup finds a sensor not in Remotes when a listener asks for
 	// it (agent/sensors: any online sensor of the shared database, with its
 	// manager key). Errors wrapping ErrUnknownSensor answer 404, others
-	// 503; nil = only Remotes.
+	// and a nil Remote 503; nil = only Remotes.
 	RemoteLookup func(ctx context.Context, sensor int) (Remote, error)
 	// Channels gives the Asterisk channel names of a call once AMI is
 	// correlated (dashboard); nil = none shown.

@@ -4,21 +4,36 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"pbx-agent/agent/manager"
 	"pbx-agent/sniffer/audio"
 )
 
-// Remote is another agent (sensor) whose calls are heard through its
-// manager API's listen_stream.
-type Remote struct {
-	Network string          // "tcp" (default) or "unix"
-	Addr    string          // host:port of its manager API
-	Key     *manager.AESKey // its manager_aes_key; nil = plaintext
+// Remote is another agent (sensor) whose calls are heard from this one.
+// The composition root supplies it (agent/sensors: the sensor's manager
+// API listen_stream, with its AES key).
+type Remote interface {
+	// OpenStream opens call ref's live audio, both directions. An unknown
+	// call is an error wrapping call.ErrNoCall. The stream lives until ctx
+	// ends or it is closed.
+	OpenStream(ctx context.Context, ref uint64) (RemoteStream, error)
+}
+
+// RemoteStream is one remote call's frames, read one at a time.
+type RemoteStream interface {
+	// NextFrame fills f with the next 20 ms frame and returns how many
+	// frames the remote side has dropped for this stream so far. It
+	// returns io.EOF once the remote side ended the stream (EndReason says
+	// why) and another error when the stream broke.
+	NextFrame(f *audio.Frame) (dropped uint64, err error)
+	// EndReason is the remote side's reason after io.EOF ("call ended",
+	// "server shutdown").
+	EndReason() string
+	Close() error
 }
 
 // feed is one listener's bounded queue of frames: a local
@@ -66,7 +81,7 @@ func newRemoteHub(ctx context.Context, log *slog.Logger, dialTO time.Duration) *
 }
 
 // subscribe joins the call's stream, dialing it when it is the first
-// listener. It returns the dial's error (manager.ErrCallNotFound, …).
+// listener. It returns the dial's error (call.ErrNoCall, …).
 func (h *remoteHub) subscribe(ctx context.Context, sensor int, ref uint64, r Remote, depth int) (feed, error) {
 	k := remoteKey{sensor, ref}
 	h.mu.Lock()
@@ -114,13 +129,9 @@ func (h *remoteHub) dial(rc *remoteCall, r Remote) {
 	defer close(rc.ready)
 	ctx, cancel := context.WithCancel(h.ctx)
 	rc.cancel = cancel
-	network := r.Network
-	if network == "" {
-		network = "tcp"
-	}
 	// The stream lives with ctx; the timer bounds only the dial.
 	timer := time.AfterFunc(h.dialTO, cancel)
-	st, err := manager.DialStream(ctx, network, r.Addr, rc.key.ref, manager.StreamStereo, r.Key)
+	st, err := r.OpenStream(ctx, rc.key.ref)
 	if !timer.Stop() && err == nil {
 		st.Close() // the timeout fired as the dial succeeded: the stream is dead
 		err = fmt.Errorf("player: dial sensor %d: %w", rc.key.sensor, context.DeadlineExceeded)
@@ -147,35 +158,27 @@ func (h *remoteHub) dial(rc *remoteCall, r Remote) {
 
 // read fans the stream's frames out until it ends or the last listener
 // leaves.
-func (h *remoteHub) read(rc *remoteCall, st *manager.Stream) {
+func (h *remoteHub) read(rc *remoteCall, st RemoteStream) {
 	reason := "call ended"
-	var remoteDropped uint32
+	var remoteDropped uint64
 	for {
-		rec, err := st.Next()
+		f := new(audio.Frame)
+		dropped, err := st.NextFrame(f)
 		if err != nil {
-			if rc.hub.ctx.Err() != nil {
+			switch {
+			case errors.Is(err, io.EOF):
+				reason = st.EndReason()
+			case rc.hub.ctx.Err() != nil:
 				reason = "server shutdown"
-			} else if !errors.Is(err, context.Canceled) {
+			case !errors.Is(err, context.Canceled):
 				reason = "remote sensor stream lost"
 				h.log.Debug("remote listen_stream ended", "sensor", rc.key.sensor, "callref", fmt.Sprintf("0x%x", rc.key.ref), "err", err)
 			}
 			break
 		}
-		if rec.Kind == manager.StreamEnd {
-			reason = rec.Reason
-			break
-		}
-		if rec.Kind != manager.StreamAudio {
-			continue
-		}
 		// Frames the remote side dropped are lost to every listener.
-		lost := uint64(rec.Dropped - remoteDropped)
-		remoteDropped = rec.Dropped
-		f := new(audio.Frame)
-		if err := rec.Frame(f); err != nil {
-			reason = "bad remote stream"
-			break
-		}
+		lost := dropped - min(dropped, remoteDropped)
+		remoteDropped = dropped
 		h.mu.Lock()
 		if len(rc.subs) == 0 {
 			h.mu.Unlock()

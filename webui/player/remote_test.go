@@ -2,71 +2,81 @@ package player_test
 
 import (
 	"context"
-	"errors"
+	"fmt"
+	"io"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
-	"pbx-agent/agent/manager"
+	"pbx-agent/sniffer/audio"
+	"pbx-agent/sniffer/call"
 	"pbx-agent/sniffer/simulate"
+	"pbx-agent/sniffer/spool"
 	"pbx-agent/webui/player"
 )
 
-// startManager serves listen_stream for pipe on a real TCP socket.
-func startManager(t *testing.T, pipe *pipeline, key *manager.AESKey) *manager.Server {
-	t.Helper()
-	cfg := manager.Config{
-		Addr:     "127.0.0.1:0",
-		Commands: map[string]manager.Command{"listen_stream": manager.ListenStreamCommand(pipe.sp)},
-	}
-	if key != nil {
-		cfg.Keys = manager.StaticKey(*key)
-	}
-	s := manager.New(cfg)
-	s.SetReady(true)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.ListenAndServe(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil && !errors.Is(err, manager.ErrServerClosed) {
-			t.Errorf("manager: %v", err)
-		}
-	})
-	waitFor(t, "manager bound", func() bool { return s.Addr() != nil })
-	return s
+// spoolRemote is a Remote over another pipeline's spool, as a sensor's
+// manager API serves it (the real listen_stream path is tested by
+// agent/manager and agent/sensors): frames, the remote queue's drops, the
+// end of the call. opens counts the streams opened.
+type spoolRemote struct {
+	sp    *spool.Spool
+	opens atomic.Int64
 }
 
-// TestRemoteSensor: a call on sensor 2 (another agent) is heard through
-// sensor 1's websocket: one listen_stream connection to sensor 2's manager
-// API for two listeners, encrypted when a key is set.
-func TestRemoteSensor(t *testing.T) {
-	key, err := manager.GenerateAESKey(zeroReader{})
+func (r *spoolRemote) OpenStream(ctx context.Context, ref uint64) (player.RemoteStream, error) {
+	sub, err := r.sp.Subscribe(ref, 5000)
 	if err != nil {
-		t.Fatal(err)
+		return nil, fmt.Errorf("%w: %w", call.ErrNoCall, err)
 	}
+	r.opens.Add(1)
+	return &subStream{ctx: ctx, sub: sub}, nil
+}
+
+type subStream struct {
+	ctx context.Context
+	sub *audio.Subscription
+}
+
+func (s *subStream) NextFrame(f *audio.Frame) (uint64, error) {
+	select {
+	case g, ok := <-s.sub.Frames():
+		if !ok {
+			return 0, io.EOF
+		}
+		*f = *g
+		return s.sub.Dropped(), nil
+	case <-s.ctx.Done():
+		return 0, s.ctx.Err()
+	}
+}
+
+func (s *subStream) EndReason() string { return player.ReasonCallEnded }
+func (s *subStream) Close() error      { s.sub.Close(); return nil }
+
+// TestRemoteSensor: a call on sensor 2 (another agent) is heard through
+// sensor 1's websocket: one stream from sensor 2 for two listeners.
+func TestRemoteSensor(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
-		key    *manager.AESKey
 		lookup bool // found through RemoteLookup instead of Remotes
 	}{
-		{"plaintext", nil, false},
-		{"aes", &key, false},
-		{"aes via lookup", &key, true},
+		{"fixed list", false},
+		{"via lookup", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			remote := newPipeline(t)
-			ms := startManager(t, remote, tc.key)
+			rm := &spoolRemote{sp: remote.sp}
 			a := newAgent(t, nil, func(o *player.Options) {
 				o.QueueDepth = 5000
-				rm := player.Remote{Addr: ms.Addr().String(), Key: tc.key}
 				if !tc.lookup {
 					o.Remotes = map[int]player.Remote{2: rm}
 					return
 				}
 				o.RemoteLookup = func(_ context.Context, sensor int) (player.Remote, error) {
 					if sensor != 2 {
-						return player.Remote{}, player.ErrUnknownSensor
+						return nil, player.ErrUnknownSensor
 					}
 					return rm, nil
 				}
@@ -120,8 +130,8 @@ func TestRemoteSensor(t *testing.T) {
 			if l0 != l1 {
 				t.Errorf("listeners' last frames %d and %d", l0, l1)
 			}
-			if c := ms.Counters(); c.Accepted != 1 {
-				t.Errorf("remote manager accepted %d connections, want 1 for two listeners", c.Accepted)
+			if n := rm.opens.Load(); n != 1 {
+				t.Errorf("remote streams opened: %d, want 1 for two listeners", n)
 			}
 			if st := a.pl.Stats(); st.RemoteTotal != 1 {
 				t.Errorf("handler stats %+v, want 1 remote stream", st)
@@ -134,9 +144,8 @@ func TestRemoteSensor(t *testing.T) {
 // like a local one.
 func TestRemoteUnknownCall(t *testing.T) {
 	remote := newPipeline(t)
-	ms := startManager(t, remote, nil)
 	a := newAgent(t, nil, func(o *player.Options) {
-		o.Remotes = map[int]player.Remote{2: {Addr: ms.Addr().String()}}
+		o.Remotes = map[int]player.Remote{2: &spoolRemote{sp: remote.sp}}
 	})
 	c, resp, err := dial(t, a.wsURL(0x4242, map[string][]string{"user": {"alice"}, "password": {"alicepw"}, "sensor_id": {"2"}}), nil)
 	if err != nil {
@@ -147,13 +156,4 @@ func TestRemoteUnknownCall(t *testing.T) {
 	if got.end != player.ReasonNotFound || len(got.frames) != 0 {
 		t.Errorf("end %q with %d frames, want %q", got.end, len(got.frames), player.ReasonNotFound)
 	}
-}
-
-type zeroReader struct{}
-
-func (zeroReader) Read(p []byte) (int, error) {
-	for i := range p {
-		p[i] = byte(i * 7)
-	}
-	return len(p), nil
 }

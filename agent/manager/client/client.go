@@ -1,4 +1,4 @@
-package manager
+package client
 
 import (
 	"bytes"
@@ -7,13 +7,15 @@ import (
 	"io"
 	"net"
 	"time"
+
+	"pbx-agent/agent/manager/wire"
 )
 
 // Exchange sends one command to a manager server (network "tcp" or "unix")
 // and returns the whole reply, read until the server closes. With a key the
 // request is AES-encrypted and an `aes:` reply decrypted; plaintext replies
 // (`need aes!`) are returned as they are. ctx bounds the whole exchange.
-func Exchange(ctx context.Context, network, addr, command string, key *AESKey) ([]byte, error) {
+func Exchange(ctx context.Context, network, addr, command string, key *wire.AESKey) ([]byte, error) {
 	var d net.Dialer
 	c, err := d.DialContext(ctx, network, addr)
 	if err != nil {
@@ -45,7 +47,7 @@ func Exchange(ctx context.Context, network, addr, command string, key *AESKey) (
 	}
 	out, err := key.DecryptReply(buf.Bytes())
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrBadReply, err)
+		return nil, fmt.Errorf("%w: %w", wire.ErrBadReply, err)
 	}
 	return out, nil
 }

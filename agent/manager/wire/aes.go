@@ -1,24 +1,25 @@
-package manager
+package wire
 
 import (
 	"bytes"
-	"context"
 	"crypto/aes"
 	"crypto/cipher"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
-	"sync"
-	"time"
 )
 
 // AES framing constants (spec §1.2).
 const (
-	aesCipherName    = "aes-128-cbc"
-	aesReplyPrefix   = "aes:"
-	aesRequestSuffix = ":sea"
-	aesMaxNameLen    = 20 // the first ':' must be within the first 20 bytes
+	// CipherName starts an encrypted request: CipherName + ":" + ciphertext + RequestSuffix.
+	CipherName = "aes-128-cbc"
+	// ReplyPrefix starts an encrypted reply.
+	ReplyPrefix = "aes:"
+	// RequestSuffix ends an encrypted request.
+	RequestSuffix = ":sea"
+	// MaxCipherNameLen: the first ':' of an encrypted request is within its first 20 bytes.
+	MaxCipherNameLen = 20
 )
 
 // AESKey is the manager's pre-shared AES-128-CBC key and fixed IV.
@@ -85,35 +86,35 @@ func (k AESKey) EncryptRequest(command []byte) []byte {
 	pt := command
 	for range 64 {
 		ct := k.seal(pt)
-		if !bytes.Contains(ct, []byte(aesRequestSuffix)) {
-			out := make([]byte, 0, len(aesCipherName)+1+len(ct)+len(aesRequestSuffix))
-			out = append(out, aesCipherName...)
+		if !bytes.Contains(ct, []byte(RequestSuffix)) {
+			out := make([]byte, 0, len(CipherName)+1+len(ct)+len(RequestSuffix))
+			out = append(out, CipherName...)
 			out = append(out, ':')
 			out = append(out, ct...)
-			return append(out, aesRequestSuffix...)
+			return append(out, RequestSuffix...)
 		}
 		pt = append(pt[:len(pt):len(pt)], ' ')
 	}
 	// 64 collisions in a row cannot happen with a working cipher; send the last try.
 	ct := k.seal(pt)
-	return append(append([]byte(aesCipherName+":"), ct...), aesRequestSuffix...)
+	return append(append([]byte(CipherName+":"), ct...), RequestSuffix...)
 }
 
 // DecryptReply decodes a full reply as read until close: "aes:" + ciphertext
 // is decrypted, anything else (plaintext replies such as `need aes!`) is
 // returned as is.
 func (k AESKey) DecryptReply(reply []byte) ([]byte, error) {
-	ct, ok := bytes.CutPrefix(reply, []byte(aesReplyPrefix))
+	ct, ok := bytes.CutPrefix(reply, []byte(ReplyPrefix))
 	if !ok {
 		return reply, nil
 	}
-	return k.open(ct)
+	return k.Decrypt(ct)
 }
 
 func (k AESKey) block() cipher.Block {
 	b, err := aes.NewCipher(k.Key[:])
 	if err != nil { // cannot happen: the key is always 16 bytes
-		panic(fmt.Sprintf("manager: aes.NewCipher with 16-byte key: %v", err))
+		panic(fmt.Sprintf("wire: aes.NewCipher with 16-byte key: %v", err))
 	}
 	return b
 }
@@ -130,13 +131,24 @@ func (k AESKey) seal(pt []byte) []byte {
 	return buf
 }
 
-// open reverses seal and checks the padding.
-func (k AESKey) open(ct []byte) ([]byte, error) {
+// Decrypt reverses the AES-128-CBC/PKCS#7 encryption of a request body
+// (the ciphertext between CipherName+":" and RequestSuffix) and checks the
+// padding; ErrDecrypt when it does not decrypt.
+func (k AESKey) Decrypt(ct []byte) ([]byte, error) {
 	if len(ct) == 0 || len(ct)%aes.BlockSize != 0 {
 		return nil, fmt.Errorf("%w: ciphertext length %d", ErrDecrypt, len(ct))
 	}
 	pt := make([]byte, len(ct))
 	cipher.NewCBCDecrypter(k.block(), k.IV[:]).CryptBlocks(pt, ct)
+	return Unpad(pt)
+}
+
+// Unpad removes the PKCS#7 padding of a decrypted reply or request (what
+// NewReplyReader leaves in place); ErrDecrypt when the padding is bad.
+func Unpad(pt []byte) ([]byte, error) {
+	if len(pt) == 0 || len(pt)%aes.BlockSize != 0 {
+		return nil, fmt.Errorf("%w: plaintext length %d", ErrDecrypt, len(pt))
+	}
 	pad := int(pt[len(pt)-1])
 	if pad == 0 || pad > aes.BlockSize {
 		return nil, fmt.Errorf("%w: padding byte %d", ErrDecrypt, pad)
@@ -149,10 +161,10 @@ func (k AESKey) open(ct []byte) ([]byte, error) {
 	return pt[:len(pt)-pad], nil
 }
 
-// aesWriter encrypts a reply as one CBC stream: "aes:" before the first
+// ReplyWriter encrypts a reply as one CBC stream: "aes:" before the first
 // ciphertext byte, the PKCS#7 final block on Close. A reply with no bytes
 // produces no output at all, as VoIPmonitor's (empty pausecall reply).
-type aesWriter struct {
+type ReplyWriter struct {
 	w       io.Writer
 	enc     cipher.BlockMode
 	tail    [aes.BlockSize]byte
@@ -161,18 +173,19 @@ type aesWriter struct {
 	buf     []byte
 }
 
-func newAESWriter(w io.Writer, k AESKey) *aesWriter {
-	return &aesWriter{w: w, enc: cipher.NewCBCEncrypter(k.block(), k.IV[:])}
+// NewReplyWriter returns a ReplyWriter encrypting to w with k.
+func NewReplyWriter(w io.Writer, k AESKey) *ReplyWriter {
+	return &ReplyWriter{w: w, enc: cipher.NewCBCEncrypter(k.block(), k.IV[:])}
 }
 
-func (a *aesWriter) Write(p []byte) (int, error) {
+func (a *ReplyWriter) Write(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
 	n := len(p)
 	if !a.started {
 		a.started = true
-		if _, err := io.WriteString(a.w, aesReplyPrefix); err != nil {
+		if _, err := io.WriteString(a.w, ReplyPrefix); err != nil {
 			return 0, err
 		}
 	}
@@ -209,7 +222,7 @@ func (a *aesWriter) Write(p []byte) (int, error) {
 }
 
 // Close writes the final padded block. It does not close the underlying writer.
-func (a *aesWriter) Close() error {
+func (a *ReplyWriter) Close() error {
 	if !a.started {
 		return nil
 	}
@@ -223,51 +236,53 @@ func (a *aesWriter) Close() error {
 	return err
 }
 
-// KeySource gives the manager AES key. ok is false when no key is configured
-// anywhere (then plaintext is accepted on TCP). reload asks a database-backed
-// source to re-read its row (VoIPmonitor does so after a failed decryption and
-// for exists_aes_key). An error means "a key may exist but cannot be read": the
-// server then refuses plaintext and fails encrypted requests.
-type KeySource interface {
-	ManagerKey(ctx context.Context, reload bool) (key AESKey, ok bool, err error)
-}
-
-// StaticKey is a KeySource for manager_aes_key / manager_aes_iv from the config.
-type StaticKey AESKey
-
-// ManagerKey implements KeySource.
-func (k StaticKey) ManagerKey(context.Context, bool) (AESKey, bool, error) {
-	return AESKey(k), true, nil
-}
-
-// CachedKeySource wraps a loader (e.g. the `system` table query) and caches
-// its answer for ttl; reload bypasses the cache.
-type CachedKeySource struct {
-	load func(ctx context.Context) (AESKey, bool, error)
-	ttl  time.Duration
-	now  func() time.Time
-
-	mu     sync.Mutex
-	key    AESKey
-	ok     bool
-	err    error
-	loaded time.Time
-}
-
-// NewCachedKeySource returns a KeySource calling load at most once per ttl
-// (unless reload is asked).
-func NewCachedKeySource(load func(ctx context.Context) (AESKey, bool, error), ttl time.Duration) *CachedKeySource {
-	return &CachedKeySource{load: load, ttl: ttl, now: time.Now}
-}
-
-// ManagerKey implements KeySource.
-func (c *CachedKeySource) ManagerKey(ctx context.Context, reload bool) (AESKey, bool, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	now := c.now()
-	if reload || c.loaded.IsZero() || now.Sub(c.loaded) >= c.ttl {
-		c.key, c.ok, c.err = c.load(ctx)
-		c.loaded = now
+// Flush pushes the ciphertext written so far to the underlying writer when
+// it has a Flush method. Whole blocks are encrypted as they come, so only
+// the bytes of an unfinished block (none when records are block multiples)
+// stay behind.
+func (a *ReplyWriter) Flush() error {
+	if f, ok := a.w.(interface{ Flush() error }); ok {
+		return f.Flush()
 	}
-	return c.key, c.ok, c.err
+	return nil
+}
+
+// NewReplyReader decrypts an encrypted reply's ciphertext (what follows
+// ReplyPrefix) block by block as it arrives, for replies read as a stream
+// (listen_stream). The PKCS#7 padding of the last block is not removed.
+func NewReplyReader(r io.Reader, k AESKey) io.Reader {
+	return &cbcReader{r: r, dec: cipher.NewCBCDecrypter(k.block(), k.IV[:])}
+}
+
+// cbcReader decrypts an AES-CBC stream block by block as it arrives.
+type cbcReader struct {
+	r       io.Reader
+	dec     cipher.BlockMode
+	in      [4096]byte
+	nin     int
+	out     []byte
+	outBuf  [4096]byte
+	lastErr error
+}
+
+func (c *cbcReader) Read(p []byte) (int, error) {
+	for len(c.out) == 0 {
+		if c.lastErr != nil {
+			return 0, c.lastErr
+		}
+		n, err := c.r.Read(c.in[c.nin:])
+		c.nin += n
+		full := c.nin - c.nin%aes.BlockSize
+		if full > 0 {
+			c.dec.CryptBlocks(c.outBuf[:full], c.in[:full])
+			c.out = c.outBuf[:full]
+			c.nin = copy(c.in[:], c.in[full:c.nin])
+		}
+		if err != nil {
+			c.lastErr = err
+		}
+	}
+	n := copy(p, c.out)
+	c.out = c.out[n:]
+	return n, nil
 }

@@ -1,0 +1,132 @@
+package client
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"time"
+
+	"pbx-agent/agent/manager/wire"
+	"pbx-agent/sniffer/audio"
+	"pbx-agent/sniffer/call"
+)
+
+// Stream is a client's listen_stream connection. Next and NextFrame are not
+// safe for concurrent use; Close may be called from any goroutine.
+type Stream struct {
+	c      net.Conn
+	rd     *wire.StreamReader
+	reason string
+	stop   func() bool
+}
+
+// DialStream connects to a manager server (network "tcp" or "unix"; ""
+// is "tcp"), asks for `listen_stream <ref> <layout>` (AES-encrypted with key
+// when not nil) and returns the stream once the server accepted it. A
+// refused request returns an error: wrapping call.ErrNoCall for an unknown
+// call, else wire.ErrBadReply with the server's text. ctx bounds the dial
+// and the whole stream: cancelling it ends Next with an error.
+func DialStream(ctx context.Context, network, addr string, ref uint64, layout byte, key *wire.AESKey) (*Stream, error) {
+	if network == "" {
+		network = "tcp"
+	}
+	var d net.Dialer
+	c, err := d.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, fmt.Errorf("manager: dial %s %s: %w", network, addr, err)
+	}
+	s := &Stream{c: c}
+	s.stop = context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Unix(1, 0)) })
+	lay := "stereo"
+	if layout == wire.StreamMono {
+		lay = "mono"
+	}
+	req := []byte(fmt.Sprintf("listen_stream 0x%x %s\r\n\r\n", ref, lay))
+	if key != nil {
+		req = key.EncryptRequest(req)
+	}
+	if _, err := c.Write(req); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("manager: send: %w", err)
+	}
+	br := bufio.NewReaderSize(c, 16<<10)
+	encrypted := false
+	if key != nil {
+		p, err := br.Peek(len(wire.ReplyPrefix))
+		if err == nil && string(p) == wire.ReplyPrefix {
+			_, _ = br.Discard(len(wire.ReplyPrefix))
+			br = bufio.NewReaderSize(wire.NewReplyReader(br, *key), 16<<10)
+			encrypted = true
+		}
+	}
+	if p, err := br.Peek(len(wire.StreamMagic)); err != nil || string(p) != wire.StreamMagic {
+		text := append([]byte(nil), p...)
+		if err == nil {
+			rest, _ := io.ReadAll(io.LimitReader(br, 4096))
+			text = append(text[:0], rest...)
+			if encrypted {
+				// A refusal is one whole encrypted reply: drop its padding.
+				if t, uerr := wire.Unpad(text); uerr == nil {
+					text = t
+				}
+			}
+		}
+		s.Close()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		text = bytes.TrimSpace(text)
+		if string(text) == wire.ReplyCallNotFound {
+			return nil, fmt.Errorf("manager: listen_stream: %w: 0x%x", call.ErrNoCall, ref)
+		}
+		if err != nil && len(text) == 0 {
+			return nil, fmt.Errorf("%w: %w", wire.ErrBadReply, err)
+		}
+		return nil, fmt.Errorf("%w: %q", wire.ErrBadReply, text)
+	}
+	s.rd = wire.NewStreamReader(br)
+	return s, nil
+}
+
+// Next reads the next record. After an end record it returns io.EOF; a
+// connection cut without one returns io.ErrUnexpectedEOF.
+func (s *Stream) Next() (wire.StreamRecord, error) {
+	rec, err := s.rd.Next()
+	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, wire.ErrBadReply) {
+		err = fmt.Errorf("manager: listen_stream: %w", err)
+	}
+	return rec, err
+}
+
+// NextFrame fills f with the next audio frame, skipping keepalives, and
+// returns how many frames the server has dropped for this stream so far.
+// After the server's end record it returns io.EOF and EndReason says why.
+func (s *Stream) NextFrame(f *audio.Frame) (dropped uint64, err error) {
+	for {
+		rec, err := s.Next()
+		if err != nil {
+			return 0, err
+		}
+		switch rec.Kind {
+		case wire.StreamEnd:
+			s.reason = rec.Reason
+			return 0, io.EOF
+		case wire.StreamAudio:
+			return uint64(rec.Dropped), rec.Frame(f)
+		}
+	}
+}
+
+// EndReason is the reason of the server's end record ("call ended",
+// "server shutdown"), once NextFrame returned io.EOF.
+func (s *Stream) EndReason() string { return s.reason }
+
+// Close ends the stream.
+func (s *Stream) Close() error {
+	s.stop()
+	return s.c.Close()
+}

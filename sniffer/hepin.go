@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/gopacket/layers"
 
+	"pbx-agent/sniffer/call"
 	"pbx-agent/sniffer/decode"
 	"pbx-agent/sniffer/hep"
 	"pbx-agent/sniffer/rtp"
@@ -264,4 +265,16 @@ func (s *Sniffer) sendRTCPHEP(p *decode.Packet, ref uint64) {
 	s.cidBuf = o.CorrelationID
 	o.SetTime(p.Time)
 	s.cfg.HEPOut.Send(o)
+}
+
+// sendQoSHEP sends a quality report per RTP stream of a finished call.
+func (s *Sniffer) sendQoSHEP(c *call.CDR) {
+	for i := range c.Streams {
+		st := &c.Streams[i]
+		r := hep.NewQoSReport(c.CallID, st)
+		o := hep.Packet{Src: st.Src, Dst: st.Dst, IPProto: hep.IPProtoUDP, ProtoType: hep.ProtoQoSReport,
+			Payload: r.JSON(), CorrelationID: []byte(c.CallID)}
+		o.SetTime(st.LastTime)
+		s.cfg.HEPOut.Send(&o)
+	}
 }

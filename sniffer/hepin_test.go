@@ -319,8 +319,8 @@ func TestHEPOutput(t *testing.T) {
 	}
 	// 32 distinct SIP messages (14 on the wire, all also in HEP, plus 18 only
 	// in HEP); RTCP: the wire's SR/RR of the calls' streams.
-	if kinds[hep.ProtoSIP] != 32 || kinds[hep.ProtoRTCPJSON] == 0 {
-		t.Errorf("sent %v, want 32 SIP and the RTCP reports", kinds)
+	if kinds[hep.ProtoSIP] != 32 || kinds[hep.ProtoRTCPJSON] == 0 || kinds[hep.ProtoQoSReport] != 4 {
+		t.Errorf("sent %v, want 32 SIP, the RTCP reports and 4 stream reports", kinds)
 	}
 }
 

@@ -133,6 +133,7 @@ func New(cfg Config) *Sniffer {
 		s.addMedia(c, true)
 		if s.callIDs != nil {
 			delete(s.callIDs, c.CallRef)
+			s.sendQoSHEP(c)
 		}
 		if onEnd != nil {
 			onEnd(c)

@@ -19,4 +19,5 @@ var (
 	ErrBadAddress    = errors.New("hep: address family does not match")
 	ErrNoDestination = errors.New("hep: no destination configured")
 	ErrRTCPJSON      = errors.New("hep: bad RTCP JSON report")
+	ErrNetwork       = errors.New("hep: transport must be udp or tcp")
 )

@@ -13,20 +13,21 @@ import (
 
 // Payload types (HEP3 chunk 0x000b, "protocol type").
 const (
-	ProtoSIP      = 1
-	ProtoXMPP     = 2
-	ProtoSDP      = 3
-	ProtoRTP      = 4
-	ProtoRTCPJSON = 5
-	ProtoMGCP     = 6
-	ProtoMEGACO   = 7
-	ProtoM2UA     = 8
-	ProtoM3UA     = 9
-	ProtoIAX      = 10
-	ProtoH322     = 11
-	ProtoH321     = 12
-	ProtoQoSJSON  = 32 // per-stream quality reports (JSON)
-	ProtoLog      = 100
+	ProtoSIP       = 1
+	ProtoXMPP      = 2
+	ProtoSDP       = 3
+	ProtoRTP       = 4
+	ProtoRTCPJSON  = 5
+	ProtoMGCP      = 6
+	ProtoMEGACO    = 7
+	ProtoM2UA      = 8
+	ProtoM3UA      = 9
+	ProtoIAX       = 10
+	ProtoH322      = 11
+	ProtoH321      = 12
+	ProtoQoSJSON   = 32 // JSON QoS statistics
+	ProtoQoSReport = 34 // per-stream quality report (JSON, "RTP agent" report)
+	ProtoLog       = 100
 )
 
 // IP families (chunk 0x0001) and protocols (chunk 0x0002).

@@ -184,6 +184,7 @@ type daemon struct {
 	player  *player.Handler
 	sensors *sensors.Registry // nil without a database
 	remote  *sensors.Client   // the other sensors' manager APIs; nil without a database
+	hep     hepParts          // HEP input listeners and output (hep.go)
 }
 
 func newDaemon(cfg *config.Config, fl *daemonFlags, log *slog.Logger) (*daemon, error) {
@@ -218,7 +219,13 @@ func newDaemon(cfg *config.Config, fl *daemonFlags, log *slog.Logger) (*daemon, 
 		d.spool = sp
 		snCfg.Media, snCfg.SIPHook = sp, sp.SIP
 	}
+	if err := d.newHEP(&snCfg); err != nil {
+		return nil, err
+	}
 	d.sn = sniffer.New(snCfg)
+	if err := d.listenHEP(); err != nil {
+		return nil, err
+	}
 	d.newAsterisk()
 	if cfg.ManagerPort > 0 || cfg.ManagerSocket != "" {
 		addr := ""
@@ -319,6 +326,9 @@ func (d *daemon) newWeb() error {
 	cfg, log := d.cfg, d.log
 	d.reg = metrics.NewRegistry(version)
 	if err := registerSnifferMetrics(d.reg, d.sn, d.manager); err != nil {
+		return err
+	}
+	if err := d.registerHEPMetrics(d.reg); err != nil {
 		return err
 	}
 	if d.writer != nil {
@@ -603,7 +613,9 @@ func (d *daemon) run(ctx context.Context) error {
 		}
 	})
 
+	stopHEP := d.runHEP(g, servers)
 	capErr := d.capture(ctx)
+	stopHEP()
 	_ = d.notify.Stopping()
 	// Ordered shutdown: capture has stopped; close open calls (their CDRs go
 	// to the writer), then the writer flushes (stopCDRs), then servers.
@@ -651,6 +663,9 @@ func (d *daemon) capture(ctx context.Context) error {
 		return nil
 	}
 	if file == "" && len(d.cfg.Interface) == 0 {
+		if d.hep.in != nil {
+			return d.hepOnly(ctx)
+		}
 		if !d.fl.embedded {
 			return fmt.Errorf("no capture interface configured or discovered: set interface = in %s, or run with -r FILE", d.cfg.Path)
 		}

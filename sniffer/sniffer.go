@@ -208,8 +208,14 @@ type RunOptions struct {
 // Run reads src until EOF or ctx ends. It does not flush the call table:
 // the caller decides (end of replay vs. more sources to come).
 func (s *Sniffer) Run(ctx context.Context, src capture.Source, opts RunOptions) error {
+	s.lock()
 	s.live, _ = src.(capture.Live)
-	defer s.publish()
+	s.unlock()
+	defer func() {
+		s.lock()
+		s.publish()
+		s.unlock()
+	}()
 	var first, start time.Time
 	for {
 		if err := ctx.Err(); err != nil {

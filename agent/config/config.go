@@ -119,6 +119,19 @@ type Config struct {
 	AMIUser             string
 	AMISecret           string
 
+	// HEP input (VoIPmonitor's hep, hep_bind_ip, hep_bind_port,
+	// hep_bind_udp) and output (agent's own hep_destination*).
+	HEP                     bool
+	HEPBindIP               string
+	HEPBindPort             int
+	HEPBindUDP              bool
+	HEPPassword             string
+	HEPDestination          string
+	HEPDestinationTransport string
+	HEPDestinationPassword  string
+	HEPCaptureID            int
+	HEPNodeName             string
+
 	// Logging (agent's own).
 	LogFormat string     // log_format: "text" or "json"
 	LogLevel  slog.Level // log_level: debug, info, warn, error
@@ -165,6 +178,9 @@ func Default() *Config {
 		HTTPBind:            "127.0.0.1:8080",
 		AsteriskManagerConf: "/etc/asterisk/manager.conf",
 		AMIPort:             5038,
+		HEPBindIP:           "127.0.0.1",
+		HEPBindPort:         9060,
+		HEPBindUDP:          true,
 		LogFormat:           "text",
 		LogLevel:            slog.LevelInfo,
 		Source:              map[string]string{},

@@ -218,6 +218,30 @@ var options = map[string]option{
 	"ami_user":              {set: str(func(c *Config) *string { return &c.AMIUser }), hint: "a user from manager.conf"},
 	"ami_secret":            {set: str(func(c *Config) *string { return &c.AMISecret }), hint: ""},
 
+	// HEP input (VoIPmonitor's names) and output (the agent's own).
+	"hep":           {set: boolean(func(c *Config) *bool { return &c.HEP }), hint: "yes or no (default): receive HEP (Asterisk res_hep, heplify) on hep_bind_ip:hep_bind_port"},
+	"hep_bind_ip":   {set: nonEmpty(func(c *Config) *string { return &c.HEPBindIP }), hint: "an IP to listen for HEP on (default 127.0.0.1)"},
+	"hep_bind_port": {set: port(func(c *Config) *int { return &c.HEPBindPort }), hint: "a port 1-65535 (default 9060)"},
+	"hep_bind_udp":  {set: boolean(func(c *Config) *bool { return &c.HEPBindUDP }), hint: "yes (default) or no: also listen on UDP (TCP is always on)"},
+	"hep_password":  {set: str(func(c *Config) *string { return &c.HEPPassword }), hint: "the capture password HEP senders must use (Asterisk hep.conf capture_password); empty = any"},
+	"hep_destination": {set: hostPort(func(c *Config) *string { return &c.HEPDestination }),
+		hint: "host:port of a HEP collector (HOMER, heplify-server) that gets every SIP message, RTCP and stream report"},
+	"hep_destination_transport": {set: func(c *Config, v string) error {
+		switch s := strings.ToLower(v); s {
+		case "udp", "tcp":
+			c.HEPDestinationTransport = s
+			return nil
+		}
+		return errors.New("not udp or tcp")
+	}, hint: "udp (default) or tcp"},
+	"hep_destination_password": {set: str(func(c *Config) *string { return &c.HEPDestinationPassword }), hint: "the collector's capture password"},
+	"hep_capture_id": {set: func(c *Config, v string) error {
+		n, err := intRange(v, 0, 1<<31-1)
+		c.HEPCaptureID = n
+		return err
+	}, hint: "the HEP capture id of this agent (default: id_sensor, else 1)"},
+	"hep_node_name": {set: str(func(c *Config) *string { return &c.HEPNodeName }), hint: "the node name sent in HEP (default: the host name)"},
+
 	"log_format": {set: func(c *Config, v string) error {
 		switch s := strings.ToLower(v); s {
 		case "text", "json":

@@ -107,6 +107,7 @@ func (s *Sender) Run(ctx context.Context) error {
 		var bp *[]byte
 		select {
 		case <-ctx.Done():
+			s.flush(conn)
 			return ctx.Err()
 		case bp = <-s.q:
 		}
@@ -140,6 +141,38 @@ func (s *Sender) Run(ctx context.Context) error {
 			s.sent.Add(1)
 		}
 		s.pool.Put(bp)
+	}
+}
+
+// flushTime bounds how long a stopping sender keeps writing what is queued.
+const flushTime = 2 * time.Second
+
+// flush writes what is still queued at shutdown (calls flushed at the end
+// of a capture), within flushTime; the rest is counted as failed.
+func (s *Sender) flush(conn net.Conn) {
+	if conn == nil {
+		d := net.Dialer{Timeout: time.Second}
+		c, err := d.Dial(s.cfg.Network, s.cfg.Addr)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		conn = c
+	}
+	deadline := time.Now().Add(flushTime)
+	_ = conn.SetWriteDeadline(deadline)
+	for {
+		select {
+		case bp := <-s.q:
+			if _, err := conn.Write(*bp); err != nil || time.Now().After(deadline) {
+				s.failed.Add(1)
+			} else {
+				s.sent.Add(1)
+			}
+			s.pool.Put(bp)
+		default:
+			return
+		}
 	}
 }
 

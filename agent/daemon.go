@@ -26,6 +26,7 @@ import (
 	"pbx-agent/agent/cdr"
 	"pbx-agent/agent/config"
 	"pbx-agent/agent/discover"
+	"pbx-agent/agent/health"
 	"pbx-agent/agent/manager"
 	"pbx-agent/agent/manager/wire"
 	"pbx-agent/agent/metrics"
@@ -185,6 +186,9 @@ type daemon struct {
 	sensors *sensors.Registry // nil without a database
 	remote  *sensors.Client   // the other sensors' manager APIs; nil without a database
 	hep     hepParts          // HEP input listeners and output (hep.go)
+
+	// capState is what /readyz says of the packet source.
+	capState captureState
 }
 
 func newDaemon(cfg *config.Config, fl *daemonFlags, log *slog.Logger) (*daemon, error) {
@@ -356,6 +360,7 @@ func (d *daemon) newWeb() error {
 		}
 	}
 	d.web = webui.New(wo)
+	d.healthProbe().Register(d.web)
 	d.web.Handle("GET /metrics", metrics.Handler(d.reg, log))
 	po := player.Options{Auth: d.web, Calls: d.sn, SensorID: cfg.IDSensor, Channels: d.channelNames, Logger: log}
 	switch {
@@ -538,6 +543,12 @@ func (d *daemon) registerChanged(r *call.Register) {
 }
 
 func (d *daemon) run(ctx context.Context) error {
+	// Every listener is bound before anything starts and before READY: a
+	// port in use stops the daemon here, with a non-zero exit.
+	ls, err := d.bind(ctx)
+	if err != nil {
+		return err
+	}
 	servers, stopServers := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopServers()
 	g, _ := errgroup.WithContext(servers)
@@ -570,7 +581,7 @@ func (d *daemon) run(ctx context.Context) error {
 	}
 	if d.http != nil {
 		g.Go(func() error {
-			err := d.http.ListenAndServe(servers)
+			err := d.http.ServeContext(servers, ls.http)
 			if err != nil {
 				d.log.Error("HTTP server stopped", "err", err)
 			}
@@ -581,7 +592,7 @@ func (d *daemon) run(ctx context.Context) error {
 		g.Go(func() error { return ignoreCanceled(d.sensors.Run(servers)) })
 	}
 	if d.cfg.MetricsBind != "" {
-		g.Go(func() error { return metrics.Serve(servers, d.cfg.MetricsBind, d.reg, d.log) })
+		g.Go(func() error { return metrics.ServeListener(servers, ls.metrics, d.reg, d.log) })
 	}
 	if d.ami != nil {
 		g.Go(func() error { return ignoreCanceled(d.ami.Run(servers)) })
@@ -599,6 +610,7 @@ func (d *daemon) run(ctx context.Context) error {
 	if d.tap != nil {
 		g.Go(func() error { return ignoreCanceled(d.tap.Run(servers)) })
 	}
+	g.Go(func() error { d.logStatus(servers, statusEvery); return nil })
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -616,6 +628,9 @@ func (d *daemon) run(ctx context.Context) error {
 	stopHEP := d.runHEP(g, servers)
 	capErr := d.capture(ctx)
 	stopHEP()
+	if capErr != nil {
+		d.capState.set(health.CaptureStopped)
+	}
 	_ = d.notify.Stopping()
 	// Ordered shutdown: capture has stopped; close open calls (their CDRs go
 	// to the writer), then the writer flushes (stopCDRs), then servers.
@@ -659,9 +674,11 @@ func (d *daemon) capture(ctx context.Context) error {
 	file := d.fl.capture
 	if !d.cfg.Sniffer {
 		// A web front end: servers run until SIGTERM.
+		d.capState.set(health.CaptureFrontEnd)
 		<-ctx.Done()
 		return nil
 	}
+	d.capState.set(health.CaptureRunning)
 	if file == "" && len(d.cfg.Interface) == 0 {
 		if d.hep.in != nil {
 			return d.hepOnly(ctx)
@@ -685,6 +702,9 @@ func (d *daemon) capture(ctx context.Context) error {
 		err := d.sn.ReplayFile(ctx, file, sniffer.RunOptions{Realtime: d.fl.realtime})
 		if errors.Is(err, context.Canceled) {
 			return nil
+		}
+		if err == nil {
+			d.capState.set(health.CaptureReplayed)
 		}
 		return err
 	}

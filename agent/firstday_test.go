@@ -6,18 +6,22 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"pbx-agent/agent/manager"
 	"regexp"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"pbx-agent/agent/doctor"
+	"pbx-agent/agent/manager"
 )
 
 var (
@@ -220,4 +224,189 @@ func startManagerForTest(t *testing.T) int {
 	go func() { _ = s.Serve(ln) }()
 	t.Cleanup(func() { _ = s.Close() })
 	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// notifySocket listens where the daemon sends sd_notify states.
+func notifySocket(t *testing.T) (path string, states func() string) {
+	t.Helper()
+	path = filepath.Join(t.TempDir(), "notify.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	var mu sync.Mutex
+	var got strings.Builder
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, _, err := conn.ReadFromUnix(buf)
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			got.Write(buf[:n])
+			got.WriteByte('\n')
+			mu.Unlock()
+		}
+	}()
+	return path, func() string {
+		time.Sleep(100 * time.Millisecond) // let the last datagram arrive
+		mu.Lock()
+		defer mu.Unlock()
+		return got.String()
+	}
+}
+
+// TestFirstDayPortTakenFailsBeforeReady pins item 5 (and issue 21's start-up
+// line): the HTTP port is taken, so the daemon exits non-zero before READY,
+// naming the port, the process holding it and the config key; nothing
+// keeps running (the process has exited and the manager port is free).
+func TestFirstDayPortTakenFailsBeforeReady(t *testing.T) {
+	holder, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close()
+	httpAddr := holder.Addr().String()
+	dir := t.TempDir()
+	mport := freePort(t)
+	conf := writeAgentConf(t, dir, "managerport = "+itoa(mport), "http_bind = "+httpAddr)
+	pcap := bundledPcap(t)
+	sock, states := notifySocket(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, agentBinary(t), "-config", conf, "-r", pcap, "-realtime")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+sock)
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	err = cmd.Run()
+	if ctx.Err() != nil {
+		t.Fatalf("the daemon kept running with its HTTP port taken:\n%s", errb.String())
+	}
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() == 0 {
+		t.Fatalf("exit: %v, want non-zero\n%s", err, errb.String())
+	}
+	msg := errb.String()
+	self, _ := os.ReadFile("/proc/self/comm")
+	for _, want := range []string{httpAddr, "http_bind", "address already in use", "held by " + strings.TrimSpace(string(self)) + " (pid " + itoa(os.Getpid()) + ")"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("message does not name %q:\n%s", want, msg)
+		}
+	}
+	if s := states(); strings.Contains(s, "READY=1") {
+		t.Errorf("READY was sent before failing:\n%s", s)
+	}
+	if ln, err := net.Listen("tcp", "127.0.0.1:"+itoa(mport)); err != nil {
+		t.Errorf("manager port still bound after the failed start: %v", err)
+	} else {
+		ln.Close()
+	}
+}
+
+// TestFirstDayHealthAndDoctor pins item 2: /healthz and /readyz answer, and
+// doctor recognises the agent's own web and manager ports instead of
+// calling them "taken by another program".
+func TestFirstDayHealthAndDoctor(t *testing.T) {
+	dir := t.TempDir()
+	hport, mport := freePort(t), freePort(t)
+	conf := writeAgentConf(t, dir, "managerport = "+itoa(mport), "http_bind = 127.0.0.1:"+itoa(hport))
+	stop := startBinary(t, dir, "-config", conf, "-r", bundledPcap(t))
+	defer stop()
+	base := "http://127.0.0.1:" + itoa(hport)
+	waitHTTP(t, base+"/readyz", 200)
+	for _, path := range []string{"/healthz", "/readyz"} {
+		body := httpGet(t, base+path)
+		if !strings.Contains(body, `"agent":"pbx-agent"`) {
+			t.Errorf("%s = %s", path, body)
+		}
+	}
+	if body := httpGet(t, base+"/readyz"); !strings.Contains(body, `"ready":true`) || !strings.Contains(body, `"capture":"replay finished"`) {
+		t.Errorf("/readyz = %s", body)
+	}
+	_, out, _ := runBinary(t, dir, time.Minute, "doctor", "-config", conf, "-json")
+	var rep doctor.Report
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("doctor -json: %v\n%s", err, out)
+	}
+	for check, want := range map[string]string{"http": "running agent answers", "manager-api": "running agent answers", "ready": "ready=true"} {
+		f := rep.Find(check)
+		if len(f) == 0 || f[0].Status != doctor.StatusOK || !strings.Contains(f[0].Message, want) {
+			t.Errorf("doctor %s findings = %+v, want ok: %s", check, f, want)
+		}
+	}
+}
+
+// startBinary starts the built daemon; stop sends SIGTERM and waits.
+func startBinary(t *testing.T, dir string, args ...string) (stop func() string) {
+	t.Helper()
+	cmd := exec.Command(agentBinary(t), args...)
+	cmd.Dir = dir
+	var errb syncBuffer
+	cmd.Stdout, cmd.Stderr = &errb, &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	var once sync.Once
+	stop = func() string {
+		once.Do(func() {
+			_ = cmd.Process.Signal(os.Interrupt)
+			select {
+			case <-done:
+			case <-time.After(30 * time.Second):
+				_ = cmd.Process.Kill()
+				<-done
+				t.Errorf("daemon did not stop on SIGINT:\n%s", errb.String())
+			}
+		})
+		return errb.String()
+	}
+	t.Cleanup(func() { stop() })
+	return stop
+}
+
+// waitHTTP polls url until it answers code (30 s at most).
+func waitHTTP(t *testing.T, url string, code int) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == code {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not answer %d in 30 s (last: %v)", url, code, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// writeAgentConf writes a config with a private spool, no manager.conf and
+// the given extra lines; it returns its path.
+func writeAgentConf(t *testing.T, dir string, lines ...string) string {
+	t.Helper()
+	conf := filepath.Join(dir, "agent.conf")
+	text := "[general]\nspooldir = " + filepath.Join(dir, "spool") + "\nasterisk_manager_conf = " + filepath.Join(dir, "none.conf") + "\n" +
+		strings.Join(lines, "\n") + "\n"
+	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return conf
+}
+
+// bundledPcap is the absolute path of the capture `make run` replays.
+func bundledPcap(t *testing.T) string {
+	t.Helper()
+	p, err := filepath.Abs(filepath.Join("..", "testdata", "pcap", "asterisk-call-answered.pcap"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

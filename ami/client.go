@@ -160,6 +160,13 @@ func (c *Client) Stats() Stats {
 		Malformed: c.malformed.Load(), TrackerDropped: c.trackSub.Dropped()}
 }
 
+// Up reports whether a logged-in session is open now.
+func (c *Client) Up() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.conn != nil
+}
+
 // Connected is signalled after each successful login (capacity 1).
 func (c *Client) Connected() <-chan struct{} { return c.connected }
 

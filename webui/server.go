@@ -84,6 +84,13 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("webui: listen %s: %w", s.cfg.Addr, err)
 	}
+	return s.ServeContext(ctx, ln)
+}
+
+// ServeContext serves on ln (bound by the caller, e.g. before the daemon
+// reports ready) until ctx ends or Shutdown is called, then shuts down
+// gracefully (up to 10 s) and returns nil.
+func (s *Server) ServeContext(ctx context.Context, ln net.Listener) error {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -99,7 +106,7 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 		case <-done:
 		}
 	}()
-	err = s.Serve(ln)
+	err := s.Serve(ln)
 	close(done)
 	wg.Wait()
 	if errors.Is(err, ErrServerClosed) {
@@ -164,8 +171,9 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 // Unwrap lets http.ResponseController reach the connection (websocket, flush).
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// LogRequests logs one line per request at Info: method, path (never the
-// query: it may hold a password), status, bytes, duration, client.
+// LogRequests logs one line per request: method, path (never the query: it
+// may hold a password), status, bytes, duration, client. The access log is
+// Debug (the dashboard polls every second); a 5xx answer is a Warn.
 func LogRequests(log *slog.Logger, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -174,7 +182,11 @@ func LogRequests(log *slog.Logger, h http.Handler) http.Handler {
 		if sw.status == 0 {
 			sw.status = http.StatusOK
 		}
-		log.LogAttrs(r.Context(), slog.LevelInfo, "http request",
+		level := slog.LevelDebug
+		if sw.status >= 500 {
+			level = slog.LevelWarn
+		}
+		log.LogAttrs(r.Context(), level, "http request",
 			slog.String("method", r.Method), slog.String("path", r.URL.Path),
 			slog.Int("status", sw.status), slog.Int64("bytes", sw.n),
 			slog.Duration("dur", time.Since(start)), slog.String("remote", r.RemoteAddr))

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -12,6 +13,7 @@ import (
 	"syscall"
 
 	"pbx-agent/agent/config"
+	"pbx-agent/agent/health"
 	"pbx-agent/agent/manager/client"
 )
 
@@ -109,22 +111,45 @@ func checkHTTPAddr(ctx context.Context, r *Report, env *Env, check, key, addr st
 		if ip, err := netip.ParseAddr(host); host == "" || (err == nil && ip.IsUnspecified()) {
 			host = "127.0.0.1"
 		}
-		url := "http://" + net.JoinHostPort(host, port) + "/healthz"
+		base := "http://" + net.JoinHostPort(host, port)
 		hctx, cancel := context.WithTimeout(ctx, env.Timeout)
 		defer cancel()
-		req, _ := http.NewRequestWithContext(hctx, http.MethodGet, url, nil)
-		resp, herr := http.DefaultClient.Do(req)
-		if herr == nil {
-			var rep Report
-			ok := json.NewDecoder(resp.Body).Decode(&rep) == nil && rep.Findings != nil
-			resp.Body.Close()
-			if ok {
-				r.add(check, StatusOK, "", "a running agent answers on %s (/healthz %d)", addr, resp.StatusCode)
-				return
+		if live, ok := getAgentJSON[health.Live](hctx, base+"/healthz"); ok {
+			r.add(check, StatusOK, "", "the running agent answers on %s (pbx-agent %s, up %.0f s)", addr, live.Version, live.Uptime)
+			if rd, ok := getAgentJSON[health.Ready](hctx, base+"/readyz"); ok {
+				st, hint := StatusOK, ""
+				if !rd.Ready {
+					st, hint = StatusWarn, "see the agent's log (journalctl -u pbx-agent)"
+				}
+				r.add("ready", st, hint, "running agent: ready=%v, capture %s, database %s, AMI %s", rd.Ready, rd.Capture, rd.Database, rd.AMI)
 			}
+			return
 		}
 		r.add(check, StatusFail, "stop the other program or change "+key, "%s is taken by another program", addr)
 	default:
 		r.add(check, StatusFail, fmt.Sprintf("set %s to host:port on an address of this host (ports below 1024 need CAP_NET_BIND_SERVICE)", key), "cannot listen on %s: %v", addr, err)
 	}
+}
+
+// getAgentJSON fetches url and decodes it when it is a pbx-agent answer
+// (JSON with "agent":"pbx-agent"): a taken port is then our own agent.
+func getAgentJSON[T health.Live | health.Ready](ctx context.Context, url string) (T, bool) {
+	var v T
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return v, false
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return v, false
+	}
+	defer resp.Body.Close()
+	var probe struct {
+		Agent string `json:"agent"`
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+	if err != nil || json.Unmarshal(body, &probe) != nil || probe.Agent != health.AgentName {
+		return v, false
+	}
+	return v, json.Unmarshal(body, &v) == nil
 }

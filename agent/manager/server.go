@@ -104,6 +104,7 @@ type Server struct {
 
 	mu        sync.Mutex
 	listeners map[net.Listener]*listenerState
+	bound     []net.Listener // by Bind, not yet served
 	conns     map[net.Conn]struct{}
 	closed    bool
 	tcpAddr   net.Addr
@@ -193,10 +194,10 @@ func (s *Server) Addr() net.Addr {
 	return s.tcpAddr
 }
 
-// ListenAndServe binds Config.Addr and Config.Socket (when set), serves them
-// and the live-listening janitor until ctx is done or Shutdown/Close is
-// called. It returns ErrServerClosed after Shutdown/Close and nil when ctx ended.
-func (s *Server) ListenAndServe(ctx context.Context) error {
+// Bind binds Config.Addr and Config.Socket (when set) without serving
+// them, so a daemon can fail before reporting ready; ListenAndServe then
+// serves these listeners. On error nothing stays bound.
+func (s *Server) Bind(ctx context.Context) error {
 	var lns []net.Listener
 	if s.cfg.Addr != "" {
 		var lc net.ListenConfig
@@ -219,9 +220,30 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 		s.mu.Unlock()
 		lns = append(lns, ln)
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.cfg.Addr != "" {
-		s.mu.Lock()
 		s.tcpAddr = lns[0].Addr() // published once every listener is bound
+	}
+	s.bound = lns
+	return nil
+}
+
+// ListenAndServe binds Config.Addr and Config.Socket (unless Bind did),
+// serves them and the live-listening janitor until ctx is done or
+// Shutdown/Close is called. It returns ErrServerClosed after Shutdown/Close
+// and nil when ctx ended.
+func (s *Server) ListenAndServe(ctx context.Context) error {
+	s.mu.Lock()
+	lns := s.bound
+	s.bound = nil
+	s.mu.Unlock()
+	if lns == nil {
+		if err := s.Bind(ctx); err != nil {
+			return err
+		}
+		s.mu.Lock()
+		lns, s.bound = s.bound, nil
 		s.mu.Unlock()
 	}
 	errc := make(chan error, len(lns))

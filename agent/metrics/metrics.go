@@ -54,10 +54,11 @@ func Serve(ctx context.Context, bind string, reg *prometheus.Registry, logger *s
 	if err != nil {
 		return fmt.Errorf("metrics: listen %s: %w", bind, err)
 	}
-	return serve(ctx, ln, reg, logger)
+	return ServeListener(ctx, ln, reg, logger)
 }
 
-func serve(ctx context.Context, ln net.Listener, reg *prometheus.Registry, logger *slog.Logger) error {
+// ServeListener is Serve on a listener the caller bound (before READY).
+func ServeListener(ctx context.Context, ln net.Listener, reg *prometheus.Registry, logger *slog.Logger) error {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", Handler(reg, logger))
 	srv := &http.Server{

@@ -35,7 +35,7 @@ func TestServe(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
-	go func() { errc <- serve(ctx, ln, NewRegistry("x"), slog.New(slog.DiscardHandler)) }()
+	go func() { errc <- ServeListener(ctx, ln, NewRegistry("x"), slog.New(slog.DiscardHandler)) }()
 	resp, err := http.Get("http://" + ln.Addr().String() + "/metrics")
 	if err != nil {
 		t.Fatal(err)

@@ -5,7 +5,7 @@ BIN := pbx-agent
 TMP := $(CURDIR)/.tmp
 export GOFLAGS ?= -buildvcs=false
 
-.PHONY: all build run test deps vet bench fuzz parity clean
+.PHONY: all build run test cluster-test deps vet bench fuzz parity clean
 
 all: build
 
@@ -21,6 +21,11 @@ run: build
 test: deps
 	$(GO) vet ./...
 	bash scripts/test.sh
+
+# The Galera tests: a 3-node MariaDB Galera cluster on 127.0.0.1 (about 15-25 s
+# to start), sensors writing through different nodes, nodes killed mid-run.
+cluster-test: deps
+	bash scripts/cluster-test.sh
 
 deps:
 	bash scripts/deps.sh

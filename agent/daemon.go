@@ -25,6 +25,7 @@ import (
 
 	"pbx-agent/agent/cdr"
 	"pbx-agent/agent/config"
+	"pbx-agent/agent/dbconn"
 	"pbx-agent/agent/discover"
 	"pbx-agent/agent/health"
 	"pbx-agent/agent/manager"
@@ -341,7 +342,7 @@ func (d *daemon) newWeb() error {
 		}
 	}
 	if cfg.DatabaseEnabled() {
-		db, err := sql.Open("mysql", webDSN(cfg))
+		db, err := dbconn.Open(webDSN(cfg), log)
 		if err != nil {
 			return fmt.Errorf("web API database: %w", err)
 		}

@@ -24,6 +24,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 	"github.com/gorilla/websocket"
 
+	"pbx-agent/agent/dbtest"
 	"pbx-agent/agent/manager/wire"
 	"pbx-agent/sniffer/simulate"
 	"pbx-agent/webui/player"
@@ -68,10 +69,10 @@ func TestMultiSensorSite(t *testing.T) {
 	kb, ib := key2.Base64()
 	// Sensor 2 reaches the database through a proxy the test can cut (a
 	// crash: no clean "stopped" mark, the heartbeat just goes stale).
-	proxy := startProxy(t, db.addr)
+	proxy := dbtest.StartProxy(t, db.addr)
 
 	s1 := startSiteAgent(t, dir, 1, db, db.addr, "", "-r", pcap1, "--realtime")
-	s2 := startSiteAgent(t, dir, 2, db, proxy.addr(), "manager_aes_key = "+kb+"\nmanager_aes_iv = "+ib+"\n", "-r", pcap2, "--realtime")
+	s2 := startSiteAgent(t, dir, 2, db, proxy.Addr(), "manager_aes_key = "+kb+"\nmanager_aes_iv = "+ib+"\n", "-r", pcap2, "--realtime")
 	fe := startSiteAgent(t, dir, 3, db, db.addr, "sniffer = no\nsensor_manager_key = 2:"+kb+":"+ib+"\n")
 
 	// listActiveCalls on the front end merges both sensors' calls.
@@ -133,7 +134,7 @@ func TestMultiSensorSite(t *testing.T) {
 	// Sensor 2 dies: its database link is cut, then it stops (it cannot
 	// mark itself stopped); the front end reports it offline once its
 	// heartbeat is stale, answering for sensor 1 all along.
-	proxy.cut()
+	proxy.Cut()
 	killed := time.Now()
 	s2.stop()
 	var last activeCalls
@@ -473,64 +474,6 @@ func peak(pcm []byte) int {
 // The generated tones are loud; G.711 silence decodes to (nearly) zero.
 func isLoud(pcm []byte) bool   { return peak(pcm) > 1000 }
 func isSilent(pcm []byte) bool { return peak(pcm) <= 16 }
-
-// proxy forwards TCP to the database until cut.
-type proxy struct {
-	ln    net.Listener
-	mu    sync.Mutex
-	conns []net.Conn
-	wg    sync.WaitGroup
-	once  sync.Once
-}
-
-func startProxy(t *testing.T, target string) *proxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &proxy{ln: ln}
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			up, err := net.Dial("tcp", target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns = append(p.conns, c, up)
-			p.mu.Unlock()
-			p.wg.Add(2)
-			go func() { defer p.wg.Done(); _, _ = io.Copy(up, c); up.Close() }()
-			go func() { defer p.wg.Done(); _, _ = io.Copy(c, up); c.Close() }()
-		}
-	}()
-	t.Cleanup(func() {
-		p.cut()
-		p.wg.Wait()
-	})
-	return p
-}
-
-func (p *proxy) addr() string { return p.ln.Addr().String() }
-
-// cut closes the listener and every forwarded connection.
-func (p *proxy) cut() {
-	p.once.Do(func() {
-		p.ln.Close()
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		for _, c := range p.conns {
-			c.Close()
-		}
-	})
-}
 
 // waitUntil polls cond every 100 ms until it holds or d passes (then the
 // test fails with what(); what is called only then).

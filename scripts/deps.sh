@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Installs the real parts the tests use, from Debian's packages, when missing:
-# tshark (referee for SIP/RTP figures), MariaDB (CDR store), Chromium (player).
+# tshark (referee for SIP/RTP figures), MariaDB (CDR store), Chromium (player),
+# galera-4 and rsync (the 3-node cluster of make cluster-test; ss/lsof for its SST).
 set -euo pipefail
 need=()
 command -v tshark >/dev/null 2>&1 || need+=(tshark)
 { command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ]; } || need+=(mariadb-server)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
+[ -f /usr/lib/galera/libgalera_smm.so ] || need+=(galera-4)
+command -v rsync >/dev/null 2>&1 || need+=(rsync)
+{ command -v ss >/dev/null 2>&1 || command -v lsof >/dev/null 2>&1; } || need+=(iproute2)
 [ ${#need[@]} -eq 0 ] && exit 0
 sudo=""
 [ "$(id -u)" -ne 0 ] && sudo="sudo"

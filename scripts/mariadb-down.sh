@@ -9,6 +9,8 @@
 set -euo pipefail
 
 log() { echo "mariadb-down: $*" >&2; }
+# shellcheck source=scripts/mariadb-lib.sh
+source "$(dirname "$0")/mariadb-lib.sh"
 
 DIR=
 SIG=TERM
@@ -26,19 +28,7 @@ DIR=${DIR:-${PBX_MARIADB_DIR:-}}
 
 PIDFILE=$DIR/mysqld.pid
 if [[ -f $PIDFILE ]]; then
-	pid=$(<"$PIDFILE")
-	if kill -0 "$pid" 2>/dev/null; then
-		kill -s "$SIG" "$pid"
-		for _ in $(seq 1 240); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.25
-		done
-		if kill -0 "$pid" 2>/dev/null; then
-			log "pid $pid still alive after 60s; sending SIGKILL"
-			kill -s KILL "$pid" 2>/dev/null || true
-		fi
-		log "stopped pid $pid ($SIG)"
-	fi
+	stop_pid "$(<"$PIDFILE")" "$SIG" mariadbd
 	rm -f "$PIDFILE"
 fi
 rm -f "$DIR/mysqld.sock"

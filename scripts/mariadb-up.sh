@@ -28,16 +28,8 @@ DIR=$(cd "$DIR" && pwd)
 DB=${PBX_MARIADB_DB:-pbx}
 USER_NAME=$(id -un)
 
-find_bin() {
-	local name
-	for name in "$@"; do
-		if command -v "$name" >/dev/null 2>&1; then command -v "$name"; return 0; fi
-		for d in /usr/sbin /usr/bin /usr/local/sbin /usr/local/bin; do
-			if [[ -x $d/$name ]]; then echo "$d/$name"; return 0; fi
-		done
-	done
-	return 1
-}
+# shellcheck source=scripts/mariadb-lib.sh
+source "$(dirname "$0")/mariadb-lib.sh"
 MARIADBD=$(find_bin mariadbd mysqld) || die "mariadbd not found: apt-get install -y mariadb-server"
 INSTALL_DB=$(find_bin mariadb-install-db mysql_install_db) || die "mariadb-install-db not found: apt-get install -y mariadb-server"
 CLIENT=$(find_bin mariadb mysql) || die "mariadb client not found: apt-get install -y mariadb-client"

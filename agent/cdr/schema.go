@@ -3,10 +3,13 @@ package cdr
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/go-sql-driver/mysql"
 )
 
 // SchemaVersion is the version of the tables this package writes. It is
@@ -157,7 +160,7 @@ func migrate(ctx context.Context, db *sql.DB, o schemaOptions) error {
 		}
 	}
 	if o.partition {
-		if err := ensurePartitions(ctx, db, o.now.AddDate(0, 0, 2)); err != nil {
+		if err := EnsurePartitions(ctx, db, o.now.AddDate(0, 0, 2)); err != nil {
 			return fmt.Errorf("%w: partitions: %w", ErrSchema, err)
 		}
 	}
@@ -192,9 +195,12 @@ func setSchemaVersion(ctx context.Context, db *sql.DB, v int) error {
 	return tx.Commit()
 }
 
-// ensurePartitions splits pmax so that every partitioned table has a daily
-// partition up to and including the day of upTo.
-func ensurePartitions(ctx context.Context, db *sql.DB, upTo time.Time) error {
+// EnsurePartitions splits pmax so that every partitioned table has a daily
+// partition up to and including the day of upTo: VoIPmonitor's daily
+// REORGANIZE PARTITION, which the writer runs on every heartbeat with
+// cdr_partition (on Galera each ALTER is a brief cluster-wide TOI step; a
+// batch it aborts is retried). Tables without partitions are left alone.
+func EnsurePartitions(ctx context.Context, db *sql.DB, upTo time.Time) error {
 	last := upTo.UTC().Truncate(24 * time.Hour)
 	for table := range partitioned {
 		rows, err := db.QueryContext(ctx, `SELECT partition_name FROM information_schema.partitions
@@ -228,6 +234,10 @@ func ensurePartitions(ctx context.Context, db *sql.DB, upTo time.Time) error {
 			q := fmt.Sprintf("ALTER TABLE `%s` REORGANIZE PARTITION pmax INTO (PARTITION %s VALUES LESS THAN ('%s'), PARTITION pmax VALUES LESS THAN (MAXVALUE))",
 				table, partName(d), d.AddDate(0, 0, 1).Format("2006-01-02"))
 			if _, err := db.ExecContext(ctx, q); err != nil {
+				var me *mysql.MySQLError
+				if errors.As(err, &me) && me.Number == 1517 {
+					break // another agent added this day meanwhile (duplicate partition name)
+				}
 				return fmt.Errorf("%s: %w", table, err)
 			}
 		}

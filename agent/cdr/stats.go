@@ -19,6 +19,7 @@ type stats struct {
 	replayed    atomic.Uint64 // records replayed from the disk queue
 	lost        atomic.Uint64 // records dropped (closed writer, disk queue failure)
 	rejected    atomic.Uint64 // records MySQL refused for their values
+	conflicts   atomic.Uint64 // batches tried again after error 1213
 	dbErrors    atomic.Uint64
 	queueErrors atomic.Uint64
 	dbUp        atomic.Bool
@@ -50,7 +51,7 @@ func (s *stats) observeBatch(d time.Duration) { s.batch.Observe(d.Seconds()) }
 // Stats is a snapshot of the writer's counters.
 type Stats struct {
 	Enqueued, Written, Duplicates, Overflow, Spilled, Replayed uint64
-	Lost, Rejected, DBErrors, QueueErrors                      uint64
+	Lost, Rejected, DBErrors, QueueErrors, ConflictRetries     uint64
 	Rows                                                       map[string]uint64
 	MemoryQueue                                                int   // records waiting in memory
 	DiskQueue                                                  int   // records waiting on disk
@@ -66,7 +67,7 @@ func (w *Writer) Stats() Stats {
 		Enqueued: s.enqueued.Load(), Written: s.written.Load(), Duplicates: s.duplicates.Load(),
 		Overflow: s.overflow.Load(), Spilled: s.spilled.Load(), Replayed: s.replayed.Load(),
 		Lost: s.lost.Load(), Rejected: s.rejected.Load(), DBErrors: s.dbErrors.Load(),
-		QueueErrors: s.queueErrors.Load(), DBUp: s.dbUp.Load(), MemoryQueue: len(w.in),
+		QueueErrors: s.queueErrors.Load(), ConflictRetries: s.conflicts.Load(), DBUp: s.dbUp.Load(), MemoryQueue: len(w.in),
 		Rows: make(map[string]uint64, len(s.rows)),
 	}
 	for t, c := range s.rows {
@@ -94,6 +95,7 @@ var metricHelp = []struct{ name, help string }{
 	{"rejected_total", "Records MySQL refused for their values (kept in rejected.jsonl)."},
 	{"db_errors_total", "MySQL errors (connect, migrate, write)."},
 	{"queue_errors_total", "On-disk queue I/O errors."},
+	{"conflict_retries_total", "Batches tried again after a deadlock or a Galera certification conflict (MySQL error 1213)."},
 	{"memory_queue_depth", "Records waiting in the in-memory queue."},
 	{"disk_queue_depth", "Records waiting in the on-disk queue."},
 	{"disk_queue_bytes", "Bytes waiting in the on-disk queue."},
@@ -138,6 +140,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter("rejected_total", s.Rejected)
 	counter("db_errors_total", s.DBErrors)
 	counter("queue_errors_total", s.QueueErrors)
+	counter("conflict_retries_total", s.ConflictRetries)
 	gauge("memory_queue_depth", float64(s.MemoryQueue))
 	gauge("disk_queue_depth", float64(s.DiskQueue))
 	gauge("disk_queue_bytes", float64(s.DiskQueueBytes))

@@ -28,6 +28,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"pbx-agent/agent/config"
+	"pbx-agent/agent/dbconn"
 	"pbx-agent/sniffer/call"
 )
 
@@ -182,7 +183,7 @@ func New(o Options, logger *slog.Logger) (*Writer, error) {
 	if err != nil {
 		return nil, err
 	}
-	db, err := sql.Open("mysql", dsn)
+	db, err := dbconn.Open(dsn, logger)
 	if err != nil {
 		return nil, fmt.Errorf("cdr: open: %w", err)
 	}
@@ -347,7 +348,7 @@ func (w *Writer) Run(ctx context.Context) error {
 			if w.ready {
 				w.heartbeat(ctx)
 				if w.o.Partition {
-					if err := ensurePartitions(ctx, w.db, time.Now().AddDate(0, 0, 2)); err != nil {
+					if err := EnsurePartitions(ctx, w.db, time.Now().AddDate(0, 0, 2)); err != nil {
 						w.dbError("cannot add partitions", err)
 					}
 				}
@@ -438,6 +439,12 @@ func (w *Writer) connect(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	err := migrate(ctx, w.db, schemaOptions{partition: w.o.Partition, now: time.Now()})
+	// Agents starting together on a multi-writer cluster race on the schema
+	// version row: the loser gets 1213 and simply runs the steps again.
+	for i := 1; isConflict(err) && i <= conflictRetries && sleepCtx(ctx, time.Duration(i)*50*time.Millisecond); i++ {
+		w.st.conflicts.Add(1)
+		err = migrate(ctx, w.db, schemaOptions{partition: w.o.Partition, now: time.Now()})
+	}
 	var me *mysql.MySQLError
 	if errors.As(err, &me) && me.Number == 1049 { // unknown database: create it
 		if cerr := w.createDatabase(ctx); cerr == nil {
@@ -471,7 +478,7 @@ func (w *Writer) createDatabase(ctx context.Context) error {
 	}
 	name := mc.DBName
 	mc.DBName = ""
-	db, err := sql.Open("mysql", mc.FormatDSN())
+	db, err := dbconn.Open(mc.FormatDSN(), w.log)
 	if err != nil {
 		return err
 	}
@@ -577,12 +584,12 @@ func (w *Writer) flushBatch(ctx context.Context, batch []item) {
 // rejected.jsonl (counted) so they cannot block the queue. Other errors are
 // returned with nothing written.
 func (w *Writer) writeOrSplit(ctx context.Context, batch []item) error {
-	err := w.writeBatch(ctx, batch)
+	err := w.writeRetry(ctx, batch)
 	if err == nil || !isDataError(err) {
 		return err
 	}
 	for i := range batch {
-		err := w.writeBatch(ctx, batch[i:i+1])
+		err := w.writeRetry(ctx, batch[i:i+1])
 		if err == nil {
 			continue
 		}
@@ -592,6 +599,48 @@ func (w *Writer) writeOrSplit(ctx context.Context, batch []item) error {
 		w.reject(batch[i], err)
 	}
 	return nil
+}
+
+// conflictRetries is how often a batch refused with MySQL error 1213 is
+// tried again at once before it goes to the disk queue.
+const conflictRetries = 8
+
+// writeRetry writes a batch, trying again after a deadlock or, on Galera, a
+// certification conflict (both error 1213: nothing of the transaction was
+// kept). Two sensors inserting the same new User-Agent through two nodes, or
+// the daily REORGANIZE PARTITION aborting a batch in flight, end here.
+func (w *Writer) writeRetry(ctx context.Context, batch []item) error {
+	for attempt := 1; ; attempt++ {
+		err := w.writeBatch(ctx, batch)
+		if !isConflict(err) || attempt > conflictRetries {
+			return err
+		}
+		w.st.conflicts.Add(1)
+		w.log.Debug("CDR batch hit a write conflict; retrying", "attempt", attempt, "err", err)
+		if !sleepCtx(ctx, time.Duration(attempt)*50*time.Millisecond) {
+			return err
+		}
+	}
+}
+
+// isConflict reports MySQL error 1213: a deadlock, or on Galera a
+// certification conflict or a transaction aborted by a replicated one (DDL
+// included). The transaction left nothing behind; trying again is safe.
+func isConflict(err error) bool {
+	var me *mysql.MySQLError
+	return errors.As(err, &me) && me.Number == 1213
+}
+
+// sleepCtx waits d; false when ctx ended first.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }
 
 func (w *Writer) reject(it item, cause error) {

@@ -21,6 +21,8 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 	"gopkg.in/ini.v1"
+
+	"pbx-agent/agent/dbconn"
 )
 
 // DefaultPath is where the daemon looks for its config without -config.
@@ -193,7 +195,9 @@ func (c *Config) DatabaseEnabled() bool {
 }
 
 // MySQLDSN returns the go-sql-driver/mysql DSN for the configured server:
-// the unix socket when mysqlsocket is set, else TCP mysqlhost:mysqlport.
+// the unix socket when mysqlsocket is set, else TCP mysqlhost:mysqlport, or
+// for a list of nodes in mysqlhost a DSN on dbconn.Net (open it with
+// dbconn.Open for failover).
 func (c *Config) MySQLDSN() string {
 	mc := mysql.NewConfig()
 	mc.User = c.MySQLUsername
@@ -205,6 +209,11 @@ func (c *Config) MySQLDSN() string {
 	} else {
 		mc.Net = "tcp"
 		mc.Addr = net.JoinHostPort(c.MySQLHost, strconv.Itoa(c.MySQLPort))
+		if hosts, err := dbconn.Hosts(c.MySQLHost, c.MySQLPort); err == nil && len(hosts) > 1 {
+			mc.Net, mc.Addr = dbconn.Net, strings.Join(hosts, ",")
+		} else if err == nil {
+			mc.Addr = hosts[0]
+		}
 	}
 	mc.Timeout = 5 * time.Second
 	mc.ReadTimeout = 30 * time.Second

@@ -77,6 +77,8 @@ func TestParse(t *testing.T) {
 			wantErr: `t.conf:1: frobnicate: unknown key`},
 		{name: "bad port", in: "id_sensor = 1\nmysqlport = 70000\n",
 			wantErr: `t.conf:2: mysqlport: bad value "70000": 70000 outside 1-65535 (a TCP port 1-65535)`},
+		{name: "bad node in mysqlhost", in: "mysqlhost = n1,n2:0\n",
+			wantErr: `t.conf:1: mysqlhost: bad value "n1,n2:0": dbconn: bad MySQL node address: "n2:0": want host:port with a port 1-65535 (host[:port], or a comma list of cluster nodes tried in order; empty disables the CDR store)`},
 		{name: "bad boolean", in: "savesip = maybe\n",
 			wantErr: `t.conf:1: savesip: bad value "maybe": not a boolean (yes or no)`},
 		{name: "bad sipport", in: "sipport = 5080-5070\n",
@@ -180,6 +182,10 @@ func TestMySQLDSN(t *testing.T) {
 			"u@unix(/tmp/s.sock)/d?readTimeout=30s&timeout=5s&writeTimeout=30s"},
 		{"ipv6 host", "mysqlhost = ::1\nmysqlusername = u\nmysqldb = d\n",
 			"u@tcp([::1]:3306)/d?readTimeout=30s&timeout=5s&writeTimeout=30s"},
+		{"host:port", "mysqlhost = db:3310\nmysqlport = 3307\nmysqlusername = u\nmysqldb = d\n",
+			"u@tcp(db:3310)/d?readTimeout=30s&timeout=5s&writeTimeout=30s"},
+		{"cluster nodes in order", "mysqlhost = n1, n2:3310,n3\nmysqlport = 3307\nmysqlusername = u\nmysqldb = d\n",
+			"u@nodes(n1:3307,n2:3310,n3:3307)/d?readTimeout=30s&timeout=5s&writeTimeout=30s"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"pbx-agent/agent/dbconn"
 )
 
 // option describes one key: how to set it and what to tell the user when the
@@ -146,7 +148,14 @@ var options = map[string]option{
 		return err
 	}, hint: "seconds between cleaning passes (0 = 300), or a duration such as 5m"},
 
-	"mysqlhost":     {set: str(func(c *Config) *string { return &c.MySQLHost }), hint: "a host name or IP; empty disables the CDR store"},
+	"mysqlhost": {set: func(c *Config, v string) error {
+		c.MySQLHost = v
+		if v == "" {
+			return nil
+		}
+		_, err := dbconn.Hosts(v, 3306)
+		return err
+	}, hint: "host[:port], or a comma list of cluster nodes tried in order; empty disables the CDR store"},
 	"mysqlport":     {set: port(func(c *Config) *int { return &c.MySQLPort }), hint: "a TCP port 1-65535"},
 	"mysqlsocket":   {set: str(func(c *Config) *string { return &c.MySQLSocket }), hint: "a unix socket path"},
 	"mysqldb":       {set: nonEmpty(func(c *Config) *string { return &c.MySQLDB }), hint: "a database name"},

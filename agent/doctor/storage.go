@@ -16,6 +16,7 @@ import (
 
 	"pbx-agent/agent/cdr"
 	"pbx-agent/agent/config"
+	"pbx-agent/agent/dbconn"
 )
 
 // Space thresholds for the spool and the CDR queue.
@@ -108,7 +109,7 @@ func checkMySQL(ctx context.Context, r *Report, env *Env, cfg *config.Config) {
 	}
 	mc.Timeout, mc.ReadTimeout, mc.WriteTimeout = env.Timeout, env.Timeout, env.Timeout
 	where := mc.Addr
-	db, err := sql.Open("mysql", mc.FormatDSN())
+	db, err := dbconn.Open(mc.FormatDSN(), nil)
 	if err != nil {
 		r.add("mysql", StatusFail, "", "%v", err)
 		return

@@ -1,0 +1,155 @@
+package dbconn
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+
+	"pbx-agent/agent/dbtest"
+)
+
+func TestHosts(t *testing.T) {
+	tests := []struct {
+		in   string
+		want string // joined with ","; "" = error
+	}{
+		{"db", "db:3306"},
+		{"db:3307", "db:3307"},
+		{"10.0.0.1", "10.0.0.1:3306"},
+		{"::1", "[::1]:3306"},
+		{"[::1]", "[::1]:3306"},
+		{"[fe80::1]:3310", "[fe80::1]:3310"},
+		{"n1,n2:3307, n3 ,", "n1:3306,n2:3307,n3:3306"},
+		{"127.0.0.1:1,127.0.0.1:2,127.0.0.1:3", "127.0.0.1:1,127.0.0.1:2,127.0.0.1:3"},
+		{"", ""},
+		{" , ", ""},
+		{"db:0", ""},
+		{"db:70000", ""},
+		{"db:x", ""},
+		{":3306", ""},
+		{"[::1", ""},
+		{"a b", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			got, err := Hosts(tt.in, 3306)
+			if tt.want == "" {
+				if err == nil || !errors.Is(err, ErrAddress) {
+					t.Fatalf("Hosts(%q) = %v, %v; want ErrAddress", tt.in, got, err)
+				}
+				return
+			}
+			if err != nil || strings.Join(got, ",") != tt.want {
+				t.Fatalf("Hosts(%q) = %v, %v; want %s", tt.in, got, err, tt.want)
+			}
+		})
+	}
+}
+
+// FuzzHosts: any mysqlhost value parses or is refused, and what parses is
+// a list of host:port the standard library splits back.
+func FuzzHosts(f *testing.F) {
+	for _, s := range []string{"db", "n1,n2:3307", "[::1]:3306", "::1", "a:b:c", ",,,"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		hosts, err := Hosts(s, 3306)
+		if err != nil {
+			return
+		}
+		for _, h := range hosts {
+			if _, _, err := net.SplitHostPort(h); err != nil || strings.Contains(h, ",") {
+				t.Fatalf("Hosts(%q) gave %q: %v", s, h, err)
+			}
+		}
+	})
+}
+
+// TestFailover: a pool over two "nodes" (two proxies to the test MariaDB)
+// uses the first; when it is cut mid-use, statements fail at most once and
+// then run through the second; a list whose first node refuses
+// connections starts on the second.
+func TestFailover(t *testing.T) {
+	mc, err := mysql.ParseDSN(dbtest.DSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mc.Net != "tcp" {
+		t.Skip("the failover test needs a TCP DSN")
+	}
+	a, b := dbtest.StartProxy(t, mc.Addr), dbtest.StartProxy(t, mc.Addr)
+	mc.Net, mc.Addr = Net, a.Addr()+","+b.Addr()
+	db, err := Open(mc.FormatDSN(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.SetMaxIdleConns(4)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	port := func() string {
+		var p string
+		if err := db.QueryRowContext(ctx, "SELECT @@port").Scan(&p); err != nil {
+			return "error: " + err.Error()
+		}
+		return p
+	}
+	for range 5 {
+		if p := port(); strings.HasPrefix(p, "error") {
+			t.Fatalf("through node 1: %s", p)
+		}
+	}
+	if a.Accepted() == 0 {
+		t.Fatal("node 1 (first in the list) got no connection")
+	}
+	a.Cut()
+	failures := 0
+	for range 10 {
+		if p := port(); strings.HasPrefix(p, "error") {
+			failures++
+		}
+	}
+	if failures > 1 {
+		t.Errorf("%d of 10 statements failed after node 1 was cut; want at most the one in flight", failures)
+	}
+	if b.Accepted() == 0 {
+		t.Error("node 2 got no connection after node 1 was cut")
+	}
+
+	// A list whose first node refuses connections starts on the second.
+	c := dbtest.StartProxy(t, strings.Split(mc.Addr, ",")[1])
+	mc.Addr = a.Addr() + "," + c.Addr()
+	db2, err := Open(mc.FormatDSN(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db2.Close()
+	if err := db2.PingContext(ctx); err != nil {
+		t.Fatalf("ping with node 1 down: %v", err)
+	}
+	// Plain database/sql with the registered network fails over when dialling.
+	plain, err := sql.Open("mysql", mc.FormatDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	if err := plain.PingContext(ctx); err != nil {
+		t.Fatalf("sql.Open on %s with node 1 down: %v", Net, err)
+	}
+	// Every node down: a clear error naming each.
+	c.Cut()
+	db3, err := Open(mc.FormatDSN(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db3.Close()
+	if err := db3.PingContext(ctx); !errors.Is(err, ErrNoNode) || !strings.Contains(err.Error(), c.Addr()) {
+		t.Errorf("ping with every node down: %v; want ErrNoNode naming each node", err)
+	}
+}

@@ -2,10 +2,14 @@ package sniffer
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
+	"net"
 	"net/netip"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -20,6 +24,7 @@ import (
 	"pbx-agent/sniffer/hep"
 	"pbx-agent/sniffer/hep/heptest"
 	"pbx-agent/sniffer/rtp"
+	"pbx-agent/sniffer/simulate"
 )
 
 const (
@@ -363,4 +368,85 @@ func BenchmarkHEPInput(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(n)/time.Since(start).Seconds(), "hep_pkts/s")
+}
+
+// BenchmarkReplayHEPOutput is the cost of HEP output on the packet path:
+// one op replays a generated 300-call capture (read into memory first)
+// through a fresh sniffer, without HEP output ("off") and with every SIP
+// message, RTCP report and stream report sent to a real UDP socket ("on");
+// compare their packets/s, taken in the same run.
+func BenchmarkReplayHEPOutput(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "300calls.pcap")
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := simulate.WritePcap(context.Background(), f, simulate.Options{Calls: 300, Concurrency: 300, Duration: 10e9, Seed: 1}); err != nil {
+		b.Fatal(err)
+	}
+	f.Close()
+	src, err := capture.OpenFile(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	type frame struct {
+		data []byte
+		ts   time.Time
+	}
+	var frames []frame
+	for {
+		data, ci, err := src.ReadPacket()
+		if err != nil {
+			break
+		}
+		frames = append(frames, frame{bytes.Clone(data), ci.Timestamp})
+	}
+	link := src.LinkType()
+	src.Close()
+	sink, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sink.Close()
+	go func() {
+		buf := make([]byte, 65536)
+		for {
+			if _, _, err := sink.ReadFrom(buf); err != nil {
+				return
+			}
+		}
+	}()
+	ps, _ := ParsePorts("5060")
+	for _, mode := range []string{"off", "on"} {
+		b.Run(mode, func(b *testing.B) {
+			var out *hep.Sender
+			if mode == "on" {
+				out, err = hep.NewSender(hep.SenderConfig{Addr: sink.LocalAddr().String(), CaptureID: 1, NodeName: "bench"})
+				if err != nil {
+					b.Fatal(err)
+				}
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				go func() { _ = out.Run(ctx) }()
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				cfg := Config{SIPPorts: ps, Call: call.Config{IdleTimeout: -1}}
+				if out != nil {
+					cfg.HEPOut = out
+				}
+				sn := New(cfg)
+				for i := range frames {
+					_ = sn.HandleFrame(link, frames[i].data, frames[i].ts)
+				}
+				sn.Flush()
+			}
+			b.ReportMetric(float64(len(frames))*float64(b.N)/b.Elapsed().Seconds(), "packets/s")
+			if out != nil {
+				st := out.Stats()
+				b.ReportMetric(float64(st.Queued)/float64(b.N), "hep_sent/op")
+				b.ReportMetric(float64(st.Dropped)/float64(b.N), "hep_dropped/op")
+			}
+		})
+	}
 }

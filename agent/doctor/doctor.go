@@ -184,6 +184,7 @@ func Run(ctx context.Context, env Env) *Report {
 	checkAMI(ctx, r, &env, cfg, res)
 	checkARI(ctx, r, &env, res)
 	checkCapture(r, &env, cfg)
+	checkHEP(r, &env, cfg, res)
 	checkDir(r, "spool", cfg.SpoolDir, "spooldir")
 	checkDir(r, "cdr-queue", cfg.QueueDir(), "cdr_queue_dir")
 	checkMySQL(ctx, r, &env, cfg)

@@ -196,6 +196,17 @@ func fakeARI(t *testing.T) int {
 	return srv.Listener.Addr().(*net.TCPAddr).Port
 }
 
+// hepConf is the real Asterisk's hep.conf of the hep-tls recording (to
+// 127.0.0.1:9060, password hepsecret, capture id 4711), with extra lines.
+func hepConf(t *testing.T, extra string) string {
+	t.Helper()
+	b, err := os.ReadFile(fixture.Repo(t, "testdata", "discover", "hep", "hep.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b) + extra
+}
+
 func httpConf(port int) map[string]string {
 	return map[string]string{"http.conf": "[general]\nenabled = yes\nbindaddr = 127.0.0.1\nbindport = " + strconv.Itoa(port) + "\n"}
 }
@@ -375,6 +386,37 @@ func TestDoctor(t *testing.T) {
 				env.ClockSynced = func() (bool, error) { return false, nil }
 			},
 			want: []want{{check: "clock", status: StatusWarn, hint: "timedatectl set-ntp true"}},
+		},
+		{
+			name: "HEP input, hep.conf points at the agent",
+			conf: []string{"hep = yes", "hep_password = hepsecret"},
+			ok:   true,
+			mutate: func(t *testing.T, env *Env, amiPort int) {
+				env.FS = os.DirFS(scratchRoot(t, amiPort, map[string]string{"hep.conf": hepConf(t, "")}))
+			},
+			want: []want{{check: "hep.conf", status: StatusOK, msg: "sends HEP to 127.0.0.1:9060 (capture_id 4711)"}},
+		},
+		{
+			name: "HEP input, hep.conf to another port and password",
+			conf: []string{"hep = yes", "hep_bind_port = 9070", "hep_password = other"},
+			mutate: func(t *testing.T, env *Env, amiPort int) {
+				env.FS = os.DirFS(scratchRoot(t, amiPort, map[string]string{"hep.conf": hepConf(t, "")}))
+			},
+			want: []want{{check: "hep.conf", status: StatusFail, msg: "capture_address = 127.0.0.1:9060, want 127.0.0.1:9070; capture_password differs",
+				hint: "capture_address = 127.0.0.1:9070`, `capture_password = other`"}},
+		},
+		{
+			name: "HEP input, hep.conf disabled",
+			conf: []string{"hep = yes"},
+			mutate: func(t *testing.T, env *Env, amiPort int) {
+				env.FS = os.DirFS(scratchRoot(t, amiPort, map[string]string{"hep.conf": hepConf(t, "enabled = no\n")}))
+			},
+			want: []want{{check: "hep.conf", status: StatusFail, msg: "enabled = no"}},
+		},
+		{
+			name: "HEP input without hep.conf",
+			conf: []string{"hep = yes"},
+			want: []want{{check: "hep.conf", status: StatusFail, msg: "does not exist", hint: "capture_address = 127.0.0.1:9060"}},
 		},
 		{
 			name: "bad config",

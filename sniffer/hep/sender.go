@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -34,7 +33,7 @@ type Sender struct {
 	cfg  SenderConfig
 	log  *slog.Logger
 	q    chan *[]byte
-	pool sync.Pool
+	free chan *[]byte // spent buffers for reuse (a sync.Pool would lose them at every GC)
 	pass []byte
 	node []byte
 
@@ -63,8 +62,7 @@ func NewSender(cfg SenderConfig) (*Sender, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Sender{cfg: cfg, log: cfg.Logger.With("component", "hep-output", "destination", cfg.Addr),
-		q: make(chan *[]byte, cfg.Queue), pass: []byte(cfg.Password), node: []byte(cfg.NodeName)}
-	s.pool.New = func() any { b := make([]byte, 0, 2048); return &b }
+		q: make(chan *[]byte, cfg.Queue), free: make(chan *[]byte, cfg.Queue), pass: []byte(cfg.Password), node: []byte(cfg.NodeName)}
 	return s, nil
 }
 
@@ -73,11 +71,11 @@ func NewSender(cfg SenderConfig) (*Sender, error) {
 // not encodable). p's slices may be reused once Send returns.
 func (s *Sender) Send(p *Packet) bool {
 	p.CaptureID, p.AuthKey, p.NodeName = s.cfg.CaptureID, s.pass, s.node
-	bp := s.pool.Get().(*[]byte)
+	bp := s.get()
 	b, err := AppendMarshal((*bp)[:0], p)
 	if err != nil {
 		s.encode.Add(1)
-		s.pool.Put(bp)
+		s.put(bp)
 		return false
 	}
 	*bp = b
@@ -87,8 +85,32 @@ func (s *Sender) Send(p *Packet) bool {
 		return true
 	default:
 		s.dropped.Add(1)
-		s.pool.Put(bp)
+		s.put(bp)
 		return false
+	}
+}
+
+// get returns a spent buffer, or a new one (at most Queue + in flight ever
+// exist: spent ones come back through put).
+func (s *Sender) get() *[]byte {
+	select {
+	case bp := <-s.free:
+		return bp
+	default:
+		b := make([]byte, 0, 2048)
+		return &b
+	}
+}
+
+// put keeps a spent buffer for reuse; outsized ones (a jumbo message) are
+// left to the garbage collector.
+func (s *Sender) put(bp *[]byte) {
+	if cap(*bp) > 16<<10 {
+		return
+	}
+	select {
+	case s.free <- bp:
+	default:
 	}
 }
 
@@ -125,7 +147,7 @@ func (s *Sender) Run(ctx context.Context) error {
 		}
 		if conn == nil {
 			s.failed.Add(1)
-			s.pool.Put(bp)
+			s.put(bp)
 			continue
 		}
 		_ = conn.SetWriteDeadline(time.Now().Add(2 * time.Second))
@@ -140,7 +162,7 @@ func (s *Sender) Run(ctx context.Context) error {
 		} else {
 			s.sent.Add(1)
 		}
-		s.pool.Put(bp)
+		s.put(bp)
 	}
 }
 
@@ -169,7 +191,7 @@ func (s *Sender) flush(conn net.Conn) {
 			} else {
 				s.sent.Add(1)
 			}
-			s.pool.Put(bp)
+			s.put(bp)
 		default:
 			return
 		}
@@ -256,7 +278,7 @@ func (s *Sender) Drain() {
 	for {
 		select {
 		case bp := <-s.q:
-			s.pool.Put(bp)
+			s.put(bp)
 		default:
 			return
 		}

@@ -55,10 +55,10 @@ func (d *daemon) listenHEP() error {
 	if !cfg.HEP || d.fl.capture != "" || !cfg.Sniffer {
 		return nil
 	}
-	l, err := hep.Listen(hep.ListenConfig{Addr: net.JoinHostPort(cfg.HEPBindIP, strconv.Itoa(cfg.HEPBindPort)),
-		UDP: cfg.HEPBindUDP, TCP: true, Handler: d.sn.HandleHEP, Logger: d.log})
+	addr := net.JoinHostPort(cfg.HEPBindIP, strconv.Itoa(cfg.HEPBindPort))
+	l, err := hep.Listen(hep.ListenConfig{Addr: addr, UDP: cfg.HEPBindUDP, TCP: true, Handler: d.sn.HandleHEP, Logger: d.log})
 	if err != nil {
-		return err
+		return bindError(context.Background(), "hep_bind_port", addr, cfg.Path, err)
 	}
 	d.hep.in = l
 	return nil

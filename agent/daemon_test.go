@@ -134,17 +134,24 @@ func TestDaemonRealtimeReplay(t *testing.T) {
 	if err != nil || !bytes.HasPrefix(reply, []byte(`[["callreference"`)) {
 		t.Errorf("unix socket listcalls: %v %q", err, reply)
 	}
+	stopDaemon(t, cancel, done, &stderr)
+	if log := stderr.String(); !strings.Contains(log, "pbx-agent stopped") {
+		t.Errorf("no clean stop in the log:\n%s", log)
+	}
+}
+
+// stopDaemon cancels a daemon run in a goroutine (its exit code comes on
+// done) and fails the test unless it stops cleanly within 30 s.
+func stopDaemon(t *testing.T, cancel context.CancelFunc, done <-chan int, log *syncBuffer) {
+	t.Helper()
 	cancel()
 	select {
 	case code := <-done:
 		if code != 0 {
-			t.Fatalf("daemon exit %d; log:\n%s", code, stderr.String())
+			t.Fatalf("daemon exit %d; log:\n%s", code, log.String())
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("daemon did not stop after cancellation")
-	}
-	if log := stderr.String(); !strings.Contains(log, "pbx-agent stopped") {
-		t.Errorf("no clean stop in the log:\n%s", log)
 	}
 }
 

@@ -124,15 +124,7 @@ func TestDaemonHEP(t *testing.T) {
 			t.Errorf("B /metrics lacks %q:\n%s", m, grepLines(metrics, "pbx_hep"))
 		}
 	}
-	cancel()
-	select {
-	case code := <-done:
-		if code != 0 {
-			t.Fatalf("B exit %d; log:\n%s", code, logB.String())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("B did not stop")
-	}
+	stopDaemon(t, cancel, done, &logB)
 	if !strings.Contains(logB.String(), "callid=3b5a193e80f4d691") {
 		t.Errorf("B did not log the TLS leg; log:\n%s", logB.String())
 	}

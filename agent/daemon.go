@@ -212,7 +212,7 @@ func newDaemon(cfg *config.Config, fl *daemonFlags, log *slog.Logger) (*daemon, 
 	if fl.capture != "" && !fl.realtime {
 		callCfg.IdleTimeout = -1 // a file's clock may jump; EOF ends every call
 	}
-	snCfg := sniffer.Config{SIPPorts: ports, Call: callCfg, Logger: log}
+	snCfg := sniffer.Config{SIPPorts: ports, SIPByPortOnly: !cfg.SIPDetect, Call: callCfg, Logger: log}
 	// A file replayed as fast as it reads must not lose spool packets: the
 	// packet path then waits for the disk (live capture never does).
 	waitForDisk := fl.capture != "" && !fl.realtime

@@ -20,7 +20,8 @@ import (
 // and per REGISTER summary (CLI.md "Replay JSON").
 func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("replay", stderr)
-	ports := fs.String("sipport", "5060", "SIP ports: list and ranges, e.g. 5060,5070-5080")
+	ports := fs.String("sipport", "5060", "ports that are always SIP: list and ranges, e.g. 5060,5070-5080")
+	detect := fs.Bool("sip-detect", true, "also find SIP by its content on any port (false: only --sipport)")
 	amiPath := fs.String("ami", "", "recorded AMI session (bytes Asterisk sent; X.sent.raw beside it is read too) to correlate calls with channels")
 	hepOn := fs.Bool("hep", false, "decode HEP packets found in the capture (UDP to --hep-port) as SIP/RTCP of the same calls")
 	hepPort := fs.Uint("hep-port", 9060, "with --hep: the HEP port")
@@ -40,7 +41,8 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		out.hold = true // correlation needs every call: print at the end
 	}
 	sn := sniffer.New(sniffer.Config{
-		SIPPorts: ps,
+		SIPPorts:      ps,
+		SIPByPortOnly: !*detect,
 		Call: call.Config{
 			IdleTimeout: -1, // a file's clock may jump; EOF ends every call
 			OnCallEnd:   out.call,

@@ -72,9 +72,12 @@ func sharedCaptures(t *testing.T) []captureCase {
 
 func replay(t *testing.T, c captureCase) ([]call.CDR, []call.Register, *Sniffer) {
 	t.Helper()
-	ps, err := ParsePorts(c.ports)
-	if err != nil {
-		t.Fatal(err)
+	var ps PortSet // no ports: the default (5060 plus SIP found by content)
+	if c.ports != "" {
+		var err error
+		if ps, err = ParsePorts(c.ports); err != nil {
+			t.Fatal(err)
+		}
 	}
 	var calls []call.CDR
 	var regs []call.Register
@@ -107,7 +110,7 @@ func tsharkCalls(t *testing.T, c captureCase) map[string]*tsharkCall {
 		"-e", "sip.Call-ID", "-e", "sip.Method", "-e", "sip.Status-Code", "-e", "sip.from.user", "-e", "sip.to.user",
 		"-E", "separator=|", "-E", "occurrence=f"}
 	for _, p := range strings.Split(c.ports, ",") {
-		if p != "5060" {
+		if p != "5060" && p != "" {
 			args = append(args, "-d", "udp.port=="+p+",sip")
 		}
 	}
@@ -223,4 +226,40 @@ func TestReplayGolden(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSIPFoundByContent: with no SIP port configured beyond the default, the
+// repository's captures give the same calls as with their ports named (SIP
+// on 5070/5080 is found by its content); sip_detect = no finds only 5060.
+func TestSIPFoundByContent(t *testing.T) {
+	for _, c := range repoCaptures(t) {
+		t.Run(filepath.Base(c.path), func(t *testing.T) {
+			named, namedRegs, _ := replay(t, c)
+			found, foundRegs, _ := replay(t, captureCase{path: c.path})
+			if len(named)+len(namedRegs) == 0 || callIDs(found) != callIDs(named) || len(foundRegs) != len(namedRegs) {
+				t.Errorf("no sipport: calls %s, %d REGISTERs; with sipport %s: %s, %d", callIDs(found), len(foundRegs),
+					c.ports, callIDs(named), len(namedRegs))
+			}
+		})
+	}
+	// register-invite-reinvite-bye.pcap signals on 5080 only.
+	path := fixture.Repo(t, "testdata", "pcap", "register-invite-reinvite-bye.pcap")
+	var calls int
+	sn := New(Config{SIPByPortOnly: true, Call: call.Config{IdleTimeout: -1, OnCallEnd: func(*call.CDR) { calls++ }}})
+	if err := sn.ReplayFile(context.Background(), path, RunOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	sn.Flush()
+	if calls != 0 {
+		t.Errorf("SIPByPortOnly: %d calls from SIP on 5080, want 0", calls)
+	}
+}
+
+func callIDs(calls []call.CDR) string {
+	ids := make([]string, 0, len(calls))
+	for _, c := range calls {
+		ids = append(ids, c.CallID)
+	}
+	sort.Strings(ids)
+	return fmt.Sprint(ids)
 }

@@ -32,11 +32,15 @@ type MediaHandler interface {
 	HandleMedia(p *decode.Packet, ref uint64, party call.Party, toParty bool)
 }
 
-// Config configures a Sniffer. The zero value sniffs SIP on port 5060.
+// Config configures a Sniffer. The zero value sniffs SIP on port 5060 and
+// wherever else a UDP datagram or the start of a TCP stream looks like SIP.
 type Config struct {
-	SIPPorts PortSet // default 5060
-	Call     call.Config
-	Media    MediaHandler // optional
+	SIPPorts PortSet // ports that are always SIP; default 5060
+	// SIPByPortOnly turns off finding SIP by its content on other ports
+	// (config sip_detect = no): only SIPPorts carry SIP then.
+	SIPByPortOnly bool
+	Call          call.Config
+	Media         MediaHandler // optional
 	// SIPHook, when set, sees every SIP message after the call table did
 	// (spool, SIP history), with the callreference it was tied to (0 when
 	// none) and the packet it came in. Both are valid only during the call.
@@ -290,21 +294,32 @@ func (s *Sniffer) unlock() {
 	}
 }
 
-// HandlePacket routes one decoded packet: SIP ports to the SIP parser,
-// everything else to the media lookup.
+// HandlePacket routes one decoded packet: SIP ports, and datagrams or TCP
+// streams that begin like SIP, to the SIP parser; other UDP to the media
+// lookup.
 func (s *Sniffer) HandlePacket(p *decode.Packet) {
 	if s.dups != nil && p.Transport == decode.UDP && p.Dst.Port() == s.cfg.HEP.Port && hep.IsHEP(p.Payload) {
 		s.handleHEP(p.Payload, p.Time)
 		return
 	}
 	sipPort := s.cfg.SIPPorts.Has(p.Src.Port()) || s.cfg.SIPPorts.Has(p.Dst.Port())
-	switch {
-	case sipPort && p.Transport == decode.UDP:
-		s.handleSIPDatagram(p)
-	case sipPort && p.Transport == decode.TCP:
-		s.tcp.handle(p, s.handleWireSIP, &s.stats.TCPDiscarded)
-	case p.Transport == decode.UDP:
+	switch p.Transport {
+	case decode.UDP:
+		// RTP fails LooksLikeMessage on its first byte: media pays one compare.
+		if sipPort || !s.cfg.SIPByPortOnly && sip.LooksLikeMessage(p.Payload) {
+			s.handleSIPDatagram(p)
+			return
+		}
 		s.handleMedia(p)
+	case decode.TCP:
+		switch {
+		case sipPort:
+			s.tcp.handle(p, s.handleWireSIP, &s.stats.TCPDiscarded)
+		case !s.cfg.SIPByPortOnly && s.tcp.follows(p, startsSIP):
+			s.tcp.handle(p, s.handleWireSIP, &s.stats.TCPDiscarded)
+		default:
+			s.stats.Other++
+		}
 	default:
 		s.stats.Other++
 	}

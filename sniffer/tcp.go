@@ -49,6 +49,16 @@ func (t *tcpFlows) evictOldest() {
 
 func newTCPFlows() *tcpFlows { return &tcpFlows{flows: make(map[flowKey]*tcpFlow)} }
 
+// follows reports whether a segment on a port not configured as SIP belongs
+// to SIP: its flow is already followed, or its payload starts a message
+// (detected per direction: a response stream begins with "SIP/2.0").
+func (t *tcpFlows) follows(p *decode.Packet, looksLikeSIP func([]byte) bool) bool {
+	if _, ok := t.flows[flowKey{p.Src, p.Dst}]; ok {
+		return true
+	}
+	return len(p.Payload) > 0 && looksLikeSIP(p.Payload)
+}
+
 func (t *tcpFlows) handle(p *decode.Packet, deliver func(*decode.Packet, []byte), discarded *uint64) {
 	key := flowKey{p.Src, p.Dst}
 	f := t.flows[key]

@@ -3,6 +3,8 @@ package sniffer
 import (
 	"bytes"
 	"encoding/binary"
+
+	"pbx-agent/sniffer/sip"
 )
 
 // SIP over WebSocket (RFC 7118) on a TCP flow: after the HTTP upgrade each
@@ -30,6 +32,46 @@ type wsFlow struct {
 func looksLikeHTTP(b []byte) bool {
 	return bytes.HasPrefix(b, []byte("GET ")) || bytes.HasPrefix(b, []byte("HTTP/1."))
 }
+
+// sipUpgrade reports whether b starts an HTTP upgrade (request or 101
+// response) to WebSocket with the "sip" subprotocol (RFC 7118 §4): how SIP
+// over WebSocket is told apart from web traffic on ports not set as SIP.
+func sipUpgrade(b []byte) bool {
+	if !looksLikeHTTP(b) {
+		return false
+	}
+	const name = "sec-websocket-protocol:"
+	for len(b) > 0 {
+		line := b
+		if i := bytes.IndexByte(b, '\n'); i >= 0 {
+			line, b = b[:i], b[i+1:]
+		} else {
+			b = nil
+		}
+		line = bytes.TrimRight(line, "\r")
+		if len(line) == 0 {
+			return false // end of the head
+		}
+		if len(line) > len(name) && bytes.EqualFold(line[:len(name)], []byte(name)) {
+			for v := line[len(name):]; len(v) > 0; {
+				proto := v
+				if i := bytes.IndexByte(v, ','); i >= 0 {
+					proto, v = v[:i], v[i+1:]
+				} else {
+					v = nil
+				}
+				if bytes.EqualFold(bytes.TrimSpace(proto), []byte("sip")) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// startsSIP reports whether a TCP segment at the start of a flow (on a port
+// not set as SIP) begins SIP: a start line, or a WebSocket upgrade to SIP.
+func startsSIP(b []byte) bool { return sip.LooksLikeMessage(b) || sipUpgrade(b) }
 
 // feed consumes TCP payload bytes and calls deliver for every complete SIP
 // message carried in data frames. A malformed or oversized frame resets the

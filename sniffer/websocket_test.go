@@ -103,3 +103,21 @@ func TestTCPFlowLimit(t *testing.T) {
 		t.Error("the newest flow was not admitted")
 	}
 }
+
+func TestSIPUpgrade(t *testing.T) {
+	tests := []struct {
+		in   string
+		want bool
+	}{
+		{"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nSec-WebSocket-Protocol: sip\r\n\r\n", true},
+		{"HTTP/1.1 101 Switching Protocols\r\nsec-websocket-protocol: chat, SIP\r\n\r\n", true},
+		{"GET / HTTP/1.1\r\nSec-WebSocket-Protocol: chat\r\n\r\nSec-WebSocket-Protocol: sip\r\n", false},
+		{"GET /index.html HTTP/1.1\r\nHost: a\r\n\r\n", false},
+		{"POST / HTTP/1.1\r\nSec-WebSocket-Protocol: sip\r\n\r\n", false},
+	}
+	for _, tt := range tests {
+		if got := sipUpgrade([]byte(tt.in)); got != tt.want {
+			t.Errorf("sipUpgrade(%q) = %v, want %v", tt.in, got, tt.want)
+		}
+	}
+}

@@ -39,7 +39,8 @@ func (r PortRange) Contains(p uint16) bool { return p >= r.Lo && p <= r.Hi }
 type Config struct {
 	// Capture (voipmonitor.conf names).
 	Interface     []string    // interface: capture NICs; empty = none (replay only)
-	SIPPorts      []PortRange // sipport
+	SIPPorts      []PortRange // sipport: ports that are always SIP
+	SIPDetect     bool        // sip_detect: also find SIP by its content on any port (default yes)
 	RingBufferMB  int         // ringbuffer: AF_PACKET ring size in MB
 	CaptureFanout int         // capture_fanout: AF_PACKET fanout group (0 = off)
 	IDSensor      int         // id_sensor: 1-65535, -1 = unset
@@ -155,6 +156,7 @@ type Config struct {
 func Default() *Config {
 	return &Config{
 		SIPPorts:            []PortRange{{5060, 5060}},
+		SIPDetect:           true,
 		RingBufferMB:        64,
 		IDSensor:            -1,
 		SpoolDir:            "/var/spool/pbx-agent",

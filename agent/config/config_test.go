@@ -31,6 +31,8 @@ func TestParse(t *testing.T) {
 			want: func(c *Config) bool {
 				return len(c.SIPPorts) == 2 && c.SIPPorts[1] == PortRange{5070, 5072} && c.SIPPorts[1].Contains(5071)
 			}},
+		{name: "sip_detect on by default, off with no", in: "sip_detect = no\n",
+			want: func(c *Config) bool { return !c.SIPDetect && Default().SIPDetect }},
 		{name: "repeated interface accumulates", in: "interface = eth0\ninterface = eth1,eth2\n",
 			want: func(c *Config) bool { return strings.Join(c.Interface, "|") == "eth0|eth1|eth2" }},
 		{name: "repeated scalar: last wins", in: "id_sensor = 3\nid_sensor = 4\n",

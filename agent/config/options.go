@@ -51,6 +51,8 @@ var options = map[string]option{
 		c.SIPPorts = r
 		return err
 	}, hint: "ports and ranges, e.g. 5060,5070-5080"},
+	"sip_detect": {set: boolean(func(c *Config) *bool { return &c.SIPDetect }),
+		hint: "yes (default: SIP is found by its content on any UDP/TCP port) or no (only sipport ports)"},
 	"id_sensor": {set: func(c *Config, v string) error {
 		n, err := intRange(v, -1, 65535)
 		if err == nil && n == 0 {

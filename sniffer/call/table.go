@@ -422,6 +422,9 @@ func (t *Table) inviteResponse(c *callState, m *sip.Message, meta Meta) {
 		c.final = true
 	}
 	if code < 300 {
+		// Answered: an earlier 401/407 was the normal digest exchange, so the
+		// call ends with the normal EndGrace, not the auth grace.
+		c.challenged = false
 		if d.ProgressTime.IsZero() {
 			d.ProgressTime = meta.Time // answered without ringing: VoIPmonitor's progress_time
 		}

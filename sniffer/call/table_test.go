@@ -259,3 +259,69 @@ func TestMaxCalls(t *testing.T) {
 		t.Errorf("%d CDRs, want 3", len(out))
 	}
 }
+
+// TestChallengedCallEndsAfterEndGrace pins issue 16 item 2: a call whose first
+// INVITE was challenged (401, then an INVITE with credentials) and then
+// answered is emitted EndGrace after its BYE's 200 OK, not AuthGrace (60 s).
+func TestChallengedCallEndsAfterEndGrace(t *testing.T) {
+	for _, code := range []string{"401 Unauthorized", "407 Proxy Authentication Required"} {
+		t.Run(code[:3], func(t *testing.T) {
+			var out []CDR
+			tb := New(Config{OnCallEnd: func(c *CDR) { out = append(out, *c) }})
+			s := time.Second
+			steps := []step{
+				{0, "A>B", sipText("INVITE sip:200@pbx.example SIP/2.0", "ch", "ft", "", 1, "INVITE", "10.0.0.1")},
+				{0, "B>A", sipText("SIP/2.0 "+code, "ch", "ft", "t401", 1, "INVITE", "")},
+				{0, "A>B", sipText("ACK sip:200@pbx.example SIP/2.0", "ch", "ft", "t401", 1, "ACK", "")},
+				{s / 10, "A>B", sipText("INVITE sip:200@pbx.example SIP/2.0", "ch", "ft", "", 2, "INVITE", "10.0.0.1")},
+				{s, "B>A", sipText("SIP/2.0 200 OK", "ch", "ft", "tt", 2, "INVITE", "10.0.0.2")},
+				{s, "A>B", sipText("ACK sip:200@pbx.example SIP/2.0", "ch", "ft", "tt", 2, "ACK", "")},
+				{10 * s, "A>B", sipText("BYE sip:200@pbx.example SIP/2.0", "ch", "ft", "tt", 3, "BYE", "")},
+				{10 * s, "B>A", sipText("SIP/2.0 200 OK", "ch", "ft", "tt", 3, "BYE", "")},
+			}
+			var m sip.Message
+			for i, st := range steps {
+				if _, err := sip.Parse([]byte(st.text), &m); err != nil {
+					t.Fatalf("step %d: %v", i, err)
+				}
+				meta := Meta{Time: t0.Add(st.at), Src: alice, Dst: pbx}
+				if st.dir == "B>A" {
+					meta.Src, meta.Dst = pbx, alice
+				}
+				tb.HandleSIP(&m, meta)
+			}
+			tb.Tick(t0.Add(10*s + tb.cfg.EndGrace + s))
+			if len(out) != 1 {
+				t.Fatalf("%d CDRs %s after the BYE's 200 OK, want 1 (the call waited the auth grace)", len(out), tb.cfg.EndGrace+s)
+			}
+			if out[0].LastSIPResponseNum != 200 || out[0].Bye != ByeOK {
+				t.Errorf("CDR: last response %d, bye %d", out[0].LastSIPResponseNum, out[0].Bye)
+			}
+		})
+	}
+	// A challenge nobody answers still waits the auth grace for the retry.
+	var out []CDR
+	tb := New(Config{OnCallEnd: func(c *CDR) { out = append(out, *c) }})
+	var m sip.Message
+	for i, txt := range []string{
+		sipText("INVITE sip:200@pbx.example SIP/2.0", "cu", "ft", "", 1, "INVITE", "10.0.0.1"),
+		sipText("SIP/2.0 401 Unauthorized", "cu", "ft", "t401", 1, "INVITE", ""),
+	} {
+		if _, err := sip.Parse([]byte(txt), &m); err != nil {
+			t.Fatal(err)
+		}
+		meta := Meta{Time: t0, Src: alice, Dst: pbx}
+		if i == 1 {
+			meta.Src, meta.Dst = pbx, alice
+		}
+		tb.HandleSIP(&m, meta)
+	}
+	tb.Tick(t0.Add(tb.cfg.EndGrace + time.Second))
+	if len(out) != 0 {
+		t.Fatal("a challenged INVITE with no retry was emitted before the auth grace")
+	}
+	tb.Tick(t0.Add(tb.cfg.AuthGrace + time.Second))
+	if len(out) != 1 {
+		t.Fatalf("%d CDRs after the auth grace, want 1", len(out))
+	}
+}

@@ -2,6 +2,7 @@ package capture
 
 import (
 	"fmt"
+	"net"
 
 	"golang.org/x/net/bpf"
 )
@@ -31,7 +32,8 @@ type Live interface {
 
 // OpenLive starts capturing on an interface: AF_PACKET with a TPACKET_V3 ring
 // when built with cgo (kernel headers only, no libpcap), else pcapgo's
-// EthernetHandle.
+// EthernetHandle. On a loopback interface (or every interface) the kernel
+// drops the PACKET_OUTGOING copy of loopback frames, so each is seen once.
 func OpenLive(opts LiveOptions) (Live, error) {
 	if opts.Interface == "" {
 		return nil, fmt.Errorf("%w: no interface given", ErrLive)
@@ -39,10 +41,14 @@ func OpenLive(opts LiveOptions) (Live, error) {
 	if opts.Snaplen <= 0 {
 		opts.Snaplen = 65535
 	}
+	filter := opts.Filter
+	if ifs, err := net.Interfaces(); err == nil {
+		filter = skipLoopbackOutgoing(opts.Interface, filter, ifs)
+	}
 	var raw []bpf.RawInstruction
-	if len(opts.Filter) > 0 {
+	if len(filter) > 0 {
 		var err error
-		if raw, err = bpf.Assemble(opts.Filter); err != nil {
+		if raw, err = bpf.Assemble(filter); err != nil {
 			return nil, fmt.Errorf("%w: bpf: %v", ErrLive, err)
 		}
 	}

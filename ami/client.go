@@ -10,6 +10,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -57,6 +58,7 @@ func (s *Subscription) offer(n Notification) {
 	case s.ch <- n:
 	default:
 		s.dropped.Add(1)
+		s.owner.dropped.Add(1)
 	}
 }
 
@@ -76,8 +78,20 @@ type Config struct {
 	PingInterval  time.Duration // default 30 s; < 0 disables keepalive
 	ActionTimeout time.Duration // for the client's own actions, default 10 s
 	BackoffMin    time.Duration // default 500 ms
-	BackoffMax    time.Duration // default 30 s
-	AuthBackoff   time.Duration // minimum wait after an auth failure, default 30 s
+	BackoffMax    time.Duration // default 10 s
+	// ProbeMax caps the wait while the port refuses connections (Asterisk
+	// restarting): a refused connect costs the server nothing, so the
+	// client probes at least this often and logs in as soon as the port
+	// answers. Default 1 s.
+	ProbeMax    time.Duration
+	AuthBackoff time.Duration // minimum wait after an auth failure, default 30 s
+	// BannerTimeout bounds the wait for the server's greeting (a port that
+	// accepts and never speaks), default 10 s.
+	BannerTimeout time.Duration
+	// HealthyAfter is how long a session must stay up before the backoff
+	// starts over: a server that accepts the login and then drops or
+	// misbehaves is retried with a growing wait, not in a loop. Default 30 s.
+	HealthyAfter time.Duration
 	// TrackerQueue is the tracker's queue length (default 8192).
 	TrackerQueue int
 	Tracker      TrackerConfig
@@ -106,7 +120,16 @@ func (c Config) withDefaults() Config {
 		c.BackoffMin = 500 * time.Millisecond
 	}
 	if c.BackoffMax <= 0 {
-		c.BackoffMax = 30 * time.Second
+		c.BackoffMax = 10 * time.Second
+	}
+	if c.ProbeMax <= 0 {
+		c.ProbeMax = time.Second
+	}
+	if c.BannerTimeout <= 0 {
+		c.BannerTimeout = 10 * time.Second
+	}
+	if c.HealthyAfter <= 0 {
+		c.HealthyAfter = 30 * time.Second
 	}
 	if c.AuthBackoff <= 0 {
 		c.AuthBackoff = 30 * time.Second
@@ -121,6 +144,32 @@ func (c Config) withDefaults() Config {
 type Stats struct {
 	Connects, Failures, Resyncs, Malformed uint64
 	TrackerDropped                         uint64
+	// AuthFailures counts refused logins; Events the events received;
+	// Dropped the notifications lost over every subscriber's queue.
+	AuthFailures, Events, Dropped uint64
+	// LastError is when the last connect failed or a session was lost
+	// (zero: never); Err says why.
+	LastError time.Time
+	Err       string
+}
+
+// State is where the client is in its connect cycle.
+type State int32
+
+const (
+	StateConnecting State = iota // dialling, reading the banner, logging in
+	StateUp                      // logged in
+	StateBackoff                 // waiting before the next attempt
+)
+
+func (s State) String() string {
+	switch s {
+	case StateUp:
+		return "up"
+	case StateBackoff:
+		return "backoff"
+	}
+	return "connecting"
 }
 
 // Client keeps one AMI session up: it reconnects with capped exponential
@@ -138,6 +187,9 @@ type Client struct {
 
 	trackSub                               *Subscription
 	connects, failures, resyncs, malformed atomic.Uint64
+	authFailures, events, dropped          atomic.Uint64
+	state                                  atomic.Int32
+	lastErr                                atomic.Pointer[lastError]
 	connected                              chan struct{} // signalled (non-blocking) on each successful login
 	resyncReq                              chan struct{} // cap 1: the tracker asks for a resync
 }
@@ -151,13 +203,34 @@ func New(cfg Config) *Client {
 	return c
 }
 
+type lastError struct {
+	at  time.Time
+	err string
+}
+
+// State returns where the client is: connecting, up (logged in) or backing off.
+func (c *Client) State() State { return State(c.state.Load()) }
+
+func (c *Client) fail(err error) {
+	c.failures.Add(1)
+	if errors.Is(err, ErrAuth) {
+		c.authFailures.Add(1)
+	}
+	c.lastErr.Store(&lastError{at: time.Now(), err: err.Error()})
+}
+
 // Tracker returns the channel table kept by this client.
 func (c *Client) Tracker() *Tracker { return c.tracker }
 
 // Stats returns the counters.
 func (c *Client) Stats() Stats {
-	return Stats{Connects: c.connects.Load(), Failures: c.failures.Load(), Resyncs: c.resyncs.Load(),
-		Malformed: c.malformed.Load(), TrackerDropped: c.trackSub.Dropped()}
+	st := Stats{Connects: c.connects.Load(), Failures: c.failures.Load(), Resyncs: c.resyncs.Load(),
+		Malformed: c.malformed.Load(), TrackerDropped: c.trackSub.Dropped(),
+		AuthFailures: c.authFailures.Load(), Events: c.events.Load(), Dropped: c.dropped.Load()}
+	if le := c.lastErr.Load(); le != nil {
+		st.LastError, st.Err = le.at, le.err
+	}
+	return st
 }
 
 // Up reports whether a logged-in session is open now.
@@ -253,38 +326,67 @@ func (c *Client) Run(ctx context.Context) error {
 		c.mu.Unlock()
 	}()
 
+	defer c.state.Store(int32(StateConnecting))
 	attempt := 0
+	wait := func(d time.Duration) error {
+		c.state.Store(int32(StateBackoff))
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+		c.state.Store(int32(StateConnecting))
+		return nil
+	}
 	for {
+		c.state.Store(int32(StateConnecting))
 		conn, err := c.connect(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			c.failures.Add(1)
+			c.fail(err)
 			d := Backoff(attempt, c.cfg.BackoffMin, c.cfg.BackoffMax)
-			if errors.Is(err, ErrAuth) && d < c.cfg.AuthBackoff {
-				d = c.cfg.AuthBackoff
+			switch {
+			case errors.Is(err, ErrAuth):
+				d = max(d, c.cfg.AuthBackoff)
+			case errors.Is(err, syscall.ECONNREFUSED):
+				d = min(d, c.cfg.ProbeMax) // nobody listens yet: probe often
 			}
 			attempt++
 			c.log.Warn("AMI connect failed", "addr", c.cfg.Addr, "err", err, "retry_in", d)
-			t := time.NewTimer(d)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return ctx.Err()
-			case <-t.C:
+			if err := wait(d); err != nil {
+				return err
 			}
 			continue
 		}
-		attempt = 0
 		c.connects.Add(1)
+		c.state.Store(int32(StateUp))
+		began := time.Now()
 		c.session(ctx, conn)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		c.failures.Add(1)
-		c.publish(Notification{Kind: NoteGap, Reason: fmt.Sprintf("connection lost: %v", conn.Err())})
-		c.log.Warn("AMI connection lost", "err", conn.Err())
+		lost := fmt.Errorf("connection lost: %w", conn.Err())
+		c.fail(lost)
+		c.publish(Notification{Kind: NoteGap, Reason: lost.Error()})
+		if time.Since(began) >= c.cfg.HealthyAfter {
+			// A healthy session ended (Asterisk restarted): reconnect at
+			// once, and start the backoff over.
+			attempt = 0
+			c.log.Warn("AMI connection lost", "err", conn.Err())
+			continue
+		}
+		// Up only briefly: a server that takes the login and then drops or
+		// misbehaves is not retried in a loop.
+		d := Backoff(attempt, c.cfg.BackoffMin, c.cfg.BackoffMax)
+		attempt++
+		c.log.Warn("AMI connection lost soon after login", "err", conn.Err(), "up", time.Since(began).Round(time.Millisecond), "retry_in", d)
+		if err := wait(d); err != nil {
+			return err
+		}
 	}
 }
 
@@ -306,9 +408,14 @@ func (c *Client) connect(ctx context.Context) (*Conn, error) {
 		}
 		nc = tc
 	}
-	conn, err := NewConn(ctx, nc, ConnConfig{
+	bctx, bcancel := context.WithTimeout(ctx, c.cfg.BannerTimeout)
+	defer bcancel()
+	conn, err := NewConn(bctx, nc, ConnConfig{
 		Limits: c.cfg.Limits, WriteTimeout: c.cfg.WriteTimeout, Logger: c.log,
-		OnEvent: func(m Message) { c.publish(Notification{Kind: NoteEvent, Event: m}) },
+		OnEvent: func(m Message) {
+			c.events.Add(1)
+			c.publish(Notification{Kind: NoteEvent, Event: m})
+		},
 		OnList: func(r *Response) {
 			c.resyncs.Add(1)
 			c.publish(Notification{Kind: NoteSnapshot, Items: r.Items})

@@ -6,11 +6,16 @@ import (
 	"encoding/hex"
 	"errors"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"pbx-agent/ami"
 	"pbx-agent/ami/amitest"
@@ -147,12 +152,29 @@ func TestActionsAgainstRecordedAnswers(t *testing.T) {
 	}
 }
 
+// callServer is a fake manager replaying the answered call's events in one
+// session (sess sets how: StartAfter, DropAfter, Interval; Events is filled
+// in), more sessions as given; every user is monitor/monpass.
+func callServer(t *testing.T, sess amitest.Session, more ...amitest.Session) *amitest.Server {
+	t.Helper()
+	rec := amitest.LoadFiles(t, td("ami-call-answered.raw"), td("ami-call-answered.sent.raw"))
+	sess.Events = rec.Events()
+	s := &amitest.Server{Users: map[string]string{"monitor": "monpass"},
+		Answers: answers(t, "ami-coreshowchannels-empty.raw"), Sessions: append([]amitest.Session{sess}, more...)}
+	s.Start(t)
+	return s
+}
+
 // runClient starts a Client against s and returns it with a stop func that
 // cancels and joins Run.
 func runClient(t *testing.T, s *amitest.Server, cfg ami.Config) (*ami.Client, *ami.Subscription, func()) {
-	cfg.Addr = s.Addr()
+	if cfg.Addr == "" {
+		cfg.Addr = s.Addr()
+	}
 	cfg.Username, cfg.Secret = "monitor", "monpass"
-	cfg.BackoffMin, cfg.BackoffMax = time.Millisecond, 5*time.Millisecond
+	if cfg.BackoffMin == 0 {
+		cfg.BackoffMin, cfg.BackoffMax = time.Millisecond, 5*time.Millisecond
+	}
 	cfg.PingInterval = -1
 	if testing.Verbose() {
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -183,11 +205,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 func TestClientFullCall(t *testing.T) {
-	rec := amitest.LoadFiles(t, td("ami-call-answered.raw"), td("ami-call-answered.sent.raw"))
-	s := &amitest.Server{Users: map[string]string{"monitor": "monpass"},
-		Answers:  answers(t, "ami-coreshowchannels-empty.raw"),
-		Sessions: []amitest.Session{{Events: rec.Events(), StartAfter: "CoreShowChannels"}}}
-	s.Start(t)
+	s := callServer(t, amitest.Session{StartAfter: "CoreShowChannels"})
 	c, sub, stop := runClient(t, s, ami.Config{})
 	defer stop()
 	<-s.StreamDone
@@ -285,11 +303,7 @@ func TestClientAuthFailureBacksOff(t *testing.T) {
 }
 
 func TestSlowSubscriberDoesNotBlockReader(t *testing.T) {
-	rec := amitest.LoadFiles(t, td("ami-call-answered.raw"), td("ami-call-answered.sent.raw"))
-	s := &amitest.Server{Users: map[string]string{"monitor": "monpass"},
-		Answers:  answers(t, "ami-coreshowchannels-empty.raw"),
-		Sessions: []amitest.Session{{Events: rec.Events(), StartAfter: "CoreShowChannels"}}}
-	s.Start(t)
+	s := callServer(t, amitest.Session{StartAfter: "CoreShowChannels"})
 	c, _, stop := runClient(t, s, ami.Config{})
 	defer stop()
 	slow := c.Subscribe(1) // never read
@@ -327,4 +341,137 @@ func TestBackoff(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestClientBannerTimeout pins issue 17 item 10 (first half): a port that
+// accepts and never greets is given up after BannerTimeout, not waited on
+// forever.
+func TestClientBannerTimeout(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Skip(err)
+	}
+	defer ln.Close()
+	var held []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c) // accepted, never written to
+			mu.Unlock()
+		}
+	}()
+	defer func() {
+		mu.Lock()
+		for _, c := range held {
+			c.Close()
+		}
+		mu.Unlock()
+	}()
+	c, _, stop := runClient(t, nil, ami.Config{Addr: ln.Addr().String(), BannerTimeout: 50 * time.Millisecond})
+	defer stop()
+	waitFor(t, "a banner timeout", func() bool { return c.Stats().Failures >= 1 })
+	if st := c.Stats(); !strings.Contains(st.Err, "banner") || st.LastError.IsZero() || c.State() == ami.StateUp {
+		t.Errorf("after a silent server: %+v, state %v", st, c.State())
+	}
+}
+
+// TestClientShortSessionKeepsBackoff pins issue 17 item 10 (second half): a
+// server that accepts the login and drops the session at once is retried
+// after the backoff, not immediately (the review saw 180 reconnects in 15 s).
+func TestClientShortSessionKeepsBackoff(t *testing.T) {
+	s := callServer(t, amitest.Session{DropAfter: 1})
+	c, _, stop := runClient(t, s, ami.Config{BackoffMin: time.Hour, BackoffMax: time.Hour})
+	waitFor(t, "the session lost", func() bool { return c.Stats().Failures >= 1 && c.State() == ami.StateBackoff })
+	time.Sleep(200 * time.Millisecond) // room for a reconnect storm to show
+	stop()
+	if n := s.Connections(); n != 1 {
+		t.Errorf("%d connections after a session lost right after login, want 1 (backoff kept)", n)
+	}
+	if st := c.Stats(); st.Connects != 1 || st.Failures != 1 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+// TestClientHealthySessionReconnectsAtOnce: a session that was up longer
+// than HealthyAfter starts the backoff over (Asterisk restarted).
+func TestClientHealthySessionReconnectsAtOnce(t *testing.T) {
+	s := callServer(t, amitest.Session{DropAfter: 2, Interval: 30 * time.Millisecond}, amitest.Session{})
+	c, _, stop := runClient(t, s, ami.Config{BackoffMin: time.Hour, BackoffMax: time.Hour, HealthyAfter: time.Millisecond})
+	defer stop()
+	waitFor(t, "the reconnect", func() bool { return c.Stats().Connects >= 2 })
+}
+
+// TestClientProbesRefusedPort pins issue 16 item 9: while the port refuses
+// connections (Asterisk restarting) the client retries at least every
+// ProbeMax, whatever the backoff has grown to, and logs in as soon as the
+// port answers (AMI was down 19.6 s after a restart while ARI was back in 5).
+func TestClientProbesRefusedPort(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Skip(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // refused from now on
+	c, _, stop := runClient(t, nil, ami.Config{Addr: addr, BackoffMin: time.Hour, BackoffMax: time.Hour, ProbeMax: 5 * time.Millisecond})
+	defer stop()
+	waitFor(t, "several refused probes", func() bool { return c.Stats().Failures >= 3 })
+	ln, err = net.Listen("tcp", addr)
+	if err != nil {
+		t.Skipf("port %s taken meanwhile: %v", addr, err)
+	}
+	s := &amitest.Server{Users: map[string]string{"monitor": "monpass"}, Answers: answers(t, "ami-coreshowchannels-empty.raw")}
+	s.Serve(t, ln)
+	waitFor(t, "login once the port answers", func() bool { return c.State() == ami.StateUp })
+}
+
+// TestClientMD5Login: ami_auth = md5 logs in with Challenge/MD5 (no Secret
+// on the wire).
+func TestClientMD5Login(t *testing.T) {
+	s := &amitest.Server{Users: map[string]string{"monitor": "monpass"}, Answers: answers(t, "ami-coreshowchannels-empty.raw"), RefusePlain: true}
+	s.Start(t)
+	c, _, stop := runClient(t, s, ami.Config{MD5: true})
+	defer stop()
+	waitFor(t, "MD5 login", func() bool { return c.State() == ami.StateUp })
+}
+
+// TestClientMetrics pins issue 16 item 7: /metrics shows the AMI session up
+// with events counted, and a wrong secret as down with auth failures and the
+// time of the last error.
+func TestClientMetrics(t *testing.T) {
+	t.Run("up", func(t *testing.T) {
+		s := callServer(t, amitest.Session{StartAfter: "CoreShowChannels"})
+		c, _, stop := runClient(t, s, ami.Config{})
+		defer stop()
+		reg := prometheus.NewPedanticRegistry()
+		if err := c.Register(reg); err != nil {
+			t.Fatal(err)
+		}
+		<-s.StreamDone
+		waitFor(t, "events counted", func() bool { return c.Stats().Events >= uint64(s.EventsWritten()) })
+		m := amitest.Gather(t, reg)
+		if m["pbx_ami_up"] != 1 || m["pbx_ami_connects_total"] != 1 || m["pbx_ami_events_total"] < float64(s.EventsWritten()) || m["pbx_ami_last_error_timestamp_seconds"] != 0 {
+			t.Errorf("metrics while up: %v", m)
+		}
+	})
+	t.Run("wrong secret", func(t *testing.T) {
+		s := &amitest.Server{Users: map[string]string{"monitor": "other"}}
+		s.Start(t)
+		c, _, stop := runClient(t, s, ami.Config{AuthBackoff: time.Hour})
+		defer stop()
+		reg := prometheus.NewPedanticRegistry()
+		if err := c.Register(reg); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the refused login", func() bool { return c.Stats().AuthFailures >= 1 })
+		m := amitest.Gather(t, reg)
+		if m["pbx_ami_up"] != 0 || m["pbx_ami_auth_failures_total"] != 1 || m["pbx_ami_backoff"] != 1 ||
+			m["pbx_ami_last_error_timestamp_seconds"] < float64(time.Now().Add(-time.Minute).Unix()) {
+			t.Errorf("metrics with a wrong secret: %v", m)
+		}
+	})
 }

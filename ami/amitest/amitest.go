@@ -20,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"pbx-agent/ami"
 )
 
@@ -236,8 +238,10 @@ type Server struct {
 	Banner    []byte            // default "Asterisk Call Manager/9.0.0\r\n"
 	Users     map[string]string // username → secret
 	Challenge string            // MD5 challenge, default "64290949" (recorded)
-	Answers   *Answers
-	Sessions  []Session // connection k uses Sessions[min(k, len-1)]
+	// RefusePlain refuses a Login with a plain Secret (only MD5 passes).
+	RefusePlain bool
+	Answers     *Answers
+	Sessions    []Session // connection k uses Sessions[min(k, len-1)]
 
 	// StreamDone receives the session index when a session wrote all of its
 	// events (or dropped the connection). Buffered; never blocks the server.
@@ -255,11 +259,16 @@ type Server struct {
 // Start listens on 127.0.0.1:0 and serves until Close (registered with tb.Cleanup).
 func (s *Server) Start(tb testing.TB) {
 	tb.Helper()
-	s.init()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Skipf("amitest: no loopback listener: %v", err)
 	}
+	s.Serve(tb, ln)
+}
+
+// Serve serves connections accepted on ln until Close (registered with tb.Cleanup).
+func (s *Server) Serve(tb testing.TB, ln net.Listener) {
+	s.init()
 	s.ln = ln
 	s.wg.Go(func() {
 		for {
@@ -422,7 +431,7 @@ func (c *sconn) handle(m ami.Message, streams *sync.WaitGroup) bool {
 			sum := md5.Sum([]byte(c.s.Challenge + secret))
 			ok = ok && strings.EqualFold(m.Get("Key"), hex.EncodeToString(sum[:]))
 		} else {
-			ok = ok && secret == m.Get("Secret")
+			ok = ok && !c.s.RefusePlain && secret == m.Get("Secret")
 		}
 		if !ok {
 			_ = c.write(tpl(tplFailed, id))
@@ -491,4 +500,21 @@ func (c *sconn) stream() {
 		}
 		c.s.written.Add(1)
 	}
+}
+
+// Gather reads every unlabelled gauge and counter of reg into name → value
+// (the last series of a labelled one).
+func Gather(tb testing.TB, reg prometheus.Gatherer) map[string]float64 {
+	tb.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			out[mf.GetName()] = m.GetGauge().GetValue() + m.GetCounter().GetValue()
+		}
+	}
+	return out
 }

@@ -2,6 +2,7 @@ package ari
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"slices"
 	"strings"
@@ -9,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"pbx-agent/ami/amitest"
 	"pbx-agent/ami/ari/aritest"
 	"pbx-agent/sniffer/fixture"
 )
@@ -312,5 +316,98 @@ func BenchmarkHandleEvent(b *testing.B) {
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
 		_ = c.HandleEvent(evs[i%len(evs)].Data)
+	}
+}
+
+// stasisStarts are the recorded StasisStart events of the tap's snoop
+// (tap-snoop-1) and externalMedia (tap-em-1) channels.
+func stasisStarts(t testing.TB) map[string][]byte {
+	t.Helper()
+	rec := aritest.LoadFile(t, fixture.Repo(t, "testdata", "ari", "ari-tap-stasisstart.jsonl"))
+	out := map[string][]byte{}
+	for _, ev := range rec.Events {
+		var e struct {
+			Channel struct {
+				ID string `json:"id"`
+			} `json:"channel"`
+		}
+		if err := json.Unmarshal(ev.Data, &e); err != nil {
+			t.Fatal(err)
+		}
+		out[e.Channel.ID] = ev.Data
+	}
+	if len(out) != 2 {
+		t.Fatalf("StasisStart events: %d, want 2", len(out))
+	}
+	return out
+}
+
+// TestWaitStasis: WaitStasis returns once the channel's StasisStart arrived
+// (also when it came first), and at once while the event socket is down.
+func TestWaitStasis(t *testing.T) {
+	starts := stasisStarts(t)
+	srv := aritest.NewServer(t, nil)
+	c := New(Config{URL: srv.URL(), Username: "agent", Password: "agentpw"})
+	if err := c.WaitStasis(context.Background(), "tap-snoop-1"); !errors.Is(err, ErrNotConnected) {
+		t.Fatalf("before Run: %v, want ErrNotConnected", err)
+	}
+	run(t, c)
+	<-srv.Joined()
+	next(t, c, UpdateConnected)
+	done := make(chan error, 1)
+	go func() { done <- c.WaitStasis(context.Background(), "tap-snoop-1") }()
+	select {
+	case err := <-done:
+		t.Fatalf("returned before the StasisStart: %v", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	srv.Emit("", starts["tap-em-1"]) // another channel: keeps waiting
+	srv.Emit("", starts["tap-snoop-1"])
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.WaitStasis(ctx, "tap-em-1"); err != nil { // came before the call
+		t.Fatal(err)
+	}
+}
+
+// TestMetrics pins issue 16 item 7 for ARI: the event socket's state,
+// connects, failures with their time, events; a wrong password is down.
+func TestMetrics(t *testing.T) {
+	for _, tc := range []struct {
+		name, password string
+	}{{"up", "agentpw"}, {"wrong password", "nope"}} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := aritest.NewServer(t, nil)
+			c := New(Config{URL: srv.URL(), Username: "agent", Password: tc.password, BackoffMin: time.Hour})
+			reg := prometheus.NewPedanticRegistry()
+			if err := c.Register(reg); err != nil {
+				t.Fatal(err)
+			}
+			run(t, c)
+			deadline := time.Now().Add(10 * time.Second)
+			for c.Stats().Connects+c.Stats().Failures == 0 && time.Now().Before(deadline) {
+				time.Sleep(5 * time.Millisecond)
+			}
+			m := amitest.Gather(t, reg)
+			if tc.password == "agentpw" {
+				next(t, c, UpdateConnected)
+				srv.Emit("", stasisStarts(t)["tap-em-1"])
+				for c.Stats().Events == 0 && time.Now().Before(deadline) {
+					time.Sleep(5 * time.Millisecond)
+				}
+				m = amitest.Gather(t, reg)
+				if m["pbx_ari_up"] != 1 || m["pbx_ari_connects_total"] != 1 || m["pbx_ari_events_total"] != 1 || m["pbx_ari_last_error_timestamp_seconds"] != 0 {
+					t.Errorf("metrics while up: %v", m)
+				}
+				return
+			}
+			if m["pbx_ari_up"] != 0 || m["pbx_ari_failures_total"] != 1 || m["pbx_ari_connects_total"] != 0 ||
+				m["pbx_ari_last_error_timestamp_seconds"] < float64(time.Now().Add(-time.Minute).Unix()) {
+				t.Errorf("metrics with a wrong password: %v", m)
+			}
+		})
 	}
 }

@@ -97,6 +97,16 @@ type Client struct {
 	up       atomic.Bool
 	connects atomic.Uint64
 	bad      atomic.Uint64 // undecodable event frames
+	events   atomic.Uint64 // event frames received
+	failures atomic.Uint64 // connect attempts that failed plus sockets lost
+	lastErr  atomic.Pointer[lastError]
+	// stasis is closed (and replaced) on every StasisStart: WaitStasis's wake-up.
+	stasis chan struct{}
+}
+
+type lastError struct {
+	at  time.Time
+	err string
 }
 
 type recState struct {
@@ -106,6 +116,7 @@ type recState struct {
 
 type chanInfo struct {
 	name, callID string
+	inStasis     bool // between its StasisStart and StasisEnd
 }
 
 // New returns a client; call Run to receive events.
@@ -113,7 +124,7 @@ func New(cfg Config) *Client {
 	cfg = cfg.withDefaults()
 	return &Client{cfg: cfg, log: cfg.Logger.With("component", "ari"),
 		recs: map[string]*recState{}, chans: map[string]chanInfo{}, bridges: map[string]map[string]bool{},
-		updates: make(chan Update, cfg.UpdateQueue)}
+		updates: make(chan Update, cfg.UpdateQueue), stasis: make(chan struct{})}
 }
 
 // Configured reports whether a URL was given.
@@ -125,11 +136,58 @@ func (c *Client) Connected() bool { return c.up.Load() }
 // Stats are the client's counters.
 type Stats struct {
 	Connects, UpdatesDropped, BadEvents uint64
+	// Events counts event frames received; Failures connect attempts that
+	// failed plus event sockets lost; LastError is when the last of those
+	// happened (zero: never) and Err why.
+	Events, Failures uint64
+	LastError        time.Time
+	Err              string
 }
 
 // Stats returns the counters.
 func (c *Client) Stats() Stats {
-	return Stats{Connects: c.connects.Load(), UpdatesDropped: c.dropped.Load(), BadEvents: c.bad.Load()}
+	st := Stats{Connects: c.connects.Load(), UpdatesDropped: c.dropped.Load(), BadEvents: c.bad.Load(),
+		Events: c.events.Load(), Failures: c.failures.Load()}
+	if le := c.lastErr.Load(); le != nil {
+		st.LastError, st.Err = le.at, le.err
+	}
+	return st
+}
+
+func (c *Client) fail(err error) {
+	c.failures.Add(1)
+	c.lastErr.Store(&lastError{at: time.Now(), err: err.Error()})
+}
+
+// WaitStasis waits until the channel has entered the Stasis application
+// (its StasisStart event was received; one that came before the call
+// counts). A channel created with app=… is usable in a bridge only then:
+// before it, Asterisk answers 422 "Channel not in Stasis application". It
+// returns ErrNotConnected at once while the event socket is down (no event
+// can come), else nil or ctx's error.
+func (c *Client) WaitStasis(ctx context.Context, channelID string) error {
+	for {
+		c.mu.Lock()
+		in, wake := c.chans[channelID].inStasis, c.stasis
+		c.mu.Unlock()
+		if in {
+			return nil
+		}
+		if !c.Connected() {
+			return ErrNotConnected
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-wake:
+		}
+	}
+}
+
+// wakeStasis wakes every WaitStasis; c.mu is held.
+func (c *Client) wakeStasis() {
+	close(c.stasis)
+	c.stasis = make(chan struct{})
 }
 
 // PauseRecording pauses (on) or unpauses a live recording: POST or DELETE

@@ -13,6 +13,12 @@ var (
 	// ErrConflict: 409, e.g. "Recording not in session" (queued) or
 	// "Channel not in Stasis application".
 	ErrConflict = errors.New("ari: conflict")
+	// ErrNotInStasis: 422, "Channel not in Stasis application" (a channel
+	// added to a bridge before its StasisStart) or another unprocessable
+	// request.
+	ErrNotInStasis = errors.New("ari: unprocessable (channel not in Stasis application)")
+	// ErrNotConnected: the event socket is down.
+	ErrNotConnected = errors.New("ari: event socket not connected")
 	// ErrAuth: 401, wrong user or password.
 	ErrAuth = errors.New("ari: authentication failed")
 	// ErrStatus: any other non-2xx answer.
@@ -22,8 +28,8 @@ var (
 )
 
 // StatusError is a non-2xx answer: the request, the status and Asterisk's
-// {"message": …} text. It unwraps to ErrNotFound, ErrConflict, ErrAuth or
-// ErrStatus.
+// {"message": …} text. It unwraps to ErrNotFound, ErrConflict, ErrNotInStasis,
+// ErrAuth or ErrStatus.
 type StatusError struct {
 	Method, Path string
 	Code         int
@@ -40,6 +46,8 @@ func (e *StatusError) Unwrap() error {
 		return ErrNotFound
 	case 409:
 		return ErrConflict
+	case 422:
+		return ErrNotInStasis
 	case 401:
 		return ErrAuth
 	}

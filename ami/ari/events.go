@@ -130,6 +130,7 @@ type eventFields struct {
 // HandleEvent applies one event frame (a websocket text message) to the
 // table. Run calls it; tests and replays may call it directly.
 func (c *Client) HandleEvent(data []byte) error {
+	c.events.Add(1)
 	ev, err := arilib.DecodeEvent(data)
 	if err != nil {
 		c.bad.Add(1)
@@ -178,10 +179,25 @@ func (c *Client) HandleEvent(data []byte) error {
 		delete(c.bridges[e.Bridge.ID], e.Channel.ID)
 	case *arilib.BridgeDestroyed:
 		delete(c.bridges, e.Bridge.ID)
+	case *arilib.StasisStart:
+		c.setStasis(e.Channel.ID, true)
+	case *arilib.StasisEnd:
+		c.setStasis(e.Channel.ID, false)
 	case *arilib.ChannelDestroyed:
 		c.forgetChannel(e.Channel.ID)
 	}
 	return nil
+}
+
+// setStasis records a channel entering or leaving the application; c.mu is held.
+func (c *Client) setStasis(id string, in bool) {
+	if info, ok := c.chans[id]; ok {
+		info.inStasis = in
+		c.chans[id] = info
+	}
+	if in {
+		c.wakeStasis()
+	}
 }
 
 func (c *Client) endRecording(d arilib.LiveRecordingData) {
@@ -256,6 +272,9 @@ func (c *Client) Run(ctx context.Context) error {
 		}
 		if err == nil { // the session was up: start the backoff over
 			attempt = 0
+			c.fail(errors.New("event socket lost"))
+		} else {
+			c.fail(err)
 		}
 		d := backoff(attempt, c.cfg.BackoffMin, c.cfg.BackoffMax)
 		attempt++
@@ -295,6 +314,9 @@ func (c *Client) session(ctx context.Context, wsURL string) error {
 	c.offer(Update{Kind: UpdateConnected})
 	defer func() {
 		c.up.Store(false)
+		c.mu.Lock()
+		c.wakeStasis() // WaitStasis returns ErrNotConnected
+		c.mu.Unlock()
 		c.offer(Update{Kind: UpdateDisconnected})
 	}()
 	for {

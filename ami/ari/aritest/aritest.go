@@ -344,3 +344,12 @@ func (s *Server) DropSockets() {
 func BasicAuth(user, password string) string {
 	return "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+password))
 }
+
+// Prepend queues exs ahead of the answers already queued for method and
+// path: exs are answered first, in order.
+func (s *Server) Prepend(method, path string, exs ...*Exchange) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := key(method, path)
+	s.queue[k] = append(append([]*Exchange(nil), exs...), s.queue[k]...)
+}

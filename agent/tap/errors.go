@@ -18,3 +18,18 @@ var (
 	// bridge); the error wraps ARI's.
 	ErrSetup = errors.New("tap: setup failed")
 )
+
+// ListenError is what Subscribe returns when the tap cannot serve a
+// listener: ListenReason is the sentence the listener is told (the page
+// shows it instead of a bare "call not found"), Err the cause.
+type ListenError struct {
+	Reason string
+	Err    error
+}
+
+func (e *ListenError) Error() string { return e.Err.Error() }
+
+func (e *ListenError) Unwrap() error { return e.Err }
+
+// ListenReason implements webui/player's reason hook.
+func (e *ListenError) ListenReason() string { return e.Reason }

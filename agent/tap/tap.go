@@ -45,6 +45,12 @@ type ARI interface {
 	ListBridges(ctx context.Context) ([]ari.Bridge, error)
 }
 
+// stasisWaiter is the optional part of ARI (*ari.Client has it) that
+// waits for a channel's StasisStart before it is bridged.
+type stasisWaiter interface {
+	WaitStasis(ctx context.Context, channelID string) error
+}
+
 // Target is the Asterisk channel of a sniffed call.
 type Target struct {
 	Channel string // Uniqueid (ARI channel id)
@@ -107,6 +113,7 @@ type Stats struct {
 	NotRTP    uint64 // datagrams that are not RTP
 	Teardowns uint64
 	Leftovers uint64 // channels and bridges removed by Cleanup
+	Retries   uint64 // addChannel requests repeated after a 422/409
 }
 
 // Tapper runs the taps. Subscribe may be called from any goroutine; Run
@@ -127,7 +134,7 @@ type Tapper struct {
 	byPort map[uint16]leg // when Asterisk's reported address is not the packets' source
 	seq    uint64
 
-	started, failed, packets, unknown, notRTP, teardowns, leftovers atomic.Uint64
+	started, failed, packets, unknown, notRTP, teardowns, leftovers, retries atomic.Uint64
 }
 
 type leg struct {
@@ -209,7 +216,7 @@ func (t *Tapper) Stats() Stats {
 	n := len(t.taps)
 	t.mu.Unlock()
 	return Stats{Taps: n, Started: t.started.Load(), Failed: t.failed.Load(), Packets: t.packets.Load(),
-		Unknown: t.unknown.Load(), NotRTP: t.notRTP.Load(), Teardowns: t.teardowns.Load(), Leftovers: t.leftovers.Load()}
+		Unknown: t.unknown.Load(), NotRTP: t.notRTP.Load(), Teardowns: t.teardowns.Load(), Leftovers: t.leftovers.Load(), Retries: t.retries.Load()}
 }
 
 // Subscribe returns a live feed of the call's audio heard through
@@ -218,7 +225,8 @@ func (t *Tapper) Stats() Stats {
 func (t *Tapper) Subscribe(ref uint64, depth int) (*audio.Subscription, error) {
 	target, ok := t.cfg.Target(ref)
 	if !ok || target.Channel == "" {
-		return nil, fmt.Errorf("%w: callref %#x", ErrNoChannel, ref)
+		return nil, &ListenError{Reason: "no Asterisk channel found for this call (AMI correlation), so it cannot be heard through ARI",
+			Err: fmt.Errorf("%w: callref %#x", ErrNoChannel, ref)}
 	}
 	// Nothing is created before Run has removed the leftovers (Cleanup
 	// would take a new tap for one).
@@ -259,7 +267,7 @@ func (t *Tapper) Subscribe(ref uint64, depth int) (*audio.Subscription, error) {
 		<-tp.ready
 	}
 	if tp.err != nil {
-		return nil, tp.err
+		return nil, &ListenError{Reason: "ARI tap failed: " + tp.err.Error(), Err: tp.err}
 	}
 	sub, err := tp.call.Subscribe(depth)
 	if err != nil { // torn down meanwhile
@@ -296,11 +304,13 @@ func (t *Tapper) setup(ctx context.Context, tp *tap) error {
 				return fmt.Errorf("%w: snoop on %s: %w", ErrSetup, uid, err)
 			}
 			tp.channels = append(tp.channels, snoopID)
+			t.waitStasis(actx, snoopID)
 			em, err := t.cfg.ARI.ExternalMedia(actx, ari.ExternalMediaOptions{App: t.cfg.App, ExternalHost: t.adv, Format: "ulaw", ChannelID: emID, Data: "tap:" + uid})
 			if err != nil {
 				return fmt.Errorf("%w: externalMedia to %s: %w", ErrSetup, t.adv, err)
 			}
 			tp.channels = append(tp.channels, emID)
+			t.waitStasis(actx, emID)
 			src, err := t.source(actx, em)
 			if err != nil {
 				return err
@@ -314,7 +324,7 @@ func (t *Tapper) setup(ctx context.Context, tp *tap) error {
 			t.bySrc[src] = leg{tp, d.to}
 			t.byPort[src.Port()] = leg{tp, d.to}
 			t.mu.Unlock()
-			if err := t.cfg.ARI.AddChannels(actx, bridgeID, snoopID, emID); err != nil {
+			if err := t.addChannels(actx, bridgeID, snoopID, emID); err != nil {
 				return fmt.Errorf("%w: addChannel: %w", ErrSetup, err)
 			}
 			return nil
@@ -325,6 +335,47 @@ func (t *Tapper) setup(ctx context.Context, tp *tap) error {
 		}
 	}
 	return nil
+}
+
+// waitStasis waits (bounded) for a channel created with app=… to enter
+// the application: Asterisk refuses to bridge it before (422). Without the
+// event socket it returns at once; addChannels retries then.
+func (t *Tapper) waitStasis(ctx context.Context, id string) {
+	w, ok := t.cfg.ARI.(stasisWaiter)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, t.cfg.ActionTimeout/2)
+	defer cancel()
+	if err := w.WaitStasis(ctx, id); err != nil {
+		t.log.Debug("no StasisStart seen; bridging with retries", "channel", id, "err", err)
+	}
+}
+
+// addChannelTries bounds the retries of a 422/409 addChannel: 20 ms
+// doubling, about 1.3 s in all.
+const addChannelTries = 7
+
+// addChannels adds the channels to the bridge, retrying while Asterisk
+// answers that one is not in the Stasis application yet (422; 409 on
+// older versions).
+func (t *Tapper) addChannels(ctx context.Context, bridgeID string, ids ...string) error {
+	wait := 20 * time.Millisecond
+	for i := 1; ; i++ {
+		err := t.cfg.ARI.AddChannels(ctx, bridgeID, ids...)
+		if err == nil || i == addChannelTries || !(errors.Is(err, ari.ErrNotInStasis) || errors.Is(err, ari.ErrConflict)) {
+			return err
+		}
+		t.retries.Add(1)
+		tm := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			tm.Stop()
+			return errors.Join(err, ctx.Err())
+		case <-tm.C:
+		}
+		wait *= 2
+	}
 }
 
 // source is Asterisk's side of an externalMedia channel's RTP: from its

@@ -57,6 +57,25 @@ func recordedARI(t *testing.T, srcPort int) (*aritest.Server, *aritest.Recording
 	return srv, rec
 }
 
+// startTapper makes a Tapper for the call callRef on caller's channel
+// against srv (cfg's other fields kept) and runs it until the test ends.
+func startTapper(t *testing.T, srv *aritest.Server, cfg tap.Config) *tap.Tapper {
+	t.Helper()
+	if cfg.ARI == nil {
+		cfg.ARI = ari.New(ari.Config{URL: srv.URL(), Username: "agent", Password: "agentpw"})
+	}
+	cfg.Target = func(ref uint64) (tap.Target, bool) { return tap.Target{Channel: caller}, ref == callRef }
+	tp, err := tap.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = tp.Run(ctx) })
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	return tp
+}
+
 type env struct {
 	srv    *aritest.Server
 	rec    *aritest.Recording
@@ -509,16 +528,7 @@ func TestSplit(t *testing.T) {
 	for _, p := range []string{"/ari/channels/tap-em-2", "/ari/channels/tap-snoop-2", "/ari/bridges/tap-bridge-2"} {
 		srv.Add(&aritest.Exchange{Method: "DELETE", Path: p, Status: 204})
 	}
-	tp, err := tap.New(tap.Config{ARI: ari.New(ari.Config{URL: srv.URL(), Username: "agent", Password: "agentpw"}),
-		Prefix: "tap-", Split: true, Idle: 20 * time.Millisecond, CheckEvery: 10 * time.Millisecond,
-		Target: func(ref uint64) (tap.Target, bool) { return tap.Target{Channel: caller}, ref == callRef }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() { _ = tp.Run(ctx) })
-	defer func() { cancel(); wg.Wait() }()
+	tp := startTapper(t, srv, tap.Config{Prefix: "tap-", Split: true, Idle: 20 * time.Millisecond, CheckEvery: 10 * time.Millisecond})
 	sub, err := tp.Subscribe(callRef, 100)
 	if err != nil {
 		t.Fatal(err)
@@ -584,5 +594,120 @@ func TestSplit(t *testing.T) {
 		"/ari/channels/tap-snoop-1 → 204", "/ari/bridges/tap-bridge-1 → 204", "/ari/bridges/tap-bridge-2 → 204"}
 	if !slices.Equal(deleted, want) {
 		t.Errorf("deleted %q, want %q", deleted, want)
+	}
+}
+
+// TestAddChannelRetriedWhileNotInStasis pins issue 16 item 3 (without an
+// event socket): Asterisk answers 422 "Channel not in Stasis application"
+// to an addChannel issued before the channels' StasisStart; the tap retries
+// it with a bounded backoff instead of failing.
+func TestAddChannelRetriedWhileNotInStasis(t *testing.T) {
+	srv, _ := recordedARI(t, 10086)
+	notYet := &aritest.Exchange{Method: "POST", Path: "/ari/bridges/tap-bridge-1/addChannel", Status: 422,
+		Body: []byte(`{"message":"Channel not in Stasis application"}`)}
+	// Answers are used in order: two 422s, then the recorded 204.
+	srv.Prepend(notYet.Method, notYet.Path, notYet, notYet)
+	tp := startTapper(t, srv, tap.Config{Prefix: "tap-"})
+	sub, err := tp.Subscribe(callRef, 0)
+	if err != nil {
+		t.Fatalf("tap set-up after two 422s: %v", err)
+	}
+	sub.Close()
+	if st := tp.Stats(); st.Retries != 2 || st.Started != 1 || st.Failed != 0 {
+		t.Errorf("stats %+v, want 2 retries and the tap up", st)
+	}
+}
+
+// TestSetupWaitsForStasisStart pins issue 16 item 3 (with the event
+// socket): externalMedia is requested only after the snoop channel's
+// StasisStart, the bridge only after the externalMedia channel's (recorded
+// events), so addChannel never meets a channel outside the application.
+func TestSetupWaitsForStasisStart(t *testing.T) {
+	starts := map[string][]byte{}
+	for _, ev := range aritest.LoadFile(t, fixture.Repo(t, "testdata", "ari", "ari-tap-stasisstart.jsonl")).Events {
+		switch {
+		case bytes.Contains(ev.Data, []byte(`"id":"tap-snoop-1"`)):
+			starts["snoop"] = ev.Data
+		case bytes.Contains(ev.Data, []byte(`"id":"tap-em-1"`)):
+			starts["em"] = ev.Data
+		}
+	}
+	srv, _ := recordedARI(t, 10086)
+	client := ari.New(ari.Config{URL: srv.URL(), Username: "agent", Password: "agentpw"})
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = client.Run(ctx) })
+	defer func() { cancel(); wg.Wait() }()
+	tp := startTapper(t, srv, tap.Config{ARI: client, Prefix: "tap-", ActionTimeout: 10 * time.Second})
+	go func() {
+		for range client.Updates() { // keep the queue drained
+		}
+	}()
+	<-srv.Joined()
+	for !client.Connected() {
+		time.Sleep(time.Millisecond)
+	}
+	requested := func(suffix string) bool {
+		for _, r := range srv.Requests() {
+			if r.Method == "POST" && strings.HasSuffix(r.Path, suffix) {
+				return true
+			}
+		}
+		return false
+	}
+	var early []string
+	emitter := make(chan struct{})
+	go func() {
+		defer close(emitter)
+		for _, step := range []struct{ after, notYet, event string }{
+			{"/snoop", "/externalMedia", "snoop"},
+			{"/externalMedia", "/addChannel", "em"},
+		} {
+			for !requested(step.after) {
+				time.Sleep(time.Millisecond)
+			}
+			time.Sleep(100 * time.Millisecond) // Asterisk is slow to start the application
+			if requested(step.notYet) {
+				early = append(early, step.notYet+" before the "+step.event+" channel's StasisStart")
+			}
+			srv.Emit("", starts[step.event])
+		}
+	}()
+	sub, err := tp.Subscribe(callRef, 0)
+	<-emitter
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub.Close()
+	if len(early) > 0 {
+		t.Errorf("requested too early: %q", early)
+	}
+	if st := tp.Stats(); st.Retries != 0 {
+		t.Errorf("stats %+v: addChannel retried although the StasisStarts were awaited", st)
+	}
+}
+
+// TestFailedTapTellsTheListenerWhy pins the second half of issue 16 item 3:
+// a tap that cannot be set up is reported with ARI's answer, not as "call
+// not found".
+func TestFailedTapTellsTheListenerWhy(t *testing.T) {
+	srv := aritest.NewServer(t, nil)
+	srv.Add(&aritest.Exchange{Method: "POST", Path: "/ari/channels/" + caller + "/snoop", Status: 404, Body: []byte(`{"message":"Provided channel was not found"}`)})
+	tp := startTapper(t, srv, tap.Config{})
+	h := player.New(player.Options{Auth: allowAll{}, SensorID: 1, Audio: tap.Source{Local: noLocal{}, Tap: tp, UseTap: func(uint64) bool { return true }}})
+	defer h.Close()
+	hs := httptest.NewServer(h)
+	defer hs.Close()
+	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(hs.URL, "http")+"/ws/listen?callref=0x1234", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	var st struct{ Type, Reason string }
+	if err := ws.ReadJSON(&st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Type != "error" || !strings.Contains(st.Reason, "ARI tap failed") || !strings.Contains(st.Reason, "404 Provided channel was not found") {
+		t.Errorf("listener told %+v, want the tap's failure", st)
 	}
 }

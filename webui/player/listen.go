@@ -219,6 +219,9 @@ func (h *Handler) serveListener(r *http.Request, conn *websocket.Conn, lr listen
 	}
 	closeWith := func(reason string, code int) {
 		_ = writeText(status{Type: "end", Reason: reason})
+		if len(reason) > 120 { // a close frame's payload is at most 125 bytes
+			reason = reason[:120]
+		}
 		msg := websocket.FormatCloseMessage(code, reason)
 		_ = conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
 	}
@@ -227,7 +230,10 @@ func (h *Handler) serveListener(r *http.Request, conn *websocket.Conn, lr listen
 	f, err := h.subscribe(ctx, lr)
 	if err != nil {
 		reason := ReasonNotFound
+		var why interface{ ListenReason() string }
 		switch {
+		case errors.As(err, &why):
+			reason = why.ListenReason() // e.g. the ARI tap's failure, not "call not found"
 		case errors.Is(err, ErrNoAudio):
 			reason = "live audio is disabled"
 		case errors.Is(err, ErrClosed), ctx.Err() != nil:

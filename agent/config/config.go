@@ -55,6 +55,12 @@ type Config struct {
 	PcapZipSIP, PcapZipRTP           bool
 	PcapZipLevelSIP, PcapZipLevelRTP int
 	SIPRegister                      bool // sip-register
+
+	// CaptureBlockTimeout is the AF_PACKET ring's block retire timeout
+	// (capture_block_timeout, tp_retire_blk_tov): the longest a captured
+	// packet waits in a partly filled block before the agent sees it.
+	CaptureBlockTimeout time.Duration
+
 	// Spool cleaning (voipmonitor.conf names; 0 = no limit): the oldest
 	// minute directories go first.
 	MaxPoolSizeMB      int           // maxpoolsize: MB of the whole spool
@@ -121,6 +127,7 @@ type Config struct {
 	AMIPort             int
 	AMIUser             string
 	AMISecret           string
+	AMIAuthMD5          bool // ami_auth = md5: Challenge/MD5 login instead of a plain Secret
 
 	// HEP input (VoIPmonitor's hep, hep_bind_ip, hep_bind_port,
 	// hep_bind_udp) and output (agent's own hep_destination*).
@@ -158,6 +165,7 @@ func Default() *Config {
 		SIPPorts:            []PortRange{{5060, 5060}},
 		SIPDetect:           true,
 		RingBufferMB:        64,
+		CaptureBlockTimeout: 4 * time.Millisecond,
 		IDSensor:            -1,
 		SpoolDir:            "/var/spool/pbx-agent",
 		SaveSIP:             true,

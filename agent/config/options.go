@@ -41,6 +41,11 @@ var options = map[string]option{
 		c.RingBufferMB = n
 		return err
 	}, hint: "MB of the AF_PACKET ring, 1-4096 (VoIPmonitor's ringbuffer)"},
+	"capture_block_timeout": {set: func(c *Config, v string) error {
+		n, err := intRange(v, 1, 1000)
+		c.CaptureBlockTimeout = time.Duration(n) * time.Millisecond
+		return err
+	}, hint: "ms a TPACKET_V3 ring block may wait before the agent sees its packets, 1-1000 (default 4; lower = less live-audio latency)"},
 	"capture_fanout": {set: func(c *Config, v string) error {
 		n, err := intRange(v, 0, 65535)
 		c.CaptureFanout = n
@@ -228,6 +233,17 @@ var options = map[string]option{
 	"ami_port":              {set: port(func(c *Config) *int { return &c.AMIPort }), hint: "a TCP port 1-65535"},
 	"ami_user":              {set: str(func(c *Config) *string { return &c.AMIUser }), hint: "a user from manager.conf"},
 	"ami_secret":            {set: str(func(c *Config) *string { return &c.AMISecret }), hint: ""},
+	"ami_auth": {set: func(c *Config, v string) error {
+		switch strings.ToLower(v) {
+		case "plain":
+			c.AMIAuthMD5 = false
+		case "md5":
+			c.AMIAuthMD5 = true
+		default:
+			return errors.New("unknown login method")
+		}
+		return nil
+	}, hint: "plain (Secret: sent as is, default) or md5 (Challenge/MD5 login)"},
 
 	// HEP input (VoIPmonitor's names) and output (the agent's own).
 	"hep":           {set: boolean(func(c *Config) *bool { return &c.HEP }), hint: "yes or no (default): receive HEP (Asterisk res_hep, heplify) on hep_bind_ip:hep_bind_port"},

@@ -166,7 +166,7 @@ func checkAMI(ctx context.Context, r *Report, env *Env, cfg *config.Config, res 
 		r.add("ami-login", StatusSkip, "make manager.conf readable (see above) or set ami_user and ami_secret", "no AMI user known")
 		return
 	}
-	if err := conn.Login(ctx, cfg.AMIUser, cfg.AMISecret, false, "off"); err != nil {
+	if err := conn.Login(ctx, cfg.AMIUser, cfg.AMISecret, cfg.AMIAuthMD5, "off"); err != nil {
 		if errors.Is(err, ami.ErrAuth) {
 			r.add("ami-login", StatusFail, fmt.Sprintf("ami_secret must equal the secret of [%s] in manager.conf; leave ami_secret unset to take it from manager.conf (and run `asterisk -rx 'manager reload'` after editing manager.conf)", cfg.AMIUser),
 				"login as %s refused: wrong secret (or the user's ACL denies %s)", cfg.AMIUser, host)

@@ -3,6 +3,7 @@ package capture
 import (
 	"fmt"
 	"net"
+	"time"
 
 	"golang.org/x/net/bpf"
 )
@@ -14,10 +15,20 @@ type LiveOptions struct {
 	Filter    []bpf.Instruction // optional BPF program (see CompileFilter)
 	// BlockSize and NumBlocks size the TPACKET_V3 ring (0 = 1 MiB × 64).
 	BlockSize, NumBlocks int
+	// BlockTimeout is the ring's block retire timeout (tp_retire_blk_tov):
+	// a partly filled block is handed to the agent after this long, so it
+	// bounds the capture latency at low packet rates. 0 = DefaultBlockTimeout;
+	// millisecond granularity.
+	BlockTimeout time.Duration
 	// Fanout joins an AF_PACKET fanout group (hashing flows across the
 	// group's sockets), 0 = none. Ignored by the cgo-free fallback.
 	Fanout uint16
 }
+
+// DefaultBlockTimeout is a few ms, not the kernel's 64 ms-ish default: a
+// live listener hears a quiet call's packets without waiting for a block to
+// fill (the retire timer costs a wake-up per block timeout while busy).
+const DefaultBlockTimeout = 4 * time.Millisecond
 
 // LiveStats are the kernel's counters for a live source.
 type LiveStats struct {

@@ -21,6 +21,10 @@ func openLive(opts LiveOptions, filter []bpf.RawInstruction) (Live, error) {
 	if nb <= 0 {
 		nb = 64
 	}
+	tov := opts.BlockTimeout
+	if tov <= 0 {
+		tov = DefaultBlockTimeout
+	}
 	frame := 1 << 16
 	for frame > bs {
 		frame >>= 1
@@ -31,6 +35,7 @@ func openLive(opts LiveOptions, filter []bpf.RawInstruction) (Live, error) {
 		afpacket.OptBlockSize(bs),
 		afpacket.OptNumBlocks(nb),
 		afpacket.OptTPacketVersion(afpacket.TPacketVersion3),
+		afpacket.OptBlockTimeout(max(tov, time.Millisecond)),
 		afpacket.OptPollTimeout(200*time.Millisecond),
 	)
 	if err != nil {

@@ -279,7 +279,7 @@ func (d *daemon) newAsterisk() {
 		if host == "" {
 			host = "127.0.0.1"
 		}
-		d.ami = ami.New(ami.Config{Addr: net.JoinHostPort(host, strconv.Itoa(cfg.AMIPort)), Username: cfg.AMIUser, Secret: cfg.AMISecret, Logger: log})
+		d.ami = ami.New(ami.Config{Addr: net.JoinHostPort(host, strconv.Itoa(cfg.AMIPort)), Username: cfg.AMIUser, Secret: cfg.AMISecret, MD5: cfg.AMIAuthMD5, Logger: log})
 		d.amiSub = d.ami.Subscribe(1024)
 		rc.AMI, rc.Channels = d.ami, d.ami.Tracker()
 	} else {
@@ -291,9 +291,7 @@ func (d *daemon) newAsterisk() {
 	}
 	d.rec = recording.New(rc)
 	if d.ami != nil && d.ari != nil {
-		t, err := tap.New(tap.Config{ARI: d.ari, Listen: "127.0.0.1:0", Prefix: fmt.Sprintf("pbxagent-tap-%d-", cfg.IDSensor), Logger: log,
-			Target: d.tapTarget, Paused: d.sn.Table().Paused,
-			Active: func(ref uint64) bool { _, ok := d.sn.Lookup(ref); return ok }})
+		t, err := tap.New(d.tapConfig())
 		if err != nil {
 			log.Warn("ARI tap unavailable", "err", err)
 		} else {
@@ -302,15 +300,30 @@ func (d *daemon) newAsterisk() {
 	}
 }
 
+// tapConfig is the ARI tap's configuration: stereo (Split: one snoop per
+// direction, caller left and callee right, as the sniffer's own audio).
+func (d *daemon) tapConfig() tap.Config {
+	return tap.Config{ARI: d.ari, Listen: "127.0.0.1:0", Prefix: fmt.Sprintf("pbxagent-tap-%d-", d.cfg.IDSensor), Logger: d.log,
+		Target: d.tapTarget, Paused: d.sn.Table().Paused, Split: true,
+		Active: func(ref uint64) bool { _, ok := d.sn.Lookup(ref); return ok }}
+}
+
 // tapTarget finds the Asterisk channel of a sniffed call for the ARI tap.
 func (d *daemon) tapTarget(ref uint64) (tap.Target, bool) {
 	c, ok := d.sn.Lookup(ref)
 	if !ok {
 		return tap.Target{}, false
 	}
-	for _, ch := range d.ami.Tracker().Channels() {
-		if ch.CallID == c.CallID {
-			return tap.Target{Channel: ch.Uniqueid}, true
+	return channelTarget(d.ami.Tracker().Channels(), c.CallID)
+}
+
+// channelTarget is the channel of the SIP dialog callID. A channel Asterisk
+// placed (a Dial's callee leg: linked to another channel) faces the SIP
+// callee, so what it sends Asterisk is the callee's voice (Outbound).
+func channelTarget(chs []ami.Channel, callID string) (tap.Target, bool) {
+	for _, ch := range chs {
+		if ch.CallID == callID {
+			return tap.Target{Channel: ch.Uniqueid, Outbound: ch.Linkedid != "" && ch.Linkedid != ch.Uniqueid}, true
 		}
 	}
 	return tap.Target{}, false
@@ -338,6 +351,16 @@ func (d *daemon) newWeb() error {
 	}
 	if d.writer != nil {
 		if err := d.writer.Register(d.reg); err != nil {
+			return err
+		}
+	}
+	if d.ami != nil {
+		if err := d.ami.Register(d.reg); err != nil {
+			return err
+		}
+	}
+	if d.ari != nil {
+		if err := d.ari.Register(d.reg); err != nil {
 			return err
 		}
 	}
@@ -713,7 +736,7 @@ func (d *daemon) capture(ctx context.Context) error {
 		d.log.Warn("several interfaces configured; capturing on the first", "interface", d.cfg.Interface[0])
 	}
 	src, err := capture.OpenLive(capture.LiveOptions{Interface: d.cfg.Interface[0], Filter: capture.UDPPortFilter(),
-		BlockSize: 1 << 20, NumBlocks: max(d.cfg.RingBufferMB, 1), Fanout: uint16(d.cfg.CaptureFanout)})
+		BlockSize: 1 << 20, NumBlocks: max(d.cfg.RingBufferMB, 1), Fanout: uint16(d.cfg.CaptureFanout), BlockTimeout: d.cfg.CaptureBlockTimeout})
 	if err != nil {
 		return err
 	}

@@ -84,16 +84,6 @@ func TestDaemonAMIMetrics(t *testing.T) {
 	}
 }
 
-func grepLines(s, prefix string) string {
-	var out []string
-	for _, l := range strings.Split(s, "\n") {
-		if strings.HasPrefix(l, prefix) {
-			out = append(out, l)
-		}
-	}
-	return strings.Join(out, "\n")
-}
-
 // TestTapIsStereo pins issue 16 item 4: the daemon's ARI tap taps each
 // direction on its own (caller left, callee right), and the callee-side
 // channel of a Dial (linked to the caller's) is marked Outbound so its

@@ -247,6 +247,8 @@ func newDaemon(cfg *config.Config, fl *daemonFlags, log *slog.Logger) (*daemon, 
 			Build:             "pbx-agent " + version,
 			Location:          time.UTC,
 			Logger:            log,
+			Stats:             d.managerStats,
+			Reload:            d.managerReload,
 		}
 		if d.spool != nil {
 			mcfg.Audio = pcmAudio{d.spool}
@@ -343,27 +345,6 @@ func (d *daemon) useTap(ref uint64) bool {
 func (d *daemon) newWeb() error {
 	cfg, log := d.cfg, d.log
 	d.reg = metrics.NewRegistry(version)
-	if err := registerSnifferMetrics(d.reg, d.sn, d.manager); err != nil {
-		return err
-	}
-	if err := d.registerHEPMetrics(d.reg); err != nil {
-		return err
-	}
-	if d.writer != nil {
-		if err := d.writer.Register(d.reg); err != nil {
-			return err
-		}
-	}
-	if d.ami != nil {
-		if err := d.ami.Register(d.reg); err != nil {
-			return err
-		}
-	}
-	if d.ari != nil {
-		if err := d.ari.Register(d.reg); err != nil {
-			return err
-		}
-	}
 	if cfg.DatabaseEnabled() {
 		db, err := dbconn.Open(webDSN(cfg), log)
 		if err != nil {
@@ -399,11 +380,11 @@ func (d *daemon) newWeb() error {
 		po.RemoteLookup = d.remote.PlayerLookup // any online sensor's calls
 	}
 	d.player = player.New(po)
-	d.player.Register(d.web)
+	d.player.Mount(d.web)
 	if cfg.HTTPBind != "" {
 		d.http = webui.NewServer(webui.ServerConfig{Addr: cfg.HTTPBind, TLSCert: cfg.HTTPTLSCert, TLSKey: cfg.HTTPTLSKey, Logger: log}, d.web)
 	}
-	return nil
+	return d.registerMetrics()
 }
 
 // newSensors registers this agent in `sensors` and gives the web APIs a

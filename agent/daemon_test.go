@@ -112,8 +112,17 @@ func TestDaemonRealtimeReplay(t *testing.T) {
 	if body := httpGet(t, base+"/php/api.php?task=listActiveCalls"); !strings.Contains(body, "gensip-") {
 		t.Errorf("listActiveCalls: %s", body)
 	}
-	if body := httpGet(t, base+"/metrics"); !strings.Contains(body, "pbx_calls_active 2") || !strings.Contains(body, "pbx_build_info") {
+	body := httpGet(t, base+"/metrics")
+	if !strings.Contains(body, "pbx_calls_active 2") || !strings.Contains(body, "pbx_build_info") {
 		t.Errorf("/metrics lacks the active calls gauge:\n%.2000s", body)
+	}
+	// Every component's own series (tap and the database writer need
+	// Asterisk and MySQL: their Register is tested in their packages).
+	for _, series := range []string{"pbx_sniffer_frames_total", "pbx_decoder_fragments_total", "pbx_calls_started_total",
+		"pbx_spool_files_total", "pbx_manager_commands_total", "pbx_player_listeners ", "pbx_http_requests_total{"} {
+		if !strings.Contains(body, "\n"+series) {
+			t.Errorf("/metrics lacks %s", series)
+		}
 	}
 	if body := httpGet(t, base+"/api/chunkplayer/index.html"); !strings.Contains(strings.ToLower(body), "callref") {
 		t.Errorf("player page lacks the callref field:\n%.500s", body)

@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
 	"pbx-agent/sniffer"
@@ -62,36 +61,6 @@ func (d *daemon) listenHEP() error {
 	}
 	d.hep.in = l
 	return nil
-}
-
-// registerHEPMetrics exposes the HEP input's and output's counters.
-func (d *daemon) registerHEPMetrics(reg prometheus.Registerer) error {
-	sn := d.sn
-	cs := []prometheus.Collector{
-		counterFunc("pbx_hep_input_packets_total", "HEP packets accepted (capture and network).", func() uint64 { return sn.Stats().HEP.Packets }),
-		counterFunc("pbx_hep_input_errors_total", "HEP packets dropped as undecodable (truncated, bad chunk lengths, bad RTCP JSON).", func() uint64 { return sn.Stats().HEP.Errors }),
-		counterFunc("pbx_hep_input_auth_failed_total", "HEP packets dropped for a wrong or missing capture password.", func() uint64 { return sn.Stats().HEP.AuthFailed }),
-		counterFunc("pbx_hep_input_duplicates_total", "SIP messages seen both on the wire and by HEP, counted once.", func() uint64 { return sn.Stats().HEP.Duplicates }),
-		counterFunc("pbx_hep_input_rtcp_reports_total", "RTCP reports received as HEP JSON and applied.", func() uint64 { return sn.Stats().HEP.RTCPJSON }),
-	}
-	for _, c := range cs {
-		if err := reg.Register(c); err != nil {
-			return err
-		}
-	}
-	if d.hep.in != nil {
-		if err := d.hep.in.Register(reg); err != nil {
-			return err
-		}
-	}
-	if d.hep.out != nil {
-		return d.hep.out.Register(reg)
-	}
-	return nil
-}
-
-func counterFunc(name, help string, f func() uint64) prometheus.Collector {
-	return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(f()) })
 }
 
 // runHEP starts the HEP sender on the servers' group and the listeners on

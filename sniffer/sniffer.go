@@ -65,6 +65,7 @@ type Stats struct {
 	KernelDrops  uint64 // frames the kernel dropped (live capture)
 	TCPEvicted   uint64 // SIP-over-TCP flows dropped to stay within the flow limit
 	HEP          HEPStats
+	Decoder      decode.Stats // the link-layer decoders' counters, every source so far
 }
 
 // Sniffer is the packet path. Not safe for concurrent use except Table()
@@ -74,6 +75,7 @@ type Sniffer struct {
 	log   *slog.Logger
 	table *call.Table
 	dec   *decode.Decoder
+	decs  decode.Stats // counters of the decoders of earlier sources
 	link  layers.LinkType
 	pkt   decode.Packet
 	msg   sip.Message
@@ -184,6 +186,10 @@ func (s *Sniffer) publish() {
 	st := s.stats
 	st.TCPFlows = len(s.tcp.flows)
 	st.TCPEvicted = s.tcp.evicted
+	st.Decoder = s.decs
+	if s.dec != nil {
+		st.Decoder = st.Decoder.Add(s.dec.Stats())
+	}
 	if s.live != nil {
 		if ls, err := s.live.Stats(); err == nil {
 			st.KernelDrops = ls.Drops
@@ -192,14 +198,6 @@ func (s *Sniffer) publish() {
 	s.statsMu.Lock()
 	s.published = st
 	s.statsMu.Unlock()
-}
-
-// DecoderStats returns the decoder's counters for the current source.
-func (s *Sniffer) DecoderStats() decode.Stats {
-	if s.dec == nil {
-		return decode.Stats{}
-	}
-	return s.dec.Stats()
 }
 
 // RunOptions say how a source is read.
@@ -262,6 +260,9 @@ func (s *Sniffer) HandleFrame(link layers.LinkType, data []byte, ts time.Time) e
 		d, err := decode.New(link)
 		if err != nil {
 			return err
+		}
+		if s.dec != nil {
+			s.decs = s.decs.Add(s.dec.Stats())
 		}
 		s.dec, s.link = d, link
 	}

@@ -10,6 +10,11 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"pbx-agent/internal/promfunc"
 )
 
 // ServerConfig configures the HTTP listener. Zero durations take the
@@ -32,6 +37,11 @@ type Server struct {
 	log  *slog.Logger
 	mu   sync.Mutex
 	addr net.Addr
+
+	// Series for Register (pbx_http_*), fed by every request.
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	inFlight prometheus.Gauge
 }
 
 // NewServer builds a server; nothing listens until ListenAndServe or Serve.
@@ -55,10 +65,19 @@ func NewServer(cfg ServerConfig, h http.Handler) *Server {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	log := cfg.Logger.With("component", "http")
-	s := &Server{cfg: cfg, log: log}
+	s := &Server{cfg: cfg, log: log,
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pbx_http_requests_total",
+			Help: "HTTP requests answered, by status code and method."}, []string{"code", "method"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "pbx_http_request_duration_seconds",
+			Help: "Time to answer an HTTP request (a websocket: its whole life).", Buckets: prometheus.DefBuckets}, []string{"method"}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{Name: "pbx_http_requests_in_flight", Help: "HTTP requests being answered now."}),
+	}
+	handler := promhttp.InstrumentHandlerInFlight(s.inFlight,
+		promhttp.InstrumentHandlerDuration(s.duration,
+			promhttp.InstrumentHandlerCounter(s.requests, LogRequests(log, h))))
 	s.srv = &http.Server{
 		Addr:              cfg.Addr,
-		Handler:           LogRequests(log, h),
+		Handler:           handler,
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		ReadTimeout:       cfg.ReadTimeout,
 		WriteTimeout:      cfg.WriteTimeout,
@@ -68,6 +87,11 @@ func NewServer(cfg ServerConfig, h http.Handler) *Server {
 		TLSConfig:         &tls.Config{MinVersion: tls.VersionTLS12},
 	}
 	return s
+}
+
+// Register puts the server's series (pbx_http_*) on reg.
+func (s *Server) Register(reg prometheus.Registerer) error {
+	return promfunc.Register(reg, s.requests, s.duration, s.inFlight)
 }
 
 // Addr is the bound address once listening (nil before).

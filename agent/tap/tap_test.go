@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"net"
 	"net/http"
@@ -20,6 +21,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"pbx-agent/agent/tap"
 	"pbx-agent/ami/ari"
@@ -385,6 +388,16 @@ func TestToneThroughPlayer(t *testing.T) {
 	e.waitTeardowns(t, 1)
 	if st := e.tp.Stats(); st.Taps != 0 || st.Started != 1 || st.Unknown != 0 {
 		t.Errorf("stats after the listener left: %+v", st)
+	}
+	// The same figures on /metrics.
+	reg := prometheus.NewRegistry()
+	if err := e.tp.Register(reg); err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("# HELP pbx_tap_packets_total RTP packets received from Asterisk and decoded.\n# TYPE pbx_tap_packets_total counter\npbx_tap_packets_total %d\n"+
+		"# HELP pbx_tap_started_total ARI taps set up.\n# TYPE pbx_tap_started_total counter\npbx_tap_started_total 1\n", e.tp.Stats().Packets)
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "pbx_tap_packets_total", "pbx_tap_started_total"); err != nil {
+		t.Error(err)
 	}
 	t.Logf("requests: %q", got)
 }

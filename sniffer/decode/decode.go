@@ -128,6 +128,15 @@ func New(link layers.LinkType) (*Decoder, error) {
 // Stats returns the counters so far.
 func (d *Decoder) Stats() Stats { return d.stats }
 
+// Add returns the sum of two decoders' counters.
+func (s Stats) Add(o Stats) Stats {
+	return Stats{
+		Frames: s.Frames + o.Frames, Decoded: s.Decoded + o.Decoded,
+		NotIP: s.NotIP + o.NotIP, NotTransport: s.NotTransport + o.NotTransport,
+		Errors: s.Errors + o.Errors, Fragments: s.Fragments + o.Fragments, Reassembled: s.Reassembled + o.Reassembled,
+	}
+}
+
 // Decode decodes one frame into p. It returns false with a nil error for
 // frames that carry no UDP/TCP payload (ARP, ICMP, a fragment still waiting
 // for its siblings), and an error for malformed frames.

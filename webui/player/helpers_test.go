@@ -174,7 +174,7 @@ func newAgent(t testing.TB, pipe *pipeline, mod func(*player.Options)) *agent {
 		mod(&o)
 	}
 	pl := player.New(o)
-	pl.Register(web)
+	pl.Mount(web)
 	srv := httptest.NewServer(webui.LogRequests(discard(), web))
 	t.Cleanup(func() {
 		pl.Close()

@@ -182,9 +182,9 @@ func (h *Handler) route(p string) http.Handler {
 	})
 }
 
-// Register adds the handler's routes to a mux such as webui.Handler (its
+// Mount adds the handler's routes to a mux such as webui.Handler (its
 // Handle method), so one HTTP server serves the web APIs and the player.
-func (h *Handler) Register(mux interface {
+func (h *Handler) Mount(mux interface {
 	Handle(pattern string, handler http.Handler)
 }) {
 	for _, p := range Patterns {

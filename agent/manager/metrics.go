@@ -1,0 +1,25 @@
+package manager
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"pbx-agent/internal/promfunc"
+)
+
+// Register puts the server's series (pbx_manager_*) on reg, read at scrape
+// time from Counters.
+func (s *Server) Register(reg prometheus.Registerer) error {
+	c := promfunc.CounterOf(s.Counters)
+	return promfunc.Register(reg,
+		c("pbx_manager_connections_total", "Manager API connections accepted.", func(n *Counters) uint64 { return n.Accepted }),
+		c("pbx_manager_refused_total", "Manager API connections refused (limits).", func(n *Counters) uint64 { return n.Refused }),
+		c("pbx_manager_commands_total", "Manager API commands served.", func(n *Counters) uint64 { return n.Served }),
+		c("pbx_manager_unknown_commands_total", "Manager API requests naming no known command.", func(n *Counters) uint64 { return n.NotFound }),
+		c("pbx_manager_bad_requests_total", "Manager API requests too large or not complete in time.", func(n *Counters) uint64 { return n.TooLarge + n.TimedOut }),
+		c("pbx_manager_need_aes_total", "Plaintext requests refused because a key is set.", func(n *Counters) uint64 { return n.NeedAES }),
+		c("pbx_manager_decrypt_failed_total", "Encrypted requests that did not decrypt.", func(n *Counters) uint64 { return n.DecryptFailed }),
+		promfunc.Gauge("pbx_manager_connections", "Manager API connections open now.", func() float64 { return float64(s.Counters().Active) }),
+		promfunc.Gauge("pbx_manager_listen_workers", "Calls listened to through listen/readaudio now.", func() float64 { n, _ := s.listen.counts(); return float64(n) }),
+		promfunc.Counter("pbx_manager_listen_dropped_bytes_total", "PCM bytes listen clients lost to a full buffer.", func() uint64 { _, d := s.listen.counts(); return d }),
+	)
+}

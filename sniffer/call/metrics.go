@@ -1,0 +1,23 @@
+package call
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"pbx-agent/internal/promfunc"
+)
+
+// Register puts the call table's series (pbx_calls_*, pbx_sip_*,
+// pbx_registers_*) on reg, read at scrape time.
+func (t *Table) Register(reg prometheus.Registerer) error {
+	c := promfunc.CounterOf(t.Stats)
+	return promfunc.Register(reg,
+		c("pbx_calls_started_total", "Calls seen starting (INVITE).", func(st *Stats) uint64 { return st.CallsStarted }),
+		c("pbx_calls_ended_total", "Calls finished and recorded.", func(st *Stats) uint64 { return st.CallsEnded }),
+		c("pbx_sip_retransmissions_total", "SIP retransmissions recognised (not counted twice).", func(st *Stats) uint64 { return st.Retransmissions }),
+		c("pbx_calls_refused_total", "INVITEs ignored because the call limit was reached (INVITE flood).", func(st *Stats) uint64 { return st.CallsRefused }),
+		c("pbx_sip_orphans_total", "In-dialog SIP messages of calls never seen starting.", func(st *Stats) uint64 { return st.Orphans }),
+		c("pbx_registers_total", "REGISTER transactions seen.", func(st *Stats) uint64 { return st.Registers }),
+		c("pbx_registers_refused_total", "New REGISTER bindings ignored because the binding limit was reached.", func(st *Stats) uint64 { return st.RegistersRefused }),
+		promfunc.Gauge("pbx_calls_active", "Calls in progress.", func() float64 { return float64(t.ActiveCount()) }),
+	)
+}

@@ -13,9 +13,11 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -26,6 +28,7 @@ import (
 	"pbx-agent/agent/cdr"
 	"pbx-agent/agent/config"
 	"pbx-agent/agent/dbconn"
+	"pbx-agent/agent/demo"
 	"pbx-agent/agent/discover"
 	"pbx-agent/agent/health"
 	"pbx-agent/agent/manager"
@@ -47,10 +50,6 @@ import (
 
 const defaultConfigPath = "/etc/pbx-agent/pbx-agent.conf"
 
-// defaultCapture is what the agent replays when neither an interface nor a
-// capture file is configured (`make run` from a fresh clone).
-const defaultCapture = "testdata/pcap/asterisk-call-answered.pcap"
-
 //go:embed default.conf
 var embeddedConfig []byte
 
@@ -65,6 +64,8 @@ type daemonFlags struct {
 	exitAfterReplay bool
 	set             map[string]string
 	version         bool          // --version: print it, run nothing
+	amiTranscript   string        // -ami: recorded AMI session beside -r
+	transcript      *transcript   // loaded from amiTranscript
 	embedded        bool          // running on the embedded default config
 	ari             *discover.ARI // ARI endpoint found in http.conf/ari.conf
 }
@@ -83,6 +84,7 @@ func parseDaemonFlags(args []string, stderr io.Writer) (*daemonFlags, error) {
 	fs.StringVar(&f.capture, "r", "", "read packets from a pcap/pcapng file instead of an interface")
 	fs.BoolVar(&f.realtime, "realtime", false, "with -r: feed packets at their recorded pace")
 	fs.BoolVar(&f.exitAfterReplay, "exit-after-replay", false, "with -r: stop once the file is read")
+	fs.StringVar(&f.amiTranscript, "ami", "", "with -r: a recorded AMI session of the same calls (as `pbx-agent replay -ami`): the dashboard shows their Asterisk channels")
 	fs.Func("set", "override a config key: -set key=value (repeatable)", func(s string) error {
 		k, v, ok := strings.Cut(s, "=")
 		if !ok {
@@ -103,15 +105,22 @@ func parseDaemonFlags(args []string, stderr io.Writer) (*daemonFlags, error) {
 	return f, nil
 }
 
-// loadConfig reads the config file; a missing default file means the
-// embedded default (a fresh clone, `make run`), reported by embedded.
+// loadConfig reads the config file; a missing default file (or -config "")
+// means the embedded default (a fresh clone, `make run`), reported by
+// embedded.
 func loadConfig(path string, set map[string]string, logger *slog.Logger) (cfg *config.Config, embedded bool, err error) {
-	cfg, err = config.Load(path, set)
-	if err == nil || path != defaultConfigPath || !errors.Is(err, fs.ErrNotExist) {
-		return cfg, false, err
+	if path != "" { // -config "" asks for the embedded default
+		cfg, err = config.Load(path, set)
+		if err == nil || path != defaultConfigPath || !errors.Is(err, fs.ErrNotExist) {
+			return cfg, false, err
+		}
 	}
 	logger.Info("no config file; using the embedded default", "path", path)
 	cfg, err = config.Parse("embedded default.conf", embeddedConfig, set)
+	if err == nil && set["spooldir"] == "" {
+		// Any folder, any user: the demo's spool goes to the temp dir.
+		cfg.SpoolDir = filepath.Join(os.TempDir(), fmt.Sprintf("pbx-agent-demo-%d", os.Getuid()))
+	}
 	return cfg, true, err
 }
 
@@ -134,6 +143,14 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if fl.version {
 		_, err := fmt.Fprintf(stdout, "pbx-agent %s\n", version)
 		return err
+	}
+	if fl.amiTranscript != "" {
+		if fl.capture == "" {
+			return usageError{errors.New("-ami TRANSCRIPT goes with -r CAPTURE (the recorded AMI session of the same calls)")}
+		}
+		if fl.transcript, err = loadTranscript(fl.amiTranscript); err != nil {
+			return err
+		}
 	}
 	boot := slog.New(slog.NewTextHandler(stderr, nil))
 	cfg, embedded, err := loadConfig(fl.config, fl.set, boot)
@@ -190,6 +207,9 @@ type daemon struct {
 
 	// capState is what /readyz says of the packet source.
 	capState captureState
+	// replayed is the channel table of a recorded AMI session replayed
+	// beside the capture (-ami, the demo); nil otherwise.
+	replayed atomic.Pointer[ami.Tracker]
 }
 
 func newDaemon(cfg *config.Config, fl *daemonFlags, log *slog.Logger) (*daemon, error) {
@@ -284,7 +304,7 @@ func (d *daemon) newAsterisk() {
 		d.ami = ami.New(ami.Config{Addr: net.JoinHostPort(host, strconv.Itoa(cfg.AMIPort)), Username: cfg.AMIUser, Secret: cfg.AMISecret, MD5: cfg.AMIAuthMD5, Logger: log})
 		d.amiSub = d.ami.Subscribe(1024)
 		rc.AMI, rc.Channels = d.ami, d.ami.Tracker()
-	} else {
+	} else if !d.fl.embedded {
 		log.Info("no AMI login configured or discovered; Asterisk channels are not followed")
 	}
 	if a := d.fl.ari; a != nil && a.URL != "" {
@@ -356,6 +376,7 @@ func (d *daemon) newWeb() error {
 		DB: d.db, Users: loadWebUsers(cfg, log), DisableAuth: cfg.APIDisableAuth,
 		Calls: managerCalls{d.sn, d.rec}, CallNotFound: manager.ErrCallNotFound,
 		Spool: webui.DirSpool{Root: cfg.SpoolDir, Location: time.UTC}, SensorID: cfg.IDSensor, Logger: log,
+		CallsNow: d.sn.Now, // a replayed capture's clock while it plays
 	}
 	if d.db != nil {
 		// Many sensors, one database: this agent keeps its `sensors` row
@@ -367,7 +388,7 @@ func (d *daemon) newWeb() error {
 	d.web = webui.New(wo)
 	d.healthProbe().Register(d.web)
 	d.web.Handle("GET /metrics", metrics.Handler(d.reg, log))
-	po := player.Options{Auth: d.web, Calls: d.sn, SensorID: cfg.IDSensor, Channels: d.channelNames, Logger: log}
+	po := player.Options{Auth: d.web, Calls: d.sn, SensorID: cfg.IDSensor, Channels: d.channelNames, Logger: log, Now: d.sn.Now}
 	switch {
 	case d.tap != nil && d.spool != nil:
 		po.Audio = tap.Source{Local: d.spool, Tap: d.tap, UseTap: d.useTap}
@@ -423,11 +444,15 @@ func (d *daemon) newSensors(wo *webui.Options) error {
 // channelNames lists the Asterisk channels of a call (dashboard), when AMI
 // is followed.
 func (d *daemon) channelNames(c *call.CDR) []string {
-	if d.ami == nil {
+	tr := d.replayed.Load() // a recorded AMI session (-ami, the demo)
+	if d.ami != nil {
+		tr = d.ami.Tracker()
+	}
+	if tr == nil {
 		return nil
 	}
 	var names []string
-	for _, ch := range d.ami.Tracker().Channels() {
+	for _, ch := range tr.Channels() {
 		if ch.CallID == c.CallID {
 			names = append(names, ch.Name)
 		}
@@ -694,9 +719,10 @@ func (d *daemon) capture(ctx context.Context) error {
 		// The embedded default: replay the bundled capture at its recorded
 		// pace, over and over, so listcalls, the web API and live listening
 		// always have calls to show.
-		d.log.Info("no interface configured; replaying the bundled capture at its recorded pace, in a loop", "file", defaultCapture)
+		d.log.Info("no interface configured; replaying the bundled call at its recorded pace, in a loop, with its recorded AMI session",
+			"file", demo.CaptureName)
 		for ctx.Err() == nil {
-			if err := d.sn.ReplayFile(ctx, defaultCapture, sniffer.RunOptions{Realtime: true}); err != nil && !errors.Is(err, context.Canceled) {
+			if err := d.replayDemo(ctx); err != nil && !errors.Is(err, context.Canceled) {
 				return err
 			}
 			d.sn.Flush()
@@ -704,7 +730,9 @@ func (d *daemon) capture(ctx context.Context) error {
 		return nil
 	}
 	if file != "" {
-		err := d.sn.ReplayFile(ctx, file, sniffer.RunOptions{Realtime: d.fl.realtime})
+		err := d.withTranscript(d.fl.transcript, func() error {
+			return d.sn.ReplayFile(ctx, file, sniffer.RunOptions{Realtime: d.fl.realtime})
+		})
 		if errors.Is(err, context.Canceled) {
 			return nil
 		}

@@ -6,8 +6,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -19,6 +21,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 
 	"pbx-agent/agent/doctor"
 	"pbx-agent/agent/manager"
@@ -409,4 +413,100 @@ func bundledPcap(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// dashboardCall is one row of /api/chunkplayer/calls.json.
+type dashboardCall struct {
+	CallRef  string   `json:"callref"`
+	CallID   string   `json:"callid"`
+	Duration int      `json:"duration"`
+	Channels []string `json:"channels"`
+}
+
+// TestFirstDayEmbeddedDemo pins items 3, 4 and 12 (the AMI part): from a
+// folder outside the repository, `pbx-agent` with no config replays the
+// embedded call with its Asterisk channels, durations on the capture's
+// clock (listActiveCalls, the dashboard) and a true capture→page latency.
+func TestFirstDayEmbeddedDemo(t *testing.T) {
+	hport, mport := freePort(t), freePort(t)
+	stop := startBinary(t, t.TempDir(), "-config", "", "-managerport", itoa(mport), "-http_bind", "127.0.0.1:"+itoa(hport))
+	base := "http://127.0.0.1:" + itoa(hport)
+	waitHTTP(t, base+"/readyz", 200)
+	var calls []dashboardCall
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var rep struct{ Calls []dashboardCall }
+		if err := json.Unmarshal([]byte(httpGet(t, base+"/api/chunkplayer/calls.json")), &rep); err != nil {
+			t.Fatal(err)
+		}
+		calls = rep.Calls
+		if len(calls) == 2 && len(calls[0].Channels) > 0 && len(calls[1].Channels) > 0 && calls[0].Duration >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the embedded call with its channels did not show in 60 s: %+v\n%s", calls, stop())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	chans := map[string]string{}
+	for _, c := range calls {
+		chans[c.CallID] = strings.Join(c.Channels, ",")
+		if c.Duration < 0 || c.Duration > 30 {
+			t.Errorf("dashboard duration %d s of %s: not on the capture's clock", c.Duration, c.CallID)
+		}
+	}
+	if chans["f431e3956bf2ebd6"] != "PJSIP/1001-00000009" || chans["63ea8d26-1d43-40d6-a46f-c3c1a77eaf0f"] != "PJSIP/1002-0000000a" {
+		t.Errorf("channels = %v", chans)
+	}
+	var api struct {
+		Results []struct {
+			Duration        string `json:"duration"`
+			ConnectDuration string `json:"connect_duration"`
+		} `json:"results"`
+	}
+	if err := json.Unmarshal([]byte(httpGet(t, base+"/php/api.php?task=listActiveCalls")), &api); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range api.Results {
+		d, _ := strconv.Atoi(r.Duration)
+		cd, _ := strconv.Atoi(r.ConnectDuration)
+		if d < 0 || d > 30 || cd > d {
+			t.Errorf("listActiveCalls duration %q connect_duration %q: not on the capture's clock", r.Duration, r.ConnectDuration)
+		}
+	}
+	if lat := listenLatency(t, "ws://127.0.0.1:"+itoa(hport)+"/ws/listen?callref="+calls[0].CallRef+"&sensor_id=-1"); lat < -time.Second || lat > 5*time.Second {
+		t.Errorf("capture→page latency as the player computes it: %v", lat)
+	}
+}
+
+// listenLatency listens to a call as the player page does and returns the
+// page's latency figure for the first frame: now − clock offset − capture.
+func listenLatency(t *testing.T, url string) time.Duration {
+	t.Helper()
+	conn, _, err := websocket.DefaultDialer.Dial(url, nil)
+	if err != nil {
+		t.Fatalf("dial %s: %v", url, err)
+	}
+	defer conn.Close()
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var offsetMS float64
+	for {
+		kind, msg, err := conn.ReadMessage()
+		if err != nil {
+			t.Fatalf("listen: %v", err)
+		}
+		if kind == websocket.TextMessage {
+			var st struct {
+				Type          string  `json:"type"`
+				ClockOffsetMS float64 `json:"clock_offset_ms"`
+			}
+			if json.Unmarshal(msg, &st) == nil && st.Type == "start" {
+				offsetMS = st.ClockOffsetMS
+			}
+			continue
+		}
+		capMS := math.Float64frombits(binary.LittleEndian.Uint64(msg[12:20]))
+		nowMS := float64(time.Now().UnixNano()) / 1e6
+		return time.Duration((nowMS - offsetMS - capMS) * float64(time.Millisecond))
+	}
 }

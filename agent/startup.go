@@ -98,7 +98,7 @@ func bindError(ctx context.Context, key, addr, cfgPath string, err error) error 
 			}
 		}
 	}
-	return fmt.Errorf("%w on %s (%s): %v%s; change %s in %s or stop what holds it", errBind, addr, key, cause, holder, key, cfgPath)
+	return fmt.Errorf("%w on %s (%s): %v%s; change %s in %s (or -set %s=…), or stop what holds it", errBind, addr, key, cause, holder, key, cfgPath, key)
 }
 
 // captureState is what /readyz says of the packet source.
@@ -132,13 +132,16 @@ func (d *daemon) healthProbe() health.Probe {
 			return health.DBReachable
 		}
 	}
-	if d.ami != nil {
-		p.AMI = func() string {
-			if d.ami.Up() {
-				return health.AMIConnected
-			}
+	p.AMI = func() string {
+		switch {
+		case d.ami != nil && d.ami.Up():
+			return health.AMIConnected
+		case d.ami != nil:
 			return health.AMIConnecting
+		case d.replayed.Load() != nil:
+			return health.AMIRecorded
 		}
+		return health.AMIOff
 	}
 	return p
 }

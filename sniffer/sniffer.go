@@ -84,6 +84,7 @@ type Sniffer struct {
 	media *mediaTracker
 	stats Stats
 	live  capture.Live // the current source when it is a live one
+	clk   clock        // the capture's clock during a paced replay (Now)
 
 	statsMu   sync.Mutex
 	published Stats
@@ -217,6 +218,7 @@ func (s *Sniffer) Run(ctx context.Context, src capture.Source, opts RunOptions) 
 		s.lock()
 		s.publish()
 		s.unlock()
+		s.clk.end()
 	}()
 	var first, start time.Time
 	for {
@@ -236,6 +238,7 @@ func (s *Sniffer) Run(ctx context.Context, src capture.Source, opts RunOptions) 
 		if opts.Realtime {
 			if first.IsZero() {
 				first, start = ci.Timestamp, time.Now()
+				s.clk.begin(first, start)
 			}
 			if wait := ci.Timestamp.Sub(first) - time.Since(start); wait > 0 {
 				select {

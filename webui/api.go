@@ -519,12 +519,9 @@ func (h *Handler) listActiveCalls(w http.ResponseWriter, r *http.Request, u *Use
 		local = false // a multi-sensor site: the user's sensors only
 	}
 	if h.o.Calls != nil && local {
-		now := h.now()
+		now := h.o.CallsNow()
 		for _, c := range h.o.Calls.Active() {
-			end := c.CallEnd
-			if end.IsZero() {
-				end = now
-			}
+			end := now // an active call lasts until now (the capture's clock in a replay)
 			var connect any
 			if !c.ConnectTime.IsZero() {
 				connect = strconv.FormatInt(int64(end.Sub(c.ConnectTime)/time.Second), 10)

@@ -83,6 +83,10 @@ type Options struct {
 
 	// Now is the clock (tests); nil = time.Now.
 	Now func() time.Time
+	// CallsNow is the clock of the active calls (listActiveCalls
+	// durations): the sniffer's, a capture's own clock while it is
+	// replayed; nil = Now.
+	CallsNow func() time.Time
 }
 
 // Handler serves the web APIs. Build it with New.
@@ -131,6 +135,9 @@ func New(o Options) *Handler {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.CallsNow == nil {
+		o.CallsNow = o.Now
 	}
 	h := &Handler{
 		o: o, log: o.Logger.With("component", "webui"), mux: http.NewServeMux(),

@@ -355,6 +355,9 @@ func (c *Config) set(file string, line int, key string, vals []string) error {
 		}
 		return e
 	}
+	if len(vals) == 0 {
+		vals = []string{""} // "key =" sets the empty value (e.g. http_bind = turns HTTP off)
+	}
 	if !opt.multi && len(vals) > 1 {
 		vals = vals[len(vals)-1:] // last one wins, as in voipmonitor.conf
 	}

@@ -108,3 +108,15 @@ func TestFlagReplacesRepeatableKey(t *testing.T) {
 		t.Errorf("interface = %q, want lo", got)
 	}
 }
+
+// TestEmptyValueSets: "key =" sets the empty value (it was skipped, so
+// "asterisk_manager_conf =" kept the default path).
+func TestEmptyValueSets(t *testing.T) {
+	c, err := Parse("t.conf", []byte("[general]\nasterisk_manager_conf =\nhttp_bind =\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.AsteriskManagerConf != "" || c.HTTPBind != "" {
+		t.Errorf("asterisk_manager_conf %q, http_bind %q: want both empty", c.AsteriskManagerConf, c.HTTPBind)
+	}
+}

@@ -29,6 +29,7 @@ const (
 	AMIOff        = "off"
 	AMIConnected  = "connected"
 	AMIConnecting = "connecting"
+	AMIRecorded   = "recorded session" // -r with -ami, the demo
 )
 
 // Probe tells the handlers the daemon's state. Nil funcs report "off".

@@ -51,6 +51,9 @@ func (h *Handler) callsJSON(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := time.Now()
+	if h.o.Now != nil {
+		now = h.o.Now()
+	}
 	rep := callsReply{SensorID: h.o.SensorID, User: u.Name, CanListen: u.Rights.Has(webui.CanListenActiveCall),
 		CanPause: u.Rights.Has(webui.CanHandleActiveCall), Now: now.UTC().Format(time.RFC3339), Calls: []callRow{}}
 	if h.o.Calls != nil && userSees(u, h.o.SensorID) {

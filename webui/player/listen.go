@@ -47,6 +47,10 @@ type status struct {
 	Sent     uint64 `json:"sent,omitempty"`
 	Dropped  uint64 `json:"dropped"`
 	Paused   bool   `json:"paused,omitempty"`
+	// ClockOffsetMS is wall clock − capture clock in ms (start message):
+	// non-zero while a capture is replayed; the page subtracts it from its
+	// latency.
+	ClockOffsetMS float64 `json:"clock_offset_ms,omitempty"`
 }
 
 func appendJSONObject(dst []byte, kv ...any) []byte {
@@ -250,6 +254,11 @@ func (h *Handler) serveListener(r *http.Request, conn *websocket.Conn, lr listen
 
 	start := status{Type: "start", CallRef: refHex, SensorID: &lr.sensor, Layout: "stereo",
 		Rate: audio.SampleRate, FrameMS: int(audio.FrameDuration / time.Millisecond), Remote: lr.remote != nil}
+	if h.o.Now != nil && lr.remote == nil {
+		if off := time.Since(h.o.Now()); off > time.Second || off < -time.Second {
+			start.ClockOffsetMS = float64(off.Milliseconds())
+		}
+	}
 	if lr.layout == LayoutMono {
 		start.Layout = "mono"
 	}

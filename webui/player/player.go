@@ -76,6 +76,10 @@ type Options struct {
 	// Channels gives the Asterisk channel names of a call once AMI is
 	// correlated (dashboard); nil = none shown.
 	Channels func(c *call.CDR) []string
+	// Now is the clock of the frames' capture times (the sniffer's: a
+	// capture's own clock while it is replayed); nil = time.Now. The page
+	// is told the offset to the wall clock, so its latency stays true.
+	Now func() time.Time
 	// AllowedOrigins are extra websocket origins ("https://gui.example.com")
 	// besides the page's own host.
 	AllowedOrigins []string

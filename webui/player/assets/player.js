@@ -11,7 +11,7 @@
   // Test and debugging hook: what the page received, decoded and rendered.
   const P = (window.__player = {
     state: "idle", received: 0, decoded: 0, dropped: 0, lastSeq: -1, gaps: 0,
-    latencies: [], sampleRate: 0, backend: "", stats: null, ended: null, messages: [],
+    latencies: [], clockOffset: 0, sampleRate: 0, backend: "", stats: null, ended: null, messages: [],
     capL: [], capR: [], capN: 0,
   });
 
@@ -132,7 +132,8 @@
     P.lastSeq = seq;
     if (flags & 1) setStatus("Playing (the link is slow: frames were dropped)", "warn");
     // Latency from the capture of the frame's last sample to its arrival here.
-    const lat = Date.now() - (capMs + n / 8);
+    // A replayed capture has its own clock: the server says the offset.
+    const lat = Date.now() - P.clockOffset - (capMs + n / 8);
     P.latencies.push(lat);
     if (P.latencies.length > 20000) P.latencies.splice(0, 10000);
     const l = new Float32Array(n), r = new Float32Array(n);
@@ -157,6 +158,7 @@
     switch (m.type) {
       case "start":
         P.state = "playing";
+        P.clockOffset = m.clock_offset_ms || 0;
         $("callInfo").textContent = m.callref + (m.caller ? " " + m.caller + " → " + m.called : "") +
           (m.codec ? " (" + m.codec + ")" : "") + (m.remote ? " via sensor " + m.sensor_id : "");
         setStatus("Playing " + m.callref + " (" + m.layout + ")", "ok");

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -53,6 +54,17 @@ func TestDaemonHEP(t *testing.T) {
 	for _, id := range []string{"callid=3b5a193e80f4d691", "callid=a588a11b-2f9b-4179-924e-64e8d496c28c"} {
 		if strings.Count(logA.String(), id) != 1 {
 			t.Errorf("A: %s logged %d times, want once; log:\n%s", id, strings.Count(logA.String(), id), logA.String())
+		}
+	}
+	// The TLS leg's per-call SIP pcap holds its 10 messages in synthetic
+	// IP/UDP frames that tshark dissects as SIP.
+	sipPcaps, _ := filepath.Glob(filepath.Join(dir, "a", "*", "*", "*", "SIP", "3b5a193e80f4d691*"))
+	if len(sipPcaps) != 1 {
+		t.Errorf("A's spool: SIP pcaps of the TLS leg %v, want 1", sipPcaps)
+	} else if bin, err := exec.LookPath("tshark"); err == nil {
+		out, err := exec.Command(bin, "-n", "-r", sipPcaps[0], "-Y", "sip", "-T", "fields", "-e", "sip.Call-ID").Output()
+		if n := strings.Count(string(out), "3b5a193e80f4d691\n"); err != nil || n != 10 {
+			t.Errorf("tshark on %s: %v, %d SIP messages of the TLS leg, want 10:\n%s", sipPcaps[0], err, n, out)
 		}
 	}
 	deadline := time.Now().Add(5 * time.Second)

@@ -2,7 +2,9 @@
 # Benchmarks of every hot path, plus the packet path over a generated
 # 1,000-call capture timed next to `cat` and `tshark -z sip,stat` on the same
 # file in the same run. BENCHTIME (default 1s), BENCH_CALLS and BENCH_DURATION
-# (seconds per call) size the run.
+# (seconds per call) size the run. HEP: BenchmarkHEPInput (HEP packets/s,
+# allocs per packet) and BenchmarkReplayHEPOutput (a 300-call capture
+# replayed with HEP output off and on, packets/s of both in one run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p .tmp

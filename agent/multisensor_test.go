@@ -242,6 +242,9 @@ type siteAgent struct {
 func startSiteAgent(t *testing.T, dir string, id int, db siteDB, dbAddr, extra string, args ...string) *siteAgent {
 	t.Helper()
 	host, port, err := net.SplitHostPort(dbAddr)
+	if strings.Contains(dbAddr, ",") { // cluster nodes: mysqlhost = n1:p1,n2:p2,…
+		host, port, err = dbAddr, "3306", nil
+	}
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"pbx-agent/agent/dbtest"
 )
 
 // BenchmarkWriterInsert measures the sustained CDR insert rate into MariaDB:
@@ -11,7 +13,23 @@ import (
 // written in batches of 200 through the writer goroutine. One op is 1000
 // CDRs enqueued and flushed.
 func BenchmarkWriterInsert(b *testing.B) {
-	dsn := scratchDB(b, testDSN(b))
+	benchInsert(b, scratchDB(b, testDSN(b)))
+}
+
+// BenchmarkWriterGalera is BenchmarkWriterInsert in one run against the
+// single MariaDB and through node 1 of the Galera cluster (make
+// cluster-test's), for the ratio: every commit there is certified by the
+// three nodes and ids are learnt one row at a time (innodb_autoinc_lock_mode
+// = 2).
+//
+//	go test -run '^$' -bench WriterGalera -benchtime 5x ./agent/cdr
+func BenchmarkWriterGalera(b *testing.B) {
+	cl := dbtest.Galera(b)
+	b.Run("single", func(b *testing.B) { benchInsert(b, scratchDB(b, testDSN(b))) })
+	b.Run("galera", func(b *testing.B) { benchInsert(b, cl.DSN(1, cl.Scratch(b, "pbx_b_"))) })
+}
+
+func benchInsert(b *testing.B, dsn string) {
 	o := testOptions(dsn, b.TempDir())
 	o.BatchSize = 200
 	o.QueueSize = 100000

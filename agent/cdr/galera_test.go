@@ -62,7 +62,7 @@ func TestGaleraConcurrentWriters(t *testing.T) {
 	const perWriter = 600
 	run := fmt.Sprint(time.Now().UnixNano() % 1e6)
 
-	before := cl.Status(t, "wsrep_local_cert_failures") + cl.Status(t, "wsrep_local_bf_aborts")
+	certBefore, abortBefore := cl.Status(t, "wsrep_local_cert_failures"), cl.Status(t, "wsrep_local_bf_aborts")
 	writers := make([]*Writer, 3)
 	for i := range writers {
 		o := testOptions(dsnOn(cl, name, i+1), t.TempDir())
@@ -169,9 +169,8 @@ func TestGaleraConcurrentWriters(t *testing.T) {
 	if checked != 3*perWriter {
 		t.Errorf("%d CDRs joined to their lookups, want %d", checked, 3*perWriter)
 	}
-	after := cl.Status(t, "wsrep_local_cert_failures") + cl.Status(t, "wsrep_local_bf_aborts")
-	t.Logf("certification failures + brute-force aborts on the nodes: %d; batches retried by the writers: %d; partition rounds: %d",
-		after-before, retries, reorganized)
+	t.Logf("on the nodes: %d certification failures, %d transactions aborted by replicated ones; batches retried by the writers: %d; partition rounds: %d",
+		dbtest.Growth(certBefore, cl.Status(t, "wsrep_local_cert_failures")), dbtest.Growth(abortBefore, cl.Status(t, "wsrep_local_bf_aborts")), retries, reorganized)
 	if reorganized != 6 {
 		t.Errorf("%d REORGANIZE rounds of 6", reorganized)
 	}

@@ -240,6 +240,7 @@ type nodeConn struct {
 	c     *connector
 	idx   int
 	inner driver.Conn
+	inTx  bool
 }
 
 func (n *nodeConn) check(err error) error {
@@ -270,6 +271,7 @@ func (n *nodeConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.T
 	if err != nil {
 		return nil, n.check(err)
 	}
+	n.inTx = true
 	return &nodeTx{n: n, inner: tx}, nil
 }
 
@@ -280,7 +282,18 @@ func (n *nodeConn) ExecContext(ctx context.Context, query string, args []driver.
 
 func (n *nodeConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
 	r, err := n.inner.(driver.QueryerContext).QueryContext(ctx, query, args)
-	return r, n.check(err)
+	if n.check(err) != nil && nodeFailure(err) && !n.inTx && readOnly(query) && ctx.Err() == nil {
+		// A read outside a transaction may run again: database/sql retries
+		// it on a new connection, which goes to the next node.
+		return nil, driver.ErrBadConn
+	}
+	return r, err
+}
+
+// readOnly reports statements that change nothing (SELECT, SHOW).
+func readOnly(query string) bool {
+	q := strings.TrimLeft(query, " \t\r\n(")
+	return len(q) >= 4 && (strings.EqualFold(q[:4], "SHOW") || len(q) >= 6 && strings.EqualFold(q[:6], "SELECT") && !strings.Contains(strings.ToUpper(q), " FOR UPDATE"))
 }
 
 func (n *nodeConn) Ping(ctx context.Context) error {
@@ -309,5 +322,12 @@ type nodeTx struct {
 	inner driver.Tx
 }
 
-func (t *nodeTx) Commit() error   { return t.n.check(t.inner.Commit()) }
-func (t *nodeTx) Rollback() error { return t.n.check(t.inner.Rollback()) }
+func (t *nodeTx) Commit() error {
+	t.n.inTx = false
+	return t.n.check(t.inner.Commit())
+}
+
+func (t *nodeTx) Rollback() error {
+	t.n.inTx = false
+	return t.n.check(t.inner.Rollback())
+}

@@ -153,3 +153,15 @@ func TestFailover(t *testing.T) {
 		t.Errorf("ping with every node down: %v; want ErrNoNode naming each node", err)
 	}
 }
+
+func TestReadOnly(t *testing.T) {
+	for q, want := range map[string]bool{
+		"SELECT 1": true, " select c.ID FROM cdr c": true, "(SELECT 1) UNION (SELECT 2)": true,
+		"SHOW STATUS LIKE 'wsrep_ready'": true, "SELECT `k` FROM t WHERE k IN (?) FOR UPDATE": false,
+		"INSERT INTO t VALUES (1)": false, "UPDATE t SET a = 1": false, "": false, "SEL": false,
+	} {
+		if got := readOnly(q); got != want {
+			t.Errorf("readOnly(%q) = %v, want %v", q, got, want)
+		}
+	}
+}

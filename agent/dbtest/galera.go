@@ -123,10 +123,10 @@ func (c *Cluster) script(tb testing.TB, name string, args ...string) {
 	}
 }
 
-// Status sums SHOW GLOBAL STATUS variable name over the running nodes.
-func (c *Cluster) Status(tb testing.TB, name string) int64 {
+// Status is SHOW GLOBAL STATUS variable name of each running node.
+func (c *Cluster) Status(tb testing.TB, name string) map[int]int64 {
 	tb.Helper()
-	var sum int64
+	out := map[int]int64{}
 	for n := 1; n <= len(c.Addrs); n++ {
 		if !c.Running(n) {
 			continue
@@ -142,7 +142,19 @@ func (c *Cluster) Status(tb testing.TB, name string) int64 {
 		if err != nil {
 			tb.Fatalf("node %d: SHOW STATUS %s: %v", n, name, err)
 		}
-		sum += v
+		out[n] = v
+	}
+	return out
+}
+
+// Growth sums after-before over the nodes that ran at both times without
+// a restart in between (a restart resets a node's counters).
+func Growth(before, after map[int]int64) int64 {
+	var sum int64
+	for n, a := range after {
+		if b, ok := before[n]; ok && a >= b {
+			sum += a - b
+		}
 	}
 	return sum
 }

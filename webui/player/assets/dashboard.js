@@ -19,14 +19,22 @@
     return m + ":" + String(r).padStart(2, "0");
   }
 
-  function pair(a) {
-    return a[0] + " / " + a[1];
+  // pair shows a figure per direction, "—" for a direction whose media has
+  // not flowed yet (MOS 0: nothing analysed, as while ringing).
+  function pair(a, mos) {
+    const one = (v, m) => (m > 0 ? String(v) : "—");
+    return one(a[0], mos[0]) + " / " + one(a[1], mos[1]);
   }
+
+  // Column labels, also shown beside each value on a phone-width screen.
+  const LABELS = ["call", "caller → called", "started (UTC)", "duration", "codec", "MOS a / b", "jitter ms a / b",
+    "loss % a / b", "Asterisk channels", ""];
 
   function cell(tr, text, cls) {
     const td = document.createElement("td");
     td.textContent = text;
     if (cls) td.className = cls;
+    td.dataset.label = LABELS[tr.children.length];
     tr.appendChild(td);
     return td;
   }
@@ -42,25 +50,24 @@
   }
 
   function render(rep) {
-    $("who").textContent = "user " + rep.user + ", sensor " + rep.sensor_id;
+    $("who").textContent = "user " + rep.user + (rep.sensor_id >= 0 ? ", sensor " + rep.sensor_id : "");
     const tb = $("calls").tBodies[0];
     tb.textContent = "";
     for (const c of rep.calls) {
       const tr = document.createElement("tr");
       tr.dataset.callref = c.callref;
       if (c.paused) tr.className = "paused";
-      cell(tr, c.callref);
-      cell(tr, c.caller);
-      cell(tr, c.called);
-      cell(tr, c.calldate);
-      cell(tr, dur(c.duration), "num");
+      cell(tr, c.callref, "ref");
+      cell(tr, c.caller + " → " + c.called, "parties");
+      cell(tr, c.calldate.slice(11)).title = c.calldate;
+      const st = c.paused ? "paused" : c.connected ? "talking" : "ringing";
+      cell(tr, dur(c.duration) + " " + st, "num state-" + st);
       cell(tr, c.codec || "—");
-      cell(tr, pair(c.mos), "num");
-      cell(tr, pair(c.jitter), "num");
-      cell(tr, pair(c.loss), "num");
-      cell(tr, c.channels.length ? c.channels.join(", ") : "—");
-      cell(tr, c.paused ? "paused" : c.connected ? "talking" : "ringing");
-      const td = cell(tr, "");
+      cell(tr, pair(c.mos, c.mos), "num");
+      cell(tr, pair(c.jitter, c.mos), "num");
+      cell(tr, pair(c.loss, c.mos), "num");
+      cell(tr, c.channels.length ? c.channels.join(", ") : "—", "chans");
+      const td = cell(tr, "", "actions");
       if (rep.can_listen) {
         const b = document.createElement("button");
         b.className = "listen";

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/binary"
 
 	"pbx-agent/agent/manager"
@@ -16,10 +17,10 @@ type pcmAudio struct{ sp *spool.Spool }
 // before the oldest are dropped (the GUI polls every 50 ms).
 const readaudioQueue = 250
 
-func (a pcmAudio) OpenAudio(ref uint64) (manager.AudioStream, error) {
-	sub, err := a.sp.Subscribe(ref, readaudioQueue)
+func (a pcmAudio) OpenAudio(ctx context.Context, ref uint64) (manager.AudioStream, error) {
+	sub, err := a.sp.Subscribe(ctx, ref, readaudioQueue)
 	if err != nil {
-		return nil, manager.ErrCallNotFound
+		return nil, err
 	}
 	return &pcmStream{sub: sub}, nil
 }

@@ -374,7 +374,7 @@ func (d *daemon) newWeb() error {
 	}
 	wo := webui.Options{
 		DB: d.db, Users: loadWebUsers(cfg, log), DisableAuth: cfg.APIDisableAuth,
-		Calls: managerCalls{d.sn, d.rec}, CallNotFound: manager.ErrCallNotFound,
+		Calls: managerCalls{d.sn, d.rec},
 		Spool: webui.DirSpool{Root: cfg.SpoolDir, Location: time.UTC}, SensorID: cfg.IDSensor, Logger: log,
 		CallsNow: d.sn.Now, // a replayed capture's clock while it plays
 	}
@@ -761,27 +761,6 @@ func (d *daemon) capture(ctx context.Context) error {
 func ignoreCanceled(err error) error {
 	if errors.Is(err, context.Canceled) {
 		return nil
-	}
-	return err
-}
-
-// managerCalls adapts the sniffer to the manager and web APIs' view of calls;
-// pausing goes through the recording orchestrator, so Asterisk's own
-// recordings of the conversation pause with the sniffer's.
-type managerCalls struct {
-	sn  *sniffer.Sniffer
-	rec *recording.Orchestrator
-}
-
-func (m managerCalls) Active() []call.CDR                 { return m.sn.ActiveCalls() }
-func (m managerCalls) Lookup(ref uint64) (call.CDR, bool) { return m.sn.Lookup(ref) }
-func (m managerCalls) Registers() []call.Register         { return m.sn.Table().Registers() }
-func (m managerCalls) Pause(ref uint64, on bool) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	_, err := m.rec.Pause(recording.WithRequester(ctx, recording.Requester{Via: "api"}), ref, on)
-	if errors.Is(err, recording.ErrCallNotFound) || errors.Is(err, call.ErrNoCall) {
-		return manager.ErrCallNotFound
 	}
 	return err
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
+	"pbx-agent/sniffer/call"
 	"pbx-agent/webui/cdrquery"
 )
 
@@ -626,8 +627,8 @@ func (h *Handler) handleActiveCall(w http.ResponseWriter, r *http.Request, u *Us
 	if h.o.Calls == nil {
 		return fmt.Errorf("%w: no call table here; give params.sensorId of the sensor that has the call", ErrBadRequest)
 	}
-	if err := h.o.Calls.Pause(ref, on); err != nil {
-		if h.o.CallNotFound != nil && errors.Is(err, h.o.CallNotFound) {
+	if err := h.o.Calls.Pause(r.Context(), ref, on); err != nil {
+		if errors.Is(err, call.ErrNoCall) {
 			return fmt.Errorf("%w: call 0x%x is not active", ErrNotFound, ref)
 		}
 		return fmt.Errorf("%w: pause 0x%x: %v", ErrBadRequest, ref, err)

@@ -121,10 +121,8 @@ type fakeCalls struct {
 	paused map[uint64]bool
 }
 
-var errFakeNotFound = io.ErrUnexpectedEOF // any distinct sentinel
-
 func (f *fakeCalls) Active() []call.CDR { return f.calls }
-func (f *fakeCalls) Pause(ref uint64, on bool) error {
+func (f *fakeCalls) Pause(_ context.Context, ref uint64, on bool) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, c := range f.calls {
@@ -133,7 +131,7 @@ func (f *fakeCalls) Pause(ref uint64, on bool) error {
 			return nil
 		}
 	}
-	return errFakeNotFound
+	return call.ErrNoCall
 }
 
 type testEnv struct {
@@ -199,7 +197,7 @@ func newEnv(t testing.TB, mod func(*Options)) *testEnv {
 		CalledDomain: "b.test", CallerIP: netip.MustParseAddr("10.0.0.1"), CalledIP: netip.MustParseAddr("10.0.0.2"),
 		LastSIPResponseNum: 200, CallerUA: "baresip", Active: true,
 	}}}
-	o := Options{DB: db, Users: testUsers(t), Calls: fc, CallNotFound: errFakeNotFound, Spool: sp, SensorID: 1,
+	o := Options{DB: db, Users: testUsers(t), Calls: fc, Spool: sp, SensorID: 1,
 		Logger: testLogger(), ShareKey: []byte("test share key"), PublicURL: "http://agent.test",
 		Now: func() time.Time { return now }}
 	if mod != nil {

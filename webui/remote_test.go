@@ -57,7 +57,7 @@ func TestRemoteSensors(t *testing.T) {
 		{Name: "all", Secret: "pw", Rights: AllRights},
 		{Name: "only2", Secret: "pw", Rights: AllRights, Sensors: []int{2}},
 	}
-	h := New(Options{Users: users, Calls: local, CallNotFound: errFakeNotFound, SensorID: 1, Remote: remote,
+	h := New(Options{Users: users, Calls: local, SensorID: 1, Remote: remote,
 		Logger: testLogger(), Now: func() time.Time { return now }})
 	srv := httptest.NewServer(h)
 	defer srv.Close()

@@ -41,7 +41,7 @@ type Calls interface {
 	// Pause pauses (on) or resumes recording of a call; an error wrapping
 	// a "not found" sentinel for an unknown reference is reported as 404
 	// when IsNotFound says so.
-	Pause(ref uint64, on bool) error
+	Pause(ctx context.Context, ref uint64, on bool) error
 }
 
 // Options configure the handler. DB is required for every CDR route;
@@ -52,11 +52,8 @@ type Options struct {
 	// DisableAuth is api_disable_auth: every request is served as an admin.
 	DisableAuth bool
 	Calls       Calls
-	// CallNotFound is the error Calls.Pause returns for an unknown
-	// reference (agent/manager.ErrCallNotFound), tested with errors.Is.
-	CallNotFound error
-	Spool        Spool
-	SensorID     int // this agent's id_sensor (listActiveCalls); -1 = unset
+	Spool       Spool
+	SensorID    int // this agent's id_sensor (listActiveCalls); -1 = unset
 	// Remote reaches the other sensors of a multi-sensor site
 	// (agent/sensors); nil = this agent's calls only.
 	Remote Remote

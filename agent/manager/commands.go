@@ -24,9 +24,9 @@ type Calls interface {
 	Lookup(ref uint64) (call.CDR, bool)
 	// Registers returns the current REGISTER states.
 	Registers() []call.Register
-	// Pause pauses (on) or resumes recording of a call (spec §6);
-	// ErrCallNotFound for an unknown reference.
-	Pause(ref uint64, on bool) error
+	// Pause pauses (on) or resumes recording of a call (spec §6); an
+	// error wrapping call.ErrNoCall for an unknown reference.
+	Pause(ctx context.Context, ref uint64, on bool) error
 }
 
 // Request is one parsed command as a handler sees it.
@@ -473,7 +473,7 @@ func (s *Server) activeCallInfo(ct *callTable) func(context.Context, io.Writer, 
 
 // pauseCall: `pausecall 0x<ref>`; success writes nothing (spec §6).
 func (s *Server) pauseCall(on bool) func(context.Context, io.Writer, *Request) error {
-	return func(_ context.Context, w io.Writer, req *Request) error {
+	return func(ctx context.Context, w io.Writer, req *Request) error {
 		ref, ok := parseHexRef(req.Args)
 		if !ok {
 			_, err := io.WriteString(w, replyBadCallID)
@@ -483,8 +483,8 @@ func (s *Server) pauseCall(on bool) func(context.Context, io.Writer, *Request) e
 			_, err := io.WriteString(w, replyCallNotFound)
 			return err
 		}
-		if err := s.cfg.Calls.Pause(ref, on); err != nil {
-			if errors.Is(err, ErrCallNotFound) {
+		if err := s.cfg.Calls.Pause(ctx, ref, on); err != nil {
+			if errors.Is(err, call.ErrNoCall) {
 				_, err := io.WriteString(w, replyCallNotFound)
 				return err
 			}
@@ -513,7 +513,7 @@ func (s *Server) callExists(ref uint64) bool {
 	return ok
 }
 
-func (s *Server) listenStart(_ context.Context, w io.Writer, req *Request) error {
+func (s *Server) listenStart(ctx context.Context, w io.Writer, req *Request) error {
 	if s.cfg.Audio == nil {
 		_, err := io.WriteString(w, listenDisabled)
 		return err
@@ -523,7 +523,7 @@ func (s *Server) listenStart(_ context.Context, w io.Writer, req *Request) error
 		_, err := io.WriteString(w, listenNoCall)
 		return err
 	}
-	_, err := io.WriteString(w, s.listen.start(ref, id))
+	_, err := io.WriteString(w, s.listen.start(ctx, ref, id))
 	return err
 }
 

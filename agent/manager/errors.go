@@ -6,8 +6,6 @@ import "errors"
 var (
 	// ErrServerClosed is returned by Serve and ListenAndServe after Shutdown or Close.
 	ErrServerClosed = errors.New("manager: server closed")
-	// ErrCallNotFound is what Calls.Pause and AudioSource.OpenAudio return for an unknown call reference.
-	ErrCallNotFound = errors.New("manager: call not found")
 	// ErrCallEnded is returned by AudioStream.ReadPCM once the call has ended.
 	ErrCallEnded = errors.New("manager: call ended")
 	// ErrRequestTooLarge reports a request longer than Config.MaxRequestBytes.

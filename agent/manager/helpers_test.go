@@ -51,7 +51,7 @@ func (f *fakeCalls) Registers() []call.Register {
 	return append([]call.Register(nil), f.regs...)
 }
 
-func (f *fakeCalls) Pause(ref uint64, on bool) error {
+func (f *fakeCalls) Pause(_ context.Context, ref uint64, on bool) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, c := range f.calls {
@@ -63,7 +63,7 @@ func (f *fakeCalls) Pause(ref uint64, on bool) error {
 			return nil
 		}
 	}
-	return ErrCallNotFound
+	return call.ErrNoCall
 }
 
 func usec(us int64) time.Time { return time.UnixMicro(us).UTC() }

@@ -23,8 +23,9 @@ const (
 type AudioSource interface {
 	// OpenAudio starts collecting call ref's audio: both directions decoded
 	// and mixed into 8 kHz mono signed 16-bit little-endian PCM, ideally in
-	// whole ListenBlockBytes blocks. ErrCallNotFound for an unknown call.
-	OpenAudio(ref uint64) (AudioStream, error)
+	// whole ListenBlockBytes blocks. An error wrapping call.ErrNoCall for an
+	// unknown call.
+	OpenAudio(ctx context.Context, ref uint64) (AudioStream, error)
 }
 
 // AudioStream is one call's live audio.
@@ -71,7 +72,7 @@ const (
 )
 
 // start registers client id on call ref, opening the audio when no worker exists.
-func (l *listenRegistry) start(ref uint64, id string) string {
+func (l *listenRegistry) start(ctx context.Context, ref uint64, id string) string {
 	if l.src == nil {
 		return listenDisabled
 	}
@@ -83,7 +84,7 @@ func (l *listenRegistry) start(ref uint64, id string) string {
 		}
 		return listenJoined
 	}
-	st, err := l.src.OpenAudio(ref)
+	st, err := l.src.OpenAudio(ctx, ref)
 	if err != nil {
 		return listenNoCall
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"pbx-agent/agent/manager/wire"
+	"pbx-agent/sniffer/call"
 )
 
 func TestPlaintextTCP(t *testing.T) {
@@ -330,9 +331,9 @@ type fakeStream struct {
 	n byte
 }
 
-func (f *fakeAudio) OpenAudio(ref uint64) (AudioStream, error) {
+func (f *fakeAudio) OpenAudio(_ context.Context, ref uint64) (AudioStream, error) {
 	if ref != 0x7f7484023980 {
-		return nil, ErrCallNotFound
+		return nil, call.ErrNoCall
 	}
 	f.opened++
 	return &fakeStream{a: f}, nil

@@ -20,7 +20,7 @@ const streamKeepalive = time.Second
 // one decode per call shared by every listener). Subscribe returns a
 // bounded queue that drops its oldest frame when full and counts it.
 type FrameSource interface {
-	Subscribe(ref uint64, depth int) (*audio.Subscription, error)
+	Subscribe(ctx context.Context, ref uint64, depth int) (*audio.Subscription, error)
 }
 
 // ListenStreamCommand returns the `listen_stream` command, to be added
@@ -80,7 +80,7 @@ func runListenStream(ctx context.Context, w io.Writer, req *Request, src FrameSo
 		_, err := io.WriteString(w, listenNoCall)
 		return err
 	}
-	sub, err := src.Subscribe(a.ref, a.depth)
+	sub, err := src.Subscribe(ctx, a.ref, a.depth)
 	if err != nil {
 		_, err := io.WriteString(w, listenNoCall)
 		return err

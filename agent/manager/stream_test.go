@@ -23,12 +23,12 @@ type frameCalls struct {
 	calls map[uint64]*audio.Call
 }
 
-func (f *frameCalls) Subscribe(ref uint64, depth int) (*audio.Subscription, error) {
+func (f *frameCalls) Subscribe(_ context.Context, ref uint64, depth int) (*audio.Subscription, error) {
 	f.mu.Lock()
 	c := f.calls[ref]
 	f.mu.Unlock()
 	if c == nil {
-		return nil, ErrCallNotFound
+		return nil, call.ErrNoCall
 	}
 	return c.Subscribe(depth)
 }

@@ -4,8 +4,6 @@ import "errors"
 
 // Sentinel errors; test with errors.Is.
 var (
-	// ErrCallNotFound: the sniffer has no active call with that callreference.
-	ErrCallNotFound = errors.New("recording: call not found")
 	// ErrPartial: the sniffer was paused but some Asterisk-side action failed;
 	// the Result says which (the error joins their errors).
 	ErrPartial = errors.New("recording: some actions failed")

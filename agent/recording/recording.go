@@ -257,14 +257,14 @@ func refKey(ref uint64) string { return "R:" + strconv.FormatUint(ref, 16) }
 
 // Pause pauses (on) or resumes the recording of the conversation the call
 // belongs to. Requests for one conversation are applied in order. The error
-// is ErrCallNotFound when the sniffer has no such active call (nothing was
+// wraps call.ErrNoCall when the sniffer has no such active call (nothing was
 // done), ErrPartial when some action failed (the Result says which), nil
 // when everything succeeded.
 func (o *Orchestrator) Pause(ctx context.Context, ref uint64, on bool) (Result, error) {
 	res := Result{CallRef: ref, Paused: on}
 	cdr, ok := o.cfg.Calls.Lookup(ref)
 	if !ok {
-		return res, fmt.Errorf("%w: %#x", ErrCallNotFound, ref)
+		return res, fmt.Errorf("recording: %w: %#x", call.ErrNoCall, ref)
 	}
 	legs, linkedid := o.legs(&cdr)
 	key := refKey(ref)
@@ -299,7 +299,7 @@ func (o *Orchestrator) Pause(ctx context.Context, ref uint64, on bool) (Result, 
 		}
 		if err := o.cfg.Calls.SetPaused(r, on); err != nil {
 			if i == 0 {
-				return res, fmt.Errorf("%w: %#x: %w", ErrCallNotFound, ref, err)
+				return res, fmt.Errorf("recording: %w: %#x: %w", call.ErrNoCall, ref, err)
 			}
 			if errors.Is(err, call.ErrNoCall) {
 				s.Skipped = "call already ended"

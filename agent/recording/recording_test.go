@@ -69,7 +69,7 @@ func (c *calls) isPaused(ref uint64) bool {
 
 func TestUnknownCall(t *testing.T) {
 	o := New(Config{Calls: newCalls()})
-	if _, err := o.Pause(context.Background(), 0x7, true); !errors.Is(err, ErrCallNotFound) {
+	if _, err := o.Pause(context.Background(), 0x7, true); !errors.Is(err, call.ErrNoCall) {
 		t.Fatalf("err %v", err)
 	}
 }

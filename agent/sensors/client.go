@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"pbx-agent/agent/manager/wire"
+	"pbx-agent/sniffer/call"
 )
 
 // Defaults for zero ClientOptions.
@@ -334,7 +335,7 @@ func (c *Client) Pause(ctx context.Context, id int, ref uint64, on bool) error {
 	case text == "":
 		return nil
 	case strings.Contains(strings.ToLower(text), "not found"): // "Call id not found"
-		return fmt.Errorf("%w: 0x%x on sensor %d", ErrCallNotFound, ref, id)
+		return fmt.Errorf("sensors: %w: 0x%x on sensor %d", call.ErrNoCall, ref, id)
 	}
 	return fmt.Errorf("%w: %s 0x%x on sensor %d: %q", ErrBadReply, cmd, ref, id, text)
 }

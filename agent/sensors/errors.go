@@ -25,8 +25,6 @@ var (
 	ErrReplyTooLarge = errors.New("sensors: reply too large")
 	// ErrBadReply reports a reply that cannot be parsed.
 	ErrBadReply = errors.New("sensors: bad reply")
-	// ErrCallNotFound is a sensor's `call not found` reply.
-	ErrCallNotFound = errors.New("sensors: call not found on sensor")
 	// ErrAccessDenied is a sensor's `access denied` reply to getfile.
 	ErrAccessDenied = errors.New("sensors: access denied by sensor")
 	// ErrBadKeyOption reports a malformed sensor_manager_key value.

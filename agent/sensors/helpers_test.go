@@ -85,7 +85,7 @@ func (f *fakeCalls) Lookup(ref uint64) (call.CDR, bool) {
 
 func (f *fakeCalls) Registers() []call.Register { return nil }
 
-func (f *fakeCalls) Pause(ref uint64, on bool) error {
+func (f *fakeCalls) Pause(_ context.Context, ref uint64, on bool) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, c := range f.calls {
@@ -97,7 +97,7 @@ func (f *fakeCalls) Pause(ref uint64, on bool) error {
 			return nil
 		}
 	}
-	return manager.ErrCallNotFound
+	return call.ErrNoCall
 }
 
 func (f *fakeCalls) isPaused(ref uint64) (on, known bool) {

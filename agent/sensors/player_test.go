@@ -21,7 +21,7 @@ type oneCall struct {
 	c   *audio.Call
 }
 
-func (o oneCall) Subscribe(ref uint64, depth int) (*audio.Subscription, error) {
+func (o oneCall) Subscribe(_ context.Context, ref uint64, depth int) (*audio.Subscription, error) {
 	if ref != o.ref {
 		return nil, call.ErrNoCall
 	}

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"time"
 
+	"pbx-agent/sniffer/call"
 	"pbx-agent/webui"
 )
 
@@ -81,7 +82,7 @@ func webError(sensor int, err error) error {
 	switch {
 	case errors.Is(err, ErrUnknownSensor):
 		return fmt.Errorf("%w: no sensor %d in the sensors table", webui.ErrNotFound, sensor)
-	case errors.Is(err, ErrCallNotFound):
+	case errors.Is(err, call.ErrNoCall):
 		return fmt.Errorf("%w: the call is not active on sensor %d", webui.ErrNotFound, sensor)
 	case errors.Is(err, fs.ErrNotExist):
 		return err

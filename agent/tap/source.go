@@ -1,11 +1,15 @@
 package tap
 
-import "pbx-agent/sniffer/audio"
+import (
+	"context"
+
+	"pbx-agent/sniffer/audio"
+)
 
 // FrameSource is what webui/player (Options.Audio) and the manager API's
 // listen read frames from: spool.Spool, Tapper, Source.
 type FrameSource interface {
-	Subscribe(ref uint64, depth int) (*audio.Subscription, error)
+	Subscribe(ctx context.Context, ref uint64, depth int) (*audio.Subscription, error)
 }
 
 // Source serves a call from the sniffer's own decode (Local) unless UseTap
@@ -18,19 +22,19 @@ type Source struct {
 }
 
 // Subscribe implements FrameSource.
-func (s Source) Subscribe(ref uint64, depth int) (*audio.Subscription, error) {
+func (s Source) Subscribe(ctx context.Context, ref uint64, depth int) (*audio.Subscription, error) {
 	if s.Tap != nil && s.UseTap != nil && s.UseTap(ref) {
-		return s.Tap.Subscribe(ref, depth)
+		return s.Tap.Subscribe(ctx, ref, depth)
 	}
 	if s.Local == nil {
 		if s.Tap == nil {
 			return nil, ErrClosed
 		}
-		return s.Tap.Subscribe(ref, depth)
+		return s.Tap.Subscribe(ctx, ref, depth)
 	}
-	sub, err := s.Local.Subscribe(ref, depth)
+	sub, err := s.Local.Subscribe(ctx, ref, depth)
 	if err != nil && s.Tap != nil {
-		if ts, terr := s.Tap.Subscribe(ref, depth); terr == nil {
+		if ts, terr := s.Tap.Subscribe(ctx, ref, depth); terr == nil {
 			return ts, nil
 		}
 	}

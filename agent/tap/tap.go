@@ -221,8 +221,9 @@ func (t *Tapper) Stats() Stats {
 
 // Subscribe returns a live feed of the call's audio heard through
 // Asterisk, setting the tap up on first use (this waits for the ARI
-// requests). The feed ends when the tap is torn down.
-func (t *Tapper) Subscribe(ref uint64, depth int) (*audio.Subscription, error) {
+// requests, bounded by ctx and the action timeout). The feed ends when the
+// tap is torn down.
+func (t *Tapper) Subscribe(ctx context.Context, ref uint64, depth int) (*audio.Subscription, error) {
 	target, ok := t.cfg.Target(ref)
 	if !ok || target.Channel == "" {
 		return nil, &ListenError{Reason: "no Asterisk channel found for this call (AMI correlation), so it cannot be heard through ARI",
@@ -236,6 +237,9 @@ func (t *Tapper) Subscribe(ref uint64, depth int) (*audio.Subscription, error) {
 		wait.Stop()
 	case <-wait.C:
 		return nil, ErrNotRunning
+	case <-ctx.Done():
+		wait.Stop()
+		return nil, ctx.Err()
 	}
 	t.mu.Lock()
 	if t.closed {
@@ -251,8 +255,8 @@ func (t *Tapper) Subscribe(ref uint64, depth int) (*audio.Subscription, error) {
 	}
 	t.mu.Unlock()
 	if owner {
-		ctx, cancel := context.WithTimeout(context.Background(), 4*t.cfg.ActionTimeout)
-		tp.err = t.setup(ctx, tp)
+		sctx, cancel := context.WithTimeout(ctx, 4*t.cfg.ActionTimeout)
+		tp.err = t.setup(sctx, tp)
 		cancel()
 		if tp.err != nil {
 			t.failed.Add(1)
@@ -264,7 +268,11 @@ func (t *Tapper) Subscribe(ref uint64, depth int) (*audio.Subscription, error) {
 		}
 		close(tp.ready)
 	} else {
-		<-tp.ready
+		select {
+		case <-tp.ready:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	}
 	if tp.err != nil {
 		return nil, &ListenError{Reason: "ARI tap failed: " + tp.err.Error(), Err: tp.err}

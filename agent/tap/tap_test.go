@@ -28,6 +28,7 @@ import (
 	"pbx-agent/ami/ari"
 	"pbx-agent/ami/ari/aritest"
 	"pbx-agent/sniffer/audio"
+	"pbx-agent/sniffer/call"
 	"pbx-agent/sniffer/fixture"
 	"pbx-agent/webui"
 	"pbx-agent/webui/player"
@@ -256,8 +257,8 @@ func (allowAll) Authenticate(*http.Request) (*webui.User, error) {
 
 type noLocal struct{}
 
-func (noLocal) Subscribe(uint64, int) (*audio.Subscription, error) {
-	return nil, errors.New("spool: unknown call")
+func (noLocal) Subscribe(context.Context, uint64, int) (*audio.Subscription, error) {
+	return nil, call.ErrNoCall
 }
 
 // TestToneThroughPlayer is issue 10's ARI tap figure: a listener opens
@@ -406,7 +407,7 @@ func TestToneThroughPlayer(t *testing.T) {
 // and the feed closes (the player then says "call ended").
 func TestTapEndsWithCall(t *testing.T) {
 	e := newEnv(t, 10086)
-	sub, err := e.tp.Subscribe(callRef, 0)
+	sub, err := e.tp.Subscribe(context.Background(), callRef, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -447,7 +448,7 @@ func TestSubscribeErrors(t *testing.T) {
 			var wg sync.WaitGroup
 			wg.Go(func() { _ = tp.Run(ctx) })
 			defer func() { cancel(); wg.Wait() }()
-			_, err = tp.Subscribe(tt.ref, 0)
+			_, err = tp.Subscribe(context.Background(), tt.ref, 0)
 			for _, w := range tt.wantErr {
 				if !errors.Is(err, w) {
 					t.Errorf("err %v, want %v", err, w)
@@ -542,7 +543,7 @@ func TestSplit(t *testing.T) {
 		srv.Add(&aritest.Exchange{Method: "DELETE", Path: p, Status: 204})
 	}
 	tp := startTapper(t, srv, tap.Config{Prefix: "tap-", Split: true, Idle: 20 * time.Millisecond, CheckEvery: 10 * time.Millisecond})
-	sub, err := tp.Subscribe(callRef, 100)
+	sub, err := tp.Subscribe(context.Background(), callRef, 100)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -621,7 +622,7 @@ func TestAddChannelRetriedWhileNotInStasis(t *testing.T) {
 	// Answers are used in order: two 422s, then the recorded 204.
 	srv.Prepend(notYet.Method, notYet.Path, notYet, notYet)
 	tp := startTapper(t, srv, tap.Config{Prefix: "tap-"})
-	sub, err := tp.Subscribe(callRef, 0)
+	sub, err := tp.Subscribe(context.Background(), callRef, 0)
 	if err != nil {
 		t.Fatalf("tap set-up after two 422s: %v", err)
 	}
@@ -686,7 +687,7 @@ func TestSetupWaitsForStasisStart(t *testing.T) {
 			srv.Emit("", starts[step.event])
 		}
 	}()
-	sub, err := tp.Subscribe(callRef, 0)
+	sub, err := tp.Subscribe(context.Background(), callRef, 0)
 	<-emitter
 	if err != nil {
 		t.Fatal(err)

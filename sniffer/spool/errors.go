@@ -4,8 +4,6 @@ import "errors"
 
 // Sentinel errors; callers test them with errors.Is.
 var (
-	// ErrUnknownCall reports a callreference the spool does not track.
-	ErrUnknownCall = errors.New("spool: unknown call")
 	// ErrConfig reports an invalid option value.
 	ErrConfig = errors.New("spool: invalid option")
 	// ErrLinkMismatch reports a packet whose link type differs from the

@@ -585,13 +585,15 @@ func (s *Spool) writeWAV(c *callSpool, f *audio.Frame) {
 // both directions; silence while paused), starting the decoder if saveaudio
 // is off. depth bounds the queue (0 = audio.DefaultDepth); a full queue
 // drops its oldest frame and counts it. The channel closes when the call
-// ends. ErrUnknownCall when the spool does not track ref.
-func (s *Spool) Subscribe(ref uint64, depth int) (*audio.Subscription, error) {
+// ends. An error wrapping call.ErrNoCall when the spool does not track
+// ref. Subscribing is in memory: ctx only satisfies the frame sources'
+// interface (the ARI tap's Subscribe does I/O).
+func (s *Spool) Subscribe(_ context.Context, ref uint64, depth int) (*audio.Subscription, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c := s.calls[ref]
 	if c == nil {
-		return nil, fmt.Errorf("%w: 0x%x", ErrUnknownCall, ref)
+		return nil, fmt.Errorf("spool: %w: 0x%x", call.ErrNoCall, ref)
 	}
 	if c.audio == nil {
 		s.startAudio(c)

@@ -187,7 +187,7 @@ func newAgent(t testing.TB, pipe *pipeline, mod func(*player.Options)) *agent {
 type snifferCalls struct{ p *pipeline }
 
 func (s snifferCalls) Active() []call.CDR { return s.p.sn.ActiveCalls() }
-func (s snifferCalls) Pause(ref uint64, on bool) error {
+func (s snifferCalls) Pause(_ context.Context, ref uint64, on bool) error {
 	return s.p.sn.Table().SetPaused(ref, on)
 }
 

@@ -19,7 +19,7 @@ import (
 // FrameSource gives the decoded frames of this sensor's calls
 // (spool.Spool.Subscribe).
 type FrameSource interface {
-	Subscribe(ref uint64, depth int) (*audio.Subscription, error)
+	Subscribe(ctx context.Context, ref uint64, depth int) (*audio.Subscription, error)
 }
 
 // End reasons sent in {"type":"end","reason":…}.
@@ -192,7 +192,7 @@ func (h *Handler) subscribe(ctx context.Context, lr listenRequest) (feed, error)
 	if h.o.Audio == nil {
 		return nil, ErrNoAudio
 	}
-	return h.o.Audio.Subscribe(lr.ref, h.o.QueueDepth)
+	return h.o.Audio.Subscribe(ctx, lr.ref, h.o.QueueDepth)
 }
 
 // serveListener is the listener's writer: frames from its queue, status

@@ -212,7 +212,7 @@ func TestSlowListener(t *testing.T) {
 // holdAudio is a FrameSource with one call that lasts until the test ends.
 type holdAudio struct{ c *audio.Call }
 
-func (h holdAudio) Subscribe(ref uint64, depth int) (*audio.Subscription, error) {
+func (h holdAudio) Subscribe(_ context.Context, ref uint64, depth int) (*audio.Subscription, error) {
 	if ref != 0x99 {
 		return nil, audio.ErrClosed
 	}

@@ -26,7 +26,7 @@ type spoolRemote struct {
 }
 
 func (r *spoolRemote) OpenStream(ctx context.Context, ref uint64) (player.RemoteStream, error) {
-	sub, err := r.sp.Subscribe(ref, 5000)
+	sub, err := r.sp.Subscribe(ctx, ref, 5000)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", call.ErrNoCall, err)
 	}

@@ -1,11 +1,13 @@
 package rtp
 
+import "math"
+
 // Jitter-buffer simulation for MOS (spec §4). Three simulators run on every
 // stream: fixed 50 ms (resync 100), fixed 200 ms (resync 200) and adaptive
 // up to 500 ms. Each one turns arrival times into a playout and counts the
 // frames that were missing when their turn came (network loss or arrived
-// too late) as loss bursts in a histogram; an interval MOS is computed from
-// that histogram every MOSInterval.
+// too late) as loss bursts; an interval MOS is computed from them every
+// MOSInterval.
 //
 // The fixed buffer follows Asterisk's fixedjitterbuf algorithm (rxcore,
 // next_delivery, resynchronisation on timestamp jumps); the adaptive one is
@@ -36,12 +38,12 @@ var (
 	DefaultAdapt = JBConfig{Size: 500, Resync: 500, Adaptive: true}
 )
 
-// lossHist accumulates loss bursts and per-interval MOS.
+// lossHist accumulates loss bursts (a run of k missing frames counts k,
+// capped at maxBurst) and per-interval MOS.
 type lossHist struct {
 	burst   int // current run of missing frames
-	loss    [maxBurst + 1]int32
-	lost    int // Σ k·loss[k]
-	bursts  int // Σ loss[k]
+	lost    int // Σ k over the bursts
+	bursts  int // number of bursts
 	ivLost  int // lost / bursts at the start of the current interval
 	ivBurst int
 	// interval results
@@ -56,9 +58,7 @@ func (h *lossHist) miss() { h.burst++ }
 // played records the end of a run of missing frames as one loss burst.
 func (h *lossHist) played() {
 	if h.burst > 0 {
-		k := min(h.burst, maxBurst)
-		h.loss[k]++
-		h.lost += k
+		h.lost += min(h.burst, maxBurst)
 		h.bursts++
 	}
 	h.burst = 0
@@ -86,10 +86,13 @@ func (h *lossHist) closeInterval(received int, durMs int64, c Codec) {
 
 func roundMOS(m float64) float64 { return float64(int(m*10+0.5)) / 10 }
 
+// jbFrame is a queued frame. Its timestamp is not kept: it is always
+// delivery - rxcore - Size (put sets delivery so, and a resync moves rxcore
+// and every queued timestamp by the same offset).
 type jbFrame struct {
-	ts, delivery int64
-	ms           int32
-	quiet        bool // starts a talkspurt: silence before it is not loss
+	delivery int64
+	ms       int32
+	quiet    bool // starts a talkspurt: silence before it is not loss
 }
 
 // fixedJB is Asterisk's fixed jitter buffer driven by packet arrival.
@@ -212,7 +215,7 @@ func (jb *fixedJB) put(ts, ms, now int64, quiet, resynced bool) bool {
 	for j := jb.n; j > i; j-- {
 		jb.q[(jb.head+j)%jbQueueLen] = jb.q[(jb.head+j-1)%jbQueueLen]
 	}
-	jb.q[(jb.head+i)%jbQueueLen] = jbFrame{ts: ts, delivery: delivery, ms: int32(ms), quiet: quiet}
+	jb.q[(jb.head+i)%jbQueueLen] = jbFrame{delivery: delivery, ms: int32(ms), quiet: quiet}
 	jb.n++
 	return true
 }
@@ -223,14 +226,11 @@ func (jb *fixedJB) resync(ts, ms, now int64, quiet bool) bool {
 		return true
 	}
 	t := jb.tail()
-	offset := ts - t.ts - int64(t.ms)
+	offset := ts - (t.delivery - jb.rxcore - int64(jb.cfg.Size)) - int64(t.ms)
 	if offset < int64(jb.cfg.Resync) && offset > -int64(jb.cfg.Resync) {
 		return false
 	}
-	jb.rxcore -= offset
-	for j := 0; j < jb.n; j++ {
-		jb.q[(jb.head+j)%jbQueueLen].ts += offset
-	}
+	jb.rxcore -= offset // the queued frames' timestamps move by offset too
 	return jb.put(ts, ms, now, quiet, true)
 }
 
@@ -241,7 +241,7 @@ type adaptiveJB struct {
 	cfg     JBConfig
 	started bool
 	hist    lossHist
-	delays  [adaptHistory]int32
+	delays  [adaptHistory]int16 // ms above minD, saturated at ±32.767 s (beyond any buffer size)
 	nd, pos int
 	minD    int64
 	spread  int64
@@ -289,7 +289,7 @@ func (jb *adaptiveJB) put(ts, seq, now int64, quiet bool) {
 }
 
 func (jb *adaptiveJB) push(d int64) {
-	jb.delays[jb.pos] = int32(d - jb.minD)
+	jb.delays[jb.pos] = sat16(d - jb.minD)
 	jb.pos = (jb.pos + 1) % adaptHistory
 	if jb.nd < adaptHistory {
 		jb.nd++
@@ -300,10 +300,10 @@ func (jb *adaptiveJB) push(d int64) {
 // the history without allocating.
 func (jb *adaptiveJB) recompute() {
 	jb.sinceRe = 0
-	var top [adaptHistory*adaptDropPct/100 + 1]int32
+	var top [adaptHistory*adaptDropPct/100 + 1]int16
 	k := jb.nd*adaptDropPct/100 + 1
 	nt := 0
-	mn := int32(1<<31 - 1)
+	mn := int16(math.MaxInt16)
 	for i := 0; i < jb.nd; i++ {
 		v := jb.delays[i]
 		mn = min(mn, v)
@@ -329,10 +329,14 @@ func (jb *adaptiveJB) recompute() {
 	// rebase so that minD is the true minimum.
 	if mn != 0 {
 		for i := 0; i < jb.nd; i++ {
-			jb.delays[i] -= mn
+			jb.delays[i] = sat16(int64(jb.delays[i]) - int64(mn))
 		}
 		jb.minD += int64(mn)
-		top[0] -= mn
 	}
-	jb.spread = int64(top[0])
+	jb.spread = int64(top[0]) - int64(mn)
+}
+
+// sat16 is v clamped to the int16 range.
+func sat16(v int64) int16 {
+	return int16(max(math.MinInt16, min(math.MaxInt16, v)))
 }

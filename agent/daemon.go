@@ -238,7 +238,7 @@ func newDaemon(cfg *config.Config, fl *daemonFlags, log *slog.Logger) (*daemon, 
 	waitForDisk := fl.capture != "" && !fl.realtime
 	if !cfg.Sniffer {
 		log.Info("sniffer = no: web front end without capture (no spool, no CDRs of its own)")
-	} else if sp, err := newSpool(cfg, log, waitForDisk, func(ref uint64) bool { return d.sn.Table().Paused(ref) }); err != nil {
+	} else if sp, err := newSpool(cfg, log, waitForDisk); err != nil {
 		return nil, err
 	} else if sp != nil {
 		d.spool = sp
@@ -503,7 +503,7 @@ func (d *daemon) reload() {
 
 // newSpool builds the per-call pcap/audio spool from savesip/savertp/
 // saveaudio, or returns nil when nothing is to be saved.
-func newSpool(cfg *config.Config, log *slog.Logger, waitForDisk bool, paused func(ref uint64) bool) (*spool.Spool, error) {
+func newSpool(cfg *config.Config, log *slog.Logger, waitForDisk bool) (*spool.Spool, error) {
 	mode, err := spool.ParseRTPMode(cfg.SaveRTP)
 	if err != nil {
 		return nil, err
@@ -528,7 +528,7 @@ func newSpool(cfg *config.Config, log *slog.Logger, waitForDisk bool, paused fun
 		SaveAudio: audio, AudioDelay: 40 * time.Millisecond, WaitForDisk: waitForDisk, Location: time.UTC,
 		ZipSIP: zip(cfg.PcapZipSIP, cfg.PcapZipLevelSIP), ZipRTP: zip(cfg.PcapZipRTP, cfg.PcapZipLevelRTP),
 		IOWorkers: runtime.GOMAXPROCS(0), // they also compress
-		Pool:      poolLimits(cfg, waitForDisk), Logger: log}, paused)
+		Pool:      poolLimits(cfg, waitForDisk), Logger: log})
 }
 
 // poolLimits are the spool's maxpool* limits (none with cleanspool = no).

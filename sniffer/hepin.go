@@ -103,15 +103,14 @@ func (s *Sniffer) handleRTCPJSON(p *decode.Packet, _ []byte) {
 		s.stats.HEP.Errors++
 		return
 	}
-	ref, _, _, ok := s.table.MatchMedia(p.Src, p.Dst, p.Time)
-	if !ok {
+	if !s.table.MatchMedia(p.Src, p.Dst, p.Time, &s.md) {
 		s.stats.Other++
 		return
 	}
 	s.stats.HEP.RTCPJSON++
 	var blocks [8]rtp.ReceptionReport
 	n := rep.Blocks(blocks[:])
-	s.media.applyReports(ref, blocks[:n], p.Time)
+	s.media.applyReports(s.md.Ref, blocks[:n], p.Time)
 }
 
 // synthLink is the link type of the synthetic frames of HEP SIP: the

@@ -21,7 +21,6 @@ import (
 type mediaTracker struct {
 	mu    sync.Mutex
 	calls map[uint64]*mediaCall
-	hdr   rtp.Header
 	rtcp  rtp.Compound
 	// next, when set, also sees every media packet (spool, live audio).
 	next MediaHandler
@@ -140,18 +139,30 @@ func (mc *mediaCall) lookupSDP(addr netip.AddrPort) *announced {
 
 // HandleMedia implements MediaHandler: RTCP updates the streams it reports
 // on, RTP updates (or starts) its stream.
-func (m *mediaTracker) HandleMedia(p *decode.Packet, ref uint64, party call.Party, toParty bool) {
+func (m *mediaTracker) HandleMedia(md *call.Media) {
 	m.mu.Lock()
-	m.handle(p, ref, party, toParty)
+	m.handle(md)
 	m.mu.Unlock()
 	if m.next != nil {
-		m.next.HandleMedia(p, ref, party, toParty)
+		m.next.HandleMedia(md)
 	}
 }
 
-func (m *mediaTracker) handle(p *decode.Packet, ref uint64, party call.Party, toParty bool) {
-	mc := m.call(ref)
-	if rtp.LooksLikeRTCP(p.Payload) {
+// callOf returns the call's state through its slot in the call table (a
+// map lookup only on the call's first packet).
+func (m *mediaTracker) callOf(md *call.Media) *mediaCall {
+	if mc, ok := (*md.State).(*mediaCall); ok {
+		return mc
+	}
+	mc := m.call(md.Ref)
+	*md.State = mc
+	return mc
+}
+
+func (m *mediaTracker) handle(md *call.Media) {
+	p := md.Packet
+	mc := m.callOf(md)
+	if md.Kind == call.MediaRTCP {
 		if m.rtcp.Unmarshal(p.Payload) != nil {
 			return
 		}
@@ -168,33 +179,32 @@ func (m *mediaTracker) handle(p *decode.Packet, ref uint64, party call.Party, to
 		}
 		return
 	}
-	n, err := m.hdr.Unmarshal(p.Payload)
-	if err != nil {
+	if !md.HeaderOK {
 		return
 	}
+	hdr := &md.RTP
 	var s *mediaStream
 	for _, c := range mc.streams {
-		if c.ssrc == m.hdr.SSRC && c.src == p.Src && c.dst == p.Dst {
+		if c.ssrc == hdr.SSRC && c.src == p.Src && c.dst == p.Dst {
 			s = c
 			break
 		}
 	}
 	if s == nil {
-		s = mc.newStream(p, &m.hdr, party, toParty)
+		s = mc.newStream(p, hdr, md.FromCaller())
 	}
-	payload := m.hdr.Payload(p.Payload, n)
-	if s.stats.IsEvent(m.hdr.PayloadType) {
-		if d, ok := s.dtmf.Feed(&m.hdr, payload, p.Time); ok {
+	payload := hdr.Payload(p.Payload, md.HeaderLen)
+	if s.stats.IsEvent(hdr.PayloadType) {
+		if d, ok := s.dtmf.Feed(hdr, payload, p.Time); ok {
 			mc.dtmf = append(mc.dtmf, call.DTMF{Time: d.Time, Digit: d.Digit, Source: "rfc2833", Src: p.Src, Dst: p.Dst})
 		}
 	}
-	s.stats.Update(&m.hdr, len(payload), p.Time)
+	s.stats.Update(hdr, len(payload), p.Time)
 }
 
-func (mc *mediaCall) newStream(p *decode.Packet, hdr *rtp.Header, party call.Party, toParty bool) *mediaStream {
-	// Matched on the destination: the packet flows to party, so the other
-	// side sent it. Matched on the source (symmetric RTP / NAT): party sent it.
-	caller := (toParty && party == call.PartyCallee) || (!toParty && party == call.PartyCaller)
+// newStream starts a stream; caller: it flows from the caller (matched on
+// the destination, the other side sent it; on the source, party did).
+func (mc *mediaCall) newStream(p *decode.Packet, hdr *rtp.Header, caller bool) *mediaStream {
 	cfg := rtp.StreamConfig{Src: p.Src, Dst: p.Dst, Caller: caller}
 	a := mc.lookupSDP(p.Dst)
 	if a == nil {

@@ -25,11 +25,11 @@ import (
 	"pbx-agent/sniffer/sip"
 )
 
-// MediaHandler receives RTP/RTCP packets of known calls: party is the side
-// whose announced address the packet was matched on, toParty tells whether it
-// was matched as the destination (true) or as the source (symmetric RTP).
+// MediaHandler receives the RTP/RTCP (and other) datagrams of known calls,
+// matched in one call-table lookup with their RTP header parsed once
+// (call.Media, valid only during the call).
 type MediaHandler interface {
-	HandleMedia(p *decode.Packet, ref uint64, party call.Party, toParty bool)
+	HandleMedia(m *call.Media)
 }
 
 // Config configures a Sniffer. The zero value sniffs SIP on port 5060 and
@@ -79,6 +79,7 @@ type Sniffer struct {
 	link  layers.LinkType
 	pkt   decode.Packet
 	msg   sip.Message
+	md    call.Media // the media packet being handed down (reused)
 	meta  call.Meta
 	tcp   *tcpFlows
 	media *mediaTracker
@@ -366,15 +367,17 @@ func (s *Sniffer) handleSIPBytes(p *decode.Packet, b []byte, o origin) {
 }
 
 func (s *Sniffer) handleMedia(p *decode.Packet) {
-	ref, party, toParty, ok := s.table.MatchMedia(p.Src, p.Dst, p.Time)
-	if !ok {
+	m := &s.md
+	if !s.table.MatchMedia(p.Src, p.Dst, p.Time, m) {
 		s.stats.Other++
 		return
 	}
 	s.stats.Media++
-	s.media.HandleMedia(p, ref, party, toParty)
-	if s.cfg.HEPOut != nil && rtp.LooksLikeRTCP(p.Payload) {
-		s.sendRTCPHEP(p, ref)
+	m.Packet = p
+	m.Classify()
+	s.media.HandleMedia(m)
+	if s.cfg.HEPOut != nil && m.Kind == call.MediaRTCP {
+		s.sendRTCPHEP(p, m.Ref)
 	}
 }
 

@@ -50,8 +50,7 @@ func replayIntoSpool(t *testing.T, pause bool, t1, t2 time.Time) spoolRun {
 	run := spoolRun{dir: t.TempDir(), cdrs: map[string]*call.CDR{}}
 	var sn *sniffer.Sniffer
 	sp, err := spool.New(spool.Config{Dir: run.dir, SaveSIP: true, SaveRTP: spool.RTPFull, SaveRTCP: true,
-		SaveAudio: "wav", AudioDelay: 40 * time.Millisecond, Location: time.UTC, WaitForDisk: true},
-		func(ref uint64) bool { return sn.Table().Paused(ref) })
+		SaveAudio: "wav", AudioDelay: 40 * time.Millisecond, Location: time.UTC, WaitForDisk: true})
 	if err != nil {
 		t.Fatal(err)
 	}

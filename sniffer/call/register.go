@@ -127,7 +127,7 @@ func (t *Table) report(st *regState, state RegisterState) {
 	}
 	st.lastState, st.lastExpires = state, r.Expires
 	if t.cfg.OnRegister != nil {
-		t.cfg.OnRegister(&r)
+		t.due = append(t.due, deferred{reg: &r})
 	}
 }
 

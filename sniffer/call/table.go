@@ -48,7 +48,9 @@ type Config struct {
 	// INVITE flood cannot exhaust memory.
 	MaxCalls int
 	// OnCallEnd receives every finished call. It runs on the goroutine that
-	// feeds the table and must not block.
+	// feeds the table and must not block. Callbacks (OnCallEnd, OnRegister,
+	// OnMedia) run after the table's lock is released, in the order the
+	// events happened, before the call that caused them returns.
 	OnCallEnd func(*CDR)
 	// OnRegister receives every REGISTER state change.
 	OnRegister func(*Register)
@@ -114,10 +116,13 @@ type Table struct {
 	now     time.Time
 	lastGC  time.Time
 	sdp     sdp.Session
+	// Callbacks queued under mu, run by unlock (due), and the slice they
+	// were last run from (reused).
+	due, firing []deferred
 }
 
 type mediaEntry struct {
-	ref   uint64
+	c     *callState
 	party Party // the side that receives on this address
 }
 
@@ -155,6 +160,7 @@ type callState struct {
 	canceled   bool
 	final      bool // a final response to the INVITE was seen
 	onHold     bool
+	ext        any // the media handler's per-call state (Media.State)
 }
 
 // HandleSIP updates the table with one parsed message and returns the
@@ -162,7 +168,7 @@ type callState struct {
 // message's bytes are not retained: everything kept is copied.
 func (t *Table) HandleSIP(m *sip.Message, meta Meta) uint64 {
 	t.mu.Lock()
-	defer t.mu.Unlock()
+	defer t.unlock()
 	t.stats.SIPMessages++
 	t.advance(meta.Time)
 	if string(m.CSeqMethod) == "REGISTER" {
@@ -532,15 +538,15 @@ func mediaParty(d *CDR, conn netip.Addr, sender Party) Party {
 }
 
 func (t *Table) addMedia(c *callState, addr netip.AddrPort, party Party, md *sdp.Media) {
-	if e, ok := t.media[addr]; ok && e.ref == c.cdr.CallRef && e.party == party {
+	if e, ok := t.media[addr]; ok && e.c == c && e.party == party {
 		return
 	}
-	t.media[addr] = mediaEntry{ref: c.cdr.CallRef, party: party}
+	t.media[addr] = mediaEntry{c: c, party: party}
 	if !slices.Contains(c.media, addr) {
 		c.media = append(c.media, addr)
 	}
 	if t.cfg.OnMedia != nil {
-		t.cfg.OnMedia(c.cdr.CallRef, addr, party, md)
+		t.due = append(t.due, deferred{ref: c.cdr.CallRef, addr: addr, party: party, md: md})
 	}
 }
 
@@ -550,7 +556,10 @@ func (t *Table) LookupMedia(addr netip.AddrPort) (ref uint64, party Party, ok bo
 	t.mu.Lock()
 	e, ok := t.media[addr]
 	t.mu.Unlock()
-	return e.ref, e.party, ok
+	if !ok {
+		return 0, 0, false
+	}
+	return e.c.cdr.CallRef, e.party, true
 }
 
 // MediaSeen records RTP/RTCP activity for a call: it keeps the call alive
@@ -563,36 +572,24 @@ func (t *Table) MediaSeen(ref uint64, ts time.Time) {
 }
 
 func (t *Table) mediaSeen(ref uint64, ts time.Time) {
-	if ts.After(t.now) {
-		t.now = ts // media keeps the clock exact for SetPaused between SIP messages
-	}
 	if c := t.byRef[ref]; c != nil {
-		if c.byeSeen || c.ended {
-			if ts.After(c.last) {
-				c.last = ts
-			}
-		} else {
-			c.touch(ts)
-		}
+		t.seen(c, ts)
+	} else if ts.After(t.now) {
+		t.now = ts
 	}
 }
 
-// MatchMedia is the packet path's one call per RTP/RTCP packet: it finds
-// the call that announced dst (toParty: the packet flows to party) or, for
-// symmetric RTP behind NAT, src (the packet comes from party), and records
-// the activity as MediaSeen does — under one lock.
-func (t *Table) MatchMedia(src, dst netip.AddrPort, ts time.Time) (ref uint64, party Party, toParty, ok bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	e, ok := t.media[dst]
-	toParty = ok
-	if !ok {
-		if e, ok = t.media[src]; !ok {
-			return 0, 0, false, false
-		}
+func (t *Table) seen(c *callState, ts time.Time) {
+	if ts.After(t.now) {
+		t.now = ts // media keeps the clock exact for SetPaused between SIP messages
 	}
-	t.mediaSeen(e.ref, ts)
-	return e.ref, e.party, toParty, true
+	if c.byeSeen || c.ended {
+		if ts.After(c.last) {
+			c.last = ts
+		}
+	} else {
+		c.touch(ts)
+	}
 }
 
 // end marks a call finished; it is emitted once EndGrace has passed.
@@ -608,7 +605,7 @@ func (t *Table) end(c *callState, ts time.Time) {
 // and emits calls whose grace or timeout has passed.
 func (t *Table) Tick(now time.Time) {
 	t.mu.Lock()
-	defer t.mu.Unlock()
+	defer t.unlock()
 	t.advance(now)
 }
 
@@ -640,7 +637,7 @@ func (t *Table) advance(now time.Time) {
 // Flush ends every call still open (end of a capture, or shutdown) and emits it.
 func (t *Table) Flush() {
 	t.mu.Lock()
-	defer t.mu.Unlock()
+	defer t.unlock()
 	done := make([]*callState, 0, len(t.calls))
 	for _, c := range t.calls {
 		c.cdr.ForcedClose = true
@@ -666,7 +663,7 @@ func (t *Table) emit(done []*callState) {
 		delete(t.calls, c.cdr.CallID)
 		delete(t.byRef, c.cdr.CallRef)
 		for _, a := range c.media {
-			if e := t.media[a]; e.ref == c.cdr.CallRef {
+			if e := t.media[a]; e.c == c {
 				delete(t.media, a)
 			}
 		}
@@ -680,7 +677,7 @@ func (t *Table) emit(done []*callState) {
 		}
 		t.stats.CallsEnded++
 		if t.cfg.OnCallEnd != nil {
-			t.cfg.OnCallEnd(d)
+			t.due = append(t.due, deferred{cdr: d})
 		}
 	}
 }

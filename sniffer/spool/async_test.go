@@ -124,7 +124,8 @@ func (d *callDriver) begin(ref uint64) {
 
 func (d *callDriver) packet(ref uint64, i int) {
 	d.media.Time = d.start.Add(time.Duration(i) * 20 * time.Millisecond)
-	d.sp.HandleMedia(&d.media, ref, call.PartyCallee, true)
+	var md call.Media
+	handMedia(d.sp, &md, &d.media, ref, false)
 }
 
 func (d *callDriver) end(ref uint64) {
@@ -157,7 +158,7 @@ func TestPacketPathNeverBlocksOnDisk(t *testing.T) {
 	g := &gateFS{gate: make(chan struct{})}
 	g.packetG.Store(goid())
 	cfg := spool.Config{Dir: dir, SaveSIP: true, SaveRTP: spool.RTPFull, SaveAudio: "wav", Location: time.UTC, BufferSize: 4096}
-	sp, err := spool.NewWithFS(cfg, nil, g)
+	sp, err := spool.NewWithFS(cfg, g)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,7 +245,7 @@ func TestDropWhenDiskBehind(t *testing.T) {
 	var logs syncBuffer
 	cfg := spool.Config{Dir: dir, SaveRTP: spool.RTPFull, Location: time.UTC, BufferSize: 1024, MaxQueued: 8 << 10,
 		Logger: slog.New(slog.NewTextHandler(&logs, nil))}
-	sp, err := spool.NewWithFS(cfg, nil, g)
+	sp, err := spool.NewWithFS(cfg, g)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -311,7 +312,7 @@ func (s *syncBuffer) String() string {
 func TestCloseAbandonsOnContext(t *testing.T) {
 	dir := t.TempDir()
 	g := &gateFS{gate: make(chan struct{})}
-	sp, err := spool.NewWithFS(spool.Config{Dir: dir, SaveRTP: spool.RTPFull, Location: time.UTC, BufferSize: 1024}, nil, g)
+	sp, err := spool.NewWithFS(spool.Config{Dir: dir, SaveRTP: spool.RTPFull, Location: time.UTC, BufferSize: 1024}, g)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -343,7 +344,7 @@ func TestCloseAbandonsOnContext(t *testing.T) {
 func TestCloseWhileHammering(t *testing.T) {
 	dir := t.TempDir()
 	cfg := spool.Config{Dir: dir, SaveSIP: true, SaveRTP: spool.RTPFull, SaveAudio: "wav", Location: time.UTC, BufferSize: 1024, IOWorkers: 2, MaxOpenFiles: 8}
-	sp, err := spool.New(cfg, nil)
+	sp, err := spool.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -420,7 +421,7 @@ func TestNoGoroutineLeak(t *testing.T) {
 	for _, workers := range []int{1, 3} {
 		t.Run(fmt.Sprintf("workers=%d", workers), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				sp, err := spool.New(spool.Config{Dir: dir, SaveSIP: true, SaveRTP: spool.RTPFull, Location: time.UTC, IOWorkers: workers}, nil)
+				sp, err := spool.New(spool.Config{Dir: dir, SaveSIP: true, SaveRTP: spool.RTPFull, Location: time.UTC, IOWorkers: workers})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -437,7 +438,7 @@ func TestNoGoroutineLeak(t *testing.T) {
 	}
 	t.Run("stacks", func(t *testing.T) {
 		for range 20 {
-			sp, err := spool.New(spool.Config{Dir: dir, SaveRTP: spool.RTPFull, IOWorkers: 2}, nil)
+			sp, err := spool.New(spool.Config{Dir: dir, SaveRTP: spool.RTPFull, IOWorkers: 2})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -468,7 +469,7 @@ func TestWaitForDisk(t *testing.T) {
 	dir := t.TempDir()
 	g := &gateFS{sleep: time.Millisecond}
 	cfg := spool.Config{Dir: dir, SaveSIP: true, SaveRTP: spool.RTPFull, Location: time.UTC, BufferSize: 1024, MaxQueued: 8 << 10, WaitForDisk: true}
-	sp, err := spool.NewWithFS(cfg, nil, g)
+	sp, err := spool.NewWithFS(cfg, g)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -68,6 +68,15 @@ type spoolDriver struct {
 	perCall int
 	n       int
 	paused  bool
+	md      call.Media
+}
+
+// handMedia hands p to sp as the sniffer does: matched to ref on its
+// destination (the callee's address), classified once, through md.
+func handMedia(sp *spool.Spool, md *call.Media, p *decode.Packet, ref uint64, paused bool) {
+	*md = call.Media{Packet: p, Ref: ref, Party: call.PartyCallee, ToParty: true, Paused: paused}
+	md.Classify()
+	sp.HandleMedia(md)
 }
 
 func newDriver(tb testing.TB, cfg spool.Config, paused bool) *spoolDriver {
@@ -82,9 +91,9 @@ func newDriverFS(tb testing.TB, cfg spool.Config, paused bool, fsys spool.FS) *s
 	var sp *spool.Spool
 	var err error
 	if fsys == nil {
-		sp, err = spool.New(cfg, func(uint64) bool { return dr.paused })
+		sp, err = spool.New(cfg)
 	} else {
-		sp, err = spool.NewWithFS(cfg, func(uint64) bool { return dr.paused }, fsys)
+		sp, err = spool.NewWithFS(cfg, fsys)
 	}
 	if err != nil {
 		tb.Fatal(err)
@@ -101,7 +110,7 @@ func (dr *spoolDriver) start() {
 
 func (dr *spoolDriver) packet() {
 	dr.media.Time = dr.media.Time.Add(10 * time.Millisecond)
-	dr.sp.HandleMedia(&dr.media, dr.ref, call.PartyCallee, true)
+	handMedia(dr.sp, &dr.md, &dr.media, dr.ref, dr.paused)
 	dr.n++
 	if dr.n%dr.perCall == 0 {
 		dr.sp.CallEnded(&call.CDR{CallID: string(dr.msg.CallID), CallRef: dr.ref})
@@ -313,7 +322,7 @@ func replayBench(b *testing.B, path, dir string, cfg *spool.Config, o simulate.O
 	if cfg != nil {
 		c := *cfg
 		c.Dir = dir
-		if sp, err = spool.New(c, func(ref uint64) bool { return sn.Table().Paused(ref) }); err != nil {
+		if sp, err = spool.New(c); err != nil {
 			b.Fatal(err)
 		}
 		scfg.Media, scfg.SIPHook, scfg.Call.OnCallEnd = sp, sp.SIP, sp.CallEnded

@@ -42,7 +42,7 @@ func newPoolDriver(t *testing.T, dir string, lim spool.PoolLimits) *poolDriver {
 	log := &syncBuffer{}
 	cfg := spool.Config{Dir: dir, SaveSIP: true, SaveRTP: spool.RTPFull, Location: time.UTC, BufferSize: 4096,
 		Pool: lim, Logger: slog.New(slog.NewTextHandler(log, nil))}
-	sp, err := spool.New(cfg, nil)
+	sp, err := spool.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -394,7 +394,7 @@ func BenchmarkPoolScan(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		sp, err := spool.New(spool.Config{Dir: dir, Location: time.UTC, Pool: spool.PoolLimits{Size: 1 << 40, Interval: time.Hour}}, nil)
+		sp, err := spool.New(spool.Config{Dir: dir, Location: time.UTC, Pool: spool.PoolLimits{Size: 1 << 40, Interval: time.Hour}})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -9,8 +9,8 @@ type (
 )
 
 // NewWithFS is New over fsys instead of the operating system's.
-func NewWithFS(cfg Config, paused func(ref uint64) bool, fsys FS) (*Spool, error) {
-	return newSpool(cfg, paused, fsys)
+func NewWithFS(cfg Config, fsys FS) (*Spool, error) {
+	return newSpool(cfg, fsys)
 }
 
 // CleanNow runs one cleaning pass once the start-up scan is over and

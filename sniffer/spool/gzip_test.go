@@ -85,7 +85,7 @@ func TestCompressedSpool(t *testing.T) {
 }
 
 func TestCompressedSpoolBadLevel(t *testing.T) {
-	if _, err := spool.New(spool.Config{Dir: t.TempDir(), SaveSIP: true, ZipSIP: 10}, nil); err == nil {
+	if _, err := spool.New(spool.Config{Dir: t.TempDir(), SaveSIP: true, ZipSIP: 10}); err == nil {
 		t.Error("gzip level 10 accepted")
 	}
 }

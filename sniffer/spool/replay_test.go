@@ -73,7 +73,7 @@ func replaySource(t testing.TB, src frameSource, ports string, cfg spool.Config,
 		t.Fatal(err)
 	}
 	var sn *sniffer.Sniffer
-	sp, err := spool.New(cfg, func(ref uint64) bool { return sn.Table().Paused(ref) })
+	sp, err := spool.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

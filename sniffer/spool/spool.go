@@ -170,9 +170,8 @@ type Stats struct {
 // started by New and joined by Close. Subscribe, AudioStats, Stats and
 // Close may be called from other goroutines.
 type Spool struct {
-	cfg    Config
-	log    *slog.Logger
-	paused func(ref uint64) bool
+	cfg Config
+	log *slog.Logger
 
 	bufs    buffers
 	io      ioStats
@@ -185,7 +184,6 @@ type Spool struct {
 	mu         sync.Mutex
 	closed     bool
 	calls      map[uint64]*callSpool
-	hdr        rtp.Header
 	scratch    []byte
 	wavBuf     []byte
 	stats      Stats
@@ -215,13 +213,13 @@ type callSpool struct {
 const dropLogEvery = 10 * time.Second
 
 // New returns a spool and starts its I/O goroutines; Close stops them.
-// paused reports whether recording of a call is paused now
-// (call.Table.Paused); nil means never.
-func New(cfg Config, paused func(ref uint64) bool) (*Spool, error) {
-	return newSpool(cfg, paused, osFS{})
+// Whether a call's recording is paused comes with each packet
+// (call.Media.Paused).
+func New(cfg Config) (*Spool, error) {
+	return newSpool(cfg, osFS{})
 }
 
-func newSpool(cfg Config, paused func(ref uint64) bool, fsys fileSystem) (*Spool, error) {
+func newSpool(cfg Config, fsys fileSystem) (*Spool, error) {
 	switch cfg.SaveAudio {
 	case "", "wav":
 	default:
@@ -251,13 +249,9 @@ func newSpool(cfg Config, paused func(ref uint64) bool, fsys fileSystem) (*Spool
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if paused == nil {
-		paused = func(uint64) bool { return false }
-	}
 	s := &Spool{
 		cfg:     cfg,
 		log:     cfg.Logger.With("component", "spool"),
-		paused:  paused,
 		calls:   make(map[uint64]*callSpool),
 		closing: make(chan struct{}),
 	}
@@ -438,8 +432,8 @@ func (s *Spool) store(f *pcapFile, p *decode.Packet, data []byte, origLen int) b
 // HandleMedia implements sniffer.MediaHandler: RTP, RTCP and other
 // datagrams of a known call go to its RTP pcap (as the options say), RTP
 // also to its decoded audio.
-func (s *Spool) HandleMedia(p *decode.Packet, ref uint64, party call.Party, toParty bool) {
-	paused := s.paused(ref) // before s.mu: the table's lock is never taken under ours
+func (s *Spool) HandleMedia(md *call.Media) {
+	p, ref, paused := md.Packet, md.Ref, md.Paused
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c := s.calls[ref]
@@ -451,15 +445,14 @@ func (s *Spool) HandleMedia(p *decode.Packet, ref uint64, party call.Party, toPa
 		c.paused = paused
 		s.log.Info("recording pause changed", "callref", fmt.Sprintf("0x%x", ref), "callid", c.callID, "paused", paused, "time", p.Time)
 	}
-	if rtp.LooksLikeRTCP(p.Payload) {
+	if md.Kind == call.MediaRTCP {
 		s.stats.RTCPPackets++
 		if s.cfg.SaveRTCP && !s.storeMedia(c, p, p.Frame, len(p.Frame)) {
 			s.drop(&s.stats.DroppedRTCP)
 		}
 		return
 	}
-	n, err := s.hdr.Unmarshal(p.Payload)
-	if err != nil || !rtp.LooksLikeRTP(p.Payload) {
+	if md.Kind != call.MediaRTP {
 		s.stats.OtherPackets++
 		if s.cfg.SaveRTP != RTPOff && !s.storeMedia(c, p, p.Frame, len(p.Frame)) {
 			s.drop(&s.stats.DroppedOther)
@@ -467,14 +460,14 @@ func (s *Spool) HandleMedia(p *decode.Packet, ref uint64, party call.Party, toPa
 		return
 	}
 	s.stats.RTPPackets++
-	payload := s.hdr.Payload(p.Payload, n)
+	n := md.HeaderLen
+	payload := md.RTP.Payload(p.Payload, n)
 	if c.audio != nil {
-		// The sender is the party's peer when matched on the destination.
 		dir := audio.FromCallee
-		if (toParty && party == call.PartyCallee) || (!toParty && party == call.PartyCaller) {
+		if md.FromCaller() {
 			dir = audio.FromCaller
 		}
-		c.audio.Feed(dir, &s.hdr, payload, p.Time, paused)
+		c.audio.Feed(dir, &md.RTP, payload, p.Time, paused)
 	}
 	if s.cfg.SaveRTP == RTPOff {
 		return
@@ -482,14 +475,15 @@ func (s *Spool) HandleMedia(p *decode.Packet, ref uint64, party call.Party, toPa
 	if paused {
 		s.stats.PausedPackets++
 	}
-	if !s.storeRTP(c, p, n, paused) {
+	if !s.storeRTP(c, md, paused) {
 		s.drop(&s.stats.DroppedRTP)
 	}
 }
 
-// storeRTP stores an RTP packet whole, silenced or cut after its header
-// (hdr parsed, n its length); false when dropped.
-func (s *Spool) storeRTP(c *callSpool, p *decode.Packet, n int, paused bool) bool {
+// storeRTP stores an RTP packet whole, silenced or cut after its header;
+// false when dropped.
+func (s *Spool) storeRTP(c *callSpool, md *call.Media, paused bool) bool {
+	p, n := md.Packet, md.HeaderLen
 	if !paused && s.cfg.SaveRTP == RTPFull {
 		if p.Fragment {
 			s.stats.Fragments++
@@ -503,7 +497,7 @@ func (s *Spool) storeRTP(c *callSpool, p *decode.Packet, n int, paused bool) boo
 		s.stats.Fragments++
 		return true
 	}
-	if paused && s.cfg.SaveRTP == RTPFull && s.silence(p, off, n) {
+	if paused && s.cfg.SaveRTP == RTPFull && s.silence(p, &md.RTP, off, n) {
 		return s.storeMedia(c, p, s.scratch, len(p.Frame))
 	}
 	s.stats.HeaderOnly++
@@ -513,14 +507,14 @@ func (s *Spool) storeRTP(c *callSpool, p *decode.Packet, n int, paused bool) boo
 // silence copies the frame into the scratch buffer with the RTP payload
 // replaced by the codec's silence and the UDP checksum fixed; false when
 // the codec has no byte-wise silence.
-func (s *Spool) silence(p *decode.Packet, off, n int) bool {
-	if _, ok := rtp.SilenceByte(s.hdr.PayloadType); !ok {
+func (s *Spool) silence(p *decode.Packet, hdr *rtp.Header, off, n int) bool {
+	if _, ok := rtp.SilenceByte(hdr.PayloadType); !ok {
 		return false
 	}
 	s.scratch = append(s.scratch[:0], p.Frame...)
 	end := off + len(p.Payload)
 	start := off + n
-	rtp.FillSilence(s.hdr.PayloadType, s.scratch[start:end-int(s.hdr.PaddingSize)])
+	rtp.FillSilence(hdr.PayloadType, s.scratch[start:end-int(hdr.PaddingSize)])
 	if off >= 8 && p.Transport == decode.UDP {
 		ck := s.scratch[off-2 : off]
 		if hc := uint16(ck[0])<<8 | uint16(ck[1]); hc != 0 {

@@ -43,7 +43,7 @@ type pipeline struct {
 func newPipeline(t testing.TB) *pipeline {
 	t.Helper()
 	p := &pipeline{}
-	sp, err := spool.New(spool.Config{AudioDelay: 40 * time.Millisecond}, func(ref uint64) bool { return p.sn.Table().Paused(ref) })
+	sp, err := spool.New(spool.Config{AudioDelay: 40 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,133 @@
+package call
+
+import (
+	"net/netip"
+	"time"
+
+	"pbx-agent/sniffer/decode"
+	"pbx-agent/sniffer/rtp"
+	"pbx-agent/sniffer/sdp"
+)
+
+// MediaKind classifies a datagram of a call's media addresses.
+type MediaKind uint8
+
+const (
+	MediaOther MediaKind = iota // neither RTP nor RTCP (STUN, keep-alives, …)
+	MediaRTP
+	MediaRTCP
+)
+
+// Media is one datagram of a known call as the packet path hands it down:
+// found with one call-table lookup (MatchMedia) and, for RTP, its header
+// parsed once (Classify) for every consumer (statistics, spool, audio).
+// The packet path reuses one Media for every packet: it is valid only
+// during the call that receives it.
+type Media struct {
+	Packet *decode.Packet
+	Ref    uint64
+	// Party is the side whose announced address matched; ToParty says the
+	// packet was matched on its destination (it flows to Party), else on its
+	// source (symmetric RTP behind NAT: Party sent it).
+	Party   Party
+	ToParty bool
+	// Paused: recording of the call is paused (pausecall) at this packet.
+	Paused bool
+	// State is the call's slot for the media handler's own per-call state:
+	// read and written by the packet path only, dropped with the call.
+	State *any
+
+	Kind MediaKind
+	// HeaderOK: the datagram parsed as an RTP header (RTP, n bytes of
+	// header in HeaderLen), even when its payload type says it is not RTP.
+	HeaderOK  bool
+	RTP       rtp.Header
+	HeaderLen int
+}
+
+// FromCaller reports whether the packet flows from the caller (A side).
+func (m *Media) FromCaller() bool {
+	return (m.ToParty && m.Party == PartyCallee) || (!m.ToParty && m.Party == PartyCaller)
+}
+
+// Classify parses m.Packet's payload once: RTCP, RTP (header kept) or
+// other.
+func (m *Media) Classify() {
+	b := m.Packet.Payload
+	m.HeaderOK, m.HeaderLen = false, 0
+	if rtp.LooksLikeRTCP(b) {
+		m.Kind = MediaRTCP
+		return
+	}
+	m.Kind = MediaOther
+	if len(b) >= rtp.HeaderSize && b[0]>>6 == 2 { // else Unmarshal fails (and allocates its error)
+		if n, err := m.RTP.Unmarshal(b); err == nil {
+			m.HeaderOK, m.HeaderLen = true, n
+			if rtp.LooksLikeRTP(b) {
+				m.Kind = MediaRTP
+			}
+		}
+	}
+}
+
+// MatchMedia is the packet path's one call-table lookup per RTP/RTCP
+// packet: it finds the call that announced dst (the packet flows to that
+// party) or, for symmetric RTP behind NAT, src (it comes from that party),
+// fills m with the call and whether its recording is paused, and records the
+// activity as MediaSeen does — under one lock, without a second lookup.
+func (t *Table) MatchMedia(src, dst netip.AddrPort, ts time.Time, m *Media) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	e, ok := t.media[dst]
+	m.ToParty = ok
+	if !ok {
+		if e, ok = t.media[src]; !ok {
+			return false
+		}
+	}
+	c := e.c
+	m.Ref, m.Party, m.State = c.cdr.CallRef, e.party, &c.ext
+	p := c.cdr.Paused
+	m.Paused = len(p) > 0 && p[len(p)-1].End.IsZero()
+	t.seen(c, ts)
+	return true
+}
+
+// deferred is a callback due once the table's lock is released: the table
+// never calls out while holding it, so callbacks may call the table (and
+// take their own locks) freely.
+type deferred struct {
+	cdr   *CDR      // OnCallEnd
+	reg   *Register // OnRegister
+	ref   uint64    // OnMedia: ref, addr, party, md
+	addr  netip.AddrPort
+	party Party
+	md    *sdp.Media
+}
+
+// unlock releases the table's lock, then runs the callbacks queued under it
+// in order. Only the goroutine feeding the table queues callbacks.
+func (t *Table) unlock() {
+	due := t.due
+	t.due = t.firing[:0]
+	t.mu.Unlock()
+	for i := range due {
+		d := &due[i]
+		switch {
+		case d.cdr != nil:
+			if t.cfg.OnCallEnd != nil {
+				t.cfg.OnCallEnd(d.cdr)
+			}
+		case d.reg != nil:
+			if t.cfg.OnRegister != nil {
+				t.cfg.OnRegister(d.reg)
+			}
+		default:
+			if t.cfg.OnMedia != nil {
+				t.cfg.OnMedia(d.ref, d.addr, d.party, d.md)
+			}
+		}
+	}
+	clear(due)
+	t.firing = due
+}

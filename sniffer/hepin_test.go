@@ -362,6 +362,7 @@ func BenchmarkHEPInput(b *testing.B) {
 		sn := New(Config{HEP: HEPInput{Enabled: true, Password: "hepsecret"}, Call: call.Config{IdleTimeout: -1}})
 		b.ReportAllocs()
 		n := 0
+		cpu0 := cpuTime()
 		for b.Loop() {
 			d := &ds[n%len(ds)]
 			sn.HandleHEP(d.Payload, d.Packet.Time)
@@ -371,6 +372,7 @@ func BenchmarkHEPInput(b *testing.B) {
 			}
 		}
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "hep_pkts/s")
+		b.ReportMetric(float64(b.N)/(cpuTime()-cpu0).Seconds(), "hep_pkts/cpu-s")
 	})
 	b.Run("in-dialog", func(b *testing.B) {
 		sn := New(Config{HEP: HEPInput{Enabled: true, Password: "hepsecret"}, Call: call.Config{IdleTimeout: -1}})
@@ -384,10 +386,12 @@ func BenchmarkHEPInput(b *testing.B) {
 		}
 		msg := ds[last]
 		b.ReportAllocs()
+		cpu0 := cpuTime()
 		for b.Loop() {
 			sn.HandleHEP(msg.Payload, msg.Packet.Time)
 		}
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "hep_pkts/s")
+		b.ReportMetric(float64(b.N)/(cpuTime()-cpu0).Seconds(), "hep_pkts/cpu-s")
 	})
 }
 
@@ -451,8 +455,10 @@ func BenchmarkReplayHEPOutput(b *testing.B) {
 				go func() { _ = out.Run(ctx) }()
 			}
 			b.ReportAllocs()
+			calls := 0
+			cpu0 := cpuTime()
 			for b.Loop() {
-				cfg := Config{SIPPorts: ps, Call: call.Config{IdleTimeout: -1}}
+				cfg := Config{SIPPorts: ps, Call: call.Config{IdleTimeout: -1, OnCallEnd: func(*call.CDR) { calls++ }}}
 				if out != nil {
 					cfg.HEPOut = out
 				}
@@ -463,6 +469,11 @@ func BenchmarkReplayHEPOutput(b *testing.B) {
 				sn.Flush()
 			}
 			b.ReportMetric(float64(len(frames))*float64(b.N)/b.Elapsed().Seconds(), "packets/s")
+			b.ReportMetric(float64(calls)/float64(b.N), "calls/op")
+			// CPU time of the whole process (the sender's goroutine included,
+			// and the sink's reads), less sensitive than wall time to a
+			// shared machine.
+			b.ReportMetric(float64(len(frames))*float64(b.N)/(cpuTime()-cpu0).Seconds(), "packets/cpu-s")
 			if out != nil {
 				st := out.Stats()
 				b.ReportMetric(float64(st.Queued)/float64(b.N), "hep_sent/op")

@@ -20,6 +20,7 @@ func (s *Sniffer) Register(reg prometheus.Registerer) error {
 		c("pbx_sniffer_media_packets_total", "RTP/RTCP packets of known calls.", func(st *Stats) uint64 { return st.Media }),
 		c("pbx_sniffer_capture_drops_total", "Packets the kernel dropped before the agent read them.", func(st *Stats) uint64 { return st.KernelDrops }),
 		c("pbx_sniffer_tcp_flows_evicted_total", "SIP-over-TCP flows dropped to stay within the flow limit.", func(st *Stats) uint64 { return st.TCPEvicted }),
+		c("pbx_sniffer_websocket_flows_dropped_total", "SIP-over-websocket flows given up because a message exceeded 64 KiB.", func(st *Stats) uint64 { return st.WSDropped }),
 		c("pbx_hep_input_packets_total", "HEP packets accepted (capture and network).", func(st *Stats) uint64 { return st.HEP.Packets }),
 		c("pbx_hep_input_errors_total", "HEP packets dropped as undecodable (truncated, bad chunk lengths, bad RTCP JSON).", func(st *Stats) uint64 { return st.HEP.Errors }),
 		c("pbx_hep_input_auth_failed_total", "HEP packets dropped for a wrong or missing capture password.", func(st *Stats) uint64 { return st.HEP.AuthFailed }),

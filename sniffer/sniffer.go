@@ -64,6 +64,7 @@ type Stats struct {
 	TCPDiscarded uint64 // bytes skipped while resyncing SIP over TCP
 	KernelDrops  uint64 // frames the kernel dropped (live capture)
 	TCPEvicted   uint64 // SIP-over-TCP flows dropped to stay within the flow limit
+	WSDropped    uint64 // SIP-over-websocket flows given up over the message size cap
 	HEP          HEPStats
 	Decoder      decode.Stats // the link-layer decoders' counters, every source so far
 }
@@ -188,6 +189,7 @@ func (s *Sniffer) publish() {
 	st := s.stats
 	st.TCPFlows = len(s.tcp.flows)
 	st.TCPEvicted = s.tcp.evicted
+	st.WSDropped = s.tcp.wsDropped
 	st.Decoder = s.decs
 	if s.dec != nil {
 		st.Decoder = st.Decoder.Add(s.dec.Stats())

@@ -28,26 +28,60 @@ type tcpFlow struct {
 	ws     wsFlow
 	next   int64 // next expected sequence number, or seqUnknown
 	last   time.Time
+
+	key          flowKey
+	newer, older *tcpFlow // recency list: lru.newer is the most recent flow
 }
 
+// tcpFlows is the flow table: a map for lookup and a recency list (most
+// recently seen at the head, longest idle at the tail), so making room and
+// expiring cost O(1) per flow instead of a scan of the table.
 type tcpFlows struct {
-	flows   map[flowKey]*tcpFlow
-	evicted uint64 // flows dropped to make room (reported in Stats)
+	flows     map[flowKey]*tcpFlow
+	lru       tcpFlow // sentinel: lru.older is the newest flow, lru.newer the oldest
+	evicted   uint64  // flows dropped to make room (reported in Stats)
+	wsDropped uint64  // websocket flows given up over a size limit
+}
+
+func newTCPFlows() *tcpFlows {
+	t := &tcpFlows{flows: make(map[flowKey]*tcpFlow)}
+	t.lru.newer, t.lru.older = &t.lru, &t.lru
+	return t
+}
+
+func (t *tcpFlows) unlink(f *tcpFlow) {
+	f.newer.older, f.older.newer = f.older, f.newer
+	f.newer, f.older = nil, nil
+}
+
+// touch makes f the most recently seen flow.
+func (t *tcpFlows) touch(f *tcpFlow) {
+	if f.newer != nil {
+		t.unlink(f)
+	}
+	f.newer, f.older = &t.lru, t.lru.older
+	t.lru.older.newer = f
+	t.lru.older = f
+}
+
+func (t *tcpFlows) remove(f *tcpFlow) {
+	t.unlink(f)
+	delete(t.flows, f.key)
+}
+
+// oldest is the flow idle the longest, or nil.
+func (t *tcpFlows) oldest() *tcpFlow {
+	if f := t.lru.newer; f != &t.lru {
+		return f
+	}
+	return nil
 }
 
 func (t *tcpFlows) evictOldest() {
-	var oldest flowKey
-	var at time.Time
-	first := true
-	for k, f := range t.flows {
-		if first || f.last.Before(at) {
-			oldest, at, first = k, f.last, false
-		}
+	if f := t.oldest(); f != nil {
+		t.remove(f)
 	}
-	delete(t.flows, oldest)
 }
-
-func newTCPFlows() *tcpFlows { return &tcpFlows{flows: make(map[flowKey]*tcpFlow)} }
 
 // follows reports whether a segment on a port not configured as SIP belongs
 // to SIP: its flow is already followed, or its payload starts a message
@@ -65,7 +99,7 @@ func (t *tcpFlows) handle(p *decode.Packet, deliver func(*decode.Packet, []byte)
 	if p.TCPFlags&(decode.FlagRST|decode.FlagFIN) != 0 && len(p.Payload) == 0 {
 		if f != nil {
 			*discarded += uint64(f.stream.Discarded())
-			delete(t.flows, key)
+			t.remove(f)
 		}
 		return
 	}
@@ -76,10 +110,11 @@ func (t *tcpFlows) handle(p *decode.Packet, deliver func(*decode.Packet, []byte)
 			t.evictOldest()
 			t.evicted++
 		}
-		f = &tcpFlow{next: seqUnknown}
+		f = &tcpFlow{next: seqUnknown, key: key}
 		t.flows[key] = f
 	}
 	f.last = p.Time
+	t.touch(f)
 	seq := int64(p.TCPSeq)
 	if p.TCPFlags&decode.FlagSYN != 0 {
 		f.next = (seq + 1) & 0xffffffff
@@ -106,7 +141,11 @@ func (t *tcpFlows) handle(p *decode.Packet, deliver func(*decode.Packet, []byte)
 		f.ws.state = wsHandshake
 	}
 	if f.ws.state != wsNone {
+		was := f.ws.dropped()
 		f.ws.feed(data, func(msg []byte) { deliver(p, msg) })
+		if !was && f.ws.dropped() {
+			t.wsDropped++
+		}
 		return
 	}
 	f.stream.Write(data)
@@ -119,10 +158,9 @@ func (t *tcpFlows) handle(p *decode.Packet, deliver func(*decode.Packet, []byte)
 	}
 }
 
+// expire forgets flows idle longer than tcpFlowIdle, oldest first.
 func (t *tcpFlows) expire(now time.Time) {
-	for k, f := range t.flows {
-		if now.Sub(f.last) > tcpFlowIdle {
-			delete(t.flows, k)
-		}
+	for f := t.oldest(); f != nil && now.Sub(f.last) > tcpFlowIdle; f = t.oldest() {
+		t.remove(f)
 	}
 }

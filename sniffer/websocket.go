@@ -12,12 +12,18 @@ import (
 
 const maxWSBuffer = 1 << 16
 
+// maxWSMessage caps a message reassembled from continuation frames (a SIP
+// message is far smaller). A flow past it is dropped: its later bytes are
+// ignored and the drop is counted.
+const maxWSMessage = 1 << 16
+
 type wsState uint8
 
 const (
 	wsNone      wsState = iota // plain SIP over TCP
 	wsHandshake                // inside the HTTP upgrade request/response
 	wsFrames                   // WebSocket frames
+	wsDropped                  // over a limit: every later byte is ignored
 )
 
 // wsFlow is the WebSocket side of one TCP direction.
@@ -77,6 +83,9 @@ func startsSIP(b []byte) bool { return sip.LooksLikeMessage(b) || sipUpgrade(b) 
 // message carried in data frames. A malformed or oversized frame resets the
 // flow's buffer (the next frame boundary is unknowable, so bytes are lost).
 func (w *wsFlow) feed(data []byte, deliver func([]byte)) {
+	if w.state == wsDropped {
+		return
+	}
 	if len(w.buf)+len(data) > maxWSBuffer {
 		w.buf, w.msg = w.buf[:0], w.msg[:0]
 		return
@@ -149,6 +158,10 @@ func (w *wsFlow) frame(deliver func([]byte)) (int, bool) {
 			w.msg = append(w.msg[:0], w.payload...)
 		}
 	case 0x0: // continuation
+		if len(w.msg)+len(w.payload) > maxWSMessage {
+			w.drop()
+			return 0, false
+		}
 		w.msg = append(w.msg, w.payload...)
 		if fin {
 			deliver(w.msg)
@@ -157,3 +170,11 @@ func (w *wsFlow) frame(deliver func([]byte)) (int, bool) {
 	}
 	return hdr + int(n), true
 }
+
+// drop gives up on the flow: buffers are released and later bytes ignored.
+func (w *wsFlow) drop() {
+	w.state, w.buf, w.msg, w.payload = wsDropped, nil, nil, nil
+}
+
+// dropped reports whether the flow was given up.
+func (w *wsFlow) dropped() bool { return w.state == wsDropped }

@@ -5,6 +5,14 @@ import (
 	"os"
 )
 
+// Spool modes: calls are private to the agent's user and group (the web
+// GUI or a backup job reads them through the group), never world-readable.
+// The process umask still applies on top.
+const (
+	dirMode  fs.FileMode = 0o750
+	fileMode fs.FileMode = 0o640
+)
+
 // fileSystem is what the I/O goroutines need of the disk. Tests inject a
 // slow or failing one; production uses osFS.
 type fileSystem interface {

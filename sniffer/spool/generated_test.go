@@ -3,8 +3,10 @@ package spool_test
 import (
 	"errors"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -177,4 +179,60 @@ func TestRTPModes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSpoolModes pins issue 17 item 16: spool directories are 0750 and
+// files 0640 (group-readable by the agent's group, nothing for others),
+// within the process umask.
+func TestSpoolModes(t *testing.T) {
+	o := simulate.Options{Calls: 1, Duration: 2 * time.Second, Codec: simulate.CodecPCMU, Seed: 3}
+	dir := t.TempDir()
+	replaySource(t, newGenerator(t, o), "5060", fullConfig(dir), nil)
+	umask := processUmask(t)
+	files := 0
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || path == dir {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		want := fs.FileMode(0o640)
+		if d.IsDir() {
+			want = 0o750
+		} else {
+			files++
+		}
+		if got := fi.Mode().Perm(); got != want&^fs.FileMode(umask) {
+			t.Errorf("%s: mode %v, want %v", path, got, want&^fs.FileMode(umask))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if files == 0 {
+		t.Fatal("nothing spooled")
+	}
+}
+
+// processUmask reads the umask from /proc (syscall.Umask would change it
+// under the other tests' feet).
+func processUmask(t *testing.T) int {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Skip("no /proc/self/status:", err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "Umask:"); ok {
+			n, err := strconv.ParseUint(strings.TrimSpace(v), 8, 32)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return int(n)
+		}
+	}
+	t.Skip("no Umask line in /proc/self/status")
+	return 0
 }

@@ -207,13 +207,13 @@ func (w *worker) openFD(f *file) error {
 			w.pool.opening(f.minute, f.kind)
 			f.registered = true
 		}
-		if err := w.fs.MkdirAll(filepath.Dir(f.tmp), 0o755); err != nil {
+		if err := w.fs.MkdirAll(filepath.Dir(f.tmp), dirMode); err != nil {
 			w.fail(f, fmt.Errorf("spool: %w", err))
 			return f.err
 		}
 		flags |= os.O_CREATE | os.O_TRUNC
 	}
-	fd, err := w.fs.OpenFile(f.tmp, flags, 0o644)
+	fd, err := w.fs.OpenFile(f.tmp, flags, fileMode)
 	if err != nil {
 		w.fail(f, fmt.Errorf("spool: %w", err))
 		return f.err

@@ -13,6 +13,15 @@ import (
 // MaxIncludeDepth bounds #include nesting (Asterisk stops at a similar depth).
 const MaxIncludeDepth = 10
 
+// MaxIncludedFiles and MaxIncludedBytes bound the whole expansion: a file
+// that includes another many times, which includes another many times, …
+// multiplies along every path, and the depth limit alone lets that reach
+// billions of reads.
+const (
+	MaxIncludedFiles = 1000
+	MaxIncludedBytes = 32 << 20
+)
+
 // Config is a loaded configuration: includes expanded, inheritance applied.
 type Config struct {
 	Sections []*Section
@@ -72,6 +81,7 @@ func Load(fsys fs.FS, name string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("asteriskconf: %w", err)
 	}
+	l.bytes = int64(len(data))
 	if _, err := l.load(name, data, nil); err != nil {
 		return nil, err
 	}
@@ -83,6 +93,7 @@ type loader struct {
 	dir   string
 	cfg   *Config
 	stack []string
+	bytes int64 // read so far, every file counted each time it is included
 }
 
 func (l *loader) warn(file string, line int, format string, args ...any) {
@@ -208,12 +219,21 @@ func (l *loader) directive(d *Directive, file string, line int, cur *Section) er
 		if slices.Contains(l.stack, n) {
 			return posErr(file, line, ErrInclude, "#%s %q: include loop", d.Name, n)
 		}
+		if len(l.cfg.Files) >= MaxIncludedFiles {
+			return posErr(file, line, ErrInclude, "#%s %q: more than %d files included in all", d.Name, n, MaxIncludedFiles)
+		}
+		if fi, err := fs.Stat(l.fsys, n); err == nil && l.bytes+fi.Size() > MaxIncludedBytes {
+			return posErr(file, line, ErrInclude, "#%s %q: more than %d bytes included in all", d.Name, n, MaxIncludedBytes)
+		}
 		data, err := fs.ReadFile(l.fsys, n)
 		if err != nil {
 			if try && errors.Is(err, fs.ErrNotExist) {
 				continue
 			}
 			return &PosError{File: file, Line: line, Msg: fmt.Sprintf("#%s %q: %v", d.Name, d.Arg, err), Err: errors.Join(ErrInclude, err)}
+		}
+		if l.bytes += int64(len(data)); l.bytes > MaxIncludedBytes {
+			return posErr(file, line, ErrInclude, "#%s %q: more than %d bytes included in all", d.Name, n, MaxIncludedBytes)
 		}
 		if _, err := l.load(n, data, cur); err != nil {
 			if errors.Is(err, ErrInclude) && !isPos(err) {

@@ -2,6 +2,8 @@ package asteriskconf
 
 import (
 	"errors"
+	"fmt"
+	"io/fs"
 	"net/netip"
 	"strings"
 	"testing"
@@ -268,5 +270,43 @@ func BenchmarkLoadManager(b *testing.B) {
 		if _, err := LoadManager(fsys, "manager.conf", ""); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// countingFS fails the test once more than limit files were opened.
+type countingFS struct {
+	fs.FS
+	t     *testing.T
+	n     int
+	limit int
+}
+
+func (c *countingFS) Open(name string) (fs.File, error) {
+	if c.n++; c.n > c.limit {
+		c.t.Fatalf("%d files opened: the include expansion is unbounded", c.n)
+	}
+	return c.FS.Open(name)
+}
+
+// TestIncludeFanOut pins issue 17 item 15: a tree of files each including
+// the next level ten times (10^8 loads at depth 8) or a big file included
+// many times stops at MaxIncludedFiles / MaxIncludedBytes with ErrInclude.
+func TestIncludeFanOut(t *testing.T) {
+	fanout := fstest.MapFS{"top.conf": {Data: []byte("[a]\n" + strings.Repeat("#include l1.conf\n", 10))}}
+	for i := 1; i < 8; i++ {
+		fanout[fmt.Sprintf("l%d.conf", i)] = &fstest.MapFile{Data: []byte(strings.Repeat(fmt.Sprintf("#include l%d.conf\n", i+1), 10))}
+	}
+	fanout["l8.conf"] = &fstest.MapFile{Data: []byte("x = 1\n")}
+	big := fstest.MapFS{
+		"top.conf": {Data: []byte("[a]\n" + strings.Repeat("#include big.conf\n", 100))},
+		"big.conf": {Data: []byte(strings.Repeat("; padding padding padding padding padding padding\n", 20000))}, // 1 MB
+	}
+	for name, fsys := range map[string]fstest.MapFS{"fan-out": fanout, "bytes": big} {
+		t.Run(name, func(t *testing.T) {
+			_, err := Load(&countingFS{FS: fsys, t: t, limit: 2 * (MaxIncludedFiles + 1)}, "top.conf")
+			if !errors.Is(err, ErrInclude) || !strings.Contains(err.Error(), "in all") {
+				t.Fatalf("err = %v, want ErrInclude (in all)", err)
+			}
+		})
 	}
 }

@@ -25,6 +25,9 @@ func TestParse(t *testing.T) {
 			want: func(c *Config) bool {
 				return c.IDSensor == -1 && c.ManagerPort == 5029 && c.HTTPBind == "127.0.0.1:8080" && !c.DatabaseEnabled()
 			}},
+		// Issue 17 item 11: "http_bind =" disables HTTP, as its hint says.
+		{name: "empty http_bind disables HTTP", in: "[general]\nhttp_bind =\n",
+			want: func(c *Config) bool { return c.HTTPBind == "" && c.Source["http_bind"] != "" }},
 		{name: "no section header", in: "id_sensor = 3\n",
 			want: func(c *Config) bool { return c.IDSensor == 3 }},
 		{name: "sipport ranges", in: "[general]\nsipport = 5060, 5070-5072\n",

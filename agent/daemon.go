@@ -376,7 +376,8 @@ func (d *daemon) newWeb() error {
 		DB: d.db, Users: loadWebUsers(cfg, log), DisableAuth: cfg.APIDisableAuth,
 		Calls: managerCalls{d.sn, d.rec},
 		Spool: webui.DirSpool{Root: cfg.SpoolDir, Location: time.UTC}, SensorID: cfg.IDSensor, Logger: log,
-		CallsNow: d.sn.Now, // a replayed capture's clock while it plays
+		CallsNow:  d.sn.Now, // a replayed capture's clock while it plays
+		PublicURL: cfg.HTTPPublicURL, BindAddr: cfg.HTTPBind, AllowedHosts: cfg.HTTPAllowedHosts,
 	}
 	if d.db != nil {
 		// Many sensors, one database: this agent keeps its `sensors` row

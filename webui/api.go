@@ -17,21 +17,25 @@ import (
 	"pbx-agent/webui/cdrquery"
 )
 
-// apiTask is one api.php task and the right it needs.
+// apiTask is one api.php task and the right it needs. A task that changes
+// state is refused on GET unless the request itself carries the user's
+// credentials: a session cookie (or no authorization at all) rides along
+// with any cross-site link a browser follows.
 type apiTask struct {
-	need Rights
-	run  func(h *Handler, w http.ResponseWriter, r *http.Request, u *User, req *apiRequest) error
+	need    Rights
+	run     func(h *Handler, w http.ResponseWriter, r *http.Request, u *User, req *apiRequest) error
+	changes bool
 }
 
 var apiTasks = map[string]apiTask{
-	"getVoipCalls":      {CanCDR, (*Handler).getVoipCalls},
-	"getVoiceRecording": {CanDownloadAudio, (*Handler).getVoiceRecording},
-	"listActiveCalls":   {CanActiveCalls, (*Handler).listActiveCalls},
-	"handleActiveCall":  {CanHandleActiveCall, (*Handler).handleActiveCall},
-	"reportSummary":     {CanCDR, (*Handler).reportSummary},
-	"getShareURL":       {CanCDRShareLocalPublic, (*Handler).getShareURL},
-	"getPCAP":           {CanPCAP, (*Handler).getPCAP},
-	"listCdrIds":        {CanCDR, (*Handler).listCdrIds},
+	"getVoipCalls":      {CanCDR, (*Handler).getVoipCalls, false},
+	"getVoiceRecording": {CanDownloadAudio, (*Handler).getVoiceRecording, false},
+	"listActiveCalls":   {CanActiveCalls, (*Handler).listActiveCalls, false},
+	"handleActiveCall":  {CanHandleActiveCall, (*Handler).handleActiveCall, true},
+	"reportSummary":     {CanCDR, (*Handler).reportSummary, false},
+	"getShareURL":       {CanCDRShareLocalPublic, (*Handler).getShareURL, false},
+	"getPCAP":           {CanPCAP, (*Handler).getPCAP, false},
+	"listCdrIds":        {CanCDR, (*Handler).listCdrIds, false},
 }
 
 func taskNames() string {
@@ -62,6 +66,11 @@ func (h *Handler) apiPHP(w http.ResponseWriter, r *http.Request) {
 	}
 	if !u.Rights.Has(t.need) {
 		h.fail(w, r, fmt.Errorf("%w: user %s lacks %v for %s", ErrForbidden, u.Name, (t.need&^u.Rights).Names(), req.Task))
+		return
+	}
+	if t.changes && r.Method != http.MethodPost && (h.o.DisableAuth || req.User == "") {
+		w.Header().Set("Allow", http.MethodPost)
+		writeError(w, http.StatusMethodNotAllowed, req.Task+" changes a call: send it with POST (or with user and password in the request)")
 		return
 	}
 	err = t.run(h, w, r, u, req)
@@ -514,11 +523,12 @@ func (h *Handler) listActiveCalls(w http.ResponseWriter, r *http.Request, u *Use
 	if err != nil {
 		return err
 	}
-	out := []obj{}
-	local := sensor < 0 || h.o.SensorID < 0 || sensor == int64(h.o.SensorID)
-	if h.o.Remote != nil && h.o.SensorID >= 0 && !userSees(u, h.o.SensorID) {
-		local = false // a multi-sensor site: the user's sensors only
+	if sensor >= 0 && !u.SeesSensor(int(sensor)) {
+		return fmt.Errorf("%w: user %s may not see sensor %d", ErrForbidden, u.Name, sensor)
 	}
+	out := []obj{}
+	// This agent's calls only for a user allowed its sensor (enable_sensors).
+	local := (sensor < 0 || h.o.SensorID < 0 || sensor == int64(h.o.SensorID)) && u.SeesSensor(h.o.SensorID)
 	if h.o.Calls != nil && local {
 		now := h.o.CallsNow()
 		for _, c := range h.o.Calls.Active() {
@@ -545,9 +555,6 @@ func (h *Handler) listActiveCalls(w http.ResponseWriter, r *http.Request, u *Use
 	if h.o.Remote == nil || (sensor >= 0 && h.o.SensorID >= 0 && sensor == int64(h.o.SensorID)) {
 		writeJSON(w, http.StatusOK, obj{{"success", true}, {"total", strconv.Itoa(len(out))}, {"results", out}})
 		return nil
-	}
-	if sensor >= 0 && !userSees(u, int(sensor)) {
-		return fmt.Errorf("%w: user %s may not see sensor %d", ErrForbidden, u.Name, sensor)
 	}
 	out, sensors, err := h.remoteActive(r.Context(), u, sensor, out)
 	if err != nil {
@@ -612,7 +619,7 @@ func (h *Handler) handleActiveCall(w http.ResponseWriter, r *http.Request, u *Us
 	}
 	remote := sensor >= 0 && (h.o.Calls == nil || h.o.SensorID >= 0 && sensor != int64(h.o.SensorID))
 	if remote && h.o.Remote != nil {
-		if !userSees(u, int(sensor)) {
+		if !u.SeesSensor(int(sensor)) {
 			return fmt.Errorf("%w: user %s may not handle calls of sensor %d", ErrForbidden, u.Name, sensor)
 		}
 		if err := h.o.Remote.Pause(r.Context(), int(sensor), ref, on); err != nil {
@@ -626,6 +633,9 @@ func (h *Handler) handleActiveCall(w http.ResponseWriter, r *http.Request, u *Us
 	}
 	if h.o.Calls == nil {
 		return fmt.Errorf("%w: no call table here; give params.sensorId of the sensor that has the call", ErrBadRequest)
+	}
+	if !u.SeesSensor(h.o.SensorID) {
+		return fmt.Errorf("%w: user %s may not handle calls of sensor %d", ErrForbidden, u.Name, h.o.SensorID)
 	}
 	if err := h.o.Calls.Pause(r.Context(), ref, on); err != nil {
 		if errors.Is(err, call.ErrNoCall) {

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
+	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
@@ -27,22 +28,26 @@ func newSessionID() string {
 
 type session struct {
 	user    string
-	expires time.Time
+	stamp   string    // the user's definition when the session began (userStamp)
+	created time.Time // absolute lifetime runs from here
+	expires time.Time // idle expiry, pushed back by every use
 }
 
-// sessions holds bypass_login sessions with a sliding expiry and a cap.
+// sessions holds bypass_login sessions with a sliding expiry, an absolute
+// lifetime (a polling dashboard cannot keep one alive for ever) and a cap.
 type sessions struct {
-	mu  sync.Mutex
-	m   map[string]*session
-	ttl time.Duration
-	max int
+	mu      sync.Mutex
+	m       map[string]*session
+	ttl     time.Duration
+	maxLife time.Duration
+	max     int
 }
 
-func newSessions(ttl time.Duration, max int) *sessions {
-	return &sessions{m: map[string]*session{}, ttl: ttl, max: max}
+func newSessions(ttl, maxLife time.Duration, max int) *sessions {
+	return &sessions{m: map[string]*session{}, ttl: ttl, maxLife: maxLife, max: max}
 }
 
-func (s *sessions) create(user string, now time.Time) string {
+func (s *sessions) create(user, stamp string, now time.Time) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.m) >= s.max {
@@ -59,24 +64,43 @@ func (s *sessions) create(user string, now time.Time) string {
 		}
 	}
 	id := newSessionID()
-	s.m[id] = &session{user: user, expires: now.Add(s.ttl)}
+	s.m[id] = &session{user: user, stamp: stamp, created: now, expires: now.Add(s.ttl)}
 	return id
 }
 
-// get returns the session's user and extends its life.
-func (s *sessions) get(id string, now time.Time) (string, bool) {
+// get returns the session's user and stamp and extends its idle life
+// (never past its absolute lifetime).
+func (s *sessions) get(id string, now time.Time) (user, stamp string, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	v := s.m[id]
 	if v == nil {
-		return "", false
+		return "", "", false
 	}
-	if now.After(v.expires) {
+	if now.After(v.expires) || now.Sub(v.created) > s.maxLife {
 		delete(s.m, id)
-		return "", false
+		return "", "", false
 	}
 	v.expires = now.Add(s.ttl)
-	return v.user, true
+	return v.user, v.stamp, true
+}
+
+// remove ends a session (logout, or its user changed).
+func (s *sessions) remove(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.m, id)
+}
+
+// userStamp fingerprints what a session was granted on: a session dies when
+// its user's secret, rights, sensors or permit/deny change (SIGHUP reload).
+func userStamp(u *User) string {
+	acl := ""
+	if u.ACL != nil {
+		acl = fmt.Sprintf("%v", *u.ACL)
+	}
+	sum := sha256.Sum256(fmt.Appendf(nil, "%s\x00%s\x00%d\x00%v\x00%s", strings.ToLower(u.Name), u.Secret, u.Rights, u.Sensors, acl))
+	return string(sum[:])
 }
 
 func (s *sessions) gcLocked(now time.Time) {
@@ -177,7 +201,10 @@ func secretEqual(a, b string) bool {
 // comparison as known ones.
 func (h *Handler) login(name, pass string, addr netip.Addr) (*User, error) {
 	now := h.now()
-	ukey, akey := "u:"+strings.ToLower(name), "a:"+addr.String()
+	// Failures count per (user, address) and per address: a stranger
+	// guessing alice's password locks out only his own address, never
+	// alice's logins or live listeners from hers.
+	ukey, akey := "u:"+strings.ToLower(name)+"@"+addr.String(), "a:"+addr.String()
 	if h.throttle.blocked(now, ukey, akey) {
 		return nil, ErrThrottled
 	}
@@ -225,12 +252,16 @@ func (h *Handler) sessionUser(r *http.Request) (*User, bool) {
 	if err != nil || c.Value == "" {
 		return nil, false
 	}
-	name, ok := h.sessions.get(c.Value, h.now())
+	name, stamp, ok := h.sessions.get(c.Value, h.now())
 	if !ok {
 		return nil, false
 	}
 	u := h.users.Load().get(name)
-	if u == nil || !u.Allows(clientAddr(r)) {
+	if u == nil || userStamp(u) != stamp {
+		h.sessions.remove(c.Value) // user removed or changed since login
+		return nil, false
+	}
+	if !u.Allows(clientAddr(r)) {
 		return nil, false
 	}
 	return u, true

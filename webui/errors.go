@@ -24,4 +24,6 @@ var (
 	ErrBadToken = errors.New("webui: invalid or expired share link")
 	// ErrBadCapture reports a spool file that is not a readable pcap.
 	ErrBadCapture = errors.New("webui: bad capture file")
+	// ErrUsersFile reports a users_file line the agent cannot use.
+	ErrUsersFile = errors.New("webui: bad users_file")
 )

@@ -305,18 +305,29 @@ func writeSpool(t testing.TB, db *sql.DB, sp DirSpool, byCallID map[string]*call
 // do sends a request and returns status and body.
 func (e *testEnv) do(t testing.TB, method, path string, body string, hdr ...string) (int, []byte, http.Header) {
 	t.Helper()
+	return send(t, e.srv, method, path, body, hdr...)
+}
+
+// send sends method path with body to srv; hdr are name, value pairs
+// ("Host" sets the request's Host).
+func send(t testing.TB, srv *httptest.Server, method, path string, body string, hdr ...string) (int, []byte, http.Header) {
+	t.Helper()
 	var rb io.Reader
 	if body != "" {
 		rb = strings.NewReader(body)
 	}
-	req, err := http.NewRequest(method, e.srv.URL+path, rb)
+	req, err := http.NewRequest(method, srv.URL+path, rb)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; i+1 < len(hdr); i += 2 {
+		if hdr[i] == "Host" {
+			req.Host = hdr[i+1]
+			continue
+		}
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
-	resp, err := e.srv.Client().Do(req)
+	resp, err := srv.Client().Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,9 @@ import (
 	"github.com/google/gopacket/layers"
 	"io"
 	"io/fs"
+	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -404,18 +406,39 @@ func (h *Handler) getShareURL(w http.ResponseWriter, r *http.Request, u *User, r
 	for _, ref := range refs {
 		c.IDs = append(c.IDs, ref.ID)
 	}
-	base := h.o.PublicURL
-	if base == "" {
-		scheme := "http"
-		if r.TLS != nil {
-			scheme = "https"
-		}
-		base = scheme + "://" + r.Host
+	base, err := h.publicBase(r)
+	if err != nil {
+		return err
 	}
 	url := strings.TrimRight(base, "/") + "/share.php?token=" + h.signShare(c)
 	writeJSON(w, http.StatusOK, obj{{"success", true}, {"url", url},
 		{"expires", time.Unix(c.Expires, 0).In(h.o.Location).Format("2006-01-02 15:04:05")}})
 	return nil
+}
+
+// publicBase is scheme://host[:port] of share links: http_public_url, else
+// http_bind when it names one address, else the request's Host when it is
+// an allowed one (never an arbitrary name a client put in Host).
+func (h *Handler) publicBase(r *http.Request) (string, error) {
+	if h.o.PublicURL != "" {
+		return h.o.PublicURL, nil
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	if ap, err := netip.ParseAddrPort(h.o.BindAddr); err == nil && !ap.Addr().IsUnspecified() {
+		return scheme + "://" + ap.String(), nil
+	}
+	if host, _, err := net.SplitHostPort(h.o.BindAddr); err == nil && host != "" {
+		if _, err := netip.ParseAddr(host); err != nil {
+			return scheme + "://" + h.o.BindAddr, nil // a name in http_bind
+		}
+	}
+	if r.Host != "" && h.AllowedHost(r.Host) {
+		return scheme + "://" + r.Host, nil
+	}
+	return "", fmt.Errorf("%w: set http_public_url: share links are not built from the request's Host %q", ErrUnavailable, r.Host)
 }
 
 // sharePHP serves a share link: the legs' pcap, or their SIP history page.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"slices"
 	"strconv"
 	"time"
 )
@@ -53,12 +52,6 @@ type RemoteSensor struct {
 	Took   time.Duration
 }
 
-// userSees reports whether u may see sensor id's calls (fsensor_id /
-// enable_sensors).
-func userSees(u *User, id int) bool {
-	return u == nil || u.Sensors == nil || slices.Contains(u.Sensors, id)
-}
-
 // remoteActive adds the other sensors' calls to out and returns the
 // "sensors" member of listActiveCalls.
 func (h *Handler) remoteActive(ctx context.Context, u *User, sensor int64, out []obj) ([]obj, []obj, error) {
@@ -72,7 +65,7 @@ func (h *Handler) remoteActive(ctx context.Context, u *User, sensor int64, out [
 	}
 	now := h.now()
 	for _, c := range calls {
-		if !userSees(u, c.Sensor) {
+		if !u.SeesSensor(c.Sensor) {
 			continue
 		}
 		var connect any
@@ -99,7 +92,7 @@ func (h *Handler) remoteActive(ctx context.Context, u *User, sensor int64, out [
 	}
 	st := []obj{}
 	for _, s := range sensors {
-		if !userSees(u, s.ID) {
+		if !u.SeesSensor(s.ID) {
 			continue
 		}
 		o := obj{{"id_sensor", strconv.Itoa(s.ID)}, {"name", s.Name}, {"status", s.Status},

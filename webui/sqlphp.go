@@ -18,6 +18,8 @@ func (h *Handler) sqlPHP(w http.ResponseWriter, r *http.Request) {
 	switch module, task := r.Form.Get("module"), r.Form.Get("task"); {
 	case module == "bypass_login":
 		h.bypassLogin(w, r)
+	case module == "logout":
+		h.logout(w, r)
 	case task == "LISTING" && module == "CDR":
 		u, ok := h.need(w, r, CanCDR)
 		if !ok {
@@ -27,7 +29,7 @@ func (h *Handler) sqlPHP(w http.ResponseWriter, r *http.Request) {
 	case task == "" && module == "":
 		h.fail(w, r, fmt.Errorf("%w: task and module are required (module=bypass_login, or task=LISTING&module=CDR)", ErrBadRequest))
 	default:
-		h.fail(w, r, fmt.Errorf("%w: unsupported task %q module %q (supported: module=bypass_login, task=LISTING&module=CDR)", ErrBadRequest, task, module))
+		h.fail(w, r, fmt.Errorf("%w: unsupported task %q module %q (supported: module=bypass_login, module=logout, task=LISTING&module=CDR)", ErrBadRequest, task, module))
 	}
 }
 
@@ -50,7 +52,11 @@ func (h *Handler) bypassLogin(w http.ResponseWriter, r *http.Request) {
 		}
 		name = u.Name
 	}
-	sid := h.sessions.create(name, h.now())
+	stamp := ""
+	if u := h.users.Load().get(name); u != nil && !h.o.DisableAuth {
+		stamp = userStamp(u)
+	}
+	sid := h.sessions.create(name, stamp, h.now())
 	cn := cookieName(r.PathValue("prefix"))
 	http.SetCookie(w, &http.Cookie{Name: cn, Value: sid, Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: r.TLS != nil})
 	w.Header().Set("Cache-Control", "no-store")
@@ -58,6 +64,17 @@ func (h *Handler) bypassLogin(w http.ResponseWriter, r *http.Request) {
 		{"SID", sid}, {"cookie_name", cn}, {"success", true},
 		{"_vm_version", h.o.VMVersion}, {"_debug", false},
 	})
+}
+
+// logout ends the session of the request's cookie and clears the cookie.
+func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
+	cn := cookieName(r.PathValue("prefix"))
+	if c, err := r.Cookie(cn); err == nil && c.Value != "" {
+		h.sessions.remove(c.Value)
+	}
+	http.SetCookie(w, &http.Cookie{Name: cn, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: r.TLS != nil})
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, obj{{"success", true}})
 }
 
 // listing answers a LISTING request: {"total":"N","results":[…]}, or

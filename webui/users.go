@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 
 	"pbx-agent/asteriskconf"
@@ -110,18 +112,72 @@ func UsersFromManager(m *asteriskconf.Manager) []User {
 	return out
 }
 
+// usersFileKeys are the keys a users_file section may hold; any other is an
+// error (a misspelt enable_sensors must not silently widen a user's view).
+var usersFileKeys = map[string]bool{"secret": true, "read": true, "write": true, "permit": true,
+	"deny": true, "acl": true, "enable_sensors": true}
+
 // LoadUsersFile reads the agent's users_file. It uses manager.conf's syntax
-// (a [name] section per user with secret, read, write, permit, deny), so one
-// format serves both.
+// (a [name] section per user with secret, read, write, permit, deny, acl)
+// plus enable_sensors = 1,2 (the id_sensor values whose calls, CDRs, files
+// and live audio the user may reach; empty = none). Unknown keys are errors.
 func LoadUsersFile(path string) ([]User, error) {
 	if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("webui: users_file: %w", err)
 	}
-	m, err := asteriskconf.LoadManager(os.DirFS(filepath.Dir(path)), filepath.Base(path), "")
+	cfg, err := asteriskconf.Load(os.DirFS(filepath.Dir(path)), filepath.Base(path))
 	if err != nil {
 		return nil, fmt.Errorf("webui: users_file %s: %w", path, err)
 	}
-	return UsersFromManager(m), nil
+	sensors := map[string][]int{}
+	for _, s := range cfg.Sections {
+		for _, v := range s.Vars {
+			name := strings.ToLower(v.Name)
+			if !usersFileKeys[name] {
+				return nil, fmt.Errorf("%w: users_file %s:%d: unknown key %q in [%s] (keys: secret, read, write, permit, deny, acl, enable_sensors)",
+					ErrUsersFile, v.File, v.Line, v.Name, s.Name)
+			}
+			if name != "enable_sensors" {
+				continue
+			}
+			ids, err := parseSensorList(v.Value)
+			if err != nil {
+				return nil, fmt.Errorf("%w: users_file %s:%d: enable_sensors = %q: %v", ErrUsersFile, v.File, v.Line, v.Value, err)
+			}
+			sensors[strings.ToLower(s.Name)] = ids
+		}
+	}
+	m, err := asteriskconf.NewManager(cfg, nil)
+	if err != nil {
+		return nil, fmt.Errorf("webui: users_file %s: %w", path, err)
+	}
+	users := UsersFromManager(m)
+	for i := range users {
+		if ids, ok := sensors[strings.ToLower(users[i].Name)]; ok {
+			users[i].Sensors = ids
+		}
+	}
+	return users, nil
+}
+
+// parseSensorList reads "1, 2,3" (empty = no sensor).
+func parseSensorList(v string) ([]int, error) {
+	out := []int{}
+	for _, f := range strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' }) {
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 0 || n > 65535 {
+			return nil, fmt.Errorf("%q is not a sensor id (0-65535)", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// SeesSensor reports whether the user may reach sensor id's calls, CDRs,
+// files and live audio (enable_sensors); an unrestricted user sees all, a
+// restricted one never sees an agent without id_sensor (id < 0).
+func (u *User) SeesSensor(id int) bool {
+	return u == nil || u.Sensors == nil || slices.Contains(u.Sensors, id)
 }
 
 // LoadManagerUsers reads Asterisk's manager.conf (and acl.conf beside it).

@@ -23,9 +23,12 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/netip"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -66,11 +69,20 @@ type Options struct {
 	// with the process).
 	ShareKey []byte
 	ShareTTL time.Duration // default 7 days
-	// PublicURL is the scheme://host[:port] put in share links; "" = taken
-	// from the request.
+	// PublicURL is the scheme://host[:port] put in share links
+	// (http_public_url); "" = BindAddr when it names one address, else the
+	// request's Host only when AllowedHost accepts it.
 	PublicURL string
+	// BindAddr is http_bind (share links when PublicURL is empty).
+	BindAddr string
+	// AllowedHosts are host names (http_allowed_hosts) accepted in the Host
+	// header besides IP literals and localhost. With DisableAuth every
+	// request must name one of them (DNS rebinding), and share links are
+	// only built from such a Host.
+	AllowedHosts []string
 
 	SessionTTL     time.Duration // idle session lifetime (default 24 min, PHP's gc_maxlifetime)
+	SessionMaxLife time.Duration // absolute session lifetime, however busy (default 12 h)
 	MaxSessions    int           // default 10000
 	MaxBadLogins   int           // failed logins per user and per address before refusing (default 5)
 	BadLoginWindow time.Duration // default 15 min
@@ -96,6 +108,7 @@ type Handler struct {
 	throttle *throttle
 	share    []byte
 	audit    auditLog
+	xorigin  *http.CrossOriginProtection
 }
 
 // New builds the handler.
@@ -111,6 +124,9 @@ func New(o Options) *Handler {
 	}
 	if o.SessionTTL <= 0 {
 		o.SessionTTL = 24 * time.Minute
+	}
+	if o.SessionMaxLife <= 0 {
+		o.SessionMaxLife = 12 * time.Hour
 	}
 	if o.MaxSessions <= 0 {
 		o.MaxSessions = 10000
@@ -138,7 +154,8 @@ func New(o Options) *Handler {
 	}
 	h := &Handler{
 		o: o, log: o.Logger.With("component", "webui"), mux: http.NewServeMux(),
-		sessions: newSessions(o.SessionTTL, o.MaxSessions),
+		sessions: newSessions(o.SessionTTL, o.SessionMaxLife, o.MaxSessions),
+		xorigin:  http.NewCrossOriginProtection(),
 		throttle: newThrottle(o.MaxBadLogins, o.BadLoginWindow),
 		share:    o.ShareKey,
 	}
@@ -165,6 +182,29 @@ func (h *Handler) Handle(pattern string, handler http.Handler) { h.mux.Handle(pa
 
 func (h *Handler) now() time.Time { return h.o.Now() }
 
+// AllowedHost reports whether a Host header (host[:port]) names this agent:
+// an IP literal, localhost, or one of AllowedHosts. A DNS-rebinding page
+// always arrives with its own domain name, which none of these is.
+func (h *Handler) AllowedHost(hostport string) bool {
+	host := hostport
+	if hh, _, err := net.SplitHostPort(hostport); err == nil {
+		host = hh
+	}
+	host = strings.TrimSuffix(strings.Trim(host, "[]"), ".")
+	if _, err := netip.ParseAddr(host); err == nil {
+		return true
+	}
+	if strings.EqualFold(host, "localhost") || strings.HasSuffix(strings.ToLower(host), ".localhost") {
+		return true
+	}
+	for _, a := range h.o.AllowedHosts {
+		if strings.EqualFold(strings.TrimSuffix(a, "."), host) {
+			return true
+		}
+	}
+	return false
+}
+
 // route registers fn under /path and /{prefix}/path for GET and POST.
 func (h *Handler) route(path string, fn http.HandlerFunc) {
 	for _, m := range []string{"GET ", "POST "} {
@@ -182,9 +222,21 @@ func (h *Handler) routes() {
 	h.mux.HandleFunc("GET /share.php", h.sharePHP)
 }
 
-// ServeHTTP limits the body, recovers from panics (logged, never shown) and
+// ServeHTTP refuses a foreign Host when authorization is off (DNS
+// rebinding) and state-changing requests a browser sends from another origin
+// (CSRF), limits the body, recovers from panics (logged, never shown) and
 // dispatches.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.o.DisableAuth && !h.AllowedHost(r.Host) {
+		h.log.Warn("request for a foreign Host refused", "host", r.Host, "remote", r.RemoteAddr)
+		writeError(w, http.StatusMisdirectedRequest, fmt.Sprintf("host %q is not this agent's: use its IP address or localhost, or add the name to http_allowed_hosts", r.Host))
+		return
+	}
+	if err := h.xorigin.Check(r); err != nil {
+		h.log.Warn("cross-origin request refused", "method", r.Method, "path", r.URL.Path, "origin", r.Header.Get("Origin"), "remote", r.RemoteAddr)
+		writeError(w, http.StatusForbidden, "cross-origin request refused")
+		return
+	}
 	r.Body = http.MaxBytesReader(w, r.Body, h.o.MaxBodyBytes)
 	defer func() {
 		if v := recover(); v != nil {

@@ -114,12 +114,14 @@ type Config struct {
 	ManagerEnableUnencrypted bool
 
 	// HTTP (agent's own).
-	HTTPBind       string // http_bind
-	HTTPTLSCert    string
-	HTTPTLSKey     string
-	APIDisableAuth bool
-	UsersFile      string
-	MetricsBind    string // metrics_bind: own listener for /metrics; empty = served by http_bind
+	HTTPBind         string // http_bind
+	HTTPTLSCert      string
+	HTTPTLSKey       string
+	APIDisableAuth   bool
+	UsersFile        string
+	MetricsBind      string   // metrics_bind: own listener for /metrics; empty = served by http_bind
+	HTTPPublicURL    string   // http_public_url: scheme://host[:port] of share links
+	HTTPAllowedHosts []string // http_allowed_hosts: names accepted in Host besides IPs and localhost
 
 	// Asterisk (agent's own).
 	AsteriskManagerConf string

@@ -226,7 +226,22 @@ var options = map[string]option{
 	"http_tls_key":     {set: str(func(c *Config) *string { return &c.HTTPTLSKey }), hint: "a PEM file path"},
 	"api_disable_auth": {set: boolean(func(c *Config) *bool { return &c.APIDisableAuth }), hint: "yes or no"},
 	"users_file":       {set: str(func(c *Config) *string { return &c.UsersFile }), hint: "a file path"},
-	"metrics_bind":     {set: hostPort(func(c *Config) *string { return &c.MetricsBind }), hint: "host:port such as 127.0.0.1:9100; empty = on http_bind"},
+	"http_public_url": {set: func(c *Config, v string) error {
+		if v != "" && !strings.HasPrefix(v, "http://") && !strings.HasPrefix(v, "https://") {
+			return errors.New("not an http:// or https:// URL")
+		}
+		c.HTTPPublicURL = v
+		return nil
+	}, hint: "scheme://host[:port] put in share links, such as https://pbx.example.com"},
+	"http_allowed_hosts": {set: func(c *Config, v string) error {
+		for _, h := range strings.Split(v, ",") {
+			if h = strings.TrimSpace(h); h != "" {
+				c.HTTPAllowedHosts = append(c.HTTPAllowedHosts, h)
+			}
+		}
+		return nil
+	}, hint: "host names the web UI is reached by, comma separated (IP addresses and localhost are always accepted)", multi: true},
+	"metrics_bind": {set: hostPort(func(c *Config) *string { return &c.MetricsBind }), hint: "host:port such as 127.0.0.1:9100; empty = on http_bind"},
 
 	"asterisk_manager_conf": {set: str(func(c *Config) *string { return &c.AsteriskManagerConf }), hint: "path of Asterisk's manager.conf"},
 	"ami_host":              {set: str(func(c *Config) *string { return &c.AMIHost }), hint: "a host name or IP"},

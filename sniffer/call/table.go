@@ -6,8 +6,10 @@ package call
 
 import (
 	"bytes"
+	crand "crypto/rand"
 	"fmt"
 	"hash/maphash"
+	"math/rand/v2"
 	"net/netip"
 	"slices"
 	"sort"
@@ -110,7 +112,8 @@ type Table struct {
 	regs    map[string]*regState
 	regCall map[string]*regState // Call-ID → the binding its last REGISTER was for
 	regSeq  uint64               // counts REGISTER requests (regState.lastReq)
-	nextRef uint64
+	refs    *rand.ChaCha8        // call references: unguessable, seeded from crypto/rand
+	seq     uint64               // calls created so far (callState.seq)
 	stats   Stats
 	seed    maphash.Seed
 	now     time.Time
@@ -136,7 +139,7 @@ func New(cfg Config) *Table {
 		media:   make(map[netip.AddrPort]mediaEntry),
 		regs:    make(map[string]*regState),
 		regCall: make(map[string]*regState),
-		nextRef: 0x7f0000001000,
+		refs:    newRefSource(),
 		seed:    maphash.MakeSeed(),
 	}
 }
@@ -147,6 +150,7 @@ const retransWindow = 16
 
 type callState struct {
 	cdr        CDR
+	seq        uint64 // creation order (references are random)
 	fromTag    string // caller's tag: tells who sent a BYE
 	inviteCSeq uint32
 	ended      bool // final state reached; emitted after EndGrace
@@ -246,16 +250,43 @@ func (t *Table) Paused(ref uint64) bool {
 	return len(p) > 0 && p[len(p)-1].End.IsZero()
 }
 
+// newRefSource seeds the call-reference generator from the system's
+// CSPRNG: a reference grants pausecall/listen, so it must not be guessable
+// from another one (they were sequential).
+func newRefSource() *rand.ChaCha8 {
+	var seed [32]byte
+	_, _ = crand.Read(seed[:])
+	return rand.NewChaCha8(seed)
+}
+
+// refMask keeps VoIPmonitor's shape: 0x7f + 40 random bits, which reads as
+// the 48-bit heap address VoIPmonitor prints (0x7f3a5c012340).
+const (
+	refPrefix = uint64(0x7f) << 40
+	refMask   = uint64(1)<<40 - 1
+)
+
+// newRef draws a call reference no live call has.
+func (t *Table) newRef() uint64 {
+	for {
+		ref := refPrefix | t.refs.Uint64()&refMask
+		if _, taken := t.byRef[ref]; !taken && ref != refPrefix {
+			return ref
+		}
+	}
+}
+
 func (t *Table) newCall(m *sip.Message, meta Meta) *callState {
-	t.nextRef++
+	t.seq++
 	c := &callState{
+		seq:        t.seq,
 		fromTag:    string(m.FromTag),
 		inviteCSeq: m.CSeq,
 		last:       meta.Time,
 	}
 	d := &c.cdr
 	d.CallID = string(m.CallID)
-	d.CallRef = t.nextRef
+	d.CallRef = t.newRef()
 	d.CallDate = meta.Time
 	d.CallEnd = meta.Time
 	d.Active = true
@@ -658,7 +689,7 @@ func inviteDigestUser(m *sip.Message) string {
 
 // emit removes calls from the table and hands their CDRs out in call order.
 func (t *Table) emit(done []*callState) {
-	sort.Slice(done, func(i, j int) bool { return done[i].cdr.CallRef < done[j].cdr.CallRef })
+	sort.Slice(done, func(i, j int) bool { return done[i].seq < done[j].seq })
 	for _, c := range done {
 		delete(t.calls, c.cdr.CallID)
 		delete(t.byRef, c.cdr.CallRef)
@@ -686,14 +717,17 @@ func (t *Table) emit(done []*callState) {
 func (t *Table) Active() []CDR {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	out := make([]CDR, 0, len(t.calls))
+	live := make([]*callState, 0, len(t.calls))
 	for _, c := range t.calls {
-		if c.ended {
-			continue
+		if !c.ended {
+			live = append(live, c)
 		}
-		out = append(out, c.snapshot())
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].CallRef < out[j].CallRef })
+	sort.Slice(live, func(i, j int) bool { return live[i].seq < live[j].seq })
+	out := make([]CDR, len(live))
+	for i, c := range live {
+		out[i] = c.snapshot()
+	}
 	return out
 }
 

@@ -325,3 +325,41 @@ func TestChallengedCallEndsAfterEndGrace(t *testing.T) {
 		t.Fatalf("%d CDRs after the auth grace, want 1", len(out))
 	}
 }
+
+// TestCallRefsUnguessable pins issue 17 item 4 (second half): call
+// references keep VoIPmonitor's 0x7f… 48-bit shape but are random, so one
+// reference tells nothing about the next (they were 0x7f0000001001, …002).
+// Calls still come out in the order they started.
+func TestCallRefsUnguessable(t *testing.T) {
+	var steps []step
+	for i := range 200 {
+		steps = append(steps, step{at: time.Duration(i) * time.Millisecond, dir: "A>B",
+			text: sipText("INVITE sip:200@pbx.example SIP/2.0", fmt.Sprintf("ref-%d", i), "ft", "", 1, "INVITE", "10.0.0.1")})
+	}
+	out, _ := run(t, steps)
+	if len(out) != 200 {
+		t.Fatalf("%d calls, want 200", len(out))
+	}
+	seen := map[uint64]bool{}
+	near := 0
+	for i, c := range out {
+		if c.CallID != fmt.Sprintf("ref-%d", i) {
+			t.Fatalf("call %d is %s: not in start order", i, c.CallID)
+		}
+		if s := fmt.Sprintf("0x%x", c.CallRef); len(s) != 14 || !strings.HasPrefix(s, "0x7f") {
+			t.Errorf("reference %s is not shaped 0x7f + 10 hex digits", s)
+		}
+		if seen[c.CallRef] {
+			t.Errorf("reference 0x%x given twice", c.CallRef)
+		}
+		seen[c.CallRef] = true
+		if i > 0 {
+			if d := int64(c.CallRef - out[i-1].CallRef); d > -1<<20 && d < 1<<20 {
+				near++
+			}
+		}
+	}
+	if near > 2 {
+		t.Errorf("%d of 199 references lie within 2^20 of the previous one: guessable", near)
+	}
+}

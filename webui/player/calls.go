@@ -56,7 +56,7 @@ func (h *Handler) callsJSON(w http.ResponseWriter, r *http.Request) {
 	}
 	rep := callsReply{SensorID: h.o.SensorID, User: u.Name, CanListen: u.Rights.Has(webui.CanListenActiveCall),
 		CanPause: u.Rights.Has(webui.CanHandleActiveCall), Now: now.UTC().Format(time.RFC3339), Calls: []callRow{}}
-	if h.o.Calls != nil && userSees(u, h.o.SensorID) {
+	if h.o.Calls != nil && u.SeesSensor(h.o.SensorID) {
 		calls := h.o.Calls.ActiveCalls()
 		sort.Slice(calls, func(i, j int) bool { return calls[i].CallDate.After(calls[j].CallDate) })
 		for i := range calls {

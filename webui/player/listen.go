@@ -162,7 +162,7 @@ func (h *Handler) listen(w http.ResponseWriter, r *http.Request) {
 		httpError(w, status, msg)
 		return
 	}
-	if !userSees(u, lr.sensor) {
+	if !u.SeesSensor(lr.sensor) {
 		h.refusals.Add(1)
 		httpError(w, http.StatusForbidden, fmt.Sprintf("user %s may not see sensor %d", u.Name, lr.sensor))
 		return
@@ -323,7 +323,7 @@ func (h *Handler) serveListener(r *http.Request, conn *websocket.Conn, lr listen
 			}
 		case <-recheck.C:
 			u, err := h.o.Auth.Authenticate(r)
-			if err != nil || !u.Rights.Has(webui.CanListenActiveCall) || !userSees(u, lr.sensor) {
+			if err != nil || !u.Rights.Has(webui.CanListenActiveCall) || !u.SeesSensor(lr.sensor) {
 				closeWith(ReasonRightsLost, websocket.ClosePolicyViolation)
 				return
 			}

@@ -304,19 +304,6 @@ func (h *Handler) sensorOf(s string) (int, error) {
 	return n, nil
 }
 
-// userSees reports whether u may see sensor's calls (enable_sensors).
-func userSees(u *webui.User, sensor int) bool {
-	if u.Sensors == nil {
-		return true
-	}
-	for _, s := range u.Sensors {
-		if s == sensor {
-			return true
-		}
-	}
-	return false
-}
-
 func httpError(w http.ResponseWriter, status int, msg string) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")

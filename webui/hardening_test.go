@@ -1,0 +1,289 @@
+package webui
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"pbx-agent/sniffer/call"
+)
+
+// hardEnv is a handler without database: one local call (0x7f0e4c3c2680 on
+// sensor 1) and a settable clock.
+type hardEnv struct {
+	h     *Handler
+	srv   *httptest.Server
+	calls *fakeCalls
+	mu    sync.Mutex
+	now   time.Time
+}
+
+func newHardEnv(t *testing.T, users []User, mod func(*Options)) *hardEnv {
+	t.Helper()
+	e := &hardEnv{now: time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)}
+	e.calls = &fakeCalls{paused: map[uint64]bool{}, calls: []call.CDR{{CallID: "one@test", CallRef: 0x7f0e4c3c2680,
+		CallDate: e.now.Add(-10 * time.Second), Caller: "1001", Called: "1002", LastSIPResponseNum: 200}}}
+	o := Options{Users: users, Calls: e.calls, SensorID: 1, Logger: testLogger(),
+		Now: func() time.Time { e.mu.Lock(); defer e.mu.Unlock(); return e.now }}
+	if mod != nil {
+		mod(&o)
+	}
+	e.h = New(o)
+	e.srv = httptest.NewServer(e.h)
+	t.Cleanup(e.srv.Close)
+	return e
+}
+
+func (e *hardEnv) advance(d time.Duration) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.now = e.now.Add(d)
+}
+
+func (e *hardEnv) do(t *testing.T, method, path, body string, hdr ...string) (int, string, http.Header) {
+	t.Helper()
+	code, b, h := send(t, e.srv, method, path, body, hdr...)
+	return code, string(b), h
+}
+
+func (e *hardEnv) login(t *testing.T, user, pass string) string {
+	t.Helper()
+	st, b, hdr := e.do(t, "POST", "/php/model/sql.php?module=bypass_login&user="+url.QueryEscape(user)+"&pass="+url.QueryEscape(pass), "")
+	if st != 200 {
+		t.Fatalf("login %s: %d %s", user, st, b)
+	}
+	for _, c := range (&http.Response{Header: hdr}).Cookies() {
+		if c.Name == "PHPSESSID" {
+			return "PHPSESSID=" + c.Value
+		}
+	}
+	t.Fatalf("login %s: no cookie", user)
+	return ""
+}
+
+const pauseParams = `{"command":"pausecall","callRef":"0x7f0e4c3c2680"}`
+
+func pauseGET() string {
+	return "/php/api.php?task=handleActiveCall&params=" + url.QueryEscape(pauseParams)
+}
+
+// TestCSRFPause pins issue 17 item 4: a top-level cross-site GET (what a
+// link or a redirect makes a browser send, with the SameSite=Lax session
+// cookie) or a cross-origin POST no longer pauses a call; the dashboard's
+// same-origin POST and scripts passing credentials still do.
+func TestCSRFPause(t *testing.T) {
+	users := []User{{Name: "op", Secret: "pw", Rights: AllRights}}
+	e := newHardEnv(t, users, nil)
+	cookie := e.login(t, "op", "pw")
+	body := `{"task":"handleActiveCall","params":` + pauseParams + `}`
+	tests := []struct {
+		name   string
+		method string
+		path   string
+		body   string
+		hdr    []string
+		want   int
+	}{
+		{"cookie GET (cross-site navigation)", "GET", pauseGET(), "", []string{"Cookie", cookie, "Sec-Fetch-Site", "cross-site"}, http.StatusMethodNotAllowed},
+		{"cookie GET without fetch metadata", "GET", pauseGET(), "", []string{"Cookie", cookie}, http.StatusMethodNotAllowed},
+		{"cookie POST from another origin", "POST", "/php/api.php", body, []string{"Cookie", cookie, "Origin", "https://evil.example", "Sec-Fetch-Site", "cross-site"}, http.StatusForbidden},
+		{"cookie POST from another origin, old browser", "POST", "/php/api.php", body, []string{"Cookie", cookie, "Origin", "https://evil.example"}, http.StatusForbidden},
+		{"cookie POST same origin (dashboard)", "POST", "/php/api.php", body, []string{"Cookie", cookie, "Sec-Fetch-Site", "same-origin"}, http.StatusOK},
+		{"script GET with credentials", "GET", pauseGET() + "&user=op&password=pw", "", nil, http.StatusOK},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e.calls.paused = map[uint64]bool{}
+			code, b, _ := e.do(t, tt.method, tt.path, tt.body, tt.hdr...)
+			if code != tt.want {
+				t.Fatalf("status %d, want %d: %s", code, tt.want, b)
+			}
+			if paused := e.calls.paused[0x7f0e4c3c2680]; paused != (tt.want == http.StatusOK) {
+				t.Errorf("call paused = %v", paused)
+			}
+		})
+	}
+	// With authorization off there is no cookie to rely on: GET never pauses.
+	open := newHardEnv(t, nil, func(o *Options) { o.DisableAuth = true })
+	if code, b, _ := open.do(t, "GET", pauseGET()+"&user=x&password=y", ""); code != http.StatusMethodNotAllowed || open.calls.paused[0x7f0e4c3c2680] {
+		t.Errorf("auth off, GET: status %d (%s), paused %v", code, b, open.calls.paused)
+	}
+}
+
+// TestDNSRebinding pins issue 17 item 5: with api_disable_auth a request
+// whose Host is a foreign name (a rebinding domain) is refused on every
+// route — API, pause, websocket — while IP literals, localhost and
+// http_allowed_hosts names pass.
+func TestDNSRebinding(t *testing.T) {
+	e := newHardEnv(t, nil, func(o *Options) { o.DisableAuth = true; o.AllowedHosts = []string{"pbx.example.com"} })
+	e.h.Handle("GET /ws/listen", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) }))
+	list := "/php/api.php?task=listActiveCalls&params=%7B%7D"
+	tests := []struct {
+		name, method, path, body, host string
+		want                           int
+	}{
+		{"list via rebinding name", "GET", list, "", "attacker.example:8080", http.StatusMisdirectedRequest},
+		{"pause via rebinding name", "POST", "/php/api.php", `{"task":"handleActiveCall","params":` + pauseParams + `}`, "attacker.example:8080", http.StatusMisdirectedRequest},
+		{"websocket via rebinding name", "GET", "/ws/listen?callref=0x7f0e4c3c2680", "", "attacker.example:8080", http.StatusMisdirectedRequest},
+		{"IPv4 literal", "GET", list, "", "127.0.0.1:8080", http.StatusOK},
+		{"IPv6 literal", "GET", list, "", "[::1]:8080", http.StatusOK},
+		{"localhost", "GET", list, "", "localhost:8080", http.StatusOK},
+		{"configured name", "GET", list, "", "PBX.example.com", http.StatusOK},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, b, _ := e.do(t, tt.method, tt.path, tt.body, "Host", tt.host)
+			if code != tt.want {
+				t.Fatalf("status %d, want %d: %s", code, tt.want, b)
+			}
+		})
+	}
+	if e.calls.paused[0x7f0e4c3c2680] {
+		t.Error("a rebinding request paused the call")
+	}
+}
+
+// TestEnableSensors pins issue 17 item 7: users_file's enable_sensors is
+// read and applies to this agent's own calls (listActiveCalls,
+// handleActiveCall) as to the others'; an unknown users_file key is an error.
+func TestEnableSensors(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "users.conf")
+	write := func(s string) {
+		if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("[two]\nsecret = pw\nread = all\nwrite = all\nenable_sensors = 2\n\n[both]\nsecret = pw\nread = call\nwrite = call\nenable_sensors = 1, 2\n")
+	users, err := LoadUsersFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newHardEnv(t, users, nil)
+	post := func(user, task, params string) (int, string) {
+		code, b, _ := e.do(t, "POST", "/php/api.php", `{"task":"`+task+`","user":"`+user+`","password":"pw","params":`+params+`}`)
+		return code, b
+	}
+	if code, b := post("two", "listActiveCalls", `{}`); code != 200 || strings.Contains(b, "0x7f0e4c3c2680") {
+		t.Errorf("user limited to sensor 2 lists sensor 1's calls: %d %s", code, b)
+	}
+	if code, b := post("two", "listActiveCalls", `{"sensorId":"1"}`); code != http.StatusForbidden {
+		t.Errorf("user limited to sensor 2 asks sensor 1: %d %s, want 403", code, b)
+	}
+	if code, b := post("two", "handleActiveCall", pauseParams); code != http.StatusForbidden || e.calls.paused[0x7f0e4c3c2680] {
+		t.Errorf("user limited to sensor 2 pauses sensor 1's call: %d %s", code, b)
+	}
+	if code, b := post("both", "listActiveCalls", `{}`); code != 200 || !strings.Contains(b, "0x7f0e4c3c2680") {
+		t.Errorf("user allowed sensor 1 does not see its call: %d %s", code, b)
+	}
+	if code, b := post("both", "handleActiveCall", pauseParams); code != 200 {
+		t.Errorf("user allowed sensor 1 cannot pause: %d %s", code, b)
+	}
+	for _, bad := range []string{"[x]\nsecret = pw\nenable_sensor = 2\n", "[x]\nsecret = pw\nenable_sensors = two\n"} {
+		write(bad)
+		if _, err := LoadUsersFile(path); err == nil || !strings.Contains(err.Error(), "users.conf:3") {
+			t.Errorf("users_file %q: err = %v, want an error at users.conf:3", bad, err)
+		}
+	}
+}
+
+// TestLockoutPerSource pins issue 17 item 8: failed logins from one address
+// lock out that address (for that user), not the user everywhere: alice
+// still logs in, and her listener's periodic re-authentication still
+// passes, from her own address.
+func TestLockoutPerSource(t *testing.T) {
+	users := []User{{Name: "alice", Secret: "pw", Rights: AllRights}}
+	e := newHardEnv(t, users, nil)
+	attacker, alice := netip.MustParseAddr("192.0.2.66"), netip.MustParseAddr("127.0.0.1")
+	for range 20 {
+		if _, err := e.h.login("alice", "guess", attacker); err == nil {
+			t.Fatal("a wrong password was accepted")
+		}
+	}
+	if _, err := e.h.login("alice", "pw", attacker); err != ErrThrottled {
+		t.Errorf("attacker's address after 20 failures: err = %v, want ErrThrottled", err)
+	}
+	if _, err := e.h.login("alice", "pw", alice); err != nil {
+		t.Errorf("alice from her own address: %v", err)
+	}
+	r := httptest.NewRequest("GET", "/ws/listen?user=alice&password=pw", nil)
+	r.RemoteAddr = "127.0.0.1:40000"
+	if _, err := e.h.Authenticate(r); err != nil {
+		t.Errorf("listener re-check after failures elsewhere: %v", err)
+	}
+}
+
+// TestSessionLifecycle pins issue 17 item 12: logout ends a session, a
+// change of the user's secret (SIGHUP reload) ends it, and a session used
+// every second still dies at its absolute lifetime.
+func TestSessionLifecycle(t *testing.T) {
+	users := []User{{Name: "alice", Secret: "pw", Rights: AllRights}}
+	e := newHardEnv(t, users, func(o *Options) { o.SessionMaxLife = time.Hour })
+	list := "/php/api.php?task=listActiveCalls&params=%7B%7D"
+	ok := func(cookie string) bool {
+		code, _, _ := e.do(t, "GET", list, "", "Cookie", cookie)
+		return code == 200
+	}
+	c := e.login(t, "alice", "pw")
+	if !ok(c) {
+		t.Fatal("fresh session refused")
+	}
+	if code, b, _ := e.do(t, "POST", "/php/model/sql.php?module=logout", "", "Cookie", c); code != 200 {
+		t.Fatalf("logout: %d %s", code, b)
+	}
+	if ok(c) {
+		t.Error("session still works after logout")
+	}
+
+	c = e.login(t, "alice", "pw")
+	e.h.SetUsers([]User{{Name: "alice", Secret: "new", Rights: AllRights}})
+	if ok(c) {
+		t.Error("session survives a change of the user's secret")
+	}
+	e.h.SetUsers(users)
+
+	c = e.login(t, "alice", "pw")
+	for i := 0; i < 59; i++ { // a dashboard polling every minute for 59 minutes
+		e.advance(time.Minute)
+		if !ok(c) {
+			t.Fatalf("session refused after %d min of use", i+1)
+		}
+	}
+	e.advance(2 * time.Minute)
+	if ok(c) {
+		t.Error("session outlives its absolute lifetime")
+	}
+}
+
+// TestShareURLHost pins issue 17 item 13: share links come from
+// http_public_url, else http_bind, else only an allowed Host header — never
+// a name a client put in Host.
+func TestShareURLHost(t *testing.T) {
+	tests := []struct {
+		name, public, bind, host string
+		want                     string // "" = error
+	}{
+		{"public url", "https://pbx.example.com", "0.0.0.0:8080", "evil.example", "https://pbx.example.com"},
+		{"bound address", "", "192.0.2.5:8080", "evil.example", "http://192.0.2.5:8080"},
+		{"all addresses, IP Host", "", "0.0.0.0:8080", "192.0.2.5:8080", "http://192.0.2.5:8080"},
+		{"all addresses, foreign Host", "", "0.0.0.0:8080", "evil.example", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := New(Options{PublicURL: tt.public, BindAddr: tt.bind})
+			r := httptest.NewRequest("GET", "/php/api.php", nil)
+			r.Host = tt.host
+			got, err := h.publicBase(r)
+			if (err != nil) != (tt.want == "") || got != tt.want {
+				t.Errorf("publicBase = %q, %v; want %q", got, err, tt.want)
+			}
+		})
+	}
+}

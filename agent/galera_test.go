@@ -96,9 +96,14 @@ func TestGaleraSite(t *testing.T) {
 	waitUntil(t, 60*time.Second, "sensor 1 writing again after node 1 died", func() bool { return stored(1) > atKill },
 		func() string { return s1.log.String() })
 	nextCDR := time.Since(killed)
-	switched := logTime(t, s1.log.String(), "MySQL node switched")
-	t.Logf("node 1 SIGKILLed with %d of sensor 1's %d calls stored; sensor 1 on node 2 %v later, its next CDR stored %v after the kill",
-		atKill, calls, switched.Sub(killed).Round(10*time.Millisecond), nextCDR.Round(10*time.Millisecond))
+	switched := logTime(t, s1.log.String(), "MySQL node") // "… failed; trying the next" or "… switched"
+	for _, line := range strings.Split(s1.log.String(), "\n") {
+		if strings.Contains(line, "component=cdr") || strings.Contains(line, "component=dbconn") {
+			t.Logf("sensor 1: %.250s", line)
+		}
+	}
+	t.Logf("node 1 SIGKILLed at %s with %d of sensor 1's %d calls stored; sensor 1 on node 2 %v later, its next CDR stored %v after the kill",
+		killed.UTC().Format("15:04:05.000"), atKill, calls, switched.Sub(killed).Round(10*time.Millisecond), nextCDR.Round(10*time.Millisecond))
 
 	// Every call of both sensors, exactly once, through the front end.
 	var bySQL, byAPI map[int]map[string]int

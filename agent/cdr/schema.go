@@ -195,6 +195,22 @@ func setSchemaVersion(ctx context.Context, db *sql.DB, v int) error {
 	return tx.Commit()
 }
 
+// reorganize runs one REORGANIZE PARTITION. On Galera it is a TOI step that
+// another DDL can abort (error 1213): it is tried again then. dup reports
+// that the partition exists already (error 1517: another agent added it).
+func reorganize(ctx context.Context, db *sql.DB, q string) (dup bool, err error) {
+	for attempt := 1; ; attempt++ {
+		_, err = db.ExecContext(ctx, q)
+		var me *mysql.MySQLError
+		if errors.As(err, &me) && me.Number == 1517 {
+			return true, nil
+		}
+		if !isConflict(err) || attempt > conflictRetries || !sleepCtx(ctx, time.Duration(attempt)*50*time.Millisecond) {
+			return false, err
+		}
+	}
+}
+
 // EnsurePartitions splits pmax so that every partitioned table has a daily
 // partition up to and including the day of upTo: VoIPmonitor's daily
 // REORGANIZE PARTITION, which the writer runs on every heartbeat with
@@ -233,12 +249,12 @@ func EnsurePartitions(ctx context.Context, db *sql.DB, upTo time.Time) error {
 		for d := newest.AddDate(0, 0, 1); !d.After(last); d = d.AddDate(0, 0, 1) {
 			q := fmt.Sprintf("ALTER TABLE `%s` REORGANIZE PARTITION pmax INTO (PARTITION %s VALUES LESS THAN ('%s'), PARTITION pmax VALUES LESS THAN (MAXVALUE))",
 				table, partName(d), d.AddDate(0, 0, 1).Format("2006-01-02"))
-			if _, err := db.ExecContext(ctx, q); err != nil {
-				var me *mysql.MySQLError
-				if errors.As(err, &me) && me.Number == 1517 {
-					break // another agent added this day meanwhile (duplicate partition name)
-				}
+			dup, err := reorganize(ctx, db, q)
+			if err != nil {
 				return fmt.Errorf("%s: %w", table, err)
+			}
+			if dup {
+				break // another agent added this day meanwhile
 			}
 		}
 	}

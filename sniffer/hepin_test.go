@@ -127,6 +127,7 @@ func TestHEPTLSCall(t *testing.T) {
 		t.Errorf("UDP leg differs with HEP on:\n got %+v\nwant %+v", b, ob)
 	}
 	st := on.sn.Stats().HEP
+	t.Logf("HEP input: %+v", st)
 	if st.Packets != 40 || st.Errors != 0 || st.AuthFailed != 0 || st.Duplicates != 14 || st.RTCPJSON != 8 {
 		t.Errorf("HEP stats %+v, want 40 packets, 14 duplicates (the UDP SIP), 8 RTCP", st)
 	}
@@ -221,6 +222,7 @@ func TestHEPRTCP(t *testing.T) {
 	nWire, _ := rtcpReports(wire)
 	nBoth, perBoth := rtcpReports(both)
 	nHEP, perHEP := rtcpReports(hepOnly)
+	t.Logf("RTCP report blocks applied: wire only (no HEP) %d, wire + HEP %d, HEP with the wire RTCP removed %d", nWire, nBoth, nHEP)
 	if nHEP == 0 {
 		t.Fatal("no RTCP report applied from HEP with the wire RTCP removed")
 	}

@@ -141,6 +141,7 @@ func compareRoundTrip(t *testing.T, c captureCase, network string) {
 	if len(a)+len(ra) == 0 {
 		t.Fatalf("A saw no call and no REGISTER in %s", c.path)
 	}
+	t.Logf("A: %d calls, %d REGISTER records; B: %d calls, %d REGISTER records", len(a), len(ra), len(b), len(rb))
 	if len(ra) != len(rb) {
 		t.Errorf("A has %d REGISTER records, B %d", len(ra), len(rb))
 	}

@@ -2,12 +2,14 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -118,4 +120,11 @@ func TestNoCDRLostAcrossDatabaseOutageAndKill(t *testing.T) {
 		t.Errorf("register_failed rows %d (%v), want 1 from the last capture", failed, err)
 	}
 	t.Logf("after outage + SIGKILL: %d cdr rows for %d calls, %d register_failed", calls, distinct, failed)
+}
+
+// sigContext is cancelled by SIGINT or SIGTERM (a child process in tests
+// uses it as main does).
+func sigContext() context.Context {
+	ctx, _ := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	return ctx
 }

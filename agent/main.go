@@ -192,10 +192,3 @@ func writeUsage(w io.Writer) error {
 	_, err := io.WriteString(w, b.String())
 	return err
 }
-
-// sigContext is cancelled by SIGINT or SIGTERM (a child process in tests
-// uses it as main does).
-func sigContext() context.Context {
-	ctx, _ := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	return ctx
-}

@@ -69,8 +69,10 @@ type Stats struct {
 	Decoder      decode.Stats // the link-layer decoders' counters, every source so far
 }
 
-// Sniffer is the packet path. Not safe for concurrent use except Table()
-// and Stats() readers.
+// Sniffer is the packet path. HandleFrame, Run, Tick and Flush are called
+// from one goroutine (HEP listeners with HEPInput.Concurrent share it under
+// a lock); Stats, Table, ActiveCalls, Lookup and Register may be called
+// from any goroutine.
 type Sniffer struct {
 	cfg   Config
 	log   *slog.Logger

@@ -42,8 +42,7 @@ type Calls interface {
 	// Active returns snapshots of the calls in progress.
 	Active() []call.CDR
 	// Pause pauses (on) or resumes recording of a call; an error wrapping
-	// a "not found" sentinel for an unknown reference is reported as 404
-	// when IsNotFound says so.
+	// call.ErrNoCall (unknown reference) is reported as 404.
 	Pause(ctx context.Context, ref uint64, on bool) error
 }
 

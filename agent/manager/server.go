@@ -374,7 +374,7 @@ func (s *Server) isClosed() bool {
 	return s.closed
 }
 
-// closeListeners stops accepting; it returns false if already closed.
+// closeListeners stops accepting and removes the unix sockets.
 func (s *Server) closeListeners() {
 	s.mu.Lock()
 	s.closed = true

@@ -296,7 +296,7 @@ func TestEndToEnd(t *testing.T) {
 		if udp == nil || udp.SrcPort == 5060 || udp.DstPort == 5060 || len(udp.Payload) < 12 || udp.Payload[0]>>6 != 2 {
 			continue
 		}
-		ref := mediaRef(sn.Table(), pkt, udp)
+		ref := mediaRef(sn.Table(), pkt, udp, ts)
 		if ref == 0 || (ref != refA && ref != refB) {
 			continue
 		}
@@ -373,21 +373,18 @@ func TestEndToEnd(t *testing.T) {
 	}
 }
 
-// mediaRef finds the call an RTP packet belongs to, as the sniffer does.
-func mediaRef(tab *call.Table, pkt gopacket.Packet, udp *layers.UDP) uint64 {
+// mediaRef finds the call an RTP packet belongs to, as the sniffer does
+// (the sniffer has just matched the same packet: nothing changes).
+func mediaRef(tab *call.Table, pkt gopacket.Packet, udp *layers.UDP, ts time.Time) uint64 {
 	ip, _ := pkt.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
 	if ip == nil {
 		return 0
 	}
 	src, _ := netip.AddrFromSlice(ip.SrcIP.To4())
 	dst, _ := netip.AddrFromSlice(ip.DstIP.To4())
-	if ref, _, ok := tab.LookupMedia(netip.AddrPortFrom(dst, uint16(udp.DstPort))); ok {
-		return ref
-	}
-	if ref, _, ok := tab.LookupMedia(netip.AddrPortFrom(src, uint16(udp.SrcPort))); ok {
-		return ref
-	}
-	return 0
+	var m call.Media
+	tab.MatchMedia(netip.AddrPortFrom(src, uint16(udp.SrcPort)), netip.AddrPortFrom(dst, uint16(udp.DstPort)), ts, &m)
+	return m.Ref
 }
 
 func stepStrings(r Result) []string {

@@ -74,7 +74,7 @@ func (m *Media) Classify() {
 // packet: it finds the call that announced dst (the packet flows to that
 // party) or, for symmetric RTP behind NAT, src (it comes from that party),
 // fills m with the call and whether its recording is paused, and records the
-// activity as MediaSeen does — under one lock, without a second lookup.
+// activity (seen) — under one lock, without a second lookup.
 func (t *Table) MatchMedia(src, dst netip.AddrPort, ts time.Time, m *Media) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()

@@ -18,8 +18,8 @@ func TestCallbacksOutsideLock(t *testing.T) {
 	var got []string
 	tb = New(Config{
 		OnMedia: func(ref uint64, addr netip.AddrPort, _ Party, _ *sdp.Media) {
-			if r, _, ok := tb.LookupMedia(addr); !ok || r != ref {
-				t.Errorf("OnMedia: LookupMedia(%v) = %x %v", addr, r, ok)
+			if r, _, ok := mediaAt(tb, addr, time.Time{}); !ok || r != ref {
+				t.Errorf("OnMedia: MatchMedia(%v) = %x %v", addr, r, ok)
 			}
 			got = append(got, "media")
 		},
@@ -116,4 +116,12 @@ func TestMatchMedia(t *testing.T) {
 				md.Kind, md.HeaderOK, md.RTP.SSRC, md.HeaderLen, tc.kind, tc.hdr)
 		}
 	}
+}
+
+// mediaAt is the call and side that announced addr, found as the packet
+// path finds them (MatchMedia, which also records the activity at ts).
+func mediaAt(tb *Table, addr netip.AddrPort, ts time.Time) (uint64, Party, bool) {
+	var m Media
+	ok := tb.MatchMedia(addr, addr, ts, &m)
+	return m.Ref, m.Party, ok
 }

@@ -99,8 +99,8 @@ type Stats struct {
 	RegistersRefused uint64 // new REGISTER bindings ignored past MaxCalls bindings
 }
 
-// Table follows calls and registrations. HandleSIP, HandleMediaPacket and
-// Tick must be called from one goroutine (the packet path); Active, Lookup and
+// Table follows calls and registrations. HandleSIP, MatchMedia and Tick
+// must be called from one goroutine (the packet path); Active, Lookup and
 // the other readers may be called from any goroutine.
 type Table struct {
 	cfg Config
@@ -581,35 +581,9 @@ func (t *Table) addMedia(c *callState, addr netip.AddrPort, party Party, md *sdp
 	}
 }
 
-// LookupMedia finds the call that announced addr for RTP/RTCP, and the side
-// that receives there. Call it from the packet path.
-func (t *Table) LookupMedia(addr netip.AddrPort) (ref uint64, party Party, ok bool) {
-	t.mu.Lock()
-	e, ok := t.media[addr]
-	t.mu.Unlock()
-	if !ok {
-		return 0, 0, false
-	}
-	return e.c.cdr.CallRef, e.party, true
-}
-
-// MediaSeen records RTP/RTCP activity for a call: it keeps the call alive
-// and, until a BYE is seen, extends its end time (VoIPmonitor's callend is
-// the last packet of the call, but media trailing a BYE does not count).
-func (t *Table) MediaSeen(ref uint64, ts time.Time) {
-	t.mu.Lock()
-	t.mediaSeen(ref, ts)
-	t.mu.Unlock()
-}
-
-func (t *Table) mediaSeen(ref uint64, ts time.Time) {
-	if c := t.byRef[ref]; c != nil {
-		t.seen(c, ts)
-	} else if ts.After(t.now) {
-		t.now = ts
-	}
-}
-
+// seen records RTP/RTCP activity for a call: it keeps the call alive and,
+// until a BYE is seen, extends its end time (VoIPmonitor's callend is the
+// last packet of the call, but media trailing a BYE does not count).
 func (t *Table) seen(c *callState, ts time.Time) {
 	if ts.After(t.now) {
 		t.now = ts // media keeps the clock exact for SetPaused between SIP messages

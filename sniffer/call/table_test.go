@@ -137,11 +137,11 @@ func TestMediaAddresses(t *testing.T) {
 		t.Fatal(err)
 	}
 	tb.HandleSIP(&m, Meta{Time: t0, Src: alice, Dst: pbx})
-	ref, party, ok := tb.LookupMedia(netip.MustParseAddrPort("10.0.0.1:4000"))
+	ref, party, ok := mediaAt(tb, netip.MustParseAddrPort("10.0.0.1:4000"), t0)
 	if !ok || party != PartyCaller {
 		t.Fatalf("RTP address: ok %v party %d", ok, party)
 	}
-	if _, _, ok := tb.LookupMedia(netip.MustParseAddrPort("10.0.0.1:4001")); !ok {
+	if _, _, ok := mediaAt(tb, netip.MustParseAddrPort("10.0.0.1:4001"), t0); !ok {
 		t.Error("RTCP address (port+1) not mapped")
 	}
 	if got, ok := tb.LookupCallID("c9"); !ok || got != ref {
@@ -151,7 +151,7 @@ func TestMediaAddresses(t *testing.T) {
 		t.Errorf("Active() = %+v", act)
 	}
 	tb.Flush()
-	if _, _, ok := tb.LookupMedia(netip.MustParseAddrPort("10.0.0.1:4000")); ok {
+	if _, _, ok := mediaAt(tb, netip.MustParseAddrPort("10.0.0.1:4000"), t0); ok {
 		t.Error("media still mapped after the call ended")
 	}
 }

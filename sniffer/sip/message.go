@@ -260,8 +260,9 @@ func (m *Message) parseHeaders(b []byte) (int, error) {
 		if m.nh == MaxHeaders {
 			m.HeadersDropped++
 			cur = -2
-			// The well-known fields are still needed: keep the most important
-			// ones by overwriting nothing; extract() scans again below.
+			// The well-known fields are still needed: a key header (Call-ID,
+			// From, To, CSeq, Content-*) takes the slot of the last unknown
+			// or list header; other headers are dropped.
 			if id := lookupID(b[i:ne]); id == hCallID || id == hFrom || id == hTo || id == hCSeq || id == hContentLength || id == hContentType {
 				// Replace the last unknown header so key fields survive.
 				for k := m.nh - 1; k >= 0; k-- {

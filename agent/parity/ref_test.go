@@ -2,7 +2,8 @@
 // VoIPmonitor sniffer wrote for the same captures
 // (../shared/fixtures/voipmonitor-ref): it replays a capture into a scratch
 // database, reads the rows back and scores them column by column with the
-// tolerances of issue 12.
+// tolerances of issue 12. It is test code only (nothing imports it):
+// `make parity` runs it and writes testdata/parity/REPORT.md.
 package parity
 
 import (

@@ -50,9 +50,6 @@ func TestEveryFixtureAgreesWithTshark(t *testing.T) {
 		name := filepath.Base(filepath.Dir(c.path)) + "/" + filepath.Base(c.path)
 		files++
 		ok := t.Run(name, func(t *testing.T) {
-			if name == "public/sip_sctp.pcap" {
-				t.Skip("SIP over SCTP not decoded yet")
-			}
 			got, _, _ := replay(t, c)
 			want := tsharkCalls(t, c)
 			n, agree := compareCalls(t, got, want)

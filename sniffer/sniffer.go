@@ -85,6 +85,7 @@ type Sniffer struct {
 	md    call.Media // the media packet being handed down (reused)
 	meta  call.Meta
 	tcp   *tcpFlows
+	sctp  *sctpAssoc
 	media *mediaTracker
 	stats Stats
 	live  capture.Live // the current source when it is a live one
@@ -123,6 +124,7 @@ func New(cfg Config) *Sniffer {
 		cfg:   cfg,
 		log:   cfg.Logger.With("component", "sniffer"),
 		tcp:   newTCPFlows(),
+		sctp:  newSCTP(),
 		media: newMediaTracker(cfg.Media),
 	}
 	if cfg.HEP.Enabled {
@@ -329,6 +331,12 @@ func (s *Sniffer) HandlePacket(p *decode.Packet) {
 		default:
 			s.stats.Other++
 		}
+	case decode.SCTP:
+		s.sctp.handle(p, func(p *decode.Packet, msg []byte) {
+			if sipPort || !s.cfg.SIPByPortOnly && sip.LooksLikeMessage(msg) {
+				s.handleWireSIP(p, msg)
+			}
+		})
 	default:
 		s.stats.Other++
 	}
@@ -397,6 +405,7 @@ func (s *Sniffer) tickLocked(now time.Time) {
 	s.publish()
 	s.table.Tick(now)
 	s.tcp.expire(now)
+	s.sctp.expire(now)
 }
 
 // Flush ends every open call (end of capture or shutdown).

@@ -1,8 +1,12 @@
 package sniffer
 
 import (
+	"context"
 	"errors"
 	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -27,7 +31,19 @@ func TestAgainstGeneratorTruth(t *testing.T) {
 		{"tcp", variant(func(o *simulate.Options) { o.Transport = simulate.TransportTCP })},
 		{"tcp coalesced and split", variant(func(o *simulate.Options) { o.Transport = simulate.TransportTCP; o.TCPCoalesce = true; o.MTU = 400 })},
 		{"ipv6", variant(func(o *simulate.Options) { o.IPv6 = true })},
+		{"sctp", variant(func(o *simulate.Options) { o.Transport = simulate.TransportSCTP })},
+		{"sctp fragmented", variant(func(o *simulate.Options) { o.Transport = simulate.TransportSCTP; o.MTU = 400 })},
 	}
+	for _, e := range simulate.Encaps {
+		tests = append(tests, struct {
+			name string
+			opts simulate.Options
+		}{e, variant(func(o *simulate.Options) { o.Encap = e })})
+	}
+	tests = append(tests, struct {
+		name string
+		opts simulate.Options
+	}{"erspan2 over vlan with fragments", variant(func(o *simulate.Options) { o.Encap = simulate.EncapERSPAN2; o.VLAN = 42; o.MTU = 400 })})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			gen, err := simulate.New(tt.opts)
@@ -58,6 +74,18 @@ func TestAgainstGeneratorTruth(t *testing.T) {
 			truth := gen.Truth()
 			if len(calls) != len(truth.Calls) {
 				t.Fatalf("%d calls, truth has %d (sniffer stats %+v)", len(calls), len(truth.Calls), sn.Stats())
+			}
+			for _, c := range calls {
+				for _, a := range simulate.TunnelAddrs {
+					if c.CallerIP == a || c.CalledIP == a {
+						t.Errorf("%s: the tunnel's outer address %v taken for a call party", c.CallID, a)
+					}
+					for _, st := range c.Streams {
+						if st.Src.Addr() == a || st.Dst.Addr() == a {
+							t.Errorf("%s: the tunnel's outer address %v in RTP stream %v→%v", c.CallID, a, st.Src, st.Dst)
+						}
+					}
+				}
 			}
 			for _, w := range truth.Calls {
 				g, ok := calls[w.CallID]
@@ -99,6 +127,53 @@ func TestAgainstGeneratorTruth(t *testing.T) {
 				}
 			}
 			t.Logf("%d calls, %d/%d streams exact (received and lost), %d REGISTERs", len(calls), exact, streams, len(truth.Registers))
+		})
+	}
+}
+
+// TestEncapsulationsAgreeWithTshark writes the 40-call capture in every
+// tunnel and mirror shape (and SIP over SCTP) and checks that tshark, the
+// referee, decodes each to the generator's calls: Call-ID, final code,
+// caller, called.
+func TestEncapsulationsAgreeWithTshark(t *testing.T) {
+	if _, err := exec.LookPath("tshark"); err != nil {
+		t.Skip("tshark not installed (make test installs it); skipping the referee comparison")
+	}
+	base := simulate.Options{Calls: 40, Concurrency: 20, Duration: 2 * time.Second, CPS: 50, Seed: 11,
+		Busy: 10, Cancelled: 10, Unanswered: 10}
+	shapes := map[string]simulate.Options{}
+	for _, e := range simulate.Encaps {
+		o := base
+		o.Encap = e
+		shapes[e] = o
+	}
+	o := base
+	o.Transport, o.MTU = simulate.TransportSCTP, 500
+	shapes["sctp"] = o
+	for name, opts := range shapes {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), name+".pcap")
+			f, err := os.Create(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			truth, err := simulate.WritePcap(context.Background(), f, opts)
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := tsharkCalls(t, captureCase{path: path})
+			if len(want) != len(truth.Calls) {
+				t.Errorf("tshark finds %d calls, the generator made %d", len(want), len(truth.Calls))
+			}
+			for _, w := range truth.Calls {
+				g := want[w.CallID]
+				if g == nil || g.final != w.FinalCode || g.caller != w.Caller || g.called != w.Called {
+					t.Errorf("%s: tshark %+v; truth final %d %q→%q", w.CallID, g, w.FinalCode, w.Caller, w.Called)
+				}
+			}
 		})
 	}
 }

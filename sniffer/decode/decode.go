@@ -1,7 +1,8 @@
 // Package decode turns link-layer frames into transport payloads: Ethernet,
-// 802.1Q/QinQ, Linux SLL and SLL2, loopback/Null and raw IP; IPv4 (with
-// fragment reassembly and IP-in-IP) and IPv6 (with fragment reassembly); UDP
-// and TCP. Layer structs are reused: decoding allocates nothing per packet in
+// 802.1Q/802.1ad stacks, MPLS, PPPoE, Linux SLL and SLL2, loopback/Null and
+// raw IP; IPv4 (with fragment reassembly and IP-in-IP) and IPv6 (with
+// fragment reassembly); GRE, ERSPAN I/II/III and VXLAN tunnels (tunnel.go);
+// UDP, TCP and SCTP. Layer structs are reused: decoding allocates nothing per packet in
 // steady state (fragments are the exception; they are rare).
 package decode
 
@@ -22,6 +23,7 @@ type Transport uint8
 const (
 	UDP Transport = iota + 1
 	TCP
+	SCTP // Payload holds the chunks (see NextSCTPData)
 )
 
 func (t Transport) String() string {
@@ -30,6 +32,8 @@ func (t Transport) String() string {
 		return "udp"
 	case TCP:
 		return "tcp"
+	case SCTP:
+		return "sctp"
 	}
 	return "?"
 }
@@ -53,6 +57,7 @@ type Packet struct {
 	TCPFlags  uint8
 	VLAN      uint16 // innermost 802.1Q id, 0 when untagged
 	Fragment  bool   // Payload came out of IP reassembly
+	Encap     Encap  // tunnels and mirror encapsulations it was found in
 	TTL       uint8
 	// Frame and Link are the whole captured frame and its link type, set by
 	// the packet path for consumers that store packets (per-call pcaps).
@@ -69,6 +74,7 @@ type Stats struct {
 	Errors       uint64 // malformed frames
 	Fragments    uint64 // IP fragments received
 	Reassembled  uint64 // datagrams rebuilt from fragments
+	Tunnelled    uint64 // encapsulation headers unwrapped (GRE, ERSPAN, VXLAN, MPLS, 802.1ad)
 }
 
 // Decoder decodes frames of one link type. Not safe for concurrent use: one
@@ -90,6 +96,8 @@ type Decoder struct {
 	defrag  *defragmenter
 	lastGC  time.Time
 	stats   Stats
+	vxlan   uint16 // UDP port of VXLAN, 0 = none
+	depth   int    // encapsulations unwrapped in the current frame
 }
 
 // linkSLL2 is LINKTYPE_LINUX_SLL2 (276, tcpdump -i any on newer libpcap),
@@ -104,6 +112,7 @@ func New(link layers.LinkType) (*Decoder, error) {
 		decoded: make([]gopacket.LayerType, 0, 8),
 		parsers: make(map[gopacket.LayerType]*gopacket.DecodingLayerParser, 6),
 		defrag:  newDefragmenter(),
+		vxlan:   DefaultVXLANPort,
 	}
 	all := []gopacket.DecodingLayer{&d.eth, &d.dot1q, &d.sll, &d.loop, &d.ip4, &d.ip6, &d.udp, &d.tcp, &d.payload}
 	for _, first := range []gopacket.LayerType{layers.LayerTypeEthernet, layers.LayerTypeLinuxSLL,
@@ -125,6 +134,10 @@ func New(link layers.LinkType) (*Decoder, error) {
 	return d, nil
 }
 
+// SetVXLANPort sets the UDP port whose datagrams are VXLAN (default 4789;
+// 0 = none).
+func (d *Decoder) SetVXLANPort(port uint16) { d.vxlan = port }
+
 // Stats returns the counters so far.
 func (d *Decoder) Stats() Stats { return d.stats }
 
@@ -143,6 +156,7 @@ func (s Stats) Add(o Stats) Stats {
 func (d *Decoder) Decode(data []byte, ts time.Time, p *Packet) (bool, error) {
 	d.stats.Frames++
 	*p = Packet{Time: ts}
+	d.depth = 0
 	first, data, err := d.firstLayer(data)
 	if err != nil {
 		d.stats.Errors++
@@ -167,6 +181,10 @@ func (d *Decoder) decodeFrom(first gopacket.LayerType, data []byte, p *Packet) (
 	var haveIP, haveL4 bool
 	for _, lt := range d.decoded {
 		switch lt {
+		case layers.LayerTypeEthernet:
+			if d.eth.EthernetType == etQinQ {
+				p.Encap |= EncapQinQ
+			}
 		case layers.LayerTypeDot1Q:
 			p.VLAN = d.dot1q.VLANIdentifier
 		case layers.LayerTypeIPv4:
@@ -197,12 +215,32 @@ func (d *Decoder) decodeFrom(first gopacket.LayerType, data []byte, p *Packet) (
 			p.TCPFlags = tcpFlags(&d.tcp)
 		}
 	}
-	if !haveIP && !haveL4 && len(d.decoded) > 0 {
-		if inner, ok := d.pppoe(d.decoded[len(d.decoded)-1]); ok {
-			vlan := p.VLAN
-			ok, err := d.decodeFrom(etherTypeLayer(inner.proto), inner.data, p)
-			p.VLAN = vlan
-			return ok, err
+	switch {
+	case haveL4 && p.Transport == UDP && d.vxlan != 0 && p.Dst.Port() == d.vxlan:
+		in, ok := vxlanInner(p.Payload, p)
+		if !ok {
+			// A VTEP's or mirror's own datagram: never a call's packet.
+			d.stats.Errors++
+			return false, fmt.Errorf("%w: VXLAN header", ErrMalformed)
+		}
+		return d.unwrap(in, p)
+	case haveIP && !haveL4:
+		switch proto, payload := d.ipPayload(); proto {
+		case ipGRE:
+			if in, ok := greInner(payload, p); ok {
+				return d.unwrap(in, p)
+			}
+		case ipSCTP:
+			if sctp(payload, d.srcAddr(), d.dstAddr(), p) {
+				d.stats.Decoded++
+				return true, nil
+			}
+		}
+	case !haveIP && !haveL4 && len(d.decoded) > 0:
+		if et, payload, ok := d.linkPayload(d.decoded[len(d.decoded)-1]); ok {
+			if in, ok := etherInner(et, payload, p); ok {
+				return d.unwrap(in, p)
+			}
 		}
 	}
 	switch {
@@ -343,6 +381,19 @@ func (d *Decoder) reassemble6(p *Packet) (bool, error) {
 	return ok, err
 }
 
+// unwrap decodes what an encapsulation carries into p, in place of the
+// outer packet (whose addresses are the tunnel's or the mirror session's).
+func (d *Decoder) unwrap(in inner, p *Packet) (bool, error) {
+	d.depth++
+	if d.depth > maxEncap {
+		d.stats.Errors++
+		return false, fmt.Errorf("%w: more than %d encapsulations", ErrMalformed, maxEncap)
+	}
+	d.stats.Tunnelled++
+	*p = Packet{Time: p.Time, VLAN: p.VLAN, Encap: p.Encap}
+	return d.decodeFrom(in.first, in.data, p)
+}
+
 // transport decodes UDP/TCP from a reassembled IP payload; the IP header in
 // d.ip4/d.ip6 still names the addresses.
 func (d *Decoder) transport(proto layers.IPProtocol, payload []byte, p *Packet) (bool, error) {
@@ -368,6 +419,11 @@ func (d *Decoder) transport(proto layers.IPProtocol, payload []byte, p *Packet) 
 		p.Payload = d.tcp.Payload
 		p.TCPSeq = d.tcp.Seq
 		p.TCPFlags = tcpFlags(&d.tcp)
+	case ipSCTP:
+		if !sctp(payload, src, dst, p) {
+			d.stats.Errors++
+			return false, fmt.Errorf("%w: sctp: header truncated", ErrMalformed)
+		}
 	default:
 		d.stats.NotTransport++
 		return false, nil
@@ -385,34 +441,4 @@ func (d *Decoder) gcFragments(now time.Time) {
 	}
 	d.lastGC = now
 	d.defrag.discardOlderThan(now.Add(-fragmentTTL))
-}
-
-type pppPayload struct {
-	proto uint16
-	data  []byte
-}
-
-// pppoe unwraps a PPPoE session frame (DSL uplinks; gopacket's PPPoE layer is
-// not a DecodingLayer): 6 bytes of PPPoE header, 2 of PPP protocol, then IP.
-func (d *Decoder) pppoe(last gopacket.LayerType) (pppPayload, bool) {
-	var et layers.EthernetType
-	var payload []byte
-	switch last {
-	case layers.LayerTypeEthernet:
-		et, payload = d.eth.EthernetType, d.eth.Payload
-	case layers.LayerTypeDot1Q:
-		et, payload = d.dot1q.Type, d.dot1q.Payload
-	default:
-		return pppPayload{}, false
-	}
-	if et != layers.EthernetTypePPPoESession || len(payload) < 8 {
-		return pppPayload{}, false
-	}
-	switch binary.BigEndian.Uint16(payload[6:8]) {
-	case 0x0021:
-		return pppPayload{uint16(layers.EthernetTypeIPv4), payload[8:]}, true
-	case 0x0057:
-		return pppPayload{uint16(layers.EthernetTypeIPv6), payload[8:]}, true
-	}
-	return pppPayload{}, false
 }

@@ -289,7 +289,7 @@ func FuzzDecode(f *testing.F) {
 			if ok && err != nil {
 				t.Fatalf("ok with error %v", err)
 			}
-			if ok && p.Transport != UDP && p.Transport != TCP {
+			if ok && p.Transport != UDP && p.Transport != TCP && p.Transport != SCTP {
 				t.Fatalf("ok without transport: %+v", p)
 			}
 		}

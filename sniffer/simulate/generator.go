@@ -60,9 +60,9 @@ type callState struct {
 	idx   int
 	truth int // index into Truth.Calls or Truth.Registers
 	host  host
-	cport uint16 // client's SIP port
-	tcp   [2]uint32
-	held  []byte // a PBX message waiting to share the next TCP segment
+	cport uint16    // client's SIP port
+	tcp   [2]uint32 // TCP sequence numbers, or SCTP TSNs, per direction
+	held  []byte    // a PBX message waiting to share the next TCP segment
 
 	callID, caller, called, fromTag, toTag, branch string
 
@@ -117,6 +117,7 @@ func New(o Options) (*Generator, error) {
 		interval: max(1, int64(1e6/o.CPS+0.5)) * us,
 	}
 	g.b = newBuilder(o.VLAN, o.IPv6, uint16(g.rng.Uint32()))
+	g.b.encap = o.Encap
 	pbx := PBXAddr4
 	if o.IPv6 {
 		pbx = PBXAddr6
@@ -229,6 +230,8 @@ func (g *Generator) startCall(t0 int64) {
 	d.host = newHost(clientAddr, [6]byte{0x02, 0x01, byte(i >> 24), byte(i >> 16), byte(i >> 8), byte(i)})
 	if o.Transport == TransportTCP {
 		d.cport = uint16(40000 + i%20000)
+	}
+	if o.Transport == TransportTCP || o.Transport == TransportSCTP {
 		d.tcp = [2]uint32{g.rng.Uint32(), g.rng.Uint32()}
 	}
 	d.callID = fmt.Sprintf("sim-%d-%d@%s", o.Seed, i, g.pbx.uri)
@@ -342,6 +345,8 @@ func (g *Generator) startRegister(t0 int64) {
 	d.host = newHost(clientAddr, [6]byte{0x02, 0x02, 0, byte(j >> 16), byte(j >> 8), byte(j)})
 	if o.Transport == TransportTCP {
 		d.cport = uint16(40000 + j%20000)
+	}
+	if o.Transport == TransportTCP || o.Transport == TransportSCTP {
 		d.tcp = [2]uint32{g.rng.Uint32(), g.rng.Uint32()}
 	}
 	d.callID = fmt.Sprintf("simreg-%d-%d@%s", o.Seed, j, g.pbx.uri)
@@ -428,6 +433,31 @@ func (g *Generator) sendSIP(at int64, d *callState, fromClient bool, msg []byte)
 				return
 			}
 			d.tcp[dir] += uint32(end - off)
+			g.emit(data)
+		}
+		return
+	}
+	if g.o.Transport == TransportSCTP {
+		dir := 0
+		if !fromClient {
+			dir = 1
+		}
+		hdr := 20 + 12 + 16
+		if g.o.IPv6 {
+			hdr += 20
+		}
+		chunk := g.o.MTU - hdr
+		for off := 0; off < len(msg); off += chunk {
+			end := min(off+chunk, len(msg))
+			// Each association gets its own verification tag (peers tell
+			// associations apart by it); TSNs start at a random value.
+			vtag := d.tcp[1-dir] ^ 0x5eed0000
+			data, err := g.b.sctpFrame(src, dst, sport, dport, vtag, d.tcp[dir], off == 0, end == len(msg), msg[off:end])
+			if err != nil {
+				g.err = err
+				return
+			}
+			d.tcp[dir]++ // the TSN of the direction
 			g.emit(data)
 		}
 		return

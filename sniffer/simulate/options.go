@@ -2,6 +2,7 @@ package simulate
 
 import (
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -16,6 +17,9 @@ const (
 const (
 	TransportUDP = "udp"
 	TransportTCP = "tcp"
+	// TransportSCTP sends each SIP message as SCTP DATA chunks (RFC 4168),
+	// in fragments of at most MTU bytes of IP.
+	TransportSCTP = "sctp"
 )
 
 // Limits of the address plan (see Options).
@@ -63,7 +67,10 @@ type Options struct {
 	// fragments; TCP SIP is cut into segments of at most MTU bytes of IP.
 	// IPv6 UDP is never fragmented. 0 = 1500.
 	MTU       int
-	Transport string // TransportUDP (default) or TransportTCP
+	Transport string // TransportUDP (default), TransportTCP or TransportSCTP
+	// Encap wraps every frame in a tunnel or mirror encapsulation (EncapGRE,
+	// EncapERSPAN2, …; see Encaps); "" = none.
+	Encap string
 	// TCPCoalesce sends the PBX's 100 Trying in the same TCP segment as its
 	// next message (180, 486, …), and 200-for-CANCEL together with the 487.
 	TCPCoalesce bool
@@ -143,8 +150,10 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("%w: vlan %d > 4094", ErrOption, o.VLAN)
 	case o.MTU < minMTU || o.MTU > 65535:
 		return o, fmt.Errorf("%w: mtu %d not in %d..65535", ErrOption, o.MTU, minMTU)
-	case o.Transport != TransportUDP && o.Transport != TransportTCP:
-		return o, fmt.Errorf("%w: transport %q (want udp or tcp)", ErrOption, o.Transport)
+	case o.Transport != TransportUDP && o.Transport != TransportTCP && o.Transport != TransportSCTP:
+		return o, fmt.Errorf("%w: transport %q (want udp, tcp or sctp)", ErrOption, o.Transport)
+	case o.Encap != EncapNone && !slices.Contains(Encaps, o.Encap):
+		return o, fmt.Errorf("%w: encap %q (want one of %v)", ErrOption, o.Encap, Encaps)
 	case o.Registers < 0 || o.Registers > MaxRegisters:
 		return o, fmt.Errorf("%w: registers %d not in 0..%d", ErrOption, o.Registers, MaxRegisters)
 	}

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -482,5 +483,54 @@ func BenchmarkReplayHEPOutput(b *testing.B) {
 				b.ReportMetric(float64(st.Dropped)/float64(b.N), "hep_dropped/op")
 			}
 		})
+	}
+}
+
+// TestHEPConcurrent: a capture and a HEP listener feed one sniffer from two
+// goroutines (HEPInput.Concurrent), as live; run with -race. The wire and
+// HEP copies of the UDP leg still count once.
+func TestHEPConcurrent(t *testing.T) {
+	ds, err := heptest.ReadUDP(fixture.Repo(t, "testdata", "pcap", hepTLSPcap), 9060)
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := map[string]call.CDR{}
+	var mu sync.Mutex
+	sn := New(Config{HEP: HEPInput{Enabled: true, Concurrent: true}, Call: call.Config{IdleTimeout: -1,
+		OnCallEnd: func(c *call.CDR) { mu.Lock(); calls[c.CallID] = *c; mu.Unlock() }}})
+	src, err := capture.OpenFile(fixture.Repo(t, "testdata", "pcap", hepTLSPcap))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for _, d := range ds {
+			sn.HandleHEP(d.Payload, d.Packet.Time)
+			_ = sn.ActiveCalls() // readers run beside the packet path
+		}
+	}()
+	dec, _ := decode.New(src.LinkType())
+	var p decode.Packet
+	for {
+		data, ci, err := src.ReadPacket()
+		if err != nil {
+			break
+		}
+		if ok, _ := dec.Decode(data, ci.Timestamp, &p); ok && p.Dst.Port() == 9060 {
+			continue // HEP comes by the other goroutine
+		}
+		if err := sn.HandleFrame(src.LinkType(), data, ci.Timestamp); err != nil {
+			t.Error(err)
+		}
+	}
+	wg.Wait()
+	sn.Flush()
+	mu.Lock()
+	defer mu.Unlock()
+	if _, ok := calls[tlsCallID]; !ok || len(calls) != 2 {
+		t.Errorf("calls %v, want both legs", keys(calls))
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"net"
 	"strings"
 	"testing"
@@ -163,5 +164,82 @@ func TestReadOnly(t *testing.T) {
 		if got := readOnly(q); got != want {
 			t.Errorf("readOnly(%q) = %v, want %v", q, got, want)
 		}
+	}
+}
+
+// TestGaleraNodeNotReady: node 1 of the Galera test cluster is cut off from
+// the others (gmcast.isolate), so it is up but no longer a member of the
+// primary component (wsrep_ready = OFF, queries refused with 1047). A pool
+// over nodes 1 and 2 that was using node 1 moves to node 2 without a failed
+// read, and a new pool skips node 1 at connect.
+func TestGaleraNodeNotReady(t *testing.T) {
+	cl := dbtest.Galera(t)
+	dsn := fmt.Sprintf("%s:%s@%s(%s)/mysql", cl.User, cl.Password, Net, cl.List(1, 2))
+	db, err := Open(dsn, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	// A read that needs a table: a node outside the primary component
+	// refuses it (a SELECT without tables would still be answered).
+	port := func(d *sql.DB) (string, error) {
+		var p string
+		var n int
+		err := d.QueryRowContext(ctx, "SELECT @@port, COUNT(*) FROM mysql.db").Scan(&p, &n)
+		return p, err
+	}
+	_, port1, _ := net.SplitHostPort(cl.Addrs[0])
+	_, port2, _ := net.SplitHostPort(cl.Addrs[1])
+	if p, err := port(db); err != nil || p != port1 {
+		t.Fatalf("before: port %s (%v), want node 1's %s", p, err, port1)
+	}
+
+	admin := cl.Open(t, 1, "")
+	isolate := func(on int) {
+		if _, err := admin.Exec(fmt.Sprintf("SET GLOBAL wsrep_provider_options = 'gmcast.isolate=%d'", on)); err != nil {
+			t.Fatalf("gmcast.isolate=%d: %v", on, err)
+		}
+	}
+	state := func() string {
+		var k, v string
+		_ = admin.QueryRow("SHOW STATUS LIKE 'wsrep_local_state_comment'").Scan(&k, &v)
+		var r string
+		_ = admin.QueryRow("SHOW STATUS LIKE 'wsrep_ready'").Scan(&k, &r)
+		return v + "/" + r
+	}
+	isolate(1)
+	t.Cleanup(func() {
+		isolate(0)
+		for i := 0; i < 120 && state() != "Synced/ON"; i++ {
+			time.Sleep(250 * time.Millisecond)
+		}
+		if s := state(); s != "Synced/ON" {
+			t.Errorf("node 1 did not rejoin: %s", s)
+		}
+	})
+	for i := 0; ; i++ {
+		if strings.HasSuffix(state(), "/OFF") {
+			break
+		}
+		if i == 120 {
+			t.Fatalf("node 1 still ready 30 s after isolation: %s", state())
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+
+	for i := range 5 {
+		if p, err := port(db); err != nil || p != port2 {
+			t.Errorf("read %d with node 1 not ready: port %s (%v), want node 2's %s", i, p, err, port2)
+		}
+	}
+	fresh, err := Open(dsn, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close()
+	if p, err := port(fresh); err != nil || p != port2 {
+		t.Errorf("new pool with node 1 not ready: port %s (%v), want node 2's %s", p, err, port2)
 	}
 }

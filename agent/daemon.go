@@ -221,8 +221,7 @@ func newDaemon(cfg *config.Config, fl *daemonFlags, log *slog.Logger) (*daemon, 
 		}
 	}
 	if cfg.DatabaseEnabled() && cfg.Sniffer {
-		w, err := cdr.NewWriter(cfg, log, cdr.WithVersion(version),
-			cdr.WithOptions(func(o *cdr.Options) { o.ManagerHost = sensors.AdvertiseHost(cfg.ManagerIP) }))
+		w, err := cdr.New(cdrOptions(cfg), log)
 		if err != nil {
 			return nil, err
 		}

@@ -38,8 +38,8 @@ func benchDB(b *testing.B) *sql.DB {
 		return db
 	}
 	// Schema through agent/cdr's writer (its migrations), then bulk rows.
-	w, err := cdr.New(cdr.Options{DSN: dsn, IDSensor: 1, SensorName: "bench", QueueDir: b.TempDir(),
-		RetryInterval: 50 * time.Millisecond, Heartbeat: time.Hour}, testLogger())
+	w, err := cdr.New(cdr.Options{DSN: dsn, IDSensor: 1, QueueDir: b.TempDir(),
+		RetryInterval: 50 * time.Millisecond, PartitionCheck: time.Hour}, testLogger())
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -150,9 +150,9 @@ func newEnv(t testing.TB, mod func(*Options)) *testEnv {
 	t.Helper()
 	dsn := scratchDB(t, testDSN(t))
 	ctx := context.Background()
-	w, err := cdr.New(cdr.Options{DSN: dsn, IDSensor: 1, SensorName: "test", ManagerHost: "127.0.0.1", ManagerPort: 5029,
-		Version: "test", QueueDir: t.TempDir(), BatchSize: 50, FlushInterval: 20 * time.Millisecond,
-		RetryInterval: 50 * time.Millisecond, Heartbeat: time.Hour, DrainTimeout: 5 * time.Second}, testLogger())
+	w, err := cdr.New(cdr.Options{DSN: dsn, IDSensor: 1,
+		QueueDir: t.TempDir(), BatchSize: 50, FlushInterval: 20 * time.Millisecond,
+		RetryInterval: 50 * time.Millisecond, PartitionCheck: time.Hour, DrainTimeout: 5 * time.Second}, testLogger())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,7 +11,7 @@ var (
 	ErrQueueFull = errors.New("cdr: disk queue full")
 	// ErrClosed is returned by Enqueue after Close.
 	ErrClosed = errors.New("cdr: writer closed")
-	// ErrNoDatabase is returned by NewWriter when the config names no MySQL server.
+	// ErrNoDatabase is returned by New without a DSN.
 	ErrNoDatabase = errors.New("cdr: no database configured")
 	// ErrRecord is returned for a queued record that cannot be decoded.
 	ErrRecord = errors.New("cdr: bad queue record")

@@ -57,9 +57,9 @@ func testLogger(tb testing.TB) *slog.Logger {
 
 func testOptions(dsn, queueDir string) Options {
 	return Options{
-		DSN: dsn, IDSensor: 1, SensorName: "test", ManagerHost: "127.0.0.1", ManagerPort: 5029,
-		Version: "test", QueueDir: queueDir, BatchSize: 50, FlushInterval: 20 * time.Millisecond,
-		RetryInterval: 50 * time.Millisecond, Heartbeat: time.Hour, DrainTimeout: 5 * time.Second,
+		DSN: dsn, IDSensor: 1,
+		QueueDir: queueDir, BatchSize: 50, FlushInterval: 20 * time.Millisecond,
+		RetryInterval: 50 * time.Millisecond, PartitionCheck: time.Hour, DrainTimeout: 5 * time.Second,
 	}
 }
 

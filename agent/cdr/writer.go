@@ -27,66 +27,26 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
-	"pbx-agent/agent/config"
 	"pbx-agent/agent/dbconn"
 	"pbx-agent/sniffer/call"
 )
 
 // Options configure a Writer. Zero values take the defaults noted.
 type Options struct {
-	DSN           string        // go-sql-driver/mysql DSN (required)
-	IDSensor      int           // -1 = unset
-	SensorName    string        // sensors.name (default: host name)
-	ManagerHost   string        // sensors.host
-	ManagerPort   int           // sensors.port
-	Version       string        // sensors.agent_version
-	QueueDir      string        // on-disk queue directory (required)
-	QueueSize     int           // in-memory queue length (default 10000)
-	BatchSize     int           // records per transaction (default 200)
-	FlushInterval time.Duration // max wait for a partial batch (default 1s)
-	QueueMaxBytes int64         // cap of the on-disk queue, 0 = none
-	RetryInterval time.Duration // wait between attempts while MySQL is down (default 2s)
-	Heartbeat     time.Duration // sensors.agent_heartbeat period (default 30s)
-	DrainTimeout  time.Duration // how long the final drain may try MySQL (default 10s)
-	Partition     bool          // cdr_partition: daily partitions
+	DSN            string        // go-sql-driver/mysql DSN (required)
+	IDSensor       int           // cdr.id_sensor; -1 = unset
+	QueueDir       string        // on-disk queue directory (required)
+	QueueSize      int           // in-memory queue length (default 10000)
+	BatchSize      int           // records per transaction (default 200)
+	FlushInterval  time.Duration // max wait for a partial batch (default 1s)
+	QueueMaxBytes  int64         // cap of the on-disk queue, 0 = none
+	RetryInterval  time.Duration // wait between attempts while MySQL is down (default 2s)
+	PartitionCheck time.Duration // how often daily partitions are added ahead (default 30s)
+	DrainTimeout   time.Duration // how long the final drain may try MySQL (default 10s)
+	Partition      bool          // cdr_partition: daily partitions
 	// RawUA turns off cdr_ua_normalisation (on by default, as in
 	// VoIPmonitor's sample config): User-Agents are stored as sent.
 	RawUA bool
-}
-
-// Option adjusts the Options NewWriter derives from the config.
-type Option func(*Options)
-
-// WithVersion sets the version the agent registers in `sensors`.
-func WithVersion(v string) Option { return func(o *Options) { o.Version = v } }
-
-// WithOptions lets the caller edit any derived option.
-func WithOptions(f func(*Options)) Option { return func(o *Options) { f(o) } }
-
-// NewWriter builds a Writer from the agent config. It does not contact MySQL:
-// Run does, and keeps retrying (queueing to disk) while it cannot.
-func NewWriter(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Writer, error) {
-	if !cfg.DatabaseEnabled() {
-		return nil, ErrNoDatabase
-	}
-	o := Options{
-		DSN:           cfg.MySQLDSN(),
-		IDSensor:      cfg.IDSensor,
-		SensorName:    cfg.SensorName,
-		ManagerHost:   cfg.ManagerIP,
-		ManagerPort:   cfg.ManagerPort,
-		QueueDir:      cfg.QueueDir(),
-		QueueSize:     cfg.CDRQueueSize,
-		BatchSize:     cfg.CDRBatchSize,
-		FlushInterval: cfg.CDRFlushInterval,
-		QueueMaxBytes: cfg.CDRQueueMaxBytes,
-		Partition:     cfg.CDRPartition,
-		RawUA:         !cfg.CDRUANormalisation,
-	}
-	for _, f := range opts {
-		f(&o)
-	}
-	return New(o, logger)
 }
 
 // item is one record waiting to be written.
@@ -174,11 +134,8 @@ func New(o Options, logger *slog.Logger) (*Writer, error) {
 	o.BatchSize = cmpOr(o.BatchSize, 200)
 	o.FlushInterval = cmpOr(o.FlushInterval, time.Second)
 	o.RetryInterval = cmpOr(o.RetryInterval, 2*time.Second)
-	o.Heartbeat = cmpOr(o.Heartbeat, 30*time.Second)
+	o.PartitionCheck = cmpOr(o.PartitionCheck, 30*time.Second)
 	o.DrainTimeout = cmpOr(o.DrainTimeout, 10*time.Second)
-	if o.SensorName == "" {
-		o.SensorName, _ = os.Hostname()
-	}
 	dsn, err := driverDSN(o.DSN)
 	if err != nil {
 		return nil, err
@@ -308,8 +265,8 @@ func (w *Writer) Run(ctx context.Context) error {
 	defer close(w.done)
 	flush := time.NewTicker(w.o.FlushInterval)
 	defer flush.Stop()
-	heartbeat := time.NewTicker(w.o.Heartbeat)
-	defer heartbeat.Stop()
+	partitions := time.NewTicker(w.o.PartitionCheck)
+	defer partitions.Stop()
 	ready := make(chan struct{})
 	close(ready)
 
@@ -344,13 +301,10 @@ func (w *Writer) Run(ctx context.Context) error {
 			if crashed := w.replayOnce(ctx); crashed {
 				return nil
 			}
-		case <-heartbeat.C:
-			if w.ready {
-				w.heartbeat(ctx)
-				if w.o.Partition {
-					if err := EnsurePartitions(ctx, w.db, time.Now().AddDate(0, 0, 2)); err != nil {
-						w.dbError("cannot add partitions", err)
-					}
+		case <-partitions.C:
+			if w.ready && w.o.Partition {
+				if err := EnsurePartitions(ctx, w.db, time.Now().AddDate(0, 0, 2)); err != nil {
+					w.dbError("cannot add partitions", err)
 				}
 			}
 		case reply := <-w.flushReq:
@@ -456,9 +410,6 @@ func (w *Writer) connect(ctx context.Context) {
 	if err == nil {
 		err = w.inspectAutoInc(ctx)
 	}
-	if err == nil {
-		err = w.registerSensor(ctx)
-	}
 	if err != nil {
 		w.dbError("MySQL not usable; CDRs go to the on-disk queue", err)
 		return
@@ -498,26 +449,6 @@ func (w *Writer) inspectAutoInc(ctx context.Context) error {
 	w.consecIDs = mode != 2
 	w.idStep = uint64(max(step, 1))
 	return nil
-}
-
-func (w *Writer) registerSensor(ctx context.Context) error {
-	_, off := time.Now().Zone()
-	zone, _ := time.Now().Zone()
-	_, err := w.db.ExecContext(ctx, "INSERT INTO `sensors` (`id_sensor`,`name`,`host`,`port`,`timezone_name`,`timezone_offset`,`timezone_save_at`,`agent_version`,`agent_heartbeat`) "+
-		"VALUES (?,?,?,?,?,?,UTC_TIMESTAMP(),?,UTC_TIMESTAMP()) ON DUPLICATE KEY UPDATE `name`=VALUES(`name`),`host`=VALUES(`host`),`port`=VALUES(`port`),"+
-		"`timezone_name`=VALUES(`timezone_name`),`timezone_offset`=VALUES(`timezone_offset`),`timezone_save_at`=VALUES(`timezone_save_at`),"+
-		"`agent_version`=VALUES(`agent_version`),`agent_heartbeat`=VALUES(`agent_heartbeat`)",
-		max(w.o.IDSensor, 0), str(w.o.SensorName, 256), w.o.ManagerHost, w.o.ManagerPort, zone, off, w.o.Version)
-	if err != nil {
-		return fmt.Errorf("register sensor: %w", err)
-	}
-	return nil
-}
-
-func (w *Writer) heartbeat(ctx context.Context) {
-	if _, err := w.db.ExecContext(ctx, "UPDATE `sensors` SET `agent_heartbeat` = UTC_TIMESTAMP() WHERE `id_sensor` = ?", max(w.o.IDSensor, 0)); err != nil {
-		w.dbError("sensor heartbeat failed", err)
-	}
 }
 
 // dbError counts a MySQL failure, marks the database down and logs it

@@ -34,9 +34,9 @@ func Replay(ctx context.Context, capture string, o ReplayOptions) error {
 		return fmt.Errorf("parity: sipport %q: %w", o.SIPPorts, err)
 	}
 	w, err := cdr.New(cdr.Options{
-		DSN: o.DSN, IDSensor: 1, SensorName: "parity", QueueDir: o.QueueDir,
+		DSN: o.DSN, IDSensor: 1, QueueDir: o.QueueDir,
 		FlushInterval: 50 * time.Millisecond, RetryInterval: 200 * time.Millisecond,
-		Heartbeat: time.Hour, DrainTimeout: 30 * time.Second,
+		PartitionCheck: time.Hour, DrainTimeout: 30 * time.Second,
 	}, log)
 	if err != nil {
 		return err

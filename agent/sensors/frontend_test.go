@@ -71,11 +71,9 @@ func newSite(t *testing.T, timeout time.Duration) *site {
 		Caller: "1001", Called: "2002", CallerIP: netip.MustParseAddr("10.0.2.1"), CalledIP: netip.MustParseAddr("192.0.2.2"),
 		CallerPort: 5060, CalledPort: 5060, LastSIPResponseNum: 200, LastSIPResponse: "200 OK", Bye: call.ByeOK,
 	}
-	host, port, _ := net.SplitHostPort(st.s2.addr)
-	p, _ := strconv.Atoi(port)
-	w, err := cdr.New(cdr.Options{DSN: dsn, IDSensor: 2, SensorName: "sensor-2", ManagerHost: host, ManagerPort: p,
-		Version: "test", QueueDir: t.TempDir(), FlushInterval: 10 * time.Millisecond, RetryInterval: 50 * time.Millisecond,
-		Heartbeat: time.Hour, DrainTimeout: 5 * time.Second}, testLogger())
+	w, err := cdr.New(cdr.Options{DSN: dsn, IDSensor: 2,
+		QueueDir: t.TempDir(), FlushInterval: 10 * time.Millisecond, RetryInterval: 50 * time.Millisecond,
+		PartitionCheck: time.Hour, DrainTimeout: 5 * time.Second}, testLogger())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -45,11 +45,10 @@ type rtpMap struct {
 }
 
 type mediaStream struct {
-	src, dst netip.AddrPort
-	ssrc     uint32
-	caller   bool
-	stats    rtp.Stream
-	dtmf     rtp.DTMFDetector
+	ssrc   uint32 // the addresses are in stats (Stream.Flows)
+	caller bool
+	stats  rtp.Stream
+	dtmf   rtp.DTMFDetector
 	// recent report blocks about this stream: the wire RTCP and the HEP
 	// copy of one report (res_hep_rtcp) count once
 	reports [4]uint64
@@ -106,6 +105,9 @@ func (m *mediaTracker) call(ref uint64) *mediaCall {
 
 // announce records an SDP media description (call table's OnMedia hook).
 func (m *mediaTracker) announce(ref uint64, addr netip.AddrPort, _ call.Party, md *sdp.Media) {
+	if addr.Port() != md.Port {
+		return // the RTCP address of the m= line: RTCP starts no stream
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	mc := m.call(ref)
@@ -185,7 +187,7 @@ func (m *mediaTracker) handle(md *call.Media) {
 	hdr := &md.RTP
 	var s *mediaStream
 	for _, c := range mc.streams {
-		if c.ssrc == hdr.SSRC && c.src == p.Src && c.dst == p.Dst {
+		if c.ssrc == hdr.SSRC && c.stats.Flows(p.Src, p.Dst) {
 			s = c
 			break
 		}
@@ -218,7 +220,7 @@ func (mc *mediaCall) newStream(p *decode.Packet, hdr *rtp.Header, caller bool) *
 			}
 		}
 	}
-	s := &mediaStream{src: p.Src, dst: p.Dst, ssrc: hdr.SSRC, caller: caller}
+	s := &mediaStream{ssrc: hdr.SSRC, caller: caller}
 	s.stats.Reset(cfg)
 	mc.streams = append(mc.streams, s)
 	return s

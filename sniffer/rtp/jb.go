@@ -86,14 +86,21 @@ func (h *lossHist) closeInterval(received int, durMs int64, c Codec) {
 
 func roundMOS(m float64) float64 { return float64(int(m*10+0.5)) / 10 }
 
-// jbFrame is a queued frame. Its timestamp is not kept: it is always
-// delivery - rxcore - Size (put sets delivery so, and a resync moves rxcore
-// and every queued timestamp by the same offset).
+// jbFrame is a queued frame in 8 bytes. Its delivery time is kept as an
+// offset from the buffer's base (exact: rebased before it could overflow);
+// its timestamp is not kept: it is always delivery - rxcore - Size (put
+// sets delivery so, and a resync moves rxcore and every queued timestamp by
+// the same offset).
 type jbFrame struct {
-	delivery int64
-	ms       int32
-	quiet    bool // starts a talkspurt: silence before it is not loss
+	off   int32 // delivery - fixedJB.base, ms
+	ms    int16 // frame length, ms (saturated)
+	quiet bool  // starts a talkspurt: silence before it is not loss
 }
+
+// rebaseAt is the offset past which queued deliveries are rebased.
+const rebaseAt = 1 << 30
+
+func (jb *fixedJB) delivery(f *jbFrame) int64 { return jb.base + int64(f.off) }
 
 // fixedJB is Asterisk's fixed jitter buffer driven by packet arrival.
 type fixedJB struct {
@@ -103,6 +110,7 @@ type fixedJB struct {
 	pendingQuiet bool  // a dropped frame started a talkspurt: the next one does
 	rxcore       int64
 	nextDelivery int64
+	base         int64 // queued deliveries are offsets from it
 	q            [jbQueueLen]jbFrame
 	head, n      int
 	hist         lossHist
@@ -155,10 +163,10 @@ func (jb *fixedJB) get(now, interp int64) {
 		}
 		f := &jb.q[jb.head]
 		switch {
-		case now > f.delivery+int64(f.ms): // too late: drop it
+		case now > jb.delivery(f)+int64(f.ms): // too late: drop it
 			jb.pop()
 			jb.hist.miss()
-		case now < f.delivery: // not yet: interpolate
+		case now < jb.delivery(f): // not yet: interpolate
 			jb.nextDelivery += interp
 			jb.hist.miss()
 		default:
@@ -176,7 +184,7 @@ func (jb *fixedJB) pop() {
 	f := jb.q[jb.head]
 	jb.head = (jb.head + 1) % jbQueueLen
 	jb.n--
-	jb.nextDelivery = f.delivery + int64(f.ms)
+	jb.nextDelivery = jb.delivery(&f) + int64(f.ms)
 }
 
 func (jb *fixedJB) putFirst(ts, ms, now int64, quiet bool) {
@@ -194,18 +202,18 @@ func (jb *fixedJB) put(ts, ms, now int64, quiet, resynced bool) bool {
 	}
 	// find the place, sorted by delivery time
 	i := jb.n
-	for i > 0 && jb.q[(jb.head+i-1)%jbQueueLen].delivery > delivery {
+	for i > 0 && jb.delivery(&jb.q[(jb.head+i-1)%jbQueueLen]) > delivery {
 		i--
 	}
 	if i > 0 {
 		p := &jb.q[(jb.head+i-1)%jbQueueLen]
-		if p.delivery == delivery || delivery < p.delivery+int64(p.ms) {
+		if pd := jb.delivery(p); pd == delivery || delivery < pd+int64(p.ms) {
 			return !resynced && jb.resync(ts, ms, now, quiet)
 		}
 	}
 	if i < jb.n {
 		nx := &jb.q[(jb.head+i)%jbQueueLen]
-		if delivery+ms > nx.delivery {
+		if delivery+ms > jb.delivery(nx) {
 			return !resynced && jb.resync(ts, ms, now, quiet)
 		}
 	}
@@ -215,7 +223,17 @@ func (jb *fixedJB) put(ts, ms, now int64, quiet, resynced bool) bool {
 	for j := jb.n; j > i; j-- {
 		jb.q[(jb.head+j)%jbQueueLen] = jb.q[(jb.head+j-1)%jbQueueLen]
 	}
-	jb.q[(jb.head+i)%jbQueueLen] = jbFrame{delivery: delivery, ms: int32(ms), quiet: quiet}
+	if jb.n == 0 {
+		jb.base = delivery
+	} else if d := delivery - jb.base; d > rebaseAt || d < -rebaseAt {
+		// Deliveries in the queue are within Size+Resync of each other.
+		for j := 0; j < jb.n; j++ {
+			f := &jb.q[(jb.head+j)%jbQueueLen]
+			f.off = int32(jb.delivery(f) - delivery)
+		}
+		jb.base = delivery
+	}
+	jb.q[(jb.head+i)%jbQueueLen] = jbFrame{off: int32(delivery - jb.base), ms: int16(min(ms, math.MaxInt16)), quiet: quiet}
 	jb.n++
 	return true
 }
@@ -226,7 +244,7 @@ func (jb *fixedJB) resync(ts, ms, now int64, quiet bool) bool {
 		return true
 	}
 	t := jb.tail()
-	offset := ts - (t.delivery - jb.rxcore - int64(jb.cfg.Size)) - int64(t.ms)
+	offset := ts - (jb.delivery(t) - jb.rxcore - int64(jb.cfg.Size)) - int64(t.ms)
 	if offset < int64(jb.cfg.Resync) && offset > -int64(jb.cfg.Resync) {
 		return false
 	}

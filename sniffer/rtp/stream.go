@@ -106,6 +106,11 @@ func NewStream(cfg StreamConfig) *Stream {
 	return s
 }
 
+// Flows reports whether s was configured for packets from src to dst.
+func (s *Stream) Flows(src, dst netip.AddrPort) bool {
+	return s.cfg.Src == src && s.cfg.Dst == dst
+}
+
 // Reset clears s for reuse with a new configuration.
 func (s *Stream) Reset(cfg StreamConfig) {
 	*s = Stream{cfg: cfg, codec: cfg.Codec, badSeq: -1, ivDue: -1}

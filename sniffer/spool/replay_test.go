@@ -543,3 +543,32 @@ func TestWAVDuration(t *testing.T) {
 		}
 	}
 }
+
+// TestSRTPCallWAVIsSilence pins issue 16 item 6: a real SRTP call (SDES,
+// RTP/SAVP, recorded from Asterisk 20.20.1; a cut of it) decoded as G.711
+// is full-scale noise; its spool WAV must be silence over the call's length
+// instead, while the RTP pcap keeps the encrypted packets as they were.
+func TestSRTPCallWAVIsSilence(t *testing.T) {
+	dir := t.TempDir()
+	path := fixture.Repo(t, "testdata", "pcap", "asterisk-call-srtp-cut.pcap")
+	res := replay(t, path, fullConfig(dir), nil)
+	for _, id := range []string{"c738830c77f9ba9c", "91bc6d9e-91ac-49f2-a2ee-ce4cd3b60c17"} {
+		cdr := res.cdrs[id]
+		if cdr == nil || !cdr.SRTP {
+			t.Fatalf("%s: CDR %+v, want an SRTP call", id, cdr)
+		}
+		w := readWAV(t, spool.Path(dir, cdr.CallDate, time.UTC, spool.TypeAudio, spool.FBasename(id), "wav"))
+		if w.duration() < time.Second {
+			t.Errorf("%s: WAV lasts %v, want the call's media length", id, w.duration())
+		}
+		for ch := range w.channels {
+			if e := w.energy(ch, 0, w.duration()); e != 0 {
+				t.Errorf("%s: channel %d of the WAV is not silent (energy %d): encrypted payload decoded as audio", id, ch, e)
+			}
+		}
+		_, pkts := readPcap(t, spool.Path(dir, cdr.CallDate, time.UTC, spool.TypeRTP, spool.FBasename(id), "pcap"))
+		if len(pkts) == 0 || res.stats.PausedPackets != 0 {
+			t.Errorf("%s: %d RTP packets stored, %d silenced: the encrypted packets must be stored as they are", id, len(pkts), res.stats.PausedPackets)
+		}
+	}
+}

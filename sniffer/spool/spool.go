@@ -18,7 +18,9 @@
 // RTP header for other codecs; the WAV and live listeners get silence.
 //
 // The spool also owns each call's decoded audio (package audio): one
-// decode per call, shared by the WAV writer and every live listener.
+// decode per call, shared by the WAV writer and every live listener. A call
+// whose SDP says RTP/SAVP (SRTP) is decoded as silence: its payload is
+// ciphertext (its RTP pcap keeps the packets as they are).
 //
 // Cleaning (voipmonitor.conf maxpool*, Config.Pool): a cleaner goroutine
 // keeps an index of the minute directories and their bytes per kind,
@@ -30,6 +32,7 @@
 package spool
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -200,6 +203,10 @@ type callSpool struct {
 	wav    *file
 	audio  *audio.Call
 	paused bool
+	// srtp: an SDP of the call offered or answered RTP/SAVP(F): its
+	// payload is encrypted, so its decoded audio (WAV, live) is silence,
+	// never the noise that ciphertext decodes to.
+	srtp bool
 	// last TCP segment stored, so a segment holding several SIP messages
 	// is stored once.
 	lastTCP struct {
@@ -208,6 +215,10 @@ type callSpool struct {
 		n   int
 	}
 }
+
+// savp is in the m= line of an SRTP stream: RTP/SAVP, RTP/SAVPF,
+// UDP/TLS/RTP/SAVP(F).
+var savp = []byte("RTP/SAVP")
 
 // dropLogEvery is how often a spool that drops packets says so.
 const dropLogEvery = 10 * time.Second
@@ -386,6 +397,10 @@ func (s *Spool) SIP(m *sip.Message, meta call.Meta, ref uint64, p *decode.Packet
 			s.startAudio(c)
 		}
 	}
+	if !c.srtp && bytes.Contains(sip.SDPBody(m), savp) {
+		c.srtp = true
+		s.log.Info("SRTP call: its decoded audio is silence", "callref", fmt.Sprintf("0x%x", ref), "callid", c.callID)
+	}
 	if !s.cfg.SaveSIP {
 		return
 	}
@@ -467,7 +482,7 @@ func (s *Spool) HandleMedia(md *call.Media) {
 		if md.FromCaller() {
 			dir = audio.FromCaller
 		}
-		c.audio.Feed(dir, &md.RTP, payload, p.Time, paused)
+		c.audio.Feed(dir, &md.RTP, payload, p.Time, paused || c.srtp)
 	}
 	if s.cfg.SaveRTP == RTPOff {
 		return

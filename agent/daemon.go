@@ -260,7 +260,7 @@ func newDaemon(cfg *config.Config, fl *daemonFlags, log *slog.Logger) (*daemon, 
 			Addr:              addr,
 			Socket:            cfg.ManagerSocket,
 			EnableUnencrypted: cfg.ManagerEnableUnencrypted,
-			Calls:             managerCalls{d.sn, d.rec},
+			Calls:             managerCalls{sn: d.sn, rec: d.rec, audit: d.auditPause},
 			SpoolDir:          cfg.SpoolDir,
 			SensorID:          cfg.IDSensor,
 			Build:             "pbx-agent " + version,
@@ -373,7 +373,7 @@ func (d *daemon) newWeb() error {
 	}
 	wo := webui.Options{
 		DB: d.db, Users: loadWebUsers(cfg, log), DisableAuth: cfg.APIDisableAuth,
-		Calls: managerCalls{d.sn, d.rec},
+		Calls: managerCalls{sn: d.sn, rec: d.rec},
 		Spool: webui.DirSpool{Root: cfg.SpoolDir, Location: time.UTC}, SensorID: cfg.IDSensor, Logger: log,
 		CallsNow:  d.sn.Now, // a replayed capture's clock while it plays
 		PublicURL: cfg.HTTPPublicURL, BindAddr: cfg.HTTPBind, AllowedHosts: cfg.HTTPAllowedHosts,

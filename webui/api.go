@@ -80,12 +80,23 @@ func (h *Handler) apiPHP(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 	}
 	if req.AuditReason != "" || req.Task == "handleActiveCall" {
-		e := auditEntry{At: h.now(), User: u.Name, Addr: clientAddr(r).String(), Task: req.Task,
+		e := auditEntry{At: h.now(), User: u.Name, Addr: clientAddr(r).String(), Via: requesterOf(r, u, req).Via, Task: req.Task,
 			Params: req.rawParams, Reason: req.AuditReason, Result: result}
 		if aerr := h.audit.write(context.WithoutCancel(r.Context()), e); aerr != nil {
 			h.log.Error("audit log write failed", "task", req.Task, "user", u.Name, "err", aerr)
 		}
 	}
+}
+
+// requesterOf says who asks for an action through api.php: the user, the
+// client's address, and the interface — the dashboard's buttons mark their
+// requests with via=dashboard, anything else is an api.php client.
+func requesterOf(r *http.Request, u *User, req *apiRequest) call.Requester {
+	via := "api.php"
+	if r.URL.Query().Get("via") == "dashboard" {
+		via = "dashboard"
+	}
+	return call.Requester{User: u.Name, Source: clientAddr(r).String(), Via: via, Reason: req.AuditReason}
 }
 
 // apiUser authenticates an api.php call: user/password of the request
@@ -637,7 +648,7 @@ func (h *Handler) handleActiveCall(w http.ResponseWriter, r *http.Request, u *Us
 	if !u.SeesSensor(h.o.SensorID) {
 		return fmt.Errorf("%w: user %s may not handle calls of sensor %d", ErrForbidden, u.Name, h.o.SensorID)
 	}
-	if err := h.o.Calls.Pause(r.Context(), ref, on); err != nil {
+	if err := h.o.Calls.Pause(call.WithRequester(r.Context(), requesterOf(r, u, req)), ref, on); err != nil {
 		if errors.Is(err, call.ErrNoCall) {
 			return fmt.Errorf("%w: call 0x%x is not active", ErrNotFound, ref)
 		}

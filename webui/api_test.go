@@ -5,10 +5,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/google/gopacket/pcapgo"
+
+	"pbx-agent/sniffer/call"
 )
 
 // seedHeaders creates VoIPmonitor's custom header tables with the two
@@ -149,4 +152,48 @@ func checkPCAP(t *testing.T, b []byte) int {
 		t.Error("pcap without packets")
 	}
 	return n
+}
+
+// TestPauseNamesTheRequester pins issue 16 item 8 for api.php and the
+// dashboard: a pause reaches the call table with the user, the client's
+// address and the interface, and the audit table names all three.
+func TestPauseNamesTheRequester(t *testing.T) {
+	e := newEnv(t, nil)
+	body := `{"task":"handleActiveCall","user":"admin","password":"adminpw","auditReason":"legal hold","params":{"sensorId":"1","command":"pausecall","callRef":"0x7f0e4c3c2680"}}`
+	if st, b, _ := e.do(t, "POST", "/php/api.php", body); st != 200 {
+		t.Fatalf("api.php pausecall: %d %s", st, b)
+	}
+	cookie := e.login(t, "admin", "adminpw")
+	body = `{"task":"handleActiveCall","params":{"sensorId":"1","command":"unpausecall","callRef":"0x7f0e4c3c2680"}}`
+	if st, b, _ := e.do(t, "POST", "/php/api.php?via=dashboard", body, "Cookie", cookie, "Content-Type", "application/json"); st != 200 {
+		t.Fatalf("dashboard unpausecall: %d %s", st, b)
+	}
+	e.calls.mu.Lock()
+	by := append([]call.Requester(nil), e.calls.by...)
+	e.calls.mu.Unlock()
+	want := []call.Requester{{User: "admin", Via: "api.php", Reason: "legal hold"}, {User: "admin", Via: "dashboard"}}
+	if len(by) != len(want) {
+		t.Fatalf("requesters %+v", by)
+	}
+	for i, w := range want {
+		if by[i].User != w.User || by[i].Via != w.Via || by[i].Reason != w.Reason || !strings.HasPrefix(by[i].Source, "127.0.0.1") {
+			t.Errorf("pause %d: requester %+v, want %+v from 127.0.0.1", i, by[i], w)
+		}
+	}
+	rows, err := e.db.Query("SELECT user, address, via, task FROM pbx_agent_api_audit ORDER BY id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var got []string
+	for rows.Next() {
+		var u, a, v, task string
+		if err := rows.Scan(&u, &a, &v, &task); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, u+" "+strings.Split(a, ":")[0]+" "+v+" "+task)
+	}
+	if w := []string{"admin 127.0.0.1 api.php handleActiveCall", "admin 127.0.0.1 dashboard handleActiveCall"}; !slices.Equal(got, w) {
+		t.Errorf("audit rows %q, want %q", got, w)
+	}
 }

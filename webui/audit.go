@@ -3,11 +3,16 @@ package webui
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"sync"
 	"time"
+
+	"pbx-agent/sniffer/call"
 )
 
-// auditTable is the agent's own audit log of api.php calls (auditReason).
+// auditTable is the agent's own audit log of api.php calls (auditReason)
+// and of every pause/unpause, whichever interface it came through (via:
+// api.php, dashboard, manager-tcp, manager-socket).
 const auditTable = "pbx_agent_api_audit"
 
 const auditDDL = "CREATE TABLE IF NOT EXISTS `" + auditTable + "` (" +
@@ -15,6 +20,7 @@ const auditDDL = "CREATE TABLE IF NOT EXISTS `" + auditTable + "` (" +
 	"`created_at` datetime(3) NOT NULL," +
 	"`user` varchar(255) NOT NULL," +
 	"`address` varchar(64) NOT NULL," +
+	"`via` varchar(32) DEFAULT NULL," +
 	"`task` varchar(64) NOT NULL," +
 	"`params` text," +
 	"`reason` text," +
@@ -28,9 +34,26 @@ type auditLog struct {
 }
 
 type auditEntry struct {
-	At                       time.Time
-	User, Addr, Task, Params string
-	Reason, Result           string
+	At                            time.Time
+	User, Addr, Via, Task, Params string
+	Reason, Result                string
+}
+
+// AuditPause records a pause or unpause that did not come through api.php
+// (the manager API's pausecall/unpausecall) in the audit table.
+func (h *Handler) AuditPause(ctx context.Context, rq call.Requester, ref uint64, on bool, err error) {
+	task, result := "unpausecall", "ok"
+	if on {
+		task = "pausecall"
+	}
+	if err != nil {
+		result = err.Error()
+	}
+	e := auditEntry{At: h.now(), User: rq.User, Addr: rq.Source, Via: rq.Via, Task: task,
+		Params: fmt.Sprintf(`{"callRef":"0x%x"}`, ref), Reason: rq.Reason, Result: result}
+	if aerr := h.audit.write(ctx, e); aerr != nil {
+		h.log.Error("audit log write failed", "task", task, "via", rq.Via, "err", aerr)
+	}
 }
 
 func truncate(s string, n int) string {
@@ -51,11 +74,26 @@ func (a *auditLog) write(ctx context.Context, e auditEntry) error {
 			a.mu.Unlock()
 			return err
 		}
+		if err := a.addVia(ctx); err != nil {
+			a.mu.Unlock()
+			return err
+		}
 		a.created = true
 	}
 	a.mu.Unlock()
-	_, err := a.db.ExecContext(ctx, "INSERT INTO `"+auditTable+"` (created_at, user, address, task, params, reason, result) VALUES (?,?,?,?,?,?,?)",
-		e.At.UTC().Format("2006-01-02 15:04:05.000"), truncate(e.User, 255), truncate(e.Addr, 64), truncate(e.Task, 64),
+	_, err := a.db.ExecContext(ctx, "INSERT INTO `"+auditTable+"` (created_at, user, address, via, task, params, reason, result) VALUES (?,?,?,?,?,?,?,?)",
+		e.At.UTC().Format("2006-01-02 15:04:05.000"), truncate(e.User, 255), truncate(e.Addr, 64), truncate(e.Via, 32), truncate(e.Task, 64),
 		truncate(e.Params, 4096), truncate(e.Reason, 4096), truncate(e.Result, 255))
+	return err
+}
+
+// addVia adds the via column to an audit table created by an older agent.
+func (a *auditLog) addVia(ctx context.Context) error {
+	var n int
+	if err := a.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND COLUMN_NAME = 'via'",
+		auditTable).Scan(&n); err != nil || n > 0 {
+		return err
+	}
+	_, err := a.db.ExecContext(ctx, "ALTER TABLE `"+auditTable+"` ADD COLUMN `via` varchar(32) DEFAULT NULL AFTER `address`")
 	return err
 }

@@ -119,12 +119,14 @@ type fakeCalls struct {
 	mu     sync.Mutex
 	calls  []call.CDR
 	paused map[uint64]bool
+	by     []call.Requester // who asked, per Pause
 }
 
 func (f *fakeCalls) Active() []call.CDR { return f.calls }
-func (f *fakeCalls) Pause(_ context.Context, ref uint64, on bool) error {
+func (f *fakeCalls) Pause(ctx context.Context, ref uint64, on bool) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.by = append(f.by, call.RequesterFrom(ctx))
 	for _, c := range f.calls {
 		if c.CallRef == ref {
 			f.paused[ref] = on

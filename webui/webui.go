@@ -43,6 +43,7 @@ type Calls interface {
 	Active() []call.CDR
 	// Pause pauses (on) or resumes recording of a call; an error wrapping
 	// call.ErrNoCall (unknown reference) is reported as 404.
+	// ctx carries who asked (call.RequesterFrom).
 	Pause(ctx context.Context, ref uint64, on bool) error
 }
 

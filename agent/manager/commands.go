@@ -26,6 +26,8 @@ type Calls interface {
 	Registers() []call.Register
 	// Pause pauses (on) or resumes recording of a call (spec §6); an
 	// error wrapping call.ErrNoCall for an unknown reference.
+	// ctx carries who asked (call.RequesterFrom: the client's address and
+	// the interface).
 	Pause(ctx context.Context, ref uint64, on bool) error
 }
 

@@ -26,6 +26,7 @@ type fakeCalls struct {
 	calls  []call.CDR
 	regs   []call.Register
 	paused map[uint64]bool
+	by     []call.Requester // who asked, per Pause
 }
 
 func (f *fakeCalls) Active() []call.CDR {
@@ -51,9 +52,10 @@ func (f *fakeCalls) Registers() []call.Register {
 	return append([]call.Register(nil), f.regs...)
 }
 
-func (f *fakeCalls) Pause(_ context.Context, ref uint64, on bool) error {
+func (f *fakeCalls) Pause(ctx context.Context, ref uint64, on bool) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.by = append(f.by, call.RequesterFrom(ctx))
 	for _, c := range f.calls {
 		if c.CallRef == ref {
 			if f.paused == nil {

@@ -12,13 +12,18 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"pbx-agent/agent/manager/wire"
+	"pbx-agent/sniffer/call"
 )
 
 // Defaults for the zero values of Config.
@@ -544,6 +549,36 @@ func removeSocket(path string) {
 	}
 }
 
+// peer says who is on the other end of a manager connection, for the
+// audit of actions (pausecall): the TCP client's address, or on the unix
+// socket the peer process's pid and user (SO_PEERCRED). The manager API has
+// no users: User is the unix user, or "manager" on TCP.
+func peer(c net.Conn, onSocket bool) call.Requester {
+	if !onSocket {
+		return call.Requester{User: "manager", Source: c.RemoteAddr().String(), Via: "manager-tcp"}
+	}
+	rq := call.Requester{Source: "unix", Via: "manager-socket"}
+	uc, ok := c.(*net.UnixConn)
+	if !ok {
+		return rq
+	}
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		return rq
+	}
+	var cred *unix.Ucred
+	_ = raw.Control(func(fd uintptr) { cred, _ = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED) })
+	if cred == nil {
+		return rq
+	}
+	rq.Source += fmt.Sprintf(" pid=%d uid=%d", cred.Pid, cred.Uid)
+	rq.User = "uid " + strconv.FormatUint(uint64(cred.Uid), 10)
+	if u, err := user.LookupId(strconv.FormatUint(uint64(cred.Uid), 10)); err == nil {
+		rq.User = u.Username
+	}
+	return rq
+}
+
 // serveConn runs one request on c and closes it.
 func (s *Server) serveConn(c net.Conn, unix bool) {
 	s.active.Add(1)
@@ -576,7 +611,7 @@ func (s *Server) serveConn(c net.Conn, unix bool) {
 	if !s.ready.Load() {
 		return
 	}
-	ctx, cancel := context.WithCancel(s.baseCtx)
+	ctx, cancel := context.WithCancel(call.WithRequester(s.baseCtx, peer(c, unix)))
 	defer cancel()
 	_ = c.SetReadDeadline(time.Time{})
 	dw := &deadlineWriter{c: c, timeout: s.cfg.WriteTimeout}

@@ -6,9 +6,11 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -521,5 +523,35 @@ func TestGenerateAESKey(t *testing.T) {
 	}
 	if _, err := wire.GenerateAESKey(bytes.NewReader(nil)); err == nil {
 		t.Error("wire.GenerateAESKey with empty reader: no error")
+	}
+}
+
+// TestPauseNamesTheRequester pins issue 16 item 8 for the manager API: a
+// pausecall carries who sent it — the TCP client's address, or on the unix
+// socket the peer's pid and user — and the interface, to the call table
+// (which logs and audits it).
+func TestPauseNamesTheRequester(t *testing.T) {
+	ts := startServer(t, nil)
+	for _, network := range []string{"tcp", "unix"} {
+		addr := ts.addr
+		if network == "unix" {
+			addr = ts.sock
+		}
+		if got := exchange(t, network, addr, []byte("pausecall 0x7f7484023980\r\n\r\n"), false); len(got) != 0 {
+			t.Fatalf("%s pausecall: %q", network, got)
+		}
+	}
+	ts.calls.mu.Lock()
+	by := append([]call.Requester(nil), ts.calls.by...)
+	ts.calls.mu.Unlock()
+	if len(by) != 2 {
+		t.Fatalf("requesters %+v, want 2", by)
+	}
+	if by[0].Via != "manager-tcp" || !strings.HasPrefix(by[0].Source, "127.0.0.1:") || by[0].User == "" {
+		t.Errorf("TCP pausecall requester %+v", by[0])
+	}
+	me, _ := user.Current()
+	if by[1].Via != "manager-socket" || by[1].Source != fmt.Sprintf("unix pid=%d uid=%s", os.Getpid(), me.Uid) || by[1].User != me.Username {
+		t.Errorf("unix socket pausecall requester %+v (want pid %d, user %v)", by[1], os.Getpid(), me)
 	}
 }

@@ -84,24 +84,14 @@ type Config struct {
 }
 
 // Requester says who asked (for the audit log); attach it with WithRequester.
-type Requester struct {
-	User   string `json:"user,omitempty"`
-	Source string `json:"source,omitempty"` // client address
-	Via    string `json:"via,omitempty"`    // "webapi", "manager", "dashboard", "reapply"
-	Reason string `json:"reason,omitempty"` // auditReason
-}
-
-type requesterKey struct{}
+type Requester = call.Requester
 
 // WithRequester attaches who asked to ctx.
 func WithRequester(ctx context.Context, r Requester) context.Context {
-	return context.WithValue(ctx, requesterKey{}, r)
+	return call.WithRequester(ctx, r)
 }
 
-func requester(ctx context.Context) Requester {
-	r, _ := ctx.Value(requesterKey{}).(Requester)
-	return r
-}
+func requester(ctx context.Context) Requester { return call.RequesterFrom(ctx) }
 
 // Step is one action taken for a pause or unpause.
 type Step struct {

@@ -41,7 +41,7 @@
 
   async function pause(c, on) {
     const body = { task: "handleActiveCall", params: { command: on ? "pausecall" : "unpausecall", callRef: c.callref, sensorId: c.sensor_id } };
-    const r = await fetch("/php/api.php", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body), credentials: "same-origin" });
+    const r = await fetch("/php/api.php?via=dashboard", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body), credentials: "same-origin" });
     if (!r.ok) {
       const j = await r.json().catch(() => ({}));
       status("Pause failed: " + (j.error || r.status), "err");

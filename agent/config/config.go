@@ -185,7 +185,7 @@ func Default() *Config {
 		MySQLUsername:       "root",
 		CDRQueueSize:        10000,
 		CDRBatchSize:        200,
-		CDRFlushInterval:    time.Second,
+		CDRFlushInterval:    250 * time.Millisecond,
 		CDRUANormalisation:  true,
 		ManagerIP:           "127.0.0.1",
 		ManagerPort:         5029,

@@ -614,11 +614,15 @@ func (t *Table) Tick(now time.Time) {
 	t.advance(now)
 }
 
+// gcEvery is how often the table looks for calls to emit: a call's CDR and
+// its listeners' end come at most this long after its grace.
+const gcEvery = 250 * time.Millisecond
+
 func (t *Table) advance(now time.Time) {
 	if now.After(t.now) {
 		t.now = now
 	}
-	if t.now.Sub(t.lastGC) < time.Second {
+	if t.now.Sub(t.lastGC) < gcEvery {
 		return
 	}
 	t.lastGC = t.now

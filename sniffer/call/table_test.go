@@ -290,9 +290,13 @@ func TestChallengedCallEndsAfterEndGrace(t *testing.T) {
 				}
 				tb.HandleSIP(&m, meta)
 			}
-			tb.Tick(t0.Add(10*s + tb.cfg.EndGrace + s))
+			tb.Tick(t0.Add(10*s + tb.cfg.EndGrace - s/10))
+			if len(out) != 0 {
+				t.Fatal("emitted before EndGrace")
+			}
+			tb.Tick(t0.Add(10*s + tb.cfg.EndGrace + gcEvery))
 			if len(out) != 1 {
-				t.Fatalf("%d CDRs %s after the BYE's 200 OK, want 1 (the call waited the auth grace)", len(out), tb.cfg.EndGrace+s)
+				t.Fatalf("%d CDRs %s after the BYE's 200 OK, want 1 (the call waited the auth grace)", len(out), tb.cfg.EndGrace+gcEvery)
 			}
 			if out[0].LastSIPResponseNum != 200 || out[0].Bye != ByeOK {
 				t.Errorf("CDR: last response %d, bye %d", out[0].LastSIPResponseNum, out[0].Bye)

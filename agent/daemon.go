@@ -56,7 +56,7 @@ var embeddedConfig []byte
 // shutdownGrace bounds the ordered shutdown (flush calls, CDRs, spool).
 const shutdownGrace = 30 * time.Second
 
-// daemonFlags are the daemon's command line (CLI.md).
+// daemonFlags are the daemon's command line (agent/README.md).
 type daemonFlags struct {
 	config          string
 	capture         string

@@ -9,7 +9,7 @@ import (
 	"pbx-agent/sniffer/rtp"
 )
 
-// Replay JSON field names follow VoIPmonitor's cdr columns (CLI.md).
+// Replay JSON field names follow VoIPmonitor's cdr columns (agent/README.md).
 
 const timeLayout = "2006-01-02 15:04:05.000"
 

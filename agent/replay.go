@@ -17,7 +17,7 @@ import (
 )
 
 // runReplay reads capture files and prints one JSON line per finished call
-// and per REGISTER summary (CLI.md "Replay JSON").
+// and per REGISTER summary (agent/README.md "Replay JSON").
 func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("replay", stderr)
 	ports := fs.String("sipport", "5060", "ports that are always SIP: list and ranges, e.g. 5060,5070-5080")

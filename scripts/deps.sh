@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the real parts the tests use, from Debian's packages, when missing:
 # tshark (referee for SIP/RTP figures), MariaDB (CDR store), Chromium (player),
-# galera-4 and rsync (the 3-node cluster of make cluster-test; ss/lsof for its SST).
+# galera-4 and rsync (the 3-node cluster of make cluster-test; ss/lsof for its SST),
+# lintian (the .deb's check in scripts/package).
 set -euo pipefail
 need=()
 command -v tshark >/dev/null 2>&1 || need+=(tshark)
@@ -10,6 +11,7 @@ command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 [ -f /usr/lib/galera/libgalera_smm.so ] || need+=(galera-4)
 command -v rsync >/dev/null 2>&1 || need+=(rsync)
+command -v lintian >/dev/null 2>&1 || need+=(lintian)
 { command -v ss >/dev/null 2>&1 || command -v lsof >/dev/null 2>&1; } || need+=(iproute2)
 [ ${#need[@]} -eq 0 ] && exit 0
 sudo=""

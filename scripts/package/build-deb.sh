@@ -44,7 +44,10 @@ STAGE=$(mktemp -d "${TMPDIR:-/tmp}/pbx-agent-deb.XXXXXX")
 trap 'rm -rf "$STAGE"' EXIT
 PKG=$STAGE/pkg
 install -d "$PKG/DEBIAN" "$PKG/usr/bin" "$PKG/usr/lib/systemd/system" "$PKG/etc/pbx-agent" \
-	"$PKG/usr/share/doc/pbx-agent"
+	"$PKG/usr/share/doc/pbx-agent" "$PKG/usr/share/man/man8" "$PKG/usr/share/lintian/overrides"
+# The maintainer: DEB_MAINTAINER, else the last commit's author.
+MAINTAINER=${DEB_MAINTAINER:-$(git -C "$ROOT" log -1 --format='%an <%ae>' 2>/dev/null || true)}
+[[ -n $MAINTAINER ]] || { log "set DEB_MAINTAINER='Name <mail>'"; exit 1; }
 
 LDFLAGS="-s -w -X main.version=$VERSION"
 BIN=$PKG/usr/bin/pbx-agent
@@ -59,18 +62,41 @@ fi
 install -m 0644 agent/pbx-agent.service "$PKG/usr/lib/systemd/system/pbx-agent.service"
 install -m 0640 scripts/package/pbx-agent.conf "$PKG/etc/pbx-agent/pbx-agent.conf"
 install -m 0644 README.md "$PKG/usr/share/doc/pbx-agent/README.md"
+install -m 0644 agent/README.md "$PKG/usr/share/doc/pbx-agent/CLI.md"
+# Debian's files: copyright (every linked module's licence), the changelog
+# of this native package, the manual page made from the help text, and the
+# lintian overrides with their reasons.
+bash scripts/package/copyright.sh >"$PKG/usr/share/doc/pbx-agent/copyright"
+{
+	printf 'pbx-agent (%s) unstable; urgency=medium\n\n' "$VERSION"
+	if git -C "$ROOT" rev-parse --git-dir >/dev/null 2>&1; then
+		git -C "$ROOT" log -15 --format='%s' | while IFS= read -r subject; do
+			printf '%s\n' "$subject" | fold -s -w 72 | sed -e 's/[[:space:]]*$//' -e '1s/^/  * /' -e '2,$s/^/    /'
+		done
+	else
+		printf '  * Release %s.\n' "$VERSION"
+	fi
+	printf '\n -- %s  %s\n' "$MAINTAINER" "$(date -R -d "@${SOURCE_DATE_EPOCH:-$(git -C "$ROOT" log -1 --format=%ct 2>/dev/null || date +%s)}")"
+} | gzip -9n >"$PKG/usr/share/doc/pbx-agent/changelog.gz"
+$GO run ./agent help --man | gzip -9n >"$PKG/usr/share/man/man8/pbx-agent.8.gz"
+install -m 0644 scripts/package/lintian-overrides "$PKG/usr/share/lintian/overrides/pbx-agent"
 for s in postinst prerm postrm; do
 	install -m 0755 "scripts/package/$s" "$PKG/DEBIAN/$s"
 done
 echo /etc/pbx-agent/pbx-agent.conf >"$PKG/DEBIAN/conffiles"
+# gcc's .comment (static cgo build) is dead weight in a release binary.
+if command -v objcopy >/dev/null; then
+	objcopy --remove-section=.comment "$BIN"
+fi
+(cd "$PKG" && find . -type f ! -path './DEBIAN/*' -printf '%P\0' | sort -z | xargs -0 md5sum) >"$PKG/DEBIAN/md5sums"
 SIZE=$(du -ks "$PKG" | cut -f1)
 cat >"$PKG/DEBIAN/control" <<CONTROL
 Package: pbx-agent
 Version: $VERSION
 Architecture: $ARCH
-Maintainer: pbx-agent developers <pbx-agent@localhost>
+Maintainer: $MAINTAINER
 Installed-Size: $SIZE
-Depends: passwd
+Depends: passwd, init-system-helpers (>= 1.52)
 Recommends: asterisk
 Suggests: mariadb-server
 Section: net

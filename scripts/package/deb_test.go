@@ -68,7 +68,7 @@ func TestDeb(t *testing.T) {
 
 	t.Run("info", func(t *testing.T) {
 		info := run(t, "dpkg-deb", "--info", deb)
-		for _, want := range []string{"Package: pbx-agent", "Version: 0.0.0~test", "Depends: passwd", "conffiles", "postinst", "postrm", "prerm"} {
+		for _, want := range []string{"Package: pbx-agent", "Version: 0.0.0~test", "Depends: passwd", "conffiles", "md5sums", "postinst", "postrm", "prerm"} {
 			if !strings.Contains(info, want) {
 				t.Errorf("dpkg-deb --info lacks %q:\n%s", want, info)
 			}
@@ -141,6 +141,50 @@ func TestDeb(t *testing.T) {
 
 	t.Run("doctor in scratch root", func(t *testing.T) {
 		doctorScratch(t, root, bin)
+	})
+
+	// Issue 18 item 10: Debian's files are there, and lintian is clean but
+	// for the overrides the package carries with their reasons.
+	t.Run("debian files", func(t *testing.T) {
+		for _, f := range []string{"usr/share/doc/pbx-agent/copyright", "usr/share/doc/pbx-agent/changelog.gz",
+			"usr/share/man/man8/pbx-agent.8.gz", "usr/share/lintian/overrides/pbx-agent", "usr/share/doc/pbx-agent/CLI.md"} {
+			if _, err := os.Stat(filepath.Join(root, f)); err != nil {
+				t.Errorf("%s: %v", f, err)
+			}
+		}
+		man := run(t, "sh", "-c", "zcat "+filepath.Join(root, "usr/share/man/man8/pbx-agent.8.gz"))
+		for _, want := range []string{".TH PBX-AGENT 8", ".SH CHECK\\-CONFIG", "config file to check"} {
+			if !strings.Contains(man, want) {
+				t.Errorf("man page lacks %q", want)
+			}
+		}
+		cr, _ := os.ReadFile(filepath.Join(root, "usr/share/doc/pbx-agent/copyright"))
+		if !strings.Contains(string(cr), "Files: go/github.com/google/gopacket/*") {
+			t.Errorf("copyright does not list the linked modules:\n%.400s", cr)
+		}
+		unit, _ := os.ReadFile(filepath.Join(root, "usr/lib/systemd/system/pbx-agent.service"))
+		for _, want := range []string{"SystemCallFilter=@system-service", "SystemCallArchitectures=native", "ProtectKernelLogs=yes",
+			"ProtectHostname=yes", "ProtectProc=invisible", "RestrictSUIDSGID=yes", "MemoryDenyWriteExecute=yes", "UMask=0027"} {
+			if !strings.Contains(string(unit), want) {
+				t.Errorf("unit lacks %q", want)
+			}
+		}
+	})
+	t.Run("lintian", func(t *testing.T) {
+		if _, err := exec.LookPath("lintian"); err != nil {
+			t.Skip("lintian not installed (scripts/deps.sh installs it)")
+		}
+		cmd := exec.Command("lintian", "--info", "--pedantic", deb)
+		out, err := cmd.CombinedOutput()
+		var tags []string
+		for _, line := range strings.Split(string(out), "\n") {
+			if len(line) > 2 && line[1] == ':' && strings.ContainsRune("EWIPX", rune(line[0])) {
+				tags = append(tags, line)
+			}
+		}
+		if err != nil || len(tags) > 0 {
+			t.Errorf("lintian: %v\n%s", err, strings.Join(tags, "\n"))
+		}
 	})
 }
 

@@ -541,26 +541,10 @@ func (h *Handler) listActiveCalls(w http.ResponseWriter, r *http.Request, u *Use
 	// This agent's calls only for a user allowed its sensor (enable_sensors).
 	local := (sensor < 0 || h.o.SensorID < 0 || sensor == int64(h.o.SensorID)) && u.SeesSensor(h.o.SensorID)
 	if h.o.Calls != nil && local {
-		now := h.o.CallsNow()
+		now := h.o.CallsNow() // an active call lasts until now (the capture's clock in a replay)
 		for _, c := range h.o.Calls.Active() {
-			end := now // an active call lasts until now (the capture's clock in a replay)
-			var connect any
-			if !c.ConnectTime.IsZero() {
-				connect = strconv.FormatInt(int64(end.Sub(c.ConnectTime)/time.Second), 10)
-			}
-			out = append(out, obj{
-				{"callreference", fmt.Sprintf("0x%x", c.CallRef)},
-				{"callid", c.CallID},
-				{"calldate", c.CallDate.In(h.o.Location).Format("2006-01-02 15:04:05")},
-				{"duration", strconv.FormatInt(int64(max(0, now.Sub(c.CallDate))/time.Second), 10)},
-				{"connect_duration", connect},
-				{"caller", c.Caller}, {"called", c.Called}, {"callername", c.CallerName},
-				{"callerdomain", c.CallerDomain}, {"calleddomain", c.CalledDomain},
-				{"calleragent", c.CallerUA}, {"calledagent", c.CalledUA},
-				{"callerip", addrString(c.CallerIP.String())}, {"calledip", addrString(c.CalledIP.String())},
-				{"lastSIPresponseNum", strconv.Itoa(c.LastSIPResponseNum)},
-				{"id_sensor", sensorString(h.o.SensorID)},
-			})
+			s := c.Summary(h.o.SensorID, now)
+			out = append(out, h.activeCallObj(&s, now))
 		}
 	}
 	if h.o.Remote == nil || (sensor >= 0 && h.o.SensorID >= 0 && sensor == int64(h.o.SensorID)) {
@@ -573,6 +557,32 @@ func (h *Handler) listActiveCalls(w http.ResponseWriter, r *http.Request, u *Use
 	}
 	writeJSON(w, http.StatusOK, obj{{"success", true}, {"total", strconv.Itoa(len(out))}, {"results", out}, {"sensors", sensors}})
 	return nil
+}
+
+// activeCallObj is one listActiveCalls result: a call of this sensor or of
+// another one, rendered from the same summary.
+func (h *Handler) activeCallObj(c *call.Summary, now time.Time) obj {
+	var connect any
+	if c.Connected {
+		connect = strconv.FormatInt(int64(c.ConnectDuration/time.Second), 10)
+	}
+	var dur int64
+	if !c.CallDate.IsZero() {
+		dur = int64(max(0, now.Sub(c.CallDate)) / time.Second)
+	}
+	return obj{
+		{"callreference", fmt.Sprintf("0x%x", c.Ref)},
+		{"callid", c.CallID},
+		{"calldate", c.CallDate.In(h.o.Location).Format("2006-01-02 15:04:05")},
+		{"duration", strconv.FormatInt(dur, 10)},
+		{"connect_duration", connect},
+		{"caller", c.Caller}, {"called", c.Called}, {"callername", c.CallerName},
+		{"callerdomain", c.CallerDomain}, {"calleddomain", c.CalledDomain},
+		{"calleragent", c.CallerUA}, {"calledagent", c.CalledUA},
+		{"callerip", addrString(c.CallerIP.String())}, {"calledip", addrString(c.CalledIP.String())},
+		{"lastSIPresponseNum", strconv.Itoa(c.LastSIPResponseNum)},
+		{"id_sensor", sensorString(c.Sensor)},
+	}
 }
 
 func addrString(s string) any {

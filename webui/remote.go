@@ -2,10 +2,10 @@ package webui
 
 import (
 	"context"
-	"fmt"
-	"net/netip"
 	"strconv"
 	"time"
+
+	"pbx-agent/sniffer/call"
 )
 
 // Remote reaches the calls of the other sensors sharing this database
@@ -17,28 +17,11 @@ type Remote interface {
 	// (sensor < 0) or of that one sensor, and the status of each sensor
 	// asked. An error means none could be asked (an unknown sensor wraps
 	// ErrNotFound).
-	ActiveCalls(ctx context.Context, sensor int) ([]RemoteCall, []RemoteSensor, error)
+	ActiveCalls(ctx context.Context, sensor int) ([]call.Summary, []RemoteSensor, error)
 	// Pause pauses (on) or resumes recording of call ref on sensor. Errors
 	// wrap ErrNotFound (unknown sensor or call) or ErrUnavailable (sensor
 	// offline or not answering).
 	Pause(ctx context.Context, sensor int, ref uint64, on bool) error
-}
-
-// RemoteCall is one active call of another sensor.
-type RemoteCall struct {
-	Sensor             int
-	Ref                uint64
-	CallID             string
-	CallDate           time.Time
-	ConnectDuration    time.Duration
-	Connected          bool
-	Caller, Called     string
-	CallerName         string
-	CallerDomain       string
-	CalledDomain       string
-	CallerUA, CalledUA string
-	CallerIP, CalledIP netip.Addr
-	LastSIPResponseNum int
 }
 
 // RemoteSensor is how one sensor answered: Status is ok, offline, stopped,
@@ -68,27 +51,7 @@ func (h *Handler) remoteActive(ctx context.Context, u *User, sensor int64, out [
 		if !u.SeesSensor(c.Sensor) {
 			continue
 		}
-		var connect any
-		if c.Connected {
-			connect = strconv.FormatInt(int64(c.ConnectDuration/time.Second), 10)
-		}
-		var dur int64
-		if !c.CallDate.IsZero() {
-			dur = int64(max(0, now.Sub(c.CallDate)) / time.Second)
-		}
-		out = append(out, obj{
-			{"callreference", fmt.Sprintf("0x%x", c.Ref)},
-			{"callid", c.CallID},
-			{"calldate", c.CallDate.In(h.o.Location).Format("2006-01-02 15:04:05")},
-			{"duration", strconv.FormatInt(dur, 10)},
-			{"connect_duration", connect},
-			{"caller", c.Caller}, {"called", c.Called}, {"callername", c.CallerName},
-			{"callerdomain", c.CallerDomain}, {"calleddomain", c.CalledDomain},
-			{"calleragent", c.CallerUA}, {"calledagent", c.CalledUA},
-			{"callerip", addrString(c.CallerIP.String())}, {"calledip", addrString(c.CalledIP.String())},
-			{"lastSIPresponseNum", strconv.Itoa(c.LastSIPResponseNum)},
-			{"id_sensor", sensorString(c.Sensor)},
-		})
+		out = append(out, h.activeCallObj(&c, now))
 	}
 	st := []obj{}
 	for _, s := range sensors {

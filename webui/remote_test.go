@@ -22,8 +22,8 @@ type fakeRemote struct {
 	paused map[string]bool
 }
 
-func (f *fakeRemote) ActiveCalls(_ context.Context, sensor int) ([]RemoteCall, []RemoteSensor, error) {
-	calls := []RemoteCall{{Sensor: 2, Ref: 0x7f02, CallID: "two@test", CallDate: time.Date(2025, 1, 1, 11, 59, 0, 0, time.UTC),
+func (f *fakeRemote) ActiveCalls(_ context.Context, sensor int) ([]call.Summary, []RemoteSensor, error) {
+	calls := []call.Summary{{Sensor: 2, Ref: 0x7f02, CallID: "two@test", CallDate: time.Date(2025, 1, 1, 11, 59, 0, 0, time.UTC),
 		Connected: true, ConnectDuration: 40 * time.Second, Caller: "2001", Called: "2002",
 		CallerIP: netip.MustParseAddr("10.0.2.1"), LastSIPResponseNum: 200}}
 	sensors := []RemoteSensor{{ID: 2, Name: "two", Status: "ok", Calls: 1}, {ID: 3, Name: "three", Status: "timeout", Error: "sensor did not answer in time"}}

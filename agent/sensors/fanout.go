@@ -7,12 +7,14 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"pbx-agent/sniffer/call"
 )
 
 // Result is one sensor's part of a fan-out.
 type Result struct {
 	Sensor Sensor
-	Calls  []ActiveCall
+	Calls  []call.Summary
 	// Err is why the sensor has no calls here: ErrOffline (not contacted),
 	// context.DeadlineExceeded (did not answer within Timeout), ErrBusy,
 	// ErrKeyRejected, a dial error, …; nil when it answered.

@@ -8,28 +8,11 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"pbx-agent/sniffer/call"
 )
 
-// ActiveCall is one call in progress on a sensor, from its listcalls reply.
-type ActiveCall struct {
-	Sensor             int
-	Ref                uint64
-	CallID             string
-	CallDate           time.Time
-	LastPacket         time.Time
-	Duration           time.Duration // whole seconds
-	ConnectDuration    time.Duration // whole seconds; valid when Connected
-	Connected          bool
-	Caller, Called     string
-	CallerName         string
-	CallerDomain       string
-	CalledDomain       string
-	CallerUA, CalledUA string
-	CallerIP, CalledIP netip.Addr
-	LastSIPResponseNum int
-}
-
-// listcalls columns read into ActiveCall.
+// listcalls columns read into a call.Summary.
 var listcallsFields = []string{"callreference", "callid", "calldate_num", "lastpackettime", "duration",
 	"connect_duration", "caller", "called", "callername", "callerdomain", "calleddomain", "calleragent",
 	"calledagent", "callerip", "calledip", "lastSIPresponseNum", "id_sensor"}
@@ -38,8 +21,8 @@ var listcallsFields = []string{"callreference", "callid", "calldate_num", "lastp
 // element 0 is the column names, an optional summary element (an array of
 // objects), then one array of values per call. Columns are found by name,
 // so extra or reordered columns (custom headers) are fine. sensor fills
-// ActiveCall.Sensor when the reply has no id_sensor (or -1).
-func ParseListCalls(b []byte, sensor int) ([]ActiveCall, error) {
+// call.Summary.Sensor when the reply has no id_sensor (or -1).
+func ParseListCalls(b []byte, sensor int) ([]call.Summary, error) {
 	var top []any
 	d := json.NewDecoder(bytes.NewReader(b))
 	d.UseNumber()
@@ -64,7 +47,7 @@ func ParseListCalls(b []byte, sensor int) ([]ActiveCall, error) {
 	if _, ok := idx["callreference"]; !ok {
 		return nil, fmt.Errorf("%w: listcalls header has no callreference", ErrBadReply)
 	}
-	out := make([]ActiveCall, 0, len(top)-1)
+	out := make([]call.Summary, 0, len(top)-1)
 	for n, el := range top[1:] {
 		row, ok := el.([]any)
 		if !ok {
@@ -84,7 +67,7 @@ func ParseListCalls(b []byte, sensor int) ([]ActiveCall, error) {
 	return out, nil
 }
 
-func callFromRow(row []any, idx map[string]int, sensor int) (ActiveCall, error) {
+func callFromRow(row []any, idx map[string]int, sensor int) (call.Summary, error) {
 	get := func(name string) any {
 		if i, ok := idx[name]; ok && i < len(row) {
 			return row[i]
@@ -110,7 +93,7 @@ func callFromRow(row []any, idx map[string]int, sensor int) (ActiveCall, error) 
 		}
 		return 0
 	}
-	var c ActiveCall
+	var c call.Summary
 	refS := str("callreference")
 	ref, err := strconv.ParseUint(strings.TrimPrefix(strings.TrimPrefix(refS, "0x"), "0X"), 16, 64)
 	if err != nil || refS == "" {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"pbx-agent/agent/manager/client"
+	"pbx-agent/sniffer/call"
 	"pbx-agent/sniffer/fixture"
 )
 
@@ -16,18 +17,18 @@ func TestParseListCalls(t *testing.T) {
 	tests := []struct {
 		name    string
 		in      string
-		want    []ActiveCall
+		want    []call.Summary
 		wantErr bool
 	}{
-		{"header only", `[["callreference","callid"]]`, []ActiveCall{}, false},
-		{"summary skipped", `[["callreference","callid"],[{"total":0,"is_receiver":0}]]`, []ActiveCall{}, false},
+		{"header only", `[["callreference","callid"]]`, []call.Summary{}, false},
+		{"summary skipped", `[["callreference","callid"],[{"total":0,"is_receiver":0}]]`, []call.Summary{}, false},
 		{"one call", `[["callreference","callid","calldate_num","connect_duration","callerip","calledip","lastSIPresponseNum","id_sensor","caller"],` +
 			`["0x7f01","a@b",1700000000,12,167772161,"2001:db8::1",200,3,"1001",null,null]]`,
-			[]ActiveCall{{Sensor: 3, Ref: 0x7f01, CallID: "a@b", CallDate: time.Unix(1700000000, 0), ConnectDuration: 12 * time.Second,
+			[]call.Summary{{Sensor: 3, Ref: 0x7f01, CallID: "a@b", CallDate: time.Unix(1700000000, 0), ConnectDuration: 12 * time.Second,
 				Connected: true, CallerIP: netip.MustParseAddr("10.0.0.1"), CalledIP: netip.MustParseAddr("2001:db8::1"),
 				LastSIPResponseNum: 200, Caller: "1001"}}, false},
 		{"id_sensor -1 takes the asked sensor", `[["callreference","id_sensor","lastSIPresponseNum"],["0x1",-1,180]]`,
-			[]ActiveCall{{Sensor: 9, Ref: 1, LastSIPResponseNum: 180}}, false},
+			[]call.Summary{{Sensor: 9, Ref: 1, LastSIPResponseNum: 180}}, false},
 		{"not json", `need aes!`, nil, true},
 		{"empty array", `[]`, nil, true},
 		{"no callreference column", `[["callid"],["x"]]`, nil, true},
@@ -75,7 +76,7 @@ func TestListCallsRoundTrip(t *testing.T) {
 	if len(got) != len(calls) {
 		t.Fatalf("%d calls, want %d", len(got), len(calls))
 	}
-	byRef := map[uint64]ActiveCall{}
+	byRef := map[uint64]call.Summary{}
 	for _, c := range got {
 		byRef[c.Ref] = c
 	}

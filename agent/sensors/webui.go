@@ -19,7 +19,7 @@ type WebRemote struct{ Client *Client }
 var _ webui.Remote = WebRemote{}
 
 // ActiveCalls implements webui.Remote.
-func (w WebRemote) ActiveCalls(ctx context.Context, sensor int) ([]webui.RemoteCall, []webui.RemoteSensor, error) {
+func (w WebRemote) ActiveCalls(ctx context.Context, sensor int) ([]call.Summary, []webui.RemoteSensor, error) {
 	res, err := w.Client.ActiveCalls(ctx, sensor)
 	if err != nil {
 		return nil, nil, webError(sensor, err)
@@ -28,7 +28,7 @@ func (w WebRemote) ActiveCalls(ctx context.Context, sensor int) ([]webui.RemoteC
 	for _, r := range res {
 		n += len(r.Calls)
 	}
-	calls := make([]webui.RemoteCall, 0, n)
+	calls := make([]call.Summary, 0, n)
 	sensors := make([]webui.RemoteSensor, 0, len(res))
 	for _, r := range res {
 		st := webui.RemoteSensor{ID: r.Sensor.ID, Name: r.Sensor.Name, Status: r.Status(), Calls: len(r.Calls), Took: r.Took}
@@ -37,16 +37,7 @@ func (w WebRemote) ActiveCalls(ctx context.Context, sensor int) ([]webui.RemoteC
 			w.Client.log.Debug("sensor left out of listActiveCalls", "id_sensor", r.Sensor.ID, "err", r.Err)
 		}
 		sensors = append(sensors, st)
-		for _, c := range r.Calls {
-			calls = append(calls, webui.RemoteCall{
-				Sensor: c.Sensor, Ref: c.Ref, CallID: c.CallID, CallDate: c.CallDate,
-				ConnectDuration: c.ConnectDuration, Connected: c.Connected,
-				Caller: c.Caller, Called: c.Called, CallerName: c.CallerName,
-				CallerDomain: c.CallerDomain, CalledDomain: c.CalledDomain,
-				CallerUA: c.CallerUA, CalledUA: c.CalledUA, CallerIP: c.CallerIP, CalledIP: c.CalledIP,
-				LastSIPResponseNum: c.LastSIPResponseNum,
-			})
-		}
+		calls = append(calls, r.Calls...)
 	}
 	return calls, sensors, nil
 }

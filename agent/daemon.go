@@ -231,7 +231,10 @@ func newDaemon(cfg *config.Config, fl *daemonFlags, log *slog.Logger) (*daemon, 
 	if fl.capture != "" && !fl.realtime {
 		callCfg.IdleTimeout = -1 // a file's clock may jump; EOF ends every call
 	}
-	snCfg := sniffer.Config{SIPPorts: ports, SIPByPortOnly: !cfg.SIPDetect, Call: callCfg, Logger: log}
+	snCfg := sniffer.Config{SIPPorts: ports, SIPByPortOnly: !cfg.SIPDetect, VXLANPort: uint16(cfg.VXLANPort),
+		// Several interfaces may carry the same packet: always deduplicated.
+		Deduplicate: cfg.Deduplicate || capture.Several(strings.Join(cfg.Interface, ",")),
+		Call:        callCfg, Logger: log}
 	// A file replayed as fast as it reads must not lose spool packets: the
 	// packet path then waits for the disk (live capture never does).
 	waitForDisk := fl.capture != "" && !fl.realtime
@@ -741,16 +744,15 @@ func (d *daemon) capture(ctx context.Context) error {
 		}
 		return err
 	}
-	if len(d.cfg.Interface) > 1 {
-		d.log.Warn("several interfaces configured; capturing on the first", "interface", d.cfg.Interface[0])
-	}
-	src, err := capture.OpenLive(capture.LiveOptions{Interface: d.cfg.Interface[0], Filter: capture.UDPPortFilter(),
+	// eth0,eth1 or any: one capture of them all, one call table.
+	ifaces := strings.Join(d.cfg.Interface, ",")
+	src, err := capture.OpenLive(capture.LiveOptions{Interface: ifaces, Filter: capture.UDPPortFilter(),
 		BlockSize: 1 << 20, NumBlocks: max(d.cfg.RingBufferMB, 1), Fanout: uint16(d.cfg.CaptureFanout), BlockTimeout: d.cfg.CaptureBlockTimeout})
 	if err != nil {
 		return err
 	}
 	defer src.Close()
-	d.log.Info("capturing", "interface", d.cfg.Interface[0])
+	d.log.Info("capturing", "interface", ifaces)
 	err = d.sn.Run(ctx, src, sniffer.RunOptions{})
 	if errors.Is(err, context.Canceled) {
 		return nil

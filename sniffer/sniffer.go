@@ -39,8 +39,14 @@ type Config struct {
 	// SIPByPortOnly turns off finding SIP by its content on other ports
 	// (config sip_detect = no): only SIPPorts carry SIP then.
 	SIPByPortOnly bool
-	Call          call.Config
-	Media         MediaHandler // optional
+	// Deduplicate handles a packet captured twice (two interfaces, a
+	// mirror and the host, both sides of a router) once (VoIPmonitor's
+	// deduplicate).
+	Deduplicate bool
+	// VXLANPort is the UDP port of VXLAN (udp_port_vxlan); 0 = 4789.
+	VXLANPort uint16
+	Call      call.Config
+	Media     MediaHandler // optional
 	// SIPHook, when set, sees every SIP message after the call table did
 	// (spool, SIP history), with the callreference it was tied to (0 when
 	// none) and the packet it came in. Both are valid only during the call.
@@ -65,6 +71,7 @@ type Stats struct {
 	KernelDrops  uint64 // frames the kernel dropped (live capture)
 	TCPEvicted   uint64 // SIP-over-TCP flows dropped to stay within the flow limit
 	WSDropped    uint64 // SIP-over-websocket flows given up over the message size cap
+	Duplicates   uint64 // packets dropped as copies of one already handled (Deduplicate)
 	HEP          HEPStats
 	Decoder      decode.Stats // the link-layer decoders' counters, every source so far
 }
@@ -86,6 +93,7 @@ type Sniffer struct {
 	meta  call.Meta
 	tcp   *tcpFlows
 	sctp  *sctpAssoc
+	dedup *deduper // nil unless Config.Deduplicate
 	media *mediaTracker
 	stats Stats
 	live  capture.Live // the current source when it is a live one
@@ -126,6 +134,9 @@ func New(cfg Config) *Sniffer {
 		tcp:   newTCPFlows(),
 		sctp:  newSCTP(),
 		media: newMediaTracker(cfg.Media),
+	}
+	if cfg.Deduplicate {
+		s.dedup = newDeduper()
 	}
 	if cfg.HEP.Enabled {
 		s.hepPass = []byte(cfg.HEP.Password)
@@ -274,6 +285,9 @@ func (s *Sniffer) HandleFrame(link layers.LinkType, data []byte, ts time.Time) e
 		if s.dec != nil {
 			s.decs = s.decs.Add(s.dec.Stats())
 		}
+		if s.cfg.VXLANPort != 0 {
+			d.SetVXLANPort(s.cfg.VXLANPort)
+		}
 		s.dec, s.link = d, link
 	}
 	s.stats.Frames++
@@ -281,6 +295,10 @@ func (s *Sniffer) HandleFrame(link layers.LinkType, data []byte, ts time.Time) e
 	s.pkt.Frame, s.pkt.Link = data, link
 	if err != nil {
 		s.stats.DecodeErrors++
+	}
+	if ok && s.dedup != nil && s.dedup.seen(&s.pkt) {
+		s.stats.Duplicates++
+		ok = false
 	}
 	if ok {
 		s.HandlePacket(&s.pkt)

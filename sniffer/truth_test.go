@@ -58,18 +58,7 @@ func TestAgainstGeneratorTruth(t *testing.T) {
 				OnCallEnd:   func(c *call.CDR) { calls[c.CallID] = *c },
 				OnRegister:  func(r *call.Register) { regs[r.CallID] = *r },
 			}})
-			for {
-				data, ci, err := gen.ZeroCopyReadPacketData()
-				if errors.Is(err, io.EOF) {
-					break
-				}
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := sn.HandleFrame(gen.LinkType(), data, ci.Timestamp); err != nil {
-					t.Fatal(err)
-				}
-			}
+			feedGenerator(t, sn, gen, nil)
 			sn.Flush()
 			truth := gen.Truth()
 			if len(calls) != len(truth.Calls) {
@@ -175,5 +164,26 @@ func TestEncapsulationsAgreeWithTshark(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// feedGenerator runs every frame of gen through sn, calling after (when
+// set) after each one.
+func feedGenerator(t *testing.T, sn *Sniffer, gen *simulate.Generator, after func()) {
+	t.Helper()
+	for {
+		data, ci, err := gen.ZeroCopyReadPacketData()
+		if errors.Is(err, io.EOF) {
+			return
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := sn.HandleFrame(gen.LinkType(), data, ci.Timestamp); err != nil {
+			t.Fatal(err)
+		}
+		if after != nil {
+			after()
+		}
 	}
 }

@@ -41,6 +41,8 @@ type Config struct {
 	Interface     []string    // interface: capture NICs; empty = none (replay only)
 	SIPPorts      []PortRange // sipport: ports that are always SIP
 	SIPDetect     bool        // sip_detect: also find SIP by its content on any port (default yes)
+	Deduplicate   bool        // deduplicate: a packet captured twice is handled once (always with several interfaces)
+	VXLANPort     int         // udp_port_vxlan: UDP port of VXLAN (default 4789)
 	RingBufferMB  int         // ringbuffer: AF_PACKET ring size in MB
 	CaptureFanout int         // capture_fanout: AF_PACKET fanout group (0 = off)
 	IDSensor      int         // id_sensor: 1-65535, -1 = unset
@@ -166,6 +168,7 @@ func Default() *Config {
 	return &Config{
 		SIPPorts:            []PortRange{{5060, 5060}},
 		SIPDetect:           true,
+		VXLANPort:           4789,
 		RingBufferMB:        64,
 		CaptureBlockTimeout: 4 * time.Millisecond,
 		IDSensor:            -1,

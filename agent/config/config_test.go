@@ -36,6 +36,8 @@ func TestParse(t *testing.T) {
 			}},
 		{name: "sip_detect on by default, off with no", in: "sip_detect = no\n",
 			want: func(c *Config) bool { return !c.SIPDetect && Default().SIPDetect }},
+		{name: "deduplicate and udp_port_vxlan", in: "deduplicate = yes\nudp_port_vxlan = 8472\n",
+			want: func(c *Config) bool { return c.Deduplicate && c.VXLANPort == 8472 && Default().VXLANPort == 4789 }},
 		{name: "repeated interface accumulates", in: "interface = eth0\ninterface = eth1,eth2\n",
 			want: func(c *Config) bool { return strings.Join(c.Interface, "|") == "eth0|eth1|eth2" }},
 		{name: "repeated scalar: last wins", in: "id_sensor = 3\nid_sensor = 4\n",

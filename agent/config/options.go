@@ -56,6 +56,13 @@ var options = map[string]option{
 		c.SIPPorts = r
 		return err
 	}, hint: "ports and ranges, e.g. 5060,5070-5080"},
+	"deduplicate": {set: boolean(func(c *Config) *bool { return &c.Deduplicate }),
+		hint: "yes or no (default): handle a packet captured twice (mirror + host, two interfaces) once; always on with several interfaces"},
+	"udp_port_vxlan": {set: func(c *Config, v string) error {
+		n, err := intRange(v, 1, 65535)
+		c.VXLANPort = n
+		return err
+	}, hint: "the UDP port of VXLAN, 1-65535 (default 4789)"},
 	"sip_detect": {set: boolean(func(c *Config) *bool { return &c.SIPDetect }),
 		hint: "yes (default: SIP is found by its content on any UDP/TCP port) or no (only sipport ports)"},
 	"id_sensor": {set: func(c *Config, v string) error {

@@ -25,7 +25,7 @@ func checkCapture(r *Report, env *Env, cfg *config.Config) {
 		r.add("interface", StatusWarn, "", "cannot list interfaces: %v", err)
 	} else {
 		var names []string
-		found := false
+		found := name == capture.AnyInterface
 		for _, i := range ifs {
 			names = append(names, i.Name)
 			if i.Name == name {
@@ -43,7 +43,7 @@ func checkCapture(r *Report, env *Env, cfg *config.Config) {
 		}
 	}
 	if len(cfg.Interface) > 1 {
-		r.add("interface", StatusInfo, "", "several interfaces (%s): the agent captures on the first", strings.Join(cfg.Interface, ","))
+		r.add("interface", StatusInfo, "", "several interfaces (%s): captured together into one call table, a packet seen on two of them counted once", strings.Join(cfg.Interface, ","))
 	}
 
 	caps, err := env.Capabilities()
@@ -65,7 +65,7 @@ func checkCapture(r *Report, env *Env, cfg *config.Config) {
 		r.add("bpf", StatusFail, "", "capture filter does not assemble: %v", err)
 		return
 	}
-	l, err := env.OpenCapture(capture.LiveOptions{Interface: name, Filter: env.Filter, BlockSize: 1 << 16, NumBlocks: 2})
+	l, err := env.OpenCapture(capture.LiveOptions{Interface: strings.Join(cfg.Interface, ","), Filter: env.Filter, BlockSize: 1 << 16, NumBlocks: 2})
 	if err != nil {
 		r.add("bpf", StatusFail, capHint, "cannot open capture with the filter on %s: %v", name, err)
 		return

@@ -52,9 +52,24 @@ func OpenLive(opts LiveOptions) (Live, error) {
 	if opts.Snaplen <= 0 {
 		opts.Snaplen = 65535
 	}
-	filter := opts.Filter
+	filter, name := opts.Filter, opts.Interface
+	var only []bpf.Instruction
+	if Several(name) {
+		// A list or any: one socket on every interface (see multi.go).
+		var err error
+		if only, err = interfaceFilter(Interfaces(name)); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrLive, err)
+		}
+		opts.Interface = ""
+	}
 	if ifs, err := net.Interfaces(); err == nil {
 		filter = skipLoopbackOutgoing(opts.Interface, filter, ifs)
+	}
+	if len(only) > 0 {
+		if len(filter) == 0 {
+			filter = []bpf.Instruction{bpf.RetConstant{Val: 0xffffffff}}
+		}
+		filter = append(only, filter...)
 	}
 	var raw []bpf.RawInstruction
 	if len(filter) > 0 {
@@ -65,7 +80,7 @@ func OpenLive(opts LiveOptions) (Live, error) {
 	}
 	l, err := openLive(opts, raw)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrLive, opts.Interface, err)
+		return nil, fmt.Errorf("%w: %s: %v", ErrLive, name, err)
 	}
 	return l, nil
 }

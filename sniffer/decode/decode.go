@@ -59,6 +59,7 @@ type Packet struct {
 	Fragment  bool   // Payload came out of IP reassembly
 	Encap     Encap  // tunnels and mirror encapsulations it was found in
 	TTL       uint8
+	IPID      uint16 // IPv4 identification (0 for IPv6): tells a retransmission from a copy
 	// Frame and Link are the whole captured frame and its link type, set by
 	// the packet path for consumers that store packets (per-call pcaps).
 	Frame []byte
@@ -192,7 +193,7 @@ func (d *Decoder) decodeFrom(first gopacket.LayerType, data []byte, p *Packet) (
 			if d.ip4.Flags&layers.IPv4MoreFragments != 0 || d.ip4.FragOffset != 0 {
 				return d.reassemble4(p)
 			}
-			p.TTL = d.ip4.TTL
+			p.TTL, p.IPID = d.ip4.TTL, d.ip4.Id
 		case layers.LayerTypeIPv6:
 			haveIP = true
 			p.TTL = d.ip6.HopLimit

@@ -10,11 +10,17 @@ cleanup=()
 trap 'for c in "${cleanup[@]}"; do eval "$c" || true; done' EXIT
 eval "$(bash scripts/mariadb-up.sh .tmp/mariadb)"
 cleanup+=("bash scripts/mariadb-down.sh .tmp/mariadb")
-bash scripts/galera-down.sh .tmp/galera --purge # a fresh cluster: no state left from an earlier run
-# Stopped, not removed: the nodes' error logs stay in .tmp/galera/node*/error.log.
-cleanup+=("bash scripts/galera-down.sh .tmp/galera")
+# The cluster's directory: .tmp/galera, unless the nodes (run as mysql under
+# root) cannot reach it; then one under /tmp named after this checkout.
+GDIR=$PWD/.tmp/galera
+if [ "$(id -u)" -eq 0 ] && ! runuser -u mysql -- test -x "$PWD/.tmp"; then
+	GDIR=${TMPDIR:-/tmp}/pbx-galera-$(printf %s "$PWD" | md5sum | cut -c1-8)
+fi
+bash scripts/galera-down.sh "$GDIR" --purge # a fresh cluster: no state left from an earlier run
+# Stopped, not removed: the nodes' error logs stay in $GDIR/node*/error.log.
+cleanup+=("bash scripts/galera-down.sh '$GDIR'")
 start=$(date +%s)
-eval "$(bash scripts/galera-up.sh .tmp/galera)"
+eval "$(bash scripts/galera-up.sh "$GDIR")"
 echo "cluster-test: Galera cluster up in $(($(date +%s) - start)) s"
 # -p 1: one package at a time, so the tests that kill nodes and run partition
 # DDL do not share the cluster with each other.

@@ -58,11 +58,8 @@ if [[ $(id -u) -eq 0 ]]; then
 	id mysql >/dev/null 2>&1 || die "running as root needs the mysql user (it comes with mariadb-server)"
 	RUN_AS=mysql
 	# mysql must be able to reach DIR (the joiner's rsync daemon runs as mysql).
-	d=$DIR
-	while [[ $d != / ]]; do
-		chmod o+x "$d" 2>/dev/null || true
-		d=$(dirname "$d")
-	done
+	runuser -u mysql -- test -x "$DIR" ||
+		die "the mysql user cannot reach $DIR (a parent directory is closed to others): use a DIR under /tmp"
 fi
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }

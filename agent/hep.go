@@ -26,7 +26,7 @@ func (d *daemon) newHEP(snCfg *sniffer.Config) error {
 	cfg := d.cfg
 	live := d.fl.capture == ""
 	if cfg.HEP {
-		snCfg.HEP = sniffer.HEPInput{Enabled: true, Port: uint16(cfg.HEPBindPort), Password: cfg.HEPPassword, Concurrent: live}
+		snCfg.HEP = sniffer.HEPInput{Enabled: true, Port: uint16(cfg.HEPBindPort), Password: cfg.HEPPassword, UseSystemTime: cfg.HEPUseSystemTime, Concurrent: live}
 	}
 	if cfg.HEPDestination != "" {
 		id := cfg.HEPCaptureID

@@ -26,6 +26,10 @@ type HEPInput struct {
 	Port uint16
 	// Password, when set, must equal the packets' auth key chunk.
 	Password string
+	// UseSystemTime takes the arrival time (capture time in a file) as the
+	// packet time instead of the HEP timestamp (VoIPmonitor's
+	// hep_use_system_time), for senders with a wrong clock.
+	UseSystemTime bool
 	// Concurrent says HandleHEP is called from other goroutines (network
 	// listeners) than the capture's: the packet path then takes a lock.
 	Concurrent bool
@@ -71,7 +75,7 @@ func (s *Sniffer) handleHEP(b []byte, recv time.Time) {
 	s.stats.HEP.Packets++
 	p := &s.hepPkt
 	*p = decode.Packet{Time: hp.Time(), Src: hp.Src, Dst: hp.Dst, Transport: decode.UDP, Payload: hp.Payload, VLAN: hp.VLAN}
-	if hp.TimeSec == 0 {
+	if hp.TimeSec == 0 || s.cfg.HEP.UseSystemTime {
 		p.Time = recv.UTC()
 	}
 	if hp.IPProto == hep.IPProtoTCP {

@@ -260,6 +260,25 @@ func TestHEPBadInput(t *testing.T) {
 	}
 }
 
+// TestHEPSystemTime: with UseSystemTime the arrival time is the packet time.
+func TestHEPSystemTime(t *testing.T) {
+	ds, err := heptest.ReadUDP(fixture.Repo(t, "testdata", "pcap", hepTLSPcap), 9060)
+	if err != nil {
+		t.Fatal(err)
+	}
+	arrival := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	var got []call.CDR
+	sn := New(Config{HEP: HEPInput{Enabled: true, UseSystemTime: true}, Call: call.Config{IdleTimeout: -1,
+		OnCallEnd: func(c *call.CDR) { got = append(got, *c) }}})
+	for i, d := range ds {
+		sn.HandleHEP(d.Payload, arrival.Add(time.Duration(i)*time.Millisecond))
+	}
+	sn.Flush()
+	if len(got) != 2 || got[0].CallDate.Year() != 2030 {
+		t.Errorf("calls %d, first calldate %v: want 2 calls timed by arrival", len(got), got[0].CallDate)
+	}
+}
+
 // TestDupFilter: a retransmission (same bytes twice on the wire) stays two
 // messages; each HEP copy pairs with one wire copy.
 func TestDupFilter(t *testing.T) {

@@ -140,6 +140,7 @@ type Config struct {
 	HEPBindPort             int
 	HEPBindUDP              bool
 	HEPPassword             string
+	HEPUseSystemTime        bool
 	HEPDestination          string
 	HEPDestinationTransport string
 	HEPDestinationPassword  string

@@ -150,7 +150,6 @@ var noEffectKeys = []string{
 	"filtercommand",
 	"get_reason_from_bye_cancel",
 	"hep_kamailio_protocol_id_fix",
-	"hep_use_system_time",
 	"hugepages_max",
 	"icmp_process_data",
 	"ignore_duration_after_bye_confirmed",

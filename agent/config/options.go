@@ -272,7 +272,9 @@ var options = map[string]option{
 	"hep_bind_ip":   {set: nonEmpty(func(c *Config) *string { return &c.HEPBindIP }), hint: "an IP to listen for HEP on (default 127.0.0.1)"},
 	"hep_bind_port": {set: port(func(c *Config) *int { return &c.HEPBindPort }), hint: "a port 1-65535 (default 9060)"},
 	"hep_bind_udp":  {set: boolean(func(c *Config) *bool { return &c.HEPBindUDP }), hint: "yes (default) or no: also listen on UDP (TCP is always on)"},
-	"hep_password":  {set: str(func(c *Config) *string { return &c.HEPPassword }), hint: "the capture password HEP senders must use (Asterisk hep.conf capture_password); empty = any"},
+	"hep_use_system_time": {set: boolean(func(c *Config) *bool { return &c.HEPUseSystemTime }),
+		hint: "yes or no (default): time HEP packets by their arrival, not by the sender's timestamp"},
+	"hep_password": {set: str(func(c *Config) *string { return &c.HEPPassword }), hint: "the capture password HEP senders must use (Asterisk hep.conf capture_password); empty = any"},
 	"hep_destination": {set: hostPort(func(c *Config) *string { return &c.HEPDestination }),
 		hint: "host:port of a HEP collector (HOMER, heplify-server) that gets every SIP message, RTCP and stream report"},
 	"hep_destination_transport": {set: func(c *Config, v string) error {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"time"
 
@@ -22,15 +23,22 @@ func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	root := fs.String("root", "/", "file-system root for Asterisk's config (a scratch install)")
 	timeout := fs.Duration("timeout", 3*time.Second, "timeout of each network check")
+	set := map[string]string{}
+	addSetFlag(fs, set) // as the daemon's: check the config it runs with
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Errorf("doctor: unexpected argument %q", fs.Arg(0))}
 	}
-	env := doctor.Env{ConfigPath: *path, Timeout: *timeout, FS: os.DirFS(*root)}
-	if _, err := os.Stat(*path); *path == defaultConfigPath && errors.Is(err, os.ErrNotExist) {
-		env.ConfigPath = "" // no file: defaults, as the daemon
+	env := doctor.Env{ConfigPath: *path, Timeout: *timeout, FS: os.DirFS(*root), Flags: set}
+	if _, err := os.Stat(*path); *path == "" || (*path == defaultConfigPath && errors.Is(err, os.ErrNotExist)) {
+		// No file: the embedded default, as the daemon runs it.
+		cfg, _, err := loadConfig("", set, slog.New(slog.DiscardHandler))
+		if err != nil {
+			return err
+		}
+		env.Config = cfg
 	}
 	rep := doctor.Run(ctx, env)
 	var err error

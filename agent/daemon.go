@@ -85,14 +85,7 @@ func parseDaemonFlags(args []string, stderr io.Writer) (*daemonFlags, error) {
 	fs.BoolVar(&f.realtime, "realtime", false, "with -r: feed packets at their recorded pace")
 	fs.BoolVar(&f.exitAfterReplay, "exit-after-replay", false, "with -r: stop once the file is read")
 	fs.StringVar(&f.amiTranscript, "ami", "", "with -r: a recorded AMI session of the same calls (as `pbx-agent replay -ami`): the dashboard shows their Asterisk channels")
-	fs.Func("set", "override a config key: -set key=value (repeatable)", func(s string) error {
-		k, v, ok := strings.Cut(s, "=")
-		if !ok {
-			return fmt.Errorf("want key=value, got %q", s)
-		}
-		f.set[strings.TrimSpace(k)] = strings.TrimSpace(v)
-		return nil
-	})
+	addSetFlag(fs, f.set)
 	for _, k := range []string{"interface", "sipport", "id_sensor", "spooldir", "managerip", "managerport", "managersocket", "http_bind", "mysqlhost", "mysqlport", "mysqlsocket", "mysqldb", "mysqlusername", "mysqlpassword"} {
 		fs.Func(k, "config key "+k+" (overrides the file)", func(v string) error { f.set[k] = v; return nil })
 	}

@@ -474,6 +474,11 @@ func TestFirstDayEmbeddedDemo(t *testing.T) {
 			t.Errorf("listActiveCalls duration %q connect_duration %q: not on the capture's clock", r.Duration, r.ConnectDuration)
 		}
 	}
+	// The final acceptance line: doctor against the demo passes.
+	code, out, errs := runBinary(t, "", time.Minute, "doctor", "-config", "", "-set", "managerport="+itoa(mport), "-set", "http_bind=127.0.0.1:"+itoa(hport))
+	if code != 0 || !strings.Contains(out, "running agent answers on 127.0.0.1:"+itoa(hport)) || !strings.Contains(out, "ready=true") {
+		t.Errorf("doctor against the demo: exit %d\n%s%s", code, out, errs)
+	}
 	if lat := listenLatency(t, "ws://127.0.0.1:"+itoa(hport)+"/ws/listen?callref="+calls[0].CallRef+"&sensor_id=-1"); lat < -time.Second || lat > 5*time.Second {
 		t.Errorf("capture→page latency as the player computes it: %v", lat)
 	}

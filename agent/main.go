@@ -33,7 +33,7 @@ func commands() []subcommand {
 	return []subcommand{
 		{"replay", "[-ami TRANSCRIPT] [-sipport LIST] [-hep …] CAPTURE...", "print one JSON line per call and REGISTER of capture files", runReplay},
 		{"check-config", "[-config PATH]", "validate a config file (errors with file:line, warnings, exit 1 on error)", runCheckConfig},
-		{"doctor", "[-config PATH] [-json]", "check the installation and the running agent; print a fix for each problem", runDoctor},
+		{"doctor", "[-config PATH] [-set key=value]... [-json]", "check the installation and the running agent; print a fix for each problem", runDoctor},
 		{"manager", "[-h HOST] [-p PORT] [-U SOCKET] [-a] COMMAND...", "send one command to a manager API (listcalls, …)", runManagerClient},
 		{"gen", "-o OUT.pcap [-calls N] …", "generate a synthetic SIP/RTP capture", runGen},
 		{"gen-aes-key", "", "print a fresh manager_aes_key and manager_aes_iv", runGenAESKeyCmd},
@@ -104,6 +104,19 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 		return err
 	}
 	return usageError{err}
+}
+
+// addSetFlag adds -set key=value (repeatable): a config key's value that
+// replaces the file's.
+func addSetFlag(fs *flag.FlagSet, into map[string]string) {
+	fs.Func("set", "override a config key: -set key=value (repeatable)", func(s string) error {
+		k, v, ok := strings.Cut(s, "=")
+		if !ok {
+			return fmt.Errorf("want key=value, got %q", s)
+		}
+		into[strings.TrimSpace(k)] = strings.TrimSpace(v)
+		return nil
+	})
 }
 
 // newFlagSet is a subcommand's flag set whose -h prints its synopsis first.

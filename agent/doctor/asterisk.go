@@ -24,7 +24,19 @@ func permHint(path string) string {
 // checkDiscovery runs auto-discovery as the daemon does, applies it to cfg
 // and reports manager.conf access, the AMI user, SIP ports, RTP range and
 // interface.
+// noAsterisk: "asterisk_manager_conf =" and no ami_user, so no Asterisk is
+// expected here (the embedded demo): the daemon reads none of Asterisk's
+// files and logs in to no AMI, and doctor checks neither.
+func noAsterisk(cfg *config.Config) bool {
+	_, set := cfg.Source["asterisk_manager_conf"]
+	return set && cfg.AsteriskManagerConf == "" && cfg.AMIUser == ""
+}
+
 func checkDiscovery(r *Report, env *Env, cfg *config.Config) *discover.Result {
+	if noAsterisk(cfg) {
+		r.add("asterisk-etc", StatusSkip, "", "asterisk_manager_conf is empty: Asterisk's files are not read")
+		return &discover.Result{}
+	}
 	opts := discover.OptionsFor(cfg)
 	opts.FS, opts.Interfaces = env.FS, env.Interfaces
 	res, err := discover.Discover(opts)
@@ -139,6 +151,10 @@ func amiUserHint(err error) string {
 
 // checkAMI connects, logs in and checks the read classes.
 func checkAMI(ctx context.Context, r *Report, env *Env, cfg *config.Config, res *discover.Result) {
+	if noAsterisk(cfg) {
+		r.add("ami", StatusSkip, "", "no AMI login and no manager.conf configured: Asterisk's channels are not followed")
+		return
+	}
 	host := cfg.AMIHost
 	if host == "" {
 		host = "127.0.0.1"

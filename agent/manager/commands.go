@@ -8,9 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"pbx-agent/agent/manager/wire"
 	"pbx-agent/sniffer/call"
@@ -155,38 +157,93 @@ func (s *Server) key(ctx context.Context, reload bool) (wire.AESKey, bool, error
 	return s.cfg.Keys.ManagerKey(ctx, reload)
 }
 
-// handle runs one request and writes its reply (encrypted when the request was).
-func (s *Server) handle(ctx context.Context, w io.Writer, r rawRequest, unix bool) error {
-	line := r.line
-	if r.encrypted {
-		key, ok, err := s.key(ctx, false)
-		if err != nil || !ok {
-			s.decryptFailed.Add(1)
-			_, werr := io.WriteString(w, replyFailedAES)
-			return werr
-		}
-		pt, derr := key.Decrypt(r.ciphertext)
-		if derr != nil {
-			if k2, ok2, err2 := s.key(ctx, true); err2 == nil && ok2 {
-				key = k2
-				pt, derr = key.Decrypt(r.ciphertext)
-			}
-		}
-		aw := wire.NewReplyWriter(w, key)
-		if derr != nil {
-			s.decryptFailed.Add(1)
-			if _, err := io.WriteString(aw, replyFailedAES); err != nil {
-				return err
-			}
-			return aw.Close()
-		}
-		line = commandLine(pt)
-		if err := s.dispatch(ctx, aw, string(line), true, unix); err != nil {
-			return err
-		}
-		return aw.Close()
+// handle runs one request and writes its reply (encrypted when the request
+// was). An encrypted request runs only when it decrypts (sealed: also
+// authenticates, is fresh and not replayed) and its text starts with a
+// known command; every other outcome gets one and the same reply, so the
+// reply tells an attacker nothing about the padding or the text (no
+// padding oracle), and counts against its source (aesFailed).
+func (s *Server) handle(ctx context.Context, w io.Writer, r rawRequest, unix bool, src netip.Addr) error {
+	if !r.encrypted {
+		return s.dispatch(ctx, w, string(r.line), false, unix)
 	}
-	return s.dispatch(ctx, w, string(line), false, unix)
+	key, ok, err := s.key(ctx, false)
+	if err != nil || !ok {
+		s.aesFailed(src, "no key")
+		_, werr := io.WriteString(w, replyFailedAES)
+		return werr
+	}
+	if r.sealed {
+		return s.handleSealed(ctx, w, r, key, unix, src)
+	}
+	pt, derr := key.Decrypt(r.ciphertext)
+	if derr != nil {
+		if k2, ok2, err2 := s.key(ctx, true); err2 == nil && ok2 {
+			key = k2
+			pt, derr = key.Decrypt(r.ciphertext)
+		}
+	}
+	line := string(commandLine(pt))
+	if derr != nil || !s.knownCommand(line) {
+		return s.refuseAES(w, key, src)
+	}
+	aw := wire.NewReplyWriter(w, key)
+	if err := s.dispatch(ctx, aw, line, true, unix); err != nil {
+		return err
+	}
+	return aw.Close()
+}
+
+// handleSealed runs a request of pbx-agent's authenticated scheme.
+func (s *Server) handleSealed(ctx context.Context, w io.Writer, r rawRequest, key wire.AESKey, unix bool, src netip.Addr) error {
+	pt, nonce, sent, err := key.OpenRequest(r.ciphertext)
+	if err != nil {
+		if k2, ok2, err2 := s.key(ctx, true); err2 == nil && ok2 && k2 != key {
+			key = k2
+			pt, nonce, sent, err = key.OpenRequest(r.ciphertext)
+		}
+	}
+	line := string(commandLine(pt))
+	if err != nil || !s.knownCommand(line) || !s.replays.fresh(nonce, sent, time.Now()) {
+		return s.refuseAES(w, key, src)
+	}
+	sw := wire.NewSealedWriter(w, key, nonce)
+	if err := s.dispatch(ctx, sw, line, true, unix); err != nil {
+		return err
+	}
+	return sw.Close()
+}
+
+// knownCommand reports whether an encrypted request's text starts with a
+// command name (exactly its first token: no search inside the text).
+func (s *Server) knownCommand(line string) bool {
+	name, _ := splitCommand(line)
+	_, ok := s.commands[name]
+	return ok
+}
+
+// refuseAES answers a failed encrypted request: always VoIPmonitor's
+// encrypted "failed aes decrypt!" (the same bytes whatever failed).
+func (s *Server) refuseAES(w io.Writer, key wire.AESKey, src netip.Addr) error {
+	s.aesFailed(src, "refused")
+	aw := wire.NewReplyWriter(w, key)
+	if _, err := io.WriteString(aw, replyFailedAES); err != nil {
+		return err
+	}
+	return aw.Close()
+}
+
+// aesFailed counts a failed encrypted request, logs it with its source and
+// blocks the source once it failed Config.AESMaxFailures times.
+func (s *Server) aesFailed(src netip.Addr, why string) {
+	s.decryptFailed.Add(1)
+	total, blocked := s.guard.fail(src)
+	if blocked > 0 {
+		s.sourcesBlocked.Add(1)
+		s.log.Warn("manager source blocked after failed AES requests", "remote", src, "failures", total, "for", blocked)
+		return
+	}
+	s.log.Warn("manager AES request refused", "remote", src, "reason", why, "failures", total)
 }
 
 func (s *Server) dispatch(ctx context.Context, w io.Writer, line string, encrypted, unix bool) error {

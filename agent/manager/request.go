@@ -16,6 +16,7 @@ const firstReadSize = 4095
 // rawRequest is one request as it came off the wire, split into its parts.
 type rawRequest struct {
 	encrypted  bool
+	sealed     bool   // pbx-agent's authenticated scheme (wire.SealedName)
 	cipherName string // text before the first ':' of an AES request
 	ciphertext []byte // AES request body (without prefix and trailer)
 	line       []byte // plaintext command line, cut at the first CR or LF
@@ -31,6 +32,10 @@ func aesPrefixEnd(buf []byte) int {
 	i := bytes.IndexByte(buf[:min(len(buf), wire.MaxCipherNameLen)], ':')
 	return i
 }
+
+// isSealed reports whether a request's cipher name is pbx-agent's
+// authenticated scheme.
+func isSealed(name []byte) bool { return bytes.EqualFold(name, []byte(wire.SealedName)) }
 
 // aesTrailer returns the index of the ":sea" trailer that ends the ciphertext
 // starting at start, or -1. Only positions after whole 16-byte blocks count,
@@ -54,6 +59,9 @@ func aesTrailer(buf []byte, start int) int {
 // (plaintext) while later reads are satisfied by a single CRLF.
 func requestComplete(buf []byte, first bool) bool {
 	if c := aesPrefixEnd(buf); c >= 0 {
+		if isSealed(buf[:c]) {
+			return bytes.Contains(buf[c+1:], []byte("\r\n"))
+		}
 		return aesTrailer(buf, c+1) >= 0
 	}
 	if first {
@@ -67,6 +75,14 @@ func parseRequest(buf []byte) rawRequest {
 	if c := aesPrefixEnd(buf); c >= 0 {
 		r := rawRequest{encrypted: true, cipherName: string(buf[:c])}
 		body := buf[c+1:]
+		if isSealed(buf[:c]) {
+			r.sealed = true
+			if i := bytes.Index(body, []byte("\r\n")); i >= 0 {
+				body = body[:i]
+			}
+			r.ciphertext = body
+			return r
+		}
 		if t := aesTrailer(buf, c+1); t >= 0 {
 			body = buf[c+1 : t]
 		} else {
@@ -91,11 +107,13 @@ func commandLine(b []byte) []byte {
 
 // readRequest reads one request from c: up to CRLF CRLF (or the AES trailer)
 // in the first read, else until CRLF, EOF, idle for idle, the whole-request
-// deadline total, or max bytes. It returns what was read; an empty buffer with
-// a nil error means the peer closed without sending anything.
-func readRequest(c net.Conn, buf []byte, max int, idle, total time.Duration) ([]byte, error) {
+// deadline total, or max bytes. The first byte must come within firstByte
+// (an idle connection holds a slot for no longer). It returns what was
+// read; an empty buffer with a nil error means the peer closed without
+// sending anything.
+func readRequest(c net.Conn, buf []byte, max int, idle, total, firstByte time.Duration) ([]byte, error) {
 	deadline := time.Now().Add(total)
-	if err := c.SetReadDeadline(deadline); err != nil {
+	if err := c.SetReadDeadline(time.Now().Add(min(total, firstByte))); err != nil {
 		return nil, err
 	}
 	buf = buf[:0]
@@ -119,6 +137,11 @@ func readRequest(c net.Conn, buf []byte, max int, idle, total time.Duration) ([]
 			return buf, nil
 		}
 		if n > 0 {
+			if first {
+				if err := c.SetReadDeadline(deadline); err != nil {
+					return buf, err
+				}
+			}
 			first = false
 		}
 		if err != nil {

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net/netip"
 	"testing"
+	"time"
 
 	"pbx-agent/agent/manager/wire"
 )
@@ -105,6 +107,7 @@ func FuzzRequest(f *testing.F) {
 		"listen 0x7f7484023980 x1", "readaudio 1 x", "getfile ../../etc/passwd", "file_exists a|b|../c", "help listcalls",
 		"listregisters {\"states\":\"OK,Failed\",\"limit\":1}", "manager_file", "sniffer_stat plain", "\x00\xff",
 		string(k.EncryptRequest([]byte("listcalls\r\n\r\n"))), "aes-128-cbc:0123456789abcdef:sea",
+		string(sealedRequest(k, "listcalls")), wire.SealedName + ":AAAA\r\n",
 	} {
 		f.Add([]byte(s))
 	}
@@ -118,11 +121,16 @@ func FuzzRequest(f *testing.F) {
 		r := parseRequest(in)
 		if r.encrypted || len(r.line) > 0 {
 			var out bytes.Buffer
-			_ = s.handle(context.Background(), &out, r, true)
+			_ = s.handle(context.Background(), &out, r, true, netip.MustParseAddr("192.0.2.1"))
 			if out.Len() > 1<<20 {
 				t.Fatalf("reply of %d bytes", out.Len())
 			}
 		}
 		_ = s.Run(context.Background(), io.Discard, string(commandLine(in)))
 	})
+}
+
+func sealedRequest(k wire.AESKey, cmd string) []byte {
+	req, _ := k.SealRequest([]byte(cmd+"\r\n"), time.Now())
+	return req
 }

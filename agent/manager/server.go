@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -35,6 +36,19 @@ const (
 	DefaultReadTimeout     = 5 * time.Second
 	DefaultWriteTimeout    = 30 * time.Second
 	DefaultMaxSnapshots    = 4
+	// DefaultMaxConnsPerSource bounds one address's open connections, so a
+	// few idle clients cannot take every slot (manager_max_conns_per_source).
+	DefaultMaxConnsPerSource = 16
+	// DefaultFirstByteTimeout closes a connection that sends nothing
+	// (manager_first_byte_timeout).
+	DefaultFirstByteTimeout = 2 * time.Second
+	// DefaultAESMaxFailures failed AES requests within DefaultAESBlock block
+	// their source for DefaultAESBlock, doubled at every new block up to 24 h
+	// (manager_aes_max_failures, manager_aes_block): 5 guesses, then 15 min,
+	// 30 min, 1 h, … — an adaptive attack needing thousands of requests
+	// gets a few dozen a day.
+	DefaultAESMaxFailures = 5
+	DefaultAESBlock       = 15 * time.Minute
 	// CompatVersion is the VoIPmonitor version getversion reports by default:
 	// the GUI enables features (AES, live listening) by sniffer version.
 	CompatVersion = "2026.04.0"
@@ -72,6 +86,11 @@ type Config struct {
 	// so a flood of them cannot load the sniffer's call table; others wait.
 	MaxSnapshots int
 
+	MaxConnsPerSource int           // per client address on TCP (default DefaultMaxConnsPerSource)
+	FirstByteTimeout  time.Duration // a connection silent this long is closed (default DefaultFirstByteTimeout)
+	AESMaxFailures    int           // failed AES requests that block a source (default DefaultAESMaxFailures)
+	AESBlock          time.Duration // failure window and first block length (default DefaultAESBlock)
+
 	Logger *slog.Logger
 }
 
@@ -87,7 +106,11 @@ type Stats struct {
 // Counters are the server's own figures (for /metrics).
 type Counters struct {
 	Accepted, Refused, Served, TooLarge, TimedOut, NeedAES, DecryptFailed, NotFound uint64
-	Active                                                                          int64
+	// Blocked counts connections closed unread because their source was
+	// blocked after failed AES requests; SourcesBlocked counts the blocks.
+	Blocked, SourcesBlocked uint64
+	BlockedNow              int // sources blocked at the moment
+	Active                  int64
 }
 
 // Server is the manager API server. Build it with New; it is safe for
@@ -102,6 +125,8 @@ type Server struct {
 	listen   *listenRegistry
 	bufs     sync.Pool // *connBufs, reused across connections
 	snapshot chan struct{}
+	guard    *guard
+	replays  *replayCache
 
 	baseCtx    context.Context
 	cancelBase context.CancelFunc
@@ -117,6 +142,7 @@ type Server struct {
 	cfgSocket *unixSocket // managersocket
 
 	accepted, refused, served, tooLarge, timedOut, needAES, decryptFailed, notFound atomic.Uint64
+	blocked, sourcesBlocked                                                         atomic.Uint64
 	active                                                                          atomic.Int64
 }
 
@@ -150,6 +176,18 @@ func New(cfg Config) *Server {
 	if cfg.MaxSnapshots <= 0 {
 		cfg.MaxSnapshots = DefaultMaxSnapshots
 	}
+	if cfg.MaxConnsPerSource <= 0 {
+		cfg.MaxConnsPerSource = DefaultMaxConnsPerSource
+	}
+	if cfg.FirstByteTimeout <= 0 {
+		cfg.FirstByteTimeout = DefaultFirstByteTimeout
+	}
+	if cfg.AESMaxFailures <= 0 {
+		cfg.AESMaxFailures = DefaultAESMaxFailures
+	}
+	if cfg.AESBlock <= 0 {
+		cfg.AESBlock = DefaultAESBlock
+	}
 	if cfg.Version == "" {
 		cfg.Version = CompatVersion
 	}
@@ -174,6 +212,8 @@ func New(cfg Config) *Server {
 	}
 	s.listen = newListenRegistry(cfg.Audio)
 	s.snapshot = make(chan struct{}, cfg.MaxSnapshots)
+	s.guard = newGuard(cfg.MaxConnsPerSource, cfg.AESMaxFailures, cfg.AESBlock)
+	s.replays = newReplayCache()
 	s.commands, s.names = s.builtinCommands(cfg.Commands)
 	return s
 }
@@ -189,6 +229,7 @@ func (s *Server) Counters() Counters {
 		Accepted: s.accepted.Load(), Refused: s.refused.Load(), Served: s.served.Load(),
 		TooLarge: s.tooLarge.Load(), TimedOut: s.timedOut.Load(), NeedAES: s.needAES.Load(),
 		DecryptFailed: s.decryptFailed.Load(), NotFound: s.notFound.Load(), Active: s.active.Load(),
+		Blocked: s.blocked.Load(), SourcesBlocked: s.sourcesBlocked.Load(), BlockedNow: s.guard.blockedNow(),
 	}
 }
 
@@ -334,16 +375,30 @@ func (s *Server) Serve(ln net.Listener) error {
 			return fmt.Errorf("manager: accept: %w", err)
 		}
 		backoff = 0
+		src := addrOf(c.RemoteAddr())
+		if ok, blocked := s.guard.admit(src); !ok {
+			// A blocked source, or one holding its share of the slots:
+			// close unread, at once.
+			if blocked {
+				s.blocked.Add(1)
+			} else {
+				s.refused.Add(1)
+			}
+			_ = c.Close()
+			continue
+		}
 		select {
 		case st.sem <- struct{}{}:
 		default:
 			// Full: close at once so the client sees EOF instead of waiting.
 			s.refused.Add(1)
+			s.guard.done(src)
 			_ = c.Close()
 			continue
 		}
 		if !s.trackConn(c) {
 			<-st.sem
+			s.guard.done(src)
 			_ = c.Close()
 			return ErrServerClosed
 		}
@@ -351,7 +406,8 @@ func (s *Server) Serve(ln net.Listener) error {
 		go func() {
 			defer s.wg.Done()
 			defer func() { <-st.sem }()
-			s.serveConn(c, st.unix)
+			defer s.guard.done(src)
+			s.serveConn(c, st.unix, src)
 		}()
 	}
 }
@@ -580,7 +636,7 @@ func peer(c net.Conn, onSocket bool) call.Requester {
 }
 
 // serveConn runs one request on c and closes it.
-func (s *Server) serveConn(c net.Conn, unix bool) {
+func (s *Server) serveConn(c net.Conn, unix bool, src netip.Addr) {
 	s.active.Add(1)
 	defer s.active.Add(-1)
 	defer s.untrackConn(c)
@@ -596,7 +652,7 @@ func (s *Server) serveConn(c net.Conn, unix bool) {
 			s.bufs.Put(cb)
 		}
 	}()
-	buf, err := readRequest(c, cb.read, s.cfg.MaxRequestBytes, s.cfg.IdleWait, s.cfg.ReadTimeout)
+	buf, err := readRequest(c, cb.read, s.cfg.MaxRequestBytes, s.cfg.IdleWait, s.cfg.ReadTimeout, s.cfg.FirstByteTimeout)
 	switch {
 	case errors.Is(err, ErrRequestTooLarge):
 		s.tooLarge.Add(1)
@@ -617,7 +673,7 @@ func (s *Server) serveConn(c net.Conn, unix bool) {
 	dw := &deadlineWriter{c: c, timeout: s.cfg.WriteTimeout}
 	bw := cb.w
 	bw.Reset(dw)
-	if err := s.handle(ctx, bw, parseRequest(buf), unix); err != nil {
+	if err := s.handle(ctx, bw, parseRequest(buf), unix, src); err != nil {
 		s.log.Debug("reply failed", "remote", c.RemoteAddr(), "err", err)
 		return
 	}

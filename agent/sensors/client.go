@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"pbx-agent/agent/manager/client"
 	"pbx-agent/agent/manager/wire"
 	"pbx-agent/sniffer/call"
 )
@@ -184,7 +185,19 @@ func (c *Client) Target(ctx context.Context, id int) (addr string, key *wire.AES
 		return "", nil, fmt.Errorf("%w: sensor %d", ErrNoAddress, id)
 	}
 	key, err = c.o.Keys.For(ctx, id, false)
-	return s.Addr(), key, err
+	return s.Addr(), forPeer(key, s), err
+}
+
+// forPeer returns the key to talk to s with: a sensor that registered as a
+// pbx-agent (agent_version set) gets the authenticated scheme, anything
+// else (a VoIPmonitor sniffer) VoIPmonitor's CBC.
+func forPeer(key *wire.AESKey, s Sensor) *wire.AESKey {
+	if key == nil || s.Version == "" {
+		return key
+	}
+	k := *key
+	k.Sealed = true
+	return &k
 }
 
 // Command sends one manager command to sensor id and returns its reply
@@ -229,10 +242,11 @@ func (c *Client) do(ctx context.Context, s Sensor, cmd string, limit int64) ([]b
 		c.failures.Add(1)
 		return nil, err
 	}
+	key = forPeer(key, s)
 	reply, err := exchange(ctx, addr, cmd, key, limit)
 	if errors.Is(err, ErrKeyRejected) || errors.Is(err, ErrNeedAES) {
-		if k2, kerr := c.o.Keys.For(ctx, s.ID, true); kerr == nil && !sameKey(key, k2) {
-			reply, err = exchange(ctx, addr, cmd, k2, limit)
+		if k2, kerr := c.o.Keys.For(ctx, s.ID, true); kerr == nil && !sameKey(key, forPeer(k2, s)) {
+			reply, err = exchange(ctx, addr, cmd, forPeer(k2, s), limit)
 		}
 	}
 	if err != nil {
@@ -273,14 +287,22 @@ func exchange(ctx context.Context, addr, cmd string, key *wire.AESKey, limit int
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 	req := []byte(cmd + "\r\n\r\n")
-	if key != nil {
+	var sess *wire.SealedSession
+	switch {
+	case key != nil && key.Sealed:
+		req, sess = key.SealRequest([]byte(cmd+"\r\n"), time.Now())
+	case key != nil:
 		req = key.EncryptRequest(req)
 	}
 	if _, err := conn.Write(req); err != nil {
 		return nil, ctxErr(ctx, fmt.Errorf("send: %w", err))
 	}
-	// The AES framing adds "aes:" and up to one block of padding.
+	// The AES framing adds "aes:" and up to one block of padding; the
+	// sealed one a prefix and 21 bytes per 16 KiB record.
 	max := limit + 4 + 16
+	if sess != nil {
+		max = limit + int64(len(wire.SealedReplyPrefix)) + 21*(limit/(16<<10)+2)
+	}
 	var buf bytes.Buffer
 	n, err := io.Copy(&buf, io.LimitReader(conn, max+1))
 	if err != nil {
@@ -294,7 +316,7 @@ func exchange(ctx context.Context, addr, cmd string, key *wire.AESKey, limit int
 		return nil, ErrNeedAES
 	}
 	if key != nil {
-		pt, err := key.DecryptReply(reply)
+		pt, err := client.OpenReply(reply, key, sess)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrKeyRejected, err)
 		}

@@ -29,7 +29,11 @@ func Exchange(ctx context.Context, network, addr, command string, key *wire.AESK
 	defer stop()
 
 	req := []byte(command + "\r\n\r\n")
-	if key != nil {
+	var sess *wire.SealedSession
+	switch {
+	case key != nil && key.Sealed:
+		req, sess = key.SealRequest([]byte(command+"\r\n"), time.Now())
+	case key != nil:
 		req = key.EncryptRequest(req)
 	}
 	if _, err := c.Write(req); err != nil {
@@ -42,10 +46,27 @@ func Exchange(ctx context.Context, network, addr, command string, key *wire.AESK
 		}
 		return nil, fmt.Errorf("manager: read reply: %w", err)
 	}
+	return OpenReply(buf.Bytes(), key, sess)
+}
+
+// OpenReply decodes a whole reply to a request sent with key (nil =
+// plaintext) and, for the authenticated scheme, sess: a sealed reply is
+// authenticated, a CBC one decrypted (the server's refusal comes as CBC
+// "failed aes decrypt!" in both schemes), plaintext returned as is.
+func OpenReply(reply []byte, key *wire.AESKey, sess *wire.SealedSession) ([]byte, error) {
 	if key == nil {
-		return buf.Bytes(), nil
+		return reply, nil
 	}
-	out, err := key.DecryptReply(buf.Bytes())
+	if sess != nil {
+		pt, sealed, err := sess.OpenReply(reply)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", wire.ErrBadReply, err)
+		}
+		if sealed {
+			return pt, nil
+		}
+	}
+	out, err := key.DecryptReply(reply)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", wire.ErrBadReply, err)
 	}

@@ -46,7 +46,11 @@ func DialStream(ctx context.Context, network, addr string, ref uint64, layout by
 		lay = "mono"
 	}
 	req := []byte(fmt.Sprintf("listen_stream 0x%x %s\r\n\r\n", ref, lay))
-	if key != nil {
+	var sess *wire.SealedSession
+	switch {
+	case key != nil && key.Sealed:
+		req, sess = key.SealRequest(req[:len(req)-2], time.Now())
+	case key != nil:
 		req = key.EncryptRequest(req)
 	}
 	if _, err := c.Write(req); err != nil {
@@ -55,7 +59,13 @@ func DialStream(ctx context.Context, network, addr string, ref uint64, layout by
 	}
 	br := bufio.NewReaderSize(c, 16<<10)
 	encrypted := false
-	if key != nil {
+	if sess != nil {
+		if p, err := br.Peek(len(wire.SealedReplyPrefix)); err == nil && string(p) == wire.SealedReplyPrefix {
+			_, _ = br.Discard(len(wire.SealedReplyPrefix))
+			br = bufio.NewReaderSize(sess.ReplyReader(br), 16<<10)
+		}
+	}
+	if key != nil && sess == nil {
 		p, err := br.Peek(len(wire.ReplyPrefix))
 		if err == nil && string(p) == wire.ReplyPrefix {
 			_, _ = br.Discard(len(wire.ReplyPrefix))

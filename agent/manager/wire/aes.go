@@ -26,6 +26,10 @@ const (
 type AESKey struct {
 	Key [16]byte
 	IV  [16]byte
+	// Sealed makes clients (Exchange, DialStream, agent/sensors) use
+	// pbx-agent's authenticated scheme (SealRequest) instead of
+	// VoIPmonitor's CBC: set it for a peer known to be a pbx-agent.
+	Sealed bool
 }
 
 // ParseAESKey decodes manager_aes_key / manager_aes_iv (base64 of 16 bytes each).

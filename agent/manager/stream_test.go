@@ -65,6 +65,7 @@ func TestListenStream(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		aes     bool // server has a key
+		sealed  bool // with the authenticated scheme
 		sendKey bool // client encrypts
 		layout  byte
 		wantErr string
@@ -74,6 +75,7 @@ func TestListenStream(t *testing.T) {
 		{name: "aes stereo", aes: true, sendKey: true, layout: wire.StreamStereo},
 		{name: "aes mono", aes: true, sendKey: true, layout: wire.StreamMono},
 		{name: "aes key but plaintext request", aes: true, layout: wire.StreamStereo, wantErr: "need aes!"},
+		{name: "sealed stereo", aes: true, sendKey: true, sealed: true, layout: wire.StreamStereo},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := audio.NewCall(audio.Config{Delay: 40 * time.Millisecond})
@@ -86,7 +88,9 @@ func TestListenStream(t *testing.T) {
 			})
 			var k *wire.AESKey
 			if tc.sendKey {
-				k = &key
+				kk := key
+				kk.Sealed = tc.sealed
+				k = &kk
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()

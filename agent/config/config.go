@@ -371,11 +371,30 @@ func (c *Config) set(file string, line int, key string, vals []string) error {
 		v = strings.TrimSpace(v)
 		if err := opt.set(c, v); err != nil {
 			return &Error{File: file, Line: line, Key: key, Err: ErrBadValue,
-				Msg: fmt.Sprintf("bad value %q: %v", v, err), Hint: opt.hint}
+				Msg: badValue(key, v, err), Hint: opt.hint}
 		}
 	}
 	c.Source[key] = loc(file, line)
 	return nil
+}
+
+// badValue describes a refused value, without the value itself for keys
+// holding secrets (nor the parser's message, which may quote it).
+func badValue(key, v string, err error) string {
+	if secretKeys[key] {
+		return fmt.Sprintf("bad value (%d characters, not shown: it is secret): %s", len(v), secretReason(err))
+	}
+	return fmt.Sprintf("bad value %q: %v", v, err)
+}
+
+// secretReason keeps the parser's message only when it is one of the
+// fixed texts that quote nothing.
+func secretReason(err error) string {
+	msg := err.Error()
+	if strings.ContainsAny(msg, "\"'`") {
+		return "not in the expected form"
+	}
+	return msg
 }
 
 func loc(file string, line int) string {

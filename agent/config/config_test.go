@@ -92,7 +92,7 @@ func TestParse(t *testing.T) {
 			wantErr: `t.conf:1: sipport: bad value "5080-5070": range 5080-5070 is reversed`},
 		{name: "id_sensor zero", in: "id_sensor = 0\n", wantErr: `0 is not a sensor id`},
 		{name: "aes key wrong size", in: "manager_aes_key = AAEC\nmanager_aes_iv = AAECAwQFBgcICQoLDA0ODw==\n",
-			wantErr: `t.conf:1: manager_aes_key: bad value "AAEC": decodes to 3 bytes, want 16`},
+			wantErr: `t.conf:1: manager_aes_key: bad value (4 characters, not shown: it is secret): decodes to 3 bytes, want 16`},
 		{name: "aes key without iv", in: "manager_aes_key = AAECAwQFBgcICQoLDA0ODw==\n",
 			wantErr: `default: manager_aes_iv: manager_aes_key and manager_aes_iv must be set together`},
 		{name: "unknown section", in: "[general]\nid_sensor = 1\n[other]\nx = 1\n",
@@ -306,6 +306,26 @@ func TestPcapDumpZip(t *testing.T) {
 		if c.PcapZipSIP != tt.sip || c.PcapZipRTP != tt.rtp || c.PcapZipLevelSIP != tt.sipLevel || c.PcapZipLevelRTP != tt.rtpLvl {
 			t.Errorf("%q: sip %v/%d rtp %v/%d, want %v/%d %v/%d", tt.in, c.PcapZipSIP, c.PcapZipLevelSIP, c.PcapZipRTP,
 				c.PcapZipLevelRTP, tt.sip, tt.sipLevel, tt.rtp, tt.rtpLvl)
+		}
+	}
+}
+
+// TestSecretsNotEchoed pins issue 17 item 9: a refused value of a key that
+// holds key material or a password is never printed (check-config output
+// is pasted into tickets), only its length and the reason.
+func TestSecretsNotEchoed(t *testing.T) {
+	for _, tc := range []struct{ key, val string }{
+		{"manager_aes_key", "S3cr3tKeyMaterialXYZ"},
+		{"manager_aes_iv", "AAECAwQFBgcICQoLDA0ODw=S3cr3t"},
+		{"sensor_manager_key", "2:S3cr3tKeyMaterialXYZ:AQEBAQEBAQEBAQEBAQEBAQ=="},
+		{"sensor_manager_key", "2:AAAAAAAAAAAAAAAAAAAAAA==:S3cr3tIVMaterial"},
+	} {
+		_, err := Parse("t.conf", []byte(tc.key+" = "+tc.val+"\n"), nil)
+		if err == nil {
+			t.Fatalf("%s = %s accepted", tc.key, tc.val)
+		}
+		if strings.Contains(err.Error(), "S3cr3t") || !strings.Contains(err.Error(), tc.key) {
+			t.Errorf("%s: error shows the secret or not the key: %v", tc.key, err)
 		}
 	}
 }

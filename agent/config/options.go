@@ -24,6 +24,11 @@ type option struct {
 	reset func(c *Config)
 }
 
+// secretKeys hold key material or passwords: errors about them never show
+// the value (check-config output ends up in tickets and chat).
+var secretKeys = map[string]bool{"manager_aes_key": true, "manager_aes_iv": true, "sensor_manager_key": true,
+	"mysqlpassword": true, "ami_secret": true, "hep_password": true, "hep_destination_password": true}
+
 var errEmpty = errors.New("empty")
 
 // options is read-only after package initialisation (a literal, no init()).

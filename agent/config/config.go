@@ -114,6 +114,10 @@ type Config struct {
 	ManagerAESKey            string // base64
 	ManagerAESIV             string // base64
 	ManagerEnableUnencrypted bool
+	ManagerConnsPerSource    int           // manager_max_conns_per_source (0 = default 16)
+	ManagerFirstByteTimeout  time.Duration // manager_first_byte_timeout (0 = default 2 s)
+	ManagerAESMaxFailures    int           // manager_aes_max_failures (0 = default 5)
+	ManagerAESBlock          time.Duration // manager_aes_block (0 = default 15 min)
 
 	// HTTP (agent's own).
 	HTTPBind         string // http_bind

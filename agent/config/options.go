@@ -232,6 +232,32 @@ var options = map[string]option{
 	}, hint: "base64 of 16 bytes; `pbx-agent gen-aes-key` prints one"},
 	"cdr_ua_normalisation":       {set: boolean(func(c *Config) *bool { return &c.CDRUANormalisation }), hint: "yes (default: version numbers dropped from User-Agents, as VoIPmonitor) or no"},
 	"manager_enable_unencrypted": {set: boolean(func(c *Config) *bool { return &c.ManagerEnableUnencrypted }), hint: "yes or no"},
+	"manager_max_conns_per_source": {set: func(c *Config, v string) error {
+		n, err := intRange(v, 1, 100000)
+		c.ManagerConnsPerSource = n
+		return err
+	}, hint: "connections one address may hold open on the manager port (default 16)"},
+	"manager_first_byte_timeout": {set: func(c *Config, v string) error {
+		d, err := duration(v)
+		if err == nil && d <= 0 {
+			err = errors.New("must be positive")
+		}
+		c.ManagerFirstByteTimeout = d
+		return err
+	}, hint: "how long a manager connection may stay silent, such as 2s (default)"},
+	"manager_aes_max_failures": {set: func(c *Config, v string) error {
+		n, err := intRange(v, 1, 1000000)
+		c.ManagerAESMaxFailures = n
+		return err
+	}, hint: "failed encrypted requests from one address before it is blocked (default 5)"},
+	"manager_aes_block": {set: func(c *Config, v string) error {
+		d, err := duration(v)
+		if err == nil && d <= 0 {
+			err = errors.New("must be positive")
+		}
+		c.ManagerAESBlock = d
+		return err
+	}, hint: "failure window and first block of an address, doubled at each new block up to 24h (default 15m)"},
 
 	"http_bind":        {set: hostPort(func(c *Config) *string { return &c.HTTPBind }), hint: "host:port such as 127.0.0.1:8080; empty disables HTTP"},
 	"http_tls_cert":    {set: str(func(c *Config) *string { return &c.HTTPTLSCert }), hint: "a PEM file path"},

@@ -20,4 +20,7 @@ var (
 	ErrSocketConfigured = errors.New("manager: socket file set by the configuration")
 	// ErrNotSocket refuses to replace an existing path that is not a unix socket.
 	ErrNotSocket = errors.New("manager: path exists and is not a socket")
+	// ErrSocketPath refuses a `manager_file start` path outside the temp
+	// directory or one that exists.
+	ErrSocketPath = errors.New("manager: socket path refused")
 )

@@ -154,6 +154,19 @@ type listenerState struct {
 type unixSocket struct {
 	path string
 	ln   net.Listener
+	made os.FileInfo // the socket file this server created (runtime sockets)
+}
+
+// remove deletes the socket file, only if it is still the one this server
+// made (a runtime socket) or any socket (the configured one).
+func (u *unixSocket) remove() {
+	if u.made == nil {
+		removeSocket(u.path)
+		return
+	}
+	if fi, err := os.Lstat(u.path); err == nil && os.SameFile(fi, u.made) {
+		_ = os.Remove(u.path)
+	}
 }
 
 // New builds a Server from cfg.
@@ -453,7 +466,7 @@ func (s *Server) closeListeners() {
 	for _, u := range sockets {
 		if u != nil {
 			_ = u.ln.Close()
-			removeSocket(u.path)
+			u.remove()
 		}
 	}
 }
@@ -520,7 +533,16 @@ func (s *Server) StartSocket(path string) (string, error) {
 		_, _ = rand.Read(b[:])
 		path = filepath.Join(os.TempDir(), "pbx_agent_manager_"+hex.EncodeToString(b[:]))
 	}
-	ln, err := listenUnix(path)
+	// A requested path is confined to the temp directory and must not
+	// exist: the command cannot take over another program's socket, nor
+	// (on stop) delete anything but the socket it made.
+	if !filepath.IsAbs(path) || filepath.Dir(filepath.Clean(path)) != filepath.Clean(os.TempDir()) {
+		return "", fmt.Errorf("%w: %s is not a new name directly in %s", ErrSocketPath, path, os.TempDir())
+	}
+	if _, err := os.Lstat(path); err == nil {
+		return "", fmt.Errorf("%w: %s exists", ErrSocketPath, path)
+	}
+	ln, err := listenUnixNew(path)
 	if err != nil {
 		return "", err
 	}
@@ -531,7 +553,8 @@ func (s *Server) StartSocket(path string) (string, error) {
 		removeSocket(path)
 		return "", fmt.Errorf("%w: %s", ErrSocketRunning, path)
 	}
-	s.runtime = &unixSocket{path: path, ln: ln}
+	made, _ := os.Lstat(path)
+	s.runtime = &unixSocket{path: path, ln: ln, made: made}
 	s.mu.Unlock()
 	go func() { _ = s.Serve(ln) }()
 	return path, nil
@@ -554,7 +577,7 @@ func (s *Server) StopSocket() error {
 		return ErrSocketNotRunning
 	}
 	_ = u.ln.Close()
-	removeSocket(u.path)
+	u.remove()
 	return nil
 }
 
@@ -569,6 +592,18 @@ func listenUnix(path string) (net.Listener, error) {
 			return nil, fmt.Errorf("%w: %s", ErrNotSocket, path)
 		}
 	}
+	return bindUnix(path, os.Rename)
+}
+
+// listenUnixNew is listenUnix for a path that must not exist: the socket
+// is hard-linked into place, which fails rather than replace anything.
+func listenUnixNew(path string) (net.Listener, error) {
+	return bindUnix(path, os.Link)
+}
+
+// bindUnix binds a 0600 socket in a private directory and moves it to path
+// with place (rename or link).
+func bindUnix(path string, place func(oldpath, newpath string) error) (net.Listener, error) {
 	dir, err := os.MkdirTemp(filepath.Dir(path), ".pbx-agent-sock-")
 	if err != nil {
 		return nil, fmt.Errorf("manager: socket %s: %w", path, err)
@@ -584,7 +619,7 @@ func listenUnix(path string) (net.Listener, error) {
 		_ = ln.Close()
 		return nil, fmt.Errorf("manager: socket %s: %w", path, err)
 	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := place(tmp, path); err != nil {
 		_ = ln.Close()
 		return nil, fmt.Errorf("manager: socket %s: %w", path, err)
 	}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -104,8 +105,13 @@ func TestUnixSocketMode(t *testing.T) {
 }
 
 func TestManagerFile(t *testing.T) {
-	ts := startServer(t, func(c *Config) { c.Keys = wire.StaticKey(testKey(t)) })
-	path := filepath.Join(t.TempDir(), "rt.sock")
+	k := testKey(t)
+	ts := startServer(t, func(c *Config) { c.Keys = wire.StaticKey(k) })
+	t.Setenv("TMPDIR", t.TempDir())
+	path := filepath.Join(os.TempDir(), "rt.sock")
+	aes := func(cmd string) string {
+		return string(specDecrypt(t, k.Key[:], k.IV[:], exchange(t, "tcp", ts.addr, k.EncryptRequest([]byte(cmd+"\r\n\r\n")), false)))
+	}
 	tests := []struct {
 		name, in, want string
 	}{
@@ -114,23 +120,10 @@ func TestManagerFile(t *testing.T) {
 		{"start again", "manager_file start " + path, "already running (" + path + ")\n"},
 		{"stop", "manager_file stop", "OK\n"},
 		{"stop again", "manager_file stop", "the socket file was set by the managersocket option and cannot be stopped\n"},
-		{"refuse non-socket", "manager_file start " + ts.sock + ".txt", ""},
 		{"usage", "manager_file", "usage: manager_file start [path] | stop\n"},
 	}
-	if err := os.WriteFile(ts.sock+".txt", []byte("keep me"), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	for _, tt := range tests {
-		got := string(exchange(t, "tcp", ts.addr, []byte(tt.in+"\r\n\r\n"), false))
-		if tt.name == "refuse non-socket" {
-			if !strings.HasPrefix(got, "error: manager: path exists and is not a socket") {
-				t.Errorf("%s: reply %q", tt.name, got)
-			}
-			if b, _ := os.ReadFile(ts.sock + ".txt"); string(b) != "keep me" {
-				t.Errorf("manager_file start replaced a regular file")
-			}
-			continue
-		}
+		got := aes(tt.in)
 		if got != tt.want {
 			t.Errorf("%s: reply %q, want %q", tt.name, got, tt.want)
 		}
@@ -150,7 +143,7 @@ func TestManagerFile(t *testing.T) {
 			}
 		}
 	}
-	// Without a configured socket, stop reports "not running"; start with no path picks one.
+	// Without a configured socket (and no key), stop reports "not running"; start with no path picks one.
 	ts2 := startServer(t, func(c *Config) { c.Socket = "" })
 	if got := exchange(t, "tcp", ts2.addr, []byte("manager_file stop\r\n\r\n"), false); string(got) != "not running" {
 		t.Errorf("stop = %q", got)
@@ -554,4 +547,105 @@ func TestPauseNamesTheRequester(t *testing.T) {
 	if by[1].Via != "manager-socket" || by[1].Source != fmt.Sprintf("unix pid=%d uid=%s", os.Getpid(), me.Uid) || by[1].User != me.Username {
 		t.Errorf("unix socket pausecall requester %+v (want pid %d, user %v)", by[1], os.Getpid(), me)
 	}
+}
+
+// TestManagerFileHardening pins issue 17 item 6: with an AES key,
+// `manager_file` over plaintext TCP is refused (need aes!); even encrypted,
+// it only creates a new socket directly in the temp directory — another
+// program's socket is neither replaced nor, on stop, deleted.
+func TestManagerFileHardening(t *testing.T) {
+	k := testKey(t)
+	ts := startServer(t, func(c *Config) { c.Keys = wire.StaticKey(k); c.Socket = "" })
+	t.Setenv("TMPDIR", t.TempDir())
+	aes := func(cmd string) string {
+		return string(specDecrypt(t, k.Key[:], k.IV[:], exchange(t, "tcp", ts.addr, k.EncryptRequest([]byte(cmd+"\r\n\r\n")), false)))
+	}
+	other := filepath.Join(os.TempDir(), "other.sock")
+	ln, err := net.Listen("unix", other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	if got := string(exchange(t, "tcp", ts.addr, []byte("manager_file start "+filepath.Join(os.TempDir(), "p.sock")+"\r\n\r\n"), false)); got != "need aes!\n" {
+		t.Errorf("plaintext manager_file with a key: %q, want need aes!", got)
+	}
+	if _, err := os.Lstat(filepath.Join(os.TempDir(), "p.sock")); err == nil {
+		t.Error("plaintext manager_file created a socket")
+	}
+	for _, p := range []string{other, filepath.Join(t.TempDir(), "elsewhere.sock"), "relative.sock", os.TempDir() + "/sub/../x.sock/.."} {
+		if got := aes("manager_file start " + p); !strings.HasPrefix(got, "error: manager: socket path refused") {
+			t.Errorf("start %s: %q, want refused", p, got)
+		}
+	}
+	if fi, err := os.Lstat(other); err != nil || fi.Mode().Type() != os.ModeSocket {
+		t.Fatalf("the other program's socket was touched: %v", err)
+	}
+	// A socket we made, replaced behind our back by someone else's: stop leaves it.
+	mine := filepath.Join(os.TempDir(), "mine.sock")
+	if got := aes("manager_file start " + mine); got != "OK ("+mine+")\n" {
+		t.Fatalf("start: %q", got)
+	}
+	if err := os.Remove(mine); err != nil {
+		t.Fatal(err)
+	}
+	ln2, err := net.Listen("unix", mine)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln2.Close()
+	if got := aes("manager_file stop"); got != "OK\n" {
+		t.Errorf("stop: %q", got)
+	}
+	if _, err := os.Lstat(mine); err != nil {
+		t.Errorf("stop deleted a socket it did not make: %v", err)
+	}
+}
+
+// TestIdleConnectionsPerSource pins issue 17 item 14: 130 idle
+// connections from one address no longer take every slot (at most
+// MaxConnsPerSource each; the rest are closed at once), a client from
+// another address is served meanwhile, and an idle connection is closed
+// after FirstByteTimeout rather than held for the whole ReadTimeout.
+func TestIdleConnectionsPerSource(t *testing.T) {
+	ts := startServer(t, func(c *Config) { c.FirstByteTimeout = 300 * time.Millisecond; c.ReadTimeout = 4 * time.Second })
+	var idle []net.Conn
+	defer func() {
+		for _, c := range idle {
+			c.Close()
+		}
+	}()
+	for range 130 {
+		c, err := net.DialTimeout("tcp", ts.addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		idle = append(idle, c)
+	}
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}, Timeout: 5 * time.Second}
+	c, err := d.Dial("tcp", ts.addr)
+	if err != nil {
+		t.Skip("no 127.0.0.2 on this host:", err)
+	}
+	_ = c.SetDeadline(time.Now().Add(3 * time.Second))
+	if _, err := c.Write([]byte("totalcalls\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(c)
+	c.Close()
+	if err != nil || string(got) != "3" {
+		t.Errorf("client from another address while 130 idle ones are open: %q, %v", got, err)
+	}
+	if n := ts.s.Counters(); n.Refused < 130-DefaultMaxConnsPerSource {
+		t.Errorf("refused %d connections, want at least %d (one address holds at most %d)", n.Refused, 130-DefaultMaxConnsPerSource, DefaultMaxConnsPerSource)
+	}
+	// The admitted idle connections are closed by the server well before ReadTimeout.
+	_ = idle[0].SetReadDeadline(time.Now().Add(2 * time.Second))
+	if _, err := idle[0].Read(make([]byte, 1)); err == nil || isTimeout(err) {
+		t.Errorf("an idle connection is still open 2 s later (err %v), want it closed after the first-byte timeout", err)
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }

@@ -231,122 +231,24 @@ func (h *Handler) getVoipCalls(w http.ResponseWriter, r *http.Request, u *User, 
 }
 
 func (h *Handler) voipCalls(ctx context.Context, u *User, p params) ([]obj, error) {
-	var conds []string
-	var args []any
-	from, _, err := h.parseTimeParam(p, "startTime", true)
-	if err != nil {
+	var q voipCallsQuery
+	if err := h.voipCallsTimes(p, &q); err != nil {
 		return nil, err
 	}
-	conds, args = append(conds, "c.calldate >= ?"), append(args, cdrquery.SQLTime(from))
-	if t, dateOnly, err := h.parseTimeParam(p, "startTimeTo", false); err != nil {
+	if err := voipCallsParties(p, &q); err != nil {
 		return nil, err
-	} else if !t.IsZero() {
-		if dateOnly {
-			conds, args = append(conds, "c.calldate < ?"), append(args, cdrquery.SQLTime(t.AddDate(0, 0, 1)))
-		} else {
-			conds, args = append(conds, "c.calldate <= ?"), append(args, cdrquery.SQLTime(t))
-		}
 	}
-	for _, key := range []string{"callEnd", "endTime"} {
-		t, dateOnly, err := h.parseTimeParam(p, key, false)
-		if err != nil {
-			return nil, err
-		}
-		if !t.IsZero() {
-			if dateOnly {
-				t = t.AddDate(0, 0, 1)
-				conds, args = append(conds, "c.callend < ?"), append(args, cdrquery.SQLTime(t))
-			} else {
-				conds, args = append(conds, "c.callend <= ?"), append(args, cdrquery.SQLTime(t))
-			}
-		}
-	}
-	for _, k := range []struct{ key, col string }{{"caller", "c.caller"}, {"called", "c.called"}} {
-		v, err := p.str(k.key)
-		if err != nil {
-			return nil, err
-		}
-		if v == "" {
-			continue
-		}
-		if len(v) > 255 {
-			return nil, fmt.Errorf("%w: params.%s: longer than 255 bytes", ErrBadRequest, k.key)
-		}
-		if strings.Contains(v, "%") {
-			conds, args = append(conds, k.col+" LIKE ?"), append(args, v)
-		} else {
-			conds, args = append(conds, k.col+" = ?"), append(args, v)
-		}
-	}
-	if on, err := p.flag("onlyConnected"); err != nil {
+	if err := h.voipCallsHeaders(ctx, p, &q); err != nil {
 		return nil, err
-	} else if on {
-		conds = append(conds, "c.connect_duration IS NOT NULL")
-	}
-	// Custom headers: search keys and output names.
-	var joins []string
-	var searchKeys []string
-	for k := range p {
-		if !getVoipCallsKeys[k] {
-			searchKeys = append(searchKeys, k)
-		}
-	}
-	sort.Strings(searchKeys)
-	alias := 0
-	for _, k := range searchKeys {
-		ch, err := h.resolveHeader(ctx, k, alias)
-		if err != nil {
-			return nil, err
-		}
-		alias++
-		v, err := p.str(k)
-		if err != nil {
-			return nil, err
-		}
-		joins = append(joins, ch.join)
-		conds, args = append(conds, ch.expr+" = ?"), append(args, v)
-	}
-	var outHeaders []customHeader
-	if s, err := p.str("customHeaders"); err != nil {
-		return nil, err
-	} else if s != "" {
-		for _, name := range strings.Split(s, ",") {
-			name = strings.TrimSpace(name)
-			if name == "" {
-				continue
-			}
-			ch, err := h.resolveHeader(ctx, name, alias)
-			if err != nil {
-				return nil, err
-			}
-			alias++
-			joins = append(joins, ch.join)
-			outHeaders = append(outHeaders, ch)
-		}
 	}
 	sc, sargs := sensorCond(u)
-	var b strings.Builder
-	b.WriteString("SELECT ")
-	names := make([]string, 0, len(voipCallColumns))
-	for i, c := range voipCallColumns {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(c.expr)
-		names = append(names, c.name)
-	}
-	for _, ch := range outHeaders {
-		b.WriteString(", " + ch.expr)
-	}
-	b.WriteString(" FROM cdr c LEFT JOIN cdr_next n ON n.cdr_ID = c.ID LEFT JOIN cdr_sip_response r ON r.id = c.lastSIPresponse_id")
-	b.WriteString(strings.Join(joins, ""))
-	b.WriteString(" WHERE " + strings.Join(conds, " AND ") + sc + " ORDER BY c.calldate, c.ID LIMIT ?")
-	args = append(append(args, sargs...), h.o.MaxRows+1)
+	query, names := q.sql(sc)
+	args := append(append(q.args, sargs...), h.o.MaxRows+1)
 	db, err := h.db()
 	if err != nil {
 		return nil, err
 	}
-	rs, err := db.QueryContext(ctx, b.String(), args...)
+	rs, err := db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("getVoipCalls: %w", err)
 	}
@@ -358,9 +260,9 @@ func (h *Handler) voipCalls(ctx context.Context, u *User, p params) ([]obj, erro
 	out := make([]obj, 0, len(rows))
 	for _, row := range rows {
 		o := rowObj(names, row[:len(names)])
-		if len(outHeaders) > 0 {
+		if len(q.headers) > 0 {
 			ho := obj{}
-			for i, ch := range outHeaders {
+			for i, ch := range q.headers {
 				ho = append(ho, kv{ch.name, row[len(names)+i]})
 			}
 			o = append(o, kv{"customHeaders", ho})
@@ -368,6 +270,144 @@ func (h *Handler) voipCalls(ctx context.Context, u *User, p params) ([]obj, erro
 		out = append(out, o)
 	}
 	return out, nil
+}
+
+// voipCallsQuery is getVoipCalls' SELECT as its parameters build it.
+type voipCallsQuery struct {
+	conds   []string
+	args    []any
+	joins   []string
+	headers []customHeader // custom headers asked in the output
+	alias   int            // next custom header table alias
+}
+
+func (q *voipCallsQuery) where(cond string, args ...any) {
+	q.conds, q.args = append(q.conds, cond), append(q.args, args...)
+}
+
+// voipCallsTimes: startTime (required), startTimeTo, callEnd/endTime; a
+// date without a time covers that whole day.
+func (h *Handler) voipCallsTimes(p params, q *voipCallsQuery) error {
+	from, _, err := h.parseTimeParam(p, "startTime", true)
+	if err != nil {
+		return err
+	}
+	q.where("c.calldate >= ?", cdrquery.SQLTime(from))
+	if t, dateOnly, err := h.parseTimeParam(p, "startTimeTo", false); err != nil {
+		return err
+	} else if !t.IsZero() {
+		if dateOnly {
+			q.where("c.calldate < ?", cdrquery.SQLTime(t.AddDate(0, 0, 1)))
+		} else {
+			q.where("c.calldate <= ?", cdrquery.SQLTime(t))
+		}
+	}
+	for _, key := range []string{"callEnd", "endTime"} {
+		t, dateOnly, err := h.parseTimeParam(p, key, false)
+		if err != nil {
+			return err
+		}
+		if !t.IsZero() {
+			if dateOnly {
+				q.where("c.callend < ?", cdrquery.SQLTime(t.AddDate(0, 0, 1)))
+			} else {
+				q.where("c.callend <= ?", cdrquery.SQLTime(t))
+			}
+		}
+	}
+	return nil
+}
+
+// voipCallsParties: caller and called (exact, or LIKE with a %), onlyConnected.
+func voipCallsParties(p params, q *voipCallsQuery) error {
+	for _, k := range []struct{ key, col string }{{"caller", "c.caller"}, {"called", "c.called"}} {
+		v, err := p.str(k.key)
+		if err != nil {
+			return err
+		}
+		if v == "" {
+			continue
+		}
+		if len(v) > 255 {
+			return fmt.Errorf("%w: params.%s: longer than 255 bytes", ErrBadRequest, k.key)
+		}
+		if strings.Contains(v, "%") {
+			q.where(k.col+" LIKE ?", v)
+		} else {
+			q.where(k.col+" = ?", v)
+		}
+	}
+	if on, err := p.flag("onlyConnected"); err != nil {
+		return err
+	} else if on {
+		q.where("c.connect_duration IS NOT NULL")
+	}
+	return nil
+}
+
+// voipCallsHeaders: any other parameter searches a custom header by name;
+// customHeaders lists the custom headers to return.
+func (h *Handler) voipCallsHeaders(ctx context.Context, p params, q *voipCallsQuery) error {
+	var searchKeys []string
+	for k := range p {
+		if !getVoipCallsKeys[k] {
+			searchKeys = append(searchKeys, k)
+		}
+	}
+	sort.Strings(searchKeys)
+	for _, k := range searchKeys {
+		ch, err := h.resolveHeader(ctx, k, q.alias)
+		if err != nil {
+			return err
+		}
+		q.alias++
+		v, err := p.str(k)
+		if err != nil {
+			return err
+		}
+		q.joins = append(q.joins, ch.join)
+		q.where(ch.expr+" = ?", v)
+	}
+	s, err := p.str("customHeaders")
+	if err != nil || s == "" {
+		return err
+	}
+	for _, name := range strings.Split(s, ",") {
+		name = strings.TrimSpace(name)
+		if name == "" {
+			continue
+		}
+		ch, err := h.resolveHeader(ctx, name, q.alias)
+		if err != nil {
+			return err
+		}
+		q.alias++
+		q.joins = append(q.joins, ch.join)
+		q.headers = append(q.headers, ch)
+	}
+	return nil
+}
+
+// sql is the SELECT with sc (the user's sensor restriction) and a LIMIT
+// placeholder, and the names of the fixed columns.
+func (q *voipCallsQuery) sql(sc string) (string, []string) {
+	var b strings.Builder
+	b.WriteString("SELECT ")
+	names := make([]string, 0, len(voipCallColumns))
+	for i, c := range voipCallColumns {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(c.expr)
+		names = append(names, c.name)
+	}
+	for _, ch := range q.headers {
+		b.WriteString(", " + ch.expr)
+	}
+	b.WriteString(" FROM cdr c LEFT JOIN cdr_next n ON n.cdr_ID = c.ID LEFT JOIN cdr_sip_response r ON r.id = c.lastSIPresponse_id")
+	b.WriteString(strings.Join(q.joins, ""))
+	b.WriteString(" WHERE " + strings.Join(q.conds, " AND ") + sc + " ORDER BY c.calldate, c.ID LIMIT ?")
+	return b.String(), names
 }
 
 // --- listCdrIds --------------------------------------------------------------

@@ -216,43 +216,68 @@ func (h *Handler) serveListener(r *http.Request, conn *websocket.Conn, lr listen
 		<-readerDone
 	}()
 
-	writeText := func(st status) error {
-		b, _ := json.Marshal(st)
-		_ = conn.SetWriteDeadline(time.Now().Add(h.o.WriteTimeout))
-		return conn.WriteMessage(websocket.TextMessage, b)
-	}
-	closeWith := func(reason string, code int) {
-		_ = writeText(status{Type: "end", Reason: reason})
-		if len(reason) > 120 { // a close frame's payload is at most 125 bytes
-			reason = reason[:120]
-		}
-		msg := websocket.FormatCloseMessage(code, reason)
-		_ = conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
-	}
-	refHex := fmt.Sprintf("0x%x", lr.ref)
-
+	l := &listener{h: h, r: r, conn: conn, lr: lr, refHex: fmt.Sprintf("0x%x", lr.ref)}
 	f, err := h.subscribe(ctx, lr)
 	if err != nil {
-		reason := ReasonNotFound
-		var why interface{ ListenReason() string }
-		switch {
-		case errors.As(err, &why):
-			reason = why.ListenReason() // e.g. the ARI tap's failure, not "call not found"
-		case errors.Is(err, ErrNoAudio):
-			reason = "live audio is disabled"
-		case errors.Is(err, ErrClosed), ctx.Err() != nil:
-			reason = ReasonShutdown
-		case lr.remote != nil && !errors.Is(err, call.ErrNoCall):
-			reason = "remote sensor unreachable"
-			h.log.Warn("remote sensor listen failed", "sensor", lr.sensor, "callref", refHex, "err", err)
-		}
-		_ = writeText(status{Type: "error", Reason: reason, CallRef: refHex})
-		closeWith(reason, websocket.CloseNormalClosure)
+		reason := l.refusal(ctx, err)
+		_ = l.writeText(status{Type: "error", Reason: reason, CallRef: l.refHex})
+		l.closeWith(reason, websocket.CloseNormalClosure)
 		return
 	}
 	defer f.Close()
+	if err := l.writeText(l.start()); err != nil {
+		return
+	}
+	l.stream(ctx, f)
+}
 
-	start := status{Type: "start", CallRef: refHex, SensorID: &lr.sensor, Layout: "stereo",
+// listener is one websocket listener once upgraded: its request, its
+// connection and the call it listens to.
+type listener struct {
+	h      *Handler
+	r      *http.Request
+	conn   *websocket.Conn
+	lr     listenRequest
+	refHex string
+}
+
+func (l *listener) writeText(st status) error {
+	b, _ := json.Marshal(st)
+	_ = l.conn.SetWriteDeadline(time.Now().Add(l.h.o.WriteTimeout))
+	return l.conn.WriteMessage(websocket.TextMessage, b)
+}
+
+// closeWith sends the end message and a close frame with reason.
+func (l *listener) closeWith(reason string, code int) {
+	_ = l.writeText(status{Type: "end", Reason: reason})
+	if len(reason) > 120 { // a close frame's payload is at most 125 bytes
+		reason = reason[:120]
+	}
+	msg := websocket.FormatCloseMessage(code, reason)
+	_ = l.conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
+}
+
+// refusal is the reason told to the page when the feed could not be opened.
+func (l *listener) refusal(ctx context.Context, err error) string {
+	var why interface{ ListenReason() string }
+	switch {
+	case errors.As(err, &why):
+		return why.ListenReason() // e.g. the ARI tap's failure, not "call not found"
+	case errors.Is(err, ErrNoAudio):
+		return "live audio is disabled"
+	case errors.Is(err, ErrClosed), ctx.Err() != nil:
+		return ReasonShutdown
+	case l.lr.remote != nil && !errors.Is(err, call.ErrNoCall):
+		l.h.log.Warn("remote sensor listen failed", "sensor", l.lr.sensor, "callref", l.refHex, "err", err)
+		return "remote sensor unreachable"
+	}
+	return ReasonNotFound
+}
+
+// start is the first text message: the stream's format and the call.
+func (l *listener) start() status {
+	h, lr := l.h, l.lr
+	start := status{Type: "start", CallRef: l.refHex, SensorID: &l.lr.sensor, Layout: "stereo",
 		Rate: audio.SampleRate, FrameMS: int(audio.FrameDuration / time.Millisecond), Remote: lr.remote != nil}
 	if h.o.Now != nil && lr.remote == nil {
 		if off := time.Since(h.o.Now()); off > time.Second || off < -time.Second {
@@ -268,10 +293,13 @@ func (h *Handler) serveListener(r *http.Request, conn *websocket.Conn, lr listen
 			start.Codec, _ = codecs(&c)
 		}
 	}
-	if err := writeText(start); err != nil {
-		return
-	}
+	return start
+}
 
+// stream writes f's frames, the periodic stats and the rights re-check
+// until the call ends, the page goes or the server shuts down.
+func (l *listener) stream(ctx context.Context, f feed) {
+	h, lr := l.h, l.lr
 	statsT := time.NewTicker(h.o.StatsEvery)
 	defer statsT.Stop()
 	recheck := time.NewTicker(h.o.RecheckEvery)
@@ -283,7 +311,7 @@ func (h *Handler) serveListener(r *http.Request, conn *websocket.Conn, lr listen
 		select {
 		case <-ctx.Done():
 			if h.ctx.Err() != nil {
-				closeWith(ReasonShutdown, websocket.CloseGoingAway)
+				l.closeWith(ReasonShutdown, websocket.CloseGoingAway)
 			}
 			return // else the browser went away
 		case fr, ok := <-f.Frames():
@@ -292,7 +320,7 @@ func (h *Handler) serveListener(r *http.Request, conn *websocket.Conn, lr listen
 				if e, ok := f.(ender); ok && e.EndReason() != "" {
 					reason = e.EndReason()
 				}
-				closeWith(reason, websocket.CloseNormalClosure)
+				l.closeWith(reason, websocket.CloseNormalClosure)
 				return
 			}
 			var flags byte
@@ -302,10 +330,10 @@ func (h *Handler) serveListener(r *http.Request, conn *websocket.Conn, lr listen
 				lastDropped = d
 			}
 			buf = AppendFrame(buf[:0], fr, lr.layout, flags)
-			_ = conn.SetWriteDeadline(time.Now().Add(h.o.WriteTimeout))
-			if err := conn.WriteMessage(websocket.BinaryMessage, buf); err != nil {
+			_ = l.conn.SetWriteDeadline(time.Now().Add(h.o.WriteTimeout))
+			if err := l.conn.WriteMessage(websocket.BinaryMessage, buf); err != nil {
 				if isTimeout(err) {
-					h.log.Info("listener too slow, closed", "callref", refHex, "remote", r.RemoteAddr)
+					h.log.Info("listener too slow, closed", "callref", l.refHex, "remote", l.r.RemoteAddr)
 				}
 				return
 			}
@@ -318,13 +346,13 @@ func (h *Handler) serveListener(r *http.Request, conn *websocket.Conn, lr listen
 					st.Paused = isPaused(&c)
 				}
 			}
-			if err := writeText(st); err != nil {
+			if err := l.writeText(st); err != nil {
 				return
 			}
 		case <-recheck.C:
-			u, err := h.o.Auth.Authenticate(r)
+			u, err := h.o.Auth.Authenticate(l.r)
 			if err != nil || !u.Rights.Has(webui.CanListenActiveCall) || !u.SeesSensor(lr.sensor) {
-				closeWith(ReasonRightsLost, websocket.ClosePolicyViolation)
+				l.closeWith(ReasonRightsLost, websocket.ClosePolicyViolation)
 				return
 			}
 		}

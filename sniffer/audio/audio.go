@@ -125,7 +125,15 @@ type direction struct {
 	ssrc    uint32
 	lastTS  uint32
 	lastPos int64
+	late    int // packets in a row that came after their frame was emitted
 }
+
+// lateReanchor is how many packets in a row may come after their frame was
+// emitted before the direction is re-anchored on arrival time: a sender
+// whose packets fall behind their timestamps by more than the delay (an
+// overloaded Asterisk feeding the ARI tap drifted 0.1–0.6 s) would otherwise
+// be heard as silence until the drift reached a whole second.
+const lateReanchor = 5
 
 // Call is the decoded audio of one call. Feed runs on the packet path;
 // Subscribe, Stats and Close may be called from other goroutines.
@@ -190,6 +198,15 @@ func (c *Call) Feed(dir Dir, hdr *rtp.Header, payload []byte, at time.Time, paus
 			d.lastPos, d.lastTS = pos, hdr.Timestamp
 		} else if pos > d.lastPos {
 			d.lastPos, d.lastTS = pos, hdr.Timestamp
+		}
+		if pos+int64(len(payload)) <= c.next*FrameSamples {
+			if d.late++; d.late >= lateReanchor {
+				pos = now
+				c.stats.Reanchored++
+				d.lastPos, d.lastTS, d.late = pos, hdr.Timestamp, 0
+			}
+		} else {
+			d.late = 0
 		}
 	}
 	if len(payload) > maxPayload {

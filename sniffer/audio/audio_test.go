@@ -2,8 +2,10 @@ package audio
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -295,4 +297,35 @@ func BenchmarkFeed(b *testing.B) {
 			}
 		})
 	}
+}
+
+// TestDriftingSenderStaysAudible: a sender whose packets fall further and
+// further behind their timestamps (an overloaded Asterisk feeding the ARI
+// tap drifted 0.1–0.6 s in the live run) is re-anchored once its packets keep
+// coming after their frames were emitted, instead of being silence until the
+// drift reaches a second.
+func TestDriftingSenderStaysAudible(t *testing.T) {
+	const n = 250
+	var ps []pkt
+	for i := range n {
+		at := time.Duration(i) * FrameDuration
+		ps = append(ps, pkt{dir: FromCaller, ssrc: 1, ts: uint32(i * FrameSamples), at: at, b: 0x10})
+		lag := min(time.Duration(i)*4*time.Millisecond, 600*time.Millisecond)
+		ps = append(ps, pkt{dir: FromCallee, ssrc: 2, ts: uint32(i * FrameSamples), at: at + lag + time.Millisecond, b: 0x20})
+	}
+	slices.SortStableFunc(ps, func(a, b pkt) int { return cmp.Compare(a.at, b.at) })
+	frames, st := collect(ps)
+	caller, callee := 0, 0
+	for _, f := range frames {
+		if level(f.Caller[:]) > 0 {
+			caller++
+		}
+		if level(f.Callee[:]) > 0 {
+			callee++
+		}
+	}
+	if callee < caller*8/10 {
+		t.Errorf("drifting callee audible in %d frames, caller in %d (stats %+v)", callee, caller, st)
+	}
+	t.Logf("caller %d, drifting callee %d audible frames; %+v", caller, callee, st)
 }

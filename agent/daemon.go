@@ -579,6 +579,11 @@ func (d *daemon) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if d.manager != nil {
+		// Ready before anything serves: the HTTP API never answers while the
+		// manager API still closes connections unanswered.
+		d.manager.SetReady(true)
+	}
 	servers, stopServers := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopServers()
 	g, _ := errgroup.WithContext(servers)

@@ -169,7 +169,7 @@ func stopDaemon(t *testing.T, cancel context.CancelFunc, done <-chan int, log *s
 func TestDaemonExitAfterReplay(t *testing.T) {
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "c.conf")
-	if err := os.WriteFile(conf, []byte("[general]\nmanagerport = 0\nspooldir = "+dir+"\n"), 0o644); err != nil {
+	if err := os.WriteFile(conf, []byte("[general]\nmanagerport = 0\nhttp_bind =\nspooldir = "+dir+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	var stderr syncBuffer

@@ -668,21 +668,10 @@ func isConnError(err error) bool {
 func (w *Writer) writeBatch(ctx context.Context, batch []item) error {
 	start := time.Now()
 	// Lookup ids first, outside the transaction (see codebook).
-	look := make([]lookups, len(batch))
-	regUA := make([]uint64, len(batch))
-	for i, it := range batch {
-		var err error
-		if it.reg != nil {
-			if regUA[i], err = w.cb.resolve(ctx, w.db, lookupUA, 0, w.ua(it.reg.UA)); err != nil {
-				return err
-			}
-			continue
-		}
-		if look[i], err = w.resolveCDR(ctx, it.cdr); err != nil {
-			return err
-		}
+	look, regUA, err := w.resolveBatch(ctx, batch)
+	if err != nil {
+		return err
 	}
-
 	keys := make([]key, len(batch))
 	for i, it := range batch {
 		if it.reg != nil {
@@ -703,110 +692,173 @@ func (w *Writer) writeBatch(ctx context.Context, batch []item) error {
 		return err
 	}
 	ro := rowOptions{idSensor: w.o.IDSensor, partition: w.o.Partition}
-	var cdrIdx, regState, regFailed []int
-	var cdrRows, stateRows, failedRows []row
-	dups := 0
+	p := planBatch(batch, keys, seen, look, regUA, ro)
+	bw := batchWrite{w: w, tx: tx, rowIDs: make([]uint64, len(batch)), counts: map[string]int{}}
+	if err := bw.numbered(ctx, "cdr", p.cdr); err != nil {
+		return err
+	}
+	if err := bw.numbered(ctx, "register_state", p.regState); err != nil {
+		return err
+	}
+	if err := bw.numbered(ctx, "register_failed", p.regFailed); err != nil {
+		return err
+	}
+	if err := bw.children(ctx, batch, p.cdr.idx, look, ro); err != nil {
+		return err
+	}
+	written, err := bw.keys(ctx, batch, keys)
+	if err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	w.st.written.Add(uint64(written))
+	w.st.duplicates.Add(uint64(p.dups))
+	for t, n := range bw.counts {
+		w.st.addRows(t, n)
+	}
+	w.st.observeBatch(time.Since(start))
+	w.st.dbUp.Store(true)
+	return nil
+}
+
+// resolveBatch finds (or creates) the codebook ids the batch's rows refer to.
+func (w *Writer) resolveBatch(ctx context.Context, batch []item) ([]lookups, []uint64, error) {
+	look := make([]lookups, len(batch))
+	regUA := make([]uint64, len(batch))
+	for i, it := range batch {
+		var err error
+		if it.reg != nil {
+			if regUA[i], err = w.cb.resolve(ctx, w.db, lookupUA, 0, w.ua(it.reg.UA)); err != nil {
+				return nil, nil, err
+			}
+			continue
+		}
+		if look[i], err = w.resolveCDR(ctx, it.cdr); err != nil {
+			return nil, nil, err
+		}
+	}
+	return look, regUA, nil
+}
+
+// numberedRows are rows whose auto-increment ids the batch needs back: idx
+// are their records' positions in the batch.
+type numberedRows struct {
+	idx  []int
+	rows []row
+}
+
+func (n *numberedRows) add(i int, r row) { n.idx, n.rows = append(n.idx, i), append(n.rows, r) }
+
+// batchPlan is what a batch writes once the records already stored are
+// left out.
+type batchPlan struct {
+	cdr, regState, regFailed numberedRows
+	dups                     int
+}
+
+func planBatch(batch []item, keys []key, seen map[key]bool, look []lookups, regUA []uint64, ro rowOptions) batchPlan {
+	var p batchPlan
 	for i, it := range batch {
 		if seen[keys[i]] {
-			dups++
+			p.dups++
 			continue
 		}
 		seen[keys[i]] = true // a key twice in one batch is written once
 		if it.cdr != nil {
-			cdrIdx = append(cdrIdx, i)
-			cdrRows = append(cdrRows, cdrRow(it.cdr, &look[i], ro))
+			p.cdr.add(i, cdrRow(it.cdr, &look[i], ro))
 			continue
 		}
 		table, r := registerRow(it.reg, regUA[i], ro)
 		if table == "register_failed" {
-			regFailed, failedRows = append(regFailed, i), append(failedRows, r)
+			p.regFailed.add(i, r)
 		} else {
-			regState, stateRows = append(regState, i), append(stateRows, r)
+			p.regState.add(i, r)
 		}
 	}
+	return p
+}
 
-	rowIDs := make([]uint64, len(batch))
-	counts := map[string]int{}
-	insertNumbered := func(table string, idx []int, rows []row) error {
-		if len(rows) == 0 {
-			return nil
+// batchWrite is one batch's transaction: the ids given to its records and
+// the rows written per table.
+type batchWrite struct {
+	w      *Writer
+	tx     *sql.Tx
+	rowIDs []uint64 // by batch position; 0 = not written
+	counts map[string]int
+}
+
+// numbered inserts rows and records their ids: one multi-row INSERT when
+// the server hands out consecutive ids, else one INSERT per row.
+func (b *batchWrite) numbered(ctx context.Context, table string, n numberedRows) error {
+	if len(n.rows) == 0 {
+		return nil
+	}
+	var got []uint64
+	if b.w.consecIDs {
+		chunks, err := insertRows(ctx, b.tx, table, n.rows)
+		if err != nil {
+			return err
 		}
-		var got []uint64
-		if w.consecIDs {
-			chunks, err := insertRows(ctx, tx, table, rows)
+		got = ids(chunks, b.w.idStep)
+	} else {
+		for _, r := range n.rows {
+			chunks, err := insertRows(ctx, b.tx, table, []row{r})
 			if err != nil {
 				return err
 			}
-			got = ids(chunks, w.idStep)
-		} else {
-			for _, r := range rows {
-				chunks, err := insertRows(ctx, tx, table, []row{r})
-				if err != nil {
-					return err
-				}
-				got = append(got, chunks[0].first)
-			}
+			got = append(got, chunks[0].first)
 		}
-		for j, i := range idx {
-			rowIDs[i] = got[j]
-		}
-		counts[table] += len(rows)
-		return nil
 	}
-	if err := insertNumbered("cdr", cdrIdx, cdrRows); err != nil {
-		return err
+	for j, i := range n.idx {
+		b.rowIDs[i] = got[j]
 	}
-	if err := insertNumbered("register_state", regState, stateRows); err != nil {
-		return err
-	}
-	if err := insertNumbered("register_failed", regFailed, failedRows); err != nil {
-		return err
-	}
+	b.counts[table] += len(n.rows)
+	return nil
+}
 
+// children inserts the rows that hang off each new cdr row.
+func (b *batchWrite) children(ctx context.Context, batch []item, cdrIdx []int, look []lookups, ro rowOptions) error {
 	var next, rtpRows, respRows, dtmfRows []row
 	for _, i := range cdrIdx {
-		c := batch[i].cdr
-		next = append(next, cdrNextRow(rowIDs[i], c, ro))
-		rtpRows = append(rtpRows, cdrRTPRows(rowIDs[i], c, ro)...)
-		respRows = append(respRows, cdrSIPRespRows(rowIDs[i], c, &look[i], ro)...)
-		dtmfRows = append(dtmfRows, cdrDTMFRows(rowIDs[i], c, ro)...)
+		c, id := batch[i].cdr, b.rowIDs[i]
+		next = append(next, cdrNextRow(id, c, ro))
+		rtpRows = append(rtpRows, cdrRTPRows(id, c, ro)...)
+		respRows = append(respRows, cdrSIPRespRows(id, c, &look[i], ro)...)
+		dtmfRows = append(dtmfRows, cdrDTMFRows(id, c, ro)...)
 	}
 	for _, t := range []struct {
 		name string
 		rows []row
 	}{{"cdr_next", next}, {"cdr_rtp", rtpRows}, {"cdr_sipresp", respRows}, {"cdr_dtmf", dtmfRows}} {
-		if _, err := insertRows(ctx, tx, t.name, t.rows); err != nil {
+		if _, err := insertRows(ctx, b.tx, t.name, t.rows); err != nil {
 			return err
 		}
-		counts[t.name] += len(t.rows)
+		b.counts[t.name] += len(t.rows)
 	}
+	return nil
+}
 
+// keys records the idempotency key of every record written; it returns
+// their number.
+func (b *batchWrite) keys(ctx context.Context, batch []item, keys []key) (int, error) {
 	var keyRows []row
 	now := time.Now().UTC()
 	for i := range batch {
-		if rowIDs[i] == 0 {
+		if b.rowIDs[i] == 0 {
 			continue
 		}
 		kind := int64(1)
 		if batch[i].reg != nil {
 			kind = 2
 		}
-		keyRows = append(keyRows, row{{"k", keys[i][:]}, {"kind", kind}, {"row_id", rowIDs[i]}, {"created_at", now}})
+		keyRows = append(keyRows, row{{"k", keys[i][:]}, {"kind", kind}, {"row_id", b.rowIDs[i]}, {"created_at", now}})
 	}
-	if _, err := insertRows(ctx, tx, writtenTable, keyRows); err != nil {
-		return err
+	if _, err := insertRows(ctx, b.tx, writtenTable, keyRows); err != nil {
+		return 0, err
 	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
-	w.st.written.Add(uint64(len(keyRows)))
-	w.st.duplicates.Add(uint64(dups))
-	for t, n := range counts {
-		w.st.addRows(t, n)
-	}
-	w.st.observeBatch(time.Since(start))
-	w.st.dbUp.Store(true)
-	return nil
+	return len(keyRows), nil
 }
 
 // ua is a User-Agent as stored in cdr_ua.

@@ -13,6 +13,11 @@
 // "\/", \u escapes); database values are strings, NULL is null. Errors are
 // {"success":false,"error":"…"} with a 4xx status, or 500 with a fixed text
 // (the cause goes to the log, never to the client).
+//
+// webui imports no agent/... package: it declares what it needs (Calls,
+// Remote, Spool; player.Remote and player.FrameSource) and the daemon wires
+// the implementations. An unknown call is call.ErrNoCall from every layer;
+// active calls are rendered from call.Summary.
 package webui
 
 import (

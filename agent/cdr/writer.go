@@ -9,6 +9,10 @@
 // order once MySQL is back. Every record carries an idempotency key stored in
 // the same transaction, so a record is written exactly once across MySQL
 // restarts, agent crashes and replays.
+//
+// The writer takes its own Options (the daemon maps the config onto them)
+// and owns the schema; the `sensors` row is agent/sensors'. Its figures
+// reach /metrics through Writer.Register.
 package cdr
 
 import (

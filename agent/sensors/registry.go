@@ -8,6 +8,11 @@
 //
 // Liveness is judged by the database's own clock (UTC_TIMESTAMP()), so skew
 // between the sensors' clocks does not make a sensor look offline.
+//
+// This package is the one writer of the `sensors` rows. It also supplies
+// the web front end's implementations of webui.Remote (WebRemote) and
+// player.Remote (ManagerRemote, a listen_stream through
+// agent/manager/client).
 package sensors
 
 import (

@@ -45,26 +45,27 @@ type rtpMap struct {
 }
 
 type mediaStream struct {
-	ssrc   uint32 // the addresses are in stats (Stream.Flows)
-	caller bool
-	stats  rtp.Stream
-	dtmf   rtp.DTMFDetector
+	stats rtp.Stream
 	// recent report blocks about this stream: the wire RTCP and the HEP
 	// copy of one report (res_hep_rtcp) count once
-	reports [4]uint64
-	nextRR  int
+	reports [4]uint32 // folded keys: only 4 recent ones are compared
+	dtmf    rtp.DTMFDetector
+	ssrc    uint32 // the addresses are in stats (Stream.Flows)
+	nextRR  uint8
+	caller  bool
 }
 
 // newReport tells whether rr was not applied to s yet, and remembers it.
 func (s *mediaStream) newReport(rr *rtp.ReceptionReport) bool {
-	k := uint64(rr.LastSeq)<<32 ^ uint64(rr.LSR) ^ uint64(rr.DLSR)<<16 ^ uint64(rr.Jitter)<<48
+	k64 := uint64(rr.LastSeq)<<32 ^ uint64(rr.LSR) ^ uint64(rr.DLSR)<<16 ^ uint64(rr.Jitter)<<48
+	k := uint32(k64) ^ uint32(k64>>32)
 	for _, v := range s.reports {
 		if v == k {
 			return false
 		}
 	}
 	s.reports[s.nextRR] = k
-	s.nextRR = (s.nextRR + 1) % len(s.reports)
+	s.nextRR = (s.nextRR + 1) % uint8(len(s.reports))
 	return true
 }
 

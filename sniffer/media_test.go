@@ -5,6 +5,7 @@ import (
 	"io"
 	"testing"
 	"time"
+	"unsafe"
 
 	"pbx-agent/sniffer/call"
 	"pbx-agent/sniffer/simulate"
@@ -61,5 +62,14 @@ func TestMediaPathNoAlloc(t *testing.T) {
 	}
 	if allocs != 0 {
 		t.Errorf("%v allocations per RTP packet, want 0", allocs)
+	}
+}
+
+// TestStreamFootprint pins the per-stream memory behind "≤ 8 KiB per active
+// call": a stream with its statistics and the three jitter-buffer
+// simulators fits the runtime's 2,688-byte size class (two per call).
+func TestStreamFootprint(t *testing.T) {
+	if n := unsafe.Sizeof(mediaStream{}); n > 2688 {
+		t.Errorf("mediaStream is %d bytes, want ≤ 2688 (one 2,688-byte allocation per stream)", n)
 	}
 }

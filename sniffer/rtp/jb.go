@@ -31,6 +31,13 @@ type JBConfig struct {
 	Adaptive bool
 }
 
+// jbParams is a JBConfig as a running buffer keeps it (ms).
+type jbParams struct{ Size, Resync int32 }
+
+func (c JBConfig) params() jbParams {
+	return jbParams{Size: int32(min(c.Size, math.MaxInt32)), Resync: int32(min(c.Resync, math.MaxInt32))}
+}
+
 // Default simulators, as VoIPmonitor's jitterbuffer_f1/f2/adapt.
 var (
 	DefaultF1    = JBConfig{Size: 50, Resync: 100}
@@ -41,16 +48,16 @@ var (
 // lossHist accumulates loss bursts (a run of k missing frames counts k,
 // capped at maxBurst) and per-interval MOS.
 type lossHist struct {
-	burst   int // current run of missing frames
-	lost    int // Σ k over the bursts
-	bursts  int // number of bursts
-	ivLost  int // lost / bursts at the start of the current interval
-	ivBurst int
+	burst   int32 // current run of missing frames
+	lost    int32 // Σ k over the bursts
+	bursts  int32 // number of bursts
+	ivLost  int32 // lost / bursts at the start of the current interval
+	ivBurst int32
+	nInterv int32
 	// interval results
-	sumMOS  float64 // Σ mos·duration(ms)
-	sumDur  int64
-	minMOS  float64
-	nInterv int
+	sumMOS float64 // Σ mos·duration(ms)
+	sumDur int64
+	minMOS float64
 }
 
 func (h *lossHist) miss() { h.burst++ }
@@ -71,7 +78,7 @@ func (h *lossHist) closeInterval(received int, durMs int64, c Codec) {
 	if received <= 0 {
 		return
 	}
-	m := roundMOS(IntervalMOS(h.lost-h.ivLost, h.bursts-h.ivBurst, received, c))
+	m := roundMOS(IntervalMOS(int(h.lost-h.ivLost), int(h.bursts-h.ivBurst), received, c))
 	h.ivLost, h.ivBurst = h.lost, h.bursts
 	if durMs < 1 {
 		durMs = 1
@@ -104,10 +111,10 @@ func (jb *fixedJB) delivery(f *jbFrame) int64 { return jb.base + int64(f.off) }
 
 // fixedJB is Asterisk's fixed jitter buffer driven by packet arrival.
 type fixedJB struct {
-	cfg          JBConfig
+	cfg          jbParams
 	started      bool
-	clock        int64 // playout grid: first arrival + k·ptime (VoIPmonitor's last_ts)
 	pendingQuiet bool  // a dropped frame started a talkspurt: the next one does
+	clock        int64 // playout grid: first arrival + k·ptime (VoIPmonitor's last_ts)
 	rxcore       int64
 	nextDelivery int64
 	base         int64 // queued deliveries are offsets from it
@@ -256,8 +263,7 @@ func (jb *fixedJB) resync(ts, ms, now int64, quiet bool) bool {
 // transit delay exceeds the minimum recent delay plus the current playout
 // delay.
 type adaptiveJB struct {
-	cfg     JBConfig
-	started bool
+	cfg     jbParams
 	hist    lossHist
 	delays  [adaptHistory]int16 // ms above minD, saturated at ±32.767 s (beyond any buffer size)
 	nd, pos int
@@ -265,7 +271,8 @@ type adaptiveJB struct {
 	spread  int64
 	cur     int64 // playout delay above minD (ms)
 	lastSeq int64
-	sinceRe int
+	sinceRe int32
+	started bool
 }
 
 func (jb *adaptiveJB) put(ts, seq, now int64, quiet bool) {
@@ -299,10 +306,10 @@ func (jb *adaptiveJB) put(ts, seq, now int64, quiet bool) {
 	gap := int(seq - jb.lastSeq - 1) // frames that never arrived before this one
 	jb.lastSeq = seq
 	if late { // its slot is gone too
-		jb.hist.burst += gap + 1
+		jb.hist.burst += int32(gap + 1)
 		return
 	}
-	jb.hist.burst += gap
+	jb.hist.burst += int32(gap)
 	jb.hist.played()
 }
 

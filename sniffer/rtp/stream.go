@@ -44,59 +44,61 @@ type StreamConfig struct {
 // direction). Update does not allocate. A Stream is not safe for concurrent
 // use; the call table owns it.
 type Stream struct {
-	cfg   StreamConfig
+	flow  flow
 	codec Codec
 
-	ssrc        uint32
-	payloadType uint8
 	received    int
 	bytes       int64
 	first, last int64 // arrival, ns since epoch
 
 	// sequence state
-	baseSeq     uint16
-	maxSeq      uint16
 	cycles      int64
-	badSeq      int32
 	priorExp    int64 // expected packets before a sequence restart
 	seen        [dupWindow / 64]uint64
 	duplicates  int
 	reordered   int
 	lastLost    int64
-	sl          [10]int
+	sl          [10]int32
 	maxDeltaNs  int64
 	prevArrival int64
-	prevPT      uint8
-	regular     bool
-	restarted   bool // the sequence restarted: no loss event for the rebase
 
 	// jitter (voice packets only)
-	haveVoice  bool
 	vArrival   int64
-	vTS        uint32
-	vSeq       uint16
 	tsExt      int64 // extended timestamp of the last voice packet, relative to the first
 	jitter     float64
 	sumJitter  float64
 	nJitter    int
 	maxJitter  float64
-	delay      [7]int
+	delay      [7]int32
 	ptimeMs    int64
 	events     int
-	mark       bool
 	lastVoiceN int // received count at the last voice packet
 
 	// MOS
 	f1, f2      fixedJB
 	adapt       adaptiveJB
-	f1On, f2On  bool
-	adaptOn     bool
 	ivStart     int64 // arrival (ms) of the interval's first packet
 	ivPackets   int
 	ivDue       int // packets left before closing a due interval (-1 = not due)
 	mosInterval int64
 
 	rtcp RTCPStats
+
+	// The small fields together (no padding between them).
+	ssrc        uint32
+	badSeq      int32
+	vTS         uint32
+	baseSeq     uint16
+	maxSeq      uint16
+	vSeq        uint16
+	payloadType uint8
+	prevPT      uint8
+	regular     bool
+	restarted   bool // the sequence restarted: no loss event for the rebase
+	haveVoice   bool
+	mark        bool
+	f1On, f2On  bool
+	adaptOn     bool
 }
 
 // NewStream returns a Stream configured by cfg.
@@ -108,12 +110,21 @@ func NewStream(cfg StreamConfig) *Stream {
 
 // Flows reports whether s was configured for packets from src to dst.
 func (s *Stream) Flows(src, dst netip.AddrPort) bool {
-	return s.cfg.Src == src && s.cfg.Dst == dst
+	return s.flow.src == src && s.flow.dst == dst
+}
+
+// flow is what a Stream keeps of its StreamConfig.
+type flow struct {
+	src, dst netip.AddrPort
+	caller   bool
+	eventPT  uint8
+	sdpCodec bool // the codec came from the SDP (StreamConfig.Codec set)
 }
 
 // Reset clears s for reuse with a new configuration.
 func (s *Stream) Reset(cfg StreamConfig) {
-	*s = Stream{cfg: cfg, codec: cfg.Codec, badSeq: -1, ivDue: -1}
+	*s = Stream{flow: flow{src: cfg.Src, dst: cfg.Dst, caller: cfg.Caller, eventPT: cfg.EventPT, sdpCodec: cfg.Codec.ClockRate != 0},
+		codec: cfg.Codec, badSeq: -1, ivDue: -1}
 	jb := func(c, def JBConfig) (JBConfig, bool) {
 		switch {
 		case c.Size < 0:
@@ -126,10 +137,11 @@ func (s *Stream) Reset(cfg StreamConfig) {
 		}
 		return c, true
 	}
-	s.f1.cfg, s.f1On = jb(cfg.F1, DefaultF1)
-	s.f2.cfg, s.f2On = jb(cfg.F2, DefaultF2)
-	s.adapt.cfg, s.adaptOn = jb(cfg.Adapt, DefaultAdapt)
-	s.adapt.cfg.Adaptive = true
+	var f1, f2, adapt JBConfig
+	f1, s.f1On = jb(cfg.F1, DefaultF1)
+	f2, s.f2On = jb(cfg.F2, DefaultF2)
+	adapt, s.adaptOn = jb(cfg.Adapt, DefaultAdapt)
+	s.f1.cfg, s.f2.cfg, s.adapt.cfg = f1.params(), f2.params(), adapt.params()
 	s.mosInterval = int64(cfg.MOSInterval / time.Millisecond)
 	if s.mosInterval <= 0 {
 		s.mosInterval = int64(DefaultMOSInterval / time.Millisecond)
@@ -140,7 +152,7 @@ func (s *Stream) Reset(cfg StreamConfig) {
 func (s *Stream) Received() int { return s.received }
 
 // IsEvent reports whether pt is the stream's telephone-event payload type.
-func (s *Stream) IsEvent(pt uint8) bool { return s.cfg.EventPT != 0 && pt == s.cfg.EventPT }
+func (s *Stream) IsEvent(pt uint8) bool { return s.flow.eventPT != 0 && pt == s.flow.eventPT }
 
 // Update accounts one RTP packet: hdr parsed from it, payloadLen bytes of
 // payload, captured at arrival. Packets must come in capture order.
@@ -190,7 +202,7 @@ func (s *Stream) Update(hdr *Header, payloadLen int, arrival time.Time) {
 	}
 	if pt := hdr.PayloadType; pt != PTCN || !s.haveVoice {
 		// comfort noise does not define the stream's codec unless it comes first
-		if s.cfg.Codec.ClockRate == 0 && (pt != s.payloadType || s.codec.ClockRate == 0) {
+		if !s.flow.sdpCodec && (pt != s.payloadType || s.codec.ClockRate == 0) {
 			if c, ok := StaticCodec(pt); ok {
 				s.codec = c
 			}
@@ -393,9 +405,9 @@ func delayBucket(ms int) int {
 // MOS of the open interval is computed on a copy of the accumulators.
 func (s *Stream) Summary() Summary {
 	sum := Summary{
-		Src:        s.cfg.Src,
-		Dst:        s.cfg.Dst,
-		Caller:     s.cfg.Caller,
+		Src:        s.flow.src,
+		Dst:        s.flow.dst,
+		Caller:     s.flow.caller,
 		SSRC:       s.ssrc,
 		Payload:    int(s.payloadType),
 		Codec:      s.codec.Name,
@@ -406,13 +418,17 @@ func (s *Stream) Summary() Summary {
 		Reordered:  s.reordered,
 		MaxJitter:  s.maxJitter,
 		MaxDelta:   float64(s.maxDeltaNs) / 1e6,
-		SL:         s.sl,
-		D:          s.delay,
 		PTime:      int(s.ptimeMs),
 		Events:     s.events,
 		MOSF1:      MOSMax, MOSF2: MOSMax, MOSAdapt: MOSMax,
 		MOSF1Min: MOSMax, MOSF2Min: MOSMax, MOSAdaptMin: MOSMax,
 		RTCP: s.rtcp,
+	}
+	for i, n := range s.sl {
+		sum.SL[i] = int(n)
+	}
+	for i, n := range s.delay {
+		sum.D[i] = int(n)
 	}
 	if s.received == 0 {
 		return sum

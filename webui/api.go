@@ -413,14 +413,10 @@ func (q *voipCallsQuery) sql(sc string) (string, []string) {
 // --- listCdrIds --------------------------------------------------------------
 
 func (h *Handler) listCdrIds(w http.ResponseWriter, r *http.Request, u *User, req *apiRequest) error {
-	p := req.Params[0]
-	offset, err := p.num("offset", 0, 0, 1<<62)
-	if err != nil {
-		return err
-	}
-	size, err := p.num("size", 100, 1, int64(h.o.MaxRows))
-	if err != nil {
-		return err
+	pr := paramReader{p: req.Params[0]}
+	offset, size := pr.num("offset", 0, 0, 1<<62), pr.num("size", 100, 1, int64(h.o.MaxRows))
+	if pr.err != nil {
+		return pr.err
 	}
 	simple, iso := req.Flags&0x01 != 0, req.Flags&0x02 != 0
 	sc, sargs := sensorCond(u)

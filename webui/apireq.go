@@ -192,3 +192,37 @@ func (p params) flag(key string) (bool, error) {
 	}
 	return false, fmt.Errorf("%w: params.%s: must be true or false", ErrBadRequest, key)
 }
+
+// paramReader reads several parameters in a row and keeps the first error
+// (a handler checks it once, after the reads).
+type paramReader struct {
+	p   params
+	err error
+}
+
+func (r *paramReader) str(key string) string {
+	if r.err != nil {
+		return ""
+	}
+	v, err := r.p.str(key)
+	r.err = err
+	return v
+}
+
+func (r *paramReader) num(key string, def, lo, hi int64) int64 {
+	if r.err != nil {
+		return 0
+	}
+	v, err := r.p.num(key, def, lo, hi)
+	r.err = err
+	return v
+}
+
+func (r *paramReader) flag(key string) bool {
+	if r.err != nil {
+		return false
+	}
+	v, err := r.p.flag(key)
+	r.err = err
+	return v
+}

@@ -129,22 +129,11 @@ var errAlreadyAnswered = errors.New("webui: response already started")
 
 // getPCAP: params callId, cidInterval, cidMerge, zip.
 func (h *Handler) getPCAP(w http.ResponseWriter, r *http.Request, u *User, req *apiRequest) error {
-	p := req.Params[0]
-	callID, err := p.str("callId")
-	if err != nil {
-		return err
-	}
-	interval, err := p.num("cidInterval", 0, 0, 86400)
-	if err != nil {
-		return err
-	}
-	merge, err := p.flag("cidMerge")
-	if err != nil {
-		return err
-	}
-	zipped, err := p.flag("zip")
-	if err != nil {
-		return err
+	pr := paramReader{p: req.Params[0]}
+	callID, interval := pr.str("callId"), pr.num("cidInterval", 0, 0, 86400)
+	merge, zipped := pr.flag("cidMerge"), pr.flag("zip")
+	if pr.err != nil {
+		return pr.err
 	}
 	refs, err := h.legs(r.Context(), u, callID, interval)
 	if err != nil {
@@ -240,13 +229,10 @@ func (h *Handler) getVoiceRecording(w http.ResponseWriter, r *http.Request, u *U
 	} else if ogg {
 		return fmt.Errorf("%w: ogg output is not supported by pbx-agent; omit ogg to get WAV", ErrBadRequest)
 	}
-	zipped, err := p.flag("zip")
-	if err != nil {
-		return err
-	}
-	afterConnect, err := p.flag("saveaudio_afterconnect")
-	if err != nil {
-		return err
+	pr := paramReader{p: p}
+	zipped, afterConnect := pr.flag("zip"), pr.flag("saveaudio_afterconnect")
+	if pr.err != nil {
+		return pr.err
 	}
 	var wavs [][]byte
 	var names []string
@@ -381,22 +367,11 @@ func (h *Handler) verifyShare(tok string) (shareClaims, error) {
 // getShareURL: params callId, cidInterval, rtp, sip_history → a signed,
 // expiring public link.
 func (h *Handler) getShareURL(w http.ResponseWriter, r *http.Request, u *User, req *apiRequest) error {
-	p := req.Params[0]
-	callID, err := p.str("callId")
-	if err != nil {
-		return err
-	}
-	interval, err := p.num("cidInterval", 0, 0, 86400)
-	if err != nil {
-		return err
-	}
-	rtp, err := p.flag("rtp")
-	if err != nil {
-		return err
-	}
-	sipHistory, err := p.flag("sip_history")
-	if err != nil {
-		return err
+	pr := paramReader{p: req.Params[0]}
+	callID, interval := pr.str("callId"), pr.num("cidInterval", 0, 0, 86400)
+	rtp, sipHistory := pr.flag("rtp"), pr.flag("sip_history")
+	if pr.err != nil {
+		return pr.err
 	}
 	refs, err := h.legs(r.Context(), u, callID, interval)
 	if err != nil {

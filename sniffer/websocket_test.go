@@ -240,3 +240,33 @@ func flowPacket(i int, at time.Time) *decode.Packet {
 		Src: netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}), 40000), Dst: netip.MustParseAddrPort("10.9.9.9:5060"),
 		Payload: []byte("INVITE sip:a@b SIP/2.0\r\n")}
 }
+
+// FuzzWebSocket feeds arbitrary bytes, split at an arbitrary point, to a
+// websocket flow (after the handshake, and from its start): it must never
+// panic, and what a flow holds stays within its caps.
+func FuzzWebSocket(f *testing.F) {
+	mask := []byte{1, 2, 3, 4}
+	msg := []byte("OPTIONS sip:a@b SIP/2.0\r\nContent-Length: 0\r\n\r\n")
+	f.Add(append(append([]byte(nil), wsFrame(1, false, mask, msg[:10])...), wsFrame(0, true, mask, msg[10:])...), uint16(5), false)
+	f.Add([]byte("GET / HTTP/1.1\r\nUpgrade: websocket\r\n\r\n\x81\x7f\x00\x00\x00\x00\x00\x01\x00\x00"), uint16(20), true)
+	f.Add(bytes.Repeat(wsFrame(0, false, nil, bytes.Repeat([]byte("x"), 200)), 50), uint16(300), false)
+	f.Fuzz(func(t *testing.T, data []byte, split uint16, handshake bool) {
+		w := wsFlow{state: wsFrames}
+		if handshake {
+			w.state = wsHandshake
+		}
+		cut := int(split) % (len(data) + 1)
+		for range 3 { // the same bytes again: continuation across feeds
+			for _, part := range [][]byte{data[:cut], data[cut:]} {
+				w.feed(part, func(m []byte) {
+					if len(m) > maxWSMessage+maxWSBuffer {
+						t.Fatalf("delivered %d bytes", len(m))
+					}
+				})
+				if len(w.msg) > maxWSMessage || len(w.buf) > maxWSBuffer {
+					t.Fatalf("flow holds msg %d, buf %d bytes", len(w.msg), len(w.buf))
+				}
+			}
+		}
+	})
+}

@@ -2,7 +2,6 @@ package webui
 
 import (
 	"archive/zip"
-	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -234,79 +233,91 @@ func (h *Handler) getVoiceRecording(w http.ResponseWriter, r *http.Request, u *U
 	if pr.err != nil {
 		return pr.err
 	}
-	var wavs [][]byte
-	var names []string
-	for _, c := range refs {
-		b, err := h.callWAV(ctx, c)
+	skip := func(c cdrRef) (time.Duration, error) {
+		if !afterConnect {
+			return 0, nil
+		}
+		if c.ConnectDuration < 0 {
+			return 0, fmt.Errorf("%w: call %d was not answered: no audio after connect", ErrNotFound, c.ID)
+		}
+		return time.Duration((c.Duration - c.ConnectDuration - c.FirstRTP) * float64(time.Second)), nil
+	}
+	// The recordings are streamed one after the other: at most one leg's
+	// file is open (and, decoded from RTP, one leg's samples held) at a time.
+	open := func(c cdrRef) (*wavStream, error) {
+		d, err := skip(c)
+		if err != nil {
+			return nil, err
+		}
+		return h.openWAV(ctx, c, d)
+	}
+	first, i := (*wavStream)(nil), 0
+	for ; i < len(refs); i++ {
+		ws, err := open(refs[i])
 		if errors.Is(err, fs.ErrNotExist) && len(refs) > 1 {
 			continue
 		}
 		if err != nil {
 			return err
 		}
-		if afterConnect {
-			if c.ConnectDuration < 0 {
-				return fmt.Errorf("%w: call %d was not answered: no audio after connect", ErrNotFound, c.ID)
-			}
-			skip := c.Duration - c.ConnectDuration - c.FirstRTP
-			if b, err = trimWAV(b, time.Duration(skip*float64(time.Second))); err != nil {
-				return err
-			}
+		first = ws
+		break
+	}
+	if first == nil {
+		return fmt.Errorf("%w: no audio of the call is in the spool", fs.ErrNotExist)
+	}
+	name := func(c cdrRef) string { return fmt.Sprintf("%s.wav", safeName(c.Basename)) }
+	if !zipped {
+		defer first.Close()
+		attachment(w, "audio/x-wav", name(refs[i]))
+		if first.size >= 0 {
+			w.Header().Set("Content-Length", strconv.FormatInt(first.size, 10))
 		}
-		wavs = append(wavs, b)
-		names = append(names, fmt.Sprintf("%s.wav", safeName(c.Basename)))
-		if !zipped {
+		_, err := io.Copy(w, first)
+		return h.streamErr(err)
+	}
+	attachment(w, "application/zip", refs[0].Basename+".zip")
+	zw := zip.NewWriter(w)
+	for ws, n := first, 1; ws != nil; n++ {
+		f, err := zw.Create(fmt.Sprintf("%d-%s", n, name(refs[i])))
+		if err == nil {
+			_, err = io.Copy(f, ws)
+		}
+		ws.Close()
+		if err != nil {
+			return h.streamErr(err)
+		}
+		ws = nil
+		for i++; i < len(refs); i++ {
+			next, err := open(refs[i])
+			if errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			if err != nil {
+				return h.streamErr(err)
+			}
+			ws = next
 			break
 		}
 	}
-	if len(wavs) == 0 {
-		return fmt.Errorf("%w: no audio of the call is in the spool", fs.ErrNotExist)
-	}
-	if !zipped {
-		attachment(w, "audio/x-wav", names[0])
-		w.Header().Set("Content-Length", strconv.Itoa(len(wavs[0])))
-		_, _ = w.Write(wavs[0])
-		return nil
-	}
-	var buf bytes.Buffer
-	zw := zip.NewWriter(&buf)
-	for i, b := range wavs {
-		f, err := zw.Create(fmt.Sprintf("%d-%s", i+1, names[i]))
-		if err != nil {
-			return err
-		}
-		if _, err := f.Write(b); err != nil {
-			return err
-		}
-	}
-	if err := zw.Close(); err != nil {
-		return err
-	}
-	attachment(w, "application/zip", refs[0].Basename+".zip")
-	_, _ = w.Write(buf.Bytes())
-	return nil
+	return h.streamErr(zw.Close())
 }
 
-// maxWAV bounds a recording held in memory (about 3 h of stereo 8 kHz).
-const maxWAV = 512 << 20
-
-// callWAV returns the call's recording: the spool's AUDIO file, else a
-// stereo WAV decoded from the G.711 RTP in its pcap.
-func (h *Handler) callWAV(ctx context.Context, c cdrRef) ([]byte, error) {
+// openWAV opens the call's recording as a stream: the spool's AUDIO file
+// (with its first skip cut, saveaudio_afterconnect), else a stereo WAV
+// decoded from the G.711 RTP in its pcap.
+func (h *Handler) openWAV(ctx context.Context, c cdrRef, skip time.Duration) (*wavStream, error) {
 	if h.o.Spool == nil {
 		return nil, fmt.Errorf("%w: no spool configured", ErrUnavailable)
 	}
 	f, err := h.o.Spool.Open(ctx, SpoolFile{Kind: KindAudio, CallDate: c.CallDate, Basename: c.Basename, SensorID: c.Sensor})
 	if err == nil {
-		defer f.Close()
-		b, err := io.ReadAll(io.LimitReader(f, maxWAV+1))
+		ws, err := wavFile(f, skip)
 		if err != nil {
+			f.Close()
 			return nil, err
 		}
-		if len(b) > maxWAV {
-			return nil, fmt.Errorf("%w: recording larger than %d bytes", ErrBadRequest, maxWAV)
-		}
-		return b, nil
+		return ws, nil
 	}
 	if !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
@@ -319,7 +330,7 @@ func (h *Handler) callWAV(ctx context.Context, c cdrRef) ([]byte, error) {
 		return nil, err
 	}
 	defer rf.Close()
-	return wavFromRTP(rf, c.CallDate)
+	return wavFromRTP(rf, skip)
 }
 
 // --- share links -------------------------------------------------------------

@@ -1,6 +1,8 @@
 package webui
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -33,41 +35,85 @@ func wavHeader(channels, dataLen int) []byte {
 	return h
 }
 
-// trimWAV drops the first d of a PCM WAV (saveaudio_afterconnect).
-func trimWAV(b []byte, d time.Duration) ([]byte, error) {
-	if d <= 0 {
-		return b, nil
+// wavStream is one leg's recording, read as a stream.
+type wavStream struct {
+	io.Reader
+	size  int64 // bytes in all, -1 when unknown (then sent chunked)
+	close func() error
+}
+
+func (w *wavStream) Close() error {
+	if w.close == nil {
+		return nil
 	}
-	if len(b) < 12 || string(b[0:4]) != "RIFF" || string(b[8:12]) != "WAVE" {
+	return w.close()
+}
+
+// maxWAVChunks bounds the chunks read before "data" in a WAV file.
+const maxWAVChunks = 64
+
+// wavFile streams a spool WAV file; with skip > 0 (saveaudio_afterconnect)
+// its first skip is cut: the header is read, a new one written for the
+// shorter data, the skipped bytes discarded and the rest passed through.
+// Nothing but the header is held in memory.
+func wavFile(f io.ReadCloser, skip time.Duration) (*wavStream, error) {
+	fileSize := int64(-1)
+	if st, ok := f.(interface{ Stat() (fs.FileInfo, error) }); ok {
+		if fi, err := st.Stat(); err == nil {
+			fileSize = fi.Size()
+		}
+	}
+	if skip <= 0 {
+		return &wavStream{Reader: f, size: fileSize, close: f.Close}, nil
+	}
+	br := bufio.NewReader(f)
+	var riff [12]byte
+	if _, err := io.ReadFull(br, riff[:]); err != nil || string(riff[0:4]) != "RIFF" || string(riff[8:12]) != "WAVE" {
 		return nil, fmt.Errorf("%w: the recording is not a WAV file", ErrBadCapture)
 	}
+	consumed := int64(12)
 	var channels, bits, rate int
-	for off := 12; off+8 <= len(b); {
-		id, size := string(b[off:off+4]), int(binary.LittleEndian.Uint32(b[off+4:]))
-		body := off + 8
-		if size < 0 || body+size > len(b) {
-			size = len(b) - body
+	for range maxWAVChunks {
+		var ch [8]byte
+		if _, err := io.ReadFull(br, ch[:]); err != nil {
+			break
 		}
+		consumed += 8
+		id, size := string(ch[:4]), int64(binary.LittleEndian.Uint32(ch[4:]))
 		switch id {
 		case "fmt ":
-			if size < 16 {
+			if size < 16 || size > 1024 {
+				return nil, fmt.Errorf("%w: WAV fmt chunk of %d bytes", ErrBadCapture, size)
+			}
+			body := make([]byte, size+size&1)
+			if _, err := io.ReadFull(br, body); err != nil {
 				return nil, fmt.Errorf("%w: short WAV fmt chunk", ErrBadCapture)
 			}
-			channels = int(binary.LittleEndian.Uint16(b[body+2:]))
-			rate = int(binary.LittleEndian.Uint32(b[body+4:]))
-			bits = int(binary.LittleEndian.Uint16(b[body+14:]))
+			consumed += int64(len(body))
+			channels = int(binary.LittleEndian.Uint16(body[2:]))
+			rate = int(binary.LittleEndian.Uint32(body[4:]))
+			bits = int(binary.LittleEndian.Uint16(body[14:]))
 		case "data":
 			frame := channels * bits / 8
 			if frame <= 0 || rate <= 0 {
 				return nil, fmt.Errorf("%w: WAV data before its format", ErrBadCapture)
 			}
-			skip := min(int(d.Seconds()*float64(rate))*frame, size)
-			data := b[body+skip : body+size]
-			out := wavHeader(channels, len(data))
-			out = fixFormat(out, channels, rate, bits)
-			return append(out, data...), nil
+			if fileSize >= 0 && size > fileSize-consumed {
+				size = max(0, fileSize-consumed)
+			}
+			cut := min(int64(skip.Seconds()*float64(rate))*int64(frame), size)
+			if _, err := io.CopyN(io.Discard, br, cut); err != nil {
+				return nil, fmt.Errorf("%w: WAV shorter than its header says", ErrBadCapture)
+			}
+			data := size - cut
+			hdr := fixFormat(wavHeader(channels, int(data)), channels, rate, bits)
+			return &wavStream{Reader: io.MultiReader(bytes.NewReader(hdr), io.LimitReader(br, data)), size: int64(len(hdr)) + data, close: f.Close}, nil
+		default:
+			if _, err := io.CopyN(io.Discard, br, size+size&1); err != nil {
+				break
+			}
+			consumed += size + size&1
 		}
-		off = body + size + size&1
 	}
 	return nil, fmt.Errorf("%w: WAV without a data chunk", ErrBadCapture)
 }
@@ -91,9 +137,10 @@ type rtpTrack struct {
 }
 
 // wavFromRTP decodes the G.711 streams of an RTP pcap into a stereo WAV:
-// the two busiest streams, the earlier-starting one left. Other codecs are
-// refused.
-func wavFromRTP(r io.Reader, _ time.Time) ([]byte, error) {
+// the two busiest streams, the earlier-starting one left, less its first
+// skip. Other codecs are refused. The decoded samples are held (one leg at
+// a time); the WAV itself is produced as it is read.
+func wavFromRTP(r io.Reader, skip time.Duration) (*wavStream, error) {
 	pr, err := openCapture(r)
 	if err != nil {
 		return nil, err
@@ -160,17 +207,34 @@ func wavFromRTP(r io.Reader, _ time.Time) ([]byte, error) {
 		total = max(total, offs[i]+len(t.pcm))
 	}
 	total = min(total, maxSamples)
-	out := wavHeader(2, total*4)
-	out = append(out, make([]byte, total*4)...)
-	data := out[44:]
-	for ch, t := range list {
-		for i, s := range t.pcm {
-			pos := offs[ch] + i
-			if pos >= total {
-				break
+	from := min(max(0, int(skip.Seconds()*wavRate)), total)
+	iv := &interleaver{tracks: list, offs: offs, pos: from, end: total}
+	return &wavStream{Reader: io.MultiReader(bytes.NewReader(wavHeader(2, (total-from)*4)), iv), size: 44 + int64(total-from)*4}, nil
+}
+
+// interleaver writes the stereo samples of two tracks, sample pos to end,
+// as 16-bit little-endian PCM, on demand.
+type interleaver struct {
+	tracks   []*rtpTrack
+	offs     []int
+	pos, end int
+}
+
+func (v *interleaver) Read(p []byte) (int, error) {
+	if v.pos >= v.end {
+		return 0, io.EOF
+	}
+	n := 0
+	for ; n+4 <= len(p) && v.pos < v.end; n, v.pos = n+4, v.pos+1 {
+		clear(p[n : n+4])
+		for ch, t := range v.tracks {
+			if i := v.pos - v.offs[ch]; i >= 0 && i < len(t.pcm) {
+				binary.LittleEndian.PutUint16(p[n+ch*2:], uint16(t.pcm[i]))
 			}
-			binary.LittleEndian.PutUint16(data[pos*4+ch*2:], uint16(s))
 		}
 	}
-	return out, nil
+	if n == 0 {
+		return 0, io.ErrShortBuffer
+	}
+	return n, nil
 }

@@ -477,7 +477,7 @@ def s_answered():
     log("cdr_rtp:\n" + rtp)
     compare_rtp_counts(scn, first, t["dial"] - 1)
     for f, size in spool_files(t["dial"]):
-        if "/RTP/" in f and f.endswith(".pcap"):
+        if "/RTP/" in f and (f.endswith(".pcap") or f.endswith(".pcap.gz")):
             p = os.path.join(RUN, "spool-agent", f)
             n = subprocess.run(["tshark", "-n", "-r", p, "-T", "fields", "-e", "frame.number"], capture_output=True, text=True).stdout.split()
             d = subprocess.run(["tshark", "-n", "-r", p, "-o", "rtp.heuristic_rtp:TRUE", "-Y", "rtp", "-T", "fields", "-e", "rtp.ssrc", "-e", "rtp.seq"], capture_output=True, text=True).stdout.splitlines()
@@ -783,6 +783,21 @@ def s_mgrpause():
     t["unpause"] = time.time()
     log("manager unpausecall ->", repr(mgr(f"unpausecall {ref}")))
     log("manager pausecall bad ref ->", repr(mgr("pausecall 0x1")))
+    # the same pause through the manager's unix socket and the dashboard's button (session cookie, via=dashboard)
+    us = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    us.connect(os.path.join(RUN, "pbx-agent-manager.sock"))
+    us.sendall(f"pausecall {ref}\n".encode()); us.shutdown(socket.SHUT_WR); log("manager socket pausecall ->", repr(us.recv(4096))); us.close()
+    us = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    us.connect(os.path.join(RUN, "pbx-agent-manager.sock"))
+    us.sendall(f"unpausecall {ref}\n".encode()); us.shutdown(socket.SHUT_WR); log("manager socket unpausecall ->", repr(us.recv(4096))); us.close()
+    st, body = http_get("/php/model/sql.php?module=bypass_login&user=monitor&pass=monpass")
+    sid = json.loads(body).get("SID", "") if st == 200 else ""
+    for cmd in ("pausecall", "unpausecall"):
+        req = urllib.request.Request(f"http://{HTTP}/php/api.php?via=dashboard", method="POST", headers={"Content-Type": "application/json", "Cookie": "PHPSESSID=" + sid},
+                                     data=json.dumps({"task": "handleActiveCall", "params": {"command": cmd, "callRef": ref, "sensorId": SENSOR}}).encode())
+        with urllib.request.urlopen(req, timeout=10) as r:
+            log(f"dashboard {cmd} ->", r.status, r.read()[:200])
+    log("audit table:\n" + sql("select id, created_at, user, address, via, task, params, result from pbx_agent_api_audit order by id desc limit 8"))
     log("manager active_call_info ->", mgr(f"active_call_info {ref}")[:600])
     log("manager listregisters ->", mgr("listregisters")[:600])
     log("manager sniffer_stat ->", mgr("sniffer_stat")[:800])

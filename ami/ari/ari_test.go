@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -409,5 +410,27 @@ func TestMetrics(t *testing.T) {
 				t.Errorf("metrics with a wrong password: %v", m)
 			}
 		})
+	}
+}
+
+// TestProbesRefusedPort: while the port refuses connections (Asterisk
+// restarting) the event socket is retried at least every ProbeMax, whatever
+// the backoff has grown to (live: ARI back 15 s after Asterisk was).
+func TestProbesRefusedPort(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Skip(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	c := New(Config{URL: "http://" + addr + "/ari", Username: "agent", Password: "agentpw",
+		BackoffMin: time.Hour, BackoffMax: time.Hour, ProbeMax: 5 * time.Millisecond})
+	run(t, c)
+	deadline := time.Now().Add(20 * time.Second)
+	for c.Stats().Failures < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connect attempts, want several while the port refuses", c.Stats().Failures)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

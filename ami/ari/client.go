@@ -46,6 +46,10 @@ type Config struct {
 	Logger     *slog.Logger
 	BackoffMin time.Duration // websocket reconnect, default 500 ms
 	BackoffMax time.Duration // default 30 s
+	// ProbeMax caps the wait while the port refuses connections (Asterisk
+	// (re)starting): the socket is back within this long once Asterisk
+	// listens. Default 1 s.
+	ProbeMax time.Duration
 	// UpdateQueue is the length of the Updates queue (default 256).
 	UpdateQueue int
 	// MaxChannels bounds the remembered channels (default 8192).
@@ -68,6 +72,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.BackoffMax <= 0 {
 		c.BackoffMax = 30 * time.Second
+	}
+	if c.ProbeMax <= 0 {
+		c.ProbeMax = time.Second
 	}
 	if c.UpdateQueue <= 0 {
 		c.UpdateQueue = 256

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	arilib "github.com/CyCoreSystems/ari/v5"
@@ -277,6 +278,9 @@ func (c *Client) Run(ctx context.Context) error {
 			c.fail(err)
 		}
 		d := backoff(attempt, c.cfg.BackoffMin, c.cfg.BackoffMax)
+		if refused(err) {
+			d = min(d, c.cfg.ProbeMax) // nobody listens yet: probe often
+		}
 		attempt++
 		c.log.Warn("ARI event socket down", "url", wsURL, "err", err, "retry_in", d)
 		t := time.NewTimer(d)
@@ -355,6 +359,16 @@ func (c *Client) refresh(ctx context.Context) {
 		}
 		c.mu.Unlock()
 	}
+}
+
+// refused reports a connect refused by the port (websocket.DialError does
+// not unwrap).
+func refused(err error) bool {
+	var de *websocket.DialError
+	if errors.As(err, &de) {
+		err = de.Err
+	}
+	return errors.Is(err, syscall.ECONNREFUSED)
 }
 
 // backoff is min·2^n capped at max, upper half jittered.

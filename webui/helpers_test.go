@@ -150,6 +150,16 @@ type testEnv struct {
 // spool, and starts the handler on an httptest server.
 func newEnv(t testing.TB, mod func(*Options)) *testEnv {
 	t.Helper()
+	paths := make([]string, len(captures))
+	for i, name := range captures {
+		paths[i] = fixture.Repo(t, "testdata", "pcap", name)
+	}
+	return newEnvFrom(t, paths, mod)
+}
+
+// newEnvFrom is newEnv over the captures at paths.
+func newEnvFrom(t testing.TB, paths []string, mod func(*Options)) *testEnv {
+	t.Helper()
 	dsn := scratchDB(t, testDSN(t))
 	ctx := context.Background()
 	w, err := cdr.New(cdr.Options{DSN: dsn, IDSensor: 1,
@@ -169,11 +179,11 @@ func newEnv(t testing.TB, mod func(*Options)) *testEnv {
 	}
 	byCallID := map[string]*call.CDR{}
 	var order []string
-	for _, name := range captures {
+	for _, path := range paths {
 		var ended []*call.CDR
 		s := sniffer.New(sniffer.Config{SIPPorts: ports, Call: call.Config{IdleTimeout: -1,
 			OnCallEnd: func(c *call.CDR) { cc := *c; ended = append(ended, &cc) }}})
-		if err := s.ReplayFile(ctx, fixture.Repo(t, "testdata", "pcap", name), sniffer.RunOptions{}); err != nil {
+		if err := s.ReplayFile(ctx, path, sniffer.RunOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		s.Flush()
@@ -191,7 +201,7 @@ func newEnv(t testing.TB, mod func(*Options)) *testEnv {
 	}
 	db := openDB(t, dsn)
 	sp := DirSpool{Root: t.TempDir()}
-	writeSpool(t, db, sp, byCallID)
+	writeSpool(t, db, sp, byCallID, paths)
 	now := time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)
 	fc := &fakeCalls{paused: map[uint64]bool{}, calls: []call.CDR{{
 		CallID: "active-1@test", CallRef: 0x7f0e4c3c2680, CallDate: now.Add(-30 * time.Second),
@@ -213,7 +223,7 @@ func newEnv(t testing.TB, mod func(*Options)) *testEnv {
 
 // writeSpool splits the captures per call: SIP frames by Call-ID, RTP frames
 // by the call's stream addresses.
-func writeSpool(t testing.TB, db *sql.DB, sp DirSpool, byCallID map[string]*call.CDR) {
+func writeSpool(t testing.TB, db *sql.DB, sp DirSpool, byCallID map[string]*call.CDR, paths []string) {
 	t.Helper()
 	rs, err := db.Query("SELECT c.calldate, n.fbasename FROM cdr c JOIN cdr_next n ON n.cdr_ID = c.ID")
 	if err != nil {
@@ -260,8 +270,8 @@ func writeSpool(t testing.TB, db *sql.DB, sp DirSpool, byCallID map[string]*call
 		files[key] = &out{f, w}
 		return w
 	}
-	for _, name := range captures {
-		src, err := capture.OpenFile(fixture.Repo(t, "testdata", "pcap", name))
+	for _, path := range paths {
+		src, err := capture.OpenFile(path)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -27,6 +27,8 @@ type sipEvent struct {
 	request          bool
 	msg              string
 	srcText, dstText string
+	text             string // the whole message (console)
+	leg              uint64 // CDR id of the pcap it came from
 }
 
 // maxHistory bounds the messages read from one call's SIP pcap.
@@ -52,6 +54,9 @@ func (h *Handler) sipHistory(ctx context.Context, refs []cdrRef, hide []netip.Pr
 		f.Close()
 		if err != nil {
 			return nil, err
+		}
+		for i := range evs {
+			evs[i].leg = c.ID
 		}
 		out = append(out, evs...)
 	}
@@ -108,7 +113,7 @@ func readSIPEvents(r io.Reader, max int) ([]sipEvent, error) {
 			}
 			raw := m.Raw()
 			e := sipEvent{at: ci.Timestamp, src: pkt.Src, dst: pkt.Dst, length: len(raw), request: m.Request,
-				sdp: len(sip.SDPBody(&m)) > 0}
+				sdp: len(sip.SDPBody(&m)) > 0, text: string(raw)}
 			if m.Request {
 				e.msg = string(m.Method) + " " + string(m.RequestURI)
 			} else {

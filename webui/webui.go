@@ -225,6 +225,7 @@ func (h *Handler) routes() {
 	h.route("/php/pcap2text.php", h.pcap2text)
 	h.route("/admin.php", h.adminPHP)
 	h.mux.HandleFunc("GET /share.php", h.sharePHP)
+	h.consoleRoutes()
 }
 
 // ServeHTTP refuses a foreign Host when authorization is off (DNS

@@ -1,5 +1,7 @@
 package cdrquery
 
+import "strings"
+
 // column is one field of a LISTING row: its VoIPmonitor name and the SQL
 // expression that yields it (aliases: c = cdr, n = cdr_next, r =
 // cdr_sip_response, ua/ub = cdr_ua of A and B).
@@ -147,4 +149,17 @@ var specialOrders = []struct{ param, expr string }{
 	{"orderByCallerName_desc", "c.callername DESC"},
 	{"orderByLastSIPrespNum_asc", "c.lastSIPresponseNum ASC"},
 	{"orderByLastSIPrespNum_desc", "c.lastSIPresponseNum DESC"},
+}
+
+// SelectSQL is the SELECT of every LISTING field with its joins, without
+// WHERE or ORDER BY (one CDR: append " WHERE c.ID = ?").
+func SelectSQL() string { return selectList(listColumns) + listJoins }
+
+// selectList is "SELECT expr, expr, …" of cols.
+func selectList(cols []column) string {
+	exprs := make([]string, len(cols))
+	for i, c := range cols {
+		exprs[i] = c.expr
+	}
+	return "SELECT " + strings.Join(exprs, ", ")
 }

@@ -695,14 +695,7 @@ func (q *Query) CountSQL() (string, []any) {
 // ListSQL selects one page of rows with the fields of Columns().
 func (q *Query) ListSQL() (string, []any) {
 	var b strings.Builder
-	b.WriteString("SELECT ")
-	for i, c := range listColumns {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(c.expr)
-	}
-	b.WriteString(listJoins)
+	b.WriteString(SelectSQL())
 	w, args := q.Where()
 	b.WriteString(w)
 	b.WriteString(" ORDER BY ")
@@ -716,13 +709,7 @@ func (q *Query) ListSQL() (string, []any) {
 // GroupCountSQL counts its groups.
 func (q *Query) GroupSQL() (string, []any) {
 	var b strings.Builder
-	b.WriteString("SELECT ")
-	for i, c := range groupColumns {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(c.expr)
-	}
+	b.WriteString(selectList(groupColumns))
 	b.WriteString(" FROM cdr c LEFT JOIN cdr_sip_response r ON r.id = c.lastSIPresponse_id")
 	w, args := q.Where()
 	b.WriteString(w)

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -13,58 +12,14 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"pbx-agent/internal/browsertest"
 	"pbx-agent/sniffer/simulate"
 	"pbx-agent/webui/player"
 )
 
-// chromium finds Debian's chromium (installed by `make test`) or skips.
-func chromium(t *testing.T) string {
-	t.Helper()
-	for _, p := range []string{os.Getenv("CHROMIUM"), "/usr/bin/chromium", "/usr/bin/chromium-browser"} {
-		if p == "" {
-			continue
-		}
-		if _, err := exec.LookPath(p); err == nil {
-			return p
-		}
-	}
-	t.Skip("chromium not installed (apt-get install chromium; `make test` installs it): browser test skipped")
-	return ""
-}
-
-// artifactDir is where screenshots go: $PBX_TEST_ARTIFACTS, else a
-// directory under the system temp dir (printed by the test).
-func artifactDir(t *testing.T) string {
-	d := os.Getenv("PBX_TEST_ARTIFACTS")
-	if d == "" {
-		d = filepath.Join(os.TempDir(), "pbx-agent-artifacts")
-	}
-	if err := os.MkdirAll(d, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return d
-}
-
 func browser(t *testing.T) (context.Context, context.CancelFunc) {
-	exe := chromium(t)
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(exe),
-		chromedp.Flag("headless", true),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-quic", true),
-		chromedp.NoFirstRun,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("autoplay-policy", "no-user-gesture-required"),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1200, 800),
-	)
-	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(actx)
-	ctx, tcancel := context.WithTimeout(ctx, 90*time.Second)
-	return ctx, func() { tcancel(); cancel(); acancel() }
+	return browsertest.New(t, 90*time.Second, chromedp.Flag("disable-quic", true),
+		chromedp.Flag("autoplay-policy", "no-user-gesture-required"), chromedp.WindowSize(1200, 800))
 }
 
 type captured struct {
@@ -106,7 +61,7 @@ func TestBrowserPlaysCall(t *testing.T) {
 		return ok
 	})
 	refHex := fmt.Sprintf("0x%x", ref)
-	dir := artifactDir(t)
+	dir := browsertest.ArtifactDir(t)
 
 	// Dashboard: log in, see the call with its Listen button.
 	err := chromedp.Do(ctx,

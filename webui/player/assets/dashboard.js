@@ -58,7 +58,12 @@
       tr.dataset.callref = c.callref;
       if (c.paused) tr.className = "paused";
       cell(tr, c.callref, "ref");
-      cell(tr, c.caller + " → " + c.called, "parties");
+      // The call's detail page (its CDR once the call has ended).
+      const parties = cell(tr, "", "parties");
+      const a = document.createElement("a");
+      a.href = "/console/call.html?callid=" + encodeURIComponent(c.callid);
+      a.textContent = c.caller + " → " + c.called;
+      parties.appendChild(a);
       cell(tr, c.calldate.slice(11)).title = c.calldate;
       const st = c.paused ? "paused" : c.connected ? "talking" : "ringing";
       cell(tr, dur(c.duration) + " " + st, "num state-" + st);

@@ -1,0 +1,327 @@
+package webui
+
+import (
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"pbx-agent/internal/browsertest"
+	"pbx-agent/sniffer/fixture"
+	"pbx-agent/webui/cdrquery"
+)
+
+// consoleUsers adds users that lack one right each to the test users.
+func consoleUsers(o *Options) {
+	all := CanCDR | CanPlayAudio | CanDownloadAudio | CanListenActiveCall | CanPCAP | CanActiveCalls
+	o.Users = append(o.Users,
+		User{Name: "nopcap", Secret: "nopcappw", Rights: all &^ CanPCAP},
+		User{Name: "noaudio", Secret: "noaudiopw", Rights: all &^ CanDownloadAudio},
+		User{Name: "viewer", Secret: "viewerpw", Rights: CanCDR},
+	)
+}
+
+// sqlIDs runs a query of CDR ids.
+func sqlIDs(t *testing.T, e *testEnv, q string, args ...any) []string {
+	t.Helper()
+	rs, err := e.db.Query(q, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rs.Close()
+	var out []string
+	for rs.Next() {
+		var id string
+		if err := rs.Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, id)
+	}
+	return out
+}
+
+// numberPart picks a part of a stored caller or called number that some
+// CDRs have and others have not, so the search has something to tell apart.
+func numberPart(t *testing.T, e *testEnv) (string, []string) {
+	t.Helper()
+	total := len(sqlIDs(t, e, "SELECT ID FROM cdr"))
+	nums := sqlIDs(t, e, "SELECT DISTINCT caller FROM cdr UNION SELECT DISTINCT called FROM cdr")
+	for _, n := range nums {
+		for l := 3; l <= len(n); l++ {
+			for i := 0; i+l <= len(n); i++ {
+				part := n[i : i+l]
+				if strings.ContainsAny(part, "%_\\") {
+					continue
+				}
+				ids := sqlIDs(t, e, "SELECT ID FROM cdr WHERE caller LIKE ? OR called LIKE ? ORDER BY calldate DESC, ID DESC", "%"+part+"%", "%"+part+"%")
+				if len(ids) > 0 && len(ids) < total {
+					return part, ids
+				}
+			}
+		}
+	}
+	t.Fatalf("no number part tells the %d CDRs apart (numbers %v)", total, nums)
+	return "", nil
+}
+
+// TestConsoleHistorySearch: headless Chromium logs in on the calls page
+// (MariaDB filled by replaying the repo's captures), searches a part of a
+// number from a shareable URL and finds exactly the CDRs SQL finds; a
+// column header sorts as SQL sorts; screenshots at 1280 and 390 px.
+func TestConsoleHistorySearch(t *testing.T) {
+	ctx, cancel := browsertest.New(t, 90*time.Second)
+	defer cancel()
+	e := newEnv(t, nil)
+	part, want := numberPart(t, e)
+	page := e.srv.URL + "/console/calls.html?" + url.Values{"fdatefrom": {"2000-01-01T00:00:00"}, "fdateto": {"2100-01-01T00:00:00"}, "number": {part}}.Encode()
+	err := chromedp.Do(ctx,
+		chromedp.Navigate(page),
+		chromedp.WaitVisible(chromedp.CSS("#login")),
+		chromedp.SendKeys(chromedp.CSS("#user"), "admin"),
+		chromedp.SendKeys(chromedp.CSS("#pass"), "adminpw"),
+		chromedp.Click(chromedp.CSS("#loginBtn")),
+	)
+	if err != nil {
+		t.Fatalf("login: %v", err)
+	}
+	ids := consoleIDs(t, ctx)
+	if !slices.Equal(ids, want) {
+		t.Fatalf("number %q: page shows CDRs %v, SQL finds %v", part, ids, want)
+	}
+	t.Logf("number part %q: %d of the CDRs, as SQL", part, len(ids))
+	if v, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById("f-number").value`)); v != part {
+		t.Errorf("number field shows %q, want %q (URL → form)", v, part)
+	}
+	browsertest.Screenshots(t, ctx, "console-calls")
+
+	// Sort by caller (header link): the order SQL gives.
+	err = chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#calls th[data-sort="caller"] a`)), chromedp.WaitVisible(chromedp.CSS(`#calls th[aria-sort]`)))
+	if err != nil {
+		t.Fatalf("sort: %v", err)
+	}
+	ids = consoleIDs(t, ctx)
+	want = sqlIDs(t, e, "SELECT ID FROM cdr WHERE caller LIKE ? OR called LIKE ? ORDER BY caller DESC, calldate DESC, ID DESC", "%"+part+"%", "%"+part+"%")
+	if !slices.Equal(ids, want) {
+		t.Fatalf("sorted by caller: page %v, SQL %v", ids, want)
+	}
+	loc, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`location.search`))
+	if !strings.Contains(loc, "sort=caller") || !strings.Contains(loc, "number="+part) {
+		t.Errorf("URL %q does not keep the filter and the order", loc)
+	}
+}
+
+// consoleIDs waits for the calls page to load and returns its CDR ids.
+func consoleIDs(t *testing.T, ctx context.Context) []string {
+	t.Helper()
+	ids, err := chromedp.Run(ctx, chromedp.Poll[[]string](`window.__calls && window.__calls.loaded ? window.__calls.ids : null`, chromedp.WithPollingTimeout(20*time.Second)))
+	if err != nil {
+		t.Fatalf("calls page: %v", err)
+	}
+	return ids
+}
+
+// TestConsoleCSV: the export holds the LISTING columns and the rows SQL
+// finds for the same filter.
+func TestConsoleCSV(t *testing.T) {
+	e := newEnv(t, nil)
+	part, want := numberPart(t, e)
+	cookie := e.login(t, "admin", "adminpw")
+	q := url.Values{"fdatefrom": {"2000-01-01"}, "fdateto": {"2100-01-01"}, "fcaller": {"%" + part + "%"}, "fcallerd_type": {"0"}}
+	st, b, hdr := e.do(t, "GET", "/console/api/calls.csv?"+q.Encode(), "", "Cookie", cookie)
+	if st != 200 {
+		t.Fatalf("csv: %d %s", st, b)
+	}
+	if !strings.HasPrefix(hdr.Get("Content-Type"), "text/csv") || !strings.Contains(hdr.Get("Content-Disposition"), "attachment") {
+		t.Errorf("csv headers %v", hdr)
+	}
+	recs, err := csv.NewReader(strings.NewReader(string(b))).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(recs[0], cdrquery.Columns()) {
+		t.Errorf("header %v", recs[0])
+	}
+	var got []string
+	for _, r := range recs[1:] {
+		got = append(got, r[0])
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("csv ids %v, SQL %v", got, want)
+	}
+	// Without a date range: refused as sql.php refuses it.
+	if st, b, _ := e.do(t, "GET", "/console/api/calls.csv?fcaller=1", "", "Cookie", cookie); st != 400 {
+		t.Errorf("csv without dates: %d %s", st, b)
+	}
+}
+
+func TestConsoleCSVCell(t *testing.T) {
+	for in, want := range map[string]string{"+442071234567": "+442071234567", "=1+1": "'=1+1", "@SUM(A1)": "'@SUM(A1)",
+		"-": "'-", "-5": "-5", "+x": "'+x", "1001": "1001", "": ""} {
+		if got := csvCell(in); got != want {
+			t.Errorf("csvCell(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestConsoleDownloadsNeedRights: each download of the detail page answers
+// 403 to a user without its right and 200 to one with it; the call's JSON
+// leaves the SIP text out without can_pcap.
+func TestConsoleDownloadsNeedRights(t *testing.T) {
+	e := newEnv(t, consoleUsers)
+	id := sqlIDs(t, e, "SELECT c.ID FROM cdr c JOIN cdr_next n ON n.cdr_ID = c.ID WHERE c.a_received > 0 ORDER BY c.ID LIMIT 1")
+	if len(id) == 0 {
+		t.Fatal("no CDR with RTP")
+	}
+	audio := "/php/api.php?task=getVoiceRecording&params=" + url.QueryEscape(`{"cdrId":`+id[0]+`}`)
+	for _, c := range []struct {
+		path, deny string
+	}{
+		{"/php/pcap.php?id=" + id[0], "nopcap"},
+		{"/console/api/sip.txt?id=" + id[0], "nopcap"},
+		{audio, "noaudio"},
+	} {
+		for _, u := range []struct {
+			name, pass string
+			want       int
+		}{{c.deny, c.deny + "pw", 403}, {"viewer", "viewerpw", 403}, {"admin", "adminpw", 200}} {
+			st, b, _ := e.do(t, "GET", c.path, "", "Cookie", e.login(t, u.name, u.pass))
+			if st != u.want {
+				t.Errorf("%s as %s: %d, want %d (%.120s)", c.path, u.name, st, u.want, b)
+			}
+		}
+	}
+	for _, u := range []struct {
+		name, pass string
+		text       bool
+	}{{"viewer", "viewerpw", false}, {"admin", "adminpw", true}} {
+		st, b, _ := e.do(t, "GET", "/console/api/call?id="+id[0], "", "Cookie", e.login(t, u.name, u.pass))
+		if st != 200 {
+			t.Fatalf("call as %s: %d %s", u.name, st, b)
+		}
+		var rep struct {
+			SIP []struct {
+				Text *string `json:"text"`
+			} `json:"sip"`
+			Can map[string]bool `json:"can"`
+		}
+		if err := json.Unmarshal(b, &rep); err != nil {
+			t.Fatal(err)
+		}
+		if len(rep.SIP) == 0 {
+			t.Fatalf("call %s as %s: no SIP message", id[0], u.name)
+		}
+		for _, m := range rep.SIP {
+			if (m.Text != nil) != u.text {
+				t.Fatalf("as %s: message text present = %v, want %v", u.name, m.Text != nil, u.text)
+			}
+		}
+		if rep.Can["pcap"] != u.text {
+			t.Errorf("as %s: can.pcap = %v", u.name, rep.Can["pcap"])
+		}
+	}
+	// Not logged in: 401, never data.
+	if st, _, _ := e.do(t, "GET", "/console/api/call?id="+id[0], ""); st != 401 {
+		t.Errorf("call without a session: %d", st)
+	}
+}
+
+var inlineHandler = regexp.MustCompile(`\son[a-z]+\s*=`)
+
+// TestConsolePagesCSP: the pages allow no inline script and no other origin.
+func TestConsolePagesCSP(t *testing.T) {
+	e := newEnv(t, nil)
+	for _, p := range []string{"calls.html", "call.html", "calls.js", "call.js", "common.js", "console.css"} {
+		st, b, hdr := e.do(t, "GET", "/console/"+p, "")
+		if st != 200 || len(b) == 0 {
+			t.Fatalf("%s: %d", p, st)
+		}
+		csp := hdr.Get("Content-Security-Policy")
+		if !strings.Contains(csp, "script-src 'self'") || strings.Contains(csp, "unsafe-inline") || strings.Contains(csp, "unsafe-eval") {
+			t.Errorf("%s: CSP %q", p, csp)
+		}
+		if strings.HasSuffix(p, ".html") && (strings.Contains(string(b), "<script>") || inlineHandler.Match(b)) {
+			t.Errorf("%s has inline script", p)
+		}
+	}
+	for _, p := range []string{"nothing.html", "..%2fwebui.go", "console.go"} {
+		if st, _, _ := e.do(t, "GET", "/console/"+p, ""); st != 404 {
+			t.Errorf("/console/%s: %d, want 404", p, st)
+		}
+	}
+}
+
+// TestConsoleBlindTransfer: the detail page of the real Asterisk
+// blind-transfer call (../shared/fixtures/asterisk) shows its three legs
+// (Alice↔Asterisk, Asterisk↔Bob, Asterisk↔Carol) and one ladder with every
+// leg's messages; clicking the REFER arrow shows that message's text.
+func TestConsoleBlindTransfer(t *testing.T) {
+	pcap := fixture.Shared(t, "asterisk", "call-blind-transfer.pcap")
+	ctx, cancel := browsertest.New(t, 90*time.Second)
+	defer cancel()
+	e := newEnvFrom(t, []string{pcap}, nil)
+	legs := map[string]bool{"26f2c4db2e2e9454": true, "4c14f56b-0636-4ae0-8979-4b3c8a93188f": true, "6b2038a6-6cab-40eb-9e9f-5d2d5bf4c960": true}
+	alice := sqlIDs(t, e, "SELECT cdr_ID FROM cdr_next WHERE fbasename = ?", "26f2c4db2e2e9454")
+	if len(alice) != 1 {
+		t.Fatalf("Alice's leg: CDRs %v", alice)
+	}
+	err := chromedp.Do(ctx,
+		chromedp.Navigate(e.srv.URL+"/console/call.html?id="+alice[0]),
+		chromedp.WaitVisible(chromedp.CSS("#login")),
+		chromedp.SendKeys(chromedp.CSS("#user"), "admin"),
+		chromedp.SendKeys(chromedp.CSS("#pass"), "adminpw"),
+		chromedp.Click(chromedp.CSS("#loginBtn")),
+		chromedp.WaitVisible(chromedp.CSS("#ladder g.msg")),
+	)
+	if err != nil {
+		t.Fatalf("detail page: %v", err)
+	}
+	callIDs, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll("#legs tbody tr td:nth-child(4)")].map(td => td.textContent)`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(callIDs) != 3 {
+		t.Fatalf("legs shown: %v, want 3", callIDs)
+	}
+	for _, c := range callIDs {
+		if !legs[c] {
+			t.Errorf("leg %q is not one of the transfer's", c)
+		}
+	}
+	labels, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll("#ladder g.msg")].map(g => g.getAttribute("aria-label"))`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	refer := slices.IndexFunc(labels, func(s string) bool { return strings.HasPrefix(s, "REFER ") })
+	if refer < 0 {
+		t.Fatalf("no REFER arrow in the ladder: %v", labels)
+	}
+	t.Logf("ladder: %d messages over %d legs", len(labels), len(callIDs))
+	err = chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#ladder g.msg[data-i="`+strconv.Itoa(refer)+`"] line`)))
+	if err != nil {
+		t.Fatalf("click REFER: %v", err)
+	}
+	text, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#msgtext")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(text, "REFER sip:") || !strings.Contains(text, "Refer-To: sip:1003@127.0.0.1") {
+		t.Fatalf("message text after clicking REFER:\n%s", text)
+	}
+	// Keyboard: Tab to the first arrow, Enter shows the INVITE.
+	err = chromedp.Do(ctx, chromedp.Focus(chromedp.CSS(`#ladder g.msg[data-i="0"]`)), chromedp.KeyEvent("\r"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if text, _ = chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#msgtext"))); !strings.Contains(text, "INVITE sip:") {
+		t.Errorf("Enter on the first arrow shows:\n%.200s", text)
+	}
+	browsertest.Screenshots(t, ctx, "console-call-blind-transfer")
+}

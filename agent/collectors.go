@@ -9,32 +9,17 @@ func (d *daemon) registerMetrics() error {
 		Register(prometheus.Registerer) error
 	}
 	parts := []registerer{d.sn, d.player}
-	if d.spool != nil {
-		parts = append(parts, d.spool)
-	}
-	if d.writer != nil {
-		parts = append(parts, d.writer)
-	}
-	if d.manager != nil {
-		parts = append(parts, d.manager)
-	}
-	if d.ami != nil {
-		parts = append(parts, d.ami)
-	}
-	if d.ari != nil {
-		parts = append(parts, d.ari)
-	}
-	if d.tap != nil {
-		parts = append(parts, d.tap)
-	}
-	if d.http != nil {
-		parts = append(parts, d.http)
-	}
-	if d.hep.in != nil {
-		parts = append(parts, d.hep.in)
-	}
-	if d.hep.out != nil {
-		parts = append(parts, d.hep.out)
+	for _, p := range []struct {
+		on bool
+		r  registerer
+	}{
+		{d.spool != nil, d.spool}, {d.writer != nil, d.writer}, {d.manager != nil, d.manager},
+		{d.ami != nil, d.ami}, {d.ari != nil, d.ari}, {d.tap != nil, d.tap}, {d.http != nil, d.http},
+		{d.hep.in != nil, d.hep.in}, {d.hep.out != nil, d.hep.out},
+	} {
+		if p.on { // a nil part is off (its typed nil must not be called)
+			parts = append(parts, p.r)
+		}
 	}
 	for _, p := range parts {
 		if err := p.Register(d.reg); err != nil {

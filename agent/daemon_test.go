@@ -151,6 +151,18 @@ func TestDaemonRealtimeReplay(t *testing.T) {
 
 // stopDaemon cancels a daemon run in a goroutine (its exit code comes on
 // done) and fails the test unless it stops cleanly within 30 s.
+// startDaemon runs the daemon with args until the test ends (then it must
+// stop cleanly); it returns the daemon's log.
+func startDaemon(t *testing.T, args ...string) *syncBuffer {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	log := &syncBuffer{}
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, args, &bytes.Buffer{}, log) }()
+	t.Cleanup(func() { stopDaemon(t, cancel, done, log) })
+	return log
+}
+
 func stopDaemon(t *testing.T, cancel context.CancelFunc, done <-chan int, log *syncBuffer) {
 	t.Helper()
 	cancel()

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -96,18 +95,7 @@ func TestManagerReload(t *testing.T) {
 	if err := os.WriteFile(conf, []byte(cfgText), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var stderr syncBuffer
-	done := make(chan int, 1)
-	go func() {
-		done <- run(ctx, []string{"-config", conf, "-r", fixture.Repo(t, "testdata", "pcap", "asterisk-call-busy.pcap")}, &bytes.Buffer{}, &stderr)
-	}()
-	defer func() {
-		cancel()
-		if code := <-done; code != 0 {
-			t.Errorf("daemon exit %d; log:\n%s", code, stderr.String())
-		}
-	}()
+	stderr := startDaemon(t, "-config", conf, "-r", fixture.Repo(t, "testdata", "pcap", "asterisk-call-busy.pcap"))
 	status := func(user, pw string) int {
 		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/php/api.php?task=listActiveCalls&user=%s&password=%s", httpPort, user, pw))
 		if err != nil {
@@ -127,7 +115,7 @@ func TestManagerReload(t *testing.T) {
 	if err := os.WriteFile(users, []byte("[alice]\nsecret = alicepw\nread = call\n[bob]\nsecret = bobpw\nread = call\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	reply, err := client.Exchange(ctx, "tcp", fmt.Sprintf("127.0.0.1:%d", port), "reload", nil)
+	reply, err := client.Exchange(context.Background(), "tcp", fmt.Sprintf("127.0.0.1:%d", port), "reload", nil)
 	if err != nil || string(reply) != "reload ok" {
 		t.Fatalf("reload: %v %q", err, reply)
 	}

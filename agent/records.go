@@ -78,6 +78,9 @@ func callJSON(c *call.CDR) map[string]any {
 	if c.SRTP {
 		m["srtp"] = true
 	}
+	if c.Fax {
+		m["fax"] = true
+	}
 	if len(c.Hold) > 0 {
 		hold := make([]any, len(c.Hold))
 		for i, h := range c.Hold {

@@ -27,9 +27,10 @@ type mediaTracker struct {
 }
 
 type mediaCall struct {
-	streams []*mediaStream
-	sdp     []announced
-	dtmf    []call.DTMF
+	streams    []*mediaStream
+	sdp        []announced
+	dtmf       []call.DTMF
+	faxPackets int // UDPTL packets of T.38 (m=image) addresses
 }
 
 // announced is what one side put in its SDP for one address.
@@ -37,6 +38,7 @@ type announced struct {
 	addr    netip.AddrPort
 	eventPT uint8
 	maps    []rtpMap
+	fax     bool // m=image (T.38 over UDPTL)
 }
 
 type rtpMap struct {
@@ -52,6 +54,7 @@ type mediaStream struct {
 	dtmf    rtp.DTMFDetector
 	ssrc    uint32 // the addresses are in stats (Stream.Flows)
 	nextRR  uint8
+	pt      uint8 // the payload type it started with
 	caller  bool
 }
 
@@ -112,7 +115,7 @@ func (m *mediaTracker) announce(ref uint64, addr netip.AddrPort, _ call.Party, m
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	mc := m.call(ref)
-	a := announced{addr: addr}
+	a := announced{addr: addr, fax: sdp.IsFax(md)}
 	for i := 0; i < md.NRTPMap; i++ {
 		rm := &md.RTPMap[i]
 		name := strings.ToUpper(string(rm.Encoding))
@@ -129,6 +132,22 @@ func (m *mediaTracker) announce(ref uint64, addr netip.AddrPort, _ call.Party, m
 		}
 	}
 	mc.sdp = append(mc.sdp, a)
+}
+
+// isVoicePT reports whether pt would be a codec change on stream s: not
+// its RFC 4733 events and not comfort noise (13, and 19 of old).
+func isVoicePT(s *rtp.Stream, pt uint8) bool {
+	return !s.IsEvent(pt) && pt != 13 && pt != 19
+}
+
+// faxAddr reports whether either address was announced for T.38 (m=image).
+func (mc *mediaCall) faxAddr(src, dst netip.AddrPort) bool {
+	for i := range mc.sdp {
+		if mc.sdp[i].fax && (mc.sdp[i].addr == src || mc.sdp[i].addr == dst) {
+			return true
+		}
+	}
+	return false
 }
 
 func (mc *mediaCall) lookupSDP(addr netip.AddrPort) *announced {
@@ -188,12 +207,17 @@ func (m *mediaTracker) handle(md *call.Media) {
 	hdr := &md.RTP
 	var s *mediaStream
 	for _, c := range mc.streams {
-		if c.ssrc == hdr.SSRC && c.stats.Flows(p.Src, p.Dst) {
+		// The same SSRC with another voice payload type (a re-INVITE to
+		// another codec) is a new stream, never merged into the old one.
+		if c.ssrc == hdr.SSRC && c.stats.Flows(p.Src, p.Dst) && (c.pt == hdr.PayloadType || !isVoicePT(&c.stats, hdr.PayloadType)) {
 			s = c
-			break
 		}
 	}
 	if s == nil {
+		if mc.faxAddr(p.Src, p.Dst) {
+			mc.faxPackets++ // UDPTL of a T.38 fax: not an RTP stream
+			return
+		}
 		s = mc.newStream(p, hdr, md.FromCaller())
 	}
 	payload := hdr.Payload(p.Payload, md.HeaderLen)
@@ -221,7 +245,7 @@ func (mc *mediaCall) newStream(p *decode.Packet, hdr *rtp.Header, caller bool) *
 			}
 		}
 	}
-	s := &mediaStream{ssrc: hdr.SSRC, caller: caller}
+	s := &mediaStream{ssrc: hdr.SSRC, pt: hdr.PayloadType, caller: caller}
 	s.stats.Reset(cfg)
 	mc.streams = append(mc.streams, s)
 	return s

@@ -74,6 +74,7 @@ type CDR struct {
 
 	ReInvites int
 	SRTP      bool        // the SDP offered encrypted media (RTP/SAVP, a=crypto): the sniffer cannot hear it
+	Fax       bool        // the SDP offered T.38 fax (m=image, UDPTL): its packets are not RTP streams
 	Hold      []time.Time // times the call went on hold (a=sendonly/inactive)
 
 	Streams []rtp.Summary // every RTP stream of the call (cdr_rtp rows)

@@ -527,6 +527,9 @@ func (t *Table) learnSDP(c *callState, m *sip.Message, party Party) {
 		if bytes.Contains(md.Proto, []byte("SAVP")) {
 			c.cdr.SRTP = true
 		}
+		if sdp.IsFax(md) {
+			c.cdr.Fax = true
+		}
 		if md.Conn.IsUnspecified() {
 			continue
 		}
@@ -569,13 +572,14 @@ func mediaParty(d *CDR, conn netip.Addr, sender Party) Party {
 }
 
 func (t *Table) addMedia(c *callState, addr netip.AddrPort, party Party, md *sdp.Media) {
-	if e, ok := t.media[addr]; ok && e.c == c && e.party == party {
-		return
+	if e, ok := t.media[addr]; !ok || e.c != c || e.party != party {
+		t.media[addr] = mediaEntry{c: c, party: party}
+		if !slices.Contains(c.media, addr) {
+			c.media = append(c.media, addr)
+		}
 	}
-	t.media[addr] = mediaEntry{c: c, party: party}
-	if !slices.Contains(c.media, addr) {
-		c.media = append(c.media, addr)
-	}
+	// Told every time, also for an address already known: a re-INVITE may
+	// change its codecs or turn it to T.38.
 	if t.cfg.OnMedia != nil {
 		t.due = append(t.due, deferred{ref: c.cdr.CallRef, addr: addr, party: party, md: md})
 	}

@@ -80,6 +80,13 @@ type Media struct {
 	dirSet, connSet bool
 }
 
+// IsFax reports whether m is T.38 fax (m=image over UDPTL, RFC 3362 / ITU-T
+// T.38 Annex D): its packets are UDPTL, not RTP.
+func IsFax(m *Media) bool {
+	return bytes.EqualFold(m.Type, []byte("image")) ||
+		bytes.Contains(bytes.ToLower(m.Proto), []byte("udptl"))
+}
+
 // RTPMap is an a=rtpmap attribute.
 type RTPMap struct {
 	PT        uint8

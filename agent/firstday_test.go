@@ -9,6 +9,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"io"
 	"math"
 	"net"
 	"net/http"
@@ -513,5 +514,45 @@ func listenLatency(t *testing.T, url string) time.Duration {
 		capMS := math.Float64frombits(binary.LittleEndian.Uint64(msg[12:20]))
 		nowMS := float64(time.Now().UnixNano()) / 1e6
 		return time.Duration((nowMS - offsetMS - capMS) * float64(time.Millisecond))
+	}
+}
+
+// TestFirstDayLogging pins item 9: the dashboard's polls are not logged at
+// INFO (the access log is Debug), and INFO carries the periodic status line
+// with calls, packets/s, drops and heap.
+func TestFirstDayLogging(t *testing.T) {
+	defer func(d time.Duration) { statusEvery = d }(statusEvery)
+	statusEvery = 300 * time.Millisecond
+	for _, level := range []string{"info", "debug"} {
+		t.Run(level, func(t *testing.T) {
+			hport := freePort(t)
+			ctx, cancel := context.WithCancel(context.Background())
+			var log syncBuffer
+			done := make(chan int, 1)
+			go func() {
+				done <- run(ctx, []string{"-config", "", "-managerport", "0", "-http_bind", "127.0.0.1:" + itoa(hport), "-set", "log_level=" + level}, io.Discard, &log)
+			}()
+			base := "http://127.0.0.1:" + itoa(hport)
+			waitHTTP(t, base+"/readyz", 200)
+			for range 10 {
+				httpGet(t, base+"/api/chunkplayer/calls.json")
+			}
+			status := regexp.MustCompile(`level=INFO msg=status calls=\d+ calls_total=\d+ packets_per_s=\d+ drops=\d+ heap_mb=\d+`)
+			for deadline := time.Now().Add(20 * time.Second); !status.MatchString(log.String()) && time.Now().Before(deadline); {
+				time.Sleep(100 * time.Millisecond)
+			}
+			stopDaemon(t, cancel, done, &log)
+			out := log.String()
+			access := strings.Count(out, `msg="http request"`)
+			switch {
+			case level == "info" && access != 0:
+				t.Errorf("%d access-log lines at INFO:\n%s", access, out)
+			case level == "debug" && access < 10:
+				t.Errorf("%d access-log lines at DEBUG, want ≥ 10", access)
+			}
+			if !status.MatchString(out) {
+				t.Errorf("no periodic status line:\n%s", out)
+			}
+		})
 	}
 }

@@ -147,7 +147,7 @@ func (d *daemon) healthProbe() health.Probe {
 }
 
 // statusEvery is the period of the INFO status line.
-const statusEvery = time.Minute
+var statusEvery = time.Minute // a var for tests only
 
 // logStatus prints one INFO line per period, like VoIPmonitor's: calls,
 // packets/s, drops, SQL queue, heap. The per-request access log is Debug.

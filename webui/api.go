@@ -116,17 +116,11 @@ func (h *Handler) apiUser(r *http.Request, req *apiRequest) (*User, error) {
 
 // sensorCond restricts a query on cdr c to the user's sensors.
 func sensorCond(u *User) (string, []any) {
-	if u.Sensors == nil {
+	cond, args := cdrquery.SensorCond(u.Sensors)
+	if cond == "" {
 		return "", nil
 	}
-	if len(u.Sensors) == 0 {
-		return " AND FALSE", nil
-	}
-	args := make([]any, len(u.Sensors))
-	for i, s := range u.Sensors {
-		args[i] = s
-	}
-	return " AND c.id_sensor IN (" + strings.TrimSuffix(strings.Repeat("?,", len(args)), ",") + ")", args
+	return " AND " + cond, args
 }
 
 // --- getVoipCalls ------------------------------------------------------------

@@ -78,14 +78,23 @@ func Parse(p Params, o Options) (*Query, error) {
 			return nil, err
 		}
 	}
-	if o.Sensors != nil {
-		if len(o.Sensors) == 0 {
-			q.conds = append(q.conds, "FALSE")
-		} else {
-			q.in("c.id_sensor", intsAny(o.Sensors))
-		}
+	if cond, args := SensorCond(o.Sensors); cond != "" {
+		q.add(cond, args...)
 	}
 	return q, nil
+}
+
+// SensorCond is the restriction of cdr rows (alias c) to a user's sensors
+// (enable_sensors), shared by every query on cdr: "" when sensors is nil (no
+// restriction), FALSE when it is empty.
+func SensorCond(sensors []int) (string, []any) {
+	switch {
+	case sensors == nil:
+		return "", nil
+	case len(sensors) == 0:
+		return "FALSE", nil
+	}
+	return "c.id_sensor IN (" + placeholders(len(sensors)) + ")", intsAny(sensors)
 }
 
 func (q *Query) add(cond string, args ...any) {

@@ -85,20 +85,22 @@ func OpenLive(opts LiveOptions) (Live, error) {
 	return l, nil
 }
 
-// UDPPortFilter returns a BPF program accepting IPv4/IPv6 UDP and TCP frames
-// (with or without one VLAN tag) — a cheap kernel-side cut of everything that
-// cannot be SIP or RTP (ARP, ICMP, ...). Port selection stays in user space
-// because RTP ports are learnt from SDP.
+// UDPPortFilter returns a BPF program accepting IPv4 and IPv6 frames (with
+// or without one 802.1Q tag) and the frames that may carry them deeper
+// (802.1ad and stacked tags, MPLS) — a cheap kernel-side cut of what cannot
+// be SIP or RTP (ARP, LLDP, STP, ...). Tunnels (GRE, ERSPAN, VXLAN) ride on
+// IP, so they pass too. Port selection stays in user space because RTP
+// ports are learnt from SDP and SIP is found by content.
 func UDPPortFilter() []bpf.Instruction {
-	// ldh [12]; vlan? -> ldh [16]; ipv4 -> ldb [23] (proto); ipv6 -> ldb [20]
-	return []bpf.Instruction{
+	// ldh [12]; one 802.1Q tag? -> ldh [16]; then accept the EtherTypes below.
+	accept := []uint32{0x0800, 0x86dd, 0x8100, 0x88a8, 0x9100, 0x8847, 0x8848}
+	prog := []bpf.Instruction{
 		bpf.LoadAbsolute{Off: 12, Size: 2},
 		bpf.JumpIf{Cond: bpf.JumpEqual, Val: 0x8100, SkipTrue: 0, SkipFalse: 1},
 		bpf.LoadAbsolute{Off: 16, Size: 2},
-		bpf.JumpIf{Cond: bpf.JumpEqual, Val: 0x0800, SkipTrue: 0, SkipFalse: 1},
-		bpf.RetConstant{Val: 0xffff}, // IPv4 (fragments included): accept
-		bpf.JumpIf{Cond: bpf.JumpEqual, Val: 0x86dd, SkipTrue: 0, SkipFalse: 1},
-		bpf.RetConstant{Val: 0xffff}, // IPv6: accept
-		bpf.RetConstant{Val: 0},
 	}
+	for i, et := range accept {
+		prog = append(prog, bpf.JumpIf{Cond: bpf.JumpEqual, Val: et, SkipTrue: uint8(len(accept) - i)})
+	}
+	return append(prog, bpf.RetConstant{Val: 0}, bpf.RetConstant{Val: 0xffff})
 }

@@ -47,6 +47,8 @@ func (h *Handler) consoleRoutes() {
 	h.mux.HandleFunc("GET /console/api/calls.csv", h.consoleCSV)
 	h.mux.HandleFunc("GET /console/api/call", h.consoleCall)
 	h.mux.HandleFunc("GET /console/api/sip.txt", h.consoleSIPText)
+	h.mux.HandleFunc("GET /console/api/overview", h.consoleOverview)
+	h.mux.HandleFunc("GET /console/api/registrations", h.consoleRegistrations)
 }
 
 // consoleAsset serves one embedded file; anyone may load the pages (they

@@ -325,3 +325,91 @@ func TestConsoleBlindTransfer(t *testing.T) {
 	}
 	browsertest.Screenshots(t, ctx, "console-call-blind-transfer")
 }
+
+// TestConsoleOverview: the overview page's totals (calls, answered, ASR)
+// over the last 6 hours are SQL's, and its registration tables list every
+// AOR of register_state and register_failed; screenshots.
+func TestConsoleOverview(t *testing.T) {
+	ctx, cancel := browsertest.New(t, 90*time.Second)
+	defer cancel()
+	var last time.Time
+	e := newEnv(t, func(o *Options) {
+		var s string
+		if err := o.DB.QueryRow("SELECT MAX(calldate) FROM cdr").Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		var err error
+		if last, err = time.Parse("2006-01-02 15:04:05.000", s); err != nil {
+			t.Fatal(err)
+		}
+		o.Now = func() time.Time { return last.Add(time.Hour) }
+	})
+	// Registrations as agent/cdr writes them: AOR 2001 registered then
+	// expired (the page shows the last state), 2002 failed 3 + 2 times.
+	at := last.Add(-time.Minute)
+	for _, q := range []struct {
+		sql  string
+		args []any
+	}{
+		{"INSERT INTO register_state (id_sensor, created_at, sipcallerip, sipcalledip, to_num, to_domain, state, expires) VALUES (1, ?, 167772161, 167772162, '2001', 'pbx.test', 1, 300)", []any{cdrquery.SQLTime(at.Add(-time.Minute))}},
+		{"INSERT INTO register_state (id_sensor, created_at, sipcallerip, sipcalledip, to_num, to_domain, state, expires) VALUES (1, ?, 167772161, 167772162, '2001', 'pbx.test', 5, 0)", []any{cdrquery.SQLTime(at)}},
+		{"INSERT INTO register_failed (id_sensor, created_at, sipcallerip, sipcalledip, to_num, to_domain, counter) VALUES (1, ?, 167772163, 167772162, '2002', 'pbx.test', 3)", []any{cdrquery.SQLTime(at.Add(-time.Minute))}},
+		{"INSERT INTO register_failed (id_sensor, created_at, sipcallerip, sipcalledip, to_num, to_domain, counter) VALUES (1, ?, 167772164, 167772162, '2002', 'pbx.test', 2)", []any{cdrquery.SQLTime(at)}},
+	} {
+		if _, err := e.db.Exec(q.sql, q.args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var calls, answered, aors, failedAORs int
+	if err := e.db.QueryRow("SELECT COUNT(*), SUM(connect_duration IS NOT NULL) FROM cdr WHERE calldate >= ?",
+		cdrquery.SQLTime(last.Add(time.Hour).Truncate(time.Minute).Add(time.Minute-6*time.Hour))).Scan(&calls, &answered); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.db.QueryRow("SELECT COUNT(DISTINCT to_num, to_domain, id_sensor) FROM register_state").Scan(&aors); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.db.QueryRow("SELECT COUNT(DISTINCT to_num, to_domain, id_sensor) FROM register_failed").Scan(&failedAORs); err != nil {
+		t.Fatal(err)
+	}
+	err := chromedp.Do(ctx,
+		chromedp.Navigate(e.srv.URL+"/console/overview.html?hours=6"),
+		chromedp.WaitVisible(chromedp.CSS("#login")),
+		chromedp.SendKeys(chromedp.CSS("#user"), "admin"),
+		chromedp.SendKeys(chromedp.CSS("#pass"), "adminpw"),
+		chromedp.Click(chromedp.CSS("#loginBtn")),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type totals struct {
+		Calls    int     `json:"calls"`
+		Answered int     `json:"answered"`
+		ASR      float64 `json:"asr"`
+	}
+	got, err := chromedp.Run(ctx, chromedp.Poll[struct {
+		Totals totals `json:"totals"`
+		Regs   int    `json:"regs"`
+		Fails  int    `json:"fails"`
+	}](`window.__overview && window.__overview.loaded ? window.__overview : null`, chromedp.WithPollingTimeout(20*time.Second)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Totals.Calls != calls || got.Totals.Answered != answered || calls == 0 {
+		t.Errorf("overview totals %+v, SQL calls %d answered %d", got.Totals, calls, answered)
+	}
+	if want := float64(answered) * 100 / float64(calls); got.Totals.ASR < want-0.01 || got.Totals.ASR > want+0.01 {
+		t.Errorf("ASR %.2f, want %.2f", got.Totals.ASR, want)
+	}
+	if got.Regs != aors || got.Fails != failedAORs {
+		t.Errorf("registrations: page %d AORs / %d failing, SQL %d / %d", got.Regs, got.Fails, aors, failedAORs)
+	}
+	t.Logf("overview: %d calls, %d answered; %d AORs, %d failing", calls, answered, aors, failedAORs)
+	rows, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll("#regs tbody tr, #fails tbody tr")].map(tr => tr.textContent)`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 2 || !strings.HasPrefix(rows[0], "2001@pbx.testexpired") || !strings.HasPrefix(rows[1], "2002@pbx.test5") || !strings.Contains(rows[1], "10.0.0.4") {
+		t.Errorf("registration rows %q: want 2001 expired (its last state), 2002 with 5 failures, last from 10.0.0.4", rows)
+	}
+	browsertest.Screenshots(t, ctx, "console-overview")
+}

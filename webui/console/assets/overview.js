@@ -1,0 +1,126 @@
+// pbx-agent overview: calls per minute, ASR, ACD and average MOS over the
+// last hours (/console/api/overview), and the registrations
+// (/console/api/registrations).
+"use strict";
+
+(function () {
+  const { $, status, me, getJSON, text, el } = window.PBX;
+  const page = new URLSearchParams(location.search);
+  const D = (window.__overview = { loaded: false, totals: null, regs: 0, fails: 0 });
+  const STATES = { 1: "OK", 2: "failed", 3: "unknown, OK", 4: "too many messages", 5: "expired", 6: "unregistered" };
+
+  function card(label, value) {
+    $("cards").appendChild(el("div", { class: "card" }, el("span", { class: "label", text: label }), el("strong", { text: value })));
+  }
+
+  const SVG = "http://www.w3.org/2000/svg";
+  function s(tag, attrs, txt) {
+    const e = document.createElementNS(SVG, tag);
+    for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+    if (txt !== undefined) e.textContent = txt;
+    return e;
+  }
+
+  // chart draws one series (null = no value) as bars over the buckets.
+  function chart(title, vals, fmt, start, step) {
+    const W = 560, H = 150, L = 44, B = 22, T = 8;
+    const max = Math.max(1e-9, ...vals.filter((v) => v !== null));
+    const svg = s("svg", { viewBox: "0 0 " + W + " " + H, role: "img", "aria-label": title });
+    svg.appendChild(s("line", { x1: L, y1: H - B, x2: W, y2: H - B, class: "axis" }));
+    svg.appendChild(s("text", { x: L - 4, y: T + 8, "text-anchor": "end", class: "tick" }, fmt(max)));
+    svg.appendChild(s("text", { x: L - 4, y: H - B, "text-anchor": "end", class: "tick" }, "0"));
+    const bw = (W - L) / vals.length;
+    vals.forEach((v, i) => {
+      if (v === null) return;
+      const h = ((H - B - T) * v) / max;
+      const r = s("rect", { x: L + i * bw + 0.5, y: H - B - h, width: Math.max(1, bw - 1), height: h, class: "bar" });
+      r.appendChild(s("title", {}, new Date(start + i * step * 1000).toISOString().slice(11, 16) + " UTC: " + fmt(v)));
+      svg.appendChild(r);
+    });
+    const t0 = new Date(start), t1 = new Date(start + vals.length * step * 1000);
+    svg.appendChild(s("text", { x: L, y: H - 6, class: "tick" }, t0.toISOString().slice(5, 16).replace("T", " ")));
+    svg.appendChild(s("text", { x: W, y: H - 6, "text-anchor": "end", class: "tick" }, t1.toISOString().slice(5, 16).replace("T", " ") + " UTC"));
+    $("charts").appendChild(el("figure", { class: "chart" }, el("figcaption", { text: title }), svg));
+  }
+
+  function overview(j) {
+    const n = j.buckets, step = j.step;
+    const b = Array.from({ length: n }, () => ({ calls: 0, answered: 0, talk: 0, mosSum: 0, mosN: 0 }));
+    const per = {};
+    for (const r of j.series) {
+      const i = Number(r.bucket);
+      const calls = Number(r.calls), ans = Number(r.answered), talk = Number(r.talk);
+      const p = (per[r.sensor] = per[r.sensor] || { calls: 0, answered: 0, talk: 0, mosSum: 0, mosN: 0 });
+      for (const x of i >= 0 && i < n ? [b[i], p] : [p]) {
+        x.calls += calls; x.answered += ans; x.talk += talk;
+        if (r.mos !== null) { x.mosSum += Number(r.mos) * calls; x.mosN += calls; }
+      }
+    }
+    const tot = Object.values(per).reduce((a, p) => ({ calls: a.calls + p.calls, answered: a.answered + p.answered, talk: a.talk + p.talk, mosSum: a.mosSum + p.mosSum, mosN: a.mosN + p.mosN }), { calls: 0, answered: 0, talk: 0, mosSum: 0, mosN: 0 });
+    const asr = (x) => (x.calls ? (x.answered * 100) / x.calls : null);
+    const acd = (x) => (x.answered ? x.talk / x.answered : null);
+    const mos = (x) => (x.mosN ? x.mosSum / x.mosN : null);
+    const f1 = (v) => (v === null ? "—" : v.toFixed(1));
+    $("cards").textContent = "";
+    card("calls", String(tot.calls));
+    card("calls / min", (tot.calls / ((n * step) / 60)).toFixed(2));
+    card("ASR", asr(tot) === null ? "—" : asr(tot).toFixed(1) + " %");
+    card("ACD", acd(tot) === null ? "—" : acd(tot).toFixed(0) + " s");
+    card("avg MOS", mos(tot) === null ? "—" : mos(tot).toFixed(2));
+    card("active now", j.active === null ? "—" : String(j.active));
+    D.totals = { calls: tot.calls, answered: tot.answered, asr: asr(tot), acd: acd(tot), mos: mos(tot) };
+    const start = new Date(j.start.replace(" ", "T") + "Z").getTime();
+    $("charts").textContent = "";
+    chart("calls per minute", b.map((x) => x.calls / (step / 60)), (v) => v.toFixed(2), start, step);
+    chart("ASR %", b.map(asr), f1, start, step);
+    chart("ACD s", b.map(acd), (v) => v.toFixed(0), start, step);
+    chart("average MOS", b.map(mos), (v) => v.toFixed(2), start, step);
+    const tb = $("sensors").tBodies[0];
+    tb.textContent = "";
+    const labels = ["sensor", "calls", "answered", "ASR %", "ACD s", "avg MOS"];
+    for (const [sensor, p] of Object.entries(per)) {
+      const tr = el("tr");
+      [sensor, String(p.calls), String(p.answered), f1(asr(p)), acd(p) === null ? "—" : acd(p).toFixed(0), mos(p) === null ? "—" : mos(p).toFixed(2)]
+        .forEach((v, i) => tr.appendChild(el("td", { "data-label": labels[i], text: v })));
+      tb.appendChild(tr);
+    }
+  }
+
+  function registrations(j) {
+    const rows = (id, list, cells, labels) => {
+      const tb = $(id).tBodies[0];
+      tb.textContent = "";
+      for (const r of list) {
+        const tr = el("tr");
+        cells(r).forEach((v, i) => tr.appendChild(el("td", { "data-label": labels[i], text: v })));
+        tb.appendChild(tr);
+      }
+      if (!list.length) tb.appendChild(el("tr", {}, el("td", { colspan: String(labels.length), text: "None." })));
+    };
+    const aor = (r) => text(r.aor) + (r.domain ? "@" + r.domain : "");
+    rows("regs", j.states, (r) => [aor(r), STATES[r.state] || text(r.state), text(r.at).slice(0, 19), text(r.ip) + ":" + text(r.port),
+      text(r.contact) + (r.contact_domain ? "@" + r.contact_domain : ""), text(r.expires), text(r.ua), text(r.sensor)],
+      ["AOR", "state", "at", "from", "contact", "expires s", "user agent", "sensor"]);
+    rows("fails", j.failed, (r) => [aor(r), text(r.count), text(r.last).slice(0, 19), text(r.ip), text(r.sensor)], ["AOR", "failures", "last", "last from", "sensor"]);
+    D.regs = j.states.length;
+    D.fails = j.failed.length;
+  }
+
+  async function load() {
+    for (const inp of $("filters").elements) if (inp.name && page.get(inp.name) !== null) inp.value = page.get(inp.name);
+    if (!page.get("hours")) $("f-hours").value = "6";
+    const q = new URLSearchParams({ hours: $("f-hours").value });
+    if (page.get("fsensor_id")) q.set("fsensor_id", page.get("fsensor_id"));
+    try {
+      const [o, r] = await Promise.all([getJSON("/console/api/overview?" + q), getJSON("/console/api/registrations")]);
+      overview(o);
+      registrations(r);
+      status("Calls since " + o.start + " (" + o.step + " s per bar).", "ok");
+    } catch (e) {
+      status(String(e.message || e), "err");
+    }
+    D.loaded = true;
+  }
+
+  me(load);
+})();

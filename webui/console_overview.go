@@ -1,0 +1,117 @@
+package webui
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"pbx-agent/webui/cdrquery"
+)
+
+// consoleBuckets bounds the series of the overview (one point per bucket).
+const consoleBuckets = 60
+
+// consoleOverview is GET /console/api/overview?hours=H[&fsensor_id=N]:
+// per bucket of H hours / 60 (at least a minute) and per sensor, the
+// calls, the answered ones, the summed talk time and the average MOS
+// (mos_min); the page derives calls per minute, ASR and ACD. active is
+// this agent's calls in progress (with can_activecalls).
+func (h *Handler) consoleOverview(w http.ResponseWriter, r *http.Request) {
+	u, ok := h.need(w, r, CanCDR)
+	if !ok {
+		return
+	}
+	if err := form(r); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	hours := 6
+	if v := r.Form.Get("hours"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 24*31 {
+			h.fail(w, r, fmt.Errorf("%w: hours: %q is not a whole number in [1, 744]", ErrBadRequest, v))
+			return
+		}
+		hours = n
+	}
+	step := max(60, hours*3600/consoleBuckets)
+	end := h.now().UTC().Truncate(time.Minute).Add(time.Minute)
+	start := end.Add(-time.Duration(hours) * time.Hour)
+	sc, sargs := sensorCond(u)
+	if v := r.Form.Get("fsensor_id"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > 65535 {
+			h.fail(w, r, fmt.Errorf("%w: fsensor_id: %q is not a sensor id", ErrBadRequest, v))
+			return
+		}
+		sc += " AND c.id_sensor = ?"
+		sargs = append(sargs, n)
+	}
+	q := "SELECT TIMESTAMPDIFF(SECOND, ?, c.calldate) DIV ? AS b, COALESCE(c.id_sensor,-1), COUNT(*), SUM(c.connect_duration IS NOT NULL), " +
+		"COALESCE(SUM(c.connect_duration),0), AVG(NULLIF(c.mos_min_mult10,0))/10 FROM cdr c WHERE c.calldate >= ? AND c.calldate < ?" + sc +
+		" GROUP BY b, c.id_sensor ORDER BY b, c.id_sensor"
+	args := append([]any{cdrquery.SQLTime(start), step, cdrquery.SQLTime(start), cdrquery.SQLTime(end)}, sargs...)
+	rows, err := h.queryObjs(r.Context(), []string{"bucket", "sensor", "calls", "answered", "talk", "mos"}, 0, q, args...)
+	if err != nil {
+		h.fail(w, r, fmt.Errorf("overview: %w", err))
+		return
+	}
+	var active any
+	if h.o.Calls != nil && u.Rights.Has(CanActiveCalls) && u.SeesSensor(h.o.SensorID) {
+		active = len(h.o.Calls.Active())
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, obj{{"success", true}, {"start", start.In(h.o.Location).Format("2006-01-02 15:04:05")},
+		{"step", step}, {"buckets", hours * 3600 / step}, {"series", rows}, {"active", active}})
+}
+
+const consoleRegStateSQL = `SELECT c.to_num, c.to_domain, c.state, c.created_at, INET_NTOA(c.sipcallerip), c.sipcallerport,
+ c.contact_num, c.contact_domain, c.expires, c.id_sensor, ua.ua
+ FROM register_state c JOIN (SELECT MAX(ID) AS id FROM register_state WHERE created_at >= ? GROUP BY to_num, to_domain, id_sensor) m ON m.id = c.ID
+ LEFT JOIN cdr_ua ua ON ua.id = c.ua_id WHERE TRUE`
+
+const consoleRegFailedSQL = `SELECT c.to_num, c.to_domain, c.id_sensor, SUM(c.counter), MAX(c.created_at),
+ SUBSTRING_INDEX(GROUP_CONCAT(INET_NTOA(c.sipcallerip) ORDER BY c.ID DESC), ',', 1)
+ FROM register_failed c WHERE c.created_at >= ?`
+
+// consoleRegistrations is GET /console/api/registrations?days=D: the last
+// state of every AOR (register_state) and the failures per AOR with their
+// count, last time and last source (register_failed), over D days
+// (default 7), 1000 rows each at most.
+func (h *Handler) consoleRegistrations(w http.ResponseWriter, r *http.Request) {
+	u, ok := h.need(w, r, CanCDR)
+	if !ok {
+		return
+	}
+	if err := form(r); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	days := 7
+	if v := r.Form.Get("days"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 366 {
+			h.fail(w, r, fmt.Errorf("%w: days: %q is not a whole number in [1, 366]", ErrBadRequest, v))
+			return
+		}
+		days = n
+	}
+	since := cdrquery.SQLTime(h.now().Add(-time.Duration(days) * 24 * time.Hour))
+	sc, sargs := sensorCond(u)
+	ctx := r.Context()
+	states, err := h.queryObjs(ctx, []string{"aor", "domain", "state", "at", "ip", "port", "contact", "contact_domain", "expires", "sensor", "ua"}, 1000,
+		consoleRegStateSQL+sc+" ORDER BY c.to_num, c.to_domain LIMIT 1001", append([]any{since}, sargs...)...)
+	if err != nil {
+		h.fail(w, r, fmt.Errorf("register_state: %w", err))
+		return
+	}
+	failed, err := h.queryObjs(ctx, []string{"aor", "domain", "sensor", "count", "last", "ip"}, 1000,
+		consoleRegFailedSQL+sc+" GROUP BY c.to_num, c.to_domain, c.id_sensor ORDER BY SUM(c.counter) DESC LIMIT 1001", append([]any{since}, sargs...)...)
+	if err != nil {
+		h.fail(w, r, fmt.Errorf("register_failed: %w", err))
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, obj{{"success", true}, {"days", days}, {"states", states}, {"failed", failed}})
+}

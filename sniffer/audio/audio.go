@@ -199,6 +199,14 @@ func (c *Call) Feed(dir Dir, hdr *rtp.Header, payload []byte, at time.Time, paus
 		} else if pos > d.lastPos {
 			d.lastPos, d.lastTS = pos, hdr.Timestamp
 		}
+		if pos > now && pos+int64(len(payload)) > (c.next+ringFrames)*FrameSamples {
+			// A sender running ahead of the arrival clock: re-anchor it
+			// rather than emit the other direction's frames early (they
+			// would all come late and be silence).
+			pos = now
+			c.stats.Reanchored++
+			d.lastPos, d.lastTS, d.late = pos, hdr.Timestamp, 0
+		}
 		if pos+int64(len(payload)) <= c.next*FrameSamples {
 			if d.late++; d.late >= lateReanchor {
 				pos = now

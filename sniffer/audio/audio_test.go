@@ -329,3 +329,43 @@ func TestDriftingSenderStaysAudible(t *testing.T) {
 	}
 	t.Logf("caller %d, drifting callee %d audible frames; %+v", caller, callee, st)
 }
+
+// TestSenderAheadKeepsTheOtherAudible: a sender whose timestamps run ahead
+// of its packets' arrival (0 → 600 ms) must not push the timeline forward:
+// the other direction's packets would all come after their frames and be
+// silence (live: the page heard a silent left channel and saw frames
+// stamped 0.5 s in the future).
+func TestSenderAheadKeepsTheOtherAudible(t *testing.T) {
+	const n = 250
+	var ps []pkt
+	for i := range n {
+		at := time.Duration(i) * FrameDuration
+		ps = append(ps, pkt{dir: FromCaller, ssrc: 1, ts: uint32(i * FrameSamples), at: at, b: 0x10})
+		ahead := min(i*32, 4800) // samples: 4 ms more per packet, up to 600 ms
+		ps = append(ps, pkt{dir: FromCallee, ssrc: 2, ts: uint32(i*FrameSamples + ahead), at: at + time.Millisecond, b: 0x20})
+	}
+	var out []Frame
+	c := NewCall(Config{Sink: func(f *Frame) { out = append(out, *f) }})
+	last := time.Duration(0)
+	for _, p := range ps {
+		feed(c, []pkt{p})
+		last = p.at
+		if ahead := time.Duration(len(out))*FrameDuration - last; ahead > FrameDuration {
+			t.Fatalf("at %v, %d frames emitted: the timeline ran %v ahead of the arrival clock", last, len(out), ahead)
+		}
+	}
+	c.Close()
+	caller, callee := 0, 0
+	for _, f := range out {
+		if level(f.Caller[:]) > 0 {
+			caller++
+		}
+		if level(f.Callee[:]) > 0 {
+			callee++
+		}
+	}
+	if caller < 200 || callee < 200 {
+		t.Errorf("audible frames: caller %d, callee %d of %d (stats %+v)", caller, callee, len(out), c.Stats())
+	}
+	t.Logf("caller %d, callee %d audible of %d frames; %+v", caller, callee, len(out), c.Stats())
+}

@@ -748,7 +748,15 @@ func (d *daemon) capture(ctx context.Context) error {
 	}
 	// eth0,eth1 or any: one capture of them all, one call table.
 	ifaces := strings.Join(d.cfg.Interface, ",")
-	src, err := capture.OpenLive(capture.LiveOptions{Interface: ifaces, Filter: capture.UDPPortFilter(),
+	filter := capture.UDPPortFilter()
+	if !d.cfg.SIPDetect { // SIP only on sipport: the kernel drops TCP/SCTP elsewhere
+		ranges := make([]capture.PortRange, len(d.cfg.SIPPorts))
+		for i, r := range d.cfg.SIPPorts {
+			ranges[i] = capture.PortRange{Lo: r.Lo, Hi: r.Hi}
+		}
+		filter = capture.SIPPortFilter(ranges)
+	}
+	src, err := capture.OpenLive(capture.LiveOptions{Interface: ifaces, Filter: filter,
 		BlockSize: 1 << 20, NumBlocks: max(d.cfg.RingBufferMB, 1), Fanout: uint16(d.cfg.CaptureFanout), BlockTimeout: d.cfg.CaptureBlockTimeout})
 	if err != nil {
 		return err

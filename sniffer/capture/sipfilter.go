@@ -40,11 +40,7 @@ func SIPPortFilter(sip []PortRange) []bpf.Instruction {
 	a.ja("reject")
 
 	a.label("ip4")
-	a.op(bpf.LoadIndirect{Off: 23, Size: 1})
-	a.jeq(6, "ip4ports", "")
-	a.jeq(132, "ip4ports", "")
-	a.ja("accept")
-	a.label("ip4ports")
+	a.tcpOrSCTP(23, "ip4ports")
 	a.op(bpf.LoadIndirect{Off: 20, Size: 2})
 	a.jset(0x1fff, "accept", "") // a later fragment: no ports to see
 	a.op(bpf.LoadIndirect{Off: 14, Size: 1})
@@ -55,11 +51,7 @@ func SIPPortFilter(sip []PortRange) []bpf.Instruction {
 	a.ports(sip, 14)
 
 	a.label("ip6")
-	a.op(bpf.LoadIndirect{Off: 20, Size: 1})
-	a.jeq(6, "ip6ports", "")
-	a.jeq(132, "ip6ports", "")
-	a.ja("accept")
-	a.label("ip6ports")
+	a.tcpOrSCTP(20, "ip6ports")
 	a.ports(sip, 54)
 
 	a.label("reject")
@@ -107,6 +99,16 @@ func (a *asm) jset(v uint32, jt, jf string) {
 }
 
 func (a *asm) ja(to string) { a.ins = append(a.ins, asmIns{isAlways: true, always: to}) }
+
+// tcpOrSCTP goes on at label when the protocol byte at [x+off] is TCP or
+// SCTP (which have ports to test), and accepts anything else.
+func (a *asm) tcpOrSCTP(off uint32, label string) {
+	a.op(bpf.LoadIndirect{Off: off, Size: 1})
+	a.jeq(6, label, "")
+	a.jeq(132, label, "")
+	a.ja("accept")
+	a.label(label)
+}
 
 // ports tests the source then the destination port of the transport header
 // at [x+off] against the ranges: accept on a match, else reject.

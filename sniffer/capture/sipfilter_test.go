@@ -80,13 +80,7 @@ func TestSIPPortFilter(t *testing.T) {
 		{"gre", build(false, false, layers.IPProtocolGRE, 0, 0x0800, false), true},
 	}
 	for _, tt := range tests {
-		n, err := vm.Run(tt.frame)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := n > 0; got != tt.want {
-			t.Errorf("%s: accepted %v, want %v", tt.name, got, tt.want)
-		}
+		checkFilter(t, vm, tt.name, tt.frame, tt.want)
 	}
 	if _, err := bpf.Assemble(SIPPortFilter(make([]PortRange, maxFilterRanges))); err != nil {
 		t.Errorf("%d ranges do not assemble: %v", maxFilterRanges, err)
@@ -106,4 +100,53 @@ func TestSIPPortFilterLoads(t *testing.T) {
 		t.Fatalf("the kernel refused the filter: %v", err)
 	}
 	src.Close()
+}
+
+func TestUDPPortFilter(t *testing.T) {
+	vm, err := bpf.NewVM(UDPPortFilter())
+	if err != nil {
+		t.Fatal(err)
+	}
+	frame := func(types ...uint16) []byte {
+		b := make([]byte, 12, 64)
+		for i, et := range types {
+			b = append(b, byte(et>>8), byte(et))
+			if i < len(types)-1 {
+				b = append(b, 0, 42) // tag control
+			}
+		}
+		return append(b, make([]byte, 40)...)
+	}
+	tests := []struct {
+		name  string
+		frame []byte
+		want  bool
+	}{
+		{"ipv4", frame(0x0800), true},
+		{"ipv6", frame(0x86dd), true},
+		{"vlan ipv4", frame(0x8100, 0x0800), true},
+		{"qinq", frame(0x88a8, 0x8100, 0x0800), true},
+		{"double 802.1Q", frame(0x8100, 0x8100, 0x0800), true},
+		{"old qinq", frame(0x9100, 0x8100, 0x0800), true},
+		{"mpls", frame(0x8847), true},
+		{"vlan mpls", frame(0x8100, 0x8847), true},
+		{"arp", frame(0x0806), false},
+		{"vlan arp", frame(0x8100, 0x0806), false},
+		{"lldp", frame(0x88cc), false},
+	}
+	for _, tt := range tests {
+		checkFilter(t, vm, tt.name, tt.frame, tt.want)
+	}
+}
+
+// checkFilter runs one frame through the filter and checks the verdict.
+func checkFilter(t *testing.T, vm *bpf.VM, name string, frame []byte, want bool) {
+	t.Helper()
+	n, err := vm.Run(frame)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := n > 0; got != want {
+		t.Errorf("%s: accepted %v, want %v", name, got, want)
+	}
 }

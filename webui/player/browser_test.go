@@ -41,6 +41,21 @@ func TestBrowserPlaysCall(t *testing.T) {
 	pipe := newPipeline(t)
 	a := newAgent(t, pipe, func(o *player.Options) { o.StatsEvery = 200 * time.Millisecond })
 
+	// Log in on the dashboard before the call starts: Chromium's start-up
+	// and the login take seconds on a loaded machine, and a call replayed
+	// meanwhile would be mostly over before the player subscribes.
+	err := chromedp.Do(ctx,
+		chromedp.Navigate(a.srv.URL+"/"),
+		chromedp.WaitVisible(chromedp.CSS("#login")),
+		chromedp.SendKeys(chromedp.CSS("#user"), "alice"),
+		chromedp.SendKeys(chromedp.CSS("#pass"), "alicepw"),
+		chromedp.Click(chromedp.CSS("#loginBtn")),
+		chromedp.WaitNotVisible(chromedp.CSS("#login")),
+	)
+	if err != nil {
+		t.Fatalf("dashboard login: %v", err)
+	}
+
 	// Replay in real time with capture times on the wall clock, so that
 	// the page's capture → arrival latency is the real one.
 	src := generator(t, simulate.Options{Calls: 1, Duration: 9 * time.Second, Seed: 11, Tones: [2]float64{1000, 2000}})
@@ -63,13 +78,8 @@ func TestBrowserPlaysCall(t *testing.T) {
 	refHex := fmt.Sprintf("0x%x", ref)
 	dir := browsertest.ArtifactDir(t)
 
-	// Dashboard: log in, see the call with its Listen button.
-	err := chromedp.Do(ctx,
-		chromedp.Navigate(a.srv.URL+"/"),
-		chromedp.WaitVisible(chromedp.CSS("#login")),
-		chromedp.SendKeys(chromedp.CSS("#user"), "alice"),
-		chromedp.SendKeys(chromedp.CSS("#pass"), "alicepw"),
-		chromedp.Click(chromedp.CSS("#loginBtn")),
+	// Dashboard: the call with its Listen button.
+	err = chromedp.Do(ctx,
 		chromedp.WaitVisible(chromedp.CSS(`tr[data-callref="`+refHex+`"] button.listen`)),
 	)
 	if err != nil {

@@ -2,7 +2,9 @@
 # Installs the real parts the tests use, from Debian's packages, when missing:
 # tshark (referee for SIP/RTP figures), MariaDB (CDR store), Chromium (player),
 # galera-4 and rsync (the 3-node cluster of make cluster-test; ss/lsof for its SST),
-# lintian (the .deb's check in scripts/package).
+# lintian (the .deb's check in scripts/package); the codec libraries the
+# audio decoders link through cgo (spandsp G.722, libgsm, libopus, bcg729 G.729)
+# and ffmpeg, their referee in sniffer/codec's tests.
 set -euo pipefail
 need=()
 command -v tshark >/dev/null 2>&1 || need+=(tshark)
@@ -12,6 +14,10 @@ command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 [ -f /usr/lib/galera/libgalera_smm.so ] || need+=(galera-4)
 command -v rsync >/dev/null 2>&1 || need+=(rsync)
 command -v lintian >/dev/null 2>&1 || need+=(lintian)
+for h in spandsp/g722.h:libspandsp-dev gsm.h:libgsm1-dev opus/opus.h:libopus-dev bcg729/decoder.h:libbcg729-dev; do
+	[ -f "/usr/include/${h%%:*}" ] || need+=("${h#*:}")
+done
+command -v ffmpeg >/dev/null 2>&1 || need+=(ffmpeg)
 { command -v ss >/dev/null 2>&1 || command -v lsof >/dev/null 2>&1; } || need+=(iproute2)
 [ ${#need[@]} -eq 0 ] && exit 0
 sudo=""

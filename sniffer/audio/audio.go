@@ -7,17 +7,21 @@
 // (the spool's WAV writer) and any number of bounded subscriptions (live
 // listening) that drop their oldest frame when full and count the drops.
 //
-// G.711 µ-law and A-law are decoded; other codecs (G.722, G.729, Opus, …)
-// are not (no well-kept pure-Go decoder is used) and play as silence,
-// counted in Stats.Undecodable.
+// Payloads are decoded by the codec package (G.711, G.722, GSM, G.729,
+// Opus, comfort noise; the cgo ones only in a cgo build) at 8 kHz. A codec
+// without a decoder in this build plays as silence, counted in
+// Stats.Undecodable and logged once per call and codec; RFC 4733 events
+// and unknown payload types only advance the clock.
 package audio
 
 import (
 	"encoding/binary"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"pbx-agent/sniffer/codec"
 	"pbx-agent/sniffer/rtp"
 )
 
@@ -106,6 +110,9 @@ type Config struct {
 	// the Call's lock held: it must not call back into the Call, and f is
 	// valid only during the call.
 	Sink func(f *Frame)
+	// Log, when set, hears once per call and codec that a codec cannot be
+	// decoded in this build (it plays as silence).
+	Log *slog.Logger
 }
 
 // Stats counts a Call's work.
@@ -121,6 +128,10 @@ type Stats struct {
 
 type direction struct {
 	ring    [ringSamples]int16
+	pcm     [codec.MaxSamples]int16 // one packet decoded
+	speech  codec.Decoder           // decoder of the last speech payload type
+	speechN string
+	cn      codec.Decoder
 	started bool
 	ssrc    uint32
 	lastTS  uint32
@@ -151,6 +162,8 @@ type Call struct {
 	dropped uint64 // by subscriptions already closed
 	subs    []*Subscription
 	closed  bool
+	dynamic [128]string // encoding names of dynamic payload types (SDP rtpmap)
+	failed  []string    // codecs that could not be decoded, logged once
 }
 
 // NewCall returns an empty call timeline.
@@ -164,8 +177,8 @@ func NewCall(cfg Config) *Call {
 
 // Feed adds one RTP packet: dir is who sent it, payload the RTP payload, at
 // its capture time. While paused its samples are written as silence, so the
-// timeline keeps its length. Packets of other codecs than G.711 only
-// advance the clock.
+// timeline keeps its length. Packets no decoder takes (events, unknown
+// or undecodable codecs) only advance the clock.
 func (c *Call) Feed(dir Dir, hdr *rtp.Header, payload []byte, at time.Time, paused bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -177,13 +190,26 @@ func (c *Call) Feed(dir Dir, hdr *rtp.Header, payload []byte, at time.Time, paus
 		c.started, c.start = true, at
 	}
 	now := max(int64(at.Sub(c.start)/sampleDur), 0)
-	table, ok := decodeTable(hdr.PayloadType)
-	if !ok {
+	d := &c.dirs[dir]
+	dec := c.decoder(d, hdr.PayloadType)
+	if dec == nil {
 		c.stats.Undecodable++
 		c.emitDue(now)
 		return
 	}
-	d := &c.dirs[dir]
+	n, err := dec.Decode(payload, d.pcm[:])
+	if err != nil || n == 0 {
+		c.stats.Undecodable++
+		c.emitDue(now)
+		return
+	}
+	samples := d.pcm[:min(n, maxPayload)]
+	// RTP timestamps count at the codec's clock: 8000 for G.722 (RFC 3551)
+	// and the narrowband codecs, 48000 for Opus.
+	clockDiv := int64(1)
+	if dec.Name() == codec.Opus {
+		clockDiv = 6
+	}
 	var pos int64
 	switch {
 	case !d.started || d.ssrc != hdr.SSRC:
@@ -191,7 +217,7 @@ func (c *Call) Feed(dir Dir, hdr *rtp.Header, payload []byte, at time.Time, paus
 		d.started, d.ssrc = true, hdr.SSRC
 		d.lastPos, d.lastTS = pos, hdr.Timestamp
 	default:
-		pos = d.lastPos + int64(int32(hdr.Timestamp-d.lastTS))
+		pos = d.lastPos + int64(int32(hdr.Timestamp-d.lastTS))/clockDiv
 		if pos-now > reanchor || now-pos > reanchor {
 			pos = now
 			c.stats.Reanchored++
@@ -199,7 +225,7 @@ func (c *Call) Feed(dir Dir, hdr *rtp.Header, payload []byte, at time.Time, paus
 		} else if pos > d.lastPos {
 			d.lastPos, d.lastTS = pos, hdr.Timestamp
 		}
-		if pos > now && pos+int64(len(payload)) > (c.next+ringFrames)*FrameSamples {
+		if pos > now && pos+int64(len(samples)) > (c.next+ringFrames)*FrameSamples {
 			// A sender running ahead of the arrival clock: re-anchor it
 			// rather than emit the other direction's frames early (they
 			// would all come late and be silence).
@@ -207,7 +233,7 @@ func (c *Call) Feed(dir Dir, hdr *rtp.Header, payload []byte, at time.Time, paus
 			c.stats.Reanchored++
 			d.lastPos, d.lastTS, d.late = pos, hdr.Timestamp, 0
 		}
-		if pos+int64(len(payload)) <= c.next*FrameSamples {
+		if pos+int64(len(samples)) <= c.next*FrameSamples {
 			if d.late++; d.late >= lateReanchor {
 				pos = now
 				c.stats.Reanchored++
@@ -217,47 +243,79 @@ func (c *Call) Feed(dir Dir, hdr *rtp.Header, payload []byte, at time.Time, paus
 			d.late = 0
 		}
 	}
-	if len(payload) > maxPayload {
-		payload = payload[:maxPayload]
-	}
-	n := int64(len(payload))
-	for pos+n > (c.next+ringFrames)*FrameSamples {
+	n = len(samples)
+	for pos+int64(n) > (c.next+ringFrames)*FrameSamples {
 		c.emit()
 	}
 	skip := max(c.next*FrameSamples-pos, 0)
 	if skip > 0 {
 		c.stats.Late++
 	}
-	for i := skip; i < n; i++ {
+	for i := skip; i < int64(n); i++ {
 		v := int16(0)
 		if !paused {
-			v = table[payload[i]]
+			v = samples[i]
 		}
 		d.ring[(pos+i)%ringSamples] = v
 	}
-	c.end = max(c.end, pos+n)
+	c.end = max(c.end, pos+int64(n))
 	c.emitDue(now)
 }
 
-func decodeTable(pt uint8) (*[256]int16, bool) {
-	switch pt {
-	case rtp.PTPCMU:
-		return &ulaw, true
-	case rtp.PTPCMA:
-		return &alaw, true
+// MapPayloadType names a dynamic payload type (96–127) of this call, as
+// the SDP's rtpmap does (e.g. 111 → "opus"); static types need no mapping.
+func (c *Call) MapPayloadType(pt uint8, name string) {
+	if pt < 96 || pt > 127 {
+		return
 	}
-	return nil, false
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.dynamic[pt] = codec.Canonical(name)
 }
 
-// ulaw and alaw are filled once from the rtp package's decoders and only
-// read afterwards.
-var ulaw, alaw = func() (u, a [256]int16) {
-	for i := range u {
-		u[i] = rtp.ULawToLinear(byte(i))
-		a[i] = rtp.ALawToLinear(byte(i))
+// decoder returns the direction's decoder for payload type pt, making it
+// when the stream's codec changed (a re-INVITE from PCMU to G.722); nil
+// when pt is not audio this build decodes (events, unknown types).
+func (c *Call) decoder(d *direction, pt uint8) codec.Decoder {
+	name := codec.StaticName(pt)
+	if pt >= 96 && pt <= 127 {
+		name = c.dynamic[pt]
 	}
-	return u, a
-}()
+	switch name {
+	case "", codec.Event:
+		return nil
+	case codec.CN:
+		if d.cn == nil {
+			d.cn, _ = codec.New(codec.CN, SampleRate)
+		}
+		return d.cn
+	case d.speechN:
+		return d.speech
+	}
+	if d.speech != nil {
+		d.speech.Close()
+	}
+	dec, err := codec.New(name, SampleRate)
+	d.speech, d.speechN = dec, name
+	if err != nil {
+		d.speech = nil
+		c.warn(name, err)
+	}
+	return d.speech
+}
+
+// warn logs once per call and codec that a codec plays as silence.
+func (c *Call) warn(name string, err error) {
+	for _, f := range c.failed {
+		if f == name {
+			return
+		}
+	}
+	c.failed = append(c.failed, name)
+	if c.cfg.Log != nil {
+		c.cfg.Log.Warn("codec not decoded, played as silence", "codec", name, "err", err)
+	}
+}
 
 // emitDue emits every frame whose end is more than the delay behind now.
 func (c *Call) emitDue(now int64) {
@@ -304,6 +362,14 @@ func (c *Call) Close() {
 		c.emit()
 	}
 	c.closed = true
+	for i := range c.dirs {
+		for _, d := range []codec.Decoder{c.dirs[i].speech, c.dirs[i].cn} {
+			if d != nil {
+				d.Close()
+			}
+		}
+		c.dirs[i].speech, c.dirs[i].cn, c.dirs[i].speechN = nil, nil, ""
+	}
 	for _, s := range c.subs {
 		c.dropped += s.Dropped()
 		close(s.ch)

@@ -1,0 +1,213 @@
+// Package codec decodes RTP audio payloads into signed 16-bit mono PCM.
+//
+// The decoders are Debian's maintained libraries through cgo: G.722
+// (spandsp), GSM 06.10 (libgsm), Opus (libopus, with its own loss
+// concealment and in-band FEC) and G.729/A/B (bcg729, Annex B SID frames
+// included). G.711 and comfort noise (RFC 3389) are decoded in Go. A build
+// without cgo (CGO_ENABLED=0) still has G.711 and CN; New returns
+// ErrUnsupported for the others, so callers can say once which codec they
+// cannot play and play it as silence.
+//
+// A Decoder keeps the codec's state between packets of one stream and is
+// not safe for concurrent use. Decode and Conceal do not allocate.
+package codec
+
+import (
+	"fmt"
+	"math"
+	"strings"
+
+	"pbx-agent/sniffer/rtp"
+)
+
+// MaxSamples bounds the PCM one payload can decode to (120 ms at 48 kHz,
+// Opus's longest packet): an out buffer this long always suffices.
+const MaxSamples = 5760
+
+// Decoder turns one stream's payloads into PCM at Rate().
+type Decoder interface {
+	// Name is the codec's encoding name as in SDP ("G722", "opus", …).
+	Name() string
+	// Rate is the sample rate of the PCM written to out.
+	Rate() int
+	// Decode decodes one RTP payload into out and returns the number of
+	// samples written.
+	Decode(payload []byte, out []int16) (int, error)
+	// Conceal writes n samples standing for a lost packet (the codec's own
+	// concealment where it has one, else silence) and returns how many it
+	// wrote (at most len(out)).
+	Conceal(out []int16, n int) int
+	// Close frees the decoder's state; it must not be used afterwards.
+	Close()
+}
+
+// Canonical encoding names, as SDP rtpmap writes them.
+const (
+	PCMU  = "PCMU"
+	PCMA  = "PCMA"
+	G722  = "G722"
+	GSM   = "GSM"
+	G729  = "G729"
+	Opus  = "opus"
+	CN    = "CN"
+	Event = "telephone-event"
+)
+
+// StaticName returns the encoding name of a static payload type ("" when
+// the type is dynamic or not audio decoded here).
+func StaticName(pt uint8) string {
+	switch pt {
+	case rtp.PTPCMU:
+		return PCMU
+	case rtp.PTPCMA:
+		return PCMA
+	case rtp.PTGSM:
+		return GSM
+	case rtp.PTG722:
+		return G722
+	case rtp.PTCN:
+		return CN
+	case rtp.PTG729:
+		return G729
+	case rtp.PTG723:
+		return "G723"
+	}
+	return ""
+}
+
+// Canonical returns the canonical spelling of an SDP encoding name
+// (case-insensitive), or name upper-cased when it is not known.
+func Canonical(name string) string {
+	for _, k := range [...]string{PCMU, PCMA, G722, GSM, G729, Opus, CN, Event} {
+		if strings.EqualFold(name, k) {
+			return k
+		}
+	}
+	return strings.ToUpper(name)
+}
+
+// NativeRate is the rate a codec's decoder produces natively (16 kHz for
+// G.722, 48 kHz for Opus, 8 kHz for the narrowband codecs).
+func NativeRate(name string) int {
+	switch Canonical(name) {
+	case G722:
+		return 16000
+	case Opus:
+		return 48000
+	}
+	return 8000
+}
+
+// New returns a decoder for the named codec producing PCM at rate (0 =
+// 8000). G.722 decodes at 16000 or 8000 (low band only); Opus at 8000,
+// 12000, 16000, 24000 or 48000; the narrowband codecs at 8000 only. An
+// RFC 4733 event stream is never audio: ErrUnsupported.
+func New(name string, rate int) (Decoder, error) {
+	if rate == 0 {
+		rate = 8000
+	}
+	switch n := Canonical(name); n {
+	case PCMU, PCMA:
+		if rate != 8000 {
+			return nil, fmt.Errorf("%w: %s at %d Hz", ErrRate, n, rate)
+		}
+		if n == PCMU {
+			return &g711{name: n, table: &ulawTable}, nil
+		}
+		return &g711{name: n, table: &alawTable}, nil
+	case CN:
+		return newComfortNoise(rate), nil
+	case G722:
+		return newG722(rate)
+	case GSM:
+		if rate != 8000 {
+			return nil, fmt.Errorf("%w: %s at %d Hz", ErrRate, n, rate)
+		}
+		return newGSM()
+	case G729:
+		if rate != 8000 {
+			return nil, fmt.Errorf("%w: %s at %d Hz", ErrRate, n, rate)
+		}
+		return newG729()
+	case Opus:
+		return newOpus(rate)
+	default:
+		return nil, fmt.Errorf("%w: %s", ErrUnsupported, n)
+	}
+}
+
+// g711 decodes µ-law or A-law through a 256-entry table.
+type g711 struct {
+	name  string
+	table *[256]int16
+}
+
+func (g *g711) Name() string { return g.name }
+func (g *g711) Rate() int    { return 8000 }
+func (g *g711) Close()       {}
+
+func (g *g711) Decode(p []byte, out []int16) (int, error) {
+	if len(out) < len(p) {
+		return 0, ErrShort
+	}
+	for i, b := range p {
+		out[i] = g.table[b]
+	}
+	return len(p), nil
+}
+
+func (g *g711) Conceal(out []int16, n int) int {
+	n = min(n, len(out))
+	clear(out[:n])
+	return n
+}
+
+var ulawTable, alawTable = func() (u, a [256]int16) {
+	for i := range u {
+		u[i] = rtp.ULawToLinear(byte(i))
+		a[i] = rtp.ALawToLinear(byte(i))
+	}
+	return u, a
+}()
+
+// comfortNoise plays RFC 3389 comfort noise: white noise at the level the
+// packet's first byte gives in -dBov, for one packet time (20 ms) per CN
+// packet, and again for each concealed stretch until speech resumes.
+type comfortNoise struct {
+	rate  int
+	amp   float64 // peak of the uniform noise
+	state uint32
+}
+
+func newComfortNoise(rate int) *comfortNoise {
+	return &comfortNoise{rate: rate, state: 0x12345678}
+}
+
+func (c *comfortNoise) Name() string { return CN }
+func (c *comfortNoise) Rate() int    { return c.rate }
+func (c *comfortNoise) Close()       {}
+
+// CNAmplitude is the peak of uniform noise whose RMS is level -dBov (0 dBov
+// being a full-scale square wave's RMS, 32767).
+func CNAmplitude(level byte) float64 {
+	rms := 32767 * math.Pow(10, -float64(level&0x7f)/20)
+	return rms * math.Sqrt(3)
+}
+
+func (c *comfortNoise) Decode(p []byte, out []int16) (int, error) {
+	if len(p) < 1 {
+		return 0, fmt.Errorf("%w: empty CN payload", ErrPayload)
+	}
+	c.amp = CNAmplitude(p[0])
+	return c.Conceal(out, c.rate/50), nil
+}
+
+func (c *comfortNoise) Conceal(out []int16, n int) int {
+	n = min(n, len(out))
+	for i := range out[:n] {
+		c.state = c.state*1664525 + 1013904223
+		u := float64(int32(c.state)) / (1 << 31) // [-1, 1)
+		out[i] = int16(max(min(u*c.amp, 32767), -32768))
+	}
+	return n
+}

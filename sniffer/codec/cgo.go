@@ -1,9 +1,9 @@
-//go:build cgo
+//go:build cgo && !nocodecs
 
 package codec
 
 /*
-#cgo LDFLAGS: -lspandsp -lgsm -lopus -lbcg729
+#cgo LDFLAGS: -lspandsp -lgsm -lopus -lbcg729 -lm
 #include <stdint.h>
 #include <stdlib.h>
 #include <spandsp/telephony.h>

@@ -4,7 +4,8 @@
 // (spandsp), GSM 06.10 (libgsm), Opus (libopus, with its own loss
 // concealment and in-band FEC) and G.729/A/B (bcg729, Annex B SID frames
 // included). G.711 and comfort noise (RFC 3389) are decoded in Go. A build
-// without cgo (CGO_ENABLED=0) still has G.711 and CN; New returns
+// without cgo (CGO_ENABLED=0, or the nocodecs tag where the libraries'
+// -dev packages are missing) still has G.711 and CN; New returns
 // ErrUnsupported for the others, so callers can say once which codec they
 // cannot play and play it as silence.
 //

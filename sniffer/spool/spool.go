@@ -46,6 +46,7 @@ import (
 	"pbx-agent/sniffer/call"
 	"pbx-agent/sniffer/decode"
 	"pbx-agent/sniffer/rtp"
+	"pbx-agent/sniffer/sdp"
 	"pbx-agent/sniffer/sip"
 )
 
@@ -175,6 +176,8 @@ type Stats struct {
 type Spool struct {
 	cfg Config
 	log *slog.Logger
+	// sdpScratch parses SDP bodies for their payload types (under mu)
+	sdpScratch *sdp.Session
 
 	bufs    buffers
 	io      ioStats
@@ -203,6 +206,8 @@ type callSpool struct {
 	wav    *file
 	audio  *audio.Call
 	paused bool
+	// dynamic: the payload types the call's SDPs named (for the decoders)
+	dynamic dynamicPTs
 	// srtp: an SDP of the call offered or answered RTP/SAVP(F): its
 	// payload is encrypted, so its decoded audio (WAV, live) is silence,
 	// never the noise that ciphertext decodes to.
@@ -397,6 +402,7 @@ func (s *Spool) SIP(m *sip.Message, meta call.Meta, ref uint64, p *decode.Packet
 			s.startAudio(c)
 		}
 	}
+	s.noteSDP(c, m)
 	if !c.srtp && bytes.Contains(sip.SDPBody(m), savp) {
 		c.srtp = true
 		s.log.Info("SRTP call: its decoded audio is silence", "callref", fmt.Sprintf("0x%x", ref), "callid", c.callID)
@@ -553,11 +559,12 @@ func (s *Spool) storeMedia(c *callSpool, p *decode.Packet, data []byte, origLen 
 // is on. Runs with s.mu held; the sink runs under it too (Feed and Close
 // are only called with s.mu held).
 func (s *Spool) startAudio(c *callSpool) {
-	cfg := audio.Config{Delay: s.cfg.AudioDelay}
+	cfg := audio.Config{Delay: s.cfg.AudioDelay, Log: s.log.With("callid", c.callID)}
 	if s.cfg.SaveAudio == "wav" {
 		cfg.Sink = func(f *audio.Frame) { s.writeWAV(c, f) }
 	}
 	c.audio = audio.NewCall(cfg)
+	c.mapDynamic(c.audio)
 }
 
 func (s *Spool) channels() int {

@@ -1,0 +1,56 @@
+package spool
+
+import (
+	"pbx-agent/sniffer/audio"
+	"pbx-agent/sniffer/codec"
+	"pbx-agent/sniffer/sdp"
+	"pbx-agent/sniffer/sip"
+)
+
+// dynamicPTs are a call's dynamic payload types (96–127) named by its SDP
+// rtpmaps (111 → "opus"), kept so that audio started later (a listener's
+// Subscribe) decodes them too.
+type dynamicPTs [32]string
+
+// noteSDP records the dynamic payload types of m's SDP body on c and hands
+// them to c's audio. Runs with s.mu held.
+func (s *Spool) noteSDP(c *callSpool, m *sip.Message) {
+	body := sip.SDPBody(m)
+	if len(body) == 0 {
+		return
+	}
+	if s.sdpScratch == nil {
+		s.sdpScratch = new(sdp.Session)
+	}
+	ss := s.sdpScratch
+	if sdp.Parse(body, ss) != nil {
+		return
+	}
+	for i := 0; i < ss.NMedia; i++ {
+		md := &ss.Media[i]
+		if !md.Audio() {
+			continue
+		}
+		for j := 0; j < md.NRTPMap; j++ {
+			r := &md.RTPMap[j]
+			if r.PT < 96 || r.PT > 127 {
+				continue
+			}
+			if name := codec.Canonical(string(r.Encoding)); c.dynamic[r.PT-96] != name {
+				c.dynamic[r.PT-96] = name
+				if c.audio != nil {
+					c.audio.MapPayloadType(r.PT, name)
+				}
+			}
+		}
+	}
+}
+
+// mapDynamic names c's known dynamic payload types on a.
+func (c *callSpool) mapDynamic(a *audio.Call) {
+	for i, name := range c.dynamic {
+		if name != "" {
+			a.MapPayloadType(uint8(96+i), name)
+		}
+	}
+}

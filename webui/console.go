@@ -23,7 +23,7 @@ import (
 
 // consoleCSP allows the console's own files only: no inline script or
 // style, no other origin.
-const consoleCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+const consoleCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; media-src 'self' blob:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 
 // consoleLegWindow is how far apart the legs of one call may start (the
 // by-CID grouping getPCAP's cidInterval does).

@@ -323,6 +323,26 @@ func TestConsoleBlindTransfer(t *testing.T) {
 	if text, _ = chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#msgtext"))); !strings.Contains(text, "INVITE sip:") {
 		t.Errorf("Enter on the first arrow shows:\n%.200s", text)
 	}
+	// The recording: the WAV decoded in the page (OfflineAudioContext), as
+	// long as the call, stereo, not silent, drawn on the waveform.
+	type wave struct {
+		Duration float64 `json:"duration"`
+		Channels int     `json:"channels"`
+		Peak     float64 `json:"peak"`
+		Error    string  `json:"error"`
+	}
+	wv, err := chromedp.Run(ctx, chromedp.Poll[wave](`window.__call.wave || null`, chromedp.WithPollingTimeout(20*time.Second)))
+	if err != nil {
+		t.Fatalf("recording: %v", err)
+	}
+	var dur float64
+	if err := e.db.QueryRow("SELECT connect_duration FROM cdr WHERE ID = ?", alice[0]).Scan(&dur); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("recording: %+v (talk time %.3f s)", wv, dur)
+	if wv.Error != "" || wv.Channels != 2 || wv.Peak < 0.01 || wv.Duration < dur-1 || wv.Duration > dur+1 {
+		t.Errorf("recording decoded in the page: %+v, want stereo, not silent, the talk time %.1f s ± 1 s", wv, dur)
+	}
 	browsertest.Screenshots(t, ctx, "console-call-blind-transfer")
 }
 

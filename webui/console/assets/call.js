@@ -155,6 +155,48 @@
     D.messages = j.sip.length;
   }
 
+  // recording fetches the call's WAV once, draws both channels' peaks
+  // (caller above, callee below) and plays it in the <audio> element;
+  // a click on the waveform seeks there.
+  async function recording(j) {
+    if (!j.can.download_audio || !j.streams.length) return;
+    $("recsec").hidden = false;
+    const url = "/php/api.php?task=getVoiceRecording&params=" + encodeURIComponent(JSON.stringify({ cdrId: j.cdr.ID }));
+    const cv = $("wave"), g = cv.getContext("2d"), audio = $("audio");
+    try {
+      const r = await fetch(url, { credentials: "same-origin" });
+      if (!r.ok) throw new Error("recording: " + ((await r.json().catch(() => ({}))).error || r.status));
+      const bytes = await r.arrayBuffer();
+      audio.src = URL.createObjectURL(new Blob([bytes], { type: "audio/wav" }));
+      const ac = new (window.OfflineAudioContext || window.webkitOfflineAudioContext)(1, 1, 8000);
+      const buf = await ac.decodeAudioData(bytes.slice(0));
+      const W = cv.width, H = cv.height, chans = Math.min(2, buf.numberOfChannels);
+      g.fillStyle = "#fff";
+      g.fillRect(0, 0, W, H);
+      let peak = 0;
+      for (let c = 0; c < chans; c++) {
+        const d = buf.getChannelData(c), per = Math.max(1, Math.floor(d.length / W)), mid = (H / chans) * (c + 0.5);
+        g.fillStyle = c === 0 ? "#2b6cb0" : "#26a269";
+        for (let x = 0; x < W; x++) {
+          let m = 0;
+          for (let i = x * per, e = Math.min(d.length, i + per); i < e; i++) m = Math.max(m, Math.abs(d[i]));
+          peak = Math.max(peak, m);
+          const h = Math.max(1, (m * H) / chans / 2);
+          g.fillRect(x, mid - h, 1, 2 * h);
+        }
+      }
+      D.wave = { duration: buf.duration, channels: buf.numberOfChannels, rate: buf.sampleRate, peak };
+      cv.addEventListener("click", (ev) => {
+        const rect = cv.getBoundingClientRect();
+        audio.currentTime = ((ev.clientX - rect.left) / rect.width) * buf.duration;
+        audio.play();
+      });
+    } catch (e) {
+      D.wave = { error: String(e.message || e) };
+      $("recsec").appendChild(el("p", { class: "muted", text: String(e.message || e) }));
+    }
+  }
+
   async function load() {
     const q = new URLSearchParams();
     if (page.get("id")) q.set("id", page.get("id"));
@@ -167,6 +209,7 @@
       legs(j);
       streams(j);
       ladder(j);
+      recording(j);
       status("CDR " + j.cdr.ID + " · " + j.legs.length + " leg(s) · " + (j.sip ? j.sip.length : 0) + " SIP message(s)" + (j.sip_error ? " · " + j.sip_error : ""), "ok");
     } catch (e) {
       status(String(e.message || e), "err");

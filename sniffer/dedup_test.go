@@ -2,6 +2,8 @@ package sniffer
 
 import (
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
 	"time"
 
 	"pbx-agent/sniffer/call"
@@ -50,6 +52,15 @@ func TestDeduplicate(t *testing.T) {
 			}
 		}
 		st := sn.Stats()
+		if dedup {
+			reg := prometheus.NewRegistry()
+			if err := sn.Register(reg); err != nil {
+				t.Fatal(err)
+			}
+			if got := counterValue(t, reg, "pbx_sniffer_duplicates_total"); got != float64(st.Duplicates) {
+				t.Errorf("pbx_sniffer_duplicates_total = %v, want %d", got, st.Duplicates)
+			}
+		}
 		if dedup && (exact != len(truth.Streams) || st.Duplicates == 0 || st.Duplicates*2 < st.Frames-2) {
 			t.Errorf("deduplicated: %d/%d streams exact, %d of %d frames dropped as copies", exact, len(truth.Streams), st.Duplicates, st.Frames)
 		}

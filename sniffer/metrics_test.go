@@ -31,21 +31,27 @@ func TestRegister(t *testing.T) {
 		{"pbx_decoder_reassembled_total", st.Decoder.Reassembled},
 		{"pbx_calls_started_total", sn.Table().Stats().CallsStarted},
 	} {
-		mfs, err := reg.Gather()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var got float64 = -1
-		for _, mf := range mfs {
-			if mf.GetName() == tc.name {
-				got = mf.GetMetric()[0].GetCounter().GetValue()
-			}
-		}
-		if got != float64(tc.want) || got == 0 {
+		if got := counterValue(t, reg, tc.name); got != float64(tc.want) || got == 0 {
 			t.Errorf("%s = %v, want %d (> 0)", tc.name, got, tc.want)
 		}
 	}
 	if n := testutil.CollectAndCount(reg); n < 15 {
 		t.Errorf("%d series registered", n)
 	}
+}
+
+// counterValue gathers reg and returns the counter name's value (-1 when
+// absent).
+func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	return -1
 }

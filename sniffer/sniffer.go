@@ -72,6 +72,7 @@ type Stats struct {
 	TCPEvicted   uint64 // SIP-over-TCP flows dropped to stay within the flow limit
 	WSDropped    uint64 // SIP-over-websocket flows given up over the message size cap
 	Duplicates   uint64 // packets dropped as copies of one already handled (Deduplicate)
+	SCTPDropped  uint64 // SIP-over-SCTP fragments or messages given up
 	HEP          HEPStats
 	Decoder      decode.Stats // the link-layer decoders' counters, every source so far
 }
@@ -205,6 +206,7 @@ func (s *Sniffer) publish() {
 	st.TCPFlows = len(s.tcp.flows)
 	st.TCPEvicted = s.tcp.evicted
 	st.WSDropped = s.tcp.wsDropped
+	st.SCTPDropped = s.sctp.dropped
 	st.Decoder = s.decs
 	if s.dec != nil {
 		st.Decoder = st.Decoder.Add(s.dec.Stats())

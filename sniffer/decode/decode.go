@@ -148,11 +148,12 @@ func (s Stats) Add(o Stats) Stats {
 		Frames: s.Frames + o.Frames, Decoded: s.Decoded + o.Decoded,
 		NotIP: s.NotIP + o.NotIP, NotTransport: s.NotTransport + o.NotTransport,
 		Errors: s.Errors + o.Errors, Fragments: s.Fragments + o.Fragments, Reassembled: s.Reassembled + o.Reassembled,
+		Tunnelled: s.Tunnelled + o.Tunnelled,
 	}
 }
 
 // Decode decodes one frame into p. It returns false with a nil error for
-// frames that carry no UDP/TCP payload (ARP, ICMP, a fragment still waiting
+// frames that carry no UDP/TCP/SCTP payload (ARP, ICMP, a fragment still waiting
 // for its siblings), and an error for malformed frames.
 func (d *Decoder) Decode(data []byte, ts time.Time, p *Packet) (bool, error) {
 	d.stats.Frames++

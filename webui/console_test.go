@@ -113,8 +113,42 @@ func TestConsoleHistorySearch(t *testing.T) {
 		t.Fatalf("sorted by caller: page %v, SQL %v", ids, want)
 	}
 	loc, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`location.search`))
+	if v, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById("f-order").value`)); v != "" {
+		t.Errorf("order list shows %q for caller descending (not one of its entries)", v)
+	}
 	if !strings.Contains(loc, "sort=caller") || !strings.Contains(loc, "number="+part) {
 		t.Errorf("URL %q does not keep the filter and the order", loc)
+	}
+}
+
+// TestConsoleHistoryOrderOnPhone: at 390 px the header row is hidden; the
+// order list sorts (worst MOS first) as SQL does.
+func TestConsoleHistoryOrderOnPhone(t *testing.T) {
+	ctx, cancel := browsertest.New(t, 90*time.Second, chromedp.WindowSize(390, 844))
+	defer cancel()
+	e := newEnv(t, nil)
+	err := chromedp.Do(ctx,
+		chromedp.Navigate(e.srv.URL+"/console/calls.html?fdatefrom=2000-01-01T00:00:00&fdateto=2100-01-01T00:00:00"),
+		chromedp.WaitVisible(chromedp.CSS("#login")),
+		chromedp.SendKeys(chromedp.CSS("#user"), "admin"),
+		chromedp.SendKeys(chromedp.CSS("#pass"), "adminpw"),
+		chromedp.Click(chromedp.CSS("#loginBtn")),
+		chromedp.WaitVisible(chromedp.CSS("#calls tbody tr")),
+		chromedp.SetValue(chromedp.CSS("#f-order"), "mos_min_mult10:ASC"),
+		chromedp.Click(chromedp.CSS("#search")),
+		chromedp.WaitVisible(chromedp.CSS(`#calls tbody tr`)),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loc, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`location.search`))
+	if !strings.Contains(loc, "sort=mos_min_mult10") {
+		t.Fatalf("URL after choosing the order: %q", loc)
+	}
+	ids := consoleIDs(t, ctx)
+	want := sqlIDs(t, e, "SELECT ID FROM cdr ORDER BY mos_min_mult10 ASC, calldate DESC, ID DESC")
+	if !slices.Equal(ids, want) {
+		t.Fatalf("worst MOS first: page %v, SQL %v", ids, want)
 	}
 }
 

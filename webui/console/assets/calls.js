@@ -51,6 +51,17 @@
     for (const inp of $("filters").elements) {
       if (inp.name && page.get(inp.name) !== null) inp.value = page.get(inp.name);
     }
+    // The order list (also on a phone, where the header row is hidden)
+    // sets the same sort and dir fields as the header links.
+    const ord = $("f-order");
+    const cur = page.get("sort") ? page.get("sort") + ":" + (page.get("dir") === "ASC" ? "ASC" : "DESC") : "";
+    if ([...ord.options].some((o) => o.value === cur)) ord.value = cur;
+    $("filters").addEventListener("submit", () => {
+      if (ord.value === cur) return;
+      const [k, d] = ord.value.split(":");
+      $("f-sort").value = k || "";
+      $("f-dir").value = d || "";
+    });
     // Sortable headers: links, so the keyboard reaches them and the URL keeps the order.
     for (const th of document.querySelectorAll("#calls th[data-sort]")) {
       const key = th.dataset.sort;

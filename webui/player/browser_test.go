@@ -6,7 +6,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -44,42 +43,18 @@ func TestBrowserPlaysCall(t *testing.T) {
 	// Log in on the dashboard before the call starts: Chromium's start-up
 	// and the login take seconds on a loaded machine, and a call replayed
 	// meanwhile would be mostly over before the player subscribes.
-	err := chromedp.Do(ctx,
-		chromedp.Navigate(a.srv.URL+"/"),
-		chromedp.WaitVisible(chromedp.CSS("#login")),
-		chromedp.SendKeys(chromedp.CSS("#user"), "alice"),
-		chromedp.SendKeys(chromedp.CSS("#pass"), "alicepw"),
-		chromedp.Click(chromedp.CSS("#loginBtn")),
-		chromedp.WaitNotVisible(chromedp.CSS("#login")),
-	)
-	if err != nil {
-		t.Fatalf("dashboard login: %v", err)
-	}
+	loginDashboard(t, ctx, a)
 
 	// Replay in real time with capture times on the wall clock, so that
 	// the page's capture → arrival latency is the real one.
 	src := generator(t, simulate.Options{Calls: 1, Duration: 9 * time.Second, Seed: 11, Tones: [2]float64{1000, 2000}})
-	fctx, fcancel := context.WithCancel(context.Background())
-	defer fcancel()
-	var fwg sync.WaitGroup
-	fwg.Add(1)
-	go func() {
-		defer fwg.Done()
-		pipe.replay(fctx, t, src, time.Now(), 1, nil)
-		pipe.flush()
-	}()
-	defer fwg.Wait()
-	var ref uint64
-	waitFor(t, "answered call", func() bool {
-		var ok bool
-		ref, ok = pipe.connectedRef()
-		return ok
-	})
+	ref, done := replayLive(t, pipe, src)
+	defer done()
 	refHex := fmt.Sprintf("0x%x", ref)
 	dir := browsertest.ArtifactDir(t)
 
 	// Dashboard: the call with its Listen button.
-	err = chromedp.Do(ctx,
+	err := chromedp.Do(ctx,
 		chromedp.WaitVisible(chromedp.CSS(`tr[data-callref="`+refHex+`"] button.listen`)),
 	)
 	if err != nil {
@@ -112,16 +87,7 @@ func TestBrowserPlaysCall(t *testing.T) {
 		unpauseAt = time.Now()
 		_ = pipe.sn.Table().SetPaused(ref, false)
 	}()
-	var state string
-	for deadline := time.Now().Add(60 * time.Second); state != "ended"; {
-		if time.Now().After(deadline) {
-			t.Fatalf("the page did not see the call end (state %q)", state)
-		}
-		if state, err = chromedp.Run(ctx, chromedp.Evaluate[string](`window.__player.state`)); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
+	waitEnded(t, ctx)
 	// The page after the call: its figures and the end message.
 	shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	if err != nil {

@@ -321,7 +321,10 @@ func TestToneThroughPlayer(t *testing.T) {
 		pcm []int16
 	}
 	var frames []frame
-	for len(frames) < packets-6 { // the last frames wait for late packets until the tap closes
+	// The last frames wait for late packets until the tap closes. A loaded
+	// machine may make the listener's queue drop frames (counted, and seen
+	// as a sequence gap): frames are placed by their sequence, not by order.
+	for len(frames) < packets-6 && (len(frames) == 0 || frames[len(frames)-1].seq < packets-7) {
 		typ, msg, err := ws.ReadMessage()
 		if err != nil {
 			t.Fatalf("after %d frames: %v", len(frames), err)
@@ -341,25 +344,35 @@ func TestToneThroughPlayer(t *testing.T) {
 	}
 	wg.Wait()
 
-	// Frame i holds packet i (the first packet anchors the timeline).
+	// Frame seq holds packet seq (the first packet anchors the timeline).
+	if len(frames) < (packets-6)*8/10 {
+		t.Fatalf("only %d frames of %d arrived", len(frames), packets-6)
+	}
 	var tone []float64
 	var silentFrames []int
+	received := map[int]bool{}
 	for i, f := range frames {
-		if uint32(i) != f.seq {
-			t.Fatalf("frame %d has sequence %d (frames lost)", i, f.seq)
+		if i > 0 && f.seq <= frames[i-1].seq {
+			t.Fatalf("frame %d has sequence %d after %d", i, f.seq, frames[i-1].seq)
 		}
+		received[int(f.seq)] = true
 		zero := !slices.ContainsFunc(f.pcm, func(v int16) bool { return v != 0 })
 		if zero {
-			silentFrames = append(silentFrames, i)
+			silentFrames = append(silentFrames, int(f.seq))
 			continue
 		}
 		for _, v := range f.pcm {
 			tone = append(tone, float64(v))
 		}
 	}
-	wantSilent := []int{0}
+	var wantSilent []int
+	if received[0] {
+		wantSilent = append(wantSilent, 0)
+	}
 	for i := pauseFrom; i < pauseTo; i++ {
-		wantSilent = append(wantSilent, i)
+		if received[i] {
+			wantSilent = append(wantSilent, i)
+		}
 	}
 	if !slices.Equal(silentFrames, wantSilent) {
 		t.Errorf("silent frames %v, want the first and the paused ones %v", silentFrames, wantSilent)

@@ -80,11 +80,10 @@ func minuteRel(key int64) string {
 
 // unit is one kind's directory of one minute, as the index knows it.
 type unit struct {
-	bytes    int64  // files completed (or found on disk)
-	files    int    // their number
-	open     int    // files being written (created, not yet completed)
-	gen      uint32 // bumped by every completion (the scan checks it)
-	deleting bool   // the cleaner is removing the directory
+	bytes    int64 // files completed (or found on disk)
+	files    int   // their number
+	open     int   // files being written (created, not yet completed)
+	deleting bool  // the cleaner is removing the directory
 }
 
 type minuteUnits [numKinds]unit
@@ -143,10 +142,44 @@ func newCleaner(root string, loc *time.Location, lim PoolLimits, log *slog.Logge
 		loc = time.Local
 	}
 	c := &cleaner{root: root, loc: loc, lim: lim, log: log.With("component", "cleanspool"),
-		started: time.Now(), wake: make(chan struct{}, 1), indexed: make(chan struct{}), done: make(chan struct{}),
+		started: fsNow(root), wake: make(chan struct{}, 1), indexed: make(chan struct{}), done: make(chan struct{}),
 		units: make(map[int64]*minuteUnits)}
 	c.unlocked = sync.NewCond(&c.mu)
 	return c
+}
+
+// fsNow is the file system's idea of now, on a clock tick no file written
+// before it shares: files get their times from the kernel's coarse clock,
+// which may be milliseconds behind time.Now, so a probe file in dir is
+// written until its modification time moves on. Every file written before
+// (a previous run's) is older than the result; every file written after is
+// not.
+func fsNow(dir string) time.Time {
+	fallback := time.Now().Add(-50 * time.Millisecond)
+	f, err := os.CreateTemp(dir, ".clock-*")
+	if err != nil {
+		return fallback
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return fallback
+	}
+	first := info.ModTime()
+	for range 200 {
+		time.Sleep(time.Millisecond)
+		if _, err := f.Write([]byte{0}); err != nil {
+			return fallback
+		}
+		if info, err = f.Stat(); err != nil {
+			return fallback
+		}
+		if info.ModTime().After(first) {
+			return info.ModTime()
+		}
+	}
+	return fallback
 }
 
 // entry returns the units of minute key, adding it to the index. Under mu.
@@ -221,7 +254,6 @@ func (c *cleaner) completed(key int64, kind uint8, n int64, stored bool) {
 	m := c.entry(key)
 	u := &m[kind]
 	u.open--
-	u.gen++
 	if stored {
 		u.bytes += n
 		u.files++
@@ -354,9 +386,10 @@ func (c *cleaner) unitDir(key int64, kind uint8) string {
 	return filepath.Join(c.root, filepath.FromSlash(minuteRel(key)), kindDirs[kind])
 }
 
-// listUnit sums the files of a unit directory on disk: ".tmp" files only
-// when older than the spool (leftovers of a previous run, not ours).
-func (c *cleaner) listUnit(dir string) (files int, bytes int64) {
+// listUnit sums the files of a unit directory on disk; with onlyOld, only
+// those older than the spool (leftovers of a previous run: a file this run
+// wrote is accounted by completed), and ".tmp" files only when older.
+func (c *cleaner) listUnit(dir string, onlyOld bool) (files int, bytes int64) {
 	ents, _ := os.ReadDir(dir)
 	for _, e := range ents {
 		if !e.Type().IsRegular() {
@@ -366,7 +399,7 @@ func (c *cleaner) listUnit(dir string) (files int, bytes int64) {
 		if err != nil {
 			continue
 		}
-		if strings.HasSuffix(e.Name(), ".tmp") && !info.ModTime().Before(c.started) {
+		if (onlyOld || strings.HasSuffix(e.Name(), ".tmp")) && !info.ModTime().Before(c.started) {
 			continue
 		}
 		files++
@@ -375,34 +408,22 @@ func (c *cleaner) listUnit(dir string) (files int, bytes int64) {
 	return files, bytes
 }
 
-// scanUnit sets a unit's size from the disk. A completion while the
-// directory is read makes the figure stale: it is read again (the last
-// time under the lock).
+// scanUnit adds to a unit what a previous run left on disk. Files this
+// run writes are accounted by completed only: the scan runs while the first
+// calls are written, and a file is renamed into place before its completion
+// is accounted, so counting them here too counted some twice. Passes wait
+// for the scan (passMu), so nothing is removed meanwhile.
 func (c *cleaner) scanUnit(key int64, kind uint8) {
-	dir := c.unitDir(key, kind)
-	for try := 0; ; try++ {
-		c.mu.Lock()
-		gen := c.entry(key)[kind].gen
-		locked := try == 3
-		if !locked {
-			c.mu.Unlock()
-		}
-		files, bytes := c.listUnit(dir)
-		if !locked {
-			c.mu.Lock()
-		}
-		u := &c.entry(key)[kind]
-		if locked || u.gen == gen {
-			c.files += files - u.files
-			c.total += bytes - u.bytes
-			c.kindTotal[kind] += bytes - u.bytes
-			u.files, u.bytes = files, bytes
-			c.forget(key)
-			c.mu.Unlock()
-			return
-		}
-		c.mu.Unlock()
-	}
+	files, bytes := c.listUnit(c.unitDir(key, kind), true)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	u := &c.entry(key)[kind]
+	u.files += files
+	u.bytes += bytes
+	c.files += files
+	c.total += bytes
+	c.kindTotal[kind] += bytes
+	c.forget(key)
 }
 
 // passResult is what one pass removed.
@@ -521,7 +542,7 @@ func (c *cleaner) remove(r *passResult, reason string, key int64, kind uint8) {
 		err := os.RemoveAll(dir)
 		files, bytes := 0, int64(0)
 		if err != nil {
-			files, bytes = c.listUnit(dir) // what is left
+			files, bytes = c.listUnit(dir, false) // what is left
 		}
 		c.mu.Lock()
 		u = &c.entry(key)[kind]

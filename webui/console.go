@@ -112,12 +112,8 @@ func csvCell(s string) string {
 // consoleCSV is the history's export: the LISTING parameters, every
 // LISTING column, up to MaxLimit rows (5000) of the requested page.
 func (h *Handler) consoleCSV(w http.ResponseWriter, r *http.Request) {
-	u, ok := h.need(w, r, CanCDR)
+	u, ok := h.needForm(w, r, CanCDR)
 	if !ok {
-		return
-	}
-	if err := form(r); err != nil {
-		h.fail(w, r, err)
 		return
 	}
 	db, err := h.db()
@@ -183,12 +179,8 @@ func (h *Handler) consoleRef(ctx context.Context, r *http.Request, u *User) (cdr
 // consoleTarget authenticates r with right, finds the CDR it names and
 // the call's legs; on failure it has answered.
 func (h *Handler) consoleTarget(w http.ResponseWriter, r *http.Request, right Rights) (*User, cdrRef, []cdrRef, bool) {
-	u, ok := h.need(w, r, right)
+	u, ok := h.needForm(w, r, right)
 	if !ok {
-		return nil, cdrRef{}, nil, false
-	}
-	if err := form(r); err != nil {
-		h.fail(w, r, err)
 		return nil, cdrRef{}, nil, false
 	}
 	ref, err := h.consoleRef(r.Context(), r, u)

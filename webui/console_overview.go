@@ -18,22 +18,14 @@ const consoleBuckets = 60
 // (mos_min); the page derives calls per minute, ASR and ACD. active is
 // this agent's calls in progress (with can_activecalls).
 func (h *Handler) consoleOverview(w http.ResponseWriter, r *http.Request) {
-	u, ok := h.need(w, r, CanCDR)
+	u, ok := h.needForm(w, r, CanCDR)
 	if !ok {
 		return
 	}
-	if err := form(r); err != nil {
+	hours, err := formInt(r, "hours", 6, 1, 24*31)
+	if err != nil {
 		h.fail(w, r, err)
 		return
-	}
-	hours := 6
-	if v := r.Form.Get("hours"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 24*31 {
-			h.fail(w, r, fmt.Errorf("%w: hours: %q is not a whole number in [1, 744]", ErrBadRequest, v))
-			return
-		}
-		hours = n
 	}
 	step := max(60, hours*3600/consoleBuckets)
 	end := h.now().UTC().Truncate(time.Minute).Add(time.Minute)
@@ -80,22 +72,14 @@ const consoleRegFailedSQL = `SELECT c.to_num, c.to_domain, c.id_sensor, SUM(c.co
 // count, last time and last source (register_failed), over D days
 // (default 7), 1000 rows each at most.
 func (h *Handler) consoleRegistrations(w http.ResponseWriter, r *http.Request) {
-	u, ok := h.need(w, r, CanCDR)
+	u, ok := h.needForm(w, r, CanCDR)
 	if !ok {
 		return
 	}
-	if err := form(r); err != nil {
+	days, err := formInt(r, "days", 7, 1, 366)
+	if err != nil {
 		h.fail(w, r, err)
 		return
-	}
-	days := 7
-	if v := r.Form.Get("days"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 366 {
-			h.fail(w, r, fmt.Errorf("%w: days: %q is not a whole number in [1, 366]", ErrBadRequest, v))
-			return
-		}
-		days = n
 	}
 	since := cdrquery.SQLTime(h.now().Add(-time.Duration(days) * 24 * time.Hour))
 	sc, sargs := sensorCond(u)

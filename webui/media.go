@@ -144,12 +144,8 @@ func (h *Handler) getPCAP(w http.ResponseWriter, r *http.Request, u *User, req *
 
 // pcapPHP is php/pcap.php?id=N[&disable_rtp=1].
 func (h *Handler) pcapPHP(w http.ResponseWriter, r *http.Request) {
-	u, ok := h.need(w, r, CanPCAP)
+	u, ok := h.needForm(w, r, CanPCAP)
 	if !ok {
-		return
-	}
-	if err := form(r); err != nil {
-		h.fail(w, r, err)
 		return
 	}
 	id, err := parseID("id", r.Form.Get("id"))

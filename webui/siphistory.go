@@ -157,12 +157,8 @@ func parseHide(v string) ([]netip.Prefix, error) {
 
 // pcap2text is php/pcap2text.php: action=brief_data|brief|getMSC, id=CDR id.
 func (h *Handler) pcap2text(w http.ResponseWriter, r *http.Request) {
-	u, ok := h.need(w, r, CanCDR)
+	u, ok := h.needForm(w, r, CanCDR)
 	if !ok {
-		return
-	}
-	if err := form(r); err != nil {
-		h.fail(w, r, err)
 		return
 	}
 	action := r.Form.Get("action")

@@ -368,3 +368,31 @@ func copyLimited(w io.Writer, r io.Reader) error {
 	_, err := io.Copy(w, r)
 	return err
 }
+
+// needForm is need followed by form: it authenticates r, checks rights and
+// parses r's parameters; on failure it has answered.
+func (h *Handler) needForm(w http.ResponseWriter, r *http.Request, rights Rights) (*User, bool) {
+	u, ok := h.need(w, r, rights)
+	if !ok {
+		return nil, false
+	}
+	if err := form(r); err != nil {
+		h.fail(w, r, err)
+		return nil, false
+	}
+	return u, true
+}
+
+// formInt is the parsed form's parameter name as a whole number within
+// [lo, hi]; def when absent or empty.
+func formInt(r *http.Request, name string, def, lo, hi int) (int, error) {
+	v := r.Form.Get(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		return 0, fmt.Errorf("%w: %s: %q is not a whole number in [%d, %d]", ErrBadRequest, name, v, lo, hi)
+	}
+	return n, nil
+}

@@ -346,9 +346,7 @@ func (s *Sniffer) HandlePacket(p *decode.Packet) {
 		switch {
 		case sipPort:
 			s.tcp.handle(p, s.handleWireSIP, &s.stats.TCPDiscarded)
-		case !s.cfg.SIPByPortOnly && s.tcp.follows(p, startsSIP):
-			s.tcp.handle(p, s.handleWireSIP, &s.stats.TCPDiscarded)
-		default:
+		case s.cfg.SIPByPortOnly || !s.tcp.follow(p, startsSIP, s.handleWireSIP, &s.stats.TCPDiscarded):
 			s.stats.Other++
 		}
 	case decode.SCTP:

@@ -83,25 +83,28 @@ func (t *tcpFlows) evictOldest() {
 	}
 }
 
-// follows reports whether a segment on a port not configured as SIP belongs
-// to SIP: its flow is already followed, or its payload starts a message
-// (detected per direction: a response stream begins with "SIP/2.0").
-func (t *tcpFlows) follows(p *decode.Packet, looksLikeSIP func([]byte) bool) bool {
-	if _, ok := t.flows[flowKey{p.Src, p.Dst}]; ok {
-		return true
-	}
-	return len(p.Payload) > 0 && looksLikeSIP(p.Payload)
+// handle follows a segment of a SIP port's flow.
+func (t *tcpFlows) handle(p *decode.Packet, deliver func(*decode.Packet, []byte), discarded *uint64) {
+	t.follow(p, nil, deliver, discarded)
 }
 
-func (t *tcpFlows) handle(p *decode.Packet, deliver func(*decode.Packet, []byte), discarded *uint64) {
+// follow feeds a segment to its flow. With start set (a port not configured
+// as SIP) a flow not followed yet begins only on a segment whose payload
+// starts a message (detected per direction: a response stream begins with
+// "SIP/2.0"); follow reports false when it did not take the segment. One
+// flow lookup serves both the decision and the reassembly.
+func (t *tcpFlows) follow(p *decode.Packet, start func([]byte) bool, deliver func(*decode.Packet, []byte), discarded *uint64) bool {
 	key := flowKey{p.Src, p.Dst}
 	f := t.flows[key]
+	if f == nil && start != nil && (len(p.Payload) == 0 || !start(p.Payload)) {
+		return false
+	}
 	if p.TCPFlags&(decode.FlagRST|decode.FlagFIN) != 0 && len(p.Payload) == 0 {
 		if f != nil {
 			*discarded += uint64(f.stream.Discarded())
 			t.remove(f)
 		}
-		return
+		return true
 	}
 	if f == nil {
 		if len(t.flows) >= maxTCPFlows {
@@ -119,17 +122,17 @@ func (t *tcpFlows) handle(p *decode.Packet, deliver func(*decode.Packet, []byte)
 	if p.TCPFlags&decode.FlagSYN != 0 {
 		f.next = (seq + 1) & 0xffffffff
 		f.stream.Reset()
-		return
+		return true
 	}
 	data := p.Payload
 	if len(data) == 0 {
-		return
+		return true
 	}
 	if f.next != seqUnknown {
 		d := int32(uint32(seq) - uint32(f.next)) // signed distance with wrap
 		switch {
 		case d < 0 && int(-d) >= len(data):
-			return // pure retransmission
+			return true // pure retransmission
 		case d < 0:
 			data = data[-d:] // partial overlap
 		case d > 0:
@@ -146,7 +149,7 @@ func (t *tcpFlows) handle(p *decode.Packet, deliver func(*decode.Packet, []byte)
 		if !was && f.ws.dropped() {
 			t.wsDropped++
 		}
-		return
+		return true
 	}
 	f.stream.Write(data)
 	for {
@@ -156,6 +159,7 @@ func (t *tcpFlows) handle(p *decode.Packet, deliver func(*decode.Packet, []byte)
 		}
 		deliver(p, msg)
 	}
+	return true
 }
 
 // expire forgets flows idle longer than tcpFlowIdle, oldest first.

@@ -196,8 +196,10 @@ func setSchemaVersion(ctx context.Context, db *sql.DB, v int) error {
 }
 
 // reorganize runs one REORGANIZE PARTITION. On Galera it is a TOI step that
-// another DDL can abort (error 1213): it is tried again then. dup reports
-// that the partition exists already (error 1517: another agent added it).
+// another DDL can abort (error 1213), and its metadata lock may wait past
+// innodb_lock_wait_timeout behind the sensors' writes (error 1205): nothing
+// was changed either way, so it is tried again. dup reports that the
+// partition exists already (error 1517: another agent added it).
 func reorganize(ctx context.Context, db *sql.DB, q string) (dup bool, err error) {
 	for attempt := 1; ; attempt++ {
 		_, err = db.ExecContext(ctx, q)
@@ -205,7 +207,8 @@ func reorganize(ctx context.Context, db *sql.DB, q string) (dup bool, err error)
 		if errors.As(err, &me) && me.Number == 1517 {
 			return true, nil
 		}
-		if !isConflict(err) || attempt > conflictRetries || !sleepCtx(ctx, time.Duration(attempt)*50*time.Millisecond) {
+		lockWait := errors.As(err, &me) && me.Number == 1205
+		if !(isConflict(err) || lockWait) || attempt > conflictRetries || !sleepCtx(ctx, time.Duration(attempt)*50*time.Millisecond) {
 			return false, err
 		}
 	}

@@ -141,7 +141,15 @@ func TestConsoleHistoryOrderOnPhone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	loc, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`location.search`))
+	// The page updates the URL when the new listing has arrived, after the
+	// old rows were already visible: wait for it.
+	var loc string
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		loc, _ = chromedp.Run(ctx, chromedp.Evaluate[string](`location.search`))
+		if strings.Contains(loc, "sort=mos_min_mult10") || time.Now().After(deadline) {
+			break
+		}
+	}
 	if !strings.Contains(loc, "sort=mos_min_mult10") {
 		t.Fatalf("URL after choosing the order: %q", loc)
 	}

@@ -214,10 +214,13 @@ func TestFrameEncodings(t *testing.T) {
 	if len(mono) != 2*FrameSamples || int16(binary.LittleEndian.Uint16(mono[4:])) != -1 {
 		t.Errorf("mono %v", mono[:6])
 	}
-	h := AppendWAVHeader(nil, 2, 640)
-	if len(h) != WAVHeaderSize || string(h[:4]) != "RIFF" || binary.LittleEndian.Uint32(h[4:]) != 36+640 ||
-		binary.LittleEndian.Uint16(h[22:]) != 2 || binary.LittleEndian.Uint32(h[28:]) != 32000 || binary.LittleEndian.Uint32(h[40:]) != 640 {
-		t.Errorf("header % x", h)
+	for _, rate := range []int{8000, 16000, 48000} {
+		h := AppendWAVHeader(nil, rate, 2, 640)
+		if len(h) != WAVHeaderSize || string(h[:4]) != "RIFF" || binary.LittleEndian.Uint32(h[4:]) != 36+640 ||
+			binary.LittleEndian.Uint16(h[22:]) != 2 || binary.LittleEndian.Uint32(h[24:]) != uint32(rate) ||
+			binary.LittleEndian.Uint32(h[28:]) != uint32(rate*4) || binary.LittleEndian.Uint32(h[40:]) != 640 {
+			t.Errorf("%d Hz header % x", rate, h)
+		}
 	}
 }
 

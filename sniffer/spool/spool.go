@@ -581,7 +581,7 @@ func (s *Spool) writeWAV(c *callSpool, f *audio.Frame) {
 			s.drop(&s.stats.DroppedAudio) // cannot happen: a new file's first buffer is free of the cap
 			return
 		}
-		c.wav.buf = audio.AppendWAVHeader(c.wav.buf, s.channels(), 0)
+		c.wav.buf = audio.AppendWAVHeader(c.wav.buf, audio.SampleRate, s.channels(), 0)
 		c.wav.size = audio.WAVHeaderSize
 	}
 	n := audio.FrameSamples * 2 * s.channels()
@@ -670,7 +670,7 @@ func (s *Spool) finish(c *callSpool) {
 	}
 	if c.wav != nil {
 		data := c.wav.size - audio.WAVHeaderSize
-		c.wav.patch = audio.AppendWAVHeader(nil, s.channels(), uint32(data))
+		c.wav.patch = audio.AppendWAVHeader(nil, audio.SampleRate, s.channels(), uint32(data))
 		done(c.wav)
 	}
 }

@@ -1,0 +1,51 @@
+package tone
+
+import (
+	"bytes"
+	"encoding/binary"
+	"os/exec"
+	"strconv"
+	"testing"
+)
+
+// FFmpeg decodes an audio file with ffmpeg (the referee) into interleaved
+// signed 16-bit PCM at rate with channels, and returns the samples and
+// what ffprobe says of the file's first audio stream ("codec_name
+// sample_rate channels"). The test is skipped when ffmpeg is not
+// installed (scripts/deps.sh installs it).
+func FFmpeg(tb testing.TB, file string, rate, channels int) (pcm []int16, stream string) {
+	tb.Helper()
+	ff, err := exec.LookPath("ffmpeg")
+	if err != nil {
+		tb.Skip("ffmpeg not installed (scripts/deps.sh installs it)")
+	}
+	var stderr bytes.Buffer
+	cmd := exec.Command(ff, "-nostdin", "-v", "error", "-i", file, "-f", "s16le", "-ar", strconv.Itoa(rate), "-ac", strconv.Itoa(channels), "-")
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil || stderr.Len() > 0 {
+		tb.Fatalf("ffmpeg %s: %v: %s", file, err, stderr.String())
+	}
+	pcm = make([]int16, len(out)/2)
+	for i := range pcm {
+		pcm[i] = int16(binary.LittleEndian.Uint16(out[2*i:]))
+	}
+	if fp, err := exec.LookPath("ffprobe"); err == nil {
+		info, err := exec.Command(fp, "-v", "error", "-select_streams", "a:0", "-show_entries", "stream=codec_name,sample_rate,channels",
+			"-of", "default=noprint_wrappers=1:nokey=1", file).Output()
+		if err != nil {
+			tb.Fatalf("ffprobe %s: %v", file, err)
+		}
+		stream = string(bytes.Join(bytes.Fields(info), []byte(" ")))
+	}
+	return pcm, stream
+}
+
+// Split returns the left and right channels of interleaved stereo PCM.
+func Split(s []int16) (left, right []int16) {
+	left, right = make([]int16, 0, len(s)/2), make([]int16, 0, len(s)/2)
+	for i := 0; i+1 < len(s); i += 2 {
+		left, right = append(left, s[i]), append(right, s[i+1])
+	}
+	return left, right
+}

@@ -22,12 +22,13 @@ func (a pcmAudio) OpenAudio(ctx context.Context, ref uint64) (manager.AudioStrea
 	if err != nil {
 		return nil, err
 	}
-	return &pcmStream{sub: sub}, nil
+	return &pcmStream{sub: sub, conv: audio.NewConverter(audio.SampleRate)}, nil
 }
 
 type pcmStream struct {
-	sub *audio.Subscription
-	mix [audio.FrameSamples]int16
+	sub  *audio.Subscription
+	conv *audio.Converter // VoIPmonitor's listen is 8 kHz whatever the codec
+	mix  [audio.FrameSamples]int16
 }
 
 // ReadPCM drains the frames decoded since the last read without blocking.
@@ -38,8 +39,7 @@ func (p *pcmStream) ReadPCM(dst []byte) ([]byte, error) {
 			if !ok {
 				return dst, manager.ErrCallEnded
 			}
-			f.Mix(&p.mix)
-			for _, s := range p.mix {
+			for _, s := range p.conv.Convert(f).Mix(p.mix[:]) {
 				dst = binary.LittleEndian.AppendUint16(dst, uint16(s))
 			}
 		default:

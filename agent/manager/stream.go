@@ -28,7 +28,7 @@ type FrameSource interface {
 // (like listen). src nil answers `liveaudio is disabled`.
 func ListenStreamCommand(src FrameSource) Command {
 	return Command{
-		Help: "stream a call's live audio: listen_stream <callreference> [stereo|mono] [depth]; 20 ms 8 kHz s16le frames pushed until the call ends",
+		Help: "stream a call's live audio: listen_stream <callreference> [stereo|mono] [depth] [rate=8000|16000|24000|48000]; 20 ms s16le frames (8 kHz, or the call's rate up to rate=) pushed until the call ends",
 		Run: func(ctx context.Context, w io.Writer, req *Request) error {
 			return runListenStream(ctx, w, req, src)
 		},
@@ -39,6 +39,7 @@ type streamArgs struct {
 	ref    uint64
 	layout byte
 	depth  int
+	rate   int // highest rate the client takes (8000 unless it said rate=)
 }
 
 func parseStreamArgs(args string) (streamArgs, bool) {
@@ -50,8 +51,17 @@ func parseStreamArgs(args string) (streamArgs, bool) {
 	if !ok {
 		return streamArgs{}, false
 	}
-	a := streamArgs{ref: ref, layout: wire.StreamStereo}
+	a := streamArgs{ref: ref, layout: wire.StreamStereo, rate: audio.SampleRate}
 	for _, s := range f[1:] {
+		if v, ok := strings.CutPrefix(strings.ToLower(s), "rate="); ok {
+			switch n, _ := strconv.Atoi(v); n {
+			case 8000, 16000, 24000, 48000:
+				a.rate = n
+			default:
+				return streamArgs{}, false
+			}
+			continue
+		}
 		switch strings.ToLower(s) {
 		case "stereo":
 			a.layout = wire.StreamStereo
@@ -92,7 +102,8 @@ func runListenStream(ctx context.Context, w io.Writer, req *Request, src FrameSo
 		}
 		return nil
 	}
-	buf := make([]byte, 0, wire.StreamHeaderSize+audio.FrameSamples*4)
+	buf := make([]byte, 0, wire.StreamHeaderSize+audio.MaxFrameSamples*4)
+	conv := audio.NewConverter(a.rate) // frames above the client's rate go down to it
 	keep := time.NewTimer(streamKeepalive)
 	defer keep.Stop()
 	for {
@@ -110,6 +121,9 @@ func runListenStream(ctx context.Context, w io.Writer, req *Request, src FrameSo
 					return err
 				}
 				return flush()
+			}
+			if f.Rate > a.rate {
+				f = conv.Convert(f)
 			}
 			buf = wire.AppendStreamFrame(buf[:0], f, a.layout, sub.Dropped())
 		case <-keep.C:

@@ -3,6 +3,7 @@ package manager
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -138,8 +139,7 @@ func TestListenStream(t *testing.T) {
 				if err := rec.Frame(&f); err != nil {
 					t.Fatal(err)
 				}
-				var m [audio.FrameSamples]int16
-				f.Mix(&m)
+				m := f.Mix(make([]int16, f.Samples()))
 				mix := int16(max(min(int32(wantL)+int32(wantR), 32767), -32768))
 				if tc.layout == wire.StreamStereo && (f.Caller[7] != wantL || f.Callee[7] != wantR) {
 					t.Fatalf("frame %d: L/R = %d/%d, want %d/%d", frames, f.Caller[7], f.Callee[7], wantL, wantR)
@@ -241,9 +241,13 @@ func TestParseStreamArgs(t *testing.T) {
 		want   streamArgs
 		wantOK bool
 	}{
-		{in: "0x10", want: streamArgs{ref: 16, layout: wire.StreamStereo}, wantOK: true},
-		{in: "16 mono", want: streamArgs{ref: 16, layout: wire.StreamMono}, wantOK: true},
-		{in: "0x10 stereo 10", want: streamArgs{ref: 16, layout: wire.StreamStereo, depth: 10}, wantOK: true},
+		{in: "0x10", want: streamArgs{ref: 16, layout: wire.StreamStereo, rate: 8000}, wantOK: true},
+		{in: "16 mono", want: streamArgs{ref: 16, layout: wire.StreamMono, rate: 8000}, wantOK: true},
+		{in: "0x10 stereo 10", want: streamArgs{ref: 16, layout: wire.StreamStereo, depth: 10, rate: 8000}, wantOK: true},
+		{in: "0x10 stereo 10 rate=48000", want: streamArgs{ref: 16, layout: wire.StreamStereo, depth: 10, rate: 48000}, wantOK: true},
+		{in: "0x10 RATE=16000 mono", want: streamArgs{ref: 16, layout: wire.StreamMono, rate: 16000}, wantOK: true},
+		{in: "0x10 rate=44100"},
+		{in: "0x10 rate="},
 		{in: "0x10 surround"},
 		{in: "0x10 0"},
 		{in: ""},
@@ -262,6 +266,7 @@ func TestParseStreamArgs(t *testing.T) {
 // encrypted stream holds nothing back between records.
 func TestStreamRecordsAreBlocks(t *testing.T) {
 	f := &audio.Frame{Index: 3, Time: streamT0}
+	f.Reset(audio.SampleRate)
 	for _, b := range [][]byte{
 		wire.AppendStreamFrame(nil, f, wire.StreamStereo, 0),
 		wire.AppendStreamFrame(nil, f, wire.StreamMono, 0),
@@ -274,8 +279,36 @@ func TestStreamRecordsAreBlocks(t *testing.T) {
 	}
 }
 
+// TestStreamRecordRate: an 8 kHz record is byte for byte what older
+// sensors sent (rate field 0); a wideband one says its rate at offset 24
+// and reads back at it.
+func TestStreamRecordRate(t *testing.T) {
+	for _, rate := range []int{8000, 16000, 48000} {
+		f := &audio.Frame{Index: 3, Time: streamT0}
+		f.Reset(rate)
+		f.Caller[1], f.Callee[rate/50-1] = 1234, -4321
+		b := wire.AppendStreamFrame(nil, f, wire.StreamStereo, 0)
+		field := binary.LittleEndian.Uint32(b[24:])
+		if want := uint32(rate); (rate == 8000 && field != 0) || (rate != 8000 && field != want) || binary.LittleEndian.Uint32(b[28:]) != 0 {
+			t.Errorf("%d Hz: header bytes 24–31 % x", rate, b[24:32])
+		}
+		rec, err := wire.NewStreamReader(bytes.NewReader(b)).Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var g audio.Frame
+		if err := rec.Frame(&g); err != nil {
+			t.Fatal(err)
+		}
+		if g.Rate != rate || g.Samples() != rate/50 || g.Caller[1] != 1234 || g.Callee[rate/50-1] != -4321 {
+			t.Errorf("%d Hz: read back %d samples at %d Hz", rate, g.Samples(), g.Rate)
+		}
+	}
+}
+
 func BenchmarkAppendStreamFrame(b *testing.B) {
 	f := &audio.Frame{Index: 3, Time: streamT0}
+	f.Reset(audio.SampleRate)
 	buf := make([]byte, 0, 1024)
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {

@@ -7,6 +7,8 @@ import (
 
 	"pbx-agent/agent/manager/client"
 	"pbx-agent/agent/manager/wire"
+	"pbx-agent/sniffer/audio"
+	"pbx-agent/sniffer/call"
 	"pbx-agent/webui/player"
 )
 
@@ -32,9 +34,15 @@ type ManagerRemote struct {
 	Key     *wire.AESKey // its manager_aes_key; nil = plaintext
 }
 
-// OpenStream implements player.Remote. An unknown call wraps call.ErrNoCall.
+// OpenStream implements player.Remote: frames at the call's own rate (up
+// to 48 kHz). A sensor older than listen_stream's rate= refuses it as an
+// unknown call: asked again without it, it streams 8 kHz. An unknown call
+// wraps call.ErrNoCall.
 func (r ManagerRemote) OpenStream(ctx context.Context, ref uint64) (player.RemoteStream, error) {
-	st, err := client.DialStream(ctx, r.Network, r.Addr, ref, wire.StreamStereo, r.Key)
+	st, err := client.DialStreamRate(ctx, r.Network, r.Addr, ref, wire.StreamStereo, audio.MaxRate, r.Key)
+	if errors.Is(err, call.ErrNoCall) {
+		st, err = client.DialStream(ctx, r.Network, r.Addr, ref, wire.StreamStereo, r.Key)
+	}
 	if err != nil {
 		return nil, err
 	}

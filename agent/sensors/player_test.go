@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"strings"
 	"testing"
 	"time"
 
@@ -29,22 +30,37 @@ func (o oneCall) Subscribe(_ context.Context, ref uint64, depth int) (*audio.Sub
 }
 
 // TestManagerRemote: player.Remote over a real manager server's
-// listen_stream, plaintext and AES: the frames of the call in order, then
-// the server's end reason; an unknown call wraps call.ErrNoCall.
+// listen_stream, plaintext and AES: the frames of the call in order, at
+// the call's rate (16 kHz here), then the server's end reason; an unknown
+// call wraps call.ErrNoCall. A sensor older than listen_stream's rate=
+// (which refuses it as an unknown call) is asked again without it and
+// streams 8 kHz.
 func TestManagerRemote(t *testing.T) {
 	key, err := wire.GenerateAESKey(bytes.NewReader(bytes.Repeat([]byte{7}, 32)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
-		name string
-		key  *wire.AESKey
-	}{{"plaintext", nil}, {"aes", &key}} {
+		name     string
+		key      *wire.AESKey
+		old      bool // the sensor predates rate=
+		wantRate int
+	}{{"plaintext", nil, false, 16000}, {"aes", &key, false, 16000}, {"old sensor", nil, true, 8000}} {
 		t.Run(tc.name, func(t *testing.T) {
 			const ref = 0x77
-			c := audio.NewCall(audio.Config{Delay: 40 * time.Millisecond})
-			cfg := manager.Config{Addr: "127.0.0.1:0",
-				Commands: map[string]manager.Command{"listen_stream": manager.ListenStreamCommand(oneCall{ref, c})}}
+			c := audio.NewCall(audio.Config{Delay: 40 * time.Millisecond, Rate: 16000})
+			cmd := manager.ListenStreamCommand(oneCall{ref, c})
+			if tc.old {
+				run := cmd.Run
+				cmd.Run = func(ctx context.Context, w io.Writer, req *manager.Request) error {
+					if strings.Contains(req.Args, "rate=") { // an argument it does not know
+						_, err := io.WriteString(w, wire.ReplyCallNotFound)
+						return err
+					}
+					return run(ctx, w, req)
+				}
+			}
+			cfg := manager.Config{Addr: "127.0.0.1:0", Commands: map[string]manager.Command{"listen_stream": cmd}}
 			if tc.key != nil {
 				cfg.Keys = wire.StaticKey(*tc.key)
 			}
@@ -95,8 +111,8 @@ func TestManagerRemote(t *testing.T) {
 				if err != nil {
 					t.Fatalf("after %d frames: %v", n, err)
 				}
-				if f.Index != int64(n) {
-					t.Errorf("frame %d has index %d", n, f.Index)
+				if f.Index != int64(n) || f.Rate != tc.wantRate || f.Samples() != tc.wantRate/50 {
+					t.Errorf("frame %d has index %d, %d samples at %d Hz; want %d Hz", n, f.Index, f.Samples(), f.Rate, tc.wantRate)
 				}
 				n++
 			}

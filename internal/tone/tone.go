@@ -25,6 +25,18 @@ func Over(s []int16, rate, want, other float64) float64 {
 	return 10 * math.Log10(Power(s, rate, want)/Power(s, rate, other))
 }
 
+// Purity is how many dB a tone of frequency hz stands above everything
+// else in s (noise, distortion, other tones), whatever its phase and
+// delay: s should hold a whole number of the tone's cycles.
+func Purity(s []int16, rate, hz float64) float64 {
+	var total float64
+	for _, v := range s {
+		total += float64(v) * float64(v)
+	}
+	tone := 2 * Power(s, rate, hz) / float64(len(s))
+	return 10 * math.Log10(tone/max(total-tone, 1e-9))
+}
+
 // Sine returns n samples of a sine of frequency hz and peak amplitude amp
 // at rate, starting at phase 0 of sample first.
 func Sine(n, first int, rate, hz, amp float64) []int16 {

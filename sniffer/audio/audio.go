@@ -1,17 +1,28 @@
 // Package audio turns one call's RTP, both directions, into a single
-// timeline of 20 ms frames of 8 kHz signed 16-bit PCM: caller and callee
+// timeline of 20 ms frames of signed 16-bit PCM: caller and callee
 // channels, aligned by RTP timestamps (anchored on arrival time when a
 // stream starts or jumps), with gaps and paused stretches silent.
+//
+// Frames are at the call's rate: the highest native rate of the codecs its
+// directions have used (8 kHz for G.711, GSM, G.729; 16 kHz for G.722;
+// 48 kHz for Opus), capped by Config.MaxRate. A direction at a lower rate
+// (a G.711 caller, an Opus callee) is resampled to it before framing, and a
+// call whose codec changes to a wider one (a re-INVITE from PCMU to G.722)
+// goes on at the higher rate: every Frame says its Rate.
 //
 // One Call decodes once no matter how many consumers: a synchronous Sink
 // (the spool's WAV writer) and any number of bounded subscriptions (live
 // listening) that drop their oldest frame when full and count the drops.
 //
 // Payloads are decoded by the codec package (G.711, G.722, GSM, G.729,
-// Opus, comfort noise; the cgo ones only in a cgo build) at 8 kHz. A codec
-// without a decoder in this build plays as silence, counted in
-// Stats.Undecodable and logged once per call and codec; RFC 4733 events
-// and unknown payload types only advance the clock.
+// Opus, comfort noise; the cgo ones only in a cgo build). A codec without a
+// decoder in this build plays as silence, counted in Stats.Undecodable and
+// logged once per call and codec; RFC 4733 events and unknown payload
+// types only advance the clock. Packets lost (a gap in the sequence
+// numbers) are concealed by the decoder (libopus's and bcg729's own
+// concealment, Opus's in-band FEC for one lost packet, a fade for the
+// others); comfort noise (RFC 3389) plays at its level until the
+// direction's next speech packet.
 package audio
 
 import (
@@ -26,23 +37,35 @@ import (
 )
 
 const (
-	// SampleRate is the PCM sample rate (G.711's).
+	// SampleRate is the narrowband rate (G.711's): VoIPmonitor's listen
+	// and frames of narrowband calls.
 	SampleRate = 8000
-	// FrameSamples is the number of samples per channel in one Frame.
+	// MaxRate is the highest frame rate (Opus's).
+	MaxRate = 48000
+	// FrameSamples is the number of samples per channel in one 8 kHz Frame.
 	FrameSamples = 160
+	// MaxFrameSamples is the number of samples per channel in one Frame at
+	// MaxRate.
+	MaxFrameSamples = MaxRate / 50
 	// FrameDuration is the time one Frame covers.
 	FrameDuration = 20 * time.Millisecond
 
-	sampleDur   = time.Second / SampleRate
-	ringFrames  = 16 // reorder window: 320 ms per direction
-	ringSamples = ringFrames * FrameSamples
-	// maxPayload bounds the samples taken from one packet so that making
+	// The timeline counts ticks of 1/48000 s, whatever the frame rate.
+	tickRate   = MaxRate
+	frameTicks = MaxFrameSamples
+	ringFrames = 16 // reorder window: 320 ms per direction
+	ringTicks  = ringFrames * frameTicks
+	// maxPayload bounds the ticks taken from one packet so that making
 	// room in the ring never emits a frame the packet still writes to.
-	maxPayload = ringSamples - 2*FrameSamples
-	// reanchor is how far (in samples) a stream's timestamp clock may drift
+	maxPayload = ringTicks - 2*frameTicks
+	// reanchor is how far (in ticks) a stream's timestamp clock may drift
 	// from arrival time before it is re-anchored on arrival (a timestamp
 	// jump, a long hold).
-	reanchor = SampleRate
+	reanchor = tickRate
+	// maxConceal bounds a concealed gap: up to 120 ms (6 packets of 20 ms)
+	// of lost packets are concealed, a longer one is silence.
+	maxConceal        = 6 * frameTicks
+	maxConcealPackets = 6
 
 	// DefaultDelay is how long a frame waits for late packets before it is
 	// emitted.
@@ -60,21 +83,54 @@ const (
 	FromCallee            // right channel
 )
 
-// Frame is 20 ms of both channels. Frames handed to subscribers are shared
-// between them and must not be modified.
+// Frame is 20 ms of both channels at Rate: Caller and Callee hold Rate/50
+// samples each. Frames handed to subscribers are shared between them and
+// must not be modified.
 type Frame struct {
 	Index  int64     // frame number since the call's first RTP packet
 	Time   time.Time // capture time of the frame's first sample
-	Caller [FrameSamples]int16
-	Callee [FrameSamples]int16
+	Rate   int       // samples per second per channel
+	Caller []int16
+	Callee []int16
 }
 
-// Mix writes the saturated sum of both channels to dst.
-func (f *Frame) Mix(dst *[FrameSamples]int16) {
+// Samples is the number of samples per channel.
+func (f *Frame) Samples() int { return len(f.Caller) }
+
+// Reset sizes f for rate (both channels silent), reusing its buffers when
+// they are large enough.
+func (f *Frame) Reset(rate int) {
+	n := rate / 50
+	if cap(f.Caller) < n || cap(f.Callee) < n {
+		buf := make([]int16, 2*max(n, FrameSamples))
+		f.Caller, f.Callee = buf[:0:len(buf)/2], buf[len(buf)/2:]
+	}
+	f.Rate = rate
+	f.Caller, f.Callee = f.Caller[:n], f.Callee[:n]
+	clear(f.Caller)
+	clear(f.Callee)
+}
+
+// Clone returns a copy of f with its own samples (one allocation for both
+// channels).
+func (f *Frame) Clone() *Frame {
+	n := len(f.Caller)
+	buf := make([]int16, 2*n)
+	c := &Frame{Index: f.Index, Time: f.Time, Rate: f.Rate, Caller: buf[:n:n], Callee: buf[n:]}
+	copy(c.Caller, f.Caller)
+	copy(c.Callee, f.Callee)
+	return c
+}
+
+// Mix writes the saturated sum of both channels to dst (at least
+// Samples() long) and returns the samples written.
+func (f *Frame) Mix(dst []int16) []int16 {
+	dst = dst[:len(f.Caller)]
 	for i := range dst {
 		s := int32(f.Caller[i]) + int32(f.Callee[i])
 		dst[i] = int16(max(min(s, 32767), -32768))
 	}
+	return dst
 }
 
 // AppendStereo appends the frame as interleaved s16le, caller left.
@@ -88,9 +144,11 @@ func (f *Frame) AppendStereo(dst []byte) []byte {
 
 // AppendMono appends the mixed channels as s16le.
 func (f *Frame) AppendMono(dst []byte) []byte {
-	var m [FrameSamples]int16
-	f.Mix(&m)
-	return AppendS16LE(dst, m[:])
+	for i := range f.Caller {
+		s := int32(f.Caller[i]) + int32(f.Callee[i])
+		dst = binary.LittleEndian.AppendUint16(dst, uint16(int16(max(min(s, 32767), -32768))))
+	}
+	return dst
 }
 
 // AppendS16LE appends samples as little-endian signed 16-bit PCM.
@@ -106,6 +164,14 @@ type Config struct {
 	// Delay is how long a frame waits for late packets (default 100 ms,
 	// at most 240 ms).
 	Delay time.Duration
+	// Rate is the lowest frame rate (default 8000): a consumer that wants
+	// one rate from the first frame on (a WAV file of a call whose SDP
+	// offers G.722) sets it. Frames go higher when a codec's native rate
+	// is higher.
+	Rate int
+	// MaxRate caps the frame rate and the rate codecs decode at (default
+	// MaxRate): 8000, 16000, 24000 or 48000.
+	MaxRate int
 	// Sink, when set, receives every frame in order, synchronously, with
 	// the Call's lock held: it must not call back into the Call, and f is
 	// valid only during the call.
@@ -122,21 +188,38 @@ type Stats struct {
 	Late        uint64 // packets (or their starts) that came after their frame was emitted
 	Undecodable uint64 // packets of codecs that are not decoded (heard as silence)
 	Reanchored  uint64 // timestamp jumps re-anchored on arrival time
+	Concealed   uint64 // lost packets concealed (sequence gaps)
+	Rate        int    // the frames' current rate
 	Subscribers int
 	Dropped     uint64 // frames dropped by full subscriptions, all of them together
 }
 
 type direction struct {
-	ring    [ringSamples]int16
+	ring    []int16                 // ringFrames frames at the call's rate
 	pcm     [codec.MaxSamples]int16 // one packet decoded
+	out     []int16                 // one packet resampled to the call's rate
+	rs      *Resampler              // decoder rate → call rate
 	speech  codec.Decoder           // decoder of the last speech payload type
 	speechN string
 	cn      codec.Decoder
+	clock   int64 // ticks per RTP timestamp unit of the current codec
 	started bool
 	ssrc    uint32
 	lastTS  uint32
 	lastPos int64
 	late    int // packets in a row that came after their frame was emitted
+	paused  bool
+	// Sequence numbers: gaps are lost packets.
+	seqOK   bool
+	seqSSRC uint32
+	lastSeq uint16
+	// end is one past the last speech sample written (ticks), endDec the
+	// decoder that wrote it: a gap after it is concealed by that decoder.
+	end    int64
+	endDec codec.Decoder
+	// Comfort noise plays from cnPos on while cnOn, until speech.
+	cnOn  bool
+	cnPos int64
 }
 
 // lateReanchor is how many packets in a row may come after their frame was
@@ -150,12 +233,13 @@ const lateReanchor = 5
 // Subscribe, Stats and Close may be called from other goroutines.
 type Call struct {
 	cfg     Config
-	delay   int64 // samples
+	delay   int64 // ticks
+	rate    int   // frame rate
 	mu      sync.Mutex
 	started bool
 	start   time.Time
 	next    int64 // next frame to emit
-	end     int64 // one past the last sample written
+	end     int64 // one past the last tick written
 	dirs    [2]direction
 	scratch Frame
 	stats   Stats
@@ -166,14 +250,40 @@ type Call struct {
 	failed  []string    // codecs that could not be decoded, logged once
 }
 
+// validRate rounds r down to a frame rate the timeline supports (a
+// divisor of 48000 that is a multiple of 8000); 0 gives def.
+func validRate(r, def int) int {
+	switch {
+	case r <= 0:
+		return def
+	case r >= 48000:
+		return 48000
+	case r >= 24000:
+		return 24000
+	case r >= 16000:
+		return 16000
+	}
+	return 8000
+}
+
 // NewCall returns an empty call timeline.
 func NewCall(cfg Config) *Call {
 	if cfg.Delay <= 0 {
 		cfg.Delay = DefaultDelay
 	}
 	cfg.Delay = min(cfg.Delay, maxDelay)
-	return &Call{cfg: cfg, delay: int64(cfg.Delay / sampleDur)}
+	cfg.MaxRate = validRate(cfg.MaxRate, MaxRate)
+	cfg.Rate = min(validRate(cfg.Rate, SampleRate), cfg.MaxRate)
+	c := &Call{cfg: cfg, delay: ticksOf(cfg.Delay), rate: cfg.Rate}
+	for i := range c.dirs {
+		c.dirs[i].ring = make([]int16, ringFrames*c.rate/50)
+	}
+	c.scratch.Reset(c.rate)
+	return c
 }
+
+// ticksOf converts a duration to timeline ticks.
+func ticksOf(d time.Duration) int64 { return int64(d) * tickRate / int64(time.Second) }
 
 // Feed adds one RTP packet: dir is who sent it, payload the RTP payload, at
 // its capture time. While paused its samples are written as silence, so the
@@ -189,13 +299,29 @@ func (c *Call) Feed(dir Dir, hdr *rtp.Header, payload []byte, at time.Time, paus
 	if !c.started {
 		c.started, c.start = true, at
 	}
-	now := max(int64(at.Sub(c.start)/sampleDur), 0)
+	now := max(ticksOf(at.Sub(c.start)), 0)
 	d := &c.dirs[dir]
-	dec := c.decoder(d, hdr.PayloadType)
+	d.paused = paused
+	lost := d.sequence(hdr)
+	name := c.nameOf(hdr.PayloadType)
+	switch name {
+	case "", codec.Event:
+		c.stats.Undecodable++
+		c.emitDue(now)
+		return
+	case codec.CN:
+		c.comfortNoise(d, hdr, payload, now)
+		c.emitDue(now)
+		return
+	}
+	dec := c.decoder(d, name)
 	if dec == nil {
 		c.stats.Undecodable++
 		c.emitDue(now)
 		return
+	}
+	if lost > 0 && lost <= maxConcealPackets && d.endDec == dec && d.started && d.ssrc == hdr.SSRC {
+		c.conceal(d, dec, payload, lost, d.lastPos+int64(int32(hdr.Timestamp-d.lastTS))*d.clock)
 	}
 	n, err := dec.Decode(payload, d.pcm[:])
 	if err != nil || n == 0 {
@@ -203,13 +329,39 @@ func (c *Call) Feed(dir Dir, hdr *rtp.Header, payload []byte, at time.Time, paus
 		c.emitDue(now)
 		return
 	}
-	samples := d.pcm[:min(n, maxPayload)]
-	// RTP timestamps count at the codec's clock: 8000 for G.722 (RFC 3551)
-	// and the narrowband codecs, 48000 for Opus.
-	clockDiv := int64(1)
-	if dec.Name() == codec.Opus {
-		clockDiv = 6
+	rate := dec.Rate()
+	n = min(n, int(int64(maxPayload)*int64(rate)/tickRate))
+	dur := int64(n) * tickRate / int64(rate)
+	pos := c.place(d, hdr, now, dur)
+	if d.cnOn {
+		c.fillNoise(d, pos)
+		d.cnOn = false
 	}
+	c.write(d, d.pcm[:n], rate, pos, paused)
+	d.end, d.endDec = pos+dur, dec
+	c.emitDue(now)
+}
+
+// sequence notes hdr's sequence number and returns how many packets of the
+// stream were lost just before it (0 for the first, a duplicate, a
+// reordered one or a new SSRC).
+func (d *direction) sequence(hdr *rtp.Header) int {
+	if !d.seqOK || d.seqSSRC != hdr.SSRC {
+		d.seqOK, d.seqSSRC, d.lastSeq = true, hdr.SSRC, hdr.SequenceNumber
+		return 0
+	}
+	delta := int16(hdr.SequenceNumber - d.lastSeq)
+	if delta <= 0 {
+		return 0
+	}
+	d.lastSeq = hdr.SequenceNumber
+	return int(delta) - 1
+}
+
+// place returns the timeline position (ticks) of a packet of dur ticks by
+// its RTP timestamp, re-anchoring the direction on arrival time when its
+// stream starts, jumps or falls behind.
+func (c *Call) place(d *direction, hdr *rtp.Header, now, dur int64) int64 {
 	var pos int64
 	switch {
 	case !d.started || d.ssrc != hdr.SSRC:
@@ -217,7 +369,7 @@ func (c *Call) Feed(dir Dir, hdr *rtp.Header, payload []byte, at time.Time, paus
 		d.started, d.ssrc = true, hdr.SSRC
 		d.lastPos, d.lastTS = pos, hdr.Timestamp
 	default:
-		pos = d.lastPos + int64(int32(hdr.Timestamp-d.lastTS))/clockDiv
+		pos = d.lastPos + int64(int32(hdr.Timestamp-d.lastTS))*d.clock
 		if pos-now > reanchor || now-pos > reanchor {
 			pos = now
 			c.stats.Reanchored++
@@ -225,7 +377,7 @@ func (c *Call) Feed(dir Dir, hdr *rtp.Header, payload []byte, at time.Time, paus
 		} else if pos > d.lastPos {
 			d.lastPos, d.lastTS = pos, hdr.Timestamp
 		}
-		if pos > now && pos+int64(len(samples)) > (c.next+ringFrames)*FrameSamples {
+		if pos > now && pos+dur > (c.next+ringFrames)*frameTicks {
 			// A sender running ahead of the arrival clock: re-anchor it
 			// rather than emit the other direction's frames early (they
 			// would all come late and be silence).
@@ -233,7 +385,7 @@ func (c *Call) Feed(dir Dir, hdr *rtp.Header, payload []byte, at time.Time, paus
 			c.stats.Reanchored++
 			d.lastPos, d.lastTS, d.late = pos, hdr.Timestamp, 0
 		}
-		if pos+int64(len(samples)) <= c.next*FrameSamples {
+		if pos+dur <= c.next*frameTicks {
 			if d.late++; d.late >= lateReanchor {
 				pos = now
 				c.stats.Reanchored++
@@ -243,23 +395,134 @@ func (c *Call) Feed(dir Dir, hdr *rtp.Header, payload []byte, at time.Time, paus
 			d.late = 0
 		}
 	}
-	n = len(samples)
-	for pos+int64(n) > (c.next+ringFrames)*FrameSamples {
+	return pos
+}
+
+// conceal fills the gap of lost packets between the direction's last
+// speech and pos with the decoder's concealment (Opus: the next packet's
+// in-band FEC for a single lost one).
+func (c *Call) conceal(d *direction, dec codec.Decoder, next []byte, lost int, pos int64) {
+	gap := pos - d.end
+	if gap <= 0 || gap > maxConceal {
+		return
+	}
+	rate := dec.Rate()
+	want := int(gap * int64(rate) / tickRate)
+	n := 0
+	if f, ok := dec.(interface {
+		DecodeFEC(p []byte, out []int16, n int) (int, error)
+	}); ok && lost == 1 {
+		n, _ = f.DecodeFEC(next, d.pcm[:], want)
+	}
+	if n <= 0 {
+		n = dec.Conceal(d.pcm[:], want)
+	}
+	if n <= 0 {
+		return
+	}
+	c.stats.Concealed += uint64(lost)
+	c.write(d, d.pcm[:n], rate, d.end, d.paused)
+}
+
+// comfortNoise starts (or re-levels) a direction's comfort noise: from the
+// CN packet's position on until the direction's next speech packet.
+func (c *Call) comfortNoise(d *direction, hdr *rtp.Header, payload []byte, now int64) {
+	if d.cn == nil {
+		d.cn, _ = codec.New(codec.CN, SampleRate)
+	}
+	if _, err := d.cn.Decode(payload, d.pcm[:]); err != nil { // takes the level
+		c.stats.Undecodable++
+		return
+	}
+	if d.clock == 0 {
+		d.clock = tickRate / SampleRate
+	}
+	pos := c.place(d, hdr, now, 0)
+	if !d.cnOn {
+		d.cnOn, d.cnPos = true, max(pos, c.next*frameTicks)
+	}
+	d.endDec = nil // a gap after comfort noise is not concealed speech
+}
+
+// fillNoise writes the direction's comfort noise from cnPos up to to
+// (ticks), within the frames not yet emitted; silence while paused.
+func (c *Call) fillNoise(d *direction, to int64) {
+	from := max(d.cnPos, c.next*frameTicks)
+	to = min(to, (c.next+ringFrames)*frameTicks)
+	if to <= from {
+		return
+	}
+	d.cnPos = to
+	if d.paused {
+		return
+	}
+	per := int64(tickRate / c.rate)
+	ring := int64(len(d.ring))
+	for i := from / per; i < to/per; {
+		k := i % ring
+		m := min(to/per-i, ring-k)
+		d.cn.Conceal(d.ring[k:k+m], int(m))
+		i += m
+	}
+}
+
+// write puts samples decoded at rate into the direction's ring at pos
+// (ticks), resampled to the call's rate (raising the call's rate first
+// when rate is higher), emitting frames to make room; the part that comes
+// after its frame was emitted is dropped.
+func (c *Call) write(d *direction, samples []int16, rate int, pos int64, paused bool) {
+	if rate > c.rate {
+		c.setRate(min(validRate(rate, rate), c.cfg.MaxRate))
+	}
+	out := samples
+	if rate != c.rate {
+		if d.rs == nil || d.rs.From() != rate || d.rs.To() != c.rate {
+			d.rs = NewResampler(rate, c.rate)
+		}
+		if need := d.rs.OutLen(len(samples)); cap(d.out) < need {
+			d.out = make([]int16, need, maxPayload*c.rate/tickRate+64)
+		}
+		out = d.out[:d.rs.Process(d.out[:cap(d.out)], samples)]
+	}
+	per := int64(tickRate / c.rate)
+	dur := int64(len(samples)) * tickRate / int64(rate)
+	for pos+dur > (c.next+ringFrames)*frameTicks {
 		c.emit()
 	}
-	skip := max(c.next*FrameSamples-pos, 0)
+	skip := max(c.next*frameTicks-pos, 0) / per
 	if skip > 0 {
 		c.stats.Late++
 	}
-	for i := skip; i < int64(n); i++ {
+	first, ring := pos/per, int64(len(d.ring))
+	for i := skip; i < int64(len(out)); i++ {
 		v := int16(0)
 		if !paused {
-			v = samples[i]
+			v = out[i]
 		}
-		d.ring[(pos+i)%ringSamples] = v
+		d.ring[(first+i)%ring] = v
 	}
-	c.end = max(c.end, pos+int64(n))
-	c.emitDue(now)
+	c.end = max(c.end, pos+dur)
+}
+
+// setRate raises the frame rate: the frames not yet emitted are carried
+// over (each new sample takes the nearest old one before it: a one-off
+// step at the change).
+func (c *Call) setRate(rate int) {
+	if rate <= c.rate {
+		return
+	}
+	old := c.rate
+	per := rate / 50
+	for i := range c.dirs {
+		d := &c.dirs[i]
+		ring := make([]int16, ringFrames*per)
+		for j := range ring {
+			ring[j] = d.ring[j*old/rate]
+		}
+		d.ring, d.rs = ring, nil
+	}
+	c.rate = rate
+	c.scratch.Reset(rate)
 }
 
 // MapPayloadType names a dynamic payload type (96–127) of this call, as
@@ -273,34 +536,44 @@ func (c *Call) MapPayloadType(pt uint8, name string) {
 	c.dynamic[pt] = codec.Canonical(name)
 }
 
-// decoder returns the direction's decoder for payload type pt, making it
-// when the stream's codec changed (a re-INVITE from PCMU to G.722); nil
-// when pt is not audio this build decodes (events, unknown types).
-func (c *Call) decoder(d *direction, pt uint8) codec.Decoder {
-	name := codec.StaticName(pt)
+// nameOf is the encoding name of payload type pt in this call ("" when
+// unknown).
+func (c *Call) nameOf(pt uint8) string {
 	if pt >= 96 && pt <= 127 {
-		name = c.dynamic[pt]
+		return c.dynamic[pt]
 	}
-	switch name {
-	case "", codec.Event:
-		return nil
-	case codec.CN:
-		if d.cn == nil {
-			d.cn, _ = codec.New(codec.CN, SampleRate)
-		}
-		return d.cn
-	case d.speechN:
+	return codec.StaticName(pt)
+}
+
+// decoder returns the direction's speech decoder for codec name, making it
+// (at the codec's native rate, capped by MaxRate) when the stream's codec
+// changed (a re-INVITE from PCMU to G.722); nil when this build cannot
+// decode it.
+func (c *Call) decoder(d *direction, name string) codec.Decoder {
+	if name == d.speechN {
 		return d.speech
 	}
 	if d.speech != nil {
 		d.speech.Close()
 	}
-	dec, err := codec.New(name, SampleRate)
-	d.speech, d.speechN = dec, name
+	dec, err := codec.New(name, min(codec.NativeRate(name), c.cfg.MaxRate))
+	d.speech, d.speechN, d.endDec = dec, name, nil
 	if err != nil {
 		d.speech = nil
 		c.warn(name, err)
+		return nil
 	}
+	// RTP timestamps count at the codec's clock: 8000 for G.722 (RFC 3551)
+	// and the narrowband codecs, 48000 for Opus, the decoder's rate for
+	// the others.
+	clock := dec.Rate()
+	switch name {
+	case codec.G722:
+		clock = 8000
+	case codec.Opus:
+		clock = 48000
+	}
+	d.clock = int64(tickRate / clock)
 	return d.speech
 }
 
@@ -319,7 +592,7 @@ func (c *Call) warn(name string, err error) {
 
 // emitDue emits every frame whose end is more than the delay behind now.
 func (c *Call) emitDue(now int64) {
-	for (c.next+1)*FrameSamples+c.delay <= now {
+	for (c.next+1)*frameTicks+c.delay <= now {
 		c.emit()
 	}
 }
@@ -328,12 +601,18 @@ func (c *Call) emit() {
 	f := &c.scratch
 	f.Index = c.next
 	f.Time = c.start.Add(time.Duration(c.next) * FrameDuration)
-	off := (c.next % ringFrames) * FrameSamples
-	seg := c.dirs[FromCaller].ring[off : off+FrameSamples]
-	copy(f.Caller[:], seg)
+	for i := range c.dirs {
+		if d := &c.dirs[i]; d.cnOn {
+			c.fillNoise(d, (c.next+1)*frameTicks)
+		}
+	}
+	n := int64(c.rate / 50)
+	off := (c.next % ringFrames) * n
+	seg := c.dirs[FromCaller].ring[off : off+n]
+	copy(f.Caller, seg)
 	clear(seg)
-	seg = c.dirs[FromCallee].ring[off : off+FrameSamples]
-	copy(f.Callee[:], seg)
+	seg = c.dirs[FromCallee].ring[off : off+n]
+	copy(f.Callee, seg)
 	clear(seg)
 	c.next++
 	c.stats.Frames++
@@ -341,8 +620,7 @@ func (c *Call) emit() {
 		c.cfg.Sink(f)
 	}
 	if len(c.subs) > 0 {
-		shared := new(Frame)
-		*shared = *f
+		shared := f.Clone()
 		for _, s := range c.subs {
 			s.send(shared)
 		}
@@ -358,7 +636,7 @@ func (c *Call) Close() {
 	if c.closed {
 		return
 	}
-	for c.next*FrameSamples < c.end {
+	for c.next*frameTicks < c.end {
 		c.emit()
 	}
 	c.closed = true
@@ -368,7 +646,7 @@ func (c *Call) Close() {
 				d.Close()
 			}
 		}
-		c.dirs[i].speech, c.dirs[i].cn, c.dirs[i].speechN = nil, nil, ""
+		c.dirs[i].speech, c.dirs[i].cn, c.dirs[i].speechN, c.dirs[i].endDec = nil, nil, "", nil
 	}
 	for _, s := range c.subs {
 		c.dropped += s.Dropped()
@@ -382,6 +660,7 @@ func (c *Call) Stats() Stats {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	st := c.stats
+	st.Rate = c.rate
 	st.Subscribers = len(c.subs)
 	st.Dropped = c.dropped
 	for _, s := range c.subs {

@@ -35,7 +35,7 @@ func feed(c *Call, ps []pkt) {
 // collect runs packets through a call and returns every emitted frame.
 func collect(ps []pkt) ([]Frame, Stats) {
 	var out []Frame
-	c := NewCall(Config{Sink: func(f *Frame) { out = append(out, *f) }})
+	c := NewCall(Config{Sink: func(f *Frame) { out = append(out, *f.Clone()) }})
 	feed(c, ps)
 	c.Close()
 	return out, c.Stats()
@@ -198,11 +198,11 @@ func TestFrameSamplesExact(t *testing.T) {
 
 func TestFrameEncodings(t *testing.T) {
 	var f Frame
+	f.Reset(SampleRate)
 	f.Caller[0], f.Callee[0] = 30000, 10000
 	f.Caller[1], f.Callee[1] = -30000, -10000
 	f.Caller[2], f.Callee[2] = 1, -2
-	var m [FrameSamples]int16
-	f.Mix(&m)
+	m := f.Mix(make([]int16, FrameSamples))
 	if m[0] != 32767 || m[1] != -32768 || m[2] != -1 {
 		t.Errorf("mix %v", m[:3])
 	}
@@ -348,7 +348,7 @@ func TestSenderAheadKeepsTheOtherAudible(t *testing.T) {
 		ps = append(ps, pkt{dir: FromCallee, ssrc: 2, ts: uint32(i*FrameSamples + ahead), at: at + time.Millisecond, b: 0x20})
 	}
 	var out []Frame
-	c := NewCall(Config{Sink: func(f *Frame) { out = append(out, *f) }})
+	c := NewCall(Config{Sink: func(f *Frame) { out = append(out, *f.Clone()) }})
 	last := time.Duration(0)
 	for _, p := range ps {
 		feed(c, []pkt{p})

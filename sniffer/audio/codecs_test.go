@@ -51,9 +51,14 @@ func encodeStream(t testing.TB, name string, hz float64, n int) [][]byte {
 	return out
 }
 
-// channels concatenates the emitted frames' caller and callee channels.
-func channels(frames []Frame) (caller, callee []int16) {
+// channels concatenates the emitted frames' caller and callee channels,
+// checking that every frame is at rate.
+func channels(t testing.TB, frames []Frame, rate int) (caller, callee []int16) {
+	t.Helper()
 	for i := range frames {
+		if frames[i].Rate != rate || frames[i].Samples() != rate/50 {
+			t.Fatalf("frame %d at %d Hz with %d samples, want %d Hz", frames[i].Index, frames[i].Rate, frames[i].Samples(), rate)
+		}
 		caller = append(caller, frames[i].Caller[:]...)
 		callee = append(callee, frames[i].Callee[:]...)
 	}
@@ -62,7 +67,7 @@ func channels(frames []Frame) (caller, callee []int16) {
 
 // TestCodecCallTones: a generated call in each codec plays the caller's
 // 700 Hz on the left and the callee's 1300 Hz on the right, each ≥ 30 dB
-// above the other side's tone.
+// above the other side's tone, in frames at the codec's native rate.
 func TestCodecCallTones(t *testing.T) {
 	if !codec.Built {
 		t.Skip("built without cgo")
@@ -70,7 +75,7 @@ func TestCodecCallTones(t *testing.T) {
 	for _, tc := range codecCases {
 		t.Run(tc.name, func(t *testing.T) {
 			var frames []Frame
-			c := NewCall(Config{Sink: func(f *Frame) { frames = append(frames, *f) }})
+			c := NewCall(Config{Sink: func(f *Frame) { frames = append(frames, *f.Clone()) }})
 			c.MapPayloadType(111, "OPUS")
 			tsStep := uint32(FrameSamples)
 			if tc.name == codec.Opus {
@@ -89,9 +94,10 @@ func TestCodecCallTones(t *testing.T) {
 			if len(frames) != 100 || st.Undecodable != 0 {
 				t.Fatalf("%d frames, %d undecodable; want 100, 0", len(frames), st.Undecodable)
 			}
-			l, r := channels(frames[10:])
-			left, right := tone.Over(l, SampleRate, 700, 1300), tone.Over(r, SampleRate, 1300, 700)
-			t.Logf("%s: left 700 Hz %.1f dB over 1300 Hz, right 1300 Hz %.1f dB over 700 Hz", tc.name, left, right)
+			rate := codec.NativeRate(tc.name)
+			l, r := channels(t, frames[10:], rate)
+			left, right := tone.Over(l, float64(rate), 700, 1300), tone.Over(r, float64(rate), 1300, 700)
+			t.Logf("%s at %d Hz: left 700 Hz %.1f dB over 1300 Hz, right 1300 Hz %.1f dB over 700 Hz", tc.name, rate, left, right)
 			if left < 30 || right < 30 {
 				t.Errorf("separation left %.1f dB, right %.1f dB; want ≥ 30", left, right)
 			}
@@ -106,7 +112,7 @@ func TestCodecChangeKeepsPlaying(t *testing.T) {
 		t.Skip("built without cgo")
 	}
 	var frames []Frame
-	c := NewCall(Config{Sink: func(f *Frame) { frames = append(frames, *f) }})
+	c := NewCall(Config{Sink: func(f *Frame) { frames = append(frames, *f.Clone()) }})
 	g722 := encodeStream(t, codec.G722, 700, 50)
 	ulaw := make([]byte, FrameSamples)
 	for i := range ulaw {
@@ -121,8 +127,9 @@ func TestCodecChangeKeepsPlaying(t *testing.T) {
 		c.Feed(FromCaller, &h, p, t0.Add(time.Duration(i)*FrameDuration), false)
 	}
 	c.Close()
-	l, _ := channels(frames[55:])
-	if over := tone.Over(l, SampleRate, 700, 1300); over < 30 || len(frames) != 100 {
+	channels(t, frames[:40], SampleRate) // the frames still held at the change go out at 16 kHz
+	l, _ := channels(t, frames[55:], 16000)
+	if over := tone.Over(l, 16000, 700, 1300); over < 30 || len(frames) != 100 {
 		t.Errorf("%d frames; after the change 700 Hz %.1f dB over 1300 Hz", len(frames), over)
 	}
 }
@@ -131,7 +138,7 @@ func TestCodecChangeKeepsPlaying(t *testing.T) {
 // events (a dynamic PT) are never audio.
 func TestComfortNoiseAndEvents(t *testing.T) {
 	var frames []Frame
-	c := NewCall(Config{Sink: func(f *Frame) { frames = append(frames, *f) }})
+	c := NewCall(Config{Sink: func(f *Frame) { frames = append(frames, *f.Clone()) }})
 	c.MapPayloadType(101, "telephone-event")
 	for i := 0; i < 50; i++ {
 		at := t0.Add(time.Duration(i) * FrameDuration)
@@ -141,7 +148,7 @@ func TestComfortNoiseAndEvents(t *testing.T) {
 		c.Feed(FromCallee, &h, []byte{5, 0x8a, 0x03, 0x20}, at, false)
 	}
 	c.Close()
-	l, r := channels(frames)
+	l, r := channels(t, frames, SampleRate)
 	if db := 20 * math.Log10(tone.RMS(l)/32767); db < -41 || db > -39 {
 		t.Errorf("comfort noise at %.1f dBov, want -40", db)
 	}

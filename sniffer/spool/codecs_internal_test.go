@@ -69,12 +69,16 @@ func TestOpusNamedBySDP(t *testing.T) {
 	}
 	a.Close()
 	var l, r []int16
+	rate := 0
 	for f := range sub.Frames() {
-		l, r = append(l, f.Caller[:]...), append(r, f.Callee[:]...)
+		l, r, rate = append(l, f.Caller...), append(r, f.Callee...), f.Rate
 	}
 	st := a.Stats()
-	over := tone.Over(l[1600:], audio.SampleRate, 700, 1300)
-	t.Logf("opus via SDP: %d frames, undecodable %d, 700 Hz %.1f dB over 1300 Hz, callee RMS %.0f", len(l)/audio.FrameSamples, st.Undecodable, over, tone.RMS(r))
+	if rate != 48000 {
+		t.Errorf("frames at %d Hz, want Opus's 48000", rate)
+	}
+	over := tone.Over(l[rate/5:], float64(rate), 700, 1300)
+	t.Logf("opus via SDP: %d frames at %d Hz, undecodable %d, 700 Hz %.1f dB over 1300 Hz, callee RMS %.0f", st.Frames, rate, st.Undecodable, over, tone.RMS(r))
 	if over < 30 || st.Undecodable != 100 || tone.RMS(r) != 0 {
 		t.Errorf("700 Hz %.1f dB over 1300 Hz (want ≥ 30); undecodable %d (want the 100 events); callee RMS %.0f (want 0)", over, st.Undecodable, tone.RMS(r))
 	}

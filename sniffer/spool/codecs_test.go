@@ -24,12 +24,13 @@ func TestCodecCallWAVTones(t *testing.T) {
 		name string
 		path func(t *testing.T) string
 		legs []string
+		rate int // the codec's native rate
 	}{
 		{"g722-cut", func(t *testing.T) string { return fixture.Repo(t, "testdata", "pcap", "asterisk-call-g722-cut.pcap") },
-			[]string{"4dd294e527573a03", "9c0e4c3e-5eb4-4881-a671-d9c5c3fcdfff"}},
+			[]string{"4dd294e527573a03", "9c0e4c3e-5eb4-4881-a671-d9c5c3fcdfff"}, 16000},
 		{"g722", func(t *testing.T) string { return fixture.Shared(t, "asterisk-more", "call-g722.pcap") },
-			[]string{"4dd294e527573a03", "9c0e4c3e-5eb4-4881-a671-d9c5c3fcdfff"}},
-		{"gsm", func(t *testing.T) string { return fixture.Shared(t, "asterisk-more", "call-gsm.pcap") }, nil},
+			[]string{"4dd294e527573a03", "9c0e4c3e-5eb4-4881-a671-d9c5c3fcdfff"}, 16000},
+		{"gsm", func(t *testing.T) string { return fixture.Shared(t, "asterisk-more", "call-gsm.pcap") }, nil, 8000},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -51,14 +52,14 @@ func TestCodecCallWAVTones(t *testing.T) {
 					t.Fatalf("no CDR for %s", id)
 				}
 				w := readWAV(t, spool.Path(dir, cdr.CallDate, time.UTC, spool.TypeAudio, spool.FBasename(id), "wav"))
-				if w.channels != 2 {
-					t.Fatalf("%s: %d channels", id, w.channels)
+				if w.channels != 2 || w.rate != tc.rate {
+					t.Fatalf("%s: %d channels at %d Hz, want 2 at %d Hz", id, w.channels, w.rate, tc.rate)
 				}
 				var l, r []int16
 				for i := 0; i+1 < len(w.samples); i += 2 {
 					l, r = append(l, w.samples[i]), append(r, w.samples[i+1])
 				}
-				left, right := tone.Over(l, 8000, 700, 1300), tone.Over(r, 8000, 1300, 700)
+				left, right := tone.Over(l, float64(w.rate), 700, 1300), tone.Over(r, float64(w.rate), 1300, 700)
 				t.Logf("%s %s: %v, left 700 Hz %.1f dB over 1300 Hz (RMS %.0f), right 1300 Hz %.1f dB over 700 Hz (RMS %.0f)",
 					filepath.Base(tc.name), id, w.duration(), left, tone.RMS(l), right, tone.RMS(r))
 				if left < 30 || right < 30 {

@@ -439,6 +439,7 @@ func firstRTP(t *testing.T, pkts []pkt) time.Time {
 
 type wav struct {
 	channels int
+	rate     int
 	samples  []int16 // interleaved
 }
 
@@ -467,10 +468,10 @@ func parseWAV(b []byte) (wav, error) {
 		body := b[i+8 : min(i+8+n, len(b))]
 		switch id {
 		case "fmt ":
-			if len(body) < 16 || le.Uint16(body[0:]) != 1 || le.Uint32(body[4:]) != 8000 || le.Uint16(body[14:]) != 16 {
-				return wav{}, errors.New("not 8 kHz 16-bit PCM")
+			if len(body) < 16 || le.Uint16(body[0:]) != 1 || le.Uint32(body[4:])%8000 != 0 || le.Uint16(body[14:]) != 16 {
+				return wav{}, errors.New("not 8/16/24/48 kHz 16-bit PCM")
 			}
-			w.channels = int(le.Uint16(body[2:]))
+			w.channels, w.rate = int(le.Uint16(body[2:])), int(le.Uint32(body[4:]))
 		case "data":
 			if n != len(body) {
 				return wav{}, errors.New("data size " + strconv.Itoa(n) + " != " + strconv.Itoa(len(body)))
@@ -488,13 +489,13 @@ func parseWAV(b []byte) (wav, error) {
 }
 
 func (w wav) duration() time.Duration {
-	return time.Duration(len(w.samples)/w.channels) * time.Second / 8000
+	return time.Duration(len(w.samples)/w.channels) * time.Second / time.Duration(w.rate)
 }
 
 // energy is the sum of |sample| of one channel between two offsets.
 func (w wav) energy(ch int, from, to time.Duration) int64 {
-	a := int(from*8000/time.Second) * w.channels
-	z := min(int(to*8000/time.Second)*w.channels, len(w.samples))
+	a := int(from*time.Duration(w.rate)/time.Second) * w.channels
+	z := min(int(to*time.Duration(w.rate)/time.Second)*w.channels, len(w.samples))
 	var e int64
 	for i := max(a, 0) + ch; i < z; i += w.channels {
 		e += int64(max(w.samples[i], -w.samples[i]))

@@ -204,6 +204,7 @@ type callSpool struct {
 	sip    *pcapFile
 	rtp    *pcapFile
 	wav    *file
+	wavFmt *audio.Converter // the WAV's rate: its first frame's
 	audio  *audio.Call
 	paused bool
 	// dynamic: the payload types the call's SDPs named (for the decoders)
@@ -581,10 +582,12 @@ func (s *Spool) writeWAV(c *callSpool, f *audio.Frame) {
 			s.drop(&s.stats.DroppedAudio) // cannot happen: a new file's first buffer is free of the cap
 			return
 		}
-		c.wav.buf = audio.AppendWAVHeader(c.wav.buf, audio.SampleRate, s.channels(), 0)
+		c.wavFmt = audio.NewConverter(f.Rate)
+		c.wav.buf = audio.AppendWAVHeader(c.wav.buf, f.Rate, s.channels(), 0)
 		c.wav.size = audio.WAVHeaderSize
 	}
-	n := audio.FrameSamples * 2 * s.channels()
+	f = c.wavFmt.Convert(f)
+	n := f.Samples() * 2 * s.channels()
 	if !s.reserve(c.wav, n) {
 		s.drop(&s.stats.DroppedAudio)
 		return
@@ -670,7 +673,7 @@ func (s *Spool) finish(c *callSpool) {
 	}
 	if c.wav != nil {
 		data := c.wav.size - audio.WAVHeaderSize
-		c.wav.patch = audio.AppendWAVHeader(nil, audio.SampleRate, s.channels(), uint32(data))
+		c.wav.patch = audio.AppendWAVHeader(nil, c.wavFmt.Rate(), s.channels(), uint32(data))
 		done(c.wav)
 	}
 }

@@ -17,8 +17,8 @@ import (
 //	1      1    channel layout: 1 mono (both directions mixed), 2 stereo (interleaved, caller left, callee right)
 //	2      1    codec of the payload: 1 = PCM signed 16-bit little-endian
 //	3      1    flags: bit 0 = frames were dropped for this listener since the previous message
-//	4      2    sample rate (8000)
-//	6      2    samples per channel (160)
+//	4      2    sample rate: the call's (8000 for G.711, GSM, G.729; 16000 for G.722; 48000 for Opus), at most the listener's rate=
+//	6      2    samples per channel: rate/50 (160 at 8 kHz, 320 at 16 kHz, 960 at 48 kHz)
 //	8      4    sequence: the frame's index since the call's first RTP packet (gaps = dropped frames)
 //	12     8    capture time of the frame's first sample: float64 milliseconds since the Unix epoch
 //	20     n    PCM: samples × channels × 2 bytes
@@ -52,8 +52,8 @@ func AppendFrame(dst []byte, f *audio.Frame, layout, flags byte) []byte {
 		layout = LayoutStereo
 	}
 	dst = append(dst, FrameVersion, layout, CodecPCM16LE, flags)
-	dst = binary.LittleEndian.AppendUint16(dst, audio.SampleRate)
-	dst = binary.LittleEndian.AppendUint16(dst, audio.FrameSamples)
+	dst = binary.LittleEndian.AppendUint16(dst, uint16(f.Rate))
+	dst = binary.LittleEndian.AppendUint16(dst, uint16(f.Samples()))
 	dst = binary.LittleEndian.AppendUint32(dst, uint32(f.Index))
 	ms := float64(f.Time.UnixNano()) / 1e6
 	dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(ms))
@@ -79,6 +79,9 @@ func ParseFrame(b []byte) (FrameHeader, []byte, error) {
 	pcm := b[FrameHeaderSize:]
 	if h.Version != FrameVersion || h.Codec != CodecPCM16LE || (h.Layout != LayoutMono && h.Layout != LayoutStereo) {
 		return h, nil, fmt.Errorf("%w: frame version %d layout %d codec %d", ErrBadRequest, h.Version, h.Layout, h.Codec)
+	}
+	if h.SampleRate < audio.SampleRate || h.SampleRate > audio.MaxRate || int(h.Samples)*50 != int(h.SampleRate) {
+		return h, nil, fmt.Errorf("%w: frame of %d samples at %d Hz", ErrBadRequest, h.Samples, h.SampleRate)
 	}
 	if want := int(h.Samples) * int(h.Layout) * 2; len(pcm) != want {
 		return h, nil, fmt.Errorf("%w: frame PCM %d bytes, want %d", ErrBadRequest, len(pcm), want)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -67,6 +68,7 @@ type listenRequest struct {
 	ref    uint64
 	sensor int
 	layout byte
+	rate   int    // highest frame rate the listener takes
 	remote Remote // nil: this sensor
 }
 
@@ -91,6 +93,14 @@ func (h *Handler) parseListen(r *http.Request) (listenRequest, error) {
 		lr.layout = LayoutMono
 	default:
 		return lr, fmt.Errorf("%w: layout %q (stereo or mono)", ErrBadRequest, q.Get("layout"))
+	}
+	switch v := q.Get("rate"); v {
+	case "":
+		lr.rate = audio.MaxRate
+	case "8000", "16000", "24000", "48000":
+		lr.rate, _ = strconv.Atoi(v)
+	default:
+		return lr, fmt.Errorf("%w: rate %q (8000, 16000, 24000 or 48000)", ErrBadRequest, v)
 	}
 	if lr.sensor != h.o.SensorID {
 		rm, err := h.remote(r.Context(), lr.sensor)
@@ -140,7 +150,7 @@ func hijackable(w http.ResponseWriter) http.ResponseWriter {
 	}
 }
 
-// listen is GET /ws/listen?callref=0x…&sensor_id=N[&layout=mono].
+// listen is GET /ws/listen?callref=0x…&sensor_id=N[&layout=mono][&rate=16000].
 func (h *Handler) listen(w http.ResponseWriter, r *http.Request) {
 	u, ok := h.authorize(w, r, webui.CanListenActiveCall)
 	if !ok {
@@ -278,7 +288,7 @@ func (l *listener) refusal(ctx context.Context, err error) string {
 func (l *listener) start() status {
 	h, lr := l.h, l.lr
 	start := status{Type: "start", CallRef: l.refHex, SensorID: &l.lr.sensor, Layout: "stereo",
-		Rate: audio.SampleRate, FrameMS: int(audio.FrameDuration / time.Millisecond), Remote: lr.remote != nil}
+		Rate: lr.rate, FrameMS: int(audio.FrameDuration / time.Millisecond), Remote: lr.remote != nil}
 	if h.o.Now != nil && lr.remote == nil {
 		if off := time.Since(h.o.Now()); off > time.Second || off < -time.Second {
 			start.ClockOffsetMS = float64(off.Milliseconds())
@@ -304,7 +314,8 @@ func (l *listener) stream(ctx context.Context, f feed) {
 	defer statsT.Stop()
 	recheck := time.NewTicker(h.o.RecheckEvery)
 	defer recheck.Stop()
-	buf := make([]byte, 0, FrameHeaderSize+audio.FrameSamples*4)
+	buf := make([]byte, 0, FrameHeaderSize+audio.MaxFrameSamples*4)
+	conv := audio.NewConverter(lr.rate) // frames above the listener's rate go down to it
 	var sent, lastDropped uint64
 	defer func() { h.dropped.Add(f.Dropped() - lastDropped) }()
 	for {
@@ -328,6 +339,9 @@ func (l *listener) stream(ctx context.Context, f feed) {
 				flags |= FlagDropped
 				h.dropped.Add(d - lastDropped)
 				lastDropped = d
+			}
+			if fr.Rate > lr.rate {
+				fr = conv.Convert(fr)
 			}
 			buf = AppendFrame(buf[:0], fr, lr.layout, flags)
 			_ = l.conn.SetWriteDeadline(time.Now().Add(h.o.WriteTimeout))

@@ -31,6 +31,14 @@ type Stream struct {
 // call, else wire.ErrBadReply with the server's text. ctx bounds the dial
 // and the whole stream: cancelling it ends Next with an error.
 func DialStream(ctx context.Context, network, addr string, ref uint64, layout byte, key *wire.AESKey) (*Stream, error) {
+	return DialStreamRate(ctx, network, addr, ref, layout, 0, key)
+}
+
+// DialStreamRate is DialStream asking for the call's own rate up to rate
+// (`rate=N`: 16000 for G.722, 48000 for Opus); 0 asks for 8 kHz as older
+// clients do. A sensor older than rate= refuses the request as if the call
+// were unknown: callers retry without it (OpenStream in agent/sensors).
+func DialStreamRate(ctx context.Context, network, addr string, ref uint64, layout byte, rate int, key *wire.AESKey) (*Stream, error) {
 	if network == "" {
 		network = "tcp"
 	}
@@ -44,6 +52,9 @@ func DialStream(ctx context.Context, network, addr string, ref uint64, layout by
 	lay := "stereo"
 	if layout == wire.StreamMono {
 		lay = "mono"
+	}
+	if rate > 0 {
+		lay += fmt.Sprintf(" rate=%d", rate)
 	}
 	req := []byte(fmt.Sprintf("listen_stream 0x%x %s\r\n\r\n", ref, lay))
 	var sess *wire.SealedSession

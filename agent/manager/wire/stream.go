@@ -27,11 +27,16 @@ import (
 //	8      4    sequence: the frame's index since the call's first RTP packet
 //	12     4    frames dropped so far by this stream's queue (slow client)
 //	16     8    capture time of the frame's first sample, µs since the epoch
-//	24     8    reserved (0)
+//	24     4    sample rate of an audio record in Hz; 0 = 8000 (older sensors)
+//	28     4    reserved (0)
 //	32     n    payload, zero-padded to a multiple of 16 bytes
 //
-// Audio payloads are 8 kHz signed 16-bit little-endian PCM (160 samples per
-// channel, interleaved when stereo); an end record's payload is the reason
+// Audio payloads are signed 16-bit little-endian PCM, 20 ms per channel
+// (rate/50 samples), interleaved when stereo: 8 kHz unless the request
+// asked for more with `rate=N` (8000, 16000, 24000 or 48000), in which
+// case a record is at the call's rate up to N (16 kHz for G.722, 48 kHz
+// for Opus). A request without `rate=` gets exactly the 8 kHz records of
+// older versions, byte for byte. An end record's payload is the reason
 // text ("call ended", "server shutdown"). Every record is a multiple of 16
 // bytes, so an AES-encrypted stream (one CBC stream, as every encrypted
 // reply) is flushed record by record with nothing held back. Before the
@@ -69,7 +74,7 @@ const (
 	ReplyListenDisabled = "liveaudio is disabled"
 )
 
-func appendStreamHeader(dst []byte, kind, layout byte, n int, seq, dropped uint32, at time.Time) []byte {
+func appendStreamHeader(dst []byte, kind, layout byte, n int, seq, dropped uint32, at time.Time, rate int) []byte {
 	dst = append(dst, StreamMagic...)
 	dst = append(dst, StreamVersion, kind, layout, 0)
 	dst = binary.LittleEndian.AppendUint16(dst, uint16(n))
@@ -80,7 +85,11 @@ func appendStreamHeader(dst []byte, kind, layout byte, n int, seq, dropped uint3
 		us = at.UnixMicro()
 	}
 	dst = binary.LittleEndian.AppendUint64(dst, uint64(us))
-	return append(dst, 0, 0, 0, 0, 0, 0, 0, 0)
+	if rate == audio.SampleRate {
+		rate = 0
+	}
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(rate))
+	return append(dst, 0, 0, 0, 0)
 }
 
 func padStream(dst []byte) []byte {
@@ -90,16 +99,16 @@ func padStream(dst []byte) []byte {
 	return dst
 }
 
-// AppendStreamFrame appends one audio record of f in layout (StreamMono or
-// StreamStereo).
+// AppendStreamFrame appends one audio record of f, at f's rate, in layout
+// (StreamMono or StreamStereo).
 func AppendStreamFrame(dst []byte, f *audio.Frame, layout byte, dropped uint64) []byte {
-	n := audio.FrameSamples * 2
+	n := f.Samples() * 2
 	if layout == StreamStereo {
 		n *= 2
 	} else {
 		layout = StreamMono
 	}
-	dst = appendStreamHeader(dst, StreamAudio, layout, n, uint32(f.Index), uint32(dropped), f.Time)
+	dst = appendStreamHeader(dst, StreamAudio, layout, n, uint32(f.Index), uint32(dropped), f.Time, f.Rate)
 	if layout == StreamStereo {
 		dst = f.AppendStereo(dst)
 	} else {
@@ -113,14 +122,14 @@ func AppendStreamEnd(dst []byte, reason string) []byte {
 	if len(reason) > MaxStreamPayload {
 		reason = reason[:MaxStreamPayload]
 	}
-	dst = appendStreamHeader(dst, StreamEnd, 0, len(reason), 0, 0, time.Time{})
+	dst = appendStreamHeader(dst, StreamEnd, 0, len(reason), 0, 0, time.Time{}, 0)
 	dst = append(dst, reason...)
 	return padStream(dst)
 }
 
 // AppendStreamKeepalive appends a keepalive record.
 func AppendStreamKeepalive(dst []byte, dropped uint64) []byte {
-	return appendStreamHeader(dst, StreamKeepalive, 0, 0, 0, uint32(dropped), time.Time{})
+	return appendStreamHeader(dst, StreamKeepalive, 0, 0, 0, uint32(dropped), time.Time{}, 0)
 }
 
 // StreamRecord is one record of a listen_stream.
@@ -130,22 +139,29 @@ type StreamRecord struct {
 	Seq     uint32
 	Dropped uint32    // frames the server dropped for this stream so far
 	Time    time.Time // capture time of the first sample (audio records)
+	Rate    int       // sample rate of an audio record (8000 from older sensors)
 	PCM     []byte    // audio payload; valid until the next Next
 	Reason  string    // end records
 }
 
-// Frame fills f from an audio record (a mono record goes to both channels
-// halved, so that mixing them again gives the mono signal back).
+// Frame fills f from an audio record, at its rate (a mono record goes to
+// both channels halved, so that mixing them again gives the mono signal
+// back).
 func (r *StreamRecord) Frame(f *audio.Frame) error {
+	n := r.Rate / 50
 	switch {
 	case r.Kind != StreamAudio:
 		return fmt.Errorf("%w: not an audio record (kind %d)", ErrBadReply, r.Kind)
-	case r.Layout == StreamStereo && len(r.PCM) == audio.FrameSamples*4:
+	case r.Rate < audio.SampleRate || r.Rate > audio.MaxRate || r.Rate%50 != 0:
+		return fmt.Errorf("%w: audio record at %d Hz", ErrBadReply, r.Rate)
+	case r.Layout == StreamStereo && len(r.PCM) == n*4:
+		f.Reset(r.Rate)
 		for i := range f.Caller {
 			f.Caller[i] = int16(binary.LittleEndian.Uint16(r.PCM[4*i:]))
 			f.Callee[i] = int16(binary.LittleEndian.Uint16(r.PCM[4*i+2:]))
 		}
-	case r.Layout == StreamMono && len(r.PCM) == audio.FrameSamples*2:
+	case r.Layout == StreamMono && len(r.PCM) == n*2:
+		f.Reset(r.Rate)
 		for i := range f.Caller {
 			v := int16(binary.LittleEndian.Uint16(r.PCM[2*i:]))
 			f.Caller[i], f.Callee[i] = v/2, v-v/2
@@ -192,6 +208,9 @@ func (s *StreamReader) Next() (StreamRecord, error) {
 	rec.Dropped = binary.LittleEndian.Uint32(h[12:])
 	if us := int64(binary.LittleEndian.Uint64(h[16:])); us != 0 {
 		rec.Time = time.UnixMicro(us)
+	}
+	if rec.Rate = int(binary.LittleEndian.Uint32(h[24:])); rec.Rate == 0 {
+		rec.Rate = audio.SampleRate
 	}
 	if n > MaxStreamPayload {
 		return rec, fmt.Errorf("%w: record payload %d bytes", ErrBadReply, n)

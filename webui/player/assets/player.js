@@ -11,7 +11,7 @@
   // Test and debugging hook: what the page received, decoded and rendered.
   const P = (window.__player = {
     state: "idle", received: 0, decoded: 0, dropped: 0, lastSeq: -1, gaps: 0,
-    latencies: [], clockOffset: 0, sampleRate: 0, backend: "", stats: null, ended: null, messages: [],
+    latencies: [], clockOffset: 0, sampleRate: 0, frameRate: 0, frameRates: {}, backend: "", stats: null, ended: null, messages: [],
     capL: [], capR: [], capN: 0,
   });
 
@@ -71,11 +71,8 @@
   };
 
   async function startAudio() {
-    try {
-      ctx = new AudioContext({ sampleRate: 8000, latencyHint: "interactive" });
-    } catch (e) {
-      ctx = new AudioContext({ latencyHint: "interactive" });
-    }
+    // The device's own rate: the worklet resamples the call's frames to it.
+    ctx = new AudioContext({ latencyHint: "interactive" });
     P.sampleRate = ctx.sampleRate;
     gain = ctx.createGain();
     gain.gain.value = Number($("volume").value);
@@ -84,7 +81,7 @@
       await ctx.audioWorklet.addModule("/api/chunkplayer/worklet.js");
       node = new AudioWorkletNode(ctx, "chunk-player", {
         numberOfInputs: 0, numberOfOutputs: 1, outputChannelCount: [2],
-        processorOptions: { inRate: 8000, captureSeconds },
+        processorOptions: { captureSeconds },
       });
       node.port.onmessage = (e) => {
         const m = e.data;
@@ -95,7 +92,7 @@
       P.backend = "AudioWorklet";
     } else {
       // No AudioWorklet (insecure context): the same jitter buffer in a ScriptProcessor.
-      jb = new ChunkJitter(ctx.sampleRate, 8000);
+      jb = new ChunkJitter(ctx.sampleRate);
       let capLeft = Math.floor(captureSeconds * ctx.sampleRate);
       sp = ctx.createScriptProcessor(1024, 0, 2);
       sp.onaudioprocess = (e) => {
@@ -115,25 +112,30 @@
     $("output").textContent = P.backend + " at " + ctx.sampleRate + " Hz";
   }
 
-  function push(l, r, seq) {
+  function push(l, r, seq, rate) {
     const t = performance.now();
-    if (node) node.port.postMessage({ type: "frame", l, r, t, seq }, [l.buffer, r.buffer]);
-    else if (jb) jb.push(l, r, t, seq);
+    if (node) node.port.postMessage({ type: "frame", l, r, t, seq, rate }, [l.buffer, r.buffer]);
+    else if (jb) jb.push(l, r, t, seq, rate);
   }
 
   function onFrame(buf) {
     const dv = new DataView(buf);
     if (buf.byteLength < HEADER || dv.getUint8(0) !== 1 || dv.getUint8(2) !== 1) return;
-    const layout = dv.getUint8(1), flags = dv.getUint8(3);
+    const layout = dv.getUint8(1), flags = dv.getUint8(3), rate = dv.getUint16(4, true);
     const n = dv.getUint16(6, true), seq = dv.getUint32(8, true), capMs = dv.getFloat64(12, true);
-    if (buf.byteLength !== HEADER + n * layout * 2) return;
+    if (buf.byteLength !== HEADER + n * layout * 2 || n * 50 !== rate) return;
+    if (rate !== P.frameRate) {
+      P.frameRate = rate;
+      $("rate").textContent = rate / 1000 + " kHz";
+    }
+    P.frameRates[rate] = (P.frameRates[rate] || 0) + 1;
     P.received++;
     if (P.lastSeq >= 0 && seq !== P.lastSeq + 1) P.gaps++;
     P.lastSeq = seq;
     if (flags & 1) setStatus("Playing (the link is slow: frames were dropped)", "warn");
     // Latency from the capture of the frame's last sample to its arrival here.
     // A replayed capture has its own clock: the server says the offset.
-    const lat = Date.now() - P.clockOffset - (capMs + n / 8);
+    const lat = Date.now() - P.clockOffset - (capMs + (n * 1000) / rate);
     P.latencies.push(lat);
     if (P.latencies.length > 20000) P.latencies.splice(0, 10000);
     const l = new Float32Array(n), r = new Float32Array(n);
@@ -147,7 +149,7 @@
     }
     P.decoded++;
     $("frames").textContent = String(P.decoded);
-    push(l, r, seq);
+    push(l, r, seq, rate);
   }
 
   function onStatus(text) {
@@ -198,6 +200,7 @@
     u.searchParams.set("callref", ref);
     if (sensor) u.searchParams.set("sensor_id", sensor);
     u.searchParams.set("layout", $("layout").value);
+    if (q.get("rate")) u.searchParams.set("rate", q.get("rate"));
     const nu = new URLSearchParams(location.search);
     nu.set("callref", ref);
     if (sensor) nu.set("sensor_id", sensor); else nu.delete("sensor_id");

@@ -4,8 +4,14 @@
 // plain http to a non-local host) it only defines ChunkJitter for the
 // ScriptProcessor fallback.
 //
-// ChunkJitter is an adaptive jitter buffer for 8 kHz frames: a ring per
-// channel, read with linear interpolation at the output rate. The target
+// Frames come at the call's rate (8 kHz G.711, 16 kHz G.722, 48 kHz Opus;
+// each frame says its rate): Upsampler brings each to 48 kHz (a polyphase
+// windowed-sinc filter, so an 8 kHz call has no images above 4 kHz), and
+// the jitter buffer holds 48 kHz.
+//
+// ChunkJitter is an adaptive jitter buffer: a 48 kHz ring per channel,
+// read with linear interpolation at the output rate (the AudioContext's:
+// 48000 or 44100 Hz, whatever the device runs at). The target
 // depth follows the arrival jitter (a decaying peak of how far frames come
 // from their 20 ms rhythm), at least 40 ms and at most 120 ms; an underrun
 // raises it, calm lowers it. Playback drifts 2 % faster or slower to stay
@@ -14,9 +20,62 @@
 // clicks.
 "use strict";
 
+const RING_RATE = 48000;
+
+// Upsampler raises one channel by an integer factor: zero-stuffing and a
+// Blackman-windowed sinc low-pass (16 taps per phase), history kept
+// between frames.
+class Upsampler {
+  constructor(factor) {
+    const L = (this.L = factor), T = (this.T = 16), N = L * T, fc = 0.45 / L;
+    this.coef = new Float32Array(N); // phase p's taps at p*T…, newest input first
+    let sum = 0;
+    const proto = new Float64Array(N);
+    for (let i = 0; i < N; i++) {
+      const x = i - (N - 1) / 2;
+      const s = x === 0 ? 2 * fc : Math.sin(2 * Math.PI * fc * x) / (Math.PI * x);
+      const w = 0.42 - 0.5 * Math.cos((2 * Math.PI * i) / (N - 1)) + 0.08 * Math.cos((4 * Math.PI * i) / (N - 1));
+      proto[i] = s * w;
+      sum += proto[i];
+    }
+    for (let p = 0; p < L; p++) for (let k = 0; k < T; k++) this.coef[p * T + k] = (proto[p + k * L] * L) / sum;
+    this.hist = new Float32Array(2 * T);
+    this.w = 0;
+  }
+
+  process(x) {
+    const L = this.L, T = this.T, out = new Float32Array(x.length * L);
+    for (let i = 0; i < x.length; i++) {
+      this.w = (this.w + 1) % T;
+      this.hist[this.w] = this.hist[this.w + T] = x[i];
+      const newest = this.w + T;
+      for (let p = 0; p < L; p++) {
+        let acc = 0;
+        const c = p * T;
+        for (let k = 0; k < T; k++) acc += this.coef[c + k] * this.hist[newest - k];
+        out[i * L + p] = acc;
+      }
+    }
+    return out;
+  }
+}
+
+// linearUp resamples by linear interpolation (a rate that does not divide
+// 48 kHz: not sent by pbx-agent, kept for robustness).
+function linearUp(x, from, to) {
+  const n = Math.round((x.length * to) / from), out = new Float32Array(n);
+  for (let j = 0; j < n; j++) {
+    const t = (j * from) / to, i = Math.floor(t), f = t - i;
+    out[j] = x[Math.min(i, x.length - 1)] * (1 - f) + x[Math.min(i + 1, x.length - 1)] * f;
+  }
+  return out;
+}
+
 class ChunkJitter {
-  constructor(outRate, inRate) {
-    this.inRate = inRate || 8000;
+  constructor(outRate) {
+    this.inRate = RING_RATE;
+    this.frameRate = 0; // rate of the frames pushed (the call's)
+    this.up = null;
     this.outRate = outRate;
     this.step = this.inRate / outRate;
     this.size = this.inRate * 4; // 4 s ring per channel
@@ -48,9 +107,22 @@ class ChunkJitter {
     return Math.max(0, this.w - this.pos) * 1000 / this.inRate;
   }
 
-  // push adds one frame (Float32Array per channel) that arrived at t ms
-  // (performance.now() of the page).
-  push(l, r, t, seq) {
+  // push adds one frame (Float32Array per channel, at rate Hz) that
+  // arrived at t ms (performance.now() of the page).
+  push(l, r, t, seq, rate) {
+    rate = rate || 8000;
+    if (rate !== this.frameRate) {
+      // A new stream or a codec change (re-INVITE PCMU → G.722).
+      this.frameRate = rate;
+      this.up = rate < RING_RATE && RING_RATE % rate === 0 ? [new Upsampler(RING_RATE / rate), new Upsampler(RING_RATE / rate)] : null;
+    }
+    if (this.up) {
+      l = this.up[0].process(l);
+      r = this.up[1].process(r);
+    } else if (rate !== RING_RATE) {
+      l = linearUp(l, rate, RING_RATE);
+      r = linearUp(r, rate, RING_RATE);
+    }
     if (this.lastArrival >= 0) {
       const dev = Math.abs(t - this.lastArrival - 20 * (seq > this.lastSeq && this.lastSeq >= 0 ? Math.min(seq - this.lastSeq, 5) : 1));
       if (dev > this.peak) this.peak = Math.min(dev, 200);
@@ -126,7 +198,7 @@ class ChunkJitter {
   stats() {
     return {
       depthMs: this.depthMs(), targetMs: this.targetMs(), underruns: this.underruns,
-      playing: this.playing, played: Math.floor(this.played), levels: this.levels(),
+      playing: this.playing, played: Math.floor(this.played), levels: this.levels(), frameRate: this.frameRate,
     };
   }
 }
@@ -136,14 +208,14 @@ if (typeof registerProcessor === "function") {
     constructor(options) {
       super();
       const o = (options && options.processorOptions) || {};
-      this.jb = new ChunkJitter(sampleRate, o.inRate || 8000);
+      this.jb = new ChunkJitter(sampleRate);
       this.capLeft = Math.floor((o.captureSeconds || 0) * sampleRate);
       this.cap = null;
       this.capN = 0;
       this.nextStat = 0;
       this.port.onmessage = (e) => {
         const m = e.data;
-        if (m.type === "frame") this.jb.push(m.l, m.r, m.t, m.seq);
+        if (m.type === "frame") this.jb.push(m.l, m.r, m.t, m.seq, m.rate);
       };
     }
 

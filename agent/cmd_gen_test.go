@@ -79,7 +79,7 @@ func TestRunGenUsage(t *testing.T) {
 		{"no output", []string{"--calls", "2"}},
 		{"bad flag", []string{"-o", "x.pcap", "--nope"}},
 		{"bad duration", []string{"-o", "x.pcap", "--duration", "soon"}},
-		{"bad codec", []string{"-o", filepath.Join(t.TempDir(), "x.pcap"), "--codec", "g729"}},
+		{"bad codec", []string{"-o", filepath.Join(t.TempDir(), "x.pcap"), "--codec", "amr"}},
 		{"bad vlan", []string{"-o", "x.pcap", "--vlan", "5000"}},
 		{"positional", []string{"-o", "x.pcap", "extra"}},
 	}

@@ -98,8 +98,9 @@ type Generator struct {
 	frames    []frame
 	nOut, pos int
 	msg, sdp  []byte
-	rtpBuf    [12 + samplesPerFrame]byte
+	rtpBuf    [12 + 1500]byte
 	tones     [2][2][samplesPerFrame]byte // [alaw][direction]
+	coded     *encodedTones               // a codec other than G.711
 	emitAt    int64
 	err       error
 }
@@ -126,6 +127,11 @@ func New(o Options) (*Generator, error) {
 	for a := range 2 {
 		g.tones[a][0] = toneFrame(o.Tones[0], a == 1)
 		g.tones[a][1] = toneFrame(o.Tones[1], a == 1)
+	}
+	if _, ok := encodedCodecs[o.Codec]; ok {
+		if g.coded, err = newEncodedTones(o.Codec, o.Tones); err != nil {
+			return nil, err
+		}
 	}
 	if o.Calls > 0 {
 		g.q.push(event{at: 0, kind: evSpawn})
@@ -254,6 +260,10 @@ func (g *Generator) startCall(t0 int64) {
 	if alaw {
 		d.pt = 8
 	}
+	ptime := Ptime
+	if g.coded != nil {
+		d.pt, ptime = g.coded.pt, g.coded.ptime
+	}
 	d.byCaller = g.rng.IntN(2) == 0
 
 	ct := CallTruth{
@@ -272,12 +282,14 @@ func (g *Generator) startCall(t0 int64) {
 		tAck := tOK + 20*ms
 		add(tOK, mOK)
 		add(tAck, mAck)
-		count := int32(o.Duration / Ptime)
+		count := int32(o.Duration / ptime)
 		for dir := range 2 {
 			s := &d.rtp[dir]
 			s.ssrc, s.seq0, s.ts0 = g.rng.Uint32(), uint16(g.rng.Uint32()), g.rng.Uint32()
 			s.count = count
-			s.frame = &g.tones[d.pt/8][dir]
+			if g.coded == nil {
+				s.frame = &g.tones[d.pt/8][dir]
+			}
 			src := netip.AddrPortFrom(clientAddr, d.rtpPort[0])
 			dst := netip.AddrPortFrom(g.pbx.addr, d.rtpPort[1])
 			if dir == 1 {
@@ -483,7 +495,11 @@ func (g *Generator) rtpSend(e event) (event, bool) {
 	s := &d.rtp[e.dir]
 	n := e.n
 	seq := s.seq0 + uint16(n)
-	ts := s.ts0 + uint32(n)*samplesPerFrame
+	step, ptime := uint32(samplesPerFrame), Ptime
+	if g.coded != nil {
+		step, ptime = g.coded.tsStep, g.coded.ptime
+	}
+	ts := s.ts0 + uint32(n)*step
 	st := &g.truth.Streams[s.truth]
 	st.Sent++
 	if g.drop(s, n) {
@@ -498,7 +514,7 @@ func (g *Generator) rtpSend(e event) (event, bool) {
 		g.sendRTP(e.at, d, e.dir, seq, ts, n == 0)
 	}
 	if n+1 < s.count {
-		e.at += int64(Ptime)
+		e.at += int64(ptime)
 		e.n++
 		return e, true
 	}
@@ -533,7 +549,12 @@ func (g *Generator) sendRTP(at int64, d *callState, dir uint8, seq uint16, ts ui
 	binary.BigEndian.PutUint16(p[2:], seq)
 	binary.BigEndian.PutUint32(p[4:], ts)
 	binary.BigEndian.PutUint32(p[8:], s.ssrc)
-	copy(p[12:], s.frame[:])
+	if g.coded != nil {
+		loop := g.coded.payload[dir]
+		p = p[:12+copy(p[12:], loop[int(seq-s.seq0)%len(loop)])]
+	} else {
+		p = p[:12+copy(p[12:], s.frame[:])]
+	}
 	src, dst := &d.host, &g.pbx
 	sport, dport := d.rtpPort[0], d.rtpPort[1]
 	if dir == 1 {

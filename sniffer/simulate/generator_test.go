@@ -38,6 +38,8 @@ type rtpSeen struct {
 	seq0     uint16 // sequence number of the marker (first) packet
 	haveSeq0 bool
 	seqs     []uint16
+	ts       []uint32
+	payloads [][]byte
 }
 
 // lost counts gaps from sequence numbers, as a receiver would.
@@ -169,7 +171,7 @@ func readCapture(t *testing.T, pcap []byte) *capture {
 
 func (c *capture) addRTP(t *testing.T, src, dst netip.AddrPort, p []byte) {
 	t.Helper()
-	if len(p) != 12+samplesPerFrame || p[0] != 0x80 {
+	if len(p) <= 12 || ((p[1]&0x7f == 0 || p[1]&0x7f == 8) && len(p) != 12+samplesPerFrame) || p[0] != 0x80 {
 		t.Fatalf("rtp %v>%v: %d bytes, first byte %#x", src, dst, len(p), p[0])
 	}
 	ssrc := binary.BigEndian.Uint32(p[8:])
@@ -183,6 +185,8 @@ func (c *capture) addRTP(t *testing.T, src, dst netip.AddrPort, p []byte) {
 		r.seq0, r.haveSeq0 = seq, true
 	}
 	r.seqs = append(r.seqs, seq)
+	r.ts = append(r.ts, binary.BigEndian.Uint32(p[4:]))
+	r.payloads = append(r.payloads, append([]byte(nil), p[12:]...))
 }
 
 // sipLen is the length of the first whole SIP message in b (Content-Length
@@ -542,7 +546,7 @@ func TestOptionErrors(t *testing.T) {
 		{"negative calls", Options{Calls: -1}},
 		{"concurrency too high", Options{Concurrency: MaxConcurrency + 1}},
 		{"duration below ptime", Options{Duration: time.Millisecond}},
-		{"codec", Options{Codec: "g729"}},
+		{"codec", Options{Codec: "amr"}},
 		{"loss", Options{Loss: 101}},
 		{"negative jitter", Options{Jitter: -1}},
 		{"vlan", Options{VLAN: 4095}},

@@ -47,7 +47,7 @@ type Options struct {
 	Concurrency int           // most calls active at once; 0 = Calls
 	Duration    time.Duration // RTP time of an answered call (ringing time of an unanswered one); 0 = 10 s
 	CPS         float64       // call attempts per second; 0 = 10
-	Codec       string        // CodecPCMU (default), CodecPCMA or CodecMixed
+	Codec       string        // CodecPCMU (default), CodecPCMA, CodecMixed, or an encoded one (CodecG722, CodecOpus, …)
 
 	Loss      float64       // percent of RTP packets dropped independently
 	BurstRate float64       // percent of RTP packets that start a loss burst
@@ -140,8 +140,8 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("%w: duration %v < %v", ErrOption, o.Duration, Ptime)
 	case o.CPS < 0 || o.CPS != o.CPS || o.CPS > 1e6:
 		return o, fmt.Errorf("%w: cps %v not in 0..1e6", ErrOption, o.CPS)
-	case o.Codec != CodecPCMU && o.Codec != CodecPCMA && o.Codec != CodecMixed:
-		return o, fmt.Errorf("%w: codec %q (want pcmu, pcma or mixed)", ErrOption, o.Codec)
+	case o.Codec != CodecPCMU && o.Codec != CodecPCMA && o.Codec != CodecMixed && encodedCodecs[o.Codec].pt == 0:
+		return o, fmt.Errorf("%w: codec %q (want pcmu, pcma, mixed, g722, gsm, g729 or opus)", ErrOption, o.Codec)
 	case o.BurstLen < 0:
 		return o, fmt.Errorf("%w: burst length %d < 0", ErrOption, o.BurstLen)
 	case o.Jitter < 0 || o.Jitter > time.Minute:

@@ -209,9 +209,12 @@ func (g *Generator) sdpBody(d *callState, h *host, port uint16) []byte {
 	if h.addr.Is6() {
 		ipv = "IP6"
 	}
-	codec := "PCMU"
-	if d.pt == 8 {
-		codec = "PCMA"
+	codec := "PCMU/8000"
+	switch {
+	case g.coded != nil:
+		codec = g.coded.rtpmap
+	case d.pt == 8:
+		codec = "PCMA/8000"
 	}
 	w := &sipWriter{b: g.sdp[:0]}
 	sess := strconv.Itoa(1000 + d.idx)
@@ -222,10 +225,10 @@ func (g *Generator) sdpBody(d *callState, h *host, port uint16) []byte {
 	w.line("t=0 0")
 	pt := strconv.Itoa(int(d.pt))
 	w.line("m=audio ", strconv.Itoa(int(port)), " RTP/AVP ", pt, " 101")
-	w.line("a=rtpmap:", pt, " ", codec, "/8000")
+	w.line("a=rtpmap:", pt, " ", codec)
 	w.line("a=rtpmap:101 telephone-event/8000")
 	w.line("a=fmtp:101 0-16")
-	w.line("a=ptime:20")
+	w.line("a=ptime:", strconv.Itoa(int(ptimeOf(g.coded).Milliseconds())))
 	w.line("a=sendrecv")
 	g.sdp = w.b
 	return w.b

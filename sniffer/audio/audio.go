@@ -307,6 +307,7 @@ func (c *Call) Feed(dir Dir, hdr *rtp.Header, payload []byte, at time.Time, paus
 	switch name {
 	case "", codec.Event:
 		c.stats.Undecodable++
+		d.endDec = nil // no speech is concealed across events
 		c.emitDue(now)
 		return
 	case codec.CN:
@@ -430,7 +431,7 @@ func (c *Call) comfortNoise(d *direction, hdr *rtp.Header, payload []byte, now i
 	if d.cn == nil {
 		d.cn, _ = codec.New(codec.CN, SampleRate)
 	}
-	if _, err := d.cn.Decode(payload, d.pcm[:]); err != nil { // takes the level
+	if len(payload) == 0 {
 		c.stats.Undecodable++
 		return
 	}
@@ -438,10 +439,13 @@ func (c *Call) comfortNoise(d *direction, hdr *rtp.Header, payload []byte, now i
 		d.clock = tickRate / SampleRate
 	}
 	pos := c.place(d, hdr, now, 0)
-	if !d.cnOn {
+	if d.cnOn {
+		c.fillNoise(d, pos) // at the old level up to the new one
+	} else {
 		d.cnOn, d.cnPos = true, max(pos, c.next*frameTicks)
 	}
-	d.endDec = nil // a gap after comfort noise is not concealed speech
+	_, _ = d.cn.Decode(payload, d.pcm[:]) // takes the level
+	d.endDec = nil                        // a gap after comfort noise is not concealed speech
 }
 
 // fillNoise writes the direction's comfort noise from cnPos up to to
@@ -563,15 +567,11 @@ func (c *Call) decoder(d *direction, name string) codec.Decoder {
 		c.warn(name, err)
 		return nil
 	}
-	// RTP timestamps count at the codec's clock: 8000 for G.722 (RFC 3551)
-	// and the narrowband codecs, 48000 for Opus, the decoder's rate for
-	// the others.
-	clock := dec.Rate()
-	switch name {
-	case codec.G722:
+	// RTP timestamps count at the codec's clock: its native rate (48000
+	// for Opus, 16000 for wideband Speex), but 8000 for G.722 (RFC 3551).
+	clock := codec.NativeRate(name)
+	if name == codec.G722 {
 		clock = 8000
-	case codec.Opus:
-		clock = 48000
 	}
 	d.clock = int64(tickRate / clock)
 	return d.speech

@@ -224,3 +224,165 @@ func BenchmarkFeedCodec(b *testing.B) {
 		})
 	}
 }
+
+// lossCall feeds a 700 Hz caller stream in codec name (payload type pt)
+// with sequence numbers, the packets in lost missing, and returns the
+// frames and stats.
+func lossCall(t *testing.T, name string, pt uint8, lost map[int]bool) ([]Frame, Stats) {
+	t.Helper()
+	var frames []Frame
+	c := NewCall(Config{Sink: func(f *Frame) { frames = append(frames, *f.Clone()) }})
+	c.MapPayloadType(111, codec.Opus)
+	var payloads [][]byte
+	if name == codec.PCMU {
+		pcm := tone.Sine(100*FrameSamples, 0, SampleRate, 700, 8000)
+		for i := 0; i < 100; i++ {
+			p := make([]byte, FrameSamples)
+			for j := range p {
+				p[j] = nearestULaw(pcm[i*FrameSamples+j])
+			}
+			payloads = append(payloads, p)
+		}
+	} else {
+		payloads = encodeStream(t, name, 700, 100)
+	}
+	step := uint32(FrameSamples)
+	if name == codec.Opus {
+		step = 960
+	}
+	for i, p := range payloads {
+		if lost[i] {
+			continue
+		}
+		h := rtp.Header{Version: 2, PayloadType: pt, SSRC: 1, SequenceNumber: uint16(1000 + i), Timestamp: uint32(i) * step}
+		c.Feed(FromCaller, &h, p, t0.Add(time.Duration(i)*FrameDuration), false)
+	}
+	c.Close()
+	return frames, c.Stats()
+}
+
+// TestConcealLoss: packets lost in a stream (a gap in the sequence numbers)
+// are concealed by the decoder: libopus and bcg729 go on with the voice
+// (700 Hz dominant, at least a fifth of its level), the others fade out
+// from the last sample (never louder than it: no click). On the old
+// timeline a gap was silence.
+func TestConcealLoss(t *testing.T) {
+	cases := append([]codecCase{{codec.PCMU, rtp.PTPCMU}}, codecCases...)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.name != codec.PCMU && !codec.Built {
+				t.Skip("built without cgo")
+			}
+			frames, st := lossCall(t, tc.name, tc.pt, map[int]bool{40: true, 41: true})
+			if st.Concealed != 2 || len(frames) != 100 {
+				t.Fatalf("%d frames, %d concealed; want 100, 2", len(frames), st.Concealed)
+			}
+			rate := frames[0].Rate
+			var before, gap []int16
+			for _, f := range frames[30:40] {
+				before = append(before, f.Caller...)
+			}
+			for _, f := range frames[40:42] {
+				gap = append(gap, f.Caller...)
+			}
+			ratio := tone.RMS(gap) / tone.RMS(before)
+			t.Logf("%s: concealed 40 ms at %.1f of the voice's level, 700 Hz %.1f dB over 1300 Hz; first sample %d after %d",
+				tc.name, ratio, tone.Over(gap, float64(rate), 700, 1300), gap[0], before[len(before)-1])
+			switch tc.name {
+			case codec.Opus, codec.G729:
+				if ratio < 0.2 || tone.Over(gap, float64(rate), 700, 1300) < 10 {
+					t.Errorf("own concealment: level %.2f, 700 Hz %.1f dB over 1300 Hz; want ≥ 0.2 and ≥ 10 dB", ratio, tone.Over(gap, float64(rate), 700, 1300))
+				}
+			default:
+				last := math.Abs(float64(before[len(before)-1]))
+				if peak := float64(level(gap)); peak > last+1 || ratio > 0.5 || (last >= 8 && gap[0] == 0) {
+					t.Errorf("fade: first %d, peak %v after a last sample of %v, level %.2f; want a fade from it, no louder", gap[0], peak, last, ratio)
+				}
+			}
+		})
+	}
+}
+
+// TestNoConcealAcrossEvents: RFC 4733 events share the stream's SSRC and
+// sequence numbers: they are not audio, not a gap, and a lost event is not
+// concealed as speech.
+func TestNoConcealAcrossEvents(t *testing.T) {
+	var frames []Frame
+	c := NewCall(Config{Sink: func(f *Frame) { frames = append(frames, *f.Clone()) }})
+	c.MapPayloadType(101, codec.Event)
+	for i := 0; i < 100; i++ {
+		h := rtp.Header{Version: 2, PayloadType: rtp.PTPCMU, SSRC: 1, SequenceNumber: uint16(i), Timestamp: uint32(i * FrameSamples)}
+		p := make([]byte, FrameSamples)
+		for j := range p {
+			p[j] = 0x90
+		}
+		if i >= 40 && i < 50 {
+			if i == 45 {
+				continue // a lost event packet
+			}
+			h.PayloadType, p = 101, []byte{5, 0x0a, 0, byte(i - 39)}
+		}
+		c.Feed(FromCaller, &h, p, t0.Add(time.Duration(i)*FrameDuration), false)
+	}
+	c.Close()
+	st := c.Stats()
+	var during []int16
+	for _, f := range frames[41:49] {
+		during = append(during, f.Caller...)
+	}
+	if st.Concealed != 0 || level(during) != 0 || level(frames[60].Caller) == 0 {
+		t.Errorf("concealed %d, peak during the events %d, after %d; want 0, 0, sound", st.Concealed, level(during), level(frames[60].Caller))
+	}
+}
+
+// TestComfortNoiseUntilSpeech: one CN packet plays comfort noise at its
+// level until the direction's next speech packet (here 1 s later, the
+// callee's packets keeping the clock), not 20 ms; a second CN packet
+// changes the level. Speech afterwards is not noisy.
+func TestComfortNoiseUntilSpeech(t *testing.T) {
+	var frames []Frame
+	c := NewCall(Config{Sink: func(f *Frame) { frames = append(frames, *f.Clone()) }})
+	speech := tone.Sine(FrameSamples, 0, SampleRate, 1000, 8000)
+	ulaw := make([]byte, FrameSamples)
+	for j := range ulaw {
+		ulaw[j] = nearestULaw(speech[j])
+	}
+	silence := make([]byte, FrameSamples)
+	for j := range silence {
+		silence[j] = 0xff // µ-law zero
+	}
+	for i := 0; i < 100; i++ {
+		at := t0.Add(time.Duration(i) * FrameDuration)
+		h := rtp.Header{Version: 2, PayloadType: rtp.PTPCMU, SSRC: 2, SequenceNumber: uint16(i), Timestamp: uint32(i * FrameSamples)}
+		c.Feed(FromCallee, &h, silence, at, false)
+		h.SSRC = 1
+		switch {
+		case i < 25 || i >= 75:
+			c.Feed(FromCaller, &h, ulaw, at, false)
+		case i == 25:
+			h.PayloadType = rtp.PTCN
+			c.Feed(FromCaller, &h, []byte{40}, at, false)
+		case i == 50:
+			h.PayloadType = rtp.PTCN
+			c.Feed(FromCaller, &h, []byte{60}, at, false)
+		}
+	}
+	c.Close()
+	dbov := func(from, to int) float64 {
+		var s []int16
+		for _, f := range frames[from:to] {
+			s = append(s, f.Caller...)
+		}
+		return 20 * math.Log10(tone.RMS(s)/32767)
+	}
+	first, second := dbov(26, 50), dbov(51, 75)
+	var after []int16
+	for _, f := range frames[80:90] {
+		after = append(after, f.Caller...)
+	}
+	pure := tone.Purity(after, SampleRate, 1000)
+	t.Logf("comfort noise: %.1f dBov over 480 ms after a -40 CN packet, %.1f dBov after a -60 one; speech afterwards 1 kHz %.1f dB over the rest", first, second, pure)
+	if math.Abs(first+40) > 1 || math.Abs(second+60) > 1.5 || pure < 30 {
+		t.Errorf("noise at %.1f / %.1f dBov (want -40 / -60), speech purity %.1f dB (want ≥ 30)", first, second, pure)
+	}
+}

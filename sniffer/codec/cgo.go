@@ -79,18 +79,6 @@ func (g *g722) Close() {
 	}
 }
 
-// fade writes n samples decaying from *prev to zero.
-func fade(out []int16, n int, prev *int16) int {
-	n = min(n, len(out))
-	v := int32(*prev)
-	for i := range out[:n] {
-		v = v * 7 / 8
-		out[i] = int16(v)
-	}
-	*prev = 0
-	return n
-}
-
 // gsm is libgsm's GSM 06.10 full-rate decoder: 33-byte frames of 160
 // samples, several per payload allowed.
 type gsm struct {

@@ -141,6 +141,7 @@ func New(name string, rate int) (Decoder, error) {
 type g711 struct {
 	name  string
 	table *[256]int16
+	prev  int16 // last sample, faded over a lost packet
 }
 
 func (g *g711) Name() string { return g.name }
@@ -154,12 +155,25 @@ func (g *g711) Decode(p []byte, out []int16) (int, error) {
 	for i, b := range p {
 		out[i] = g.table[b]
 	}
+	if len(p) > 0 {
+		g.prev = out[len(p)-1]
+	}
 	return len(p), nil
 }
 
-func (g *g711) Conceal(out []int16, n int) int {
+// Conceal fades the last sample out (G.711 has no concealment of its own).
+func (g *g711) Conceal(out []int16, n int) int { return fade(out, n, &g.prev) }
+
+// fade writes n samples decaying from *prev to zero within a few
+// milliseconds: the concealment of codecs without their own (no click).
+func fade(out []int16, n int, prev *int16) int {
 	n = min(n, len(out))
-	clear(out[:n])
+	v := int32(*prev)
+	for i := range out[:n] {
+		v = v * 7 / 8
+		out[i] = int16(v)
+	}
+	*prev = 0
 	return n
 }
 

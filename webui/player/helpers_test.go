@@ -22,6 +22,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"pbx-agent/sniffer"
+	"pbx-agent/sniffer/audio"
 	"pbx-agent/sniffer/call"
 	"pbx-agent/sniffer/capture"
 	"pbx-agent/sniffer/fixture"
@@ -255,14 +256,14 @@ func collect(t testing.TB, c *websocket.Conn, max int, onFrame func(n int)) rece
 				return r
 			}
 			r.frames = append(r.frames, h)
-			s := make([]int16, len(pcm)/2)
-			for i := range s {
-				s[i] = int16(binary.LittleEndian.Uint16(pcm[2*i:]))
-			}
 			if max >= 0 {
+				s := make([]int16, len(pcm)/2)
+				for i := range s {
+					s[i] = int16(binary.LittleEndian.Uint16(pcm[2*i:]))
+				}
 				r.pcm = append(r.pcm, s)
 			}
-			r.latency = append(r.latency, now.Sub(h.Capture.Add(time.Duration(h.Samples)*time.Second/8000)))
+			r.latency = append(r.latency, now.Sub(h.Capture.Add(audio.FrameDuration)))
 			if onFrame != nil {
 				onFrame(len(r.frames))
 			}

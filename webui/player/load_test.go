@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"pbx-agent/sniffer/codec"
 	"pbx-agent/sniffer/simulate"
 	"pbx-agent/webui/player"
 )
@@ -21,18 +22,35 @@ func cpuTime() time.Duration {
 }
 
 // TestLoad100Listeners: 100 websocket listeners on 10 calls replayed in
-// real time (10 per call, all sharing their call's one decode). Every
+// real time (10 per call, all sharing their call's one decode), the calls
+// in G.711, in G.722 (16 kHz frames) and in Opus (48 kHz frames). Every
 // listener hears its call to the end with no frame dropped on loopback;
-// the test prints the CPU time and heap of the process (agent and the 100
-// clients together) per second of audio.
+// the test prints the CPU time and heap of the process (capture decode,
+// agent and the 100 clients together) per second of audio, per codec. A
+// figure, not an assertion: compare the rows of one run.
 func TestLoad100Listeners(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: load figure skipped")
 	}
+	for _, tc := range []struct{ name, codec string }{
+		{"PCMU", simulate.CodecPCMU},
+		{"G722", simulate.CodecG722},
+		{"Opus", simulate.CodecOpus},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.codec != simulate.CodecPCMU && !codec.Built {
+				t.Skip("built without cgo")
+			}
+			load100Listeners(t, tc.codec)
+		})
+	}
+}
+
+func load100Listeners(t *testing.T, codecName string) {
 	const calls, perCall = 10, 10
 	pipe := newPipeline(t)
 	a := newAgent(t, pipe, nil)
-	src := generator(t, simulate.Options{Calls: calls, Concurrency: calls, CPS: 100, Duration: 6 * time.Second, Seed: 5})
+	src := generator(t, simulate.Options{Calls: calls, Concurrency: calls, CPS: 100, Duration: 6 * time.Second, Seed: 5, Codec: codecName})
 	var wg sync.WaitGroup
 	results := make([]received, calls*perCall)
 	subscribed := false
@@ -90,7 +108,11 @@ func TestLoad100Listeners(t *testing.T) {
 		t.Fatal("the 10 calls were never all connected")
 	}
 	var frames int
+	rates := map[uint16]int{}
 	for i, r := range results {
+		for _, h := range r.frames {
+			rates[h.SampleRate]++
+		}
 		if r.end != player.ReasonCallEnded {
 			t.Errorf("listener %d: end %q", i, r.end)
 		}
@@ -104,8 +126,8 @@ func TestLoad100Listeners(t *testing.T) {
 		t.Errorf("%d frames dropped on loopback, want 0", st.Dropped)
 	}
 	audioSec := float64(frames) / 50
-	t.Logf("FIGURE 100 listeners on 10 calls: %d frames (%.0f s of audio) in %v wall; CPU %v (%.1f%% of one core, agent + clients); CPU per listener-second %.2f ms; heap in use %.1f MB before, peak %.1f MB (+%.1f KB per listener, test clients' receive buffers included); dropped %d",
-		frames, audioSec, wall.Round(time.Millisecond), cpu.Round(time.Millisecond), 100*cpu.Seconds()/wall.Seconds(),
-		1000*cpu.Seconds()/audioSec, float64(heap0.HeapInuse)/1e6, float64(peakHeap)/1e6,
+	t.Logf("FIGURE 100 listeners on 10 %s calls (frames by rate %v): %d frames (%.0f s of audio) in %v wall; CPU %v (%.1f%% of one core, agent + clients); CPU per listener-second %.2f ms, per call-second (10 listeners) %.1f ms; heap in use %.1f MB before, peak %.1f MB (+%.1f KB per listener, test clients' receive buffers included); dropped %d",
+		codecName, rates, frames, audioSec, wall.Round(time.Millisecond), cpu.Round(time.Millisecond), 100*cpu.Seconds()/wall.Seconds(),
+		1000*cpu.Seconds()/audioSec, 1000*cpu.Seconds()/(audioSec/perCall), float64(heap0.HeapInuse)/1e6, float64(peakHeap)/1e6,
 		(float64(peakHeap)-float64(heap0.HeapInuse))/1e3/float64(calls*perCall), st.Dropped)
 }

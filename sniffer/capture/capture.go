@@ -5,6 +5,7 @@ package capture
 import (
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"errors"
 	"fmt"
 	"io"
@@ -43,7 +44,7 @@ func OpenFile(path string) (Source, error) {
 
 // NewReader reads a pcap or pcapng stream.
 func NewReader(r io.Reader) (Source, error) {
-	br := bufio.NewReaderSize(r, 1<<20)
+	br := bufio.NewReaderSize(r, 64<<10) // pcapng and gzip read through it; pcap reads it once, in large blocks
 	magic, err := br.Peek(4)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrFormat, err)
@@ -57,11 +58,19 @@ func NewReader(r io.Reader) (Source, error) {
 		s.read, s.link = ng.ZeroCopyReadPacketData, ng.LinkType()
 		return s, nil
 	}
-	pr, err := pcapgo.NewReader(br)
+	var in io.Reader = br
+	if magic[0] == 0x1f && magic[1] == 0x8b { // a gzipped pcap (as pcapgo reads them)
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, fmt.Errorf("%w: pcap: %v", ErrFormat, err)
+		}
+		in = zr
+	}
+	pr, err := newPcapReader(in)
 	if err != nil {
 		return nil, fmt.Errorf("%w: pcap: %v", ErrFormat, err)
 	}
-	s.read, s.link = pr.ZeroCopyReadPacketData, pr.LinkType()
+	s.read, s.link = pr.ReadPacket, pr.link
 	return s, nil
 }
 

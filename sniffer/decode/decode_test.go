@@ -295,3 +295,109 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// decodeBothWays decodes frame with the fast path and with the general
+// decoder only and fails unless the packets, results and counters agree.
+func decodeBothWays(t testing.TB, link layers.LinkType, frame []byte) (bool, Packet) {
+	t.Helper()
+	fast, err1 := New(link)
+	if err1 != nil {
+		return false, Packet{}
+	}
+	slow, _ := New(link)
+	slow.slow = true
+	ts := time.Unix(1, 0)
+	var pf, ps Packet
+	okf, errf := fast.Decode(frame, ts, &pf)
+	oks, errs := slow.Decode(frame, ts, &ps)
+	if okf != oks || (errf == nil) != (errs == nil) {
+		t.Fatalf("fast path: %v, %v; general decoder: %v, %v", okf, errf, oks, errs)
+	}
+	if okf && (pf.Src != ps.Src || pf.Dst != ps.Dst || !bytes.Equal(pf.Payload, ps.Payload) ||
+		pf.VLAN != ps.VLAN || pf.TTL != ps.TTL || pf.IPID != ps.IPID || pf.Transport != ps.Transport ||
+		pf.Encap != ps.Encap || pf.Fragment != ps.Fragment || pf.TCPSeq != ps.TCPSeq || pf.TCPFlags != ps.TCPFlags) {
+		t.Fatalf("fast path %+v\ngeneral decoder %+v", pf, ps)
+	}
+	if fast.Stats() != slow.Stats() {
+		t.Fatalf("fast path counts %+v, general decoder %+v", fast.Stats(), slow.Stats())
+	}
+	return okf, pf
+}
+
+// fastFrames are frames the fast path takes, and near misses it leaves to
+// the general decoder (each must decode the same both ways).
+func fastFrames(t testing.TB) map[string][]byte {
+	eth := func(et layers.EthernetType) *layers.Ethernet {
+		return &layers.Ethernet{SrcMAC: macA, DstMAC: macB, EthernetType: et}
+	}
+	rtp := gopacket.Payload(make([]byte, 172))
+	ip := ip4(layers.IPProtocolUDP)
+	plain := serialize(t, eth(layers.EthernetTypeIPv4), ip, udp(t, ip), rtp)
+	vlan := serialize(t, eth(layers.EthernetTypeDot1Q), &layers.Dot1Q{VLANIdentifier: 42, Type: layers.EthernetTypeIPv4}, ip, udp(t, ip), rtp)
+	set := func(b []byte, off int, v ...byte) []byte { b = bytes.Clone(b); copy(b[off:], v); return b }
+	frag := set(plain, 14+6, 0x20) // more fragments
+	vx := udp(t, ip)
+	vx.DstPort = DefaultVXLANPort
+	tip := ip4(layers.IPProtocolTCP)
+	tcp := &layers.TCP{SrcPort: 1, DstPort: 2}
+	_ = tcp.SetNetworkLayerForChecksum(tip)
+	opt := &layers.IPv4{Version: 4, TTL: 9, Protocol: layers.IPProtocolUDP, SrcIP: v4A, DstIP: v4B,
+		Options: []layers.IPv4Option{{OptionType: 1}, {OptionType: 0}}}
+	return map[string][]byte{
+		"udp":              plain,
+		"vlan":             vlan,
+		"padded":           append(bytes.Clone(plain), 0, 0, 0, 0),
+		"ip length 0":      set(plain, 14+2, 0, 0),
+		"ip length short":  set(plain, 14+2, 0, 27),
+		"ip length long":   set(plain, 14+2, 0xff, 0xff),
+		"udp length 0":     set(plain, 14+20+4, 0, 0),
+		"udp length 7":     set(plain, 14+20+4, 0, 7),
+		"udp length short": set(plain, 14+20+4, 0, 20),
+		"udp length long":  set(plain, 14+20+4, 0xff, 0xff),
+		"ip version 6":     set(plain, 14, 0x65),
+		"ip options":       serialize(t, eth(layers.EthernetTypeIPv4), opt, udp(t, opt), rtp),
+		"fragment":         frag,
+		"fragment offset":  set(plain, 14+6, 0, 1),
+		"don't fragment":   set(plain, 14+6, 0x40),
+		"vxlan port":       serialize(t, eth(layers.EthernetTypeIPv4), ip, vx, rtp),
+		"tcp":              serialize(t, eth(layers.EthernetTypeIPv4), tip, tcp, rtp),
+		"llc":              set(plain, 12, 0x00, 0x40),
+		"two tags":         serialize(t, eth(layers.EthernetTypeDot1Q), &layers.Dot1Q{VLANIdentifier: 1, Type: layers.EthernetTypeDot1Q}, &layers.Dot1Q{VLANIdentifier: 2, Type: layers.EthernetTypeIPv4}, ip, udp(t, ip), rtp),
+		"short":            plain[:14+20+7],
+		"headers only":     plain[:14+20+8],
+	}
+}
+
+// fastTakes names the fastFrames the fast path decodes itself.
+var fastTakes = map[string]bool{"udp": true, "vlan": true, "padded": true, "ip length 0": true,
+	"ip length long": true, "udp length 0": true, "udp length short": true, "udp length long": true,
+	"ip version 6": true, "don't fragment": true, "headers only": true}
+
+// TestFastPath: the fast path gives the general decoder's packet for plain
+// UDP frames and leaves the rest to it.
+func TestFastPath(t *testing.T) {
+	for name, frame := range fastFrames(t) {
+		t.Run(name, func(t *testing.T) {
+			ok, p := decodeBothWays(t, layers.LinkTypeEthernet, frame)
+			if name == "udp" && (!ok || p.Src != netip.MustParseAddrPort("10.0.0.1:5060") || len(p.Payload) != 172) {
+				t.Fatalf("plain UDP frame decoded as %v %+v", ok, p)
+			}
+			if name == "vlan" && p.VLAN != 42 {
+				t.Fatalf("VLAN %d", p.VLAN)
+			}
+			d, _ := New(layers.LinkTypeEthernet)
+			if took, want := d.fastUDP(frame, &Packet{}), fastTakes[name]; took != want {
+				t.Fatalf("fast path took it: %v, want %v", took, want)
+			}
+		})
+	}
+}
+
+// FuzzFastPath: any frame decodes the same with the fast path as with the
+// general decoder.
+func FuzzFastPath(f *testing.F) {
+	for _, fr := range fastFrames(f) {
+		f.Add(fr)
+	}
+	f.Fuzz(func(t *testing.T, frame []byte) { decodeBothWays(t, layers.LinkTypeEthernet, frame) })
+}

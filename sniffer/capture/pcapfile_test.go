@@ -1,0 +1,235 @@
+package capture
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"encoding/binary"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
+	"github.com/google/gopacket/pcapgo"
+)
+
+// record is one frame as a reader returned it.
+type record struct {
+	data []byte
+	ci   gopacket.CaptureInfo
+}
+
+// readAll reads every record (copied) up to the first error, which it
+// returns (nil at the end, cut short or not: a Source reads both as the end).
+func readAll(read func() ([]byte, gopacket.CaptureInfo, error)) ([]record, error) {
+	var out []record
+	for {
+		data, ci, err := read()
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return out, nil
+		}
+		if err != nil {
+			return out, err
+		}
+		out = append(out, record{bytes.Clone(data), ci})
+	}
+}
+
+// comparePcapgo reads b with the pcap reader and with gopacket's pcapgo and
+// fails unless both give the same records and fail at the same record.
+func comparePcapgo(t *testing.T, b []byte) {
+	t.Helper()
+	want, werr := []record(nil), error(nil)
+	if r, err := pcapgo.NewReader(bytes.NewReader(b)); err != nil {
+		werr = err
+	} else {
+		want, werr = readAll(r.ZeroCopyReadPacketData)
+	}
+	var got []record
+	var gerr error
+	if p, err := newPcapReader(bytes.NewReader(b)); err != nil {
+		gerr = err
+	} else {
+		got, gerr = readAll(p.ReadPacket)
+	}
+	if (werr == nil) != (gerr == nil) {
+		t.Fatalf("pcapgo error %v, pcap reader error %v", werr, gerr)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d records, pcapgo %d", len(got), len(want))
+	}
+	for i := range want {
+		if !bytes.Equal(got[i].data, want[i].data) || !got[i].ci.Timestamp.Equal(want[i].ci.Timestamp) ||
+			got[i].ci.CaptureLength != want[i].ci.CaptureLength || got[i].ci.Length != want[i].ci.Length {
+			t.Fatalf("record %d: %+v, pcapgo %+v", i, got[i].ci, want[i].ci)
+		}
+	}
+}
+
+// synthPcap writes n records of growing size in the given byte order and
+// resolution (nanoseconds or microseconds).
+func synthPcap(order binary.AppendByteOrder, nano bool, n, snaplen int) []byte {
+	return synthPcapSized(order, nano, n, snaplen, 1500)
+}
+
+// synthPcapSized is synthPcap with frames of 14 to 14+maxSize-1 bytes.
+func synthPcapSized(order binary.AppendByteOrder, nano bool, n, snaplen, maxSize int) []byte {
+	var b []byte
+	magic := uint32(magicMicro)
+	if nano {
+		magic = magicNano
+	}
+	b = order.AppendUint32(b, magic)
+	b = order.AppendUint16(b, 2)
+	b = order.AppendUint16(b, 4)
+	b = append(b, make([]byte, 8)...)
+	b = order.AppendUint32(b, uint32(snaplen))
+	b = order.AppendUint32(b, uint32(layers.LinkTypeEthernet))
+	for i := 0; i < n; i++ {
+		size := 14 + i*97%maxSize
+		b = order.AppendUint32(b, uint32(1700000000+i))
+		b = order.AppendUint32(b, uint32(i*7919%999999))
+		b = order.AppendUint32(b, uint32(size))
+		b = order.AppendUint32(b, uint32(size+i%3))
+		for j := 0; j < size; j++ {
+			b = append(b, byte(i+j))
+		}
+	}
+	return b
+}
+
+func TestPcapReaderMatchesPcapgo(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join("..", "..", "testdata", "pcap", "*.pcap"))
+	if len(files) == 0 {
+		t.Fatal("no pcap in testdata/pcap")
+	}
+	tests := map[string][]byte{
+		// 3,000 records of up to 1.5 kB: more than one 1 MiB buffer fill
+		"little-endian µs": synthPcap(binary.LittleEndian, false, 3000, 65535),
+		"big-endian ns":    synthPcap(binary.BigEndian, true, 3000, 65535),
+		"cut in a record":  synthPcap(binary.LittleEndian, false, 3000, 65535)[:1<<20+5],
+		"cut in a header":  synthPcap(binary.LittleEndian, false, 10, 65535)[:24+16+14+5],
+		"over snaplen":     synthPcap(binary.LittleEndian, false, 10, 100),
+		"header only":      synthPcap(binary.LittleEndian, false, 0, 65535),
+		"short header":     synthPcap(binary.LittleEndian, false, 0, 65535)[:10],
+		"not pcap":         []byte("this is not a capture file at all........"),
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tests[filepath.Base(f)] = b
+	}
+	for name, b := range tests {
+		t.Run(name, func(t *testing.T) { comparePcapgo(t, b) })
+	}
+}
+
+// A record larger than the reader's buffer is read whole (the buffer grows).
+func TestPcapReaderLargeRecord(t *testing.T) {
+	b := synthPcap(binary.LittleEndian, false, 0, maxRecord)
+	frame := bytes.Repeat([]byte{0xab}, pcapBufSize+1000)
+	for i := 0; i < 2; i++ {
+		b = binary.LittleEndian.AppendUint32(b, 1)
+		b = binary.LittleEndian.AppendUint32(b, 2)
+		b = binary.LittleEndian.AppendUint32(b, uint32(len(frame)))
+		b = binary.LittleEndian.AppendUint32(b, uint32(len(frame)))
+		b = append(b, frame...)
+	}
+	comparePcapgo(t, b)
+}
+
+// OpenFile reads gzipped pcaps (as pcapgo did) and cut files end cleanly.
+func TestOpenFileGzipAndCut(t *testing.T) {
+	raw := synthPcap(binary.LittleEndian, true, 500, 65535)
+	var z bytes.Buffer
+	zw := gzip.NewWriter(&z)
+	zw.Write(raw)
+	zw.Close()
+	dir := t.TempDir()
+	for name, b := range map[string][]byte{"gz": z.Bytes(), "cut": raw[:len(raw)-3]} {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		src, err := OpenFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs, err := readAll(src.ReadPacket)
+		src.Close()
+		want := 500
+		if name == "cut" {
+			want = 499
+		}
+		if err != nil || len(recs) != want {
+			t.Fatalf("%s: %d records (want %d), err %v", name, len(recs), want, err)
+		}
+		if ts := recs[1].ci.Timestamp; ts.Unix() != 1700000001 || ts.Nanosecond() != 7919 || ts.Location().String() != "UTC" {
+			t.Fatalf("%s: timestamp %v", name, ts)
+		}
+	}
+}
+
+// The pcap reader and pcapgo agree on any input: same records, an error at
+// the same place.
+func FuzzPcapReader(f *testing.F) {
+	f.Add(synthPcap(binary.LittleEndian, false, 3, 65535))
+	f.Add(synthPcap(binary.BigEndian, true, 3, 200))
+	f.Add(synthPcap(binary.LittleEndian, false, 2, 65535)[:60])
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if len(b) >= 24 {
+			snap := binary.LittleEndian.Uint32(b[16:])
+			if m := binary.LittleEndian.Uint32(b); m != magicMicro && m != magicNano {
+				snap = binary.BigEndian.Uint32(b[16:])
+			}
+			if snap > maxRecord {
+				return // pcapgo allocates what a huge snaplen says; the pcap reader caps records
+			}
+		}
+		comparePcapgo(t, b)
+	})
+}
+
+// BenchmarkPcapRead compares the pcap reader with pcapgo's zero-copy reader
+// (behind a 1 MiB bufio.Reader, as the capture package used it) on the same
+// in-memory file of RTP-sized frames (14 to 413 bytes). One op = one
+// record.
+func BenchmarkPcapRead(b *testing.B) {
+	file := synthPcapSized(binary.LittleEndian, false, 200000, 65535, 400)
+	for _, bc := range []struct {
+		name string
+		open func(io.Reader) func() ([]byte, gopacket.CaptureInfo, error)
+	}{
+		{"pcapgo", func(r io.Reader) func() ([]byte, gopacket.CaptureInfo, error) {
+			pr, err := pcapgo.NewReader(bufioSize(r))
+			if err != nil {
+				b.Fatal(err)
+			}
+			return pr.ZeroCopyReadPacketData
+		}},
+		{"capture", func(r io.Reader) func() ([]byte, gopacket.CaptureInfo, error) {
+			pr, err := newPcapReader(r)
+			if err != nil {
+				b.Fatal(err)
+			}
+			return pr.ReadPacket
+		}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			read := bc.open(bytes.NewReader(file))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, _, err := read(); err != nil {
+					read = bc.open(bytes.NewReader(file))
+				}
+			}
+		})
+	}
+}
+
+func bufioSize(r io.Reader) io.Reader { return bufio.NewReaderSize(r, 1<<20) }

@@ -10,10 +10,10 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"pbx-agent/internal/cputime"
 	"pbx-agent/sniffer/call"
 	"pbx-agent/sniffer/capture"
 	"pbx-agent/sniffer/simulate"
@@ -113,7 +113,7 @@ func benchPacketPath(b *testing.B, path string, cfg Config) {
 	var bytes int64
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu0 := cpuTime()
+	cpu0 := cputime.Process()
 	for i := 0; i < b.N; i++ {
 		data, ci, err := src.ReadPacket()
 		if errors.Is(err, io.EOF) {
@@ -132,21 +132,12 @@ func benchPacketPath(b *testing.B, path string, cfg Config) {
 		}
 	}
 	b.StopTimer()
-	cpu := cpuTime() - cpu0
+	cpu := cputime.Process() - cpu0
 	src.Close()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "packets/s")
 	// CPU seconds are what a shared machine's other load disturbs least.
 	b.ReportMetric(float64(b.N)/cpu.Seconds(), "packets/cpu-s")
 	b.ReportMetric(float64(bytes)/1e6/b.Elapsed().Seconds(), "MB/s")
-}
-
-// cpuTime is the process's user + system CPU time so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkActiveCalls measures, with 1,000 and 10,000 concurrent
@@ -198,11 +189,11 @@ func activeCalls(b *testing.B, calls int) {
 	var cpu time.Duration
 	var packets int
 	flush := func() {
-		t0 := cpuTime()
+		t0 := cputime.Process()
 		for _, f := range batch {
 			_ = sn.HandleFrame(gen.LinkType(), arena[f.off:f.off+f.n], f.ts)
 		}
-		cpu += cpuTime() - t0
+		cpu += cputime.Process() - t0
 		packets += len(batch)
 		batch, arena = batch[:0], arena[:0]
 	}

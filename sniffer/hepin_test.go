@@ -18,6 +18,7 @@ import (
 
 	"github.com/google/gopacket/layers"
 
+	"pbx-agent/internal/cputime"
 	"pbx-agent/sniffer/call"
 	"pbx-agent/sniffer/capture"
 	"pbx-agent/sniffer/decode"
@@ -384,7 +385,7 @@ func BenchmarkHEPInput(b *testing.B) {
 		sn := New(Config{HEP: HEPInput{Enabled: true, Password: "hepsecret"}, Call: call.Config{IdleTimeout: -1}})
 		b.ReportAllocs()
 		n := 0
-		cpu0 := cpuTime()
+		cpu0 := cputime.Process()
 		for b.Loop() {
 			d := &ds[n%len(ds)]
 			sn.HandleHEP(d.Payload, d.Packet.Time)
@@ -394,7 +395,7 @@ func BenchmarkHEPInput(b *testing.B) {
 			}
 		}
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "hep_pkts/s")
-		b.ReportMetric(float64(b.N)/(cpuTime()-cpu0).Seconds(), "hep_pkts/cpu-s")
+		b.ReportMetric(float64(b.N)/(cputime.Process()-cpu0).Seconds(), "hep_pkts/cpu-s")
 	})
 	b.Run("in-dialog", func(b *testing.B) {
 		sn := New(Config{HEP: HEPInput{Enabled: true, Password: "hepsecret"}, Call: call.Config{IdleTimeout: -1}})
@@ -408,12 +409,12 @@ func BenchmarkHEPInput(b *testing.B) {
 		}
 		msg := ds[last]
 		b.ReportAllocs()
-		cpu0 := cpuTime()
+		cpu0 := cputime.Process()
 		for b.Loop() {
 			sn.HandleHEP(msg.Payload, msg.Packet.Time)
 		}
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "hep_pkts/s")
-		b.ReportMetric(float64(b.N)/(cpuTime()-cpu0).Seconds(), "hep_pkts/cpu-s")
+		b.ReportMetric(float64(b.N)/(cputime.Process()-cpu0).Seconds(), "hep_pkts/cpu-s")
 	})
 }
 
@@ -478,7 +479,7 @@ func BenchmarkReplayHEPOutput(b *testing.B) {
 			}
 			b.ReportAllocs()
 			calls := 0
-			cpu0 := cpuTime()
+			cpu0 := cputime.Process()
 			for b.Loop() {
 				cfg := Config{SIPPorts: ps, Call: call.Config{IdleTimeout: -1, OnCallEnd: func(*call.CDR) { calls++ }}}
 				if out != nil {
@@ -495,7 +496,7 @@ func BenchmarkReplayHEPOutput(b *testing.B) {
 			// CPU time of the whole process (the sender's goroutine included,
 			// and the sink's reads), less sensitive than wall time to a
 			// shared machine.
-			b.ReportMetric(float64(len(frames))*float64(b.N)/(cpuTime()-cpu0).Seconds(), "packets/cpu-s")
+			b.ReportMetric(float64(len(frames))*float64(b.N)/(cputime.Process()-cpu0).Seconds(), "packets/cpu-s")
 			if out != nil {
 				st := out.Stats()
 				b.ReportMetric(float64(st.Queued)/float64(b.N), "hep_sent/op")

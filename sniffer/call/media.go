@@ -78,10 +78,10 @@ func (m *Media) Classify() {
 func (t *Table) MatchMedia(src, dst netip.AddrPort, ts time.Time, m *Media) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	e, ok := t.media[dst]
+	e, ok := t.media.get(dst)
 	m.ToParty = ok
 	if !ok {
-		if e, ok = t.media[src]; !ok {
+		if e, ok = t.media.get(src); !ok {
 			return false
 		}
 	}

@@ -108,7 +108,7 @@ type Table struct {
 	mu      sync.Mutex
 	calls   map[string]*callState
 	byRef   map[uint64]*callState
-	media   map[netip.AddrPort]mediaEntry
+	media   mediaIndex
 	regs    map[string]*regState
 	regCall map[string]*regState // Call-ID → the binding its last REGISTER was for
 	regSeq  uint64               // counts REGISTER requests (regState.lastReq)
@@ -136,7 +136,7 @@ func New(cfg Config) *Table {
 		cfg:     cfg,
 		calls:   make(map[string]*callState),
 		byRef:   make(map[uint64]*callState),
-		media:   make(map[netip.AddrPort]mediaEntry),
+		media:   newMediaIndex(),
 		regs:    make(map[string]*regState),
 		regCall: make(map[string]*regState),
 		refs:    newRefSource(),
@@ -572,8 +572,8 @@ func mediaParty(d *CDR, conn netip.Addr, sender Party) Party {
 }
 
 func (t *Table) addMedia(c *callState, addr netip.AddrPort, party Party, md *sdp.Media) {
-	if e, ok := t.media[addr]; !ok || e.c != c || e.party != party {
-		t.media[addr] = mediaEntry{c: c, party: party}
+	if e, ok := t.media.get(addr); !ok || e.c != c || e.party != party {
+		t.media.set(addr, mediaEntry{c: c, party: party})
 		if !slices.Contains(c.media, addr) {
 			c.media = append(c.media, addr)
 		}
@@ -676,8 +676,8 @@ func (t *Table) emit(done []*callState) {
 		delete(t.calls, c.cdr.CallID)
 		delete(t.byRef, c.cdr.CallRef)
 		for _, a := range c.media {
-			if e := t.media[a]; e.c == c {
-				delete(t.media, a)
+			if e, _ := t.media.get(a); e.c == c {
+				t.media.del(a)
 			}
 		}
 		d := &c.cdr

@@ -10,12 +10,12 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/google/gopacket/layers"
 
+	"pbx-agent/internal/cputime"
 	"pbx-agent/sniffer"
 	"pbx-agent/sniffer/call"
 	"pbx-agent/sniffer/capture"
@@ -233,7 +233,7 @@ func Benchmark1000Calls(b *testing.B) {
 			var perCall float64
 			var lat latencies
 			b.ReportAllocs()
-			cpu0 := cpuTime()
+			cpu0 := cputime.Process()
 			for i := 0; i < b.N; i++ {
 				b.StopTimer()
 				dir := b.TempDir()
@@ -244,7 +244,7 @@ func Benchmark1000Calls(b *testing.B) {
 			}
 			// The machine is shared: CPU time (user+sys) per packet is the
 			// steadier figure; packets/s is wall clock.
-			b.ReportMetric(float64(cpuTime()-cpu0)/float64(packets), "cpu-ns/packet")
+			b.ReportMetric(float64(cputime.Process()-cpu0)/float64(packets), "cpu-ns/packet")
 			b.ReportMetric(float64(packets)/b.Elapsed().Seconds(), "packets/s")
 			b.ReportMetric(float64(st.PeakOpenFiles), "peak-open-files")
 			b.ReportMetric(float64(st.Reopens), "reopens")
@@ -255,15 +255,6 @@ func Benchmark1000Calls(b *testing.B) {
 			b.ReportMetric(float64(st.PeakQueued)/(1<<20), "peak-queued-MiB")
 		})
 	}
-}
-
-// cpuTime is the process's user+system CPU time.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // latencies records how long the packet goroutine spent on each frame
@@ -297,16 +288,6 @@ func (l *latencies) report(b *testing.B) {
 	if l.packets > 0 {
 		b.ReportMetric(float64(l.cpu)/float64(l.packets), "path-cpu-ns/packet")
 	}
-}
-
-// threadCPU is the calling thread's user+system CPU time (Linux).
-func threadCPU() time.Duration {
-	const rusageThread = 1 // RUSAGE_THREAD
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(rusageThread, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func replayBench(b *testing.B, path, dir string, cfg *spool.Config, o simulate.Options, lat *latencies) (int, spool.Stats, float64) {
@@ -344,7 +325,7 @@ func replayBench(b *testing.B, path, dir string, cfg *spool.Config, o simulate.O
 	// processes on a shared machine).
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	cpu0 := threadCPU()
+	cpu0 := cputime.Thread()
 	for {
 		data, ci, err := src.ReadPacket()
 		if errors.Is(err, io.EOF) {
@@ -375,7 +356,7 @@ func replayBench(b *testing.B, path, dir string, cfg *spool.Config, o simulate.O
 		n++
 	}
 	sn.Flush()
-	lat.cpu += threadCPU() - cpu0
+	lat.cpu += cputime.Thread() - cpu0
 	lat.packets += n
 	var st spool.Stats
 	if sp != nil {

@@ -4,22 +4,14 @@ import (
 	"context"
 	"runtime"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"pbx-agent/internal/cputime"
 	"pbx-agent/sniffer/codec"
 	"pbx-agent/sniffer/simulate"
 	"pbx-agent/webui/player"
 )
-
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
 
 // TestLoad100Listeners: 100 websocket listeners on 10 calls replayed in
 // real time (10 per call, all sharing their call's one decode), the calls
@@ -75,7 +67,7 @@ func load100Listeners(t *testing.T, codecName string) {
 		subscribed = true
 		runtime.GC()
 		runtime.ReadMemStats(&heap0)
-		cpu0, t0 = cpuTime(), time.Now()
+		cpu0, t0 = cputime.Process(), time.Now()
 		for i, ref := range refs {
 			for j := range perCall {
 				c, resp, err := dial(t, a.wsURL(ref, aliceQuery), nil)
@@ -103,7 +95,7 @@ func load100Listeners(t *testing.T, codecName string) {
 	})
 	pipe.flush()
 	wg.Wait()
-	cpu, wall := cpuTime()-cpu0, time.Since(t0)
+	cpu, wall := cputime.Process()-cpu0, time.Since(t0)
 	if !subscribed {
 		t.Fatal("the 10 calls were never all connected")
 	}

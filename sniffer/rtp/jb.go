@@ -109,69 +109,83 @@ const rebaseAt = 1 << 30
 
 func (jb *fixedJB) delivery(f *jbFrame) int64 { return jb.base + int64(f.off) }
 
-// fixedJB is Asterisk's fixed jitter buffer driven by packet arrival.
+// fixedJB is Asterisk's fixed jitter buffer driven by packet arrival. Its
+// queue is kept apart (the Stream holds it after every buffer's other
+// state, which a packet reads and writes whole, so that state stays in a
+// few adjacent cache lines) and handed to the methods that use it.
 type fixedJB struct {
 	cfg          jbParams
 	started      bool
 	pendingQuiet bool  // a dropped frame started a talkspurt: the next one does
+	head, n      int32 // the queued frames: q[head], … q[head+n-1] (modulo jbQueueLen)
 	clock        int64 // playout grid: first arrival + k·ptime (VoIPmonitor's last_ts)
 	rxcore       int64
 	nextDelivery int64
 	base         int64 // queued deliveries are offsets from it
-	q            [jbQueueLen]jbFrame
-	head, n      int
 	hist         lossHist
 }
 
-func (jb *fixedJB) tail() *jbFrame { return &jb.q[(jb.head+jb.n-1)%jbQueueLen] }
+// jbQueue is a fixed buffer's ring of queued frames.
+type jbQueue [jbQueueLen]jbFrame
+
+// at returns the i-th queued frame (0 ≤ i < 2·jbQueueLen - head).
+func (jb *fixedJB) at(q *jbQueue, i int32) *jbFrame {
+	j := jb.head + i
+	if j >= jbQueueLen {
+		j -= jbQueueLen
+	}
+	return &q[j]
+}
+
+func (jb *fixedJB) tail(q *jbQueue) *jbFrame { return jb.at(q, jb.n-1) }
 
 // step feeds one voice frame arriving at now: the playout clock first runs
 // in ptime steps up to the arrival (as VoIPmonitor drives Asterisk's
 // buffer), then the frame is put. quiet discards the loss counted over the
 // gap (marker bit, DTMF or DTX before this frame).
-func (jb *fixedJB) step(ts, ms, now int64, quiet bool) {
+func (jb *fixedJB) step(q *jbQueue, ts, ms, now int64, quiet bool) {
 	if !jb.started {
 		jb.started = true
 		jb.clock = now
-		jb.putFirst(ts, ms, now, quiet)
+		jb.putFirst(q, ts, ms, now, quiet)
 		return
 	}
 	msdiff := now - (jb.clock + ms)
 	if msdiff > ms*1000 { // huge gap: restart the clock rather than spin
 		jb.clock = now
 		jb.hist.discard()
-		jb.putQuiet(ts, ms, now, quiet)
+		jb.putQuiet(q, ts, ms, now, quiet)
 		return
 	}
 	for ; msdiff >= ms; msdiff -= ms {
 		if quiet {
 			jb.hist.discard()
 		}
-		jb.get(jb.clock, ms)
+		jb.get(q, jb.clock, ms)
 		jb.clock += ms
 	}
-	jb.putQuiet(ts, ms, now, quiet)
+	jb.putQuiet(q, ts, ms, now, quiet)
 }
 
 // putQuiet puts a frame and, when a talkspurt-starting frame is dropped,
 // hands its quiet mark to the next frame.
-func (jb *fixedJB) putQuiet(ts, ms, now int64, quiet bool) {
+func (jb *fixedJB) putQuiet(q *jbQueue, ts, ms, now int64, quiet bool) {
 	quiet = quiet || jb.pendingQuiet
-	jb.pendingQuiet = !jb.put(ts, ms, now, quiet, false) && quiet
+	jb.pendingQuiet = !jb.put(q, ts, ms, now, quiet, false) && quiet
 }
 
 // get plays out every frame due at now (Asterisk's jb_get_and_deliver).
-func (jb *fixedJB) get(now, interp int64) {
+func (jb *fixedJB) get(q *jbQueue, now, interp int64) {
 	for jb.nextDelivery <= now {
 		if jb.n == 0 {
 			jb.nextDelivery += interp
 			jb.hist.miss()
 			continue
 		}
-		f := &jb.q[jb.head]
+		f := &q[jb.head]
 		switch {
 		case now > jb.delivery(f)+int64(f.ms): // too late: drop it
-			jb.pop()
+			jb.pop(q)
 			jb.hist.miss()
 		case now < jb.delivery(f): // not yet: interpolate
 			jb.nextDelivery += interp
@@ -182,100 +196,105 @@ func (jb *fixedJB) get(now, interp int64) {
 			} else {
 				jb.hist.played()
 			}
-			jb.pop()
+			jb.pop(q)
 		}
 	}
 }
 
-func (jb *fixedJB) pop() {
-	f := jb.q[jb.head]
-	jb.head = (jb.head + 1) % jbQueueLen
+func (jb *fixedJB) pop(q *jbQueue) {
+	f := q[jb.head]
+	if jb.head++; jb.head == jbQueueLen {
+		jb.head = 0
+	}
 	jb.n--
 	jb.nextDelivery = jb.delivery(&f) + int64(f.ms)
 }
 
-func (jb *fixedJB) putFirst(ts, ms, now int64, quiet bool) {
+func (jb *fixedJB) putFirst(q *jbQueue, ts, ms, now int64, quiet bool) {
 	jb.rxcore = now - ts
 	jb.nextDelivery = now + int64(jb.cfg.Size)
-	jb.put(ts, ms, now, quiet, false)
+	jb.put(q, ts, ms, now, quiet, false)
 }
 
 // put inserts a frame; returns false when it was dropped.
-func (jb *fixedJB) put(ts, ms, now int64, quiet, resynced bool) bool {
+func (jb *fixedJB) put(q *jbQueue, ts, ms, now int64, quiet, resynced bool) bool {
 	delivery := jb.rxcore + int64(jb.cfg.Size) + ts
 	if delivery < jb.nextDelivery ||
 		delivery > jb.nextDelivery+int64(jb.cfg.Size)+int64(jb.cfg.Resync) {
-		return !resynced && jb.resync(ts, ms, now, quiet)
+		return !resynced && jb.resync(q, ts, ms, now, quiet)
 	}
 	// find the place, sorted by delivery time
 	i := jb.n
-	for i > 0 && jb.delivery(&jb.q[(jb.head+i-1)%jbQueueLen]) > delivery {
+	for i > 0 && jb.delivery(jb.at(q, i-1)) > delivery {
 		i--
 	}
 	if i > 0 {
-		p := &jb.q[(jb.head+i-1)%jbQueueLen]
+		p := jb.at(q, i-1)
 		if pd := jb.delivery(p); pd == delivery || delivery < pd+int64(p.ms) {
-			return !resynced && jb.resync(ts, ms, now, quiet)
+			return !resynced && jb.resync(q, ts, ms, now, quiet)
 		}
 	}
 	if i < jb.n {
-		nx := &jb.q[(jb.head+i)%jbQueueLen]
-		if delivery+ms > jb.delivery(nx) {
-			return !resynced && jb.resync(ts, ms, now, quiet)
+		if delivery+ms > jb.delivery(jb.at(q, i)) {
+			return !resynced && jb.resync(q, ts, ms, now, quiet)
 		}
 	}
 	if jb.n == jbQueueLen {
 		return false // buffer overflow
 	}
 	for j := jb.n; j > i; j-- {
-		jb.q[(jb.head+j)%jbQueueLen] = jb.q[(jb.head+j-1)%jbQueueLen]
+		*jb.at(q, j) = *jb.at(q, j-1)
 	}
 	if jb.n == 0 {
 		jb.base = delivery
 	} else if d := delivery - jb.base; d > rebaseAt || d < -rebaseAt {
 		// Deliveries in the queue are within Size+Resync of each other.
-		for j := 0; j < jb.n; j++ {
-			f := &jb.q[(jb.head+j)%jbQueueLen]
+		for j := int32(0); j < jb.n; j++ {
+			f := jb.at(q, j)
 			f.off = int32(jb.delivery(f) - delivery)
 		}
 		jb.base = delivery
 	}
-	jb.q[(jb.head+i)%jbQueueLen] = jbFrame{off: int32(delivery - jb.base), ms: int16(min(ms, math.MaxInt16)), quiet: quiet}
+	*jb.at(q, i) = jbFrame{off: int32(delivery - jb.base), ms: int16(min(ms, math.MaxInt16)), quiet: quiet}
 	jb.n++
 	return true
 }
 
-func (jb *fixedJB) resync(ts, ms, now int64, quiet bool) bool {
+func (jb *fixedJB) resync(q *jbQueue, ts, ms, now int64, quiet bool) bool {
 	if jb.n == 0 {
-		jb.putFirst(ts, ms, now, quiet)
+		jb.putFirst(q, ts, ms, now, quiet)
 		return true
 	}
-	t := jb.tail()
+	t := jb.tail(q)
 	offset := ts - (jb.delivery(t) - jb.rxcore - int64(jb.cfg.Size)) - int64(t.ms)
 	if offset < int64(jb.cfg.Resync) && offset > -int64(jb.cfg.Resync) {
 		return false
 	}
 	jb.rxcore -= offset // the queued frames' timestamps move by offset too
-	return jb.put(ts, ms, now, quiet, true)
+	return jb.put(q, ts, ms, now, quiet, true)
 }
 
 // adaptiveJB is the simplified adaptive buffer: a frame is lost when its
 // transit delay exceeds the minimum recent delay plus the current playout
-// delay.
+// delay. Its delay history is kept apart (as a fixed buffer's queue).
 type adaptiveJB struct {
 	cfg     jbParams
-	hist    lossHist
-	delays  [adaptHistory]int16 // ms above minD, saturated at ±32.767 s (beyond any buffer size)
-	nd, pos int
+	nd, pos int32
 	minD    int64
 	spread  int64
 	cur     int64 // playout delay above minD (ms)
 	lastSeq int64
 	sinceRe int32
 	started bool
+	order   delayOrder
+	hist    lossHist
 }
 
-func (jb *adaptiveJB) put(ts, seq, now int64, quiet bool) {
+// delayHistory is the adaptive buffer's recent transit delays: ms above
+// minD, saturated at ±32.767 s (beyond any buffer size).
+type delayHistory [adaptHistory]int16
+
+func (jb *adaptiveJB) put(delays *delayHistory, ts, seq, now int64, quiet bool) {
 	d := now - ts
 	if quiet && jb.started {
 		jb.hist.discard()
@@ -286,12 +305,12 @@ func (jb *adaptiveJB) put(ts, seq, now int64, quiet bool) {
 		jb.lastSeq = seq
 		jb.minD = d
 		jb.cur = adaptExtra
-		jb.push(d)
+		jb.push(delays, d)
 		return
 	}
-	jb.push(d)
+	jb.push(delays, d)
 	if jb.sinceRe++; jb.sinceRe >= 16 || d < jb.minD {
-		jb.recompute()
+		jb.recompute(delays)
 	}
 	target := min(jb.spread+adaptExtra, int64(jb.cfg.Size))
 	late := d-jb.minD > jb.cur
@@ -313,27 +332,40 @@ func (jb *adaptiveJB) put(ts, seq, now int64, quiet bool) {
 	jb.hist.played()
 }
 
-func (jb *adaptiveJB) push(d int64) {
-	jb.delays[jb.pos] = sat16(d - jb.minD)
-	jb.pos = (jb.pos + 1) % adaptHistory
+func (jb *adaptiveJB) push(delays *delayHistory, d int64) {
+	v := sat16(d - jb.minD)
+	if jb.nd == adaptHistory {
+		jb.order.remove(delays[jb.pos])
+	}
+	jb.order.add(v)
+	delays[jb.pos] = v
+	if jb.pos++; jb.pos == adaptHistory {
+		jb.pos = 0
+	}
 	if jb.nd < adaptHistory {
 		jb.nd++
 	}
 }
 
 // recompute finds the minimum and the (100-adaptDropPct) % largest delay of
-// the history without allocating.
-func (jb *adaptiveJB) recompute() {
+// the history without allocating: from the counts kept since the last scan
+// when they settle it (O(1)), else by a scan of the history.
+func (jb *adaptiveJB) recompute(delays *delayHistory) {
 	jb.sinceRe = 0
-	var top [adaptHistory*adaptDropPct/100 + 1]int16
 	k := jb.nd*adaptDropPct/100 + 1
+	if o := &jb.order; o.valid && o.zeros > 0 && o.above < int16(k) && o.above+o.at >= int16(k) {
+		// The minimum is still 0 (no rebase) and the k-th largest still T.
+		jb.spread = int64(o.t)
+		return
+	}
+	var top [adaptHistory*adaptDropPct/100 + 1]int16
 	nt := 0
 	mn := int16(math.MaxInt16)
-	for i := 0; i < jb.nd; i++ {
-		v := jb.delays[i]
+	for i := int32(0); i < jb.nd; i++ {
+		v := delays[i]
 		mn = min(mn, v)
 		// keep the k largest in top[:nt], ascending
-		if nt < k {
+		if nt < int(k) {
 			j := nt
 			for j > 0 && top[j-1] > v {
 				top[j] = top[j-1]
@@ -350,15 +382,54 @@ func (jb *adaptiveJB) recompute() {
 			top[j] = v
 		}
 	}
+	jb.spread = int64(top[0]) - int64(mn)
 	// delays are stored relative to the minD of the time they were pushed;
-	// rebase so that minD is the true minimum.
+	// rebase so that minD is the true minimum (the history's minimum is 0
+	// after any recompute).
+	t := top[0]
 	if mn != 0 {
-		for i := 0; i < jb.nd; i++ {
-			jb.delays[i] = sat16(int64(jb.delays[i]) - int64(mn))
+		for i := int32(0); i < jb.nd; i++ {
+			delays[i] = sat16(int64(delays[i]) - int64(mn))
 		}
 		jb.minD += int64(mn)
+		t = sat16(int64(t) - int64(mn)) // sat16 keeps the order: still the k-th largest
 	}
-	jb.spread = int64(top[0]) - int64(mn)
+	jb.order = delayOrder{t: t, valid: true}
+	for _, v := range delays[:jb.nd] {
+		jb.order.add(v)
+	}
+}
+
+// delayOrder follows, between two scans of the history, how many delays
+// lie above the k-th largest one T found by the last scan, how many equal
+// it, and how many are 0 (the minimum a scan leaves): while the minimum
+// stays 0 and T stays the k-th largest (above < k ≤ above+at), a recompute
+// needs no scan. A delay below 0 (a new minimum) invalidates it.
+type delayOrder struct {
+	t                int16
+	above, at, zeros int16
+	valid            bool
+}
+
+func (o *delayOrder) add(v int16) {
+	o.count(v, 1)
+	if v < 0 {
+		o.valid = false
+	}
+}
+
+func (o *delayOrder) remove(v int16) { o.count(v, -1) }
+
+func (o *delayOrder) count(v, n int16) {
+	switch {
+	case v > o.t:
+		o.above += n
+	case v == o.t:
+		o.at += n
+	}
+	if v == 0 {
+		o.zeros += n
+	}
 }
 
 // sat16 is v clamped to the int16 range.

@@ -587,6 +587,11 @@ func (d *daemon) run(ctx context.Context) error {
 	servers, stopServers := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopServers()
 	g, _ := errgroup.WithContext(servers)
+	if d.spool != nil {
+		// Its workers write until spool.Close (below, after capture) has
+		// written everything out; servers ends only after that.
+		g.Go(func() error { return d.spool.Run(servers) })
+	}
 	stopCDRs := func() {}
 	if d.writer != nil {
 		writerCtx, stopWriter := context.WithCancel(context.WithoutCancel(ctx))

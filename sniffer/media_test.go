@@ -40,6 +40,7 @@ func TestMediaPathNoAlloc(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	go func() { _ = sp.Run(t.Context()) }()
 	defer sp.Close(t.Context())
 	ps, _ := ParsePorts("5060")
 	sn := New(Config{SIPPorts: ps, Media: sp, SIPHook: sp.SIP, Call: call.Config{IdleTimeout: -1, OnCallEnd: sp.CallEnded}})

@@ -54,6 +54,7 @@ func replayIntoSpool(t *testing.T, pause bool, t1, t2 time.Time) spoolRun {
 	if err != nil {
 		t.Fatal(err)
 	}
+	go func() { _ = sp.Run(t.Context()) }() // returns once Close below has written everything out
 	sn = sniffer.New(sniffer.Config{Media: sp, SIPHook: sp.SIP, Call: call.Config{IdleTimeout: -1, OnCallEnd: func(c *call.CDR) {
 		sp.CallEnded(c)
 		run.cdrs[c.CallID] = c

@@ -162,6 +162,7 @@ func TestPacketPathNeverBlocksOnDisk(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	spool.Start(t, sp)
 	released := false
 	defer func() {
 		if !released {
@@ -249,6 +250,7 @@ func TestDropWhenDiskBehind(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	spool.Start(t, sp)
 	d := newCallDriver(t, sp)
 	for ref := uint64(1); ref <= calls; ref++ {
 		d.begin(ref)
@@ -316,6 +318,7 @@ func TestCloseAbandonsOnContext(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	spool.Start(t, sp)
 	d := newCallDriver(t, sp)
 	d.begin(1)
 	for i := range 100 {
@@ -348,6 +351,7 @@ func TestCloseWhileHammering(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	spool.Start(t, sp)
 	d := newCallDriver(t, sp)
 	started := make(chan struct{})
 	var closeErr error
@@ -425,6 +429,7 @@ func TestNoGoroutineLeak(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
+				spool.Start(t, sp)
 				d := newCallDriver(t, sp)
 				d.begin(uint64(workers))
 				for i := range 100 {
@@ -442,6 +447,7 @@ func TestNoGoroutineLeak(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			spool.Start(t, sp)
 			if err := sp.Close(context.Background()); err != nil {
 				t.Fatal(err)
 			}
@@ -461,6 +467,67 @@ func TestNoGoroutineLeak(t *testing.T) {
 	})
 }
 
+// TestLifecycle: New starts nothing (in a synctest bubble a goroutine
+// left running fails the test); what was queued before Run is written
+// once it runs; a spool never run is written out by Close itself; a
+// Run after Close has nothing to do, a second Run is refused.
+func TestLifecycle(t *testing.T) {
+	for _, run := range []bool{true, false} {
+		t.Run(fmt.Sprintf("run=%v", run), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				dir := t.TempDir()
+				sp, err := spool.New(spool.Config{Dir: dir, SaveRTP: spool.RTPFull, Location: time.UTC})
+				if err != nil {
+					t.Fatal(err)
+				}
+				d := newCallDriver(t, sp)
+				d.begin(1)
+				d.packet(1, 0)
+				d.end(1)
+				synctest.Wait()
+				if _, err := os.Stat(d.path(dir, 1, spool.TypeRTP, "pcap")); err == nil {
+					t.Fatal("a file written before Run")
+				}
+				if run {
+					spool.Start(t, sp)
+				}
+				if err := sp.Close(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := os.Stat(d.path(dir, 1, spool.TypeRTP, "pcap")); err != nil {
+					t.Fatal(err)
+				}
+				if err := sp.Run(context.Background()); err != nil {
+					t.Errorf("Run after Close: %v", err)
+				}
+			})
+		})
+	}
+}
+
+// TestRunTwice: of two Runs of one spool, one is refused with
+// ErrRunning; the other returns once Close is done.
+func TestRunTwice(t *testing.T) {
+	sp, err := spool.New(spool.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() { errs <- sp.Run(context.Background()) }()
+	}
+	first := <-errs
+	if !errors.Is(first, spool.ErrRunning) {
+		t.Fatalf("first Run to return: %v, want ErrRunning", first)
+	}
+	if err := sp.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errs; err != nil {
+		t.Errorf("Run: %v", err)
+	}
+}
+
 // TestWaitForDisk: with WaitForDisk (capture-file replay) the packet side
 // waits for room instead of dropping: a slow disk and an 8 KiB queue lose
 // nothing.
@@ -473,6 +540,7 @@ func TestWaitForDisk(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	spool.Start(t, sp)
 	d := newCallDriver(t, sp)
 	for ref := uint64(1); ref <= calls; ref++ {
 		d.begin(ref)

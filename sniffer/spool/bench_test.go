@@ -98,6 +98,7 @@ func newDriverFS(tb testing.TB, cfg spool.Config, paused bool, fsys spool.FS) *s
 	if err != nil {
 		tb.Fatal(err)
 	}
+	spool.Start(tb, sp)
 	dr.sp = sp
 	dr.start()
 	return dr
@@ -309,6 +310,7 @@ func replayBench(b *testing.B, path, dir string, cfg *spool.Config, o simulate.O
 		if sp, err = spool.New(c); err != nil {
 			b.Fatal(err)
 		}
+		spool.Start(b, sp)
 		scfg.Media, scfg.SIPHook, scfg.Call.OnCallEnd = sp, sp.SIP, sp.CallEnded
 	}
 	sn = sniffer.New(scfg)

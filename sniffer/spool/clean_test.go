@@ -46,6 +46,7 @@ func newPoolDriver(t *testing.T, dir string, lim spool.PoolLimits) *poolDriver {
 	if err != nil {
 		t.Fatal(err)
 	}
+	spool.Start(t, sp)
 	p := &poolDriver{t: t, dir: dir, sp: sp, d: newCallDriver(t, sp), log: log, starts: map[uint64]time.Time{}}
 	t.Cleanup(func() { sp.Close(context.Background()) })
 	return p
@@ -398,6 +399,7 @@ func BenchmarkPoolScan(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		spool.Start(b, sp)
 		if files, _ := spool.Indexed(sp); files != 6000 {
 			b.Fatalf("indexed %d files, want 6000", files)
 		}

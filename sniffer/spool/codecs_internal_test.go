@@ -35,6 +35,7 @@ func TestOpusNamedBySDP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	Start(t, s)
 	defer s.Close(context.Background())
 	var m sip.Message
 	if _, err := sip.Parse([]byte(opusInvite), &m); err != nil {

@@ -11,4 +11,6 @@ var (
 	ErrLinkMismatch = errors.New("spool: link type differs from the file's")
 	// ErrPcap reports a pcap file the spool cannot merge.
 	ErrPcap = errors.New("spool: bad pcap")
+	// ErrRunning is returned by a second Run.
+	ErrRunning = errors.New("spool: already running")
 )

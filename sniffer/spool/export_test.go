@@ -1,6 +1,10 @@
 package spool
 
-import "context"
+import (
+	"context"
+	"runtime"
+	"testing"
+)
 
 // Test hooks: external tests inject a file system (slow, gated, failing).
 type (
@@ -27,4 +31,30 @@ func Indexed(s *Spool) (files int, bytes int64) {
 	s.pool.mu.Lock()
 	defer s.pool.mu.Unlock()
 	return s.pool.scanned.files, s.pool.scanned.bytes
+}
+
+// Start runs s (Run) until the test ends and returns once Run has
+// started; the cleanup stops it and waits. A test's own Close comes first.
+func Start(tb testing.TB, s *Spool) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := s.Run(ctx); err != nil {
+			tb.Error(err)
+		}
+	}()
+	tb.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	for {
+		s.life.Lock()
+		started := s.started
+		s.life.Unlock()
+		if started {
+			return
+		}
+		runtime.Gosched()
+	}
 }

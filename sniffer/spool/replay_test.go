@@ -77,6 +77,7 @@ func replaySource(t testing.TB, src frameSource, ports string, cfg spool.Config,
 	if err != nil {
 		t.Fatal(err)
 	}
+	spool.Start(t, sp)
 	res := replayResult{cdrs: map[string]*call.CDR{}}
 	sn = sniffer.New(sniffer.Config{
 		SIPPorts: ps,

@@ -185,7 +185,13 @@ type Spool struct {
 	next    int      // worker for the next file
 	pool    *cleaner // nil without limits
 	closing chan struct{}
-	cancel  context.CancelFunc
+
+	// life orders Run and Close; not mu, which the packet side may hold
+	// while it waits for the workers (WaitForDisk).
+	life    sync.Mutex
+	started bool               // Run ran
+	stopped bool               // Close began
+	cancel  context.CancelFunc // Run's; nil until Run starts
 
 	mu         sync.Mutex
 	closed     bool
@@ -229,9 +235,9 @@ var savp = []byte("RTP/SAVP")
 // dropLogEvery is how often a spool that drops packets says so.
 const dropLogEvery = 10 * time.Second
 
-// New returns a spool and starts its I/O goroutines; Close stops them.
-// Whether a call's recording is paused comes with each packet
-// (call.Media.Paused).
+// New returns a spool; it starts nothing. Run runs its I/O goroutines,
+// Close writes out what is queued and stops them. Whether a call's
+// recording is paused comes with each packet (call.Media.Paused).
 func New(cfg Config) (*Spool, error) {
 	return newSpool(cfg, osFS{})
 }
@@ -275,22 +281,48 @@ func newSpool(cfg Config, fsys fileSystem) (*Spool, error) {
 	s.bufs.max = cfg.MaxQueued
 	s.bufs.freed = make(chan struct{}, 1)
 	s.bufs.sizes = [2]int{min(sipBufSize, cfg.BufferSize), cfg.BufferSize}
-	ctx, cancel := context.WithCancel(context.Background())
-	s.cancel = cancel
 	if cfg.Dir != "" && cfg.Pool.set() {
 		s.pool = newCleaner(cfg.Dir, cfg.Location, cfg.Pool, cfg.Logger)
-		go s.pool.run(ctx)
 	}
 	for i := range cfg.IOWorkers {
 		n := cfg.MaxOpenFiles / cfg.IOWorkers
 		if i < cfg.MaxOpenFiles%cfg.IOWorkers {
 			n++
 		}
-		w := newWorker(fsys, s.log, &s.bufs, &s.io, n, s.pool)
-		s.workers = append(s.workers, w)
-		go w.run(ctx, s.closing)
+		s.workers = append(s.workers, newWorker(fsys, s.log, &s.bufs, &s.io, n, s.pool))
 	}
 	return s, nil
+}
+
+// Run runs the spool's goroutines: the I/O workers and, with pool
+// limits, the cleaner. Packets handed to the spool before Run are written
+// once it runs. Run returns once Close has written everything out and
+// stopped them, or once ctx ends: then the workers stop after their
+// current write, leaving ".tmp" files. A Run after Close returns nil at
+// once; a second Run returns ErrRunning.
+func (s *Spool) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	s.life.Lock()
+	if s.stopped {
+		s.life.Unlock()
+		return nil // Close came first and wrote everything out
+	}
+	if s.started {
+		s.life.Unlock()
+		return ErrRunning
+	}
+	s.started, s.cancel = true, cancel
+	s.life.Unlock()
+	var wg sync.WaitGroup
+	if s.pool != nil {
+		wg.Go(func() { s.pool.run(ctx) })
+	}
+	for _, w := range s.workers {
+		wg.Go(func() { w.run(ctx, s.closing) })
+	}
+	wg.Wait()
+	return nil
 }
 
 // newFile returns c's file of a kind, buffered by bufSize bytes (0 = the
@@ -704,23 +736,21 @@ func (s *Spool) Close(ctx context.Context) error {
 		s.finish(s.calls[ref])
 	}
 	s.mu.Unlock()
+	s.life.Lock()
+	ran := s.started
+	s.stopped = true
+	s.life.Unlock()
 	close(s.closing)
-	aborted := false
-	for _, w := range s.workers {
-		select {
-		case <-w.done:
-		case <-ctx.Done():
-			if !aborted {
-				aborted = true
-				s.cancel()
-				errs = append(errs, fmt.Errorf("spool: close: writing stopped, %d bytes not written: %w", s.bufs.queued.Load(), ctx.Err()))
-			}
-			<-w.done
+	if !ran {
+		// Never run: write out here, in this goroutine.
+		for _, w := range s.workers {
+			w.run(ctx, s.closing)
 		}
-	}
-	s.cancel()
-	if s.pool != nil {
-		<-s.pool.done
+		if err := ctx.Err(); err != nil {
+			errs = append(errs, fmt.Errorf("spool: close: writing stopped, %d bytes not written: %w", s.bufs.queued.Load(), err))
+		}
+	} else {
+		s.awaitWorkers(ctx, &errs)
 	}
 	for _, w := range s.workers {
 		errs = append(errs, w.closeErrs...)
@@ -729,6 +759,28 @@ func (s *Spool) Close(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// awaitWorkers waits for Run's workers to write out what Close queued
+// (stopping them when ctx ends first), then stops the cleaner.
+func (s *Spool) awaitWorkers(ctx context.Context, errs *[]error) {
+	aborted := false
+	for _, w := range s.workers {
+		select {
+		case <-w.done:
+		case <-ctx.Done():
+			if !aborted {
+				aborted = true
+				s.cancel()
+				*errs = append(*errs, fmt.Errorf("spool: close: writing stopped, %d bytes not written: %w", s.bufs.queued.Load(), ctx.Err()))
+			}
+			<-w.done
+		}
+	}
+	s.cancel()
+	if s.pool != nil {
+		<-s.pool.done
+	}
 }
 
 // Stats returns the counters so far.

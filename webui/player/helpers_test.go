@@ -49,6 +49,7 @@ func newPipeline(t testing.TB) *pipeline {
 		t.Fatal(err)
 	}
 	p.sp = sp
+	go func() { _ = sp.Run(t.Context()) }() // stopped by Close below
 	p.sn = sniffer.New(sniffer.Config{Media: sp, SIPHook: sp.SIP, Call: call.Config{OnCallEnd: sp.CallEnded}})
 	t.Cleanup(func() { _ = sp.Close(context.Background()) })
 	return p

@@ -509,9 +509,11 @@ func newSpool(cfg *config.Config, log *slog.Logger, waitForDisk bool) (*spool.Sp
 		return nil, err
 	}
 	audio := ""
-	if cfg.SaveAudio == "wav" {
-		audio = "wav"
-	} else if cfg.SaveAudio != "" && cfg.SaveAudio != "no" {
+	switch cfg.SaveAudio {
+	case "wav", "ogg":
+		audio = cfg.SaveAudio
+	case "", "no":
+	default:
 		log.Warn("saveaudio format not supported; writing no audio", "saveaudio", cfg.SaveAudio)
 	}
 	if !cfg.SaveSIP && mode == spool.RTPOff && audio == "" {
@@ -525,7 +527,7 @@ func newSpool(cfg *config.Config, log *slog.Logger, waitForDisk bool) (*spool.Sp
 		return 0
 	}
 	return spool.New(spool.Config{Dir: cfg.SpoolDir, SaveSIP: cfg.SaveSIP, SaveRTP: mode, SaveRTCP: mode != spool.RTPOff,
-		SaveAudio: audio, AudioDelay: 40 * time.Millisecond, WaitForDisk: waitForDisk, Location: time.UTC,
+		SaveAudio: audio, AudioMono: !cfg.SaveAudioStereo, AudioDelay: 40 * time.Millisecond, WaitForDisk: waitForDisk, Location: time.UTC,
 		ZipSIP: zip(cfg.PcapZipSIP, cfg.PcapZipLevelSIP), ZipRTP: zip(cfg.PcapZipRTP, cfg.PcapZipLevelRTP),
 		IOWorkers: runtime.GOMAXPROCS(0), // they also compress
 		Pool:      poolLimits(cfg, waitForDisk), Logger: log})

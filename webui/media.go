@@ -18,6 +18,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"pbx-agent/sniffer/audio"
+	"pbx-agent/sniffer/render"
 )
 
 // safeName makes a Content-Disposition file name.
@@ -219,15 +222,14 @@ func (h *Handler) getVoiceRecording(w http.ResponseWriter, r *http.Request, u *U
 	default:
 		return fmt.Errorf("%w: params needs cdrId, callId, or customHeader with customHeaderValue and calldate", ErrBadRequest)
 	}
-	if ogg, err := p.flag("ogg"); err != nil {
-		return err
-	} else if ogg {
-		return fmt.Errorf("%w: ogg output is not supported by pbx-agent; omit ogg to get WAV", ErrBadRequest)
-	}
 	pr := paramReader{p: p}
-	zipped, afterConnect := pr.flag("zip"), pr.flag("saveaudio_afterconnect")
+	zipped, afterConnect, ogg := pr.flag("zip"), pr.flag("saveaudio_afterconnect"), pr.flag("ogg")
 	if pr.err != nil {
 		return pr.err
+	}
+	format := audio.FormatWAV
+	if ogg {
+		format = audio.FormatOgg
 	}
 	skip := func(c cdrRef) (time.Duration, error) {
 		if !afterConnect {
@@ -245,7 +247,7 @@ func (h *Handler) getVoiceRecording(w http.ResponseWriter, r *http.Request, u *U
 		if err != nil {
 			return nil, err
 		}
-		return h.openWAV(ctx, c, d)
+		return h.openRecording(ctx, c, d, format)
 	}
 	first, i := (*wavStream)(nil), 0
 	for ; i < len(refs); i++ {
@@ -262,10 +264,10 @@ func (h *Handler) getVoiceRecording(w http.ResponseWriter, r *http.Request, u *U
 	if first == nil {
 		return fmt.Errorf("%w: no audio of the call is in the spool", fs.ErrNotExist)
 	}
-	name := func(c cdrRef) string { return fmt.Sprintf("%s.wav", safeName(c.Basename)) }
+	name := func(c cdrRef) string { return fmt.Sprintf("%s.%s", safeName(c.Basename), format.Ext()) }
 	if !zipped {
 		defer first.Close()
-		attachment(w, "audio/x-wav", name(refs[i]))
+		attachment(w, format.ContentType(), name(refs[i]))
 		if first.size >= 0 {
 			w.Header().Set("Content-Length", strconv.FormatInt(first.size, 10))
 		}
@@ -299,34 +301,70 @@ func (h *Handler) getVoiceRecording(w http.ResponseWriter, r *http.Request, u *U
 	return h.streamErr(zw.Close())
 }
 
-// openWAV opens the call's recording as a stream: the spool's AUDIO file
-// (with its first skip cut, saveaudio_afterconnect), else a stereo WAV
-// decoded from the G.711 RTP in its pcap.
-func (h *Handler) openWAV(ctx context.Context, c cdrRef, skip time.Duration) (*wavStream, error) {
+// openRecording opens the call's recording in format as a stream, less
+// its first skip (saveaudio_afterconnect), from the first of:
+//   - the spool's AUDIO file in that format;
+//   - the call's RTP pcap, decoded (every codec this build decodes, named
+//     by the SIP pcap's SDP) at the call's native rate;
+//   - for Ogg, the spool's WAV, encoded as it is read.
+//
+// Nothing is held whole in memory: files are copied, decoding and encoding
+// run in a goroutine writing into a pipe as the response is read.
+func (h *Handler) openRecording(ctx context.Context, c cdrRef, skip time.Duration, format audio.Format) (*wavStream, error) {
 	if h.o.Spool == nil {
 		return nil, fmt.Errorf("%w: no spool configured", ErrUnavailable)
 	}
-	f, err := h.o.Spool.Open(ctx, SpoolFile{Kind: KindAudio, CallDate: c.CallDate, Basename: c.Basename, SensorID: c.Sensor})
-	if err == nil {
+	file := func(kind FileKind, ext string) (io.ReadCloser, error) {
+		return h.o.Spool.Open(ctx, SpoolFile{Kind: kind, CallDate: c.CallDate, Basename: c.Basename, SensorID: c.Sensor, Ext: ext})
+	}
+	f, err := file(KindAudio, format.Ext())
+	switch {
+	case err == nil && format == audio.FormatOgg:
+		return oggFile(f, skip), nil
+	case err == nil:
 		ws, err := wavFile(f, skip)
 		if err != nil {
 			f.Close()
 			return nil, err
 		}
 		return ws, nil
+	case !errors.Is(err, fs.ErrNotExist):
+		return nil, err
+	}
+	s, err := render.Render(ctx, render.Input{
+		RTP: func() (io.ReadCloser, error) { return file(KindRTP, "") },
+		SIP: func() (io.ReadCloser, error) { return file(KindSIP, "") },
+	}, render.Options{Format: format, Skip: skip, Log: h.log.With("cdr", c.ID)})
+	if err == nil {
+		return &wavStream{Reader: s, size: s.Size, format: format, close: s.Close}, nil
 	}
 	if !errors.Is(err, fs.ErrNotExist) {
-		return nil, err
+		return nil, noEncoder(err)
 	}
-	rf, err := h.o.Spool.Open(ctx, SpoolFile{Kind: KindRTP, CallDate: c.CallDate, Basename: c.Basename, SensorID: c.Sensor})
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("%w: no audio or RTP of call %d is in the spool", fs.ErrNotExist, c.ID)
+	if format == audio.FormatOgg {
+		if f, werr := file(KindAudio, "wav"); werr == nil {
+			ws, werr := wavFile(f, skip)
+			if werr != nil {
+				f.Close()
+				return nil, werr
+			}
+			enc, werr := wavToOgg(ws)
+			if werr != nil {
+				ws.Close()
+				return nil, noEncoder(werr)
+			}
+			return enc, nil
 		}
-		return nil, err
 	}
-	defer rf.Close()
-	return wavFromRTP(rf, skip)
+	return nil, fmt.Errorf("%w: no %s recording, no decodable RTP of call %d in the spool: %v", fs.ErrNotExist, format, c.ID, err)
+}
+
+// noEncoder says a build without libopus cannot make Ogg (503).
+func noEncoder(err error) error {
+	if errors.Is(err, audio.ErrNoEncoder) {
+		return fmt.Errorf("%w: %v (this build has no libopus: ask without ogg for WAV)", ErrUnavailable, err)
+	}
+	return err
 }
 
 // --- share links -------------------------------------------------------------

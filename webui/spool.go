@@ -33,6 +33,9 @@ type SpoolFile struct {
 	CallDate time.Time // the call's first packet (cdr.calldate)
 	Basename string    // cdr_next.fbasename
 	SensorID int
+	// Ext is the AUDIO file's extension: "wav" (when empty) or "ogg"
+	// (saveaudio = ogg).
+	Ext string
 }
 
 // Spool opens call files. A missing file is an error wrapping fs.ErrNotExist.
@@ -43,7 +46,7 @@ type Spool interface {
 // DirSpool reads VoIPmonitor's plain spool layout:
 // <Root>/YYYY-MM-DD/HH/MM/<KIND>/<fbasename>.<ext> with the date in
 // Location (VoIPmonitor uses local time unless `utc`), ext pcap for SIP and
-// RTP (or pcap.gz, read decompressed) and wav for AUDIO. Per-minute tar
+// RTP (or pcap.gz, read decompressed) and wav or ogg for AUDIO. Per-minute tar
 // archives are not read.
 type DirSpool struct {
 	Root     string
@@ -62,7 +65,14 @@ func (d DirSpool) Path(f SpoolFile) (string, error) {
 	t := f.CallDate.In(loc)
 	ext := ".pcap"
 	if f.Kind == KindAudio {
-		ext = ".wav"
+		switch f.Ext {
+		case "", "wav":
+			ext = ".wav"
+		case "ogg":
+			ext = ".ogg"
+		default:
+			return "", fmt.Errorf("%w: audio file type %q", ErrNotFound, f.Ext)
+		}
 	}
 	return filepath.Join(d.Root, t.Format("2006-01-02"), twoDigits(t.Hour()), twoDigits(t.Minute()),
 		string(f.Kind), f.Basename+ext), nil

@@ -8,38 +8,17 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"sort"
 	"time"
 
-	"pbx-agent/sniffer/decode"
-	"pbx-agent/sniffer/rtp"
+	"pbx-agent/sniffer/audio"
 )
 
-const wavRate = 8000
-
-// wavHeader returns a 44-byte PCM WAV header.
-func wavHeader(channels, dataLen int) []byte {
-	h := make([]byte, 44)
-	copy(h[0:], "RIFF")
-	binary.LittleEndian.PutUint32(h[4:], uint32(36+dataLen))
-	copy(h[8:], "WAVEfmt ")
-	binary.LittleEndian.PutUint32(h[16:], 16)
-	binary.LittleEndian.PutUint16(h[20:], 1)
-	binary.LittleEndian.PutUint16(h[22:], uint16(channels))
-	binary.LittleEndian.PutUint32(h[24:], wavRate)
-	binary.LittleEndian.PutUint32(h[28:], uint32(wavRate*2*channels))
-	binary.LittleEndian.PutUint16(h[32:], uint16(2*channels))
-	binary.LittleEndian.PutUint16(h[34:], 16)
-	copy(h[36:], "data")
-	binary.LittleEndian.PutUint32(h[40:], uint32(dataLen))
-	return h
-}
-
-// wavStream is one leg's recording, read as a stream.
+// wavStream is one leg's recording (WAV or Ogg/Opus), read as a stream.
 type wavStream struct {
 	io.Reader
-	size  int64 // bytes in all, -1 when unknown (then sent chunked)
-	close func() error
+	size   int64 // bytes in all, -1 when unknown (then sent chunked)
+	format audio.Format
+	close  func() error
 }
 
 func (w *wavStream) Close() error {
@@ -64,7 +43,7 @@ func wavFile(f io.ReadCloser, skip time.Duration) (*wavStream, error) {
 		}
 	}
 	if skip <= 0 {
-		return &wavStream{Reader: f, size: fileSize, close: f.Close}, nil
+		return &wavStream{Reader: f, size: fileSize, format: audio.FormatWAV, close: f.Close}, nil
 	}
 	br := bufio.NewReader(f)
 	var riff [12]byte
@@ -106,8 +85,9 @@ func wavFile(f io.ReadCloser, skip time.Duration) (*wavStream, error) {
 				return nil, fmt.Errorf("%w: WAV shorter than its header says", ErrBadCapture)
 			}
 			data := size - cut
-			hdr := fixFormat(wavHeader(channels, int(data)), channels, rate, bits)
-			return &wavStream{Reader: io.MultiReader(bytes.NewReader(hdr), io.LimitReader(br, data)), size: int64(len(hdr)) + data, close: f.Close}, nil
+			hdr := fixFormat(audio.AppendWAVHeader(nil, rate, channels, uint32(data)), channels, rate, bits)
+			return &wavStream{Reader: io.MultiReader(bytes.NewReader(hdr), io.LimitReader(br, data)), size: int64(len(hdr)) + data,
+				format: audio.FormatWAV, close: f.Close}, nil
 		default:
 			if _, err := io.CopyN(io.Discard, br, size+size&1); err != nil {
 				break
@@ -127,114 +107,80 @@ func fixFormat(h []byte, channels, rate, bits int) []byte {
 	return h
 }
 
-// rtpTrack is one SSRC's decoded audio placed on the call's time line.
-type rtpTrack struct {
-	ssrc    uint32
-	first   time.Time
-	firstTS uint32
-	packets int
-	pcm     []int16 // 8 kHz samples from the track's start
+// piped runs produce in a goroutine writing into a pipe whose reading end
+// is the stream; closing the stream stops it (its writes fail) and waits.
+func piped(format audio.Format, closeSrc func() error, produce func(w io.Writer) error) *wavStream {
+	pr, pw := io.Pipe()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		pw.CloseWithError(produce(pw))
+	}()
+	return &wavStream{Reader: pr, size: -1, format: format, close: func() error {
+		pr.Close()
+		<-done
+		return closeSrc()
+	}}
 }
 
-// wavFromRTP decodes the G.711 streams of an RTP pcap into a stereo WAV:
-// the two busiest streams, the earlier-starting one left, less its first
-// skip. Other codecs are refused. The decoded samples are held (one leg at
-// a time); the WAV itself is produced as it is read.
-func wavFromRTP(r io.Reader, skip time.Duration) (*wavStream, error) {
-	pr, err := openCapture(r)
+// oggFile streams a spool Ogg/Opus file, without its first skip when
+// skip > 0 (its pages re-written as they are read).
+func oggFile(f io.ReadCloser, skip time.Duration) *wavStream {
+	if skip <= 0 {
+		ws, _ := wavFile(f, 0)
+		ws.format = audio.FormatOgg
+		return ws
+	}
+	return piped(audio.FormatOgg, f.Close, func(w io.Writer) error { return audio.CutOggOpus(w, f, skip) })
+}
+
+// wavToOgg encodes a 16-bit PCM WAV stream (the spool's, already cut) as
+// Ogg/Opus while it is read. An error wrapping audio.ErrNoEncoder in a
+// build without libopus.
+func wavToOgg(ws *wavStream) (*wavStream, error) {
+	var h [audio.WAVHeaderSize]byte
+	if _, err := io.ReadFull(ws, h[:]); err != nil || string(h[0:4]) != "RIFF" || string(h[36:40]) != "data" {
+		return nil, fmt.Errorf("%w: the recording is not a canonical WAV file", ErrBadCapture)
+	}
+	channels, rate := int(binary.LittleEndian.Uint16(h[22:])), int(binary.LittleEndian.Uint32(h[24:]))
+	if bits := binary.LittleEndian.Uint16(h[34:]); bits != 16 || channels < 1 || channels > 2 {
+		return nil, fmt.Errorf("%w: WAV of %d-bit, %d channels: only 16-bit mono or stereo is encoded as Ogg/Opus", ErrBadCapture, bits, channels)
+	}
+	enc, head, err := audio.NewOggOpusWriter(nil, rate, channels, uint32(rate))
 	if err != nil {
 		return nil, err
 	}
-	dec, err := decode.New(pr.LinkType())
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadCapture, err)
-	}
-	tracks := map[uint32]*rtpTrack{}
-	var pkt decode.Packet
-	var hdr rtp.Header
-	var buf [2048]int16
-	const maxSamples = 4 * 3600 * wavRate
-	for {
-		data, ci, err := pr.ReadPacketData()
-		if err != nil {
-			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-				break
+	return piped(audio.FormatOgg, ws.Close, func(w io.Writer) error {
+		defer enc.Close()
+		out := head
+		var raw [32 << 10]byte
+		pcm := make([]int16, 0, len(raw)/2)
+		for {
+			n, rerr := io.ReadFull(ws, raw[:])
+			n -= n % (2 * channels)
+			pcm = pcm[:0]
+			for i := 0; i < n; i += 2 {
+				pcm = append(pcm, int16(binary.LittleEndian.Uint16(raw[i:])))
 			}
-			return nil, fmt.Errorf("%w: %v", ErrBadCapture, err)
-		}
-		ok, err := dec.Decode(data, ci.Timestamp, &pkt)
-		if !ok || err != nil || pkt.Transport != decode.UDP || !rtp.LooksLikeRTP(pkt.Payload) {
-			continue
-		}
-		n, err := hdr.Unmarshal(pkt.Payload)
-		if err != nil || (hdr.PayloadType != 0 && hdr.PayloadType != 8) {
-			continue
-		}
-		t := tracks[hdr.SSRC]
-		if t == nil {
-			t = &rtpTrack{ssrc: hdr.SSRC, first: ci.Timestamp, firstTS: hdr.Timestamp}
-			tracks[hdr.SSRC] = t
-		}
-		t.packets++
-		off := int(int32(hdr.Timestamp - t.firstTS))
-		payload := hdr.Payload(pkt.Payload, n)
-		if off < 0 || off+len(payload) > maxSamples || len(payload) > len(buf) {
-			continue
-		}
-		k, _ := rtp.DecodeG711(hdr.PayloadType, buf[:], payload)
-		if need := off + k; need > len(t.pcm) {
-			t.pcm = append(t.pcm, make([]int16, need-len(t.pcm))...)
-		}
-		copy(t.pcm[off:], buf[:k])
-	}
-	list := make([]*rtpTrack, 0, len(tracks))
-	for _, t := range tracks {
-		list = append(list, t)
-	}
-	if len(list) == 0 {
-		return nil, fmt.Errorf("%w: no G.711 audio in the call's RTP", fs.ErrNotExist)
-	}
-	sort.Slice(list, func(i, j int) bool { return list[i].packets > list[j].packets })
-	if len(list) > 2 {
-		list = list[:2]
-	}
-	sort.Slice(list, func(i, j int) bool { return list[i].first.Before(list[j].first) })
-	start := list[0].first
-	var total int
-	offs := make([]int, len(list))
-	for i, t := range list {
-		offs[i] = int(t.first.Sub(start).Seconds() * wavRate)
-		total = max(total, offs[i]+len(t.pcm))
-	}
-	total = min(total, maxSamples)
-	from := min(max(0, int(skip.Seconds()*wavRate)), total)
-	iv := &interleaver{tracks: list, offs: offs, pos: from, end: total}
-	return &wavStream{Reader: io.MultiReader(bytes.NewReader(wavHeader(2, (total-from)*4)), iv), size: 44 + int64(total-from)*4}, nil
-}
-
-// interleaver writes the stereo samples of two tracks, sample pos to end,
-// as 16-bit little-endian PCM, on demand.
-type interleaver struct {
-	tracks   []*rtpTrack
-	offs     []int
-	pos, end int
-}
-
-func (v *interleaver) Read(p []byte) (int, error) {
-	if v.pos >= v.end {
-		return 0, io.EOF
-	}
-	n := 0
-	for ; n+4 <= len(p) && v.pos < v.end; n, v.pos = n+4, v.pos+1 {
-		clear(p[n : n+4])
-		for ch, t := range v.tracks {
-			if i := v.pos - v.offs[ch]; i >= 0 && i < len(t.pcm) {
-				binary.LittleEndian.PutUint16(p[n+ch*2:], uint16(t.pcm[i]))
+			var err error
+			if out, err = enc.Append(out, pcm); err != nil {
+				return err
 			}
+			if rerr != nil {
+				if !errors.Is(rerr, io.EOF) && !errors.Is(rerr, io.ErrUnexpectedEOF) {
+					return rerr
+				}
+				if out, err = enc.Finish(out); err != nil {
+					return err
+				}
+			}
+			if _, err := w.Write(out); err != nil {
+				return err
+			}
+			if rerr != nil {
+				return nil
+			}
+			out = out[:0]
 		}
-	}
-	if n == 0 {
-		return 0, io.ErrShortBuffer
-	}
-	return n, nil
+	}), nil
 }

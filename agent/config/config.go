@@ -51,6 +51,9 @@ type Config struct {
 	SaveSIP       bool        // savesip
 	SaveRTP       string      // savertp: "no", "yes", "header"
 	SaveAudio     string      // saveaudio: "no", "wav", "ogg", "mp3"
+	// SaveAudioStereo: caller left, callee right (saveaudio_stereo, default
+	// yes); no mixes both into one channel.
+	SaveAudioStereo bool
 	// Compressed pcaps: pcap_dump_zip_sip/_rtp say whether the SIP and RTP
 	// pcaps are written gzip-compressed (.pcap.gz), pcap_dump_ziplevel_sip/
 	// _rtp at which level (1-9).
@@ -179,6 +182,7 @@ func Default() *Config {
 		IDSensor:            -1,
 		SpoolDir:            "/var/spool/pbx-agent",
 		SaveSIP:             true,
+		SaveAudioStereo:     true,
 		SaveRTP:             "yes",
 		SaveAudio:           "no",
 		PcapZipSIP:          true,

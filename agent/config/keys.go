@@ -349,7 +349,6 @@ var noEffectKeys = []string{
 	"save_sip_responses",
 	"saveaudio_afterconnect",
 	"saveaudio_from_first_invite",
-	"saveaudio_stereo",
 	"savegraph",
 	"saverfc2833",
 	"savertcp",

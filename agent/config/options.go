@@ -104,12 +104,13 @@ var options = map[string]option{
 		return nil
 	}, hint: "<id_sensor>:<base64 key>:<base64 iv>, one line per sensor", multi: true,
 		reset: func(c *Config) { c.SensorManagerKeys = nil }},
-	"sensor_name":  {set: str(func(c *Config) *string { return &c.SensorName }), hint: "any text"},
-	"name_sensor":  {set: str(func(c *Config) *string { return &c.SensorName }), hint: "any text (VoIPmonitor's name for sensor_name)"},
-	"spooldir":     {set: nonEmpty(func(c *Config) *string { return &c.SpoolDir }), hint: "a directory path"},
-	"savesip":      {set: boolean(func(c *Config) *bool { return &c.SaveSIP }), hint: "yes or no"},
-	"sip-register": {set: boolean(func(c *Config) *bool { return &c.SIPRegister }), hint: "yes or no"},
-	"nocdr":        {set: boolean(func(c *Config) *bool { return &c.NoCDR }), hint: "yes or no"},
+	"sensor_name":      {set: str(func(c *Config) *string { return &c.SensorName }), hint: "any text"},
+	"name_sensor":      {set: str(func(c *Config) *string { return &c.SensorName }), hint: "any text (VoIPmonitor's name for sensor_name)"},
+	"spooldir":         {set: nonEmpty(func(c *Config) *string { return &c.SpoolDir }), hint: "a directory path"},
+	"savesip":          {set: boolean(func(c *Config) *bool { return &c.SaveSIP }), hint: "yes or no"},
+	"saveaudio_stereo": {set: boolean(func(c *Config) *bool { return &c.SaveAudioStereo }), hint: "yes or no"},
+	"sip-register":     {set: boolean(func(c *Config) *bool { return &c.SIPRegister }), hint: "yes or no"},
+	"nocdr":            {set: boolean(func(c *Config) *bool { return &c.NoCDR }), hint: "yes or no"},
 	"savertp": {set: func(c *Config, v string) error {
 		switch strings.ToLower(v) {
 		case "yes", "1", "true":

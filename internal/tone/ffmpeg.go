@@ -49,3 +49,25 @@ func Split(s []int16) (left, right []int16) {
 	}
 	return left, right
 }
+
+// Span returns s (one channel at rate) from second from to second to,
+// clipped to its length.
+func Span(s []int16, rate int, from, to float64) []int16 {
+	a := min(max(int(from*float64(rate)), 0), len(s))
+	return s[a:min(max(int(to*float64(rate)), a), len(s))]
+}
+
+// CheckPaused checks a stereo recording paused from second from to second
+// to: that stretch (less 100 ms each side for codec and timeline edges) is
+// silent on both channels, the caller's channel carries its tone before it
+// and the callee's after it.
+func CheckPaused(t testing.TB, what string, pcm []int16, rate int, from, to float64) {
+	t.Helper()
+	l, r := Split(pcm)
+	paused := RMS(Span(l, rate, from+0.1, to-0.1)) + RMS(Span(r, rate, from+0.1, to-0.1))
+	before, after := RMS(Span(l, rate, 0.2, from-0.1)), RMS(Span(r, rate, to+0.15, to+0.5))
+	t.Logf("%s: RMS paused %.1f, before %.0f (left), after %.0f (right)", what, paused, before, after)
+	if paused > 30 || before < 1000 || after < 1000 {
+		t.Errorf("%s: paused RMS %.1f (want ≤ 30), before %.0f and after %.0f (want ≥ 1000)", what, paused, before, after)
+	}
+}

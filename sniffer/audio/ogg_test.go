@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
+	"time"
 
 	"pbx-agent/internal/tone"
 	"pbx-agent/sniffer/codec"
@@ -189,4 +190,60 @@ func FuzzOggReader(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestCutOggOpus: a stored Ogg/Opus recording cut after 2 s
+// (saveaudio_afterconnect) plays, per ffmpeg, for the 1.5 s left with
+// only what came after the cut (1000 Hz, the 500 Hz before it ≥ 30 dB
+// down), its pages valid.
+func TestCutOggOpus(t *testing.T) {
+	if !codec.Built {
+		t.Skip("built without libopus")
+	}
+	const rate = 16000
+	pcm := append(tone.Sine(2*rate, 0, rate, 500, 8000), tone.Sine(3*rate/2, 0, rate, 1000, 8000)...)
+	src := writeOggOpus(t, pcm, rate, 1, 160)
+	for _, tc := range []struct {
+		skip      time.Duration
+		wantSecs  float64
+		want, not float64
+	}{
+		{2 * time.Second, 1.5, 1000, 500},
+		{0, 3.5, 0, 0},
+		{10 * time.Second, 0, 0, 0},
+	} {
+		var out bytes.Buffer
+		if err := CutOggOpus(&out, bytes.NewReader(src), tc.skip); err != nil {
+			t.Fatal(err)
+		}
+		pk := oggPackets(t, out.Bytes()) // every page checked
+		if tc.wantSecs == 0 {
+			// Nothing after the cut: the headers and an empty last page
+			// (ffmpeg reads no stream out of that).
+			if len(pk) != 2 || string(pk[0].Data[:8]) != "OpusHead" {
+				t.Errorf("cut %v: %d packets, want the 2 headers", tc.skip, len(pk))
+			}
+			continue
+		}
+		file := filepath.Join(t.TempDir(), "cut.ogg")
+		if err := os.WriteFile(file, out.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		got, _ := tone.FFmpeg(t, file, rate, 1)
+		secs := float64(len(got)) / rate
+		over := 0.0
+		if tc.want > 0 {
+			over = tone.Over(got[rate/20:], rate, tc.want, tc.not)
+		}
+		t.Logf("cut %v: %d bytes, %.3f s, %v Hz %.1f dB over %v Hz", tc.skip, out.Len(), secs, tc.want, over, tc.not)
+		if secs < tc.wantSecs-0.03 || secs > tc.wantSecs+0.03 {
+			t.Errorf("cut %v: %.3f s, want %.2f", tc.skip, secs, tc.wantSecs)
+		}
+		if tc.want > 0 && over < 30 {
+			t.Errorf("cut %v: %v Hz only %.1f dB over %v Hz", tc.skip, tc.want, over, tc.not)
+		}
+	}
+	if err := CutOggOpus(io.Discard, bytes.NewReader([]byte("RIFF....WAVE")), time.Second); !errors.Is(err, ErrOgg) {
+		t.Errorf("not Ogg: %v, want ErrOgg", err)
+	}
 }

@@ -1,8 +1,12 @@
 package audio
 
 import (
+	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"io"
+	"time"
 
 	"pbx-agent/sniffer/codec"
 )
@@ -180,5 +184,92 @@ func (w *OggOpusWriter) Close() {
 	if w.enc != nil {
 		w.enc.Close()
 		w.enc = nil
+	}
+}
+
+// CutOggOpus copies the Ogg/Opus stream r to w without its first skip of
+// audio (saveaudio_afterconnect on a stored Ogg recording), page by page:
+// the source's pages that end before the cut are left out, the rest are
+// written again with their granule positions moved back, and the pre-skip
+// grows by what is left of the cut inside the first page kept (RFC 7845
+// §4.2 and §4.5), so players start at the cut. Memory: one page. An error
+// wrapping ErrOgg when r is not Ogg/Opus.
+func CutOggOpus(w io.Writer, r io.Reader, skip time.Duration) error {
+	rd := NewOggReader(r, OggMaxPage)
+	var (
+		head, tags []byte
+		ow         *OggWriter
+		out        []byte
+		page       [][]byte // packets of the source page being read
+		store      []byte   // their bytes
+		dropped    int64    // granule position of the last page left out
+		target     int64    // first sample to play, in the source's granule positions
+	)
+	for n := 0; ; n++ {
+		p, err := rd.Next()
+		if errors.Is(err, io.EOF) {
+			if ow == nil {
+				return fmt.Errorf("%w: no Ogg/Opus headers", ErrOgg)
+			}
+			// The whole stream was before the cut: an empty stream.
+			if len(out) == 0 && !ow.started {
+				out = ow.Packet(out, head, 0)
+				out = ow.Page(out, 0)
+				out = ow.Packet(out, tags, 0)
+				out = ow.Page(out, 0)
+				out = ow.Page(out, OggEOS)
+			}
+			_, err = w.Write(out)
+			return err
+		}
+		if err != nil {
+			return err
+		}
+		switch n {
+		case 0:
+			if len(p.Data) < 19 || string(p.Data[:8]) != "OpusHead" {
+				return fmt.Errorf("%w: first packet is not OpusHead", ErrOgg)
+			}
+			head = bytes.Clone(p.Data)
+			ow = NewOggWriter(p.Serial)
+			target = int64(binary.LittleEndian.Uint16(head[10:])) + int64(skip)*opusGranuleRate/int64(time.Second)
+			continue
+		case 1:
+			if len(p.Data) < 8 || string(p.Data[:8]) != "OpusTags" {
+				return fmt.Errorf("%w: second packet is not OpusTags", ErrOgg)
+			}
+			tags = bytes.Clone(p.Data)
+			continue
+		}
+		start := len(store)
+		store = append(store, p.Data...)
+		page = append(page, store[start:len(store):len(store)])
+		if p.Granule < 0 {
+			continue
+		}
+		if p.Granule <= target && !ow.started {
+			dropped, page, store = p.Granule, page[:0], store[:0]
+			continue
+		}
+		if !ow.started {
+			pre := min(target-dropped, 65535)
+			binary.LittleEndian.PutUint16(head[10:], uint16(pre))
+			out = ow.Packet(out, head, 0)
+			out = ow.Page(out, 0)
+			out = ow.Packet(out, tags, 0)
+			out = ow.Page(out, 0)
+		}
+		for _, d := range page {
+			out = ow.Packet(out, d, p.Granule-dropped)
+		}
+		flags := byte(0)
+		if p.EOS {
+			flags = OggEOS
+		}
+		out = ow.Page(out, flags)
+		if _, err := w.Write(out); err != nil {
+			return err
+		}
+		out, page, store = out[:0], page[:0], store[:0]
 	}
 }

@@ -44,6 +44,7 @@ import (
 
 	"pbx-agent/sniffer/audio"
 	"pbx-agent/sniffer/call"
+	"pbx-agent/sniffer/codec"
 	"pbx-agent/sniffer/decode"
 	"pbx-agent/sniffer/rtp"
 	"pbx-agent/sniffer/sdp"
@@ -78,11 +79,14 @@ func ParseRTPMode(s string) (RTPMode, error) {
 // Config configures a Spool. The zero value stores nothing but still
 // decodes audio for live listeners.
 type Config struct {
-	Dir       string  // spooldir
-	SaveSIP   bool    // savesip
-	SaveRTP   RTPMode // savertp
-	SaveRTCP  bool    // savertcp (into the RTP pcap)
-	SaveAudio string  // saveaudio: "wav" or "" (none)
+	Dir      string  // spooldir
+	SaveSIP  bool    // savesip
+	SaveRTP  RTPMode // savertp
+	SaveRTCP bool    // savertcp (into the RTP pcap)
+	// SaveAudio is saveaudio: "wav" (16-bit PCM at the call's native
+	// rate), "ogg" (Ogg/Opus; WAV in a build without libopus, said once at
+	// start) or "" (none).
+	SaveAudio string
 	// AudioMono writes one mixed channel instead of stereo caller-left /
 	// callee-right (saveaudio_stereo = no).
 	AudioMono bool
@@ -174,8 +178,9 @@ type Stats struct {
 // started by New and joined by Close. Subscribe, AudioStats, Stats and
 // Close may be called from other goroutines.
 type Spool struct {
-	cfg Config
-	log *slog.Logger
+	cfg    Config
+	log    *slog.Logger
+	format audio.Format // of the AUDIO files
 	// sdpScratch parses SDP bodies for their payload types (under mu)
 	sdpScratch *sdp.Session
 
@@ -197,7 +202,7 @@ type Spool struct {
 	closed     bool
 	calls      map[uint64]*callSpool
 	scratch    []byte
-	wavBuf     []byte
+	audioBuf   []byte // one frame's bytes of an AUDIO file
 	stats      Stats
 	dropLogged time.Time
 }
@@ -209,8 +214,8 @@ type callSpool struct {
 	start  time.Time
 	sip    *pcapFile
 	rtp    *pcapFile
-	wav    *file
-	wavFmt *audio.Converter // the WAV's rate: its first frame's
+	wav    *file           // the AUDIO file (WAV or Ogg)
+	rec    *audio.Recorder // its encoder: the first frame's rate
 	audio  *audio.Call
 	paused bool
 	// dynamic: the payload types the call's SDPs named (for the decoders)
@@ -243,10 +248,9 @@ func New(cfg Config) (*Spool, error) {
 }
 
 func newSpool(cfg Config, fsys fileSystem) (*Spool, error) {
-	switch cfg.SaveAudio {
-	case "", "wav":
-	default:
-		return nil, fmt.Errorf("%w: saveaudio %q (only wav)", ErrConfig, cfg.SaveAudio)
+	format, err := audio.ParseFormat(cfg.SaveAudio)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	if cfg.Dir == "" && (cfg.SaveSIP || cfg.SaveRTP != RTPOff || cfg.SaveRTCP || cfg.SaveAudio != "") {
 		return nil, fmt.Errorf("%w: no spool directory", ErrConfig)
@@ -274,9 +278,18 @@ func newSpool(cfg Config, fsys fileSystem) (*Spool, error) {
 	}
 	s := &Spool{
 		cfg:     cfg,
+		format:  format,
 		log:     cfg.Logger.With("component", "spool"),
 		calls:   make(map[uint64]*callSpool),
 		closing: make(chan struct{}),
+	}
+	if format == audio.FormatOgg {
+		if enc, err := codec.NewOpusEncoder(8000, 1, 0); err != nil {
+			s.format = audio.FormatWAV
+			s.log.Warn("saveaudio = ogg needs libopus, absent from this build: writing WAV", "err", err)
+		} else {
+			enc.Close()
+		}
 	}
 	s.bufs.max = cfg.MaxQueued
 	s.bufs.freed = make(chan struct{}, 1)
@@ -431,7 +444,7 @@ func (s *Spool) SIP(m *sip.Message, meta call.Meta, ref uint64, p *decode.Packet
 	if c == nil {
 		c = &callSpool{ref: ref, callID: string(m.CallID), base: FBasename(string(m.CallID)), start: meta.Time}
 		s.calls[ref] = c
-		if s.cfg.SaveAudio == "wav" {
+		if s.format != audio.FormatNone {
 			s.startAudio(c)
 		}
 	}
@@ -588,48 +601,59 @@ func (s *Spool) storeMedia(c *callSpool, p *decode.Packet, data []byte, origLen 
 	return s.store(c.rtp, p, data, origLen)
 }
 
-// startAudio attaches a decoder to the call, writing the WAV when saveaudio
-// is on. Runs with s.mu held; the sink runs under it too (Feed and Close
-// are only called with s.mu held).
+// startAudio attaches a decoder to the call, writing the AUDIO file when
+// saveaudio is on. Runs with s.mu held; the sink runs under it too (Feed
+// and Close are only called with s.mu held).
 func (s *Spool) startAudio(c *callSpool) {
 	cfg := audio.Config{Delay: s.cfg.AudioDelay, Log: s.log.With("callid", c.callID)}
-	if s.cfg.SaveAudio == "wav" {
-		cfg.Sink = func(f *audio.Frame) { s.writeWAV(c, f) }
+	if s.format != audio.FormatNone {
+		cfg.Sink = func(f *audio.Frame) { s.writeAudio(c, f) }
 	}
 	c.audio = audio.NewCall(cfg)
 	c.mapDynamic(c.audio)
 }
 
-func (s *Spool) channels() int {
-	if s.cfg.AudioMono {
-		return 1
-	}
-	return 2
-}
-
-func (s *Spool) writeWAV(c *callSpool, f *audio.Frame) {
+// writeAudio adds one frame to the call's AUDIO file: WAV samples, or the
+// Ogg pages it completed. The file's rate is its first frame's (the
+// call's native rate); later frames at another rate are resampled to it.
+func (s *Spool) writeAudio(c *callSpool, f *audio.Frame) {
 	if c.wav == nil {
-		c.wav = s.newFile(c, kindAudio, "wav", 0)
-		if !s.reserve(c.wav, audio.WAVHeaderSize) {
-			s.drop(&s.stats.DroppedAudio) // cannot happen: a new file's first buffer is free of the cap
+		rec, err := audio.NewRecorder(audio.RecorderConfig{Format: s.format, Mono: s.cfg.AudioMono, Serial: uint32(c.ref)})
+		if err != nil {
+			s.log.Warn("no audio file", "callid", c.callID, "err", err)
 			return
 		}
-		c.wavFmt = audio.NewConverter(f.Rate)
-		c.wav.buf = audio.AppendWAVHeader(c.wav.buf, f.Rate, s.channels(), 0)
-		c.wav.size = audio.WAVHeaderSize
+		c.rec = rec
+		c.wav = s.newFile(c, kindAudio, s.format.Ext(), 0)
 	}
-	f = c.wavFmt.Convert(f)
-	n := f.Samples() * 2 * s.channels()
-	if !s.reserve(c.wav, n) {
-		s.drop(&s.stats.DroppedAudio)
+	if c.rec == nil {
 		return
 	}
-	if s.cfg.AudioMono {
-		c.wav.buf = f.AppendMono(c.wav.buf)
-	} else {
-		c.wav.buf = f.AppendStereo(c.wav.buf)
+	out, err := c.rec.Frame(s.audioBuf[:0], f)
+	s.audioBuf = out[:0]
+	if err != nil {
+		s.log.Warn("audio file given up", "callid", c.callID, "err", err)
+		c.rec.Close()
+		c.rec = nil
+		return
 	}
-	c.wav.size += int64(n)
+	if !s.appendAudio(c, out) {
+		s.drop(&s.stats.DroppedAudio)
+	}
+}
+
+// appendAudio copies an AUDIO file's bytes into its buffer; false when the
+// queue had no room (the first buffer of a new file always has).
+func (s *Spool) appendAudio(c *callSpool, b []byte) bool {
+	if len(b) == 0 {
+		return true
+	}
+	if !s.reserve(c.wav, len(b)) {
+		return false
+	}
+	c.wav.buf = append(c.wav.buf, b...)
+	c.wav.size += int64(len(b))
+	return true
 }
 
 // Subscribe returns a live feed of a call's decoded audio (20 ms frames,
@@ -704,8 +728,19 @@ func (s *Spool) finish(c *callSpool) {
 		done(c.rtp.file)
 	}
 	if c.wav != nil {
-		data := c.wav.size - audio.WAVHeaderSize
-		c.wav.patch = audio.AppendWAVHeader(nil, c.wavFmt.Rate(), s.channels(), uint32(data))
+		if c.rec != nil {
+			// The WAV header with its sizes, written over the first one; the
+			// Ogg stream's last page.
+			out, patch, err := c.rec.Finish(s.audioBuf[:0])
+			if err != nil {
+				s.log.Warn("audio file end", "callid", c.callID, "err", err)
+			}
+			if !s.appendAudio(c, out) {
+				s.drop(&s.stats.DroppedAudio)
+			}
+			s.audioBuf = out[:0]
+			c.wav.patch = patch
+		}
 		done(c.wav)
 	}
 }

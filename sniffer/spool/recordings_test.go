@@ -1,0 +1,116 @@
+package spool_test
+
+import (
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"pbx-agent/internal/callpcap"
+	"pbx-agent/internal/tone"
+	"pbx-agent/sniffer/audio"
+	"pbx-agent/sniffer/codec"
+	"pbx-agent/sniffer/render"
+	"pbx-agent/sniffer/spool"
+)
+
+// TestLiveRecordings: generated calls in every codec the agent decodes,
+// replayed through the sniffer and the spool with saveaudio = wav and
+// saveaudio = ogg and a pause from 1 s to 2 s, give an AUDIO file at the
+// codec's native rate (WAV header; OpusHead's input rate, decoded by
+// ffmpeg) with the caller's 700 Hz left and the callee's 1300 Hz right
+// (≥ 30 dB each) and silence while paused; the RTP pcap the spool stored
+// (paused packets cut or silenced) rendered on demand is silent there too.
+func TestLiveRecordings(t *testing.T) {
+	start := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, c := range []struct {
+		name string
+		pt   uint8
+		rate int
+	}{
+		{codec.PCMU, 0, 8000}, {codec.G722, 9, 16000}, {codec.GSM, 3, 8000}, {codec.G729, 18, 8000}, {codec.Opus, 111, 48000},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if c.name != codec.PCMU && !codec.Built {
+				t.Skip("built without cgo")
+			}
+			files := callpcap.Write(t, t.TempDir(), callpcap.Call{Codec: c.name, PT: c.pt, Duration: 3 * time.Second, Start: start})
+			pause := &pauseAt{callID: callpcap.CallID, from: start.Add(time.Second), to: start.Add(2 * time.Second)}
+			formats := []audio.Format{audio.FormatWAV}
+			if codec.Built {
+				formats = append(formats, audio.FormatOgg)
+			}
+			for _, f := range formats {
+				dir := t.TempDir()
+				cfg := fullConfig(dir)
+				cfg.SaveAudio = f.Ext()
+				res := replay(t, files.Both, cfg, pause)
+				cdr := res.cdrs[callpcap.CallID]
+				if cdr == nil || res.paused.IsZero() || res.unpaused.IsZero() {
+					t.Fatalf("CDR %v, paused at %v, unpaused at %v", cdr != nil, res.paused, res.unpaused)
+				}
+				path := func(typ, ext string) string {
+					return spool.Path(dir, cdr.CallDate, time.UTC, typ, spool.FBasename(callpcap.CallID), ext)
+				}
+				// The timeline starts with the first RTP packet, at start.
+				from, to := res.paused.Sub(start).Seconds(), res.unpaused.Sub(start).Seconds()
+				var pcm []int16
+				rate := 0
+				if f == audio.FormatWAV {
+					w := readWAV(t, path(spool.TypeAudio, "wav"))
+					pcm, rate = w.samples, w.rate
+				} else {
+					rate = oggRate(t, path(spool.TypeAudio, "ogg"))
+					pcm, _ = tone.FFmpeg(t, path(spool.TypeAudio, "ogg"), rate, 2)
+				}
+				l, r := tone.Split(pcm)
+				left := tone.Over(tone.Span(l, rate, 0.2, from-0.1), float64(rate), 700, 1300)
+				right := tone.Over(tone.Span(r, rate, to+0.15, 2.9), float64(rate), 1300, 700)
+				t.Logf("%s %s: %d Hz, %.2f s, left 700 Hz %.1f dB over 1300 Hz, right 1300 Hz %.1f dB over 700 Hz",
+					c.name, f, rate, float64(len(l))/float64(rate), left, right)
+				if rate != c.rate || left < 30 || right < 30 {
+					t.Errorf("%s: %d Hz (want %d), separation %.1f / %.1f dB (want ≥ 30)", f, rate, c.rate, left, right)
+				}
+				tone.CheckPaused(t, c.name+" "+f.String()+" file", pcm, rate, from, to)
+				if f != audio.FormatWAV {
+					continue
+				}
+				// The stored RTP pcap, rendered on demand.
+				open := func(p string) render.Opener { return func() (io.ReadCloser, error) { return spool.OpenPcap(p) } }
+				s, err := render.Render(context.Background(), render.Input{RTP: open(path(spool.TypeRTP, "pcap")), SIP: open(path(spool.TypeSIP, "pcap"))},
+					render.Options{Format: audio.FormatWAV})
+				if err != nil {
+					t.Fatal(err)
+				}
+				out := filepath.Join(t.TempDir(), "r.wav")
+				b, err := io.ReadAll(s)
+				s.Close()
+				if err != nil || os.WriteFile(out, b, 0o644) != nil {
+					t.Fatal(err)
+				}
+				w := readWAV(t, out)
+				if w.rate != c.rate {
+					t.Errorf("rendered from the RTP pcap at %d Hz, want %d", w.rate, c.rate)
+				}
+				tone.CheckPaused(t, c.name+" rendered from the spool's RTP pcap", w.samples, w.rate, from, to)
+			}
+		})
+	}
+}
+
+// oggRate is the input sample rate in an Ogg/Opus file's OpusHead.
+func oggRate(t *testing.T, path string) int {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	p, err := audio.NewOggReader(f, 0).Next()
+	if err != nil || len(p.Data) < 19 || string(p.Data[:8]) != "OpusHead" {
+		t.Fatalf("%s: no OpusHead: %v", path, err)
+	}
+	return int(uint32(p.Data[12]) | uint32(p.Data[13])<<8 | uint32(p.Data[14])<<16 | uint32(p.Data[15])<<24)
+}

@@ -2,7 +2,6 @@ package audio
 
 import (
 	"bytes"
-	"fmt"
 	"log/slog"
 	"math"
 	"strings"
@@ -176,52 +175,68 @@ func TestUndecodableLoggedOnce(t *testing.T) {
 	}
 }
 
-// TestFeedNoAllocCodecs: decoding G.722/GSM/G.729/Opus in Feed allocates
-// nothing per packet once the stream's decoder exists.
+// feedCases are the codecs Feed is measured with.
+var feedCases = append([]codecCase{{codec.PCMU, rtp.PTPCMU}}, codecCases...)
+
+// packetFeeder returns a call (frames at rate, 0 = the codec's) and a
+// function that feeds it the caller's next 20 ms packet of 700 Hz in tc.
+func packetFeeder(t testing.TB, tc codecCase, rate int) (*Call, func()) {
+	c := NewCall(Config{Sink: func(*Frame) {}, Rate: rate})
+	c.MapPayloadType(111, codec.Opus)
+	ps := [][]byte{make([]byte, FrameSamples)}
+	if tc.name != codec.PCMU {
+		ps = encodeStream(t, tc.name, 700, 50)
+	}
+	h := rtp.Header{Version: 2, PayloadType: tc.pt, SSRC: 1}
+	at, i := t0, 0
+	return c, func() {
+		c.Feed(FromCaller, &h, ps[i%len(ps)], at, false)
+		i++
+		h.SequenceNumber++
+		h.Timestamp += FrameSamples
+		at = at.Add(FrameDuration)
+	}
+}
+
+// TestFeedNoAllocCodecs: decoding in Feed allocates nothing per packet
+// once the stream's decoder exists, at the codec's rate and resampled
+// into a 48 kHz call (as beside an Opus callee).
 func TestFeedNoAllocCodecs(t *testing.T) {
 	if !codec.Built {
 		t.Skip("built without cgo")
 	}
-	for _, tc := range codecCases {
-		c := NewCall(Config{Sink: func(*Frame) {}})
-		c.MapPayloadType(111, codec.Opus)
-		ps := encodeStream(t, tc.name, 700, 50)
-		h := rtp.Header{Version: 2, PayloadType: tc.pt, SSRC: 1}
-		at, i := t0, 0
-		allocs := testing.AllocsPerRun(200, func() {
-			c.Feed(FromCaller, &h, ps[i%len(ps)], at, false)
-			i++
-			h.Timestamp += FrameSamples
-			at = at.Add(FrameDuration)
-		})
-		if allocs != 0 {
-			t.Errorf("%s: Feed allocates %v per packet", tc.name, allocs)
+	for _, tc := range feedCases {
+		for _, rate := range []int{0, 48000} {
+			c, next := packetFeeder(t, tc, rate)
+			if allocs := testing.AllocsPerRun(200, next); allocs != 0 {
+				t.Errorf("%s into a call at %d Hz: Feed allocates %v per packet", tc.name, c.Stats().Rate, allocs)
+			}
+			c.Close()
 		}
-		c.Close()
 	}
 }
 
 // BenchmarkFeedCodec is Feed's cost per 20 ms packet per codec (decoding
-// included).
+// included), at the codec's rate and resampled into a 48 kHz call.
 func BenchmarkFeedCodec(b *testing.B) {
 	if !codec.Built {
 		b.Skip("built without cgo")
 	}
-	for _, tc := range codecCases {
-		b.Run(fmt.Sprint(tc.name), func(b *testing.B) {
-			c := NewCall(Config{Sink: func(*Frame) {}})
-			defer c.Close()
-			c.MapPayloadType(111, codec.Opus)
-			ps := encodeStream(b, tc.name, 700, 50)
-			h := rtp.Header{Version: 2, PayloadType: tc.pt, SSRC: 1}
-			at := t0
-			b.ReportAllocs()
-			for i := 0; i < b.N; i++ {
-				c.Feed(FromCaller, &h, ps[i%len(ps)], at, false)
-				h.Timestamp += FrameSamples
-				at = at.Add(FrameDuration)
+	for _, tc := range feedCases {
+		for _, rate := range []int{0, 48000} {
+			name := tc.name
+			if rate != 0 {
+				name += "-into-48kHz"
 			}
-		})
+			b.Run(name, func(b *testing.B) {
+				c, next := packetFeeder(b, tc, rate)
+				defer c.Close()
+				b.ReportAllocs()
+				for i := 0; i < b.N; i++ {
+					next()
+				}
+			})
+		}
 	}
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	_ "embed"
@@ -227,7 +228,7 @@ func newDaemon(cfg *config.Config, fl *daemonFlags, log *slog.Logger) (*daemon, 
 	snCfg := sniffer.Config{SIPPorts: ports, SIPByPortOnly: !cfg.SIPDetect, VXLANPort: uint16(cfg.VXLANPort),
 		// Several interfaces may carry the same packet: always deduplicated.
 		Deduplicate: cfg.Deduplicate || capture.Several(strings.Join(cfg.Interface, ",")),
-		Call:        callCfg, Logger: log}
+		Call:        callCfg, Logger: log, Workers: cmp.Or(cfg.RTPThreads, runtime.NumCPU())}
 	// A file replayed as fast as it reads must not lose spool packets: the
 	// packet path then waits for the disk (live capture never does).
 	waitForDisk := fl.capture != "" && !fl.realtime

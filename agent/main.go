@@ -31,7 +31,7 @@ type subcommand struct {
 
 func commands() []subcommand {
 	return []subcommand{
-		{"replay", "[-ami TRANSCRIPT] [-sipport LIST] [-hep …] CAPTURE...", "print one JSON line per call and REGISTER of capture files", runReplay},
+		{"replay", "[-ami TRANSCRIPT] [-sipport LIST] [-hep …] [-workers N] CAPTURE...", "print one JSON line per call and REGISTER of capture files", runReplay},
 		{"check-config", "[-config PATH]", "validate a config file (errors with file:line, warnings, exit 1 on error)", runCheckConfig},
 		{"doctor", "[-config PATH] [-set key=value]... [-json]", "check the installation and the running agent; print a fix for each problem", runDoctor},
 		{"manager", "[-h HOST] [-p PORT] [-U SOCKET] [-a] COMMAND...", "send one command to a manager API (listcalls, …)", runManagerClient},

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime"
 	"strings"
 
 	"pbx-agent/agent/correlate"
@@ -26,6 +28,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	hepOn := fs.Bool("hep", false, "decode HEP packets found in the capture (UDP to --hep-port) as SIP/RTCP of the same calls")
 	hepPort := fs.Uint("hep-port", 9060, "with --hep: the HEP port")
 	hepPass := fs.String("hep-password", "", "with --hep: the capture password HEP packets must carry (empty: any)")
+	workers := fs.Int("workers", 0, "media workers, as rtpthreads (0 = one per core, 1 = one goroutine does everything): each call's RTP on one worker, SIP in capture order; the output is the same for any number")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -48,8 +51,9 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			OnCallEnd:   out.call,
 			OnRegister:  out.register,
 		},
-		HEP:    sniffer.HEPInput{Enabled: *hepOn, Port: uint16(*hepPort), Password: *hepPass},
-		Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		HEP:     sniffer.HEPInput{Enabled: *hepOn, Port: uint16(*hepPort), Password: *hepPass},
+		Logger:  slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Workers: cmp.Or(*workers, runtime.NumCPU()),
 	})
 	for _, path := range fs.Args() {
 		if err := sn.ReplayFile(ctx, path, sniffer.RunOptions{}); err != nil {

@@ -114,7 +114,11 @@ func (s *Sniffer) handleRTCPJSON(p *decode.Packet, _ []byte) {
 	s.stats.HEP.RTCPJSON++
 	var blocks [8]rtp.ReceptionReport
 	n := rep.Blocks(blocks[:])
-	s.media.applyReports(s.md.Ref, blocks[:n], p.Time)
+	if s.pipe != nil {
+		s.queueRare(s.md.Ref, evReports, keepReports(blocks[:n], p.Time))
+		return
+	}
+	s.trackerOf(s.md.Ref).applyReports(s.md.Ref, blocks[:n], p.Time)
 }
 
 // synthLink is the link type of the synthetic frames of HEP SIP: the

@@ -119,14 +119,12 @@ func (m *mediaTracker) call(ref uint64) *mediaCall {
 	return mc
 }
 
-// announce records an SDP media description (call table's OnMedia hook).
-func (m *mediaTracker) announce(ref uint64, addr netip.AddrPort, _ call.Party, md *sdp.Media) {
+// announcement is what an SDP media description announces for addr; false
+// for the RTCP address of the m= line (RTCP starts no stream).
+func announcement(addr netip.AddrPort, md *sdp.Media) (announced, bool) {
 	if addr.Port() != md.Port {
-		return // the RTCP address of the m= line: RTCP starts no stream
+		return announced{}, false
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	mc := m.call(ref)
 	a := announced{addr: addr, fax: sdp.IsFax(md)}
 	for i := 0; i < md.NRTPMap; i++ {
 		rm := &md.RTPMap[i]
@@ -137,8 +135,16 @@ func (m *mediaTracker) announce(ref uint64, addr netip.AddrPort, _ call.Party, m
 		}
 		a.maps = append(a.maps, rtpMap{pt: rm.PT, codec: rtp.CodecByName(name, rm.ClockRate)})
 	}
+	return a, true
+}
+
+// announce records what a call's SDP announced for one address.
+func (m *mediaTracker) announce(ref uint64, a announced) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	mc := m.call(ref)
 	for i, old := range mc.sdp {
-		if old.addr == addr {
+		if old.addr == a.addr {
 			mc.sdp[i] = a // a re-INVITE replaces the offer for that address
 			return
 		}

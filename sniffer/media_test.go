@@ -1,8 +1,7 @@
 package sniffer
 
 import (
-	"errors"
-	"io"
+	"fmt"
 	"testing"
 	"time"
 	"unsafe"
@@ -15,27 +14,21 @@ import (
 // TestMediaPathNoAlloc: an RTP packet of a known call — decode, the one
 // call-table lookup, the header parsed once, stream statistics with the
 // three jitter-buffer simulators, the spool's packet side — allocates
-// nothing.
+// nothing, single-threaded and with media workers (the hand-off to the
+// call's worker through its ring included; each measured run hands 256
+// packets over and waits until the workers handled them).
 func TestMediaPathNoAlloc(t *testing.T) {
+	for _, workers := range []int{1, 2} {
+		t.Run(fmt.Sprintf("workers=%d", workers), func(t *testing.T) { mediaPathAllocs(t, workers) })
+	}
+}
+
+func mediaPathAllocs(t *testing.T, workers int) {
 	g, err := simulate.New(simulate.Options{Calls: 2, Concurrency: 2, Duration: 30 * time.Second, Seed: 7})
 	if err != nil {
 		t.Fatal(err)
 	}
-	type frame struct {
-		data []byte
-		ts   time.Time
-	}
-	var frames []frame
-	for {
-		data, ci, err := g.ReadPacketData()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		frames = append(frames, frame{data, ci.Timestamp})
-	}
+	f := loadFrames(t, g.ReadPacketData, g.LinkType())
 	sp, err := spool.New(spool.Config{})
 	if err != nil {
 		t.Fatal(err)
@@ -43,22 +36,32 @@ func TestMediaPathNoAlloc(t *testing.T) {
 	go func() { _ = sp.Run(t.Context()) }()
 	defer sp.Close(t.Context())
 	ps, _ := ParsePorts("5060")
-	sn := New(Config{SIPPorts: ps, Media: sp, SIPHook: sp.SIP, Call: call.Config{IdleTimeout: -1, OnCallEnd: sp.CallEnded}})
+	sn := New(Config{SIPPorts: ps, Media: sp, SIPHook: sp.SIP, Workers: workers, Call: call.Config{IdleTimeout: -1, OnCallEnd: sp.CallEnded}})
 	// Through the set-up and the first seconds of RTP (streams started).
 	i := 0
-	for ; i < len(frames) && frames[i].ts.Sub(frames[0].ts) < 5*time.Second; i++ {
-		if err := sn.HandleFrame(g.LinkType(), frames[i].data, frames[i].ts); err != nil {
+	for ; i < len(f.data) && f.ts[i].Sub(f.ts[0]) < 5*time.Second; i++ {
+		if err := sn.HandleFrame(f.link, f.data[i], f.ts[i]); err != nil {
 			t.Fatal(err)
 		}
 	}
+	per := 1
+	if workers > 1 {
+		per = 256
+		sn.startPipeline()
+		defer sn.stopPipeline()
+	}
 	media := sn.Stats().Media
-	allocs := testing.AllocsPerRun(1000, func() {
-		f := frames[i]
-		i++
-		_ = sn.HandleFrame(g.LinkType(), f.data, f.ts)
-	})
-	sn.Tick(frames[i].ts.Add(time.Second))
-	if got := sn.Stats().Media - media; got < 1000 {
+	allocs := testing.AllocsPerRun(1000/per, func() {
+		for range per {
+			_ = sn.HandleFrame(f.link, f.data[i], f.ts[i])
+			i++
+		}
+		if sn.pipe != nil {
+			sn.drainPipeline()
+		}
+	}) / float64(per)
+	sn.Tick(f.ts[i].Add(time.Second))
+	if got := sn.Stats().Media - media; got < 900 {
 		t.Fatalf("only %d media packets in the measured run", got)
 	}
 	if allocs != 0 {

@@ -10,7 +10,6 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
-	"sort"
 	"sync"
 	"time"
 
@@ -27,7 +26,9 @@ import (
 
 // MediaHandler receives the RTP/RTCP (and other) datagrams of known calls,
 // matched in one call-table lookup with their RTP header parsed once
-// (call.Media, valid only during the call).
+// (call.Media, valid only during the call). With Config.Workers > 1 it is
+// called on the call's worker: concurrently for different calls, in capture
+// order for one call.
 type MediaHandler interface {
 	HandleMedia(m *call.Media)
 }
@@ -50,12 +51,23 @@ type Config struct {
 	// SIPHook, when set, sees every SIP message after the call table did
 	// (spool, SIP history), with the callreference it was tied to (0 when
 	// none) and the packet it came in. Both are valid only during the call.
+	// With Workers > 1 a call's messages are seen on its worker, in order
+	// with its media (as Media.HandleMedia).
 	SIPHook func(m *sip.Message, meta call.Meta, ref uint64, p *decode.Packet)
 	// HEP is HEP input; HEPOut, when set, gets every SIP message and RTCP
 	// report as HEP (HOMER).
 	HEP    HEPInput
 	HEPOut HEPOutput
 	Logger *slog.Logger
+	// Workers is the number of media workers while Run reads a source
+	// (VoIPmonitor's rtpthreads): above 1, a reader goroutine copies the
+	// frames, the goroutine in Run handles SIP and finds each datagram's
+	// call in capture order, and the media of each call (statistics,
+	// spool, audio) is handled by the worker its call hashes to
+	// (workers.go). Calls, CDRs, REGISTERs and callbacks are exactly as
+	// with one. 0 or 1: everything on the goroutine that feeds the
+	// sniffer.
+	Workers int
 }
 
 // Stats counts the packet path's work.
@@ -95,7 +107,14 @@ type Sniffer struct {
 	tcp   *tcpFlows
 	sctp  *sctpAssoc
 	dedup *deduper // nil unless Config.Deduplicate
-	media *mediaTracker
+	// shards holds the calls' media state, one tracker per worker (one
+	// without workers); a call's is shards[shard(ref)].
+	shards []*mediaTracker
+	pipe   *pipeline // the running workers (Run with Workers > 1), else nil
+	// the callbacks of the caller's call.Config
+	onEnd      func(*call.CDR)
+	onRegister func(*call.Register)
+
 	stats Stats
 	live  capture.Live // the current source when it is a live one
 	clk   clock        // the capture's clock during a paced replay (Now)
@@ -130,11 +149,13 @@ func New(cfg Config) *Sniffer {
 		cfg.HEP.Port = 9060
 	}
 	s := &Sniffer{
-		cfg:   cfg,
-		log:   cfg.Logger.With("component", "sniffer"),
-		tcp:   newTCPFlows(),
-		sctp:  newSCTP(),
-		media: newMediaTracker(cfg.Media),
+		cfg:  cfg,
+		log:  cfg.Logger.With("component", "sniffer"),
+		tcp:  newTCPFlows(),
+		sctp: newSCTP(),
+	}
+	for range max(cfg.Workers, 1) {
+		s.shards = append(s.shards, newMediaTracker(cfg.Media))
 	}
 	if cfg.Deduplicate {
 		s.dedup = newDeduper()
@@ -147,35 +168,47 @@ func New(cfg Config) *Sniffer {
 		s.callIDs = make(map[uint64]string)
 	}
 	cc := cfg.Call
-	onMedia, onEnd := cc.OnMedia, cc.OnCallEnd
+	onMedia := cc.OnMedia
+	s.onEnd, s.onRegister = cc.OnCallEnd, cc.OnRegister
 	cc.OnMedia = func(ref uint64, addr netip.AddrPort, party call.Party, md *sdp.Media) {
-		s.media.announce(ref, addr, party, md)
+		if a, ok := announcement(addr, md); ok {
+			if s.pipe != nil {
+				s.queueRare(ref, evAnnounce, rareEvent{ann: a})
+			} else {
+				s.trackerOf(ref).announce(ref, a)
+			}
+		}
 		if onMedia != nil {
 			onMedia(ref, addr, party, md)
 		}
 	}
 	cc.OnCallEnd = func(c *call.CDR) {
-		s.addMedia(c, true)
-		if s.callIDs != nil {
-			delete(s.callIDs, c.CallRef)
-			s.sendQoSHEP(c)
+		if s.pipe != nil {
+			s.dueEnd(c)
+			return
 		}
-		if onEnd != nil {
-			onEnd(c)
+		s.addMedia(c, true)
+		s.callFinished(c)
+	}
+	cc.OnRegister = func(r *call.Register) {
+		if s.pipe != nil {
+			s.dueRegister(r)
+		} else if s.onRegister != nil {
+			s.onRegister(r)
 		}
 	}
 	s.table = call.New(cc)
 	return s
 }
 
-// addMedia attaches the call's RTP streams and merges its RFC 2833 digits
-// with the SIP INFO ones.
-func (s *Sniffer) addMedia(c *call.CDR, final bool) {
-	streams, dtmf := s.media.summaries(c.CallRef, final)
-	c.Streams = streams
-	if len(dtmf) > 0 {
-		c.DTMF = append(c.DTMF, dtmf...)
-		sort.SliceStable(c.DTMF, func(i, j int) bool { return c.DTMF[i].Time.Before(c.DTMF[j].Time) })
+// callFinished hands a finished call, its streams attached, on.
+func (s *Sniffer) callFinished(c *call.CDR) {
+	if s.callIDs != nil {
+		delete(s.callIDs, c.CallRef)
+		s.sendQoSHEP(c)
+	}
+	if s.onEnd != nil {
+		s.onEnd(c)
 	}
 }
 
@@ -231,6 +264,9 @@ type RunOptions struct {
 // Run reads src until EOF or ctx ends. It does not flush the call table:
 // the caller decides (end of replay vs. more sources to come).
 func (s *Sniffer) Run(ctx context.Context, src capture.Source, opts RunOptions) error {
+	if s.cfg.Workers > 1 {
+		return s.runParallel(ctx, []capture.Source{src}, opts)
+	}
 	s.lock()
 	s.live, _ = src.(capture.Live)
 	s.unlock()
@@ -391,7 +427,11 @@ func (s *Sniffer) handleSIPBytes(p *decode.Packet, b []byte, o origin) {
 		}
 		s.sendSIPHEP(p, b, &s.msg)
 	}
-	if s.cfg.SIPHook != nil {
+	switch {
+	case s.cfg.SIPHook == nil:
+	case s.pipe != nil && ref != 0:
+		s.queueSIP(ref, b, s.meta, p) // in order with the call's media
+	default:
 		s.cfg.SIPHook(&s.msg, s.meta, ref, p)
 	}
 }
@@ -404,8 +444,15 @@ func (s *Sniffer) handleMedia(p *decode.Packet) {
 	}
 	s.stats.Media++
 	m.Packet = p
+	if s.pipe != nil {
+		s.queueMedia(m)
+		if s.cfg.HEPOut != nil && rtp.LooksLikeRTCP(p.Payload) {
+			s.sendRTCPHEP(p, m.Ref)
+		}
+		return
+	}
 	m.Classify()
-	s.media.HandleMedia(m)
+	s.trackerOf(m.Ref).HandleMedia(m)
 	if s.cfg.HEPOut != nil && m.Kind == call.MediaRTCP {
 		s.sendRTCPHEP(p, m.Ref)
 	}
@@ -431,6 +478,9 @@ func (s *Sniffer) Flush() {
 	s.lock()
 	defer s.unlock()
 	s.table.Flush()
+	if s.pipe != nil {
+		s.drainPipeline()
+	}
 }
 
 func isKeepAlive(b []byte) bool {

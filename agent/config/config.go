@@ -45,6 +45,7 @@ type Config struct {
 	VXLANPort     int         // udp_port_vxlan: UDP port of VXLAN (default 4789)
 	RingBufferMB  int         // ringbuffer: AF_PACKET ring size in MB
 	CaptureFanout int         // capture_fanout: AF_PACKET fanout group (0 = off)
+	RTPThreads    int         // rtpthreads: media workers; 0 = the number of cores
 	IDSensor      int         // id_sensor: 1-65535, -1 = unset
 	SensorName    string      // sensor_name: name in the sensors table (default: host name)
 	SpoolDir      string      // spooldir

@@ -329,3 +329,30 @@ func TestSecretsNotEchoed(t *testing.T) {
 		}
 	}
 }
+
+// TestRTPThreads: rtpthreads sets the media workers; unset means the number
+// of cores (0 here), VoIPmonitor's 0 (no RTP threads) one goroutine.
+func TestRTPThreads(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want int
+		bad  bool
+	}{
+		{in: "", want: 0},
+		{in: "rtpthreads = 4\n", want: 4},
+		{in: "rtpthreads = 0\n", want: 1},
+		{in: "rtpthreads = 1\n", want: 1},
+		{in: "rtpthreads = -1\n", bad: true},
+		{in: "rtpthreads = many\n", bad: true},
+	} {
+		c, err := Parse("t.conf", []byte(tt.in), nil)
+		switch {
+		case tt.bad && err == nil:
+			t.Errorf("%q accepted", tt.in)
+		case !tt.bad && err != nil:
+			t.Errorf("%q: %v", tt.in, err)
+		case !tt.bad && c.RTPThreads != tt.want:
+			t.Errorf("%q: RTPThreads %d, want %d", tt.in, c.RTPThreads, tt.want)
+		}
+	}
+}

@@ -333,7 +333,6 @@ var noEffectKeys = []string{
 	"rtp_check_both_sides_by_sdp",
 	"rtpfromsdp_onlysip",
 	"rtpip_find_endpoints",
-	"rtpthreads",
 	"rtpthreads_start",
 	"rtptimeout",
 	"save-energylevels",

@@ -51,6 +51,11 @@ var options = map[string]option{
 		c.CaptureBlockTimeout = time.Duration(n) * time.Millisecond
 		return err
 	}, hint: "ms a TPACKET_V3 ring block may wait before the agent sees its packets, 1-1000 (default 4; lower = less live-audio latency)"},
+	"rtpthreads": {set: func(c *Config, v string) error {
+		n, err := intRange(v, 0, 1024)
+		c.RTPThreads = max(n, 1) // 0: VoIPmonitor's "no RTP threads"
+		return err
+	}, hint: "media workers, 0-1024 (default: the number of cores; 0 or 1 = one goroutine does everything): each call's RTP on one worker, SIP in capture order"},
 	"capture_fanout": {set: func(c *Config, v string) error {
 		n, err := intRange(v, 0, 65535)
 		c.CaptureFanout = n

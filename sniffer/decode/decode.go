@@ -448,3 +448,16 @@ func (d *Decoder) gcFragments(now time.Time) {
 	d.lastGC = now
 	d.defrag.discardOlderThan(now.Add(-fragmentTTL))
 }
+
+// PayloadOffset returns where payload starts inside frame, or -1 when it
+// does not alias it (a payload rebuilt from IP fragments).
+func PayloadOffset(frame, payload []byte) int {
+	if len(payload) == 0 || len(frame) == 0 {
+		return -1
+	}
+	off := cap(frame) - cap(payload)
+	if off < 0 || off+len(payload) > len(frame) || &frame[off] != &payload[0] {
+		return -1
+	}
+	return off
+}

@@ -401,3 +401,23 @@ func FuzzFastPath(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, frame []byte) { decodeBothWays(t, layers.LinkTypeEthernet, frame) })
 }
+
+func TestPayloadOffset(t *testing.T) {
+	frame := make([]byte, 100, 200)
+	tests := []struct {
+		name    string
+		payload []byte
+		want    int
+	}{
+		{"inside", frame[42:90], 42},
+		{"to the end", frame[42:], 42},
+		{"other buffer", make([]byte, 10), -1},
+		{"empty", frame[42:42], -1},
+		{"beyond len", frame[90:110], -1},
+	}
+	for _, tc := range tests {
+		if got := PayloadOffset(frame, tc.payload); got != tc.want {
+			t.Errorf("%s: PayloadOffset = %d, want %d", tc.name, got, tc.want)
+		}
+	}
+}

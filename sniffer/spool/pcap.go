@@ -65,19 +65,6 @@ func (p *pcapFile) writeRecord(ts time.Time, data []byte, origLen int) {
 	p.size += int64(pcapRecordHeader + len(data))
 }
 
-// payloadOffset returns where payload starts inside frame, or -1 when it
-// does not alias it (a payload rebuilt from IP fragments).
-func payloadOffset(frame, payload []byte) int {
-	if len(payload) == 0 || len(frame) == 0 {
-		return -1
-	}
-	off := cap(frame) - cap(payload)
-	if off < 0 || off+len(payload) > len(frame) || &frame[off] != &payload[0] {
-		return -1
-	}
-	return off
-}
-
 // sumWords is the 16-bit ones' complement sum (unfolded) of b, an odd last
 // byte taken as the high byte of a zero-padded word.
 func sumWords(b []byte) uint32 {

@@ -557,7 +557,7 @@ func (s *Spool) storeRTP(c *callSpool, md *call.Media, paused bool) bool {
 		}
 		return s.storeMedia(c, p, p.Frame, len(p.Frame))
 	}
-	off := payloadOffset(p.Frame, p.Payload)
+	off := decode.PayloadOffset(p.Frame, p.Payload)
 	if off < 0 {
 		// Rebuilt from fragments: the frame holds only the last one and
 		// the payload cannot be silenced in it; store nothing.

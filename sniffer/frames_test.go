@@ -1,0 +1,67 @@
+package sniffer
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
+
+	"pbx-agent/sniffer/capture"
+)
+
+// frames is a capture held in memory, read as a capture.Source from a
+// position to a position (a replay stopped half way for listcalls).
+type frames struct {
+	link layers.LinkType
+	data [][]byte
+	ts   []time.Time
+}
+
+func loadFrames(t *testing.T, read func() ([]byte, gopacket.CaptureInfo, error), link layers.LinkType) *frames {
+	t.Helper()
+	f := &frames{link: link}
+	for {
+		data, ci, err := read()
+		if errors.Is(err, io.EOF) {
+			return f
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.data = append(f.data, bytes.Clone(data))
+		f.ts = append(f.ts, ci.Timestamp)
+	}
+}
+
+// fileFrames loads a capture file.
+func fileFrames(t *testing.T, path string) *frames {
+	t.Helper()
+	src, err := capture.OpenFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	return loadFrames(t, src.ReadPacket, src.LinkType())
+}
+
+// frameSource reads frames[i:end].
+type frameSource struct {
+	f      *frames
+	i, end int
+}
+
+func (s *frameSource) ReadPacket() ([]byte, gopacket.CaptureInfo, error) {
+	if s.i >= s.end {
+		return nil, gopacket.CaptureInfo{}, io.EOF
+	}
+	s.i++
+	d := s.f.data[s.i-1]
+	return d, gopacket.CaptureInfo{Timestamp: s.f.ts[s.i-1], CaptureLength: len(d), Length: len(d)}, nil
+}
+
+func (s *frameSource) LinkType() layers.LinkType { return s.f.link }
+func (s *frameSource) Close() error              { return nil }

@@ -1,0 +1,170 @@
+package sniffer
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"pbx-agent/sniffer/call"
+	"pbx-agent/sniffer/simulate"
+	"pbx-agent/sniffer/spool"
+)
+
+// replayOutput is everything a replay produces that must not depend on the
+// number of workers.
+type replayOutput struct {
+	cdrs, regs, active []string // JSON, call references zeroed (they are random)
+	stats              string
+	spoolStats         string
+	files              map[string][]byte // spool files by path
+}
+
+func cdrJSON(t *testing.T, c call.CDR) string {
+	c.CallRef = 0
+	b, err := json.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// replayWith replays f with n workers into a spool (SIP and RTP pcaps, the
+// RTP ones compressed, WAVs), taking listcalls half way.
+func replayWith(t *testing.T, f *frames, ports string, workers int) replayOutput {
+	t.Helper()
+	ps, err := ParsePorts(ports)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	sp, err := spool.New(spool.Config{Dir: dir, SaveSIP: true, SaveRTP: spool.RTPFull, SaveRTCP: true, SaveAudio: "wav",
+		ZipRTP: 1, WaitForDisk: true, Location: time.UTC, IOWorkers: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out replayOutput
+	sn := New(Config{SIPPorts: ps, Media: sp, SIPHook: sp.SIP, Workers: workers, Call: call.Config{
+		IdleTimeout: -1,
+		OnCallEnd: func(c *call.CDR) {
+			out.cdrs = append(out.cdrs, cdrJSON(t, *c))
+			sp.CallEnded(c)
+		},
+		OnRegister: func(r *call.Register) {
+			b, _ := json.Marshal(r)
+			out.regs = append(out.regs, string(b))
+		},
+	}})
+	half := len(f.data) / 2
+	ctx := t.Context()
+	if err := sn.Run(ctx, &frameSource{f: f, end: half}, RunOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range sn.ActiveCalls() {
+		out.active = append(out.active, cdrJSON(t, c))
+	}
+	if err := sn.Run(ctx, &frameSource{f: f, i: half, end: len(f.data)}, RunOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	sn.Flush()
+	if err := sp.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st := sn.Stats()
+	out.stats = fmt.Sprintf("%+v", st)
+	ss := sp.Stats()
+	out.spoolStats = fmt.Sprintf("%d %d %d %d %d", ss.SIPPackets, ss.RTPPackets, ss.RTCPPackets, ss.OtherPackets, ss.UnknownCall)
+	out.files = map[string][]byte{}
+	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		out.files[strings.TrimPrefix(p, dir)] = b
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func sameLines(t *testing.T, what string, got, want []string) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Errorf("%s: %d, want %d", what, len(got), len(want))
+	}
+	for i := range min(len(got), len(want)) {
+		if g, w := got[i], want[i]; g != w {
+			at := 0
+			for at < min(len(g), len(w)) && g[at] == w[at] {
+				at++
+			}
+			lo := max(at-60, 0)
+			t.Errorf("%s %d differs at byte %d:\n got …%s\nwant …%s", what, i, at, g[lo:min(at+60, len(g))], w[lo:min(at+60, len(w))])
+			return
+		}
+	}
+}
+
+// checkWorkers replays f with 1, 2 and 4 workers and compares every output
+// byte: CDRs with their RTP statistics, REGISTERs, listcalls half way, the
+// packet path's counters and every spool file.
+func checkWorkers(t *testing.T, f *frames, ports string) {
+	want := replayWith(t, f, ports, 1)
+	if len(want.cdrs)+len(want.regs) == 0 {
+		t.Fatal("the capture gave neither calls nor REGISTERs")
+	}
+	for _, n := range []int{2, 4} {
+		got := replayWith(t, f, ports, n)
+		sameLines(t, fmt.Sprintf("%d workers: CDR", n), got.cdrs, want.cdrs)
+		sameLines(t, fmt.Sprintf("%d workers: REGISTER", n), got.regs, want.regs)
+		sameLines(t, fmt.Sprintf("%d workers: listcalls", n), got.active, want.active)
+		if got.stats != want.stats {
+			t.Errorf("%d workers: stats\n got %s\nwant %s", n, got.stats, want.stats)
+		}
+		if got.spoolStats != want.spoolStats {
+			t.Errorf("%d workers: spool stats %s, want %s", n, got.spoolStats, want.spoolStats)
+		}
+		if len(got.files) != len(want.files) {
+			t.Errorf("%d workers: %d spool files, want %d", n, len(got.files), len(want.files))
+		}
+		for name, b := range want.files {
+			if !bytes.Equal(got.files[name], b) {
+				t.Errorf("%d workers: spool file %s differs (%d bytes, want %d)", n, name, len(got.files[name]), len(b))
+			}
+		}
+	}
+}
+
+// TestWorkersSameOutput: replayed with 2 or 4 media workers, every capture
+// gives byte for byte what it gives single-threaded.
+func TestWorkersSameOutput(t *testing.T) {
+	for _, c := range repoCaptures(t) {
+		t.Run(filepath.Base(c.path), func(t *testing.T) { checkWorkers(t, fileFrames(t, c.path), c.ports) })
+	}
+	generated := []simulate.Options{
+		{Calls: 40, Concurrency: 30, Duration: 6 * time.Second, CPS: 20, Codec: simulate.CodecMixed, Loss: 1, Jitter: 5 * time.Millisecond, Seed: 3},
+		{Calls: 12, Concurrency: 12, Duration: 4 * time.Second, Transport: simulate.TransportTCP, MTU: 600, Seed: 4},
+	}
+	for _, o := range generated {
+		t.Run(fmt.Sprintf("generated-%d-calls-%s", o.Calls, cmp.Or(o.Transport, "udp")), func(t *testing.T) {
+			g, err := simulate.New(o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkWorkers(t, loadFrames(t, g.ReadPacketData, g.LinkType()), "5060")
+		})
+	}
+	t.Run("shared", func(t *testing.T) {
+		for _, c := range sharedCaptures(t) {
+			t.Run(filepath.Base(c.path), func(t *testing.T) { checkWorkers(t, fileFrames(t, c.path), c.ports) })
+		}
+	})
+}

@@ -1,0 +1,285 @@
+package sniffer
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"pbx-agent/sniffer/call"
+	"pbx-agent/sniffer/decode"
+	"pbx-agent/sniffer/rtp"
+)
+
+// Stages of the parallel packet path (workers.go) hand events to each other
+// in batches through a ring: a fixed set of preallocated batches, each an
+// array of events and an arena their bytes are copied into, so the steady
+// state allocates nothing per packet. The producer fills the ring's current
+// batch and passes it on when it is full; a consumer that finds nothing
+// passed on waits a moment, then takes the partly filled one itself, so a
+// quiet link (live capture, a replay at the recorded pace) is not held back
+// waiting for a batch to fill, and a busy one moves whole batches.
+
+const (
+	batchEvents = 256       // events per batch
+	batchBytes  = 128 << 10 // arena bytes per batch (frames of the events)
+	ringDepth   = 4         // batches per ring
+	// A consumer with nothing to do takes the partly filled batch after
+	// stealAfter, waiting twice as long each time it found nothing, up to
+	// stealMax (an idle ring wakes its consumer at most 1/stealMax times a
+	// second).
+	stealAfter = 500 * time.Microsecond
+	stealMax   = 20 * time.Millisecond
+)
+
+type evKind uint8
+
+const (
+	evFrame    evKind = iota // reader → packet path: a captured frame (pkt.Frame, Time, Link)
+	evTimeout                // reader → packet path: the source had nothing for a while
+	evEnd                    // reader → packet path: the source ended (rare.err, io.EOF at its end)
+	evMedia                  // packet path → worker: a datagram of a known call
+	evSIP                    // packet path → worker: a SIP message of a call (SIPHook)
+	evAnnounce               // packet path → worker: an address a call's SDP announced
+	evCallEnd                // packet path → worker: the call ended (attach its streams)
+	evReports                // packet path → worker: RTCP report blocks received as HEP JSON
+)
+
+// event is one item of a batch. pkt's byte slices point into the batch's
+// arena; the fields of rarer kinds live in the batch's rare list.
+type event struct {
+	kind    evKind
+	party   call.Party
+	toParty bool
+	paused  bool
+	rare    int32 // index in batch.rare
+	ref     uint64
+	state   *any
+	pkt     decode.Packet
+}
+
+// rareEvent holds what the rare kinds carry.
+type rareEvent struct {
+	meta call.Meta
+	msg  []byte // evSIP: the message (in the arena)
+	ann  announced
+	cdr  *call.CDR
+	rr   [8]rtp.ReceptionReport
+	nrr  int
+	err  error
+}
+
+type batch struct {
+	seq  uint64
+	ev   []event
+	rare []rareEvent
+	buf  []byte
+}
+
+func newBatch() *batch {
+	return &batch{ev: make([]event, 0, batchEvents), buf: make([]byte, 0, batchBytes)}
+}
+
+func (b *batch) reset() {
+	clear(b.ev) // drop the pointers of the last round
+	clear(b.rare)
+	b.ev, b.rare, b.buf = b.ev[:0], b.rare[:0], b.buf[:0]
+}
+
+// keep copies data into the arena.
+func (b *batch) keep(data []byte) []byte {
+	n := len(b.buf)
+	b.buf = append(b.buf, data...)
+	return b.buf[n:len(b.buf):len(b.buf)]
+}
+
+// keepPacket copies p with its frame and payload in the arena (the payload
+// stays a slice of the frame when it was one).
+func (b *batch) keepPacket(p *decode.Packet) decode.Packet {
+	q := *p
+	q.Frame = b.keep(p.Frame)
+	if off := decode.PayloadOffset(p.Frame, p.Payload); off >= 0 {
+		q.Payload = q.Frame[off : off+len(p.Payload)]
+	} else {
+		q.Payload = b.keep(p.Payload)
+	}
+	return q
+}
+
+// packetBytes is the arena room keepPacket needs.
+func packetBytes(p *decode.Packet) int {
+	if decode.PayloadOffset(p.Frame, p.Payload) >= 0 {
+		return len(p.Frame)
+	}
+	return len(p.Frame) + len(p.Payload)
+}
+
+func (b *batch) addRare(r rareEvent) int32 {
+	b.rare = append(b.rare, r)
+	return int32(len(b.rare) - 1)
+}
+
+// ring passes batches from one producer to one consumer, in order.
+type ring struct {
+	mu  sync.Mutex
+	cur *batch // being filled; nil when none
+	seq uint64 // of the last batch started (under mu)
+
+	full chan *batch // passed on, in order
+	free chan *batch
+	stop <-chan struct{} // closed: a producer waiting for a free batch gives up
+
+	want uint64        // consumer: the sequence number it takes next
+	done atomic.Uint64 // consumer: the sequence number of the last batch finished
+	idle chan struct{} // a batch was finished (wait)
+	wake chan struct{} // optional, shared by a consumer's rings: a batch was passed on
+}
+
+func newRing(stop <-chan struct{}, wake chan struct{}) *ring {
+	r := &ring{full: make(chan *batch, ringDepth), free: make(chan *batch, ringDepth),
+		stop: stop, want: 1, idle: make(chan struct{}, 1), wake: wake}
+	for range ringDepth {
+		r.free <- newBatch()
+	}
+	return r
+}
+
+// begin returns the next event slot, with n bytes of arena room, in the
+// current batch; the ring stays locked until end. It returns nil when the
+// ring was stopped while waiting for a free batch.
+func (r *ring) begin(n int) (*event, *batch) {
+	r.mu.Lock()
+	b := r.cur
+	if b != nil && (len(b.ev) == cap(b.ev) || cap(b.buf)-len(b.buf) < n) {
+		r.passLocked()
+		b = nil
+	}
+	if b == nil {
+		r.mu.Unlock()
+		select {
+		case b = <-r.free:
+		case <-r.stop:
+			return nil, nil
+		}
+		b.reset()
+		r.mu.Lock()
+		r.seq++
+		b.seq, r.cur = r.seq, b
+	}
+	b.ev = b.ev[:len(b.ev)+1]
+	e := &b.ev[len(b.ev)-1]
+	*e = event{}
+	return e, b
+}
+
+func (r *ring) end() { r.mu.Unlock() }
+
+// passLocked passes the current batch on (never blocks: the ring holds at
+// most ringDepth batches).
+func (r *ring) passLocked() {
+	if r.cur == nil {
+		return
+	}
+	r.full <- r.cur
+	r.cur = nil
+	if r.wake != nil {
+		select {
+		case r.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// flush passes the partly filled batch on (the producer is about to wait).
+func (r *ring) flush() {
+	r.mu.Lock()
+	r.passLocked()
+	r.mu.Unlock()
+}
+
+// wait blocks until the consumer finished every batch started so far.
+func (r *ring) wait() {
+	r.flush()
+	r.mu.Lock()
+	last := r.seq
+	r.mu.Unlock()
+	for r.done.Load() < last {
+		<-r.idle
+	}
+}
+
+// take returns the next batch without waiting, or nil; with steal it also
+// takes the partly filled one.
+func (r *ring) take(steal bool) *batch {
+	select {
+	case b := <-r.full:
+		r.want = b.seq + 1
+		return b
+	default:
+	}
+	if !steal {
+		return nil
+	}
+	r.mu.Lock()
+	b := r.cur
+	if b == nil || b.seq != r.want || len(b.ev) == 0 {
+		r.mu.Unlock()
+		return nil
+	}
+	r.cur = nil
+	r.mu.Unlock()
+	r.want = b.seq + 1
+	return b
+}
+
+// finish hands a consumed batch back.
+func (r *ring) finish(b *batch) {
+	r.done.Store(b.seq)
+	r.free <- b
+	select {
+	case r.idle <- struct{}{}:
+	default:
+	}
+}
+
+// consumer takes batches from one or more rings (the packet path reads
+// several fanout sockets); a batch passed on wakes it through wake.
+type consumer struct {
+	rings []*ring
+	wake  chan struct{}
+	timer *time.Timer
+	next  int
+}
+
+func newConsumer(wake chan struct{}) *consumer {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return &consumer{wake: wake, timer: t}
+}
+
+// take returns the next batch of one of the rings and the ring, or nils
+// when done is closed first.
+func (c *consumer) take(done <-chan struct{}) (*batch, *ring) {
+	wait := stealAfter
+	steal := false
+	for {
+		for range c.rings {
+			r := c.rings[c.next]
+			c.next = (c.next + 1) % len(c.rings)
+			if b := r.take(steal); b != nil {
+				return b, r
+			}
+		}
+		c.timer.Reset(wait)
+		select {
+		case <-c.wake:
+			c.timer.Stop()
+			steal = false
+		case <-c.timer.C:
+			steal = true
+			wait = min(2*wait, stealMax)
+		case <-done:
+			c.timer.Stop()
+			return nil, nil
+		}
+	}
+}

@@ -1,0 +1,376 @@
+package sniffer
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sort"
+	"sync"
+	"time"
+
+	"pbx-agent/sniffer/call"
+	"pbx-agent/sniffer/capture"
+	"pbx-agent/sniffer/decode"
+	"pbx-agent/sniffer/rtp"
+	"pbx-agent/sniffer/sip"
+)
+
+// The parallel packet path (Config.Workers > 1), while Run reads a source:
+//
+//	reader(s) ──frames──▶ packet path ──per call──▶ N media workers
+//
+// A reader goroutine per source copies frames into batches. The packet
+// path — the goroutine in Run, the only one that touches the call table —
+// decodes them in capture order, handles SIP (calls, REGISTERs, TCP/SCTP
+// reassembly, HEP) and finds the call of each RTP/RTCP datagram (one
+// call-table lookup), exactly as the single-threaded path does. It hands
+// every datagram of a call, the call's SIP messages for the spool hook, its
+// SDP announcements and its end to the worker the call's reference hashes
+// to, so one worker sees everything of a call in capture order: stream
+// statistics, RFC 2833 digits, per-call pcaps and decoded audio come out
+// byte for byte as single-threaded. A worker owns the media state of its
+// calls (one mediaTracker per worker).
+//
+// Callbacks keep their single-threaded order: a finished call's OnCallEnd
+// waits until its worker attached the call's streams, and callbacks queued
+// behind it (other calls' ends, REGISTER changes) wait their turn.
+
+// pipeline is the running parallel path.
+type pipeline struct {
+	workers []*worker
+	stop    chan struct{}
+	wg      sync.WaitGroup
+	due     []dueCallback // callbacks in table order, waiting for their worker
+}
+
+// dueCallback is a table callback held back to keep its order.
+type dueCallback struct {
+	cdr *call.CDR // OnCallEnd, ready when w finished batch seq
+	w   *ring
+	seq uint64
+	reg *call.Register // OnRegister (a copy owned here)
+}
+
+// worker handles the media of the calls hashed to it.
+type worker struct {
+	s     *Sniffer
+	in    *ring
+	media *mediaTracker
+	md    call.Media
+	msg   sip.Message
+}
+
+// shard is the worker (and mediaTracker) of a call.
+func (s *Sniffer) shard(ref uint64) int {
+	if len(s.shards) == 1 {
+		return 0
+	}
+	return int((ref * 0x9e3779b97f4a7c15 >> 32) % uint64(len(s.shards)))
+}
+
+func (s *Sniffer) trackerOf(ref uint64) *mediaTracker { return s.shards[s.shard(ref)] }
+
+// startPipeline starts the media workers. Called with the packet path's lock.
+func (s *Sniffer) startPipeline() {
+	p := &pipeline{stop: make(chan struct{})}
+	for _, mt := range s.shards {
+		w := &worker{s: s, in: newRing(p.stop, nil), media: mt}
+		p.workers = append(p.workers, w)
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			w.run(p.stop)
+		}()
+	}
+	s.pipe = p
+}
+
+// drainPipeline waits until the workers handled everything handed to them
+// and runs the callbacks held back. Called with the packet path's lock.
+func (s *Sniffer) drainPipeline() {
+	p := s.pipe
+	for _, w := range p.workers {
+		w.in.flush()
+	}
+	for _, w := range p.workers {
+		w.in.wait()
+	}
+	s.release()
+}
+
+// stopPipeline drains the workers and stops them: the single-threaded path
+// takes over (Flush after Run, HEP-only input).
+func (s *Sniffer) stopPipeline() {
+	s.drainPipeline()
+	close(s.pipe.stop)
+	s.pipe.wg.Wait()
+	s.pipe = nil
+}
+
+// flushWorkers passes partly filled batches on: the packet path is about to
+// wait (a replay at the recorded pace), so the workers need not.
+func (s *Sniffer) flushWorkers() {
+	for _, w := range s.pipe.workers {
+		w.in.flush()
+	}
+}
+
+// release runs the held-back callbacks whose worker is done with them, in
+// order.
+func (s *Sniffer) release() {
+	p := s.pipe
+	n := 0
+	for ; n < len(p.due); n++ {
+		d := &p.due[n]
+		if d.w != nil && d.w.done.Load() < d.seq {
+			break
+		}
+		if d.cdr != nil {
+			s.callFinished(d.cdr)
+		} else if s.onRegister != nil {
+			s.onRegister(d.reg)
+		}
+	}
+	if n > 0 {
+		clear(p.due[:n])
+		p.due = p.due[:copy(p.due, p.due[n:])]
+	}
+}
+
+// toWorker returns a new event on the worker of ref, with room for n arena
+// bytes; the worker's ring stays locked until end.
+func (s *Sniffer) toWorker(ref uint64, n int) (*event, *batch, *ring) {
+	r := s.pipe.workers[s.shard(ref)].in
+	e, b := r.begin(n)
+	e.ref = ref
+	return e, b, r
+}
+
+// queueMedia hands a matched datagram to its call's worker.
+func (s *Sniffer) queueMedia(m *call.Media) {
+	p := m.Packet
+	e, b, r := s.toWorker(m.Ref, packetBytes(p))
+	e.kind, e.party, e.toParty, e.paused, e.state = evMedia, m.Party, m.ToParty, m.Paused, m.State
+	e.pkt = b.keepPacket(p)
+	r.end()
+}
+
+// queueSIP hands a call's SIP message to its worker for the SIP hook.
+func (s *Sniffer) queueSIP(ref uint64, b []byte, meta call.Meta, p *decode.Packet) {
+	e, bt, r := s.toWorker(ref, packetBytes(p)+len(b))
+	e.kind = evSIP
+	e.pkt = bt.keepPacket(p)
+	e.rare = bt.addRare(rareEvent{meta: meta, msg: bt.keep(b)})
+	r.end()
+}
+
+// queueRare hands a rare event (announcement, end, reports) to the worker
+// of ref; it returns the ring and the batch's sequence number.
+func (s *Sniffer) queueRare(ref uint64, kind evKind, re rareEvent) (*ring, uint64) {
+	e, b, r := s.toWorker(ref, 0)
+	e.kind = kind
+	e.rare = b.addRare(re)
+	seq := b.seq
+	r.end()
+	return r, seq
+}
+
+// run handles batches until stop is closed (after the last was drained).
+func (w *worker) run(stop <-chan struct{}) {
+	c := newConsumer(nil)
+	c.rings = []*ring{w.in}
+	for {
+		b, r := c.take(stop)
+		if b == nil {
+			return
+		}
+		for i := range b.ev {
+			w.handle(b, &b.ev[i])
+		}
+		r.finish(b)
+	}
+}
+
+func (w *worker) handle(b *batch, e *event) {
+	s := w.s
+	switch e.kind {
+	case evMedia:
+		m := &w.md
+		m.Packet, m.Ref, m.Party, m.ToParty, m.Paused, m.State = &e.pkt, e.ref, e.party, e.toParty, e.paused, e.state
+		m.Classify()
+		w.media.HandleMedia(m)
+	case evSIP:
+		re := &b.rare[e.rare]
+		if _, err := sip.Parse(re.msg, &w.msg); err == nil {
+			s.cfg.SIPHook(&w.msg, re.meta, e.ref, &e.pkt)
+		}
+	case evAnnounce:
+		w.media.announce(e.ref, b.rare[e.rare].ann)
+	case evCallEnd:
+		s.addMedia(b.rare[e.rare].cdr, true)
+	case evReports:
+		re := &b.rare[e.rare]
+		w.media.applyReports(e.ref, re.rr[:re.nrr], re.meta.Time)
+	}
+}
+
+// addMedia attaches the call's RTP streams and merges its RFC 2833 digits
+// with the SIP INFO ones.
+func (s *Sniffer) addMedia(c *call.CDR, final bool) {
+	streams, dtmf := s.trackerOf(c.CallRef).summaries(c.CallRef, final)
+	c.Streams = streams
+	if len(dtmf) > 0 {
+		c.DTMF = append(c.DTMF, dtmf...)
+		sort.SliceStable(c.DTMF, func(i, j int) bool { return c.DTMF[i].Time.Before(c.DTMF[j].Time) })
+	}
+}
+
+// readFrames copies src's frames into r until src ends or r is stopped.
+func readFrames(src capture.Source, r *ring) {
+	link := src.LinkType()
+	for {
+		data, ci, err := src.ReadPacket()
+		if errors.Is(err, capture.ErrTimeout) {
+			e, _ := r.begin(0)
+			if e == nil {
+				return
+			}
+			e.kind, e.pkt.Time = evTimeout, time.Now()
+			r.end()
+			r.flush()
+			continue
+		}
+		if err != nil {
+			e, b := r.begin(0)
+			if e == nil {
+				return
+			}
+			e.kind, e.rare = evEnd, b.addRare(rareEvent{err: err})
+			r.end()
+			r.flush()
+			return
+		}
+		e, b := r.begin(len(data))
+		if e == nil {
+			return
+		}
+		e.kind, e.pkt.Time, e.pkt.Link = evFrame, ci.Timestamp, link
+		e.pkt.Frame = b.keep(data)
+		r.end()
+	}
+}
+
+// runParallel is Run with media workers: readers copy the sources' frames
+// into rings, this goroutine is the packet path.
+func (s *Sniffer) runParallel(ctx context.Context, srcs []capture.Source, opts RunOptions) (err error) {
+	stop := make(chan struct{})
+	wake := make(chan struct{}, 1)
+	c := newConsumer(wake)
+	var readers sync.WaitGroup
+	for _, src := range srcs {
+		r := newRing(stop, wake)
+		c.rings = append(c.rings, r)
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			readFrames(src, r)
+		}()
+	}
+	s.lock()
+	s.live, _ = srcs[0].(capture.Live)
+	s.startPipeline()
+	s.unlock()
+	defer func() {
+		close(stop)
+		readers.Wait()
+		s.lock()
+		s.stopPipeline()
+		s.publish()
+		s.unlock()
+		s.clk.end()
+	}()
+	var first, start time.Time
+	ended := 0
+	for {
+		b, r := c.take(ctx.Done())
+		if b == nil {
+			return ctx.Err()
+		}
+		for i := range b.ev {
+			e := &b.ev[i]
+			switch e.kind {
+			case evFrame:
+				if opts.Realtime {
+					if first.IsZero() {
+						first, start = e.pkt.Time, time.Now()
+						s.clk.begin(first, start)
+					}
+					if err := s.pace(ctx, e.pkt.Time.Sub(first)-time.Since(start)); err != nil {
+						return err
+					}
+				}
+				if err := s.HandleFrame(e.pkt.Link, e.pkt.Frame, e.pkt.Time); err != nil {
+					return err
+				}
+			case evTimeout:
+				s.Tick(e.pkt.Time)
+			case evEnd:
+				if err := b.rare[e.rare].err; !errors.Is(err, io.EOF) {
+					return err
+				}
+				if ended++; ended == len(srcs) {
+					return nil
+				}
+			}
+		}
+		r.finish(b)
+		s.lock()
+		s.release()
+		s.unlock()
+	}
+}
+
+// pace waits until a frame is due (a replay at the recorded pace), the
+// workers having what the packet path gave them so far.
+func (s *Sniffer) pace(ctx context.Context, wait time.Duration) error {
+	if wait <= 0 {
+		return nil
+	}
+	s.lock()
+	s.flushWorkers()
+	s.unlock()
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// dueEnd holds a finished call's OnCallEnd until its worker attached the
+// call's streams.
+func (s *Sniffer) dueEnd(c *call.CDR) {
+	r, seq := s.queueRare(c.CallRef, evCallEnd, rareEvent{cdr: c})
+	s.pipe.due = append(s.pipe.due, dueCallback{cdr: c, w: r, seq: seq})
+}
+
+// dueRegister holds a REGISTER change behind the callbacks before it.
+func (s *Sniffer) dueRegister(reg *call.Register) {
+	if len(s.pipe.due) == 0 {
+		if s.onRegister != nil {
+			s.onRegister(reg)
+		}
+		return
+	}
+	r := *reg
+	s.pipe.due = append(s.pipe.due, dueCallback{reg: &r})
+}
+
+// keepReports copies report blocks for a worker.
+func keepReports(blocks []rtp.ReceptionReport, t time.Time) rareEvent {
+	re := rareEvent{meta: call.Meta{Time: t}}
+	re.nrr = copy(re.rr[:], blocks)
+	return re
+}

@@ -59,6 +59,9 @@ func (s *Sniffer) HandleHEP(b []byte, recv time.Time) {
 	s.lock()
 	defer s.unlock()
 	s.handleHEP(b, recv)
+	if s.pipe != nil {
+		s.flushWorkers() // a listener between the capture's frames: its packet is not held back
+	}
 }
 
 func (s *Sniffer) handleHEP(b []byte, recv time.Time) {

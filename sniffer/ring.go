@@ -14,18 +14,20 @@ import (
 // in batches through a ring: a fixed set of preallocated batches, each an
 // array of events and an arena their bytes are copied into, so the steady
 // state allocates nothing per packet. The producer fills the ring's current
-// batch and passes it on when it is full; a consumer that finds nothing
-// passed on waits a moment, then takes the partly filled one itself, so a
-// quiet link (live capture, a replay at the recorded pace) is not held back
-// waiting for a batch to fill, and a busy one moves whole batches.
+// batch and passes it on when it is full, or when it is about to wait
+// itself (the packet path before it waits for frames or paces a replay).
+// A reader cannot know that a read will block, so the packet path, finding
+// nothing passed on, waits a moment, then takes the reader's partly filled
+// batch itself: a quiet link (live capture) is not held back waiting for a
+// batch to fill, and a busy one moves whole batches.
 
 const (
 	batchEvents = 256       // events per batch
 	batchBytes  = 128 << 10 // arena bytes per batch (frames of the events)
 	ringDepth   = 4         // batches per ring
-	// A consumer with nothing to do takes the partly filled batch after
-	// stealAfter, waiting twice as long each time it found nothing, up to
-	// stealMax (an idle ring wakes its consumer at most 1/stealMax times a
+	// The packet path with no frames takes a reader's partly filled batch
+	// after stealAfter, waiting twice as long each time it found nothing,
+	// up to stealMax (an idle capture wakes it at most 1/stealMax times a
 	// second).
 	stealAfter = 500 * time.Microsecond
 	stealMax   = 20 * time.Millisecond
@@ -257,8 +259,8 @@ func newConsumer(wake chan struct{}) *consumer {
 }
 
 // take returns the next batch of one of the rings and the ring, or nils
-// when done is closed first.
-func (c *consumer) take(done <-chan struct{}) (*batch, *ring) {
+// when done is closed first; idle runs each time before it waits.
+func (c *consumer) take(done <-chan struct{}, idle func()) (*batch, *ring) {
 	wait := stealAfter
 	steal := false
 	for {
@@ -269,6 +271,7 @@ func (c *consumer) take(done <-chan struct{}) (*batch, *ring) {
 				return b, r
 			}
 		}
+		idle()
 		c.timer.Reset(wait)
 		select {
 		case <-c.wake:

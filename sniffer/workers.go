@@ -79,7 +79,7 @@ func (s *Sniffer) startPipeline() {
 		p.wg.Add(1)
 		go func() {
 			defer p.wg.Done()
-			w.run(p.stop)
+			w.run()
 		}()
 	}
 	s.pipe = p
@@ -102,17 +102,26 @@ func (s *Sniffer) drainPipeline() {
 // takes over (Flush after Run, HEP-only input).
 func (s *Sniffer) stopPipeline() {
 	s.drainPipeline()
+	for _, w := range s.pipe.workers {
+		w.in.full <- nil
+	}
 	close(s.pipe.stop)
 	s.pipe.wg.Wait()
 	s.pipe = nil
 }
 
 // flushWorkers passes partly filled batches on: the packet path is about to
-// wait (a replay at the recorded pace), so the workers need not.
+// wait (for frames, or pacing a replay), so the workers need not.
 func (s *Sniffer) flushWorkers() {
 	for _, w := range s.pipe.workers {
 		w.in.flush()
 	}
+}
+
+func (s *Sniffer) flushWorkersLocked() {
+	s.lock()
+	s.flushWorkers()
+	s.unlock()
 }
 
 // release runs the held-back callbacks whose worker is done with them, in
@@ -175,15 +184,12 @@ func (s *Sniffer) queueRare(ref uint64, kind evKind, re rareEvent) (*ring, uint6
 	return r, seq
 }
 
-// run handles batches until stop is closed (after the last was drained).
-func (w *worker) run(stop <-chan struct{}) {
-	c := newConsumer(nil)
-	c.rings = []*ring{w.in}
-	for {
-		b, r := c.take(stop)
-		if b == nil {
-			return
-		}
+// run handles batches until it receives nil (stopPipeline, after the last
+// was drained). The packet path passes every batch on (when full, or before
+// it waits), so a worker only ever waits for one.
+func (w *worker) run() {
+	r := w.in
+	for b := <-r.full; b != nil; b = <-r.full {
 		for i := range b.ev {
 			w.handle(b, &b.ev[i])
 		}
@@ -292,7 +298,7 @@ func (s *Sniffer) runParallel(ctx context.Context, srcs []capture.Source, opts R
 	var first, start time.Time
 	ended := 0
 	for {
-		b, r := c.take(ctx.Done())
+		b, r := c.take(ctx.Done(), s.flushWorkersLocked)
 		if b == nil {
 			return ctx.Err()
 		}
@@ -336,9 +342,7 @@ func (s *Sniffer) pace(ctx context.Context, wait time.Duration) error {
 	if wait <= 0 {
 		return nil
 	}
-	s.lock()
-	s.flushWorkers()
-	s.unlock()
+	s.flushWorkersLocked()
 	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {

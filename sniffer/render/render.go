@@ -143,8 +143,9 @@ func Render(ctx context.Context, in Input, opt Options) (*Stream, error) {
 }
 
 // readSDP collects the dynamic payload type names and each side's media
-// addresses from the call's SIP pcap: SDP sent by whoever sent the first
-// request is the caller's, the rest the callee's.
+// addresses from the call's SIP pcap: SDP sent from the address and port
+// the first request came from is the caller's, the rest the callee's
+// (by port too: on one host, a PBX and its phones share the address).
 func readSDP(open Opener) (*sides, error) {
 	sd := &sides{}
 	if open == nil {
@@ -170,7 +171,7 @@ func readSDP(open Opener) (*sides, error) {
 		pkt    decode.Packet
 		m      sip.Message
 		ss     sdp.Session
-		caller netip.Addr
+		caller netip.AddrPort // who sent the first request
 	)
 	for range 10000 {
 		data, ci, err := src.ReadPacket()
@@ -184,13 +185,13 @@ func readSDP(open Opener) (*sides, error) {
 			continue
 		}
 		if m.Request && !caller.IsValid() {
-			caller = pkt.Src.Addr()
+			caller = pkt.Src
 		}
 		body := sip.SDPBody(&m)
 		if len(body) == 0 || sdp.Parse(body, &ss) != nil {
 			continue
 		}
-		fromCaller := pkt.Src.Addr() == caller
+		fromCaller := pkt.Src == caller
 		for i := 0; i < ss.NMedia; i++ {
 			md := &ss.Media[i]
 			if !md.Audio() {

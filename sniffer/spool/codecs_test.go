@@ -1,7 +1,6 @@
 package spool_test
 
 import (
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -12,10 +11,12 @@ import (
 )
 
 // TestCodecCallWAVTones: real Asterisk calls in G.722 and GSM (Alice
-// 700 Hz calls Bob 1300 Hz) are written as WAVs with the caller's tone on
-// the left and the callee's on the right, each ≥ 30 dB over the other, on
-// both legs. The cut G.722 call in testdata always runs; the whole G.722
-// and GSM recordings run when ../shared is there.
+// 700 Hz calls Bob 1300 Hz) are written as WAVs and as Ogg/Opus at the
+// codec's native rate (G.722 16 kHz) with the caller's tone on the left
+// and the callee's on the right, each ≥ 30 dB over the other, on both
+// legs, and so is each leg's spooled RTP pcap rendered on demand. The cut
+// G.722 call in testdata always runs; the whole G.722 and GSM recordings
+// run when ../shared is there.
 func TestCodecCallWAVTones(t *testing.T) {
 	if !codec.Built {
 		t.Skip("built without cgo: G.722 and GSM play as silence")
@@ -33,39 +34,52 @@ func TestCodecCallWAVTones(t *testing.T) {
 		{"gsm", func(t *testing.T) string { return fixture.Shared(t, "asterisk-more", "call-gsm.pcap") }, nil, 8000},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := t.TempDir()
-			res := replay(t, tc.path(t), fullConfig(dir), nil)
-			legs := tc.legs
-			if legs == nil {
-				for id, c := range res.cdrs {
-					if !c.ConnectTime.IsZero() {
-						legs = append(legs, id)
+			pcap := tc.path(t)
+			for _, format := range []string{"wav", "ogg"} {
+				dir := t.TempDir()
+				cfg := fullConfig(dir)
+				cfg.SaveAudio = format
+				res := replay(t, pcap, cfg, nil)
+				legs := tc.legs
+				if legs == nil {
+					for id, c := range res.cdrs {
+						if !c.ConnectTime.IsZero() {
+							legs = append(legs, id)
+						}
+					}
+				}
+				if len(legs) != 2 {
+					t.Fatalf("%d answered legs, want 2", len(legs))
+				}
+				for _, id := range legs {
+					cdr := res.cdrs[id]
+					if cdr == nil {
+						t.Fatalf("no CDR for %s", id)
+					}
+					path := func(typ, ext string) string {
+						return spool.Path(dir, cdr.CallDate, time.UTC, typ, spool.FBasename(id), ext)
+					}
+					pcm, rate := audioFile(t, path(spool.TypeAudio, format))
+					checkTones(t, tc.name+" "+format+" "+id, pcm, rate, tc.rate)
+					if format == "wav" {
+						w := renderSpooled(t, path)
+						checkTones(t, tc.name+" rendered from RTP "+id, w.samples, w.rate, tc.rate)
 					}
 				}
 			}
-			if len(legs) != 2 {
-				t.Fatalf("%d answered legs, want 2", len(legs))
-			}
-			for _, id := range legs {
-				cdr := res.cdrs[id]
-				if cdr == nil {
-					t.Fatalf("no CDR for %s", id)
-				}
-				w := readWAV(t, spool.Path(dir, cdr.CallDate, time.UTC, spool.TypeAudio, spool.FBasename(id), "wav"))
-				if w.channels != 2 || w.rate != tc.rate {
-					t.Fatalf("%s: %d channels at %d Hz, want 2 at %d Hz", id, w.channels, w.rate, tc.rate)
-				}
-				var l, r []int16
-				for i := 0; i+1 < len(w.samples); i += 2 {
-					l, r = append(l, w.samples[i]), append(r, w.samples[i+1])
-				}
-				left, right := tone.Over(l, float64(w.rate), 700, 1300), tone.Over(r, float64(w.rate), 1300, 700)
-				t.Logf("%s %s: %v, left 700 Hz %.1f dB over 1300 Hz (RMS %.0f), right 1300 Hz %.1f dB over 700 Hz (RMS %.0f)",
-					filepath.Base(tc.name), id, w.duration(), left, tone.RMS(l), right, tone.RMS(r))
-				if left < 30 || right < 30 {
-					t.Errorf("%s: separation left %.1f dB, right %.1f dB; want ≥ 30", id, left, right)
-				}
-			}
 		})
+	}
+}
+
+// checkTones: stereo PCM at rate (want: the native rate) has the caller's
+// 700 Hz left and the callee's 1300 Hz right, each ≥ 30 dB over the other.
+func checkTones(t *testing.T, what string, pcm []int16, rate, want int) {
+	t.Helper()
+	l, r := tone.Split(pcm)
+	left, right := tone.Over(l, float64(rate), 700, 1300), tone.Over(r, float64(rate), 1300, 700)
+	t.Logf("%s: %d Hz, %.2f s, left 700 Hz %.1f dB over 1300 Hz (RMS %.0f), right 1300 Hz %.1f dB over 700 Hz (RMS %.0f)",
+		what, rate, float64(len(l))/float64(rate), left, tone.RMS(l), right, tone.RMS(r))
+	if rate != want || left < 30 || right < 30 {
+		t.Errorf("%s: %d Hz (want %d), separation left %.1f dB, right %.1f dB; want ≥ 30", what, rate, want, left, right)
 	}
 }

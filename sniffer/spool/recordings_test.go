@@ -56,15 +56,7 @@ func TestLiveRecordings(t *testing.T) {
 				}
 				// The timeline starts with the first RTP packet, at start.
 				from, to := res.paused.Sub(start).Seconds(), res.unpaused.Sub(start).Seconds()
-				var pcm []int16
-				rate := 0
-				if f == audio.FormatWAV {
-					w := readWAV(t, path(spool.TypeAudio, "wav"))
-					pcm, rate = w.samples, w.rate
-				} else {
-					rate = oggRate(t, path(spool.TypeAudio, "ogg"))
-					pcm, _ = tone.FFmpeg(t, path(spool.TypeAudio, "ogg"), rate, 2)
-				}
+				pcm, rate := audioFile(t, path(spool.TypeAudio, f.Ext()))
 				l, r := tone.Split(pcm)
 				left := tone.Over(tone.Span(l, rate, 0.2, from-0.1), float64(rate), 700, 1300)
 				right := tone.Over(tone.Span(r, rate, to+0.15, 2.9), float64(rate), 1300, 700)
@@ -78,19 +70,7 @@ func TestLiveRecordings(t *testing.T) {
 					continue
 				}
 				// The stored RTP pcap, rendered on demand.
-				open := func(p string) render.Opener { return func() (io.ReadCloser, error) { return spool.OpenPcap(p) } }
-				s, err := render.Render(context.Background(), render.Input{RTP: open(path(spool.TypeRTP, "pcap")), SIP: open(path(spool.TypeSIP, "pcap"))},
-					render.Options{Format: audio.FormatWAV})
-				if err != nil {
-					t.Fatal(err)
-				}
-				out := filepath.Join(t.TempDir(), "r.wav")
-				b, err := io.ReadAll(s)
-				s.Close()
-				if err != nil || os.WriteFile(out, b, 0o644) != nil {
-					t.Fatal(err)
-				}
-				w := readWAV(t, out)
+				w := renderSpooled(t, path)
 				if w.rate != c.rate {
 					t.Errorf("rendered from the RTP pcap at %d Hz, want %d", w.rate, c.rate)
 				}
@@ -98,6 +78,42 @@ func TestLiveRecordings(t *testing.T) {
 			}
 		})
 	}
+}
+
+// audioFile reads a spool AUDIO file as interleaved stereo at its rate:
+// a WAV directly, an Ogg/Opus through ffmpeg (the referee) at the rate its
+// OpusHead gives.
+func audioFile(t *testing.T, path string) (pcm []int16, rate int) {
+	t.Helper()
+	if filepath.Ext(path) == ".wav" {
+		w := readWAV(t, path)
+		return w.samples, w.rate
+	}
+	rate = oggRate(t, path)
+	pcm, _ = tone.FFmpeg(t, path, rate, 2)
+	return pcm, rate
+}
+
+// renderSpooled renders a call's spooled RTP pcap (named by its SIP pcap)
+// as a WAV; path gives a file of the call by type and extension.
+func renderSpooled(t *testing.T, path func(typ, ext string) string) wav {
+	t.Helper()
+	open := func(p string) render.Opener { return func() (io.ReadCloser, error) { return spool.OpenPcap(p) } }
+	s, err := render.Render(context.Background(), render.Input{RTP: open(path(spool.TypeRTP, "pcap")), SIP: open(path(spool.TypeSIP, "pcap"))},
+		render.Options{Format: audio.FormatWAV})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	b, err := io.ReadAll(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := parseWAV(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
 }
 
 // oggRate is the input sample rate in an Ogg/Opus file's OpusHead.

@@ -11,12 +11,13 @@ all: build
 
 # The codec decoders link Debian's libraries through cgo (make test installs
 # them). Without their headers the agent is built with the nocodecs tag: it
-# runs and decodes G.711 only, and says so once per call.
-CODEC_HEADERS := spandsp/g722.h gsm.h opus/opus.h bcg729/decoder.h
-CODEC_TAGS := $(if $(strip $(foreach h,$(CODEC_HEADERS),$(if $(wildcard /usr/include/$(h)),,missing))),-tags nocodecs)
+# runs and decodes G.711 only, and says so once per call; without
+# libavcodec's (iLBC, G.723.1) with the noavcodec tag.
+CODEC_HEADERS := spandsp/g722.h gsm.h opus/opus.h bcg729/decoder.h speex/speex.h
+CODEC_TAGS := $(if $(strip $(foreach h,$(CODEC_HEADERS),$(if $(wildcard /usr/include/$(h)),,missing))),-tags nocodecs,$(if $(wildcard /usr/include/*/libavcodec/avcodec.h /usr/include/libavcodec/avcodec.h),,-tags noavcodec))
 
 build:
-	@$(if $(CODEC_TAGS),echo "build: codec headers missing (apt-get install libspandsp-dev libgsm1-dev libopus-dev libbcg729-dev): building with G.711 only",true)
+	@$(if $(CODEC_TAGS),echo "build: codec headers missing (apt-get install libspandsp-dev libgsm1-dev libopus-dev libbcg729-dev libspeex-dev libavcodec-dev): building with $(CODEC_TAGS)",true)
 	$(GO) build $(CODEC_TAGS) -o $(BIN) ./agent
 
 # Runs the agent on its embedded default: no interface configured, so it

@@ -5,8 +5,10 @@
 #   scripts/package/build-deb.sh [OUTDIR]     # default .tmp/deb; prints the .deb path
 #
 # VERSION (default: from git, else 0.1.0) and GOARCH may be set in the
-# environment. The binary is linked statically: cgo (AF_PACKET ring) against
-# glibc's static libc when available, else CGO_ENABLED=0 (pcapgo fallback).
+# environment. The binary is linked statically: cgo (AF_PACKET ring, the
+# codec libraries) against glibc's static libc when available, else
+# CGO_ENABLED=0 (pcapgo fallback, G.711 only). A static binary needs no
+# runtime Depends for its codec libraries.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -51,9 +53,17 @@ MAINTAINER=${DEB_MAINTAINER:-$(git -C "$ROOT" log -1 --format='%an <%ae>' 2>/dev
 
 LDFLAGS="-s -w -X main.version=$VERSION"
 BIN=$PKG/usr/bin/pbx-agent
-if [[ $GOARCH == "$($GO env GOHOSTARCH)" ]] && CGO_ENABLED=1 $GO build -trimpath -tags netgo,osusergo \
-	-ldflags "$LDFLAGS -linkmode external -extldflags -static" -o "$BIN" ./agent 2>"$STAGE/cgo.log"; then
-	log "static cgo build (AF_PACKET TPACKET_V3 capture)"
+# libavcodec (iLBC, G.723.1) does not link statically (Debian's libavcodec.a
+# needs every codec library it was built with): the static build then
+# leaves it out (noavcodec tag) and plays those two codecs as silence.
+static_build() {
+	CGO_ENABLED=1 $GO build -trimpath -tags "netgo,osusergo$1" \
+		-ldflags "$LDFLAGS -linkmode external -extldflags -static" -o "$BIN" ./agent 2>"$STAGE/cgo.log"
+}
+if [[ $GOARCH == "$($GO env GOHOSTARCH)" ]] && static_build ""; then
+	log "static cgo build (AF_PACKET TPACKET_V3 capture, every codec)"
+elif [[ $GOARCH == "$($GO env GOHOSTARCH)" ]] && static_build ",noavcodec"; then
+	log "static cgo build (AF_PACKET TPACKET_V3 capture; iLBC and G.723.1 not decoded: libavcodec does not link statically)"
 else
 	log "static cgo build unavailable ($(tail -1 "$STAGE/cgo.log" 2>/dev/null)); building with CGO_ENABLED=0"
 	CGO_ENABLED=0 GOARCH=$GOARCH $GO build -trimpath -ldflags "$LDFLAGS" -o "$BIN" ./agent

@@ -140,10 +140,10 @@ func TestTimeline(t *testing.T) {
 			wantReanch: 1,
 		},
 		{
-			name: "codecs without a decoder (G.723) are silence",
+			name: "codecs without a decoder (G.728) are silence",
 			in: []pkt{
 				{dir: FromCaller, ssrc: 1, ts: 0, at: 0, b: 0x80},
-				{dir: FromCallee, ssrc: 2, ts: 0, at: 0, b: 0x80, pt: 4},
+				{dir: FromCallee, ssrc: 2, ts: 0, at: 0, b: 0x80, pt: 15},
 				{dir: FromCaller, ssrc: 1, ts: FrameSamples, at: 20 * time.Millisecond, b: 0x80, pt: rtp.PTPCMA},
 			},
 			wantFrames: 2,

@@ -161,13 +161,13 @@ func TestComfortNoiseAndEvents(t *testing.T) {
 func TestUndecodableLoggedOnce(t *testing.T) {
 	var logBuf bytes.Buffer
 	c := NewCall(Config{Log: slog.New(slog.NewTextHandler(&logBuf, nil))})
-	c.MapPayloadType(97, "iLBC")
+	c.MapPayloadType(97, "AMR")
 	for i := 0; i < 20; i++ {
 		h := rtp.Header{Version: 2, PayloadType: 97, SSRC: 1, Timestamp: uint32(i * FrameSamples)}
 		c.Feed(FromCaller, &h, make([]byte, 38), t0.Add(time.Duration(i)*FrameDuration), false)
 	}
 	c.Close()
-	if n := strings.Count(logBuf.String(), "codec not decoded"); n != 1 || !strings.Contains(logBuf.String(), "codec=ILBC") {
+	if n := strings.Count(logBuf.String(), "codec not decoded"); n != 1 || !strings.Contains(logBuf.String(), "codec=AMR") {
 		t.Errorf("%d log lines: %s", n, logBuf.String())
 	}
 	if st := c.Stats(); st.Undecodable != 20 {

@@ -8,6 +8,7 @@ package codec
 #include <stdlib.h>
 #include <spandsp/telephony.h>
 #include <spandsp/g722.h>
+#include <spandsp/g726.h>
 #include <gsm.h>
 #include <opus/opus.h>
 #include <bcg729/decoder.h>
@@ -75,6 +76,55 @@ func (g *g722) Conceal(out []int16, n int) int { return fade(out, n, &g.prev) }
 func (g *g722) Close() {
 	if g.s != nil {
 		C.g722_decode_free(g.s)
+		g.s = nil
+	}
+}
+
+// g726 is spandsp's G.726 decoder at 32 kbit/s: 4-bit codewords, two per
+// byte, packed as RFC 3551 says (first codeword in the low nibble, SDP
+// name G726-32) or as ITU-T I.366.2 AAL2 does (first in the high nibble,
+// AAL2-G726-32).
+type g726 struct {
+	s    *C.g726_state_t
+	name string
+	prev int16
+}
+
+func newG726(name string) (Decoder, error) {
+	packing := C.int(C.G726_PACKING_RIGHT)
+	if name == G726AAL2 {
+		packing = C.G726_PACKING_LEFT
+	}
+	s := C.g726_init(nil, 32000, C.G726_ENCODING_LINEAR, packing)
+	if s == nil {
+		return nil, fmt.Errorf("%w: g726_init failed", ErrUnsupported)
+	}
+	return &g726{s: s, name: name}, nil
+}
+
+func (g *g726) Name() string { return g.name }
+func (g *g726) Rate() int    { return 8000 }
+
+func (g *g726) Decode(p []byte, out []int16) (int, error) {
+	if len(out) < 2*len(p) {
+		return 0, ErrShort
+	}
+	if len(p) == 0 {
+		return 0, fmt.Errorf("%w: empty G.726 payload", ErrPayload)
+	}
+	n := int(C.g726_decode(g.s, (*C.int16_t)(unsafe.Pointer(&out[0])), (*C.uint8_t)(unsafe.Pointer(&p[0])), C.int(len(p))))
+	if n > 0 {
+		g.prev = out[n-1]
+	}
+	return n, nil
+}
+
+// Conceal fades the last sample out (spandsp's G.726 has no concealment).
+func (g *g726) Conceal(out []int16, n int) int { return fade(out, n, &g.prev) }
+
+func (g *g726) Close() {
+	if g.s != nil {
+		C.g726_free(g.s)
 		g.s = nil
 	}
 }

@@ -1,13 +1,16 @@
 // Package codec decodes RTP audio payloads into signed 16-bit mono PCM.
 //
-// The decoders are Debian's maintained libraries through cgo: G.722
-// (spandsp), GSM 06.10 (libgsm), Opus (libopus, with its own loss
-// concealment and in-band FEC) and G.729/A/B (bcg729, Annex B SID frames
-// included). G.711 and comfort noise (RFC 3389) are decoded in Go. A build
-// without cgo (CGO_ENABLED=0, or the nocodecs tag where the libraries'
-// -dev packages are missing) still has G.711 and CN; New returns
-// ErrUnsupported for the others, so callers can say once which codec they
-// cannot play and play it as silence.
+// The decoders are Debian's maintained libraries through cgo: G.722 and
+// G.726-32 (spandsp), GSM 06.10 (libgsm), Opus (libopus, with its own loss
+// concealment and in-band FEC), G.729/A/B (bcg729, Annex B SID frames
+// included), Speex NB/WB (libspeex), and iLBC and G.723.1 (libavcodec's
+// native decoders: Debian ships no libilbc, and no other G.723.1 decoder).
+// G.711 and comfort noise (RFC 3389) are decoded in Go. A build without
+// cgo (CGO_ENABLED=0, or the nocodecs tag where the libraries' -dev
+// packages are missing) still has G.711 and CN, one with the noavcodec tag
+// lacks iLBC and G.723.1 only; New returns ErrUnsupported for what a build
+// lacks, so callers can say once which codec they cannot play and play it
+// as silence.
 //
 // A Decoder keeps the codec's state between packets of one stream and is
 // not safe for concurrent use. Decode and Conceal do not allocate.
@@ -52,7 +55,21 @@ const (
 	Opus  = "opus"
 	CN    = "CN"
 	Event = "telephone-event"
+	// G726 is G.726 at 32 kbit/s packed as RFC 3551 says; G726AAL2 packed
+	// as AAL2 (ITU-T I.366.2), as some devices still send it.
+	G726     = "G726-32"
+	G726AAL2 = "AAL2-G726-32"
+	ILBC     = "iLBC"
+	G723     = "G723" // G.723.1
+	// Speex is narrowband Speex ("speex/8000"); SpeexWB wideband
+	// ("speex/16000"): SDP tells them apart by the clock rate only, so
+	// SDPName names the wideband one after it.
+	Speex   = "speex"
+	SpeexWB = "speex/16000"
 )
+
+// names are the canonical spellings Canonical knows.
+var names = [...]string{PCMU, PCMA, G722, GSM, G729, Opus, CN, Event, G726, G726AAL2, ILBC, G723, Speex, SpeexWB}
 
 // StaticName returns the encoding name of a static payload type ("" when
 // the type is dynamic or not audio decoded here).
@@ -71,15 +88,31 @@ func StaticName(pt uint8) string {
 	case rtp.PTG729:
 		return G729
 	case rtp.PTG723:
-		return "G723"
+		return G723
+	case ptG721:
+		return G726
 	}
 	return ""
+}
+
+// ptG721 is RFC 1890's static payload type of G.721, which is G.726-32;
+// RFC 3551 withdrew it, yet Asterisk and others still send G.726-32 on it.
+const ptG721 = 2
+
+// SDPName returns the canonical name of an SDP rtpmap encoding at its clock
+// rate: Canonical(encoding), except that speex at 16000 Hz is SpeexWB.
+func SDPName(encoding string, clock int) string {
+	n := Canonical(encoding)
+	if n == Speex && clock == 16000 {
+		return SpeexWB
+	}
+	return n
 }
 
 // Canonical returns the canonical spelling of an SDP encoding name
 // (case-insensitive), or name upper-cased when it is not known.
 func Canonical(name string) string {
-	for _, k := range [...]string{PCMU, PCMA, G722, GSM, G729, Opus, CN, Event} {
+	for _, k := range names {
 		if strings.EqualFold(name, k) {
 			return k
 		}
@@ -91,7 +124,7 @@ func Canonical(name string) string {
 // G.722, 48 kHz for Opus, 8 kHz for the narrowband codecs).
 func NativeRate(name string) int {
 	switch Canonical(name) {
-	case G722:
+	case G722, SpeexWB:
 		return 16000
 	case Opus:
 		return 48000
@@ -101,8 +134,9 @@ func NativeRate(name string) int {
 
 // New returns a decoder for the named codec producing PCM at rate (0 =
 // 8000). G.722 decodes at 16000 or 8000 (low band only); Opus at 8000,
-// 12000, 16000, 24000 or 48000; the narrowband codecs at 8000 only. An
-// RFC 4733 event stream is never audio: ErrUnsupported.
+// 12000, 16000, 24000 or 48000; Speex (narrow- or wideband) at 8000 or
+// 16000; the other narrowband codecs at 8000 only. An RFC 4733 event
+// stream is never audio: ErrUnsupported.
 func New(name string, rate int) (Decoder, error) {
 	if rate == 0 {
 		rate = 8000
@@ -132,6 +166,15 @@ func New(name string, rate int) (Decoder, error) {
 		return newG729()
 	case Opus:
 		return newOpus(rate)
+	case Speex, SpeexWB:
+		return newSpeex(n, rate)
+	case G726, G726AAL2:
+		if rate != 8000 {
+			return nil, fmt.Errorf("%w: %s at %d Hz", ErrRate, n, rate)
+		}
+		return newG726(n)
+	case ILBC, G723:
+		return newAV(n, rate)
 	default:
 		return nil, fmt.Errorf("%w: %s", ErrUnsupported, n)
 	}

@@ -12,26 +12,64 @@ import (
 	"pbx-agent/internal/tone"
 )
 
-var encoded = []string{G722, GSM, G729, Opus}
+// encoded are the codecs this package encodes; iLBC has recorded payloads
+// instead (ilbc20 is its 20 ms mode, a test label only).
+var encoded = []string{G722, GSM, G729, Opus, G726, G726AAL2, Speex, SpeexWB, G723}
 
-func needCgo(t testing.TB) {
-	t.Helper()
-	if !Built {
-		t.Skip("built without cgo: only G.711 and CN decode")
+const ilbc20 = "iLBC/20"
+
+// tested are all codec labels the tests decode.
+var tested = append(append([]string(nil), encoded...), ILBC, ilbc20)
+
+// decName is the decoder name of a test label.
+func decName(label string) string {
+	if label == ilbc20 {
+		return ILBC
 	}
+	return label
+}
+
+// need skips when this build cannot decode name (no cgo, nocodecs or
+// noavcodec).
+func need(t testing.TB, name string) {
+	t.Helper()
+	d, err := New(decName(name), 8000)
+	if errors.Is(err, ErrUnsupported) {
+		t.Skipf("%s not in this build: %v", name, err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
 }
 
 // encodeTone encodes secs seconds of a hz tone at the codec's native rate
-// into 20 ms payloads.
+// into payloads; iLBC's come from the recorded files (700 and 1300 Hz, 2 s,
+// RFC 3951's reference encoder; see testdata/README.md).
 func encodeTone(t testing.TB, name string, hz float64, secs int) [][]byte {
 	t.Helper()
+	if decName(name) == ILBC {
+		mode, size := 30, 50
+		if name == ilbc20 {
+			mode, size = 20, 38
+		}
+		raw, err := os.ReadFile(fmt.Sprintf("../simulate/ilbc/ilbc%d-%d.raw", mode, int(hz)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out [][]byte
+		for i := 0; i+size <= len(raw) && i < 8000*secs/(8*mode)*size; i += size {
+			out = append(out, raw[i:i+size])
+		}
+		return out
+	}
 	e, err := NewEncoder(name)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer e.Close()
 	n := e.FrameSamples()
-	pcm := tone.Sine(n*50*secs, 0, float64(NativeRate(name)), hz, 8000)
+	pcm := tone.Sine(NativeRate(name)*secs, 0, float64(NativeRate(name)), hz, 8000)
 	var out [][]byte
 	buf := make([]byte, 1500)
 	for i := 0; i+n <= len(pcm); i += n {
@@ -66,22 +104,32 @@ func rates(name string) []int {
 	return []int{8000}
 }
 
+// frameMs is the packet time of a codec's payloads in these tests.
+func frameMs(label string) int {
+	switch label {
+	case G723, ILBC:
+		return 30
+	}
+	return 20
+}
+
 // TestRoundTrip: a 700 Hz tone encoded with each library decodes, at the
 // native rate and at 8 kHz, to 20 ms per packet with 700 Hz ≥ 30 dB above
 // 1300 Hz and its level kept within 6 dB.
 func TestRoundTrip(t *testing.T) {
-	needCgo(t)
-	for _, name := range encoded {
+	for _, name := range tested {
 		for _, rate := range rates(name) {
 			t.Run(fmt.Sprintf("%s/%d", name, rate), func(t *testing.T) {
-				d, err := New(name, rate)
+				need(t, name)
+				d, err := New(decName(name), rate)
 				if err != nil {
 					t.Fatal(err)
 				}
 				defer d.Close()
-				pcm := decodeAll(t, d, encodeTone(t, name, 700, 1))
-				if want := rate; len(pcm) != want {
-					t.Fatalf("%d samples for 1 s, want %d", len(pcm), want)
+				payloads := encodeTone(t, name, 700, 1)
+				pcm := decodeAll(t, d, payloads)
+				if want := len(payloads) * frameMs(name) * rate / 1000; len(pcm) != want {
+					t.Fatalf("%d samples for %d payloads, want %d", len(pcm), len(payloads), want)
 				}
 				steady := pcm[rate/5:]
 				over := tone.Over(steady, float64(rate), 700, 1300)
@@ -95,58 +143,108 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
-// TestFFmpegAgreement: the same payloads decoded by ffmpeg (the referee)
-// and by this package agree to ≥ 30 dB SNR after alignment. ffmpeg has raw
-// demuxers for G.722, GSM and G.729; Opus is checked in TestRoundTrip.
-// G.729: ffmpeg decodes full G.729, bcg729 is G.729 Annex A (a different,
-// lighter decoder the standard allows), so the two differ legitimately and
-// are held to the same dominant tone (≥ 30 dB over the other) instead.
+// concat joins payloads into one raw stream.
+func concat(payloads [][]byte) []byte {
+	var raw []byte
+	for _, p := range payloads {
+		raw = append(raw, p...)
+	}
+	return raw
+}
+
+// referees say how ffmpeg (the referee) reads each codec's payloads: the
+// file to write and ffmpeg's input options. minSNR is the agreement
+// required; where it is below 30 dB the two decoders legitimately differ
+// (see TestFFmpegAgreement) and the dominant tone is held instead.
+var referees = []struct {
+	name   string
+	rate   int
+	minSNR float64
+	input  []string // ffmpeg options before -i
+	file   func(t testing.TB, payloads [][]byte) []byte
+}{
+	{G722, 16000, 30, []string{"-f", "g722"}, raw},
+	{GSM, 8000, 30, []string{"-f", "gsm"}, raw},
+	{G729, 8000, 20, []string{"-f", "g729"}, raw},
+	{G726, 8000, 30, []string{"-f", "g726le", "-code_size", "4"}, raw},
+	{G726AAL2, 8000, 30, []string{"-f", "g726", "-code_size", "4"}, raw},
+	{G723, 8000, 30, []string{"-f", "g723_1"}, raw},
+	{ILBC, 8000, 30, []string{"-f", "ilbc"}, ilbcFile(30)},
+	{ilbc20, 8000, 30, []string{"-f", "ilbc"}, ilbcFile(20)},
+	{Speex, 8000, 30, []string{"-c:a", "speex"}, speexFile(8000)},
+	{SpeexWB, 16000, 20, []string{"-c:a", "speex"}, speexFile(16000)},
+	{SpeexWB, 16000, 30, []string{"-c:a", "libspeex"}, speexFile(16000)},
+	{Opus, 48000, 20, []string{"-c:a", "opus"}, opusOgg},
+	{Opus, 48000, 30, []string{"-c:a", "libopus"}, opusOgg},
+}
+
+func speexFile(rate int) func(testing.TB, [][]byte) []byte {
+	return func(t testing.TB, p [][]byte) []byte { return speexOgg(t, p, rate) }
+}
+
+func raw(_ testing.TB, payloads [][]byte) []byte { return concat(payloads) }
+
+// ilbcFile is RFC 3952's iLBC storage format: "#!iLBC20\n" or "#!iLBC30\n"
+// then the frames.
+func ilbcFile(mode int) func(testing.TB, [][]byte) []byte {
+	return func(_ testing.TB, payloads [][]byte) []byte {
+		return append([]byte(fmt.Sprintf("#!iLBC%d\n", mode)), concat(payloads)...)
+	}
+}
+
+// TestFFmpegAgreement: the same payloads decoded by ffmpeg (the referee,
+// with its own native decoders; Opus and Speex through an Ogg file the
+// test writes) and by this package agree to ≥ 30 dB SNR after alignment,
+// and both have the 700 Hz tone ≥ 30 dB over 1300 Hz. Where the two
+// decoders legitimately differ they are held to 20 dB and the same
+// dominant tone: G.729 (ffmpeg decodes full G.729, bcg729 is Annex A, a
+// lighter decoder the standard allows), wideband Speex and Opus (ffmpeg's
+// own reimplementations, not bit-exact to libspeex's and libopus's
+// reference decoders, with a different synthesis delay). For those two
+// ffmpeg's libspeex/libopus decoders are run as well: they must agree to
+// ≥ 30 dB, showing the payloads and the Ogg files are intact. iLBC and
+// G.723.1: this package decodes with libavcodec, so ffmpeg agreeing only
+// shows the payloads reach it intact; the tone checks (here and in
+// TestRoundTrip, on payloads of independent encoders) show the decoding is
+// right.
 func TestFFmpegAgreement(t *testing.T) {
-	needCgo(t)
 	ff, err := exec.LookPath("ffmpeg")
 	if err != nil {
 		t.Skip("ffmpeg not installed (scripts/deps.sh installs it)")
 	}
-	for _, tc := range []struct {
-		name, format string
-		rate         int
-		minSNR       float64
-	}{
-		{G722, "g722", 16000, 30},
-		{GSM, "gsm", 8000, 30},
-		{G729, "g729", 8000, 20},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
+	for _, tc := range referees {
+		t.Run(tc.name+"/"+tc.input[len(tc.input)-1], func(t *testing.T) {
+			need(t, tc.name)
 			payloads := encodeTone(t, tc.name, 700, 2)
-			dir := t.TempDir()
-			in := filepath.Join(dir, "in."+tc.format)
-			var raw []byte
-			for _, p := range payloads {
-				raw = append(raw, p...)
-			}
-			if err := os.WriteFile(in, raw, 0o600); err != nil {
+			in := filepath.Join(t.TempDir(), "in")
+			if err := os.WriteFile(in, tc.file(t, payloads), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			out, err := exec.Command(ff, "-v", "error", "-f", tc.format, "-i", in, "-f", "s16le", "-ac", "1", "-ar", fmt.Sprint(tc.rate), "-").Output()
+			args := append([]string{"-v", "error"}, tc.input...)
+			args = append(args, "-i", in, "-f", "s16le", "-ac", "1", "-ar", fmt.Sprint(tc.rate), "-")
+			out, err := exec.Command(ff, args...).Output()
 			if err != nil {
-				t.Fatalf("ffmpeg: %v", err)
+				t.Fatalf("ffmpeg %v: %v", args, err)
 			}
 			ref := make([]int16, len(out)/2)
 			for i := range ref {
 				ref[i] = int16(uint16(out[2*i]) | uint16(out[2*i+1])<<8)
 			}
-			d, err := New(tc.name, tc.rate)
+			d, err := New(decName(tc.name), tc.rate)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer d.Close()
 			got := decodeAll(t, d, payloads)
-			snr, lag := tone.SNR(ref, got, 40)
+			snr, lag := tone.SNR(ref, got, tc.rate/200)
 			t.Logf("%s: %d samples, ffmpeg %d; SNR %.1f dB at lag %d", tc.name, len(got), len(ref), snr, lag)
 			if snr < tc.minSNR {
 				t.Errorf("SNR against ffmpeg %.1f dB, want ≥ %.0f", snr, tc.minSNR)
 			}
 			for who, pcm := range map[string][]int16{"ffmpeg": ref, "agent": got} {
+				if len(pcm) < tc.rate/2 {
+					t.Fatalf("%s: only %d samples", who, len(pcm))
+				}
 				if over := tone.Over(pcm[tc.rate/5:], float64(tc.rate), 700, 1300); over < 30 {
 					t.Errorf("%s: 700 Hz only %.1f dB over 1300 Hz", who, over)
 				}
@@ -192,18 +290,24 @@ func TestUnsupported(t *testing.T) {
 		want error
 	}{
 		{Event, 8000, ErrUnsupported},
-		{"iLBC", 8000, ErrUnsupported},
+		{"AMR", 8000, ErrUnsupported},
 		{"H264", 8000, ErrUnsupported},
 		{PCMU, 16000, ErrRate},
+		{G726, 16000, ErrRate},
+		{Speex, 48000, ErrRate},
 	} {
-		if _, err := New(tc.name, tc.rate); !errors.Is(err, tc.want) {
+		if _, err := New(tc.name, tc.rate); !errors.Is(err, tc.want) && (Built || !errors.Is(err, ErrUnsupported)) {
 			t.Errorf("New(%q, %d) = %v, want %v", tc.name, tc.rate, err, tc.want)
 		}
 	}
-	for _, name := range encoded {
-		_, err := New(name, 8000)
-		if Built && err != nil || !Built && !errors.Is(err, ErrUnsupported) {
-			t.Errorf("New(%q) = %v with Built=%v", name, err, Built)
+	for _, name := range tested {
+		has := Built && (builtAV || decName(name) != ILBC && name != G723)
+		d, err := New(decName(name), 8000)
+		if has && err != nil || !has && !errors.Is(err, ErrUnsupported) {
+			t.Errorf("New(%q) = %v with Built=%v builtAV=%v", name, err, Built, builtAV)
+		}
+		if err == nil {
+			d.Close()
 		}
 	}
 }
@@ -211,63 +315,66 @@ func TestUnsupported(t *testing.T) {
 // TestConceal: a lost packet is replaced by as many samples as asked (in
 // the codec's frame steps) without error.
 func TestConceal(t *testing.T) {
-	needCgo(t)
-	for _, name := range append([]string{PCMU}, encoded...) {
-		d, err := New(name, 8000)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if name != PCMU {
-			decodeAll(t, d, encodeTone(t, name, 700, 1)[:10])
-		}
-		out := make([]int16, MaxSamples)
-		if n := d.Conceal(out, 160); n != 160 {
-			t.Errorf("%s: Conceal(160) = %d", name, n)
-		}
-		d.Close()
+	for _, name := range append([]string{PCMU}, tested...) {
+		t.Run(name, func(t *testing.T) {
+			need(t, name)
+			d, err := New(decName(name), 8000)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.Close()
+			if name != PCMU {
+				decodeAll(t, d, encodeTone(t, name, 700, 1)[:10])
+			}
+			out := make([]int16, MaxSamples)
+			if n := d.Conceal(out, 160); n != 160 {
+				t.Errorf("Conceal(160) = %d", n)
+			}
+		})
 	}
 }
 
 // TestDecodeAllocs: decoding a packet allocates nothing.
 func TestDecodeAllocs(t *testing.T) {
-	for _, name := range append([]string{PCMU, CN}, encoded...) {
-		if !Built && name != PCMU && name != CN {
-			continue
-		}
-		p := []byte{40}
-		if name == PCMU {
-			p = make([]byte, 160)
-		} else if name != CN {
-			p = encodeTone(t, name, 700, 1)[10]
-		}
-		d, err := New(name, 8000)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out := make([]int16, MaxSamples)
-		if a := testing.AllocsPerRun(100, func() { _, _ = d.Decode(p, out) }); a != 0 {
-			t.Errorf("%s: %.1f allocations per packet", name, a)
-		}
-		d.Close()
+	for _, name := range append([]string{PCMU, CN}, tested...) {
+		t.Run(name, func(t *testing.T) {
+			need(t, name)
+			p := []byte{40}
+			if name == PCMU {
+				p = make([]byte, 160)
+			} else if name != CN {
+				p = encodeTone(t, name, 700, 1)[10]
+			}
+			for _, rate := range rates(name) {
+				d, err := New(decName(name), rate)
+				if err != nil {
+					t.Fatal(err)
+				}
+				out := make([]int16, MaxSamples)
+				if a := testing.AllocsPerRun(100, func() { _, _ = d.Decode(p, out) }); a != 0 {
+					t.Errorf("%d Hz: %.1f allocations per packet", rate, a)
+				}
+				d.Close()
+			}
+		})
 	}
 }
 
-// BenchmarkDecode is the cost of one 20 ms packet per codec and rate
-// (make bench): ns/op is per 20 ms frame.
+// BenchmarkDecode is the cost of one packet per codec and rate (make
+// bench): ns/op is per 20 ms payload, 30 ms for G.723.1 and iLBC (30 ms
+// mode).
 func BenchmarkDecode(b *testing.B) {
-	for _, name := range append([]string{PCMU}, encoded...) {
-		if !Built && name != PCMU {
-			continue
-		}
+	for _, name := range append([]string{PCMU}, tested...) {
 		for _, rate := range rates(name) {
 			b.Run(fmt.Sprintf("%s/%d", name, rate), func(b *testing.B) {
+				need(b, name)
 				var payloads [][]byte
 				if name == PCMU {
 					payloads = [][]byte{make([]byte, 160)}
 				} else {
 					payloads = encodeTone(b, name, 700, 1)
 				}
-				d, err := New(name, rate)
+				d, err := New(decName(name), rate)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -293,11 +400,17 @@ func FuzzDecode(f *testing.F) {
 	f.Add(uint8(3), make([]byte, 22))
 	f.Add(uint8(4), []byte{0x78, 0x01, 0x02})
 	f.Add(uint8(5), []byte{60})
-	names := []string{PCMA, G722, GSM, G729, Opus, CN}
+	f.Add(uint8(6), make([]byte, 80))
+	f.Add(uint8(7), make([]byte, 80))
+	f.Add(uint8(8), make([]byte, 50))
+	f.Add(uint8(9), []byte{0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff, 0, 1, 2, 3, 4, 5, 6, 7})
+	f.Add(uint8(10), make([]byte, 38))
+	f.Add(uint8(11), make([]byte, 70))
+	names := []string{PCMA, G722, GSM, G729, Opus, CN, G726, G726AAL2, ILBC, G723, Speex, SpeexWB}
 	out := make([]int16, MaxSamples)
 	f.Fuzz(func(t *testing.T, which uint8, p []byte) {
 		name := names[int(which)%len(names)]
-		d, err := New(name, 8000)
+		d, err := New(name, NativeRate(name))
 		if err != nil {
 			t.Skip(err)
 		}

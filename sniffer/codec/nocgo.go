@@ -18,6 +18,12 @@ func newG729() (Decoder, error) {
 func newOpus(int) (Decoder, error) {
 	return nil, fmt.Errorf("%w: opus (built without cgo)", ErrUnsupported)
 }
+func newSpeex(name string, _ int) (Decoder, error) {
+	return nil, fmt.Errorf("%w: %s (built without cgo)", ErrUnsupported, name)
+}
+func newG726(name string) (Decoder, error) {
+	return nil, fmt.Errorf("%w: %s (built without cgo)", ErrUnsupported, name)
+}
 
 // Encoder is unavailable without cgo.
 type Encoder struct{}

@@ -36,7 +36,7 @@ func (s *Spool) noteSDP(c *callSpool, m *sip.Message) {
 			if r.PT < 96 || r.PT > 127 {
 				continue
 			}
-			if name := codec.Canonical(string(r.Encoding)); c.dynamic[r.PT-96] != name {
+			if name := codec.SDPName(string(r.Encoding), r.ClockRate); c.dynamic[r.PT-96] != name {
 				c.dynamic[r.PT-96] = name
 				if c.audio != nil {
 					c.audio.MapPayloadType(r.PT, name)

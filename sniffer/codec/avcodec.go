@@ -1,0 +1,241 @@
+//go:build cgo && !nocodecs && !noavcodec
+
+package codec
+
+/*
+#cgo LDFLAGS: -lavcodec -lavutil
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <libavcodec/avcodec.h>
+#include <libavutil/channel_layout.h>
+#include <libavutil/log.h>
+
+// pbx_av is one libavcodec decoder or encoder (8 kHz mono, 16-bit) with
+// its reused packet and frame.
+typedef struct {
+	AVCodecContext *ctx;
+	AVPacket *pkt;
+	AVFrame *frm;
+} pbx_av;
+
+static void pbx_av_free(pbx_av *a) {
+	av_packet_free(&a->pkt);
+	av_frame_free(&a->frm);
+	avcodec_free_context(&a->ctx);
+	free(a);
+}
+
+static pbx_av *pbx_av_new(int id, int enc, int block_align, int bit_rate) {
+	const AVCodec *c = enc ? avcodec_find_encoder(id) : avcodec_find_decoder(id);
+	pbx_av *a;
+	if (c == NULL) return NULL;
+	av_log_set_level(AV_LOG_QUIET);
+	a = calloc(1, sizeof *a);
+	if (a == NULL) return NULL;
+	a->ctx = avcodec_alloc_context3(c);
+	a->pkt = av_packet_alloc();
+	a->frm = av_frame_alloc();
+	if (a->ctx == NULL || a->pkt == NULL || a->frm == NULL) { pbx_av_free(a); return NULL; }
+	a->ctx->sample_rate = 8000;
+	av_channel_layout_default(&a->ctx->ch_layout, 1);
+	a->ctx->block_align = block_align;
+	if (enc) {
+		a->ctx->sample_fmt = AV_SAMPLE_FMT_S16;
+		a->ctx->bit_rate = bit_rate;
+	}
+	if (avcodec_open2(a->ctx, c, NULL) < 0) { pbx_av_free(a); return NULL; }
+	return a;
+}
+
+// pbx_av_decode decodes one payload (every frame in it) into out, at most
+// max samples; a negative AVERROR when the decoder refused it.
+static int pbx_av_decode(pbx_av *a, const uint8_t *p, int n, int16_t *out, int max) {
+	int total = 0, r;
+	a->pkt->data = (uint8_t *)p;
+	a->pkt->size = n;
+	r = avcodec_send_packet(a->ctx, a->pkt);
+	a->pkt->data = NULL;
+	a->pkt->size = 0;
+	if (r < 0) return r;
+	for (;;) {
+		int ns;
+		r = avcodec_receive_frame(a->ctx, a->frm);
+		if (r == AVERROR(EAGAIN) || r == AVERROR_EOF) break;
+		if (r < 0) return total > 0 ? total : r;
+		ns = a->frm->nb_samples;
+		if (ns > max - total) ns = max - total;
+		// Mono: planar and packed formats lay the samples out alike.
+		if (a->frm->format == AV_SAMPLE_FMT_S16 || a->frm->format == AV_SAMPLE_FMT_S16P) {
+			memcpy(out + total, a->frm->data[0], (size_t)ns * 2);
+		} else if (a->frm->format == AV_SAMPLE_FMT_FLT || a->frm->format == AV_SAMPLE_FMT_FLTP) {
+			const float *f = (const float *)a->frm->data[0];
+			for (int i = 0; i < ns; i++) {
+				float v = f[i] * 32768.0f;
+				out[total + i] = v > 32767.0f ? 32767 : v < -32768.0f ? -32768 : (int16_t)v;
+			}
+		} else {
+			ns = 0;
+		}
+		total += ns;
+		av_frame_unref(a->frm);
+	}
+	return total;
+}
+
+// pbx_av_encode encodes one frame of n samples into out; the packet's
+// length, 0 when the encoder holds it back, or a negative AVERROR.
+static int pbx_av_encode(pbx_av *a, const int16_t *in, int n, uint8_t *out, int max) {
+	int r, len;
+	a->frm->nb_samples = n;
+	a->frm->format = AV_SAMPLE_FMT_S16;
+	a->frm->sample_rate = 8000;
+	if ((r = av_channel_layout_copy(&a->frm->ch_layout, &a->ctx->ch_layout)) < 0) return r;
+	if ((r = av_frame_get_buffer(a->frm, 0)) < 0) return r;
+	memcpy(a->frm->data[0], in, (size_t)n * 2);
+	r = avcodec_send_frame(a->ctx, a->frm);
+	av_frame_unref(a->frm);
+	if (r < 0) return r;
+	r = avcodec_receive_packet(a->ctx, a->pkt);
+	if (r == AVERROR(EAGAIN)) return 0;
+	if (r < 0) return r;
+	len = a->pkt->size < max ? a->pkt->size : max;
+	memcpy(out, a->pkt->data, (size_t)len);
+	av_packet_unref(a->pkt);
+	return len;
+}
+
+static int pbx_av_frame_size(pbx_av *a) { return a->ctx->frame_size; }
+*/
+import "C"
+
+import (
+	"fmt"
+	"unsafe"
+)
+
+// avDec decodes iLBC (RFC 3951: 38-byte 20 ms or 50-byte 30 ms frames) and
+// G.723.1 (24/20-byte 30 ms frames, 4-byte SID) with libavcodec's native
+// decoders, the only maintained decoders for the two that Debian ships.
+// iLBC's frame mode follows the payload's length (a multiple of 50 bytes is
+// 30 ms mode, else of 38 bytes 20 ms), each mode with its own decoder
+// state, made the first time the mode is seen.
+type avDec struct {
+	name  string
+	id    C.int
+	modes [2]*C.pbx_av // iLBC: 20 ms, 30 ms; G.723.1: [0] only
+	prev  int16
+}
+
+func newAV(name string, rate int) (Decoder, error) {
+	if rate != 8000 {
+		return nil, fmt.Errorf("%w: %s at %d Hz", ErrRate, name, rate)
+	}
+	d := &avDec{name: name}
+	switch name {
+	case ILBC:
+		d.id = C.AV_CODEC_ID_ILBC
+		// Open the 30 ms decoder now so that a build whose libavcodec lacks
+		// iLBC fails here, not on the first packet.
+		if d.modes[1] = C.pbx_av_new(d.id, 0, 50, 0); d.modes[1] == nil {
+			return nil, fmt.Errorf("%w: libavcodec has no iLBC decoder", ErrUnsupported)
+		}
+	case G723:
+		d.id = C.AV_CODEC_ID_G723_1
+		if d.modes[0] = C.pbx_av_new(d.id, 0, 0, 0); d.modes[0] == nil {
+			return nil, fmt.Errorf("%w: libavcodec has no G.723.1 decoder", ErrUnsupported)
+		}
+	default:
+		return nil, fmt.Errorf("%w: %s", ErrUnsupported, name)
+	}
+	return d, nil
+}
+
+func (d *avDec) Name() string { return d.name }
+func (d *avDec) Rate() int    { return 8000 }
+
+// mode returns the decoder for payload p, or an error for a length that
+// is no whole number of frames.
+func (d *avDec) mode(p []byte) (*C.pbx_av, error) {
+	if d.id == C.AV_CODEC_ID_G723_1 {
+		return d.modes[0], nil
+	}
+	m, align := 1, 50
+	switch {
+	case len(p) > 0 && len(p)%50 == 0:
+	case len(p) > 0 && len(p)%38 == 0:
+		m, align = 0, 38
+	default:
+		return nil, fmt.Errorf("%w: iLBC payload of %d bytes", ErrPayload, len(p))
+	}
+	if d.modes[m] == nil {
+		if d.modes[m] = C.pbx_av_new(d.id, 0, C.int(align), 0); d.modes[m] == nil {
+			return nil, fmt.Errorf("%w: iLBC %d-byte mode", ErrUnsupported, align)
+		}
+	}
+	return d.modes[m], nil
+}
+
+func (d *avDec) Decode(p []byte, out []int16) (int, error) {
+	if len(p) == 0 {
+		return 0, fmt.Errorf("%w: empty %s payload", ErrPayload, d.name)
+	}
+	a, err := d.mode(p)
+	if err != nil {
+		return 0, err
+	}
+	if len(out) < 240 {
+		return 0, ErrShort
+	}
+	n := C.pbx_av_decode(a, (*C.uint8_t)(unsafe.Pointer(&p[0])), C.int(len(p)), (*C.int16_t)(unsafe.Pointer(&out[0])), C.int(len(out)))
+	if n < 0 {
+		return 0, fmt.Errorf("%w: %s payload refused (%d)", ErrPayload, d.name, int(n))
+	}
+	if n > 0 {
+		d.prev = out[n-1]
+	}
+	return int(n), nil
+}
+
+// Conceal fades the last sample out: libavcodec exposes no concealment
+// for either codec.
+func (d *avDec) Conceal(out []int16, n int) int { return fade(out, n, &d.prev) }
+
+func (d *avDec) Close() {
+	for i, a := range d.modes {
+		if a != nil {
+			C.pbx_av_free(a)
+			d.modes[i] = nil
+		}
+	}
+}
+
+// avEnc is libavcodec's G.723.1 encoder at 6.3 kbit/s (24-byte frames of
+// 240 samples); libavcodec has no iLBC encoder of its own.
+type avEnc struct{ a *C.pbx_av }
+
+func newAVEnc(name string) (*avEnc, error) {
+	if name != G723 {
+		return nil, fmt.Errorf("%w: encoder %s", ErrUnsupported, name)
+	}
+	a := C.pbx_av_new(C.AV_CODEC_ID_G723_1, 1, 0, 6300)
+	if a == nil {
+		return nil, fmt.Errorf("%w: libavcodec has no G.723.1 encoder", ErrUnsupported)
+	}
+	return &avEnc{a: a}, nil
+}
+
+func (e *avEnc) frameSamples() int { return int(C.pbx_av_frame_size(e.a)) }
+
+func (e *avEnc) encode(pcm []int16, out []byte) (int, error) {
+	n := C.pbx_av_encode(e.a, (*C.int16_t)(unsafe.Pointer(&pcm[0])), C.int(len(pcm)), (*C.uint8_t)(unsafe.Pointer(&out[0])), C.int(len(out)))
+	if n < 0 {
+		return 0, fmt.Errorf("%w: G.723.1 encode (%d)", ErrPayload, int(n))
+	}
+	return int(n), nil
+}
+
+func (e *avEnc) close() { C.pbx_av_free(e.a) }
+
+// builtAV: this build decodes iLBC and G.723.1 with libavcodec.
+const builtAV = true

@@ -179,7 +179,7 @@ func sideColumns(r row, p string, s *rtp.Summary, idx int, c *call.CDR) (row, si
 	f.mosMin = mos10(s.MOSF2)
 	r = append(r,
 		col{p + "index", int64(min(idx, maxTinySign))},
-		col{p + "payload", int64(s.Payload)},
+		col{p + "payload", int64(s.CodecID())},
 		col{p + "saddr", ip4(s.Src.Addr())},
 		col{p + "received", clampU(int64(s.Received), maxMedium)},
 		col{p + "lost", f.lost},
@@ -318,9 +318,9 @@ func cdrRow(c *call.CDR, ids *lookups, o rowOptions) row {
 	var payload any
 	switch {
 	case sa != nil:
-		payload = int64(sa.Payload)
+		payload = int64(sa.CodecID())
 	case sb != nil:
-		payload = int64(sb.Payload)
+		payload = int64(sb.CodecID())
 	}
 	var mosMin any
 	switch {
@@ -410,7 +410,7 @@ func cdrRTPRows(cdrID uint64, c *call.CDR, o rowOptions) []row {
 			col{"received", clampU(int64(s.Received), maxMedium)},
 			col{"loss", clampU(int64(s.Lost), maxMedium)},
 			col{"firsttime", first},
-			col{"payload", clampU(int64(s.Payload), maxSmall)},
+			col{"payload", clampU(int64(s.CodecID()), maxSmall)},
 			col{"maxjitter_mult10", clampU(mult10Ceil(s.MaxJitter), maxSmall)},
 			col{"index", int64(min(i+1, maxTiny))},
 			col{"duration", dur},

@@ -506,7 +506,7 @@ func (s *Server) activeCallInfo(ct *callTable) func(context.Context, io.Writer, 
 			b = append(b, `,"ssrc":`...)
 			b = strconv.AppendUint(b, uint64(st.SSRC), 10)
 			b = append(b, `,"codec":`...)
-			b = strconv.AppendInt(b, int64(st.Payload), 10)
+			b = appendCodecID(b, st)
 			b = append(b, `,"received":`...)
 			b = strconv.AppendInt(b, int64(st.Received), 10)
 			b = append(b, `,"lost":`...)

@@ -103,6 +103,12 @@ func (r *callRow) stream(s side) *rtp.Summary {
 	return r.b
 }
 
+// appendCodecID writes the stream's codec as VoIPmonitor numbers it (a
+// dynamic payload type by its SDP name: Opus at 48 kHz is 316).
+func appendCodecID(b []byte, st *rtp.Summary) []byte {
+	return strconv.AppendInt(b, int64(st.CodecID()), 10)
+}
+
 func streamCol(s side, f func(b []byte, st *rtp.Summary) []byte) func([]byte, *callRow) []byte {
 	return func(b []byte, r *callRow) []byte {
 		st := r.stream(s)
@@ -187,8 +193,8 @@ func callColumns() []column {
 		{"rtp_dst", func(b []byte, r *callRow) []byte { return appendIPNum(b, r.rtpDst()) }},
 		{"rtp_src_country", appendNull},
 		{"rtp_dst_country", appendNull},
-		{"callercodec", streamCol(sideSrc, func(b []byte, st *rtp.Summary) []byte { return strconv.AppendInt(b, int64(st.Payload), 10) })},
-		{"calledcodec", streamCol(sideDst, func(b []byte, st *rtp.Summary) []byte { return strconv.AppendInt(b, int64(st.Payload), 10) })},
+		{"callercodec", streamCol(sideSrc, appendCodecID)},
+		{"calledcodec", streamCol(sideDst, appendCodecID)},
 	}
 	cols = append(cols, mosCols("src_", sideSrc)...)
 	cols = append(cols, mosCols("dst_", sideDst)...)

@@ -113,14 +113,15 @@ func stream(c *call.CDR, caller bool) *rtp.Summary {
 	return &c.Streams[i]
 }
 
-// codecs names the caller's and callee's codecs ("PCMU").
+// codecs names the caller's and callee's codecs as VoIPmonitor's GUI does
+// ("G.711u", "G.722", "OPUS48").
 func codecs(c *call.CDR) (string, string) {
 	var a, b string
 	if s := stream(c, true); s != nil {
-		a = s.Codec
+		a = rtp.VMCodecName(s.CodecID())
 	}
 	if s := stream(c, false); s != nil {
-		b = s.Codec
+		b = rtp.VMCodecName(s.CodecID())
 	}
 	if a == "" {
 		a = b

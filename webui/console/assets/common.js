@@ -50,7 +50,14 @@ window.PBX = (function () {
     return j;
   }
 
-  const CODECS = { 0: "PCMU", 3: "GSM", 4: "G.723", 8: "PCMA", 9: "G.722", 18: "G.729", 96: "telephone-event", 97: "iLBC", 98: "Speex", 99: "Speex", 100: "telephone-event" };
+  // VoIPmonitor's codec ids (a_payload, b_payload) and the names its GUI gives them.
+  const CODECS = { 0: "G.711u", 2: "G726-32", 3: "GSM", 4: "G723", 8: "G.711a", 9: "G.722", 12: "QCELP", 13: "CN", 18: "G729",
+    97: "iLBC", 98: "speex", 100: "CLEARMODE", 301: "SILK", 302: "SILK8", 303: "SILK12", 304: "SILK16", 305: "SILK24",
+    306: "ISAC", 307: "ISAC16", 308: "ISAC32", 311: "OPUS", 312: "OPUS8", 313: "OPUS12", 314: "OPUS16", 315: "OPUS24",
+    316: "OPUS48", 320: "AMR", 321: "AMR WB", 331: "G7221", 332: "G722112", 333: "G722116", 334: "G722124",
+    335: "G722132", 336: "G722148", 351: "G726-16", 352: "G726-24", 353: "G726-32", 354: "G726-40",
+    355: "AAL2-G726-16", 356: "AAL2-G726-24", 357: "AAL2-G726-32", 358: "AAL2-G726-40", 359: "EVS",
+    400: "telephone-event", 1000: "FAX T.38", 1001: "FAX T.30" };
   const codec = (v) => (v === null || v === undefined || v === "" || v === "-1" ? "—" : CODECS[v] || "PT " + v);
   const mult = (v, m, d) => (v === null || v === undefined || v === "" ? "—" : (Number(v) / m).toFixed(d));
   const text = (v) => (v === null || v === undefined || v === "" ? "—" : String(v));

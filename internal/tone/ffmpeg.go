@@ -11,16 +11,18 @@ import (
 // FFmpeg decodes an audio file with ffmpeg (the referee) into interleaved
 // signed 16-bit PCM at rate with channels, and returns the samples and
 // what ffprobe says of the file's first audio stream ("codec_name
-// sample_rate channels"). The test is skipped when ffmpeg is not
-// installed (scripts/deps.sh installs it).
-func FFmpeg(tb testing.TB, file string, rate, channels int) (pcm []int16, stream string) {
+// sample_rate channels"). input are ffmpeg's options for the input file
+// (a raw format: "-f", "g726le"; a decoder: "-c:a", "speex"). The test is
+// skipped when ffmpeg is not installed (scripts/deps.sh installs it).
+func FFmpeg(tb testing.TB, file string, rate, channels int, input ...string) (pcm []int16, stream string) {
 	tb.Helper()
 	ff, err := exec.LookPath("ffmpeg")
 	if err != nil {
 		tb.Skip("ffmpeg not installed (scripts/deps.sh installs it)")
 	}
 	var stderr bytes.Buffer
-	cmd := exec.Command(ff, "-nostdin", "-v", "error", "-i", file, "-f", "s16le", "-ar", strconv.Itoa(rate), "-ac", strconv.Itoa(channels), "-")
+	args := append(append([]string{"-nostdin", "-v", "error"}, input...), "-i", file, "-f", "s16le", "-ar", strconv.Itoa(rate), "-ac", strconv.Itoa(channels), "-")
+	cmd := exec.Command(ff, args...)
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil || stderr.Len() > 0 {
@@ -31,14 +33,29 @@ func FFmpeg(tb testing.TB, file string, rate, channels int) (pcm []int16, stream
 		pcm[i] = int16(binary.LittleEndian.Uint16(out[2*i:]))
 	}
 	if fp, err := exec.LookPath("ffprobe"); err == nil {
-		info, err := exec.Command(fp, "-v", "error", "-select_streams", "a:0", "-show_entries", "stream=codec_name,sample_rate,channels",
-			"-of", "default=noprint_wrappers=1:nokey=1", file).Output()
+		probe := append(append([]string{"-v", "error"}, demuxerOptions(input)...), "-select_streams", "a:0", "-show_entries", "stream=codec_name,sample_rate,channels",
+			"-of", "default=noprint_wrappers=1:nokey=1", file)
+		info, err := exec.Command(fp, probe...).Output()
 		if err != nil {
 			tb.Fatalf("ffprobe %s: %v", file, err)
 		}
 		stream = string(bytes.Join(bytes.Fields(info), []byte(" ")))
 	}
 	return pcm, stream
+}
+
+// demuxerOptions are input's options without decoder choices ("-c:a X"),
+// which ffprobe does not take.
+func demuxerOptions(input []string) []string {
+	var out []string
+	for i := 0; i < len(input); i++ {
+		if input[i] == "-c:a" || input[i] == "-acodec" {
+			i++
+			continue
+		}
+		out = append(out, input[i])
+	}
+	return out
 }
 
 // Split returns the left and right channels of interleaved stereo PCM.

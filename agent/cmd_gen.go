@@ -80,7 +80,7 @@ func runGen(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.IntVar(&o.Concurrency, "concurrency", 0, "most calls active at once (0 = all)")
 	fs.Var(secondsFlag{&o.Duration}, "duration", "RTP seconds per answered call (or a duration like 90s)")
 	fs.Float64Var(&o.CPS, "cps", 10, "call attempts per second")
-	fs.StringVar(&o.Codec, "codec", simulate.CodecPCMU, "pcmu, pcma, mixed, g722, gsm, g729 or opus")
+	fs.StringVar(&o.Codec, "codec", simulate.CodecPCMU, strings.Join(simulate.Codecs, ", ")+" (ilbc: 700/1300 Hz tones only)")
 	fs.Float64Var(&o.Loss, "loss", 0, "percent of RTP packets lost independently")
 	fs.Float64Var(&o.BurstRate, "burst", 0, "percent of RTP packets that start a loss burst")
 	fs.IntVar(&o.BurstLen, "burst-len", 5, "RTP packets lost per burst")

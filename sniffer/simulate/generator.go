@@ -129,7 +129,7 @@ func New(o Options) (*Generator, error) {
 		g.tones[a][1] = toneFrame(o.Tones[1], a == 1)
 	}
 	if _, ok := encodedCodecs[o.Codec]; ok {
-		if g.coded, err = newEncodedTones(o.Codec, o.Tones); err != nil {
+		if g.coded, err = newEncodedTones(o.Codec, o.Tones, o.Duration); err != nil {
 			return nil, err
 		}
 	}

@@ -117,7 +117,11 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Transport == "" {
 		o.Transport = TransportUDP
 	}
-	for i, def := range [2]float64{400, 1000} {
+	defTones := [2]float64{400, 1000}
+	if o.Codec == CodecILBC {
+		defTones = [2]float64{700, 1300} // its recorded frames
+	}
+	for i, def := range defTones {
 		if o.Tones[i] == 0 {
 			o.Tones[i] = def
 		}
@@ -140,8 +144,8 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("%w: duration %v < %v", ErrOption, o.Duration, Ptime)
 	case o.CPS < 0 || o.CPS != o.CPS || o.CPS > 1e6:
 		return o, fmt.Errorf("%w: cps %v not in 0..1e6", ErrOption, o.CPS)
-	case o.Codec != CodecPCMU && o.Codec != CodecPCMA && o.Codec != CodecMixed && encodedCodecs[o.Codec].pt == 0:
-		return o, fmt.Errorf("%w: codec %q (want pcmu, pcma, mixed, g722, gsm, g729 or opus)", ErrOption, o.Codec)
+	case !slices.Contains(Codecs, o.Codec):
+		return o, fmt.Errorf("%w: codec %q (want one of %v)", ErrOption, o.Codec, Codecs)
 	case o.BurstLen < 0:
 		return o, fmt.Errorf("%w: burst length %d < 0", ErrOption, o.BurstLen)
 	case o.Jitter < 0 || o.Jitter > time.Minute:

@@ -226,6 +226,9 @@ func (g *Generator) sdpBody(d *callState, h *host, port uint16) []byte {
 	pt := strconv.Itoa(int(d.pt))
 	w.line("m=audio ", strconv.Itoa(int(port)), " RTP/AVP ", pt, " 101")
 	w.line("a=rtpmap:", pt, " ", codec)
+	if g.coded != nil && g.coded.fmtp != "" {
+		w.line("a=fmtp:", pt, " ", g.coded.fmtp)
+	}
 	w.line("a=rtpmap:101 telephone-event/8000")
 	w.line("a=fmtp:101 0-16")
 	w.line("a=ptime:", strconv.Itoa(int(ptimeOf(g.coded).Milliseconds())))

@@ -195,6 +195,7 @@ func (w *OggOpusWriter) Close() {
 // §4.2 and §4.5), so players start at the cut. Memory: one page. An error
 // wrapping ErrOgg when r is not Ogg/Opus.
 func CutOggOpus(w io.Writer, r io.Reader, skip time.Duration) error {
+	skip = max(skip, 0)
 	rd := NewOggReader(r, OggMaxPage)
 	var (
 		head, tags []byte

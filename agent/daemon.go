@@ -595,6 +595,11 @@ func (d *daemon) run(ctx context.Context) error {
 		// written everything out; servers ends only after that.
 		g.Go(func() error { return d.spool.Run(servers) })
 	}
+	// The player's listeners end (below) before the CDR flush.
+	playerCtx, stopPlayer := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopPlayer()
+	playerDone := make(chan error, 1)
+	go func() { playerDone <- d.player.Run(playerCtx) }()
 	stopCDRs := func() {}
 	if d.writer != nil {
 		writerCtx, stopWriter := context.WithCancel(context.WithoutCancel(ctx))
@@ -694,7 +699,8 @@ func (d *daemon) run(ctx context.Context) error {
 		_ = d.manager.Shutdown(sctx)
 		cancel()
 	}
-	d.player.Close()
+	stopPlayer()
+	<-playerDone
 	stopCDRs()
 	stopServers()
 	werr := g.Wait()

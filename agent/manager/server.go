@@ -128,6 +128,9 @@ type Server struct {
 	guard    *guard
 	replays  *replayCache
 
+	// baseCtx is the parent of every connection's ctx: made from
+	// ListenAndServe's ctx (or by the first Serve), ended by
+	// Shutdown/Close. Under mu.
 	baseCtx    context.Context
 	cancelBase context.CancelFunc
 	wg         sync.WaitGroup // connection goroutines and serve loops
@@ -169,7 +172,7 @@ func (u *unixSocket) remove() {
 	}
 }
 
-// New builds a Server from cfg.
+// New builds a Server from cfg; it starts nothing (ListenAndServe does).
 func New(cfg Config) *Server {
 	if cfg.MaxConns <= 0 {
 		cfg.MaxConns = DefaultMaxConns
@@ -213,15 +216,12 @@ func New(cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
-		cfg:        cfg,
-		log:        cfg.Logger.With("component", "manager"),
-		start:      time.Now(),
-		baseCtx:    ctx,
-		cancelBase: cancel,
-		listeners:  make(map[net.Listener]*listenerState),
-		conns:      make(map[net.Conn]struct{}),
+		cfg:       cfg,
+		log:       cfg.Logger.With("component", "manager"),
+		start:     time.Now(),
+		listeners: make(map[net.Listener]*listenerState),
+		conns:     make(map[net.Conn]struct{}),
 	}
 	s.listen = newListenRegistry(cfg.Audio)
 	s.snapshot = make(chan struct{}, cfg.MaxSnapshots)
@@ -305,12 +305,15 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 		lns, s.bound = s.bound, nil
 		s.mu.Unlock()
 	}
+	// Connections outlive ctx by Shutdown's grace: their ctx keeps ctx's
+	// values, not its end.
+	base := s.base(context.WithoutCancel(ctx))
 	errc := make(chan error, len(lns))
 	for _, ln := range lns {
 		go func() { errc <- s.Serve(ln) }()
 	}
 	janitorDone := make(chan struct{})
-	jctx, jcancel := context.WithCancel(s.baseCtx)
+	jctx, jcancel := context.WithCancel(base)
 	go func() {
 		defer close(janitorDone)
 		s.listen.janitor(jctx)
@@ -327,7 +330,7 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 		if !errors.Is(first, ErrServerClosed) {
 			_ = s.Close()
 		}
-	case <-s.baseCtx.Done():
+	case <-base.Done():
 	}
 	for range remaining {
 		if e := <-errc; first == nil || errors.Is(first, ErrServerClosed) {
@@ -350,6 +353,7 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 // non-nil error: ErrServerClosed after Shutdown/Close.
 func (s *Server) Serve(ln net.Listener) error {
 	st := &listenerState{sem: make(chan struct{}, s.cfg.MaxConns), unix: ln.Addr().Network() == "unix"}
+	base := s.base(context.Background())
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -377,7 +381,7 @@ func (s *Server) Serve(ln net.Listener) error {
 				s.log.Warn("accept error, retrying", "err", err, "backoff", backoff)
 				select {
 				case <-time.After(backoff):
-				case <-s.baseCtx.Done():
+				case <-base.Done():
 					return ErrServerClosed
 				}
 				continue
@@ -420,9 +424,31 @@ func (s *Server) Serve(ln net.Listener) error {
 			defer s.wg.Done()
 			defer func() { <-st.sem }()
 			defer s.guard.done(src)
-			s.serveConn(c, st.unix, src)
+			s.serveConn(base, c, st.unix, src)
 		}()
 	}
+}
+
+// base returns the server's base ctx, made from parent by the first
+// caller.
+func (s *Server) base(parent context.Context) context.Context {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.baseCtx == nil {
+		s.baseCtx, s.cancelBase = context.WithCancel(parent)
+	}
+	return s.baseCtx
+}
+
+// endBase ends the base ctx (making an ended one when none was made: a
+// Serve after Shutdown returns at once anyway).
+func (s *Server) endBase() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.baseCtx == nil {
+		s.baseCtx, s.cancelBase = context.WithCancel(context.Background())
+	}
+	s.cancelBase()
 }
 
 func (s *Server) trackConn(c net.Conn) bool {
@@ -484,10 +510,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	select {
 	case <-done:
 		s.listen.closeAll()
-		s.cancelBase()
+		s.endBase()
 		return nil
 	case <-ctx.Done():
-		s.cancelBase()
+		s.endBase()
 		s.closeConns()
 		<-done
 		s.listen.closeAll()
@@ -499,7 +525,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // their goroutines.
 func (s *Server) Close() error {
 	s.closeListeners()
-	s.cancelBase()
+	s.endBase()
 	s.closeConns()
 	s.wg.Wait()
 	s.listen.closeAll()
@@ -671,7 +697,7 @@ func peer(c net.Conn, onSocket bool) call.Requester {
 }
 
 // serveConn runs one request on c and closes it.
-func (s *Server) serveConn(c net.Conn, unix bool, src netip.Addr) {
+func (s *Server) serveConn(base context.Context, c net.Conn, unix bool, src netip.Addr) {
 	s.active.Add(1)
 	defer s.active.Add(-1)
 	defer s.untrackConn(c)
@@ -702,7 +728,7 @@ func (s *Server) serveConn(c net.Conn, unix bool, src netip.Addr) {
 	if !s.ready.Load() {
 		return
 	}
-	ctx, cancel := context.WithCancel(call.WithRequester(s.baseCtx, peer(c, unix)))
+	ctx, cancel := context.WithCancel(call.WithRequester(base, peer(c, unix)))
 	defer cancel()
 	_ = c.SetReadDeadline(time.Time{})
 	dw := &deadlineWriter{c: c, timeout: s.cfg.WriteTimeout}

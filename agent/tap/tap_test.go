@@ -275,9 +275,7 @@ func TestToneThroughPlayer(t *testing.T) {
 	}
 	defer snd.Close()
 	e := newEnv(t, snd.LocalAddr().(*net.UDPAddr).Port)
-	pl := player.New(player.Options{Auth: allowAll{}, SensorID: 1,
-		Audio: tap.Source{Local: noLocal{}, Tap: e.tp, UseTap: func(uint64) bool { return true }}})
-	defer pl.Close()
+	pl := runPlayer(t, e.tp)
 	hs := httptest.NewServer(pl)
 	defer hs.Close()
 
@@ -721,8 +719,7 @@ func TestFailedTapTellsTheListenerWhy(t *testing.T) {
 	srv := aritest.NewServer(t, nil)
 	srv.Add(&aritest.Exchange{Method: "POST", Path: "/ari/channels/" + caller + "/snoop", Status: 404, Body: []byte(`{"message":"Provided channel was not found"}`)})
 	tp := startTapper(t, srv, tap.Config{})
-	h := player.New(player.Options{Auth: allowAll{}, SensorID: 1, Audio: tap.Source{Local: noLocal{}, Tap: tp, UseTap: func(uint64) bool { return true }}})
-	defer h.Close()
+	h := runPlayer(t, tp)
 	hs := httptest.NewServer(h)
 	defer hs.Close()
 	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(hs.URL, "http")+"/ws/listen?callref=0x1234", nil)
@@ -737,4 +734,19 @@ func TestFailedTapTellsTheListenerWhy(t *testing.T) {
 	if st.Type != "error" || !strings.Contains(st.Reason, "ARI tap failed") || !strings.Contains(st.Reason, "404 Provided channel was not found") {
 		t.Errorf("listener told %+v, want the tap's failure", st)
 	}
+}
+
+// runPlayer runs a player whose every call is tapped through tp, until
+// the test ends.
+func runPlayer(t *testing.T, tp *tap.Tapper) *player.Handler {
+	pl := player.New(player.Options{Auth: allowAll{}, SensorID: 1,
+		Audio: tap.Source{Local: noLocal{}, Tap: tp, UseTap: func(uint64) bool { return true }}})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- pl.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	return pl
 }

@@ -16,4 +16,6 @@ var (
 	ErrNoAudio = errors.New("player: live audio is disabled")
 	// ErrClosed reports a handler that was closed (shutdown).
 	ErrClosed = errors.New("player: closed")
+	// ErrRunning is returned by a second Run.
+	ErrRunning = errors.New("player: already running")
 )

@@ -158,6 +158,8 @@ type agent struct {
 	pl   *player.Handler
 	srv  *httptest.Server
 	pipe *pipeline
+	// stop ends the player's Run (its listeners) and waits for it.
+	stop func()
 }
 
 func newAgent(t testing.TB, pipe *pipeline, mod func(*player.Options)) *agent {
@@ -177,12 +179,19 @@ func newAgent(t testing.TB, pipe *pipeline, mod func(*player.Options)) *agent {
 	}
 	pl := player.New(o)
 	pl.Mount(web)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- pl.Run(ctx) }()
+	stop := sync.OnceFunc(func() {
+		cancel()
+		<-done
+	})
 	srv := httptest.NewServer(webui.LogRequests(discard(), web))
 	t.Cleanup(func() {
-		pl.Close()
+		stop()
 		srv.Close()
 	})
-	return &agent{web: web, pl: pl, srv: srv, pipe: pipe}
+	return &agent{web: web, pl: pl, srv: srv, pipe: pipe, stop: stop}
 }
 
 // snifferCalls is the webui.Calls the daemon passes (pause through the table).

@@ -182,6 +182,11 @@ func (h *Handler) listen(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, "websocket upgrade required")
 		return
 	}
+	if _, err := h.lifetime(r); err != nil {
+		h.refusals.Add(1)
+		httpError(w, http.StatusServiceUnavailable, ReasonShutdown)
+		return
+	}
 	conn, err := h.up.Upgrade(hijackable(w), r, nil)
 	if err != nil {
 		return // the upgrader answered (403 for a foreign origin)

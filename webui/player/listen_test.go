@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -333,7 +334,7 @@ func TestRightsLost(t *testing.T) {
 	}
 }
 
-// TestShutdownEndsListeners: Close ends open websockets with a reason.
+// TestShutdownEndsListeners: the end of Run ends open websockets with a reason.
 func TestShutdownEndsListeners(t *testing.T) {
 	held := holdAudio{audio.NewCall(audio.Config{})}
 	t.Cleanup(held.c.Close)
@@ -344,9 +345,36 @@ func TestShutdownEndsListeners(t *testing.T) {
 	}
 	defer c.Close()
 	waitFor(t, "listener", func() bool { return a.pl.Stats().Listeners == 1 })
-	a.pl.Close()
+	a.stop()
 	got := collect(t, c, 0, nil)
 	if got.end != player.ReasonShutdown {
 		t.Errorf("end reason %q, want %q", got.end, player.ReasonShutdown)
+	}
+}
+
+// TestRunLifecycle: of two Runs, one is refused; once Run's ctx has
+// ended, a listener is refused with 503 "server shutdown".
+func TestRunLifecycle(t *testing.T) {
+	pl := player.New(player.Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() { errs <- pl.Run(ctx) }()
+	}
+	if err := <-errs; !errors.Is(err, player.ErrRunning) {
+		t.Fatalf("first Run to return: %v, want ErrRunning", err)
+	}
+	cancel()
+	if err := <-errs; err != nil {
+		t.Errorf("Run: %v", err)
+	}
+	a := newAgent(t, nil, nil)
+	a.stop()
+	_, resp, err := dial(t, a.wsURL(0x99, aliceQuery), nil)
+	if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("listener after Run: %v %+v, want 503", err, resp)
+	}
+	if b, _ := io.ReadAll(resp.Body); !strings.Contains(string(b), player.ReasonShutdown) {
+		t.Errorf("refusal %q, want %q", b, player.ReasonShutdown)
 	}
 }

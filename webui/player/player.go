@@ -104,7 +104,8 @@ type Stats struct {
 }
 
 // Handler serves the player, the dashboard and the websocket. Build it with
-// New; Close it at shutdown (hijacked websockets are not tracked by
+// New (it starts nothing) and Run it: listeners and remote streams live
+// until Run's ctx ends (hijacked websockets are not tracked by
 // http.Server.Shutdown).
 type Handler struct {
 	o       Options
@@ -112,9 +113,12 @@ type Handler struct {
 	mux     *http.ServeMux
 	up      websocket.Upgrader
 	remotes *remoteHub
-	ctx     context.Context
-	cancel  context.CancelFunc
 	wg      sync.WaitGroup
+	// running is closed by Run once ctx (Run's) is set; listeners wait
+	// for it.
+	running chan struct{}
+	ctx     context.Context
+	runOnce sync.Once
 
 	listeners                       atomic.Int64
 	seen, frames, dropped, refusals atomic.Uint64
@@ -140,10 +144,9 @@ func New(o Options) *Handler {
 	if o.DialTimeout <= 0 {
 		o.DialTimeout = 5 * time.Second
 	}
-	ctx, cancel := context.WithCancel(context.Background())
 	log := o.Logger.With("component", "player")
-	h := &Handler{o: o, log: log, mux: http.NewServeMux(), ctx: ctx, cancel: cancel,
-		remotes: newRemoteHub(ctx, log, o.DialTimeout)}
+	h := &Handler{o: o, log: log, mux: http.NewServeMux(), running: make(chan struct{}),
+		remotes: newRemoteHub(log, o.DialTimeout)}
 	h.up = websocket.Upgrader{
 		HandshakeTimeout: 10 * time.Second,
 		ReadBufferSize:   1024,
@@ -199,12 +202,38 @@ func (h *Handler) Mount(mux interface {
 // ServeHTTP serves the handler's own routes.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
 
-// Close ends every listener (with an "end" message, reason "server
-// shutdown") and every remote stream, and waits for their goroutines.
-func (h *Handler) Close() {
-	h.cancel()
+// Run lets listeners in until ctx ends, then ends every listener (with an
+// "end" message, reason "server shutdown") and every remote stream, waits
+// for their goroutines and returns nil. A listener that comes before Run
+// waits for it; a second Run returns ErrRunning at once.
+func (h *Handler) Run(ctx context.Context) error {
+	first := false
+	h.runOnce.Do(func() {
+		first = true
+		h.ctx = ctx
+		h.remotes.ctx = ctx
+		close(h.running)
+	})
+	if !first {
+		return ErrRunning
+	}
+	<-ctx.Done()
 	h.wg.Wait()
 	h.remotes.wait()
+	return nil
+}
+
+// lifetime waits for Run (or the request's end) and returns Run's ctx.
+func (h *Handler) lifetime(r *http.Request) (context.Context, error) {
+	select {
+	case <-h.running:
+	case <-r.Context().Done():
+		return nil, r.Context().Err()
+	}
+	if err := h.ctx.Err(); err != nil {
+		return nil, ErrClosed
+	}
+	return h.ctx, nil
 }
 
 // Stats returns the handler's counters.

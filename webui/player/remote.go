@@ -76,8 +76,10 @@ type remoteCall struct {
 	closed bool
 }
 
-func newRemoteHub(ctx context.Context, log *slog.Logger, dialTO time.Duration) *remoteHub {
-	return &remoteHub{ctx: ctx, log: log, dialTO: dialTO, calls: map[remoteKey]*remoteCall{}}
+// newRemoteHub returns a hub whose ctx (the player's Run's) is set before
+// the first subscribe.
+func newRemoteHub(log *slog.Logger, dialTO time.Duration) *remoteHub {
+	return &remoteHub{log: log, dialTO: dialTO, calls: map[remoteKey]*remoteCall{}}
 }
 
 // subscribe joins the call's stream, dialing it when it is the first

@@ -70,6 +70,7 @@ type callState struct {
 	byCaller bool
 	pt       uint8
 	rtpPort  [2]uint16 // caller, PBX
+	media    *host     // the PBX's media address
 	rtp      [2]rtpStream
 	steps    []sipStep
 }
@@ -89,6 +90,7 @@ type Generator struct {
 	q        eventQueue
 	b        *builder
 	pbx      host
+	media    []host // the PBX's media addresses: pbx, then more above portBlock concurrent calls
 	truth    Truth
 	interval int64 // ns between call attempts
 
@@ -124,6 +126,16 @@ func New(o Options) (*Generator, error) {
 		pbx = PBXAddr6
 	}
 	g.pbx = newHost(pbx, [6]byte{0x02, 0x00, 0x00, 0x00, 0x00, 0x01})
+	g.media = []host{g.pbx}
+	for b := 1; b*portBlock < o.Concurrency; b++ {
+		a := pbx.As16()
+		a[15] += byte(b)
+		addr := netip.AddrFrom16(a)
+		if pbx.Is4() {
+			addr = addr.Unmap()
+		}
+		g.media = append(g.media, newHost(addr, [6]byte{0x02, 0x00, 0x00, 0x00, 0x00, 0x01}))
+	}
 	for a := range 2 {
 		g.tones[a][0] = toneFrame(o.Tones[0], a == 1)
 		g.tones[a][1] = toneFrame(o.Tones[1], a == 1)
@@ -245,7 +257,8 @@ func (g *Generator) startCall(t0 int64) {
 	d.called = strconv.Itoa(20_000_000 + i)
 	d.fromTag, d.toTag = g.tag(), g.tag()
 	d.branch = fmt.Sprintf("z9hG4bK-%d-%d", o.Seed, i)
-	d.rtpPort = [2]uint16{uint16(20000 + 2*(i%20000)), uint16(10000 + 2*(i%MaxConcurrency))}
+	d.rtpPort = [2]uint16{uint16(20000 + 2*(i%20000)), uint16(10000 + 2*(i%portBlock))}
+	d.media = &g.media[i/portBlock%len(g.media)]
 
 	u := g.rng.Float64() * 100
 	switch {
@@ -291,7 +304,7 @@ func (g *Generator) startCall(t0 int64) {
 				s.frame = &g.tones[d.pt/8][dir]
 			}
 			src := netip.AddrPortFrom(clientAddr, d.rtpPort[0])
-			dst := netip.AddrPortFrom(g.pbx.addr, d.rtpPort[1])
+			dst := netip.AddrPortFrom(d.media.addr, d.rtpPort[1])
 			if dir == 1 {
 				src, dst = dst, src
 			}
@@ -555,7 +568,7 @@ func (g *Generator) sendRTP(at int64, d *callState, dir uint8, seq uint16, ts ui
 	} else {
 		p = p[:12+copy(p[12:], s.frame[:])]
 	}
-	src, dst := &d.host, &g.pbx
+	src, dst := &d.host, d.media
 	sport, dport := d.rtpPort[0], d.rtpPort[1]
 	if dir == 1 {
 		src, dst, sport, dport = dst, src, dport, sport

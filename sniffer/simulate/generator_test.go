@@ -682,3 +682,39 @@ func BenchmarkWritePcap(b *testing.B) {
 	}
 	b.ReportMetric(float64(frames)/b.Elapsed().Seconds(), "packets/s")
 }
+
+// Above 25,000 concurrent calls the PBX's media addresses move on per block
+// of 25,000 calls: every answered call's PBX RTP address is its own, while
+// SIP stays on the PBX's one address, for both IP versions.
+func TestConcurrencyAbovePortBlock(t *testing.T) {
+	for v6, calls := range map[bool]int{false: 50001, true: 25001} {
+		g, err := New(Options{Calls: calls, Concurrency: calls, CPS: 1e6, Duration: Ptime, IPv6: v6})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for {
+			if _, _, err := g.ZeroCopyReadPacketData(); err != nil {
+				break
+			}
+		}
+		tr := g.Truth()
+		seen := map[netip.AddrPort]bool{}
+		addrs := map[netip.Addr]bool{}
+		for _, s := range tr.Streams {
+			if s.Direction != 0 {
+				continue
+			}
+			if seen[s.Dst] {
+				t.Fatalf("IPv6 %v: PBX RTP address %v used by two calls", v6, s.Dst)
+			}
+			seen[s.Dst] = true
+			addrs[s.Dst.Addr()] = true
+		}
+		if want := (calls + 24999) / 25000; len(seen) != calls || len(addrs) != want {
+			t.Fatalf("IPv6 %v: %d PBX RTP addresses on %d hosts, want %d on %d", v6, len(seen), len(addrs), calls, want)
+		}
+		if sip := tr.Calls[calls-1].PBXSIP.Addr(); sip != PBXAddr4 && sip != PBXAddr6 {
+			t.Fatalf("SIP moved to %v", sip)
+		}
+	}
+}

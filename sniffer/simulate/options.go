@@ -24,10 +24,14 @@ const (
 
 // Limits of the address plan (see Options).
 const (
-	MaxCalls       = 1 << 23
-	MaxRegisters   = 1 << 16
-	MaxConcurrency = 25000 // PBX RTP ports 10000+2*(i%25000) stay unique among active calls
-	minMTU         = 296   // an IPv6 RTP frame (40+8+12+160 bytes) plus room for headers
+	MaxCalls     = 1 << 23
+	MaxRegisters = 1 << 16
+	// PBX RTP ports 10000+2*(i%25000) stay unique among active calls; with
+	// more than portBlock calls at once the PBX's media address moves on by
+	// one (192.0.2.11, …) every 25,000 calls, so 100,000 can be active.
+	portBlock      = 25000
+	MaxConcurrency = 4 * portBlock
+	minMTU         = 296 // an IPv6 RTP frame (40+8+12+160 bytes) plus room for headers
 )
 
 // Ptime is the RTP packetisation interval: 160 G.711 samples per packet.
@@ -38,7 +42,8 @@ const Ptime = 20 * time.Millisecond
 // SIP over UDP/IPv4, no loss, no jitter, no VLAN, MTU 1500, seed 0.
 //
 // Address plan: the PBX is 192.0.2.10 (2001:db8::10) with SIP on 5060 and RTP
-// on 10000+2*(i%25000) for call i; caller i is 10.x.y.z = 10.0.0.0+65536+i
+// on 10000+2*(i%25000) for call i (above 25,000 concurrent calls, on
+// 192.0.2.10+(i/25000)%(concurrency/25000 rounded up)); caller i is 10.x.y.z = 10.0.0.0+65536+i
 // (2001:db8:1::/64 + i+1), SIP on 5060 (TCP: source port 40000+i%20000), RTP
 // on 20000+2*(i%20000). REGISTER j comes from 172.16.0.0+j+1
 // (2001:db8:2::/64 + j+1).
@@ -94,7 +99,7 @@ func (o Options) withDefaults() (Options, error) {
 		o.Calls = 10
 	}
 	if o.Concurrency == 0 {
-		o.Concurrency = min(o.Calls, MaxConcurrency)
+		o.Concurrency = min(o.Calls, portBlock)
 	}
 	if o.Duration == 0 {
 		o.Duration = 10 * time.Second

@@ -109,7 +109,7 @@ func (g *Generator) sipMessage(d *callState, m msgKind) ([]byte, bool) {
 		w.header("Contact", pbxContact)
 		w.header("Server", pbxUA)
 		w.header("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS")
-		body = g.sdpBody(d, &g.pbx, d.rtpPort[1])
+		body = g.sdpBody(d, d.media, d.rtpPort[1])
 	case mAck:
 		request("ACK", fmt.Sprintf("sip:%s@%s:%d%s", d.called, pbx, SIPPort, uriParam), clientVia+"-ack", from, toTagged, 1)
 		w.header("User-Agent", clientUA)

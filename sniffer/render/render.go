@@ -199,7 +199,7 @@ func readSDP(open Opener) (*sides, error) {
 			}
 			for j := 0; j < md.NRTPMap; j++ {
 				if r := &md.RTPMap[j]; r.PT >= 96 && r.PT <= 127 {
-					sd.names[r.PT-96] = codec.Canonical(string(r.Encoding))
+					sd.names[r.PT-96] = codec.SDPName(string(r.Encoding), r.ClockRate)
 				}
 			}
 			if !md.Conn.IsValid() || md.Port == 0 {

@@ -26,6 +26,26 @@ var codecCases = []codecCase{
 	{codec.GSM, rtp.PTGSM},
 	{codec.G729, rtp.PTG729},
 	{codec.Opus, 111},
+	{codec.G726, 112},
+	{codec.Speex, 98},
+	{codec.SpeexWB, 99},
+}
+
+// mapDynamic names the dynamic payload types of codecCases on c, as a
+// call's SDP would.
+func mapDynamic(c *Call) {
+	for _, tc := range codecCases {
+		c.MapPayloadType(tc.pt, tc.name)
+	}
+}
+
+// tsStep is the RTP timestamp step of 20 ms in codec name: its clock is
+// its native rate, but 8000 for G.722 (RFC 3551).
+func tsStep(name string) uint32 {
+	if name == codec.G722 {
+		return FrameSamples
+	}
+	return uint32(codec.NativeRate(name) / 50)
 }
 
 // encodeStream returns n 20 ms payloads of a hz tone in codec name.
@@ -75,15 +95,11 @@ func TestCodecCallTones(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var frames []Frame
 			c := NewCall(Config{Sink: func(f *Frame) { frames = append(frames, *f.Clone()) }})
-			c.MapPayloadType(111, "OPUS")
-			tsStep := uint32(FrameSamples)
-			if tc.name == codec.Opus {
-				tsStep = 960
-			}
+			mapDynamic(c)
 			a, b := encodeStream(t, tc.name, 700, 100), encodeStream(t, tc.name, 1300, 100)
 			for i := range a {
 				at := t0.Add(time.Duration(i) * FrameDuration)
-				h := rtp.Header{Version: 2, PayloadType: tc.pt, SSRC: 1, Timestamp: uint32(i) * tsStep}
+				h := rtp.Header{Version: 2, PayloadType: tc.pt, SSRC: 1, Timestamp: uint32(i) * tsStep(tc.name)}
 				c.Feed(FromCaller, &h, a[i], at, false)
 				h.SSRC = 2
 				c.Feed(FromCallee, &h, b[i], at, false)
@@ -182,7 +198,7 @@ var feedCases = append([]codecCase{{codec.PCMU, rtp.PTPCMU}}, codecCases...)
 // function that feeds it the caller's next 20 ms packet of 700 Hz in tc.
 func packetFeeder(t testing.TB, tc codecCase, rate int) (*Call, func()) {
 	c := NewCall(Config{Sink: func(*Frame) {}, Rate: rate})
-	c.MapPayloadType(111, codec.Opus)
+	mapDynamic(c)
 	ps := [][]byte{make([]byte, FrameSamples)}
 	if tc.name != codec.PCMU {
 		ps = encodeStream(t, tc.name, 700, 50)
@@ -193,7 +209,7 @@ func packetFeeder(t testing.TB, tc codecCase, rate int) (*Call, func()) {
 		c.Feed(FromCaller, &h, ps[i%len(ps)], at, false)
 		i++
 		h.SequenceNumber++
-		h.Timestamp += FrameSamples
+		h.Timestamp += tsStep(tc.name)
 		at = at.Add(FrameDuration)
 	}
 }
@@ -247,7 +263,7 @@ func lossCall(t *testing.T, name string, pt uint8, lost map[int]bool) ([]Frame, 
 	t.Helper()
 	var frames []Frame
 	c := NewCall(Config{Sink: func(f *Frame) { frames = append(frames, *f.Clone()) }})
-	c.MapPayloadType(111, codec.Opus)
+	mapDynamic(c)
 	var payloads [][]byte
 	if name == codec.PCMU {
 		pcm := tone.Sine(100*FrameSamples, 0, SampleRate, 700, 8000)
@@ -261,10 +277,7 @@ func lossCall(t *testing.T, name string, pt uint8, lost map[int]bool) ([]Frame, 
 	} else {
 		payloads = encodeStream(t, name, 700, 100)
 	}
-	step := uint32(FrameSamples)
-	if name == codec.Opus {
-		step = 960
-	}
+	step := tsStep(name)
 	for i, p := range payloads {
 		if lost[i] {
 			continue
@@ -277,7 +290,7 @@ func lossCall(t *testing.T, name string, pt uint8, lost map[int]bool) ([]Frame, 
 }
 
 // TestConcealLoss: packets lost in a stream (a gap in the sequence numbers)
-// are concealed by the decoder: libopus and bcg729 go on with the voice
+// are concealed by the decoder: libopus, bcg729 and libspeex go on with the voice
 // (700 Hz dominant, at least a fifth of its level), the others fade out
 // from the last sample (never louder than it: no click). On the old
 // timeline a gap was silence.
@@ -304,7 +317,7 @@ func TestConcealLoss(t *testing.T) {
 			t.Logf("%s: concealed 40 ms at %.1f of the voice's level, 700 Hz %.1f dB over 1300 Hz; first sample %d after %d",
 				tc.name, ratio, tone.Over(gap, float64(rate), 700, 1300), gap[0], before[len(before)-1])
 			switch tc.name {
-			case codec.Opus, codec.G729:
+			case codec.Opus, codec.G729, codec.Speex, codec.SpeexWB:
 				if ratio < 0.2 || tone.Over(gap, float64(rate), 700, 1300) < 10 {
 					t.Errorf("own concealment: level %.2f, 700 Hz %.1f dB over 1300 Hz; want ≥ 0.2 and ≥ 10 dB", ratio, tone.Over(gap, float64(rate), 700, 1300))
 				}

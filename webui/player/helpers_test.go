@@ -41,10 +41,16 @@ type pipeline struct {
 	mu sync.Mutex // the sniffer is fed by one goroutine at a time
 }
 
-func newPipeline(t testing.TB) *pipeline {
+// newPipeline is a sniffer feeding a spool (live audio only, unless a mod
+// turns more on).
+func newPipeline(t testing.TB, mods ...func(*spool.Config)) *pipeline {
 	t.Helper()
 	p := &pipeline{}
-	sp, err := spool.New(spool.Config{AudioDelay: 40 * time.Millisecond})
+	cfg := spool.Config{AudioDelay: 40 * time.Millisecond}
+	for _, m := range mods {
+		m(&cfg)
+	}
+	sp, err := spool.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -31,6 +31,10 @@ import (
 type Call struct {
 	Codec    string        // codec name (codec.PCMU, codec.G722, codec.Opus, …)
 	PT       uint8         // payload type (dynamic for Opus: named in the SDP)
+	// CalleeCodec and CalleePT, when set, are the callee's codec (each
+	// side sends its own; both SDPs name both).
+	CalleeCodec string
+	CalleePT    uint8
 	Duration time.Duration // of each stream
 	CallerHz float64       // default 700
 	CalleeHz float64       // default 1300
@@ -81,15 +85,21 @@ func Write(tb testing.TB, dir string, c Call) Files {
 	if c.Start.IsZero() {
 		c.Start = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	}
-	name := codec.Canonical(c.Codec)
+	if c.CalleeCodec == "" {
+		c.CalleeCodec, c.CalleePT = c.Codec, c.PT
+	}
+	names := [2]string{codec.Canonical(c.Codec), codec.Canonical(c.CalleeCodec)}
+	pts := [2]uint8{c.PT, c.CalleePT}
 	sdp := func(ip net.IP, port int) string {
-		s := fmt.Sprintf("v=0\r\no=- 1 1 IN IP4 %s\r\ns=-\r\nc=IN IP4 %s\r\nt=0 0\r\nm=audio %d RTP/AVP %d 101\r\n", ip, ip, port, c.PT)
-		clock, ch := 8000, ""
-		if name == codec.Opus {
-			clock, ch = 48000, "/2"
+		s := fmt.Sprintf("v=0\r\no=- 1 1 IN IP4 %s\r\ns=-\r\nc=IN IP4 %s\r\nt=0 0\r\nm=audio %d RTP/AVP %d %d 101\r\n", ip, ip, port, pts[0], pts[1])
+		for i, name := range names {
+			clock, ch := 8000, ""
+			if name == codec.Opus {
+				clock, ch = 48000, "/2"
+			}
+			s += fmt.Sprintf("a=rtpmap:%d %s/%d%s\r\n", pts[i], name, clock, ch)
 		}
-		s += fmt.Sprintf("a=rtpmap:%d %s/%d%s\r\na=rtpmap:101 telephone-event/8000\r\n", c.PT, name, clock, ch)
-		return s
+		return s + "a=rtpmap:101 telephone-event/8000\r\n"
 	}
 	sipMsg := func(first, cseq, body string) []byte {
 		ctype := ""
@@ -123,17 +133,18 @@ func Write(tb testing.TB, dir string, c Call) Files {
 		if c.CalleeFirst {
 			s.offset = map[int]time.Duration{0: 60 * time.Millisecond, 1: 0}[side]
 		}
+		name, pt := names[side], pts[side]
 		for i, p := range Encode(tb, name, s.hz, int(c.Duration/(20*time.Millisecond))) {
 			off := time.Duration(i) * 20 * time.Millisecond
 			if off >= c.PauseFrom && off < c.PauseTo {
-				if _, ok := rtp.SilenceByte(c.PT); ok {
+				if _, ok := rtp.SilenceByte(pt); ok {
 					p = append([]byte(nil), p...)
-					rtp.FillSilence(c.PT, p)
+					rtp.FillSilence(pt, p)
 				} else {
 					p = nil
 				}
 			}
-			rtpPkts = append(rtpPkts, packet{c.Start.Add(s.offset + off), udp(tb, s.src, s.dst, s.sp, s.dp, append(rtpHeader(c.PT, uint16(i), uint32(i*TimestampStep(name)), uint32(0x1000+side)), p...))})
+			rtpPkts = append(rtpPkts, packet{c.Start.Add(s.offset + off), udp(tb, s.src, s.dst, s.sp, s.dp, append(rtpHeader(pt, uint16(i), uint32(i*TimestampStep(name)), uint32(0x1000+side)), p...))})
 		}
 	}
 	byTime := func(p []packet) []packet {

@@ -202,3 +202,30 @@ func TestRenderMonoSkipNoSIP(t *testing.T) {
 		t.Errorf("no RTP pcap: %v, want fs.ErrNotExist", err)
 	}
 }
+
+// TestRenderMixedRates: a caller in G.722 (16 kHz) and a callee in PCMU
+// (8 kHz) render at the higher rate, the callee resampled, both tones
+// kept on their sides (WAV and Ogg).
+func TestRenderMixedRates(t *testing.T) {
+	if !codec.Built {
+		t.Skip("built without cgo")
+	}
+	f := callpcap.Write(t, t.TempDir(), callpcap.Call{Codec: codec.G722, PT: 9, CalleeCodec: codec.PCMU, CalleePT: 0, Duration: 2 * time.Second})
+	in := render.Input{RTP: opener(f.RTP), SIP: opener(f.SIP)}
+	wav, _ := renderFile(t, in, render.Options{Format: audio.FormatWAV})
+	rate, _, pcm := wavInfo(t, wav)
+	ogg, _ := renderFile(t, in, render.Options{Format: audio.FormatOgg})
+	opcm, _ := tone.FFmpeg(t, ogg, 16000, 2)
+	for _, c := range []struct {
+		what string
+		pcm  []int16
+		rate int
+	}{{"WAV", pcm, rate}, {"Ogg", opcm, oggHead(t, ogg)}} {
+		l, r := tone.Split(c.pcm)
+		left, right := separation(l, r, 16000)
+		t.Logf("%s: %d Hz, left 700 Hz %.1f dB over 1300 Hz, right 1300 Hz %.1f dB over 700 Hz (RMS %.0f / %.0f)", c.what, c.rate, left, right, tone.RMS(l), tone.RMS(r))
+		if c.rate != 16000 || left < 30 || right < 30 || tone.RMS(r) < 4000 {
+			t.Errorf("%s: %d Hz (want 16000), separation %.1f / %.1f dB (want ≥ 30), callee RMS %.0f", c.what, c.rate, left, right, tone.RMS(r))
+		}
+	}
+}

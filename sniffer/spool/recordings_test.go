@@ -24,20 +24,28 @@ import (
 // ffmpeg) with the caller's 700 Hz left and the callee's 1300 Hz right
 // (≥ 30 dB each) and silence while paused; the RTP pcap the spool stored
 // (paused packets cut or silenced) rendered on demand is silent there too.
+// A call whose two sides use codecs of different rates is written at the
+// higher.
 func TestLiveRecordings(t *testing.T) {
 	start := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	for _, c := range []struct {
-		name string
-		pt   uint8
-		rate int
+		name   string
+		pt     uint8
+		rate   int
+		callee string // the callee's codec when it is another (PCMU)
 	}{
-		{codec.PCMU, 0, 8000}, {codec.G722, 9, 16000}, {codec.GSM, 3, 8000}, {codec.G729, 18, 8000}, {codec.Opus, 111, 48000},
+		{codec.PCMU, 0, 8000, ""}, {codec.G722, 9, 16000, ""}, {codec.GSM, 3, 8000, ""}, {codec.G729, 18, 8000, ""}, {codec.Opus, 111, 48000, ""},
+		{codec.G722, 9, 16000, codec.PCMU}, // two rates: the callee's 8 kHz resampled to 16
 	} {
-		t.Run(c.name, func(t *testing.T) {
+		t.Run(c.name+c.callee, func(t *testing.T) {
 			if c.name != codec.PCMU && !codec.Built {
 				t.Skip("built without cgo")
 			}
-			files := callpcap.Write(t, t.TempDir(), callpcap.Call{Codec: c.name, PT: c.pt, Duration: 3 * time.Second, Start: start})
+			call := callpcap.Call{Codec: c.name, PT: c.pt, Duration: 3 * time.Second, Start: start}
+			if c.callee != "" {
+				call.CalleeCodec, call.CalleePT = c.callee, 0
+			}
+			files := callpcap.Write(t, t.TempDir(), call)
 			pause := &pauseAt{callID: callpcap.CallID, from: start.Add(time.Second), to: start.Add(2 * time.Second)}
 			formats := []audio.Format{audio.FormatWAV}
 			if codec.Built {

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -141,7 +143,8 @@ func benchPacketPath(b *testing.B, path string, cfg Config) {
 }
 
 // BenchmarkActiveCalls measures, with 1,000 and 10,000 concurrent
-// generated calls (and 100,000 with PBX_BENCH_100K=1), the heap held per
+// generated calls (and 100,000 with PBX_BENCH_100K=1; PBX_BENCH_CALLS lists
+// the counts instead), the heap held per
 // active call (call table entry, SIP strings, RTP address map, two RTP
 // streams with their jitter-buffer simulators), sampled once every call is
 // set up and streaming, and the CPU time per packet of the packet path over
@@ -153,6 +156,16 @@ func BenchmarkActiveCalls(b *testing.B) {
 	sizes := []int{1000, 10000}
 	if os.Getenv("PBX_BENCH_100K") != "" {
 		sizes = append(sizes, 100000)
+	}
+	if list := os.Getenv("PBX_BENCH_CALLS"); list != "" { // e.g. 1000,10000,100000
+		sizes = sizes[:0]
+		for _, f := range strings.Split(list, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || n <= 0 {
+				b.Fatalf("PBX_BENCH_CALLS: bad count %q", f)
+			}
+			sizes = append(sizes, n)
+		}
 	}
 	for _, n := range sizes {
 		b.Run(fmt.Sprintf("calls=%d", n), func(b *testing.B) {

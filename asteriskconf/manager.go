@@ -145,7 +145,10 @@ func valueErr(v Var, format string, args ...any) error {
 	return posErr(v.File, v.Line, ErrValue, "%s = %q: "+format, append([]any{v.Name, v.Value}, args...)...)
 }
 
-// parseBool is ast_true / ast_false: unknown words are an error here.
+// ParseBool reads v's value as ast_true / ast_false do (yes, no, on, off,
+// 1, 0, ...); unknown words are an error here.
+func ParseBool(v Var) (bool, error) { return parseBool(v) }
+
 func parseBool(v Var) (bool, error) {
 	switch strings.ToLower(v.Value) {
 	case "yes", "true", "y", "t", "1", "on":

@@ -36,6 +36,7 @@ var apiTasks = map[string]apiTask{
 	"getShareURL":       {CanCDRShareLocalPublic, (*Handler).getShareURL, false},
 	"getPCAP":           {CanPCAP, (*Handler).getPCAP, false},
 	"listCdrIds":        {CanCDR, (*Handler).listCdrIds, false},
+	"getFax":            {CanShowFax, (*Handler).getFax, false},
 }
 
 func taskNames() string {

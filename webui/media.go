@@ -51,15 +51,11 @@ func attachment(w http.ResponseWriter, ctype, name string) {
 func (h *Handler) writePCAP(w http.ResponseWriter, r *http.Request, refs []cdrRef, noRTP, zipped, separate bool) error {
 	name := refs[0].Basename
 	if !separate {
-		files, err := h.callFiles(r.Context(), refs, noRTP)
+		files, readers, link, err := h.openMerged(r.Context(), refs, noRTP)
 		if err != nil {
 			return err
 		}
 		defer closeAll(files)
-		readers, link, err := prepareMerge(files)
-		if err != nil {
-			return err
-		}
 		if !zipped {
 			attachment(w, "application/vnd.tcpdump.pcap", name+".pcap")
 			return h.streamErr(mergeTo(w, readers, link))

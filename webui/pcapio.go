@@ -105,6 +105,21 @@ func (m *mergeHeap) Pop() any {
 
 // prepareMerge opens the inputs as captures and checks they share a link
 // type, before anything is written to the client.
+// openMerged opens the spool's pcaps of refs as readers ready to merge;
+// the caller closes the files.
+func (h *Handler) openMerged(ctx context.Context, refs []cdrRef, noRTP bool) ([]io.ReadCloser, []packetReader, layers.LinkType, error) {
+	files, err := h.callFiles(ctx, refs, noRTP)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	readers, link, err := prepareMerge(files)
+	if err != nil {
+		closeAll(files)
+		return nil, nil, 0, err
+	}
+	return files, readers, link, nil
+}
+
 func prepareMerge(files []io.ReadCloser) ([]packetReader, layers.LinkType, error) {
 	readers := make([]packetReader, 0, len(files))
 	var link layers.LinkType
@@ -123,46 +138,69 @@ func prepareMerge(files []io.ReadCloser) ([]packetReader, layers.LinkType, error
 	return readers, link, nil
 }
 
-// mergeTo writes the packets of readers in time order as one pcap. A
-// truncated input ends that input (what was read is kept).
+// merger yields the packets of readers in time order. A truncated input
+// ends that input (what was read is kept).
+type merger struct {
+	readers []packetReader
+	h       mergeHeap
+	started bool
+}
+
+func (m *merger) push(i int) error {
+	data, ci, err := m.readers[i].ReadPacketData()
+	if err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil
+		}
+		return fmt.Errorf("%w: %v", ErrBadCapture, err)
+	}
+	heap.Push(&m.h, mergeItem{data: append([]byte(nil), data...), ci: ci, src: i})
+	return nil
+}
+
+// next returns the earliest packet left; ok is false at the end.
+func (m *merger) next() (it mergeItem, ok bool, err error) {
+	if !m.started {
+		m.started = true
+		m.h = make(mergeHeap, 0, len(m.readers))
+		for i := range m.readers {
+			if err := m.push(i); err != nil {
+				return it, false, err
+			}
+		}
+	}
+	if m.h.Len() == 0 {
+		return it, false, nil
+	}
+	it = heap.Pop(&m.h).(mergeItem)
+	if it.ci.CaptureLength > len(it.data) {
+		it.ci.CaptureLength = len(it.data)
+	}
+	if it.ci.Length < it.ci.CaptureLength {
+		it.ci.Length = it.ci.CaptureLength
+	}
+	return it, true, m.push(it.src)
+}
+
+// mergeTo writes the packets of readers in time order as one pcap.
 func mergeTo(w io.Writer, readers []packetReader, link layers.LinkType) error {
 	pw := pcapgo.NewWriterNanos(w)
 	if err := pw.WriteFileHeader(262144, link); err != nil {
 		return err
 	}
-	h := make(mergeHeap, 0, len(readers))
-	next := func(i int) error {
-		data, ci, err := readers[i].ReadPacketData()
-		if err != nil {
-			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-				return nil
-			}
-			return fmt.Errorf("%w: %v", ErrBadCapture, err)
-		}
-		heap.Push(&h, mergeItem{data: append([]byte(nil), data...), ci: ci, src: i})
-		return nil
-	}
-	for i := range readers {
-		if err := next(i); err != nil {
+	m := merger{readers: readers}
+	for {
+		it, ok, err := m.next()
+		if !ok {
 			return err
-		}
-	}
-	for h.Len() > 0 {
-		it := heap.Pop(&h).(mergeItem)
-		if it.ci.CaptureLength > len(it.data) {
-			it.ci.CaptureLength = len(it.data)
-		}
-		if it.ci.Length < it.ci.CaptureLength {
-			it.ci.Length = it.ci.CaptureLength
 		}
 		if err := pw.WritePacket(it.ci, it.data); err != nil {
 			return err
 		}
-		if err := next(it.src); err != nil {
+		if err != nil {
 			return err
 		}
 	}
-	return nil
 }
 
 // layersLink converts a stored link type number.

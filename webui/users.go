@@ -27,12 +27,14 @@ const (
 	CanHandleActiveCall                       // handleActiveCall (pause/unpause); pbx-agent's own right
 	CanCDRShareLocalPublic                    // getShareURL
 	IsAdmin                                   // everything
+	CanShowFax                                // getFax: the pages of fax calls
 
 	AllRights = 1<<iota - 1
 )
 
 var rightNames = []string{"can_cdr", "can_play_audio", "can_download_audio", "can_listen_active_call",
-	"can_pcap", "can_activecalls", "can_handle_active_call", "can_cdr_share_local_public", "is_admin"}
+	"can_pcap", "can_activecalls", "can_handle_active_call", "can_cdr_share_local_public", "is_admin",
+	"can_show_fax"}
 
 // Names lists the rights by their VoIPmonitor names.
 func (r Rights) Names() []string {
@@ -50,12 +52,12 @@ func (r Rights) Has(need Rights) bool { return r&IsAdmin != 0 || r&need == need 
 
 // RightsFromClasses maps manager.conf read/write classes to rights
 // (DESIGN.md "Auth"): read call or cdr → list CDRs, listen, download, pcap,
-// active calls, share; write call → handleActiveCall; read and write "all"
-// → admin.
+// active calls, share, fax pages; write call → handleActiveCall; read and
+// write "all" → admin.
 func RightsFromClasses(read, write asteriskconf.Class) Rights {
 	var r Rights
 	if read&(asteriskconf.ClassCall|asteriskconf.ClassCDR) != 0 {
-		r |= CanCDR | CanPlayAudio | CanDownloadAudio | CanListenActiveCall | CanPCAP | CanActiveCalls | CanCDRShareLocalPublic
+		r |= CanCDR | CanPlayAudio | CanDownloadAudio | CanListenActiveCall | CanPCAP | CanActiveCalls | CanCDRShareLocalPublic | CanShowFax
 	}
 	if write&asteriskconf.ClassCall != 0 {
 		r |= CanHandleActiveCall
@@ -115,12 +117,14 @@ func UsersFromManager(m *asteriskconf.Manager) []User {
 // usersFileKeys are the keys a users_file section may hold; any other is an
 // error (a misspelt enable_sensors must not silently widen a user's view).
 var usersFileKeys = map[string]bool{"secret": true, "read": true, "write": true, "permit": true,
-	"deny": true, "acl": true, "enable_sensors": true}
+	"deny": true, "acl": true, "enable_sensors": true, "can_show_fax": true}
 
 // LoadUsersFile reads the agent's users_file. It uses manager.conf's syntax
 // (a [name] section per user with secret, read, write, permit, deny, acl)
 // plus enable_sensors = 1,2 (the id_sensor values whose calls, CDRs, files
-// and live audio the user may reach; empty = none). Unknown keys are errors.
+// and live audio the user may reach; empty = none) and can_show_fax = yes|no
+// (fax pages; by default granted with read call or cdr). Unknown keys are
+// errors.
 func LoadUsersFile(path string) ([]User, error) {
 	if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("webui: users_file: %w", err)
@@ -130,12 +134,20 @@ func LoadUsersFile(path string) ([]User, error) {
 		return nil, fmt.Errorf("webui: users_file %s: %w", path, err)
 	}
 	sensors := map[string][]int{}
+	fax := map[string]bool{}
 	for _, s := range cfg.Sections {
 		for _, v := range s.Vars {
 			name := strings.ToLower(v.Name)
 			if !usersFileKeys[name] {
-				return nil, fmt.Errorf("%w: users_file %s:%d: unknown key %q in [%s] (keys: secret, read, write, permit, deny, acl, enable_sensors)",
+				return nil, fmt.Errorf("%w: users_file %s:%d: unknown key %q in [%s] (keys: secret, read, write, permit, deny, acl, enable_sensors, can_show_fax)",
 					ErrUsersFile, v.File, v.Line, v.Name, s.Name)
+			}
+			if name == "can_show_fax" {
+				ok, err := asteriskconf.ParseBool(v)
+				if err != nil {
+					return nil, fmt.Errorf("%w: users_file: %v", ErrUsersFile, err)
+				}
+				fax[strings.ToLower(s.Name)] = ok
 			}
 			if name != "enable_sensors" {
 				continue
@@ -155,6 +167,12 @@ func LoadUsersFile(path string) ([]User, error) {
 	for i := range users {
 		if ids, ok := sensors[strings.ToLower(users[i].Name)]; ok {
 			users[i].Sensors = ids
+		}
+		if show, ok := fax[strings.ToLower(users[i].Name)]; ok {
+			users[i].Rights &^= CanShowFax
+			if show {
+				users[i].Rights |= CanShowFax
+			}
 		}
 	}
 	return users, nil

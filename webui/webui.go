@@ -114,6 +114,7 @@ type Handler struct {
 	share    []byte
 	audit    auditLog
 	xorigin  *http.CrossOriginProtection
+	faxes    faxCache
 }
 
 // New builds the handler.

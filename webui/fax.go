@@ -1,0 +1,245 @@
+package webui
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"sync"
+
+	"github.com/google/gopacket/layers"
+
+	"pbx-agent/sniffer/fax"
+)
+
+// faxCacheSize is how many decoded calls' faxes are kept (their TIFFs on
+// disk, under one temporary directory); faxDecoders bounds concurrent
+// decodes (each is CPU-bound: spandsp demodulates G.711 faxes).
+const (
+	faxCacheSize = 16
+	faxDecoders  = 2
+)
+
+type faxEntry struct {
+	done chan struct{}
+	dir  string
+	file string
+	res  fax.Result
+	err  error
+}
+
+// faxCache decodes a call's fax on demand (from the spool's pcaps, after
+// the call) and keeps the last faxCacheSize results.
+type faxCache struct {
+	mu      sync.Mutex
+	base    string
+	entries map[uint64]*faxEntry
+	order   []uint64
+	sem     chan struct{}
+	once    sync.Once // logs "no fax decoder in this build" once
+}
+
+// get returns the decoded fax of ref, decoding it if needed.
+func (c *faxCache) get(ctx context.Context, h *Handler, ref cdrRef) (*faxEntry, error) {
+	c.mu.Lock()
+	if c.entries == nil {
+		c.entries = map[uint64]*faxEntry{}
+		c.sem = make(chan struct{}, faxDecoders)
+	}
+	e, ok := c.entries[ref.ID]
+	if !ok {
+		e = &faxEntry{done: make(chan struct{})}
+		c.entries[ref.ID] = e
+		c.order = append(c.order, ref.ID)
+		c.evictLocked()
+	}
+	c.mu.Unlock()
+	if ok {
+		select {
+		case <-e.done:
+			return e, e.err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	e.err = c.decode(ctx, h, ref, e)
+	if e.err != nil && ctx.Err() != nil {
+		c.mu.Lock()
+		delete(c.entries, ref.ID) // cancelled: the next request tries again
+		c.mu.Unlock()
+	}
+	close(e.done)
+	return e, e.err
+}
+
+// evictLocked drops the oldest finished entries beyond faxCacheSize.
+func (c *faxCache) evictLocked() {
+	for i := 0; len(c.entries) > faxCacheSize && i < len(c.order); {
+		id := c.order[i]
+		e, ok := c.entries[id]
+		if !ok {
+			c.order = append(c.order[:i], c.order[i+1:]...)
+			continue
+		}
+		select {
+		case <-e.done:
+			delete(c.entries, id)
+			c.order = append(c.order[:i], c.order[i+1:]...)
+			if e.dir != "" {
+				os.RemoveAll(e.dir)
+			}
+		default:
+			i++
+		}
+	}
+}
+
+func (c *faxCache) decode(ctx context.Context, h *Handler, ref cdrRef, e *faxEntry) error {
+	select {
+	case c.sem <- struct{}{}:
+		defer func() { <-c.sem }()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	files, readers, link, err := h.openMerged(ctx, []cdrRef{ref}, false)
+	if err != nil {
+		return err
+	}
+	defer closeAll(files)
+	c.mu.Lock()
+	if c.base == "" {
+		c.base, err = os.MkdirTemp("", "pbx-agent-fax-")
+	}
+	base := c.base
+	c.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("fax: %w", err)
+	}
+	if e.dir, err = os.MkdirTemp(base, "cdr-"+strconv.FormatUint(ref.ID, 10)+"-"); err != nil {
+		return fmt.Errorf("fax: %w", err)
+	}
+	e.res, e.file, err = fax.DecodeFrames(ctx, &mergedFrames{m: merger{readers: readers}, link: link}, e.dir)
+	switch {
+	case errors.Is(err, fax.ErrUnsupported):
+		c.once.Do(func() { h.log.Warn("fax pages cannot be decoded: " + err.Error()) })
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	case errors.Is(err, fax.ErrNoFax):
+		return fmt.Errorf("%w: call %d carries no fax page (T.38 or G.711)", ErrNotFound, ref.ID)
+	}
+	return err
+}
+
+// mergedFrames feeds the spool's pcaps of a call, in time order, to the
+// fax decoder.
+type mergedFrames struct {
+	m    merger
+	link layers.LinkType
+}
+
+func (f *mergedFrames) ReadPacketData() ([]byte, fax.CaptureInfo, error) {
+	it, ok, err := f.m.next()
+	if !ok && err == nil {
+		err = io.EOF
+	}
+	return it.data, fax.CaptureInfo{Timestamp: it.ci.Timestamp}, err
+}
+
+func (f *mergedFrames) LinkType() layers.LinkType { return f.link }
+
+// getFax is api.php task getFax (pbx-agent's own: VoIPmonitor's GUI shows
+// faxes to users with can_show_fax). params: cdrId; format json (default:
+// mode, pages, status, remote station id and the links), tiff (the
+// TIFF-F as received) or png (page, from 1: a preview with square
+// pixels).
+func (h *Handler) getFax(w http.ResponseWriter, r *http.Request, u *User, req *apiRequest) error {
+	p := req.Params[0]
+	ctx := r.Context()
+	cdrID, err := p.str("cdrId")
+	if err != nil {
+		return err
+	}
+	id, err := parseID("params.cdrId", cdrID)
+	if err != nil {
+		return err
+	}
+	format, err := p.str("format")
+	if err != nil {
+		return err
+	}
+	page, err := p.num("page", 1, 1, 1000)
+	if err != nil {
+		return err
+	}
+	ref, err := h.cdrByID(ctx, u, id)
+	if err != nil {
+		return err
+	}
+	e, err := h.faxes.get(ctx, h, ref)
+	if err != nil {
+		return err
+	}
+	link := func(q string) string {
+		return "/php/api.php?task=getFax&params=" + url.QueryEscape(fmt.Sprintf(`{"cdrId":%d,%s}`, id, q))
+	}
+	switch format {
+	case "", "json":
+		pngs := make([]string, e.res.Pages)
+		for i := range pngs {
+			pngs[i] = link(fmt.Sprintf(`"format":"png","page":%d`, i+1))
+		}
+		writeJSON(w, http.StatusOK, obj{{"success", true}, {"cdrId", id}, {"mode", e.res.Mode}, {"pages", e.res.Pages},
+			{"status", e.res.Status}, {"code", e.res.Code}, {"remote_station_id", e.res.RemoteID},
+			{"src", e.res.Src}, {"dst", e.res.Dst}, {"tiff", link(`"format":"tiff"`)}, {"png", pngs}})
+		return nil
+	case "tiff":
+		f, err := os.Open(e.file)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		attachment(w, "image/tiff", ref.Basename+".tif")
+		_, err = io.Copy(w, f)
+		return h.streamErr(err)
+	case "png":
+		if int(page) > e.res.Pages {
+			return fmt.Errorf("%w: call %d's fax has %d page(s), not %d", ErrNotFound, id, e.res.Pages, page)
+		}
+		img, info, err := fax.ReadPage(e.file, int(page-1))
+		if err != nil {
+			return err
+		}
+		w.Header().Set("Content-Type", "image/png")
+		w.Header().Set("Cache-Control", "no-store")
+		return h.streamErr(png.Encode(w, preview(img, info)))
+	}
+	return fmt.Errorf("%w: params.format %q (json, tiff or png)", ErrBadRequest, format)
+}
+
+// preview turns a fax page into a two-colour image with square pixels: a
+// standard-resolution page (98 lines per inch for 204 dots) has each row
+// repeated.
+func preview(img *image.Gray, info fax.PageInfo) *image.Paletted {
+	rep := 1
+	if info.YRes > 0 && info.XRes/info.YRes > 1.5 {
+		rep = 2
+	}
+	b := img.Bounds()
+	out := image.NewPaletted(image.Rect(0, 0, b.Dx(), b.Dy()*rep), color.Palette{color.Black, color.White})
+	for y := range b.Dy() {
+		src := img.Pix[y*img.Stride : y*img.Stride+b.Dx()]
+		for k := range rep {
+			dst := out.Pix[(y*rep+k)*out.Stride:]
+			for x, v := range src {
+				dst[x] = v >> 7
+			}
+		}
+	}
+	return out
+}

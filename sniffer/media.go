@@ -220,6 +220,9 @@ func (m *mediaTracker) handle(md *call.Media) {
 		return
 	}
 	if !md.HeaderOK {
+		if mc.faxAddr(p.Src, p.Dst) {
+			mc.faxPackets++ // UDPTL (its first octet is rarely RTP's version 2)
+		}
 		return
 	}
 	hdr := &md.RTP
@@ -289,12 +292,12 @@ func (mc *mediaCall) newStream(p *decode.Packet, hdr *rtp.Header, caller bool) *
 
 // summaries returns the figures of a call's streams (in the order they
 // started) and its RFC 2833 digits; take also forgets the call.
-func (m *mediaTracker) summaries(ref uint64, take bool) ([]rtp.Summary, []call.DTMF) {
+func (m *mediaTracker) summaries(ref uint64, take bool) ([]rtp.Summary, []call.DTMF, int) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	mc := m.calls[ref]
 	if mc == nil {
-		return nil, nil
+		return nil, nil, 0
 	}
 	if take {
 		delete(m.calls, ref)
@@ -306,5 +309,5 @@ func (m *mediaTracker) summaries(ref uint64, take bool) ([]rtp.Summary, []call.D
 		}
 		out = append(out, s.stats.Summary())
 	}
-	return out, slices.Clone(mc.dtmf)
+	return out, slices.Clone(mc.dtmf), mc.faxPackets
 }

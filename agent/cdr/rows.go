@@ -126,6 +126,13 @@ func mos10(m float64) any {
 
 func clampU(v, hi int64) int64 { return min(max(v, 0), hi) }
 
+// The cdr.payload values VoIPmonitor gives fax calls (spec: "1000 = T.38,
+// 1001 = T.30 fax").
+const (
+	PayloadT38 = 1000
+	PayloadT30 = 1001
+)
+
 const (
 	maxMedium   = 1<<24 - 1
 	maxSmall    = 1<<16 - 1
@@ -308,15 +315,20 @@ func cdrRow(c *call.CDR, ids *lookups, o rowOptions) row {
 	var fa, fb sideFigures
 	r, fa = sideColumns(r, "a_", sa, ai, c)
 	r, fb = sideColumns(r, "b_", sb, bi, c)
+	var payload any
+	if c.FaxPackets > 0 {
+		payload = int64(PayloadT38) // VoIPmonitor: a call with UDPTL is T.38 whatever its RTP
+	}
 	if !fa.hasStream && !fb.hasStream {
-		for _, n := range []string{"payload", "jitter_mult10", "mos_min_mult10", "packet_loss_perc_mult1000",
+		r = append(r, col{"payload", payload})
+		for _, n := range []string{"jitter_mult10", "mos_min_mult10", "packet_loss_perc_mult1000",
 			"lost", "delay_sum", "delay_cnt", "delay_avg_mult100"} {
 			r = append(r, col{n, nil})
 		}
 		return r
 	}
-	var payload any
 	switch {
+	case payload != nil:
 	case sa != nil:
 		payload = int64(sa.CodecID())
 	case sb != nil:

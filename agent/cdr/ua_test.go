@@ -191,3 +191,32 @@ func TestDTMFRows(t *testing.T) {
 		}
 	}
 }
+
+// TestFaxPayload: a call with UDPTL packets has payload 1000 (T.38), with
+// or without RTP streams, as VoIPmonitor writes it; without UDPTL the
+// payload stays the stream's.
+func TestFaxPayload(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		fax     int
+		streams bool
+		want    any
+	}{
+		{"RTP only", 0, true, int64(8)},
+		{"T.38 after G.711", 120, true, int64(PayloadT38)},
+		{"T.38 only", 120, false, int64(PayloadT38)},
+		{"no media", 0, false, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := sampleCDR(1)
+			c.FaxPackets = tc.fax
+			if !tc.streams {
+				c.Streams = nil
+			}
+			r := cdrRow(c, &lookups{}, rowOptions{idSensor: 1})
+			if v, _ := colValue(r, "payload"); v != tc.want {
+				t.Errorf("payload = %v (%T), want %v", v, v, tc.want)
+			}
+		})
+	}
+}

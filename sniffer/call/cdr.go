@@ -75,6 +75,9 @@ type CDR struct {
 	ReInvites int
 	SRTP      bool        // the SDP offered encrypted media (RTP/SAVP, a=crypto): the sniffer cannot hear it
 	Fax       bool        // the SDP offered T.38 fax (m=image, UDPTL): its packets are not RTP streams
+	// FaxPackets counts the UDPTL packets seen on the T.38 addresses (CDR
+	// payload 1000, as VoIPmonitor writes a call with UDPTL).
+	FaxPackets int `json:",omitempty"`
 	Hold      []time.Time // times the call went on hold (a=sendonly/inactive)
 
 	Streams []rtp.Summary // every RTP stream of the call (cdr_rtp rows)

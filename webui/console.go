@@ -281,7 +281,7 @@ func (h *Handler) consoleCall(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, obj{
 		{"success", true}, {"cdr", rows[0]}, {"reason", firstObj(reason)}, {"legs", legObjs}, {"streams", streams},
 		{"sip", msgs}, {"sip_error", sipErr}, {"sip_text", withText},
-		{"can", obj{{"pcap", u.Rights.Has(CanPCAP)}, {"download_audio", u.Rights.Has(CanDownloadAudio)}}},
+		{"can", obj{{"pcap", u.Rights.Has(CanPCAP)}, {"download_audio", u.Rights.Has(CanDownloadAudio)}, {"show_fax", u.Rights.Has(CanShowFax)}}},
 	})
 }
 

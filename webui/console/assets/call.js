@@ -59,6 +59,8 @@
     item(j.can.pcap, "/php/pcap.php?id=" + id, "merged pcap", "can_pcap");
     item(j.can.download_audio, "/php/api.php?task=getVoiceRecording&params=" + encodeURIComponent(JSON.stringify({ cdrId: j.cdr.ID })), "WAV", "can_download_audio");
     item(j.can.pcap, "/console/api/sip.txt?id=" + id, "SIP text", "can_pcap");
+    // T.38 calls (payload 1000/1001 as VoIPmonitor writes it) and G.711 faxes: the pages decoded from the pcap
+    if (j.cdr.payload >= 1000 || j.can.show_fax) item(j.can.show_fax, "/php/api.php?task=getFax&params=" + encodeURIComponent(JSON.stringify({ cdrId: j.cdr.ID, format: "tiff" })), "fax pages (TIFF)", "can_show_fax");
   }
 
   function legs(j) {

@@ -1,0 +1,51 @@
+package fax
+
+import (
+	"context"
+	"testing"
+
+	"github.com/google/gopacket/layers"
+
+	"pbx-agent/sniffer/capture"
+	"pbx-agent/sniffer/fixture"
+)
+
+// fileFrames reads a capture file for DecodeFrames.
+type fileFrames struct{ src capture.Source }
+
+func (f fileFrames) ReadPacketData() ([]byte, CaptureInfo, error) {
+	b, ci, err := f.src.ReadPacket()
+	return b, CaptureInfo{Timestamp: ci.Timestamp}, err
+}
+
+func (f fileFrames) LinkType() layers.LinkType { return f.src.LinkType() }
+
+// TestAsteriskRecordings: the project's real Asterisk 20.20.1 fax calls
+// (res_fax_spandsp: SendFAX of testdata/sent.tif to ReceiveFAX over PJSIP
+// on loopback, see testdata/README.md) decode to the two sent pages, from
+// the sender, with the sender's station id; ReceiveFAX reported FAXPAGES=2,
+// FAXSTATUS=SUCCESS for both.
+func TestAsteriskRecordings(t *testing.T) {
+	needSpandsp(t)
+	for _, tc := range []struct{ file, mode string }{
+		{"asterisk-fax-t38.pcap", ModeT38},
+		{"asterisk-fax-g711.pcap", ModeG711},
+	} {
+		t.Run(tc.mode, func(t *testing.T) {
+			src, err := capture.OpenFile(fixture.Repo(t, "testdata", "pcap", tc.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer src.Close()
+			r, file, err := DecodeFrames(context.Background(), fileFrames{src}, t.TempDir())
+			if err != nil {
+				t.Fatalf("%v (result %+v)", err, r)
+			}
+			t.Logf("%+v", r)
+			if r.Mode != tc.mode || r.Pages != 2 || r.Code != 0 || r.RemoteID != "PBX-AGENT SEND" {
+				t.Errorf("result %+v; want mode %s, 2 pages, code 0, remote PBX-AGENT SEND", r, tc.mode)
+			}
+			checkPages(t, file, 2)
+		})
+	}
+}

@@ -1,0 +1,166 @@
+package webui
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"image/png"
+	"net/url"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/google/gopacket/pcapgo"
+
+	"pbx-agent/sniffer/capture"
+	"pbx-agent/sniffer/fax"
+	"pbx-agent/sniffer/fixture"
+)
+
+// faxCaptures are the project's real Asterisk fax recordings: SendFAX of
+// sniffer/fax/testdata/sent.tif (2 pages) to ReceiveFAX, T.38 by
+// re-INVITE and over G.711.
+var faxCaptures = []struct{ file, mode string }{
+	{"asterisk-fax-t38.pcap", fax.ModeT38},
+	{"asterisk-fax-g711.pcap", fax.ModeG711},
+}
+
+// spoolWhole stores every frame of a capture as the call's RTP pcap (a
+// recording holds that one call only; the test env's spool keeps just the
+// packets of RTP streams).
+func spoolWhole(t *testing.T, e *testEnv, id uint64, path string) {
+	t.Helper()
+	var basename, date string
+	if err := e.db.QueryRow("SELECT n.fbasename, c.calldate FROM cdr c JOIN cdr_next n ON n.cdr_ID = c.ID WHERE c.ID = ?", id).Scan(&basename, &date); err != nil {
+		t.Fatal(err)
+	}
+	d, err := time.Parse("2006-01-02 15:04:05.000", date)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := e.spool.Path(SpoolFile{Kind: KindRTP, CallDate: d, Basename: basename})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := capture.OpenFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	os.MkdirAll(filepath.Dir(p), 0o755)
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	w := pcapgo.NewWriter(f)
+	if err := w.WriteFileHeader(262144, src.LinkType()); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		data, ci, err := src.ReadPacket()
+		if err != nil {
+			break
+		}
+		if err := w.WritePacket(ci, data); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestGetFax: the real T.38 and G.711 fax calls give the two sent pages
+// through api.php getFax (JSON, TIFF, PNG), to a user with can_show_fax;
+// a user without it gets 403.
+func TestGetFax(t *testing.T) {
+	if !fax.Built {
+		t.Skip("built without spandsp")
+	}
+	var paths []string
+	for _, c := range faxCaptures {
+		paths = append(paths, fixture.Repo(t, "testdata", "pcap", c.file))
+	}
+	e := newEnvFrom(t, paths, func(o *Options) {
+		o.Users = append(o.Users, User{Name: "nofax", Secret: "nofaxpw", Rights: CanCDR | CanPCAP | CanDownloadAudio})
+	})
+	for i, c := range faxCaptures {
+		id := uint64(i + 1)
+		spoolWhole(t, e, id, paths[i])
+		t.Run(c.mode, func(t *testing.T) {
+			var payload int
+			if err := e.db.QueryRow("SELECT COALESCE(payload, -1) FROM cdr WHERE ID = ?", id).Scan(&payload); err != nil {
+				t.Fatal(err)
+			}
+			if want := map[string]int{fax.ModeT38: 1000, fax.ModeG711: 0}[c.mode]; payload != want {
+				t.Errorf("cdr.payload = %d, want %d", payload, want)
+			}
+			api := func(user, pw, params string) string {
+				return "/php/api.php?task=getFax&user=" + user + "&password=" + pw + "&params=" + url.QueryEscape(params)
+			}
+			status, body, _ := e.do(t, "GET", api("nofax", "nofaxpw", fmt.Sprintf(`{"cdrId":%d}`, id)), "")
+			if status != 403 {
+				t.Errorf("user without can_show_fax: status %d %s, want 403", status, body)
+			}
+			status, body, _ = e.do(t, "GET", api("reader", "readpw", fmt.Sprintf(`{"cdrId":%d}`, id)), "")
+			if status != 200 {
+				t.Fatalf("getFax: %d %s", status, body)
+			}
+			var j struct {
+				Mode, Status, Tiff string
+				Pages              int
+				RemoteID           string `json:"remote_station_id"`
+				PNG                []string
+			}
+			if err := json.Unmarshal(body, &j); err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%s", body)
+			if j.Mode != c.mode || j.Pages != 2 || j.Status != "OK" || j.RemoteID != "PBX-AGENT SEND" || len(j.PNG) != 2 {
+				t.Errorf("getFax = %s; want mode %s, 2 pages, status OK, remote PBX-AGENT SEND", body, c.mode)
+			}
+			status, tiff, hdr := e.do(t, "GET", j.Tiff+"&user=reader&password=readpw", "")
+			if status != 200 || hdr.Get("Content-Type") != "image/tiff" {
+				t.Fatalf("tiff: %d %s", status, hdr.Get("Content-Type"))
+			}
+			file := filepath.Join(t.TempDir(), "fax.tif")
+			os.WriteFile(file, tiff, 0o644)
+			if n, err := fax.CountPages(file); n != 2 || err != nil {
+				t.Errorf("served TIFF: %d pages, %v", n, err)
+			}
+			for p, link := range j.PNG {
+				status, b, hdr := e.do(t, "GET", link+"&user=reader&password=readpw", "")
+				if status != 200 || hdr.Get("Content-Type") != "image/png" {
+					t.Fatalf("png %d: %d %s", p+1, status, b)
+				}
+				img, err := png.Decode(bytes.NewReader(b))
+				if err != nil {
+					t.Fatal(err)
+				}
+				pg, info, err := fax.ReadPage(file, p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got := img.Bounds()
+				if got.Dx() != info.Width || got.Dy()%info.Rows != 0 {
+					t.Fatalf("png %d is %v for a %d × %d page", p+1, got, info.Width, info.Rows)
+				}
+				rep, diff := got.Dy()/info.Rows, 0
+				for y := range got.Dy() {
+					for x := range got.Dx() {
+						r, _, _, _ := img.At(x, y).RGBA()
+						if (r < 0x8000) != (pg.Pix[(y/rep)*pg.Stride+x] < 128) {
+							diff++
+						}
+					}
+				}
+				if diff != 0 {
+					t.Errorf("png %d: %d pixels differ from the TIFF page", p+1, diff)
+				}
+			}
+			status, _, _ = e.do(t, "GET", api("reader", "readpw", fmt.Sprintf(`{"cdrId":%d,"format":"png","page":3}`, id)), "")
+			if status != 404 {
+				t.Errorf("page 3 of 2: status %d, want 404", status)
+			}
+		})
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -162,5 +163,35 @@ func TestGetFax(t *testing.T) {
 				t.Errorf("page 3 of 2: status %d, want 404", status)
 			}
 		})
+	}
+}
+
+// TestUsersFileCanShowFax: read call/cdr gives can_show_fax, users_file's
+// can_show_fax = no takes it away and = yes gives it; a bad value is an
+// error at its line.
+func TestUsersFileCanShowFax(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "users.conf")
+	write := func(s string) {
+		if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("[reader]\nsecret = pw\nread = cdr\n\n[nofax]\nsecret = pw\nread = cdr\ncan_show_fax = no\n\n[faxonly]\nsecret = pw\nread = system\ncan_show_fax = yes\n")
+	users, err := LoadUsersFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{"reader": true, "nofax": false, "faxonly": true}
+	for _, u := range users {
+		if got := u.Rights.Has(CanShowFax); got != want[u.Name] {
+			t.Errorf("%s: can_show_fax %v, want %v (rights %v)", u.Name, got, want[u.Name], u.Rights.Names())
+		}
+		if u.Name == "faxonly" && u.Rights.Has(CanCDR) {
+			t.Errorf("faxonly got can_cdr")
+		}
+	}
+	write("[x]\nsecret = pw\ncan_show_fax = maybe\n")
+	if _, err := LoadUsersFile(path); err == nil || !strings.Contains(err.Error(), "users.conf:3") {
+		t.Errorf("can_show_fax = maybe: err %v, want an error at users.conf:3", err)
 	}
 }

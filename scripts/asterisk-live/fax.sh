@@ -37,7 +37,7 @@ record() { # $1 = t38 | g711
   "${ast[@]}" -rx 'module show like fax' | tee "$run/modules.txt"
   log "$mode: originate (T.38 $t38)"
   "${ast[@]}" -rx 'channel originate PJSIP/fax@faxout extension s@fax-send'
-  for _ in $(seq 1 240); do [ "$(grep -c . "$run/result.txt" 2>/dev/null)" -ge 2 ] && break; sleep 0.5; done
+  for _ in $(seq 1 240); do [ "$(cat "$run/result.txt" 2>/dev/null | wc -l)" -ge 2 ] && break; sleep 0.5; done
   sleep 1
   "${ast[@]}" -rx 'core stop now' >/dev/null 2>&1 || true
   for _ in $(seq 1 20); do kill -0 "$astpid" 2>/dev/null || break; sleep 0.5; done

@@ -46,6 +46,8 @@ func TestAsteriskRecordings(t *testing.T) {
 				t.Errorf("result %+v; want mode %s, 2 pages, code 0, remote PBX-AGENT SEND", r, tc.mode)
 			}
 			checkPages(t, file, 2)
+			// what Asterisk's ReceiveFAX itself wrote from the same call
+			samePages(t, file, fixture.Repo(t, "testdata", "fax", "asterisk-received-"+tc.mode+".tif"))
 		})
 	}
 }

@@ -75,10 +75,11 @@ type CDR struct {
 	ReInvites int
 	SRTP      bool        // the SDP offered encrypted media (RTP/SAVP, a=crypto): the sniffer cannot hear it
 	Fax       bool        // the SDP offered T.38 fax (m=image, UDPTL): its packets are not RTP streams
+	Hold      []time.Time // times the call went on hold (a=sendonly/inactive)
+
 	// FaxPackets counts the UDPTL packets seen on the T.38 addresses (CDR
 	// payload 1000, as VoIPmonitor writes a call with UDPTL).
 	FaxPackets int `json:",omitempty"`
-	Hold      []time.Time // times the call went on hold (a=sendonly/inactive)
 
 	Streams []rtp.Summary // every RTP stream of the call (cdr_rtp rows)
 	DTMF    []DTMF        // digits, RFC 2833/4733 and SIP INFO, in time order

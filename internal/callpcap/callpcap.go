@@ -88,16 +88,12 @@ func Write(tb testing.TB, dir string, c Call) Files {
 	if c.CalleeCodec == "" {
 		c.CalleeCodec, c.CalleePT = c.Codec, c.PT
 	}
-	names := [2]string{codec.Canonical(c.Codec), codec.Canonical(c.CalleeCodec)}
+	names := [2]string{canonical(c.Codec), canonical(c.CalleeCodec)}
 	pts := [2]uint8{c.PT, c.CalleePT}
 	sdp := func(ip net.IP, port int) string {
 		s := fmt.Sprintf("v=0\r\no=- 1 1 IN IP4 %s\r\ns=-\r\nc=IN IP4 %s\r\nt=0 0\r\nm=audio %d RTP/AVP %d %d 101\r\n", ip, ip, port, pts[0], pts[1])
 		for i, name := range names {
-			clock, ch := 8000, ""
-			if name == codec.Opus {
-				clock, ch = 48000, "/2"
-			}
-			s += fmt.Sprintf("a=rtpmap:%d %s/%d%s\r\n", pts[i], name, clock, ch)
+			s += fmt.Sprintf("a=rtpmap:%d %s\r\n", pts[i], rtpmap(name))
 		}
 		return s + "a=rtpmap:101 telephone-event/8000\r\n"
 	}
@@ -134,8 +130,9 @@ func Write(tb testing.TB, dir string, c Call) Files {
 			s.offset = map[int]time.Duration{0: 60 * time.Millisecond, 1: 0}[side]
 		}
 		name, pt := names[side], pts[side]
-		for i, p := range Encode(tb, name, s.hz, int(c.Duration/(20*time.Millisecond))) {
-			off := time.Duration(i) * 20 * time.Millisecond
+		ptime := Ptime(name)
+		for i, p := range Encode(tb, name, s.hz, int(c.Duration/ptime)) {
+			off := time.Duration(i) * ptime
 			if off >= c.PauseFrom && off < c.PauseTo {
 				if _, ok := rtp.SilenceByte(pt); ok {
 					p = append([]byte(nil), p...)
@@ -168,21 +165,45 @@ func rtpHeader(pt uint8, seq uint16, ts, ssrc uint32) []byte {
 	return h
 }
 
-// TimestampStep is the RTP timestamp increment of 20 ms in the codec
-// (48000 Hz clock for Opus, 8000 Hz for the others, G.722 included).
-func TimestampStep(name string) int {
-	if codec.Canonical(name) == codec.Opus {
-		return 960
+// rtpmap is the SDP rtpmap of a codec: its encoding name and RTP clock.
+func rtpmap(name string) string {
+	switch name {
+	case codec.Opus:
+		return "opus/48000/2"
+	case codec.SpeexWB:
+		return "speex/16000"
 	}
-	return 160
+	return name + "/8000" // G.722's RTP clock too (RFC 3551)
 }
 
-// Encode returns n 20 ms payloads of a hz tone at amplitude 8000 in codec
+// Ptime is the codec's packet time: 30 ms for G.723.1, 20 ms for the others.
+func Ptime(name string) time.Duration {
+	if codec.Canonical(name) == codec.G723 {
+		return 30 * time.Millisecond
+	}
+	return 20 * time.Millisecond
+}
+
+// TimestampStep is the RTP timestamp increment of one packet in the codec
+// (48000 Hz clock for Opus, 16000 for wideband Speex, 8000 for the others,
+// G.722 included).
+func TimestampStep(name string) int {
+	step := int(Ptime(name) / time.Millisecond * 8)
+	switch codec.Canonical(name) {
+	case codec.Opus:
+		return step * 6
+	case codec.SpeexWB:
+		return step * 2
+	}
+	return step
+}
+
+// Encode returns n payloads (one packet time each) of a hz tone at amplitude 8000 in codec
 // name.
 func Encode(tb testing.TB, name string, hz float64, n int) [][]byte {
 	tb.Helper()
 	out := make([][]byte, 0, n)
-	switch name = codec.Canonical(name); name {
+	switch name = canonical(name); name {
 	case codec.PCMU, codec.PCMA:
 		pcm := tone.Sine(160*n, 0, 8000, hz, 8000)
 		for i := range n {
@@ -210,6 +231,14 @@ func Encode(tb testing.TB, name string, hz float64, n int) [][]byte {
 		out = append(out, append([]byte(nil), buf[:k]...))
 	}
 	return out
+}
+
+// canonical is codec.Canonical, keeping "speex/16000" (wideband Speex).
+func canonical(name string) string {
+	if n, clock, ok := strings.Cut(name, "/"); ok && clock == "16000" {
+		return codec.SDPName(n, 16000)
+	}
+	return codec.Canonical(name)
 }
 
 // g711 is the code whose decoded value is nearest s.
@@ -269,4 +298,16 @@ func writePcap(tb testing.TB, path string, pkts []packet) {
 	if err := bw.Flush(); err != nil {
 		tb.Fatal(err)
 	}
+}
+
+// Skip skips the test when this build cannot decode the codec (built
+// without cgo, or without libavcodec for G.723.1 and iLBC).
+func Skip(tb testing.TB, name string) {
+	tb.Helper()
+	name = canonical(name)
+	d, err := codec.New(name, codec.NativeRate(name))
+	if err != nil {
+		tb.Skipf("%s is not decoded in this build: %v", name, err)
+	}
+	d.Close()
 }

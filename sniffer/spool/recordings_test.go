@@ -35,12 +35,11 @@ func TestLiveRecordings(t *testing.T) {
 		callee string // the callee's codec when it is another (PCMU)
 	}{
 		{codec.PCMU, 0, 8000, ""}, {codec.G722, 9, 16000, ""}, {codec.GSM, 3, 8000, ""}, {codec.G729, 18, 8000, ""}, {codec.Opus, 111, 48000, ""},
+		{codec.G726, 112, 8000, ""}, {codec.Speex, 97, 8000, ""}, {"speex/16000", 98, 16000, ""}, {codec.G723, 4, 8000, ""},
 		{codec.G722, 9, 16000, codec.PCMU}, // two rates: the callee's 8 kHz resampled to 16
 	} {
 		t.Run(c.name+c.callee, func(t *testing.T) {
-			if c.name != codec.PCMU && !codec.Built {
-				t.Skip("built without cgo")
-			}
+			callpcap.Skip(t, c.name)
 			call := callpcap.Call{Codec: c.name, PT: c.pt, Duration: 3 * time.Second, Start: start}
 			if c.callee != "" {
 				call.CalleeCodec, call.CalleePT = c.callee, 0
@@ -99,7 +98,10 @@ func audioFile(t *testing.T, path string) (pcm []int16, rate int) {
 		return w.samples, w.rate
 	}
 	rate = oggRate(t, path)
-	pcm, _ = tone.FFmpeg(t, path, rate, 2)
+	pcm, stream := tone.FFmpeg(t, path, rate, 2)
+	if stream != "opus 48000 2" {
+		t.Errorf("%s: ffprobe says %q, want opus 48000 2", path, stream)
+	}
 	return pcm, rate
 }
 

@@ -27,6 +27,22 @@ const (
 	faxDecoders  = 2
 )
 
+// faxTable keeps what each decoded fax call held (VoIPmonitor's cdr has
+// no column for pages or the T.30 result: only payload 1000/1001).
+const faxTable = "pbx_agent_fax"
+
+const faxDDL = "CREATE TABLE IF NOT EXISTS `" + faxTable + "` (" +
+	"`cdr_ID` bigint unsigned NOT NULL," +
+	"`decoded_at` datetime(3) NOT NULL," +
+	"`mode` varchar(8) NOT NULL," +
+	"`pages` int NOT NULL," +
+	"`code` int NOT NULL," +
+	"`status` varchar(255) DEFAULT NULL," +
+	"`remote_station_id` varchar(64) DEFAULT NULL," +
+	"`src` varchar(64) DEFAULT NULL," +
+	"`dst` varchar(64) DEFAULT NULL," +
+	"PRIMARY KEY (`cdr_ID`)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
+
 type faxEntry struct {
 	done chan struct{}
 	dir  string
@@ -44,6 +60,33 @@ type faxCache struct {
 	order   []uint64
 	sem     chan struct{}
 	once    sync.Once // logs "no fax decoder in this build" once
+	created bool      // faxTable exists
+}
+
+// store records a decode's outcome in faxTable (a call without fax pages
+// too: pages 0); failures are logged, the answer does not depend on them.
+func (c *faxCache) store(ctx context.Context, h *Handler, id uint64, r fax.Result) {
+	if h.o.DB == nil {
+		return
+	}
+	c.mu.Lock()
+	created := c.created
+	c.mu.Unlock()
+	if !created {
+		if _, err := h.o.DB.ExecContext(ctx, faxDDL); err != nil {
+			h.log.Error("fax table", "err", err)
+			return
+		}
+		c.mu.Lock()
+		c.created = true
+		c.mu.Unlock()
+	}
+	_, err := h.o.DB.ExecContext(ctx, "REPLACE INTO `"+faxTable+"` (cdr_ID, decoded_at, mode, pages, code, status, remote_station_id, src, dst) VALUES (?,?,?,?,?,?,?,?,?)",
+		id, h.now().UTC().Format("2006-01-02 15:04:05.000"), r.Mode, r.Pages, r.Code, truncate(r.Status, 255),
+		truncate(r.RemoteID, 64), truncate(r.Src, 64), truncate(r.Dst, 64))
+	if err != nil {
+		h.log.Error("fax result not stored", "cdr", id, "err", err)
+	}
 }
 
 // get returns the decoded fax of ref, decoding it if needed.
@@ -126,6 +169,9 @@ func (c *faxCache) decode(ctx context.Context, h *Handler, ref cdrRef, e *faxEnt
 		return fmt.Errorf("fax: %w", err)
 	}
 	e.res, e.file, err = fax.DecodeFrames(ctx, &mergedFrames{m: merger{readers: readers}, link: link}, e.dir)
+	if err == nil || errors.Is(err, fax.ErrNoFax) {
+		c.store(ctx, h, ref.ID, e.res)
+	}
 	switch {
 	case errors.Is(err, fax.ErrUnsupported):
 		c.once.Do(func() { h.log.Warn("fax pages cannot be decoded: " + err.Error()) })

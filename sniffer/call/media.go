@@ -77,11 +77,11 @@ func (m *Media) Classify() {
 // activity (seen) — under one lock, without a second lookup.
 func (t *Table) MatchMedia(src, dst netip.AddrPort, ts time.Time, m *Media) bool {
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	e, ok := t.media.get(dst)
 	m.ToParty = ok
 	if !ok {
 		if e, ok = t.media.get(src); !ok {
+			t.mu.Unlock()
 			return false
 		}
 	}
@@ -90,6 +90,7 @@ func (t *Table) MatchMedia(src, dst netip.AddrPort, ts time.Time, m *Media) bool
 	p := c.cdr.Paused
 	m.Paused = len(p) > 0 && p[len(p)-1].End.IsZero()
 	t.seen(c, ts)
+	t.mu.Unlock() // not deferred: this runs for every media packet
 	return true
 }
 

@@ -70,18 +70,26 @@ func NewReader(r io.Reader) (Source, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: pcap: %v", ErrFormat, err)
 	}
-	s.read, s.link = pr.ReadPacket, pr.link
+	s.pcap, s.read, s.link = pr, pr.ReadPacket, pr.link
 	return s, nil
 }
 
 type fileSource struct {
+	pcap   *pcapReader // classic pcap: called directly, not through read
 	read   func() ([]byte, gopacket.CaptureInfo, error)
 	link   layers.LinkType
 	closer io.Closer
 }
 
 func (s *fileSource) ReadPacket() ([]byte, gopacket.CaptureInfo, error) {
-	data, ci, err := s.read()
+	var data []byte
+	var ci gopacket.CaptureInfo
+	var err error
+	if s.pcap != nil {
+		data, ci, err = s.pcap.ReadPacket()
+	} else {
+		data, ci, err = s.read()
+	}
 	if err != nil && !errors.Is(err, io.EOF) {
 		if errors.Is(err, io.ErrUnexpectedEOF) {
 			// A capture cut short (killed tcpdump) ends like a complete one.

@@ -154,11 +154,12 @@ func newAV(name string, rate int) (Decoder, error) {
 func (d *avDec) Name() string { return d.name }
 func (d *avDec) Rate() int    { return 8000 }
 
-// mode returns the decoder for payload p, or an error for a length that
-// is no whole number of frames.
-func (d *avDec) mode(p []byte) (*C.pbx_av, error) {
+// mode returns the decoder for payload p and its frame length (0 for
+// G.723.1, whose frames say their own), or an error for a length that is
+// no whole number of frames.
+func (d *avDec) mode(p []byte) (*C.pbx_av, int, error) {
 	if d.id == C.AV_CODEC_ID_G723_1 {
-		return d.modes[0], nil
+		return d.modes[0], 0, nil
 	}
 	m, align := 1, 50
 	switch {
@@ -166,35 +167,61 @@ func (d *avDec) mode(p []byte) (*C.pbx_av, error) {
 	case len(p) > 0 && len(p)%38 == 0:
 		m, align = 0, 38
 	default:
-		return nil, fmt.Errorf("%w: iLBC payload of %d bytes", ErrPayload, len(p))
+		return nil, 0, fmt.Errorf("%w: iLBC payload of %d bytes", ErrPayload, len(p))
 	}
 	if d.modes[m] == nil {
 		if d.modes[m] = C.pbx_av_new(d.id, 0, C.int(align), 0); d.modes[m] == nil {
-			return nil, fmt.Errorf("%w: iLBC %d-byte mode", ErrUnsupported, align)
+			return nil, 0, fmt.Errorf("%w: iLBC %d-byte mode", ErrUnsupported, align)
 		}
 	}
-	return d.modes[m], nil
+	return d.modes[m], align, nil
 }
 
+// g7231Frame is the length of the G.723.1 frame starting with byte b: its
+// two low bits say 6.3 kbit/s (24 bytes), 5.3 kbit/s (20), SID (4) or
+// untransmitted (1).
+func g7231Frame(b byte) int { return [4]int{24, 20, 4, 1}[b&3] }
+
+// Decode hands libavcodec one frame at a time and stops when out is full,
+// so a payload of many tiny frames (1,500 untransmitted G.723.1 frames)
+// costs no more than out holds.
 func (d *avDec) Decode(p []byte, out []int16) (int, error) {
 	if len(p) == 0 {
 		return 0, fmt.Errorf("%w: empty %s payload", ErrPayload, d.name)
 	}
-	a, err := d.mode(p)
+	a, size, err := d.mode(p)
 	if err != nil {
 		return 0, err
 	}
 	if len(out) < 240 {
 		return 0, ErrShort
 	}
-	n := C.pbx_av_decode(a, (*C.uint8_t)(unsafe.Pointer(&p[0])), C.int(len(p)), (*C.int16_t)(unsafe.Pointer(&out[0])), C.int(len(out)))
-	if n < 0 {
-		return 0, fmt.Errorf("%w: %s payload refused (%d)", ErrPayload, d.name, int(n))
+	total := 0
+	for len(p) > 0 && total+240 <= len(out) {
+		n := size
+		if n == 0 {
+			n = g7231Frame(p[0])
+		}
+		if n > len(p) {
+			if total == 0 {
+				return 0, fmt.Errorf("%w: %s frame of %d bytes in %d", ErrPayload, d.name, n, len(p))
+			}
+			break
+		}
+		k := C.pbx_av_decode(a, (*C.uint8_t)(unsafe.Pointer(&p[0])), C.int(n), (*C.int16_t)(unsafe.Pointer(&out[total])), C.int(len(out)-total))
+		if k < 0 {
+			if total == 0 {
+				return 0, fmt.Errorf("%w: %s payload refused (%d)", ErrPayload, d.name, int(k))
+			}
+			break
+		}
+		total += int(k)
+		p = p[n:]
 	}
-	if n > 0 {
-		d.prev = out[n-1]
+	if total > 0 {
+		d.prev = out[total-1]
 	}
-	return int(n), nil
+	return total, nil
 }
 
 // Conceal fades the last sample out: libavcodec exposes no concealment

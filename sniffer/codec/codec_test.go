@@ -1,6 +1,7 @@
 package codec
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math"
@@ -262,19 +263,7 @@ func BenchmarkDecode(b *testing.B) {
 				} else {
 					payloads = encodeTone(b, name, 700, 1)
 				}
-				d, err := New(decName(name), rate)
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer d.Close()
-				out := make([]int16, MaxSamples)
-				b.ReportAllocs()
-				b.ResetTimer()
-				for i := 0; i < b.N; i++ {
-					if _, err := d.Decode(payloads[i%len(payloads)], out); err != nil {
-						b.Fatal(err)
-					}
-				}
+				benchDecode(b, name, rate, payloads, 0)
 			})
 		}
 	}
@@ -311,4 +300,40 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("%s: %d samples", name, n)
 		}
 	})
+}
+
+// BenchmarkDecodeWorst is the cost of the most frames one payload can
+// hold: 1,500 untransmitted G.723.1 frames of one byte each (only the
+// first MaxSamples/240 are decoded) and 30 iLBC 30 ms frames.
+func BenchmarkDecodeWorst(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		p    []byte
+	}{
+		{G723, bytes.Repeat([]byte{0x03}, 1500)},
+		{ILBC, make([]byte, 1500)},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			need(b, tc.name)
+			benchDecode(b, tc.name, 8000, [][]byte{tc.p}, MaxSamples)
+		})
+	}
+}
+
+// benchDecode times decoding the payloads in turn with a decoder of name
+// at rate; want > 0 is the samples each payload must give.
+func benchDecode(b *testing.B, name string, rate int, payloads [][]byte, want int) {
+	d, err := New(decName(name), rate)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer d.Close()
+	out := make([]int16, MaxSamples)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if n, err := d.Decode(payloads[i%len(payloads)], out); err != nil || want > 0 && n != want {
+			b.Fatalf("%d samples, %v", n, err)
+		}
+	}
 }

@@ -51,3 +51,27 @@ func TestAsteriskRecordings(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkDecodeRecording: the CPU one on-demand decode of a real fax call
+// costs (the whole capture: SIP, RTP, UDPTL; 2 pages).
+func BenchmarkDecodeRecording(b *testing.B) {
+	if !Built {
+		b.Skip("built without spandsp")
+	}
+	for _, file := range []string{"asterisk-fax-t38.pcap", "asterisk-fax-g711.pcap"} {
+		b.Run(file, func(b *testing.B) {
+			path := fixture.Repo(b, "testdata", "pcap", file)
+			for b.Loop() {
+				src, err := capture.OpenFile(path)
+				if err != nil {
+					b.Fatal(err)
+				}
+				r, _, err := DecodeFrames(context.Background(), fileFrames{src}, b.TempDir())
+				src.Close()
+				if err != nil || r.Pages != 2 {
+					b.Fatalf("%+v %v", r, err)
+				}
+			}
+		})
+	}
+}

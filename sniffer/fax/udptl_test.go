@@ -179,3 +179,14 @@ func TestUnsupportedBuild(t *testing.T) {
 		t.Errorf("CountPages: %v, want ErrUnsupported", err)
 	}
 }
+
+func BenchmarkParseUDPTL(b *testing.B) {
+	in := []byte{0x12, 0x34, 1, 0x06, 0, 2, 1, 0x05, 0}
+	var p Packet
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := Parse(in, &p); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -12,8 +12,6 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-
-	"pbx-agent/internal/defaults"
 )
 
 // NoteKind says what a Notification carries.
@@ -100,21 +98,45 @@ type Config struct {
 }
 
 func (c Config) withDefaults() Config {
-	defaults.Unset(&c.Addr, "127.0.0.1:5038")
-	defaults.Unset(&c.Events, "on")
+	if c.Addr == "" {
+		c.Addr = "127.0.0.1:5038"
+	}
+	if c.Events == "" {
+		c.Events = "on"
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	defaults.Positive(&c.WriteTimeout, 5*time.Second)
-	defaults.Unset(&c.PingInterval, 30*time.Second)
-	defaults.Positive(&c.ActionTimeout, 10*time.Second)
-	defaults.Positive(&c.BackoffMin, 500*time.Millisecond)
-	defaults.Positive(&c.BackoffMax, 10*time.Second)
-	defaults.Positive(&c.ProbeMax, time.Second)
-	defaults.Positive(&c.BannerTimeout, 10*time.Second)
-	defaults.Positive(&c.HealthyAfter, 30*time.Second)
-	defaults.Positive(&c.AuthBackoff, 30*time.Second)
-	defaults.Positive(&c.TrackerQueue, 8192)
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = 5 * time.Second
+	}
+	if c.PingInterval == 0 {
+		c.PingInterval = 30 * time.Second
+	}
+	if c.ActionTimeout <= 0 {
+		c.ActionTimeout = 10 * time.Second
+	}
+	if c.BackoffMin <= 0 {
+		c.BackoffMin = 500 * time.Millisecond
+	}
+	if c.BackoffMax <= 0 {
+		c.BackoffMax = 10 * time.Second
+	}
+	if c.ProbeMax <= 0 {
+		c.ProbeMax = time.Second
+	}
+	if c.BannerTimeout <= 0 {
+		c.BannerTimeout = 10 * time.Second
+	}
+	if c.HealthyAfter <= 0 {
+		c.HealthyAfter = 30 * time.Second
+	}
+	if c.AuthBackoff <= 0 {
+		c.AuthBackoff = 30 * time.Second
+	}
+	if c.TrackerQueue <= 0 {
+		c.TrackerQueue = 8192
+	}
 	return c
 }
 
@@ -223,7 +245,9 @@ func (c *Client) Connected() <-chan struct{} { return c.connected }
 
 // Subscribe adds a subscriber with a queue of n notifications.
 func (c *Client) Subscribe(n int) *Subscription {
-	defaults.Positive(&n, 1024)
+	if n <= 0 {
+		n = 1024
+	}
 	s := &Subscription{ch: make(chan Notification, n), owner: c}
 	c.mu.Lock()
 	c.subs = append(c.subs, s)

@@ -14,7 +14,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"pbx-agent/internal/defaults"
 	"pbx-agent/internal/promfunc"
 )
 
@@ -47,11 +46,21 @@ type Server struct {
 
 // NewServer builds a server; nothing listens until ListenAndServe or Serve.
 func NewServer(cfg ServerConfig, h http.Handler) *Server {
-	defaults.Unset(&cfg.Addr, "127.0.0.1:8080")
-	defaults.Positive(&cfg.ReadHeaderTimeout, 10*time.Second)
-	defaults.Positive(&cfg.ReadTimeout, 60*time.Second)
-	defaults.Positive(&cfg.IdleTimeout, 120*time.Second)
-	defaults.Positive(&cfg.MaxHeaderBytes, 64<<10)
+	if cfg.Addr == "" {
+		cfg.Addr = "127.0.0.1:8080"
+	}
+	if cfg.ReadHeaderTimeout <= 0 {
+		cfg.ReadHeaderTimeout = 10 * time.Second
+	}
+	if cfg.ReadTimeout <= 0 {
+		cfg.ReadTimeout = 60 * time.Second
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = 120 * time.Second
+	}
+	if cfg.MaxHeaderBytes <= 0 {
+		cfg.MaxHeaderBytes = 64 << 10
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -168,12 +177,16 @@ type statusWriter struct {
 }
 
 func (w *statusWriter) WriteHeader(code int) {
-	defaults.Unset(&w.status, code)
+	if w.status == 0 {
+		w.status = code
+	}
 	w.ResponseWriter.WriteHeader(code)
 }
 
 func (w *statusWriter) Write(b []byte) (int, error) {
-	defaults.Unset(&w.status, http.StatusOK)
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
 	n, err := w.ResponseWriter.Write(b)
 	w.n += int64(n)
 	return n, err
@@ -190,7 +203,9 @@ func LogRequests(log *slog.Logger, h http.Handler) http.Handler {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w}
 		h.ServeHTTP(sw, r)
-		defaults.Unset(&sw.status, http.StatusOK)
+		if sw.status == 0 {
+			sw.status = http.StatusOK
+		}
 		level := slog.LevelDebug
 		if sw.status >= 500 {
 			level = slog.LevelWarn

@@ -37,7 +37,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"pbx-agent/internal/defaults"
 	"pbx-agent/sniffer/call"
 	"pbx-agent/webui/cdrquery"
 )
@@ -126,15 +125,33 @@ func New(o Options) *Handler {
 	if o.Location == nil {
 		o.Location = time.UTC
 	}
-	defaults.Positive(&o.ShareTTL, 7*24*time.Hour)
-	defaults.Positive(&o.SessionTTL, 24*time.Minute)
-	defaults.Positive(&o.SessionMaxLife, 12*time.Hour)
-	defaults.Positive(&o.MaxSessions, 10000)
-	defaults.Positive(&o.MaxBadLogins, 5)
-	defaults.Positive(&o.BadLoginWindow, 15*time.Minute)
-	defaults.Positive(&o.MaxBodyBytes, 1<<20)
-	defaults.Positive(&o.MaxRows, 10000)
-	defaults.Unset(&o.VMVersion, 240034)
+	if o.ShareTTL <= 0 {
+		o.ShareTTL = 7 * 24 * time.Hour
+	}
+	if o.SessionTTL <= 0 {
+		o.SessionTTL = 24 * time.Minute
+	}
+	if o.SessionMaxLife <= 0 {
+		o.SessionMaxLife = 12 * time.Hour
+	}
+	if o.MaxSessions <= 0 {
+		o.MaxSessions = 10000
+	}
+	if o.MaxBadLogins <= 0 {
+		o.MaxBadLogins = 5
+	}
+	if o.BadLoginWindow <= 0 {
+		o.BadLoginWindow = 15 * time.Minute
+	}
+	if o.MaxBodyBytes <= 0 {
+		o.MaxBodyBytes = 1 << 20
+	}
+	if o.MaxRows <= 0 {
+		o.MaxRows = 10000
+	}
+	if o.VMVersion == 0 {
+		o.VMVersion = 240034
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}

@@ -24,7 +24,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"pbx-agent/agent/manager/wire"
-	"pbx-agent/internal/defaults"
 	"pbx-agent/sniffer/call"
 )
 
@@ -175,18 +174,42 @@ func (u *unixSocket) remove() {
 
 // New builds a Server from cfg; it starts nothing (ListenAndServe does).
 func New(cfg Config) *Server {
-	defaults.Positive(&cfg.MaxConns, DefaultMaxConns)
-	defaults.Positive(&cfg.MaxRequestBytes, DefaultMaxRequestBytes)
-	defaults.Positive(&cfg.IdleWait, DefaultIdleWait)
-	defaults.Positive(&cfg.ReadTimeout, DefaultReadTimeout)
-	defaults.Positive(&cfg.WriteTimeout, DefaultWriteTimeout)
-	defaults.Positive(&cfg.MaxSnapshots, DefaultMaxSnapshots)
-	defaults.Positive(&cfg.MaxConnsPerSource, DefaultMaxConnsPerSource)
-	defaults.Positive(&cfg.FirstByteTimeout, DefaultFirstByteTimeout)
-	defaults.Positive(&cfg.AESMaxFailures, DefaultAESMaxFailures)
-	defaults.Positive(&cfg.AESBlock, DefaultAESBlock)
-	defaults.Unset(&cfg.Version, CompatVersion)
-	defaults.Unset(&cfg.Build, "pbx-agent")
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = DefaultMaxConns
+	}
+	if cfg.MaxRequestBytes <= 0 {
+		cfg.MaxRequestBytes = DefaultMaxRequestBytes
+	}
+	if cfg.IdleWait <= 0 {
+		cfg.IdleWait = DefaultIdleWait
+	}
+	if cfg.ReadTimeout <= 0 {
+		cfg.ReadTimeout = DefaultReadTimeout
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = DefaultWriteTimeout
+	}
+	if cfg.MaxSnapshots <= 0 {
+		cfg.MaxSnapshots = DefaultMaxSnapshots
+	}
+	if cfg.MaxConnsPerSource <= 0 {
+		cfg.MaxConnsPerSource = DefaultMaxConnsPerSource
+	}
+	if cfg.FirstByteTimeout <= 0 {
+		cfg.FirstByteTimeout = DefaultFirstByteTimeout
+	}
+	if cfg.AESMaxFailures <= 0 {
+		cfg.AESMaxFailures = DefaultAESMaxFailures
+	}
+	if cfg.AESBlock <= 0 {
+		cfg.AESBlock = DefaultAESBlock
+	}
+	if cfg.Version == "" {
+		cfg.Version = CompatVersion
+	}
+	if cfg.Build == "" {
+		cfg.Build = "pbx-agent"
+	}
 	if cfg.Location == nil {
 		cfg.Location = time.Local
 	}

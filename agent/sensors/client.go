@@ -17,7 +17,6 @@ import (
 
 	"pbx-agent/agent/manager/client"
 	"pbx-agent/agent/manager/wire"
-	"pbx-agent/internal/defaults"
 	"pbx-agent/sniffer/call"
 )
 
@@ -90,13 +89,27 @@ type Client struct {
 
 // NewClient builds a Client.
 func NewClient(o ClientOptions) *Client {
-	defaults.Positive(&o.Timeout, DefaultTimeout)
-	defaults.Positive(&o.FileTimeout, DefaultFileTimeout)
-	defaults.Positive(&o.MaxPerSensor, DefaultMaxPerSensor)
-	defaults.Positive(&o.MaxConns, DefaultMaxConns)
-	defaults.Positive(&o.MaxReply, DefaultMaxReply)
-	defaults.Positive(&o.MaxFile, DefaultMaxFile)
-	defaults.Unset(&o.Cooldown, DefaultCooldown)
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultTimeout
+	}
+	if o.FileTimeout <= 0 {
+		o.FileTimeout = DefaultFileTimeout
+	}
+	if o.MaxPerSensor <= 0 {
+		o.MaxPerSensor = DefaultMaxPerSensor
+	}
+	if o.MaxConns <= 0 {
+		o.MaxConns = DefaultMaxConns
+	}
+	if o.MaxReply <= 0 {
+		o.MaxReply = DefaultMaxReply
+	}
+	if o.MaxFile <= 0 {
+		o.MaxFile = DefaultMaxFile
+	}
+	if o.Cooldown == 0 {
+		o.Cooldown = DefaultCooldown
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}

@@ -26,8 +26,6 @@ import (
 	"strconv"
 	"sync"
 	"time"
-
-	"pbx-agent/internal/defaults"
 )
 
 // Defaults for zero Options.
@@ -128,9 +126,15 @@ func New(o Options) (*Registry, error) {
 	if o.DB == nil {
 		return nil, ErrNoDatabase
 	}
-	defaults.Positive(&o.Heartbeat, DefaultHeartbeat)
-	defaults.Positive(&o.StaleAfter, 3*o.Heartbeat+5*time.Second)
-	defaults.Positive(&o.ListTTL, DefaultListTTL)
+	if o.Heartbeat <= 0 {
+		o.Heartbeat = DefaultHeartbeat
+	}
+	if o.StaleAfter <= 0 {
+		o.StaleAfter = 3*o.Heartbeat + 5*time.Second
+	}
+	if o.ListTTL <= 0 {
+		o.ListTTL = DefaultListTTL
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}

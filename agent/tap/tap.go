@@ -28,7 +28,6 @@ import (
 	"time"
 
 	"pbx-agent/ami/ari"
-	"pbx-agent/internal/defaults"
 	"pbx-agent/sniffer/audio"
 	"pbx-agent/sniffer/rtp"
 )
@@ -160,13 +159,27 @@ func New(cfg Config) (*Tapper, error) {
 	if cfg.ARI == nil || cfg.Target == nil {
 		return nil, fmt.Errorf("%w: ARI and Target are required", ErrConfig)
 	}
-	defaults.Unset(&cfg.Listen, "127.0.0.1:0")
-	defaults.Unset(&cfg.Prefix, "pbxagent-tap-")
-	defaults.Unset(&cfg.App, "pbxagent")
-	defaults.Positive(&cfg.Delay, 60*time.Millisecond)
-	defaults.Positive(&cfg.Idle, 2*time.Second)
-	defaults.Positive(&cfg.CheckEvery, 500*time.Millisecond)
-	defaults.Positive(&cfg.ActionTimeout, 5*time.Second)
+	if cfg.Listen == "" {
+		cfg.Listen = "127.0.0.1:0"
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = "pbxagent-tap-"
+	}
+	if cfg.App == "" {
+		cfg.App = "pbxagent"
+	}
+	if cfg.Delay <= 0 {
+		cfg.Delay = 60 * time.Millisecond
+	}
+	if cfg.Idle <= 0 {
+		cfg.Idle = 2 * time.Second
+	}
+	if cfg.CheckEvery <= 0 {
+		cfg.CheckEvery = 500 * time.Millisecond
+	}
+	if cfg.ActionTimeout <= 0 {
+		cfg.ActionTimeout = 5 * time.Second
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}

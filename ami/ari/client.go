@@ -25,8 +25,6 @@ import (
 	"time"
 
 	arilib "github.com/CyCoreSystems/ari/v5"
-
-	"pbx-agent/internal/defaults"
 )
 
 // Config configures a Client. Zero values are usable where noted.
@@ -60,18 +58,30 @@ type Config struct {
 
 func (c Config) withDefaults() Config {
 	c.URL = strings.TrimRight(c.URL, "/")
-	defaults.Unset(&c.Application, "pbxagent")
+	if c.Application == "" {
+		c.Application = "pbxagent"
+	}
 	if c.HTTPClient == nil {
 		c.HTTPClient = &http.Client{}
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	defaults.Positive(&c.BackoffMin, 500*time.Millisecond)
-	defaults.Positive(&c.BackoffMax, 30*time.Second)
-	defaults.Positive(&c.ProbeMax, time.Second)
-	defaults.Positive(&c.UpdateQueue, 256)
-	defaults.Positive(&c.MaxChannels, 8192)
+	if c.BackoffMin <= 0 {
+		c.BackoffMin = 500 * time.Millisecond
+	}
+	if c.BackoffMax <= 0 {
+		c.BackoffMax = 30 * time.Second
+	}
+	if c.ProbeMax <= 0 {
+		c.ProbeMax = time.Second
+	}
+	if c.UpdateQueue <= 0 {
+		c.UpdateQueue = 256
+	}
+	if c.MaxChannels <= 0 {
+		c.MaxChannels = 8192
+	}
 	return c
 }
 

@@ -17,7 +17,6 @@ import (
 	"sync"
 	"time"
 
-	"pbx-agent/internal/defaults"
 	"pbx-agent/sniffer/sdp"
 	"pbx-agent/sniffer/sip"
 )
@@ -63,11 +62,21 @@ type Config struct {
 }
 
 func (c *Config) defaults() {
-	defaults.Unset(&c.IdleTimeout, 300*time.Second)
-	defaults.Positive(&c.MaxDuration, 4*time.Hour)
-	defaults.Positive(&c.EndGrace, 5*time.Second)
-	defaults.Positive(&c.MaxCalls, 200000)
-	defaults.Positive(&c.AuthGrace, 60*time.Second)
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = 300 * time.Second
+	}
+	if c.MaxDuration <= 0 {
+		c.MaxDuration = 4 * time.Hour
+	}
+	if c.EndGrace <= 0 {
+		c.EndGrace = 5 * time.Second
+	}
+	if c.MaxCalls <= 0 {
+		c.MaxCalls = 200000
+	}
+	if c.AuthGrace <= 0 {
+		c.AuthGrace = 60 * time.Second
+	}
 }
 
 // Party is one side of a call.
@@ -352,7 +361,9 @@ func (t *Table) handleRequest(c *callState, m *sip.Message, meta Meta) {
 			d.Active = true
 		}
 		c.inviteCSeq = m.CSeq
-		defaults.Unset(&d.DigestUsername, inviteDigestUser(m))
+		if d.DigestUsername == "" {
+			d.DigestUsername = inviteDigestUser(m)
+		}
 		t.learnSDP(c, m, c.partyOf(m, meta))
 	case "ACK":
 		t.learnSDP(c, m, c.partyOf(m, meta))
@@ -529,7 +540,9 @@ func (t *Table) learnSDP(c *callState, m *sip.Message, party Party) {
 			continue
 		}
 		rtcp := md.RTCPPort
-		defaults.Unset(&rtcp, md.Port+1)
+		if rtcp == 0 {
+			rtcp = md.Port + 1
+		}
 		t.addMedia(c, netip.AddrPortFrom(md.Conn, rtcp), party, md)
 	}
 	// Hold is what a request offers (VoIPmonitor: an INVITE with

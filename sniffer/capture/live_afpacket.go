@@ -9,18 +9,22 @@ import (
 	"github.com/google/gopacket/afpacket"
 	"github.com/google/gopacket/layers"
 	"golang.org/x/net/bpf"
-
-	"pbx-agent/internal/defaults"
 )
 
 type afpacketSource struct{ h *afpacket.TPacket }
 
 func openLive(opts LiveOptions, filter []bpf.RawInstruction) (Live, error) {
 	bs, nb := opts.BlockSize, opts.NumBlocks
-	defaults.Positive(&bs, 1<<20)
-	defaults.Positive(&nb, 64)
+	if bs <= 0 {
+		bs = 1 << 20
+	}
+	if nb <= 0 {
+		nb = 64
+	}
 	tov := opts.BlockTimeout
-	defaults.Positive(&tov, DefaultBlockTimeout)
+	if tov <= 0 {
+		tov = DefaultBlockTimeout
+	}
 	frame := 1 << 16
 	for frame > bs {
 		frame >>= 1

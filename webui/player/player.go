@@ -34,7 +34,6 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"pbx-agent/internal/defaults"
 	"pbx-agent/sniffer/call"
 	"pbx-agent/webui"
 )
@@ -130,11 +129,21 @@ func New(o Options) *Handler {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	defaults.Positive(&o.QueueDepth, 50)
-	defaults.Positive(&o.WriteTimeout, 5*time.Second)
-	defaults.Positive(&o.StatsEvery, time.Second)
-	defaults.Positive(&o.RecheckEvery, 5*time.Second)
-	defaults.Positive(&o.DialTimeout, 5*time.Second)
+	if o.QueueDepth <= 0 {
+		o.QueueDepth = 50
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = 5 * time.Second
+	}
+	if o.StatsEvery <= 0 {
+		o.StatsEvery = time.Second
+	}
+	if o.RecheckEvery <= 0 {
+		o.RecheckEvery = 5 * time.Second
+	}
+	if o.DialTimeout <= 0 {
+		o.DialTimeout = 5 * time.Second
+	}
 	log := o.Logger.With("component", "player")
 	h := &Handler{o: o, log: log, mux: http.NewServeMux(), running: make(chan struct{}),
 		remotes: newRemoteHub(log, o.DialTimeout)}

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 
@@ -232,5 +233,33 @@ func TestRenderMixedRates(t *testing.T) {
 		if c.rate != 16000 || left < 30 || right < 30 || tone.RMS(r) < 4000 {
 			t.Errorf("%s: %d Hz (want 16000), separation %.1f / %.1f dB (want ≥ 30), callee RMS %.0f", c.what, c.rate, left, right, tone.RMS(r))
 		}
+	}
+}
+
+// TestRenderClosedEarly: a reader that stops after the first bytes (a
+// client gone) closes the stream; the decoding stops and its goroutine
+// ends.
+func TestRenderClosedEarly(t *testing.T) {
+	f := callpcap.Write(t, t.TempDir(), callpcap.Call{Codec: codec.PCMU, PT: 0, Duration: 20 * time.Second})
+	before := runtime.NumGoroutine()
+	s, err := render.Render(context.Background(), render.Input{RTP: opener(f.RTP), SIP: opener(f.SIP)}, render.Options{Format: audio.FormatWAV})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(s, make([]byte, 1024)); err != nil {
+		t.Fatal(err)
+	}
+	s.Close() // waits until the decoding goroutine is done (it may still be returning)
+	after := runtime.NumGoroutine()
+	for i := 0; i < 500 && after > before; i++ {
+		time.Sleep(10 * time.Millisecond)
+		after = runtime.NumGoroutine()
+	}
+	if after > before {
+		buf := make([]byte, 1<<16)
+		t.Errorf("%d goroutines after Close, %d before\n%s", after, before, buf[:runtime.Stack(buf, true)])
+	}
+	if _, err := s.Read(make([]byte, 10)); err == nil {
+		t.Error("read after Close succeeded")
 	}
 }

@@ -24,6 +24,8 @@ type mediaTracker struct {
 	rtcp  rtp.Compound
 	// next, when set, also sees every media packet (spool, live audio).
 	next MediaHandler
+	// series: streams keep their quality per second (Config.SaveGraph).
+	series bool
 }
 
 type mediaCall struct {
@@ -34,7 +36,8 @@ type mediaCall struct {
 	keys       [inlineKeys]streamKey
 	sdp        []announced
 	dtmf       []call.DTMF
-	faxPackets int // UDPTL packets of T.38 (m=image) addresses
+	faxPackets int  // UDPTL packets of T.38 (m=image) addresses
+	series     bool // its streams keep their quality per second
 }
 
 // announced is what one side put in its SDP for one address.
@@ -106,14 +109,14 @@ func (mc *mediaCall) applyReport(rr *rtp.ReceptionReport, t time.Time) {
 	}
 }
 
-func newMediaTracker(next MediaHandler) *mediaTracker {
-	return &mediaTracker{calls: make(map[uint64]*mediaCall), next: next}
+func newMediaTracker(next MediaHandler, series bool) *mediaTracker {
+	return &mediaTracker{calls: make(map[uint64]*mediaCall), next: next, series: series}
 }
 
 func (m *mediaTracker) call(ref uint64) *mediaCall {
 	mc := m.calls[ref]
 	if mc == nil {
-		mc = &mediaCall{}
+		mc = &mediaCall{series: m.series}
 		m.calls[ref] = mc
 	}
 	return mc
@@ -268,7 +271,7 @@ func (mc *mediaCall) stream(p *decode.Packet, hdr *rtp.Header) *mediaStream {
 // newStream starts a stream; caller: it flows from the caller (matched on
 // the destination, the other side sent it; on the source, party did).
 func (mc *mediaCall) newStream(p *decode.Packet, hdr *rtp.Header, caller bool) *mediaStream {
-	cfg := rtp.StreamConfig{Src: p.Src, Dst: p.Dst, Caller: caller}
+	cfg := rtp.StreamConfig{Src: p.Src, Dst: p.Dst, Caller: caller, Series: mc.series}
 	a := mc.lookupSDP(p.Dst)
 	if a == nil {
 		a = mc.lookupSDP(p.Src)
@@ -307,7 +310,11 @@ func (m *mediaTracker) summaries(ref uint64, take bool) ([]rtp.Summary, []call.D
 		if s.stats.Received() == 0 {
 			continue
 		}
-		out = append(out, s.stats.Summary())
+		sum := s.stats.Summary()
+		if take {
+			sum.Series = s.stats.Series()
+		}
+		out = append(out, sum)
 	}
 	return out, slices.Clone(mc.dtmf), mc.faxPackets
 }

@@ -19,11 +19,13 @@ import (
 // packets over and waits until the workers handled them).
 func TestMediaPathNoAlloc(t *testing.T) {
 	for _, workers := range []int{1, 2} {
-		t.Run(fmt.Sprintf("workers=%d", workers), func(t *testing.T) { mediaPathAllocs(t, workers) })
+		for _, graph := range []bool{false, true} { // savegraph: the quality per second too
+			t.Run(fmt.Sprintf("workers=%d/savegraph=%v", workers, graph), func(t *testing.T) { mediaPathAllocs(t, workers, graph) })
+		}
 	}
 }
 
-func mediaPathAllocs(t *testing.T, workers int) {
+func mediaPathAllocs(t *testing.T, workers int, graph bool) {
 	g, err := simulate.New(simulate.Options{Calls: 2, Concurrency: 2, Duration: 30 * time.Second, Seed: 7})
 	if err != nil {
 		t.Fatal(err)
@@ -36,7 +38,7 @@ func mediaPathAllocs(t *testing.T, workers int) {
 	go func() { _ = sp.Run(t.Context()) }()
 	defer sp.Close(t.Context())
 	ps, _ := ParsePorts("5060")
-	sn := New(Config{SIPPorts: ps, Media: sp, SIPHook: sp.SIP, Workers: workers, Call: call.Config{IdleTimeout: -1, OnCallEnd: sp.CallEnded}})
+	sn := New(Config{SIPPorts: ps, Media: sp, SIPHook: sp.SIP, Workers: workers, SaveGraph: graph, Call: call.Config{IdleTimeout: -1, OnCallEnd: sp.CallEnded}})
 	// Through the set-up and the first seconds of RTP (streams started).
 	i := 0
 	for ; i < len(f.data) && f.ts[i].Sub(f.ts[0]) < 5*time.Second; i++ {

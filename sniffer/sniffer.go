@@ -48,6 +48,9 @@ type Config struct {
 	VXLANPort uint16
 	Call      call.Config
 	Media     MediaHandler // optional
+	// SaveGraph keeps each RTP stream's quality per second (VoIPmonitor's
+	// savegraph): the CDR's streams carry it (rtp.Summary.Series).
+	SaveGraph bool
 	// SIPHook, when set, sees every SIP message after the call table did
 	// (spool, SIP history), with the callreference it was tied to (0 when
 	// none) and the packet it came in. Both are valid only during the call.
@@ -155,7 +158,7 @@ func New(cfg Config) *Sniffer {
 		sctp: newSCTP(),
 	}
 	for range max(cfg.Workers, 1) {
-		s.shards = append(s.shards, newMediaTracker(cfg.Media))
+		s.shards = append(s.shards, newMediaTracker(cfg.Media, cfg.SaveGraph))
 	}
 	if cfg.Deduplicate {
 		s.dedup = newDeduper()

@@ -17,4 +17,6 @@ var (
 	ErrNotRTCP = errors.New("rtp: not an RTCP packet")
 	// ErrShortEvent: a telephone-event payload shorter than 4 bytes.
 	ErrShortEvent = errors.New("rtp: telephone-event payload too short")
+	// ErrSeries: a stored quality series that is not whole points in time order.
+	ErrSeries = errors.New("rtp: bad quality series")
 )

@@ -38,6 +38,10 @@ type StreamConfig struct {
 	// JBConfig{Size: -1} to disable one.
 	F1, F2, Adapt JBConfig
 	MOSInterval   time.Duration // 0 = DefaultMOSInterval
+	// Series keeps the quality per second (Stream.Series; VoIPmonitor's
+	// savegraph): one small allocation per stream, at most 8 bytes a
+	// second, never more than MaxSeriesPoints points.
+	Series bool
 }
 
 // Stream accumulates the statistics of one RTP stream (one SSRC in one
@@ -110,6 +114,8 @@ type Stream struct {
 	sl         [10]int32
 	delay      [7]int32
 	rtcp       RTCPStats
+
+	series *seriesState // quality per second (series.go); nil = not kept
 }
 
 // NewStream returns a Stream configured by cfg.
@@ -134,6 +140,7 @@ type flow struct {
 
 // Reset clears s for reuse with a new configuration.
 func (s *Stream) Reset(cfg StreamConfig) {
+	ss := s.series // a reused stream keeps its series' memory
 	*s = Stream{flow: flow{src: cfg.Src, dst: cfg.Dst, caller: cfg.Caller, eventPT: cfg.EventPT, sdpCodec: cfg.Codec.ClockRate != 0},
 		codec: cfg.Codec, badSeq: -1, ivDue: -1}
 	jb := func(c, def JBConfig) (JBConfig, bool) {
@@ -156,6 +163,13 @@ func (s *Stream) Reset(cfg StreamConfig) {
 	s.mosInterval = int64(cfg.MOSInterval / time.Millisecond)
 	if s.mosInterval <= 0 {
 		s.mosInterval = int64(DefaultMOSInterval / time.Millisecond)
+	}
+	if cfg.Series {
+		if ss == nil {
+			ss = &seriesState{steps: make([]step, 0, 64)} // a minute before it grows
+		}
+		*ss = seriesState{steps: ss.steps[:0]}
+		s.series = ss
 	}
 }
 
@@ -194,11 +208,16 @@ func (s *Stream) Update(hdr *Header, payloadLen int, arrival time.Time) {
 	s.last = now
 
 	// loss events: growth of the running loss count
+	var lostNow int64 // change of the loss count with this packet (series)
 	if cur := s.lostRaw(); cur > s.lastLost && !s.restarted {
 		n := min(cur-s.lastLost, 10)
 		s.sl[n-1]++
+		lostNow = cur - s.lastLost
 		s.lastLost = cur
 	} else {
+		if !s.restarted {
+			lostNow = cur - s.lastLost
+		}
 		s.lastLost = cur
 	}
 	s.restarted = false
@@ -209,6 +228,9 @@ func (s *Stream) Update(hdr *Header, payloadLen int, arrival time.Time) {
 	if event {
 		s.events++
 		s.mark = true // a DTMF run breaks the voice timeline
+		if s.series != nil {
+			s.seriesPacket(now, lostNow)
+		}
 		return
 	}
 	if pt := hdr.PayloadType; pt != PTCN || !s.haveVoice {
@@ -225,6 +247,9 @@ func (s *Stream) Update(hdr *Header, payloadLen int, arrival time.Time) {
 		clock = 8000
 	}
 	s.voice(hdr, now, int64(clock))
+	if s.series != nil {
+		s.seriesPacket(now, lostNow)
+	}
 }
 
 // updateSeq is RFC 3550 A.1 update_seq without probation (the stream is

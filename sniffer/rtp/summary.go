@@ -47,6 +47,9 @@ type Summary struct {
 	RTCP RTCPStats
 	// Caller is true when the stream flows from the caller towards the callee (A leg).
 	Caller bool
+	// Series is the quality per second (Stream.Series); filled when the
+	// call ends, empty in the figures of an active call.
+	Series Series `json:",omitzero"`
 }
 
 // Mult10 returns round(v×10) as VoIPmonitor stores MOS (4.1 → 41).

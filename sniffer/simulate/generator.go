@@ -2,6 +2,7 @@ package simulate
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -192,6 +193,32 @@ func (g *Generator) ReadPacketData() ([]byte, gopacket.CaptureInfo, error) {
 		return nil, ci, err
 	}
 	return append([]byte(nil), data...), ci, nil
+}
+
+// Frame is one generated frame and its capture info.
+type Frame struct {
+	Data []byte
+	CI   gopacket.CaptureInfo
+}
+
+// Frames generates all of o's traffic in memory (tests and small captures;
+// WritePcap streams big ones) with the truth about it.
+func Frames(o Options) ([]Frame, *Truth, error) {
+	g, err := New(o)
+	if err != nil {
+		return nil, nil, err
+	}
+	var out []Frame
+	for {
+		data, ci, err := g.ReadPacketData()
+		if errors.Is(err, io.EOF) {
+			return out, g.Truth(), nil
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		out = append(out, Frame{data, ci})
+	}
 }
 
 // handle runs e; when it returns again, next replaces e in the queue.

@@ -114,6 +114,10 @@ func TestAgainstGeneratorTruth(t *testing.T) {
 				if !ok || g.State != wantState || g.ToNum != w.User {
 					t.Errorf("REGISTER %s: got %+v ok=%v; truth %+v", w.CallID, g, ok, w)
 				}
+				// register_failed's reason: the final response's status line.
+				if wantReason := map[int]string{200: "200 OK", 403: "403 Forbidden"}[w.FinalCode]; ok && g.LastResponse != wantReason {
+					t.Errorf("REGISTER %s: last response %q, want %q", w.CallID, g.LastResponse, wantReason)
+				}
 			}
 			t.Logf("%d calls, %d/%d streams exact (received and lost), %d REGISTERs", len(calls), exact, streams, len(truth.Registers))
 		})

@@ -173,4 +173,8 @@ type Register struct {
 	UA              string
 	FailedAttempts  int
 	LastResponseNum int
+	// LastResponse is the last final response's status line without the
+	// version ("403 Forbidden"), with its Warning header's text when it
+	// has one ("403 Forbidden; Warning: 399 pbx \"bad password\"").
+	LastResponse string `json:",omitempty"`
 }

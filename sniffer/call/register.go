@@ -3,6 +3,8 @@ package call
 import (
 	"bytes"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	"pbx-agent/sniffer/sip"
@@ -74,6 +76,9 @@ func (t *Table) handleRegister(m *sip.Message, meta Meta) {
 	r.LastResponseNum = code
 	if ua := m.UserAgent(); r.UA == "" && len(ua) > 0 {
 		r.UA = string(ua)
+	}
+	if code >= 200 {
+		r.LastResponse = responseText(m)
 	}
 	switch {
 	case code < 200:
@@ -279,4 +284,20 @@ func (t *Table) Registers() []Register {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Time.Before(out[j].Time) })
 	return out
+}
+
+// responseText is a final response as register_failed keeps its reason:
+// code, reason phrase and the Warning header (RFC 3261 20.43), bounded.
+func responseText(m *sip.Message) string {
+	s := strconv.Itoa(m.StatusCode)
+	if len(m.Reason) > 0 {
+		s += " " + string(m.Reason)
+	}
+	if w := m.Header("Warning"); len(w) > 0 {
+		s += "; Warning: " + string(w)
+	}
+	if len(s) > 255 {
+		s = s[:255]
+	}
+	return strings.ToValidUTF8(s, "?")
 }

@@ -28,6 +28,7 @@ import (
 
 	"pbx-agent/agent/cdr"
 	"pbx-agent/agent/config"
+	"pbx-agent/agent/correlate"
 	"pbx-agent/agent/dbconn"
 	"pbx-agent/agent/demo"
 	"pbx-agent/agent/discover"
@@ -225,7 +226,7 @@ func newDaemon(cfg *config.Config, fl *daemonFlags, log *slog.Logger) (*daemon, 
 	if fl.capture != "" && !fl.realtime {
 		callCfg.IdleTimeout = -1 // a file's clock may jump; EOF ends every call
 	}
-	snCfg := sniffer.Config{SIPPorts: ports, SIPByPortOnly: !cfg.SIPDetect, VXLANPort: uint16(cfg.VXLANPort),
+	snCfg := sniffer.Config{SIPPorts: ports, SIPByPortOnly: !cfg.SIPDetect, VXLANPort: uint16(cfg.VXLANPort), SaveGraph: cfg.SaveGraph,
 		// Several interfaces may carry the same packet: always deduplicated.
 		Deduplicate: cfg.Deduplicate || capture.Several(strings.Join(cfg.Interface, ",")),
 		Call:        callCfg, Logger: log, Workers: cmp.Or(cfg.RTPThreads, runtime.NumCPU())}
@@ -445,10 +446,7 @@ func (d *daemon) newSensors(wo *webui.Options) error {
 // channelNames lists the Asterisk channels of a call (dashboard), when AMI
 // is followed.
 func (d *daemon) channelNames(c *call.CDR) []string {
-	tr := d.replayed.Load() // a recorded AMI session (-ami, the demo)
-	if d.ami != nil {
-		tr = d.ami.Tracker()
-	}
+	tr := d.tracker()
 	if tr == nil {
 		return nil
 	}
@@ -459,6 +457,15 @@ func (d *daemon) channelNames(c *call.CDR) []string {
 		}
 	}
 	return names
+}
+
+// tracker is the Asterisk channel table: the AMI login's, else a recorded
+// AMI session's (-ami, the demo); nil when neither.
+func (d *daemon) tracker() *ami.Tracker {
+	if d.ami != nil {
+		return d.ami.Tracker()
+	}
+	return d.replayed.Load()
 }
 
 // webDSN is the CDR database for the web APIs: VoIPmonitor's latin1 tables,
@@ -560,7 +567,14 @@ func (d *daemon) callEnded(c *call.CDR) {
 		"duration", seconds(c.Duration()), "connect_duration", seconds(c.ConnectDuration()), "lastSIPresponse", c.LastSIPResponse,
 		"bye", int(c.Bye), "rtp_streams", len(c.Streams))
 	if d.writer != nil {
-		if err := d.writer.Enqueue(c); err != nil {
+		// The call's Asterisk channel, Linkedid and hang-up cause go with
+		// its CDR (cdr_asterisk): the channel hung up before the call's
+		// end grace ran out.
+		var a *cdr.Asterisk
+		if tr := d.tracker(); tr != nil {
+			a = correlate.Record(c, tr, correlate.DefaultSlack)
+		}
+		if err := d.writer.EnqueueCorrelated(c, a); err != nil {
 			d.log.Error("CDR not queued", "callid", c.CallID, "err", err)
 		}
 	}
@@ -749,7 +763,13 @@ func (d *daemon) capture(ctx context.Context) error {
 		return nil
 	}
 	if file != "" {
-		err := d.withTranscript(d.fl.transcript, func() error {
+		t := d.fl.transcript
+		if t != nil && !d.fl.realtime {
+			// Read as fast as it goes, the calls end before the session's
+			// second half would be applied: its hang-ups (causes) first.
+			t = t.whole()
+		}
+		err := d.withTranscript(t, func() error {
 			return d.sn.ReplayFile(ctx, file, sniffer.RunOptions{Realtime: d.fl.realtime})
 		})
 		if errors.Is(err, context.Canceled) {

@@ -55,6 +55,13 @@ func newTranscript(recv, sent []byte) (*transcript, error) {
 	return t, nil
 }
 
+// whole is t applied in one step, hang-ups included, before the capture.
+func (t *transcript) whole() *transcript {
+	w := *t
+	w.cut = len(w.recv)
+	return &w
+}
+
 // begin returns a fresh channel table holding the session up to the
 // hang-up: the call's channels, tied to their SIP Call-IDs.
 func (t *transcript) begin() (*ami.Tracker, error) {

@@ -534,7 +534,11 @@ func registerRow(g *call.Register, uaID uint64, o rowOptions) (table string, r r
 		{"to_domain", str(g.ToDomain, 255)},
 	}
 	if g.State == call.RegFailed {
-		return "register_failed", append(r, col{"counter", int64(max(g.FailedAttempts, 1))})
+		var reason any
+		if g.LastResponse != "" {
+			reason = str(g.LastResponse, 255)
+		}
+		return "register_failed", append(r, col{"counter", int64(max(g.FailedAttempts, 1))}, col{"reason", reason})
 	}
 	return "register_state", append(r,
 		col{"expires", int64(min(max(g.Expires, -1<<23), 1<<23-1))},

@@ -15,7 +15,7 @@ import (
 // SchemaVersion is the version of the tables this package writes. It is
 // stored in VoIPmonitor's `system` table (type = schemaVersionType) and each
 // step in migrations raises it by one.
-const SchemaVersion = 2
+const SchemaVersion = 3
 
 const schemaVersionType = "pbx_agent_schema_version"
 
@@ -46,6 +46,7 @@ var partitioned = map[string]string{
 	"cdr": "calldate", "cdr_next": "calldate", "cdr_rtp": "calldate",
 	"cdr_sipresp": "calldate", "cdr_dtmf": "calldate",
 	"register_state": "created_at", "register_failed": "created_at",
+	"cdr_asterisk": "calldate", "cdr_rtp_series": "calldate",
 }
 
 // dropForeignKeys removes the CONSTRAINT … FOREIGN KEY lines of a table body.
@@ -74,6 +75,8 @@ func createStatement(name, body string, partition bool, day time.Time) string {
 			body = strings.Replace(body, `PRIMARY KEY ("ID")`, `PRIMARY KEY ("ID","`+col+`")`, 1)
 		case strings.Contains(body, `PRIMARY KEY ("cdr_ID")`):
 			body = strings.Replace(body, `PRIMARY KEY ("cdr_ID")`, `PRIMARY KEY ("cdr_ID","`+col+`")`, 1)
+		case strings.Contains(body, `PRIMARY KEY ("cdr_ID",`):
+			body = strings.Replace(body, `PRIMARY KEY ("cdr_ID",`, `PRIMARY KEY ("cdr_ID","`+col+`",`, 1)
 		}
 		if !strings.Contains(body, `"`+col+`" datetime`) {
 			body = strings.Replace(body, "\"cdr_ID\" bigint(20) unsigned NOT NULL,",
@@ -112,20 +115,14 @@ var migrations = []func(ctx context.Context, db *sql.DB, o schemaOptions) error{
 	// 1 → 2: the agent's columns in sensors.
 	func(ctx context.Context, db *sql.DB, o schemaOptions) error {
 		for _, c := range sensorExtraColumns {
-			var n int
-			err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM information_schema.columns
-				WHERE table_schema = DATABASE() AND table_name = 'sensors' AND column_name = ?`, c.name).Scan(&n)
-			if err != nil {
+			if err := addColumn(ctx, db, "sensors", c.name, c.def); err != nil {
 				return err
-			}
-			if n == 0 {
-				if _, err := db.ExecContext(ctx, "ALTER TABLE `sensors` ADD COLUMN `"+c.name+"` "+c.def); err != nil {
-					return fmt.Errorf("alter sensors: %w", err)
-				}
 			}
 		}
 		return nil
 	},
+	// 2 → 3: cdr_asterisk, cdr_rtp_series, register_failed.reason (asterisk.go).
+	migrateAgentTables,
 }
 
 type schemaOptions struct {

@@ -52,7 +52,7 @@ func compareColumns(t *testing.T, table string, got, want map[string]string, ext
 	}
 }
 
-var agentColumns = map[string]bool{"agent_version": true, "agent_heartbeat": true}
+var agentColumns = map[string]bool{"agent_version": true, "agent_heartbeat": true, "reason": true}
 
 // TestSchemaMatchesVoIPmonitor compares our table definitions, column by
 // column, with the SHOW CREATE TABLE output of VoIPmonitor's own sniffer.

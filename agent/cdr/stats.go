@@ -8,7 +8,7 @@ import (
 )
 
 // rowTables are the tables whose written rows are counted.
-var rowTables = []string{"cdr", "cdr_next", "cdr_rtp", "cdr_sipresp", "cdr_dtmf", "register_state", "register_failed"}
+var rowTables = []string{"cdr", "cdr_next", "cdr_rtp", "cdr_sipresp", "cdr_dtmf", "register_state", "register_failed", "cdr_asterisk", "cdr_rtp_series"}
 
 type stats struct {
 	enqueued    atomic.Uint64

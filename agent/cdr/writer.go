@@ -56,6 +56,7 @@ type Options struct {
 // item is one record waiting to be written.
 type item struct {
 	cdr *call.CDR
+	ast *Asterisk // the CDR's Asterisk correlation, nil = none
 	reg *call.Register
 }
 
@@ -63,11 +64,12 @@ type item struct {
 type envelope struct {
 	Kind string         `json:"k"`
 	CDR  *call.CDR      `json:"c,omitempty"`
+	Ast  *Asterisk      `json:"a,omitempty"`
 	Reg  *call.Register `json:"r,omitempty"`
 }
 
 func (it item) encode() ([]byte, error) {
-	e := envelope{Kind: "cdr", CDR: it.cdr}
+	e := envelope{Kind: "cdr", CDR: it.cdr, Ast: it.ast}
 	if it.reg != nil {
 		e = envelope{Kind: "reg", Reg: it.reg}
 	}
@@ -81,7 +83,7 @@ func decodeItem(b []byte) (item, error) {
 	}
 	switch {
 	case e.Kind == "cdr" && e.CDR != nil:
-		return item{cdr: e.CDR}, nil
+		return item{cdr: e.CDR, ast: e.Ast}, nil
 	case e.Kind == "reg" && e.Reg != nil:
 		return item{reg: e.Reg}, nil
 	}
@@ -207,6 +209,15 @@ func (w *Writer) Enqueue(c *call.CDR) error {
 		return nil
 	}
 	return w.enqueue(item{cdr: c})
+}
+
+// EnqueueCorrelated is Enqueue with the call's Asterisk correlation, stored
+// in cdr_asterisk beside the CDR (a nil a is Enqueue).
+func (w *Writer) EnqueueCorrelated(c *call.CDR, a *Asterisk) error {
+	if c == nil {
+		return nil
+	}
+	return w.enqueue(item{cdr: c, ast: a})
 }
 
 // EnqueueRegister hands a REGISTER summary to the writer (register_state, or
@@ -824,18 +835,23 @@ func (b *batchWrite) numbered(ctx context.Context, table string, n numberedRows)
 
 // children inserts the rows that hang off each new cdr row.
 func (b *batchWrite) children(ctx context.Context, batch []item, cdrIdx []int, look []lookups, ro rowOptions) error {
-	var next, rtpRows, respRows, dtmfRows []row
+	var next, rtpRows, respRows, dtmfRows, astRows, seriesRows []row
 	for _, i := range cdrIdx {
 		c, id := batch[i].cdr, b.rowIDs[i]
 		next = append(next, cdrNextRow(id, c, ro))
 		rtpRows = append(rtpRows, cdrRTPRows(id, c, ro)...)
 		respRows = append(respRows, cdrSIPRespRows(id, c, &look[i], ro)...)
 		dtmfRows = append(dtmfRows, cdrDTMFRows(id, c, ro)...)
+		if a := batch[i].ast; a != nil {
+			astRows = append(astRows, cdrAsteriskRow(id, c, a))
+		}
+		seriesRows = append(seriesRows, cdrSeriesRows(id, c)...)
 	}
 	for _, t := range []struct {
 		name string
 		rows []row
-	}{{"cdr_next", next}, {"cdr_rtp", rtpRows}, {"cdr_sipresp", respRows}, {"cdr_dtmf", dtmfRows}} {
+	}{{"cdr_next", next}, {"cdr_rtp", rtpRows}, {"cdr_sipresp", respRows}, {"cdr_dtmf", dtmfRows},
+		{"cdr_asterisk", astRows}, {"cdr_rtp_series", seriesRows}} {
 		if _, err := insertRows(ctx, b.tx, t.name, t.rows); err != nil {
 			return err
 		}

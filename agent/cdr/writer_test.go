@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"pbx-agent/sniffer/call"
+	"pbx-agent/sniffer/rtp"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -99,9 +100,19 @@ func TestWriterGolden(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// A correlated call with its quality series (cdr_asterisk, cdr_rtp_series).
+	c := sampleCDR(3)
+	c.Streams[0].Series = rtp.Series{Start: c.Streams[0].FirstTime.Truncate(time.Second), Step: 1,
+		Points: []rtp.Point{{T: 0, Received: 4, Jitter: 0.2, MOS: 4.5}, {T: 1, Received: 48, Lost: 2, Jitter: 1.7, MOS: 4.5}}}
+	if err := w.EnqueueCorrelated(c, &Asterisk{Linkedid: "1795560694.0", Uniqueid: "1795560694.1", Channel: "PJSIP/1002-00000001",
+		HangupCause: 16, HangupCauseText: "Normal Clearing", Context: "from-internal", Exten: "1002", Match: "callid"}); err != nil {
+		t.Fatal(err)
+	}
 	w.Enqueue(sampleBusy(0))
 	w.EnqueueRegister(sampleRegister(0, call.RegOK))
-	w.EnqueueRegister(sampleRegister(1, call.RegFailed))
+	failed := sampleRegister(1, call.RegFailed)
+	failed.LastResponseNum, failed.LastResponse = 403, `403 Forbidden; Warning: 399 pbx "bad password"`
+	w.EnqueueRegister(failed)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := w.Flush(ctx); err != nil {
@@ -109,11 +120,11 @@ func TestWriterGolden(t *testing.T) {
 	}
 	db := openDB(t, dsn)
 	got := dumpTables(t, db, "cdr", "cdr_next", "cdr_rtp", "cdr_sipresp", "register_state", "register_failed",
-		"cdr_ua", "cdr_sip_response", "cdr_reason")
+		"cdr_ua", "cdr_sip_response", "cdr_reason", "cdr_asterisk", "cdr_rtp_series")
 	golden(t, "rows.golden.jsonl", got)
 
 	s := w.Stats()
-	if s.Written != 6 || s.Rows["cdr"] != 4 || s.Rows["cdr_rtp"] != 6 || s.Rows["register_failed"] != 1 {
+	if s.Written != 7 || s.Rows["cdr"] != 5 || s.Rows["cdr_rtp"] != 8 || s.Rows["register_failed"] != 1 {
 		t.Errorf("stats = %+v", s)
 	}
 	// The sensors row is agent/sensors' (Registry): the writer leaves it alone.

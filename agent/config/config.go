@@ -55,6 +55,7 @@ type Config struct {
 	// SaveAudioStereo: caller left, callee right (saveaudio_stereo, default
 	// yes); no mixes both into one channel.
 	SaveAudioStereo bool
+	SaveGraph       bool // savegraph: each RTP stream's quality per second, stored with the CDR (cdr_rtp_series)
 	// Compressed pcaps: pcap_dump_zip_sip/_rtp say whether the SIP and RTP
 	// pcaps are written gzip-compressed (.pcap.gz), pcap_dump_ziplevel_sip/
 	// _rtp at which level (1-9).
@@ -186,6 +187,7 @@ func Default() *Config {
 		SaveAudioStereo:     true,
 		SaveRTP:             "yes",
 		SaveAudio:           "no",
+		SaveGraph:           true, // as VoIPmonitor's sample config
 		PcapZipSIP:          true,
 		PcapZipRTP:          true,
 		PcapZipLevelSIP:     6, // VoIPmonitor's defaults

@@ -348,7 +348,6 @@ var noEffectKeys = []string{
 	"save_sip_responses",
 	"saveaudio_afterconnect",
 	"saveaudio_from_first_invite",
-	"savegraph",
 	"saverfc2833",
 	"savertcp",
 	"savertp_video",

@@ -113,6 +113,7 @@ var options = map[string]option{
 	"name_sensor":      {set: str(func(c *Config) *string { return &c.SensorName }), hint: "any text (VoIPmonitor's name for sensor_name)"},
 	"spooldir":         {set: nonEmpty(func(c *Config) *string { return &c.SpoolDir }), hint: "a directory path"},
 	"savesip":          {set: boolean(func(c *Config) *bool { return &c.SaveSIP }), hint: "yes or no"},
+	"savegraph":        {set: boolean(func(c *Config) *bool { return &c.SaveGraph }), hint: "yes or no"},
 	"saveaudio_stereo": {set: boolean(func(c *Config) *bool { return &c.SaveAudioStereo }), hint: "yes or no"},
 	"sip-register":     {set: boolean(func(c *Config) *bool { return &c.SIPRegister }), hint: "yes or no"},
 	"nocdr":            {set: boolean(func(c *Config) *bool { return &c.NoCDR }), hint: "yes or no"},

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"pbx-agent/agent/cdr"
 	"pbx-agent/ami"
 	"pbx-agent/sniffer/call"
 )
@@ -171,4 +172,25 @@ func uidTime(uid string) (time.Time, bool) {
 		return time.Time{}, false
 	}
 	return time.Unix(n, 0), true
+}
+
+// Record is what the CDR store keeps of a finished call's correlation
+// (cdr_asterisk): its channel, Linkedid and, once the channel has hung up,
+// Asterisk's hang-up cause; nil when no channel matches.
+func Record(c *call.CDR, src Channels, slack time.Duration) *cdr.Asterisk {
+	a := Join([]Call{FromCDR(c)}, src, slack).ByCallID[c.CallID]
+	if a == nil || len(a.Channels) == 0 {
+		return nil
+	}
+	ch := a.Channels[0]
+	r := &cdr.Asterisk{Linkedid: a.Linkedid, Uniqueid: ch.Uniqueid, Channel: ch.Name,
+		AccountCode: a.AccountCode, Context: a.Context, Exten: a.Exten, Match: a.Match}
+	for _, list := range [][]ami.Channel{src.Ended(), src.Channels()} {
+		for _, x := range list {
+			if x.Uniqueid == ch.Uniqueid && x.HungUp {
+				r.HangupCause, r.HangupCauseText = x.Cause, x.CauseTxt
+			}
+		}
+	}
+	return r
 }

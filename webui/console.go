@@ -25,8 +25,8 @@ import (
 // style, no other origin.
 const consoleCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; media-src 'self' blob:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 
-// consoleLegWindow is how far apart the legs of one call may start (the
-// by-CID grouping getPCAP's cidInterval does).
+// consoleLegWindow is how far apart the legs of one call without a
+// Linkedid may start (the by-CID grouping getPCAP's cidInterval does).
 const consoleLegWindow = 60 * time.Second
 
 var consoleTypes = map[string]string{
@@ -178,42 +178,29 @@ func (h *Handler) consoleRef(ctx context.Context, r *http.Request, u *User) (cdr
 
 // consoleTarget authenticates r with right, finds the CDR it names and
 // the call's legs; on failure it has answered.
-func (h *Handler) consoleTarget(w http.ResponseWriter, r *http.Request, right Rights) (*User, cdrRef, []cdrRef, bool) {
+func (h *Handler) consoleTarget(w http.ResponseWriter, r *http.Request, right Rights) (*User, cdrRef, consoleLegSet, bool) {
 	u, ok := h.needForm(w, r, right)
 	if !ok {
-		return nil, cdrRef{}, nil, false
+		return nil, cdrRef{}, consoleLegSet{}, false
 	}
 	ref, err := h.consoleRef(r.Context(), r, u)
 	if err != nil {
 		h.fail(w, r, err)
-		return nil, cdrRef{}, nil, false
+		return nil, cdrRef{}, consoleLegSet{}, false
 	}
-	legs, err := h.consoleLegs(r.Context(), u, ref)
+	legs, linked, err := h.consoleLegs(r.Context(), u, ref)
 	if err != nil {
 		h.fail(w, r, fmt.Errorf("legs: %w", err))
-		return nil, cdrRef{}, nil, false
+		return nil, cdrRef{}, consoleLegSet{}, false
 	}
-	return u, ref, legs, true
+	return u, ref, consoleLegSet{legs, linked}, true
 }
 
-// consoleLegs are the call's legs: CDRs of the same caller number that
-// started within consoleLegWindow of it (VoIPmonitor's by-CID grouping;
-// it holds the legs a PBX bridges, transfers included).
-func (h *Handler) consoleLegs(ctx context.Context, u *User, c cdrRef) ([]cdrRef, error) {
-	if c.Caller == "" {
-		return []cdrRef{c}, nil
-	}
-	refs, err := h.queryCDRRefs(ctx, u, "c.caller = ? AND c.calldate BETWEEN ? AND ?", c.Caller,
-		cdrquery.SQLTime(c.CallDate.Add(-consoleLegWindow)), cdrquery.SQLTime(c.CallDate.Add(consoleLegWindow)))
-	if err != nil {
-		return nil, err
-	}
-	for _, x := range refs {
-		if x.ID == c.ID {
-			return refs, nil
-		}
-	}
-	return append([]cdrRef{c}, refs...), nil
+// consoleLegSet is a call's legs and the Linkedid that groups them ("":
+// grouped by caller and time).
+type consoleLegSet struct {
+	refs     []cdrRef
+	linkedid string
 }
 
 const consoleReasonSQL = `SELECT c.reason_sip_cause, rs.reason, c.reason_q850_cause, rq.reason, c.whohanged, c.bye
@@ -230,10 +217,11 @@ var consoleRTPNames = []string{"cdr_id", "index", "saddr", "sport", "daddr", "dp
 // streams and the SIP messages of every leg in time order (their text
 // only with can_pcap).
 func (h *Handler) consoleCall(w http.ResponseWriter, r *http.Request) {
-	u, ref, legs, ok := h.consoleTarget(w, r, CanCDR)
+	u, ref, set, ok := h.consoleTarget(w, r, CanCDR)
 	if !ok {
 		return
 	}
+	legs := set.refs
 	ctx := r.Context()
 	rows, err := h.queryObjs(ctx, cdrquery.Columns(), 1, cdrquery.SelectSQL()+" WHERE c.ID = ?", ref.ID)
 	if err != nil || len(rows) == 0 {
@@ -258,6 +246,16 @@ func (h *Handler) consoleCall(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, fmt.Errorf("streams: %w", err))
 		return
 	}
+	asterisk, err := h.consoleAsterisk(ctx, ids)
+	if err != nil {
+		h.fail(w, r, fmt.Errorf("asterisk: %w", err))
+		return
+	}
+	series, err := h.consoleSeries(ctx, ref)
+	if err != nil {
+		h.fail(w, r, fmt.Errorf("series: %w", err))
+		return
+	}
 	withText := u.Rights.Has(CanPCAP)
 	var msgs []obj
 	sipErr := ""
@@ -279,7 +277,8 @@ func (h *Handler) consoleCall(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusOK, obj{
-		{"success", true}, {"cdr", rows[0]}, {"reason", firstObj(reason)}, {"legs", legObjs}, {"streams", streams},
+		{"success", true}, {"cdr", rows[0]}, {"reason", firstObj(reason)}, {"legs", legObjs}, {"linkedid", set.linkedid},
+		{"asterisk", asterisk}, {"streams", streams}, {"series", series},
 		{"sip", msgs}, {"sip_error", sipErr}, {"sip_text", withText},
 		{"can", obj{{"pcap", u.Rights.Has(CanPCAP)}, {"download_audio", u.Rights.Has(CanDownloadAudio)}, {"show_fax", u.Rights.Has(CanShowFax)}}},
 	})
@@ -299,11 +298,11 @@ func isNotFound(err error) bool {
 // consoleSIPText is the call's SIP messages as text (every leg, time
 // order), right can_pcap: the packets' content.
 func (h *Handler) consoleSIPText(w http.ResponseWriter, r *http.Request) {
-	_, ref, legs, ok := h.consoleTarget(w, r, CanPCAP)
+	_, ref, set, ok := h.consoleTarget(w, r, CanPCAP)
 	if !ok {
 		return
 	}
-	hist, err := h.sipHistory(r.Context(), legs, nil)
+	hist, err := h.sipHistory(r.Context(), set.refs, nil)
 	if err != nil {
 		h.fail(w, r, err)
 		return

@@ -63,13 +63,17 @@ const consoleRegStateSQL = `SELECT c.to_num, c.to_domain, c.state, c.created_at,
  FROM register_state c JOIN (SELECT MAX(ID) AS id FROM register_state WHERE created_at >= ? GROUP BY to_num, to_domain, id_sensor) m ON m.id = c.ID
  LEFT JOIN cdr_ua ua ON ua.id = c.ua_id WHERE TRUE`
 
+// consoleRegFailedSQL: %s is the last reason (the agent's register_failed
+// column), or NULL on VoIPmonitor's table.
 const consoleRegFailedSQL = `SELECT c.to_num, c.to_domain, c.id_sensor, SUM(c.counter), MAX(c.created_at),
- SUBSTRING_INDEX(GROUP_CONCAT(INET_NTOA(c.sipcallerip) ORDER BY c.ID DESC), ',', 1)
+ SUBSTRING_INDEX(GROUP_CONCAT(INET_NTOA(c.sipcallerip) ORDER BY c.ID DESC), ',', 1), %s
  FROM register_failed c WHERE c.created_at >= ?`
+
+const consoleRegFailedReason = `(SELECT f.reason FROM register_failed f WHERE f.ID = MAX(c.ID))`
 
 // consoleRegistrations is GET /console/api/registrations?days=D: the last
 // state of every AOR (register_state) and the failures per AOR with their
-// count, last time and last source (register_failed), over D days
+// count, last time, last source and last reason (register_failed), over D days
 // (default 7), 1000 rows each at most.
 func (h *Handler) consoleRegistrations(w http.ResponseWriter, r *http.Request) {
 	u, ok := h.needForm(w, r, CanCDR)
@@ -90,8 +94,12 @@ func (h *Handler) consoleRegistrations(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, fmt.Errorf("register_state: %w", err))
 		return
 	}
-	failed, err := h.queryObjs(ctx, []string{"aor", "domain", "sensor", "count", "last", "ip"}, 1000,
-		consoleRegFailedSQL+sc+" GROUP BY c.to_num, c.to_domain, c.id_sensor ORDER BY SUM(c.counter) DESC LIMIT 1001", append([]any{since}, sargs...)...)
+	failedSQL := consoleRegFailedSQL + sc + " GROUP BY c.to_num, c.to_domain, c.id_sensor ORDER BY SUM(c.counter) DESC LIMIT 1001"
+	failedNames := []string{"aor", "domain", "sensor", "count", "last", "ip", "reason"}
+	failed, err := h.queryObjs(ctx, failedNames, 1000, fmt.Sprintf(failedSQL, consoleRegFailedReason), append([]any{since}, sargs...)...)
+	if noAgentTable(err) {
+		failed, err = h.queryObjs(ctx, failedNames, 1000, fmt.Sprintf(failedSQL, "NULL"), append([]any{since}, sargs...)...)
+	}
 	if err != nil {
 		h.fail(w, r, fmt.Errorf("register_failed: %w", err))
 		return

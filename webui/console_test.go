@@ -280,7 +280,7 @@ var inlineHandler = regexp.MustCompile(`\son[a-z]+\s*=`)
 // TestConsolePagesCSP: the pages allow no inline script and no other origin.
 func TestConsolePagesCSP(t *testing.T) {
 	e := newEnv(t, nil)
-	for _, p := range []string{"calls.html", "call.html", "calls.js", "call.js", "common.js", "console.css"} {
+	for _, p := range []string{"calls.html", "call.html", "calls.js", "call.js", "common.js", "console.css", "uPlot.iife.min.js", "uPlot.min.css"} {
 		st, b, hdr := e.do(t, "GET", "/console/"+p, "")
 		if st != 200 || len(b) == 0 {
 			t.Fatalf("%s: %d", p, st)
@@ -300,19 +300,34 @@ func TestConsolePagesCSP(t *testing.T) {
 	}
 }
 
-// TestConsoleBlindTransfer: the detail page of the real Asterisk
-// blind-transfer call (../shared/fixtures/asterisk) shows its three legs
-// (Alice↔Asterisk, Asterisk↔Bob, Asterisk↔Carol) and one ladder with every
+// TestConsoleBlindTransfer: the real Asterisk blind-transfer call
+// (../shared/fixtures/asterisk), its CDRs written with the correlation of
+// the AMI session Asterisk sent during it, as the daemon writes them. The
+// three legs (Alice↔Asterisk, Asterisk↔Bob, Asterisk↔Carol) share one
+// Linkedid in cdr_asterisk; the detail page groups them by it, names each
+// leg's Asterisk channel and hang-up cause, and draws one ladder with every
 // leg's messages; clicking the REFER arrow shows that message's text.
+// Without the stored correlation the page falls back to caller and time.
 func TestConsoleBlindTransfer(t *testing.T) {
 	pcap := fixture.Shared(t, "asterisk", "call-blind-transfer.pcap")
+	amiRaw := fixture.Shared(t, "asterisk", "ami-call-blind-transfer.raw")
 	ctx, cancel := browsertest.New(t, 90*time.Second)
 	defer cancel()
-	e := newEnvFrom(t, []string{pcap}, nil)
+	e := newEnvWith(t, envSpec{paths: []string{pcap}, ami: amiRaw, saveGraph: true}, nil)
 	legs := map[string]bool{"26f2c4db2e2e9454": true, "4c14f56b-0636-4ae0-8979-4b3c8a93188f": true, "6b2038a6-6cab-40eb-9e9f-5d2d5bf4c960": true}
+	// The channel of each leg (the fixture's README).
+	channels := map[string]string{"26f2c4db2e2e9454": "PJSIP/1001-00000000", "4c14f56b-0636-4ae0-8979-4b3c8a93188f": "PJSIP/1002-00000001",
+		"6b2038a6-6cab-40eb-9e9f-5d2d5bf4c960": "PJSIP/1003-00000002"}
+	const linkedid = "1795560694.0"
 	alice := sqlIDs(t, e, "SELECT cdr_ID FROM cdr_next WHERE fbasename = ?", "26f2c4db2e2e9454")
 	if len(alice) != 1 {
 		t.Fatalf("Alice's leg: CDRs %v", alice)
+	}
+	if got := sqlIDs(t, e, "SELECT DISTINCT linkedid FROM cdr_asterisk"); !slices.Equal(got, []string{linkedid}) {
+		t.Fatalf("cdr_asterisk Linkedids %v, want only %s", got, linkedid)
+	}
+	if n := len(sqlIDs(t, e, "SELECT cdr_ID FROM cdr_asterisk WHERE linkedid = ?", linkedid)); n != 3 {
+		t.Fatalf("%d CDRs under Linkedid %s, want 3", n, linkedid)
 	}
 	err := chromedp.Do(ctx,
 		chromedp.Navigate(e.srv.URL+"/console/call.html?id="+alice[0]),
@@ -335,6 +350,54 @@ func TestConsoleBlindTransfer(t *testing.T) {
 	for _, c := range callIDs {
 		if !legs[c] {
 			t.Errorf("leg %q is not one of the transfer's", c)
+		}
+	}
+	type legView struct {
+		Linkedid string   `json:"linkedid"`
+		Legs     []string `json:"legs"`
+		Channels []string `json:"channels"`
+	}
+	lv, err := chromedp.Run(ctx, chromedp.Evaluate[legView](`({linkedid: window.__call.linkedid, legs: window.__call.legs, channels: window.__call.channels})`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lv.Linkedid != linkedid || len(lv.Channels) != 3 {
+		t.Fatalf("page: Linkedid %q, channels %v; want %s and 3 channels", lv.Linkedid, lv.Channels, linkedid)
+	}
+	for i, c := range callIDs {
+		if lv.Channels[i] != channels[c] {
+			t.Errorf("leg %s: channel %q, want %q", c, lv.Channels[i], channels[c])
+		}
+	}
+	causes, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll("#legs tbody tr td:nth-child(8)")].map(td => td.textContent)`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range causes {
+		if !strings.HasPrefix(c, "16 Normal Clearing") {
+			t.Errorf("leg %s: Asterisk hang-up cause %q, want 16 Normal Clearing", callIDs[i], c)
+		}
+	}
+	if note, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#legsnote"))); !strings.Contains(note, "Linkedid "+linkedid) {
+		t.Errorf("legs note %q", note)
+	}
+	t.Logf("legs under Linkedid %s: %v, channels %v, causes %v", linkedid, callIDs, lv.Channels, causes)
+	// Quality over time of Alice's leg: one chart line per stream (Asterisk
+	// changed SSRC after the transfer: 3 streams), no loss
+	// (the real call lost nothing), as long as the call's media.
+	lost, err := chromedp.Run(ctx, chromedp.Poll[[][]*float64](`window.__call.quality && window.__call.quality.charts.lost ? window.__call.quality.charts.lost.data : null`, chromedp.WithPollingTimeout(10*time.Second)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nStreams := len(sqlIDs(t, e, "SELECT `index` FROM cdr_rtp WHERE cdr_ID = ?", alice[0]))
+	if len(lost) != nStreams+1 || len(lost[0]) < 10 {
+		t.Errorf("loss chart of Alice's leg: %d series over %d seconds, want its %d streams over the 11 s of talk", len(lost)-1, len(lost[0]), nStreams)
+	}
+	for _, ys := range lost[1:] {
+		for i, y := range ys {
+			if y != nil && *y != 0 {
+				t.Errorf("loss chart: %v packets lost at %.0f s in a call that lost none", *y, *lost[0][i])
+			}
 		}
 	}
 	labels, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll("#ladder g.msg")].map(g => g.getAttribute("aria-label"))`))
@@ -386,6 +449,22 @@ func TestConsoleBlindTransfer(t *testing.T) {
 		t.Errorf("recording decoded in the page: %+v, want stereo, not silent, the talk time %.1f s ± 1 s", wv, dur)
 	}
 	browsertest.Screenshots(t, ctx, "console-call-blind-transfer")
+
+	// Without the stored correlation (a database VoIPmonitor's sniffer
+	// filled): the same three legs by caller and time, no Linkedid.
+	if _, err := e.db.Exec("DELETE FROM cdr_asterisk"); err != nil {
+		t.Fatal(err)
+	}
+	st, b, _ := e.do(t, "GET", "/console/api/call?id="+alice[0], "", "Cookie", e.login(t, "admin", "adminpw"))
+	var rep struct {
+		Linkedid string `json:"linkedid"`
+		Legs     []struct {
+			CallID string `json:"callid"`
+		} `json:"legs"`
+	}
+	if err := json.Unmarshal(b, &rep); st != 200 || err != nil || rep.Linkedid != "" || len(rep.Legs) != 3 {
+		t.Errorf("fallback grouping: %d %v, Linkedid %q, %d legs; want 3 legs by caller and time", st, err, rep.Linkedid, len(rep.Legs))
+	}
 }
 
 // TestConsoleOverview: the overview page's totals (calls, answered, ASR)
@@ -407,7 +486,9 @@ func TestConsoleOverview(t *testing.T) {
 		o.Now = func() time.Time { return last.Add(time.Hour) }
 	})
 	// Registrations as agent/cdr writes them: AOR 2001 registered then
-	// expired (the page shows the last state), 2002 failed 3 + 2 times.
+	// expired (the page shows the last state), 2002 failed 3 + 2 times,
+	// the last time with a 403 and a Warning (the page shows that reason).
+	const failReason = `403 Forbidden; Warning: 399 pbx "bad password"`
 	at := last.Add(-time.Minute)
 	for _, q := range []struct {
 		sql  string
@@ -415,8 +496,8 @@ func TestConsoleOverview(t *testing.T) {
 	}{
 		{"INSERT INTO register_state (id_sensor, created_at, sipcallerip, sipcalledip, to_num, to_domain, state, expires) VALUES (1, ?, 167772161, 167772162, '2001', 'pbx.test', 1, 300)", []any{cdrquery.SQLTime(at.Add(-time.Minute))}},
 		{"INSERT INTO register_state (id_sensor, created_at, sipcallerip, sipcalledip, to_num, to_domain, state, expires) VALUES (1, ?, 167772161, 167772162, '2001', 'pbx.test', 5, 0)", []any{cdrquery.SQLTime(at)}},
-		{"INSERT INTO register_failed (id_sensor, created_at, sipcallerip, sipcalledip, to_num, to_domain, counter) VALUES (1, ?, 167772163, 167772162, '2002', 'pbx.test', 3)", []any{cdrquery.SQLTime(at.Add(-time.Minute))}},
-		{"INSERT INTO register_failed (id_sensor, created_at, sipcallerip, sipcalledip, to_num, to_domain, counter) VALUES (1, ?, 167772164, 167772162, '2002', 'pbx.test', 2)", []any{cdrquery.SQLTime(at)}},
+		{"INSERT INTO register_failed (id_sensor, created_at, sipcallerip, sipcalledip, to_num, to_domain, counter, reason) VALUES (1, ?, 167772163, 167772162, '2002', 'pbx.test', 3, '401 Unauthorized')", []any{cdrquery.SQLTime(at.Add(-time.Minute))}},
+		{"INSERT INTO register_failed (id_sensor, created_at, sipcallerip, sipcalledip, to_num, to_domain, counter, reason) VALUES (1, ?, 167772164, 167772162, '2002', 'pbx.test', 2, ?)", []any{cdrquery.SQLTime(at), failReason}},
 	} {
 		if _, err := e.db.Exec(q.sql, q.args...); err != nil {
 			t.Fatal(err)
@@ -470,8 +551,8 @@ func TestConsoleOverview(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rows) != 2 || !strings.HasPrefix(rows[0], "2001@pbx.testexpired") || !strings.HasPrefix(rows[1], "2002@pbx.test5") || !strings.Contains(rows[1], "10.0.0.4") {
-		t.Errorf("registration rows %q: want 2001 expired (its last state), 2002 with 5 failures, last from 10.0.0.4", rows)
+	if len(rows) != 2 || !strings.HasPrefix(rows[0], "2001@pbx.testexpired") || !strings.HasPrefix(rows[1], "2002@pbx.test5") || !strings.Contains(rows[1], "10.0.0.4"+failReason) {
+		t.Errorf("registration rows %q: want 2001 expired (its last state), 2002 with 5 failures, last from 10.0.0.4 with %q", rows, failReason)
 	}
 	browsertest.Screenshots(t, ctx, "console-overview")
 }

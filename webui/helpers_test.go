@@ -23,7 +23,9 @@ import (
 	"github.com/google/gopacket/pcapgo"
 
 	"pbx-agent/agent/cdr"
+	"pbx-agent/agent/correlate"
 	"pbx-agent/agent/dbtest"
+	"pbx-agent/ami"
 	"pbx-agent/asteriskconf"
 	"pbx-agent/sniffer"
 	"pbx-agent/sniffer/call"
@@ -160,6 +162,46 @@ func newEnv(t testing.TB, mod func(*Options)) *testEnv {
 // newEnvFrom is newEnv over the captures at paths.
 func newEnvFrom(t testing.TB, paths []string, mod func(*Options)) *testEnv {
 	t.Helper()
+	return newEnvWith(t, envSpec{paths: paths}, mod)
+}
+
+// envSpec is what newEnvWith replays: captures, and optionally the AMI
+// session Asterisk sent during them (each CDR then goes to the writer with
+// its correlation, as the daemon does) and savegraph.
+type envSpec struct {
+	paths     []string
+	ami       string // a recorded AMI session (X.raw; X.sent.raw is read too when present)
+	saveGraph bool
+}
+
+// amiTracker replays a recorded AMI session into a channel table.
+func amiTracker(t testing.TB, path string) *ami.Tracker {
+	t.Helper()
+	tr := ami.NewTracker(ami.TrackerConfig{})
+	var actions []ami.Message
+	if sent, err := os.ReadFile(strings.TrimSuffix(path, ".raw") + ".sent.raw"); err == nil {
+		if actions, err = ami.ReadActions(bytes.NewReader(sent)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	recv, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ami.ReplayTranscript(bytes.NewReader(recv), actions, tr); err != nil {
+		t.Fatal(err)
+	}
+	return tr
+}
+
+// newEnvWith is newEnv over spec.
+func newEnvWith(t testing.TB, spec envSpec, mod func(*Options)) *testEnv {
+	t.Helper()
+	paths := spec.paths
+	var tr *ami.Tracker
+	if spec.ami != "" {
+		tr = amiTracker(t, spec.ami)
+	}
 	dsn := scratchDB(t, testDSN(t))
 	ctx := context.Background()
 	w, err := cdr.New(cdr.Options{DSN: dsn, IDSensor: 1,
@@ -181,14 +223,18 @@ func newEnvFrom(t testing.TB, paths []string, mod func(*Options)) *testEnv {
 	var order []string
 	for _, path := range paths {
 		var ended []*call.CDR
-		s := sniffer.New(sniffer.Config{SIPPorts: ports, Call: call.Config{IdleTimeout: -1,
+		s := sniffer.New(sniffer.Config{SIPPorts: ports, SaveGraph: spec.saveGraph, Call: call.Config{IdleTimeout: -1,
 			OnCallEnd: func(c *call.CDR) { cc := *c; ended = append(ended, &cc) }}})
 		if err := s.ReplayFile(ctx, path, sniffer.RunOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		s.Flush()
 		for _, c := range ended {
-			if err := w.Enqueue(c); err != nil {
+			var a *cdr.Asterisk
+			if tr != nil {
+				a = correlate.Record(c, tr, correlate.DefaultSlack)
+			}
+			if err := w.EnqueueCorrelated(c, a); err != nil {
 				t.Fatal(err)
 			}
 			// One CDR at a time keeps the ids in capture order.

@@ -70,7 +70,7 @@ func Parse(p Params, o Options) (*Query, error) {
 	q := &Query{}
 	steps := []func(Params, Options) error{
 		q.dates, q.numbers, q.domains, q.callerName, q.sipIPs, q.rtpIPs, q.codecs,
-		q.durations, q.responses, q.bye, q.trunk, q.agents, q.callID, q.sensors, q.rtp,
+		q.durations, q.responses, q.bools, q.trunk, q.agents, q.callID, q.sensors, q.rtp,
 		q.paging, q.sort, q.group,
 	}
 	for _, step := range steps {
@@ -465,19 +465,33 @@ func boolParam(param, v string) (bool, error) {
 // timeout / forced end (spec §3.1).
 const interruptedBye = "c.bye IN (2,100,101,102,103,104,105,106,107,108,109,110)"
 
-func (q *Query) bye(p Params, _ Options) error {
-	v := p.Get("fbye")
-	if v == "" {
-		return nil
-	}
-	on, err := boolParam("fbye", v)
-	if err != nil {
-		return err
-	}
-	if on {
-		q.add(interruptedBye)
-	} else {
-		q.add("NOT " + interruptedBye)
+// boolFilters are the yes/no filters: true keeps the rows matching cond,
+// false the others (cond is never NULL, so the two split every row).
+var boolFilters = []struct{ param, cond string }{
+	{"fbye", interruptedBye},
+	// The console's "has audio": the call carried RTP the sniffer captured,
+	// so its recording is the spool's AUDIO file or is decoded from its RTP
+	// pcap (the database does not record whether the cleaner removed them).
+	{"fhasaudio", "(COALESCE(c.a_received, 0) > 0 OR COALESCE(c.b_received, 0) > 0)"},
+	// A fax: payload 1000 (T.38) or 1001 (T.30), as VoIPmonitor writes it.
+	{"ffax", "COALESCE(c.payload, 0) IN (1000, 1001)"},
+}
+
+func (q *Query) bools(p Params, _ Options) error {
+	for _, f := range boolFilters {
+		v := p.Get(f.param)
+		if v == "" {
+			continue
+		}
+		on, err := boolParam(f.param, v)
+		if err != nil {
+			return err
+		}
+		if on {
+			q.add(f.cond)
+		} else {
+			q.add("NOT " + f.cond)
+		}
 	}
 	return nil
 }

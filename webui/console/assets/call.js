@@ -1,6 +1,8 @@
 // pbx-agent call detail: /console/api/call?id=N (or callid=), drawn as
-// facts, downloads (each behind its right), legs, RTP streams and the SIP
-// ladder of every leg, whose arrows show the message text.
+// facts (Asterisk channel and hang-up cause when correlated), downloads
+// (each behind its right), the legs (by Linkedid), RTP streams, quality
+// over time (uPlot) and the SIP ladder of every leg, whose arrows show the
+// message text.
 "use strict";
 
 (function () {
@@ -44,6 +46,10 @@
     fact(dl, "MOS f1 / f2 / adaptive (a)", mult(c.a_mos_f1_mult10, 10, 1) + " / " + mult(c.a_mos_f2_mult10, 10, 1) + " / " + mult(c.a_mos_adapt_mult10, 10, 1));
     fact(dl, "MOS f1 / f2 / adaptive (b)", mult(c.b_mos_f1_mult10, 10, 1) + " / " + mult(c.b_mos_f2_mult10, 10, 1) + " / " + mult(c.b_mos_adapt_mult10, 10, 1));
     fact(dl, "RTCP max jitter / fraction lost (a, b)", text(c.a_rtcp_maxjitter) + ", " + text(c.b_rtcp_maxjitter) + " / " + text(c.a_rtcp_maxfr) + ", " + text(c.b_rtcp_maxfr));
+    const ast = (j.asterisk || []).find((a) => a.cdr_id === String(c.ID));
+    fact(dl, "Asterisk channel", ast ? text(ast.channel) + " · Uniqueid " + text(ast.uniqueid) + (ast.context ? " · " + ast.context + "," + text(ast.exten) : "") : "— (not correlated)");
+    fact(dl, "Linkedid", j.linkedid || "—");
+    fact(dl, "Asterisk hang-up cause", ast && ast.hangup_cause ? ast.hangup_cause + (ast.hangup_cause_text ? " " + ast.hangup_cause_text : "") : "—");
     fact(dl, "sensor", text(c.id_sensor));
     $("title").textContent = "Call " + text(c.caller) + " → " + text(c.called);
     document.title = $("title").textContent + " — pbx-agent";
@@ -66,17 +72,68 @@
   function legs(j) {
     const tb = $("legs").tBodies[0];
     tb.textContent = "";
-    $("legsnote").textContent = j.legs.length + " leg(s): CDRs of caller " + text(j.cdr.caller) + " that started within 60 s of this one.";
+    $("legsnote").textContent = j.linkedid
+      ? j.legs.length + " leg(s) under Asterisk Linkedid " + j.linkedid + "."
+      : j.legs.length + " leg(s): no Asterisk Linkedid stored for this call, so these are the CDRs of caller " + text(j.cdr.caller) + " that started within 60 s of this one.";
+    const ast = {};
+    for (const a of j.asterisk || []) ast[a.cdr_id] = a;
     for (const l of j.legs) {
       const tr = el("tr", { "data-leg": l.id, class: l.current ? "current" : "" });
       const a = el("a", { href: "/console/call.html?id=" + encodeURIComponent(l.id), text: l.id });
       if (l.current) a.setAttribute("aria-current", "page");
-      const cells = [a, l.calldate, l.caller, l.callid, String(l.duration), l.connect_duration < 0 ? "—" : String(l.connect_duration)];
-      const labels = ["CDR", "start", "caller", "Call-ID", "duration s", "talk s"];
+      const x = ast[l.id] || {};
+      const cause = x.hangup_cause ? x.hangup_cause + (x.hangup_cause_text ? " " + x.hangup_cause_text : "") : "—";
+      const cells = [a, l.calldate, l.caller, l.callid, String(l.duration), l.connect_duration < 0 ? "—" : String(l.connect_duration), text(x.channel), cause];
+      const labels = ["CDR", "start", "caller", "Call-ID", "duration s", "talk s", "Asterisk channel", "hang-up cause"];
       cells.forEach((v, i) => tr.appendChild(el("td", { "data-label": labels[i] }, v)));
       tb.appendChild(tr);
     }
     D.legs = j.legs.map((l) => l.id);
+    D.linkedid = j.linkedid;
+    D.channels = j.legs.map((l) => (ast[l.id] || {}).channel || "");
+  }
+
+  // quality draws the per-second series of the call's streams (savegraph)
+  // with uPlot: packets lost, jitter and MOS, one line per stream, on the
+  // call's clock (seconds from the INVITE).
+  const COLORS = ["#2b6cb0", "#26a269", "#c01c28", "#a347ba", "#e66100", "#1c71d8"];
+  function quality(j) {
+    const box = $("qcharts");
+    box.textContent = "";
+    const ser = j.series || [];
+    D.quality = { streams: ser.map((s) => ({ index: s.index, t: s.t || [], lost: s.lost || [], jitter: s.jitter || [], mos: s.mos || [] })), charts: {} };
+    if (!ser.length) {
+      $("qnote").textContent = "No per-second series stored for this call (savegraph = no, no RTP, or a CDR written by another sniffer).";
+      return;
+    }
+    $("qnote").textContent = "Per " + (ser[0].step > 1 ? ser[0].step + " s" : "second") + ", stream by stream (# as in the RTP streams table); time from the INVITE.";
+    const ts = [...new Set(ser.flatMap((s) => s.t || []))].sort((a, b) => a - b);
+    const at = (s, name) => {
+      const m = new Map((s.t || []).map((t, i) => [t, s[name][i]]));
+      return ts.map((t) => (m.has(t) ? m.get(t) : null));
+    };
+    const fit = () => Math.max(260, Math.min(1200, (box.clientWidth || window.innerWidth) - 12));
+    const width = fit();
+    for (const [name, label, unit] of [["lost", "packets lost", "packets"], ["jitter", "jitter", "ms"], ["mos", "MOS", ""]]) {
+      const div = el("div", { class: "qchart", id: "q-" + name, role: "img", "aria-label": label + " per second, " + ser.length + " stream(s)" });
+      box.appendChild(div);
+      const series = [{ label: "s" }].concat(ser.map((s, i) => ({
+        label: "#" + s.index, stroke: COLORS[i % COLORS.length], width: 1.5,
+        points: { show: ts.length < 120 }, value: (u, v) => (v === null ? "—" : v + (unit ? " " + unit : "")),
+      })));
+      const opts = {
+        title: label, width, height: 160, series,
+        scales: { x: { time: false }, y: name === "mos" ? { range: [1, 4.5] } : { range: (u, mn, mx) => [0, Math.max(mx, name === "lost" ? 1 : 5)] } },
+        axes: [{ label: "s from INVITE" }, { label: unit || "MOS" }],
+        legend: { live: true },
+      };
+      const u = new window.uPlot(opts, [ts].concat(ser.map((s) => at(s, name))), div);
+      D.quality.charts[name] = u;
+    }
+    // A phone turned, a window resized: the charts follow the page's width.
+    window.addEventListener("resize", () => {
+      for (const u of Object.values(D.quality.charts)) u.setSize({ width: fit(), height: 160 });
+    });
   }
 
   function streams(j) {
@@ -164,6 +221,7 @@
     if (!j.can.download_audio || !j.streams.length) return;
     $("recsec").hidden = false;
     const url = "/php/api.php?task=getVoiceRecording&params=" + encodeURIComponent(JSON.stringify({ cdrId: j.cdr.ID }));
+    D.recording = url;
     const cv = $("wave"), g = cv.getContext("2d"), audio = $("audio");
     try {
       const r = await fetch(url, { credentials: "same-origin" });
@@ -211,6 +269,7 @@
       legs(j);
       streams(j);
       ladder(j);
+      quality(j);
       recording(j);
       status("CDR " + j.cdr.ID + " · " + j.legs.length + " leg(s) · " + (j.sip ? j.sip.length : 0) + " SIP message(s)" + (j.sip_error ? " · " + j.sip_error : ""), "ok");
     } catch (e) {

@@ -7,7 +7,7 @@
 (function () {
   const { $, status, me, getJSON, codec, mult, text, el } = window.PBX;
   const page = new URLSearchParams(location.search);
-  const PASS = ["fdatefrom", "fdateto", "fcallid", "fsipresponse", "fdurationgt", "fdurationlt", "fmosadapt", "fcodec", "fsensor_id", "limit"];
+  const PASS = ["fdatefrom", "fdateto", "fcallid", "fsipresponse", "fdurationgt", "fdurationlt", "fmosadapt", "fcodec", "fhasaudio", "ffax", "fsensor_id", "limit"];
   const D = (window.__calls = { loaded: false, ids: [], total: -1, listing: "" });
 
 

@@ -101,7 +101,7 @@
     rows("regs", j.states, (r) => [aor(r), STATES[r.state] || text(r.state), text(r.at).slice(0, 19), text(r.ip) + ":" + text(r.port),
       text(r.contact) + (r.contact_domain ? "@" + r.contact_domain : ""), text(r.expires), text(r.ua), text(r.sensor)],
       ["AOR", "state", "at", "from", "contact", "expires s", "user agent", "sensor"]);
-    rows("fails", j.failed, (r) => [aor(r), text(r.count), text(r.last).slice(0, 19), text(r.ip), text(r.sensor)], ["AOR", "failures", "last", "last from", "sensor"]);
+    rows("fails", j.failed, (r) => [aor(r), text(r.count), text(r.last).slice(0, 19), text(r.ip), text(r.reason), text(r.sensor)], ["AOR", "failures", "last", "last from", "last reason", "sensor"]);
     D.regs = j.states.length;
     D.fails = j.failed.length;
   }

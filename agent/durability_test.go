@@ -47,37 +47,10 @@ func startChild(t *testing.T, args ...string) (*exec.Cmd, *syncBuffer) {
 // SIGKILLed, and a new agent started with MySQL reachable writes every CDR
 // exactly once.
 func TestNoCDRLostAcrossDatabaseOutageAndKill(t *testing.T) {
-	dsn := os.Getenv("PBX_TEST_MYSQL_DSN")
-	if dsn == "" {
-		t.Skip("PBX_TEST_MYSQL_DSN not set: start a MariaDB with scripts/mariadb-up.sh (make test does)")
-	}
-	mc, err := mysql.ParseDSN(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rb [4]byte
-	_, _ = rand.Read(rb[:])
-	dbName := "pbx_dur_" + hex.EncodeToString(rb[:])
-	host, port, _ := strings.Cut(mc.Addr, ":")
-	admin := mc.Clone()
-	admin.DBName = ""
-	adb, err := sql.Open("mysql", admin.FormatDSN())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer adb.Close()
-	t.Cleanup(func() { _, _ = adb.Exec("DROP DATABASE IF EXISTS `" + dbName + "`") })
-
+	mc, dbName := agentTestDB(t, "pbx_dur_")
+	_, port, _ := strings.Cut(mc.Addr, ":")
 	dir := t.TempDir()
-	writeConf := func(name, mysqlPort string) string {
-		p := filepath.Join(dir, name)
-		text := fmt.Sprintf("[general]\nid_sensor = 5\nsipport = 5060\nspooldir = %s\nmanagerport = 0\nhttp_bind =\nmysqlhost = %s\nmysqlport = %s\nmysqldb = %s\nmysqlusername = %s\nmysqlpassword = %s\ncdr_queue_dir = %s\n",
-			filepath.Join(dir, "spool"), host, mysqlPort, dbName, mc.User, mc.Passwd, filepath.Join(dir, "queue"))
-		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	writeConf := func(name, mysqlPort string) string { return agentDBConf(t, dir, name, mc, dbName, mysqlPort) }
 	closed := freePort(t) // nothing listens there: the database is "down"
 	down := writeConf("down.conf", fmt.Sprint(closed))
 	up := writeConf("up.conf", port)
@@ -99,13 +72,7 @@ func TestNoCDRLostAcrossDatabaseOutageAndKill(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("agent with the database up: exit %d; killed child said:\n%s", code, out.String())
 	}
-	db := mc.Clone()
-	db.DBName = dbName
-	conn, err := sql.Open("mysql", db.FormatDSN())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := agentDBConn(t, mc, dbName)
 	var calls, distinct int
 	if err := conn.QueryRow("SELECT COUNT(*), COUNT(DISTINCT n.fbasename) FROM cdr c JOIN cdr_next n ON n.cdr_ID = c.ID").Scan(&calls, &distinct); err != nil {
 		t.Fatal(err)
@@ -120,6 +87,58 @@ func TestNoCDRLostAcrossDatabaseOutageAndKill(t *testing.T) {
 		t.Errorf("register_failed rows %d (%v), want 1 from the last capture", failed, err)
 	}
 	t.Logf("after outage + SIGKILL: %d cdr rows for %d calls, %d register_failed", calls, distinct, failed)
+}
+
+// agentTestDB names a scratch database on the test MariaDB (dropped when
+// the test ends; the agent creates it) or skips without one.
+func agentTestDB(t *testing.T, prefix string) (*mysql.Config, string) {
+	t.Helper()
+	dsn := os.Getenv("PBX_TEST_MYSQL_DSN")
+	if dsn == "" {
+		t.Skip("PBX_TEST_MYSQL_DSN not set: start a MariaDB with scripts/mariadb-up.sh (make test does)")
+	}
+	mc, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rb [4]byte
+	_, _ = rand.Read(rb[:])
+	dbName := prefix + hex.EncodeToString(rb[:])
+	admin := mc.Clone()
+	admin.DBName = ""
+	adb, err := sql.Open("mysql", admin.FormatDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = adb.Exec("DROP DATABASE IF EXISTS `" + dbName + "`"); adb.Close() })
+	return mc, dbName
+}
+
+// agentDBConf writes a config in dir for an agent that stores its CDRs in
+// dbName on mc's server (port mysqlPort) and its spool and queue in dir.
+func agentDBConf(t *testing.T, dir, name string, mc *mysql.Config, dbName, mysqlPort string) string {
+	t.Helper()
+	host, _, _ := strings.Cut(mc.Addr, ":")
+	p := filepath.Join(dir, name)
+	text := fmt.Sprintf("[general]\nid_sensor = 5\nsipport = 5060\nspooldir = %s\nmanagerport = 0\nhttp_bind =\nmysqlhost = %s\nmysqlport = %s\nmysqldb = %s\nmysqlusername = %s\nmysqlpassword = %s\ncdr_queue_dir = %s\n",
+		filepath.Join(dir, "spool"), host, mysqlPort, dbName, mc.User, mc.Passwd, filepath.Join(dir, "queue"))
+	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// agentDBConn opens dbName on mc's server.
+func agentDBConn(t *testing.T, mc *mysql.Config, dbName string) *sql.DB {
+	t.Helper()
+	db := mc.Clone()
+	db.DBName = dbName
+	conn, err := sql.Open("mysql", db.FormatDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
 }
 
 // sigContext is cancelled by SIGINT or SIGTERM (a child process in tests

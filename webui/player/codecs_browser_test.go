@@ -36,6 +36,7 @@ var browserCodecs = []struct {
 	fromStart bool
 }{
 	{"PCMU", genCodec(simulate.CodecPCMU), []int{8000}, "", false},
+	{"PCMA", genCodec(simulate.CodecPCMA), []int{8000}, "", false},
 	{"G722", genCodec(simulate.CodecG722), []int{16000}, "", false},
 	{"G722 Asterisk", sharedCall("call-g722.pcap"), []int{16000}, "", false},
 	{"GSM", genCodec(simulate.CodecGSM), []int{8000}, "", false},
@@ -72,7 +73,7 @@ func sharedCall(file string) func(t *testing.T) packets {
 func TestBrowserPlaysCodecs(t *testing.T) {
 	for _, tc := range browserCodecs {
 		t.Run(tc.name, func(t *testing.T) {
-			if tc.name != "PCMU" && !codec.Built {
+			if tc.name != "PCMU" && tc.name != "PCMA" && !codec.Built {
 				t.Skip("built without cgo: only G.711 is decoded")
 			}
 			src := tc.src(t)

@@ -7,7 +7,8 @@
 # fax.pcap (SIP, RTP, UDPTL as tcpdump saw them on lo), received.tif (what
 # ReceiveFAX wrote), result.txt (FAXSTATUS, FAXPAGES, REMOTESTATIONID of
 # both sides), asterisk.out.
-# Usage: scripts/asterisk-live/fax.sh [t38] [g711]   (TIFF=file to send)
+# Usage: scripts/asterisk-live/fax.sh [t38] [t38fec] [g711]   (TIFF=file to send;
+# t38fec: T.38 with t38_udptl_ec = fec instead of redundancy)
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 WORK=${WORK:-${XDG_CACHE_HOME:-$HOME/.cache}/asterisk-live/asterisk}
@@ -17,15 +18,15 @@ TIFF=$(realpath "${TIFF:-$HERE/../../sniffer/fax/testdata/sent.tif}")
 log() { echo "[$(date +%T)] $*"; }
 [ -f "$ROOT/lib/asterisk/modules/res_fax_spandsp.so" ] || { log "no res_fax_spandsp.so under $ROOT: rebuild Asterisk with libspandsp-dev"; exit 1; }
 
-record() { # $1 = t38 | g711
-  local mode=$1 t38=no run=$LIVE/fax/$1
-  [ "$mode" = t38 ] && t38=yes
+record() { # $1 = t38 | t38fec | g711
+  local mode=$1 t38=no ec=redundancy run=$LIVE/fax/$1
+  case $mode in t38) t38=yes ;; t38fec) t38=yes ec=fec ;; esac
   rm -rf "$run"; mkdir -p "$run"/{etc,spool,run,log,var/lib}
   for f in asterisk.conf logger.conf rtp.conf modules.conf; do
     sed -e "s#@ROOT@#$ROOT#g" -e "s#@RUN@#$run#g" "$HERE/conf/$f" >"$run/etc/$f"
   done
   for f in "$HERE"/fax/*.conf; do
-    sed -e "s#@ROOT@#$ROOT#g" -e "s#@RUN@#$run#g" -e "s#@T38@#$t38#g" -e "s#@TIFF@#$TIFF#g" "$f" >"$run/etc/$(basename "$f")"
+    sed -e "s#@ROOT@#$ROOT#g" -e "s#@RUN@#$run#g" -e "s#@T38@#$t38#g" -e "s#@EC@#$ec#g" -e "s#@TIFF@#$TIFF#g" "$f" >"$run/etc/$(basename "$f")"
   done
   local ast=("$ROOT/sbin/asterisk" -C "$run/etc/asterisk.conf")
   tcpdump -i lo -s 0 -U -w "$run/fax.pcap" 'udp and (port 5060 or port 5062 or portrange 10000-10200 or portrange 4000-4999)' >/dev/null 2>&1 &

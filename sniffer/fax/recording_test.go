@@ -2,11 +2,13 @@ package fax
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/google/gopacket/layers"
 
 	"pbx-agent/sniffer/capture"
+	"pbx-agent/sniffer/decode"
 	"pbx-agent/sniffer/fixture"
 )
 
@@ -29,9 +31,10 @@ func TestAsteriskRecordings(t *testing.T) {
 	needSpandsp(t)
 	for _, tc := range []struct{ file, mode string }{
 		{"asterisk-fax-t38.pcap", ModeT38},
+		{"asterisk-fax-t38fec.pcap", ModeT38},
 		{"asterisk-fax-g711.pcap", ModeG711},
 	} {
-		t.Run(tc.mode, func(t *testing.T) {
+		t.Run(tc.file, func(t *testing.T) {
 			src, err := capture.OpenFile(fixture.Repo(t, "testdata", "pcap", tc.file))
 			if err != nil {
 				t.Fatal(err)
@@ -47,7 +50,7 @@ func TestAsteriskRecordings(t *testing.T) {
 			}
 			checkPages(t, file, 2)
 			// what Asterisk's ReceiveFAX itself wrote from the same call
-			samePages(t, file, fixture.Repo(t, "testdata", "fax", "asterisk-received-"+tc.mode+".tif"))
+			samePages(t, file, fixture.Repo(t, "testdata", "fax", "asterisk-received-"+strings.TrimSuffix(strings.TrimPrefix(tc.file, "asterisk-fax-"), ".pcap")+".tif"))
 		})
 	}
 }
@@ -72,6 +75,60 @@ func BenchmarkDecodeRecording(b *testing.B) {
 					b.Fatalf("%+v %v", r, err)
 				}
 			}
+		})
+	}
+}
+
+// lossyFrames drops every nth UDPTL datagram the sender (127.0.0.2) sends.
+type lossyFrames struct {
+	fileFrames
+	n, seen, dropped int
+	dec              *decode.Decoder
+	p                decode.Packet
+	u                Packet
+}
+
+func (l *lossyFrames) ReadPacketData() ([]byte, CaptureInfo, error) {
+	for {
+		b, ci, err := l.fileFrames.ReadPacketData()
+		if err != nil {
+			return b, ci, err
+		}
+		if ok, _ := l.dec.Decode(b, ci.Timestamp, &l.p); ok && l.p.Src.Addr().String() == "127.0.0.2" &&
+			l.p.Src.Port() >= 4000 && l.p.Src.Port() <= 4999 && Parse(l.p.Payload, &l.u) == nil {
+			l.seen++
+			if l.seen%l.n == 0 {
+				l.dropped++
+				continue
+			}
+		}
+		return b, ci, nil
+	}
+}
+
+// TestLossRecovered: every 5th UDPTL packet of the sender lost, the real
+// T.38 calls still decode to both pages: the redundant IFPs (t38UDPRedundancy)
+// and the parity entries (t38UDPFEC, span 3, 3 entries) restore them.
+func TestLossRecovered(t *testing.T) {
+	needSpandsp(t)
+	for _, file := range []string{"asterisk-fax-t38.pcap", "asterisk-fax-t38fec.pcap"} {
+		t.Run(file, func(t *testing.T) {
+			src, err := capture.OpenFile(fixture.Repo(t, "testdata", "pcap", file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer src.Close()
+			dec, err := decode.New(src.LinkType())
+			if err != nil {
+				t.Fatal(err)
+			}
+			l := &lossyFrames{fileFrames: fileFrames{src}, n: 5, dec: dec}
+			r, out, err := DecodeFrames(context.Background(), l, t.TempDir())
+			t.Logf("%d of %d sender UDPTL packets dropped: %+v", l.dropped, l.seen, r)
+			if err != nil || r.Pages != 2 || r.Code != 0 {
+				t.Fatalf("result %+v, %v; want 2 pages, code 0", r, err)
+			}
+			checkPages(t, out, 2)
 		})
 	}
 }

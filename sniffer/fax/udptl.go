@@ -112,15 +112,81 @@ func Parse(b []byte, p *Packet) error {
 	return nil
 }
 
+// histSize is how many delivered IFPs a Stream keeps for FEC repair (a
+// span of 3 × 3 entries, Asterisk's default, needs 9).
+const histSize = 32
+
 // Stream puts the IFPs of one direction back in order, recovering lost
-// primaries from the redundant copies later packets carry. Late packets
-// (older than one already delivered) are dropped and counted.
+// primaries from the redundant copies later packets carry
+// (t38UDPRedundancy) or from their parity data (t38UDPFEC: entry m of
+// packet n is the XOR of packets n+m-k·entries, k = 1..span). Late packets
+// (older than one already delivered) are dropped and counted. Memory is
+// bounded: the last histSize IFPs.
 type Stream struct {
 	next    uint16
 	started bool
-	// Delivered, Recovered (from redundancy), Lost (neither primary nor a
-	// redundant copy seen) and Late (duplicates or out of order) IFPs.
+	hist    [histSize]struct {
+		seq uint16
+		ok  bool
+		b   []byte
+	}
+	missing []uint16
+	fec     []byte
+	// Delivered, Recovered (from redundancy or FEC), Lost (neither primary
+	// nor a redundant copy seen) and Late (duplicates or out of order) IFPs.
 	Delivered, Recovered, Lost, Late int
+}
+
+func (s *Stream) remember(seq uint16, b []byte) {
+	h := &s.hist[int(seq)%histSize]
+	h.seq, h.ok, h.b = seq, true, append(h.b[:0], b...)
+}
+
+func (s *Stream) known(seq uint16) ([]byte, bool) {
+	h := &s.hist[int(seq)%histSize]
+	return h.b, h.ok && h.seq == seq
+}
+
+// repair rebuilds seq from p's FEC entries, if one covers it with every
+// other packet of its chain known. The result is as long as the entry (the
+// longest packet of the chain): a shorter IFP comes back zero-padded, as
+// Asterisk's receiver also passes it on.
+func (s *Stream) repair(p *Packet, seq uint16) ([]byte, bool) {
+	entries := p.NFEC
+	if entries == 0 || p.FECSpan == 0 {
+		return nil, false
+	}
+	for m := range entries {
+		covers := false
+		for k := 1; k <= p.FECSpan; k++ {
+			if p.Seq+uint16(m)-uint16(k*entries) == seq {
+				covers = true
+			}
+		}
+		if !covers {
+			continue
+		}
+		s.fec = append(s.fec[:0], p.FEC[m]...)
+		ok := true
+		for k := 1; k <= p.FECSpan && ok; k++ {
+			q := p.Seq + uint16(m) - uint16(k*entries)
+			if q == seq {
+				continue
+			}
+			b, have := s.known(q)
+			if !have {
+				ok = false
+				break
+			}
+			for j := range min(len(b), len(s.fec)) {
+				s.fec[j] ^= b[j]
+			}
+		}
+		if ok {
+			return s.fec, true
+		}
+	}
+	return nil, false
 }
 
 // Push takes the next packet of the direction and calls deliver for each
@@ -134,14 +200,30 @@ func (s *Stream) Push(p *Packet, deliver func(seq uint16, ifp []byte)) {
 		s.Late++
 		return
 	}
-	if gap > p.NSecondary {
-		s.Lost += gap - p.NSecondary
+	if gap > histSize {
+		s.Lost += gap - histSize
+		s.next = p.Seq - histSize
+		gap = histSize
 	}
-	for k := min(gap, p.NSecondary) - 1; k >= 0; k-- {
-		seq := p.Seq - 1 - uint16(k)
-		deliver(seq, p.Secondary[k])
+	for ; s.next != p.Seq; s.next++ {
+		seq := s.next
+		k := int(p.Seq - seq - 1)
+		var b []byte
+		ok := false
+		if k < p.NSecondary {
+			b, ok = p.Secondary[k], true
+		} else {
+			b, ok = s.repair(p, seq)
+		}
+		if !ok {
+			s.Lost++
+			continue
+		}
+		s.remember(seq, b)
+		deliver(seq, b)
 		s.Recovered++
 	}
+	s.remember(p.Seq, p.Primary)
 	deliver(p.Seq, p.Primary)
 	s.Delivered++
 	s.next = p.Seq + 1

@@ -3,8 +3,10 @@ package spool_test
 import (
 	"context"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -202,4 +204,28 @@ func interleave(l, r []int16) []int16 {
 		out = append(out, l[i], r[i])
 	}
 	return out
+}
+
+// TestOggWithoutLibopus: a build without libopus (nocodecs, or
+// CGO_ENABLED=0) asked for saveaudio = ogg writes WAV and says so once,
+// at start. `go test -tags nocodecs -run TestOggWithoutLibopus ./sniffer/spool`.
+func TestOggWithoutLibopus(t *testing.T) {
+	if codec.Built {
+		t.Skip("this build has libopus")
+	}
+	var logs syncBuffer
+	dir := t.TempDir()
+	cfg := fullConfig(dir)
+	cfg.SaveAudio = "ogg"
+	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	files := callpcap.Write(t, t.TempDir(), callpcap.Call{Codec: codec.PCMU, PT: 0, Duration: time.Second})
+	res := replay(t, files.Both, cfg, nil)
+	cdr := res.cdrs[callpcap.CallID]
+	if cdr == nil {
+		t.Fatal("no CDR")
+	}
+	w := readWAV(t, spool.Path(dir, cdr.CallDate, time.UTC, spool.TypeAudio, spool.FBasename(callpcap.CallID), "wav"))
+	if n := strings.Count(logs.String(), "needs libopus"); n != 1 || w.rate != 8000 {
+		t.Errorf("%d log lines naming libopus (want 1), WAV at %d Hz\n%s", n, w.rate, logs.String())
+	}
 }

@@ -368,4 +368,3 @@ func TestVoiceRecordingStreams(t *testing.T) {
 		})
 	}
 }
-

@@ -29,15 +29,15 @@ import (
 
 // Call describes the call to write.
 type Call struct {
-	Codec    string        // codec name (codec.PCMU, codec.G722, codec.Opus, …)
-	PT       uint8         // payload type (dynamic for Opus: named in the SDP)
+	Codec string // codec name (codec.PCMU, codec.G722, codec.Opus, …)
+	PT    uint8  // payload type (dynamic for Opus: named in the SDP)
 	// CalleeCodec and CalleePT, when set, are the callee's codec (each
 	// side sends its own; both SDPs name both).
 	CalleeCodec string
 	CalleePT    uint8
-	Duration time.Duration // of each stream
-	CallerHz float64       // default 700
-	CalleeHz float64       // default 1300
+	Duration    time.Duration // of each stream
+	CallerHz    float64       // default 700
+	CalleeHz    float64       // default 1300
 	// PauseFrom, PauseTo: packets sent in [PauseFrom, PauseTo) after the
 	// start are stored paused.
 	PauseFrom, PauseTo time.Duration

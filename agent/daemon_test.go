@@ -11,11 +11,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"pbx-agent/agent/manager/client"
+	"pbx-agent/internal/testkit"
 	"pbx-agent/sniffer/fixture"
 )
 
@@ -43,23 +43,8 @@ func freePort(t *testing.T) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-// syncBuffer is a bytes.Buffer safe for the daemon's logger and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is a buffer safe for a logger and the test at once.
+type syncBuffer = testkit.SyncBuffer
 
 // TestDaemonRealtimeReplay runs the daemon on a capture at its recorded pace
 // and asks the manager API, over a real socket, for the active calls while

@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"pbx-agent/internal/every"
 	"pbx-agent/sniffer"
 	"pbx-agent/sniffer/hep"
 )
@@ -86,14 +87,9 @@ func (d *daemon) runHEP(g *errgroup.Group, servers context.Context) (stop func()
 // (no interface, hep = yes): calls time out as they would live.
 func (d *daemon) hepOnly(ctx context.Context) error {
 	d.log.Info("no capture interface; HEP input only", "hep_bind", net.JoinHostPort(d.cfg.HEPBindIP, strconv.Itoa(d.cfg.HEPBindPort)))
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case now := <-t.C:
-			d.sn.Tick(now)
-		}
-	}
+	every.Tick(ctx, time.Second, func(now time.Time) bool {
+		d.sn.Tick(now)
+		return true
+	})
+	return nil
 }

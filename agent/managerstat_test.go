@@ -15,6 +15,7 @@ import (
 
 	"pbx-agent/agent/manager"
 	"pbx-agent/agent/manager/client"
+	"pbx-agent/internal/testkit"
 	"pbx-agent/sniffer"
 	"pbx-agent/sniffer/capture"
 	"pbx-agent/sniffer/fixture"
@@ -58,10 +59,7 @@ func TestSnifferStatDrops(t *testing.T) {
 
 	srv := manager.New(manager.Config{Addr: "127.0.0.1:0", Stats: d.managerStats})
 	srv.SetReady(true)
-	sctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.ListenAndServe(sctx) }()
-	defer func() { stop(); <-done }()
+	testkit.Run(t, srv.ListenAndServe)
 	for deadline := time.Now().Add(5 * time.Second); srv.Addr() == nil; time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("manager not bound")

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"pbx-agent/internal/every"
 )
 
 // NoteKind says what a Notification carries.
@@ -491,23 +493,17 @@ func (c *Client) resync(ctx context.Context, conn *Conn) error {
 }
 
 func (c *Client) keepalive(ctx context.Context, conn *Conn) {
-	t := time.NewTicker(c.cfg.PingInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	every.Tick(ctx, c.cfg.PingInterval, func(time.Time) bool {
 		pctx, cancel := context.WithTimeout(ctx, c.cfg.ActionTimeout)
 		_, err := conn.Do(pctx, NewAction("Ping"))
 		cancel()
 		if err != nil && ctx.Err() == nil {
 			c.log.Warn("AMI ping failed; reconnecting", "err", err)
 			conn.nc.Close()
-			return
+			return false
 		}
-	}
+		return true
+	})
 }
 
 // trackLoop feeds the tracker from its subscription; a drop in that queue

@@ -27,6 +27,7 @@ import (
 	"pbx-agent/agent/dbtest"
 	"pbx-agent/ami"
 	"pbx-agent/asteriskconf"
+	"pbx-agent/internal/testkit"
 	"pbx-agent/sniffer"
 	"pbx-agent/sniffer/call"
 	"pbx-agent/sniffer/capture"
@@ -55,20 +56,10 @@ func openDB(tb testing.TB, dsn string) *sql.DB {
 	mc.Collation = "latin1_swedish_ci"
 	mc.Loc = time.UTC
 	mc.InterpolateParams = true
-	db, err := sql.Open("mysql", mc.FormatDSN())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { db.Close() })
-	return db
+	return dbtest.Open(tb, mc.FormatDSN())
 }
 
-func testLogger() *slog.Logger {
-	if testing.Verbose() {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.DiscardHandler)
-}
+func testLogger() *slog.Logger { return testkit.Logger() }
 
 // captures are the repo's copies of public/own captures replayed into the
 // test database, in this order (CDR ids follow it).

@@ -1,7 +1,6 @@
 package cdr
 
 import (
-	"context"
 	"database/sql"
 	"fmt"
 	"log/slog"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"pbx-agent/agent/dbtest"
+	"pbx-agent/internal/testkit"
 	"pbx-agent/sniffer/call"
 	"pbx-agent/sniffer/fixture"
 	"pbx-agent/sniffer/rtp"
@@ -31,12 +31,7 @@ func openDB(tb testing.TB, dsn string) *sql.DB {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	db, err := sql.Open("mysql", d)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { db.Close() })
-	return db
+	return dbtest.Open(tb, d)
 }
 
 func count(tb testing.TB, db *sql.DB, q string, args ...any) int {
@@ -48,12 +43,7 @@ func count(tb testing.TB, db *sql.DB, q string, args ...any) int {
 	return n
 }
 
-func testLogger(tb testing.TB) *slog.Logger {
-	if testing.Verbose() {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.DiscardHandler)
-}
+func testLogger(testing.TB) *slog.Logger { return testkit.Logger() }
 
 func testOptions(dsn, queueDir string) Options {
 	return Options{
@@ -70,14 +60,8 @@ func startWriter(tb testing.TB, o Options) *Writer {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- w.Run(ctx) }()
-	tb.Cleanup(func() {
-		cancel()
-		<-errc
-		w.Close()
-	})
+	tb.Cleanup(func() { w.Close() }) // after Run has returned
+	testkit.Run(tb, w.Run)
 	return w
 }
 

@@ -55,3 +55,15 @@ func Scratch(tb testing.TB, dsn, prefix string) string {
 	mc.DBName = name
 	return mc.FormatDSN()
 }
+
+// Open opens dsn with the mysql driver; the handle is closed when the
+// test ends.
+func Open(tb testing.TB, dsn string) *sql.DB {
+	tb.Helper()
+	db, err := sql.Open("mysql", dsn)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { db.Close() })
+	return db
+}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"pbx-agent/agent/manager/wire"
+	"pbx-agent/internal/testkit"
 	"pbx-agent/sniffer/call"
 	"pbx-agent/sniffer/rtp"
 )
@@ -175,12 +176,9 @@ func startServer(t testing.TB, mod func(*Config)) *testServer {
 	}
 	s := New(cfg)
 	s.SetReady(true)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.ListenAndServe(ctx) }()
+	stop := testkit.Run(t, s.ListenAndServe)
 	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil && !errors.Is(err, ErrServerClosed) {
+		if err := stop(); err != nil && !errors.Is(err, ErrServerClosed) {
 			t.Errorf("ListenAndServe: %v", err)
 		}
 	})

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"pbx-agent/agent/manager/wire"
+	"pbx-agent/internal/every"
 )
 
 // Live listening limits (spec §1.4: FIFO max 10 MB, clients idle > 10 s dropped).
@@ -176,16 +177,10 @@ func (l *listenRegistry) expire() {
 // janitor runs expire every second until ctx ends; it also keeps pulling
 // audio so a source's own buffer never grows between two readaudio polls.
 func (l *listenRegistry) janitor(ctx context.Context) {
-	t := time.NewTicker(listenJanitorTick)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			l.expire()
-		}
-	}
+	every.Tick(ctx, listenJanitorTick, func(time.Time) bool {
+		l.expire()
+		return true
+	})
 }
 
 func (l *listenRegistry) closeAll() {

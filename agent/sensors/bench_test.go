@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"pbx-agent/internal/every"
 	"pbx-agent/webui"
 )
 
@@ -39,16 +40,10 @@ func benchSite(b testing.TB, hung bool, cooldown, timeout time.Duration) (*httpt
 	beats := make(chan struct{})
 	go func() {
 		defer close(beats)
-		t := time.NewTicker(2 * time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				_, _ = db.ExecContext(ctx, "UPDATE sensors SET agent_heartbeat = UTC_TIMESTAMP() WHERE id_sensor <> 9")
-			}
-		}
+		every.Tick(ctx, 2*time.Second, func(time.Time) bool {
+			_, _ = db.ExecContext(ctx, "UPDATE sensors SET agent_heartbeat = UTC_TIMESTAMP() WHERE id_sensor <> 9")
+			return true
+		})
 	}()
 	b.Cleanup(func() { cancel(); <-beats })
 	reg, err := New(Options{DB: db, Self: Self{ID: 9, Host: "127.0.0.1"}, Logger: testLogger()})

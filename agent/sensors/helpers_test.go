@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"os"
 	"strconv"
 	"sync"
 	"testing"
@@ -21,6 +20,7 @@ import (
 	"pbx-agent/agent/dbtest"
 	"pbx-agent/agent/manager"
 	"pbx-agent/agent/manager/wire"
+	"pbx-agent/internal/testkit"
 	"pbx-agent/sniffer/call"
 )
 
@@ -44,20 +44,10 @@ func scratchDB(tb testing.TB) string {
 
 func openDB(tb testing.TB, dsn string) *sql.DB {
 	tb.Helper()
-	db, err := sql.Open("mysql", dsn)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { db.Close() })
-	return db
+	return dbtest.Open(tb, dsn)
 }
 
-func testLogger() *slog.Logger {
-	if testing.Verbose() {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.DiscardHandler)
-}
+func testLogger() *slog.Logger { return testkit.Logger() }
 
 // fakeCalls is an in-memory call table for a manager.Server.
 type fakeCalls struct {
@@ -158,12 +148,9 @@ func startSensor(tb testing.TB, id int, calls []call.CDR, key *wire.AESKey) *fak
 	}
 	fs.srv = manager.New(cfg)
 	fs.srv.SetReady(true)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- fs.srv.ListenAndServe(ctx) }()
+	stop := testkit.Run(tb, fs.srv.ListenAndServe)
 	tb.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil && !errors.Is(err, manager.ErrServerClosed) {
+		if err := stop(); err != nil && !errors.Is(err, manager.ErrServerClosed) {
 			tb.Errorf("sensor %d: %v", id, err)
 		}
 	})

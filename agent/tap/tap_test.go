@@ -27,6 +27,7 @@ import (
 	"pbx-agent/agent/tap"
 	"pbx-agent/ami/ari"
 	"pbx-agent/ami/ari/aritest"
+	"pbx-agent/internal/testkit"
 	"pbx-agent/sniffer/audio"
 	"pbx-agent/sniffer/call"
 	"pbx-agent/sniffer/fixture"
@@ -741,12 +742,6 @@ func TestFailedTapTellsTheListenerWhy(t *testing.T) {
 func runPlayer(t *testing.T, tp *tap.Tapper) *player.Handler {
 	pl := player.New(player.Options{Auth: allowAll{}, SensorID: 1,
 		Audio: tap.Source{Local: noLocal{}, Tap: tp, UseTap: func(uint64) bool { return true }}})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- pl.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
+	testkit.Run(t, pl.Run)
 	return pl
 }

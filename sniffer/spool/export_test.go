@@ -4,6 +4,8 @@ import (
 	"context"
 	"runtime"
 	"testing"
+
+	"pbx-agent/internal/testkit"
 )
 
 // Test hooks: external tests inject a file system (slow, gated, failing).
@@ -36,17 +38,11 @@ func Indexed(s *Spool) (files int, bytes int64) {
 // Start runs s (Run) until the test ends and returns once Run has
 // started; the cleanup stops it and waits. A test's own Close comes first.
 func Start(tb testing.TB, s *Spool) {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := s.Run(ctx); err != nil {
+	stop := testkit.Run(tb, s.Run)
+	tb.Cleanup(func() {
+		if err := stop(); err != nil {
 			tb.Error(err)
 		}
-	}()
-	tb.Cleanup(func() {
-		cancel()
-		<-done
 	})
 	for {
 		s.life.Lock()

@@ -21,6 +21,7 @@ import (
 	"github.com/google/gopacket/layers"
 	"github.com/gorilla/websocket"
 
+	"pbx-agent/internal/testkit"
 	"pbx-agent/sniffer"
 	"pbx-agent/sniffer/audio"
 	"pbx-agent/sniffer/call"
@@ -185,19 +186,13 @@ func newAgent(t testing.TB, pipe *pipeline, mod func(*player.Options)) *agent {
 	}
 	pl := player.New(o)
 	pl.Mount(web)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- pl.Run(ctx) }()
-	stop := sync.OnceFunc(func() {
-		cancel()
-		<-done
-	})
+	stop := testkit.Run(t, pl.Run)
 	srv := httptest.NewServer(webui.LogRequests(discard(), web))
 	t.Cleanup(func() {
-		stop()
+		_ = stop()
 		srv.Close()
 	})
-	return &agent{web: web, pl: pl, srv: srv, pipe: pipe, stop: stop}
+	return &agent{web: web, pl: pl, srv: srv, pipe: pipe, stop: func() { _ = stop() }}
 }
 
 // snifferCalls is the webui.Calls the daemon passes (pause through the table).

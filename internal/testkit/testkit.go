@@ -1,0 +1,58 @@
+// Package testkit holds the small helpers the tests of several packages
+// share: a buffer safe for a logger and the test at once, the test logger,
+// and running a component's Run(ctx) for the length of a test. Test
+// support only; nothing in the agent imports it.
+package testkit
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"os"
+	"sync"
+	"testing"
+)
+
+// SyncBuffer is a bytes.Buffer that goroutines (a logger, a child's
+// output) write while the test reads it.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// String returns what was written so far.
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// Logger returns a Debug logger to stderr under -v, else one that
+// discards.
+func Logger() *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// Run runs run(ctx) in a goroutine until stop is called or the test ends.
+// stop ends ctx, waits for run to return and returns its error; calling
+// it again returns the same error.
+func Run(tb testing.TB, run func(context.Context) error) (stop func() error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx) }()
+	stop = sync.OnceValue(func() error {
+		cancel()
+		return <-done
+	})
+	tb.Cleanup(func() { _ = stop() })
+	return stop
+}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"pbx-agent/internal/every"
+	"pbx-agent/internal/opt"
 )
 
 // NoteKind says what a Notification carries.
@@ -100,45 +101,23 @@ type Config struct {
 }
 
 func (c Config) withDefaults() Config {
-	if c.Addr == "" {
-		c.Addr = "127.0.0.1:5038"
-	}
-	if c.Events == "" {
-		c.Events = "on"
-	}
+	opt.Default(&c.Addr, "127.0.0.1:5038")
+	opt.Default(&c.Events, "on")
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	if c.WriteTimeout <= 0 {
-		c.WriteTimeout = 5 * time.Second
-	}
+	opt.Default(&c.WriteTimeout, 5*time.Second)
 	if c.PingInterval == 0 {
 		c.PingInterval = 30 * time.Second
 	}
-	if c.ActionTimeout <= 0 {
-		c.ActionTimeout = 10 * time.Second
-	}
-	if c.BackoffMin <= 0 {
-		c.BackoffMin = 500 * time.Millisecond
-	}
-	if c.BackoffMax <= 0 {
-		c.BackoffMax = 10 * time.Second
-	}
-	if c.ProbeMax <= 0 {
-		c.ProbeMax = time.Second
-	}
-	if c.BannerTimeout <= 0 {
-		c.BannerTimeout = 10 * time.Second
-	}
-	if c.HealthyAfter <= 0 {
-		c.HealthyAfter = 30 * time.Second
-	}
-	if c.AuthBackoff <= 0 {
-		c.AuthBackoff = 30 * time.Second
-	}
-	if c.TrackerQueue <= 0 {
-		c.TrackerQueue = 8192
-	}
+	opt.Default(&c.ActionTimeout, 10*time.Second)
+	opt.Default(&c.BackoffMin, 500*time.Millisecond)
+	opt.Default(&c.BackoffMax, 10*time.Second)
+	opt.Default(&c.ProbeMax, time.Second)
+	opt.Default(&c.BannerTimeout, 10*time.Second)
+	opt.Default(&c.HealthyAfter, 30*time.Second)
+	opt.Default(&c.AuthBackoff, 30*time.Second)
+	opt.Default(&c.TrackerQueue, 8192)
 	return c
 }
 
@@ -247,9 +226,7 @@ func (c *Client) Connected() <-chan struct{} { return c.connected }
 
 // Subscribe adds a subscriber with a queue of n notifications.
 func (c *Client) Subscribe(n int) *Subscription {
-	if n <= 0 {
-		n = 1024
-	}
+	opt.Default(&n, 1024)
 	s := &Subscription{ch: make(chan Notification, n), owner: c}
 	c.mu.Lock()
 	c.subs = append(c.subs, s)

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"pbx-agent/internal/opt"
 	"pbx-agent/internal/promfunc"
 )
 
@@ -46,21 +47,11 @@ type Server struct {
 
 // NewServer builds a server; nothing listens until ListenAndServe or Serve.
 func NewServer(cfg ServerConfig, h http.Handler) *Server {
-	if cfg.Addr == "" {
-		cfg.Addr = "127.0.0.1:8080"
-	}
-	if cfg.ReadHeaderTimeout <= 0 {
-		cfg.ReadHeaderTimeout = 10 * time.Second
-	}
-	if cfg.ReadTimeout <= 0 {
-		cfg.ReadTimeout = 60 * time.Second
-	}
-	if cfg.IdleTimeout <= 0 {
-		cfg.IdleTimeout = 120 * time.Second
-	}
-	if cfg.MaxHeaderBytes <= 0 {
-		cfg.MaxHeaderBytes = 64 << 10
-	}
+	opt.Default(&cfg.Addr, "127.0.0.1:8080")
+	opt.Default(&cfg.ReadHeaderTimeout, 10*time.Second)
+	opt.Default(&cfg.ReadTimeout, 60*time.Second)
+	opt.Default(&cfg.IdleTimeout, 120*time.Second)
+	opt.Default(&cfg.MaxHeaderBytes, 64<<10)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}

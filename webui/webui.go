@@ -37,6 +37,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"pbx-agent/internal/opt"
 	"pbx-agent/sniffer/call"
 	"pbx-agent/webui/cdrquery"
 )
@@ -125,30 +126,14 @@ func New(o Options) *Handler {
 	if o.Location == nil {
 		o.Location = time.UTC
 	}
-	if o.ShareTTL <= 0 {
-		o.ShareTTL = 7 * 24 * time.Hour
-	}
-	if o.SessionTTL <= 0 {
-		o.SessionTTL = 24 * time.Minute
-	}
-	if o.SessionMaxLife <= 0 {
-		o.SessionMaxLife = 12 * time.Hour
-	}
-	if o.MaxSessions <= 0 {
-		o.MaxSessions = 10000
-	}
-	if o.MaxBadLogins <= 0 {
-		o.MaxBadLogins = 5
-	}
-	if o.BadLoginWindow <= 0 {
-		o.BadLoginWindow = 15 * time.Minute
-	}
-	if o.MaxBodyBytes <= 0 {
-		o.MaxBodyBytes = 1 << 20
-	}
-	if o.MaxRows <= 0 {
-		o.MaxRows = 10000
-	}
+	opt.Default(&o.ShareTTL, 7*24*time.Hour)
+	opt.Default(&o.SessionTTL, 24*time.Minute)
+	opt.Default(&o.SessionMaxLife, 12*time.Hour)
+	opt.Default(&o.MaxSessions, 10000)
+	opt.Default(&o.MaxBadLogins, 5)
+	opt.Default(&o.BadLoginWindow, 15*time.Minute)
+	opt.Default(&o.MaxBodyBytes, 1<<20)
+	opt.Default(&o.MaxRows, 10000)
 	if o.VMVersion == 0 {
 		o.VMVersion = 240034
 	}

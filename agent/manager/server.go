@@ -24,6 +24,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"pbx-agent/agent/manager/wire"
+	"pbx-agent/internal/opt"
 	"pbx-agent/sniffer/call"
 )
 
@@ -174,42 +175,18 @@ func (u *unixSocket) remove() {
 
 // New builds a Server from cfg; it starts nothing (ListenAndServe does).
 func New(cfg Config) *Server {
-	if cfg.MaxConns <= 0 {
-		cfg.MaxConns = DefaultMaxConns
-	}
-	if cfg.MaxRequestBytes <= 0 {
-		cfg.MaxRequestBytes = DefaultMaxRequestBytes
-	}
-	if cfg.IdleWait <= 0 {
-		cfg.IdleWait = DefaultIdleWait
-	}
-	if cfg.ReadTimeout <= 0 {
-		cfg.ReadTimeout = DefaultReadTimeout
-	}
-	if cfg.WriteTimeout <= 0 {
-		cfg.WriteTimeout = DefaultWriteTimeout
-	}
-	if cfg.MaxSnapshots <= 0 {
-		cfg.MaxSnapshots = DefaultMaxSnapshots
-	}
-	if cfg.MaxConnsPerSource <= 0 {
-		cfg.MaxConnsPerSource = DefaultMaxConnsPerSource
-	}
-	if cfg.FirstByteTimeout <= 0 {
-		cfg.FirstByteTimeout = DefaultFirstByteTimeout
-	}
-	if cfg.AESMaxFailures <= 0 {
-		cfg.AESMaxFailures = DefaultAESMaxFailures
-	}
-	if cfg.AESBlock <= 0 {
-		cfg.AESBlock = DefaultAESBlock
-	}
-	if cfg.Version == "" {
-		cfg.Version = CompatVersion
-	}
-	if cfg.Build == "" {
-		cfg.Build = "pbx-agent"
-	}
+	opt.Default(&cfg.MaxConns, DefaultMaxConns)
+	opt.Default(&cfg.MaxRequestBytes, DefaultMaxRequestBytes)
+	opt.Default(&cfg.IdleWait, DefaultIdleWait)
+	opt.Default(&cfg.ReadTimeout, DefaultReadTimeout)
+	opt.Default(&cfg.WriteTimeout, DefaultWriteTimeout)
+	opt.Default(&cfg.MaxSnapshots, DefaultMaxSnapshots)
+	opt.Default(&cfg.MaxConnsPerSource, DefaultMaxConnsPerSource)
+	opt.Default(&cfg.FirstByteTimeout, DefaultFirstByteTimeout)
+	opt.Default(&cfg.AESMaxFailures, DefaultAESMaxFailures)
+	opt.Default(&cfg.AESBlock, DefaultAESBlock)
+	opt.Default(&cfg.Version, CompatVersion)
+	opt.Default(&cfg.Build, "pbx-agent")
 	if cfg.Location == nil {
 		cfg.Location = time.Local
 	}

@@ -17,6 +17,7 @@ import (
 
 	"pbx-agent/agent/manager/client"
 	"pbx-agent/agent/manager/wire"
+	"pbx-agent/internal/opt"
 	"pbx-agent/sniffer/call"
 )
 
@@ -89,24 +90,12 @@ type Client struct {
 
 // NewClient builds a Client.
 func NewClient(o ClientOptions) *Client {
-	if o.Timeout <= 0 {
-		o.Timeout = DefaultTimeout
-	}
-	if o.FileTimeout <= 0 {
-		o.FileTimeout = DefaultFileTimeout
-	}
-	if o.MaxPerSensor <= 0 {
-		o.MaxPerSensor = DefaultMaxPerSensor
-	}
-	if o.MaxConns <= 0 {
-		o.MaxConns = DefaultMaxConns
-	}
-	if o.MaxReply <= 0 {
-		o.MaxReply = DefaultMaxReply
-	}
-	if o.MaxFile <= 0 {
-		o.MaxFile = DefaultMaxFile
-	}
+	opt.Default(&o.Timeout, DefaultTimeout)
+	opt.Default(&o.FileTimeout, DefaultFileTimeout)
+	opt.Default(&o.MaxPerSensor, DefaultMaxPerSensor)
+	opt.Default(&o.MaxConns, DefaultMaxConns)
+	opt.Default(&o.MaxReply, DefaultMaxReply)
+	opt.Default(&o.MaxFile, DefaultMaxFile)
 	if o.Cooldown == 0 {
 		o.Cooldown = DefaultCooldown
 	}

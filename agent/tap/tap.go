@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"pbx-agent/ami/ari"
+	"pbx-agent/internal/opt"
 	"pbx-agent/sniffer/audio"
 	"pbx-agent/sniffer/rtp"
 )
@@ -159,27 +160,13 @@ func New(cfg Config) (*Tapper, error) {
 	if cfg.ARI == nil || cfg.Target == nil {
 		return nil, fmt.Errorf("%w: ARI and Target are required", ErrConfig)
 	}
-	if cfg.Listen == "" {
-		cfg.Listen = "127.0.0.1:0"
-	}
-	if cfg.Prefix == "" {
-		cfg.Prefix = "pbxagent-tap-"
-	}
-	if cfg.App == "" {
-		cfg.App = "pbxagent"
-	}
-	if cfg.Delay <= 0 {
-		cfg.Delay = 60 * time.Millisecond
-	}
-	if cfg.Idle <= 0 {
-		cfg.Idle = 2 * time.Second
-	}
-	if cfg.CheckEvery <= 0 {
-		cfg.CheckEvery = 500 * time.Millisecond
-	}
-	if cfg.ActionTimeout <= 0 {
-		cfg.ActionTimeout = 5 * time.Second
-	}
+	opt.Default(&cfg.Listen, "127.0.0.1:0")
+	opt.Default(&cfg.Prefix, "pbxagent-tap-")
+	opt.Default(&cfg.App, "pbxagent")
+	opt.Default(&cfg.Delay, 60*time.Millisecond)
+	opt.Default(&cfg.Idle, 2*time.Second)
+	opt.Default(&cfg.CheckEvery, 500*time.Millisecond)
+	opt.Default(&cfg.ActionTimeout, 5*time.Second)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}

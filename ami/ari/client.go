@@ -25,6 +25,8 @@ import (
 	"time"
 
 	arilib "github.com/CyCoreSystems/ari/v5"
+
+	"pbx-agent/internal/opt"
 )
 
 // Config configures a Client. Zero values are usable where noted.
@@ -58,30 +60,18 @@ type Config struct {
 
 func (c Config) withDefaults() Config {
 	c.URL = strings.TrimRight(c.URL, "/")
-	if c.Application == "" {
-		c.Application = "pbxagent"
-	}
+	opt.Default(&c.Application, "pbxagent")
 	if c.HTTPClient == nil {
 		c.HTTPClient = &http.Client{}
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	if c.BackoffMin <= 0 {
-		c.BackoffMin = 500 * time.Millisecond
-	}
-	if c.BackoffMax <= 0 {
-		c.BackoffMax = 30 * time.Second
-	}
-	if c.ProbeMax <= 0 {
-		c.ProbeMax = time.Second
-	}
-	if c.UpdateQueue <= 0 {
-		c.UpdateQueue = 256
-	}
-	if c.MaxChannels <= 0 {
-		c.MaxChannels = 8192
-	}
+	opt.Default(&c.BackoffMin, 500*time.Millisecond)
+	opt.Default(&c.BackoffMax, 30*time.Second)
+	opt.Default(&c.ProbeMax, time.Second)
+	opt.Default(&c.UpdateQueue, 256)
+	opt.Default(&c.MaxChannels, 8192)
 	return c
 }
 

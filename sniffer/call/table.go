@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"pbx-agent/internal/opt"
 	"pbx-agent/sniffer/sdp"
 	"pbx-agent/sniffer/sip"
 )
@@ -65,18 +66,10 @@ func (c *Config) defaults() {
 	if c.IdleTimeout == 0 {
 		c.IdleTimeout = 300 * time.Second
 	}
-	if c.MaxDuration <= 0 {
-		c.MaxDuration = 4 * time.Hour
-	}
-	if c.EndGrace <= 0 {
-		c.EndGrace = 5 * time.Second
-	}
-	if c.MaxCalls <= 0 {
-		c.MaxCalls = 200000
-	}
-	if c.AuthGrace <= 0 {
-		c.AuthGrace = 60 * time.Second
-	}
+	opt.Default(&c.MaxDuration, 4*time.Hour)
+	opt.Default(&c.EndGrace, 5*time.Second)
+	opt.Default(&c.MaxCalls, 200000)
+	opt.Default(&c.AuthGrace, 60*time.Second)
 }
 
 // Party is one side of a call.
@@ -361,9 +354,7 @@ func (t *Table) handleRequest(c *callState, m *sip.Message, meta Meta) {
 			d.Active = true
 		}
 		c.inviteCSeq = m.CSeq
-		if d.DigestUsername == "" {
-			d.DigestUsername = inviteDigestUser(m)
-		}
+		opt.Default(&d.DigestUsername, inviteDigestUser(m))
 		t.learnSDP(c, m, c.partyOf(m, meta))
 	case "ACK":
 		t.learnSDP(c, m, c.partyOf(m, meta))

@@ -34,6 +34,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"pbx-agent/internal/opt"
 	"pbx-agent/sniffer/call"
 	"pbx-agent/webui"
 )
@@ -129,21 +130,11 @@ func New(o Options) *Handler {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	if o.QueueDepth <= 0 {
-		o.QueueDepth = 50
-	}
-	if o.WriteTimeout <= 0 {
-		o.WriteTimeout = 5 * time.Second
-	}
-	if o.StatsEvery <= 0 {
-		o.StatsEvery = time.Second
-	}
-	if o.RecheckEvery <= 0 {
-		o.RecheckEvery = 5 * time.Second
-	}
-	if o.DialTimeout <= 0 {
-		o.DialTimeout = 5 * time.Second
-	}
+	opt.Default(&o.QueueDepth, 50)
+	opt.Default(&o.WriteTimeout, 5*time.Second)
+	opt.Default(&o.StatsEvery, time.Second)
+	opt.Default(&o.RecheckEvery, 5*time.Second)
+	opt.Default(&o.DialTimeout, 5*time.Second)
 	log := o.Logger.With("component", "player")
 	h := &Handler{o: o, log: log, mux: http.NewServeMux(), running: make(chan struct{}),
 		remotes: newRemoteHub(log, o.DialTimeout)}

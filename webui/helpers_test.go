@@ -376,16 +376,7 @@ func send(t testing.TB, srv *httptest.Server, method, path string, body string, 
 		}
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
-	resp, err := srv.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, b, resp.Header
+	return testkit.HTTP(t).Read(srv.Client().Do(req))
 }
 
 // login returns a session cookie header value.

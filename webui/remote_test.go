@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -13,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"pbx-agent/internal/testkit"
 	"pbx-agent/sniffer/call"
 )
 
@@ -63,16 +63,8 @@ func TestRemoteSensors(t *testing.T) {
 	defer srv.Close()
 	post := func(user, task, params string) (int, string) {
 		body := fmt.Sprintf(`{"task":%q,"user":%q,"password":"pw","params":%s}`, task, user, params)
-		resp, err := http.Post(srv.URL+"/php/api.php", "application/json", strings.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return resp.StatusCode, string(b)
+		code, b, _ := testkit.HTTP(t).Read(http.Post(srv.URL+"/php/api.php", "application/json", strings.NewReader(body)))
+		return code, string(b)
 	}
 	type reply struct {
 		Total   string `json:"total"`

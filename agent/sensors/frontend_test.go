@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -25,6 +24,7 @@ import (
 
 	"pbx-agent/agent/cdr"
 	"pbx-agent/agent/manager/client"
+	"pbx-agent/internal/testkit"
 	"pbx-agent/sniffer/call"
 	"pbx-agent/webui"
 	"pbx-agent/webui/player"
@@ -176,16 +176,7 @@ func writePcap(t *testing.T, sp webui.DirSpool, f webui.SpoolFile, port, n int, 
 func (st *site) api(t *testing.T, task string, params any) (int, []byte, http.Header) {
 	t.Helper()
 	body, _ := json.Marshal(map[string]any{"task": task, "params": params})
-	resp, err := http.Post(st.web.URL+"/php/api.php", "application/json", bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, b, resp.Header
+	return testkit.HTTP(t).Read(http.Post(st.web.URL+"/php/api.php", "application/json", bytes.NewReader(body)))
 }
 
 type activeReply struct {

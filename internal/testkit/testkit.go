@@ -7,7 +7,9 @@ package testkit
 import (
 	"bytes"
 	"context"
+	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"sync"
 	"testing"
@@ -55,4 +57,25 @@ func Run(tb testing.TB, run func(context.Context) error) (stop func() error) {
 	})
 	tb.Cleanup(func() { _ = stop() })
 	return stop
+}
+
+// HTTP reads a test's HTTP responses: HTTP(t).Read(client.Do(req)).
+func HTTP(tb testing.TB) Responses { return Responses{tb} }
+
+// Responses reads HTTP responses for a test (see HTTP).
+type Responses struct{ tb testing.TB }
+
+// Read returns resp's status, body and header; the request's error or a
+// failed read fails the test.
+func (r Responses) Read(resp *http.Response, err error) (int, []byte, http.Header) {
+	r.tb.Helper()
+	if err != nil {
+		r.tb.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		r.tb.Fatal(err)
+	}
+	return resp.StatusCode, b, resp.Header
 }

@@ -94,25 +94,27 @@ func (b *batch) keep(data []byte) []byte {
 	return b.buf[n:len(b.buf):len(b.buf)]
 }
 
-// keepPacket copies p with its frame and payload in the arena (the payload
-// stays a slice of the frame when it was one).
-func (b *batch) keepPacket(p *decode.Packet) decode.Packet {
-	q := *p
-	q.Frame = b.keep(p.Frame)
-	if off := decode.PayloadOffset(p.Frame, p.Payload); off >= 0 {
-		q.Payload = q.Frame[off : off+len(p.Payload)]
+// keepPacket copies p into dst with its frame and payload in the arena
+// (the payload stays a slice of the frame when it was one: off, from
+// packetRoom).
+func (b *batch) keepPacket(dst, p *decode.Packet, off int) {
+	*dst = *p
+	dst.Frame = b.keep(p.Frame)
+	if off >= 0 {
+		dst.Payload = dst.Frame[off : off+len(p.Payload)]
 	} else {
-		q.Payload = b.keep(p.Payload)
+		dst.Payload = b.keep(p.Payload)
 	}
-	return q
 }
 
-// packetBytes is the arena room keepPacket needs.
-func packetBytes(p *decode.Packet) int {
-	if decode.PayloadOffset(p.Frame, p.Payload) >= 0 {
-		return len(p.Frame)
+// packetRoom is the arena room keepPacket needs, and where p's payload
+// starts in its frame (-1: elsewhere).
+func packetRoom(p *decode.Packet) (n, off int) {
+	off = decode.PayloadOffset(p.Frame, p.Payload)
+	if off >= 0 {
+		return len(p.Frame), off
 	}
-	return len(p.Frame) + len(p.Payload)
+	return len(p.Frame) + len(p.Payload), off
 }
 
 func (b *batch) addRare(r rareEvent) int32 {
@@ -120,10 +122,14 @@ func (b *batch) addRare(r rareEvent) int32 {
 	return int32(len(b.rare) - 1)
 }
 
-// ring passes batches from one producer to one consumer, in order.
+// ring passes batches from one producer to one consumer, in order. The
+// current batch is locked only when the consumer may take it (shared):
+// the workers' rings are filled by the packet path alone, which passes
+// every batch on itself.
 type ring struct {
-	mu  sync.Mutex
-	cur *batch // being filled; nil when none
+	shared bool
+	mu     sync.Mutex
+	cur    *batch // being filled; nil when none
 	seq uint64 // of the last batch started (under mu)
 
 	full chan *batch // passed on, in order
@@ -136,8 +142,8 @@ type ring struct {
 	wake chan struct{} // optional, shared by a consumer's rings: a batch was passed on
 }
 
-func newRing(stop <-chan struct{}, wake chan struct{}) *ring {
-	r := &ring{full: make(chan *batch, ringDepth), free: make(chan *batch, ringDepth),
+func newRing(stop <-chan struct{}, wake chan struct{}, shared bool) *ring {
+	r := &ring{shared: shared, full: make(chan *batch, ringDepth), free: make(chan *batch, ringDepth),
 		stop: stop, want: 1, idle: make(chan struct{}, 1), wake: wake}
 	for range ringDepth {
 		r.free <- newBatch()
@@ -149,21 +155,21 @@ func newRing(stop <-chan struct{}, wake chan struct{}) *ring {
 // current batch; the ring stays locked until end. It returns nil when the
 // ring was stopped while waiting for a free batch.
 func (r *ring) begin(n int) (*event, *batch) {
-	r.mu.Lock()
+	r.lock()
 	b := r.cur
 	if b != nil && (len(b.ev) == cap(b.ev) || cap(b.buf)-len(b.buf) < n) {
 		r.passLocked()
 		b = nil
 	}
 	if b == nil {
-		r.mu.Unlock()
+		r.unlock()
 		select {
 		case b = <-r.free:
 		case <-r.stop:
 			return nil, nil
 		}
 		b.reset()
-		r.mu.Lock()
+		r.lock()
 		r.seq++
 		b.seq, r.cur = r.seq, b
 	}
@@ -173,7 +179,19 @@ func (r *ring) begin(n int) (*event, *batch) {
 	return e, b
 }
 
-func (r *ring) end() { r.mu.Unlock() }
+func (r *ring) end() { r.unlock() }
+
+func (r *ring) lock() {
+	if r.shared {
+		r.mu.Lock()
+	}
+}
+
+func (r *ring) unlock() {
+	if r.shared {
+		r.mu.Unlock()
+	}
+}
 
 // passLocked passes the current batch on (never blocks: the ring holds at
 // most ringDepth batches).
@@ -193,17 +211,17 @@ func (r *ring) passLocked() {
 
 // flush passes the partly filled batch on (the producer is about to wait).
 func (r *ring) flush() {
-	r.mu.Lock()
+	r.lock()
 	r.passLocked()
-	r.mu.Unlock()
+	r.unlock()
 }
 
 // wait blocks until the consumer finished every batch started so far.
 func (r *ring) wait() {
 	r.flush()
-	r.mu.Lock()
+	r.lock()
 	last := r.seq
-	r.mu.Unlock()
+	r.unlock()
 	for r.done.Load() < last {
 		<-r.idle
 	}
@@ -218,7 +236,7 @@ func (r *ring) take(steal bool) *batch {
 		return b
 	default:
 	}
-	if !steal {
+	if !steal || !r.shared {
 		return nil
 	}
 	r.mu.Lock()

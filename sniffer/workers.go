@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"runtime/pprof"
 	"sort"
 	"sync"
 	"time"
@@ -74,11 +75,12 @@ func (s *Sniffer) trackerOf(ref uint64) *mediaTracker { return s.shards[s.shard(
 func (s *Sniffer) startPipeline() {
 	p := &pipeline{stop: make(chan struct{})}
 	for _, mt := range s.shards {
-		w := &worker{s: s, in: newRing(p.stop, nil), media: mt}
+		w := &worker{s: s, in: newRing(p.stop, nil, false), media: mt}
 		p.workers = append(p.workers, w)
 		p.wg.Add(1)
 		go func() {
 			defer p.wg.Done()
+			stage("worker")
 			w.run()
 		}()
 	}
@@ -158,18 +160,20 @@ func (s *Sniffer) toWorker(ref uint64, n int) (*event, *batch, *ring) {
 // queueMedia hands a matched datagram to its call's worker.
 func (s *Sniffer) queueMedia(m *call.Media) {
 	p := m.Packet
-	e, b, r := s.toWorker(m.Ref, packetBytes(p))
+	n, off := packetRoom(p)
+	e, b, r := s.toWorker(m.Ref, n)
 	e.kind, e.party, e.toParty, e.paused, e.state = evMedia, m.Party, m.ToParty, m.Paused, m.State
-	e.pkt = b.keepPacket(p)
+	b.keepPacket(&e.pkt, p, off)
 	r.end()
 }
 
 // queueSIP hands a call's SIP message to its worker for the SIP hook.
-func (s *Sniffer) queueSIP(ref uint64, b []byte, meta call.Meta, p *decode.Packet) {
-	e, bt, r := s.toWorker(ref, packetBytes(p)+len(b))
+func (s *Sniffer) queueSIP(ref uint64, msg []byte, meta call.Meta, p *decode.Packet) {
+	n, off := packetRoom(p)
+	e, b, r := s.toWorker(ref, n+len(msg))
 	e.kind = evSIP
-	e.pkt = bt.keepPacket(p)
-	e.rare = bt.addRare(rareEvent{meta: meta, msg: bt.keep(b)})
+	b.keepPacket(&e.pkt, p, off)
+	e.rare = b.addRare(rareEvent{meta: meta, msg: b.keep(msg)})
 	r.end()
 }
 
@@ -269,16 +273,24 @@ func readFrames(src capture.Source, r *ring) {
 // runParallel is Run with media workers: readers copy the sources' frames
 // into rings, this goroutine is the packet path.
 func (s *Sniffer) runParallel(ctx context.Context, srcs []capture.Source, opts RunOptions) (err error) {
+	pprof.Do(ctx, pprof.Labels("stage", "packet path"), func(ctx context.Context) { err = s.packetPath(ctx, srcs, opts) })
+	return err
+}
+
+// packetPath is runParallel's goroutine: it starts the readers and the
+// workers and handles the frames in capture order.
+func (s *Sniffer) packetPath(ctx context.Context, srcs []capture.Source, opts RunOptions) error {
 	stop := make(chan struct{})
 	wake := make(chan struct{}, 1)
 	c := newConsumer(wake)
 	var readers sync.WaitGroup
 	for _, src := range srcs {
-		r := newRing(stop, wake)
+		r := newRing(stop, wake, true)
 		c.rings = append(c.rings, r)
 		readers.Add(1)
 		go func() {
 			defer readers.Done()
+			stage("reader")
 			readFrames(src, r)
 		}()
 	}
@@ -334,6 +346,12 @@ func (s *Sniffer) runParallel(ctx context.Context, srcs []capture.Source, opts R
 		s.release()
 		s.unlock()
 	}
+}
+
+// stage labels the goroutine's CPU samples in profiles (go tool pprof
+// -tags: reader, packet path, worker).
+func stage(name string) {
+	pprof.SetGoroutineLabels(pprof.WithLabels(context.Background(), pprof.Labels("stage", name)))
 }
 
 // pace waits until a frame is due (a replay at the recorded pace), the

@@ -49,6 +49,7 @@ func replayWith(t *testing.T, f *frames, ports string, workers int) replayOutput
 	if err != nil {
 		t.Fatal(err)
 	}
+	go sp.Run(t.Context())
 	var out replayOutput
 	sn := New(Config{SIPPorts: ps, Media: sp, SIPHook: sp.SIP, Workers: workers, Call: call.Config{
 		IdleTimeout: -1,

@@ -33,6 +33,14 @@ type MediaHandler interface {
 	HandleMedia(m *call.Media)
 }
 
+// MediaBatchHandler is a MediaHandler that also takes a run of datagrams at
+// once, in capture order (a media worker hands over each run of a batch in
+// one call, so a handler shared by the workers takes its lock once).
+type MediaBatchHandler interface {
+	MediaHandler
+	HandleMediaBatch(ms []call.Media)
+}
+
 // Config configures a Sniffer. The zero value sniffs SIP on port 5060 and
 // wherever else a UDP datagram or the start of a TCP stream looks like SIP.
 type Config struct {

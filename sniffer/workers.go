@@ -57,7 +57,7 @@ type worker struct {
 	s     *Sniffer
 	in    *ring
 	media *mediaTracker
-	md    call.Media
+	mds   []call.Media // the current run of media events
 	msg   sip.Message
 }
 
@@ -75,7 +75,7 @@ func (s *Sniffer) trackerOf(ref uint64) *mediaTracker { return s.shards[s.shard(
 func (s *Sniffer) startPipeline() {
 	p := &pipeline{stop: make(chan struct{})}
 	for _, mt := range s.shards {
-		w := &worker{s: s, in: newRing(p.stop, nil, false), media: mt}
+		w := &worker{s: s, in: newRing(p.stop, nil, false), media: mt, mds: make([]call.Media, 0, batchEvents)}
 		p.workers = append(p.workers, w)
 		p.wg.Add(1)
 		go func() {
@@ -194,21 +194,51 @@ func (s *Sniffer) queueRare(ref uint64, kind evKind, re rareEvent) (*ring, uint6
 func (w *worker) run() {
 	r := w.in
 	for b := <-r.full; b != nil; b = <-r.full {
-		for i := range b.ev {
-			w.handle(b, &b.ev[i])
+		for i := 0; i < len(b.ev); {
+			if b.ev[i].kind != evMedia {
+				w.handle(b, &b.ev[i])
+				i++
+				continue
+			}
+			j := i + 1
+			for j < len(b.ev) && b.ev[j].kind == evMedia {
+				j++
+			}
+			w.mediaRun(b.ev[i:j])
+			i = j
 		}
 		r.finish(b)
+	}
+}
+
+// mediaRun handles consecutive datagrams: the statistics under one lock of
+// the worker's tracker, then the next handler (spool, audio) the run at
+// once when it takes runs.
+func (w *worker) mediaRun(evs []event) {
+	mt := w.media
+	ms := w.mds[:len(evs)]
+	mt.mu.Lock()
+	for i := range evs {
+		e, m := &evs[i], &ms[i]
+		m.Packet, m.Ref, m.Party, m.ToParty, m.Paused, m.State = &e.pkt, e.ref, e.party, e.toParty, e.paused, e.state
+		m.Classify()
+		mt.handle(m)
+	}
+	mt.mu.Unlock()
+	switch next := mt.next.(type) {
+	case nil:
+	case MediaBatchHandler:
+		next.HandleMediaBatch(ms)
+	default:
+		for i := range ms {
+			next.HandleMedia(&ms[i])
+		}
 	}
 }
 
 func (w *worker) handle(b *batch, e *event) {
 	s := w.s
 	switch e.kind {
-	case evMedia:
-		m := &w.md
-		m.Packet, m.Ref, m.Party, m.ToParty, m.Paused, m.State = &e.pkt, e.ref, e.party, e.toParty, e.paused, e.state
-		m.Classify()
-		w.media.HandleMedia(m)
 	case evSIP:
 		re := &b.rare[e.rare]
 		if _, err := sip.Parse(re.msg, &w.msg); err == nil {

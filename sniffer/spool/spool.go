@@ -500,9 +500,23 @@ func (s *Spool) store(f *pcapFile, p *decode.Packet, data []byte, origLen int) b
 // datagrams of a known call go to its RTP pcap (as the options say), RTP
 // also to its decoded audio.
 func (s *Spool) HandleMedia(md *call.Media) {
-	p, ref, paused := md.Packet, md.Ref, md.Paused
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.handleMedia(md)
+}
+
+// HandleMediaBatch handles datagrams in order under one lock (the
+// sniffer's media workers hand them over a run at a time).
+func (s *Spool) HandleMediaBatch(ms []call.Media) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := range ms {
+		s.handleMedia(&ms[i])
+	}
+}
+
+func (s *Spool) handleMedia(md *call.Media) {
+	p, ref, paused := md.Packet, md.Ref, md.Paused
 	c := s.calls[ref]
 	if c == nil {
 		s.stats.UnknownCall++

@@ -17,6 +17,7 @@ import (
 	"pbx-agent/internal/browsertest"
 	"pbx-agent/internal/tone"
 	"pbx-agent/sniffer/decode"
+	"pbx-agent/sniffer/fixture"
 	"pbx-agent/sniffer/simulate"
 )
 
@@ -250,18 +251,22 @@ func mapsEqual(a, b map[float64]float64) bool {
 
 // TestConsoleAudioFaxFilter: the history's "audio" and "fax" filters list
 // exactly the CDRs SQL finds with the same conditions (a call with RTP
-// captured; payload 1000/1001 as a T.38/T.30 fax is stored), both ways.
+// captured; payload 1000/1001, as the writer stores a T.38 call), both
+// ways, over the repo's captures and a real Asterisk T.38 fax call.
 func TestConsoleAudioFaxFilter(t *testing.T) {
 	ctx, cancel := browsertest.New(t, 120*time.Second)
 	defer cancel()
-	e := newEnv(t, nil)
+	paths := []string{fixture.Repo(t, "testdata", "pcap", "asterisk-fax-t38.pcap")}
+	for _, name := range captures {
+		paths = append(paths, fixture.Repo(t, "testdata", "pcap", name))
+	}
+	e := newEnvFrom(t, paths, nil)
 	all := sqlIDs(t, e, "SELECT ID FROM cdr ORDER BY calldate DESC, ID DESC")
 	if len(all) < 3 || len(all) > 30 {
 		t.Fatalf("%d CDRs: the test wants a few, on one page", len(all))
 	}
-	// One CDR is stored as a fax (as the writer does for a call with UDPTL).
-	if _, err := e.db.Exec("UPDATE cdr SET payload = 1000 WHERE ID = ?", all[1]); err != nil {
-		t.Fatal(err)
+	if fax := sqlIDs(t, e, "SELECT ID FROM cdr WHERE payload = 1000"); len(fax) == 0 {
+		t.Fatal("the T.38 call is not stored with payload 1000")
 	}
 	audio := "(COALESCE(a_received, 0) > 0 OR COALESCE(b_received, 0) > 0)"
 	tests := []struct {

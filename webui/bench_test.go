@@ -58,12 +58,12 @@ func benchDB(b *testing.B) *sql.DB {
 		// 1M calls over ~23 days, 5000 callers, 2000 called numbers.
 		`INSERT INTO cdr (calldate, callend, duration, connect_duration, caller, caller_reverse, called, called_reverse,
 		  caller_domain, called_domain, sipcallerip, sipcalledip, lastSIPresponseNum, bye, a_payload, b_payload, payload,
-		  mos_min_mult10, packet_loss_perc_mult1000, jitter_mult10, id_sensor)
+		  mos_min_mult10, packet_loss_perc_mult1000, jitter_mult10, a_received, id_sensor)
 		 SELECT '2025-01-01' + INTERVAL seq*2 SECOND, '2025-01-01' + INTERVAL seq*2+30 SECOND, 30, IF(seq%5=0,NULL,25),
 		  CONCAT('1', LPAD(seq%5000,4,'0')), REVERSE(CONCAT('1', LPAD(seq%5000,4,'0'))),
 		  CONCAT('2', LPAD(seq%2000,4,'0')), REVERSE(CONCAT('2', LPAD(seq%2000,4,'0'))),
 		  'a.example', 'b.example', 167772160+seq%254, 167772416+seq%254, IF(seq%5=0,486,200), IF(seq%5=0,0,3),
-		  IF(seq%2=0,0,8), IF(seq%2=0,0,8), IF(seq%2=0,0,8), 40+seq%6, seq%300, seq%50, 1
+		  IF(seq%2=0,0,8), IF(seq%2=0,0,8), IF(seq%2=0,0,8), 40+seq%6, seq%300, seq%50, IF(seq%5=0,NULL,1250), 1
 		 FROM seq_0_to_999999`,
 		"INSERT INTO cdr_next (cdr_ID, fbasename) SELECT ID, CONCAT('bench-', ID) FROM cdr",
 		"ANALYZE TABLE cdr",

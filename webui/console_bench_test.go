@@ -29,6 +29,7 @@ func BenchmarkConsoleHistory1M(b *testing.B) {
 		{"ip-either-side", url.Values{"fsipcallerip": {"10.0.0.42"}, "fsipcallerdip_type": {"0"}}},
 		{"call-id", url.Values{"fcallid": {"bench-200042"}, "fdatefrom": {"2025-01-01T00:00:00"}, "fdateto": {"2025-02-01T00:00:00"}}},
 		{"mos-below-4.2", url.Values{"fmosadapt": {"4.2"}}},
+		{"has-audio", url.Values{"fhasaudio": {"1"}}},
 	} {
 		q := url.Values{}
 		for k, v := range day {

@@ -191,8 +191,16 @@ func TestStreamUpdateAllocs(t *testing.T) {
 	}
 }
 
+// BenchmarkStreamUpdate: one RTP packet's statistics, without and with the
+// quality per second (savegraph); the ratio of the two is its cost.
 func BenchmarkStreamUpdate(b *testing.B) {
-	s := NewStream(StreamConfig{})
+	for _, series := range []bool{false, true} {
+		b.Run(map[bool]string{false: "savegraph=no", true: "savegraph=yes"}[series], func(b *testing.B) { benchStreamUpdate(b, series) })
+	}
+}
+
+func benchStreamUpdate(b *testing.B, series bool) {
+	s := NewStream(StreamConfig{Series: series})
 	pktb := rtpPacket(PTPCMA, 0, 0, 7, false, make([]byte, 160))
 	var h Header
 	at := t0

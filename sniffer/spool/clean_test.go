@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -175,6 +176,47 @@ func TestPoolSizeOldestFirst(t *testing.T) {
 				t.Errorf("%d clean errors", st.CleanErrors)
 			}
 		})
+	}
+}
+
+// TestFilesNeverAheadOfIndex: a file counted complete (Stats().Files) is
+// in the pool's index already, so a test (or an operator) that waits for
+// Files and then reads the index sees it. Files used to be counted before
+// the index took the file: TestPoolSizeOldestFirst then saw the index one
+// file short now and then on a loaded machine. A watcher reads Stats() all
+// along while calls are written (no limit: nothing is cleaned).
+func TestFilesNeverAheadOfIndex(t *testing.T) {
+	p := newPoolDriver(t, t.TempDir(), spool.PoolLimits{Size: 1 << 40})
+	stop := make(chan struct{})
+	ahead := make(chan spool.Stats, 1)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if st := p.sp.Stats(); st.Files > uint64(st.PoolFiles) {
+				ahead <- st
+				return
+			}
+			runtime.Gosched()
+		}
+	})
+	for ref := uint64(1); ref <= 40; ref++ {
+		p.call(ref, t0.Add(time.Duration(ref-1)*time.Minute), 5)
+		p.end(ref)
+	}
+	close(stop)
+	wg.Wait()
+	select {
+	case st := <-ahead:
+		t.Errorf("Stats().Files %d ahead of the index's %d files", st.Files, st.PoolFiles)
+	default:
+	}
+	if st := p.sp.Stats(); st.Files != 80 || st.PoolFiles != 80 {
+		t.Errorf("files %d, index %d; want 80 each", st.Files, st.PoolFiles)
 	}
 }
 

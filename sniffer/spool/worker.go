@@ -274,16 +274,22 @@ func (w *worker) finish(f *file, closing bool) {
 		}
 	}
 	w.closeFD(f)
+	renamed := false
 	if f.err == nil && f.created {
 		if err := w.fs.Rename(f.tmp, f.final); err != nil {
 			w.fail(f, fmt.Errorf("spool: %w", err))
 		} else {
-			w.stats.files.Add(1)
+			renamed = true
 		}
 	}
 	if f.registered {
 		f.registered = false
 		w.pool.completed(f.minute, f.kind, f.disk, f.created)
+	}
+	// Counted once the pool's index has it: Stats().Files never runs
+	// ahead of PoolFiles.
+	if renamed {
+		w.stats.files.Add(1)
 	}
 	if f.err != nil && closing {
 		if len(w.closeErrs) < maxCloseErrs {

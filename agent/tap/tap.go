@@ -127,6 +127,7 @@ type Tapper struct {
 
 	cleaned chan struct{} // closed once Run's Cleanup is done
 	once    sync.Once
+	now     func() time.Time // arrival clock of the RTP (time.Now; tests replace it before Run)
 
 	mu     sync.Mutex
 	closed bool
@@ -187,7 +188,7 @@ func New(cfg Config) (*Tapper, error) {
 		}
 		adv = netip.AddrPortFrom(host, ap.Port()).String()
 	}
-	return &Tapper{cfg: cfg, log: cfg.Logger.With("component", "tap"), conn: conn, adv: adv, cleaned: make(chan struct{}),
+	return &Tapper{cfg: cfg, log: cfg.Logger.With("component", "tap"), conn: conn, adv: adv, cleaned: make(chan struct{}), now: time.Now,
 		taps: map[uint64]*tap{}, bySrc: map[netip.AddrPort]leg{}, byPort: map[uint16]leg{}}, nil
 }
 
@@ -558,7 +559,7 @@ func (t *Tapper) receive() {
 			t.log.Debug("tap socket read", "err", err)
 			continue
 		}
-		t.handle(&hdr, netip.AddrPortFrom(src.Addr().Unmap(), src.Port()), buf[:n], time.Now())
+		t.handle(&hdr, netip.AddrPortFrom(src.Addr().Unmap(), src.Port()), buf[:n], t.now())
 	}
 }
 

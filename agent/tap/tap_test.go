@@ -87,6 +87,9 @@ type env struct {
 	tp     *tap.Tapper
 	paused atomic.Bool
 	active atomic.Bool
+	// clock, when set (Unix ns), is the RTP's arrival time instead of the
+	// wall clock: a test replaying a stream times each packet itself.
+	clock atomic.Int64
 }
 
 // newEnv starts a Tapper against the recorded fake ARI.
@@ -106,6 +109,12 @@ func newEnv(t *testing.T, srcPort int) *env {
 		t.Fatal(err)
 	}
 	e.tp = tp
+	tap.SetClock(tp, func() time.Time {
+		if ns := e.clock.Load(); ns != 0 {
+			return time.Unix(0, ns)
+		}
+		return time.Now()
+	})
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = tp.Run(ctx) })
@@ -296,7 +305,11 @@ func TestToneThroughPlayer(t *testing.T) {
 	// 2 s of stream: silence first (as Asterisk's first packet), tone,
 	// the call paused for packets 50–69, tone again.
 	const packets, pauseFrom, pauseTo = 100, 50, 70
+	// Each packet arrives (the tap's clock) 20 ms after the one before, the
+	// stream's own pace: a loaded machine delaying the sender or the
+	// tap's reader does not make packets late for the jitter buffer.
 	to := net.UDPAddrFromAddrPort(e.tp.Addr())
+	base := time.Now()
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		s := &toneSender{conn: snd, seq: 35418, ts: 160}
@@ -304,6 +317,7 @@ func TestToneThroughPlayer(t *testing.T) {
 		defer tick.Stop()
 		for i := range packets {
 			e.paused.Store(i >= pauseFrom && i < pauseTo)
+			e.clock.Store(base.Add(time.Duration(i) * 20 * time.Millisecond).UnixNano())
 			s.send(t, to, 1000, 8000, i == 0)
 			// The pause applies to what the tap has handled: wait for it
 			// before the next toggle (a loaded machine may delay the reader).

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"encoding/json"
-	"errors"
 	"io"
 	"net"
 	"strings"
@@ -31,13 +30,9 @@ func TestListcallsOfReplayedCapture(t *testing.T) {
 	}
 	defer src.Close()
 	stop := time.Date(2026, 11, 24, 22, 45, 45, 0, time.UTC) // talk runs 22:45:40.46 → 49.46
-	for {
-		data, ci, err := src.ReadPacket()
-		if errors.Is(err, io.EOF) || ci.Timestamp.After(stop) {
+	for data, ci := range fixture.Packets(t, src.ReadPacket) {
+		if ci.Timestamp.After(stop) {
 			break
-		}
-		if err != nil {
-			t.Fatal(err)
 		}
 		if err := sn.HandleFrame(src.LinkType(), data, ci.Timestamp); err != nil {
 			t.Fatal(err)

@@ -3,8 +3,6 @@ package sniffer
 import (
 	"bytes"
 	"context"
-	"errors"
-	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -56,14 +54,7 @@ func replayHEP(t testing.TB, in HEPInput, skip func(p *decode.Packet) bool) hepR
 	defer src.Close()
 	dec, _ := decode.New(src.LinkType())
 	var p decode.Packet
-	for {
-		data, ci, err := src.ReadPacket()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+	for data, ci := range fixture.Packets(t, src.ReadPacket) {
 		if skip != nil {
 			if ok, _ := dec.Decode(data, ci.Timestamp, &p); ok && skip(&p) {
 				continue

@@ -2,8 +2,6 @@ package sniffer
 
 import (
 	"context"
-	"errors"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +9,7 @@ import (
 	"time"
 
 	"pbx-agent/sniffer/call"
+	"pbx-agent/sniffer/fixture"
 	"pbx-agent/sniffer/simulate"
 )
 
@@ -175,14 +174,7 @@ func TestEncapsulationsAgreeWithTshark(t *testing.T) {
 // set) after each one.
 func feedGenerator(t *testing.T, sn *Sniffer, gen *simulate.Generator, after func()) {
 	t.Helper()
-	for {
-		data, ci, err := gen.ZeroCopyReadPacketData()
-		if errors.Is(err, io.EOF) {
-			return
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+	for data, ci := range fixture.Packets(t, gen.ZeroCopyReadPacketData) {
 		if err := sn.HandleFrame(gen.LinkType(), data, ci.Timestamp); err != nil {
 			t.Fatal(err)
 		}

@@ -3,8 +3,6 @@ package recording
 import (
 	"bytes"
 	"context"
-	"errors"
-	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -266,14 +264,7 @@ func TestEndToEnd(t *testing.T) {
 			results = append(results, res)
 		}
 	)
-	for {
-		data, ci, err := src.ReadPacket()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+	for data, ci := range fixture.Packets(t, src.ReadPacket) {
 		ts := ci.Timestamp
 		if pausedAt.IsZero() && !ts.Before(t1) {
 			refA, _ = sn.Table().LookupCallID(callIDA)

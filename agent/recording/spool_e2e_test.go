@@ -3,9 +3,7 @@ package recording
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
-	"io"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -80,14 +78,7 @@ func replayIntoSpool(t *testing.T, pause bool, t1, t2 time.Time) spoolRun {
 			t.Fatalf("pause %v: %s", on, res.Summary())
 		}
 	}
-	for {
-		data, ci, err := src.ReadPacket()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+	for data, ci := range fixture.Packets(t, src.ReadPacket) {
 		ts := ci.Timestamp
 		if pause && run.pausedAt.IsZero() && !ts.Before(t1) {
 			toggle(true)
@@ -142,14 +133,7 @@ func readRTP(t *testing.T, path string) []rtpPkt {
 	}
 	defer src.Close()
 	var out []rtpPkt
-	for {
-		data, ci, err := src.ReadPacket()
-		if errors.Is(err, io.EOF) {
-			return out
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+	for data, ci := range fixture.Packets(t, src.ReadPacket) {
 		pkt := gopacket.NewPacket(data, src.LinkType(), gopacket.Default)
 		ip, _ := pkt.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
 		udp, _ := pkt.Layer(layers.LayerTypeUDP).(*layers.UDP)
@@ -168,6 +152,7 @@ func readRTP(t *testing.T, path string) []rtpPkt {
 		p.stream = fmt.Sprintf("%v → %v ssrc %#x", netip.AddrPortFrom(s, uint16(udp.SrcPort)), netip.AddrPortFrom(d, uint16(udp.DstPort)), p.hdr.SSRC)
 		out = append(out, p)
 	}
+	return out
 }
 
 func silent(p []byte) bool {

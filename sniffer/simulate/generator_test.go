@@ -18,6 +18,8 @@ import (
 	"github.com/google/gopacket/ip4defrag"
 	"github.com/google/gopacket/layers"
 	"github.com/google/gopacket/pcapgo"
+
+	"pbx-agent/sniffer/fixture"
 )
 
 // capture is what a test reader found in a generated pcap.
@@ -582,14 +584,7 @@ func TestBoundedQueue(t *testing.T) {
 		t.Fatal(err)
 	}
 	maxQ, frames := 0, 0
-	for {
-		_, _, err := g.ZeroCopyReadPacketData()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+	for range fixture.Packets(t, g.ZeroCopyReadPacketData) {
 		frames++
 		maxQ = max(maxQ, g.q.len())
 	}

@@ -89,14 +89,7 @@ func replaySource(t testing.TB, src frameSource, ports string, cfg spool.Config,
 			sp.CallEnded(c)
 		}},
 	})
-	for {
-		data, ci, err := src.ReadPacketData()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+	for data, ci := range fixture.Packets(t, src.ReadPacketData) {
 		if pause != nil {
 			ref, ok := sn.Table().LookupCallID(pause.callID)
 			switch {

@@ -790,14 +790,30 @@ func (d *daemon) capture(ctx context.Context) error {
 		}
 		filter = capture.SIPPortFilter(ranges)
 	}
-	src, err := capture.OpenLive(capture.LiveOptions{Interface: ifaces, Filter: filter,
-		BlockSize: 1 << 20, NumBlocks: max(d.cfg.RingBufferMB, 1), Fanout: uint16(d.cfg.CaptureFanout), BlockTimeout: d.cfg.CaptureBlockTimeout})
+	opts := capture.LiveOptions{Interface: ifaces, Filter: filter,
+		BlockSize: 1 << 20, NumBlocks: max(d.cfg.RingBufferMB, 1), Fanout: uint16(d.cfg.CaptureFanout), BlockTimeout: d.cfg.CaptureBlockTimeout}
+	// With media workers, one fanout socket per worker, each read by its own
+	// goroutine (the group is capture_fanout's, else one of this process).
+	readers := cmp.Or(d.cfg.RTPThreads, runtime.NumCPU())
+	if readers > 1 && opts.Fanout == 0 {
+		opts.Fanout = uint16(os.Getpid()%0xffff + 1)
+	}
+	lives, err := capture.OpenFanout(opts, readers)
+	if err != nil && readers > 1 {
+		d.log.Warn("no fanout sockets, one socket reads the interface", "err", err)
+		opts.Fanout = uint16(d.cfg.CaptureFanout)
+		lives, err = capture.OpenFanout(opts, 1)
+	}
 	if err != nil {
 		return err
 	}
-	defer src.Close()
-	d.log.Info("capturing", "interface", ifaces)
-	err = d.sn.Run(ctx, src, sniffer.RunOptions{})
+	srcs := make([]capture.Source, len(lives))
+	for i, l := range lives {
+		defer l.Close()
+		srcs[i] = l
+	}
+	d.log.Info("capturing", "interface", ifaces, "sockets", len(srcs))
+	err = d.sn.RunSources(ctx, srcs, sniffer.RunOptions{})
 	if errors.Is(err, context.Canceled) {
 		return nil
 	}

@@ -2,6 +2,7 @@ package sniffer
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -75,5 +76,111 @@ func TestLiveLoopback(t *testing.T) {
 	}
 	if st, err := src.Stats(); err != nil || st.Packets == 0 {
 		t.Errorf("kernel stats: %+v, %v", st, err)
+	}
+}
+
+// TestLiveFanout captures a call on the loopback interface with two
+// AF_PACKET sockets in one fanout group, each read by its own goroutine,
+// and two media workers: the call's SIP and both RTP streams come out
+// whole, each packet once (a frame reaches one socket of the group). It
+// needs CAP_NET_RAW; without it the test skips.
+func TestLiveFanout(t *testing.T) {
+	lives, err := capture.OpenFanout(capture.LiveOptions{Interface: "lo", Filter: capture.UDPPortFilter(), BlockSize: 1 << 16,
+		NumBlocks: 8, Fanout: uint16(time.Now().UnixNano()%0xfff0 + 1)}, 2)
+	if err != nil {
+		t.Skipf("live capture on lo not permitted here (%v); needs CAP_NET_RAW", err)
+	}
+	srcs := make([]capture.Source, len(lives))
+	for i, l := range lives {
+		defer l.Close()
+		srcs[i] = l
+	}
+	listen := func() net.PacketConn {
+		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { pc.Close() })
+		return pc
+	}
+	sipA, sipB, rtpA, rtpB := listen(), listen(), listen(), listen()
+	port := func(pc net.PacketConn) int { return pc.LocalAddr().(*net.UDPAddr).Port }
+	ps, _ := ParsePorts(fmt.Sprintf("%d,%d", port(sipA), port(sipB)))
+	ended := make(chan call.CDR, 1)
+	sn := New(Config{SIPPorts: ps, Workers: 2, Call: call.Config{OnCallEnd: func(c *call.CDR) { ended <- *c }}})
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- sn.RunSources(ctx, srcs, RunOptions{}) }()
+
+	send := func(from, to net.PacketConn, b []byte) {
+		if _, err := from.WriteTo(b, to.LocalAddr()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	callID := fmt.Sprintf("fanout-%d@test", time.Now().UnixNano())
+	sdp := func(p int) string {
+		body := fmt.Sprintf("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio %d RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n", p)
+		return fmt.Sprintf("Content-Type: application/sdp\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+	}
+	head := func(first, cseq string) string {
+		return first + "\r\nVia: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bKf\r\nFrom: <sip:100@127.0.0.1>;tag=a\r\nTo: <sip:200@127.0.0.1>" +
+			map[bool]string{true: ";tag=b", false: ""}[first[0] == 'S' || cseq != "1 INVITE"] + "\r\nCall-ID: " + callID + "\r\nCSeq: " + cseq + "\r\n"
+	}
+	// The capture may start a moment after the sockets open: resend the
+	// INVITE until the table has the call.
+	for ctx.Err() == nil {
+		send(sipA, sipB, []byte(head("INVITE sip:200@127.0.0.1 SIP/2.0", "1 INVITE")+sdp(port(rtpA))))
+		time.Sleep(50 * time.Millisecond)
+		if _, ok := sn.Table().LookupCallID(callID); ok {
+			break
+		}
+	}
+	send(sipB, sipA, []byte(head("SIP/2.0 200 OK", "1 INVITE")+sdp(port(rtpB))))
+	send(sipA, sipB, []byte(head("ACK sip:200@127.0.0.1 SIP/2.0", "1 ACK")+"Content-Length: 0\r\n\r\n"))
+	time.Sleep(50 * time.Millisecond) // the answer's SDP is handled before the RTP
+	const packets = 200
+	rtp := make([]byte, 12+160)
+	for i := range packets {
+		for dir, ssrc := range []uint32{0x1111, 0x2222} {
+			rtp[0], rtp[1] = 0x80, 0
+			binary.BigEndian.PutUint16(rtp[2:], uint16(i))
+			binary.BigEndian.PutUint32(rtp[4:], uint32(i*160))
+			binary.BigEndian.PutUint32(rtp[8:], ssrc)
+			if dir == 0 {
+				send(rtpA, rtpB, rtp)
+			} else {
+				send(rtpB, rtpA, rtp)
+			}
+		}
+		if i%20 == 19 {
+			time.Sleep(2 * time.Millisecond) // within the sockets' rings
+		}
+	}
+	send(sipA, sipB, []byte(head("BYE sip:200@127.0.0.1 SIP/2.0", "2 BYE")+"Content-Length: 0\r\n\r\n"))
+	send(sipB, sipA, []byte(head("SIP/2.0 200 OK", "2 BYE")+"Content-Length: 0\r\n\r\n"))
+	time.Sleep(300 * time.Millisecond)
+	cancel()
+	if err := <-done; err != nil && ctx.Err() == nil {
+		t.Fatalf("RunSources: %v", err)
+	}
+	sn.Flush()
+	var c call.CDR
+	select {
+	case c = <-ended:
+	default:
+		t.Fatal("no call captured from the loopback interface")
+	}
+	if c.CallID != callID || len(c.Streams) != 2 {
+		t.Fatalf("call %s with %d streams, want %s with 2", c.CallID, len(c.Streams), callID)
+	}
+	for _, st := range c.Streams {
+		if st.Received != packets || st.Duplicates != 0 {
+			t.Errorf("stream %s→%s: %d packets (%d duplicates), want %d once each", st.Src, st.Dst, st.Received, st.Duplicates, packets)
+		}
+	}
+	for i, l := range lives {
+		st, _ := l.Stats()
+		t.Logf("socket %d: %d packets", i, st.Packets)
 	}
 }

@@ -130,7 +130,7 @@ type ring struct {
 	shared bool
 	mu     sync.Mutex
 	cur    *batch // being filled; nil when none
-	seq uint64 // of the last batch started (under mu)
+	seq    uint64 // of the last batch started (under mu)
 
 	full chan *batch // passed on, in order
 	free chan *batch

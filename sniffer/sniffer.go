@@ -127,8 +127,8 @@ type Sniffer struct {
 	onRegister func(*call.Register)
 
 	stats Stats
-	live  capture.Live // the current source when it is a live one
-	clk   clock        // the capture's clock during a paced replay (Now)
+	live  []capture.Live // the current sources that are live ones
+	clk   clock          // the capture's clock during a paced replay (Now)
 
 	statsMu   sync.Mutex
 	published Stats
@@ -255,9 +255,9 @@ func (s *Sniffer) publish() {
 	if s.dec != nil {
 		st.Decoder = st.Decoder.Add(s.dec.Stats())
 	}
-	if s.live != nil {
-		if ls, err := s.live.Stats(); err == nil {
-			st.KernelDrops = ls.Drops
+	for _, l := range s.live {
+		if ls, err := l.Stats(); err == nil {
+			st.KernelDrops += ls.Drops
 		}
 	}
 	s.statsMu.Lock()
@@ -279,7 +279,7 @@ func (s *Sniffer) Run(ctx context.Context, src capture.Source, opts RunOptions) 
 		return s.runParallel(ctx, []capture.Source{src}, opts)
 	}
 	s.lock()
-	s.live, _ = src.(capture.Live)
+	s.setSources([]capture.Source{src})
 	s.unlock()
 	defer func() {
 		s.lock()
@@ -501,6 +501,27 @@ func isKeepAlive(b []byte) bool {
 		}
 	}
 	return true
+}
+
+// RunSources reads several sources at once, as Run reads one: the fanout
+// sockets of one interface, each read by its own goroutine (frames of one
+// flow come from one socket, in order; the packet path takes the sockets'
+// batches as they come). The media workers run whatever Config.Workers.
+func (s *Sniffer) RunSources(ctx context.Context, srcs []capture.Source, opts RunOptions) error {
+	if len(srcs) == 1 {
+		return s.Run(ctx, srcs[0], opts)
+	}
+	return s.runParallel(ctx, srcs, opts)
+}
+
+// setSources keeps the live ones among the sources (kernel drop counters).
+func (s *Sniffer) setSources(srcs []capture.Source) {
+	s.live = s.live[:0]
+	for _, src := range srcs {
+		if l, ok := src.(capture.Live); ok {
+			s.live = append(s.live, l)
+		}
+	}
 }
 
 // ReplayFile runs one capture file through the sniffer.

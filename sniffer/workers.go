@@ -325,7 +325,7 @@ func (s *Sniffer) packetPath(ctx context.Context, srcs []capture.Source, opts Ru
 		}()
 	}
 	s.lock()
-	s.live, _ = srcs[0].(capture.Live)
+	s.setSources(srcs)
 	s.startPipeline()
 	s.unlock()
 	defer func() {

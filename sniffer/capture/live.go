@@ -85,6 +85,36 @@ func OpenLive(opts LiveOptions) (Live, error) {
 	return l, nil
 }
 
+// OpenFanout opens n sockets on the interface in one AF_PACKET fanout
+// group (opts.Fanout; PACKET_FANOUT_HASH: every frame of a flow reaches the
+// same socket, each frame one socket), each with 1/n of the ring's blocks,
+// for n reader goroutines. Without fanout support (no cgo) or for n < 2 it
+// opens one socket.
+func OpenFanout(opts LiveOptions, n int) ([]Live, error) {
+	if n < 2 || !canFanout || opts.Fanout == 0 {
+		l, err := OpenLive(opts)
+		if err != nil {
+			return nil, err
+		}
+		return []Live{l}, nil
+	}
+	if opts.NumBlocks > 0 {
+		opts.NumBlocks = max(opts.NumBlocks/n, 1)
+	}
+	var out []Live
+	for range n {
+		l, err := OpenLive(opts)
+		if err != nil {
+			for _, o := range out {
+				o.Close()
+			}
+			return nil, err
+		}
+		out = append(out, l)
+	}
+	return out, nil
+}
+
 // UDPPortFilter returns a BPF program accepting IPv4 and IPv6 frames (with
 // or without one 802.1Q tag) and the frames that may carry them deeper
 // (802.1ad and stacked tags, MPLS) — a cheap kernel-side cut of what cannot

@@ -13,6 +13,9 @@ import (
 
 type afpacketSource struct{ h *afpacket.TPacket }
 
+// canFanout: the TPACKET_V3 sockets join fanout groups.
+const canFanout = true
+
 func openLive(opts LiveOptions, filter []bpf.RawInstruction) (Live, error) {
 	bs, nb := opts.BlockSize, opts.NumBlocks
 	if bs <= 0 {

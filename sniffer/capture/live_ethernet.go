@@ -13,6 +13,10 @@ import (
 // without the mmap ring): slower, but needs nothing but the kernel.
 type ethernetSource struct{ h *pcapgo.EthernetHandle }
 
+// canFanout: pcapgo's handle joins no fanout group (each socket would see
+// every frame).
+const canFanout = false
+
 func openLive(opts LiveOptions, filter []bpf.RawInstruction) (Live, error) {
 	h, err := pcapgo.NewEthernetHandle(opts.Interface)
 	if err != nil {

@@ -71,6 +71,24 @@ const (
 // names are the canonical spellings Canonical knows.
 var names = [...]string{PCMU, PCMA, G722, GSM, G729, Opus, CN, Event, G726, G726AAL2, ILBC, G723, Speex, SpeexWB}
 
+// NeedsHistory reports whether codec name's decoder must run from the
+// stream's first packet to give sound. libavcodec's G.723.1 decoder started
+// even one frame into a stream drifts within 1–2 s to noise near full scale
+// and never recovers (ffmpeg -f g723_1 does the same on a file cut at a
+// frame boundary); libspeex started mid-stream on a steady tone stays
+// about 3× too loud with the other direction's tone 20 dB under. The state
+// that diverges is built from the whole stream, so warming a cold decoder
+// on the last few packets cannot help: such calls are decoded from their
+// first packet. iLBC, G.711, G.722, G.726, GSM, G.729 and Opus settle
+// within a packet or two.
+func NeedsHistory(name string) bool {
+	switch name {
+	case G723, Speex, SpeexWB:
+		return true
+	}
+	return false
+}
+
 // StaticName returns the encoding name of a static payload type ("" when
 // the type is dynamic or not audio decoded here).
 func StaticName(pt uint8) string {

@@ -110,7 +110,7 @@ type callDriver struct {
 
 func newCallDriver(t testing.TB, sp *spool.Spool) *callDriver {
 	d := &callDriver{sp: sp}
-	d.invite, d.media, d.msg = onePacket(t)
+	d.invite, d.media, d.msg = onePacket(t, "")
 	d.start = d.media.Time
 	return d
 }

@@ -19,17 +19,18 @@ import (
 	"pbx-agent/sniffer"
 	"pbx-agent/sniffer/call"
 	"pbx-agent/sniffer/capture"
+	"pbx-agent/sniffer/codec"
 	"pbx-agent/sniffer/decode"
 	"pbx-agent/sniffer/simulate"
 	"pbx-agent/sniffer/sip"
 	"pbx-agent/sniffer/spool"
 )
 
-// onePacket returns a decoded RTP packet of a generated call and the
-// INVITE that starts it.
-func onePacket(tb testing.TB) (invite, media decode.Packet, msg sip.Message) {
+// onePacket returns a decoded RTP packet of a generated call (in codec,
+// "" for PCMU) and the INVITE that starts it.
+func onePacket(tb testing.TB, codec string) (invite, media decode.Packet, msg sip.Message) {
 	tb.Helper()
-	g := newGenerator(tb, simulate.Options{Calls: 1, Duration: time.Second})
+	g := newGenerator(tb, simulate.Options{Calls: 1, Duration: time.Second, Codec: codec})
 	d, err := decode.New(layers.LinkTypeEthernet)
 	if err != nil {
 		tb.Fatal(err)
@@ -80,14 +81,14 @@ func handMedia(sp *spool.Spool, md *call.Media, p *decode.Packet, ref uint64, pa
 }
 
 func newDriver(tb testing.TB, cfg spool.Config, paused bool) *spoolDriver {
-	return newDriverFS(tb, cfg, paused, nil)
+	return newDriverFS(tb, cfg, paused, nil, "")
 }
 
 // newDriverFS is newDriver over a file system of the test's (nil = the
-// operating system's).
-func newDriverFS(tb testing.TB, cfg spool.Config, paused bool, fsys spool.FS) *spoolDriver {
+// operating system's) with a call in codec ("" for PCMU).
+func newDriverFS(tb testing.TB, cfg spool.Config, paused bool, fsys spool.FS, codec string) *spoolDriver {
 	dr := &spoolDriver{perCall: 3000, paused: paused}
-	dr.invite, dr.media, dr.msg = onePacket(tb)
+	dr.invite, dr.media, dr.msg = onePacket(tb, codec)
 	var sp *spool.Spool
 	var err error
 	if fsys == nil {
@@ -144,7 +145,7 @@ func BenchmarkSpoolPacket(b *testing.B) {
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			tc.cfg.Dir, tc.cfg.MaxQueued = b.TempDir(), 1<<30
-			dr := newDriverFS(b, tc.cfg, tc.paused, tc.fs)
+			dr := newDriverFS(b, tc.cfg, tc.paused, tc.fs, "")
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
@@ -164,19 +165,30 @@ func BenchmarkSpoolPacket(b *testing.B) {
 }
 
 // TestSpoolPacketNoAlloc: storing an RTP packet (pcap and WAV, paused or
-// not, buffer flushes included) allocates nothing in steady state.
+// not, buffer flushes included) allocates nothing in steady state, nor does
+// a G.723.1 packet decoded with nobody listening (saveaudio off: such calls
+// are decoded from their first packet, see codec.NeedsHistory).
 func TestSpoolPacketNoAlloc(t *testing.T) {
-	for _, paused := range []bool{false, true} {
+	for _, tc := range []struct {
+		codec, saveAudio string
+		paused           bool
+	}{{"", "wav", false}, {"", "wav", true}, {simulate.CodecG723, "no", false}} {
+		if tc.codec != "" && !codec.Built {
+			continue
+		}
 		// With a cleaner (limits far away): its index costs the packet
 		// path nothing either.
-		dr := newDriver(t, spool.Config{Dir: t.TempDir(), SaveRTP: spool.RTPFull, SaveAudio: "wav",
-			Pool: spool.PoolLimits{Size: 1 << 40}}, paused)
+		dr := newDriverFS(t, spool.Config{Dir: t.TempDir(), SaveRTP: spool.RTPFull, SaveAudio: tc.saveAudio,
+			Pool: spool.PoolLimits{Size: 1 << 40}}, tc.paused, nil, tc.codec)
 		dr.perCall = 1 << 30
 		for i := 0; i < 500; i++ { // files created, buffers allocated
 			dr.packet()
 		}
 		if a := testing.AllocsPerRun(2000, dr.packet); a != 0 {
-			t.Errorf("paused=%v: %v allocations per packet, want 0", paused, a)
+			t.Errorf("%+v: %v allocations per packet, want 0", tc, a)
+		}
+		if st, ok := dr.sp.AudioStats(dr.ref); tc.codec != "" && (!ok || st.Packets == 0) {
+			t.Errorf("%+v: not decoded before anybody listens (%v, %+v)", tc, ok, st)
 		}
 		if err := dr.sp.Close(context.Background()); err != nil {
 			t.Fatal(err)

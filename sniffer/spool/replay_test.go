@@ -68,6 +68,13 @@ func replay(t *testing.T, path string, cfg spool.Config, pause *pauseAt) replayR
 
 func replaySource(t testing.TB, src frameSource, ports string, cfg spool.Config, pause *pauseAt) replayResult {
 	t.Helper()
+	return replayEach(t, src, ports, cfg, pause, nil)
+}
+
+// replayEach is replaySource calling each (when not nil) before every
+// frame is handled.
+func replayEach(t testing.TB, src frameSource, ports string, cfg spool.Config, pause *pauseAt, each func(*sniffer.Sniffer, *spool.Spool)) replayResult {
+	t.Helper()
 	ps, err := sniffer.ParsePorts(ports)
 	if err != nil {
 		t.Fatal(err)
@@ -106,6 +113,9 @@ func replaySource(t testing.TB, src frameSource, ports string, cfg spool.Config,
 				}
 				res.unpaused = ci.Timestamp
 			}
+		}
+		if each != nil {
+			each(sn, sp)
 		}
 		if err := sn.HandleFrame(src.LinkType(), data, ci.Timestamp); err != nil {
 			t.Fatal(err)

@@ -543,6 +543,11 @@ func (s *Spool) handleMedia(md *call.Media) {
 	s.stats.RTPPackets++
 	n := md.HeaderLen
 	payload := md.RTP.Payload(p.Payload, n)
+	if c.audio == nil && !c.srtp && codec.NeedsHistory(c.nameOf(md.RTP.PayloadType)) {
+		// Decoded from the first packet so that a listener joining later
+		// hears sound (see codec.NeedsHistory).
+		s.startAudio(c)
+	}
 	if c.audio != nil {
 		dir := audio.FromCallee
 		if md.FromCaller() {

@@ -127,7 +127,9 @@ func newSite(t *testing.T, timeout time.Duration) *site {
 	if err := reg.Register(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	st.client = NewClient(ClientOptions{Dir: reg, Keys: &Keys{DB: db}, Timeout: timeout, Logger: testLogger()})
+	// The hung sensor stays cooling for the whole test (the default 5 s
+	// may pass between two subtests on a loaded machine).
+	st.client = NewClient(ClientOptions{Dir: reg, Keys: &Keys{DB: db}, Timeout: timeout, Cooldown: time.Hour, Logger: testLogger()})
 	h := webui.New(webui.Options{DB: db, DisableAuth: true, SensorID: 9, Remote: WebRemote{st.client},
 		Spool: Spool{Client: st.client}, Logger: testLogger()})
 	st.web = httptest.NewServer(h)
@@ -197,8 +199,13 @@ type activeReply struct {
 	} `json:"sensors"`
 }
 
+// siteTimeout bounds each command to a sensor in these tests: the hung
+// sensor is reported after it, and the healthy ones (dial, key look-up,
+// AES, reply) must answer within it on a loaded machine too.
+const siteTimeout = DefaultTimeout
+
 func TestFrontEnd(t *testing.T) {
-	st := newSite(t, 500*time.Millisecond)
+	st := newSite(t, siteTimeout)
 
 	t.Run("listActiveCalls merges sensors", func(t *testing.T) {
 		code, b, _ := st.api(t, "listActiveCalls", map[string]any{})
@@ -414,7 +421,7 @@ func TestFrontEnd(t *testing.T) {
 // reported, and the hung sensor holds at most MaxPerSensor connections no
 // matter how many requests arrive.
 func TestHungSensorBounded(t *testing.T) {
-	st := newSite(t, 200*time.Millisecond)
+	st := newSite(t, siteTimeout)
 	st.client.o.Cooldown = -1 // wait for it every time
 	done := make(chan activeReply, 8)
 	for range 8 {

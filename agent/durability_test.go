@@ -18,6 +18,7 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
+	"pbx-agent/agent/dbtest"
 	"pbx-agent/sniffer/fixture"
 )
 
@@ -93,11 +94,7 @@ func TestNoCDRLostAcrossDatabaseOutageAndKill(t *testing.T) {
 // the test ends; the agent creates it) or skips without one.
 func agentTestDB(t *testing.T, prefix string) (*mysql.Config, string) {
 	t.Helper()
-	dsn := os.Getenv("PBX_TEST_MYSQL_DSN")
-	if dsn == "" {
-		t.Skip("PBX_TEST_MYSQL_DSN not set: start a MariaDB with scripts/mariadb-up.sh (make test does)")
-	}
-	mc, err := mysql.ParseDSN(dsn)
+	mc, err := mysql.ParseDSN(dbtest.DSN(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"database/sql"
 	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -180,34 +178,18 @@ type siteDB struct {
 
 func newSiteDB(t *testing.T) siteDB {
 	t.Helper()
-	dsn := os.Getenv("PBX_TEST_MYSQL_DSN")
-	if dsn == "" {
-		t.Skip("PBX_TEST_MYSQL_DSN not set: start a MariaDB with `eval \"$(scripts/mariadb-up.sh)\"` (make test does)")
-	}
+	dsn := dbtest.DSN(t)
 	mc, err := mysql.ParseDSN(dsn)
 	if err != nil {
-		t.Fatalf("bad PBX_TEST_MYSQL_DSN: %v", err)
+		t.Fatalf("bad %s: %v", dbtest.DSNEnv, err)
 	}
 	if mc.Net != "tcp" {
-		t.Skipf("PBX_TEST_MYSQL_DSN uses %s; the site test needs TCP", mc.Net)
+		t.Skipf("%s uses %s; the site test needs TCP", dbtest.DSNEnv, mc.Net)
 	}
-	var rb [4]byte
-	_, _ = rand.Read(rb[:])
-	name := "pbx_site_" + hex.EncodeToString(rb[:])
-	mc.DBName = ""
-	admin, err := sql.Open("mysql", mc.FormatDSN())
-	if err != nil {
+	if mc, err = mysql.ParseDSN(dbtest.Scratch(t, dsn, "pbx_site_")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := admin.Exec("CREATE DATABASE `" + name + "`"); err != nil {
-		admin.Close()
-		t.Fatalf("create scratch database: %v", err)
-	}
-	t.Cleanup(func() {
-		_, _ = admin.Exec("DROP DATABASE IF EXISTS `" + name + "`")
-		admin.Close()
-	})
-	return siteDB{addr: mc.Addr, user: mc.User, pass: mc.Passwd, name: name}
+	return siteDB{addr: mc.Addr, user: mc.User, pass: mc.Passwd, name: mc.DBName}
 }
 
 func writeCapture(t *testing.T, dir, name string, o simulate.Options) string {

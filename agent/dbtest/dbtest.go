@@ -9,6 +9,7 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/go-sql-driver/mysql"
@@ -28,9 +29,10 @@ func DSN(tb testing.TB) string {
 }
 
 // Scratch creates an empty database named prefix + random hex on the
-// server of dsn and returns the DSN pointing at it; the database is dropped
-// when the test ends.
-func Scratch(tb testing.TB, dsn, prefix string) string {
+// server of dsn (create: CREATE DATABASE options, such as "DEFAULT
+// CHARACTER SET latin1") and returns the DSN pointing at it; the database
+// is dropped when the test ends.
+func Scratch(tb testing.TB, dsn, prefix string, create ...string) string {
 	tb.Helper()
 	mc, err := mysql.ParseDSN(dsn)
 	if err != nil {
@@ -44,7 +46,7 @@ func Scratch(tb testing.TB, dsn, prefix string) string {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	if _, err := admin.Exec("CREATE DATABASE `" + name + "`"); err != nil {
+	if _, err := admin.Exec(strings.Join(append([]string{"CREATE DATABASE `" + name + "`"}, create...), " ")); err != nil {
 		admin.Close()
 		tb.Fatalf("create scratch database: %v", err)
 	}

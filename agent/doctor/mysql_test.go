@@ -5,34 +5,25 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
-	"os"
 	"strings"
 	"testing"
 
 	"github.com/go-sql-driver/mysql"
 
 	"pbx-agent/agent/config"
+	"pbx-agent/agent/dbtest"
 )
 
 // testAdmin opens the test MariaDB (scripts/mariadb-up.sh, `make test`
 // starts it) as its all-privileged user, or skips.
 func testAdmin(t *testing.T) (*sql.DB, *mysql.Config) {
 	t.Helper()
-	dsn := os.Getenv("PBX_TEST_MYSQL_DSN")
-	if dsn == "" {
-		t.Skip("PBX_TEST_MYSQL_DSN not set: start a MariaDB with `eval \"$(scripts/mariadb-up.sh)\"` (make test does)")
-	}
-	mc, err := mysql.ParseDSN(dsn)
+	mc, err := mysql.ParseDSN(dbtest.DSN(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	mc.DBName = ""
-	db, err := sql.Open("mysql", mc.FormatDSN())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db, mc
+	return dbtest.Open(t, mc.FormatDSN()), mc
 }
 
 func randName(prefix string) string {

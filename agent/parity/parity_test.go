@@ -2,9 +2,7 @@ package parity
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -15,6 +13,7 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
+	"pbx-agent/agent/dbtest"
 	"pbx-agent/sniffer/fixture"
 )
 
@@ -29,35 +28,13 @@ const dsnEnv = "PBX_TEST_MYSQL_DSN"
 // (and a reader connection); it is dropped when the test ends.
 func scratchDB(tb testing.TB, dsn string) (string, *sql.DB) {
 	tb.Helper()
-	mc, err := mysql.ParseDSN(dsn)
-	if err != nil {
-		tb.Fatalf("bad %s: %v", dsnEnv, err)
-	}
-	var rb [4]byte
-	_, _ = rand.Read(rb[:])
-	name := "pbx_parity_" + hex.EncodeToString(rb[:])
-	mc.DBName = ""
-	admin, err := sql.Open("mysql", mc.FormatDSN())
+	writeDSN := dbtest.Scratch(tb, dsn, "pbx_parity_", "DEFAULT CHARACTER SET latin1")
+	mc, err := mysql.ParseDSN(writeDSN)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	if _, err := admin.Exec("CREATE DATABASE `" + name + "` DEFAULT CHARACTER SET latin1"); err != nil {
-		admin.Close()
-		tb.Fatalf("create scratch database: %v", err)
-	}
-	mc.DBName = name
-	writeDSN := mc.FormatDSN()
 	mc.Collation = "latin1_swedish_ci" // read the bytes as stored
-	reader, err := sql.Open("mysql", mc.FormatDSN())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() {
-		reader.Close()
-		_, _ = admin.Exec("DROP DATABASE IF EXISTS `" + name + "`")
-		admin.Close()
-	})
-	return writeDSN, reader
+	return writeDSN, dbtest.Open(tb, mc.FormatDSN())
 }
 
 // selectCaptures drops the ipv6 = no run of a capture that also has an
@@ -96,10 +73,7 @@ func TestSelectCaptures(t *testing.T) {
 // prints the per-column table; -parity.report FILE writes it.
 func TestParity(t *testing.T) {
 	refDir := fixture.Shared(t, "voipmonitor-ref")
-	dsn := os.Getenv(dsnEnv)
-	if dsn == "" {
-		t.Skipf("%s not set: start a MariaDB with `eval \"$(scripts/mariadb-up.sh)\"` (make test does)", dsnEnv)
-	}
+	dsn := dbtest.DSN(t)
 	all, err := LoadIndex(refDir)
 	if err != nil {
 		t.Fatal(err)

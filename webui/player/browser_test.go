@@ -6,10 +6,13 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/google/gopacket"
 
 	"pbx-agent/internal/browsertest"
 	"pbx-agent/sniffer/simulate"
@@ -48,7 +51,18 @@ func TestBrowserPlaysCall(t *testing.T) {
 	// Replay in real time with capture times on the wall clock, so that
 	// the page's capture → arrival latency is the real one.
 	src := generator(t, simulate.Options{Calls: 1, Duration: 9 * time.Second, Seed: 11, Tones: [2]float64{1000, 2000}})
-	ref, done := replayLive(t, pipe, src)
+	// The call is paused 2.5 s into what the page hears, for 1.5 s (on
+	// the replay's timeline: a loaded machine delaying the replay does not
+	// move the pause in the call).
+	var paused, unpaused atomic.Bool
+	ref, done := replayHeld(t, pipe, src, func(ref uint64, off time.Duration) {
+		if !paused.Load() && off >= 2500*time.Millisecond {
+			paused.Store(pipe.sn.Table().SetPaused(ref, true) == nil)
+		}
+		if paused.Load() && !unpaused.Load() && off >= 4000*time.Millisecond {
+			unpaused.Store(pipe.sn.Table().SetPaused(ref, false) == nil)
+		}
+	})
 	defer done()
 	refHex := fmt.Sprintf("0x%x", ref)
 	dir := browsertest.ArtifactDir(t)
@@ -77,16 +91,6 @@ func TestBrowserPlaysCall(t *testing.T) {
 	if err != nil {
 		t.Fatalf("player: %v", err)
 	}
-	// Pause the call 2.5 s into playback for 1.5 s.
-	var pauseAt, unpauseAt time.Time
-	go func() {
-		time.Sleep(2500 * time.Millisecond)
-		pauseAt = time.Now()
-		_ = pipe.sn.Table().SetPaused(ref, true)
-		time.Sleep(1500 * time.Millisecond)
-		unpauseAt = time.Now()
-		_ = pipe.sn.Table().SetPaused(ref, false)
-	}()
 	waitEnded(t, ctx)
 	// The page after the call: its figures and the end message.
 	shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
@@ -94,8 +98,9 @@ func TestBrowserPlaysCall(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeArtifact(t, dir, "player.png", shot)
-	_ = pauseAt
-	_ = unpauseAt
+	if !paused.Load() || !unpaused.Load() {
+		t.Fatalf("the call was not paused and resumed (paused %v, resumed %v)", paused.Load(), unpaused.Load())
+	}
 
 	type pageInfo struct {
 		Received int     `json:"received"`
@@ -201,6 +206,82 @@ func TestBrowserPlaysCall(t *testing.T) {
 		len(ds), p50, p95, info.Depth, info.Target, p50+time.Duration(info.Target*float64(time.Millisecond)))
 	t.Logf("artifacts: %s/{dashboard,player}.png", dir)
 }
+
+// replayHeld is replayLive held once the call is answered (before its
+// RTP: the audio has no gap) until a listener is subscribed to its audio
+// (Chromium's start-up and the page's load take seconds on a loaded
+// machine: a call replayed meanwhile would be partly over before the page
+// hears it); then it goes on in real time with capture times on the wall
+// clock. at, when given, runs before each packet after the hold with the
+// call and the packet's offset from the first one after it.
+func replayHeld(t *testing.T, pipe *pipeline, src packets, at ...func(ref uint64, off time.Duration)) (ref uint64, done func()) {
+	t.Helper()
+	fctx, fcancel := context.WithCancel(context.Background())
+	refc := make(chan uint64, 1)
+	var fwg sync.WaitGroup
+	fwg.Go(func() {
+		defer pipe.flush()
+		rw := &rewind{src: src}
+		var r uint64
+		pipe.replay(fctx, t, rw, time.Now(), 1, func(time.Time) bool {
+			for _, c := range pipe.sn.ActiveCalls() {
+				if !c.ConnectTime.IsZero() {
+					r = c.CallRef
+					rw.back() // fed after the hold
+					return false
+				}
+			}
+			return true
+		})
+		refc <- r
+		for r != 0 && fctx.Err() == nil && !listened(pipe, r) {
+			time.Sleep(2 * time.Millisecond)
+		}
+		var first time.Time
+		pipe.replay(fctx, t, rw, time.Now(), 1, func(ts time.Time) bool {
+			if first.IsZero() {
+				first = ts
+			}
+			for _, f := range at {
+				f(r, ts.Sub(first))
+			}
+			return true
+		})
+	})
+	done = func() { fcancel(); fwg.Wait() }
+	if ref = <-refc; ref == 0 {
+		done()
+		t.Fatal("no answered call in the replay")
+	}
+	return ref, done
+}
+
+// listened reports whether a listener is subscribed to call ref's audio.
+func listened(pipe *pipeline, ref uint64) bool {
+	st, ok := pipe.sp.AudioStats(ref)
+	return ok && st.Subscribers > 0
+}
+
+// rewind is a packet source that can give its last packet again.
+type rewind struct {
+	src   packets
+	data  []byte
+	ci    gopacket.CaptureInfo
+	err   error
+	again bool
+}
+
+func (r *rewind) ReadPacketData() ([]byte, gopacket.CaptureInfo, error) {
+	if r.again {
+		r.again = false
+	} else {
+		r.data, r.ci, r.err = r.src.ReadPacketData()
+	}
+	return r.data, r.ci, r.err
+}
+
+// back makes the next read give the last packet again.
+func (r *rewind) back() { r.again = true }
 
 func writeArtifact(t *testing.T, dir, name string, b []byte) {
 	t.Helper()

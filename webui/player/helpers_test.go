@@ -134,8 +134,14 @@ func (p *pipeline) replay(ctx context.Context, t testing.TB, src packets, base t
 			}
 		}
 		ts := base.Add(off)
-		if before != nil && !before(ts) {
-			return
+		if before != nil {
+			// A before that takes its time (dialing listeners) holds the
+			// replay: the rest keeps its pace rather than come in a burst.
+			held := time.Now()
+			if !before(ts) {
+				return
+			}
+			wall = wall.Add(time.Since(held))
 		}
 		p.handle(t, layers.LinkTypeEthernet, data, ts)
 	}

@@ -10,9 +10,9 @@
 # and the ratio to the floor by CPU time (the machine may be shared: CPU
 # time is what the work costs, wall time what it took), peak RSS and, for
 # the daemon, the spool's size. Then heap per active call and CPU per
-# packet with every call active, at 1,000, 10,000 and 100,000 concurrent
-# generated calls (BenchmarkActiveCalls; BENCH_ACTIVE_CALLS=1000,10000 to
-# leave 100,000 out),
+# packet with every call active, at 1,000 and 10,000 concurrent generated
+# calls (BenchmarkActiveCalls; BENCH_ACTIVE_CALLS=1000,10000,100000 adds
+# 100,000, which takes far longer than the rest: its setup is GC-bound),
 # and live capture (scripts/vethbench, root only): the capture injected
 # into a veth pair in a network namespace at rising rates, VETH_STEP (60 s)
 # each, pbx-agent capturing the other end with the compressed spool; the
@@ -69,7 +69,7 @@ done
 echo
 echo "== heap per active call, CPU per packet with every call active (go test -bench ActiveCalls ./sniffer), load $(cut -d' ' -f1-3 /proc/loadavg)"
 active=$(mktemp)
-PBX_BENCH_CALLS=${BENCH_ACTIVE_CALLS:-1000,10000,100000} go test -run '^$' -bench 'ActiveCalls' -benchtime 1x -timeout 60m ./sniffer |
+PBX_BENCH_CALLS=${BENCH_ACTIVE_CALLS:-1000,10000} go test -run '^$' -bench 'ActiveCalls' -benchtime 1x -timeout 60m ./sniffer |
   grep -E '^Benchmark' | tee "$active" || true
 declare -A NS HEAP
 while read -r name _ _ _ rest; do
@@ -107,6 +107,7 @@ for n in $(printf '%s\n' "${!NS[@]}" | sort -n); do
   base=${base:-$n}
   echo "| $n active calls: CPU per packet; heap per call | ${NS[$n]} ns ($(ratio "${NS[$n]}" "${NS[$base]}") × $base calls'); ${HEAP[$n]} B | ≤ 1.25 × 1,000 calls'; ≤ 8,192 B |"
 done
+[ -n "${NS[100000]:-}" ] || echo "| 100000 active calls | not measured (BENCH_ACTIVE_CALLS=1000,10000,100000) | ≤ 1.25 × 1,000 calls'; ≤ 8,192 B |"
 echo "| live capture, veth: highest rate with 0 kernel and 0 agent drops | ${veth:-not measured} | - |"
 [ -n "${BENCH_TABLE_ONLY:-}" ] && exit 0
 echo "== go test -bench"

@@ -154,7 +154,8 @@ func (jb *fixedJB) step(q *jbQueue, ts, ms, now int64, quiet bool) {
 	if msdiff > ms*1000 { // huge gap: restart the clock rather than spin
 		jb.clock = now
 		jb.hist.discard()
-		jb.putQuiet(q, ts, ms, now, quiet)
+		jb.restart(q)
+		jb.putFirst(q, ts, ms, now, quiet)
 		return
 	}
 	for ; msdiff >= ms; msdiff -= ms {
@@ -165,6 +166,22 @@ func (jb *fixedJB) step(q *jbQueue, ts, ms, now int64, quiet bool) {
 		jb.clock += ms
 	}
 	jb.putQuiet(q, ts, ms, now, quiet)
+}
+
+// restart plays out what the buffer holds (its frames were received; their
+// slots passed during the gap) and empties it, so that the next frame
+// anchors the playout again: the playout clock never walks the gap, which
+// may be decades long in a capture whose clock jumped.
+func (jb *fixedJB) restart(q *jbQueue) {
+	for jb.n > 0 {
+		if q[jb.head].quiet {
+			jb.hist.discard()
+		} else {
+			jb.hist.played()
+		}
+		jb.pop(q)
+	}
+	jb.pendingQuiet = false
 }
 
 // putQuiet puts a frame and, when a talkspurt-starting frame is dropped,

@@ -3,6 +3,7 @@ package rtp
 import (
 	"math/rand/v2"
 	"testing"
+	"time"
 )
 
 // adaptiveInput is one frame fed to the adaptive buffer.
@@ -99,5 +100,34 @@ func BenchmarkAdaptivePut(b *testing.B) {
 		f := frames[i%len(frames)]
 		jb.put(&d, f.ts, f.seq+int64(i/len(frames))*1e6, f.now+int64(i/len(frames))*3e6, f.quiet)
 		i++
+	}
+}
+
+// TestClockJumpDoesNotSpin: a capture whose clock jumps by decades in the
+// middle of a stream (voipmonitor-ref's sip_ipv6_udp.pcap jumps from 2012
+// to 2092) must not make the jitter-buffer simulators play out every 20 ms
+// of the gap: the stream goes on from the new time, and the loss the
+// simulators count stays that of the stream's packets.
+func TestClockJumpDoesNotSpin(t *testing.T) {
+	for _, jump := range []time.Duration{21 * time.Second, time.Hour, 80 * 365 * 24 * time.Hour} {
+		s := NewStream(StreamConfig{})
+		at := t0
+		var h Header
+		for i := range 200 {
+			if i == 100 {
+				at = at.Add(jump)
+			}
+			pkt := rtpPacket(PTPCMU, uint16(i), uint32(i*160), 7, false, make([]byte, 160))
+			m, err := h.Unmarshal(pkt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.Update(&h, len(pkt)-m, at)
+			at = at.Add(20 * time.Millisecond)
+		}
+		sum := s.Summary()
+		if sum.Received != 200 || sum.Lost != 0 {
+			t.Errorf("jump %v: received %d lost %d, want 200 and 0", jump, sum.Received, sum.Lost)
+		}
 	}
 }

@@ -76,14 +76,15 @@ var names = [...]string{PCMU, PCMA, G722, GSM, G729, Opus, CN, Event, G726, G726
 // even one frame into a stream drifts within 1–2 s to noise near full scale
 // and never recovers (ffmpeg -f g723_1 does the same on a file cut at a
 // frame boundary); libspeex started mid-stream on a steady tone stays
-// about 3× too loud with the other direction's tone 20 dB under. The state
+// up to 15 dB too loud; libavcodec's iLBC decoder settles at some join
+// points and not at others (a listener joining a generated iLBC call in
+// Chromium heard the other direction's tone only 23 dB under). The state
 // that diverges is built from the whole stream, so warming a cold decoder
 // on the last few packets cannot help: such calls are decoded from their
-// first packet. iLBC, G.711, G.722, G.726, GSM, G.729 and Opus settle
-// within a packet or two.
+// first packet. G.711, G.722, G.726, GSM, G.729 and Opus keep their tone.
 func NeedsHistory(name string) bool {
 	switch name {
-	case G723, Speex, SpeexWB:
+	case G723, Speex, SpeexWB, ILBC:
 		return true
 	}
 	return false

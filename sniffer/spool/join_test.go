@@ -18,11 +18,11 @@ import (
 var toneRMS = 32767 * math.Pow(10, -10.0/20) / math.Sqrt2
 
 // TestJoinMidCall pins issue 19's mid-call join: with saveaudio off, a
-// listener subscribing at the 100th RTP packet of a generated G.723.1 or
-// Speex call (and, as before, of an iLBC or PCMU one) hears the caller's
+// listener subscribing at the 100th RTP packet of a generated G.723.1,
+// Speex or iLBC call (and, as before, of a PCMU one) hears the caller's
 // 700 Hz on the left and the callee's 1300 Hz on the right, each ≥ 30 dB
-// over the other, no louder than twice the tones sent. The G.723.1 and
-// Speex decoders do not settle when started mid-stream, so the spool
+// over the other, no louder than twice the tones sent. The G.723.1, Speex
+// and iLBC decoders do not settle when started mid-stream, so the spool
 // decodes such calls from their first packet; the others still start at
 // the first listener.
 func TestJoinMidCall(t *testing.T) {
@@ -34,7 +34,7 @@ func TestJoinMidCall(t *testing.T) {
 		{simulate.CodecG723, true, true},
 		{simulate.CodecSpeex, true, false},
 		{simulate.CodecSpeexWB, true, false},
-		{simulate.CodecILBC, false, true},
+		{simulate.CodecILBC, true, true},
 		{simulate.CodecPCMU, false, false},
 	} {
 		t.Run(tc.codec, func(t *testing.T) {

@@ -17,39 +17,36 @@ import (
 	"pbx-agent/sniffer/codec"
 	"pbx-agent/sniffer/fixture"
 	"pbx-agent/sniffer/simulate"
-	"pbx-agent/sniffer/spool"
 )
 
 // browserCodecs are the codecs heard in headless Chromium: one line each,
 // a call generated with the codec's encoder (caller 700 Hz, callee
 // 1300 Hz) or a real Asterisk recording of ../shared (same tones; skipped
 // without it), the rate its frames come at, and extra player URL query.
-// fromStart rows run with saveaudio = wav, so the call is decoded from its
-// first packet rather than from the listener's arrival: the CELP decoders
-// (Speex, iLBC, G.723.1) started mid-stream on a pure generated tone do
-// not settle (Speex does on a modulated tone; G.723.1 does not).
+// saveaudio is off: the player joins a call already under way, as a
+// listener does (G.723.1, Speex and iLBC calls are decoded from their first
+// packet all the same, see codec.NeedsHistory).
 var browserCodecs = []struct {
-	name      string
-	src       func(t *testing.T) packets
-	rates     []int // the frames' rates, in order
-	query     string
-	fromStart bool
+	name  string
+	src   func(t *testing.T) packets
+	rates []int // the frames' rates, in order
+	query string
 }{
-	{"PCMU", genCodec(simulate.CodecPCMU), []int{8000}, "", false},
-	{"PCMA", genCodec(simulate.CodecPCMA), []int{8000}, "", false},
-	{"G722", genCodec(simulate.CodecG722), []int{16000}, "", false},
-	{"G722 Asterisk", sharedCall("call-g722.pcap"), []int{16000}, "", false},
-	{"GSM", genCodec(simulate.CodecGSM), []int{8000}, "", false},
-	{"GSM Asterisk", sharedCall("call-gsm.pcap"), []int{8000}, "", false},
-	{"G729", genCodec(simulate.CodecG729), []int{8000}, "", false},
-	{"Opus", genCodec(simulate.CodecOpus), []int{48000}, "", false},
-	{"Opus rate=16000", genCodec(simulate.CodecOpus), []int{16000}, "&rate=16000", false},
-	{"PCMU then G722", pcmuThenG722, []int{8000, 16000}, "", false},
-	{"G726-32", genCodec(simulate.CodecG726), []int{8000}, "", false},
-	{"G723.1", genCodec(simulate.CodecG723), []int{8000}, "", true},
-	{"Speex", genCodec(simulate.CodecSpeex), []int{8000}, "", true},
-	{"Speex WB", genCodec(simulate.CodecSpeexWB), []int{16000}, "", true},
-	{"iLBC", genCodec(simulate.CodecILBC), []int{8000}, "", true},
+	{"PCMU", genCodec(simulate.CodecPCMU), []int{8000}, ""},
+	{"PCMA", genCodec(simulate.CodecPCMA), []int{8000}, ""},
+	{"G722", genCodec(simulate.CodecG722), []int{16000}, ""},
+	{"G722 Asterisk", sharedCall("call-g722.pcap"), []int{16000}, ""},
+	{"GSM", genCodec(simulate.CodecGSM), []int{8000}, ""},
+	{"GSM Asterisk", sharedCall("call-gsm.pcap"), []int{8000}, ""},
+	{"G729", genCodec(simulate.CodecG729), []int{8000}, ""},
+	{"Opus", genCodec(simulate.CodecOpus), []int{48000}, ""},
+	{"Opus rate=16000", genCodec(simulate.CodecOpus), []int{16000}, "&rate=16000"},
+	{"PCMU then G722", pcmuThenG722, []int{8000, 16000}, ""},
+	{"G726-32", genCodec(simulate.CodecG726), []int{8000}, ""},
+	{"G723.1", genCodec(simulate.CodecG723), []int{8000}, ""},
+	{"Speex", genCodec(simulate.CodecSpeex), []int{8000}, ""},
+	{"Speex WB", genCodec(simulate.CodecSpeexWB), []int{16000}, ""},
+	{"iLBC", genCodec(simulate.CodecILBC), []int{8000}, ""},
 }
 
 // genCodec is a generated 6 s call in codec name, caller 700 Hz, callee
@@ -79,11 +76,7 @@ func TestBrowserPlaysCodecs(t *testing.T) {
 			src := tc.src(t)
 			ctx, cancel := browser(t)
 			defer cancel()
-			var mods []func(*spool.Config)
-			if tc.fromStart {
-				mods = append(mods, func(c *spool.Config) { c.Dir, c.SaveAudio = t.TempDir(), "wav" })
-			}
-			pipe := newPipeline(t, mods...)
+			pipe := newPipeline(t)
 			a := newAgent(t, pipe, nil)
 			loginDashboard(t, ctx, a)
 			ref, done := replayLive(t, pipe, src)

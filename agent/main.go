@@ -14,6 +14,8 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"pbx-agent/sniffer/codec"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -152,7 +154,8 @@ func runVersion(_ context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := parseFlags(newFlagSet("version", stderr), args); err != nil {
 		return err
 	}
-	_, err := fmt.Fprintf(stdout, "pbx-agent %s\n", version)
+	yes, no := codec.Decodable()
+	_, err := fmt.Fprintf(stdout, "pbx-agent %s\ndecodes: %s\nsilent: %s\n", version, strings.Join(yes, " "), strings.Join(no, " "))
 	return err
 }
 

@@ -127,7 +127,7 @@ func TestReplayCommand(t *testing.T) {
 
 func TestVersion(t *testing.T) {
 	code, out, _ := runCLI(t, "version")
-	if code != 0 || !strings.HasPrefix(out, "pbx-agent ") {
+	if code != 0 || !strings.HasPrefix(out, "pbx-agent ") || !strings.Contains(out, "\ndecodes: PCMU PCMA ") || !strings.Contains(out, "\nsilent: ") {
 		t.Errorf("version: exit %d, %q", code, out)
 	}
 }

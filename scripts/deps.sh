@@ -2,7 +2,7 @@
 # Installs the real parts the tests use, from Debian's packages, when missing:
 # tshark (referee for SIP/RTP figures), MariaDB (CDR store), Chromium (player),
 # galera-4 and rsync (the 3-node cluster of make cluster-test; ss/lsof for its SST),
-# lintian (the .deb's check in scripts/package); the codec libraries the
+# lintian and dpkg-dev (the .deb's check and its Depends, scripts/package); the codec libraries the
 # audio decoders link through cgo (spandsp G.722/G.726, libgsm, libopus, bcg729
 # G.729, libspeex, libavcodec iLBC/G.723.1) and ffmpeg, their referee in
 # sniffer/codec's tests.
@@ -15,6 +15,7 @@ command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 [ -f /usr/lib/galera/libgalera_smm.so ] || need+=(galera-4)
 command -v rsync >/dev/null 2>&1 || need+=(rsync)
 command -v lintian >/dev/null 2>&1 || need+=(lintian)
+command -v dpkg-shlibdeps >/dev/null 2>&1 || need+=(dpkg-dev)
 for h in spandsp/g722.h:libspandsp-dev gsm.h:libgsm1-dev opus/opus.h:libopus-dev bcg729/decoder.h:libbcg729-dev \
 	speex/speex.h:libspeex-dev libavcodec/avcodec.h:libavcodec-dev; do
 	compgen -G "/usr/include/${h%%:*}" >/dev/null || compgen -G "/usr/include/*/${h%%:*}" >/dev/null || need+=("${h#*:}")

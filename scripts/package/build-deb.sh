@@ -5,10 +5,15 @@
 #   scripts/package/build-deb.sh [OUTDIR]     # default .tmp/deb; prints the .deb path
 #
 # VERSION (default: from git, else 0.1.0) and GOARCH may be set in the
-# environment. The binary is linked statically: cgo (AF_PACKET ring, the
-# codec libraries) against glibc's static libc when available, else
-# CGO_ENABLED=0 (pcapgo fallback, G.711 only). A static binary needs no
-# runtime Depends for its codec libraries.
+# environment. On the build machine's own architecture the binary is a
+# dynamically linked cgo build (AF_PACKET ring, every codec: spandsp, libgsm,
+# libopus, bcg729, libspeex, libavcodec; spandsp and libtiff for faxes), and
+# its Depends are computed by dpkg-shlibdeps from the libraries it needs
+# (the -dev packages scripts/deps.sh installs must be there: the build fails
+# otherwise rather than leave codecs out). A cross-architecture build
+# (GOARCH differs) has no target C libraries: it falls back to a static
+# CGO_ENABLED=0 binary (pcapgo capture, G.711 and CN only; every other codec
+# plays as silence, `pbx-agent version` lists them) with no library Depends.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -44,7 +49,9 @@ esac
 
 STAGE=$(mktemp -d "${TMPDIR:-/tmp}/pbx-agent-deb.XXXXXX")
 trap 'rm -rf "$STAGE"' EXIT
-PKG=$STAGE/pkg
+# dpkg-shlibdeps wants the Debian layout: debian/control and the package's
+# files under debian/<package>.
+PKG=$STAGE/debian/pbx-agent
 install -d "$PKG/DEBIAN" "$PKG/usr/bin" "$PKG/usr/lib/systemd/system" "$PKG/etc/pbx-agent" \
 	"$PKG/usr/share/doc/pbx-agent" "$PKG/usr/share/man/man8" "$PKG/usr/share/lintian/overrides"
 # The maintainer: DEB_MAINTAINER, else the last commit's author.
@@ -53,20 +60,21 @@ MAINTAINER=${DEB_MAINTAINER:-$(git -C "$ROOT" log -1 --format='%an <%ae>' 2>/dev
 
 LDFLAGS="-s -w -X main.version=$VERSION"
 BIN=$PKG/usr/bin/pbx-agent
-# libavcodec (iLBC, G.723.1) does not link statically (Debian's libavcodec.a
-# needs every codec library it was built with): the static build then
-# leaves it out (noavcodec tag) and plays those two codecs as silence.
-static_build() {
-	CGO_ENABLED=1 $GO build -trimpath -tags "netgo,osusergo$1" \
-		-ldflags "$LDFLAGS -linkmode external -extldflags -static" -o "$BIN" ./agent 2>"$STAGE/cgo.log"
-}
-if [[ $GOARCH == "$($GO env GOHOSTARCH)" ]] && static_build ""; then
-	log "static cgo build (AF_PACKET TPACKET_V3 capture, every codec)"
-elif [[ $GOARCH == "$($GO env GOHOSTARCH)" ]] && static_build ",noavcodec"; then
-	log "static cgo build (AF_PACKET TPACKET_V3 capture; iLBC and G.723.1 not decoded: libavcodec does not link statically)"
+STATIC=
+if [[ $GOARCH == "$($GO env GOHOSTARCH)" ]]; then
+	command -v dpkg-shlibdeps >/dev/null || { log "dpkg-shlibdeps not found (apt-get install dpkg-dev)"; exit 1; }
+	# PIE with full RELRO, as Debian's hardening flags build C programs.
+	if ! CGO_ENABLED=1 $GO build -trimpath -buildmode=pie -tags netgo,osusergo \
+		-ldflags "$LDFLAGS -linkmode external -extldflags '-Wl,-z,relro -Wl,-z,now'" -o "$BIN" ./agent 2>"$STAGE/cgo.log"; then
+		cat "$STAGE/cgo.log" >&2
+		log "cgo build failed: install the codec -dev packages (bash scripts/deps.sh)"
+		exit 1
+	fi
+	log "dynamic cgo build (AF_PACKET TPACKET_V3 capture, every codec)"
 else
-	log "static cgo build unavailable ($(tail -1 "$STAGE/cgo.log" 2>/dev/null)); building with CGO_ENABLED=0"
+	log "cross build for $GOARCH: CGO_ENABLED=0 static binary (pcapgo capture, G.711 and CN only)"
 	CGO_ENABLED=0 GOARCH=$GOARCH $GO build -trimpath -ldflags "$LDFLAGS" -o "$BIN" ./agent
+	STATIC=1
 fi
 
 install -m 0644 agent/pbx-agent.service "$PKG/usr/lib/systemd/system/pbx-agent.service"
@@ -90,23 +98,43 @@ bash scripts/package/copyright.sh >"$PKG/usr/share/doc/pbx-agent/copyright"
 } | gzip -9n >"$PKG/usr/share/doc/pbx-agent/changelog.gz"
 $GO run ./agent help --man | gzip -9n >"$PKG/usr/share/man/man8/pbx-agent.8.gz"
 install -m 0644 scripts/package/lintian-overrides "$PKG/usr/share/lintian/overrides/pbx-agent"
+if [[ -n $STATIC ]]; then
+	cat >>"$PKG/usr/share/lintian/overrides/pbx-agent" <<'OVERRIDE'
+# Cross-architecture build: a static CGO_ENABLED=0 Go binary (no target C
+# libraries to link against); lintian exempts Go binaries only for packages
+# built from a source package that build-depends on golang-go.
+pbx-agent: statically-linked-binary [usr/bin/pbx-agent]
+OVERRIDE
+fi
 for s in postinst prerm postrm; do
 	install -m 0755 "scripts/package/$s" "$PKG/DEBIAN/$s"
 done
 echo /etc/pbx-agent/pbx-agent.conf >"$PKG/DEBIAN/conffiles"
-# gcc's .comment (static cgo build) is dead weight in a release binary.
+# gcc's .comment (cgo build) is dead weight in a release binary.
 if command -v objcopy >/dev/null; then
 	objcopy --remove-section=.comment "$BIN"
 fi
 (cd "$PKG" && find . -type f ! -path './DEBIAN/*' -printf '%P\0' | sort -z | xargs -0 md5sum) >"$PKG/DEBIAN/md5sums"
 SIZE=$(du -ks "$PKG" | cut -f1)
+# The libraries' packages, as Debian computes them: dpkg-shlibdeps reads the
+# binary's NEEDED entries and the shlibs/symbols files of the packages that
+# ship those libraries (minimum versions from the symbols the binary uses).
+DEPENDS="passwd, init-system-helpers (>= 1.52)"
+if [[ -z $STATIC ]]; then
+	printf 'Source: pbx-agent\n\nPackage: pbx-agent\nArchitecture: any\n' >"$STAGE/debian/control"
+	shlibs=$(cd "$STAGE" && dpkg-shlibdeps -O -e debian/pbx-agent/usr/bin/pbx-agent)
+	shlibs=${shlibs#shlibs:Depends=}
+	[[ -n $shlibs ]] || { log "dpkg-shlibdeps found no libraries"; exit 1; }
+	DEPENDS="$shlibs, $DEPENDS"
+	log "Depends: $DEPENDS"
+fi
 cat >"$PKG/DEBIAN/control" <<CONTROL
 Package: pbx-agent
 Version: $VERSION
 Architecture: $ARCH
 Maintainer: $MAINTAINER
 Installed-Size: $SIZE
-Depends: passwd, init-system-helpers (>= 1.52)
+Depends: $DEPENDS
 Recommends: asterisk
 Suggests: mariadb-server
 Section: net

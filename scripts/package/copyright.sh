@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # copyright.sh — writes the package's debian/copyright (DEP-5) to stdout:
-# pbx-agent itself, then every Go module linked into the binary (and Go's
-# standard library) with the licence text found in the module cache, so
-# the statically linked binary ships its dependencies' notices.
+# pbx-agent itself, then every Go module compiled into the binary (and Go's
+# standard library) with the licence text found in the module cache: Go
+# links those into the one executable, so it ships their notices. The C
+# libraries (codecs, libtiff, libc) are linked dynamically from their own
+# Debian packages (the Depends), which carry their own copyright files: the
+# binary contains none of their code, so their notices are not repeated here.
 #
 #   scripts/package/copyright.sh > copyright
 set -euo pipefail
@@ -28,9 +31,11 @@ license_name() {
 cat <<'HEAD'
 Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
 Upstream-Name: pbx-agent
-Comment: The binary is statically linked: the paragraphs after the first
- are the Go modules and the Go standard library it contains, with their
- licence texts as found in each module.
+Comment: The paragraphs after the first are the Go modules and the Go
+ standard library compiled into the binary, with their licence texts as
+ found in each module. The C libraries it uses (spandsp, libgsm, libopus,
+ bcg729, libspeex, libavcodec, libtiff, glibc) are linked dynamically from
+ the Debian packages in its Depends, whose own copyright files cover them.
 
 Files: *
 Copyright: 2026 the pbx-agent authors

@@ -139,6 +139,62 @@ func TestDeb(t *testing.T) {
 		}
 	})
 
+	// Issue 19: the packaged binary is the dynamic cgo build with every
+	// codec, and its Depends (dpkg-shlibdeps) name the packages of the
+	// libraries it loads.
+	t.Run("codecs and Depends", func(t *testing.T) {
+		v := run(t, bin, "version")
+		decodes, silent := versionLine(v, "decodes: "), versionLine(v, "silent: ")
+		for _, c := range []string{"iLBC", "G723", "G722", "opus", "G729", "GSM", "speex", "G726-32"} {
+			if !strings.Contains(" "+decodes+" ", " "+c+" ") {
+				t.Errorf("packaged binary does not decode %s:\n%s", c, v)
+			}
+		}
+		if silent != "" {
+			t.Errorf("packaged binary plays %s as silence", silent)
+		}
+		deps := dependsPackages(t, run(t, "dpkg-deb", "--field", deb, "Depends"))
+		t.Logf("Depends: %s", strings.TrimSpace(run(t, "dpkg-deb", "--field", deb, "Depends")))
+		// The soname's major version is in the name of most of them
+		// (libavcodec59 on Debian 12): match the stem.
+		for _, stem := range []string{"passwd", "libavcodec", "libavutil", "libspandsp", "libgsm1", "libopus0", "libbcg729-0", "libspeex1", "libtiff", "libc6"} {
+			found := false
+			for p := range deps {
+				found = found || p == stem || strings.HasPrefix(p, stem) && strings.Trim(p[len(stem):], "0123456789") == ""
+			}
+			if !found {
+				t.Errorf("Depends names no %s package: %v", stem, deps)
+			}
+		}
+		if _, err := exec.LookPath("objdump"); err != nil {
+			t.Skip("objdump not installed (binutils)")
+		}
+		var needed []string
+		for _, line := range strings.Split(run(t, "objdump", "-p", bin), "\n") {
+			if f := strings.Fields(line); len(f) == 2 && f[0] == "NEEDED" {
+				needed = append(needed, f[1])
+			}
+		}
+		if len(needed) < 8 {
+			t.Fatalf("packaged binary needs %v: not the dynamic cgo build", needed)
+		}
+		for _, lib := range needed {
+			var owners []string
+			for _, line := range strings.Split(run(t, "dpkg", "-S", "*/"+lib), "\n") {
+				if pkg, _, ok := strings.Cut(line, ":"); ok {
+					owners = append(owners, pkg)
+				}
+			}
+			ok := false
+			for _, o := range owners {
+				ok = ok || deps[o]
+			}
+			if !ok {
+				t.Errorf("NEEDED %s comes from %v, none of them in Depends %v", lib, owners, deps)
+			}
+		}
+	})
+
 	t.Run("doctor in scratch root", func(t *testing.T) {
 		doctorScratch(t, root, bin)
 	})
@@ -159,7 +215,7 @@ func TestDeb(t *testing.T) {
 			}
 		}
 		cr, _ := os.ReadFile(filepath.Join(root, "usr/share/doc/pbx-agent/copyright"))
-		if !strings.Contains(string(cr), "Files: go/github.com/google/gopacket/*") {
+		if !strings.Contains(string(cr), "Files: go/github.com/google/gopacket/*") || !strings.Contains(string(cr), "linked dynamically") {
 			t.Errorf("copyright does not list the linked modules:\n%.400s", cr)
 		}
 		unit, _ := os.ReadFile(filepath.Join(root, "usr/lib/systemd/system/pbx-agent.service"))
@@ -186,6 +242,33 @@ func TestDeb(t *testing.T) {
 			t.Errorf("lintian: %v\n%s", err, strings.Join(tags, "\n"))
 		}
 	})
+}
+
+// versionLine returns the rest of the line of `pbx-agent version` output
+// that starts with prefix.
+func versionLine(out, prefix string) string {
+	for _, line := range strings.Split(out, "\n") {
+		if rest, ok := strings.CutPrefix(line, prefix); ok {
+			return strings.TrimSpace(rest)
+		}
+	}
+	return ""
+}
+
+// dependsPackages returns the package names of a Depends field (versions
+// and alternatives' separators dropped).
+func dependsPackages(t *testing.T, field string) map[string]bool {
+	t.Helper()
+	pkgs := map[string]bool{}
+	for _, rel := range strings.FieldsFunc(field, func(r rune) bool { return r == ',' || r == '|' }) {
+		if name := strings.Fields(rel); len(name) > 0 {
+			pkgs[name[0]] = true
+		}
+	}
+	if len(pkgs) == 0 {
+		t.Fatalf("empty Depends %q", field)
+	}
+	return pkgs
 }
 
 func freePort(t *testing.T) int {

@@ -199,6 +199,25 @@ func New(name string, rate int) (Decoder, error) {
 	}
 }
 
+// Decodable reports which audio codecs this build decodes (New succeeds at
+// the codec's native rate) and which it plays as silence, in a fixed
+// order; `pbx-agent version` prints them so a package can be checked.
+func Decodable() (yes, no []string) {
+	for _, n := range names {
+		if n == Event {
+			continue
+		}
+		d, err := New(n, NativeRate(n))
+		if err != nil {
+			no = append(no, n)
+			continue
+		}
+		d.Close()
+		yes = append(yes, n)
+	}
+	return yes, no
+}
+
 // g711 decodes µ-law or A-law through a 256-entry table.
 type g711 struct {
 	name  string

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"strings"
 	"testing"
 
 	"pbx-agent/internal/tone"
@@ -198,6 +199,19 @@ func TestUnsupported(t *testing.T) {
 		if err == nil {
 			d.Close()
 		}
+	}
+	// Decodable (what `pbx-agent version` prints) agrees with the build.
+	yes, no := Decodable()
+	got := strings.Join(yes, " ") + " | " + strings.Join(no, " ")
+	want := "PCMU PCMA CN | G722 GSM G729 opus G726-32 AAL2-G726-32 iLBC G723 speex speex/16000"
+	switch {
+	case Built && builtAV:
+		want = "PCMU PCMA G722 GSM G729 opus CN G726-32 AAL2-G726-32 iLBC G723 speex speex/16000 | "
+	case Built:
+		want = "PCMU PCMA G722 GSM G729 opus CN G726-32 AAL2-G726-32 speex speex/16000 | iLBC G723"
+	}
+	if got != want {
+		t.Errorf("Decodable() = %q, want %q", got, want)
 	}
 }
 

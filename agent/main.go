@@ -39,7 +39,7 @@ func commands() []subcommand {
 		{"manager", "[-h HOST] [-p PORT] [-U SOCKET] [-a] COMMAND...", "send one command to a manager API (listcalls, …)", runManagerClient},
 		{"gen", "-o OUT.pcap [-calls N] …", "generate a synthetic SIP/RTP capture", runGen},
 		{"gen-aes-key", "", "print a fresh manager_aes_key and manager_aes_iv", runGenAESKeyCmd},
-		{"version", "", "print the version", runVersion},
+		{"version", "", "print the version and which codecs this build decodes", runVersion},
 		{"help", "[COMMAND]", "show this help, or a command's", runHelp},
 	}
 }

@@ -45,8 +45,7 @@ type Options struct {
 
 // Query is a parsed LISTING request.
 type Query struct {
-	conds []string
-	args  []any
+	Conds
 	order []string
 
 	Start, Limit int
@@ -78,9 +77,7 @@ func Parse(p Params, o Options) (*Query, error) {
 			return nil, err
 		}
 	}
-	if cond, args := SensorCond(o.Sensors); cond != "" {
-		q.add(cond, args...)
-	}
+	q.Sensors(o.Sensors)
 	return q, nil
 }
 
@@ -97,13 +94,8 @@ func SensorCond(sensors []int) (string, []any) {
 	return "c.id_sensor IN (" + placeholders(len(sensors)) + ")", intsAny(sensors)
 }
 
-func (q *Query) add(cond string, args ...any) {
-	q.conds = append(q.conds, cond)
-	q.args = append(q.args, args...)
-}
-
 func (q *Query) in(col string, vals []any) {
-	q.add(col+" IN ("+placeholders(len(vals))+")", vals...)
+	q.Add(col+" IN ("+placeholders(len(vals))+")", vals...)
 }
 
 func placeholders(n int) string {
@@ -156,18 +148,14 @@ func (q *Query) dates(p Params, o Options) error {
 		if !ok {
 			return bad("fdatefrom", from, "not a date (YYYY-MM-DD[THH:MM:SS])")
 		}
-		q.add("c.calldate >= ?", SQLTime(t))
+		q.Since("c.calldate", t)
 	}
 	if to != "" {
 		t, dateOnly, ok := ParseTime(to, o.Location)
 		if !ok {
 			return bad("fdateto", to, "not a date (YYYY-MM-DD[THH:MM:SS])")
 		}
-		if dateOnly {
-			q.add("c.calldate < ?", SQLTime(t.AddDate(0, 0, 1)))
-		} else {
-			q.add("c.calldate <= ?", SQLTime(t))
-		}
+		q.Until("c.calldate", t, dateOnly)
 	}
 	return nil
 }
@@ -251,9 +239,9 @@ func (q *Query) pair(p Params, pa, pb, ptype, colA, colB string, m matcher) erro
 			if err != nil {
 				return err
 			}
-			q.add("("+ca+" OR "+cb+")", append(argsA, argsB...)...)
+			q.Add("("+ca+" OR "+cb+")", append(argsA, argsB...)...)
 		} else {
-			q.add(ca, argsA...)
+			q.Add(ca, argsA...)
 		}
 	}
 	if b != "" {
@@ -261,7 +249,7 @@ func (q *Query) pair(p Params, pa, pb, ptype, colA, colB string, m matcher) erro
 		if err != nil {
 			return err
 		}
-		q.add(cb, args...)
+		q.Add(cb, args...)
 	}
 	return nil
 }
@@ -291,7 +279,7 @@ func (q *Query) callerName(p Params, _ Options) error {
 	if err != nil {
 		return err
 	}
-	q.add(c, args...)
+	q.Add(c, args...)
 	return nil
 }
 
@@ -392,7 +380,7 @@ func (q *Query) codecs(p Params, _ Options) error {
 		return err
 	}
 	ph := placeholders(len(vals))
-	q.add("(c.a_payload IN ("+ph+") OR c.b_payload IN ("+ph+"))", append(vals, vals...)...)
+	q.Add("(c.a_payload IN ("+ph+") OR c.b_payload IN ("+ph+"))", append(vals, vals...)...)
 	return nil
 }
 
@@ -421,10 +409,10 @@ func (q *Query) rangeFilter(p Params, pgt, plt, col string) error {
 		gt, lt = lt, gt
 	}
 	if hasGT {
-		q.add(col+" > ?", gt)
+		q.Add(col+" > ?", gt)
 	}
 	if hasLT {
-		q.add(col+" < ?", lt)
+		q.Add(col+" < ?", lt)
 	}
 	return nil
 }
@@ -488,9 +476,9 @@ func (q *Query) bools(p Params, _ Options) error {
 			return err
 		}
 		if on {
-			q.add(f.cond)
+			q.Add(f.cond)
 		} else {
-			q.add("NOT " + f.cond)
+			q.Add("NOT " + f.cond)
 		}
 	}
 	return nil
@@ -527,7 +515,7 @@ func (q *Query) callID(p Params, _ Options) error {
 	if err != nil {
 		return err
 	}
-	q.add("c.ID IN (SELECT cdr_ID FROM cdr_next WHERE "+c+")", args...)
+	q.Add("c.ID IN (SELECT cdr_ID FROM cdr_next WHERE "+c+")", args...)
 	return nil
 }
 
@@ -589,7 +577,7 @@ func (q *Query) rtp(p Params, _ Options) error {
 			op = " <= ?"
 		}
 		x = math.Round(x*f.mult*1000) / 1000
-		q.add("("+f.a+op+" OR "+f.b+op+")", x, x)
+		q.Add("("+f.a+op+" OR "+f.b+op+")", x, x)
 	}
 	if v := p.Get("ffilterTemplate"); v != "" {
 		return bad("ffilterTemplate", v, "saved GUI filter templates are not available in pbx-agent; pass the filter fields instead")
@@ -699,15 +687,6 @@ func (q *Query) group(p Params, _ Options) error {
 }
 
 // --- SQL -------------------------------------------------------------------
-
-// Where returns the WHERE clause (with the leading " WHERE", or "") and its
-// arguments.
-func (q *Query) Where() (string, []any) {
-	if len(q.conds) == 0 {
-		return "", nil
-	}
-	return " WHERE " + strings.Join(q.conds, " AND "), q.args
-}
 
 // CountSQL counts the matching rows.
 func (q *Query) CountSQL() (string, []any) {

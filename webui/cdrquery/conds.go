@@ -1,0 +1,63 @@
+package cdrquery
+
+import (
+	"strings"
+	"time"
+)
+
+// Conds is a WHERE clause on cdr rows (alias c), built one condition at a
+// time. sql.php's LISTING (Query) and api.php's tasks build theirs with it,
+// so a date bound, a caller match or the sensor restriction means the same
+// SQL in both.
+type Conds struct {
+	conds []string
+	args  []any
+}
+
+// Add appends one condition and its arguments.
+func (c *Conds) Add(cond string, args ...any) {
+	c.conds = append(c.conds, cond)
+	c.args = append(c.args, args...)
+}
+
+// Since is col >= t.
+func (c *Conds) Since(col string, t time.Time) {
+	c.Add(col+" >= ?", SQLTime(t))
+}
+
+// Until is col <= t, or col before the next day when t was given as a date
+// only (the date covers its whole day).
+func (c *Conds) Until(col string, t time.Time, dateOnly bool) {
+	if dateOnly {
+		c.Add(col+" < ?", SQLTime(t.AddDate(0, 0, 1)))
+		return
+	}
+	c.Add(col+" <= ?", SQLTime(t))
+}
+
+// Text matches col with v: equal, or LIKE when v holds a "%". A value
+// longer than 255 bytes is a *ParamError naming param.
+func (c *Conds) Text(param, col, v string) error {
+	cond, args, err := textMatch(param, col, "", v, false)
+	if err != nil {
+		return err
+	}
+	c.Add(cond, args...)
+	return nil
+}
+
+// Sensors restricts rows to a user's sensors (SensorCond); nil adds nothing.
+func (c *Conds) Sensors(sensors []int) {
+	if cond, args := SensorCond(sensors); cond != "" {
+		c.Add(cond, args...)
+	}
+}
+
+// Where returns the WHERE clause (with the leading " WHERE", or "") and its
+// arguments.
+func (c *Conds) Where() (string, []any) {
+	if len(c.conds) == 0 {
+		return "", nil
+	}
+	return " WHERE " + strings.Join(c.conds, " AND "), c.args
+}

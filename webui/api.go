@@ -236,9 +236,9 @@ func (h *Handler) voipCalls(ctx context.Context, u *User, p params) ([]obj, erro
 	if err := h.voipCallsHeaders(ctx, p, &q); err != nil {
 		return nil, err
 	}
-	sc, sargs := sensorCond(u)
-	query, names := q.sql(sc)
-	args := append(append(q.args, sargs...), h.o.MaxRows+1)
+	q.Sensors(u.Sensors)
+	query, args, names := q.sql()
+	args = append(args, h.o.MaxRows+1)
 	db, err := h.db()
 	if err != nil {
 		return nil, err
@@ -269,15 +269,10 @@ func (h *Handler) voipCalls(ctx context.Context, u *User, p params) ([]obj, erro
 
 // voipCallsQuery is getVoipCalls' SELECT as its parameters build it.
 type voipCallsQuery struct {
-	conds   []string
-	args    []any
+	cdrquery.Conds
 	joins   []string
 	headers []customHeader // custom headers asked in the output
 	alias   int            // next custom header table alias
-}
-
-func (q *voipCallsQuery) where(cond string, args ...any) {
-	q.conds, q.args = append(q.conds, cond), append(q.args, args...)
 }
 
 // voipCallsTimes: startTime (required), startTimeTo, callEnd/endTime; a
@@ -287,27 +282,14 @@ func (h *Handler) voipCallsTimes(p params, q *voipCallsQuery) error {
 	if err != nil {
 		return err
 	}
-	q.where("c.calldate >= ?", cdrquery.SQLTime(from))
-	if t, dateOnly, err := h.parseTimeParam(p, "startTimeTo", false); err != nil {
-		return err
-	} else if !t.IsZero() {
-		if dateOnly {
-			q.where("c.calldate < ?", cdrquery.SQLTime(t.AddDate(0, 0, 1)))
-		} else {
-			q.where("c.calldate <= ?", cdrquery.SQLTime(t))
-		}
-	}
-	for _, key := range []string{"callEnd", "endTime"} {
-		t, dateOnly, err := h.parseTimeParam(p, key, false)
+	q.Since("c.calldate", from)
+	for _, k := range []struct{ key, col string }{{"startTimeTo", "c.calldate"}, {"callEnd", "c.callend"}, {"endTime", "c.callend"}} {
+		t, dateOnly, err := h.parseTimeParam(p, k.key, false)
 		if err != nil {
 			return err
 		}
 		if !t.IsZero() {
-			if dateOnly {
-				q.where("c.callend < ?", cdrquery.SQLTime(t.AddDate(0, 0, 1)))
-			} else {
-				q.where("c.callend <= ?", cdrquery.SQLTime(t))
-			}
+			q.Until(k.col, t, dateOnly)
 		}
 	}
 	return nil
@@ -326,16 +308,14 @@ func voipCallsParties(p params, q *voipCallsQuery) error {
 		if len(v) > 255 {
 			return fmt.Errorf("%w: params.%s: longer than 255 bytes", ErrBadRequest, k.key)
 		}
-		if strings.Contains(v, "%") {
-			q.where(k.col+" LIKE ?", v)
-		} else {
-			q.where(k.col+" = ?", v)
+		if err := q.Text(k.key, k.col, v); err != nil {
+			return err
 		}
 	}
 	if on, err := p.flag("onlyConnected"); err != nil {
 		return err
 	} else if on {
-		q.where("c.connect_duration IS NOT NULL")
+		q.Add("c.connect_duration IS NOT NULL")
 	}
 	return nil
 }
@@ -361,7 +341,7 @@ func (h *Handler) voipCallsHeaders(ctx context.Context, p params, q *voipCallsQu
 			return err
 		}
 		q.joins = append(q.joins, ch.join)
-		q.where(ch.expr+" = ?", v)
+		q.Add(ch.expr+" = ?", v)
 	}
 	s, err := p.str("customHeaders")
 	if err != nil || s == "" {
@@ -383,9 +363,9 @@ func (h *Handler) voipCallsHeaders(ctx context.Context, p params, q *voipCallsQu
 	return nil
 }
 
-// sql is the SELECT with sc (the user's sensor restriction) and a LIMIT
-// placeholder, and the names of the fixed columns.
-func (q *voipCallsQuery) sql(sc string) (string, []string) {
+// sql is the SELECT with a LIMIT placeholder, its arguments but the limit,
+// and the names of the fixed columns.
+func (q *voipCallsQuery) sql() (string, []any, []string) {
 	var b strings.Builder
 	b.WriteString("SELECT ")
 	names := make([]string, 0, len(voipCallColumns))
@@ -401,8 +381,9 @@ func (q *voipCallsQuery) sql(sc string) (string, []string) {
 	}
 	b.WriteString(" FROM cdr c LEFT JOIN cdr_next n ON n.cdr_ID = c.ID LEFT JOIN cdr_sip_response r ON r.id = c.lastSIPresponse_id")
 	b.WriteString(strings.Join(q.joins, ""))
-	b.WriteString(" WHERE " + strings.Join(q.conds, " AND ") + sc + " ORDER BY c.calldate, c.ID LIMIT ?")
-	return b.String(), names
+	where, args := q.Where()
+	b.WriteString(where + " ORDER BY c.calldate, c.ID LIMIT ?")
+	return b.String(), args, names
 }
 
 // --- listCdrIds --------------------------------------------------------------
@@ -414,13 +395,16 @@ func (h *Handler) listCdrIds(w http.ResponseWriter, r *http.Request, u *User, re
 		return pr.err
 	}
 	simple, iso := req.Flags&0x01 != 0, req.Flags&0x02 != 0
-	sc, sargs := sensorCond(u)
-	q := "SELECT c.ID, c.calldate, n.fbasename, c.caller, c.called, c.duration, c.connect_duration, c.lastSIPresponseNum, c.id_sensor FROM cdr c LEFT JOIN cdr_next n ON n.cdr_ID = c.ID WHERE c.ID >= ?" + sc + " ORDER BY c.ID LIMIT ?"
+	var c cdrquery.Conds
+	c.Add("c.ID >= ?", offset)
+	c.Sensors(u.Sensors)
+	where, args := c.Where()
+	q := "SELECT c.ID, c.calldate, n.fbasename, c.caller, c.called, c.duration, c.connect_duration, c.lastSIPresponseNum, c.id_sensor FROM cdr c LEFT JOIN cdr_next n ON n.cdr_ID = c.ID" + where + " ORDER BY c.ID LIMIT ?"
 	db, err := h.db()
 	if err != nil {
 		return err
 	}
-	rs, err := db.QueryContext(r.Context(), q, append(append([]any{offset}, sargs...), size)...)
+	rs, err := db.QueryContext(r.Context(), q, append(args, size)...)
 	if err != nil {
 		return fmt.Errorf("listCdrIds: %w", err)
 	}
@@ -493,19 +477,20 @@ func (h *Handler) reportSummary(w http.ResponseWriter, r *http.Request, u *User,
 	if err != nil {
 		return err
 	}
-	toOp := "<="
-	if toDate {
-		to, toOp = to.AddDate(0, 0, 1), "<"
-	}
 	asJSON := true
 	if _, ok := p["json"]; ok {
 		if asJSON, err = p.flag("json"); err != nil {
 			return err
 		}
 	}
-	sc, sargs := sensorCond(u)
-	where := " WHERE c.calldate >= ? AND c.calldate " + toOp + " ?" + sc
-	args := append([]any{cdrquery.SQLTime(from), cdrquery.SQLTime(to)}, sargs...)
+	var c cdrquery.Conds
+	c.Since("c.calldate", from)
+	c.Until("c.calldate", to, toDate)
+	c.Sensors(u.Sensors)
+	where, args := c.Where()
+	if toDate {
+		to = to.AddDate(0, 0, 1) // the reply's datetime_to is the bound used
+	}
 	var b strings.Builder
 	b.WriteString("SELECT ")
 	names := make([]string, len(summaryColumns))

@@ -387,12 +387,15 @@ func (s *Server) listCalls(ct *callTable) func(context.Context, io.Writer, *Requ
 		}
 		calls := s.activeCalls()
 		rows := make([]callRow, 0, len(calls))
+		now := time.Now()
 		for i := range calls {
-			c := &calls[i]
-			if c.Bye == call.ByeOK || !matchCall(c, p.filters) {
+			if calls[i].Bye == call.ByeOK {
 				continue
 			}
-			rows = append(rows, newCallRow(c, s.cfg.Location, s.cfg.SensorID))
+			r := newCallRow(&calls[i], s.cfg.Location, s.cfg.SensorID, now)
+			if matchCall(&r.s, p.filters) {
+				rows = append(rows, r)
+			}
 		}
 		ct.sortRows(rows, p.sortField, p.sortAsc)
 		out := w
@@ -482,7 +485,7 @@ func (s *Server) activeCallInfo(ct *callTable) func(context.Context, io.Writer, 
 			_, err := io.WriteString(w, "call not found")
 			return err
 		}
-		r := newCallRow(&c, s.cfg.Location, s.cfg.SensorID)
+		r := newCallRow(&c, s.cfg.Location, s.cfg.SensorID, time.Now())
 		b := append([]byte(nil), `{"call":`...)
 		b = ct.appendObject(b, &r)
 		b = append(b, `,"sip_packets":"active call info is disabled (option active_call_info)","rtp_streams":[`...)
@@ -506,7 +509,7 @@ func (s *Server) activeCallInfo(ct *callTable) func(context.Context, io.Writer, 
 			b = append(b, `,"ssrc":`...)
 			b = strconv.AppendUint(b, uint64(st.SSRC), 10)
 			b = append(b, `,"codec":`...)
-			b = appendCodecID(b, st)
+			b = strconv.AppendInt(b, int64(st.CodecID()), 10)
 			b = append(b, `,"received":`...)
 			b = strconv.AppendInt(b, int64(st.Received), 10)
 			b = append(b, `,"lost":`...)

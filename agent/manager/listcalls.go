@@ -13,53 +13,45 @@ import (
 	"time"
 
 	"pbx-agent/sniffer/call"
-	"pbx-agent/sniffer/rtp"
 )
 
-// callRow is one call being rendered: the CDR and its chosen A/B streams.
+// callRow is one call being rendered: its summary and the time zone of its dates.
 type callRow struct {
-	c      *call.CDR
-	a, b   *rtp.Summary // stream sent by the caller (src_*), by the callee (dst_*)
-	loc    *time.Location
-	sensor int
+	s   call.Summary
+	loc *time.Location
+	key sortKey // the sort column's cell (sortRows)
 }
 
-func newCallRow(c *call.CDR, loc *time.Location, sensor int) callRow {
-	r := callRow{c: c, loc: loc, sensor: sensor}
-	a, b := c.StreamAB()
-	if a >= 0 {
-		r.a = &c.Streams[a]
-	}
-	if b >= 0 {
-		r.b = &c.Streams[b]
-	}
-	return r
+// newCallRow summarises c once for the request.
+func newCallRow(c *call.CDR, loc *time.Location, sensor int, now time.Time) callRow {
+	return callRow{s: c.Summary(sensor, now), loc: loc}
 }
 
+// lastPacket is the call's last packet, its start before any.
 func (r *callRow) lastPacket() time.Time {
-	if r.c.CallEnd.IsZero() {
-		return r.c.CallDate
+	if r.s.LastPacket.IsZero() {
+		return r.s.CallDate
 	}
-	return r.c.CallEnd
+	return r.s.LastPacket
 }
 
 // rtpSrc / rtpDst are the caller's stream addresses (else the callee's, reversed).
 func (r *callRow) rtpSrc() netip.Addr {
-	switch {
-	case r.a != nil:
-		return r.a.Src.Addr()
-	case r.b != nil:
-		return r.b.Dst.Addr()
+	switch a, b := &r.s.RTP[call.SideA], &r.s.RTP[call.SideB]; {
+	case a.Present:
+		return a.Src.Addr()
+	case b.Present:
+		return b.Dst.Addr()
 	}
 	return netip.Addr{}
 }
 
 func (r *callRow) rtpDst() netip.Addr {
-	switch {
-	case r.a != nil:
-		return r.a.Dst.Addr()
-	case r.b != nil:
-		return r.b.Src.Addr()
+	switch a, b := &r.s.RTP[call.SideA], &r.s.RTP[call.SideB]; {
+	case a.Present:
+		return a.Dst.Addr()
+	case b.Present:
+		return b.Src.Addr()
 	}
 	return netip.Addr{}
 }
@@ -89,46 +81,33 @@ func mos10(v float64) int64 {
 	return int64(math.Round(v * 10))
 }
 
-type side int
-
-const (
-	sideSrc side = iota // caller's stream (A)
-	sideDst             // callee's stream (B)
-)
-
-func (r *callRow) stream(s side) *rtp.Summary {
-	if s == sideSrc {
-		return r.a
-	}
-	return r.b
-}
-
-// appendCodecID writes the stream's codec as VoIPmonitor numbers it (a
-// dynamic payload type by its SDP name: Opus at 48 kHz is 316).
-func appendCodecID(b []byte, st *rtp.Summary) []byte {
-	return strconv.AppendInt(b, int64(st.CodecID()), 10)
-}
-
-func streamCol(s side, f func(b []byte, st *rtp.Summary) []byte) func([]byte, *callRow) []byte {
+// streamCol renders one direction's figure; null without a stream.
+func streamCol(side int, f func(b []byte, st *call.StreamFigures) []byte) func([]byte, *callRow) []byte {
 	return func(b []byte, r *callRow) []byte {
-		st := r.stream(s)
-		if st == nil {
+		st := &r.s.RTP[side]
+		if !st.Present {
 			return append(b, "null"...)
 		}
 		return f(b, st)
 	}
 }
 
-func mosCols(prefix string, s side) []column {
-	pick := []func(*rtp.Summary) float64{
-		func(st *rtp.Summary) float64 { return st.MOSF1 },
-		func(st *rtp.Summary) float64 { return st.MOSF2 },
-		func(st *rtp.Summary) float64 { return st.MOSAdapt },
+// appendCodecID writes the stream's codec as VoIPmonitor numbers it (a
+// dynamic payload type by its SDP name: Opus at 48 kHz is 316).
+func appendCodecID(b []byte, st *call.StreamFigures) []byte {
+	return strconv.AppendInt(b, int64(st.CodecID), 10)
+}
+
+func mosCols(prefix string, s int) []column {
+	pick := []func(*call.StreamFigures) float64{
+		func(st *call.StreamFigures) float64 { return st.MOSF1 },
+		func(st *call.StreamFigures) float64 { return st.MOSF2 },
+		func(st *call.StreamFigures) float64 { return st.MOSAdapt },
 	}
 	var cols []column
 	for i, name := range []string{"mosf1", "mosf2", "mosAD"} {
 		get := pick[i]
-		enc := streamCol(s, func(b []byte, st *rtp.Summary) []byte { return strconv.AppendInt(b, mos10(get(st)), 10) })
+		enc := streamCol(s, func(b []byte, st *call.StreamFigures) []byte { return strconv.AppendInt(b, mos10(get(st)), 10) })
 		// Only one MOS figure per stream exists here: current = average = minimum.
 		cols = append(cols,
 			column{prefix + name, enc},
@@ -136,13 +115,6 @@ func mosCols(prefix string, s side) []column {
 			column{prefix + name + "_min", enc})
 	}
 	return cols
-}
-
-func lossPercent(st *rtp.Summary) float64 {
-	if st.Received+st.Lost <= 0 {
-		return 0
-	}
-	return float64(st.Lost) * 100 / float64(st.Received+st.Lost)
 }
 
 // listcallsTrailingNulls: VoIPmonitor 2026.04.0 ends every listcalls row with
@@ -154,33 +126,33 @@ const listcallsTrailingNulls = 5
 // callColumns is VoIPmonitor's listcalls column list (spec §1.4), in order.
 func callColumns() []column {
 	cols := []column{
-		{"callreference", func(b []byte, r *callRow) []byte { return appendCallRef(b, r.c.CallRef) }},
-		{"callid", func(b []byte, r *callRow) []byte { return appendJSONString(b, r.c.CallID) }},
-		{"calldate", func(b []byte, r *callRow) []byte { return appendDateTimeMs(b, r.c.CallDate, r.loc) }},
-		{"calldate_num", func(b []byte, r *callRow) []byte { return strconv.AppendInt(b, r.c.CallDate.Unix(), 10) }},
+		{"callreference", func(b []byte, r *callRow) []byte { return appendCallRef(b, r.s.Ref) }},
+		{"callid", func(b []byte, r *callRow) []byte { return appendJSONString(b, r.s.CallID) }},
+		{"calldate", func(b []byte, r *callRow) []byte { return appendDateTimeMs(b, r.s.CallDate, r.loc) }},
+		{"calldate_num", func(b []byte, r *callRow) []byte { return strconv.AppendInt(b, r.s.CallDate.Unix(), 10) }},
 		{"lastpackettime", func(b []byte, r *callRow) []byte { return strconv.AppendInt(b, r.lastPacket().Unix(), 10) }},
 		{"duration", func(b []byte, r *callRow) []byte {
-			return strconv.AppendInt(b, wholeSeconds(r.lastPacket().Sub(r.c.CallDate)), 10)
+			return strconv.AppendInt(b, wholeSeconds(r.lastPacket().Sub(r.s.CallDate)), 10)
 		}},
 		{"connect_duration", func(b []byte, r *callRow) []byte {
-			if r.c.ConnectTime.IsZero() {
+			if !r.s.Connected {
 				return append(b, '0')
 			}
-			return strconv.AppendInt(b, wholeSeconds(r.lastPacket().Sub(r.c.ConnectTime)), 10)
+			return strconv.AppendInt(b, wholeSeconds(r.lastPacket().Sub(r.s.ConnectTime)), 10)
 		}},
-		{"caller", func(b []byte, r *callRow) []byte { return appendJSONString(b, r.c.Caller) }},
-		{"called", func(b []byte, r *callRow) []byte { return appendJSONString(b, r.c.Called) }},
+		{"caller", func(b []byte, r *callRow) []byte { return appendJSONString(b, r.s.Caller) }},
+		{"called", func(b []byte, r *callRow) []byte { return appendJSONString(b, r.s.Called) }},
 		{"caller_country", appendNull},
 		{"called_country", appendNull},
 		{"caller_international", constTrue},
 		{"called_international", constTrue},
-		{"callername", func(b []byte, r *callRow) []byte { return appendOptString(b, r.c.CallerName) }},
-		{"callerdomain", func(b []byte, r *callRow) []byte { return appendJSONString(b, r.c.CallerDomain) }},
-		{"calleddomain", func(b []byte, r *callRow) []byte { return appendJSONString(b, r.c.CalledDomain) }},
-		{"calleragent", func(b []byte, r *callRow) []byte { return appendOptString(b, r.c.CallerUA) }},
-		{"calledagent", func(b []byte, r *callRow) []byte { return appendOptString(b, r.c.CalledUA) }},
-		{"callerip", func(b []byte, r *callRow) []byte { return appendIPNum(b, r.c.CallerIP) }},
-		{"calledip", func(b []byte, r *callRow) []byte { return appendIPNum(b, r.c.CalledIP) }},
+		{"callername", func(b []byte, r *callRow) []byte { return appendOptString(b, r.s.CallerName) }},
+		{"callerdomain", func(b []byte, r *callRow) []byte { return appendJSONString(b, r.s.CallerDomain) }},
+		{"calleddomain", func(b []byte, r *callRow) []byte { return appendJSONString(b, r.s.CalledDomain) }},
+		{"calleragent", func(b []byte, r *callRow) []byte { return appendOptString(b, r.s.CallerUA) }},
+		{"calledagent", func(b []byte, r *callRow) []byte { return appendOptString(b, r.s.CalledUA) }},
+		{"callerip", func(b []byte, r *callRow) []byte { return appendIPNum(b, r.s.CallerIP) }},
+		{"calledip", func(b []byte, r *callRow) []byte { return appendIPNum(b, r.s.CalledIP) }},
 		{"callerip_country", appendNull},
 		{"calledip_country", appendNull},
 		{"callerip_encaps", constInt(0)},
@@ -188,40 +160,40 @@ func callColumns() []column {
 		{"callerip_encaps_prot", constInt(255)},
 		{"calledip_encaps_prot", constInt(255)},
 		{"sipproxies", appendNull},
-		{"lastSIPresponseNum", func(b []byte, r *callRow) []byte { return strconv.AppendInt(b, int64(r.c.LastSIPResponseNum), 10) }},
+		{"lastSIPresponseNum", func(b []byte, r *callRow) []byte { return strconv.AppendInt(b, int64(r.s.LastSIPResponseNum), 10) }},
 		{"rtp_src", func(b []byte, r *callRow) []byte { return appendIPNum(b, r.rtpSrc()) }},
 		{"rtp_dst", func(b []byte, r *callRow) []byte { return appendIPNum(b, r.rtpDst()) }},
 		{"rtp_src_country", appendNull},
 		{"rtp_dst_country", appendNull},
-		{"callercodec", streamCol(sideSrc, appendCodecID)},
-		{"calledcodec", streamCol(sideDst, appendCodecID)},
+		{"callercodec", streamCol(call.SideA, appendCodecID)},
+		{"calledcodec", streamCol(call.SideB, appendCodecID)},
 	}
-	cols = append(cols, mosCols("src_", sideSrc)...)
-	cols = append(cols, mosCols("dst_", sideDst)...)
+	cols = append(cols, mosCols("src_", call.SideA)...)
+	cols = append(cols, mosCols("dst_", call.SideB)...)
 	for _, s := range []struct {
 		p    string
-		side side
-	}{{"src_", sideSrc}, {"dst_", sideDst}} {
+		side int
+	}{{"src_", call.SideA}, {"dst_", call.SideB}} {
 		cols = append(cols,
-			column{s.p + "jitter", streamCol(s.side, func(b []byte, st *rtp.Summary) []byte { return appendFloatF(b, st.AvgJitter) })},
-			column{s.p + "jitter_avg", streamCol(s.side, func(b []byte, st *rtp.Summary) []byte { return appendFloatF(b, st.AvgJitter) })},
-			column{s.p + "jitter_max", streamCol(s.side, func(b []byte, st *rtp.Summary) []byte { return appendFloatF(b, st.MaxJitter) })})
+			column{s.p + "jitter", streamCol(s.side, func(b []byte, st *call.StreamFigures) []byte { return appendFloatF(b, st.AvgJitter) })},
+			column{s.p + "jitter_avg", streamCol(s.side, func(b []byte, st *call.StreamFigures) []byte { return appendFloatF(b, st.AvgJitter) })},
+			column{s.p + "jitter_max", streamCol(s.side, func(b []byte, st *call.StreamFigures) []byte { return appendFloatF(b, st.MaxJitter) })})
 	}
 	cols = append(cols,
-		column{"src_received", streamCol(sideSrc, func(b []byte, st *rtp.Summary) []byte { return strconv.AppendInt(b, int64(st.Received), 10) })},
-		column{"dst_received", streamCol(sideDst, func(b []byte, st *rtp.Summary) []byte { return strconv.AppendInt(b, int64(st.Received), 10) })},
-		column{"src_loss_abs", streamCol(sideSrc, func(b []byte, st *rtp.Summary) []byte { return strconv.AppendInt(b, int64(st.Lost), 10) })},
-		column{"dst_loss_abs", streamCol(sideDst, func(b []byte, st *rtp.Summary) []byte { return strconv.AppendInt(b, int64(st.Lost), 10) })},
-		column{"src_loss", streamCol(sideSrc, func(b []byte, st *rtp.Summary) []byte { return appendFloatF(b, lossPercent(st)) })},
-		column{"dst_loss", streamCol(sideDst, func(b []byte, st *rtp.Summary) []byte { return appendFloatF(b, lossPercent(st)) })},
+		column{"src_received", streamCol(call.SideA, func(b []byte, st *call.StreamFigures) []byte { return strconv.AppendInt(b, int64(st.Received), 10) })},
+		column{"dst_received", streamCol(call.SideB, func(b []byte, st *call.StreamFigures) []byte { return strconv.AppendInt(b, int64(st.Received), 10) })},
+		column{"src_loss_abs", streamCol(call.SideA, func(b []byte, st *call.StreamFigures) []byte { return strconv.AppendInt(b, int64(st.Lost), 10) })},
+		column{"dst_loss_abs", streamCol(call.SideB, func(b []byte, st *call.StreamFigures) []byte { return strconv.AppendInt(b, int64(st.Lost), 10) })},
+		column{"src_loss", streamCol(call.SideA, func(b []byte, st *call.StreamFigures) []byte { return appendFloatF(b, st.LossPercent()) })},
+		column{"dst_loss", streamCol(call.SideB, func(b []byte, st *call.StreamFigures) []byte { return appendFloatF(b, st.LossPercent()) })},
 		column{"src_loss_last10sec", appendNull},
 		column{"dst_loss_last10sec", appendNull},
-		column{"id_sensor", func(b []byte, r *callRow) []byte { return strconv.AppendInt(b, int64(r.sensor), 10) }},
+		column{"id_sensor", func(b []byte, r *callRow) []byte { return strconv.AppendInt(b, int64(r.s.Sensor), 10) }},
 		column{"vlan", func(b []byte, r *callRow) []byte {
-			if r.c.VLAN <= 0 {
+			if r.s.VLAN <= 0 {
 				return append(b, "65534"...) // VoIPmonitor's "no VLAN"
 			}
-			return strconv.AppendInt(b, int64(r.c.VLAN), 10)
+			return strconv.AppendInt(b, int64(r.s.VLAN), 10)
 		}},
 	)
 	return cols
@@ -344,7 +316,7 @@ func parseListParams(args string) (listParams, error) {
 
 // matchCall applies listcalls filters: each filter must occur (case
 // insensitive) in one of the call's text fields or dotted IPs.
-func matchCall(c *call.CDR, filters []string) bool {
+func matchCall(c *call.Summary, filters []string) bool {
 	for _, f := range filters {
 		hit := false
 		for _, s := range [...]string{c.CallID, c.Caller, c.Called, c.CallerName, c.CallerDomain, c.CalledDomain, c.CallerUA, c.CalledUA} {
@@ -429,23 +401,22 @@ func (t *callTable) sortRows(rows []callRow, field string, asc bool) {
 	idx, ok := t.index[field]
 	if !ok || field == "calldate" || field == "calldate_num" {
 		slices.SortFunc(rows, func(x, y callRow) int {
-			if c := x.c.CallDate.Compare(y.c.CallDate); c != 0 {
+			if c := x.s.CallDate.Compare(y.s.CallDate); c != 0 {
 				return dir * c
 			}
-			return dir * cmp.Compare(x.c.CallRef, y.c.CallRef)
+			return dir * cmp.Compare(x.s.Ref, y.s.Ref)
 		})
 		return
 	}
-	keys := make(map[*call.CDR]sortKey, len(rows))
 	var cell []byte
 	for i := range rows {
 		cell = t.cols[idx].enc(cell[:0], &rows[i])
-		keys[rows[i].c] = cellKey(cell)
+		rows[i].key = cellKey(cell)
 	}
 	slices.SortStableFunc(rows, func(x, y callRow) int {
-		if c := compareKeys(keys[x.c], keys[y.c]); c != 0 {
+		if c := compareKeys(x.key, y.key); c != 0 {
 			return dir * c
 		}
-		return dir * x.c.CallDate.Compare(y.c.CallDate)
+		return dir * x.s.CallDate.Compare(y.s.CallDate)
 	})
 }

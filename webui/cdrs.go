@@ -58,12 +58,20 @@ func scanCDRRefs(rs *sql.Rows) ([]cdrRef, error) {
 }
 
 func (h *Handler) queryCDRRefs(ctx context.Context, u *User, where string, args ...any) ([]cdrRef, error) {
+	var c cdrquery.Conds
+	c.Add(where, args...)
+	return h.cdrRefs(ctx, u, "", &c)
+}
+
+// cdrRefs selects the first 100 CDRs (with join) matching c and visible to u.
+func (h *Handler) cdrRefs(ctx context.Context, u *User, join string, c *cdrquery.Conds) ([]cdrRef, error) {
 	db, err := h.db()
 	if err != nil {
 		return nil, err
 	}
-	sc, sargs := sensorCond(u)
-	rs, err := db.QueryContext(ctx, cdrRefSelect+" WHERE "+where+sc+" ORDER BY c.calldate, c.ID LIMIT 100", append(args, sargs...)...)
+	c.Sensors(u.Sensors)
+	where, args := c.Where()
+	rs, err := db.QueryContext(ctx, cdrRefSelect+join+where+" ORDER BY c.calldate, c.ID LIMIT 100", args...)
 	if err != nil {
 		return nil, err
 	}
@@ -113,8 +121,11 @@ func (h *Handler) legs(ctx context.Context, u *User, callID string, interval int
 	}
 	first := base[0]
 	d := time.Duration(interval) * time.Second
-	more, err := h.queryCDRRefs(ctx, u, "c.caller = ? AND c.calldate BETWEEN ? AND ?",
-		first.Caller, cdrquery.SQLTime(first.CallDate.Add(-d)), cdrquery.SQLTime(first.CallDate.Add(d)))
+	var c cdrquery.Conds
+	c.Add("c.caller = ?", first.Caller) // the stored number, never a pattern
+	c.Since("c.calldate", first.CallDate.Add(-d))
+	c.Until("c.calldate", first.CallDate.Add(d), false)
+	more, err := h.cdrRefs(ctx, u, "", &c)
 	if err != nil {
 		return nil, err
 	}
@@ -135,19 +146,11 @@ func (h *Handler) byCustomHeader(ctx context.Context, u *User, name, value strin
 	if err != nil {
 		return nil, err
 	}
-	db, err := h.db()
-	if err != nil {
-		return nil, err
-	}
-	sc, sargs := sensorCond(u)
-	q := cdrRefSelect + ch.join + " WHERE " + ch.expr + " = ? AND c.calldate >= ? AND c.calldate < ?" + sc + " ORDER BY c.calldate, c.ID LIMIT 100"
-	args := append([]any{value, cdrquery.SQLTime(day), cdrquery.SQLTime(day.AddDate(0, 0, 1))}, sargs...)
-	rs, err := db.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rs.Close()
-	refs, err := scanCDRRefs(rs)
+	var c cdrquery.Conds
+	c.Add(ch.expr+" = ?", value)
+	c.Since("c.calldate", day)
+	c.Until("c.calldate", day, true)
+	refs, err := h.cdrRefs(ctx, u, ch.join, &c)
 	if err != nil {
 		return nil, err
 	}

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net/url"
 	"slices"
 	"strings"
@@ -15,6 +14,8 @@ import (
 
 	arilib "github.com/CyCoreSystems/ari/v5"
 	"golang.org/x/net/websocket"
+
+	"pbx-agent/ami"
 )
 
 // Recording is the client's view of one live recording.
@@ -277,7 +278,7 @@ func (c *Client) Run(ctx context.Context) error {
 		} else {
 			c.fail(err)
 		}
-		d := backoff(attempt, c.cfg.BackoffMin, c.cfg.BackoffMax)
+		d := ami.Backoff(attempt, c.cfg.BackoffMin, c.cfg.BackoffMax)
 		if refused(err) {
 			d = min(d, c.cfg.ProbeMax) // nobody listens yet: probe often
 		}
@@ -369,17 +370,4 @@ func refused(err error) bool {
 		err = de.Err
 	}
 	return errors.Is(err, syscall.ECONNREFUSED)
-}
-
-// backoff is min·2^n capped at max, upper half jittered.
-func backoff(n int, min, max time.Duration) time.Duration {
-	d := min
-	for i := 0; i < n && d < max; i++ {
-		d *= 2
-	}
-	if d > max {
-		d = max
-	}
-	half := d / 2
-	return half + rand.N(half+1)
 }

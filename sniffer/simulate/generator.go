@@ -268,17 +268,8 @@ func (g *Generator) startCall(t0 int64) {
 	g.active++
 	o := &g.o
 	d := &callState{idx: i, cport: SIPPort}
-	clientAddr := netip.AddrFrom4([4]byte{10, byte(1 + i>>16), byte(i >> 8), byte(i)})
-	if o.IPv6 {
-		clientAddr = addr6(1, i+1)
-	}
-	d.host = newHost(clientAddr, [6]byte{0x02, 0x01, byte(i >> 24), byte(i >> 16), byte(i >> 8), byte(i)})
-	if o.Transport == TransportTCP {
-		d.cport = uint16(40000 + i%20000)
-	}
-	if o.Transport == TransportTCP || o.Transport == TransportSCTP {
-		d.tcp = [2]uint32{g.rng.Uint32(), g.rng.Uint32()}
-	}
+	clientAddr := g.client(d, netip.AddrFrom4([4]byte{10, byte(1 + i>>16), byte(i >> 8), byte(i)}), 1, i+1,
+		[6]byte{0x02, 0x01, byte(i >> 24), byte(i >> 16), byte(i >> 8), byte(i)}, i)
 	d.callID = fmt.Sprintf("sim-%d-%d@%s", o.Seed, i, g.pbx.uri)
 	d.caller = strconv.Itoa(10_000_000 + i)
 	d.called = strconv.Itoa(20_000_000 + i)
@@ -385,22 +376,31 @@ func addr6(net, n int) netip.Addr {
 	return netip.AddrFrom16(a)
 }
 
+// client places d's client host at v4 (at 2001:db8:net::n6 with IPv6) with
+// the given MAC, and sets its SIP port (TCP: 40000+k%20000) and TCP sequence
+// numbers for the capture's transport. It returns the client's address.
+func (g *Generator) client(d *callState, v4 netip.Addr, net, n6 int, mac [6]byte, k int) netip.Addr {
+	addr := v4
+	if g.o.IPv6 {
+		addr = addr6(net, n6)
+	}
+	d.host = newHost(addr, mac)
+	if g.o.Transport == TransportTCP {
+		d.cport = uint16(40000 + k%20000)
+	}
+	if g.o.Transport == TransportTCP || g.o.Transport == TransportSCTP {
+		d.tcp = [2]uint32{g.rng.Uint32(), g.rng.Uint32()}
+	}
+	return addr
+}
+
 func (g *Generator) startRegister(t0 int64) {
 	j := g.nextReg
 	g.nextReg++
 	o := &g.o
 	d := &callState{reg: true, idx: j, cport: SIPPort}
-	clientAddr := netip.AddrFrom4([4]byte{172, byte(16 + (j+1)>>16), byte((j + 1) >> 8), byte(j + 1)})
-	if o.IPv6 {
-		clientAddr = addr6(2, j+1)
-	}
-	d.host = newHost(clientAddr, [6]byte{0x02, 0x02, 0, byte(j >> 16), byte(j >> 8), byte(j)})
-	if o.Transport == TransportTCP {
-		d.cport = uint16(40000 + j%20000)
-	}
-	if o.Transport == TransportTCP || o.Transport == TransportSCTP {
-		d.tcp = [2]uint32{g.rng.Uint32(), g.rng.Uint32()}
-	}
+	clientAddr := g.client(d, netip.AddrFrom4([4]byte{172, byte(16 + (j+1)>>16), byte((j + 1) >> 8), byte(j + 1)}), 2, j+1,
+		[6]byte{0x02, 0x02, 0, byte(j >> 16), byte(j >> 8), byte(j)}, j)
 	d.callID = fmt.Sprintf("simreg-%d-%d@%s", o.Seed, j, g.pbx.uri)
 	d.caller = strconv.Itoa(30_000_000 + j)
 	d.fromTag, d.toTag = g.tag(), g.tag()

@@ -50,6 +50,18 @@ const (
 	realm    = "simulate"
 )
 
+// pbxFinals are the PBX's header-only final answers to the first INVITE
+// (or to its CANCEL): status code, reason phrase and the CSeq method.
+var pbxFinals = map[msgKind]struct {
+	code           int
+	reason, method string
+}{
+	mBusy:        {486, "Busy Here", "INVITE"},
+	mCancelOK:    {200, "OK", "CANCEL"},
+	mTerminated:  {487, "Request Terminated", "INVITE"},
+	mUnavailable: {480, "Temporarily Unavailable", "INVITE"},
+}
+
 // sipMessage builds message m of dialog d into g.msg and says who sends it.
 func (g *Generator) sipMessage(d *callState, m msgKind) ([]byte, bool) {
 	w := &sipWriter{b: g.msg[:0]}
@@ -129,21 +141,13 @@ func (g *Generator) sipMessage(d *callState, m msgKind) ([]byte, bool) {
 			response(200, "OK", g.pbxVia(d, tr), toTagged, from, 102, "BYE")
 			w.header("User-Agent", clientUA)
 		}
-	case mBusy:
-		response(486, "Busy Here", clientVia, from, toTagged, 1, "INVITE")
+	case mBusy, mCancelOK, mTerminated, mUnavailable:
+		st := pbxFinals[m]
+		response(st.code, st.reason, clientVia, from, toTagged, 1, st.method)
 		w.header("Server", pbxUA)
 	case mCancel:
 		request("CANCEL", "sip:"+d.called+"@"+pbx, clientVia, from, to, 1)
 		w.header("User-Agent", clientUA)
-	case mCancelOK:
-		response(200, "OK", clientVia, from, toTagged, 1, "CANCEL")
-		w.header("Server", pbxUA)
-	case mTerminated:
-		response(487, "Request Terminated", clientVia, from, toTagged, 1, "INVITE")
-		w.header("Server", pbxUA)
-	case mUnavailable:
-		response(480, "Temporarily Unavailable", clientVia, from, toTagged, 1, "INVITE")
-		w.header("Server", pbxUA)
 	case mAckErr:
 		request("ACK", "sip:"+d.called+"@"+pbx, clientVia, from, toTagged, 1)
 		w.header("User-Agent", clientUA)

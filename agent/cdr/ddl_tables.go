@@ -299,73 +299,11 @@ var tableDDL = []struct{ name, body string }{
   KEY "cdr_ID" ("cdr_ID"),
   CONSTRAINT "cdr_dtmf_ibfk_1" FOREIGN KEY ("cdr_ID") REFERENCES "cdr" ("ID") ON DELETE CASCADE ON UPDATE CASCADE
 `},
-	{"register_state", `
-  "ID" bigint(20) unsigned NOT NULL AUTO_INCREMENT,
-  "id_sensor" int(10) unsigned NOT NULL,
-  "fname" bigint(20) DEFAULT NULL,
-  "created_at" datetime(3) NOT NULL,
-  "sipcallerip" int(10) unsigned NOT NULL,
-  "sipcalledip" int(10) unsigned NOT NULL,
-  "sipcallerport" smallint(5) unsigned DEFAULT NULL,
-  "sipcalledport" smallint(5) unsigned DEFAULT NULL,
-  "from_num" varchar(255) DEFAULT NULL,
-  "to_num" varchar(255) DEFAULT NULL,
-  "contact_num" varchar(255) DEFAULT NULL,
-  "contact_domain" varchar(255) DEFAULT NULL,
-  "digestusername" varchar(255) DEFAULT NULL,
-  "digestrealm" varchar(255) DEFAULT NULL,
+	{"register_state", registerHead + registerAddrs + `
   "expires" mediumint(9) DEFAULT NULL,
-  "state" tinyint(3) unsigned DEFAULT NULL,
-  "ua_id" int(10) unsigned DEFAULT NULL,
-  "to_domain" varchar(255) DEFAULT NULL,
-  "flags" bigint(20) unsigned DEFAULT NULL,
-  "vlan" smallint(6) DEFAULT NULL,
-  "spool_index" tinyint(3) unsigned DEFAULT NULL,
-  "sipcallerip_country_code" varchar(5) DEFAULT NULL,
-  "sipcalledip_country_code" varchar(5) DEFAULT NULL,
-  "from_num_country_code" varchar(5) DEFAULT NULL,
-  "to_num_country_code" varchar(5) DEFAULT NULL,
-  PRIMARY KEY ("ID"),
-  KEY "created_at" ("created_at"),
-  KEY "sipcallerip" ("sipcallerip"),
-  KEY "sipcalledip" ("sipcalledip"),
-  KEY "sipcallerip_country_code" ("sipcallerip_country_code"),
-  KEY "sipcalledip_country_code" ("sipcalledip_country_code"),
-  KEY "vlan" ("vlan")
-`},
-	{"register_failed", `
-  "ID" bigint(20) unsigned NOT NULL AUTO_INCREMENT,
-  "id_sensor" int(10) unsigned NOT NULL,
-  "fname" bigint(20) DEFAULT NULL,
-  "counter" int(11) DEFAULT 0,
-  "created_at" datetime(3) NOT NULL,
-  "sipcallerip" int(10) unsigned NOT NULL,
-  "sipcalledip" int(10) unsigned NOT NULL,
-  "sipcallerport" smallint(5) unsigned DEFAULT NULL,
-  "sipcalledport" smallint(5) unsigned DEFAULT NULL,
-  "from_num" varchar(255) DEFAULT NULL,
-  "to_num" varchar(255) DEFAULT NULL,
-  "contact_num" varchar(255) DEFAULT NULL,
-  "contact_domain" varchar(255) DEFAULT NULL,
-  "digestusername" varchar(255) DEFAULT NULL,
-  "digestrealm" varchar(255) DEFAULT NULL,
-  "ua_id" int(10) unsigned DEFAULT NULL,
-  "to_domain" varchar(255) DEFAULT NULL,
-  "flags" bigint(20) unsigned DEFAULT NULL,
-  "vlan" smallint(6) DEFAULT NULL,
-  "spool_index" tinyint(3) unsigned DEFAULT NULL,
-  "sipcallerip_country_code" varchar(5) DEFAULT NULL,
-  "sipcalledip_country_code" varchar(5) DEFAULT NULL,
-  "from_num_country_code" varchar(5) DEFAULT NULL,
-  "to_num_country_code" varchar(5) DEFAULT NULL,
-  PRIMARY KEY ("ID"),
-  KEY "created_at" ("created_at"),
-  KEY "sipcallerip" ("sipcallerip"),
-  KEY "sipcalledip" ("sipcalledip"),
-  KEY "sipcallerip_country_code" ("sipcallerip_country_code"),
-  KEY "sipcalledip_country_code" ("sipcalledip_country_code"),
-  KEY "vlan" ("vlan")
-`},
+  "state" tinyint(3) unsigned DEFAULT NULL,` + registerTail},
+	{"register_failed", registerHead + `
+  "counter" int(11) DEFAULT 0,` + registerAddrs + registerTail},
 	{"sensors", `
   "id_sensor" int(10) unsigned NOT NULL,
   "name" varchar(256) DEFAULT NULL,
@@ -385,3 +323,42 @@ var tableDDL = []struct{ name, body string }{
   PRIMARY KEY ("id")
 `},
 }
+
+// register_state and register_failed share these column and index blocks
+// (VoIPmonitor's two tables differ only in counter, expires and state).
+const (
+	registerHead = `
+  "ID" bigint(20) unsigned NOT NULL AUTO_INCREMENT,
+  "id_sensor" int(10) unsigned NOT NULL,
+  "fname" bigint(20) DEFAULT NULL,`
+	registerAddrs = `
+  "created_at" datetime(3) NOT NULL,
+  "sipcallerip" int(10) unsigned NOT NULL,
+  "sipcalledip" int(10) unsigned NOT NULL,
+  "sipcallerport" smallint(5) unsigned DEFAULT NULL,
+  "sipcalledport" smallint(5) unsigned DEFAULT NULL,
+  "from_num" varchar(255) DEFAULT NULL,
+  "to_num" varchar(255) DEFAULT NULL,
+  "contact_num" varchar(255) DEFAULT NULL,
+  "contact_domain" varchar(255) DEFAULT NULL,
+  "digestusername" varchar(255) DEFAULT NULL,
+  "digestrealm" varchar(255) DEFAULT NULL,`
+	registerTail = `
+  "ua_id" int(10) unsigned DEFAULT NULL,
+  "to_domain" varchar(255) DEFAULT NULL,
+  "flags" bigint(20) unsigned DEFAULT NULL,
+  "vlan" smallint(6) DEFAULT NULL,
+  "spool_index" tinyint(3) unsigned DEFAULT NULL,
+  "sipcallerip_country_code" varchar(5) DEFAULT NULL,
+  "sipcalledip_country_code" varchar(5) DEFAULT NULL,
+  "from_num_country_code" varchar(5) DEFAULT NULL,
+  "to_num_country_code" varchar(5) DEFAULT NULL,
+  PRIMARY KEY ("ID"),
+  KEY "created_at" ("created_at"),
+  KEY "sipcallerip" ("sipcallerip"),
+  KEY "sipcalledip" ("sipcalledip"),
+  KEY "sipcallerip_country_code" ("sipcallerip_country_code"),
+  KEY "sipcalledip_country_code" ("sipcalledip_country_code"),
+  KEY "vlan" ("vlan")
+`
+)

@@ -285,6 +285,36 @@ type gzipWriter struct {
 
 func newGzipWriter(w io.Writer) *gzipWriter { return &gzipWriter{w: w} }
 
+// writeRows finishes a JSON array reply whose start is in b: it appends n
+// rows (each after a comma) with row, writes to w (through a gzipWriter when
+// zip is set) whenever b passes 48 KiB, then closes the array.
+func writeRows(w io.Writer, zip bool, b []byte, n int, row func(b []byte, i int) []byte) error {
+	out := w
+	var zw *gzipWriter
+	if zip {
+		zw = newGzipWriter(w)
+		out = zw
+	}
+	for i := 0; i < n; i++ {
+		b = append(b, ',')
+		b = row(b, i)
+		if len(b) >= 48<<10 {
+			if _, err := out.Write(b); err != nil {
+				return err
+			}
+			b = b[:0]
+		}
+	}
+	b = append(b, ']')
+	if _, err := out.Write(b); err != nil {
+		return err
+	}
+	if zw != nil {
+		return zw.Close()
+	}
+	return nil
+}
+
 func (g *gzipWriter) Write(p []byte) (int, error) {
 	if g.decided {
 		if g.zw != nil {
@@ -398,12 +428,6 @@ func (s *Server) listCalls(ct *callTable) func(context.Context, io.Writer, *Requ
 			}
 		}
 		ct.sortRows(rows, p.sortField, p.sortAsc)
-		out := w
-		var zw *gzipWriter
-		if p.zip {
-			zw = newGzipWriter(w)
-			out = zw
-		}
 		b := make([]byte, 0, 64<<10)
 		b = append(b, '[')
 		b = append(b, ct.header...)
@@ -417,24 +441,7 @@ func (s *Server) listCalls(ct *callTable) func(context.Context, io.Writer, *Requ
 		if p.limit >= 0 && p.limit < len(rows) {
 			rows = rows[:p.limit]
 		}
-		for i := range rows {
-			b = append(b, ',')
-			b = ct.appendRow(b, &rows[i])
-			if len(b) >= 48<<10 {
-				if _, err := out.Write(b); err != nil {
-					return err
-				}
-				b = b[:0]
-			}
-		}
-		b = append(b, ']')
-		if _, err := out.Write(b); err != nil {
-			return err
-		}
-		if zw != nil {
-			return zw.Close()
-		}
-		return nil
+		return writeRows(w, p.zip, b, len(rows), func(b []byte, i int) []byte { return ct.appendRow(b, &rows[i]) })
 	}
 }
 

@@ -83,12 +83,6 @@ func (s *Server) listRegisters(_ context.Context, w io.Writer, req *Request) err
 	if p.limit >= 0 && p.limit < len(regs) {
 		regs = regs[:p.limit]
 	}
-	out := w
-	var zw *gzipWriter
-	if p.zip {
-		zw = newGzipWriter(w)
-		out = zw
-	}
 	b := make([]byte, 0, 4096)
 	b = append(b, "[["...)
 	for i, h := range registerHeader {
@@ -100,24 +94,7 @@ func (s *Server) listRegisters(_ context.Context, w io.Writer, req *Request) err
 	b = append(b, `],[{"total":`...)
 	b = strconv.AppendInt(b, int64(total), 10)
 	b = append(b, "}]"...)
-	for i, r := range regs {
-		b = append(b, ',')
-		b = s.appendRegisterRow(b, i+1, r)
-		if len(b) > 48<<10 {
-			if _, err := out.Write(b); err != nil {
-				return err
-			}
-			b = b[:0]
-		}
-	}
-	b = append(b, ']')
-	if _, err := out.Write(b); err != nil {
-		return err
-	}
-	if zw != nil {
-		return zw.Close()
-	}
-	return nil
+	return writeRows(w, p.zip, b, len(regs), func(b []byte, i int) []byte { return s.appendRegisterRow(b, i+1, regs[i]) })
 }
 
 func matchRegister(r *call.Register, filters []string) bool {

@@ -164,7 +164,7 @@ type Client struct {
 	mu   sync.Mutex
 	conn *Conn
 	subs []*Subscription
-	ran  bool
+	ran  atomic.Bool // Run has been called
 
 	trackSub                               *Subscription
 	connects, failures, resyncs, malformed atomic.Uint64
@@ -282,13 +282,9 @@ func Backoff(n int, min, max time.Duration) time.Duration {
 // Run keeps the session up until ctx ends; it returns ctx's error. Run may
 // be called once.
 func (c *Client) Run(ctx context.Context) error {
-	c.mu.Lock()
-	if c.ran {
-		c.mu.Unlock()
+	if c.ran.Swap(true) {
 		return errors.New("ami: Client.Run called twice")
 	}
-	c.ran = true
-	c.mu.Unlock()
 
 	var wg sync.WaitGroup
 	wants := make(chan Want, 1024)

@@ -88,7 +88,7 @@ type Client struct {
 	recs     map[string]*recState       // live recordings by name
 	chans    map[string]chanInfo        // channel id → what ARI told about it
 	bridges  map[string]map[string]bool // bridge id → member channel ids
-	ran      bool
+	ran      atomic.Bool                // Run has been called
 	updates  chan Update
 	dropped  atomic.Uint64
 	up       atomic.Bool

@@ -250,13 +250,9 @@ func EventsURL(cfg Config) (string, error) {
 // (re)connect the known recordings are re-read (GET) so the table is right
 // before UpdateConnected is sent. Run may be called once.
 func (c *Client) Run(ctx context.Context) error {
-	c.mu.Lock()
-	if c.ran {
-		c.mu.Unlock()
+	if c.ran.Swap(true) {
 		return errors.New("ari: Client.Run called twice")
 	}
-	c.ran = true
-	c.mu.Unlock()
 	defer close(c.updates)
 	if c.cfg.URL == "" {
 		<-ctx.Done()

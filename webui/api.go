@@ -506,9 +506,8 @@ func (h *Handler) reportSummary(w http.ResponseWriter, r *http.Request, u *User,
 	if err != nil {
 		return fmt.Errorf("reportSummary: %w", err)
 	}
-	groupSQL := "SELECT " + groupSelect() + " FROM cdr c LEFT JOIN cdr_sip_response r ON r.id = c.lastSIPresponse_id" + where +
-		" GROUP BY c.lastSIPresponseNum, c.lastSIPresponse_id ORDER BY COUNT(*) DESC, c.lastSIPresponseNum, c.lastSIPresponse_id LIMIT 1000"
-	groups, err := h.queryObjs(r.Context(), cdrquery.GroupColumns(), 0, groupSQL, args...)
+	groupSQL, _ := c.GroupSQL()
+	groups, err := h.queryObjs(r.Context(), cdrquery.GroupColumns(), 0, groupSQL+" LIMIT 1000", args...)
 	if err != nil {
 		return fmt.Errorf("reportSummary: %w", err)
 	}
@@ -524,19 +523,6 @@ func (h *Handler) reportSummary(w http.ResponseWriter, r *http.Request, u *User,
 	writeJSON(w, http.StatusOK, obj{{"success", true}, {"report_name", name}, {"datetime_from", fromS},
 		{"datetime_to", toS}, {"summary", summary}, {"by_sip_response", groups}})
 	return nil
-}
-
-// mapParams is a Params from a map.
-type mapParams map[string]string
-
-func (m mapParams) Get(k string) string { return m[k] }
-
-func groupSelect() string {
-	// The same expressions as sql.php's grouped LISTING.
-	q, _ := cdrquery.Parse(mapParams{"groupBy": "lastSIPresponse"}, cdrquery.Options{})
-	s, _ := q.GroupSQL()
-	s = strings.TrimPrefix(s, "SELECT ")
-	return s[:strings.Index(s, " FROM ")]
 }
 
 // --- active calls ------------------------------------------------------------

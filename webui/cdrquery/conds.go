@@ -61,3 +61,11 @@ func (c *Conds) Where() (string, []any) {
 	}
 	return " WHERE " + strings.Join(c.conds, " AND "), c.args
 }
+
+// GroupSQL selects the SIP-response summary (GroupColumns()) of the rows
+// matching c, largest group first, without a LIMIT.
+func (c *Conds) GroupSQL() (string, []any) {
+	w, args := c.Where()
+	return selectList(groupColumns) + " FROM cdr c LEFT JOIN cdr_sip_response r ON r.id = c.lastSIPresponse_id" + w +
+		" GROUP BY c.lastSIPresponseNum, c.lastSIPresponse_id ORDER BY COUNT(*) DESC, c.lastSIPresponseNum, c.lastSIPresponse_id", args
+}

@@ -710,13 +710,8 @@ func (q *Query) ListSQL() (string, []any) {
 // GroupSQL selects the SIP-response summary (GroupColumns()) and
 // GroupCountSQL counts its groups.
 func (q *Query) GroupSQL() (string, []any) {
-	var b strings.Builder
-	b.WriteString(selectList(groupColumns))
-	b.WriteString(" FROM cdr c LEFT JOIN cdr_sip_response r ON r.id = c.lastSIPresponse_id")
-	w, args := q.Where()
-	b.WriteString(w)
-	b.WriteString(" GROUP BY c.lastSIPresponseNum, c.lastSIPresponse_id ORDER BY COUNT(*) DESC, c.lastSIPresponseNum, c.lastSIPresponse_id LIMIT ? OFFSET ?")
-	return b.String(), append(append([]any(nil), args...), q.Limit, q.Start)
+	s, args := q.Conds.GroupSQL()
+	return s + " LIMIT ? OFFSET ?", append(append([]any(nil), args...), q.Limit, q.Start)
 }
 
 // GroupCountSQL counts the groups of GroupSQL.

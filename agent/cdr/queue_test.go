@@ -36,12 +36,29 @@ func readAll(t *testing.T, q *diskQueue) []string {
 	}
 }
 
+// mustOpenQueue opens the on-disk queue in dir or stops the test.
+func mustOpenQueue(tb testing.TB, dir string, maxBytes int64) *diskQueue {
+	tb.Helper()
+	q, err := openQueue(dir, maxBytes)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return q
+}
+
+// cdrBatch returns one encoded CDR-sized record and a batch of n copies of it.
+func cdrBatch(n int) ([]byte, [][]byte) {
+	rec, _ := item{cdr: sampleCDR(1)}.encode()
+	batch := make([][]byte, n)
+	for i := range batch {
+		batch[i] = rec
+	}
+	return rec, batch
+}
+
 func TestQueueAppendReadCommit(t *testing.T) {
 	dir := t.TempDir()
-	q, err := openQueue(dir, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	q := mustOpenQueue(t, dir, 0)
 	q.segMax = 200 // force several segments
 	for i := 0; i < 50; i += 10 {
 		if err := q.Append(recs(i, 10)); err != nil {
@@ -56,10 +73,7 @@ func TestQueueAppendReadCommit(t *testing.T) {
 		t.Fatal(err)
 	}
 	q.Close()
-	q, err = openQueue(dir, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	q = mustOpenQueue(t, dir, 0)
 	if n, _ := q.Pending(); n != 50 {
 		t.Fatalf("pending after reopen = %d, want 50", n)
 	}
@@ -79,10 +93,7 @@ func TestQueueAppendReadCommit(t *testing.T) {
 		t.Fatal(err)
 	}
 	q.Close()
-	q, err = openQueue(dir, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	q = mustOpenQueue(t, dir, 0)
 	defer q.Close()
 	if got := readAll(t, q); len(got) != 3 || got[0] != "record-000100" {
 		t.Errorf("after drain+append+reopen read %v", got)
@@ -102,10 +113,7 @@ func TestQueueTornTail(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
-			q, err := openQueue(dir, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
+			q := mustOpenQueue(t, dir, 0)
 			if err := q.Append(recs(0, 5)); err != nil {
 				t.Fatal(err)
 			}
@@ -115,10 +123,7 @@ func TestQueueTornTail(t *testing.T) {
 			if err := os.WriteFile(seg, tt.cut(b), 0o640); err != nil {
 				t.Fatal(err)
 			}
-			q, err = openQueue(dir, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
+			q = mustOpenQueue(t, dir, 0)
 			defer q.Close()
 			if torn, _ := q.damage(); torn != 1 {
 				t.Errorf("torn = %d, want 1", torn)
@@ -136,10 +141,7 @@ func TestQueueTornTail(t *testing.T) {
 
 func TestQueueCorruptMiddle(t *testing.T) {
 	dir := t.TempDir()
-	q, err := openQueue(dir, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	q := mustOpenQueue(t, dir, 0)
 	q.segMax = 100
 	for i := range 4 {
 		if err := q.Append(recs(i*3, 3)); err != nil {
@@ -152,10 +154,7 @@ func TestQueueCorruptMiddle(t *testing.T) {
 	b, _ := os.ReadFile(seg)
 	b[recHeader+13+recHeader+2] ^= 0xff
 	os.WriteFile(seg, b, 0o640)
-	q, err = openQueue(dir, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	q = mustOpenQueue(t, dir, 0)
 	defer q.Close()
 	got := readAll(t, q)
 	if _, corrupt := q.damage(); corrupt != 1 {
@@ -167,10 +166,7 @@ func TestQueueCorruptMiddle(t *testing.T) {
 }
 
 func TestQueueCapBytes(t *testing.T) {
-	q, err := openQueue(t.TempDir(), 100)
-	if err != nil {
-		t.Fatal(err)
-	}
+	q := mustOpenQueue(t, t.TempDir(), 100)
 	defer q.Close()
 	if err := q.Append(recs(0, 4)); err != nil {
 		t.Fatal(err)
@@ -186,16 +182,9 @@ func TestQueueCapBytes(t *testing.T) {
 // BenchmarkQueueAppend measures the on-disk queue's write rate with one
 // fsync per batch of 100 CDR-sized records (records/s in the output).
 func BenchmarkQueueAppend(b *testing.B) {
-	q, err := openQueue(b.TempDir(), 0)
-	if err != nil {
-		b.Fatal(err)
-	}
+	q := mustOpenQueue(b, b.TempDir(), 0)
 	defer q.Close()
-	rec, _ := item{cdr: sampleCDR(1)}.encode()
-	batch := make([][]byte, 100)
-	for i := range batch {
-		batch[i] = rec
-	}
+	rec, batch := cdrBatch(100)
 	b.SetBytes(int64(len(rec) * len(batch)))
 	b.ReportAllocs()
 	for b.Loop() {
@@ -209,16 +198,9 @@ func BenchmarkQueueAppend(b *testing.B) {
 // BenchmarkQueueReplay measures reading, decoding and committing records
 // back from the on-disk queue (without MySQL).
 func BenchmarkQueueReplay(b *testing.B) {
-	q, err := openQueue(b.TempDir(), 0)
-	if err != nil {
-		b.Fatal(err)
-	}
+	q := mustOpenQueue(b, b.TempDir(), 0)
 	defer q.Close()
-	rec, _ := item{cdr: sampleCDR(1)}.encode()
-	batch := make([][]byte, 100)
-	for i := range batch {
-		batch[i] = rec
-	}
+	_, batch := cdrBatch(100)
 	for range max(1, 2000/len(batch)) {
 		if err := q.Append(batch); err != nil {
 			b.Fatal(err)

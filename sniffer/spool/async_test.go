@@ -128,6 +128,19 @@ func (d *callDriver) packet(ref uint64, i int) {
 	handMedia(d.sp, &md, &d.media, ref, false)
 }
 
+// interleave begins calls 1..calls, then hands each perCall packets,
+// one packet of every call in turn.
+func (d *callDriver) interleave(calls uint64, perCall int) {
+	for ref := uint64(1); ref <= calls; ref++ {
+		d.begin(ref)
+	}
+	for i := range perCall {
+		for ref := uint64(1); ref <= calls; ref++ {
+			d.packet(ref, i)
+		}
+	}
+}
+
 func (d *callDriver) end(ref uint64) {
 	d.sp.CallEnded(&call.CDR{CallID: callID(ref), CallRef: ref})
 }
@@ -252,14 +265,7 @@ func TestDropWhenDiskBehind(t *testing.T) {
 	}
 	spool.Start(t, sp)
 	d := newCallDriver(t, sp)
-	for ref := uint64(1); ref <= calls; ref++ {
-		d.begin(ref)
-	}
-	for i := range perCall {
-		for ref := uint64(1); ref <= calls; ref++ {
-			d.packet(ref, i)
-		}
-	}
+	d.interleave(calls, perCall)
 	st := sp.Stats()
 	if st.DroppedRTP == 0 {
 		t.Fatalf("nothing dropped with the disk held and an 8 KiB queue: %+v", st)
@@ -527,14 +533,7 @@ func TestWaitForDisk(t *testing.T) {
 	}
 	spool.Start(t, sp)
 	d := newCallDriver(t, sp)
-	for ref := uint64(1); ref <= calls; ref++ {
-		d.begin(ref)
-	}
-	for i := range perCall {
-		for ref := uint64(1); ref <= calls; ref++ {
-			d.packet(ref, i)
-		}
-	}
+	d.interleave(calls, perCall)
 	// Ending a call queues its last buffers whatever the queue holds
 	// (that memory is already in use): look at the peak before.
 	if st := sp.Stats(); st.PeakQueued > cfg.MaxQueued {

@@ -79,6 +79,13 @@ func faxSDP(ip string, port int) string {
 }
 
 // rtp sends n RTP packets of payload type pt and SSRC ssrc from the phone.
+// negotiate plays an INVITE from the phone offering audio with the payload
+// types offer and the PBX's 200 OK answering with answer.
+func (ls *legScript) negotiate(offer, answer string) {
+	ls.sip(true, "INVITE", "INVITE", audioSDP(legPhone, 4000, offer))
+	ls.sip(false, "200 OK", "INVITE", audioSDP(legPBX, 10000, answer))
+}
+
 func (ls *legScript) rtp(n int, pt uint8, ssrc uint32) {
 	for range n {
 		ls.seq++
@@ -96,15 +103,13 @@ func (ls *legScript) rtp(n int, pt uint8, ssrc uint32) {
 // comfort noise in between are not a codec change.
 func TestNewStreamOnCodecChange(t *testing.T) {
 	ls := newLegScript(t)
-	ls.sip(true, "INVITE", "INVITE", audioSDP(legPhone, 4000, "0 8 101"))
-	ls.sip(false, "200 OK", "INVITE", audioSDP(legPBX, 10000, "0 101"))
+	ls.negotiate("0 8 101", "0 101")
 	ls.sip(true, "ACK", "ACK", "")
 	ls.rtp(60, 0, 0x1111)
 	ls.rtp(3, 101, 0x1111) // a digit
 	ls.rtp(2, 13, 0x1111)  // comfort noise
 	ls.rtp(10, 0, 0x1111)
-	ls.sip(true, "INVITE", "INVITE", audioSDP(legPhone, 4000, "8 101"))
-	ls.sip(false, "200 OK", "INVITE", audioSDP(legPBX, 10000, "8 101"))
+	ls.negotiate("8 101", "8 101")
 	ls.rtp(50, 8, 0x1111)
 	ls.sip(true, "BYE", "BYE", "")
 	ls.sip(false, "200 OK", "BYE", "")
@@ -126,8 +131,7 @@ func TestNewStreamOnCodecChange(t *testing.T) {
 // whose first bytes pass for an RTP header.
 func TestT38IsFax(t *testing.T) {
 	ls := newLegScript(t)
-	ls.sip(true, "INVITE", "INVITE", audioSDP(legPhone, 4000, "0"))
-	ls.sip(false, "200 OK", "INVITE", audioSDP(legPBX, 10000, "0"))
+	ls.negotiate("0", "0")
 	ls.sip(true, "ACK", "ACK", "")
 	ls.rtp(50, 0, 0x2222)
 	ls.sip(true, "INVITE", "INVITE", faxSDP(legPhone, 4000))

@@ -177,13 +177,7 @@ first=
 for n in $(seq 1 $NODES); do running "$n" && ready "$n" && { first=$n; break; }; done
 [[ -n $first ]] || die "no node is synced"
 # DDL and grants replicate (TOI): one node is enough.
-"$CLIENT" --no-defaults -uroot --socket="$(ndir "$first")/mysqld.sock" <<SQL
-CREATE DATABASE IF NOT EXISTS \`$DB\`;
-CREATE USER IF NOT EXISTS 'pbx'@'localhost' IDENTIFIED BY 'pbx';
-CREATE USER IF NOT EXISTS 'pbx'@'127.0.0.1' IDENTIFIED BY 'pbx';
-GRANT ALL PRIVILEGES ON *.* TO 'pbx'@'localhost' WITH GRANT OPTION;
-GRANT ALL PRIVILEGES ON *.* TO 'pbx'@'127.0.0.1' WITH GRANT OPTION;
-SQL
+create_pbx_db "$CLIENT" "$(ndir "$first")/mysqld.sock" "$DB"
 
 ADDRS=
 for n in $(seq 1 $NODES); do ADDRS+="127.0.0.1:$(nport "$n" 1),"; done

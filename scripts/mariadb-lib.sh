@@ -28,3 +28,16 @@ stop_pid() {
 	fi
 	log "stopped $label (pid $pid, $sig)"
 }
+
+# create_pbx_db CLIENT SOCKET DB creates database DB and the test user pbx/pbx (from
+# localhost and 127.0.0.1, all privileges) through the root socket SOCKET.
+create_pbx_db() {
+	local client=$1 sock=$2 db=$3
+	"$client" --no-defaults -uroot --socket="$sock" <<SQL
+CREATE DATABASE IF NOT EXISTS \`$db\`;
+CREATE USER IF NOT EXISTS 'pbx'@'localhost' IDENTIFIED BY 'pbx';
+CREATE USER IF NOT EXISTS 'pbx'@'127.0.0.1' IDENTIFIED BY 'pbx';
+GRANT ALL PRIVILEGES ON *.* TO 'pbx'@'localhost' WITH GRANT OPTION;
+GRANT ALL PRIVILEGES ON *.* TO 'pbx'@'127.0.0.1' WITH GRANT OPTION;
+SQL
+}

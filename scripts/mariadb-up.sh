@@ -85,14 +85,7 @@ else
 	log "mariadbd up: socket $SOCK, port $PORT, pid $(<"$PIDFILE")"
 fi
 
-"$CLIENT" --no-defaults -uroot --socket="$SOCK" <<SQL
-CREATE DATABASE IF NOT EXISTS \`$DB\`;
-CREATE USER IF NOT EXISTS 'pbx'@'localhost' IDENTIFIED BY 'pbx';
-CREATE USER IF NOT EXISTS 'pbx'@'127.0.0.1' IDENTIFIED BY 'pbx';
-GRANT ALL PRIVILEGES ON *.* TO 'pbx'@'localhost' WITH GRANT OPTION;
-GRANT ALL PRIVILEGES ON *.* TO 'pbx'@'127.0.0.1' WITH GRANT OPTION;
-FLUSH PRIVILEGES;
-SQL
+create_pbx_db "$CLIENT" "$SOCK" "$DB"
 
 cat <<EOF
 export PBX_MARIADB_DIR='$DIR'

@@ -444,12 +444,93 @@ def monitor_files(since):
     return sorted(out)
 
 
+# ---------------- scenario helpers ----------------
+
+def two_phones(caller, callee):
+    """Start the phones caller and callee; return their controls."""
+    start_phones([caller, callee])
+    return phone(caller), phone(callee)
+
+
+def cdr_after(scn, first, **kw):
+    """after_call, with the CDR brief logged; returns (brief, cdr_next, cdr_rtp)."""
+    brief, nxt, rtp = after_call(scn, first, **kw)
+    log("cdr:\n" + brief)
+    return brief, nxt, rtp
+
+
+def listen_query(ref):
+    """The query string of /ws/listen for call ref, with credentials."""
+    return urllib.parse.urlencode({"callref": ref, "sensor_id": SENSOR, **AUTH})
+
+
+def ref_of(rows, called):
+    """The callreference of the first listcalls row whose called number is called."""
+    return [r for r in rows if r.get("called") == called][0]["callreference"]
+
+
+def handle_call(cmd, ref):
+    """handleActiveCall with command cmd (pausecall, unpausecall) on call ref."""
+    return api("handleActiveCall", {"sensorId": SENSOR, "command": cmd, "callRef": ref})
+
+
+def log_spool_wavs(since, label):
+    """Log a summary of every WAV the agent spooled since the time since."""
+    for f, size in spool_files(since):
+        if f.endswith(".wav"):
+            log("  " + label, wav_summary(os.path.join(RUN, "spool-agent", f)))
+
+
+def log_monitor_wavs(since, label):
+    """Log a summary of every MixMonitor WAV Asterisk wrote since the time since."""
+    for m_ in monitor_files(since):
+        log("  " + label, wav_summary(m_))
+
+
+def call_up(caller, callee, number, settle):
+    """Start caller and callee, dial number (answered after 1 s), wait settle
+    seconds and read listcalls; returns (caller, callee, timeline, rows)."""
+    a, b = two_phones(caller, callee)
+    t = dial(a, b, number, ring=1.0)
+    time.sleep(settle)
+    raw, rows = listcalls()
+    return a, b, t, rows
+
+
+def ring_unanswered(scn, settle):
+    """Start alice and bob, dial 1002 without answering, wait settle seconds and
+    take the during-call views; returns (alice, bob, first CDR id, timeline,
+    listcalls rows of the call, listActiveCalls body)."""
+    a, b = two_phones("alice", "bob")
+    first = max_cdr_id()
+    t = dial(a, b, "1002", accept=False)
+    time.sleep(settle)
+    rows, mine, st, body, chans = during_call(scn, "1001", "1002")
+    return a, b, first, t, mine, body
+
+
+def close_scenario(scn, first, t, **kw):
+    """Log the call's CDR (cdr_after) and save the scenario's timeline t."""
+    cdr_after(scn, first, **kw)
+    save(scn, "timeline.json", t)
+
+
+def answer_incoming(p, t, since, incoming, accept):
+    """Wait for phone p's incoming call (after t[since]), answer it 1.5 s later
+    and let it run 4 s; the times go to t[incoming] and t[accept]."""
+    e = p.wait_event("CALL_INCOMING", 10, since=t[since])
+    t[incoming] = e and e["_t"]
+    time.sleep(1.5)
+    p.cmd("accept")
+    t[accept] = time.time()
+    time.sleep(4)
+
+
 # ---------------- scenarios ----------------
 
 def s_answered():
     scn = "answered"
-    start_phones(["alice", "bob"])
-    a, b = phone("alice"), phone("bob")
+    a, b = two_phones("alice", "bob")
     first = max_cdr_id()
     cpu0 = agent_cpu()
     t = dial(a, b, "1002", ring=2.0)
@@ -472,8 +553,7 @@ def s_answered():
     t["cdr_in_db"] = time.time()
     log(f"answered: first CDR in MariaDB {t['cdr_in_db'] - t['hangup']:.2f}s after the hangup")
     time.sleep(1)
-    brief, nxt, rtp = after_call(scn, first, wait=1)
-    log("cdr:\n" + brief)
+    brief, nxt, rtp = cdr_after(scn, first, wait=1)
     log("cdr_rtp:\n" + rtp)
     compare_rtp_counts(scn, first, t["dial"] - 1)
     for f, size in spool_files(t["dial"]):
@@ -500,8 +580,7 @@ def s_answered():
 
 def s_pause():
     scn = "pause"
-    start_phones(["alice", "bob"])
-    a, b = phone("alice"), phone("bob")
+    a, b = two_phones("alice", "bob")
     first = max_cdr_id()
     t = dial(a, b, "1002", ring=1.0)
     time.sleep(3)
@@ -515,43 +594,35 @@ def s_pause():
         return
     ref = mine[0]["callreference"]
     t["pause"] = time.time()
-    st, body = api("handleActiveCall", {"sensorId": SENSOR, "command": "pausecall", "callRef": ref})
+    st, body = handle_call("pausecall", ref)
     log("pausecall ->", st, body)
     time.sleep(0.3)
     raw2, rows2 = listcalls()
     save(scn, "listcalls-paused.json", raw2)
     time.sleep(3.7)
     t["unpause"] = time.time()
-    st2, body2 = api("handleActiveCall", {"sensorId": SENSOR, "command": "unpausecall", "callRef": ref})
+    st2, body2 = handle_call("unpausecall", ref)
     log("unpausecall ->", st2, body2)
     time.sleep(4)
     t["hangup"] = hangup(a)
-    brief, nxt, rtp = after_call(scn, first)
-    log("cdr:\n" + brief)
+    brief, nxt, rtp = cdr_after(scn, first)
     est = t["established"]
     log(f"pause at +{t['pause'] - est:.2f}s after answer (+{t['pause'] - t['dial']:.2f}s after dial), unpause at +{t['unpause'] - est:.2f}s, hangup +{t['hangup'] - est:.2f}s")
-    for f, size in spool_files(t["dial"]):
-        if f.endswith(".wav"):
-            log("  agent spool wav", wav_summary(os.path.join(RUN, "spool-agent", f)))
-    for m_ in monitor_files(t["dial"]):
-        log("  asterisk mixmonitor wav", wav_summary(m_))
+    log_spool_wavs(t["dial"], "agent spool wav")
+    log_monitor_wavs(t["dial"], "asterisk mixmonitor wav")
     save(scn, "timeline.json", t)
 
 
 def s_listen():
     scn = "listen"
-    start_phones(["alice", "bob"])
-    a, b = phone("alice"), phone("bob")
-    t = dial(a, b, "1002", ring=1.0)
-    time.sleep(1.5)
-    raw, rows = listcalls()
+    a, b, t, rows = call_up("alice", "bob", "1002", 1.5)
     mine = find_call(rows, want_called="1002")
     if not mine:
         log("listen: call not in listcalls")
         hangup(a)
         return
     ref = mine[0]["callreference"]
-    q = urllib.parse.urlencode({"callref": ref, "sensor_id": SENSOR, **AUTH})
+    q = listen_query(ref)
     cpu0 = agent_cpu()
     t0 = time.time()
     res, left, right = ws_listen(f"/ws/listen?{q}", 8)
@@ -588,36 +659,22 @@ def s_listen():
 
 def s_busy():
     scn = "busy"
-    start_phones(["alice", "bob"])
-    a, b = phone("alice"), phone("bob")
-    first = max_cdr_id()
-    t = dial(a, b, "1002", accept=False)
-    time.sleep(1.5)
-    rows, mine, st, body, chans = during_call(scn, "1001", "1002")
+    a, b, first, t, mine, body = ring_unanswered(scn, 1.5)
     log("busy: ringing listcalls rows:", len(mine), [{k: r.get(k) for k in ("callreference", "caller", "called", "lastSIPresponseNum")} for r in mine])
     log("listActiveCalls while ringing:", body[:800])
     t["reject"] = time.time()
     b.cmd("hangup")  # baresip rejects an incoming call with 486 Busy Here
     time.sleep(1)
-    brief, nxt, rtp = after_call(scn, first)
-    log("cdr:\n" + brief)
-    save(scn, "timeline.json", t)
+    close_scenario(scn, first, t)
 
 
 def s_cancel():
     scn = "cancel"
-    start_phones(["alice", "bob"])
-    a, b = phone("alice"), phone("bob")
-    first = max_cdr_id()
-    t = dial(a, b, "1002", accept=False)
-    time.sleep(3)
-    rows, mine, st, body, chans = during_call(scn, "1001", "1002")
+    a, b, first, t, mine, body = ring_unanswered(scn, 3)
     log("cancel: ringing listcalls rows:", len(mine))
     t["cancel"] = hangup(a)
     time.sleep(1)
-    brief, nxt, rtp = after_call(scn, first)
-    log("cdr:\n" + brief)
-    save(scn, "timeline.json", t)
+    close_scenario(scn, first, t)
 
 
 def s_transfer():
@@ -632,12 +689,7 @@ def s_transfer():
     t["refer"] = time.time()
     r = b.cmd("transfer", "sip:1003@127.0.0.1")
     log("bob transfer ->", r)
-    e = c.wait_event("CALL_INCOMING", 10, since=t["refer"])
-    t["carol_incoming"] = e and e["_t"]
-    time.sleep(1.5)
-    c.cmd("accept")
-    t["carol_accept"] = time.time()
-    time.sleep(4)
+    answer_incoming(c, t, "refer", "carol_incoming", "carol_accept")
     raw, rows2 = listcalls()
     save(scn, "listcalls-after.json", raw)
     st, body2 = api("listActiveCalls", {})
@@ -652,9 +704,7 @@ def s_transfer():
     time.sleep(1)
     # bob may still hold the call
     b.cmd("hangup"); a.cmd("hangup")
-    brief, nxt, rtp = after_call(scn, first, wait=5)
-    log("cdr:\n" + brief)
-    save(scn, "timeline.json", t)
+    close_scenario(scn, first, t, wait=5)
 
 
 def ami_session(actions, wait=1.0, user="monitor", secret="monpass"):
@@ -687,27 +737,19 @@ def s_originate():
     out = ami_session([[("Action", "Originate"), ("ActionID", "orig-1"), ("Channel", "PJSIP/1002"), ("Context", "from-internal"),
                         ("Exten", "600"), ("Priority", "1"), ("CallerID", '"AMI Test" <9999>'), ("Async", "true")]], wait=0.5)
     log("originate response:", out.replace("\r\n", " | ")[:400])
-    e = b.wait_event("CALL_INCOMING", 10, since=t["originate"])
-    t["incoming"] = e and e["_t"]
-    time.sleep(1.5)
-    b.cmd("accept")
-    t["accept"] = time.time()
-    time.sleep(4)
+    answer_incoming(b, t, "originate", "incoming", "accept")
     rows, mine, st, body, chans = during_call(scn, "9999", "1002")
     raw, rows = listcalls()
     log("originate listcalls rows:", [{k: r.get(k) for k in ("callreference", "caller", "called", "callername")} for r in rows if isinstance(r, dict)])
     log("listActiveCalls:", body[:1500])
     log("asterisk channels:\n" + chans)
     t["hangup"] = hangup(b)
-    brief, nxt, rtp = after_call(scn, first)
-    log("cdr:\n" + brief)
-    save(scn, "timeline.json", t)
+    close_scenario(scn, first, t)
 
 
 def s_srtp():
     scn = "srtp"
-    start_phones(["alices", "bobs"])
-    a, b = phone("alices"), phone("bobs")
+    a, b = two_phones("alices", "bobs")
     first = max_cdr_id()
     t = dial(a, b, "1012", ring=1.0)
     log("srtp: established", bool(t.get("established")))
@@ -718,7 +760,7 @@ def s_srtp():
     log("srtp listcalls rows:", len(mine), [{k: r.get(k) for k in ("callreference", "caller", "called", "codec_a", "a_received")} for r in mine])
     if mine:
         ref = mine[0]["callreference"]
-        q = urllib.parse.urlencode({"callref": ref, "sensor_id": SENSOR, **AUTH})
+        q = listen_query(ref)
         res, left, right = ws_listen(f"/ws/listen?{q}", 8)
         log("srtp ws:", json.dumps(res))
         log("  left tones", tones(left, 8000), "right tones", tones(right, 8000))
@@ -730,11 +772,8 @@ def s_srtp():
     time.sleep(3)
     log("asterisk channels after hangup (tap torn down?):\n" + asterisk_channels())
     log("bridges:\n" + ast("bridge show all"))
-    brief, nxt, rtp = after_call(scn, first)
-    log("cdr:\n" + brief)
-    for f, size in spool_files(t["dial"]):
-        if f.endswith(".wav"):
-            log("  srtp call spool wav", wav_summary(os.path.join(RUN, "spool-agent", f)))
+    brief, nxt, rtp = cdr_after(scn, first)
+    log_spool_wavs(t["dial"], "srtp call spool wav")
     save(scn, "timeline.json", t)
 
 
@@ -742,15 +781,11 @@ def s_listenend():
     """When does a listener get {"type":"end"} after the hangup? Both legs listened, caller hangs up."""
     import threading
     scn = "listenend"
-    start_phones(["alice", "bob"])
-    a, b = phone("alice"), phone("bob")
-    t = dial(a, b, "1002", ring=1.0)
-    time.sleep(1.5)
-    raw, rows = listcalls()
+    a, b, t, rows = call_up("alice", "bob", "1002", 1.5)
     box = {}
 
     def run(ref):
-        q = urllib.parse.urlencode({"callref": ref, "sensor_id": SENSOR, **AUTH})
+        q = listen_query(ref)
         r, _, _ = ws_listen(f"/ws/listen?{q}", 75)
         box[ref] = (r, time.time())
     ths = []
@@ -771,12 +806,8 @@ def s_listenend():
 def s_mgrpause():
     """pausecall/unpausecall through the manager API (TCP), plus listregisters / sniffer_stat / active_call_info."""
     scn = "mgrpause"
-    start_phones(["alice", "bob"])
-    a, b = phone("alice"), phone("bob")
-    t = dial(a, b, "1002", ring=1.0)
-    time.sleep(2)
-    raw, rows = listcalls()
-    ref = [r for r in rows if r.get("called") == "1002"][0]["callreference"]
+    a, b, t, rows = call_up("alice", "bob", "1002", 2)
+    ref = ref_of(rows, "1002")
     t["pause"] = time.time()
     log("manager pausecall ->", repr(mgr(f"pausecall {ref}")))
     time.sleep(3)
@@ -806,12 +837,9 @@ def s_mgrpause():
     time.sleep(2)
     est = t["established"]
     log(f"pause +{t['pause'] - est:.2f}s after answer, unpause +{t['unpause'] - est:.2f}s")
-    for m_ in monitor_files(t["dial"]):
-        log("  asterisk mixmonitor wav", wav_summary(m_))
+    log_monitor_wavs(t["dial"], "asterisk mixmonitor wav")
     time.sleep(6)
-    for f, size in spool_files(t["dial"]):
-        if f.endswith(".wav"):
-            log("  agent spool wav", wav_summary(os.path.join(RUN, "spool-agent", f)))
+    log_spool_wavs(t["dial"], "agent spool wav")
 
 
 def s_browser():
@@ -821,12 +849,8 @@ def s_browser():
     if not shot or not os.path.exists(shot):
         log("browser: no shot binary ($SHOT); skipped")
         return
-    start_phones(["alice", "bob"])
-    a, b = phone("alice"), phone("bob")
-    t = dial(a, b, "1002", ring=1.0)
-    time.sleep(1.5)
-    raw, rows = listcalls()
-    ref = [r for r in rows if r.get("called") == "1002"][0]["callreference"]
+    a, b, t, rows = call_up("alice", "bob", "1002", 1.5)
+    ref = ref_of(rows, "1002")
     d = os.path.join(OUT, scn)
     os.makedirs(d, exist_ok=True)
     c0 = agent_cpu()
@@ -845,13 +869,9 @@ def s_srtptap():
     """ARI tap on an SRTP call: how often does the tap come up, mono layout, and pause while tapped."""
     import threading
     scn = "srtptap"
-    start_phones(["alices", "bobs"])
-    a, b = phone("alices"), phone("bobs")
-    t = dial(a, b, "1012", ring=1.0)
-    time.sleep(2)
-    raw, rows = listcalls()
-    ref = [r for r in rows if r.get("called") == "1012"][0]["callreference"]
-    q = urllib.parse.urlencode({"callref": ref, "sensor_id": SENSOR, **AUTH})
+    a, b, t, rows = call_up("alices", "bobs", "1012", 2)
+    ref = ref_of(rows, "1012")
+    q = listen_query(ref)
     ok = 0
     tries = int(os.environ.get("TAP_TRIES", "8"))
     seps = []
@@ -876,9 +896,9 @@ def s_srtptap():
     th.start()
     time.sleep(3)
     tp = time.time()
-    log("pausecall ->", api("handleActiveCall", {"sensorId": SENSOR, "command": "pausecall", "callRef": ref}))
+    log("pausecall ->", handle_call("pausecall", ref))
     time.sleep(2)
-    log("unpausecall ->", api("handleActiveCall", {"sensorId": SENSOR, "command": "unpausecall", "callRef": ref}))
+    log("unpausecall ->", handle_call("unpausecall", ref))
     th.join()
     res, l, r = box["r"]
     log("tap with pause 3..5 s:", {k: res.get(k) for k in ("binary", "audio_s", "latency_ms_p50_p95")}, "silent left", silent_stretches(l, 8000), "right", silent_stretches(r, 8000)[:3])

@@ -79,3 +79,11 @@ func (r Responses) Read(resp *http.Response, err error) (int, []byte, http.Heade
 	}
 	return resp.StatusCode, b, resp.Header
 }
+
+// NoAllocs fails tb when f allocates (testing.AllocsPerRun over 100 runs).
+func NoAllocs(tb testing.TB, f func()) {
+	tb.Helper()
+	if allocs := testing.AllocsPerRun(100, f); allocs != 0 {
+		tb.Errorf("allocs = %v, want 0", allocs)
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+
+	"pbx-agent/internal/testkit"
 )
 
 func crlf(s string) []byte { return []byte(strings.ReplaceAll(s, "\n", "\r\n")) }
@@ -164,16 +166,13 @@ func TestParseAddr(t *testing.T) {
 func TestParseZeroAlloc(t *testing.T) {
 	b := crlf(offer)
 	var s Session
-	allocs := testing.AllocsPerRun(100, func() {
+	testkit.NoAllocs(t, func() {
 		if err := Parse(b, &s); err != nil {
 			t.Fatal(err)
 		}
 		_, _ = s.Media[0].Codec(101)
 		_, _ = s.Media[2].Codec(111)
 	})
-	if allocs != 0 {
-		t.Errorf("allocs = %v, want 0", allocs)
-	}
 }
 
 func BenchmarkSDP(b *testing.B) {

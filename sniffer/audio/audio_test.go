@@ -51,12 +51,52 @@ func stream(dir Dir, ssrc, ts uint32, start time.Duration, n int, b byte) []pkt 
 	return ps
 }
 
+// callerAt is a loud packet of the caller's SSRC 1 with timestamp ts,
+// arriving ms milliseconds after t0.
+func callerAt(ts uint32, ms int) pkt {
+	return pkt{dir: FromCaller, ssrc: 1, ts: ts, at: time.Duration(ms) * time.Millisecond, b: 0x80}
+}
+
 func level(s []int16) int16 {
 	var m int16
 	for _, v := range s {
 		m = max(m, v, -v)
 	}
 	return m
+}
+
+// loudness is 1 for each side (caller, callee) of f that is loud, else 0.
+func loudness(f *Frame) [2]int {
+	var l [2]int
+	if level(f.Caller[:]) > 0 {
+		l[0] = 1
+	}
+	if level(f.Callee[:]) > 0 {
+		l[1] = 1
+	}
+	return l
+}
+
+// audible counts the frames loud on the caller's and on the callee's side.
+func audible(frames []Frame) (caller, callee int) {
+	for i := range frames {
+		l := loudness(&frames[i])
+		caller += l[0]
+		callee += l[1]
+	}
+	return caller, callee
+}
+
+// twoWay returns n caller packets (SSRC 1, every 20 ms), each followed by
+// the callee packet callee(i, at) returns for the caller's arrival at.
+func twoWay(n int, callee func(i int, at time.Duration) pkt) []pkt {
+	var ps []pkt
+	for i := range n {
+		at := time.Duration(i) * FrameDuration
+		ps = append(ps, pkt{dir: FromCaller, ssrc: 1, ts: uint32(i * FrameSamples), at: at, b: 0x10})
+		ps = append(ps, callee(i, at))
+	}
+	return ps
 }
 
 func TestTimeline(t *testing.T) {
@@ -83,31 +123,20 @@ func TestTimeline(t *testing.T) {
 			want:       map[int][2]int{0: {1, 0}, 2: {1, 1}, 4: {0, 1}},
 		},
 		{
-			name: "gap by timestamp is silence",
-			in: []pkt{
-				{dir: FromCaller, ssrc: 1, ts: 0, at: 0, b: 0x80},
-				{dir: FromCaller, ssrc: 1, ts: 3 * FrameSamples, at: 60 * time.Millisecond, b: 0x80},
-			},
+			name:       "gap by timestamp is silence",
+			in:         []pkt{callerAt(0, 0), callerAt(3*FrameSamples, 60)},
 			wantFrames: 4,
 			want:       map[int][2]int{0: {1, 0}, 1: {0, 0}, 2: {0, 0}, 3: {1, 0}},
 		},
 		{
-			name: "reordered within the delay",
-			in: []pkt{
-				{dir: FromCaller, ssrc: 1, ts: 0, at: 0, b: 0x80},
-				{dir: FromCaller, ssrc: 1, ts: 2 * FrameSamples, at: 40 * time.Millisecond, b: 0x80},
-				{dir: FromCaller, ssrc: 1, ts: FrameSamples, at: 50 * time.Millisecond, b: 0x80},
-			},
+			name:       "reordered within the delay",
+			in:         []pkt{callerAt(0, 0), callerAt(2*FrameSamples, 40), callerAt(FrameSamples, 50)},
 			wantFrames: 3,
 			want:       map[int][2]int{0: {1, 0}, 1: {1, 0}, 2: {1, 0}},
 		},
 		{
-			name: "too late is dropped",
-			in: []pkt{
-				{dir: FromCaller, ssrc: 1, ts: 0, at: 0, b: 0x80},
-				{dir: FromCaller, ssrc: 1, ts: 20 * FrameSamples, at: 400 * time.Millisecond, b: 0x80},
-				{dir: FromCaller, ssrc: 1, ts: FrameSamples, at: 410 * time.Millisecond, b: 0x80},
-			},
+			name:       "too late is dropped",
+			in:         []pkt{callerAt(0, 0), callerAt(20*FrameSamples, 400), callerAt(FrameSamples, 410)},
 			wantFrames: 21,
 			want:       map[int][2]int{0: {1, 0}, 1: {0, 0}, 20: {1, 0}},
 			wantLate:   1,
@@ -115,9 +144,9 @@ func TestTimeline(t *testing.T) {
 		{
 			name: "paused packets are silent",
 			in: []pkt{
-				{dir: FromCaller, ssrc: 1, ts: 0, at: 0, b: 0x80},
+				callerAt(0, 0),
 				{dir: FromCaller, ssrc: 1, ts: FrameSamples, at: 20 * time.Millisecond, b: 0x80, paused: true},
-				{dir: FromCaller, ssrc: 1, ts: 2 * FrameSamples, at: 40 * time.Millisecond, b: 0x80},
+				callerAt(2*FrameSamples, 40),
 			},
 			wantFrames: 3,
 			want:       map[int][2]int{0: {1, 0}, 1: {0, 0}, 2: {1, 0}},
@@ -130,11 +159,8 @@ func TestTimeline(t *testing.T) {
 			want:       map[int][2]int{1: {1, 0}, 2: {0, 0}, 4: {0, 0}, 5: {1, 0}, 6: {1, 0}},
 		},
 		{
-			name: "timestamp jump re-anchors",
-			in: []pkt{
-				{dir: FromCaller, ssrc: 1, ts: 0, at: 0, b: 0x80},
-				{dir: FromCaller, ssrc: 1, ts: 1 << 30, at: 20 * time.Millisecond, b: 0x80},
-			},
+			name:       "timestamp jump re-anchors",
+			in:         []pkt{callerAt(0, 0), callerAt(1<<30, 20)},
 			wantFrames: 2,
 			want:       map[int][2]int{0: {1, 0}, 1: {1, 0}},
 			wantReanch: 1,
@@ -142,7 +168,7 @@ func TestTimeline(t *testing.T) {
 		{
 			name: "codecs without a decoder (G.728) are silence",
 			in: []pkt{
-				{dir: FromCaller, ssrc: 1, ts: 0, at: 0, b: 0x80},
+				callerAt(0, 0),
 				{dir: FromCallee, ssrc: 2, ts: 0, at: 0, b: 0x80, pt: 15},
 				{dir: FromCaller, ssrc: 1, ts: FrameSamples, at: 20 * time.Millisecond, b: 0x80, pt: rtp.PTPCMA},
 			},
@@ -163,14 +189,7 @@ func TestTimeline(t *testing.T) {
 				}
 			}
 			for i, w := range tc.want {
-				got := [2]int{}
-				if level(frames[i].Caller[:]) > 0 {
-					got[0] = 1
-				}
-				if level(frames[i].Callee[:]) > 0 {
-					got[1] = 1
-				}
-				if got != w {
+				if got := loudness(&frames[i]); got != w {
 					t.Errorf("frame %d loudness %v, want %v", i, got, w)
 				}
 			}
@@ -308,25 +327,13 @@ func BenchmarkFeed(b *testing.B) {
 // coming after their frames were emitted, instead of being silence until the
 // drift reaches a second.
 func TestDriftingSenderStaysAudible(t *testing.T) {
-	const n = 250
-	var ps []pkt
-	for i := range n {
-		at := time.Duration(i) * FrameDuration
-		ps = append(ps, pkt{dir: FromCaller, ssrc: 1, ts: uint32(i * FrameSamples), at: at, b: 0x10})
+	ps := twoWay(250, func(i int, at time.Duration) pkt {
 		lag := min(time.Duration(i)*4*time.Millisecond, 600*time.Millisecond)
-		ps = append(ps, pkt{dir: FromCallee, ssrc: 2, ts: uint32(i * FrameSamples), at: at + lag + time.Millisecond, b: 0x20})
-	}
+		return pkt{dir: FromCallee, ssrc: 2, ts: uint32(i * FrameSamples), at: at + lag + time.Millisecond, b: 0x20}
+	})
 	slices.SortStableFunc(ps, func(a, b pkt) int { return cmp.Compare(a.at, b.at) })
 	frames, st := collect(ps)
-	caller, callee := 0, 0
-	for _, f := range frames {
-		if level(f.Caller[:]) > 0 {
-			caller++
-		}
-		if level(f.Callee[:]) > 0 {
-			callee++
-		}
-	}
+	caller, callee := audible(frames)
 	if callee < caller*8/10 {
 		t.Errorf("drifting callee audible in %d frames, caller in %d (stats %+v)", callee, caller, st)
 	}
@@ -339,14 +346,10 @@ func TestDriftingSenderStaysAudible(t *testing.T) {
 // silence (live: the page heard a silent left channel and saw frames
 // stamped 0.5 s in the future).
 func TestSenderAheadKeepsTheOtherAudible(t *testing.T) {
-	const n = 250
-	var ps []pkt
-	for i := range n {
-		at := time.Duration(i) * FrameDuration
-		ps = append(ps, pkt{dir: FromCaller, ssrc: 1, ts: uint32(i * FrameSamples), at: at, b: 0x10})
+	ps := twoWay(250, func(i int, at time.Duration) pkt {
 		ahead := min(i*32, 4800) // samples: 4 ms more per packet, up to 600 ms
-		ps = append(ps, pkt{dir: FromCallee, ssrc: 2, ts: uint32(i*FrameSamples + ahead), at: at + time.Millisecond, b: 0x20})
-	}
+		return pkt{dir: FromCallee, ssrc: 2, ts: uint32(i*FrameSamples + ahead), at: at + time.Millisecond, b: 0x20}
+	})
 	var out []Frame
 	c := NewCall(Config{Sink: func(f *Frame) { out = append(out, *f.Clone()) }})
 	last := time.Duration(0)
@@ -358,15 +361,7 @@ func TestSenderAheadKeepsTheOtherAudible(t *testing.T) {
 		}
 	}
 	c.Close()
-	caller, callee := 0, 0
-	for _, f := range out {
-		if level(f.Caller[:]) > 0 {
-			caller++
-		}
-		if level(f.Callee[:]) > 0 {
-			callee++
-		}
-	}
+	caller, callee := audible(out)
 	if caller < 200 || callee < 200 {
 		t.Errorf("audible frames: caller %d, callee %d of %d (stats %+v)", caller, callee, len(out), c.Stats())
 	}

@@ -16,6 +16,7 @@ import (
 	"testing/fstest"
 
 	"pbx-agent/agent/config"
+	"pbx-agent/internal/testkit"
 	"pbx-agent/sniffer/fixture"
 )
 
@@ -128,20 +129,6 @@ func TestDiscoverFixture(t *testing.T) {
 
 func itoa(n int) string { return strconv.Itoa(n) }
 
-// deniedFS refuses to open one file, as the kernel does for a mode-640
-// manager.conf when the agent is not in group asterisk (works as root too).
-type deniedFS struct {
-	fs.FS
-	name string
-}
-
-func (d deniedFS) Open(name string) (fs.File, error) {
-	if name == d.name {
-		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrPermission}
-	}
-	return d.FS.Open(name)
-}
-
 func TestDiscoverProblems(t *testing.T) {
 	root := fixture.Repo(t, "testdata", "discover", "fixture")
 	base := os.DirFS(root)
@@ -154,7 +141,7 @@ func TestDiscoverProblems(t *testing.T) {
 		check   func(t *testing.T, r *Result)
 	}{
 		{
-			name: "unreadable manager.conf", fsys: deniedFS{base, "etc/asterisk/manager.conf"},
+			name: "unreadable manager.conf", fsys: testkit.DeniedFS{FS: base, Name: "etc/asterisk/manager.conf"},
 			wantErr: ErrUnreadable, wantMsg: "/etc/asterisk/manager.conf",
 			check: func(t *testing.T, r *Result) {
 				if r.AMIUser != "" || r.ManagerErr == nil {
@@ -242,7 +229,7 @@ func TestDiscoverProblems(t *testing.T) {
 // reads everything).
 func TestDiscoverChmod(t *testing.T) {
 	if os.Geteuid() == 0 {
-		t.Skip("running as root: mode 000 does not stop root (deniedFS covers this case)")
+		t.Skip("running as root: mode 000 does not stop root (testkit.DeniedFS covers this case)")
 	}
 	dir := t.TempDir()
 	etc := filepath.Join(dir, "etc", "asterisk")

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io/fs"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -23,6 +22,7 @@ import (
 	"pbx-agent/agent/config"
 	"pbx-agent/agent/discover"
 	"pbx-agent/ami/amitest"
+	"pbx-agent/internal/testkit"
 	"pbx-agent/sniffer/capture"
 	"pbx-agent/sniffer/fixture"
 )
@@ -106,20 +106,6 @@ func testInterfaces() ([]discover.Interface, error) {
 		{Name: "lo", Loopback: true, Up: true, Addrs: []netip.Addr{netip.MustParseAddr("127.0.0.1")}},
 		{Name: "eth0", Up: true, Default: true, Addrs: []netip.Addr{netip.MustParseAddr("192.0.2.2")}},
 	}, nil
-}
-
-// deniedFS refuses one file as the kernel does for a mode-640 file when the
-// agent is not in its group (root included, unlike chmod).
-type deniedFS struct {
-	fs.FS
-	name string
-}
-
-func (d deniedFS) Open(name string) (fs.File, error) {
-	if name == d.name {
-		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrPermission}
-	}
-	return d.FS.Open(name)
 }
 
 // baseEnv is a healthy host: the fake AMI, a writable spool, CAP_NET_RAW,
@@ -255,7 +241,7 @@ func TestDoctor(t *testing.T) {
 		{
 			name: "manager.conf unreadable",
 			mutate: func(t *testing.T, env *Env, amiPort int) {
-				env.FS = deniedFS{env.FS, "etc/asterisk/manager.conf"}
+				env.FS = testkit.DeniedFS{FS: env.FS, Name: "etc/asterisk/manager.conf"}
 				appendConf(t, env, "ami_port = "+strconv.Itoa(amiPort))
 			},
 			want: []want{
@@ -268,7 +254,7 @@ func TestDoctor(t *testing.T) {
 			conf: []string{"ami_user = monitor", "ami_secret = monpass"},
 			ok:   true,
 			mutate: func(t *testing.T, env *Env, amiPort int) {
-				env.FS = deniedFS{env.FS, "etc/asterisk/manager.conf"}
+				env.FS = testkit.DeniedFS{FS: env.FS, Name: "etc/asterisk/manager.conf"}
 				appendConf(t, env, "ami_port = "+strconv.Itoa(amiPort))
 			},
 			want: []want{

@@ -1,6 +1,7 @@
 // Package testkit holds the small helpers the tests of several packages
 // share: a buffer safe for a logger and the test at once, the test logger,
-// and running a component's Run(ctx) for the length of a test. Test
+// running a component's Run(ctx) for the length of a test, a zero-allocation
+// check and a file system that refuses one file. Test
 // support only; nothing in the agent imports it.
 package testkit
 
@@ -8,6 +9,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"os"
@@ -86,4 +88,20 @@ func NoAllocs(tb testing.TB, f func()) {
 	if allocs := testing.AllocsPerRun(100, f); allocs != 0 {
 		tb.Errorf("allocs = %v, want 0", allocs)
 	}
+}
+
+// DeniedFS serves FS but refuses to open the file Name with
+// fs.ErrPermission, as the kernel does for a mode-640 file when the process
+// is not in its group (root included, unlike chmod).
+type DeniedFS struct {
+	fs.FS
+	Name string
+}
+
+// Open opens name from FS, or fails with fs.ErrPermission for Name.
+func (d DeniedFS) Open(name string) (fs.File, error) {
+	if name == d.Name {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrPermission}
+	}
+	return d.FS.Open(name)
 }

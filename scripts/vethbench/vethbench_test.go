@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"pbx-agent/internal/testkit"
 	"pbx-agent/sniffer/simulate"
 )
 
@@ -48,7 +49,9 @@ func TestVethCapture(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close()
-	var log strings.Builder
+	// The agent's stderr (written by exec's copying goroutine) and the
+	// steps' report share one buffer: it must be safe for both.
+	var log testkit.SyncBuffer
 	res, err := run(context.Background(), benchConfig{agent: agent, file: pcap, injector: "builtin",
 		rates: []int{2000}, step: 150 * simulate.Ptime, stderr: &log}, &log)
 	if errors.Is(err, ErrNoNamespace) {

@@ -78,7 +78,7 @@ func (c *CDR) Summary(sensor int, now time.Time) Summary {
 		CallerDomain: c.CallerDomain, CalledDomain: c.CalledDomain,
 		CallerUA: c.CallerUA, CalledUA: c.CalledUA, CallerIP: c.CallerIP, CalledIP: c.CalledIP,
 		LastSIPResponseNum: c.LastSIPResponseNum, ConnectTime: c.ConnectTime, VLAN: c.VLAN,
-		Paused: len(c.Paused) > 0 && c.Paused[len(c.Paused)-1].End.IsZero(),
+		Paused: c.PausedNow(),
 	}
 	a, b := c.StreamAB()
 	for side, i := range [2]int{a, b} {
@@ -91,4 +91,10 @@ func (c *CDR) Summary(sensor int, now time.Time) Summary {
 		s.ConnectDuration = now.Sub(c.ConnectTime).Truncate(time.Second)
 	}
 	return s
+}
+
+// PausedNow: recording (and so listening) is paused now (an open pause interval).
+func (c *CDR) PausedNow() bool {
+	n := len(c.Paused)
+	return n > 0 && c.Paused[n-1].End.IsZero()
 }

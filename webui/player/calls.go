@@ -60,7 +60,8 @@ func (h *Handler) callsJSON(w http.ResponseWriter, r *http.Request) {
 		calls := h.o.Calls.ActiveCalls()
 		sort.Slice(calls, func(i, j int) bool { return calls[i].CallDate.After(calls[j].CallDate) })
 		for i := range calls {
-			rep.Calls = append(rep.Calls, h.row(&calls[i]))
+			s := calls[i].Summary(h.o.SensorID, now)
+			rep.Calls = append(rep.Calls, h.row(&s, h.channels(&calls[i])))
 		}
 	}
 	b, err := json.Marshal(rep)
@@ -73,64 +74,45 @@ func (h *Handler) callsJSON(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(b)
 }
 
-func (h *Handler) row(c *call.CDR) callRow {
+// row renders one call's summary; channels are its Asterisk channels.
+func (h *Handler) row(s *call.Summary, channels []string) callRow {
 	r := callRow{
-		CallRef: fmt.Sprintf("0x%x", c.CallRef), SensorID: h.o.SensorID, CallID: c.CallID,
-		Caller: c.Caller, Called: c.Called, CallDate: c.CallDate.UTC().Format("2006-01-02 15:04:05"),
-		Duration: int(c.Duration() / time.Second), Connected: !c.ConnectTime.IsZero(),
-		Paused: isPaused(c), Channels: []string{},
+		CallRef: fmt.Sprintf("0x%x", s.Ref), SensorID: s.Sensor, CallID: s.CallID,
+		Caller: s.Caller, Called: s.Called, CallDate: s.CallDate.UTC().Format("2006-01-02 15:04:05"),
+		Duration: int(s.LastPacket.Sub(s.CallDate) / time.Second), Connected: s.Connected,
+		Paused: s.Paused, Channels: channels, Codec: codecName(s),
 	}
-	r.Codec, _ = codecs(c)
-	for dir := range 2 {
-		if s := stream(c, dir == 0); s != nil {
-			r.MOS[dir] = round1(s.MOSAdapt)
-			r.Jitter[dir] = round1(s.AvgJitter)
-			if s.Received+s.Lost > 0 {
-				r.Loss[dir] = round1(float64(s.Lost) * 100 / float64(s.Received+s.Lost))
-			}
-		}
-	}
-	if h.o.Channels != nil {
-		if ch := h.o.Channels(c); ch != nil {
-			r.Channels = ch
+	for dir := range s.RTP {
+		if f := &s.RTP[dir]; f.Present {
+			r.MOS[dir] = round1(f.MOSAdapt)
+			r.Jitter[dir] = round1(f.AvgJitter)
+			r.Loss[dir] = round1(f.LossPercent())
 		}
 	}
 	return r
 }
 
+// channels are the call's Asterisk channels, never nil.
+func (h *Handler) channels(c *call.CDR) []string {
+	if h.o.Channels != nil {
+		if ch := h.o.Channels(c); ch != nil {
+			return ch
+		}
+	}
+	return []string{}
+}
+
 func round1(v float64) float64 { return float64(int64(v*10+0.5)) / 10 }
 
-// stream returns the call's main stream in one direction (most packets).
-func stream(c *call.CDR, caller bool) *rtp.Summary {
-	a, b := c.StreamAB()
-	i := b
-	if caller {
-		i = a
+// codecName names the caller's codec (else the callee's) as VoIPmonitor's
+// GUI does ("G.711u", "G.722", "OPUS48").
+func codecName(s *call.Summary) string {
+	for _, f := range s.RTP {
+		if f.Present {
+			if name := rtp.VMCodecName(f.CodecID); name != "" {
+				return name
+			}
+		}
 	}
-	if i < 0 {
-		return nil
-	}
-	return &c.Streams[i]
-}
-
-// codecs names the caller's and callee's codecs as VoIPmonitor's GUI does
-// ("G.711u", "G.722", "OPUS48").
-func codecs(c *call.CDR) (string, string) {
-	var a, b string
-	if s := stream(c, true); s != nil {
-		a = rtp.VMCodecName(s.CodecID())
-	}
-	if s := stream(c, false); s != nil {
-		b = rtp.VMCodecName(s.CodecID())
-	}
-	if a == "" {
-		a = b
-	}
-	return a, b
-}
-
-// isPaused: recording (and so listening) paused now.
-func isPaused(c *call.CDR) bool {
-	n := len(c.Paused)
-	return n > 0 && c.Paused[n-1].End.IsZero()
+	return ""
 }

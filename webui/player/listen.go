@@ -305,7 +305,8 @@ func (l *listener) start() status {
 	if lr.remote == nil && h.o.Calls != nil {
 		if c, ok := h.o.Calls.Lookup(lr.ref); ok {
 			start.Caller, start.Called = c.Caller, c.Called
-			start.Codec, _ = codecs(&c)
+			sum := c.Summary(h.o.SensorID, time.Now())
+			start.Codec = codecName(&sum)
 		}
 	}
 	return start
@@ -362,7 +363,7 @@ func (l *listener) stream(ctx context.Context, f feed) {
 			st := status{Type: "stats", Sent: sent, Dropped: f.Dropped()}
 			if lr.remote == nil && h.o.Calls != nil {
 				if c, ok := h.o.Calls.Lookup(lr.ref); ok {
-					st.Paused = isPaused(&c)
+					st.Paused = c.PausedNow()
 				}
 			}
 			if err := l.writeText(st); err != nil {

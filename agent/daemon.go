@@ -581,7 +581,7 @@ func (d *daemon) callEnded(c *call.CDR) {
 }
 
 func (d *daemon) registerChanged(r *call.Register) {
-	d.log.Debug("register", "aor", r.ToNum+"@"+r.ToDomain, "state", registerStateName(r.State), "expires", r.Expires)
+	d.log.Debug("register", "aor", r.ToNum+"@"+r.ToDomain, "state", r.State.Name(), "expires", r.Expires)
 	if d.writer != nil {
 		if err := d.writer.EnqueueRegister(r); err != nil {
 			d.log.Error("REGISTER not queued", "aor", r.ToNum, "err", err)

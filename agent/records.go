@@ -152,28 +152,10 @@ func registerJSON(r *call.Register) map[string]any {
 		"sipcallerport":      r.CallerPort,
 		"sipcalledport":      r.CalledPort,
 		"expires":            r.Expires,
-		"state":              registerStateName(r.State),
+		"state":              r.State.Name(),
 		"state_num":          int(r.State),
 		"ua":                 r.UA,
 		"failed_attempts":    r.FailedAttempts,
 		"lastSIPresponseNum": r.LastResponseNum,
 	}
-}
-
-func registerStateName(s call.RegisterState) string {
-	switch s {
-	case call.RegOK:
-		return "OK"
-	case call.RegFailed:
-		return "Failed"
-	case call.RegUnknownOK:
-		return "UnknownMessageOK"
-	case call.RegManyMsgs:
-		return "ManyRegMessages"
-	case call.RegExpired:
-		return "Expired"
-	case call.RegUnregister:
-		return "Unregister"
-	}
-	return ""
 }

@@ -22,25 +22,6 @@ var registerHeader = []string{
 	"sipcallerip_country_code", "sipcalledip_country_code",
 }
 
-// registerStateNames are the `states` filter values of listregisters.
-func registerStateName(s call.RegisterState) string {
-	switch s {
-	case call.RegOK:
-		return "ok"
-	case call.RegFailed:
-		return "failed"
-	case call.RegUnknownOK:
-		return "unknownmessageok"
-	case call.RegManyMsgs:
-		return "manyregmessages"
-	case call.RegExpired:
-		return "expired"
-	case call.RegUnregister:
-		return "unregister"
-	}
-	return ""
-}
-
 func (s *Server) registers() []call.Register {
 	if s.cfg.Calls == nil {
 		return nil
@@ -64,7 +45,7 @@ func (s *Server) listRegisters(_ context.Context, w io.Writer, req *Request) err
 	regs := make([]*call.Register, 0, len(all))
 	for i := range all {
 		r := &all[i]
-		if len(p.states) > 0 && !slices.Contains(p.states, registerStateName(r.State)) {
+		if len(p.states) > 0 && !slices.Contains(p.states, strings.ToLower(r.State.Name())) {
 			continue
 		}
 		if !matchRegister(r, p.filters) {

@@ -152,6 +152,17 @@ const (
 	RegUnregister RegisterState = 6
 )
 
+// Name is the state's name as VoIPmonitor shows it ("OK", "Failed", ...), or
+// "" for a value it does not define.
+func (s RegisterState) Name() string {
+	if s < RegOK || s > RegUnregister {
+		return ""
+	}
+	return registerStateNames[s-RegOK]
+}
+
+var registerStateNames = [...]string{"OK", "Failed", "UnknownMessageOK", "ManyRegMessages", "Expired", "Unregister"}
+
 // Register is one REGISTER summary (register_state / register_failed row).
 type Register struct {
 	Time            time.Time

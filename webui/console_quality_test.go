@@ -164,11 +164,7 @@ func TestConsoleQualityAndTone(t *testing.T) {
 
 	// The page: the chart's own data (uPlot's u.data).
 	err = chromedp.Do(ctx,
-		chromedp.Navigate(e.srv.URL+"/console/call.html?id="+ids[0]),
-		chromedp.WaitVisible(chromedp.CSS("#login")),
-		chromedp.SendKeys(chromedp.CSS("#user"), "admin"),
-		chromedp.SendKeys(chromedp.CSS("#pass"), "adminpw"),
-		chromedp.Click(chromedp.CSS("#loginBtn")),
+		browsertest.Login(e.srv.URL+"/console/call.html?id="+ids[0], "admin", "adminpw"),
 		chromedp.WaitVisible(chromedp.CSS("#q-lost canvas")),
 	)
 	if err != nil {

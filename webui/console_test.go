@@ -83,11 +83,7 @@ func TestConsoleHistorySearch(t *testing.T) {
 	part, want := numberPart(t, e)
 	page := e.srv.URL + "/console/calls.html?" + url.Values{"fdatefrom": {"2000-01-01T00:00:00"}, "fdateto": {"2100-01-01T00:00:00"}, "number": {part}}.Encode()
 	err := chromedp.Do(ctx,
-		chromedp.Navigate(page),
-		chromedp.WaitVisible(chromedp.CSS("#login")),
-		chromedp.SendKeys(chromedp.CSS("#user"), "admin"),
-		chromedp.SendKeys(chromedp.CSS("#pass"), "adminpw"),
-		chromedp.Click(chromedp.CSS("#loginBtn")),
+		browsertest.Login(page, "admin", "adminpw"),
 	)
 	if err != nil {
 		t.Fatalf("login: %v", err)
@@ -128,11 +124,7 @@ func TestConsoleHistoryOrderOnPhone(t *testing.T) {
 	defer cancel()
 	e := newEnv(t, nil)
 	err := chromedp.Do(ctx,
-		chromedp.Navigate(e.srv.URL+"/console/calls.html?fdatefrom=2000-01-01T00:00:00&fdateto=2100-01-01T00:00:00"),
-		chromedp.WaitVisible(chromedp.CSS("#login")),
-		chromedp.SendKeys(chromedp.CSS("#user"), "admin"),
-		chromedp.SendKeys(chromedp.CSS("#pass"), "adminpw"),
-		chromedp.Click(chromedp.CSS("#loginBtn")),
+		browsertest.Login(e.srv.URL+"/console/calls.html?fdatefrom=2000-01-01T00:00:00&fdateto=2100-01-01T00:00:00", "admin", "adminpw"),
 		chromedp.WaitVisible(chromedp.CSS("#calls tbody tr")),
 		chromedp.SetValue(chromedp.CSS("#f-order"), "mos_min_mult10:ASC"),
 		chromedp.Click(chromedp.CSS("#search")),
@@ -330,11 +322,7 @@ func TestConsoleBlindTransfer(t *testing.T) {
 		t.Fatalf("%d CDRs under Linkedid %s, want 3", n, linkedid)
 	}
 	err := chromedp.Do(ctx,
-		chromedp.Navigate(e.srv.URL+"/console/call.html?id="+alice[0]),
-		chromedp.WaitVisible(chromedp.CSS("#login")),
-		chromedp.SendKeys(chromedp.CSS("#user"), "admin"),
-		chromedp.SendKeys(chromedp.CSS("#pass"), "adminpw"),
-		chromedp.Click(chromedp.CSS("#loginBtn")),
+		browsertest.Login(e.srv.URL+"/console/call.html?id="+alice[0], "admin", "adminpw"),
 		chromedp.WaitVisible(chromedp.CSS("#ladder g.msg")),
 	)
 	if err != nil {
@@ -515,11 +503,7 @@ func TestConsoleOverview(t *testing.T) {
 		t.Fatal(err)
 	}
 	err := chromedp.Do(ctx,
-		chromedp.Navigate(e.srv.URL+"/console/overview.html?hours=6"),
-		chromedp.WaitVisible(chromedp.CSS("#login")),
-		chromedp.SendKeys(chromedp.CSS("#user"), "admin"),
-		chromedp.SendKeys(chromedp.CSS("#pass"), "adminpw"),
-		chromedp.Click(chromedp.CSS("#loginBtn")),
+		browsertest.Login(e.srv.URL+"/console/overview.html?hours=6", "admin", "adminpw"),
 	)
 	if err != nil {
 		t.Fatal(err)

@@ -100,3 +100,16 @@ func Screenshots(t testing.TB, ctx context.Context, name string) []string {
 	t.Logf("screenshots: %v", out)
 	return out
 }
+
+// Login opens page, waits for its login form (#login) and signs in as user
+// with password pass (#user, #pass, #loginBtn: the console's and the
+// dashboard's form).
+func Login(page, user, pass string) chromedp.Action[chromedp.Void] {
+	return chromedp.Steps(
+		chromedp.Navigate(page),
+		chromedp.WaitVisible(chromedp.CSS("#login")),
+		chromedp.SendKeys(chromedp.CSS("#user"), user),
+		chromedp.SendKeys(chromedp.CSS("#pass"), pass),
+		chromedp.Click(chromedp.CSS("#loginBtn")),
+	)
+}

@@ -13,6 +13,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/google/gopacket"
 
+	"pbx-agent/internal/browsertest"
 	"pbx-agent/sniffer/capture"
 	"pbx-agent/sniffer/codec"
 	"pbx-agent/sniffer/fixture"
@@ -236,11 +237,7 @@ func openFile(t testing.TB, path string) packets {
 func loginDashboard(t *testing.T, ctx context.Context, a *agent) {
 	t.Helper()
 	err := chromedp.Do(ctx,
-		chromedp.Navigate(a.srv.URL+"/"),
-		chromedp.WaitVisible(chromedp.CSS("#login")),
-		chromedp.SendKeys(chromedp.CSS("#user"), "alice"),
-		chromedp.SendKeys(chromedp.CSS("#pass"), "alicepw"),
-		chromedp.Click(chromedp.CSS("#loginBtn")),
+		browsertest.Login(a.srv.URL+"/", "alice", "alicepw"),
 		chromedp.WaitNotVisible(chromedp.CSS("#login")),
 	)
 	if err != nil {

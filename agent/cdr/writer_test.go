@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"pbx-agent/internal/testkit"
 	"pbx-agent/sniffer/call"
 	"pbx-agent/sniffer/rtp"
 )
@@ -72,22 +72,7 @@ func dumpTables(tb testing.TB, db *sql.DB, tables ...string) []byte {
 
 func golden(tb testing.TB, name string, got []byte) {
 	tb.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			tb.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			tb.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		tb.Fatalf("%v (run with -update to create)", err)
-	}
-	if !bytes.Equal(got, want) {
-		tb.Errorf("rows differ from %s (run with -update if intended); got:\n%s", path, got)
-	}
+	testkit.Golden(tb, filepath.Join("testdata", name), got, *update)
 }
 
 // TestWriterGolden writes a few CDRs and REGISTERs and compares every row

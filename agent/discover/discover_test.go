@@ -70,19 +70,7 @@ func TestDiscoverGolden(t *testing.T) {
 				t.Fatal(jerr)
 			}
 			got = append(got, '\n')
-			path := filepath.Join(root, tt.name+".golden")
-			if *update {
-				if err := os.WriteFile(path, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, rerr := os.ReadFile(path)
-			if rerr != nil {
-				t.Fatalf("%v (run with -update)", rerr)
-			}
-			if !bytes.Equal(got, want) {
-				t.Errorf("discovery differs from %s (rerun with -update after checking):\n%s", path, got)
-			}
+			testkit.Golden(t, filepath.Join(root, tt.name+".golden"), got, *update)
 		})
 	}
 }

@@ -1,7 +1,7 @@
 // Package testkit holds the small helpers the tests of several packages
 // share: a buffer safe for a logger and the test at once, the test logger,
 // running a component's Run(ctx) for the length of a test, a zero-allocation
-// check and a file system that refuses one file. Test
+// check, a file system that refuses one file and golden files. Test
 // support only; nothing in the agent imports it.
 package testkit
 
@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 )
@@ -104,4 +105,25 @@ func (d DeniedFS) Open(name string) (fs.File, error) {
 		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrPermission}
 	}
 	return d.FS.Open(name)
+}
+
+// Golden compares got with the golden file at path; with update (the
+// package's -update flag) it writes got there first.
+func Golden(tb testing.TB, path string, got []byte, update bool) {
+	tb.Helper()
+	if update {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			tb.Fatal(err)
+		}
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		tb.Fatalf("%v (run with -update to create)", err)
+	}
+	if !bytes.Equal(got, want) {
+		tb.Errorf("%s differs (run with -update if intended); got:\n%s", path, got)
+	}
 }

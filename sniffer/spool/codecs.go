@@ -38,6 +38,10 @@ func (s *Spool) noteSDP(c *callSpool, m *sip.Message) {
 			}
 			if name := codec.SDPName(string(r.Encoding), r.ClockRate); c.dynamic[r.PT-96] != name {
 				c.dynamic[r.PT-96] = name
+				bit := uint32(1) << (r.PT - 96)
+				if c.history &^= bit; codec.NeedsHistory(name) {
+					c.history |= bit
+				}
 				if c.audio != nil {
 					c.audio.MapPayloadType(r.PT, name)
 				}
@@ -53,6 +57,24 @@ func (c *callSpool) mapDynamic(a *audio.Call) {
 			a.MapPayloadType(uint8(96+i), name)
 		}
 	}
+}
+
+// staticHistory marks the static payload types whose codec decodes only
+// from a stream's first packet (codec.NeedsHistory), so the packet path
+// tests a bit rather than comparing names.
+var staticHistory = func() (h [96]bool) {
+	for pt := range h {
+		h[pt] = codec.NeedsHistory(codec.StaticName(uint8(pt)))
+	}
+	return h
+}()
+
+// needsHistory is codec.NeedsHistory of payload type pt's codec in c.
+func (c *callSpool) needsHistory(pt uint8) bool {
+	if pt >= 96 {
+		return pt <= 127 && c.history&(1<<(pt-96)) != 0
+	}
+	return staticHistory[pt]
 }
 
 // nameOf is the encoding name of payload type pt in c ("" when unknown).

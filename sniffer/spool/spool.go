@@ -220,6 +220,9 @@ type callSpool struct {
 	paused bool
 	// dynamic: the payload types the call's SDPs named (for the decoders)
 	dynamic dynamicPTs
+	// history: bit pt-96 set when dynamic payload type pt's codec
+	// decodes only from the stream's first packet (codec.NeedsHistory)
+	history uint32
 	// srtp: an SDP of the call offered or answered RTP/SAVP(F): its
 	// payload is encrypted, so its decoded audio (WAV, live) is silence,
 	// never the noise that ciphertext decodes to.
@@ -543,7 +546,7 @@ func (s *Spool) handleMedia(md *call.Media) {
 	s.stats.RTPPackets++
 	n := md.HeaderLen
 	payload := md.RTP.Payload(p.Payload, n)
-	if c.audio == nil && !c.srtp && codec.NeedsHistory(c.nameOf(md.RTP.PayloadType)) {
+	if c.audio == nil && !c.srtp && c.needsHistory(md.RTP.PayloadType) {
 		// Decoded from the first packet so that a listener joining later
 		// hears sound (see codec.NeedsHistory).
 		s.startAudio(c)

@@ -78,13 +78,16 @@ var names = [...]string{PCMU, PCMA, G722, GSM, G729, Opus, CN, Event, G726, G726
 // frame boundary); libspeex started mid-stream on a steady tone stays
 // up to 15 dB too loud; libavcodec's iLBC decoder settles at some join
 // points and not at others (a listener joining a generated iLBC call in
-// Chromium heard the other direction's tone only 23 dB under). The state
+// Chromium heard the other direction's tone only 23 dB under); libgsm
+// started cold on a steady tone stays 9–22 dB quieter for seconds (its
+// long-term predictor rebuilds the excitation from silence). The state
 // that diverges is built from the whole stream, so warming a cold decoder
 // on the last few packets cannot help: such calls are decoded from their
-// first packet. G.711, G.722, G.726, GSM, G.729 and Opus keep their tone.
+// first packet. G.711, G.722, G.726, G.729 and Opus keep their tone and
+// level.
 func NeedsHistory(name string) bool {
 	switch name {
-	case G723, Speex, SpeexWB, ILBC:
+	case G723, Speex, SpeexWB, ILBC, GSM:
 		return true
 	}
 	return false

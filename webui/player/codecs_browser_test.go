@@ -25,7 +25,7 @@ import (
 // 1300 Hz) or a real Asterisk recording of ../shared (same tones; skipped
 // without it), the rate its frames come at, and extra player URL query.
 // saveaudio is off: the player joins a call already under way, as a
-// listener does (G.723.1, Speex and iLBC calls are decoded from their first
+// listener does (GSM, G.723.1, Speex and iLBC calls are decoded from their first
 // packet all the same, see codec.NeedsHistory).
 var browserCodecs = []struct {
 	name  string

@@ -152,16 +152,18 @@ func benchPacketPath(b *testing.B, path string, cfg Config) {
 //   - cpu-ns/packet: the CPU time per packet of the packet path (decode,
 //     call lookup, RTP statistics with the three jitter-buffer simulators)
 //     once every call is set up and streaming. The frames of a window
-//     (2.5 s of traffic, at most activeWindow packets) are generated first,
-//     the generator is dropped, and only the sniffer's handling of them is
-//     timed, with the garbage collector paused (the path allocates nothing
-//     per packet; a GC cycle's cost follows the heap, not the packets).
-//     Flat from 1,000 to 100,000 calls means the per-packet cost does not
-//     grow with the calls followed.
-//   - heap-bytes/call: the heap in use after GC once the window is handled
+//     (activeWindow packets: 10 s of 1,000 calls' traffic, 0.2 s of
+//     100,000 calls') are generated first, the generator is dropped, and
+//     only the sniffer's handling of them is timed, with the garbage
+//     collector paused (the path allocates nothing per packet; a GC
+//     cycle's cost follows the heap, not the packets). Flat from 1,000 to
+//     100,000 calls means the per-packet cost does not grow with the calls
+//     followed.
+//   - heap-bytes/call: the live heap after GC once the window is handled
 //     (call table entry, SIP strings, media index, two RTP streams with
-//     their jitter-buffer simulators), the generator and the frames freed
-//     first, divided by the active calls.
+//     their jitter-buffer simulators), the generator freed first, divided
+//     by the active calls; inuse-bytes/call counts the heap's in-use spans
+//     instead (with the holes the generator's objects left).
 func BenchmarkActiveCalls(b *testing.B) {
 	sizes := []int{1000, 10000}
 	if list := os.Getenv("PBX_BENCH_CALLS"); list != "" {
@@ -183,10 +185,11 @@ func BenchmarkActiveCalls(b *testing.B) {
 	}
 }
 
-// activeWindow is the most packets BenchmarkActiveCalls times: 0.2 s of
-// 100,000 calls' traffic, ten packets per stream (≈ 430 MB of G.711
-// frames; the arena is reserved for frames of up to 256 bytes on average,
-// and only the pages written take memory).
+// activeWindow is the packets BenchmarkActiveCalls times, at every size:
+// at 100,000 calls ten packets per stream (≈ 430 MB of G.711 frames; the
+// arena is reserved for frames of up to 256 bytes on average, and only the
+// pages written take memory). PBX_BENCH_CPUPROFILE=FILE writes a CPU
+// profile of the window (FILE.calls).
 const activeWindow = 2_000_000
 
 // activeFrames are a window's frames, generated before they are timed.
@@ -198,10 +201,10 @@ type activeFrames struct {
 }
 
 func activeCalls(b *testing.B, calls int) {
-	// Calls are set up over 4 s and each talks 8 s after its answer: all
-	// are active from about 5 s to 8 s.
+	// Calls are set up over 4 s and each talks 30 s after its answer: all
+	// are active from about 5 s on.
 	gen, err := simulate.New(simulate.Options{Calls: calls, Concurrency: calls, CPS: float64(calls) / 4,
-		Duration: 8 * time.Second, Seed: 3})
+		Duration: 30 * time.Second, Seed: 3})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -216,7 +219,7 @@ func activeCalls(b *testing.B, calls int) {
 	ps, _ := ParsePorts("5060")
 	sn := New(Config{SIPPorts: ps, Call: call.Config{IdleTimeout: -1}})
 	epoch := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
-	from, to := epoch.Add(5500*time.Millisecond), epoch.Add(8*time.Second)
+	from, to := epoch.Add(5500*time.Millisecond), epoch.Add(30*time.Second)
 	read := func() ([]byte, time.Time) {
 		data, ci, err := gen.ZeroCopyReadPacketData()
 		if err != nil { // io.EOF too: the window ends before the calls do
@@ -241,7 +244,9 @@ func activeCalls(b *testing.B, calls int) {
 	gen = nil // its heap is not the packet path's
 	runtime.GC()
 	gcPercent := debug.SetGCPercent(-1)
+	stop := profileWindow(b, calls)
 	cpu, wall := w.handle(sn, link)
+	stop()
 	debug.SetGCPercent(gcPercent)
 	runtime.GC()
 	runtime.ReadMemStats(&after)
@@ -285,6 +290,27 @@ func (w *activeFrames) handle(sn *Sniffer, link layers.LinkType) (cpu, wall time
 		wall += time.Since(wall0)
 	}
 	return cpu, wall
+}
+
+// profileWindow starts a CPU profile of the timed window when
+// PBX_BENCH_CPUPROFILE names a file (one per call count, suffixed with it)
+// and returns what stops it.
+func profileWindow(b *testing.B, calls int) func() {
+	path := os.Getenv("PBX_BENCH_CPUPROFILE")
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(fmt.Sprintf("%s.%d", path, calls))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}
 }
 
 // writeHeapProfile writes the heap profile (what is held now, by where it

@@ -127,7 +127,7 @@ func (s *Sniffer) handleRTCPJSON(p *decode.Packet, _ []byte) {
 // synthLink is the link type of the synthetic frames of HEP SIP: the
 // capture's when it is Ethernet or raw IP, else Ethernet.
 func (s *Sniffer) synthLink() layers.LinkType {
-	if s.dec != nil && s.link == layers.LinkTypeRaw {
+	if s.link == layers.LinkTypeRaw { // the capture's (a decoder was made for it)
 		return layers.LinkTypeRaw
 	}
 	return layers.LinkTypeEthernet

@@ -1,7 +1,10 @@
 package sniffer
 
 import (
+	"context"
 	"fmt"
+	"runtime"
+	"runtime/debug"
 	"slices"
 	"testing"
 	"time"
@@ -17,17 +20,23 @@ import (
 // three jitter-buffer simulators, the spool's packet side — allocates
 // nothing, single-threaded and with media workers (the hand-off to the
 // call's worker through its ring included; each measured run hands 256
-// packets over and waits until the workers handled them).
+// packets over and waits until the workers handled them). run=reader: the
+// whole parallel Run of a source — the reader decoding into its batches,
+// the packet path handing the workers pointers into them.
 func TestMediaPathNoAlloc(t *testing.T) {
 	for _, workers := range []int{1, 2} {
 		for _, graph := range []bool{false, true} { // savegraph: the quality per second too
 			t.Run(fmt.Sprintf("workers=%d/savegraph=%v", workers, graph), func(t *testing.T) { mediaPathAllocs(t, workers, graph) })
 		}
 	}
+	t.Run("workers=2/run=reader", mediaRunAllocs)
 }
 
-func mediaPathAllocs(t *testing.T, workers int, graph bool) {
-	g, err := simulate.New(simulate.Options{Calls: 2, Concurrency: 2, Duration: 30 * time.Second, Seed: 7})
+// mediaPathSniffer returns a sniffer with a spool through the set-up and
+// the first seconds of RTP of a generated capture (streams started), the
+// capture and the index of its next frame.
+func mediaPathSniffer(t *testing.T, calls, workers int, graph bool) (*Sniffer, *frames, int) {
+	g, err := simulate.New(simulate.Options{Calls: calls, Concurrency: calls, Duration: 30 * time.Second, Seed: 7})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,20 +46,24 @@ func mediaPathAllocs(t *testing.T, workers int, graph bool) {
 		t.Fatal(err)
 	}
 	go func() { _ = sp.Run(t.Context()) }()
-	defer sp.Close(t.Context())
+	t.Cleanup(func() { sp.Close(context.Background()) })
 	ps, _ := ParsePorts("5060")
 	sn := New(Config{SIPPorts: ps, Media: sp, SIPHook: sp.SIP, Workers: workers, SaveGraph: graph, Call: call.Config{IdleTimeout: -1, OnCallEnd: sp.CallEnded}})
-	// Through the set-up and the first seconds of RTP (streams started).
 	i := 0
 	for ; i < len(f.data) && f.ts[i].Sub(f.ts[0]) < 5*time.Second; i++ {
 		if err := sn.HandleFrame(f.link, f.data[i], f.ts[i]); err != nil {
 			t.Fatal(err)
 		}
 	}
+	return sn, f, i
+}
+
+func mediaPathAllocs(t *testing.T, workers int, graph bool) {
+	sn, f, i := mediaPathSniffer(t, 2, workers, graph)
 	per := 1
 	if workers > 1 {
 		per = 256
-		sn.startPipeline()
+		sn.startPipeline(readerDepth(workers))
 		defer sn.stopPipeline()
 	}
 	media := sn.Stats().Media
@@ -81,6 +94,48 @@ func mediaPathAllocs(t *testing.T, workers int, graph bool) {
 	}
 	if slices.Min(tries) != 0 {
 		t.Errorf("%v allocations per RTP packet in each attempt, want 0", tries)
+	}
+}
+
+// mediaRunAllocs: a Run's own set-up (goroutines, rings, batches) is the
+// same for a short and a long run of RTP, so the difference of their
+// allocations is the packets'. Best of three (the runtime's waiter
+// records, as above).
+func mediaRunAllocs(t *testing.T) {
+	sn, f, i := mediaPathSniffer(t, 12, 2, false)
+	const short, long = 256, 256 + 4096
+	run := func(n int) int64 {
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		before := ms.Mallocs
+		if err := sn.Run(t.Context(), &frameSource{f: f, i: i, end: i + n}, RunOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		i += n
+		runtime.ReadMemStats(&ms)
+		return int64(ms.Mallocs - before)
+	}
+	if i+3*short+4*long > len(f.data) {
+		t.Fatalf("capture too short: %d frames", len(f.data))
+	}
+	media := sn.Stats().Media
+	// No collection while measuring: one empties the runtime's caches of
+	// waiter records, which then allocates a few as goroutines park, until
+	// a run as long as the measured one filled them again.
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
+	run(long)
+	var tries []int64
+	for range 3 {
+		d := run(long) - run(short)
+		if tries = append(tries, d); d <= 0 {
+			break
+		}
+	}
+	if got := sn.Stats().Media - media; got < 3*long/2 {
+		t.Fatalf("only %d media packets in the measured runs", got)
+	}
+	if slices.Min(tries) > 0 {
+		t.Errorf("%v more allocations in a Run of %d more RTP packets, in each attempt; want 0", tries, long-short)
 	}
 }
 

@@ -12,19 +12,26 @@ import (
 
 // Stages of the parallel packet path (workers.go) hand events to each other
 // in batches through a ring: a fixed set of preallocated batches, each an
-// array of events and an arena their bytes are copied into, so the steady
-// state allocates nothing per packet. The producer fills the ring's current
-// batch and passes it on when it is full, or when it is about to wait
-// itself (the packet path before it waits for frames or paces a replay).
-// A reader cannot know that a read will block, so the packet path, finding
-// nothing passed on, waits a moment, then takes the reader's partly filled
-// batch itself: a quiet link (live capture) is not held back waiting for a
-// batch to fill, and a busy one moves whole batches.
+// array of events, the packets they point to and an arena their bytes are
+// copied into, so the steady state allocates nothing per packet. The
+// producer fills the ring's current batch and passes it on when it is full,
+// or when it is about to wait itself (the packet path before it waits for
+// frames or paces a replay). A reader cannot know that a read will block,
+// so the packet path, finding nothing passed on, waits a moment, then takes
+// the reader's partly filled batch itself: a quiet link (live capture) is
+// not held back waiting for a batch to fill, and a busy one moves whole
+// batches.
+//
+// A datagram is copied once, by its reader. The packet path hands a worker
+// a pointer to the packet in the reader's batch, so a reader's batch goes
+// back to its reader only when the packet path and every worker batch that
+// points into it are done with it: it counts its references (refs, pin,
+// unpin).
 
 const (
 	batchEvents = 256       // events per batch
 	batchBytes  = 128 << 10 // arena bytes per batch (frames of the events)
-	ringDepth   = 4         // batches per ring
+	ringDepth   = 4         // batches per worker ring; a reader's has more (readerDepth)
 	// The packet path with no frames takes a reader's partly filled batch
 	// after stealAfter, waiting twice as long each time it found nothing,
 	// up to stealMax (an idle capture wakes it at most 1/stealMax times a
@@ -33,11 +40,16 @@ const (
 	stealMax   = 20 * time.Millisecond
 )
 
+// readerDepth is the number of batches of a reader's ring: enough for the
+// batches the workers' queued batches still point into, so a reader rarely
+// waits for them.
+func readerDepth(workers int) int { return ringDepth * (workers + 1) }
+
 type evKind uint8
 
 const (
-	evFrame    evKind = iota // reader → packet path: a captured frame (pkt.Frame, Time, Link)
-	evTimeout                // reader → packet path: the source had nothing for a while
+	evFrame    evKind = iota // reader → packet path: a captured frame, decoded (pkt; ok, bad)
+	evTimeout                // reader → packet path: the source had nothing for a while (rare.meta.Time)
 	evEnd                    // reader → packet path: the source ended (rare.err, io.EOF at its end)
 	evMedia                  // packet path → worker: a datagram of a known call
 	evSIP                    // packet path → worker: a SIP message of a call (SIPHook)
@@ -46,17 +58,20 @@ const (
 	evReports                // packet path → worker: RTCP report blocks received as HEP JSON
 )
 
-// event is one item of a batch. pkt's byte slices point into the batch's
-// arena; the fields of rarer kinds live in the batch's rare list.
+// event is one item of a batch. pkt points into the batch's packets (or,
+// for evMedia, a reader batch's); the fields of rarer kinds live in the
+// batch's rare list.
 type event struct {
 	kind    evKind
 	party   call.Party
 	toParty bool
 	paused  bool
+	ok      bool  // evFrame: the frame decoded to a packet
+	bad     bool  // evFrame: the decoder found the frame malformed
 	rare    int32 // index in batch.rare
 	ref     uint64
 	state   *any
-	pkt     decode.Packet
+	pkt     *decode.Packet
 }
 
 // rareEvent holds what the rare kinds carry.
@@ -73,18 +88,35 @@ type rareEvent struct {
 type batch struct {
 	seq  uint64
 	ev   []event
+	pkts []decode.Packet // the packets events point to; byte slices in buf
 	rare []rareEvent
 	buf  []byte
+	dec  decode.Stats // reader: its decoder's counters after the batch's last frame
+
+	// A reader's batch: the references left (the packet path's, and one
+	// per worker batch pointing into it) and the ring it goes back to.
+	refs atomic.Int32
+	home *ring
+	// A worker's batch: the reader batches its datagrams point into, one
+	// reference each.
+	srcs []*batch
 }
 
-func newBatch() *batch {
-	return &batch{ev: make([]event, 0, batchEvents), buf: make([]byte, 0, batchBytes)}
+func newBatch(home *ring, srcs int) *batch {
+	return &batch{ev: make([]event, 0, batchEvents), pkts: make([]decode.Packet, 0, batchEvents),
+		buf: make([]byte, 0, batchBytes), home: home, srcs: make([]*batch, 0, srcs)}
 }
 
 func (b *batch) reset() {
 	clear(b.ev) // drop the pointers of the last round
 	clear(b.rare)
-	b.ev, b.rare, b.buf = b.ev[:0], b.rare[:0], b.buf[:0]
+	b.ev, b.pkts, b.rare, b.buf = b.ev[:0], b.pkts[:0], b.rare[:0], b.buf[:0]
+}
+
+// packet returns a free packet slot (a batch has one per event).
+func (b *batch) packet() *decode.Packet {
+	b.pkts = b.pkts[:len(b.pkts)+1]
+	return &b.pkts[len(b.pkts)-1]
 }
 
 // keep copies data into the arena.
@@ -94,10 +126,11 @@ func (b *batch) keep(data []byte) []byte {
 	return b.buf[n:len(b.buf):len(b.buf)]
 }
 
-// keepPacket copies p into dst with its frame and payload in the arena
-// (the payload stays a slice of the frame when it was one: off, from
+// keepPacket copies p into a packet slot with its frame and payload in the
+// arena (the payload stays a slice of the frame when it was one: off, from
 // packetRoom).
-func (b *batch) keepPacket(dst, p *decode.Packet, off int) {
+func (b *batch) keepPacket(p *decode.Packet, off int) *decode.Packet {
+	dst := b.packet()
 	*dst = *p
 	dst.Frame = b.keep(p.Frame)
 	if off >= 0 {
@@ -105,6 +138,7 @@ func (b *batch) keepPacket(dst, p *decode.Packet, off int) {
 	} else {
 		dst.Payload = b.keep(p.Payload)
 	}
+	return dst
 }
 
 // packetRoom is the arena room keepPacket needs, and where p's payload
@@ -120,6 +154,33 @@ func packetRoom(p *decode.Packet) (n, off int) {
 func (b *batch) addRare(r rareEvent) int32 {
 	b.rare = append(b.rare, r)
 	return int32(len(b.rare) - 1)
+}
+
+// pin records that the worker batch b points into the reader batch src.
+func (b *batch) pin(src *batch) {
+	if n := len(b.srcs); n > 0 && b.srcs[n-1] == src {
+		return
+	}
+	src.refs.Add(1)
+	b.srcs = append(b.srcs, src)
+}
+
+// unpinAll drops the worker batch b's references.
+func (b *batch) unpinAll() {
+	for _, src := range b.srcs {
+		src.unpin()
+	}
+	clear(b.srcs)
+	b.srcs = b.srcs[:0]
+}
+
+// unpin drops a reference to a reader's batch; the last one hands the
+// batch back to its reader (never blocks: the ring's free list has room
+// for all its batches).
+func (b *batch) unpin() {
+	if b.refs.Add(-1) == 0 {
+		b.home.free <- b
+	}
 }
 
 // ring passes batches from one producer to one consumer, in order. The
@@ -142,11 +203,14 @@ type ring struct {
 	wake chan struct{} // optional, shared by a consumer's rings: a batch was passed on
 }
 
-func newRing(stop <-chan struct{}, wake chan struct{}, shared bool) *ring {
-	r := &ring{shared: shared, full: make(chan *batch, ringDepth), free: make(chan *batch, ringDepth),
+// newRing returns a ring of depth batches; srcs is the number of reader
+// batches one of its batches may point into (a worker's ring: the depth of
+// the readers' rings; a reader's: 0).
+func newRing(depth, srcs int, stop <-chan struct{}, wake chan struct{}, shared bool) *ring {
+	r := &ring{shared: shared, full: make(chan *batch, depth), free: make(chan *batch, depth),
 		stop: stop, want: 1, idle: make(chan struct{}, 1), wake: wake}
-	for range ringDepth {
-		r.free <- newBatch()
+	for range depth {
+		r.free <- newBatch(r, srcs)
 	}
 	return r
 }
@@ -169,6 +233,7 @@ func (r *ring) begin(n int) (*event, *batch) {
 			return nil, nil
 		}
 		b.reset()
+		b.refs.Store(1) // a reader's batch: the packet path's reference
 		r.lock()
 		r.seq++
 		b.seq, r.cur = r.seq, b
@@ -194,7 +259,7 @@ func (r *ring) unlock() {
 }
 
 // passLocked passes the current batch on (never blocks: the ring holds at
-// most ringDepth batches).
+// most its depth of batches).
 func (r *ring) passLocked() {
 	if r.cur == nil {
 		return
@@ -251,7 +316,7 @@ func (r *ring) take(steal bool) *batch {
 	return b
 }
 
-// finish hands a consumed batch back.
+// finish hands a worker's consumed batch back.
 func (r *ring) finish(b *batch) {
 	r.done.Store(b.seq)
 	r.free <- b
@@ -276,17 +341,17 @@ func newConsumer(wake chan struct{}) *consumer {
 	return &consumer{wake: wake, timer: t}
 }
 
-// take returns the next batch of one of the rings and the ring, or nils
-// when done is closed first; idle runs each time before it waits.
-func (c *consumer) take(done <-chan struct{}, idle func()) (*batch, *ring) {
+// take returns the next batch of one of the rings and the ring's index,
+// or nil when done is closed first; idle runs each time before it waits.
+func (c *consumer) take(done <-chan struct{}, idle func()) (*batch, int) {
 	wait := stealAfter
 	steal := false
 	for {
 		for range c.rings {
-			r := c.rings[c.next]
+			i := c.next
 			c.next = (c.next + 1) % len(c.rings)
-			if b := r.take(steal); b != nil {
-				return b, r
+			if b := c.rings[i].take(steal); b != nil {
+				return b, i
 			}
 		}
 		idle()
@@ -300,7 +365,7 @@ func (c *consumer) take(done <-chan struct{}, idle func()) (*batch, *ring) {
 			wait = min(2*wait, stealMax)
 		case <-done:
 			c.timer.Stop()
-			return nil, nil
+			return nil, 0
 		}
 	}
 }

@@ -109,7 +109,8 @@ type Sniffer struct {
 	log   *slog.Logger
 	table *call.Table
 	dec   *decode.Decoder
-	decs  decode.Stats // counters of the decoders of earlier sources
+	decs  decode.Stats   // counters of the decoders of earlier sources
+	lent  []decode.Stats // a parallel Run's readers' decoders' counters so far (workers.go)
 	link  layers.LinkType
 	pkt   decode.Packet
 	msg   sip.Message
@@ -122,6 +123,9 @@ type Sniffer struct {
 	// without workers); a call's is shards[shard(ref)].
 	shards []*mediaTracker
 	pipe   *pipeline // the running workers (Run with Workers > 1), else nil
+	// the frame the parallel packet path is handling, in its reader's batch
+	frame      *decode.Packet
+	frameBatch *batch
 	// the callbacks of the caller's call.Config
 	onEnd      func(*call.CDR)
 	onRegister func(*call.Register)
@@ -255,6 +259,9 @@ func (s *Sniffer) publish() {
 	if s.dec != nil {
 		st.Decoder = st.Decoder.Add(s.dec.Stats())
 	}
+	for _, d := range s.lent {
+		st.Decoder = st.Decoder.Add(d)
+	}
 	for _, l := range s.live {
 		if ls, err := l.Stats(); err == nil {
 			st.KernelDrops += ls.Drops
@@ -339,23 +346,29 @@ func (s *Sniffer) HandleFrame(link layers.LinkType, data []byte, ts time.Time) e
 		}
 		s.dec, s.link = d, link
 	}
-	s.stats.Frames++
 	ok, err := s.dec.Decode(data, ts.UTC(), &s.pkt)
 	s.pkt.Frame, s.pkt.Link = data, link
-	if err != nil {
+	s.frameDecoded(&s.pkt, ok, err != nil)
+	return nil
+}
+
+// frameDecoded is the path of a frame after its decoding (ok: to p; bad:
+// the decoder found it malformed).
+func (s *Sniffer) frameDecoded(p *decode.Packet, ok, bad bool) {
+	s.stats.Frames++
+	if bad {
 		s.stats.DecodeErrors++
 	}
-	if ok && s.dedup != nil && s.dedup.seen(&s.pkt) {
+	if ok && s.dedup != nil && s.dedup.seen(p) {
 		s.stats.Duplicates++
 		ok = false
 	}
 	if ok {
-		s.HandlePacket(&s.pkt)
+		s.HandlePacket(p)
 	}
-	if ts.Sub(s.tick) >= time.Second {
-		s.tickLocked(ts)
+	if p.Time.Sub(s.tick) >= time.Second {
+		s.tickLocked(p.Time)
 	}
-	return nil
 }
 
 // lock and unlock guard the packet path when HEP listeners feed it from

@@ -18,19 +18,21 @@ import (
 
 // The parallel packet path (Config.Workers > 1), while Run reads a source:
 //
-//	reader(s) ──frames──▶ packet path ──per call──▶ N media workers
+//	reader(s) ──decoded frames──▶ packet path ──per call──▶ N media workers
 //
-// A reader goroutine per source copies frames into batches. The packet
-// path — the goroutine in Run, the only one that touches the call table —
-// decodes them in capture order, handles SIP (calls, REGISTERs, TCP/SCTP
-// reassembly, HEP) and finds the call of each RTP/RTCP datagram (one
-// call-table lookup), exactly as the single-threaded path does. It hands
-// every datagram of a call, the call's SIP messages for the spool hook, its
-// SDP announcements and its end to the worker the call's reference hashes
-// to, so one worker sees everything of a call in capture order: stream
-// statistics, RFC 2833 digits, per-call pcaps and decoded audio come out
-// byte for byte as single-threaded. A worker owns the media state of its
-// calls (one mediaTracker per worker).
+// A reader goroutine per source copies frames into batches and decodes
+// them (link, IP with reassembly, UDP/TCP/SCTP) with its own decoder. The
+// packet path — the goroutine in Run, the only one that touches the call
+// table — takes the decoded packets in capture order, removes duplicates,
+// handles SIP (calls, REGISTERs, TCP/SCTP reassembly, HEP) and finds the
+// call of each RTP/RTCP datagram (one call-table lookup), exactly as the
+// single-threaded path does. It hands every datagram of a call (a pointer
+// into the reader's batch: ring.go), the call's SIP messages for the spool
+// hook, its SDP announcements and its end to the worker the call's
+// reference hashes to, so one worker sees everything of a call in capture
+// order: stream statistics, RFC 2833 digits, per-call pcaps and decoded
+// audio come out byte for byte as single-threaded. A worker owns the media
+// state of its calls (one mediaTracker per worker).
 //
 // Callbacks keep their single-threaded order: a finished call's OnCallEnd
 // waits until its worker attached the call's streams, and callbacks queued
@@ -71,11 +73,13 @@ func (s *Sniffer) shard(ref uint64) int {
 
 func (s *Sniffer) trackerOf(ref uint64) *mediaTracker { return s.shards[s.shard(ref)] }
 
-// startPipeline starts the media workers. Called with the packet path's lock.
-func (s *Sniffer) startPipeline() {
+// startPipeline starts the media workers; readerBatches is the number of
+// batches of the readers' rings (a worker batch points into at most as
+// many). Called with the packet path's lock.
+func (s *Sniffer) startPipeline(readerBatches int) {
 	p := &pipeline{stop: make(chan struct{})}
 	for _, mt := range s.shards {
-		w := &worker{s: s, in: newRing(p.stop, nil, false), media: mt, mds: make([]call.Media, 0, batchEvents)}
+		w := &worker{s: s, in: newRing(ringDepth, readerBatches, p.stop, nil, false), media: mt, mds: make([]call.Media, 0, batchEvents)}
 		p.workers = append(p.workers, w)
 		p.wg.Add(1)
 		go func() {
@@ -157,13 +161,23 @@ func (s *Sniffer) toWorker(ref uint64, n int) (*event, *batch, *ring) {
 	return e, b, r
 }
 
-// queueMedia hands a matched datagram to its call's worker.
+// queueMedia hands a matched datagram to its call's worker: the packet of
+// the frame in hand stays where its reader put it (the worker's batch pins
+// the reader's); another (HEP) is copied.
 func (s *Sniffer) queueMedia(m *call.Media) {
 	p := m.Packet
-	n, off := packetRoom(p)
+	n, off := 0, 0
+	if p != s.frame {
+		n, off = packetRoom(p)
+	}
 	e, b, r := s.toWorker(m.Ref, n)
 	e.kind, e.party, e.toParty, e.paused, e.state = evMedia, m.Party, m.ToParty, m.Paused, m.State
-	b.keepPacket(&e.pkt, p, off)
+	if p == s.frame {
+		e.pkt = p
+		b.pin(s.frameBatch)
+	} else {
+		e.pkt = b.keepPacket(p, off)
+	}
 	r.end()
 }
 
@@ -172,7 +186,7 @@ func (s *Sniffer) queueSIP(ref uint64, msg []byte, meta call.Meta, p *decode.Pac
 	n, off := packetRoom(p)
 	e, b, r := s.toWorker(ref, n+len(msg))
 	e.kind = evSIP
-	b.keepPacket(&e.pkt, p, off)
+	e.pkt = b.keepPacket(p, off)
 	e.rare = b.addRare(rareEvent{meta: meta, msg: b.keep(msg)})
 	r.end()
 }
@@ -207,6 +221,7 @@ func (w *worker) run() {
 			w.mediaRun(b.ev[i:j])
 			i = j
 		}
+		b.unpinAll()
 		r.finish(b)
 	}
 }
@@ -220,7 +235,7 @@ func (w *worker) mediaRun(evs []event) {
 	mt.mu.Lock()
 	for i := range evs {
 		e, m := &evs[i], &ms[i]
-		m.Packet, m.Ref, m.Party, m.ToParty, m.Paused, m.State = &e.pkt, e.ref, e.party, e.toParty, e.paused, e.state
+		m.Packet, m.Ref, m.Party, m.ToParty, m.Paused, m.State = e.pkt, e.ref, e.party, e.toParty, e.paused, e.state
 		m.Classify()
 		mt.handle(m)
 	}
@@ -242,7 +257,7 @@ func (w *worker) handle(b *batch, e *event) {
 	case evSIP:
 		re := &b.rare[e.rare]
 		if _, err := sip.Parse(re.msg, &w.msg); err == nil {
-			s.cfg.SIPHook(&w.msg, re.meta, e.ref, &e.pkt)
+			s.cfg.SIPHook(&w.msg, re.meta, e.ref, e.pkt)
 		}
 	case evAnnounce:
 		w.media.announce(e.ref, b.rare[e.rare].ann)
@@ -265,17 +280,23 @@ func (s *Sniffer) addMedia(c *call.CDR, final bool) {
 	}
 }
 
-// readFrames copies src's frames into r until src ends or r is stopped.
-func readFrames(src capture.Source, r *ring) {
+// readFrames copies src's frames into r and decodes them with dec (nil:
+// decErr, the link type is not supported) until src ends or r is stopped.
+func readFrames(src capture.Source, r *ring, dec *decode.Decoder, decErr error) {
 	link := src.LinkType()
+	var pkt decode.Packet
 	for {
 		data, ci, err := src.ReadPacket()
+		if err == nil && dec == nil {
+			err = decErr // as HandleFrame: at the first frame
+		}
 		if errors.Is(err, capture.ErrTimeout) {
-			e, _ := r.begin(0)
+			e, b := r.begin(0)
 			if e == nil {
 				return
 			}
-			e.kind, e.pkt.Time = evTimeout, time.Now()
+			e.kind, e.rare = evTimeout, b.addRare(rareEvent{meta: call.Meta{Time: time.Now()}})
+			b.dec = decoderStats(dec)
 			r.end()
 			r.flush()
 			continue
@@ -286,18 +307,38 @@ func readFrames(src capture.Source, r *ring) {
 				return
 			}
 			e.kind, e.rare = evEnd, b.addRare(rareEvent{err: err})
+			b.dec = decoderStats(dec)
 			r.end()
 			r.flush()
 			return
 		}
-		e, b := r.begin(len(data))
+		ok, derr := dec.Decode(data, ci.Timestamp.UTC(), &pkt)
+		pkt.Frame, pkt.Link = data, link
+		n, off := 0, 0
+		if ok {
+			n, off = packetRoom(&pkt)
+		}
+		e, b := r.begin(n)
 		if e == nil {
 			return
 		}
-		e.kind, e.pkt.Time, e.pkt.Link = evFrame, ci.Timestamp, link
-		e.pkt.Frame = b.keep(data)
+		e.kind, e.ok, e.bad = evFrame, ok, derr != nil
+		if ok {
+			e.pkt = b.keepPacket(&pkt, off)
+		} else { // only its time matters
+			e.pkt = b.packet()
+			*e.pkt = decode.Packet{Time: pkt.Time, Link: link}
+		}
+		b.dec = dec.Stats()
 		r.end()
 	}
+}
+
+func decoderStats(d *decode.Decoder) decode.Stats {
+	if d == nil {
+		return decode.Stats{}
+	}
+	return d.Stats()
 }
 
 // runParallel is Run with media workers: readers copy the sources' frames
@@ -313,26 +354,34 @@ func (s *Sniffer) packetPath(ctx context.Context, srcs []capture.Source, opts Ru
 	stop := make(chan struct{})
 	wake := make(chan struct{}, 1)
 	c := newConsumer(wake)
+	depth := readerDepth(len(s.shards))
+	s.lock()
+	decs, errs := s.lendDecoders(srcs)
+	s.setSources(srcs)
+	s.startPipeline(depth * len(srcs))
+	s.unlock()
 	var readers sync.WaitGroup
-	for _, src := range srcs {
-		r := newRing(stop, wake, true)
+	for i, src := range srcs {
+		// A live source's reader cannot know that its next read will
+		// block: the packet path may take its partly filled batch, under
+		// the ring's lock. A file's reader passes every batch on full, or
+		// at the end of the file, and needs no lock.
+		_, live := src.(capture.Live)
+		r := newRing(depth, 0, stop, wake, live)
 		c.rings = append(c.rings, r)
 		readers.Add(1)
 		go func() {
 			defer readers.Done()
 			stage("reader")
-			readFrames(src, r)
+			readFrames(src, r, decs[i], errs[i])
 		}()
 	}
-	s.lock()
-	s.setSources(srcs)
-	s.startPipeline()
-	s.unlock()
 	defer func() {
 		close(stop)
 		readers.Wait()
 		s.lock()
 		s.stopPipeline()
+		s.returnDecoders(srcs, decs)
 		s.publish()
 		s.unlock()
 		s.clk.end()
@@ -340,10 +389,11 @@ func (s *Sniffer) packetPath(ctx context.Context, srcs []capture.Source, opts Ru
 	var first, start time.Time
 	ended := 0
 	for {
-		b, r := c.take(ctx.Done(), s.flushWorkersLocked)
+		b, ri := c.take(ctx.Done(), s.flushWorkersLocked)
 		if b == nil {
 			return ctx.Err()
 		}
+		s.lent[ri] = b.dec
 		for i := range b.ev {
 			e := &b.ev[i]
 			switch e.kind {
@@ -354,27 +404,81 @@ func (s *Sniffer) packetPath(ctx context.Context, srcs []capture.Source, opts Ru
 						s.clk.begin(first, start)
 					}
 					if err := s.pace(ctx, e.pkt.Time.Sub(first)-time.Since(start)); err != nil {
+						b.unpin()
 						return err
 					}
 				}
-				if err := s.HandleFrame(e.pkt.Link, e.pkt.Frame, e.pkt.Time); err != nil {
-					return err
-				}
+				s.lock()
+				s.frame, s.frameBatch = e.pkt, b
+				s.frameDecoded(e.pkt, e.ok, e.bad)
+				s.frame, s.frameBatch = nil, nil
+				s.unlock()
 			case evTimeout:
-				s.Tick(e.pkt.Time)
+				s.Tick(b.rare[e.rare].meta.Time)
 			case evEnd:
 				if err := b.rare[e.rare].err; !errors.Is(err, io.EOF) {
+					b.unpin()
 					return err
 				}
 				if ended++; ended == len(srcs) {
+					b.unpin()
 					return nil
 				}
 			}
 		}
-		r.finish(b)
+		b.unpin()
 		s.lock()
 		s.release()
 		s.unlock()
+	}
+}
+
+// lendDecoders makes the decoders the readers of srcs use during a
+// parallel Run: the first source's is the sniffer's own (its fragments
+// and counters carry on from one Run to the next, as single-threaded),
+// lent to the reader. Their counters come back with the batches (lent).
+func (s *Sniffer) lendDecoders(srcs []capture.Source) ([]*decode.Decoder, []error) {
+	decs, errs := make([]*decode.Decoder, len(srcs)), make([]error, len(srcs))
+	for i, src := range srcs {
+		link := src.LinkType()
+		if i == 0 && s.dec != nil && s.link == link {
+			decs[0], s.dec = s.dec, nil
+			continue
+		}
+		d, err := decode.New(link)
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		if s.cfg.VXLANPort != 0 {
+			d.SetVXLANPort(s.cfg.VXLANPort)
+		}
+		if i == 0 {
+			if s.dec != nil {
+				s.decs = s.decs.Add(s.dec.Stats())
+			}
+			s.dec = nil
+		}
+		decs[i] = d
+	}
+	if decs[0] != nil {
+		s.link = srcs[0].LinkType()
+	}
+	s.lent = make([]decode.Stats, len(srcs))
+	return decs, errs
+}
+
+// returnDecoders takes the decoders back after the readers stopped.
+func (s *Sniffer) returnDecoders(srcs []capture.Source, decs []*decode.Decoder) {
+	s.lent = nil
+	for i, d := range decs {
+		switch {
+		case d == nil:
+		case i == 0:
+			s.dec = d
+		default:
+			s.decs = s.decs.Add(d.Stats())
+		}
 	}
 }
 

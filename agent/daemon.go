@@ -229,7 +229,7 @@ func newDaemon(cfg *config.Config, fl *daemonFlags, log *slog.Logger) (*daemon, 
 	snCfg := sniffer.Config{SIPPorts: ports, SIPByPortOnly: !cfg.SIPDetect, VXLANPort: uint16(cfg.VXLANPort), SaveGraph: cfg.SaveGraph,
 		// Several interfaces may carry the same packet: always deduplicated.
 		Deduplicate: cfg.Deduplicate || capture.Several(strings.Join(cfg.Interface, ",")),
-		Call:        callCfg, Logger: log, Workers: cmp.Or(cfg.RTPThreads, runtime.NumCPU())}
+		Call:        callCfg, Logger: log, Workers: mediaWorkers(cfg)}
 	// A file replayed as fast as it reads must not lose spool packets: the
 	// packet path then waits for the disk (live capture never does).
 	waitForDisk := fl.capture != "" && !fl.realtime
@@ -538,8 +538,13 @@ func newSpool(cfg *config.Config, log *slog.Logger, waitForDisk bool) (*spool.Sp
 		SaveAudio: audio, AudioMono: !cfg.SaveAudioStereo, AudioDelay: 40 * time.Millisecond, WaitForDisk: waitForDisk, Location: time.UTC,
 		ZipSIP: zip(cfg.PcapZipSIP, cfg.PcapZipLevelSIP), ZipRTP: zip(cfg.PcapZipRTP, cfg.PcapZipLevelRTP),
 		IOWorkers: runtime.GOMAXPROCS(0), // they also compress
+		Shards:    mediaWorkers(cfg),     // one lock per media worker
 		Pool:      poolLimits(cfg, waitForDisk), Logger: log})
 }
+
+// mediaWorkers is the number of media workers (rtpthreads, default one per
+// core).
+func mediaWorkers(cfg *config.Config) int { return cmp.Or(cfg.RTPThreads, runtime.NumCPU()) }
 
 // poolLimits are the spool's maxpool* limits (none with cleanspool = no).
 // A file replayed at full speed keeps its size limits but not its age
@@ -794,7 +799,7 @@ func (d *daemon) capture(ctx context.Context) error {
 		BlockSize: 1 << 20, NumBlocks: max(d.cfg.RingBufferMB, 1), Fanout: uint16(d.cfg.CaptureFanout), BlockTimeout: d.cfg.CaptureBlockTimeout}
 	// With media workers, one fanout socket per worker, each read by its own
 	// goroutine (the group is capture_fanout's, else one of this process).
-	readers := cmp.Or(d.cfg.RTPThreads, runtime.NumCPU())
+	readers := mediaWorkers(d.cfg)
 	if readers > 1 && opts.Fanout == 0 {
 		opts.Fanout = uint16(os.Getpid()%0xffff + 1)
 	}

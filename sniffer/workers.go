@@ -64,12 +64,7 @@ type worker struct {
 }
 
 // shard is the worker (and mediaTracker) of a call.
-func (s *Sniffer) shard(ref uint64) int {
-	if len(s.shards) == 1 {
-		return 0
-	}
-	return int((ref * 0x9e3779b97f4a7c15 >> 32) % uint64(len(s.shards)))
-}
+func (s *Sniffer) shard(ref uint64) int { return call.Shard(ref, len(s.shards)) }
 
 func (s *Sniffer) trackerOf(ref uint64) *mediaTracker { return s.shards[s.shard(ref)] }
 

@@ -45,6 +45,16 @@ type Media struct {
 	HeaderLen int
 }
 
+// Shard is the shard (0 … n-1) of a call reference: the sniffer's media
+// workers and the spool's locks split the calls the same way, so a worker
+// only ever takes its own shard's lock.
+func Shard(ref uint64, n int) int {
+	if n <= 1 {
+		return 0
+	}
+	return int((ref * 0x9e3779b97f4a7c15 >> 32) % uint64(n))
+}
+
 // FromCaller reports whether the packet flows from the caller (A side).
 func (m *Media) FromCaller() bool {
 	return (m.ToParty && m.Party == PartyCallee) || (!m.ToParty && m.Party == PartyCaller)

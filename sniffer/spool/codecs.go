@@ -13,16 +13,16 @@ import (
 type dynamicPTs [32]string
 
 // noteSDP records the dynamic payload types of m's SDP body on c and hands
-// them to c's audio. Runs with s.mu held.
-func (s *Spool) noteSDP(c *callSpool, m *sip.Message) {
+// them to c's audio.
+func (s *shard) noteSDP(c *callSpool, m *sip.Message) {
 	body := sip.SDPBody(m)
 	if len(body) == 0 {
 		return
 	}
-	if s.sdpScratch == nil {
-		s.sdpScratch = new(sdp.Session)
+	if s.sdp == nil {
+		s.sdp = new(sdp.Session)
 	}
-	ss := s.sdpScratch
+	ss := s.sdp
 	if sdp.Parse(body, ss) != nil {
 		return
 	}

@@ -54,9 +54,10 @@ func TestOpusNamedBySDP(t *testing.T) {
 	defer enc.Close()
 	pcm := tone.Sine(960*100, 0, 48000, 700, 8000)
 	buf := make([]byte, 1500)
-	s.mu.Lock()
-	a := s.calls[1].audio
-	s.mu.Unlock()
+	sh := s.shardOf(1)
+	sh.mu.Lock()
+	a := sh.calls[1].audio
+	sh.mu.Unlock()
 	for i := 0; i < 100; i++ {
 		n, err := enc.Encode(pcm[i*960:(i+1)*960], buf)
 		if err != nil {

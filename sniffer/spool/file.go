@@ -5,9 +5,9 @@ import (
 	"sync/atomic"
 )
 
-// file is one spool file. The packet side (under Spool.mu) appends to buf;
-// when buf is full it hands buf to the file's worker and goes on in a fresh
-// buffer. The worker alone creates, writes, closes and renames the file:
+// file is one spool file. The packet side (under its shard's lock) appends
+// to buf; when buf is full it hands buf to the file's worker and goes on in
+// a fresh buffer. The worker alone creates, writes, closes and renames the file:
 // the packet path never touches the disk.
 type file struct {
 	final, tmp string
@@ -17,7 +17,7 @@ type file struct {
 	kind       uint8
 	zip        int // gzip level, 0 = plain
 
-	// Packet side, under Spool.mu.
+	// Packet side, under the shard's lock.
 	buf  []byte // filling; nil until the first write and after a hand-off
 	size int64  // bytes accepted: handed over or in buf
 	// patch, set before the finishing op is queued, is written at offset 0
@@ -87,20 +87,20 @@ func (b *buffers) put(buf []byte) {
 	}
 }
 
-// enqueued accounts n bytes handed to a worker. Only the packet side adds
-// (under Spool.mu), so a check of queued followed by add is not racy.
-func (b *buffers) enqueued(n int64) {
-	q := b.queued.Add(n)
-	if q > b.peak.Load() {
-		b.peak.Store(q) // only the packet side stores peak
+// enqueue accounts n bytes handed to a worker, when they fit under the cap
+// (always when nothing is queued: a buffer bigger than the cap still goes)
+// or when force; false, accounting nothing, when they do not fit.
+func (b *buffers) enqueue(n int64, force bool) bool {
+	for {
+		q := b.queued.Load()
+		if !force && q != 0 && q+n > b.max {
+			return false
+		}
+		if b.queued.CompareAndSwap(q, q+n) {
+			raise(&b.peak, q+n)
+			return true
+		}
 	}
-}
-
-// room reports whether n more bytes may be queued: always when nothing
-// is (a buffer bigger than the cap still goes).
-func (b *buffers) room(n int64) bool {
-	q := b.queued.Load()
-	return q == 0 || q+n <= b.max
 }
 
 // written gives back n queued bytes and wakes a packet side waiting for
@@ -113,10 +113,20 @@ func (b *buffers) written(n int64) {
 	}
 }
 
-// waitRoom blocks until n more bytes may be queued. Only with
+// waitEnqueue blocks until n more bytes fit and accounts them. Only with
 // Config.WaitForDisk: the queue is not empty, so a worker will free some.
-func (b *buffers) waitRoom(n int64) {
-	for !b.room(n) {
+func (b *buffers) waitEnqueue(n int64) {
+	for !b.enqueue(n, false) {
 		<-b.freed
+	}
+}
+
+// raise makes a at least v.
+func raise(a *atomic.Int64, v int64) {
+	for {
+		p := a.Load()
+		if v <= p || a.CompareAndSwap(p, v) {
+			return
+		}
 	}
 }

@@ -33,13 +33,16 @@ package spool
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"pbx-agent/sniffer/audio"
@@ -111,6 +114,11 @@ type Config struct {
 	// fast as possible, where waiting slows the reader and loses nothing;
 	// never for live capture (the kernel would drop instead).
 	WaitForDisk bool
+	// Shards is the number of call shards, each under its own lock
+	// (default GOMAXPROCS): set it to the sniffer's media workers
+	// (sniffer.Config.Workers), which split the calls by the same
+	// call.Shard, so that each worker takes only its own shard's lock.
+	Shards int
 	// IOWorkers is the number of I/O goroutines (default 1). Each owns the
 	// files given to it (round robin) and MaxOpenFiles/IOWorkers of the
 	// descriptors.
@@ -173,22 +181,23 @@ type Stats struct {
 }
 
 // Spool stores calls. Its packet hooks (SIP, HandleMedia, CallEnded) run
-// on the packet-path goroutine and only copy bytes into memory: files are
-// created, written, closed and renamed by the spool's I/O goroutines,
-// started by New and joined by Close. Subscribe, AudioStats, Stats and
-// Close may be called from other goroutines.
+// on the packet path or its media workers and only copy bytes into memory:
+// files are created, written, closed and renamed by the spool's I/O
+// goroutines, run by Run and joined by Close. The calls are split into
+// shards by call reference (call.Shard), each under its own lock, so media
+// workers that split the calls the same way (Config.Shards) store their
+// packets at the same time without waiting for each other. Subscribe,
+// AudioStats, Stats and Close may be called from other goroutines.
 type Spool struct {
 	cfg    Config
 	log    *slog.Logger
 	format audio.Format // of the AUDIO files
-	// sdpScratch parses SDP bodies for their payload types (under mu)
-	sdpScratch *sdp.Session
 
 	bufs    buffers
 	io      ioStats
 	workers []*worker
-	next    int      // worker for the next file
-	pool    *cleaner // nil without limits
+	next    atomic.Uint32 // worker for the next file
+	pool    *cleaner      // nil without limits
 	closing chan struct{}
 
 	// life orders Run and Close; not mu, which the packet side may hold
@@ -198,13 +207,27 @@ type Spool struct {
 	stopped bool               // Close began
 	cancel  context.CancelFunc // Run's; nil until Run starts
 
-	mu         sync.Mutex
-	closed     bool
-	calls      map[uint64]*callSpool
-	scratch    []byte
-	audioBuf   []byte // one frame's bytes of an AUDIO file
-	stats      Stats
-	dropLogged time.Time
+	shards     []*shard
+	drops      drops        // packets and frames dropped for lack of queue room
+	dropLogged atomic.Int64 // when drops were last logged (Unix ns)
+}
+
+// shard holds the calls of one call.Shard and the packet side's work on
+// them, under its mu. Its methods run with mu held.
+type shard struct {
+	*Spool
+	mu       sync.Mutex
+	closed   bool
+	calls    map[uint64]*callSpool
+	scratch  []byte
+	audioBuf []byte       // one frame's bytes of an AUDIO file
+	sdp      *sdp.Session // parses SDP bodies for their payload types
+	stats    Stats        // the packet counters (SIPPackets … UnknownCall)
+}
+
+// drops counts what was not stored for lack of queue room (Stats.Dropped*).
+type drops struct {
+	sip, rtp, rtcp, other, audio atomic.Uint64
 }
 
 type callSpool struct {
@@ -283,8 +306,10 @@ func newSpool(cfg Config, fsys fileSystem) (*Spool, error) {
 		cfg:     cfg,
 		format:  format,
 		log:     cfg.Logger.With("component", "spool"),
-		calls:   make(map[uint64]*callSpool),
 		closing: make(chan struct{}),
+	}
+	for range cmp.Or(max(cfg.Shards, 0), runtime.GOMAXPROCS(0)) {
+		s.shards = append(s.shards, &shard{Spool: s, calls: make(map[uint64]*callSpool)})
 	}
 	if format == audio.FormatOgg {
 		if enc, err := codec.NewOpusEncoder(8000, 1, 0); err != nil {
@@ -341,14 +366,16 @@ func (s *Spool) Run(ctx context.Context) error {
 	return nil
 }
 
+// shardOf is the shard of a call reference.
+func (s *Spool) shardOf(ref uint64) *shard { return s.shards[call.Shard(ref, len(s.shards))] }
+
 // newFile returns c's file of a kind, buffered by bufSize bytes (0 = the
-// spool's), on the next worker. Runs under s.mu.
+// spool's), on the next worker.
 func (s *Spool) newFile(c *callSpool, kind uint8, ext string, bufSize int) *file {
 	if bufSize <= 0 || bufSize > s.cfg.BufferSize {
 		bufSize = s.cfg.BufferSize
 	}
-	w := s.workers[s.next]
-	s.next = (s.next + 1) % len(s.workers)
+	w := s.workers[int(s.next.Add(1)-1)%len(s.workers)]
 	zip := 0
 	switch kind {
 	case kindSIP:
@@ -368,7 +395,7 @@ func (s *Spool) newFile(c *callSpool, kind uint8, ext string, bufSize int) *file
 // the full buffer to the worker first; false (store nothing) when the
 // queue is at its cap. A record bigger than the buffer gets a buffer of
 // its own size.
-func (s *Spool) reserve(f *file, n int) bool {
+func (s *shard) reserve(f *file, n int) bool {
 	if len(f.buf)+n <= cap(f.buf) {
 		return true
 	}
@@ -388,7 +415,7 @@ func (s *Spool) reserve(f *file, n int) bool {
 // handoff queues f's filling buffer (and, when fin, the file's
 // completion) for its worker. Only a non-final hand-off can be refused for
 // lack of room: finishing moves memory already held, it adds none.
-func (s *Spool) handoff(f *file, fin bool) bool {
+func (s *shard) handoff(f *file, fin bool) bool {
 	b := f.buf
 	if f.failed.Load() {
 		// The worker gave the file up: nothing more goes to disk.
@@ -401,14 +428,11 @@ func (s *Spool) handoff(f *file, fin bool) bool {
 		}
 		return true
 	}
-	if !fin && !s.bufs.room(int64(cap(b))) {
+	if b != nil && !s.bufs.enqueue(int64(cap(b)), fin) {
 		if !s.cfg.WaitForDisk {
 			return false
 		}
-		s.bufs.waitRoom(int64(cap(b)))
-	}
-	if b != nil {
-		s.bufs.enqueued(int64(cap(b)))
+		s.bufs.waitEnqueue(int64(cap(b)))
 	}
 	f.buf = nil
 	f.w.push(op{f: f, buf: b, fin: fin, closing: s.closed})
@@ -416,18 +440,18 @@ func (s *Spool) handoff(f *file, fin bool) bool {
 }
 
 // drop counts a packet (or frame) not stored for lack of queue room and
-// logs once per dropLogEvery. Runs under s.mu.
-func (s *Spool) drop(counter *uint64) {
-	*counter++
-	now := time.Now()
-	if now.Sub(s.dropLogged) < dropLogEvery {
+// logs once per dropLogEvery.
+func (s *Spool) drop(counter *atomic.Uint64) {
+	counter.Add(1)
+	now := time.Now().UnixNano()
+	last := s.dropLogged.Load()
+	if now-last < int64(dropLogEvery) || !s.dropLogged.CompareAndSwap(last, now) {
 		return
 	}
-	s.dropLogged = now
-	st := &s.stats
+	d := &s.drops
 	s.log.Warn("spool disk too slow: packets dropped", "queued_bytes", s.bufs.queued.Load(), "max_queued", s.bufs.max,
-		"dropped_sip", st.DroppedSIP, "dropped_rtp", st.DroppedRTP, "dropped_rtcp", st.DroppedRTCP,
-		"dropped_other", st.DroppedOther, "dropped_audio_frames", st.DroppedAudio)
+		"dropped_sip", d.sip.Load(), "dropped_rtp", d.rtp.Load(), "dropped_rtcp", d.rtcp.Load(),
+		"dropped_other", d.other.Load(), "dropped_audio_frames", d.audio.Load())
 }
 
 // SIP is the sniffer's SIPHook: it starts tracking the call on its first
@@ -438,11 +462,15 @@ func (s *Spool) SIP(m *sip.Message, meta call.Meta, ref uint64, p *decode.Packet
 	if ref == 0 {
 		return
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return
+	sh := s.shardOf(ref)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if !sh.closed {
+		sh.sip(m, meta, ref, p)
 	}
+}
+
+func (s *shard) sip(m *sip.Message, meta call.Meta, ref uint64, p *decode.Packet) {
 	c := s.calls[ref]
 	if c == nil {
 		c = &callSpool{ref: ref, callID: string(m.CallID), base: FBasename(string(m.CallID)), start: meta.Time}
@@ -474,13 +502,13 @@ func (s *Spool) SIP(m *sip.Message, meta call.Meta, ref uint64, p *decode.Packet
 	}
 	s.stats.SIPPackets++
 	if !s.store(c.sip, p, p.Frame, len(p.Frame)) {
-		s.drop(&s.stats.DroppedSIP)
+		s.drop(&s.drops.sip)
 	}
 }
 
 // store buffers one pcap record; false when it was dropped for lack of
 // queue room (a link-type mismatch is counted, not reported).
-func (s *Spool) store(f *pcapFile, p *decode.Packet, data []byte, origLen int) bool {
+func (s *shard) store(f *pcapFile, p *decode.Packet, data []byte, origLen int) bool {
 	need := pcapRecordHeader + len(data)
 	first := !f.started
 	if first {
@@ -503,22 +531,33 @@ func (s *Spool) store(f *pcapFile, p *decode.Packet, data []byte, origLen int) b
 // datagrams of a known call go to its RTP pcap (as the options say), RTP
 // also to its decoded audio.
 func (s *Spool) HandleMedia(md *call.Media) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.handleMedia(md)
+	sh := s.shardOf(md.Ref)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	sh.handleMedia(md)
 }
 
-// HandleMediaBatch handles datagrams in order under one lock (the
-// sniffer's media workers hand them over a run at a time).
+// HandleMediaBatch handles datagrams in order, taking a shard's lock once
+// for consecutive datagrams of its calls (the sniffer's media workers hand
+// them over a run at a time, each run of one worker's calls: one lock).
 func (s *Spool) HandleMediaBatch(ms []call.Media) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	var sh *shard
 	for i := range ms {
-		s.handleMedia(&ms[i])
+		if next := s.shardOf(ms[i].Ref); next != sh {
+			if sh != nil {
+				sh.mu.Unlock()
+			}
+			sh = next
+			sh.mu.Lock()
+		}
+		sh.handleMedia(&ms[i])
+	}
+	if sh != nil {
+		sh.mu.Unlock()
 	}
 }
 
-func (s *Spool) handleMedia(md *call.Media) {
+func (s *shard) handleMedia(md *call.Media) {
 	p, ref, paused := md.Packet, md.Ref, md.Paused
 	c := s.calls[ref]
 	if c == nil {
@@ -532,14 +571,14 @@ func (s *Spool) handleMedia(md *call.Media) {
 	if md.Kind == call.MediaRTCP {
 		s.stats.RTCPPackets++
 		if s.cfg.SaveRTCP && !s.storeMedia(c, p, p.Frame, len(p.Frame)) {
-			s.drop(&s.stats.DroppedRTCP)
+			s.drop(&s.drops.rtcp)
 		}
 		return
 	}
 	if md.Kind != call.MediaRTP {
 		s.stats.OtherPackets++
 		if s.cfg.SaveRTP != RTPOff && !s.storeMedia(c, p, p.Frame, len(p.Frame)) {
-			s.drop(&s.stats.DroppedOther)
+			s.drop(&s.drops.other)
 		}
 		return
 	}
@@ -565,13 +604,13 @@ func (s *Spool) handleMedia(md *call.Media) {
 		s.stats.PausedPackets++
 	}
 	if !s.storeRTP(c, md, paused) {
-		s.drop(&s.stats.DroppedRTP)
+		s.drop(&s.drops.rtp)
 	}
 }
 
 // storeRTP stores an RTP packet whole, silenced or cut after its header;
 // false when dropped.
-func (s *Spool) storeRTP(c *callSpool, md *call.Media, paused bool) bool {
+func (s *shard) storeRTP(c *callSpool, md *call.Media, paused bool) bool {
 	p, n := md.Packet, md.HeaderLen
 	if !paused && s.cfg.SaveRTP == RTPFull {
 		if p.Fragment {
@@ -596,7 +635,7 @@ func (s *Spool) storeRTP(c *callSpool, md *call.Media, paused bool) bool {
 // silence copies the frame into the scratch buffer with the RTP payload
 // replaced by the codec's silence and the UDP checksum fixed; false when
 // the codec has no byte-wise silence.
-func (s *Spool) silence(p *decode.Packet, hdr *rtp.Header, off, n int) bool {
+func (s *shard) silence(p *decode.Packet, hdr *rtp.Header, off, n int) bool {
 	if _, ok := rtp.SilenceByte(hdr.PayloadType); !ok {
 		return false
 	}
@@ -616,7 +655,7 @@ func (s *Spool) silence(p *decode.Packet, hdr *rtp.Header, off, n int) bool {
 	return true
 }
 
-func (s *Spool) storeMedia(c *callSpool, p *decode.Packet, data []byte, origLen int) bool {
+func (s *shard) storeMedia(c *callSpool, p *decode.Packet, data []byte, origLen int) bool {
 	if c.rtp == nil {
 		c.rtp = newPcapFile(s.newFile(c, kindRTP, "pcap", 0))
 	}
@@ -624,9 +663,9 @@ func (s *Spool) storeMedia(c *callSpool, p *decode.Packet, data []byte, origLen 
 }
 
 // startAudio attaches a decoder to the call, writing the AUDIO file when
-// saveaudio is on. Runs with s.mu held; the sink runs under it too (Feed
-// and Close are only called with s.mu held).
-func (s *Spool) startAudio(c *callSpool) {
+// saveaudio is on. The sink runs under the shard's lock too (Feed and
+// Close are only called with it held).
+func (s *shard) startAudio(c *callSpool) {
 	cfg := audio.Config{Delay: s.cfg.AudioDelay, Log: s.log.With("callid", c.callID)}
 	if s.format != audio.FormatNone {
 		cfg.Sink = func(f *audio.Frame) { s.writeAudio(c, f) }
@@ -638,7 +677,7 @@ func (s *Spool) startAudio(c *callSpool) {
 // writeAudio adds one frame to the call's AUDIO file: WAV samples, or the
 // Ogg pages it completed. The file's rate is its first frame's (the
 // call's native rate); later frames at another rate are resampled to it.
-func (s *Spool) writeAudio(c *callSpool, f *audio.Frame) {
+func (s *shard) writeAudio(c *callSpool, f *audio.Frame) {
 	if c.wav == nil {
 		rec, err := audio.NewRecorder(audio.RecorderConfig{Format: s.format, Mono: s.cfg.AudioMono, Serial: uint32(c.ref)})
 		if err != nil {
@@ -660,13 +699,13 @@ func (s *Spool) writeAudio(c *callSpool, f *audio.Frame) {
 		return
 	}
 	if !s.appendAudio(c, out) {
-		s.drop(&s.stats.DroppedAudio)
+		s.drop(&s.drops.audio)
 	}
 }
 
 // appendAudio copies an AUDIO file's bytes into its buffer; false when the
 // queue had no room (the first buffer of a new file always has).
-func (s *Spool) appendAudio(c *callSpool, b []byte) bool {
+func (s *shard) appendAudio(c *callSpool, b []byte) bool {
 	if len(b) == 0 {
 		return true
 	}
@@ -686,23 +725,25 @@ func (s *Spool) appendAudio(c *callSpool, b []byte) bool {
 // ref. Subscribing is in memory: ctx only satisfies the frame sources'
 // interface (the ARI tap's Subscribe does I/O).
 func (s *Spool) Subscribe(_ context.Context, ref uint64, depth int) (*audio.Subscription, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	c := s.calls[ref]
+	sh := s.shardOf(ref)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	c := sh.calls[ref]
 	if c == nil {
 		return nil, fmt.Errorf("spool: %w: 0x%x", call.ErrNoCall, ref)
 	}
 	if c.audio == nil {
-		s.startAudio(c)
+		sh.startAudio(c)
 	}
 	return c.audio.Subscribe(depth)
 }
 
 // AudioStats returns the decoder figures of an active call.
 func (s *Spool) AudioStats(ref uint64) (audio.Stats, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	c := s.calls[ref]
+	sh := s.shardOf(ref)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	c := sh.calls[ref]
 	if c == nil || c.audio == nil {
 		return audio.Stats{}, false
 	}
@@ -714,18 +755,18 @@ func (s *Spool) AudioStats(ref uint64) (audio.Stats, bool) {
 // their final names by the I/O goroutines) and forgets the call. I/O
 // errors are logged by the I/O goroutines and counted in Stats.Errors.
 func (s *Spool) CallEnded(cdr *call.CDR) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	c := s.calls[cdr.CallRef]
+	sh := s.shardOf(cdr.CallRef)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	c := sh.calls[cdr.CallRef]
 	if c == nil || c.callID != cdr.CallID {
 		return
 	}
-	s.finish(c)
+	sh.finish(c)
 }
 
-// finish hands every file of c to its worker for completion. Runs under
-// s.mu.
-func (s *Spool) finish(c *callSpool) {
+// finish hands every file of c to its worker for completion.
+func (s *shard) finish(c *callSpool) {
 	delete(s.calls, c.ref)
 	if c.audio != nil {
 		c.audio.Close() // emits the last frames into the WAV
@@ -758,7 +799,7 @@ func (s *Spool) finish(c *callSpool) {
 				s.log.Warn("audio file end", "callid", c.callID, "err", err)
 			}
 			if !s.appendAudio(c, out) {
-				s.drop(&s.stats.DroppedAudio)
+				s.drop(&s.drops.audio)
 			}
 			s.audioBuf = out[:0]
 			c.wav.patch = patch
@@ -773,30 +814,20 @@ func (s *Spool) finish(c *callSpool) {
 // ctx ends first, the I/O goroutines stop after their current write,
 // leaving ".tmp" files. Packets after Close are not stored.
 func (s *Spool) Close(ctx context.Context) error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+	s.life.Lock()
+	if s.stopped {
+		s.life.Unlock()
 		return nil
 	}
-	s.closed = true // ops queued from here on are Close's
-	refs := make([]uint64, 0, len(s.calls))
-	for ref := range s.calls {
-		refs = append(refs, ref)
-	}
-	slices.Sort(refs)
-	var errs []error
-	for _, ref := range refs {
-		if err := ctx.Err(); err != nil {
-			errs = append(errs, fmt.Errorf("spool: close: %d calls left: %w", len(s.calls), err))
-			break
-		}
-		s.finish(s.calls[ref])
-	}
-	s.mu.Unlock()
-	s.life.Lock()
 	ran := s.started
 	s.stopped = true
 	s.life.Unlock()
+	var errs []error
+	for _, sh := range s.shards {
+		if err := sh.close(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	close(s.closing)
 	if !ran {
 		// Never run: write out here, in this goroutine.
@@ -816,6 +847,26 @@ func (s *Spool) Close(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// close completes the shard's calls, in call reference order, and stores
+// nothing more.
+func (s *shard) close(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true // ops queued from here on are Close's
+	refs := make([]uint64, 0, len(s.calls))
+	for ref := range s.calls {
+		refs = append(refs, ref)
+	}
+	slices.Sort(refs)
+	for _, ref := range refs {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("spool: close: %d calls left: %w", len(s.calls), err)
+		}
+		s.finish(s.calls[ref])
+	}
+	return nil
 }
 
 // awaitWorkers waits for Run's workers to write out what Close queued
@@ -842,10 +893,16 @@ func (s *Spool) awaitWorkers(ctx context.Context, errs *[]error) {
 
 // Stats returns the counters so far.
 func (s *Spool) Stats() Stats {
-	s.mu.Lock()
-	st := s.stats
-	st.Calls = len(s.calls)
-	s.mu.Unlock()
+	var st Stats
+	for _, sh := range s.shards {
+		sh.mu.Lock()
+		st.addPackets(&sh.stats)
+		st.Calls += len(sh.calls)
+		sh.mu.Unlock()
+	}
+	d := &s.drops
+	st.DroppedSIP, st.DroppedRTP, st.DroppedRTCP = d.sip.Load(), d.rtp.Load(), d.rtcp.Load()
+	st.DroppedOther, st.DroppedAudio = d.other.Load(), d.audio.Load()
 	st.Queued = s.bufs.queued.Load()
 	st.PeakQueued = s.bufs.peak.Load()
 	st.Files = s.io.files.Load()
@@ -858,4 +915,17 @@ func (s *Spool) Stats() Stats {
 	st.Errors = s.io.errors.Load()
 	s.pool.poolStats(&st)
 	return st
+}
+
+// addPackets adds a shard's packet counters to st.
+func (st *Stats) addPackets(o *Stats) {
+	st.SIPPackets += o.SIPPackets
+	st.RTPPackets += o.RTPPackets
+	st.RTCPPackets += o.RTCPPackets
+	st.OtherPackets += o.OtherPackets
+	st.PausedPackets += o.PausedPackets
+	st.HeaderOnly += o.HeaderOnly
+	st.Fragments += o.Fragments
+	st.LinkMismatch += o.LinkMismatch
+	st.UnknownCall += o.UnknownCall
 }

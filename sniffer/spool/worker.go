@@ -25,15 +25,7 @@ type ioStats struct {
 	open, peak                                      atomic.Int64
 }
 
-func (st *ioStats) opened() {
-	n := st.open.Add(1)
-	for {
-		p := st.peak.Load()
-		if n <= p || st.peak.CompareAndSwap(p, n) {
-			return
-		}
-	}
-}
+func (st *ioStats) opened() { raise(&st.peak, st.open.Add(1)) }
 
 // maxCloseErrs bounds the errors Close reports one by one.
 const maxCloseErrs = 16

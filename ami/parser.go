@@ -3,6 +3,8 @@ package ami
 import (
 	"bytes"
 	"io"
+
+	"pbx-agent/internal/eol"
 )
 
 // Limits bound what one packet may hold. Zero fields take the defaults.
@@ -87,66 +89,76 @@ func (p *Parser) Next() (Message, error) {
 	if p.skipping && !p.skip() {
 		return Message{}, io.ErrUnexpectedEOF
 	}
-	data := p.buf[p.off:]
 	if !p.started {
-		if len(data) < len(bannerPrefix) && bytes.HasPrefix([]byte(bannerPrefix), data) {
-			return Message{}, io.ErrUnexpectedEOF
-		}
-		if bytes.HasPrefix(data, []byte(bannerPrefix)) {
-			nl := bytes.IndexByte(data, '\n')
-			if nl < 0 {
-				if len(data) > p.lim.MaxLine {
-					p.started = true
-					return p.fail("banner line too long", data)
-				}
-				return Message{}, io.ErrUnexpectedEOF
-			}
-			p.started = true
-			p.off += nl + 1
-			return Message{Banner: string(bytes.TrimRight(data[:nl], "\r"))}, nil
-		}
-		p.started = true
-	}
-	// Skip blank lines between packets.
-	start := 0
-	for start < len(data) {
-		if data[start] == '\n' {
-			start++
-		} else if data[start] == '\r' && start+1 < len(data) && data[start+1] == '\n' {
-			start += 2
-		} else if data[start] == '\r' && start+1 == len(data) {
-			break
-		} else {
-			break
+		if m, err := p.banner(); err != nil || m.Banner != "" {
+			return m, err
 		}
 	}
-	p.off += start
-	data = data[start:]
+	p.off += eol.EmptyLines(p.buf[p.off:]) // between packets
+	data := p.buf[p.off:]
 	if len(data) == 0 {
 		return Message{}, io.ErrUnexpectedEOF
 	}
+	end, nfields, follows, err := p.frame(data)
+	if err != nil {
+		return Message{}, err
+	}
+	s := string(data[:end])
+	p.off += end
+	return packet(s, nfields, follows), nil
+}
 
-	// Pass 1: find the end of the packet and validate lines.
-	pos, nfields := 0, 0
-	follows, inBody, bodyDone := false, false, false
+// banner takes the greeting line "Asterisk Call Manager/..." that may open
+// the stream. It returns a Message with Banner set, an error, or (when the
+// stream starts with something else) a zero Message and nil.
+func (p *Parser) banner() (Message, error) {
+	data := p.buf[p.off:]
+	if len(data) < len(bannerPrefix) && bytes.HasPrefix([]byte(bannerPrefix), data) {
+		return Message{}, io.ErrUnexpectedEOF
+	}
+	if !bytes.HasPrefix(data, []byte(bannerPrefix)) {
+		p.started = true
+		return Message{}, nil
+	}
+	nl := bytes.IndexByte(data, '\n')
+	if nl < 0 {
+		if len(data) > p.lim.MaxLine {
+			p.started = true
+			return Message{}, p.fail("banner line too long", data)
+		}
+		return Message{}, io.ErrUnexpectedEOF
+	}
+	p.started = true
+	p.off += nl + 1
+	return Message{Banner: string(bytes.TrimRight(data[:nl], "\r"))}, nil
+}
+
+// frame finds the end of the packet at the start of data (the byte after its
+// blank line) and checks its lines against the limits, without copying
+// anything. It counts the header fields and reports whether the packet is a
+// legacy "Response: Follows" whose command output runs up to
+// "--END COMMAND--" and may hold blank lines. A packet that is not complete
+// yet gives io.ErrUnexpectedEOF; a bad one is skipped (see fail).
+func (p *Parser) frame(data []byte) (end, nfields int, follows bool, err error) {
+	inBody, bodyDone := false, false
 	for {
-		nl := bytes.IndexByte(data[pos:], '\n')
+		nl := bytes.IndexByte(data[end:], '\n')
 		if nl < 0 {
-			if len(data)-pos > p.lim.MaxLine {
-				return p.fail("line too long", data[pos:])
+			if len(data)-end > p.lim.MaxLine {
+				return 0, 0, false, p.fail("line too long", data[end:])
 			}
 			if len(data) > p.lim.MaxMessage {
-				return p.fail("message too large", data[:pos])
+				return 0, 0, false, p.fail("message too large", data[:end])
 			}
-			return Message{}, io.ErrUnexpectedEOF
+			return 0, 0, false, io.ErrUnexpectedEOF
 		}
-		line := data[pos : pos+nl]
+		line := data[end : end+nl]
 		if nl > p.lim.MaxLine {
-			return p.fail("line too long", line)
+			return 0, 0, false, p.fail("line too long", line)
 		}
-		pos += nl + 1
-		if pos > p.lim.MaxMessage {
-			return p.fail("message too large", line)
+		end += nl + 1
+		if end > p.lim.MaxMessage {
+			return 0, 0, false, p.fail("message too large", line)
 		}
 		line = bytes.TrimSuffix(line, []byte{'\r'})
 		if inBody {
@@ -161,37 +173,38 @@ func (p *Parser) Next() (Message, error) {
 				inBody = true
 				continue
 			}
-			break
+			return end, nfields, follows, nil
 		}
 		colon := bytes.IndexByte(line, ':')
 		if follows && (colon <= 0 || !isFollowsHeader(line[:colon])) {
 			if bodyDone {
-				return p.fail("text after --END COMMAND--", line)
+				return 0, 0, false, p.fail("text after --END COMMAND--", line)
 			}
 			inBody = !bytes.HasSuffix(line, []byte(endCommand))
 			bodyDone = !inBody
 			continue
 		}
 		if colon <= 0 {
-			return p.fail("line without ':'", line)
+			return 0, 0, false, p.fail("line without ':'", line)
 		}
 		nfields++
 		if nfields > p.lim.MaxFields {
-			return p.fail("too many fields", line)
+			return 0, 0, false, p.fail("too many fields", line)
 		}
 		if nfields == 1 && bytes.EqualFold(line[:colon], []byte("Response")) &&
 			bytes.EqualFold(bytes.TrimLeft(line[colon+1:], " \t"), []byte("Follows")) {
 			follows = true
 		}
 	}
+}
 
-	// Pass 2: one string for the whole packet, fields slice into it.
-	s := string(data[:pos])
-	p.off += pos
+// packet parses a framed packet s (checked by frame, which counted nfields
+// header fields) into a Message. Fields slice into s: one string holds the
+// whole packet. The text lines of a "Response: Follows" go to Body.
+func packet(s string, nfields int, follows bool) Message {
 	m := Message{Fields: make([]Field, 0, nfields)}
-	i := 0
 	var body []string
-	for i < len(s) {
+	for i := 0; i < len(s); {
 		j := i
 		for j < len(s) && s[j] != '\n' {
 			j++
@@ -222,19 +235,25 @@ func (p *Parser) Next() (Message, error) {
 		m.Fields = append(m.Fields, Field{Key: line[:c], Value: v})
 	}
 	if follows {
-		txt := ""
-		for k, l := range body {
-			if k > 0 {
-				txt += "\n"
-			}
-			txt += l
-		}
-		if idx := len(txt) - len(endCommand); idx >= 0 && txt[idx:] == endCommand {
-			txt = txt[:idx]
-		}
-		m.Body = txt
+		m.Body = commandOutput(body)
 	}
-	return m, nil
+	return m
+}
+
+// commandOutput joins the text lines of a "Response: Follows" without the
+// closing "--END COMMAND--".
+func commandOutput(lines []string) string {
+	txt := ""
+	for k, l := range lines {
+		if k > 0 {
+			txt += "\n"
+		}
+		txt += l
+	}
+	if idx := len(txt) - len(endCommand); idx >= 0 && txt[idx:] == endCommand {
+		txt = txt[:idx]
+	}
+	return txt
 }
 
 func indexColon(s string) int {
@@ -253,11 +272,11 @@ func isFollowsHeader(k []byte) bool {
 }
 
 // fail switches to skipping the rest of the bad packet and reports it.
-func (p *Parser) fail(reason string, line []byte) (Message, error) {
+func (p *Parser) fail(reason string, line []byte) error {
 	err := &ProtocolError{Reason: reason, Line: lineOf(line)}
 	p.skipping = true
 	p.skip()
-	return Message{}, err
+	return err
 }
 
 // skip discards bytes up to and including the next blank line. It reports

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+
+	"pbx-agent/internal/eol"
 )
 
 // DefaultStreamMax is the buffer bound of a Stream with MaxSize 0.
@@ -73,7 +75,7 @@ func (s *Stream) drop(n int) {
 func (s *Stream) Next() ([]byte, error) {
 	for {
 		p := s.buf[s.r:]
-		k := keepAlives(p)
+		k := eol.EmptyLines(p) // keep-alives (RFC 5626 §4.4.1)
 		s.r += k
 		p = p[k:]
 		if len(p) == 0 {
@@ -110,24 +112,6 @@ func (s *Stream) Next() ([]byte, error) {
 		s.r += head + cl
 		return msg, nil
 	}
-}
-
-// keepAlives counts the leading CRLF / LF keep-alives (RFC 5626 §4.4.1). A
-// CR is skipped only with its LF: a lone CR starts a line like any other
-// byte, so the framing does not depend on where the segments were cut.
-func keepAlives(p []byte) int {
-	k := 0
-	for k < len(p) {
-		switch {
-		case p[k] == '\n':
-			k++
-		case p[k] == '\r' && k+1 < len(p) && p[k+1] == '\n':
-			k += 2
-		default:
-			return k
-		}
-	}
-	return k
 }
 
 // needMore returns io.ErrUnexpectedEOF, or ErrTooLarge (dropping the

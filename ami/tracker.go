@@ -308,21 +308,7 @@ func (t *Tracker) event(m *Message) []Want {
 			return nil
 		}
 		block(c, m, "")
-		name, val := m.Get("Variable"), m.Get("Value")
-		switch {
-		case t.isCallIDVar(name):
-			if val != "" {
-				c.CallID, c.CallIDSource = val, "VarSet "+name
-			}
-		case strings.EqualFold(name, "BRIDGEPEER"):
-			c.peerName = val
-			t.peer(c)
-		case strings.EqualFold(name, "BRIDGEPVTCALLID"):
-			c.peerCallID = val
-			t.peer(c)
-		case strings.EqualFold(name, "MIXMONITOR_FILENAME"):
-			c.RecordFile = val
-		}
+		t.varSet(c, m.Get("Variable"), m.Get("Value"))
 	case "DialBegin", "DialState", "DialEnd":
 		if c := t.get(uid); c != nil {
 			block(c, m, "")
@@ -357,41 +343,69 @@ func (t *Tracker) event(m *Message) []Want {
 		}
 	case "MixMonitorMute":
 		if c := t.get(uid); c != nil {
-			on := m.Get("State") == "1"
-			switch strings.ToLower(m.Get("Direction")) {
-			case "read":
-				c.MutedRead = on
-			case "write":
-				c.MutedWrite = on
-			default:
-				c.MutedRead, c.MutedWrite = on, on
-			}
+			c.mute(m.Get("Direction"), m.Get("State") == "1")
 		}
 	case "Hangup":
-		c := t.live[uid]
-		if c == nil {
-			for i := len(t.ended) - 1; i >= 0; i-- {
-				if e := &t.ended[i]; e.Uniqueid == uid {
-					// already ended (e.g. gone during a gap): complete it in place
-					e.Cause, _ = strconv.Atoi(m.Get("Cause"))
-					e.CauseTxt = m.Get("Cause-txt")
-					t.hungup[uid] = true
-					return nil
-				}
-			}
-			c = &Channel{Uniqueid: uid}
-		}
-		block(c, m, "")
-		c.HungUp, c.Recording = true, false
-		c.Cause, _ = strconv.Atoi(m.Get("Cause"))
-		c.CauseTxt = m.Get("Cause-txt")
-		delete(t.live, uid)
-		t.hungup[uid] = true
-		t.end(*c)
+		t.hangup(uid, m)
 	case "Cdr":
 		t.cdr(m)
 	}
 	return nil
+}
+
+// varSet keeps the channel variables the tracker follows: the SIP Call-ID,
+// the bridged peer (name, Call-ID) and the MixMonitor file.
+func (t *Tracker) varSet(c *Channel, name, val string) {
+	switch {
+	case t.isCallIDVar(name):
+		if val != "" {
+			c.CallID, c.CallIDSource = val, "VarSet "+name
+		}
+	case strings.EqualFold(name, "BRIDGEPEER"):
+		c.peerName = val
+		t.peer(c)
+	case strings.EqualFold(name, "BRIDGEPVTCALLID"):
+		c.peerCallID = val
+		t.peer(c)
+	case strings.EqualFold(name, "MIXMONITOR_FILENAME"):
+		c.RecordFile = val
+	}
+}
+
+// mute applies a MixMonitorMute: direction "read", "write" or both.
+func (c *Channel) mute(direction string, on bool) {
+	switch strings.ToLower(direction) {
+	case "read":
+		c.MutedRead = on
+	case "write":
+		c.MutedWrite = on
+	default:
+		c.MutedRead, c.MutedWrite = on, on
+	}
+}
+
+// hangup ends the channel uid with the event's cause. A channel already
+// ended (e.g. gone during a gap) is completed in place.
+func (t *Tracker) hangup(uid string, m *Message) {
+	c := t.live[uid]
+	if c == nil {
+		for i := len(t.ended) - 1; i >= 0; i-- {
+			if e := &t.ended[i]; e.Uniqueid == uid {
+				e.Cause, _ = strconv.Atoi(m.Get("Cause"))
+				e.CauseTxt = m.Get("Cause-txt")
+				t.hungup[uid] = true
+				return
+			}
+		}
+		c = &Channel{Uniqueid: uid}
+	}
+	block(c, m, "")
+	c.HungUp, c.Recording = true, false
+	c.Cause, _ = strconv.Atoi(m.Get("Cause"))
+	c.CauseTxt = m.Get("Cause-txt")
+	delete(t.live, uid)
+	t.hungup[uid] = true
+	t.end(*c)
 }
 
 func (t *Tracker) end(c Channel) {

@@ -610,30 +610,83 @@ func (d *daemon) run(ctx context.Context) error {
 	defer stopServers()
 	g, _ := errgroup.WithContext(servers)
 	if d.spool != nil {
-		// Its workers write until spool.Close (below, after capture) has
-		// written everything out; servers ends only after that.
+		// Its workers write until spool.Close (in closeCalls, after capture)
+		// has written everything out; servers ends only after that.
 		g.Go(func() error { return d.spool.Run(servers) })
 	}
-	// The player's listeners end (below) before the CDR flush.
-	playerCtx, stopPlayer := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopPlayer()
-	playerDone := make(chan error, 1)
-	go func() { playerDone <- d.player.Run(playerCtx) }()
-	stopCDRs := func() {}
-	if d.writer != nil {
-		writerCtx, stopWriter := context.WithCancel(context.WithoutCancel(ctx))
-		defer stopWriter()
-		g.Go(func() error { return d.writer.Run(writerCtx) })
-		// Called before g.Wait: the writer's Run returns only once stopped.
-		stopCDRs = func() {
-			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
-			defer cancel()
-			if err := d.writer.Flush(fctx); err != nil {
-				d.log.Error("CDR flush", "err", err)
-			}
-			stopWriter()
-		}
+	stopPlayer := d.runPlayer(ctx)
+	stopCDRs := d.runCDRs(ctx, g)
+	d.serve(g, servers, ls)
+	stopHEP := d.runHEP(g, servers)
+
+	capErr := d.capture(ctx)
+	stopHEP()
+	if capErr != nil {
+		d.capState.set(health.CaptureStopped)
 	}
+	_ = d.notify.Stopping()
+	// Ordered shutdown: capture has stopped; close open calls (their CDRs go
+	// to the writer), then the listeners end, the writer flushes (stopCDRs),
+	// then servers.
+	d.closeCalls(ctx)
+	if capErr == nil && d.fl.capture != "" && !d.fl.exitAfterReplay {
+		d.log.Info("capture file read; serving until stopped", "file", d.fl.capture)
+		<-ctx.Done()
+	}
+	if d.manager != nil {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		_ = d.manager.Shutdown(sctx)
+		cancel()
+	}
+	stopPlayer()
+	stopCDRs()
+	stopServers()
+	werr := g.Wait()
+	if d.db != nil {
+		d.db.Close()
+	}
+	if capErr != nil && !errors.Is(capErr, context.Canceled) {
+		return capErr
+	}
+	d.log.Info("pbx-agent stopped", "calls_started", d.sn.Table().Stats().CallsStarted)
+	return werr
+}
+
+// runPlayer runs the player; the returned stop ends its listeners (before
+// the CDR flush) and waits for them.
+func (d *daemon) runPlayer(ctx context.Context) (stop func()) {
+	pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan error, 1)
+	go func() { done <- d.player.Run(pctx) }()
+	return func() {
+		cancel()
+		<-done
+	}
+}
+
+// runCDRs runs the CDR writer in g. The returned stop flushes what is
+// queued (within shutdownGrace) and ends the writer: call it before g.Wait,
+// the writer's Run returns only once stopped.
+func (d *daemon) runCDRs(ctx context.Context, g *errgroup.Group) (stop func()) {
+	if d.writer == nil {
+		return func() {}
+	}
+	wctx, stopWriter := context.WithCancel(context.WithoutCancel(ctx))
+	g.Go(func() error { return d.writer.Run(wctx) })
+	return func() {
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
+		defer cancel()
+		if err := d.writer.Flush(fctx); err != nil {
+			d.log.Error("CDR flush", "err", err)
+		}
+		stopWriter()
+	}
+}
+
+// serve runs in g, until servers ends, the APIs on their bound listeners
+// (manager, HTTP, metrics), the sensors client, the AMI and ARI clients,
+// the recorder, the tap, the status log and the SIGHUP reload.
+func (d *daemon) serve(g *errgroup.Group, servers context.Context, ls *listeners) {
 	if d.manager != nil {
 		g.Go(func() error {
 			err := d.manager.ListenAndServe(servers)
@@ -678,10 +731,11 @@ func (d *daemon) run(ctx context.Context) error {
 		g.Go(func() error { return ignoreCanceled(d.tap.Run(servers)) })
 	}
 	g.Go(func() error { d.logStatus(servers, statusEvery); return nil })
+	// SIGHUP is caught from here on (its default would end the process).
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	g.Go(func() error {
+		defer signal.Stop(hup)
 		for {
 			select {
 			case <-servers.Done():
@@ -691,16 +745,11 @@ func (d *daemon) run(ctx context.Context) error {
 			}
 		}
 	})
+}
 
-	stopHEP := d.runHEP(g, servers)
-	capErr := d.capture(ctx)
-	stopHEP()
-	if capErr != nil {
-		d.capState.set(health.CaptureStopped)
-	}
-	_ = d.notify.Stopping()
-	// Ordered shutdown: capture has stopped; close open calls (their CDRs go
-	// to the writer), then the writer flushes (stopCDRs), then servers.
+// closeCalls ends the calls still open once capture has stopped (their CDRs
+// go to the writer) and writes the spool out, within shutdownGrace.
+func (d *daemon) closeCalls(ctx context.Context) {
 	d.sn.Flush()
 	if d.spool != nil {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
@@ -709,28 +758,6 @@ func (d *daemon) run(ctx context.Context) error {
 		}
 		cancel()
 	}
-	if capErr == nil && d.fl.capture != "" && !d.fl.exitAfterReplay {
-		d.log.Info("capture file read; serving until stopped", "file", d.fl.capture)
-		<-ctx.Done()
-	}
-	if d.manager != nil {
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		_ = d.manager.Shutdown(sctx)
-		cancel()
-	}
-	stopPlayer()
-	<-playerDone
-	stopCDRs()
-	stopServers()
-	werr := g.Wait()
-	if d.db != nil {
-		d.db.Close()
-	}
-	if capErr != nil && !errors.Is(capErr, context.Canceled) {
-		return capErr
-	}
-	d.log.Info("pbx-agent stopped", "calls_started", d.sn.Table().Stats().CallsStarted)
-	return werr
 }
 
 // capture runs the packet source until it ends or ctx is cancelled.

@@ -220,12 +220,29 @@ func sideColumns(r row, p string, s *rtp.Summary, idx int, c *call.CDR) (row, si
 // cdrRow maps a CDR to its `cdr` row (spec/voipmonitor.md §3.1; the
 // conventions checked against voipmonitor-ref's rows).
 func cdrRow(c *call.CDR, ids *lookups, o rowOptions) row {
-	r := make(row, 0, 140)
-	var connect, firstRTP, postBye any
+	r := callColumns(make(row, 0, 140), c, ids, o)
+	ai, bi := c.StreamAB()
+	var sa, sb *rtp.Summary
+	if ai >= 0 {
+		sa = &c.Streams[ai]
+	}
+	if bi >= 0 {
+		sb = &c.Streams[bi]
+	}
+	var fa, fb sideFigures
+	r, fa = sideColumns(r, "a_", sa, ai, c)
+	r, fb = sideColumns(r, "b_", sb, bi, c)
+	return qualityColumns(r, c, sa, sb, fa, fb)
+}
+
+// callTimes are the cdr row's nullable delays of a call, in seconds
+// (decimal, 3 places): connected to end, start to first 18x/2xx, start to
+// first RTP, BYE to its 200 OK.
+func callTimes(c *call.CDR) (connect, progress, firstRTP, postBye any) {
 	if !c.ConnectTime.IsZero() {
 		connect = dec3(c.CallEnd.Sub(c.ConnectTime))
 	}
-	var progress any // NULL without an 18x or 2xx (voipmonitor-ref)
+	// progress is NULL without an 18x or 2xx (voipmonitor-ref).
 	if !c.ProgressTime.IsZero() {
 		progress = dec3Clamp(c.ProgressTime.Sub(c.CallDate))
 	}
@@ -242,6 +259,13 @@ func cdrRow(c *call.CDR, ids *lookups, o rowOptions) row {
 		// BYE → its 200 OK; NULL when the BYE was not confirmed (as VoIPmonitor).
 		postBye = dec3Clamp(c.CallEnd.Sub(c.ByeTime))
 	}
+	return connect, progress, firstRTP, postBye
+}
+
+// callColumns appends the columns about the call as a whole: times,
+// parties, SIP addresses, how it ended, lookup ids, VLAN and sensor.
+func callColumns(r row, c *call.CDR, ids *lookups, o rowOptions) row {
+	connect, progress, firstRTP, postBye := callTimes(c)
 	var who any
 	if c.WhoHanged != call.HangerNone {
 		who = string(c.WhoHanged)
@@ -270,7 +294,7 @@ func cdrRow(c *call.CDR, ids *lookups, o rowOptions) row {
 	if c.LastSIPResponseNum > 0 {
 		lastNum = clampU(int64(c.LastSIPResponseNum), maxSmall)
 	}
-	r = append(r,
+	return append(r,
 		col{"calldate", c.CallDate.UTC()},
 		col{"callend", c.CallEnd.UTC()},
 		col{"duration", dec3(c.Duration())},
@@ -304,17 +328,12 @@ func cdrRow(c *call.CDR, ids *lookups, o rowOptions) row {
 		col{"vlan", vlan},
 		col{"id_sensor", sensor},
 	)
-	ai, bi := c.StreamAB()
-	var sa, sb *rtp.Summary
-	if ai >= 0 {
-		sa = &c.Streams[ai]
-	}
-	if bi >= 0 {
-		sb = &c.Streams[bi]
-	}
-	var fa, fb sideFigures
-	r, fa = sideColumns(r, "a_", sa, ai, c)
-	r, fb = sideColumns(r, "b_", sb, bi, c)
+}
+
+// qualityColumns appends the whole call's codec and quality columns, taken
+// from its two sides (sa, sb: nil for a side without a stream; fa, fb: the
+// figures sideColumns found): the worst of the two, the delays summed.
+func qualityColumns(r row, c *call.CDR, sa, sb *rtp.Summary, fa, fb sideFigures) row {
 	var payload any
 	if c.FaxPackets > 0 {
 		payload = int64(PayloadT38) // VoIPmonitor: a call with UDPTL is T.38 whatever its RTP

@@ -170,100 +170,30 @@ func (h *Handler) pcapPHP(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) getVoiceRecording(w http.ResponseWriter, r *http.Request, u *User, req *apiRequest) error {
 	p := req.Params[0]
 	ctx := r.Context()
-	var refs []cdrRef
-	cdrID, err := p.str("cdrId")
+	refs, err := h.recordingCalls(ctx, u, p)
 	if err != nil {
 		return err
-	}
-	callID, err := p.str("callId")
-	if err != nil {
-		return err
-	}
-	header, err := p.str("customHeader")
-	if err != nil {
-		return err
-	}
-	switch {
-	case cdrID != "":
-		id, err := parseID("params.cdrId", cdrID)
-		if err != nil {
-			return err
-		}
-		ref, err := h.cdrByID(ctx, u, id)
-		if err != nil {
-			return err
-		}
-		refs = []cdrRef{ref}
-	case callID != "":
-		interval, err := p.num("cidInterval", 0, 0, 86400)
-		if err != nil {
-			return err
-		}
-		if refs, err = h.legs(ctx, u, callID, interval); err != nil {
-			return err
-		}
-	case header != "":
-		value, err := p.str("customHeaderValue")
-		if err != nil {
-			return err
-		}
-		day, _, err := h.parseTimeParam(p, "calldate", true)
-		if err != nil {
-			return err
-		}
-		day = time.Date(day.Year(), day.Month(), day.Day(), 0, 0, 0, 0, day.Location())
-		if refs, err = h.byCustomHeader(ctx, u, header, value, day); err != nil {
-			return err
-		}
-	default:
-		return fmt.Errorf("%w: params needs cdrId, callId, or customHeader with customHeaderValue and calldate", ErrBadRequest)
 	}
 	pr := paramReader{p: p}
 	zipped, afterConnect, ogg := pr.flag("zip"), pr.flag("saveaudio_afterconnect"), pr.flag("ogg")
 	if pr.err != nil {
 		return pr.err
 	}
-	format := audio.FormatWAV
+	legs := &recordingLegs{h: h, refs: refs, format: audio.FormatWAV, afterConnect: afterConnect, i: -1}
 	if ogg {
-		format = audio.FormatOgg
+		legs.format = audio.FormatOgg
 	}
-	skip := func(c cdrRef) (time.Duration, error) {
-		if !afterConnect {
-			return 0, nil
-		}
-		if c.ConnectDuration < 0 {
-			return 0, fmt.Errorf("%w: call %d was not answered: no audio after connect", ErrNotFound, c.ID)
-		}
-		return time.Duration((c.Duration - c.ConnectDuration - c.FirstRTP) * float64(time.Second)), nil
-	}
-	// The recordings are streamed one after the other: at most one leg's
-	// file is open (and, decoded from RTP, one leg's samples held) at a time.
-	open := func(c cdrRef) (*wavStream, error) {
-		d, err := skip(c)
-		if err != nil {
-			return nil, err
-		}
-		return h.openRecording(ctx, c, d, format)
-	}
-	first, i := (*wavStream)(nil), 0
-	for ; i < len(refs); i++ {
-		ws, err := open(refs[i])
-		if errors.Is(err, fs.ErrNotExist) && len(refs) > 1 {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		first = ws
-		break
+	// A leg without a file is left out, unless it is the only one.
+	first, err := legs.next(ctx, len(refs) > 1)
+	if err != nil {
+		return err
 	}
 	if first == nil {
 		return fmt.Errorf("%w: no audio of the call is in the spool", fs.ErrNotExist)
 	}
-	name := func(c cdrRef) string { return fmt.Sprintf("%s.%s", safeName(c.Basename), format.Ext()) }
 	if !zipped {
 		defer first.Close()
-		attachment(w, format.ContentType(), name(refs[i]))
+		attachment(w, legs.format.ContentType(), legs.name())
 		if first.size >= 0 {
 			w.Header().Set("Content-Length", strconv.FormatInt(first.size, 10))
 		}
@@ -271,30 +201,115 @@ func (h *Handler) getVoiceRecording(w http.ResponseWriter, r *http.Request, u *U
 		return h.streamErr(err)
 	}
 	attachment(w, "application/zip", refs[0].Basename+".zip")
+	return h.streamErr(legs.zip(ctx, w, first))
+}
+
+// recordingCalls finds the calls whose audio getVoiceRecording sends: one
+// by cdrId, the legs of a Call-ID (within cidInterval seconds), or those
+// whose customHeader has customHeaderValue on the day of calldate.
+func (h *Handler) recordingCalls(ctx context.Context, u *User, p params) ([]cdrRef, error) {
+	cdrID, err := p.str("cdrId")
+	if err != nil {
+		return nil, err
+	}
+	callID, err := p.str("callId")
+	if err != nil {
+		return nil, err
+	}
+	header, err := p.str("customHeader")
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case cdrID != "":
+		id, err := parseID("params.cdrId", cdrID)
+		if err != nil {
+			return nil, err
+		}
+		ref, err := h.cdrByID(ctx, u, id)
+		if err != nil {
+			return nil, err
+		}
+		return []cdrRef{ref}, nil
+	case callID != "":
+		interval, err := p.num("cidInterval", 0, 0, 86400)
+		if err != nil {
+			return nil, err
+		}
+		return h.legs(ctx, u, callID, interval)
+	case header != "":
+		value, err := p.str("customHeaderValue")
+		if err != nil {
+			return nil, err
+		}
+		day, _, err := h.parseTimeParam(p, "calldate", true)
+		if err != nil {
+			return nil, err
+		}
+		day = time.Date(day.Year(), day.Month(), day.Day(), 0, 0, 0, 0, day.Location())
+		return h.byCustomHeader(ctx, u, header, value, day)
+	}
+	return nil, fmt.Errorf("%w: params needs cdrId, callId, or customHeader with customHeaderValue and calldate", ErrBadRequest)
+}
+
+// recordingLegs opens the recordings of a call's legs one after the other:
+// at most one leg's file is open (and, decoded from RTP, one leg's samples
+// held) at a time.
+type recordingLegs struct {
+	h            *Handler
+	refs         []cdrRef
+	format       audio.Format
+	afterConnect bool // skip what came before the answer
+	i            int  // the leg last opened
+}
+
+// next opens the recording of the next leg that has one (skipMissing) or
+// the very next leg. It returns nil, nil after the last leg.
+func (l *recordingLegs) next(ctx context.Context, skipMissing bool) (*wavStream, error) {
+	for l.i++; l.i < len(l.refs); l.i++ {
+		ws, err := l.open(ctx, l.refs[l.i])
+		if errors.Is(err, fs.ErrNotExist) && skipMissing {
+			continue
+		}
+		return ws, err
+	}
+	return nil, nil
+}
+
+func (l *recordingLegs) open(ctx context.Context, c cdrRef) (*wavStream, error) {
+	var skip time.Duration
+	if l.afterConnect {
+		if c.ConnectDuration < 0 {
+			return nil, fmt.Errorf("%w: call %d was not answered: no audio after connect", ErrNotFound, c.ID)
+		}
+		skip = time.Duration((c.Duration - c.ConnectDuration - c.FirstRTP) * float64(time.Second))
+	}
+	return l.h.openRecording(ctx, c, skip, l.format)
+}
+
+// name is the file name of the leg last opened.
+func (l *recordingLegs) name() string {
+	return fmt.Sprintf("%s.%s", safeName(l.refs[l.i].Basename), l.format.Ext())
+}
+
+// zip writes first (open) and the recordings of the legs after it into
+// one zip archive, numbered in call order; legs without a file are left out.
+func (l *recordingLegs) zip(ctx context.Context, w io.Writer, first *wavStream) error {
 	zw := zip.NewWriter(w)
 	for ws, n := first, 1; ws != nil; n++ {
-		f, err := zw.Create(fmt.Sprintf("%d-%s", n, name(refs[i])))
+		f, err := zw.Create(fmt.Sprintf("%d-%s", n, l.name()))
 		if err == nil {
 			_, err = io.Copy(f, ws)
 		}
 		ws.Close()
 		if err != nil {
-			return h.streamErr(err)
+			return err
 		}
-		ws = nil
-		for i++; i < len(refs); i++ {
-			next, err := open(refs[i])
-			if errors.Is(err, fs.ErrNotExist) {
-				continue
-			}
-			if err != nil {
-				return h.streamErr(err)
-			}
-			ws = next
-			break
+		if ws, err = l.next(ctx, true); err != nil {
+			return err
 		}
 	}
-	return h.streamErr(zw.Close())
+	return zw.Close()
 }
 
 // openRecording opens the call's recording in format as a stream, less

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"testing/fstest"
+
+	"pbx-agent/internal/testkit"
 )
 
 func TestParseLines(t *testing.T) {
@@ -41,17 +43,11 @@ func TestParseLines(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			f, err := Parse(strings.NewReader(tc.in), "t.conf")
-			if tc.wantErr != nil {
-				if !errors.Is(err, tc.wantErr) {
-					t.Fatalf("err = %v, want %v", err, tc.wantErr)
-				}
+			if testkit.WantErr(t, err, tc.wantErr) {
 				if !strings.HasPrefix(err.Error(), "t.conf:") {
 					t.Errorf("error %q lacks file:line", err)
 				}
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if got := render(f); got != tc.want {
 				t.Errorf("got %q, want %q", got, tc.want)

@@ -1,13 +1,14 @@
 // Package testkit holds the small helpers the tests of several packages
 // share: a buffer safe for a logger and the test at once, the test logger,
 // running a component's Run(ctx) for the length of a test, a zero-allocation
-// check, a file system that refuses one file and golden files. Test
-// support only; nothing in the agent imports it.
+// check, a file system that refuses one file, golden files and the error a
+// table case wants. Test support only; nothing in the agent imports it.
 package testkit
 
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -126,4 +127,25 @@ func Golden(tb testing.TB, path string, got []byte, update bool) {
 	if !bytes.Equal(got, want) {
 		tb.Errorf("%s differs (run with -update if intended); got:\n%s", path, got)
 	}
+}
+
+// WantErr checks the error of a table case that wants the error want (nil:
+// none). A wrong error fails the test at once. It reports whether an error
+// was wanted, so the case has nothing more to check:
+//
+//	if testkit.WantErr(t, err, tt.wantErr) {
+//		return
+//	}
+func WantErr(tb testing.TB, err, want error) bool {
+	tb.Helper()
+	if want != nil {
+		if !errors.Is(err, want) {
+			tb.Fatalf("err = %v, want %v", err, want)
+		}
+		return true
+	}
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return false
 }

@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"testing"
+
+	"pbx-agent/internal/testkit"
 )
 
 func TestParseUDPTL(t *testing.T) {
@@ -13,36 +15,30 @@ func TestParseUDPTL(t *testing.T) {
 	tests := []struct {
 		name string
 		in   []byte
-		err  bool
+		err  error
 		seq  uint16
 		prim int
 		nsec int
 		nfec int
 	}{
-		{"redundancy 0", []byte{0, 5, 2, 0x80, 0x01, 0, 0}, false, 5, 2, 0, 0},
-		{"redundancy 2", []byte{0x12, 0x34, 1, 0x06, 0, 2, 1, 0x05, 0}, false, 0x1234, 1, 2, 0},
-		{"long primary", append(append([]byte{0, 1, 0x81, 0x2c}, long...), 0, 0), false, 1, 300, 0, 0},
-		{"fec", []byte{0, 9, 1, 0x06, 0x80, 1, 3, 1, 2, 0xaa, 0xbb}, false, 9, 1, 0, 1},
-		{"short", []byte{0, 1, 0}, true, 0, 0, 0, 0},
-		{"primary overruns", []byte{0, 1, 9, 1, 2}, true, 0, 0, 0, 0},
-		{"no recovery field", []byte{0, 1, 1, 6}, true, 0, 0, 0, 0},
-		{"fragmented", []byte{0, 1, 0xc1, 0, 0, 0}, true, 0, 0, 0, 0},
-		{"too many secondaries", append([]byte{0, 1, 0, 0, 17}, make([]byte, 17)...), true, 0, 0, 0, 0},
-		{"trailing", []byte{0, 1, 1, 6, 0, 0, 7}, true, 0, 0, 0, 0},
-		{"bad fec npackets", []byte{0, 1, 1, 6, 0x80, 2, 3, 0}, true, 0, 0, 0, 0},
+		{"redundancy 0", []byte{0, 5, 2, 0x80, 0x01, 0, 0}, nil, 5, 2, 0, 0},
+		{"redundancy 2", []byte{0x12, 0x34, 1, 0x06, 0, 2, 1, 0x05, 0}, nil, 0x1234, 1, 2, 0},
+		{"long primary", append(append([]byte{0, 1, 0x81, 0x2c}, long...), 0, 0), nil, 1, 300, 0, 0},
+		{"fec", []byte{0, 9, 1, 0x06, 0x80, 1, 3, 1, 2, 0xaa, 0xbb}, nil, 9, 1, 0, 1},
+		{"short", []byte{0, 1, 0}, ErrUDPTL, 0, 0, 0, 0},
+		{"primary overruns", []byte{0, 1, 9, 1, 2}, ErrUDPTL, 0, 0, 0, 0},
+		{"no recovery field", []byte{0, 1, 1, 6}, ErrUDPTL, 0, 0, 0, 0},
+		{"fragmented", []byte{0, 1, 0xc1, 0, 0, 0}, ErrUDPTL, 0, 0, 0, 0},
+		{"too many secondaries", append([]byte{0, 1, 0, 0, 17}, make([]byte, 17)...), ErrUDPTL, 0, 0, 0, 0},
+		{"trailing", []byte{0, 1, 1, 6, 0, 0, 7}, ErrUDPTL, 0, 0, 0, 0},
+		{"bad fec npackets", []byte{0, 1, 1, 6, 0x80, 2, 3, 0}, ErrUDPTL, 0, 0, 0, 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var p Packet
 			err := Parse(tc.in, &p)
-			if tc.err {
-				if !errors.Is(err, ErrUDPTL) {
-					t.Fatalf("err %v, want ErrUDPTL", err)
-				}
+			if testkit.WantErr(t, err, tc.err) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if p.Seq != tc.seq || len(p.Primary) != tc.prim || p.NSecondary != tc.nsec || p.NFEC != tc.nfec {
 				t.Errorf("got seq %d primary %d secondary %d fec %d", p.Seq, len(p.Primary), p.NSecondary, p.NFEC)

@@ -132,14 +132,8 @@ Content-Length: 0
 			var m Message
 			b := crlf(tt.in)
 			n, err := Parse(b, &m)
-			if tt.wantErr != nil {
-				if !errors.Is(err, tt.wantErr) {
-					t.Fatalf("err = %v, want %v", err, tt.wantErr)
-				}
+			if testkit.WantErr(t, err, tt.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if n != len(b) {
 				t.Errorf("n = %d, want %d", n, len(b))

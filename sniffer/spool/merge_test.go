@@ -13,6 +13,7 @@ import (
 	"github.com/google/gopacket/layers"
 	"github.com/google/gopacket/pcapgo"
 
+	"pbx-agent/internal/testkit"
 	"pbx-agent/sniffer/spool"
 )
 
@@ -128,14 +129,8 @@ func TestMerge(t *testing.T) {
 			}
 			var out bytes.Buffer
 			err := spool.Merge(&out, readers...)
-			if tc.wantErr != nil {
-				if !errors.Is(err, tc.wantErr) {
-					t.Fatalf("err = %v, want %v", err, tc.wantErr)
-				}
+			if testkit.WantErr(t, err, tc.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			tags, ms, nanos := readMerged(t, out.Bytes())
 			if tags != tc.wantTags || fmt.Sprint(ms) != fmt.Sprint(tc.wantMS) || nanos != tc.wantNanos {

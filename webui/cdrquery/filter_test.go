@@ -5,6 +5,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"pbx-agent/internal/testkit"
 )
 
 func vals(kv ...string) url.Values {
@@ -79,14 +81,8 @@ func TestParseFilters(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			q, err := Parse(tt.in, Options{RequireDate: true})
-			if tt.wantErr != nil {
-				if !errors.Is(err, tt.wantErr) {
-					t.Fatalf("err = %v, want %v", err, tt.wantErr)
-				}
+			if testkit.WantErr(t, err, tt.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			w, args := q.Where()
 			if got := strings.TrimPrefix(w, " WHERE "); got != tt.want {

@@ -46,8 +46,8 @@ type buffers struct {
 	freed  chan struct{} // signalled (without blocking) when workers wrote a buffer
 
 	mu        sync.Mutex
-	sizes     [2]int      // the two recycled sizes: SIP buffers and the others
-	free      [2][][]byte // free lists, one per size
+	sizes     [3]int      // the recycled sizes: SIP, compressed RTP and the others' buffers
+	free      [3][][]byte // free lists, one per size
 	freeBytes int64       // in the free lists: at most max - queued
 }
 

@@ -2,6 +2,7 @@ package spool_test
 
 import (
 	"bytes"
+	"compress/gzip"
 	"io"
 	"os"
 	"path/filepath"
@@ -44,8 +45,18 @@ func TestCompressedSpool(t *testing.T) {
 			if len(raw) >= len(want) {
 				t.Errorf("%s: %d bytes compressed, %d plain", gzPath, len(raw), len(want))
 			}
-			if typ == spool.TypeRTP && bytes.Count(raw, []byte{0x1f, 0x8b, 8}) < 2 {
-				t.Errorf("%s: one gzip member for %d bytes in 4 KiB buffers", gzPath, len(want))
+			if typ == spool.TypeRTP {
+				// Members of 4 × BufferSize (the last one shorter): big
+				// members cost less CPU per byte.
+				sizes := memberSizes(t, raw)
+				if len(sizes) < 2 {
+					t.Errorf("%s: one gzip member for %d bytes in 16 KiB buffers", gzPath, len(want))
+				}
+				for i, n := range sizes {
+					if n > 4*4096 || i < len(sizes)-1 && n <= 4*4096-300 {
+						t.Errorf("%s: member %d of %d holds %d bytes, want a 16 KiB buffer's", gzPath, i, len(sizes), n)
+					}
+				}
 			}
 			if _, err := os.Stat(spool.Path(zipped, c.Start, time.UTC, typ, base, "pcap")); err == nil {
 				t.Errorf("plain %s pcap written beside the compressed one", typ)
@@ -82,6 +93,30 @@ func TestCompressedSpool(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// memberSizes returns the decompressed size of each gzip member of raw.
+func memberSizes(t *testing.T, raw []byte) []int {
+	t.Helper()
+	br := bytes.NewReader(raw)
+	zr, err := gzip.NewReader(br)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sizes []int
+	for {
+		zr.Multistream(false)
+		n, err := io.Copy(io.Discard, zr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sizes = append(sizes, int(n))
+		if err := zr.Reset(br); err == io.EOF {
+			return sizes
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 func TestCompressedSpoolBadLevel(t *testing.T) {

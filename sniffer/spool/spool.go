@@ -66,6 +66,14 @@ const (
 // sipBufSize buffers a SIP pcap: a call's signalling is a few KB.
 const sipBufSize = 4 << 10
 
+// zipBufFactor sizes a compressed RTP pcap's write buffers (× BufferSize:
+// 64 KiB by default). Each buffer becomes one gzip member, and a member
+// costs a fixed part (its Huffman tables, a write) whatever its size: on
+// G.711 calls 64 KiB members take about a third less CPU per byte than
+// 16 KiB ones and compress about 15 % smaller (BenchmarkGzipMember), for
+// 48 KiB more memory per call while it fills.
+const zipBufFactor = 4
+
 // ParseRTPMode parses a savertp value: yes/no/1/0/header.
 func ParseRTPMode(s string) (RTPMode, error) {
 	switch strings.ToLower(strings.TrimSpace(s)) {
@@ -101,8 +109,9 @@ type Config struct {
 	// writes reopen files (one open+close per buffer written).
 	MaxOpenFiles int
 	// BufferSize is the write buffer of each RTP and WAV file (default
-	// 16 KiB; SIP files use at most 4 KiB): the memory a call holds while
-	// filling is bounded by two or three of these.
+	// 16 KiB; SIP files use at most 4 KiB, a compressed RTP file
+	// zipBufFactor × BufferSize): the memory a call holds while filling is
+	// bounded by two or three of these.
 	BufferSize int
 	// MaxQueued bounds the bytes of full buffers waiting for the I/O
 	// goroutines (default 64 MiB). When the disk falls that far behind,
@@ -321,7 +330,7 @@ func newSpool(cfg Config, fsys fileSystem) (*Spool, error) {
 	}
 	s.bufs.max = cfg.MaxQueued
 	s.bufs.freed = make(chan struct{}, 1)
-	s.bufs.sizes = [2]int{min(sipBufSize, cfg.BufferSize), cfg.BufferSize}
+	s.bufs.sizes = [3]int{min(sipBufSize, cfg.BufferSize), zipBufFactor * cfg.BufferSize, cfg.BufferSize}
 	if cfg.Dir != "" && cfg.Pool.set() {
 		s.pool = newCleaner(cfg.Dir, cfg.Location, cfg.Pool, cfg.Logger)
 	}
@@ -385,6 +394,9 @@ func (s *Spool) newFile(c *callSpool, kind uint8, ext string, bufSize int) *file
 	}
 	if zip > 0 {
 		ext += ".gz"
+		if kind == kindRTP {
+			bufSize = s.bufs.sizes[1]
+		}
 	}
 	final := Path(s.cfg.Dir, c.start, s.cfg.Location, kindDirs[kind], c.base, ext)
 	return &file{final: final, tmp: final + ".tmp", w: w, bufSize: bufSize,

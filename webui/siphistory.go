@@ -16,6 +16,7 @@ import (
 
 	"pbx-agent/sniffer/decode"
 	"pbx-agent/sniffer/sip"
+	"pbx-agent/webui/cdrquery"
 )
 
 // sipEvent is one SIP message of a call's history.
@@ -137,20 +138,11 @@ func parseHide(v string) ([]netip.Prefix, error) {
 		if s == "" {
 			continue
 		}
-		if strings.Contains(s, "/") {
-			p, err := netip.ParsePrefix(s)
-			if err != nil {
-				return nil, fmt.Errorf("%w: ip_not_allowed: %q is not an address or network", ErrBadRequest, s)
-			}
-			out = append(out, p.Masked())
-			continue
-		}
-		a, err := netip.ParseAddr(s)
+		p, _, err := cdrquery.AddrOrPrefix(s)
 		if err != nil {
 			return nil, fmt.Errorf("%w: ip_not_allowed: %q is not an address or network", ErrBadRequest, s)
 		}
-		a = a.Unmap()
-		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+		out = append(out, p)
 	}
 	return out, nil
 }

@@ -295,24 +295,19 @@ func ipMatch(param, col, v string) (string, []any, error) {
 		if it == "" {
 			continue
 		}
-		if strings.Contains(it, "/") {
-			pfx, err := netip.ParsePrefix(it)
-			if err != nil || !pfx.Addr().Is4() {
-				return "", nil, bad(param, it, "not an IPv4 address or prefix")
-			}
-			pfx = pfx.Masked()
-			lo := ip4(pfx.Addr())
-			hi := lo | (1<<(32-pfx.Bits()) - 1)
-			conds = append(conds, col+" BETWEEN ? AND ?")
-			args = append(args, lo, hi)
-			continue
-		}
-		a, err := netip.ParseAddr(it)
-		if err != nil || !a.Unmap().Is4() {
+		p, single, err := AddrOrPrefix(it)
+		if err != nil || !p.Addr().Is4() {
 			return "", nil, bad(param, it, "not an IPv4 address or prefix")
 		}
-		conds = append(conds, col+" = ?")
-		args = append(args, ip4(a.Unmap()))
+		lo := ip4(p.Addr())
+		if single {
+			conds = append(conds, col+" = ?")
+			args = append(args, lo)
+			continue
+		}
+		hi := lo | (1<<(32-p.Bits()) - 1)
+		conds = append(conds, col+" BETWEEN ? AND ?")
+		args = append(args, lo, hi)
 	}
 	if len(conds) == 0 {
 		return "", nil, bad(param, v, "empty list")
@@ -321,6 +316,22 @@ func ipMatch(param, col, v string) (string, []any, error) {
 		return conds[0], args, nil
 	}
 	return "(" + strings.Join(conds, " OR ") + ")", args, nil
+}
+
+// AddrOrPrefix parses an IP address or a CIDR prefix (the address filters'
+// syntax). A prefix comes back masked; an address (an IPv4-mapped one
+// unmapped) as its own host prefix, with single set.
+func AddrOrPrefix(s string) (p netip.Prefix, single bool, err error) {
+	if strings.Contains(s, "/") {
+		p, err = netip.ParsePrefix(s)
+		return p.Masked(), false, err
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, false, err
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), true, nil
 }
 
 func ip4(a netip.Addr) uint32 {

@@ -186,3 +186,27 @@ func TestParseObject(t *testing.T) {
 		})
 	}
 }
+
+func TestAddrOrPrefix(t *testing.T) {
+	tests := []struct {
+		in, want string // want "": refused
+		single   bool
+	}{
+		{in: "10.1.1.1", want: "10.1.1.1/32", single: true},
+		{in: "10.2.2.7/24", want: "10.2.2.0/24"},
+		{in: "::ffff:10.1.1.1", want: "10.1.1.1/32", single: true},
+		{in: "2001:db8::1", want: "2001:db8::1/128", single: true},
+		{in: "10.1.1.1/33"},
+		{in: "host"},
+	}
+	for _, tt := range tests {
+		p, single, err := AddrOrPrefix(tt.in)
+		if (err != nil) != (tt.want == "") {
+			t.Errorf("AddrOrPrefix(%q) err = %v", tt.in, err)
+			continue
+		}
+		if err == nil && (p.String() != tt.want || single != tt.single) {
+			t.Errorf("AddrOrPrefix(%q) = %v, %v; want %s, %v", tt.in, p, single, tt.want, tt.single)
+		}
+	}
+}

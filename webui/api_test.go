@@ -168,9 +168,7 @@ func TestPauseNamesTheRequester(t *testing.T) {
 	if st, b, _ := e.do(t, "POST", "/php/api.php?via=dashboard", body, "Cookie", cookie, "Content-Type", "application/json"); st != 200 {
 		t.Fatalf("dashboard unpausecall: %d %s", st, b)
 	}
-	e.calls.mu.Lock()
-	by := append([]call.Requester(nil), e.calls.by...)
-	e.calls.mu.Unlock()
+	by := e.calls.Requesters()
 	want := []call.Requester{{User: "admin", Via: "api.php", Reason: "legal hold"}, {User: "admin", Via: "dashboard"}}
 	if len(by) != len(want) {
 		t.Fatalf("requesters %+v", by)

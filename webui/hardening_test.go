@@ -19,6 +19,7 @@ import (
 
 	"pbx-agent/sniffer/audio"
 	"pbx-agent/sniffer/call"
+	"pbx-agent/sniffer/call/calltest"
 	"pbx-agent/sniffer/codec"
 )
 
@@ -27,7 +28,7 @@ import (
 type hardEnv struct {
 	h     *Handler
 	srv   *httptest.Server
-	calls *fakeCalls
+	calls *calltest.Table
 	mu    sync.Mutex
 	now   time.Time
 }
@@ -35,7 +36,7 @@ type hardEnv struct {
 func newHardEnv(t *testing.T, users []User, mod func(*Options)) *hardEnv {
 	t.Helper()
 	e := &hardEnv{now: time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)}
-	e.calls = &fakeCalls{paused: map[uint64]bool{}, calls: []call.CDR{{CallID: "one@test", CallRef: 0x7f0e4c3c2680,
+	e.calls = &calltest.Table{Calls: []call.CDR{{CallID: "one@test", CallRef: 0x7f0e4c3c2680,
 		CallDate: e.now.Add(-10 * time.Second), Caller: "1001", Called: "1002", LastSIPResponseNum: 200}}}
 	o := Options{Users: users, Calls: e.calls, SensorID: 1, Logger: testLogger(),
 		Now: func() time.Time { e.mu.Lock(); defer e.mu.Unlock(); return e.now }}
@@ -107,20 +108,20 @@ func TestCSRFPause(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e.calls.paused = map[uint64]bool{}
+			e.calls.ForgetPauses()
 			code, b, _ := e.do(t, tt.method, tt.path, tt.body, tt.hdr...)
 			if code != tt.want {
 				t.Fatalf("status %d, want %d: %s", code, tt.want, b)
 			}
-			if paused := e.calls.paused[0x7f0e4c3c2680]; paused != (tt.want == http.StatusOK) {
+			if paused := e.calls.Paused(0x7f0e4c3c2680); paused != (tt.want == http.StatusOK) {
 				t.Errorf("call paused = %v", paused)
 			}
 		})
 	}
 	// With authorization off there is no cookie to rely on: GET never pauses.
 	open := newHardEnv(t, nil, func(o *Options) { o.DisableAuth = true })
-	if code, b, _ := open.do(t, "GET", pauseGET()+"&user=x&password=y", ""); code != http.StatusMethodNotAllowed || open.calls.paused[0x7f0e4c3c2680] {
-		t.Errorf("auth off, GET: status %d (%s), paused %v", code, b, open.calls.paused)
+	if code, b, _ := open.do(t, "GET", pauseGET()+"&user=x&password=y", ""); code != http.StatusMethodNotAllowed || open.calls.Paused(0x7f0e4c3c2680) {
+		t.Errorf("auth off, GET: status %d (%s), paused %v", code, b, open.calls.Paused(0x7f0e4c3c2680))
 	}
 }
 
@@ -152,7 +153,7 @@ func TestDNSRebinding(t *testing.T) {
 			}
 		})
 	}
-	if e.calls.paused[0x7f0e4c3c2680] {
+	if e.calls.Paused(0x7f0e4c3c2680) {
 		t.Error("a rebinding request paused the call")
 	}
 }
@@ -184,7 +185,7 @@ func TestEnableSensors(t *testing.T) {
 	if code, b := post("two", "listActiveCalls", `{"sensorId":"1"}`); code != http.StatusForbidden {
 		t.Errorf("user limited to sensor 2 asks sensor 1: %d %s, want 403", code, b)
 	}
-	if code, b := post("two", "handleActiveCall", pauseParams); code != http.StatusForbidden || e.calls.paused[0x7f0e4c3c2680] {
+	if code, b := post("two", "handleActiveCall", pauseParams); code != http.StatusForbidden || e.calls.Paused(0x7f0e4c3c2680) {
 		t.Errorf("user limited to sensor 2 pauses sensor 1's call: %d %s", code, b)
 	}
 	if code, b := post("both", "listActiveCalls", `{}`); code != 200 || !strings.Contains(b, "0x7f0e4c3c2680") {

@@ -14,7 +14,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -30,6 +29,7 @@ import (
 	"pbx-agent/internal/testkit"
 	"pbx-agent/sniffer"
 	"pbx-agent/sniffer/call"
+	"pbx-agent/sniffer/call/calltest"
 	"pbx-agent/sniffer/capture"
 	"pbx-agent/sniffer/decode"
 	"pbx-agent/sniffer/fixture"
@@ -107,34 +107,12 @@ func testUsers(tb testing.TB) []User {
 	return UsersFromManager(m)
 }
 
-// fakeCalls is a call table with fixed active calls.
-type fakeCalls struct {
-	mu     sync.Mutex
-	calls  []call.CDR
-	paused map[uint64]bool
-	by     []call.Requester // who asked, per Pause
-}
-
-func (f *fakeCalls) Active() []call.CDR { return f.calls }
-func (f *fakeCalls) Pause(ctx context.Context, ref uint64, on bool) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.by = append(f.by, call.RequesterFrom(ctx))
-	for _, c := range f.calls {
-		if c.CallRef == ref {
-			f.paused[ref] = on
-			return nil
-		}
-	}
-	return call.ErrNoCall
-}
-
 type testEnv struct {
 	h     *Handler
 	db    *sql.DB
 	spool DirSpool
 	srv   *httptest.Server
-	calls *fakeCalls
+	calls *calltest.Table
 	now   time.Time
 }
 
@@ -240,7 +218,7 @@ func newEnvWith(t testing.TB, spec envSpec, mod func(*Options)) *testEnv {
 	sp := DirSpool{Root: t.TempDir()}
 	writeSpool(t, db, sp, byCallID, paths)
 	now := time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)
-	fc := &fakeCalls{paused: map[uint64]bool{}, calls: []call.CDR{{
+	fc := &calltest.Table{Calls: []call.CDR{{
 		CallID: "active-1@test", CallRef: 0x7f0e4c3c2680, CallDate: now.Add(-30 * time.Second),
 		ConnectTime: now.Add(-20 * time.Second), Caller: "1001", Called: "1002", CallerDomain: "a.test",
 		CalledDomain: "b.test", CallerIP: netip.MustParseAddr("10.0.0.1"), CalledIP: netip.MustParseAddr("10.0.0.2"),

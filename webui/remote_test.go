@@ -14,6 +14,7 @@ import (
 
 	"pbx-agent/internal/testkit"
 	"pbx-agent/sniffer/call"
+	"pbx-agent/sniffer/call/calltest"
 )
 
 // fakeRemote is two other sensors: 2 (one call) and 3 (did not answer).
@@ -50,7 +51,7 @@ func (f *fakeRemote) Pause(_ context.Context, sensor int, ref uint64, on bool) e
 
 func TestRemoteSensors(t *testing.T) {
 	now := time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)
-	local := &fakeCalls{paused: map[uint64]bool{}, calls: []call.CDR{{CallID: "one@test", CallRef: 0x7f01,
+	local := &calltest.Table{Calls: []call.CDR{{CallID: "one@test", CallRef: 0x7f01,
 		CallDate: now.Add(-10 * time.Second), Caller: "1001", Called: "1002", LastSIPResponseNum: 180}}}
 	remote := &fakeRemote{paused: map[string]bool{}}
 	users := []User{
@@ -121,7 +122,7 @@ func TestRemoteSensors(t *testing.T) {
 			}
 		})
 	}
-	if !remote.paused["2/0x7f02"] || !local.paused[0x7f01] {
-		t.Errorf("pauses: remote %v local %v", remote.paused, local.paused)
+	if !remote.paused["2/0x7f02"] || !local.Paused(0x7f01) {
+		t.Errorf("pauses: remote %v local %v", remote.paused, local.Paused(0x7f01))
 	}
 }

@@ -109,7 +109,7 @@ func TestRights(t *testing.T) {
 			}
 		})
 	}
-	if !e.calls.paused[0x7f0e4c3c2680] {
+	if !e.calls.Paused(0x7f0e4c3c2680) {
 		t.Error("operator's pausecall did not reach the call table")
 	}
 	var n int

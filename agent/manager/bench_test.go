@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"pbx-agent/sniffer/call"
+	"pbx-agent/sniffer/call/calltest"
 	"pbx-agent/sniffer/rtp"
 )
 
@@ -40,7 +41,7 @@ func genCalls(n int) []call.CDR {
 }
 
 func benchListcalls(b *testing.B, n int, cmd string) {
-	s := New(Config{Calls: &fakeCalls{calls: genCalls(n)}, SensorID: 1, Location: time.UTC})
+	s := New(Config{Calls: &calltest.Table{Calls: genCalls(n)}, SensorID: 1, Location: time.UTC})
 	cw := &countWriter{}
 	b.ReportAllocs()
 	for b.Loop() {
@@ -67,7 +68,7 @@ func BenchmarkListcalls10000Limit10(b *testing.B) {
 // BenchmarkListcallsTCPLatency10000 measures whole exchanges over TCP
 // (connect, request, 10,000-call reply, close) and reports p50/p95.
 func BenchmarkListcallsTCPLatency10000(b *testing.B) {
-	ts := startServer(b, func(c *Config) { c.Calls = &fakeCalls{calls: genCalls(10000)} })
+	ts := startServer(b, func(c *Config) { c.Calls = &calltest.Table{Calls: genCalls(10000)} })
 	var lat []time.Duration
 	b.ReportAllocs()
 	for b.Loop() {
@@ -81,7 +82,7 @@ func BenchmarkListcallsTCPLatency10000(b *testing.B) {
 // BenchmarkCommandsParallelTCP: 16 parallel clients, one getversion per
 // connection; ns/op is the inverse of the server's commands per second.
 func BenchmarkCommandsParallelTCP(b *testing.B) {
-	ts := startServer(b, func(c *Config) { c.Calls = &fakeCalls{calls: genCalls(1000)} })
+	ts := startServer(b, func(c *Config) { c.Calls = &calltest.Table{Calls: genCalls(1000)} })
 	b.ReportAllocs()
 	var mu sync.Mutex
 	var lat []time.Duration

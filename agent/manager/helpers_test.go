@@ -2,7 +2,6 @@ package manager
 
 import (
 	"bytes"
-	"context"
 	"crypto/aes"
 	"crypto/cipher"
 	"errors"
@@ -11,63 +10,15 @@ import (
 	"net/netip"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
 	"pbx-agent/agent/manager/wire"
 	"pbx-agent/internal/testkit"
 	"pbx-agent/sniffer/call"
+	"pbx-agent/sniffer/call/calltest"
 	"pbx-agent/sniffer/rtp"
 )
-
-// fakeCalls is an in-memory call table.
-type fakeCalls struct {
-	mu     sync.Mutex
-	calls  []call.CDR
-	regs   []call.Register
-	paused map[uint64]bool
-	by     []call.Requester // who asked, per Pause
-}
-
-func (f *fakeCalls) Active() []call.CDR {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]call.CDR(nil), f.calls...)
-}
-
-func (f *fakeCalls) Lookup(ref uint64) (call.CDR, bool) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for _, c := range f.calls {
-		if c.CallRef == ref {
-			return c, true
-		}
-	}
-	return call.CDR{}, false
-}
-
-func (f *fakeCalls) Registers() []call.Register {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]call.Register(nil), f.regs...)
-}
-
-func (f *fakeCalls) Pause(ctx context.Context, ref uint64, on bool) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.by = append(f.by, call.RequesterFrom(ctx))
-	for _, c := range f.calls {
-		if c.CallRef == ref {
-			if f.paused == nil {
-				f.paused = map[uint64]bool{}
-			}
-			f.paused[ref] = on
-			return nil
-		}
-	}
-	return call.ErrNoCall
-}
 
 func usec(us int64) time.Time { return time.UnixMicro(us).UTC() }
 
@@ -155,13 +106,13 @@ type testServer struct {
 	s     *Server
 	addr  string // TCP
 	sock  string // unix socket
-	calls *fakeCalls
+	calls *calltest.Table
 }
 
 // startServer runs a Server on 127.0.0.1:0 and a unix socket in a temp dir.
 func startServer(t testing.TB, mod func(*Config)) *testServer {
 	t.Helper()
-	fc := &fakeCalls{calls: recordedCalls()}
+	fc := &calltest.Table{Calls: recordedCalls()}
 	cfg := Config{
 		Addr:        "127.0.0.1:0",
 		Socket:      filepath.Join(t.TempDir(), "vm_manager_socket"),

@@ -139,7 +139,7 @@ func TestPaddingOracleAttack(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			k := testKey(t)
 			ts := startServer(t, func(c *Config) { c.Keys = wire.StaticKey(k); c.AESMaxFailures = tc.maxFails })
-			ref := ts.calls.calls[0].CallRef
+			ref := ts.calls.Calls[0].CallRef
 			o := &oracleClient{t: t, addr: ts.addr, budget: tc.budget}
 			start := time.Now()
 
@@ -185,9 +185,7 @@ func TestPaddingOracleAttack(t *testing.T) {
 			if correct > 0 || known > 0 {
 				t.Errorf("the attacker learnt %d bytes of the decryption (%d correct)", known, correct)
 			}
-			ts.calls.mu.Lock()
-			paused := ts.calls.paused[ref]
-			ts.calls.mu.Unlock()
+			paused := ts.calls.Paused(ref)
 			if paused || forged {
 				t.Error("the attacker paused the call")
 			}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"pbx-agent/agent/manager/wire"
+	"pbx-agent/sniffer/call/calltest"
 	"pbx-agent/sniffer/fixture"
 )
 
@@ -220,7 +221,7 @@ func TestListcallsAgainstRecording(t *testing.T) {
 	} {
 		t.Run(tt.file, func(t *testing.T) {
 			want := readShared(t, "plain", tt.file)
-			s := New(Config{Calls: &fakeCalls{calls: recordedCalls()}, SensorID: 1, Location: time.UTC})
+			s := New(Config{Calls: &calltest.Table{Calls: recordedCalls()}, SensorID: 1, Location: time.UTC})
 			var got bytes.Buffer
 			if err := s.Run(context.Background(), &got, tt.cmd); err != nil {
 				t.Fatal(err)
@@ -265,7 +266,7 @@ func TestListcallsAgainstRecording(t *testing.T) {
 
 func TestActiveCallInfoAgainstRecording(t *testing.T) {
 	want := readShared(t, "plain", "active_call_info.raw")
-	s := New(Config{Calls: &fakeCalls{calls: recordedCalls()}, SensorID: 1, Location: time.UTC})
+	s := New(Config{Calls: &calltest.Table{Calls: recordedCalls()}, SensorID: 1, Location: time.UTC})
 	var got bytes.Buffer
 	if err := s.Run(context.Background(), &got, "active_call_info 0x7f7484023980"); err != nil {
 		t.Fatal(err)
@@ -328,8 +329,8 @@ func TestSnifferStatKeysAgainstRecording(t *testing.T) {
 
 // TestGolden pins our exact bytes for the main commands (refresh with -update).
 func TestGolden(t *testing.T) {
-	fc := &fakeCalls{calls: recordedCalls()}
-	fc.regs = recordedRegisters()
+	fc := &calltest.Table{Calls: recordedCalls()}
+	fc.Regs = recordedRegisters()
 	s := New(Config{Calls: fc, SensorID: 1, Location: time.UTC})
 	for _, tt := range []struct{ name, cmd string }{
 		{"listcalls", "listcalls"},

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"pbx-agent/agent/manager/wire"
+	"pbx-agent/sniffer/call/calltest"
 )
 
 func TestRequestComplete(t *testing.T) {
@@ -111,7 +112,7 @@ func FuzzRequest(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
-	fc := &fakeCalls{calls: recordedCalls(), regs: recordedRegisters()}
+	fc := &calltest.Table{Calls: recordedCalls(), Regs: recordedRegisters()}
 	// manager_file would create sockets at fuzzed paths: replaced by a stub.
 	s := New(Config{Calls: fc, Keys: wire.StaticKey(k), SpoolDir: f.TempDir(),
 		Commands: map[string]Command{"manager_file": {Run: text("stub"), NoAES: true}}})

@@ -20,6 +20,7 @@ import (
 
 	"pbx-agent/agent/manager/wire"
 	"pbx-agent/sniffer/call"
+	"pbx-agent/sniffer/call/calltest"
 )
 
 func TestPlaintextTCP(t *testing.T) {
@@ -76,7 +77,7 @@ func TestPlaintextTCP(t *testing.T) {
 			}
 		})
 	}
-	if !ts.calls.paused[0x7f7484023980] {
+	if !ts.calls.Paused(0x7f7484023980) {
 		t.Error("pausecall did not reach the call table")
 	}
 }
@@ -469,7 +470,7 @@ func TestRequestBounds(t *testing.T) {
 }
 
 func TestShutdownWaitsForReply(t *testing.T) {
-	s := New(Config{Calls: &fakeCalls{calls: recordedCalls()}, IdleWait: 50 * time.Millisecond})
+	s := New(Config{Calls: &calltest.Table{Calls: recordedCalls()}, IdleWait: 50 * time.Millisecond})
 	s.SetReady(true)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -534,9 +535,7 @@ func TestPauseNamesTheRequester(t *testing.T) {
 			t.Fatalf("%s pausecall: %q", network, got)
 		}
 	}
-	ts.calls.mu.Lock()
-	by := append([]call.Requester(nil), ts.calls.by...)
-	ts.calls.mu.Unlock()
+	by := ts.calls.Requesters()
 	if len(by) != 2 {
 		t.Fatalf("requesters %+v, want 2", by)
 	}

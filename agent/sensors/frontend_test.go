@@ -275,13 +275,13 @@ func TestFrontEnd(t *testing.T) {
 	})
 
 	t.Run("handleActiveCall goes to the owning sensor with AES", func(t *testing.T) {
-		ref := st.s2.calls.calls[1].CallRef
+		ref := st.s2.calls.Calls[1].CallRef
 		before := st.s2.srv.Counters()
 		code, b, _ := st.api(t, "handleActiveCall", map[string]any{"command": "pausecall", "callRef": fmt.Sprintf("0x%x", ref), "sensorId": "2"})
 		if code != http.StatusOK {
 			t.Fatalf("pausecall: status %d: %s", code, b)
 		}
-		if on, known := st.s2.calls.isPaused(ref); !on || !known {
+		if on := st.s2.calls.Paused(ref); !on {
 			t.Errorf("call 0x%x not paused on sensor 2", ref)
 		}
 		after := st.s2.srv.Counters()
@@ -289,7 +289,7 @@ func TestFrontEnd(t *testing.T) {
 			t.Errorf("sensor 2 refused the request: %+v", after)
 		}
 		code, b, _ = st.api(t, "handleActiveCall", map[string]any{"command": "unpausecall", "callRef": fmt.Sprintf("0x%x", ref), "sensorId": "2"})
-		if on, _ := st.s2.calls.isPaused(ref); code != http.StatusOK || on {
+		if on := st.s2.calls.Paused(ref); code != http.StatusOK || on {
 			t.Errorf("unpausecall: status %d paused %v: %s", code, on, b)
 		}
 		// A reference sensor 2 does not have.
@@ -303,7 +303,7 @@ func TestFrontEnd(t *testing.T) {
 			t.Errorf("offline sensor: status %d, want 503: %s", code, b)
 		}
 		// Sensor 1's call is not on sensor 2.
-		code, _, _ = st.api(t, "handleActiveCall", map[string]any{"command": "pausecall", "callRef": fmt.Sprintf("0x%x", st.s1.calls.calls[0].CallRef), "sensorId": "2"})
+		code, _, _ = st.api(t, "handleActiveCall", map[string]any{"command": "pausecall", "callRef": fmt.Sprintf("0x%x", st.s1.calls.Calls[0].CallRef), "sensorId": "2"})
 		if code != http.StatusNotFound {
 			t.Errorf("call of another sensor: status %d, want 404", code)
 		}

@@ -22,6 +22,7 @@ import (
 	"pbx-agent/agent/manager/wire"
 	"pbx-agent/internal/testkit"
 	"pbx-agent/sniffer/call"
+	"pbx-agent/sniffer/call/calltest"
 )
 
 const dsnEnv = "PBX_TEST_MYSQL_DSN"
@@ -48,54 +49,6 @@ func openDB(tb testing.TB, dsn string) *sql.DB {
 }
 
 func testLogger() *slog.Logger { return testkit.Logger() }
-
-// fakeCalls is an in-memory call table for a manager.Server.
-type fakeCalls struct {
-	mu     sync.Mutex
-	calls  []call.CDR
-	paused map[uint64]bool
-}
-
-func (f *fakeCalls) Active() []call.CDR {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]call.CDR(nil), f.calls...)
-}
-
-func (f *fakeCalls) Lookup(ref uint64) (call.CDR, bool) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for _, c := range f.calls {
-		if c.CallRef == ref {
-			return c, true
-		}
-	}
-	return call.CDR{}, false
-}
-
-func (f *fakeCalls) Registers() []call.Register { return nil }
-
-func (f *fakeCalls) Pause(_ context.Context, ref uint64, on bool) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for _, c := range f.calls {
-		if c.CallRef == ref {
-			if f.paused == nil {
-				f.paused = map[uint64]bool{}
-			}
-			f.paused[ref] = on
-			return nil
-		}
-	}
-	return call.ErrNoCall
-}
-
-func (f *fakeCalls) isPaused(ref uint64) (on, known bool) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	on, known = f.paused[ref]
-	return on, known
-}
 
 // genCalls makes n active calls of one sensor: refs 0x7f<sensor>0000+i.
 func genCalls(sensor, n int, now time.Time) []call.CDR {
@@ -132,7 +85,7 @@ func genCalls(sensor, n int, now time.Time) []call.CDR {
 type fakeSensor struct {
 	id    int
 	srv   *manager.Server
-	calls *fakeCalls
+	calls *calltest.Table
 	addr  string
 	spool string
 	key   *wire.AESKey
@@ -140,7 +93,7 @@ type fakeSensor struct {
 
 func startSensor(tb testing.TB, id int, calls []call.CDR, key *wire.AESKey) *fakeSensor {
 	tb.Helper()
-	fs := &fakeSensor{id: id, calls: &fakeCalls{calls: calls}, spool: tb.TempDir(), key: key}
+	fs := &fakeSensor{id: id, calls: &calltest.Table{Calls: calls}, spool: tb.TempDir(), key: key}
 	cfg := manager.Config{Addr: "127.0.0.1:0", Calls: fs.calls, SpoolDir: fs.spool, SensorID: id,
 		Location: time.UTC, MaxSnapshots: 16}
 	if key != nil {

@@ -171,11 +171,7 @@ func TestPacketPathNeverBlocksOnDisk(t *testing.T) {
 	g := &gateFS{gate: make(chan struct{})}
 	g.packetG.Store(goid())
 	cfg := spool.Config{Dir: dir, SaveSIP: true, SaveRTP: spool.RTPFull, SaveAudio: "wav", Location: time.UTC, BufferSize: 4096}
-	sp, err := spool.NewWithFS(cfg, g)
-	if err != nil {
-		t.Fatal(err)
-	}
-	spool.Start(t, sp)
+	sp := startOnFS(t, cfg, g)
 	released := false
 	defer func() {
 		if !released {
@@ -259,11 +255,7 @@ func TestDropWhenDiskBehind(t *testing.T) {
 	var logs syncBuffer
 	cfg := spool.Config{Dir: dir, SaveRTP: spool.RTPFull, Location: time.UTC, BufferSize: 1024, MaxQueued: 8 << 10,
 		Logger: slog.New(slog.NewTextHandler(&logs, nil))}
-	sp, err := spool.NewWithFS(cfg, g)
-	if err != nil {
-		t.Fatal(err)
-	}
-	spool.Start(t, sp)
+	sp := startOnFS(t, cfg, g)
 	d := newCallDriver(t, sp)
 	d.interleave(calls, perCall)
 	st := sp.Stats()
@@ -299,17 +291,24 @@ func TestDropWhenDiskBehind(t *testing.T) {
 // syncBuffer is a buffer safe for a logger and the test at once.
 type syncBuffer = testkit.SyncBuffer
 
+// startOnFS makes a spool over fsys and runs it for the test.
+func startOnFS(t *testing.T, cfg spool.Config, fsys spool.FS) *spool.Spool {
+	t.Helper()
+	sp, err := spool.NewWithFS(cfg, fsys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spool.Start(t, sp)
+	return sp
+}
+
 // TestCloseAbandonsOnContext: when Close's ctx ends while the disk is held,
 // Close stops the I/O goroutines after their current operation, reports
 // the context's error and leaves no descriptor open.
 func TestCloseAbandonsOnContext(t *testing.T) {
 	dir := t.TempDir()
 	g := &gateFS{gate: make(chan struct{})}
-	sp, err := spool.NewWithFS(spool.Config{Dir: dir, SaveRTP: spool.RTPFull, Location: time.UTC, BufferSize: 1024}, g)
-	if err != nil {
-		t.Fatal(err)
-	}
-	spool.Start(t, sp)
+	sp := startOnFS(t, spool.Config{Dir: dir, SaveRTP: spool.RTPFull, Location: time.UTC, BufferSize: 1024}, g)
 	d := newCallDriver(t, sp)
 	d.begin(1)
 	for i := range 100 {
@@ -319,7 +318,7 @@ func TestCloseAbandonsOnContext(t *testing.T) {
 	cancel()
 	// The creation in progress is let through once Close has given up.
 	go func() { <-ctx.Done(); close(g.gate) }()
-	err = sp.Close(ctx)
+	err := sp.Close(ctx)
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("Close = %v, want context.Canceled", err)
 	}
@@ -527,11 +526,7 @@ func TestWaitForDisk(t *testing.T) {
 	dir := t.TempDir()
 	g := &gateFS{sleep: time.Millisecond}
 	cfg := spool.Config{Dir: dir, SaveSIP: true, SaveRTP: spool.RTPFull, Location: time.UTC, BufferSize: 1024, MaxQueued: 8 << 10, WaitForDisk: true}
-	sp, err := spool.NewWithFS(cfg, g)
-	if err != nil {
-		t.Fatal(err)
-	}
-	spool.Start(t, sp)
+	sp := startOnFS(t, cfg, g)
 	d := newCallDriver(t, sp)
 	d.interleave(calls, perCall)
 	// Ending a call queues its last buffers whatever the queue holds

@@ -3,13 +3,14 @@ package main
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"pbx-agent/internal/browsertest"
 )
 
 // TestFirstDayDashboard pins item 12 in headless Chromium against the
@@ -18,44 +19,20 @@ import (
 // Pause on screen, the page fits a 390 px phone, and the Asterisk channels
 // show. Screenshots at 1280×800 and 390×844 are saved as artefacts.
 func TestFirstDayDashboard(t *testing.T) {
-	exe := ""
-	for _, p := range []string{os.Getenv("CHROMIUM"), "/usr/bin/chromium", "/usr/bin/chromium-browser"} {
-		if p != "" {
-			if _, err := exec.LookPath(p); err == nil {
-				exe = p
-				break
-			}
-		}
-	}
-	if exe == "" {
-		t.Skip("chromium not installed (`make test` installs it): dashboard test skipped")
-	}
+	browsertest.Chromium(t) // skips without a browser, before the agent starts
 	hport, mport := freePort(t), freePort(t)
 	startBinary(t, t.TempDir(), "-config", "", "-managerport", itoa(mport), "-http_bind", "127.0.0.1:"+itoa(hport))
 	base := "http://127.0.0.1:" + itoa(hport)
 	waitHTTP(t, base+"/readyz", 200)
 
-	artifacts := os.Getenv("PBX_TEST_ARTIFACTS")
-	if artifacts == "" {
-		artifacts = filepath.Join(os.TempDir(), "pbx-agent-artifacts")
-	}
-	if err := os.MkdirAll(artifacts, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	artifacts := browsertest.ArtifactDir(t)
 	for _, size := range []struct {
 		name string
 		w, h int
 	}{{"1280x800", 1280, 800}, {"390x844", 390, 844}} {
 		t.Run(size.name, func(t *testing.T) {
-			opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.Flag("headless", true),
-				chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun, chromedp.UserDataDir(t.TempDir()),
-				chromedp.WindowSize(size.w, size.h), chromedp.Flag("hide-scrollbars", true))
-			actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
-			defer acancel()
-			ctx, cancel := chromedp.NewContext(actx)
+			ctx, cancel := browsertest.New(t, 90*time.Second, chromedp.WindowSize(size.w, size.h), chromedp.Flag("hide-scrollbars", true))
 			defer cancel()
-			ctx, tcancel := context.WithTimeout(ctx, 90*time.Second)
-			defer tcancel()
 			if err := chromedp.Do(ctx, chromedp.EmulateViewport(int64(size.w), int64(size.h)), chromedp.Navigate(base+"/")); err != nil {
 				t.Fatal(err)
 			}

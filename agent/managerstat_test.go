@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -31,16 +30,7 @@ func TestSnifferStatDrops(t *testing.T) {
 		t.Skipf("live capture on lo not permitted here (%v); needs CAP_NET_RAW", err)
 	}
 	defer src.Close()
-	sink, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sink.Close()
-	conn, err := net.Dial("udp", sink.LocalAddr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := testkit.LoopbackUDP(t)
 	payload := make([]byte, 1200)
 	for range 2000 { // ~2.4 MB through a 128 KiB ring nobody reads yet
 		_, _ = conn.Write(payload)

@@ -1,8 +1,8 @@
 // Package testkit holds the small helpers the tests of several packages
 // share: a buffer safe for a logger and the test at once, the test logger,
 // running a component's Run(ctx) for the length of a test, a zero-allocation
-// check, a file system that refuses one file, golden files and the error a
-// table case wants. Test support only; nothing in the agent imports it.
+// check, a file system that refuses one file, golden files, the error a
+// table case wants and a UDP socket sending through lo. Test support only; nothing in the agent imports it.
 package testkit
 
 import (
@@ -12,6 +12,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -148,4 +149,22 @@ func WantErr(tb testing.TB, err, want error) bool {
 		tb.Fatal(err)
 	}
 	return false
+}
+
+// LoopbackUDP returns a UDP socket connected to another on 127.0.0.1 that
+// nobody reads: what it sends goes through lo, for a capture to see. Both
+// are closed when the test ends.
+func LoopbackUDP(tb testing.TB) net.Conn {
+	tb.Helper()
+	sink, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { sink.Close() })
+	conn, err := net.Dial("udp", sink.LocalAddr().String())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { conn.Close() })
+	return conn
 }

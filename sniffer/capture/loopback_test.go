@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/net/bpf"
+
+	"pbx-agent/internal/testkit"
 )
 
 // TestLoopbackCountedOnce pins issue 16 item 1: AF_PACKET delivers every frame
@@ -40,16 +42,7 @@ func TestLoopbackCountedOnce(t *testing.T) {
 				t.Skipf("live capture not permitted here (%v); needs CAP_NET_RAW", err)
 			}
 			defer src.Close()
-			rx, err := net.ListenPacket("udp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer rx.Close()
-			conn, err := net.Dial("udp", rx.LocalAddr().String())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close()
+			conn := testkit.LoopbackUDP(t)
 			marker := []byte(fmt.Sprintf("count-once-%d", time.Now().UnixNano()))
 			const n = 40
 			for i := 0; i < n; i++ {

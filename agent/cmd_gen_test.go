@@ -10,8 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/google/gopacket/pcapgo"
-
+	"pbx-agent/sniffer/fixture"
 	"pbx-agent/sniffer/simulate"
 )
 
@@ -29,22 +28,8 @@ func TestRunGen(t *testing.T) {
 	if !strings.Contains(stderr.String(), "3 calls") {
 		t.Errorf("summary %q lacks the call count", stderr.String())
 	}
-	f, err := os.Open(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	r, err := pcapgo.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
 	frames := 0
-	for {
-		if _, _, err := r.ReadPacketData(); errors.Is(err, io.EOF) {
-			break
-		} else if err != nil {
-			t.Fatal(err)
-		}
+	for range fixture.Packets(t, fixture.OpenPcap(t, out).ReadPacketData) {
 		frames++
 	}
 	tf, err := os.Open(truthPath)

@@ -4,13 +4,13 @@ import (
 	"errors"
 	"io"
 	"net/netip"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
-	"github.com/google/gopacket/pcapgo"
+
+	"pbx-agent/sniffer/fixture"
 )
 
 // udpPacket is one UDP datagram read from a capture by the tests.
@@ -25,15 +25,7 @@ type udpPacket struct {
 // sniffer/decode.
 func readUDP(t testing.TB, path string, fn func(p udpPacket)) {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatalf("open %s: %v", path, err)
-	}
-	defer f.Close()
-	r, err := pcapgo.NewReader(f)
-	if err != nil {
-		t.Fatalf("pcap %s: %v", path, err)
-	}
+	r := fixture.OpenPcap(t, path)
 	for {
 		data, ci, err := r.ReadPacketData()
 		if errors.Is(err, io.EOF) {

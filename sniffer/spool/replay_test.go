@@ -16,7 +16,6 @@ import (
 
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
-	"github.com/google/gopacket/pcapgo"
 
 	"pbx-agent/sniffer"
 	"pbx-agent/sniffer/call"
@@ -136,15 +135,7 @@ type pkt struct {
 
 func readPcap(t *testing.T, path string) (layers.LinkType, []pkt) {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	r, err := pcapgo.NewReader(f)
-	if err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
+	r := fixture.OpenPcap(t, path)
 	var out []pkt
 	for {
 		data, ci, err := r.ReadPacketData()

@@ -270,19 +270,8 @@ func exchange(ctx context.Context, addr, cmd string, key *wire.AESKey, limit int
 		return nil, ctxErr(ctx, fmt.Errorf("dial: %w", err))
 	}
 	defer conn.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(dl)
-	}
-	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
-	req := []byte(cmd + "\r\n\r\n")
-	var sess *wire.SealedSession
-	switch {
-	case key != nil && key.Sealed:
-		req, sess = key.SealRequest([]byte(cmd+"\r\n"), time.Now())
-	case key != nil:
-		req = key.EncryptRequest(req)
-	}
+	defer client.BindContext(ctx, conn)()
+	req, sess := client.Request(cmd, key)
 	if _, err := conn.Write(req); err != nil {
 		return nil, ctxErr(ctx, fmt.Errorf("send: %w", err))
 	}

@@ -22,20 +22,8 @@ func Exchange(ctx context.Context, network, addr, command string, key *wire.AESK
 		return nil, fmt.Errorf("manager: dial %s %s: %w", network, addr, err)
 	}
 	defer c.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		_ = c.SetDeadline(dl)
-	}
-	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
-
-	req := []byte(command + "\r\n\r\n")
-	var sess *wire.SealedSession
-	switch {
-	case key != nil && key.Sealed:
-		req, sess = key.SealRequest([]byte(command+"\r\n"), time.Now())
-	case key != nil:
-		req = key.EncryptRequest(req)
-	}
+	defer BindContext(ctx, c)()
+	req, sess := Request(command, key)
 	if _, err := c.Write(req); err != nil {
 		return nil, fmt.Errorf("manager: send: %w", err)
 	}
@@ -47,6 +35,28 @@ func Exchange(ctx context.Context, network, addr, command string, key *wire.AESK
 		return nil, fmt.Errorf("manager: read reply: %w", err)
 	}
 	return OpenReply(buf.Bytes(), key, sess)
+}
+
+// BindContext makes c's I/O keep to ctx: its deadline, and ctx ending
+// unblocks a read or write in progress. Call the returned stop when done.
+func BindContext(ctx context.Context, c net.Conn) (stop func() bool) {
+	if dl, ok := ctx.Deadline(); ok {
+		_ = c.SetDeadline(dl)
+	}
+	return context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Unix(1, 0)) })
+}
+
+// Request returns the bytes that send command with key: plaintext (nil
+// key), AES-CBC, or sealed (key.Sealed), with the session that opens the
+// sealed reply (see OpenReply).
+func Request(command string, key *wire.AESKey) ([]byte, *wire.SealedSession) {
+	switch {
+	case key != nil && key.Sealed:
+		return key.SealRequest([]byte(command+"\r\n"), time.Now())
+	case key != nil:
+		return key.EncryptRequest([]byte(command + "\r\n\r\n")), nil
+	}
+	return []byte(command + "\r\n\r\n"), nil
 }
 
 // OpenReply decodes a whole reply to a request sent with key (nil =

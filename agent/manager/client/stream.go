@@ -56,14 +56,7 @@ func DialStreamRate(ctx context.Context, network, addr string, ref uint64, layou
 	if rate > 0 {
 		lay += fmt.Sprintf(" rate=%d", rate)
 	}
-	req := []byte(fmt.Sprintf("listen_stream 0x%x %s\r\n\r\n", ref, lay))
-	var sess *wire.SealedSession
-	switch {
-	case key != nil && key.Sealed:
-		req, sess = key.SealRequest(req[:len(req)-2], time.Now())
-	case key != nil:
-		req = key.EncryptRequest(req)
-	}
+	req, sess := Request(fmt.Sprintf("listen_stream 0x%x %s", ref, lay), key)
 	if _, err := c.Write(req); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("manager: send: %w", err)

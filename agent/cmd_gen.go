@@ -15,48 +15,38 @@ import (
 	"pbx-agent/sniffer/simulate"
 )
 
-// secondsFlag is a duration given as plain seconds ("60", "1.5") or as a Go
-// duration ("90s", "2m").
-type secondsFlag struct{ d *time.Duration }
+// unitFlag is a duration given as a plain number of units ("60", "1.5")
+// or as a Go duration ("90s", "2m").
+type unitFlag struct {
+	d    *time.Duration
+	unit time.Duration
+	want string // the error's hint: "seconds or a duration like 90s"
+}
 
-func (f secondsFlag) String() string {
+// secondsFlag is a unitFlag in seconds, msFlag in milliseconds.
+func secondsFlag(d *time.Duration) unitFlag {
+	return unitFlag{d, time.Second, "seconds or a duration like 90s"}
+}
+
+func msFlag(d *time.Duration) unitFlag {
+	return unitFlag{d, time.Millisecond, "milliseconds or a duration like 4ms"}
+}
+
+func (f unitFlag) String() string {
 	if f.d == nil {
 		return ""
 	}
-	return strconv.FormatFloat(f.d.Seconds(), 'f', -1, 64)
+	return strconv.FormatFloat(float64(*f.d)/float64(f.unit), 'f', -1, 64)
 }
 
-func (f secondsFlag) Set(s string) error {
+func (f unitFlag) Set(s string) error {
 	if v, err := strconv.ParseFloat(s, 64); err == nil {
-		*f.d = time.Duration(v * float64(time.Second))
+		*f.d = time.Duration(v * float64(f.unit))
 		return nil
 	}
 	d, err := time.ParseDuration(s)
 	if err != nil {
-		return fmt.Errorf("want seconds or a duration like 90s: %q", s)
-	}
-	*f.d = d
-	return nil
-}
-
-// msFlag is a duration given as milliseconds ("4", "0.5") or as a Go duration.
-type msFlag struct{ d *time.Duration }
-
-func (f msFlag) String() string {
-	if f.d == nil {
-		return ""
-	}
-	return strconv.FormatFloat(float64(*f.d)/float64(time.Millisecond), 'f', -1, 64)
-}
-
-func (f msFlag) Set(s string) error {
-	if v, err := strconv.ParseFloat(s, 64); err == nil {
-		*f.d = time.Duration(v * float64(time.Millisecond))
-		return nil
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		return fmt.Errorf("want milliseconds or a duration like 4ms: %q", s)
+		return fmt.Errorf("want %s: %q", f.want, s)
 	}
 	*f.d = d
 	return nil
@@ -78,13 +68,13 @@ func runGen(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.StringVar(&truthPath, "truth", "", "write the ground truth (streams, calls, REGISTERs) as TSV to this file")
 	fs.IntVar(&o.Calls, "calls", 10, "number of calls")
 	fs.IntVar(&o.Concurrency, "concurrency", 0, "most calls active at once (0 = all)")
-	fs.Var(secondsFlag{&o.Duration}, "duration", "RTP seconds per answered call (or a duration like 90s)")
+	fs.Var(secondsFlag(&o.Duration), "duration", "RTP seconds per answered call (or a duration like 90s)")
 	fs.Float64Var(&o.CPS, "cps", 10, "call attempts per second")
 	fs.StringVar(&o.Codec, "codec", simulate.CodecPCMU, strings.Join(simulate.Codecs, ", ")+" (ilbc: 700/1300 Hz tones only)")
 	fs.Float64Var(&o.Loss, "loss", 0, "percent of RTP packets lost independently")
 	fs.Float64Var(&o.BurstRate, "burst", 0, "percent of RTP packets that start a loss burst")
 	fs.IntVar(&o.BurstLen, "burst-len", 5, "RTP packets lost per burst")
-	fs.Var(msFlag{&o.Jitter}, "jitter", "max extra arrival delay of RTP packets, in ms")
+	fs.Var(msFlag(&o.Jitter), "jitter", "max extra arrival delay of RTP packets, in ms")
 	fs.Int64Var(&o.Seed, "seed", 1, "random seed: the same seed gives the same bytes")
 	fs.StringVar(&start, "start", "2024-01-01T00:00:00Z", "time of the first packet (RFC 3339)")
 	fs.UintVar(&vlan, "vlan", 0, "802.1Q VLAN id on every frame (0 = none)")

@@ -20,16 +20,19 @@ import (
 // three jitter-buffer simulators, the spool's packet side — allocates
 // nothing, single-threaded and with media workers (the hand-off to the
 // call's worker through its ring included; each measured run hands 256
-// packets over and waits until the workers handled them). run=reader: the
-// whole parallel Run of a source — the reader decoding into its batches,
-// the packet path handing the workers pointers into them.
+// packets over and waits until the workers handled them). run=…: the
+// whole parallel Run of a source read each way (parallel_test.go): copied
+// to the workers, read into chunks they pin, or decoded by a reader whose
+// batches they point into.
 func TestMediaPathNoAlloc(t *testing.T) {
 	for _, workers := range []int{1, 2} {
 		for _, graph := range []bool{false, true} { // savegraph: the quality per second too
 			t.Run(fmt.Sprintf("workers=%d/savegraph=%v", workers, graph), func(t *testing.T) { mediaPathAllocs(t, workers, graph) })
 		}
 	}
-	t.Run("workers=2/run=reader", mediaRunAllocs)
+	for _, how := range []string{fromMemory, fromFile, fromLive} {
+		t.Run("workers=2/run="+how, func(t *testing.T) { mediaRunAllocs(t, how) })
+	}
 }
 
 // mediaPathSniffer returns a sniffer with a spool through the set-up and
@@ -101,14 +104,17 @@ func mediaPathAllocs(t *testing.T, workers int, graph bool) {
 // same for a short and a long run of RTP, so the difference of their
 // allocations is the packets'. Best of three (the runtime's waiter
 // records, as above).
-func mediaRunAllocs(t *testing.T) {
+func mediaRunAllocs(t *testing.T, how string) {
+	defer func(n int) { chunkBytes = n }(chunkBytes)
+	chunkBytes = 16 << 10
 	sn, f, i := mediaPathSniffer(t, 12, 2, false)
 	const short, long = 256, 256 + 4096
 	run := func(n int) int64 {
+		src := source(t, f, i, i+n, how)
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
 		before := ms.Mallocs
-		if err := sn.Run(t.Context(), &frameSource{f: f, i: i, end: i + n}, RunOptions{}); err != nil {
+		if err := sn.Run(t.Context(), src, RunOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		i += n

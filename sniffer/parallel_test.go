@@ -10,9 +10,14 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/pcapgo"
+
 	"pbx-agent/sniffer/call"
+	"pbx-agent/sniffer/capture"
 	"pbx-agent/sniffer/simulate"
 	"pbx-agent/sniffer/spool"
 )
@@ -35,9 +40,49 @@ func cdrJSON(t *testing.T, c call.CDR) string {
 	return string(b)
 }
 
+// How a test replay reads the capture: each takes another way through the
+// parallel path.
+const (
+	fromMemory = "memory" // a plain Source: Run on the caller's goroutine, datagrams copied to the workers
+	fromFile   = "file"   // a pcap stream (capture.Chunked): read into chunks the workers' batches pin
+	fromLive   = "live"   // a live Source: a reader goroutine decodes, workers point into its batches
+)
+
+// liveFrames is frames read as a live source.
+type liveFrames struct{ frameSource }
+
+func (*liveFrames) Stats() (capture.LiveStats, error) { return capture.LiveStats{}, nil }
+
+// source returns frames i to end of f, read as how says.
+func source(t *testing.T, f *frames, i, end int, how string) capture.Source {
+	t.Helper()
+	switch how {
+	case fromLive:
+		return &liveFrames{frameSource{f: f, i: i, end: end}}
+	case fromFile:
+		var buf bytes.Buffer
+		w := pcapgo.NewWriterNanos(&buf)
+		if err := w.WriteFileHeader(1<<18, f.link); err != nil {
+			t.Fatal(err)
+		}
+		for j := i; j < end; j++ {
+			ci := gopacket.CaptureInfo{Timestamp: f.ts[j], CaptureLength: len(f.data[j]), Length: len(f.data[j])}
+			if err := w.WritePacket(ci, f.data[j]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		src, err := capture.NewReader(iotest.OneByteReader(&buf)) // the reader's first buffer holds no frames: all go to chunks
+		if err != nil {
+			t.Fatal(err)
+		}
+		return src
+	}
+	return &frameSource{f: f, i: i, end: end}
+}
+
 // replayWith replays f with n workers into a spool (SIP and RTP pcaps, the
 // RTP ones compressed, WAVs), taking listcalls half way.
-func replayWith(t *testing.T, f *frames, ports string, workers int) replayOutput {
+func replayWith(t *testing.T, f *frames, ports string, workers int, how string) replayOutput {
 	t.Helper()
 	ps, err := ParsePorts(ports)
 	if err != nil {
@@ -64,13 +109,13 @@ func replayWith(t *testing.T, f *frames, ports string, workers int) replayOutput
 	}})
 	half := len(f.data) / 2
 	ctx := t.Context()
-	if err := sn.Run(ctx, &frameSource{f: f, end: half}, RunOptions{}); err != nil {
+	if err := sn.Run(ctx, source(t, f, 0, half, how), RunOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range sn.ActiveCalls() {
 		out.active = append(out.active, cdrJSON(t, c))
 	}
-	if err := sn.Run(ctx, &frameSource{f: f, i: half, end: len(f.data)}, RunOptions{}); err != nil {
+	if err := sn.Run(ctx, source(t, f, half, len(f.data), how), RunOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	sn.Flush()
@@ -114,31 +159,39 @@ func sameLines(t *testing.T, what string, got, want []string) {
 	}
 }
 
-// checkWorkers replays f with 1, 2 and 4 workers and compares every output
-// byte: CDRs with their RTP statistics, REGISTERs, listcalls half way, the
-// packet path's counters and every spool file.
+// checkWorkers replays f with 1, 2 and 4 workers, read each way, and
+// compares every output byte: CDRs with their RTP statistics, REGISTERs,
+// listcalls half way, the packet path's counters and every spool file.
+// Chunks are small here, so a capture fills many and the workers' batches
+// run out of them.
 func checkWorkers(t *testing.T, f *frames, ports string) {
-	want := replayWith(t, f, ports, 1)
+	defer func(n int) { chunkBytes = n }(chunkBytes)
+	chunkBytes = 4 << 10
+	want := replayWith(t, f, ports, 1, fromMemory)
 	if len(want.cdrs)+len(want.regs) == 0 {
 		t.Fatal("the capture gave neither calls nor REGISTERs")
 	}
-	for _, n := range []int{2, 4} {
-		got := replayWith(t, f, ports, n)
-		sameLines(t, fmt.Sprintf("%d workers: CDR", n), got.cdrs, want.cdrs)
-		sameLines(t, fmt.Sprintf("%d workers: REGISTER", n), got.regs, want.regs)
-		sameLines(t, fmt.Sprintf("%d workers: listcalls", n), got.active, want.active)
+	for _, w := range []struct {
+		n   int
+		how string
+	}{{2, fromMemory}, {2, fromFile}, {2, fromLive}, {4, fromFile}, {4, fromLive}} {
+		n := fmt.Sprintf("%d workers, %s", w.n, w.how)
+		got := replayWith(t, f, ports, w.n, w.how)
+		sameLines(t, n+": CDR", got.cdrs, want.cdrs)
+		sameLines(t, n+": REGISTER", got.regs, want.regs)
+		sameLines(t, n+": listcalls", got.active, want.active)
 		if got.stats != want.stats {
-			t.Errorf("%d workers: stats\n got %s\nwant %s", n, got.stats, want.stats)
+			t.Errorf("%s: stats\n got %s\nwant %s", n, got.stats, want.stats)
 		}
 		if got.spoolStats != want.spoolStats {
-			t.Errorf("%d workers: spool stats %s, want %s", n, got.spoolStats, want.spoolStats)
+			t.Errorf("%s: spool stats %s, want %s", n, got.spoolStats, want.spoolStats)
 		}
 		if len(got.files) != len(want.files) {
-			t.Errorf("%d workers: %d spool files, want %d", n, len(got.files), len(want.files))
+			t.Errorf("%s: %d spool files, want %d", n, len(got.files), len(want.files))
 		}
 		for name, b := range want.files {
 			if !bytes.Equal(got.files[name], b) {
-				t.Errorf("%d workers: spool file %s differs (%d bytes, want %d)", n, name, len(got.files[name]), len(b))
+				t.Errorf("%s: spool file %s differs (%d bytes, want %d)", n, name, len(got.files[name]), len(b))
 			}
 		}
 	}

@@ -22,11 +22,14 @@ import (
 // not held back waiting for a batch to fill, and a busy one moves whole
 // batches.
 //
-// A datagram is copied once, by its reader. The packet path hands a worker
-// a pointer to the packet in the reader's batch, so a reader's batch goes
-// back to its reader only when the packet path and every worker batch that
-// points into it are done with it: it counts its references (refs, pin,
-// unpin).
+// A datagram's bytes are copied at most once: a capture file is read into
+// chunks (capture.Chunked) its reader's batches point into, a live
+// source's reader copies them into its batch. The packet path hands a
+// worker a pointer to the packet in the reader's batch. A buffer goes back
+// for reuse only when nothing points into it any more: a chunk when the
+// reader batches that point into it went back, a reader batch when the
+// packet path and every worker batch that points into it are done with it.
+// Each counts its references (pinned: refs, pin, unpin).
 
 const (
 	batchEvents = 256       // events per batch
@@ -44,6 +47,10 @@ const (
 // batches the workers' queued batches still point into, so a reader rarely
 // waits for them.
 func readerDepth(workers int) int { return ringDepth * (workers + 1) }
+
+// readerPins is how many chunks a reader's batch may pin without growing
+// its list (256 frames of up to 256 bytes, G.711 RTP in Ethernet is 214).
+func readerPins() int { return 2 + batchEvents*256/chunkBytes }
 
 type evKind uint8
 
@@ -97,14 +104,21 @@ type batch struct {
 	// per worker batch pointing into it) and the ring it goes back to.
 	refs atomic.Int32
 	home *ring
-	// A worker's batch: the reader batches its datagrams point into, one
-	// reference each.
-	srcs []*batch
+	// The buffers its events point into, one reference each: a worker
+	// batch's, reader batches; a reader batch's, chunks.
+	srcs []pinned
+}
+
+// pinned is a buffer shared by the stages, with a count of references:
+// the last unpin recycles it.
+type pinned interface {
+	hold()
+	unpin()
 }
 
 func newBatch(home *ring, srcs int) *batch {
 	return &batch{ev: make([]event, 0, batchEvents), pkts: make([]decode.Packet, 0, batchEvents),
-		buf: make([]byte, 0, batchBytes), home: home, srcs: make([]*batch, 0, srcs)}
+		buf: make([]byte, 0, batchBytes), home: home, srcs: make([]pinned, 0, srcs)}
 }
 
 func (b *batch) reset() {
@@ -156,16 +170,18 @@ func (b *batch) addRare(r rareEvent) int32 {
 	return int32(len(b.rare) - 1)
 }
 
-// pin records that the worker batch b points into the reader batch src.
-func (b *batch) pin(src *batch) {
+// pin records that b points into src.
+func (b *batch) pin(src pinned) {
 	if n := len(b.srcs); n > 0 && b.srcs[n-1] == src {
 		return
 	}
-	src.refs.Add(1)
+	src.hold()
 	b.srcs = append(b.srcs, src)
 }
 
-// unpinAll drops the worker batch b's references.
+func (b *batch) hold() { b.refs.Add(1) }
+
+// unpinAll drops b's references.
 func (b *batch) unpinAll() {
 	for _, src := range b.srcs {
 		src.unpin()
@@ -174,12 +190,40 @@ func (b *batch) unpinAll() {
 	b.srcs = b.srcs[:0]
 }
 
-// unpin drops a reference to a reader's batch; the last one hands the
-// batch back to its reader (never blocks: the ring's free list has room
-// for all its batches).
+// unpin drops a reference to a reader's batch; the last one unpins the
+// chunks its frames are in and hands the batch back to its reader (never
+// blocks: the ring's free list has room for all its batches).
 func (b *batch) unpin() {
 	if b.refs.Add(-1) == 0 {
+		b.unpinAll()
 		b.home.free <- b
+	}
+}
+
+// chunk is a buffer a capture file is read into (capture.Chunked).
+type chunk struct {
+	buf  []byte
+	refs atomic.Int32
+	pool chan *chunk // nil: a one-off, for a record larger than a chunk
+}
+
+// chunkBytes is the size of a chunk (a variable: tests make it small).
+var chunkBytes = 256 << 10
+
+// chunkPool returns a pool of n chunks.
+func chunkPool(n int) chan *chunk {
+	pool := make(chan *chunk, n)
+	for range n {
+		pool <- &chunk{buf: make([]byte, chunkBytes), pool: pool}
+	}
+	return pool
+}
+
+func (c *chunk) hold() { c.refs.Add(1) }
+
+func (c *chunk) unpin() {
+	if c.refs.Add(-1) == 0 && c.pool != nil {
+		c.pool <- c
 	}
 }
 

@@ -314,12 +314,8 @@ func (s *Sniffer) Run(ctx context.Context, src capture.Source, opts RunOptions) 
 				first, start = ci.Timestamp, time.Now()
 				s.clk.begin(first, start)
 			}
-			if wait := ci.Timestamp.Sub(first) - time.Since(start); wait > 0 {
-				select {
-				case <-ctx.Done():
-					return ctx.Err()
-				case <-time.After(wait):
-				}
+			if err := s.pace(ctx, ci.Timestamp.Sub(first)-time.Since(start)); err != nil {
+				return err
 			}
 		}
 		if err := s.HandleFrame(src.LinkType(), data, ci.Timestamp); err != nil {

@@ -275,11 +275,15 @@ func (s *Sniffer) addMedia(c *call.CDR, final bool) {
 	}
 }
 
-// readFrames copies src's frames into r and decodes them with dec (nil:
+// readFrames reads src's frames into r and decodes them with dec (nil:
 // decErr, the link type is not supported) until src ends or r is stopped.
+// A capture file is read into chunks its batches pin (capture.Chunked):
+// its frames are not copied; a live source's are copied into the batch.
 func readFrames(src capture.Source, r *ring, dec *decode.Decoder, decErr error) {
 	link := src.LinkType()
 	var pkt decode.Packet
+	cr := newChunkReader(src, r)
+	defer cr.close()
 	for {
 		data, ci, err := src.ReadPacket()
 		if err == nil && dec == nil {
@@ -312,20 +316,96 @@ func readFrames(src capture.Source, r *ring, dec *decode.Decoder, decErr error) 
 		n, off := 0, 0
 		if ok {
 			n, off = packetRoom(&pkt)
+			if cr != nil {
+				n -= len(pkt.Frame) // it stays in its chunk
+			}
 		}
 		e, b := r.begin(n)
 		if e == nil {
 			return
 		}
 		e.kind, e.ok, e.bad = evFrame, ok, derr != nil
-		if ok {
-			e.pkt = b.keepPacket(&pkt, off)
-		} else { // only its time matters
+		switch {
+		case !ok: // only its time matters
 			e.pkt = b.packet()
 			*e.pkt = decode.Packet{Time: pkt.Time, Link: link}
+		case cr != nil:
+			e.pkt = b.packet()
+			*e.pkt = pkt
+			if off < 0 { // rebuilt from fragments, in the decoder's buffer
+				e.pkt.Payload = b.keep(pkt.Payload)
+			}
+			cr.pin(b)
+		default:
+			e.pkt = b.keepPacket(&pkt, off)
 		}
 		b.dec = dec.Stats()
 		r.end()
+	}
+}
+
+// chunkReader gives a capture file's reader the chunks it reads into.
+type chunkReader struct {
+	src  capture.Chunked
+	r    *ring
+	pool chan *chunk
+	cur  *chunk // the reader's reference, until the next
+}
+
+// newChunkReader makes src read into chunks, or returns nil when it
+// cannot (a live source, pcapng).
+func newChunkReader(src capture.Source, r *ring) *chunkReader {
+	cs, ok := src.(capture.Chunked)
+	if _, live := src.(capture.Live); !ok || live {
+		return nil
+	}
+	// The frames of the ring's batches (256 bytes each; G.711 RTP in
+	// Ethernet is 214), the chunk being read and one a batch began in.
+	cr := &chunkReader{src: cs, r: r, pool: chunkPool(2 + cap(r.free)*batchEvents*256/chunkBytes)}
+	if !cs.UseChunks(cr.next) {
+		return nil
+	}
+	return cr
+}
+
+// next is the chunk the file reads into next; the frames read so far stay
+// in the last, pinned by the batches that point into it.
+func (cr *chunkReader) next(n int) []byte {
+	var c *chunk
+	if n > chunkBytes {
+		c = &chunk{buf: make([]byte, n)}
+	} else {
+		select {
+		case c = <-cr.pool:
+		default: // batches pin them: pass on the one being filled too
+			cr.r.flush()
+			select {
+			case c = <-cr.pool:
+			case <-cr.r.stop:
+				c = &chunk{buf: make([]byte, n)} // the reader stops at its next frame
+			}
+		}
+	}
+	c.refs.Store(1)
+	if cr.cur != nil {
+		cr.cur.unpin()
+	}
+	cr.cur = c
+	return c.buf
+}
+
+// pin records that b holds a frame of the current chunk (a frame of the
+// file's first buffer, before any chunk, needs none: that buffer is never
+// written again).
+func (cr *chunkReader) pin(b *batch) {
+	if cr.cur != nil {
+		b.pin(cr.cur)
+	}
+}
+
+func (cr *chunkReader) close() {
+	if cr != nil {
+		cr.src.UseChunks(nil)
 	}
 }
 
@@ -362,7 +442,7 @@ func (s *Sniffer) packetPath(ctx context.Context, srcs []capture.Source, opts Ru
 		// the ring's lock. A file's reader passes every batch on full, or
 		// at the end of the file, and needs no lock.
 		_, live := src.(capture.Live)
-		r := newRing(depth, 0, stop, wake, live)
+		r := newRing(depth, readerPins(), stop, wake, live)
 		c.rings = append(c.rings, r)
 		readers.Add(1)
 		go func() {

@@ -24,6 +24,20 @@ type Source interface {
 	Close() error
 }
 
+// Chunked is a Source that can read into buffers its caller hands it, so
+// frames outlive the next read without a copy (a replay's packet path hands
+// them to other goroutines).
+type Chunked interface {
+	Source
+	// UseChunks makes every buffer the source reads into come from next
+	// (at least n bytes): it never writes a buffer again once it asked for
+	// the next one, so the frames in it stay valid until the caller
+	// recycles it. nil: the source keeps the last one as its own (the
+	// caller must not reuse it). false: this source cannot (its frames stay
+	// valid until the next read only).
+	UseChunks(next func(n int) []byte) bool
+}
+
 // pcapng section header block type, in either byte order.
 var ngMagic = []byte{0x0a, 0x0d, 0x0d, 0x0a}
 
@@ -98,6 +112,16 @@ func (s *fileSource) ReadPacket() ([]byte, gopacket.CaptureInfo, error) {
 		return nil, ci, fmt.Errorf("%w: %v", ErrRead, err)
 	}
 	return data, ci, err
+}
+
+// UseChunks implements Chunked for classic pcap (a pcapng's frames stay
+// valid until the next read only).
+func (s *fileSource) UseChunks(next func(n int) []byte) bool {
+	if s.pcap == nil {
+		return false
+	}
+	s.pcap.chunk = next
+	return true
 }
 
 func (s *fileSource) LinkType() layers.LinkType { return s.link }

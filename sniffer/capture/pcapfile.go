@@ -23,6 +23,9 @@ type pcapReader struct {
 	frac     uint32 // ns per unit of the fractional timestamp: 1000 (µs) or 1 (ns)
 	snaplen  int
 	link     layers.LinkType
+	// chunk, when set, gives every buffer fill reads into (at least n
+	// bytes): frames handed out before stay untouched (Chunked).
+	chunk func(n int) []byte
 }
 
 // pcap file magic numbers as read little-endian.
@@ -125,21 +128,29 @@ func (p *pcapReader) ReadPacket() ([]byte, gopacket.CaptureInfo, error) {
 
 // fill makes at least n unread bytes available: it moves the unread tail
 // to the front of the buffer (growing it for a record larger than the
-// buffer) and reads until n bytes are there. io.EOF means the stream ended
+// buffer; with chunks, to the next chunk unless they fit after it) and
+// reads until n bytes are there. io.EOF means the stream ended
 // cleanly before any of them, io.ErrUnexpectedEOF in the middle.
 func (p *pcapReader) fill(n int) error {
 	left := p.end - p.pos
-	if n > len(p.buf) {
+	switch {
+	case p.chunk != nil && len(p.buf)-p.pos >= n:
+		// room after the unread bytes: read on, frames handed out stay
+	case p.chunk != nil:
+		nb := p.chunk(n)
+		copy(nb, p.buf[p.pos:p.end])
+		p.buf, p.pos, p.end = nb, 0, left
+	case n > len(p.buf):
 		nb := make([]byte, n)
 		copy(nb, p.buf[p.pos:p.end])
-		p.buf = nb
-	} else {
+		p.buf, p.pos, p.end = nb, 0, left
+	default:
 		copy(p.buf, p.buf[p.pos:p.end])
+		p.pos, p.end = 0, left
 	}
-	p.pos, p.end = 0, left
-	for p.end < n {
+	for p.end-p.pos < n {
 		if p.err != nil {
-			if p.end == 0 && p.err == io.EOF {
+			if p.end == p.pos && p.err == io.EOF {
 				return io.EOF
 			}
 			if p.err == io.EOF {

@@ -130,6 +130,85 @@ func TestPcapReaderMatchesPcapgo(t *testing.T) {
 }
 
 // A record larger than the reader's buffer is read whole (the buffer grows).
+// TestPcapReaderChunks: with UseChunks, the frames handed out are slices
+// of the chunks, each stays as read until the end (no chunk is written
+// again once the reader asked for the next), records cut by a chunk's end
+// move whole to the next, a record larger than a chunk gets one of its
+// size, and the records are those pcapgo reads.
+func TestPcapReaderChunks(t *testing.T) {
+	b := synthPcapSized(binary.LittleEndian, true, 3000, 1<<16, 3000)
+	want, err := readAll(mustPcapgo(t, b).ZeroCopyReadPacketData)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name  string
+		r     io.Reader
+		chunk int
+	}{
+		{"whole reads", bytes.NewReader(b), 16 << 10},
+		{"small reads", &smallReads{b: b, n: 1000}, 16 << 10},
+		{"records beyond a chunk", bytes.NewReader(b), 2000},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			src, err := NewReader(c.r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var chunks [][]byte
+			if !src.(Chunked).UseChunks(func(n int) []byte {
+				chunks = append(chunks, make([]byte, max(n, c.chunk)))
+				return chunks[len(chunks)-1]
+			}) {
+				t.Fatal("a pcap stream does not take chunks")
+			}
+			var got [][]byte // not copied
+			data, _, err := src.ReadPacket()
+			for ; err == nil; data, _, err = src.ReadPacket() {
+				got = append(got, data)
+			}
+			if !errors.Is(err, io.EOF) {
+				t.Fatal(err)
+			}
+			if len(got) != len(want) {
+				t.Fatalf("%d records, want %d", len(got), len(want))
+			}
+			if len(chunks) < 10 {
+				t.Fatalf("%d chunks", len(chunks))
+			}
+			for i := range want {
+				if !bytes.Equal(got[i], want[i].data) {
+					t.Fatalf("record %d changed after it was read (%d chunks)", i, len(chunks))
+				}
+			}
+		})
+	}
+}
+
+func mustPcapgo(t *testing.T, b []byte) *pcapgo.Reader {
+	t.Helper()
+	r, err := pcapgo.NewReader(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// smallReads returns at most n bytes per Read.
+type smallReads struct {
+	b []byte
+	n int
+}
+
+func (r *smallReads) Read(p []byte) (int, error) {
+	if len(r.b) == 0 {
+		return 0, io.EOF
+	}
+	k := copy(p[:min(len(p), r.n)], r.b)
+	r.b = r.b[k:]
+	return k, nil
+}
+
 func TestPcapReaderLargeRecord(t *testing.T) {
 	b := synthPcap(binary.LittleEndian, false, 0, maxRecord)
 	frame := bytes.Repeat([]byte{0xab}, pcapBufSize+1000)

@@ -29,7 +29,7 @@ import (
 // for reuse only when nothing points into it any more: a chunk when the
 // reader batches that point into it went back, a reader batch when the
 // packet path and every worker batch that points into it are done with it.
-// Each counts its references (pinned: refs, pin, unpin).
+// Each counts its references (refs; pin, unpin).
 
 const (
 	batchEvents = 256       // events per batch
@@ -105,20 +105,16 @@ type batch struct {
 	refs atomic.Int32
 	home *ring
 	// The buffers its events point into, one reference each: a worker
-	// batch's, reader batches; a reader batch's, chunks.
-	srcs []pinned
+	// batch's, reader batches (srcs); a reader batch's, chunks.
+	srcs   []*batch
+	chunks []*chunk
 }
 
-// pinned is a buffer shared by the stages, with a count of references:
-// the last unpin recycles it.
-type pinned interface {
-	hold()
-	unpin()
-}
-
-func newBatch(home *ring, srcs int) *batch {
+// newBatch returns a batch that may point into pins buffers without
+// growing its lists.
+func newBatch(home *ring, pins int) *batch {
 	return &batch{ev: make([]event, 0, batchEvents), pkts: make([]decode.Packet, 0, batchEvents),
-		buf: make([]byte, 0, batchBytes), home: home, srcs: make([]pinned, 0, srcs)}
+		buf: make([]byte, 0, batchBytes), home: home, srcs: make([]*batch, 0, pins), chunks: make([]*chunk, 0, pins)}
 }
 
 func (b *batch) reset() {
@@ -170,24 +166,35 @@ func (b *batch) addRare(r rareEvent) int32 {
 	return int32(len(b.rare) - 1)
 }
 
-// pin records that b points into src.
-func (b *batch) pin(src pinned) {
+// pin records that the worker batch b points into the reader batch src.
+func (b *batch) pin(src *batch) {
 	if n := len(b.srcs); n > 0 && b.srcs[n-1] == src {
 		return
 	}
-	src.hold()
+	src.refs.Add(1)
 	b.srcs = append(b.srcs, src)
 }
 
-func (b *batch) hold() { b.refs.Add(1) }
+// pinChunk records that the reader batch b points into c.
+func (b *batch) pinChunk(c *chunk) {
+	if n := len(b.chunks); n > 0 && b.chunks[n-1] == c {
+		return
+	}
+	c.refs.Add(1)
+	b.chunks = append(b.chunks, c)
+}
 
 // unpinAll drops b's references.
 func (b *batch) unpinAll() {
 	for _, src := range b.srcs {
 		src.unpin()
 	}
+	for _, c := range b.chunks {
+		c.unpin()
+	}
 	clear(b.srcs)
-	b.srcs = b.srcs[:0]
+	clear(b.chunks)
+	b.srcs, b.chunks = b.srcs[:0], b.chunks[:0]
 }
 
 // unpin drops a reference to a reader's batch; the last one unpins the
@@ -219,8 +226,6 @@ func chunkPool(n int) chan *chunk {
 	return pool
 }
 
-func (c *chunk) hold() { c.refs.Add(1) }
-
 func (c *chunk) unpin() {
 	if c.refs.Add(-1) == 0 && c.pool != nil {
 		c.pool <- c
@@ -245,16 +250,17 @@ type ring struct {
 	done atomic.Uint64 // consumer: the sequence number of the last batch finished
 	idle chan struct{} // a batch was finished (wait)
 	wake chan struct{} // optional, shared by a consumer's rings: a batch was passed on
+	seal func(*batch)  // optional: the producer's last touch before it passes a batch on
 }
 
-// newRing returns a ring of depth batches; srcs is the number of reader
-// batches one of its batches may point into (a worker's ring: the depth of
-// the readers' rings; a reader's: 0).
-func newRing(depth, srcs int, stop <-chan struct{}, wake chan struct{}, shared bool) *ring {
+// newRing returns a ring of depth batches; pins is the number of buffers
+// one of its batches may point into without growing its lists (a worker's
+// ring: the readers' batches; a reader's: chunks, readerPins).
+func newRing(depth, pins int, stop <-chan struct{}, wake chan struct{}, shared bool) *ring {
 	r := &ring{shared: shared, full: make(chan *batch, depth), free: make(chan *batch, depth),
 		stop: stop, want: 1, idle: make(chan struct{}, 1), wake: wake}
 	for range depth {
-		r.free <- newBatch(r, srcs)
+		r.free <- newBatch(r, pins)
 	}
 	return r
 }
@@ -307,6 +313,9 @@ func (r *ring) unlock() {
 func (r *ring) passLocked() {
 	if r.cur == nil {
 		return
+	}
+	if r.seal != nil {
+		r.seal(r.cur)
 	}
 	r.full <- r.cur
 	r.cur = nil

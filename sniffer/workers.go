@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/gopacket"
+
 	"pbx-agent/sniffer/call"
 	"pbx-agent/sniffer/capture"
 	"pbx-agent/sniffer/decode"
@@ -281,11 +283,22 @@ func (s *Sniffer) addMedia(c *call.CDR, final bool) {
 // its frames are not copied; a live source's are copied into the batch.
 func readFrames(src capture.Source, r *ring, dec *decode.Decoder, decErr error) {
 	link := src.LinkType()
-	var pkt decode.Packet
 	cr := newChunkReader(src, r)
 	defer cr.close()
+	if !r.shared && dec != nil {
+		r.seal = func(b *batch) { b.dec = dec.Stats() }
+	}
 	for {
-		data, ci, err := src.ReadPacket()
+		var data []byte
+		var ts time.Time
+		var err error
+		if cr != nil {
+			data, ts, err = cr.src.ReadFrame()
+		} else {
+			var ci gopacket.CaptureInfo
+			data, ci, err = src.ReadPacket()
+			ts = ci.Timestamp
+		}
 		if err == nil && dec == nil {
 			err = decErr // as HandleFrame: at the first frame
 		}
@@ -311,35 +324,37 @@ func readFrames(src capture.Source, r *ring, dec *decode.Decoder, decErr error) 
 			r.flush()
 			return
 		}
-		ok, derr := dec.Decode(data, ci.Timestamp.UTC(), &pkt)
-		pkt.Frame, pkt.Link = data, link
-		n, off := 0, 0
-		if ok {
-			n, off = packetRoom(&pkt)
-			if cr != nil {
-				n -= len(pkt.Frame) // it stays in its chunk
-			}
+		n := 0
+		if cr == nil {
+			n = len(data) // copied into the batch
 		}
 		e, b := r.begin(n)
 		if e == nil {
 			return
 		}
-		e.kind, e.ok, e.bad = evFrame, ok, derr != nil
-		switch {
-		case !ok: // only its time matters
-			e.pkt = b.packet()
-			*e.pkt = decode.Packet{Time: pkt.Time, Link: link}
-		case cr != nil:
-			e.pkt = b.packet()
-			*e.pkt = pkt
-			if off < 0 { // rebuilt from fragments, in the decoder's buffer
-				e.pkt.Payload = b.keep(pkt.Payload)
+		p := b.packet()
+		ok, derr := dec.Decode(data, ts.UTC(), p)
+		e.kind, e.ok, e.bad, e.pkt = evFrame, ok, derr != nil, p
+		if ok {
+			p.Frame, p.Link = data, link
+			off := decode.PayloadOffset(data, p.Payload)
+			if cr == nil {
+				p.Frame = b.keep(data)
+				if off >= 0 {
+					p.Payload = p.Frame[off : off+len(p.Payload)]
+				}
+			} else {
+				cr.pin(b) // the frame stays in its chunk
 			}
-			cr.pin(b)
-		default:
-			e.pkt = b.keepPacket(&pkt, off)
+			if off < 0 { // rebuilt from fragments, in the decoder's buffer (rare: it may grow the arena)
+				p.Payload = b.keep(p.Payload)
+			}
+		} else { // only its time matters
+			*p = decode.Packet{Time: p.Time, Link: link}
 		}
-		b.dec = dec.Stats()
+		if r.shared { // the packet path may take the batch now (else: seal)
+			b.dec = dec.Stats()
+		}
 		r.end()
 	}
 }
@@ -399,7 +414,7 @@ func (cr *chunkReader) next(n int) []byte {
 // written again).
 func (cr *chunkReader) pin(b *batch) {
 	if cr.cur != nil {
-		b.pin(cr.cur)
+		b.pinChunk(cr.cur)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
@@ -36,6 +37,9 @@ type Chunked interface {
 	// caller must not reuse it). false: this source cannot (its frames stay
 	// valid until the next read only).
 	UseChunks(next func(n int) []byte) bool
+	// ReadFrame is ReadPacket without the capture info beyond the
+	// timestamp.
+	ReadFrame() (data []byte, ts time.Time, err error)
 }
 
 // pcapng section header block type, in either byte order.
@@ -104,14 +108,35 @@ func (s *fileSource) ReadPacket() ([]byte, gopacket.CaptureInfo, error) {
 	} else {
 		data, ci, err = s.read()
 	}
-	if err != nil && !errors.Is(err, io.EOF) {
-		if errors.Is(err, io.ErrUnexpectedEOF) {
-			// A capture cut short (killed tcpdump) ends like a complete one.
-			return nil, ci, io.EOF
-		}
-		return nil, ci, fmt.Errorf("%w: %v", ErrRead, err)
+	if err != nil {
+		return nil, ci, readErr(err)
 	}
-	return data, ci, err
+	return data, ci, nil
+}
+
+// ReadFrame implements Chunked.
+func (s *fileSource) ReadFrame() ([]byte, time.Time, error) {
+	if s.pcap == nil {
+		data, ci, err := s.ReadPacket()
+		return data, ci.Timestamp, err
+	}
+	data, ts, _, err := s.pcap.record()
+	if err != nil {
+		return nil, ts, readErr(err)
+	}
+	return data, ts, nil
+}
+
+// readErr is what a file source returns for a reader's error.
+func readErr(err error) error {
+	switch {
+	case errors.Is(err, io.EOF):
+		return err
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		// A capture cut short (killed tcpdump) ends like a complete one.
+		return io.EOF
+	}
+	return fmt.Errorf("%w: %v", ErrRead, err)
 }
 
 // UseChunks implements Chunked for classic pcap (a pcapng's frames stay

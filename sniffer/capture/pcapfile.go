@@ -96,34 +96,43 @@ func (p *pcapReader) u32(b []byte) uint32 {
 // stream is io.ErrUnexpectedEOF.
 func (p *pcapReader) ReadPacket() ([]byte, gopacket.CaptureInfo, error) {
 	var ci gopacket.CaptureInfo
+	data, ts, length, err := p.record()
+	if err != nil {
+		return nil, ci, err
+	}
+	ci.Timestamp, ci.CaptureLength, ci.Length = ts, len(data), length
+	return data, ci, nil
+}
+
+// record is ReadPacket's: the frame, its time and its original length.
+func (p *pcapReader) record() ([]byte, time.Time, int, error) {
 	if p.end-p.pos < pcapRecordHeaderLen {
 		if err := p.fill(pcapRecordHeaderLen); err != nil {
-			return nil, ci, err
+			return nil, time.Time{}, 0, err
 		}
 	}
 	h := p.buf[p.pos : p.pos+pcapRecordHeaderLen]
 	caplen, length := int(p.u32(h[8:])), int(p.u32(h[12:]))
 	if caplen > p.snaplen || caplen > maxRecord {
-		return nil, ci, fmt.Errorf("capture length exceeds snap length: %d > %d", caplen, p.snaplen)
+		return nil, time.Time{}, 0, fmt.Errorf("capture length exceeds snap length: %d > %d", caplen, p.snaplen)
 	}
 	if caplen > length {
-		return nil, ci, fmt.Errorf("capture length exceeds original packet length: %d > %d", caplen, length)
+		return nil, time.Time{}, 0, fmt.Errorf("capture length exceeds original packet length: %d > %d", caplen, length)
 	}
 	// The fraction wraps in 32 bits when a microsecond field is out of range,
 	// as pcapgo (and the agent before this reader) read it.
-	ci.Timestamp = time.Unix(int64(p.u32(h)), int64(p.u32(h[4:])*p.frac)).UTC()
-	ci.CaptureLength, ci.Length = caplen, length
+	ts := time.Unix(int64(p.u32(h)), int64(p.u32(h[4:])*p.frac)).UTC()
 	if n := pcapRecordHeaderLen + caplen; p.end-p.pos < n {
 		if err := p.fill(n); err != nil {
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
 			}
-			return nil, ci, err
+			return nil, ts, 0, err
 		}
 	}
 	start := p.pos + pcapRecordHeaderLen
 	p.pos = start + caplen
-	return p.buf[start:p.pos:p.pos], ci, nil
+	return p.buf[start:p.pos:p.pos], ts, length, nil
 }
 
 // fill makes at least n unread bytes available: it moves the unread tail

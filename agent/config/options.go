@@ -41,11 +41,7 @@ var options = map[string]option{
 		}
 		return nil
 	}, hint: "a NIC name, a comma list, or any", multi: true, reset: func(c *Config) { c.Interface = nil }},
-	"ringbuffer": {set: func(c *Config, v string) error {
-		n, err := intRange(v, 1, 4096)
-		c.RingBufferMB = n
-		return err
-	}, hint: "MB of the AF_PACKET ring, 1-4096 (VoIPmonitor's ringbuffer)"},
+	"ringbuffer": {set: integer(1, 4096, func(c *Config) *int { return &c.RingBufferMB }), hint: "MB of the AF_PACKET ring, 1-4096 (VoIPmonitor's ringbuffer)"},
 	"capture_block_timeout": {set: func(c *Config, v string) error {
 		n, err := intRange(v, 1, 1000)
 		c.CaptureBlockTimeout = time.Duration(n) * time.Millisecond
@@ -56,11 +52,7 @@ var options = map[string]option{
 		c.RTPThreads = max(n, 1) // 0: VoIPmonitor's "no RTP threads"
 		return err
 	}, hint: "media workers, 0-1024 (default: the number of cores; 0 or 1 = one goroutine does everything): each call's RTP on one worker, SIP in capture order"},
-	"capture_fanout": {set: func(c *Config, v string) error {
-		n, err := intRange(v, 0, 65535)
-		c.CaptureFanout = n
-		return err
-	}, hint: "AF_PACKET fanout group id shared with other capture processes, 0 = off"},
+	"capture_fanout": {set: integer(0, 65535, func(c *Config) *int { return &c.CaptureFanout }), hint: "AF_PACKET fanout group id shared with other capture processes, 0 = off"},
 	"sipport": {set: func(c *Config, v string) error {
 		r, err := parsePorts(v)
 		c.SIPPorts = r
@@ -68,11 +60,7 @@ var options = map[string]option{
 	}, hint: "ports and ranges, e.g. 5060,5070-5080"},
 	"deduplicate": {set: boolean(func(c *Config) *bool { return &c.Deduplicate }),
 		hint: "yes or no (default): handle a packet captured twice (mirror + host, two interfaces) once; always on with several interfaces"},
-	"udp_port_vxlan": {set: func(c *Config, v string) error {
-		n, err := intRange(v, 1, 65535)
-		c.VXLANPort = n
-		return err
-	}, hint: "the UDP port of VXLAN, 1-65535 (default 4789)"},
+	"udp_port_vxlan": {set: integer(1, 65535, func(c *Config) *int { return &c.VXLANPort }), hint: "the UDP port of VXLAN, 1-65535 (default 4789)"},
 	"sip_detect": {set: boolean(func(c *Config) *bool { return &c.SIPDetect }),
 		hint: "yes (default: SIP is found by its content on any UDP/TCP port) or no (only sipport ports)"},
 	"id_sensor": {set: func(c *Config, v string) error {
@@ -189,25 +177,10 @@ var options = map[string]option{
 	"mysqlpassword": {set: str(func(c *Config) *string { return &c.MySQLPassword }), hint: ""},
 	"cdr_partition": {set: boolean(func(c *Config) *bool { return &c.CDRPartition }), hint: "yes or no"},
 
-	"cdr_queue_dir": {set: nonEmpty(func(c *Config) *string { return &c.CDRQueueDir }), hint: "a directory path"},
-	"cdr_queue_size": {set: func(c *Config, v string) error {
-		n, err := intRange(v, 1, 10_000_000)
-		c.CDRQueueSize = n
-		return err
-	}, hint: "an integer 1-10000000 (CDRs held in memory)"},
-	"cdr_batch_size": {set: func(c *Config, v string) error {
-		n, err := intRange(v, 1, 10_000)
-		c.CDRBatchSize = n
-		return err
-	}, hint: "an integer 1-10000 (CDRs per INSERT)"},
-	"cdr_flush_interval": {set: func(c *Config, v string) error {
-		d, err := duration(v)
-		if err == nil && d <= 0 {
-			err = errors.New("must be positive")
-		}
-		c.CDRFlushInterval = d
-		return err
-	}, hint: "a duration such as 500ms or 2s (plain numbers are seconds)"},
+	"cdr_queue_dir":      {set: nonEmpty(func(c *Config) *string { return &c.CDRQueueDir }), hint: "a directory path"},
+	"cdr_queue_size":     {set: integer(1, 10_000_000, func(c *Config) *int { return &c.CDRQueueSize }), hint: "an integer 1-10000000 (CDRs held in memory)"},
+	"cdr_batch_size":     {set: integer(1, 10_000, func(c *Config) *int { return &c.CDRBatchSize }), hint: "an integer 1-10000 (CDRs per INSERT)"},
+	"cdr_flush_interval": {set: positive(func(c *Config) *time.Duration { return &c.CDRFlushInterval }), hint: "a duration such as 500ms or 2s (plain numbers are seconds)"},
 	"cdr_queue_max_mb": {set: func(c *Config, v string) error {
 		n, err := intRange(v, 0, 1<<30)
 		c.CDRQueueMaxBytes = int64(n) << 20
@@ -237,34 +210,12 @@ var options = map[string]option{
 		c.ManagerAESIV = v
 		return nil
 	}, hint: "base64 of 16 bytes; `pbx-agent gen-aes-key` prints one"},
-	"cdr_ua_normalisation":       {set: boolean(func(c *Config) *bool { return &c.CDRUANormalisation }), hint: "yes (default: version numbers dropped from User-Agents, as VoIPmonitor) or no"},
-	"manager_enable_unencrypted": {set: boolean(func(c *Config) *bool { return &c.ManagerEnableUnencrypted }), hint: "yes or no"},
-	"manager_max_conns_per_source": {set: func(c *Config, v string) error {
-		n, err := intRange(v, 1, 100000)
-		c.ManagerConnsPerSource = n
-		return err
-	}, hint: "connections one address may hold open on the manager port (default 16)"},
-	"manager_first_byte_timeout": {set: func(c *Config, v string) error {
-		d, err := duration(v)
-		if err == nil && d <= 0 {
-			err = errors.New("must be positive")
-		}
-		c.ManagerFirstByteTimeout = d
-		return err
-	}, hint: "how long a manager connection may stay silent, such as 2s (default)"},
-	"manager_aes_max_failures": {set: func(c *Config, v string) error {
-		n, err := intRange(v, 1, 1000000)
-		c.ManagerAESMaxFailures = n
-		return err
-	}, hint: "failed encrypted requests from one address before it is blocked (default 5)"},
-	"manager_aes_block": {set: func(c *Config, v string) error {
-		d, err := duration(v)
-		if err == nil && d <= 0 {
-			err = errors.New("must be positive")
-		}
-		c.ManagerAESBlock = d
-		return err
-	}, hint: "failure window and first block of an address, doubled at each new block up to 24h (default 15m)"},
+	"cdr_ua_normalisation":         {set: boolean(func(c *Config) *bool { return &c.CDRUANormalisation }), hint: "yes (default: version numbers dropped from User-Agents, as VoIPmonitor) or no"},
+	"manager_enable_unencrypted":   {set: boolean(func(c *Config) *bool { return &c.ManagerEnableUnencrypted }), hint: "yes or no"},
+	"manager_max_conns_per_source": {set: integer(1, 100000, func(c *Config) *int { return &c.ManagerConnsPerSource }), hint: "connections one address may hold open on the manager port (default 16)"},
+	"manager_first_byte_timeout":   {set: positive(func(c *Config) *time.Duration { return &c.ManagerFirstByteTimeout }), hint: "how long a manager connection may stay silent, such as 2s (default)"},
+	"manager_aes_max_failures":     {set: integer(1, 1000000, func(c *Config) *int { return &c.ManagerAESMaxFailures }), hint: "failed encrypted requests from one address before it is blocked (default 5)"},
+	"manager_aes_block":            {set: positive(func(c *Config) *time.Duration { return &c.ManagerAESBlock }), hint: "failure window and first block of an address, doubled at each new block up to 24h (default 15m)"},
 
 	"http_bind":        {set: hostPort(func(c *Config) *string { return &c.HTTPBind }), hint: "host:port such as 127.0.0.1:8080; empty disables HTTP"},
 	"http_tls_cert":    {set: str(func(c *Config) *string { return &c.HTTPTLSCert }), hint: "a PEM file path"},
@@ -324,12 +275,8 @@ var options = map[string]option{
 		return errors.New("not udp or tcp")
 	}, hint: "udp (default) or tcp"},
 	"hep_destination_password": {set: str(func(c *Config) *string { return &c.HEPDestinationPassword }), hint: "the collector's capture password"},
-	"hep_capture_id": {set: func(c *Config, v string) error {
-		n, err := intRange(v, 0, 1<<31-1)
-		c.HEPCaptureID = n
-		return err
-	}, hint: "the HEP capture id of this agent (default: id_sensor, else 1)"},
-	"hep_node_name": {set: str(func(c *Config) *string { return &c.HEPNodeName }), hint: "the node name sent in HEP (default: the host name)"},
+	"hep_capture_id":           {set: integer(0, 1<<31-1, func(c *Config) *int { return &c.HEPCaptureID }), hint: "the HEP capture id of this agent (default: id_sensor, else 1)"},
+	"hep_node_name":            {set: str(func(c *Config) *string { return &c.HEPNodeName }), hint: "the node name sent in HEP (default: the host name)"},
 
 	"log_format": {set: func(c *Config, v string) error {
 		switch s := strings.ToLower(v); s {
@@ -377,34 +324,33 @@ func boolean(f func(*Config) *bool) func(*Config, string) error {
 	}
 }
 
+// integer sets an int option from lo to hi.
+func integer(lo, hi int, f func(*Config) *int) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := intRange(v, lo, hi)
+		*f(c) = n
+		return err
+	}
+}
+
 func megabytes(f func(*Config) *int) func(*Config, string) error {
-	return func(c *Config, v string) error {
-		n, err := intRange(v, 0, 1<<30) // up to 1 EB
-		*f(c) = n
-		return err
-	}
+	return integer(0, 1<<30, f) // up to 1 EB
 }
 
-func days(f func(*Config) *int) func(*Config, string) error {
-	return func(c *Config, v string) error {
-		n, err := intRange(v, 0, 100*366)
-		*f(c) = n
-		return err
-	}
-}
+func days(f func(*Config) *int) func(*Config, string) error { return integer(0, 100*366, f) }
 
-func port(f func(*Config) *int) func(*Config, string) error {
-	return func(c *Config, v string) error {
-		n, err := intRange(v, 1, 65535)
-		*f(c) = n
-		return err
-	}
-}
+func port(f func(*Config) *int) func(*Config, string) error { return integer(1, 65535, f) }
 
-func portOrZero(f func(*Config) *int) func(*Config, string) error {
+func portOrZero(f func(*Config) *int) func(*Config, string) error { return integer(0, 65535, f) }
+
+// positive sets a duration option that must be above zero.
+func positive(f func(*Config) *time.Duration) func(*Config, string) error {
 	return func(c *Config, v string) error {
-		n, err := intRange(v, 0, 65535)
-		*f(c) = n
+		d, err := duration(v)
+		if err == nil && d <= 0 {
+			err = errors.New("must be positive")
+		}
+		*f(c) = d
 		return err
 	}
 }

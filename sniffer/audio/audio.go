@@ -28,6 +28,7 @@ package audio
 import (
 	"encoding/binary"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -706,14 +707,13 @@ func (s *Subscription) Close() {
 	c := s.call
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for i, o := range c.subs {
-		if o == s {
-			c.subs = append(c.subs[:i], c.subs[i+1:]...)
-			c.dropped += s.Dropped()
-			close(s.ch)
-			return
-		}
+	i := slices.Index(c.subs, s)
+	if i < 0 {
+		return // closed already
 	}
+	c.subs = slices.Delete(c.subs, i, i+1)
+	c.dropped += s.Dropped()
+	close(s.ch)
 }
 
 // send queues f, dropping the oldest queued frame when full. Runs with the

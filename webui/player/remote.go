@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -235,19 +236,18 @@ func (s *fanSub) Close() {
 	h := rc.hub
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for i, o := range rc.subs {
-		if o == s {
-			rc.subs = append(rc.subs[:i], rc.subs[i+1:]...)
-			close(s.ch)
-			if len(rc.subs) == 0 && !rc.closed {
-				rc.closed, rc.reason = true, "no listener"
-				if h.calls[rc.key] == rc {
-					delete(h.calls, rc.key)
-				}
-				rc.cancel()
-			}
-			return
+	i := slices.Index(rc.subs, s)
+	if i < 0 {
+		return // closed already
+	}
+	rc.subs = slices.Delete(rc.subs, i, i+1)
+	close(s.ch)
+	if len(rc.subs) == 0 && !rc.closed {
+		rc.closed, rc.reason = true, "no listener"
+		if h.calls[rc.key] == rc {
+			delete(h.calls, rc.key)
 		}
+		rc.cancel()
 	}
 }
 

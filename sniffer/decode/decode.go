@@ -355,33 +355,29 @@ func (d *Decoder) reassemble4(p *Packet) (bool, error) {
 	d.stats.Fragments++
 	d.gcFragments(p.Time)
 	proto, payload, err := d.defrag.add4(&d.ip4, p.Time)
-	if err != nil {
-		d.stats.Errors++
-		return false, fmt.Errorf("%w: ipv4: %v", ErrFragment, err)
-	}
-	if payload == nil {
-		return false, nil
-	}
-	d.stats.Reassembled++
-	vlan, ttl := p.VLAN, d.ip4.TTL
-	ok, err := d.transport(proto, payload, p)
-	p.VLAN, p.Fragment, p.TTL = vlan, true, ttl
-	return ok, err
+	return d.reassembled(p, "ipv4", proto, payload, err, d.ip4.TTL)
 }
 
 func (d *Decoder) reassemble6(p *Packet) (bool, error) {
 	d.stats.Fragments++
 	d.gcFragments(p.Time)
 	proto, payload, err := d.defrag.add6(&d.ip6, p.Time)
+	return d.reassembled(p, "ipv6", proto, payload, err, d.ip6.HopLimit)
+}
+
+// reassembled decodes the transport of the datagram a fragment completed
+// (payload nil: not complete yet) into p, marked as reassembled, with the
+// fragment's VLAN and the datagram's TTL (ttl).
+func (d *Decoder) reassembled(p *Packet, ip string, proto layers.IPProtocol, payload []byte, err error, ttl uint8) (bool, error) {
 	if err != nil {
 		d.stats.Errors++
-		return false, fmt.Errorf("%w: ipv6: %v", ErrFragment, err)
+		return false, fmt.Errorf("%w: %s: %v", ErrFragment, ip, err)
 	}
 	if payload == nil {
 		return false, nil
 	}
 	d.stats.Reassembled++
-	vlan, ttl := p.VLAN, d.ip6.HopLimit
+	vlan := p.VLAN
 	ok, err := d.transport(proto, payload, p)
 	p.VLAN, p.Fragment, p.TTL = vlan, true, ttl
 	return ok, err

@@ -34,14 +34,8 @@ func TestDaemonAMIMetrics(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			csc, err := os.ReadFile(fixture.Repo(t, "testdata", "ami", "ami-coreshowchannels-empty.raw"))
-			if err != nil {
-				t.Fatal(err)
-			}
 			answers := amitest.NewAnswers()
-			if err := answers.AddSlice("CoreShowChannels", "", "", csc); err != nil {
-				t.Fatal(err)
-			}
+			answers.AddFile(t, "CoreShowChannels", "", "", fixture.Repo(t, "testdata", "ami", "ami-coreshowchannels-empty.raw"))
 			s := &amitest.Server{Users: map[string]string{"monitor": "monpass"}, RefusePlain: tc.auth == "md5", Answers: answers}
 			s.Start(t)
 			_, amiPort, _ := strings.Cut(s.Addr(), ":")

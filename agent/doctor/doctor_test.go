@@ -42,14 +42,8 @@ func freePort(t *testing.T) int {
 // fakeAMI serves the recorded login/CoreShowChannels answers for users.
 func fakeAMI(t *testing.T, users map[string]string) int {
 	t.Helper()
-	raw, err := os.ReadFile(fixture.Repo(t, "testdata", "ami", "ami-coreshowchannels-empty.raw"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	ans := amitest.NewAnswers()
-	if err := ans.AddSlice("CoreShowChannels", "", "", raw); err != nil {
-		t.Fatal(err)
-	}
+	ans.AddFile(t, "CoreShowChannels", "", "", fixture.Repo(t, "testdata", "ami", "ami-coreshowchannels-empty.raw"))
 	srv := &amitest.Server{Users: users, Answers: ans}
 	srv.Start(t)
 	_, port, _ := net.SplitHostPort(srv.Addr())

@@ -173,20 +173,8 @@ func fakeAsterisk(t *testing.T, monitor bool) *amitest.Server {
 	}
 	// The stream starts before the call: the first resync finds no channel.
 	first := amitest.NewAnswers()
-	empty, err := os.ReadFile(amiFile(t, "ami-coreshowchannels-empty.raw"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := first.AddSlice("CoreShowChannels", "", "", empty); err != nil {
-		t.Fatal(err)
-	}
-	csc, err := os.ReadFile(amiFile(t, "ami-coreshowchannels.raw"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := answers.AddSlice("CoreShowChannels", "", "", csc); err != nil {
-		t.Fatal(err)
-	}
+	first.AddFile(t, "CoreShowChannels", "", "", amiFile(t, "ami-coreshowchannels-empty.raw"))
+	answers.AddFile(t, "CoreShowChannels", "", "", amiFile(t, "ami-coreshowchannels.raw"))
 	srv := &amitest.Server{Users: map[string]string{"monitor": "monpass"}, Answers: answers,
 		Sessions: []amitest.Session{{Events: events, StartAfter: "CoreShowChannels", Answers: first}, {}}}
 	srv.Start(t)

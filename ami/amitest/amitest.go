@@ -185,6 +185,19 @@ func (a *Answers) AddSlice(action, channel, variable string, raw []byte) error {
 	return nil
 }
 
+// AddFile is AddSlice with the answer read from the file at path; an error
+// fails the test.
+func (a *Answers) AddFile(tb testing.TB, action, channel, variable, path string) {
+	tb.Helper()
+	raw, err := os.ReadFile(path)
+	if err == nil {
+		err = a.AddSlice(action, channel, variable, raw)
+	}
+	if err != nil {
+		tb.Fatal(err)
+	}
+}
+
 // Add queues an answer. Answers are used in order; the last one is reused.
 func (a *Answers) Add(action, channel, variable, recordedID string, raw []byte) {
 	a.mu.Lock()

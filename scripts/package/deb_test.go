@@ -285,14 +285,8 @@ func freePort(t *testing.T) int {
 // a fake AMI), points the packaged config at scratch paths and runs doctor.
 func doctorScratch(t *testing.T, root, bin string) {
 	srv := &amitest.Server{Users: map[string]string{"monitor": "monpass"}}
-	raw, err := os.ReadFile(fixture.Repo(t, "testdata", "ami", "ami-coreshowchannels-empty.raw"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	srv.Answers = amitest.NewAnswers()
-	if err := srv.Answers.AddSlice("CoreShowChannels", "", "", raw); err != nil {
-		t.Fatal(err)
-	}
+	srv.Answers.AddFile(t, "CoreShowChannels", "", "", fixture.Repo(t, "testdata", "ami", "ami-coreshowchannels-empty.raw"))
 	srv.Start(t)
 	_, amiPort, _ := net.SplitHostPort(srv.Addr())
 

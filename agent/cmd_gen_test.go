@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"pbx-agent/internal/pcaptest"
 	"pbx-agent/sniffer/fixture"
 	"pbx-agent/sniffer/simulate"
 )
@@ -29,7 +30,7 @@ func TestRunGen(t *testing.T) {
 		t.Errorf("summary %q lacks the call count", stderr.String())
 	}
 	frames := 0
-	for range fixture.Packets(t, fixture.OpenPcap(t, out).ReadPacketData) {
+	for range fixture.Packets(t, pcaptest.Open(t, out).ReadPacketData) {
 		frames++
 	}
 	tf, err := os.Open(truthPath)

@@ -10,7 +10,7 @@ import (
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 
-	"pbx-agent/sniffer/fixture"
+	"pbx-agent/internal/pcaptest"
 )
 
 // udpPacket is one UDP datagram read from a capture by the tests.
@@ -25,7 +25,7 @@ type udpPacket struct {
 // sniffer/decode.
 func readUDP(t testing.TB, path string, fn func(p udpPacket)) {
 	t.Helper()
-	r := fixture.OpenPcap(t, path)
+	r := pcaptest.Open(t, path)
 	for {
 		data, ci, err := r.ReadPacketData()
 		if errors.Is(err, io.EOF) {

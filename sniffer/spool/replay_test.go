@@ -17,6 +17,7 @@ import (
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 
+	"pbx-agent/internal/pcaptest"
 	"pbx-agent/sniffer"
 	"pbx-agent/sniffer/call"
 	"pbx-agent/sniffer/capture"
@@ -135,7 +136,7 @@ type pkt struct {
 
 func readPcap(t *testing.T, path string) (layers.LinkType, []pkt) {
 	t.Helper()
-	r := fixture.OpenPcap(t, path)
+	r := pcaptest.Open(t, path)
 	var out []pkt
 	for {
 		data, ci, err := r.ReadPacketData()

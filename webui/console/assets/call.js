@@ -6,7 +6,7 @@
 "use strict";
 
 (function () {
-  const { $, status, me, getJSON, codec, mult, text, el } = window.PBX;
+  const { $, status, me, getJSON, codec, mult, text, el, svg: s } = window.PBX;
   const page = new URLSearchParams(location.search);
   const D = (window.__call = { loaded: false, legs: [], messages: 0, nodes: [] });
 
@@ -150,14 +150,6 @@
       tb.appendChild(tr);
     }
     if (!j.streams.length) tb.appendChild(el("tr", {}, el("td", { colspan: "12", text: "No RTP stream recorded." })));
-  }
-
-  const SVG = "http://www.w3.org/2000/svg";
-  function s(tag, attrs, txt) {
-    const e = document.createElementNS(SVG, tag);
-    for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
-    if (txt !== undefined) e.textContent = txt;
-    return e;
   }
 
   function show(j, i, g) {

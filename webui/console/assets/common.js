@@ -73,5 +73,15 @@ window.PBX = (function () {
     return e;
   }
 
-  return { $, status, me, getJSON, codec, mult, text, el };
+  // svg makes an SVG element (the charts, the SIP ladder) with attributes
+  // and, optionally, its text.
+  const SVG = "http://www.w3.org/2000/svg";
+  function svg(tag, attrs, txt) {
+    const e = document.createElementNS(SVG, tag);
+    for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+    if (txt !== undefined) e.textContent = txt;
+    return e;
+  }
+
+  return { $, status, me, getJSON, codec, mult, text, el, svg };
 })();

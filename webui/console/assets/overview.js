@@ -4,21 +4,13 @@
 "use strict";
 
 (function () {
-  const { $, status, me, getJSON, text, el } = window.PBX;
+  const { $, status, me, getJSON, text, el, svg: s } = window.PBX;
   const page = new URLSearchParams(location.search);
   const D = (window.__overview = { loaded: false, totals: null, regs: 0, fails: 0 });
   const STATES = { 1: "OK", 2: "failed", 3: "unknown, OK", 4: "too many messages", 5: "expired", 6: "unregistered" };
 
   function card(label, value) {
     $("cards").appendChild(el("div", { class: "card" }, el("span", { class: "label", text: label }), el("strong", { text: value })));
-  }
-
-  const SVG = "http://www.w3.org/2000/svg";
-  function s(tag, attrs, txt) {
-    const e = document.createElementNS(SVG, tag);
-    for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
-    if (txt !== undefined) e.textContent = txt;
-    return e;
   }
 
   // chart draws one series (null = no value) as bars over the buckets.

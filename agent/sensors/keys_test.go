@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"pbx-agent/agent/manager/wire"
+	"pbx-agent/internal/testkit"
 )
 
 func TestKeysOrder(t *testing.T) {
@@ -68,25 +69,19 @@ func TestParseSensorKey(t *testing.T) {
 		name    string
 		in      string
 		wantID  int
-		wantErr bool
+		wantErr error
 	}{
-		{"ok", "2:" + kb + ":" + ib, 2, false},
-		{"spaces", " 7 : " + kb + " : " + ib + " ", 7, false},
-		{"missing iv", "2:" + kb, 0, true},
-		{"bad id", "x:" + kb + ":" + ib, 0, true},
-		{"id too big", "70000:" + kb + ":" + ib, 0, true},
-		{"short key", "2:AAAA:" + ib, 0, true},
+		{"ok", "2:" + kb + ":" + ib, 2, nil},
+		{"spaces", " 7 : " + kb + " : " + ib + " ", 7, nil},
+		{"missing iv", "2:" + kb, 0, ErrBadKeyOption},
+		{"bad id", "x:" + kb + ":" + ib, 0, ErrBadKeyOption},
+		{"id too big", "70000:" + kb + ":" + ib, 0, ErrBadKeyOption},
+		{"short key", "2:AAAA:" + ib, 0, ErrBadKeyOption},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			id, got, err := ParseSensorKey(tt.in)
-			if (err != nil) != tt.wantErr {
-				t.Fatalf("err = %v, wantErr %v", err, tt.wantErr)
-			}
-			if err != nil {
-				if !errors.Is(err, ErrBadKeyOption) {
-					t.Errorf("err = %v, want ErrBadKeyOption", err)
-				}
+			if testkit.WantErr(t, err, tt.wantErr) {
 				return
 			}
 			if id != tt.wantID || got != k {

@@ -2,13 +2,13 @@ package sensors
 
 import (
 	"context"
-	"errors"
 	"net/netip"
 	"os"
 	"testing"
 	"time"
 
 	"pbx-agent/agent/manager/client"
+	"pbx-agent/internal/testkit"
 	"pbx-agent/sniffer/call"
 	"pbx-agent/sniffer/fixture"
 )
@@ -18,33 +18,27 @@ func TestParseListCalls(t *testing.T) {
 		name    string
 		in      string
 		want    []call.Summary
-		wantErr bool
+		wantErr error
 	}{
-		{"header only", `[["callreference","callid"]]`, []call.Summary{}, false},
-		{"summary skipped", `[["callreference","callid"],[{"total":0,"is_receiver":0}]]`, []call.Summary{}, false},
+		{"header only", `[["callreference","callid"]]`, []call.Summary{}, nil},
+		{"summary skipped", `[["callreference","callid"],[{"total":0,"is_receiver":0}]]`, []call.Summary{}, nil},
 		{"one call", `[["callreference","callid","calldate_num","connect_duration","callerip","calledip","lastSIPresponseNum","id_sensor","caller"],` +
 			`["0x7f01","a@b",1700000000,12,167772161,"2001:db8::1",200,3,"1001",null,null]]`,
 			[]call.Summary{{Sensor: 3, Ref: 0x7f01, CallID: "a@b", CallDate: time.Unix(1700000000, 0), ConnectDuration: 12 * time.Second,
 				Connected: true, CallerIP: netip.MustParseAddr("10.0.0.1"), CalledIP: netip.MustParseAddr("2001:db8::1"),
-				LastSIPResponseNum: 200, Caller: "1001"}}, false},
+				LastSIPResponseNum: 200, Caller: "1001"}}, nil},
 		{"id_sensor -1 takes the asked sensor", `[["callreference","id_sensor","lastSIPresponseNum"],["0x1",-1,180]]`,
-			[]call.Summary{{Sensor: 9, Ref: 1, LastSIPResponseNum: 180}}, false},
-		{"not json", `need aes!`, nil, true},
-		{"empty array", `[]`, nil, true},
-		{"no callreference column", `[["callid"],["x"]]`, nil, true},
-		{"bad reference", `[["callreference"],["zz"]]`, nil, true},
-		{"row not an array", `[["callreference"],7]`, nil, true},
+			[]call.Summary{{Sensor: 9, Ref: 1, LastSIPResponseNum: 180}}, nil},
+		{"not json", `need aes!`, nil, ErrBadReply},
+		{"empty array", `[]`, nil, ErrBadReply},
+		{"no callreference column", `[["callid"],["x"]]`, nil, ErrBadReply},
+		{"bad reference", `[["callreference"],["zz"]]`, nil, ErrBadReply},
+		{"row not an array", `[["callreference"],7]`, nil, ErrBadReply},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := ParseListCalls([]byte(tt.in), 9)
-			if (err != nil) != tt.wantErr {
-				t.Fatalf("err = %v, wantErr %v", err, tt.wantErr)
-			}
-			if err != nil {
-				if !errors.Is(err, ErrBadReply) {
-					t.Errorf("err = %v, want ErrBadReply", err)
-				}
+			if testkit.WantErr(t, err, tt.wantErr) {
 				return
 			}
 			if len(got) != len(tt.want) {

@@ -102,8 +102,9 @@ func mediaPathAllocs(t *testing.T, workers int, graph bool) {
 
 // mediaRunAllocs: a Run's own set-up (goroutines, rings, batches) is the
 // same for a short and a long run of RTP, so the difference of their
-// allocations is the packets'. Best of three (the runtime's waiter
-// records, as above).
+// allocations is the packets'. The runtime's waiter records (as above) add
+// one or two now and then; an allocation per packet, or per batch of
+// packets, adds at least one per 256 packets in every attempt.
 func mediaRunAllocs(t *testing.T, how string) {
 	defer func(n int) { chunkBytes = n }(chunkBytes)
 	chunkBytes = 16 << 10
@@ -130,18 +131,19 @@ func mediaRunAllocs(t *testing.T, how string) {
 	// a run as long as the measured one filled them again.
 	defer debug.SetGCPercent(debug.SetGCPercent(-1))
 	run(long)
+	const most = (long - short) / 256
 	var tries []int64
 	for range 3 {
 		d := run(long) - run(short)
-		if tries = append(tries, d); d <= 0 {
+		if tries = append(tries, d); d < most {
 			break
 		}
 	}
 	if got := sn.Stats().Media - media; got < 3*long/2 {
 		t.Fatalf("only %d media packets in the measured runs", got)
 	}
-	if slices.Min(tries) > 0 {
-		t.Errorf("%v more allocations in a Run of %d more RTP packets, in each attempt; want 0", tries, long-short)
+	if slices.Min(tries) >= most {
+		t.Errorf("%v more allocations in a Run of %d more RTP packets, in each attempt; want none per packet (< %d)", tries, long-short, most)
 	}
 }
 

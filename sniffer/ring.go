@@ -394,6 +394,17 @@ func newConsumer(wake chan struct{}) *consumer {
 	return &consumer{wake: wake, timer: t}
 }
 
+// steals reports whether the consumer may take partly filled batches (a
+// live source's reader).
+func (c *consumer) steals() bool {
+	for _, r := range c.rings {
+		if r.shared {
+			return true
+		}
+	}
+	return false
+}
+
 // take returns the next batch of one of the rings and the ring's index,
 // or nil when done is closed first; idle runs each time before it waits.
 func (c *consumer) take(done <-chan struct{}, idle func()) (*batch, int) {
@@ -408,6 +419,14 @@ func (c *consumer) take(done <-chan struct{}, idle func()) (*batch, int) {
 			}
 		}
 		idle()
+		if !c.steals() { // nothing to take before a batch is passed on
+			select {
+			case <-c.wake:
+				continue
+			case <-done:
+				return nil, 0
+			}
+		}
 		c.timer.Reset(wait)
 		select {
 		case <-c.wake:

@@ -64,123 +64,13 @@ var pbxFinals = map[msgKind]struct {
 
 // sipMessage builds message m of dialog d into g.msg and says who sends it.
 func (g *Generator) sipMessage(d *callState, m msgKind) ([]byte, bool) {
-	w := &sipWriter{b: g.msg[:0]}
-	tr := "UDP"
-	uriParam := ""
-	if g.o.Transport == TransportTCP {
-		tr, uriParam = "TCP", ";transport=tcp"
-	}
-	pbx := g.pbx.uri
-	clientVia := fmt.Sprintf("SIP/2.0/%s %s:%d;branch=%s", tr, d.host.uri, d.cport, d.branch)
-	from := fmt.Sprintf("\"Caller %d\" <sip:%s@%s>;tag=%s", d.idx, d.caller, d.host.uri, d.fromTag)
-	to := fmt.Sprintf("<sip:%s@%s>", d.called, pbx)
-	if d.reg {
-		from = fmt.Sprintf("<sip:%s@%s>;tag=%s", d.caller, pbx, d.fromTag)
-		to = fmt.Sprintf("<sip:%s@%s>", d.caller, pbx)
-	}
-	toTagged := to + ";tag=" + d.toTag
-	clientContact := fmt.Sprintf("<sip:%s@%s:%d%s>", d.caller, d.host.uri, d.cport, uriParam)
-	pbxContact := fmt.Sprintf("<sip:%s@%s:%d%s>", d.called, pbx, SIPPort, uriParam)
-
-	// request writes a request line and the headers every request has.
-	request := func(method, uri, via, from, to string, cseq int) {
-		w.line(method, " ", uri, " SIP/2.0")
-		w.header("Via", via)
-		w.header("Max-Forwards", "70")
-		w.header("From", from)
-		w.header("To", to)
-		w.header("Call-ID", d.callID)
-		w.header("CSeq", strconv.Itoa(cseq)+" "+method)
-	}
-	// response writes a status line and the headers copied from the request.
-	response := func(code int, reason, via, from, to string, cseq int, method string) {
-		w.line("SIP/2.0 ", strconv.Itoa(code), " ", reason)
-		w.header("Via", via)
-		w.header("From", from)
-		w.header("To", to)
-		w.header("Call-ID", d.callID)
-		w.header("CSeq", strconv.Itoa(cseq)+" "+method)
-	}
+	w := g.dialogWriter(d)
 	var body []byte
 	switch m {
-	case mInvite:
-		request("INVITE", "sip:"+d.called+"@"+pbx, clientVia, from, to, 1)
-		w.header("Contact", clientContact)
-		w.header("User-Agent", clientUA)
-		w.header("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS")
-		body = g.sdpBody(d, &d.host, d.rtpPort[0])
-	case mTrying:
-		response(100, "Trying", clientVia, from, to, 1, "INVITE")
-		w.header("Server", pbxUA)
-	case mRinging:
-		response(180, "Ringing", clientVia, from, toTagged, 1, "INVITE")
-		w.header("Contact", pbxContact)
-		w.header("Server", pbxUA)
-	case mOK:
-		response(200, "OK", clientVia, from, toTagged, 1, "INVITE")
-		w.header("Contact", pbxContact)
-		w.header("Server", pbxUA)
-		w.header("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS")
-		body = g.sdpBody(d, d.media, d.rtpPort[1])
-	case mAck:
-		request("ACK", fmt.Sprintf("sip:%s@%s:%d%s", d.called, pbx, SIPPort, uriParam), clientVia+"-ack", from, toTagged, 1)
-		w.header("User-Agent", clientUA)
-	case mBye:
-		if d.byCaller {
-			request("BYE", fmt.Sprintf("sip:%s@%s:%d%s", d.called, pbx, SIPPort, uriParam), clientVia+"-bye", from, toTagged, 2)
-			w.header("User-Agent", clientUA)
-		} else {
-			request("BYE", fmt.Sprintf("sip:%s@%s:%d%s", d.caller, d.host.uri, d.cport, uriParam), g.pbxVia(d, tr), toTagged, from, 102)
-			w.header("User-Agent", pbxUA)
-		}
-	case mByeOK:
-		if d.byCaller {
-			response(200, "OK", clientVia+"-bye", from, toTagged, 2, "BYE")
-			w.header("Server", pbxUA)
-		} else {
-			response(200, "OK", g.pbxVia(d, tr), toTagged, from, 102, "BYE")
-			w.header("User-Agent", clientUA)
-		}
-	case mBusy, mCancelOK, mTerminated, mUnavailable:
-		st := pbxFinals[m]
-		response(st.code, st.reason, clientVia, from, toTagged, 1, st.method)
-		w.header("Server", pbxUA)
-	case mCancel:
-		request("CANCEL", "sip:"+d.called+"@"+pbx, clientVia, from, to, 1)
-		w.header("User-Agent", clientUA)
-	case mAckErr:
-		request("ACK", "sip:"+d.called+"@"+pbx, clientVia, from, toTagged, 1)
-		w.header("User-Agent", clientUA)
-	case mRegister, mRegisterAuth:
-		via, cseq := clientVia, 1
-		if m == mRegisterAuth {
-			via, cseq = clientVia+"-auth", 2
-		}
-		request("REGISTER", "sip:"+pbx, via, from, to, cseq)
-		w.header("Contact", clientContact)
-		w.header("Expires", "3600")
-		if m == mRegisterAuth {
-			w.header("Authorization", fmt.Sprintf(
-				"Digest username=\"%s\", realm=\"%s\", nonce=\"%s\", uri=\"sip:%s\", response=\"%s\", algorithm=MD5",
-				d.caller, realm, nonce(d), pbx, digestResponse(d.caller, d.callID)))
-		}
-		w.header("User-Agent", clientUA)
-	case mUnauthorized:
-		response(401, "Unauthorized", clientVia, from, toTagged, 1, "REGISTER")
-		w.header("WWW-Authenticate", fmt.Sprintf("Digest realm=\"%s\", nonce=\"%s\", algorithm=MD5", realm, nonce(d)))
-		w.header("Server", pbxUA)
-	case mRegOK, mForbidden:
-		via, cseq := clientVia, 1
-		if d.steps[0].msg == mRegister && len(d.steps) > 2 {
-			via, cseq = clientVia+"-auth", 2
-		}
-		if m == mRegOK {
-			response(200, "OK", via, from, toTagged, cseq, "REGISTER")
-			w.header("Contact", clientContact+";expires=3600")
-		} else {
-			response(403, "Forbidden", via, from, toTagged, cseq, "REGISTER")
-		}
-		w.header("Server", pbxUA)
+	case mRegister, mRegisterAuth, mUnauthorized, mRegOK, mForbidden:
+		w.registerMessage(m)
+	default:
+		body = g.callMessage(&w, m)
 	}
 	if body != nil {
 		w.header("Content-Type", "application/sdp")
@@ -190,6 +80,151 @@ func (g *Generator) sipMessage(d *callState, m msgKind) ([]byte, bool) {
 	w.b = append(w.b, body...)
 	g.msg = w.b
 	return w.b, m.fromClient(d)
+}
+
+// dialogWriter writes one message of a dialog: the addresses every message
+// of the dialog names (Via, From, To, Contact) are worked out once.
+type dialogWriter struct {
+	sipWriter
+	d                             *callState
+	tr, uriParam                  string // transport, and its URI parameter
+	pbx                           string // the PBX's host in URIs
+	clientVia, from, to, toTagged string
+	clientContact, pbxContact     string
+}
+
+func (g *Generator) dialogWriter(d *callState) dialogWriter {
+	w := dialogWriter{sipWriter: sipWriter{b: g.msg[:0]}, d: d, tr: "UDP", pbx: g.pbx.uri}
+	if g.o.Transport == TransportTCP {
+		w.tr, w.uriParam = "TCP", ";transport=tcp"
+	}
+	w.clientVia = fmt.Sprintf("SIP/2.0/%s %s:%d;branch=%s", w.tr, d.host.uri, d.cport, d.branch)
+	w.from = fmt.Sprintf("\"Caller %d\" <sip:%s@%s>;tag=%s", d.idx, d.caller, d.host.uri, d.fromTag)
+	w.to = fmt.Sprintf("<sip:%s@%s>", d.called, w.pbx)
+	if d.reg {
+		w.from = fmt.Sprintf("<sip:%s@%s>;tag=%s", d.caller, w.pbx, d.fromTag)
+		w.to = fmt.Sprintf("<sip:%s@%s>", d.caller, w.pbx)
+	}
+	w.toTagged = w.to + ";tag=" + d.toTag
+	w.clientContact = fmt.Sprintf("<sip:%s@%s:%d%s>", d.caller, d.host.uri, d.cport, w.uriParam)
+	w.pbxContact = fmt.Sprintf("<sip:%s@%s:%d%s>", d.called, w.pbx, SIPPort, w.uriParam)
+	return w
+}
+
+// request writes a request line and the headers every request has.
+func (w *dialogWriter) request(method, uri, via, from, to string, cseq int) {
+	w.line(method, " ", uri, " SIP/2.0")
+	w.header("Via", via)
+	w.header("Max-Forwards", "70")
+	w.header("From", from)
+	w.header("To", to)
+	w.header("Call-ID", w.d.callID)
+	w.header("CSeq", strconv.Itoa(cseq)+" "+method)
+}
+
+// response writes a status line and the headers copied from the request.
+func (w *dialogWriter) response(code int, reason, via, from, to string, cseq int, method string) {
+	w.line("SIP/2.0 ", strconv.Itoa(code), " ", reason)
+	w.header("Via", via)
+	w.header("From", from)
+	w.header("To", to)
+	w.header("Call-ID", w.d.callID)
+	w.header("CSeq", strconv.Itoa(cseq)+" "+method)
+}
+
+// callMessage writes the headers of a call's message m and returns its SDP
+// body (nil for none).
+func (g *Generator) callMessage(w *dialogWriter, m msgKind) []byte {
+	d, pbx := w.d, w.pbx
+	switch m {
+	case mInvite:
+		w.request("INVITE", "sip:"+d.called+"@"+pbx, w.clientVia, w.from, w.to, 1)
+		w.header("Contact", w.clientContact)
+		w.header("User-Agent", clientUA)
+		w.header("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS")
+		return g.sdpBody(d, &d.host, d.rtpPort[0])
+	case mTrying:
+		w.response(100, "Trying", w.clientVia, w.from, w.to, 1, "INVITE")
+		w.header("Server", pbxUA)
+	case mRinging:
+		w.response(180, "Ringing", w.clientVia, w.from, w.toTagged, 1, "INVITE")
+		w.header("Contact", w.pbxContact)
+		w.header("Server", pbxUA)
+	case mOK:
+		w.response(200, "OK", w.clientVia, w.from, w.toTagged, 1, "INVITE")
+		w.header("Contact", w.pbxContact)
+		w.header("Server", pbxUA)
+		w.header("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS")
+		return g.sdpBody(d, d.media, d.rtpPort[1])
+	case mAck:
+		w.request("ACK", fmt.Sprintf("sip:%s@%s:%d%s", d.called, pbx, SIPPort, w.uriParam), w.clientVia+"-ack", w.from, w.toTagged, 1)
+		w.header("User-Agent", clientUA)
+	case mBye:
+		if d.byCaller {
+			w.request("BYE", fmt.Sprintf("sip:%s@%s:%d%s", d.called, pbx, SIPPort, w.uriParam), w.clientVia+"-bye", w.from, w.toTagged, 2)
+			w.header("User-Agent", clientUA)
+		} else {
+			w.request("BYE", fmt.Sprintf("sip:%s@%s:%d%s", d.caller, d.host.uri, d.cport, w.uriParam), g.pbxVia(d, w.tr), w.toTagged, w.from, 102)
+			w.header("User-Agent", pbxUA)
+		}
+	case mByeOK:
+		if d.byCaller {
+			w.response(200, "OK", w.clientVia+"-bye", w.from, w.toTagged, 2, "BYE")
+			w.header("Server", pbxUA)
+		} else {
+			w.response(200, "OK", g.pbxVia(d, w.tr), w.toTagged, w.from, 102, "BYE")
+			w.header("User-Agent", clientUA)
+		}
+	case mBusy, mCancelOK, mTerminated, mUnavailable:
+		st := pbxFinals[m]
+		w.response(st.code, st.reason, w.clientVia, w.from, w.toTagged, 1, st.method)
+		w.header("Server", pbxUA)
+	case mCancel:
+		w.request("CANCEL", "sip:"+d.called+"@"+pbx, w.clientVia, w.from, w.to, 1)
+		w.header("User-Agent", clientUA)
+	case mAckErr:
+		w.request("ACK", "sip:"+d.called+"@"+pbx, w.clientVia, w.from, w.toTagged, 1)
+		w.header("User-Agent", clientUA)
+	}
+	return nil
+}
+
+// registerMessage writes a registration's message m: REGISTER (without,
+// then with credentials) and the PBX's 401, 200 or 403.
+func (w *dialogWriter) registerMessage(m msgKind) {
+	d, pbx := w.d, w.pbx
+	switch m {
+	case mRegister, mRegisterAuth:
+		via, cseq := w.clientVia, 1
+		if m == mRegisterAuth {
+			via, cseq = w.clientVia+"-auth", 2
+		}
+		w.request("REGISTER", "sip:"+pbx, via, w.from, w.to, cseq)
+		w.header("Contact", w.clientContact)
+		w.header("Expires", "3600")
+		if m == mRegisterAuth {
+			w.header("Authorization", fmt.Sprintf(
+				"Digest username=\"%s\", realm=\"%s\", nonce=\"%s\", uri=\"sip:%s\", response=\"%s\", algorithm=MD5",
+				d.caller, realm, nonce(d), pbx, digestResponse(d.caller, d.callID)))
+		}
+		w.header("User-Agent", clientUA)
+	case mUnauthorized:
+		w.response(401, "Unauthorized", w.clientVia, w.from, w.toTagged, 1, "REGISTER")
+		w.header("WWW-Authenticate", fmt.Sprintf("Digest realm=\"%s\", nonce=\"%s\", algorithm=MD5", realm, nonce(d)))
+		w.header("Server", pbxUA)
+	case mRegOK, mForbidden:
+		via, cseq := w.clientVia, 1
+		if d.steps[0].msg == mRegister && len(d.steps) > 2 {
+			via, cseq = w.clientVia+"-auth", 2
+		}
+		if m == mRegOK {
+			w.response(200, "OK", via, w.from, w.toTagged, cseq, "REGISTER")
+			w.header("Contact", w.clientContact+";expires=3600")
+		} else {
+			w.response(403, "Forbidden", via, w.from, w.toTagged, cseq, "REGISTER")
+		}
+		w.header("Server", pbxUA)
+	}
 }
 
 func (g *Generator) pbxVia(d *callState, tr string) string {

@@ -374,13 +374,12 @@ func (t *Tracker) varSet(c *Channel, name, val string) {
 
 // mute applies a MixMonitorMute: direction "read", "write" or both.
 func (c *Channel) mute(direction string, on bool) {
-	switch strings.ToLower(direction) {
-	case "read":
+	d := strings.ToLower(direction)
+	if d != "write" {
 		c.MutedRead = on
-	case "write":
+	}
+	if d != "read" {
 		c.MutedWrite = on
-	default:
-		c.MutedRead, c.MutedWrite = on, on
 	}
 }
 

@@ -156,3 +156,19 @@ func TestTrackerMidCallState(t *testing.T) {
 		t.Errorf("wants = %+v", wants)
 	}
 }
+
+// TestChannelMute: MixMonitorMute's Direction mutes one side ("read",
+// "write", any case) or both (anything else).
+func TestChannelMute(t *testing.T) {
+	for dir, want := range map[string][2]bool{"read": {true, false}, "Write": {false, true}, "both": {true, true}, "": {true, true}} {
+		var c Channel
+		c.mute(dir, true)
+		if got := [2]bool{c.MutedRead, c.MutedWrite}; got != want {
+			t.Errorf("mute(%q): read, write = %v, want %v", dir, got, want)
+		}
+		c.mute(dir, false)
+		if c.MutedRead || c.MutedWrite {
+			t.Errorf("mute(%q) off left %+v", dir, c)
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"pbx-agent/internal/testkit"
 	"pbx-agent/sniffer/call"
 	"pbx-agent/sniffer/hep"
 	"pbx-agent/sniffer/hep/heptest"
@@ -52,10 +53,7 @@ func roundTrip(t *testing.T, c captureCase, network string) (a, b []call.CDR, ra
 	if err != nil {
 		t.Fatal(err)
 	}
-	lctx, stopL := context.WithCancel(context.Background())
-	lDone := make(chan struct{})
-	go func() { _ = l.Serve(lctx); close(lDone) }()
-	defer func() { stopL(); <-lDone }()
+	defer testkit.Run(t, l.Serve)()
 	addr := l.TCPAddr()
 	if network == "udp" {
 		addr = l.UDPAddr()
@@ -64,10 +62,7 @@ func roundTrip(t *testing.T, c captureCase, network string) (a, b []call.CDR, ra
 	if err != nil {
 		t.Fatal(err)
 	}
-	sctx, stopS := context.WithCancel(context.Background())
-	sDone := make(chan struct{})
-	go func() { _ = out.Run(sctx); close(sDone) }()
-	defer func() { stopS(); <-sDone }()
+	defer testkit.Run(t, out.Run)()
 
 	ps, err := ParsePorts(c.ports)
 	if err != nil {

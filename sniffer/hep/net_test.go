@@ -2,7 +2,6 @@ package hep_test
 
 import (
 	"bytes"
-	"context"
 	"net"
 	"net/netip"
 	"sync"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"pbx-agent/internal/testkit"
 	"pbx-agent/sniffer/hep"
 	"pbx-agent/sniffer/hep/heptest"
 )
@@ -50,10 +50,7 @@ func listen(t *testing.T, c *collector) *hep.Listener {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = l.Serve(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
+	testkit.Run(t, l.Serve)
 	return l
 }
 
@@ -135,10 +132,7 @@ func TestSenderRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan struct{})
-			go func() { _ = s.Run(ctx); close(done) }()
-			defer func() { cancel(); <-done }()
+			defer testkit.Run(t, s.Run)()
 			var in, out hep.Packet
 			for _, d := range ds {
 				if err := in.Unmarshal(d.Payload); err != nil {

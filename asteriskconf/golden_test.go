@@ -1,7 +1,6 @@
 package asteriskconf
 
 import (
-	"bytes"
 	"encoding/json"
 	"flag"
 	"net/netip"
@@ -10,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"pbx-agent/internal/testkit"
 	"pbx-agent/sniffer/fixture"
 )
 
@@ -85,20 +85,7 @@ func TestGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 			got = append(got, '\n')
-			gf := strings.TrimSuffix(f, ".conf") + ".golden"
-			if *update {
-				if err := os.WriteFile(gf, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(gf)
-			if err != nil {
-				t.Fatalf("%v (run with -update)", err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Errorf("%s differs from golden; got:\n%s", gf, got)
-			}
+			testkit.Golden(t, strings.TrimSuffix(f, ".conf")+".golden", got, *update)
 		})
 	}
 }

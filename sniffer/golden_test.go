@@ -15,6 +15,7 @@ import (
 	"strings"
 	"testing"
 
+	"pbx-agent/internal/testkit"
 	"pbx-agent/sniffer/call"
 	"pbx-agent/sniffer/fixture"
 )
@@ -208,22 +209,7 @@ func TestReplayGolden(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			golden := fixture.Repo(t, "testdata", "replay", name+".golden")
-			if *update {
-				if err := os.MkdirAll(filepath.Dir(golden), 0o755); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(golden, buf.Bytes(), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run with -update to create)", err)
-			}
-			if !bytes.Equal(buf.Bytes(), want) {
-				t.Errorf("records differ from %s; got:\n%s", golden, buf.String())
-			}
+			testkit.Golden(t, fixture.Repo(t, "testdata", "replay", name+".golden"), buf.Bytes(), *update)
 		})
 	}
 }

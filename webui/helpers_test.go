@@ -372,21 +372,5 @@ func (e *testEnv) login(t testing.TB, user, pass string) string {
 // golden compares b with testdata/webui/name.golden (rewritten with -update).
 func golden(t *testing.T, name string, b []byte) {
 	t.Helper()
-	p := filepath.Join(fixture.RepoRoot(t), "testdata", "webui", name+".golden")
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create)", err)
-	}
-	if !bytes.Equal(b, want) {
-		t.Errorf("%s differs from golden\n got: %s\nwant: %s", name, b, want)
-	}
+	testkit.Golden(t, filepath.Join(fixture.RepoRoot(t), "testdata", "webui", name+".golden"), b, *update)
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"pbx-agent/agent/manager/wire"
+	"pbx-agent/internal/testkit"
 	"pbx-agent/sniffer/call/calltest"
 	"pbx-agent/sniffer/fixture"
 )
@@ -346,19 +347,7 @@ func TestGolden(t *testing.T) {
 			if err := s.Run(context.Background(), &got, tt.cmd); err != nil {
 				t.Fatal(err)
 			}
-			path := filepath.Join("testdata", tt.name+".golden")
-			if *update {
-				if err := os.WriteFile(path, got.Bytes(), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run with -update to create)", err)
-			}
-			if !bytes.Equal(got.Bytes(), want) {
-				t.Errorf("%s differs from %s:\n got %.300s", tt.cmd, path, got.Bytes())
-			}
+			testkit.Golden(t, filepath.Join("testdata", tt.name+".golden"), got.Bytes(), *update)
 		})
 	}
 }

@@ -110,6 +110,19 @@ type testServer struct {
 }
 
 // startServer runs a Server on 127.0.0.1:0 and a unix socket in a temp dir.
+// dial connects to the server's TCP port for the test (closed at its end),
+// with 5 s for the whole conversation.
+func (ts *testServer) dial(t testing.TB) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", ts.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	return c
+}
+
 func startServer(t testing.TB, mod func(*Config)) *testServer {
 	t.Helper()
 	fc := &calltest.Table{Calls: recordedCalls()}

@@ -411,12 +411,7 @@ func TestRequestBounds(t *testing.T) {
 		c.MaxRequestBytes = 64 << 10
 	})
 	t.Run("1 MiB line", func(t *testing.T) {
-		c, err := net.Dial("tcp", ts.addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		c := ts.dial(t)
 		go func() { _, _ = c.Write(bytes.Repeat([]byte("A"), 1<<20)) }()
 		got, _ := io.ReadAll(c) // closed (EOF or reset), no reply
 		if len(got) != 0 {
@@ -424,12 +419,7 @@ func TestRequestBounds(t *testing.T) {
 		}
 	})
 	t.Run("never ending request", func(t *testing.T) {
-		c, err := net.Dial("tcp", ts.addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		c := ts.dial(t)
 		stop := make(chan struct{})
 		defer close(stop)
 		go func() { // one byte every 20 ms: never idle, never complete
@@ -450,12 +440,7 @@ func TestRequestBounds(t *testing.T) {
 		}
 	})
 	t.Run("silent client", func(t *testing.T) {
-		c, err := net.Dial("tcp", ts.addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		c := ts.dial(t)
 		if got, err := io.ReadAll(c); len(got) != 0 || err != nil {
 			t.Errorf("silent client: %q %v", got, err)
 		}

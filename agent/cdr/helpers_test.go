@@ -1,6 +1,7 @@
 package cdr
 
 import (
+	"context"
 	"database/sql"
 	"fmt"
 	"log/slog"
@@ -63,6 +64,17 @@ func startWriter(tb testing.TB, o Options) *Writer {
 	tb.Cleanup(func() { w.Close() }) // after Run has returned
 	testkit.Run(tb, w.Run)
 	return w
+}
+
+// flush waits (30 s at most) until w has written what is queued; an error
+// fails the test.
+func flush(tb testing.TB, w *Writer) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := w.Flush(ctx); err != nil {
+		tb.Fatal(err)
+	}
 }
 
 var t0 = time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)

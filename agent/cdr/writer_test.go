@@ -98,11 +98,7 @@ func TestWriterGolden(t *testing.T) {
 	failed := sampleRegister(1, call.RegFailed)
 	failed.LastResponseNum, failed.LastResponse = 403, `403 Forbidden; Warning: 399 pbx "bad password"`
 	w.EnqueueRegister(failed)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := w.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
+	flush(t, w)
 	db := openDB(t, dsn)
 	got := dumpTables(t, db, "cdr", "cdr_next", "cdr_rtp", "cdr_sipresp", "register_state", "register_failed",
 		"cdr_ua", "cdr_sip_response", "cdr_reason", "cdr_asterisk", "cdr_rtp_series")
@@ -199,11 +195,7 @@ func TestWriterPartitioned(t *testing.T) {
 		}
 		w.Enqueue(c)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := w.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
+	flush(t, w)
 	db := openDB(t, dsn)
 	if n := count(t, db, "SELECT COUNT(*) FROM cdr c JOIN cdr_rtp r ON r.cdr_ID = c.ID AND r.calldate = c.calldate"); n != 10 {
 		t.Errorf("joined cdr_rtp rows = %d, want 10", n)

@@ -145,10 +145,6 @@ func run(ctx context.Context, cfg benchConfig, out io.Writer) (*benchResult, err
 	if err != nil {
 		return nil, err
 	}
-	agent, err := filepath.Abs(cfg.agent)
-	if err != nil {
-		return nil, err
-	}
 	inj := cfg.injector
 	if inj == "auto" {
 		inj = "builtin"
@@ -167,40 +163,11 @@ func run(ctx context.Context, cfg benchConfig, out io.Writer) (*benchResult, err
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	conf := filepath.Join(dir, "agent.conf")
-	if err := os.WriteFile(conf, []byte("[general]\nsavesip = yes\nsavertp = yes\nmanagerport = 0\nhttp_bind =\nasterisk_manager_conf = /nonexistent\n"), 0o644); err != nil {
+	agent, err := startAgent(cfg, ns, dir)
+	if err != nil {
 		return nil, err
 	}
-	const metricsAddr = "127.0.0.1:9187" // inside the namespace: nothing else listens there
-	args := []string{"netns", "exec", ns, agent, "-config", conf, "-spooldir", filepath.Join(dir, "spool"),
-		"-set", "interface=vb", "-set", "metrics_bind=" + metricsAddr}
-	if cfg.extra != "" {
-		for _, kv := range strings.Split(cfg.extra, ",") {
-			args = append(args, "-set", kv)
-		}
-	}
-	cmd := exec.Command("ip", args...)
-	cmd.Stdout, cmd.Stderr = cfg.stderr, cfg.stderr
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	stopped := false
-	stopAgent := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-	}
-	defer stopAgent()
+	defer agent.stop()
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -214,26 +181,13 @@ func run(ctx context.Context, cfg benchConfig, out io.Writer) (*benchResult, err
 		}
 		return parseMetrics(&b), nil
 	}
-	// The agent is ready when its metrics answer with the capture's series.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		m, err := scrape()
-		if err == nil && hasKey(m, "pbx_sniffer_frames_total") {
-			break
-		}
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("agent not ready after 30 s (metrics: %v)", err)
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(300 * time.Millisecond):
-		}
+	if err := waitReady(ctx, scrape); err != nil {
+		return nil, err
 	}
 	res := &benchResult{injector: inj}
 	fmt.Fprintf(out, "| rate packets/s | sent | captured | kernel drops | agent drops | achieved packets/s | agent CPU s | injector CPU s | spool MB written |\n|---|---|---|---|---|---|---|---|---|\n")
 	for _, rate := range cfg.rates {
-		st, err := runStep(ctx, cfg, ns, self, file, inj, rate, cmd.Process.Pid, scrape)
+		st, err := runStep(ctx, cfg, ns, self, file, inj, rate, agent.cmd.Process.Pid, scrape)
 		if err != nil {
 			return res, err
 		}
@@ -251,9 +205,82 @@ func run(ctx context.Context, cfg benchConfig, out io.Writer) (*benchResult, err
 			break
 		}
 	}
-	stopAgent() // it writes out the calls still open
+	agent.stop() // it writes out the calls still open
 	res.files = countFiles(filepath.Join(dir, "spool"))
 	return res, nil
+}
+
+// metricsAddr is where the agent serves /metrics inside the namespace
+// (nothing else listens there).
+const metricsAddr = "127.0.0.1:9187"
+
+// agentProc is the agent under test, running in the namespace.
+type agentProc struct {
+	cmd     *exec.Cmd
+	stopped bool
+}
+
+// startAgent runs the agent in namespace ns, capturing on its veth end,
+// with its config and spool in dir.
+func startAgent(cfg benchConfig, ns, dir string) (*agentProc, error) {
+	agent, err := filepath.Abs(cfg.agent)
+	if err != nil {
+		return nil, err
+	}
+	conf := filepath.Join(dir, "agent.conf")
+	if err := os.WriteFile(conf, []byte("[general]\nsavesip = yes\nsavertp = yes\nmanagerport = 0\nhttp_bind =\nasterisk_manager_conf = /nonexistent\n"), 0o644); err != nil {
+		return nil, err
+	}
+	args := []string{"netns", "exec", ns, agent, "-config", conf, "-spooldir", filepath.Join(dir, "spool"),
+		"-set", "interface=vb", "-set", "metrics_bind=" + metricsAddr}
+	if cfg.extra != "" {
+		for _, kv := range strings.Split(cfg.extra, ",") {
+			args = append(args, "-set", kv)
+		}
+	}
+	cmd := exec.Command("ip", args...)
+	cmd.Stdout, cmd.Stderr = cfg.stderr, cfg.stderr
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	return &agentProc{cmd: cmd}, nil
+}
+
+// stop ends the agent with SIGTERM (SIGKILL after 20 s); once.
+func (a *agentProc) stop() {
+	if a.stopped {
+		return
+	}
+	a.stopped = true
+	_ = a.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = a.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		_ = a.cmd.Process.Kill()
+		<-done
+	}
+}
+
+// waitReady waits (30 s at most) until the agent's metrics answer with the
+// capture's series.
+func waitReady(ctx context.Context, scrape func() (map[string]float64, error)) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		m, err := scrape()
+		if err == nil && hasKey(m, "pbx_sniffer_frames_total") {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("agent not ready after 30 s (metrics: %v)", err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
 }
 
 // countFiles counts the spool's files by kind (".pcap.gz", ".pcap", …).

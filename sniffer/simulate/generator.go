@@ -278,24 +278,7 @@ func (g *Generator) startCall(t0 int64) {
 	d.rtpPort = [2]uint16{uint16(20000 + 2*(i%20000)), uint16(10000 + 2*(i%portBlock))}
 	d.media = &g.media[i/portBlock%len(g.media)]
 
-	u := g.rng.Float64() * 100
-	switch {
-	case u < o.Busy:
-		d.outcome = busy
-	case u < o.Busy+o.Cancelled:
-		d.outcome = cancelled
-	case u < o.Busy+o.Cancelled+o.Unanswered:
-		d.outcome = unanswered
-	}
-	alaw := o.Codec == CodecPCMA || (o.Codec == CodecMixed && g.rng.IntN(2) == 1)
-	if alaw {
-		d.pt = 8
-	}
-	ptime := Ptime
-	if g.coded != nil {
-		d.pt, ptime = g.coded.pt, g.coded.ptime
-	}
-	d.byCaller = g.rng.IntN(2) == 0
+	ptime := g.draw(d)
 
 	ct := CallTruth{
 		CallID: d.callID, Caller: d.caller, Called: d.called,
@@ -313,26 +296,7 @@ func (g *Generator) startCall(t0 int64) {
 		tAck := tOK + 20*ms
 		add(tOK, mOK)
 		add(tAck, mAck)
-		count := int32(o.Duration / ptime)
-		for dir := range 2 {
-			s := &d.rtp[dir]
-			s.ssrc, s.seq0, s.ts0 = g.rng.Uint32(), uint16(g.rng.Uint32()), g.rng.Uint32()
-			s.count = count
-			if g.coded == nil {
-				s.frame = &g.tones[d.pt/8][dir]
-			}
-			src := netip.AddrPortFrom(clientAddr, d.rtpPort[0])
-			dst := netip.AddrPortFrom(d.media.addr, d.rtpPort[1])
-			if dir == 1 {
-				src, dst = dst, src
-			}
-			s.truth = len(g.truth.Streams)
-			g.truth.Streams = append(g.truth.Streams, StreamTruth{
-				CallID: d.callID, PT: d.pt, Direction: dir, SSRC: s.ssrc, Src: src, Dst: dst,
-			})
-			start := tAck + 1*ms + g.uniform(19*ms)
-			g.q.push(event{at: start, kind: evRTP, c: d, dir: uint8(dir)})
-		}
+		g.startStreams(d, clientAddr, tAck, int32(o.Duration/ptime))
 		tBye := tAck + o.Duration.Nanoseconds() + 40*ms
 		add(tBye, mBye)
 		add(tBye+15*ms, mByeOK)
@@ -366,6 +330,56 @@ func (g *Generator) startCall(t0 int64) {
 	d.truth = len(g.truth.Calls)
 	g.truth.Calls = append(g.truth.Calls, ct)
 	g.q.push(event{at: t0, kind: evSIP, c: d})
+}
+
+// draw draws a call's outcome (answered, busy, cancelled, unanswered as
+// Options' shares), its codec and who hangs up; it returns the packet time.
+func (g *Generator) draw(d *callState) (ptime time.Duration) {
+	o := &g.o
+	u := g.rng.Float64() * 100
+	switch {
+	case u < o.Busy:
+		d.outcome = busy
+	case u < o.Busy+o.Cancelled:
+		d.outcome = cancelled
+	case u < o.Busy+o.Cancelled+o.Unanswered:
+		d.outcome = unanswered
+	}
+	alaw := o.Codec == CodecPCMA || (o.Codec == CodecMixed && g.rng.IntN(2) == 1)
+	if alaw {
+		d.pt = 8
+	}
+	ptime = Ptime
+	if g.coded != nil {
+		d.pt, ptime = g.coded.pt, g.coded.ptime
+	}
+	d.byCaller = g.rng.IntN(2) == 0
+	return ptime
+}
+
+// startStreams sets up an answered call's two RTP streams of count packets
+// (SSRC, first sequence number and timestamp drawn; their truth recorded)
+// and queues each one's first packet shortly after the ACK at tAck.
+func (g *Generator) startStreams(d *callState, clientAddr netip.Addr, tAck int64, count int32) {
+	for dir := range 2 {
+		s := &d.rtp[dir]
+		s.ssrc, s.seq0, s.ts0 = g.rng.Uint32(), uint16(g.rng.Uint32()), g.rng.Uint32()
+		s.count = count
+		if g.coded == nil {
+			s.frame = &g.tones[d.pt/8][dir]
+		}
+		src := netip.AddrPortFrom(clientAddr, d.rtpPort[0])
+		dst := netip.AddrPortFrom(d.media.addr, d.rtpPort[1])
+		if dir == 1 {
+			src, dst = dst, src
+		}
+		s.truth = len(g.truth.Streams)
+		g.truth.Streams = append(g.truth.Streams, StreamTruth{
+			CallID: d.callID, PT: d.pt, Direction: dir, SSRC: s.ssrc, Src: src, Dst: dst,
+		})
+		start := tAck + 1*ms + g.uniform(19*ms)
+		g.q.push(event{at: start, kind: evRTP, c: d, dir: uint8(dir)})
+	}
 }
 
 // addr6 is 2001:db8:net::n.

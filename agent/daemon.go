@@ -766,7 +766,6 @@ func (d *daemon) capture(ctx context.Context) error {
 		d.manager.SetReady(true)
 	}
 	_ = d.notify.Ready()
-	file := d.fl.capture
 	if !d.cfg.Sniffer {
 		// A web front end: servers run until SIGTERM.
 		d.capState.set(health.CaptureFrontEnd)
@@ -774,45 +773,53 @@ func (d *daemon) capture(ctx context.Context) error {
 		return nil
 	}
 	d.capState.set(health.CaptureRunning)
-	if file == "" && len(d.cfg.Interface) == 0 {
-		if d.hep.in != nil {
-			return d.hepOnly(ctx)
+	switch {
+	case d.fl.capture != "":
+		return d.replayFile(ctx, d.fl.capture)
+	case len(d.cfg.Interface) > 0:
+		return d.captureLive(ctx)
+	case d.hep.in != nil:
+		return d.hepOnly(ctx)
+	case !d.fl.embedded:
+		return fmt.Errorf("no capture interface configured or discovered: set interface = in %s, or run with -r FILE", d.cfg.Path)
+	}
+	// The embedded default: replay the bundled capture at its recorded
+	// pace, over and over, so listcalls, the web API and live listening
+	// always have calls to show.
+	d.log.Info("no interface configured; replaying the bundled call at its recorded pace, in a loop, with its recorded AMI session",
+		"file", demo.CaptureName)
+	for ctx.Err() == nil {
+		if err := d.replayDemo(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			return err
 		}
-		if !d.fl.embedded {
-			return fmt.Errorf("no capture interface configured or discovered: set interface = in %s, or run with -r FILE", d.cfg.Path)
-		}
-		// The embedded default: replay the bundled capture at its recorded
-		// pace, over and over, so listcalls, the web API and live listening
-		// always have calls to show.
-		d.log.Info("no interface configured; replaying the bundled call at its recorded pace, in a loop, with its recorded AMI session",
-			"file", demo.CaptureName)
-		for ctx.Err() == nil {
-			if err := d.replayDemo(ctx); err != nil && !errors.Is(err, context.Canceled) {
-				return err
-			}
-			d.sn.Flush()
-		}
+		d.sn.Flush()
+	}
+	return nil
+}
+
+// replayFile reads the capture file (-r) with its AMI transcript, if any.
+func (d *daemon) replayFile(ctx context.Context, file string) error {
+	t := d.fl.transcript
+	if t != nil && !d.fl.realtime {
+		// Read as fast as it goes, the calls end before the session's
+		// second half would be applied: its hang-ups (causes) first.
+		t = t.whole()
+	}
+	err := d.withTranscript(t, func() error {
+		return d.sn.ReplayFile(ctx, file, sniffer.RunOptions{Realtime: d.fl.realtime})
+	})
+	if errors.Is(err, context.Canceled) {
 		return nil
 	}
-	if file != "" {
-		t := d.fl.transcript
-		if t != nil && !d.fl.realtime {
-			// Read as fast as it goes, the calls end before the session's
-			// second half would be applied: its hang-ups (causes) first.
-			t = t.whole()
-		}
-		err := d.withTranscript(t, func() error {
-			return d.sn.ReplayFile(ctx, file, sniffer.RunOptions{Realtime: d.fl.realtime})
-		})
-		if errors.Is(err, context.Canceled) {
-			return nil
-		}
-		if err == nil {
-			d.capState.set(health.CaptureReplayed)
-		}
-		return err
+	if err == nil {
+		d.capState.set(health.CaptureReplayed)
 	}
-	// eth0,eth1 or any: one capture of them all, one call table.
+	return err
+}
+
+// captureLive captures the configured interfaces (eth0,eth1 or any: one
+// capture of them all, one call table) until ctx ends.
+func (d *daemon) captureLive(ctx context.Context) error {
 	ifaces := strings.Join(d.cfg.Interface, ",")
 	filter := capture.UDPPortFilter()
 	if !d.cfg.SIPDetect { // SIP only on sipport: the kernel drops TCP/SCTP elsewhere

@@ -65,3 +65,22 @@ func (s *frameSource) ReadPacket() ([]byte, gopacket.CaptureInfo, error) {
 
 func (s *frameSource) LinkType() layers.LinkType { return s.f.link }
 func (s *frameSource) Close() error              { return nil }
+
+// batchSource is a frameSource that hands out frames in batches (as a
+// pcap file does), of 7 to 56 frames: batches end anywhere in the capture.
+type batchSource struct{ frameSource }
+
+func (s *batchSource) ReadFrames(data [][]byte, ci []gopacket.CaptureInfo) (int, error) {
+	n := 0
+	for ; n < min(len(data), 7+s.i%50); n++ {
+		d, c, err := s.ReadPacket()
+		if err != nil {
+			if n > 0 {
+				return n, nil
+			}
+			return 0, err
+		}
+		data[n], ci[n] = d, c
+	}
+	return n, nil
+}

@@ -26,14 +26,18 @@ type mediaTracker struct {
 	next MediaHandler
 	// series: streams keep their quality per second (Config.SaveGraph).
 	series bool
+	ahead  [aheadRing]aheadFrame // handleRun's reading ahead
 }
 
 type mediaCall struct {
-	streams []*mediaStream
 	// keys of the first streams, beside the slice: a packet finds its
 	// stream without touching the other streams' memory (each is 2.7 kB
 	// elsewhere in the heap: a cache miss per stream looked at)
-	keys       [inlineKeys]streamKey
+	keys [inlineKeys]streamKey
+	// first backs streams up to inlineKeys streams: no separate array to
+	// load between the call and its stream
+	first      [inlineKeys]*mediaStream
+	streams    []*mediaStream
 	sdp        []announced
 	dtmf       []call.DTMF
 	faxPackets int  // UDPTL packets of T.38 (m=image) addresses
@@ -117,6 +121,7 @@ func (m *mediaTracker) call(ref uint64) *mediaCall {
 	mc := m.calls[ref]
 	if mc == nil {
 		mc = &mediaCall{series: m.series}
+		mc.streams = mc.first[:0]
 		m.calls[ref] = mc
 	}
 	return mc

@@ -46,6 +46,9 @@ const (
 	fromMemory = "memory" // a plain Source: Run on the caller's goroutine, datagrams copied to the workers
 	fromFile   = "file"   // a pcap stream (capture.Chunked): read into chunks the workers' batches pin
 	fromLive   = "live"   // a live Source: a reader goroutine decodes, workers point into its batches
+	// a Source handing out frames in batches of 7 to 56 (capture.Batcher):
+	// one worker reads their calls ahead (HandleFrames)
+	fromBatches = "batches"
 )
 
 // liveFrames is frames read as a live source.
@@ -59,6 +62,8 @@ func source(t *testing.T, f *frames, i, end int, how string) capture.Source {
 	switch how {
 	case fromLive:
 		return &liveFrames{frameSource{f: f, i: i, end: end}}
+	case fromBatches:
+		return &batchSource{frameSource{f: f, i: i, end: end}}
 	case fromFile:
 		var buf bytes.Buffer
 		w := pcapgo.NewWriterNanos(&buf)
@@ -159,8 +164,9 @@ func sameLines(t *testing.T, what string, got, want []string) {
 	}
 }
 
-// checkWorkers replays f with 1, 2 and 4 workers, read each way, and
-// compares every output byte: CDRs with their RTP statistics, REGISTERs,
+// checkWorkers replays f with 1, 2 and 4 workers, read each way (one
+// worker reads a pcap stream or batches ahead, HandleFrames), and compares
+// with one worker handling frame by frame every output byte: CDRs with their RTP statistics, REGISTERs,
 // listcalls half way, the packet path's counters and every spool file.
 // Chunks are small here, so a capture fills many and the workers' batches
 // run out of them.
@@ -174,7 +180,7 @@ func checkWorkers(t *testing.T, f *frames, ports string) {
 	for _, w := range []struct {
 		n   int
 		how string
-	}{{2, fromMemory}, {2, fromFile}, {2, fromLive}, {4, fromFile}, {4, fromLive}} {
+	}{{1, fromFile}, {1, fromBatches}, {2, fromMemory}, {2, fromFile}, {2, fromLive}, {4, fromFile}, {4, fromLive}} {
 		n := fmt.Sprintf("%d workers, %s", w.n, w.how)
 		got := replayWith(t, f, ports, w.n, w.how)
 		sameLines(t, n+": CDR", got.cdrs, want.cdrs)
@@ -197,8 +203,9 @@ func checkWorkers(t *testing.T, f *frames, ports string) {
 	}
 }
 
-// TestWorkersSameOutput: replayed with 2 or 4 media workers, every capture
-// gives byte for byte what it gives single-threaded.
+// TestWorkersSameOutput: replayed with 2 or 4 media workers, or with one
+// reading ahead, every capture gives byte for byte what it gives
+// single-threaded one frame at a time.
 func TestWorkersSameOutput(t *testing.T) {
 	for _, c := range repoCaptures(t) {
 		t.Run(filepath.Base(c.path), func(t *testing.T) { checkWorkers(t, fileFrames(t, c.path), c.ports) })

@@ -118,7 +118,9 @@ type Sniffer struct {
 	meta  call.Meta
 	tcp   *tcpFlows
 	sctp  *sctpAssoc
-	dedup *deduper // nil unless Config.Deduplicate
+	dedup *deduper      // nil unless Config.Deduplicate
+	ra    readAhead     // lookahead.go
+	peek  decode.Packet // a frame read ahead
 	// shards holds the calls' media state, one tracker per worker (one
 	// without workers); a call's is shards[shard(ref)].
 	shards []*mediaTracker
@@ -294,6 +296,9 @@ func (s *Sniffer) Run(ctx context.Context, src capture.Source, opts RunOptions) 
 		s.unlock()
 		s.clk.end()
 	}()
+	if b, ok := src.(capture.Batcher); ok && !opts.Realtime {
+		return s.runBatches(ctx, b)
+	}
 	var first, start time.Time
 	for {
 		if err := ctx.Err(); err != nil {
@@ -329,6 +334,10 @@ func (s *Sniffer) Run(ctx context.Context, src capture.Source, opts RunOptions) 
 func (s *Sniffer) HandleFrame(link layers.LinkType, data []byte, ts time.Time) error {
 	s.lock()
 	defer s.unlock()
+	return s.handleFrame(link, data, ts)
+}
+
+func (s *Sniffer) handleFrame(link layers.LinkType, data []byte, ts time.Time) error {
 	if s.dec == nil || link != s.link {
 		d, err := decode.New(link)
 		if err != nil {

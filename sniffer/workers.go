@@ -229,13 +229,13 @@ func (w *worker) run() {
 func (w *worker) mediaRun(evs []event) {
 	mt := w.media
 	ms := w.mds[:len(evs)]
-	mt.mu.Lock()
 	for i := range evs {
 		e, m := &evs[i], &ms[i]
 		m.Packet, m.Ref, m.Party, m.ToParty, m.Paused, m.State = e.pkt, e.ref, e.party, e.toParty, e.paused, e.state
 		m.Classify()
-		mt.handle(m)
 	}
+	mt.mu.Lock()
+	mt.handleRun(ms)
 	mt.mu.Unlock()
 	switch next := mt.next.(type) {
 	case nil:
@@ -499,6 +499,7 @@ func (s *Sniffer) packetPath(ctx context.Context, srcs []capture.Source, opts Ru
 					}
 				}
 				s.lock()
+				s.eventsAhead(b.ev, i)
 				s.frame, s.frameBatch = e.pkt, b
 				s.frameDecoded(e.pkt, e.ok, e.bad)
 				s.frame, s.frameBatch = nil, nil

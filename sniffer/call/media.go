@@ -3,6 +3,9 @@ package call
 import (
 	"net/netip"
 	"time"
+	"unsafe"
+
+	"pbx-agent/internal/prefetch"
 
 	"pbx-agent/sniffer/decode"
 	"pbx-agent/sniffer/rtp"
@@ -96,13 +99,62 @@ func (t *Table) MatchMedia(src, dst netip.AddrPort, ts time.Time, m *Media) bool
 		}
 	}
 	c := e.c
-	m.Ref, m.Party, m.State = c.cdr.CallRef, e.party, &c.ext
-	p := c.cdr.Paused
-	m.Paused = len(p) > 0 && p[len(p)-1].End.IsZero()
+	m.Ref, m.Party, m.State, m.Paused = c.cdr.CallRef, e.party, &c.ext, c.paused
 	t.seen(c, ts)
 	t.mu.Unlock() // not deferred: this runs for every media packet
 	return true
 }
+
+// Ahead is one datagram's MatchMedia read ahead in two steps, Probe then
+// Find, each a few packets before the next (sniffer/lookahead.go): with
+// many calls the lookup is a chain of dependent cache misses (the index
+// slot, then the call), and asking for each link early lets the misses of
+// different packets overlap with the work on the packets before them.
+type Ahead struct {
+	key  mediaKey
+	home uint64
+	src  netip.AddrPort
+	// State is what MatchMedia would give as Media.State when Find ran
+	// (nil: no call), for the media handler to read its own state ahead.
+	State *any
+}
+
+// Probe starts reading ahead the call of a datagram from src to dst: it
+// asks for the media-index slot of dst. Probe and Find change nothing and
+// read only what the goroutine feeding the table writes: they must be
+// called from it (as MatchMedia).
+func (t *Table) Probe(a *Ahead, src, dst netip.AddrPort) {
+	a.State = nil
+	if t.media.n == 0 {
+		a.home = ^uint64(0)
+		return
+	}
+	a.key, a.src = keyOf(dst), src
+	a.home = t.media.home(a.key)
+	prefetch.Lines(unsafe.Pointer(&t.media.slots[a.home]), 1)
+}
+
+// Find reads the slot Probe asked for (the index may have changed since:
+// then it is only slower) and asks for the lines of the call MatchMedia
+// reads and writes.
+func (t *Table) Find(a *Ahead) {
+	x := &t.media
+	if a.home == ^uint64(0) || x.n == 0 {
+		return
+	}
+	s := x.find(a.key, a.home&uint64(len(x.slots)-1))
+	if s == nil { // symmetric RTP: matched on its source
+		k := keyOf(a.src)
+		s = x.find(k, x.home(k))
+	}
+	if s != nil {
+		prefetch.Lines(unsafe.Pointer(s.c), callHotLines)
+		a.State = &s.c.ext
+	}
+}
+
+// callHotLines: the lines of a callState MatchMedia reads and writes.
+const callHotLines = int(unsafe.Offsetof(callState{}.cdr)+unsafe.Offsetof(CDR{}.CallEnd)+24+prefetch.LineSize-1) / prefetch.LineSize
 
 // deferred is a callback due once the table's lock is released: the table
 // never calls out while holding it, so callbacks may call the table (and

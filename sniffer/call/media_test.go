@@ -1,6 +1,7 @@
 package call
 
 import (
+	"fmt"
 	"net/netip"
 	"testing"
 	"time"
@@ -124,4 +125,56 @@ func mediaAt(tb *Table, addr netip.AddrPort, ts time.Time) (uint64, Party, bool)
 	var m Media
 	ok := tb.MatchMedia(addr, addr, ts, &m)
 	return m.Ref, m.Party, ok
+}
+
+// TestAheadFindsMatchMediaState: reading a datagram's call ahead (Probe,
+// then Find) names the state slot MatchMedia gives it, matched on the
+// destination or (symmetric RTP) the source; nothing for unknown
+// addresses; and a Probe made before the index grew (calls added in
+// between) is only a miss, never a wrong slot or a crash.
+func TestAheadFindsMatchMediaState(t *testing.T) {
+	tb := New(Config{})
+	far := netip.MustParseAddrPort("192.0.2.9:7000")
+	var early Ahead
+	tb.Probe(&early, far, netip.MustParseAddrPort("10.1.0.1:4000")) // empty index
+	var stale Ahead
+	var m sip.Message
+	for i := range 300 {
+		ip := fmt.Sprintf("10.1.%d.%d", i/250, i%250+1)
+		if _, err := sip.Parse([]byte(sipText("INVITE sip:200@pbx.example SIP/2.0", fmt.Sprintf("ah%d", i), "ft", "", 1, "INVITE", ip)), &m); err != nil {
+			t.Fatal(err)
+		}
+		tb.HandleSIP(&m, Meta{Time: t0, Src: alice, Dst: pbx})
+		if i == 10 {
+			tb.Probe(&stale, far, netip.MustParseAddrPort("10.1.0.1:4000"))
+		}
+	}
+	tb.Find(&early)
+	tb.Find(&stale) // the index was resized since its Probe
+	var md Media
+	if !tb.MatchMedia(far, netip.MustParseAddrPort("10.1.0.1:4000"), t0, &md) {
+		t.Fatal("no call for 10.1.0.1:4000")
+	}
+	for _, a := range []Ahead{early, stale} {
+		if a.State != nil && a.State != md.State {
+			t.Errorf("a Probe from before the index changed found another call's slot")
+		}
+	}
+	for i := range 300 {
+		addr := netip.MustParseAddrPort(fmt.Sprintf("10.1.%d.%d:4000", i/250, i%250+1))
+		for _, dir := range [][2]netip.AddrPort{{far, addr}, {addr, far}} {
+			var a Ahead
+			tb.Probe(&a, dir[0], dir[1])
+			tb.Find(&a)
+			if !tb.MatchMedia(dir[0], dir[1], t0, &md) || a.State == nil || a.State != md.State {
+				t.Fatalf("%v → %v: read ahead %p, MatchMedia %p", dir[0], dir[1], a.State, md.State)
+			}
+		}
+	}
+	var a Ahead
+	tb.Probe(&a, far, far)
+	tb.Find(&a)
+	if a.State != nil {
+		t.Error("unknown addresses found a call")
+	}
 }

@@ -69,14 +69,25 @@ func (x *mediaIndex) get(ap netip.AddrPort) (mediaEntry, bool) {
 		return mediaEntry{}, false
 	}
 	k := keyOf(ap)
+	if s := x.find(k, x.home(k)); s != nil {
+		return mediaEntry{c: s.c, party: s.party}, true
+	}
+	return mediaEntry{}, false
+}
+
+// home is the slot where k's probe starts (the index is not empty).
+func (x *mediaIndex) home(k mediaKey) uint64 { return x.hash(k) & uint64(len(x.slots)-1) }
+
+// find probes from slot i for k's slot; nil when k is not indexed.
+func (x *mediaIndex) find(k mediaKey, i uint64) *mediaSlot {
 	mask := uint64(len(x.slots) - 1)
-	for i := x.hash(k) & mask; ; i = (i + 1) & mask {
+	for ; ; i = (i + 1) & mask {
 		s := &x.slots[i]
 		if s.c == nil {
-			return mediaEntry{}, false
+			return nil
 		}
 		if s.is(k) {
-			return mediaEntry{c: s.c, party: s.party}, true
+			return s
 		}
 	}
 }

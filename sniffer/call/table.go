@@ -142,22 +142,27 @@ func New(cfg Config) *Table {
 const retransWindow = 16
 
 type callState struct {
+	// What MatchMedia reads and writes for every media packet comes first,
+	// with the CDR's CallRef and CallEnd: two adjacent cache lines of the
+	// call (it was six, spread over 900 bytes).
+	last    time.Time // last SIP or RTP packet
+	ext     any       // the media handler's per-call state (Media.State)
+	ended   bool      // final state reached; emitted after EndGrace
+	byeSeen bool
+	paused  bool // the CDR's last pause interval is open (SetPaused)
+
 	cdr        CDR
 	seq        uint64 // creation order (references are random)
 	fromTag    string // caller's tag: tells who sent a BYE
 	inviteCSeq uint32
-	ended      bool // final state reached; emitted after EndGrace
 	challenged bool // ended by a 401/407: waits AuthGrace for the retry
 	endedAt    time.Time
-	last       time.Time // last SIP or RTP packet
 	hashes     [retransWindow]uint64
 	nh         int
 	media      []netip.AddrPort
-	byeSeen    bool
 	canceled   bool
 	final      bool // a final response to the INVITE was seen
 	onHold     bool
-	ext        any // the media handler's per-call state (Media.State)
 }
 
 // HandleSIP updates the table with one parsed message and returns the
@@ -221,11 +226,13 @@ func (t *Table) SetPaused(ref uint64, paused bool) error {
 	if len(d.Paused) > 0 && d.Paused[len(d.Paused)-1].End.IsZero() {
 		if !paused {
 			d.Paused[len(d.Paused)-1].End = now
+			c.paused = false
 		}
 		return nil
 	}
 	if paused {
 		d.Paused = append(d.Paused, Interval{Start: now})
+		c.paused = true
 	}
 	return nil
 }

@@ -139,6 +139,33 @@ func readErr(err error) error {
 	return fmt.Errorf("%w: %v", ErrRead, err)
 }
 
+// Batcher is a Source that hands out several frames at once.
+type Batcher interface {
+	Source
+	// ReadFrames reads up to len(data) frames into data and ci, all valid
+	// until the next read, and returns how many (at least one, unless
+	// err is set: then none; io.EOF at the end).
+	ReadFrames(data [][]byte, ci []gopacket.CaptureInfo) (int, error)
+}
+
+// ReadFrames implements Batcher: a classic pcap hands out the records its
+// buffer holds (no copy), other formats one frame at a time.
+func (s *fileSource) ReadFrames(data [][]byte, ci []gopacket.CaptureInfo) (int, error) {
+	if s.pcap == nil || len(data) < 2 {
+		d, c, err := s.ReadPacket()
+		if err != nil {
+			return 0, err
+		}
+		data[0], ci[0] = d, c
+		return 1, nil
+	}
+	n, err := s.pcap.readBuffered(data, ci)
+	if err != nil {
+		return 0, readErr(err)
+	}
+	return n, nil
+}
+
 // UseChunks implements Chunked for classic pcap (a pcapng's frames stay
 // valid until the next read only).
 func (s *fileSource) UseChunks(next func(n int) []byte) bool {

@@ -135,6 +135,37 @@ func (p *pcapReader) record() ([]byte, time.Time, int, error) {
 	return p.buf[start:p.pos:p.pos], ts, length, nil
 }
 
+// readBuffered reads records as ReadPacket does, as long as the next one
+// is wholly in the buffer (a fill would move the ones handed out): at
+// least one unless err is set.
+func (p *pcapReader) readBuffered(data [][]byte, ci []gopacket.CaptureInfo) (int, error) {
+	n := 0
+	for n < min(len(data), len(ci)) {
+		if n > 0 && !p.buffered() {
+			break
+		}
+		d, c, err := p.ReadPacket()
+		if err != nil {
+			if n > 0 {
+				break // the error comes again with the next read
+			}
+			return 0, err
+		}
+		data[n], ci[n] = d, c
+		n++
+	}
+	return n, nil
+}
+
+// buffered tells whether the next record is wholly in the buffer.
+func (p *pcapReader) buffered() bool {
+	if p.end-p.pos < pcapRecordHeaderLen {
+		return false
+	}
+	caplen := int(p.u32(p.buf[p.pos+8:]))
+	return caplen <= maxRecord && p.end-p.pos >= pcapRecordHeaderLen+caplen
+}
+
 // fill makes at least n unread bytes available: it moves the unread tail
 // to the front of the buffer (growing it for a record larger than the
 // buffer; with chunks, to the next chunk unless they fit after it) and

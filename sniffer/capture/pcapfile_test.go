@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -58,13 +59,54 @@ func comparePcapgo(t *testing.T, b []byte) {
 	if (werr == nil) != (gerr == nil) {
 		t.Fatalf("pcapgo error %v, pcap reader error %v", werr, gerr)
 	}
+	sameRecords(t, "", got, want)
+	// In batches (ReadFrames): the same records, each batch valid whole.
+	for _, size := range []int{2, 64} {
+		var got []record
+		var gerr error
+		if p, err := newPcapReader(bytes.NewReader(b)); err != nil {
+			gerr = err
+		} else {
+			got, gerr = readBatches(p, size)
+		}
+		if (werr == nil) != (gerr == nil) {
+			t.Fatalf("batches of %d: pcapgo error %v, pcap reader error %v", size, werr, gerr)
+		}
+		sameRecords(t, fmt.Sprintf("batches of %d: ", size), got, want)
+	}
+}
+
+// readBatches is readAll with records read size at a time, copied once
+// the whole batch is read.
+func readBatches(p *pcapReader, size int) ([]record, error) {
+	data, ci := make([][]byte, size), make([]gopacket.CaptureInfo, size)
+	var out []record
+	for {
+		n, err := p.readBuffered(data, ci)
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return out, nil
+		}
+		if err != nil {
+			return out, err
+		}
+		if n == 0 {
+			return out, errors.New("no record and no error")
+		}
+		for i := range n {
+			out = append(out, record{bytes.Clone(data[i]), ci[i]})
+		}
+	}
+}
+
+func sameRecords(t *testing.T, what string, got, want []record) {
+	t.Helper()
 	if len(got) != len(want) {
-		t.Fatalf("%d records, pcapgo %d", len(got), len(want))
+		t.Fatalf("%s%d records, pcapgo %d", what, len(got), len(want))
 	}
 	for i := range want {
 		if !bytes.Equal(got[i].data, want[i].data) || !got[i].ci.Timestamp.Equal(want[i].ci.Timestamp) ||
 			got[i].ci.CaptureLength != want[i].ci.CaptureLength || got[i].ci.Length != want[i].ci.Length {
-			t.Fatalf("record %d: %+v, pcapgo %+v", i, got[i].ci, want[i].ci)
+			t.Fatalf("%srecord %d: %+v, pcapgo %+v", what, i, got[i].ci, want[i].ci)
 		}
 	}
 }

@@ -3,6 +3,8 @@ package decode
 import (
 	"encoding/binary"
 	"net/netip"
+
+	"github.com/google/gopacket/layers"
 )
 
 // The fast path decodes the frames that make up almost all of a VoIP
@@ -18,6 +20,24 @@ const ipUDP = 17
 // fastUDP decodes data (a whole Ethernet frame) into p when it is a plain
 // UDP/IPv4 frame; false means: use the general decoder.
 func (d *Decoder) fastUDP(data []byte, p *Packet) bool {
+	if !plainUDP(data, d.vxlan, p) {
+		return false
+	}
+	d.stats.Decoded++
+	return true
+}
+
+// Peek fills p's addresses and payload from a frame the fast path decodes
+// (Ethernet, plain UDP over IPv4), without counting it anywhere; false for
+// any other frame. The packet path looks ahead with it at the packets it
+// is about to handle, to load their calls' state early.
+func (d *Decoder) Peek(data []byte, p *Packet) bool {
+	return d.link == layers.LinkTypeEthernet && !d.slow && plainUDP(data, d.vxlan, p)
+}
+
+// plainUDP is the fast path's decoding, vxlan the VXLAN port (left to the
+// general decoder).
+func plainUDP(data []byte, vxlan uint16, p *Packet) bool {
 	if len(data) < 14+20+8 {
 		return false
 	}
@@ -52,7 +72,7 @@ func (d *Decoder) fastUDP(data []byte, p *Packet) bool {
 		payload = payload[:n-8]
 	}
 	sport, dport := binary.BigEndian.Uint16(u[0:2]), binary.BigEndian.Uint16(u[2:4])
-	if d.vxlan != 0 && dport == d.vxlan {
+	if vxlan != 0 && dport == vxlan {
 		return false
 	}
 	p.VLAN = vlan
@@ -62,6 +82,5 @@ func (d *Decoder) fastUDP(data []byte, p *Packet) bool {
 	p.Src = netip.AddrPortFrom(netip.AddrFrom4([4]byte(ip[12:16])), sport)
 	p.Dst = netip.AddrPortFrom(netip.AddrFrom4([4]byte(ip[16:20])), dport)
 	p.Payload = payload
-	d.stats.Decoded++
 	return true
 }

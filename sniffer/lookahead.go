@@ -1,0 +1,221 @@
+package sniffer
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"time"
+	"unsafe"
+
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
+
+	"pbx-agent/internal/prefetch"
+	"pbx-agent/sniffer/call"
+	"pbx-agent/sniffer/capture"
+	"pbx-agent/sniffer/decode"
+)
+
+// Reading ahead. With many calls (BenchmarkActiveCalls: 10,000 and
+// 100,000) a media packet's state is out of the caches, and finding it is
+// a chain of dependent misses: the media-index slot, the call, its media
+// state, the stream (and its jitter-buffer queues). One packet at a time,
+// the core waits for each in turn. When frames come in batches
+// (HandleFrames; the media workers' runs), the packet path walks those
+// chains ahead of the packet it handles, one link per step, aheadDist
+// frames apart: it asks for the slot of frame k+4·aheadDist, reads the
+// slot of frame k+3·aheadDist (asked for a few packets ago, so in the
+// cache by now) and asks for its call, and so on, then handles frame k.
+// The misses then overlap with the work on the frames before them.
+// Reading ahead changes no state and only reads what the goroutine doing
+// it writes: the output is the same, a wrong guess (the table changed in
+// between) only costs the miss.
+
+// aheadDist is how many frames apart the steps run: the handling of that
+// many frames (≈ 0.3 µs each) outlasts a miss to memory.
+const aheadDist = 2
+
+// aheadRing holds the frames read ahead (≥ 4·aheadDist+1, a power of two).
+const aheadRing = 16
+
+// Frame is a captured frame for HandleFrames.
+type Frame struct {
+	Data []byte
+	Time time.Time
+}
+
+// aheadFrame is what reading ahead learned of one frame so far.
+type aheadFrame struct {
+	call  call.Ahead
+	mc    *mediaCall // its media state (step 3)
+	ssrc  uint32
+	media bool // a UDP datagram the media lookup will see
+	rtp   bool // … with an RTP header (ssrc)
+}
+
+type readAhead struct {
+	ring [aheadRing]aheadFrame
+}
+
+// HandleFrames runs frames through the path as HandleFrame does one by
+// one, reading their calls' state ahead (see above).
+func (s *Sniffer) HandleFrames(link layers.LinkType, frames []Frame) error {
+	s.lock()
+	defer s.unlock()
+	ahead := s.dec != nil && link == s.link && len(frames) > 1
+	const d = aheadDist
+	for k := -4 * d; k < len(frames); k++ {
+		if ahead {
+			if j := k + 4*d; j >= 0 && j < len(frames) {
+				if s.dec.Peek(frames[j].Data, &s.peek) { // its addresses, when the fast path takes it
+					s.probe(j, &s.peek)
+				} else {
+					s.ra.ring[j%aheadRing].media = false
+				}
+			}
+			if j := k + 3*d; j >= 0 && j < len(frames) {
+				s.findCall(j)
+			}
+			if s.pipe == nil { // else the media state is the workers'
+				if j := k + 2*d; j >= 0 && j < len(frames) {
+					s.ra.ring[j%aheadRing].callAhead()
+				}
+				if j := k + d; j >= 0 && j < len(frames) {
+					s.ra.ring[j%aheadRing].streamAhead()
+				}
+			}
+		}
+		if k >= 0 {
+			if err := s.handleFrame(link, frames[k].Data, frames[k].Time); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// eventsAhead reads ahead, for the parallel packet path about to handle
+// evs[i] (a reader's batch, frames decoded), the calls of the frames after
+// it (steps 1 and 2: the media workers hold the media state).
+func (s *Sniffer) eventsAhead(evs []event, i int) {
+	const d = aheadDist
+	probe := func(j int) {
+		if j < len(evs) {
+			if e := &evs[j]; e.kind == evFrame && e.ok {
+				s.probe(j, e.pkt)
+			} else {
+				s.ra.ring[j%aheadRing].media = false
+			}
+		}
+	}
+	if i == 0 { // the batch's first frames: at once
+		for j := range 2 * d {
+			probe(j)
+		}
+		for j := range d {
+			s.findCall(j)
+		}
+	}
+	probe(i + 2*d)
+	if i+d < len(evs) {
+		s.findCall(i + d)
+	}
+}
+
+// handleRun handles a run of datagrams of the tracker's calls (a media
+// worker's, under m.mu), reading their streams ahead (steps 3 and 4).
+func (m *mediaTracker) handleRun(ms []call.Media) {
+	const d = aheadDist
+	for k := -2 * d; k < len(ms); k++ {
+		if j := k + 2*d; j >= 0 && j < len(ms) {
+			f, md := &m.ahead[j%aheadRing], &ms[j]
+			f.media, f.rtp, f.ssrc, f.call.State = true, md.HeaderOK, md.RTP.SSRC, md.State
+			f.callAhead()
+		}
+		if j := k + d; j >= 0 && j < len(ms) {
+			m.ahead[j%aheadRing].streamAhead()
+		}
+		if k >= 0 {
+			m.handle(&ms[k])
+		}
+	}
+}
+
+// runBatches is Run for a source that hands out frames in batches (a
+// capture file replayed as fast as it reads): each batch is handled
+// reading ahead.
+func (s *Sniffer) runBatches(ctx context.Context, src capture.Batcher) error {
+	const batch = 64
+	data := make([][]byte, batch)
+	cis := make([]gopacket.CaptureInfo, batch)
+	frames := make([]Frame, batch)
+	link := src.LinkType()
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		n, err := src.ReadFrames(data, cis)
+		switch {
+		case errors.Is(err, io.EOF):
+			return nil
+		case err != nil:
+			return err
+		}
+		for i := range n {
+			frames[i] = Frame{data[i], cis[i].Timestamp}
+		}
+		if err := s.HandleFrames(link, frames[:n]); err != nil {
+			return err
+		}
+	}
+}
+
+// probe is step 1 of frame j (decoded to p): ask for its media-index slot.
+func (s *Sniffer) probe(j int, p *decode.Packet) {
+	f := &s.ra.ring[j%aheadRing]
+	f.media = p.Transport == decode.UDP && !s.cfg.SIPPorts.Has(p.Src.Port()) && !s.cfg.SIPPorts.Has(p.Dst.Port())
+	if !f.media {
+		return
+	}
+	b := p.Payload
+	if f.rtp = len(b) >= 12 && b[0]>>6 == 2; f.rtp {
+		f.ssrc = binary.BigEndian.Uint32(b[8:12])
+	}
+	s.table.Probe(&f.call, p.Src, p.Dst)
+}
+
+// findCall is step 2: the slot to the call, whose lines are asked for.
+func (s *Sniffer) findCall(j int) {
+	if f := &s.ra.ring[j%aheadRing]; f.media {
+		s.table.Find(&f.call)
+	}
+}
+
+// callAhead is step 3: the call to its media state, asked for.
+func (f *aheadFrame) callAhead() {
+	f.mc = nil
+	if !f.media || !f.rtp || f.call.State == nil {
+		return
+	}
+	if mc, _ := (*f.call.State).(*mediaCall); mc != nil {
+		prefetch.Lines(unsafe.Pointer(mc), 2)
+		f.mc = mc
+	}
+}
+
+// streamAhead is step 4: the media state to the stream with the packet's
+// SSRC among the call's first streams (the full match is the handler's),
+// whose per-packet lines are asked for.
+func (f *aheadFrame) streamAhead() {
+	mc := f.mc
+	if mc == nil {
+		return
+	}
+	for i, k := range mc.keys[:min(len(mc.streams), inlineKeys)] {
+		if k.ssrc == f.ssrc {
+			mc.first[i].stats.Prefetch()
+			return
+		}
+	}
+}

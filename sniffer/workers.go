@@ -483,7 +483,9 @@ func (s *Sniffer) packetPath(ctx context.Context, srcs []capture.Source, opts Ru
 		if b == nil {
 			return ctx.Err()
 		}
+		s.lock() // publish reads lent (HEP listeners may call it)
 		s.lent[ri] = b.dec
+		s.unlock()
 		for i := range b.ev {
 			e := &b.ev[i]
 			switch e.kind {

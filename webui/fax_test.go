@@ -181,14 +181,7 @@ func TestGetFax(t *testing.T) {
 // can_show_fax = no takes it away and = yes gives it; a bad value is an
 // error at its line.
 func TestUsersFileCanShowFax(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "users.conf")
-	write := func(s string) {
-		if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write("[reader]\nsecret = pw\nread = cdr\n\n[nofax]\nsecret = pw\nread = cdr\ncan_show_fax = no\n\n[faxonly]\nsecret = pw\nread = system\ncan_show_fax = yes\n")
-	users, err := LoadUsersFile(path)
+	users, err := loadUsers(t, "[reader]\nsecret = pw\nread = cdr\n\n[nofax]\nsecret = pw\nread = cdr\ncan_show_fax = no\n\n[faxonly]\nsecret = pw\nread = system\ncan_show_fax = yes\n")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,8 +194,7 @@ func TestUsersFileCanShowFax(t *testing.T) {
 			t.Errorf("faxonly got can_cdr")
 		}
 	}
-	write("[x]\nsecret = pw\ncan_show_fax = maybe\n")
-	if _, err := LoadUsersFile(path); err == nil || !strings.Contains(err.Error(), "users.conf:3") {
+	if _, err := loadUsers(t, "[x]\nsecret = pw\ncan_show_fax = maybe\n"); err == nil || !strings.Contains(err.Error(), "users.conf:3") {
 		t.Errorf("can_show_fax = maybe: err %v, want an error at users.conf:3", err)
 	}
 }

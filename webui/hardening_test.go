@@ -9,8 +9,6 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
-	"os"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -162,15 +160,7 @@ func TestDNSRebinding(t *testing.T) {
 // read and applies to this agent's own calls (listActiveCalls,
 // handleActiveCall) as to the others'; an unknown users_file key is an error.
 func TestEnableSensors(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "users.conf")
-	write := func(s string) {
-		if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write("[two]\nsecret = pw\nread = all\nwrite = all\nenable_sensors = 2\n\n[both]\nsecret = pw\nread = call\nwrite = call\nenable_sensors = 1, 2\n")
-	users, err := LoadUsersFile(path)
+	users, err := loadUsers(t, "[two]\nsecret = pw\nread = all\nwrite = all\nenable_sensors = 2\n\n[both]\nsecret = pw\nread = call\nwrite = call\nenable_sensors = 1, 2\n")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,8 +185,7 @@ func TestEnableSensors(t *testing.T) {
 		t.Errorf("user allowed sensor 1 cannot pause: %d %s", code, b)
 	}
 	for _, bad := range []string{"[x]\nsecret = pw\nenable_sensor = 2\n", "[x]\nsecret = pw\nenable_sensors = two\n"} {
-		write(bad)
-		if _, err := LoadUsersFile(path); err == nil || !strings.Contains(err.Error(), "users.conf:3") {
+		if _, err := loadUsers(t, bad); err == nil || !strings.Contains(err.Error(), "users.conf:3") {
 			t.Errorf("users_file %q: err = %v, want an error at users.conf:3", bad, err)
 		}
 	}

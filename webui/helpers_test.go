@@ -369,6 +369,17 @@ func (e *testEnv) login(t testing.TB, user, pass string) string {
 	return "PHPSESSID=" + sid
 }
 
+// loadUsers writes text as a users file (users.conf in a new temporary
+// directory) and loads it.
+func loadUsers(t *testing.T, text string) ([]User, error) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "users.conf")
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return LoadUsersFile(path)
+}
+
 // golden compares b with testdata/webui/name.golden (rewritten with -update).
 func golden(t *testing.T, name string, b []byte) {
 	t.Helper()

@@ -32,6 +32,12 @@ import (
 // it writes: the output is the same, a wrong guess (the table changed in
 // between) only costs the miss.
 
+// aheadFrom is how many media addresses (two per call) the call table
+// follows before the packet path reads ahead: below, the calls' state
+// stays in the core's caches (300 calls: reading ahead costs ≈ 10 % more
+// CPU per packet and gains nothing). Tests set it to 0.
+var aheadFrom = 2048
+
 // aheadDist is how many frames apart the steps run: the handling of that
 // many frames (≈ 0.3 µs each) outlasts a miss to memory.
 const aheadDist = 2
@@ -63,7 +69,7 @@ type readAhead struct {
 func (s *Sniffer) HandleFrames(link layers.LinkType, frames []Frame) error {
 	s.lock()
 	defer s.unlock()
-	ahead := s.dec != nil && link == s.link && len(frames) > 1
+	ahead := s.dec != nil && link == s.link && len(frames) > 1 && s.table.MediaAddresses() >= aheadFrom
 	const d = aheadDist
 	for k := -4 * d; k < len(frames); k++ {
 		if ahead {
@@ -99,6 +105,9 @@ func (s *Sniffer) HandleFrames(link layers.LinkType, frames []Frame) error {
 // evs[i] (a reader's batch, frames decoded), the calls of the frames after
 // it (steps 1 and 2: the media workers hold the media state).
 func (s *Sniffer) eventsAhead(evs []event, i int) {
+	if s.table.MediaAddresses() < aheadFrom {
+		return
+	}
 	const d = aheadDist
 	probe := func(j int) {
 		if j < len(evs) {
@@ -126,6 +135,12 @@ func (s *Sniffer) eventsAhead(evs []event, i int) {
 // handleRun handles a run of datagrams of the tracker's calls (a media
 // worker's, under m.mu), reading their streams ahead (steps 3 and 4).
 func (m *mediaTracker) handleRun(ms []call.Media) {
+	if 2*len(m.calls) < aheadFrom {
+		for i := range ms {
+			m.handle(&ms[i])
+		}
+		return
+	}
 	const d = aheadDist
 	for k := -2 * d; k < len(ms); k++ {
 		if j := k + 2*d; j >= 0 && j < len(ms) {

@@ -25,6 +25,8 @@ import (
 // to the workers, read into chunks they pin, or decoded by a reader whose
 // batches they point into.
 func TestMediaPathNoAlloc(t *testing.T) {
+	defer func(a int) { aheadFrom = a }(aheadFrom)
+	aheadFrom = 0 // reading ahead too
 	for _, workers := range []int{1, 2} {
 		for _, graph := range []bool{false, true} { // savegraph: the quality per second too
 			t.Run(fmt.Sprintf("workers=%d/savegraph=%v", workers, graph), func(t *testing.T) { mediaPathAllocs(t, workers, graph) })

@@ -171,8 +171,8 @@ func sameLines(t *testing.T, what string, got, want []string) {
 // Chunks are small here, so a capture fills many and the workers' batches
 // run out of them.
 func checkWorkers(t *testing.T, f *frames, ports string) {
-	defer func(n int) { chunkBytes = n }(chunkBytes)
-	chunkBytes = 4 << 10
+	defer func(n, a int) { chunkBytes, aheadFrom = n, a }(chunkBytes, aheadFrom)
+	chunkBytes, aheadFrom = 4<<10, 0 // read ahead whatever the number of calls
 	want := replayWith(t, f, ports, 1, fromMemory)
 	if len(want.cdrs)+len(want.regs) == 0 {
 		t.Fatal("the capture gave neither calls nor REGISTERs")

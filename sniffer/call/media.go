@@ -153,6 +153,11 @@ func (t *Table) Find(a *Ahead) {
 	}
 }
 
+// MediaAddresses is the number of media addresses the table follows (two
+// per call with media, usually). Like Probe, from the goroutine feeding
+// the table.
+func (t *Table) MediaAddresses() int { return t.media.len() }
+
 // callHotLines: the lines of a callState MatchMedia reads and writes.
 const callHotLines = int(unsafe.Offsetof(callState{}.cdr)+unsafe.Offsetof(CDR{}.CallEnd)+24+prefetch.LineSize-1) / prefetch.LineSize
 

@@ -145,6 +145,10 @@ func run(ctx context.Context, cfg benchConfig, out io.Writer) (*benchResult, err
 	if err != nil {
 		return nil, err
 	}
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
 	inj := cfg.injector
 	if inj == "auto" {
 		inj = "builtin"
@@ -158,20 +162,12 @@ func run(ctx context.Context, cfg benchConfig, out io.Writer) (*benchResult, err
 	}
 	defer exec.Command("ip", "netns", "del", ns).Run()
 
-	dir, err := os.MkdirTemp("", "vethbench")
+	agent, err := startAgent(cfg, ns)
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(dir)
-	agent, err := startAgent(cfg, ns, dir)
-	if err != nil {
-		return nil, err
-	}
+	defer os.RemoveAll(agent.dir)
 	defer agent.stop()
-	self, err := os.Executable()
-	if err != nil {
-		return nil, err
-	}
 	scrape := func() (map[string]float64, error) {
 		var b bytes.Buffer
 		c := child(ctx, self, ns, "scrape", "http://"+metricsAddr+"/metrics")
@@ -206,7 +202,7 @@ func run(ctx context.Context, cfg benchConfig, out io.Writer) (*benchResult, err
 		}
 	}
 	agent.stop() // it writes out the calls still open
-	res.files = countFiles(filepath.Join(dir, "spool"))
+	res.files = countFiles(filepath.Join(agent.dir, "spool"))
 	return res, nil
 }
 
@@ -217,16 +213,35 @@ const metricsAddr = "127.0.0.1:9187"
 // agentProc is the agent under test, running in the namespace.
 type agentProc struct {
 	cmd     *exec.Cmd
+	dir     string // its config and spool (the caller removes it)
 	stopped bool
 }
 
 // startAgent runs the agent in namespace ns, capturing on its veth end,
-// with its config and spool in dir.
-func startAgent(cfg benchConfig, ns, dir string) (*agentProc, error) {
+// with its config and spool in a new temporary directory.
+func startAgent(cfg benchConfig, ns string) (*agentProc, error) {
 	agent, err := filepath.Abs(cfg.agent)
 	if err != nil {
 		return nil, err
 	}
+	dir, err := os.MkdirTemp("", "vethbench")
+	if err != nil {
+		return nil, err
+	}
+	a := &agentProc{dir: dir}
+	if a.cmd, err = agentCommand(cfg, ns, agent, dir); err == nil {
+		err = a.cmd.Start()
+	}
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	return a, nil
+}
+
+// agentCommand writes the agent's config into dir and returns the command
+// that runs it in namespace ns.
+func agentCommand(cfg benchConfig, ns, agent, dir string) (*exec.Cmd, error) {
 	conf := filepath.Join(dir, "agent.conf")
 	if err := os.WriteFile(conf, []byte("[general]\nsavesip = yes\nsavertp = yes\nmanagerport = 0\nhttp_bind =\nasterisk_manager_conf = /nonexistent\n"), 0o644); err != nil {
 		return nil, err
@@ -240,10 +255,7 @@ func startAgent(cfg benchConfig, ns, dir string) (*agentProc, error) {
 	}
 	cmd := exec.Command("ip", args...)
 	cmd.Stdout, cmd.Stderr = cfg.stderr, cfg.stderr
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	return &agentProc{cmd: cmd}, nil
+	return cmd, nil
 }
 
 // stop ends the agent with SIGTERM (SIGKILL after 20 s); once.

@@ -19,11 +19,6 @@
 # injector (tcpreplay when installed) shares the machine's cores. Last, one
 # summary table of issue 22's figures against their targets.
 #
-# BENCH_RT=1 (root) runs each row of the first table at real-time priority
-# (chrt -f 10): on a shared machine the other jobs wait while a row runs,
-# so its wall time is close to an idle machine's (they get the CPU back
-# between rows, and 5 % of each second: the kernel's RT limit).
-#
 # BENCH_TABLE_ONLY=1 stops after the tables; BENCHTIME (default 1s) is the
 # Go benchmarks' time. HEP: BenchmarkHEPInput (HEP packets/s, allocs per
 # packet) and BenchmarkReplayHEPOutput (a 300-call capture replayed with HEP
@@ -45,12 +40,10 @@ printf '[general]\nsavesip = yes\nsavertp = yes\nmanagerport = 0\nhttp_bind =\na
 
 floor_cpu=
 declare -A WALL CPU SIZE # by row key, for the summary
-rt=()
-if [ -n "${BENCH_RT:-}" ]; then rt=(chrt -f 10); fi
 row() { # key, label, spool dir or "", command...
   local key=$1 label=$2 spool=$3; shift 3
   local out; out=$(mktemp)
-  "${rt[@]}" /usr/bin/time -f '%e %U %S %M' -o "$out" "$@" >/dev/null 2>&1 || { echo "$label: failed" >&2; rm -f "$out"; return; }
+  /usr/bin/time -f '%e %U %S %M' -o "$out" "$@" >/dev/null 2>&1 || { echo "$label: failed" >&2; rm -f "$out"; return; }
   read -r wall user sys rss <"$out"; rm -f "$out"
   local size=-
   if [ -n "$spool" ]; then size=$(du -sm --apparent-size "$spool" | cut -f1); fi
@@ -61,7 +54,7 @@ row() { # key, label, spool dir or "", command...
     printf "| %-44s | %7.2f | %7.2f | %9.2f M | %9.2f M | %6s | %6d | %5s |\n", l, w, c, n / w / 1e6, n / c / 1e6, ratio, r / 1024, z }'
   if [ -z "$floor_cpu" ]; then floor_cpu=$(awk -v u="$user" -v s="$sys" 'BEGIN { print u + s }'); fi
 }
-echo "== $pcap: $calls calls × ${secs} s, $pkts packets, $(du -mL --apparent-size "$pcap" | cut -f1) MB; $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)${BENCH_RT:+, each row at real-time priority}"
+echo "== $pcap: $calls calls × ${secs} s, $pkts packets, $(du -mL --apparent-size "$pcap" | cut -f1) MB; $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "| what (same file, same run) | wall s | CPU s | packets/s wall | packets/CPU-s | × floor (CPU) | RSS MB | spool MB |"
 echo "|---|---|---|---|---|---|---|---|"
 row floor "floor: gopacket read+decode (benchfloor)" "" ./.tmp/benchfloor "$pcap"

@@ -142,11 +142,16 @@ func New(cfg Config) *Table {
 const retransWindow = 16
 
 type callState struct {
+	// The media handler's per-call state (Media.State): read for every
+	// packet by the call's media worker, on another core than the packet
+	// path that writes the lines below for every packet, so a line apart
+	// from them (else each packet moves that line between the cores).
+	ext any
+	_   [64]byte
 	// What MatchMedia reads and writes for every media packet comes first,
 	// with the CDR's CallRef and CallEnd: two adjacent cache lines of the
 	// call (it was six, spread over 900 bytes).
 	last    time.Time // last SIP or RTP packet
-	ext     any       // the media handler's per-call state (Media.State)
 	ended   bool      // final state reached; emitted after EndGrace
 	byeSeen bool
 	paused  bool // the CDR's last pause interval is open (SetPaused)

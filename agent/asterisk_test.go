@@ -16,6 +16,7 @@ import (
 	"pbx-agent/agent/tap"
 	"pbx-agent/ami"
 	"pbx-agent/ami/amitest"
+	"pbx-agent/internal/testkit"
 	"pbx-agent/sniffer"
 	"pbx-agent/sniffer/fixture"
 )
@@ -41,7 +42,7 @@ func TestDaemonAMIMetrics(t *testing.T) {
 			_, amiPort, _ := strings.Cut(s.Addr(), ":")
 			dir := t.TempDir()
 			conf := filepath.Join(dir, "pbx-agent.conf")
-			httpPort := freePort(t)
+			httpPort := testkit.FreePort(t)
 			text := fmt.Sprintf("[general]\nmanagerport = 0\nspooldir = %s\nhttp_bind = 127.0.0.1:%d\napi_disable_auth = yes\nami_host = 127.0.0.1\nami_port = %s\nami_user = monitor\nami_secret = %s\n",
 				filepath.Join(dir, "spool"), httpPort, amiPort, tc.secret)
 			if tc.auth != "" {

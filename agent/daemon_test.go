@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -33,16 +32,6 @@ func httpGet(t *testing.T, url string) string {
 	return string(b)
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // syncBuffer is a buffer safe for a logger and the test at once.
 type syncBuffer = testkit.SyncBuffer
 
@@ -52,7 +41,7 @@ type syncBuffer = testkit.SyncBuffer
 func TestDaemonRealtimeReplay(t *testing.T) {
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "pbx-agent.conf")
-	port, httpPort := freePort(t), freePort(t)
+	port, httpPort := testkit.FreePort(t), testkit.FreePort(t)
 	sock := filepath.Join(dir, "manager.sock")
 	cfgText := fmt.Sprintf("[general]\nsipport = 5060\nspooldir = %s\nmanagerip = 127.0.0.1\nmanagerport = %d\nmanagersocket = %s\nhttp_bind = 127.0.0.1:%d\napi_disable_auth = yes\nasterisk_manager_conf = %s\n",
 		filepath.Join(dir, "spool"), port, sock, httpPort, filepath.Join(dir, "none.conf"))

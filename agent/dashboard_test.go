@@ -11,6 +11,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"pbx-agent/internal/browsertest"
+	"pbx-agent/internal/testkit"
 )
 
 // TestFirstDayDashboard pins item 12 in headless Chromium against the
@@ -20,7 +21,7 @@ import (
 // show. Screenshots at 1280×800 and 390×844 are saved as artefacts.
 func TestFirstDayDashboard(t *testing.T) {
 	browsertest.Chromium(t) // skips without a browser, before the agent starts
-	hport, mport := freePort(t), freePort(t)
+	hport, mport := testkit.FreePort(t), testkit.FreePort(t)
 	startBinary(t, t.TempDir(), "-config", "", "-managerport", itoa(mport), "-http_bind", "127.0.0.1:"+itoa(hport))
 	base := "http://127.0.0.1:" + itoa(hport)
 	waitHTTP(t, base+"/readyz", 200)

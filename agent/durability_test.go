@@ -19,6 +19,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"pbx-agent/agent/dbtest"
+	"pbx-agent/internal/testkit"
 	"pbx-agent/sniffer/fixture"
 )
 
@@ -52,7 +53,7 @@ func TestNoCDRLostAcrossDatabaseOutageAndKill(t *testing.T) {
 	_, port, _ := strings.Cut(mc.Addr, ":")
 	dir := t.TempDir()
 	writeConf := func(name, mysqlPort string) string { return agentDBConf(t, dir, name, mc, dbName, mysqlPort) }
-	closed := freePort(t) // nothing listens there: the database is "down"
+	closed := testkit.FreePort(t) // nothing listens there: the database is "down"
 	down := writeConf("down.conf", fmt.Sprint(closed))
 	up := writeConf("up.conf", port)
 	pcap := fixture.Repo(t, "testdata", "pcap", "gensip-vlan42-frag400.pcap")

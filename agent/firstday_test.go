@@ -27,6 +27,7 @@ import (
 
 	"pbx-agent/agent/doctor"
 	"pbx-agent/agent/manager"
+	"pbx-agent/internal/testkit"
 )
 
 var (
@@ -135,7 +136,7 @@ func TestFirstDayCLI(t *testing.T) {
 // names the address once and the config key; an unknown manager command
 // makes `pbx-agent manager` exit non-zero.
 func TestFirstDayManagerClientErrors(t *testing.T) {
-	port := freePort(t)
+	port := testkit.FreePort(t)
 	code, _, errs := runBinary(t, "", time.Minute, "manager", "-config", os.DevNull, "-p", itoa(port), "listcalls")
 	if code != 1 {
 		t.Errorf("refused: exit %d, want 1", code)
@@ -275,7 +276,7 @@ func TestFirstDayPortTakenFailsBeforeReady(t *testing.T) {
 	defer holder.Close()
 	httpAddr := holder.Addr().String()
 	dir := t.TempDir()
-	mport := freePort(t)
+	mport := testkit.FreePort(t)
 	conf := writeAgentConf(t, dir, "managerport = "+itoa(mport), "http_bind = "+httpAddr)
 	pcap := bundledPcap(t)
 	sock, states := notifySocket(t)
@@ -316,7 +317,7 @@ func TestFirstDayPortTakenFailsBeforeReady(t *testing.T) {
 // calling them "taken by another program".
 func TestFirstDayHealthAndDoctor(t *testing.T) {
 	dir := t.TempDir()
-	hport, mport := freePort(t), freePort(t)
+	hport, mport := testkit.FreePort(t), testkit.FreePort(t)
 	conf := writeAgentConf(t, dir, "managerport = "+itoa(mport), "http_bind = 127.0.0.1:"+itoa(hport))
 	stop := startBinary(t, dir, "-config", conf, "-r", bundledPcap(t))
 	defer stop()
@@ -429,7 +430,7 @@ type dashboardCall struct {
 // embedded call with its Asterisk channels, durations on the capture's
 // clock (listActiveCalls, the dashboard) and a true capture→page latency.
 func TestFirstDayEmbeddedDemo(t *testing.T) {
-	hport, mport := freePort(t), freePort(t)
+	hport, mport := testkit.FreePort(t), testkit.FreePort(t)
 	stop := startBinary(t, t.TempDir(), "-config", "", "-managerport", itoa(mport), "-http_bind", "127.0.0.1:"+itoa(hport))
 	base := "http://127.0.0.1:" + itoa(hport)
 	waitHTTP(t, base+"/readyz", 200)
@@ -525,7 +526,7 @@ func TestFirstDayLogging(t *testing.T) {
 	statusEvery = 300 * time.Millisecond
 	for _, level := range []string{"info", "debug"} {
 		t.Run(level, func(t *testing.T) {
-			hport := freePort(t)
+			hport := testkit.FreePort(t)
 			ctx, cancel := context.WithCancel(context.Background())
 			var log syncBuffer
 			done := make(chan int, 1)

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"pbx-agent/internal/testkit"
 	"pbx-agent/sniffer/fixture"
 	"pbx-agent/sniffer/hep"
 	"pbx-agent/sniffer/hep/heptest"
@@ -95,7 +96,7 @@ func TestDaemonHEP(t *testing.T) {
 	}
 
 	// B: HEP input only.
-	hepPort, httpPort := freeUDPPort(t), freePort(t)
+	hepPort, httpPort := freeUDPPort(t), testkit.FreePort(t)
 	confB := filepath.Join(dir, "b.conf")
 	if err := os.WriteFile(confB, []byte(fmt.Sprintf("[general]\nmanagerport = 0\nhttp_bind = 127.0.0.1:%d\napi_disable_auth = yes\nspooldir = %s\nasterisk_manager_conf = %s\nhep = yes\nhep_bind_port = %d\nhep_password = hepsecret\n",
 		httpPort, filepath.Join(dir, "b"), filepath.Join(dir, "none.conf"), hepPort)), 0o644); err != nil {
@@ -145,7 +146,7 @@ func TestDaemonHEP(t *testing.T) {
 func freeUDPPort(t *testing.T) int {
 	t.Helper()
 	for range 20 {
-		p := freePort(t)
+		p := testkit.FreePort(t)
 		if c, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", p)); err == nil {
 			c.Close()
 			return p

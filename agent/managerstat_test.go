@@ -77,7 +77,7 @@ func TestManagerReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	conf := filepath.Join(dir, "pbx-agent.conf")
-	port, httpPort := freePort(t), freePort(t)
+	port, httpPort := testkit.FreePort(t), testkit.FreePort(t)
 	cfgText := fmt.Sprintf("[general]\nspooldir = %s\nmanagerip = 127.0.0.1\nmanagerport = %d\nhttp_bind = 127.0.0.1:%d\nusers_file = %s\nasterisk_manager_conf = %s\n",
 		filepath.Join(dir, "spool"), port, httpPort, users, filepath.Join(dir, "none.conf"))
 	if err := os.WriteFile(conf, []byte(cfgText), 0o644); err != nil {

@@ -24,6 +24,7 @@ import (
 
 	"pbx-agent/agent/dbtest"
 	"pbx-agent/agent/manager/wire"
+	"pbx-agent/internal/testkit"
 	"pbx-agent/sniffer/simulate"
 	"pbx-agent/webui/player"
 )
@@ -230,13 +231,13 @@ func startSiteAgent(t *testing.T, dir string, id int, db siteDB, dbAddr, extra s
 	if err != nil {
 		t.Fatal(err)
 	}
-	httpPort := freePort(t)
+	httpPort := testkit.FreePort(t)
 	conf := filepath.Join(dir, fmt.Sprintf("agent%d.conf", id))
 	text := fmt.Sprintf("[general]\nid_sensor = %d\nsensor_name = site-%d\nsipport = 5060\nspooldir = %s\n"+
 		"managerip = 127.0.0.1\nmanagerport = %d\nhttp_bind = 127.0.0.1:%d\napi_disable_auth = yes\n"+
 		"asterisk_manager_conf = %s\nmysqlhost = %s\nmysqlport = %s\nmysqldb = %s\nmysqlusername = %s\nmysqlpassword = %s\n"+
 		"cdr_flush_interval = 200ms\nsensor_heartbeat = %s\nsensor_offline_after = %s\n%s",
-		id, id, filepath.Join(dir, fmt.Sprintf("spool%d", id)), freePort(t), httpPort, filepath.Join(dir, "none.conf"),
+		id, id, filepath.Join(dir, fmt.Sprintf("spool%d", id)), testkit.FreePort(t), httpPort, filepath.Join(dir, "none.conf"),
 		host, port, db.name, db.user, db.pass, siteHeartbeat, siteOfflineAfter, extra)
 	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
 		t.Fatal(err)

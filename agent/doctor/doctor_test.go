@@ -27,18 +27,6 @@ import (
 	"pbx-agent/sniffer/fixture"
 )
 
-// freePort returns a loopback TCP port nothing listens on.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Skipf("no loopback: %v", err)
-	}
-	p := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	return p
-}
-
 // fakeAMI serves the recorded login/CoreShowChannels answers for users.
 func fakeAMI(t *testing.T, users map[string]string) int {
 	t.Helper()
@@ -110,8 +98,8 @@ func baseEnv(t *testing.T, amiPort int, conf ...string) Env {
 	dir := t.TempDir()
 	lines := append([]string{"[general]",
 		"spooldir = " + filepath.Join(dir, "spool"),
-		"managerport = " + strconv.Itoa(freePort(t)),
-		"http_bind = 127.0.0.1:" + strconv.Itoa(freePort(t)),
+		"managerport = " + strconv.Itoa(testkit.FreePort(t)),
+		"http_bind = 127.0.0.1:" + strconv.Itoa(testkit.FreePort(t)),
 	}, conf...)
 	if err := os.MkdirAll(filepath.Join(dir, "spool", "cdrqueue"), 0o755); err != nil {
 		t.Fatal(err)
@@ -281,7 +269,7 @@ func TestDoctor(t *testing.T) {
 		{
 			name: "AMI not running",
 			mutate: func(t *testing.T, env *Env, _ int) {
-				env.FS = os.DirFS(scratchRoot(t, freePort(t), nil))
+				env.FS = os.DirFS(scratchRoot(t, testkit.FreePort(t), nil))
 			},
 			want: []want{{check: "ami", status: StatusFail, msg: "cannot connect to AMI", hint: "systemctl status asterisk"}},
 		},
@@ -355,7 +343,7 @@ func TestDoctor(t *testing.T) {
 		{
 			name: "MySQL unreachable",
 			mutate: func(t *testing.T, env *Env, _ int) {
-				appendConf(t, env, "mysqlhost = 127.0.0.1", "mysqlport = "+strconv.Itoa(freePort(t)))
+				appendConf(t, env, "mysqlhost = 127.0.0.1", "mysqlport = "+strconv.Itoa(testkit.FreePort(t)))
 			},
 			want: []want{{check: "mysql", status: StatusFail, msg: "cannot reach MySQL", hint: "systemctl status mariadb"}},
 		},
@@ -481,7 +469,7 @@ func TestReportOutput(t *testing.T) {
 }
 
 func TestRunDoesNotMutateGivenConfig(t *testing.T) {
-	env := baseEnv(t, freePort(t))
+	env := baseEnv(t, testkit.FreePort(t))
 	cfg, err := config.Load(env.ConfigPath, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -2,7 +2,8 @@
 // share: a buffer safe for a logger and the test at once, the test logger,
 // running a component's Run(ctx) for the length of a test, a zero-allocation
 // check, a file system that refuses one file, golden files, the error a
-// table case wants and a UDP socket sending through lo. Test support only; nothing in the agent imports it.
+// table case wants, a UDP socket sending through lo and a free TCP port.
+// Test support only; nothing in the agent imports it.
 package testkit
 
 import (

@@ -21,6 +21,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"pbx-agent/ami/amitest"
+	"pbx-agent/internal/testkit"
 	"pbx-agent/sniffer/fixture"
 )
 
@@ -271,16 +272,6 @@ func dependsPackages(t *testing.T, field string) map[string]bool {
 	return pkgs
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Skipf("no loopback: %v", err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // doctorScratch puts the fixture's /etc/asterisk into root (AMI port moved to
 // a fake AMI), points the packaged config at scratch paths and runs doctor.
 func doctorScratch(t *testing.T, root, bin string) {
@@ -318,8 +309,8 @@ func doctorScratch(t *testing.T, root, bin string) {
 	extra := []string{
 		"spooldir = " + filepath.Join(state, "spool"),
 		"cdr_queue_dir = " + filepath.Join(state, "cdrqueue"),
-		"managerport = " + strconv.Itoa(freePort(t)),
-		"http_bind = 127.0.0.1:" + strconv.Itoa(freePort(t)),
+		"managerport = " + strconv.Itoa(testkit.FreePort(t)),
+		"http_bind = 127.0.0.1:" + strconv.Itoa(testkit.FreePort(t)),
 	}
 	wantMySQL := "skip"
 	if dsn := os.Getenv("PBX_TEST_MYSQL_DSN"); dsn != "" {

@@ -24,9 +24,10 @@ import (
 // the core waits for each in turn. When frames come in batches
 // (HandleFrames; the media workers' runs), the packet path walks those
 // chains ahead of the packet it handles, one link per step, aheadDist
-// frames apart: it asks for the slot of frame k+4·aheadDist, reads the
-// slot of frame k+3·aheadDist (asked for a few packets ago, so in the
-// cache by now) and asks for its call, and so on, then handles frame k.
+// frames apart: it asks for the slot of frame k+5·aheadDist, reads the
+// slot of frame k+4·aheadDist (asked for a few packets ago, so in the
+// cache by now) and asks for its call, and so on down to the stream's
+// jitter-buffer queue slots of frame k+aheadDist, then handles frame k.
 // The misses then overlap with the work on the frames before them.
 // Reading ahead changes no state and only reads what the goroutine doing
 // it writes: the output is the same, a wrong guess (the table changed in
@@ -42,7 +43,7 @@ var aheadFrom = 2048
 // many frames (≈ 0.3 µs each) outlasts a miss to memory.
 const aheadDist = 2
 
-// aheadRing holds the frames read ahead (≥ 4·aheadDist+1, a power of two).
+// aheadRing holds the frames read ahead (≥ 5·aheadDist+1, a power of two).
 const aheadRing = 16
 
 // Frame is a captured frame for HandleFrames.
@@ -54,7 +55,8 @@ type Frame struct {
 // aheadFrame is what reading ahead learned of one frame so far.
 type aheadFrame struct {
 	call  call.Ahead
-	mc    *mediaCall // its media state (step 3)
+	mc    *mediaCall   // its media state (step 3)
+	st    *mediaStream // its stream (step 4)
 	ssrc  uint32
 	media bool // a UDP datagram the media lookup will see
 	rtp   bool // … with an RTP header (ssrc)
@@ -71,25 +73,20 @@ func (s *Sniffer) HandleFrames(link layers.LinkType, frames []Frame) error {
 	defer s.unlock()
 	ahead := s.dec != nil && link == s.link && len(frames) > 1 && s.table.MediaAddresses() >= aheadFrom
 	const d = aheadDist
-	for k := -4 * d; k < len(frames); k++ {
+	for k := -5 * d; k < len(frames); k++ {
 		if ahead {
-			if j := k + 4*d; j >= 0 && j < len(frames) {
+			if j := k + 5*d; j >= 0 && j < len(frames) {
 				if s.dec.Peek(frames[j].Data, &s.peek) { // its addresses, when the fast path takes it
 					s.probe(j, &s.peek)
 				} else {
 					s.ra.ring[j%aheadRing].media = false
 				}
 			}
-			if j := k + 3*d; j >= 0 && j < len(frames) {
+			if j := k + 4*d; j >= 0 && j < len(frames) {
 				s.findCall(j)
 			}
 			if s.pipe == nil { // else the media state is the workers'
-				if j := k + 2*d; j >= 0 && j < len(frames) {
-					s.ra.ring[j%aheadRing].callAhead()
-				}
-				if j := k + d; j >= 0 && j < len(frames) {
-					s.ra.ring[j%aheadRing].streamAhead()
-				}
+				s.ra.mediaAhead(k, len(frames))
 			}
 		}
 		if k >= 0 {
@@ -132,8 +129,24 @@ func (s *Sniffer) eventsAhead(evs []event, i int) {
 	}
 }
 
+// mediaAhead runs steps 3 to 5 for the frames after frame k of n.
+func (ra *readAhead) mediaAhead(k, n int) {
+	const d = aheadDist
+	if j := k + 3*d; j >= 0 && j < n {
+		ra.ring[j%aheadRing].callAhead()
+	}
+	if j := k + 2*d; j >= 0 && j < n {
+		ra.ring[j%aheadRing].streamAhead()
+	}
+	if j := k + d; j >= 0 && j < n {
+		if st := ra.ring[j%aheadRing].st; st != nil {
+			st.stats.PrefetchQueues()
+		}
+	}
+}
+
 // handleRun handles a run of datagrams of the tracker's calls (a media
-// worker's, under m.mu), reading their streams ahead (steps 3 and 4).
+// worker's, under m.mu), reading their streams ahead (steps 3 to 5).
 func (m *mediaTracker) handleRun(ms []call.Media) {
 	if 2*len(m.calls) < aheadFrom {
 		for i := range ms {
@@ -142,15 +155,12 @@ func (m *mediaTracker) handleRun(ms []call.Media) {
 		return
 	}
 	const d = aheadDist
-	for k := -2 * d; k < len(ms); k++ {
-		if j := k + 2*d; j >= 0 && j < len(ms) {
-			f, md := &m.ahead[j%aheadRing], &ms[j]
+	for k := -4 * d; k < len(ms); k++ {
+		if j := k + 4*d; j >= 0 && j < len(ms) {
+			f, md := &m.ahead.ring[j%aheadRing], &ms[j]
 			f.media, f.rtp, f.ssrc, f.call.State = true, md.HeaderOK, md.RTP.SSRC, md.State
-			f.callAhead()
 		}
-		if j := k + d; j >= 0 && j < len(ms) {
-			m.ahead[j%aheadRing].streamAhead()
-		}
+		m.ahead.mediaAhead(k, len(ms))
 		if k >= 0 {
 			m.handle(&ms[k])
 		}
@@ -209,7 +219,7 @@ func (s *Sniffer) findCall(j int) {
 
 // callAhead is step 3: the call to its media state, asked for.
 func (f *aheadFrame) callAhead() {
-	f.mc = nil
+	f.mc, f.st = nil, nil
 	if !f.media || !f.rtp || f.call.State == nil {
 		return
 	}
@@ -221,7 +231,7 @@ func (f *aheadFrame) callAhead() {
 
 // streamAhead is step 4: the media state to the stream with the packet's
 // SSRC among the call's first streams (the full match is the handler's),
-// whose per-packet lines are asked for.
+// whose per-packet lines are asked for. Step 5 asks for its queue slots.
 func (f *aheadFrame) streamAhead() {
 	mc := f.mc
 	if mc == nil {
@@ -229,7 +239,8 @@ func (f *aheadFrame) streamAhead() {
 	}
 	for i, k := range mc.keys[:min(len(mc.streams), inlineKeys)] {
 		if k.ssrc == f.ssrc {
-			mc.first[i].stats.Prefetch()
+			f.st = mc.first[i]
+			f.st.stats.Prefetch()
 			return
 		}
 	}

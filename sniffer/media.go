@@ -26,7 +26,7 @@ type mediaTracker struct {
 	next MediaHandler
 	// series: streams keep their quality per second (Config.SaveGraph).
 	series bool
-	ahead  [aheadRing]aheadFrame // handleRun's reading ahead
+	ahead  readAhead // handleRun's
 }
 
 type mediaCall struct {

@@ -111,7 +111,7 @@ func mediaPathAllocs(t *testing.T, workers int, graph bool) {
 // same for a short and a long run of RTP, so the difference of their
 // allocations is the packets'. The runtime's waiter records (as above) add
 // one or two now and then; an allocation per packet, or per batch of
-// packets, adds at least one per 256 packets in every attempt.
+// packets, adds at least one per batch (batchEvents) in every attempt.
 func mediaRunAllocs(t *testing.T, how string) {
 	defer func(n int) { chunkBytes = n }(chunkBytes)
 	chunkBytes = 16 << 10
@@ -138,7 +138,7 @@ func mediaRunAllocs(t *testing.T, how string) {
 	// a run as long as the measured one filled them again.
 	defer debug.SetGCPercent(debug.SetGCPercent(-1))
 	run(long)
-	const most = (long - short) / 256
+	const most = (long - short) / batchEvents
 	var tries []int64
 	for range 3 {
 		d := run(long) - run(short)

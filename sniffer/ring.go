@@ -32,7 +32,7 @@ import (
 // Each counts its references (refs; pin, unpin).
 
 const (
-	batchEvents = 256       // events per batch
+	batchEvents = 512       // events per batch (fewer hand-offs: 256 cost ≈ 5 % more CPU with 2 workers)
 	batchBytes  = 128 << 10 // arena bytes per batch (frames of the events)
 	ringDepth   = 4         // batches per worker ring; a reader's has more (readerDepth)
 	// The packet path with no frames takes a reader's partly filled batch
@@ -49,7 +49,8 @@ const (
 func readerDepth(workers int) int { return ringDepth * (workers + 1) }
 
 // readerPins is how many chunks a reader's batch may pin without growing
-// its list (256 frames of up to 256 bytes, G.711 RTP in Ethernet is 214).
+// its list (a batch of frames of up to 256 bytes, G.711 RTP in Ethernet is
+// 214).
 func readerPins() int { return 2 + batchEvents*256/chunkBytes }
 
 type evKind uint8

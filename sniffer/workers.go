@@ -8,9 +8,11 @@ import (
 	"sort"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/google/gopacket"
 
+	"pbx-agent/internal/prefetch"
 	"pbx-agent/sniffer/call"
 	"pbx-agent/sniffer/capture"
 	"pbx-agent/sniffer/decode"
@@ -229,7 +231,21 @@ func (w *worker) run() {
 func (w *worker) mediaRun(evs []event) {
 	mt := w.media
 	ms := w.mds[:len(evs)]
+	// The packets and their headers were written on other cores: ask for
+	// them a few packets ahead, so the misses overlap.
+	const d = 8
+	for i := range min(2*d, len(evs)) {
+		prefetch.Lines(unsafe.Pointer(evs[i].pkt), 2)
+	}
 	for i := range evs {
+		if j := i + 2*d; j < len(evs) {
+			prefetch.Lines(unsafe.Pointer(evs[j].pkt), 2)
+		}
+		if j := i + d; j < len(evs) {
+			if p := evs[j].pkt.Payload; len(p) > 0 {
+				prefetch.Lines(unsafe.Pointer(&p[0]), 1)
+			}
+		}
 		e, m := &evs[i], &ms[i]
 		m.Packet, m.Ref, m.Party, m.ToParty, m.Paused, m.State = e.pkt, e.ref, e.party, e.toParty, e.paused, e.state
 		m.Classify()

@@ -309,8 +309,15 @@ func (d *daemon) newAsterisk() {
 		log.Info("no AMI login configured or discovered; Asterisk channels are not followed")
 	}
 	if a := d.fl.ari; a != nil && a.URL != "" {
-		d.ari = ari.New(ari.Config{URL: a.URL, Username: a.User, Password: a.Password, SubscribeAll: true, Logger: log})
-		rc.ARI = d.ari
+		ac := ari.Config{URL: a.URL, Username: a.User, Password: a.Password, SubscribeAll: true, Logger: log}
+		// A URL the client cannot use is said now; Run would fail on it
+		// after READY, and a part that fails stops the daemon.
+		if _, err := ari.EventsURL(ac); err != nil {
+			log.Warn("ARI not used", "err", err)
+		} else {
+			d.ari = ari.New(ac)
+			rc.ARI = d.ari
+		}
 	}
 	d.rec = recording.New(rc)
 	if d.ami != nil && d.ari != nil {
@@ -608,7 +615,12 @@ func (d *daemon) run(ctx context.Context) error {
 	}
 	servers, stopServers := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopServers()
-	g, _ := errgroup.WithContext(servers)
+	g, failed := errgroup.WithContext(servers)
+	// A part that fails once running (its error is g's first) stops the
+	// daemon as SIGTERM does: capture ends, then the ordered shutdown below.
+	ctx, stopCapture := context.WithCancel(ctx)
+	defer stopCapture()
+	defer context.AfterFunc(failed, stopCapture)()
 	if d.spool != nil {
 		// Its workers write until spool.Close (in closeCalls, after capture)
 		// has written everything out; servers ends only after that.
@@ -644,6 +656,9 @@ func (d *daemon) run(ctx context.Context) error {
 	werr := g.Wait()
 	if d.db != nil {
 		d.db.Close()
+	}
+	if werr != nil {
+		d.log.Error("pbx-agent stopped: a part failed", "err", werr)
 	}
 	if capErr != nil && !errors.Is(capErr, context.Canceled) {
 		return capErr
@@ -731,6 +746,9 @@ func (d *daemon) serve(g *errgroup.Group, servers context.Context, ls *listeners
 		g.Go(func() error { return ignoreCanceled(d.tap.Run(servers)) })
 	}
 	g.Go(func() error { d.logStatus(servers, statusEvery); return nil })
+	if testPart != nil {
+		g.Go(func() error { return testPart(servers) })
+	}
 	// SIGHUP is caught from here on (its default would end the process).
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)

@@ -557,3 +557,43 @@ func TestFirstDayLogging(t *testing.T) {
 		})
 	}
 }
+
+// TestPartFailureStopsDaemon: a part that fails after READY stops the
+// daemon as SIGTERM does (issue 21): capture ends, the shutdown runs in
+// order, the exit is non-zero with the part's error, and nothing keeps
+// listening.
+func TestPartFailureStopsDaemon(t *testing.T) {
+	boom := errors.New("test part failed")
+	testPart = func(ctx context.Context) error {
+		select {
+		case <-time.After(time.Second):
+			return boom
+		case <-ctx.Done():
+			return nil
+		}
+	}
+	defer func() { testPart = nil }()
+	hport := testkit.FreePort(t)
+	var log syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(context.Background(), []string{"-config", "", "-managerport", "0", "-http_bind", "127.0.0.1:" + itoa(hport)}, io.Discard, &log)
+	}()
+	waitHTTP(t, "http://127.0.0.1:"+itoa(hport)+"/readyz", 200)
+	select {
+	case code := <-done:
+		if code == 0 {
+			t.Errorf("exit 0 after a part failed; log:\n%s", log.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the daemon kept running after a part failed; log:\n%s", log.String())
+	}
+	if !strings.Contains(log.String(), boom.Error()) {
+		t.Errorf("the log does not name the failure:\n%s", log.String())
+	}
+	if ln, err := net.Listen("tcp", "127.0.0.1:"+itoa(hport)); err != nil {
+		t.Errorf("HTTP port still bound after the daemon stopped: %v", err)
+	} else {
+		ln.Close()
+	}
+}

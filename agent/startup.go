@@ -149,6 +149,10 @@ func (d *daemon) healthProbe() health.Probe {
 // statusEvery is the period of the INFO status line.
 var statusEvery = time.Minute // a var for tests only
 
+// testPart, when set (tests only), runs beside the servers as every part of
+// the daemon does: a test makes it fail after READY.
+var testPart func(context.Context) error
+
 // logStatus prints one INFO line per period, like VoIPmonitor's: calls,
 // packets/s, drops, SQL queue, heap. The per-request access log is Debug.
 func (d *daemon) logStatus(ctx context.Context, every time.Duration) {

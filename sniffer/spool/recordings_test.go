@@ -145,22 +145,26 @@ func oggRate(t *testing.T, path string) int {
 }
 
 // TestGeneratedRecordings: calls of the generator (pbx-agent gen -codec …)
-// in each codec, with jitter and a pause from 1 s to 2.5 s after the
-// connect, make AUDIO files (WAV and Ogg) at the codec's native rate with
-// the caller's tone left, the callee's right, silence paused. GSM is left
-// out: the generator's GSM payloads decode (through libgsm alone too) at
-// RMS ≈ 370 for the caller and ≈ 2,300 for the callee, where libgsm turns
-// the same -10 dBFS sines into RMS ≈ 7,350: a generator matter. GSM is
-// covered by TestLiveRecordings and the real Asterisk GSM call.
+// in each codec the agent decodes, with jitter and a pause from 1 s to
+// 2.5 s after the connect, make AUDIO files (WAV and Ogg) at the codec's
+// native rate with the caller's tone left, the callee's right, silence
+// paused. A codec this build cannot decode (no cgo, no libavcodec) is
+// skipped.
 func TestGeneratedRecordings(t *testing.T) {
 	for _, c := range []struct {
 		codec string
 		rate  int
-	}{{simulate.CodecPCMA, 8000}, {simulate.CodecG722, 16000}, {simulate.CodecG729, 8000}, {simulate.CodecOpus, 48000}} {
+		lib   string // the decoder this build must have (codec.New)
+	}{{simulate.CodecPCMA, 8000, codec.PCMA}, {simulate.CodecG722, 16000, codec.G722}, {simulate.CodecG729, 8000, codec.G729},
+		{simulate.CodecOpus, 48000, codec.Opus}, {simulate.CodecGSM, 8000, codec.GSM}, {simulate.CodecG726, 8000, codec.G726},
+		{simulate.CodecG723, 8000, codec.G723}, {simulate.CodecILBC, 8000, codec.ILBC},
+		{simulate.CodecSpeex, 8000, codec.Speex}, {simulate.CodecSpeexWB, 16000, codec.Speex}} {
 		t.Run(c.codec, func(t *testing.T) {
-			if c.codec != simulate.CodecPCMA && !codec.Built {
-				t.Skip("built without cgo")
+			d, err := codec.New(c.lib, 0)
+			if err != nil {
+				t.Skip("not in this build:", err)
 			}
+			d.Close()
 			o := simulate.Options{Calls: 1, Duration: 5 * time.Second, Codec: c.codec, Seed: 5, Jitter: 3 * time.Millisecond, Tones: [2]float64{700, 1300}}
 			_, truth := generate(t, o)
 			tc := truth.Calls[0]

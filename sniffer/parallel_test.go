@@ -223,6 +223,15 @@ func TestWorkersSameOutput(t *testing.T) {
 			checkWorkers(t, loadFrames(t, g.ReadPacketData, g.LinkType()), "5060")
 		})
 	}
+	// SIP found by its content only (no SIP port configured): the readers
+	// tell the packet path which datagrams begin as SIP.
+	t.Run("generated-sip-by-content", func(t *testing.T) {
+		g, err := simulate.New(generated[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkWorkers(t, loadFrames(t, g.ReadPacketData, g.LinkType()), "5999")
+	})
 	t.Run("shared", func(t *testing.T) {
 		for _, c := range sharedCaptures(t) {
 			t.Run(filepath.Base(c.path), func(t *testing.T) { checkWorkers(t, fileFrames(t, c.path), c.ports) })

@@ -76,6 +76,7 @@ type event struct {
 	paused  bool
 	ok      bool  // evFrame: the frame decoded to a packet
 	bad     bool  // evFrame: the decoder found the frame malformed
+	sipLike bool  // evFrame: a UDP payload that begins as SIP does (its reader looked)
 	rare    int32 // index in batch.rare
 	ref     uint64
 	state   *any

@@ -126,8 +126,9 @@ type Sniffer struct {
 	shards []*mediaTracker
 	pipe   *pipeline // the running workers (Run with Workers > 1), else nil
 	// the frame the parallel packet path is handling, in its reader's batch
-	frame      *decode.Packet
-	frameBatch *batch
+	frame        *decode.Packet
+	frameBatch   *batch
+	frameSIPLike bool // the frame's reader found its UDP payload begins as SIP
 	// the callbacks of the caller's call.Config
 	onEnd      func(*call.CDR)
 	onRegister func(*call.Register)
@@ -402,7 +403,7 @@ func (s *Sniffer) HandlePacket(p *decode.Packet) {
 	switch p.Transport {
 	case decode.UDP:
 		// RTP fails LooksLikeMessage on its first byte: media pays one compare.
-		if sipPort || !s.cfg.SIPByPortOnly && sip.LooksLikeMessage(p.Payload) {
+		if sipPort || !s.cfg.SIPByPortOnly && s.looksSIP(p) {
 			s.handleSIPDatagram(p)
 			return
 		}
@@ -423,6 +424,15 @@ func (s *Sniffer) HandlePacket(p *decode.Packet) {
 	default:
 		s.stats.Other++
 	}
+}
+
+// looksSIP reports whether p's UDP payload begins as a SIP message: as its
+// reader found when p is the frame of a reader's batch, else by looking.
+func (s *Sniffer) looksSIP(p *decode.Packet) bool {
+	if p == s.frame {
+		return s.frameSIPLike
+	}
+	return sip.LooksLikeMessage(p.Payload)
 }
 
 func (s *Sniffer) handleSIPDatagram(p *decode.Packet) {

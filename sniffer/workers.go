@@ -351,6 +351,9 @@ func readFrames(src capture.Source, r *ring, dec *decode.Decoder, decErr error) 
 		p := b.packet()
 		ok, derr := dec.Decode(data, ts.UTC(), p)
 		e.kind, e.ok, e.bad, e.pkt = evFrame, ok, derr != nil, p
+		// The reader looks at the payload while the frame is in its cache:
+		// the packet path, on another core, then reads no media payload.
+		e.sipLike = ok && p.Transport == decode.UDP && sip.LooksLikeMessage(p.Payload)
 		if ok {
 			p.Frame, p.Link = data, link
 			off := decode.PayloadOffset(data, p.Payload)
@@ -518,7 +521,7 @@ func (s *Sniffer) packetPath(ctx context.Context, srcs []capture.Source, opts Ru
 				}
 				s.lock()
 				s.eventsAhead(b.ev, i)
-				s.frame, s.frameBatch = e.pkt, b
+				s.frame, s.frameBatch, s.frameSIPLike = e.pkt, b, e.sipLike
 				s.frameDecoded(e.pkt, e.ok, e.bad)
 				s.frame, s.frameBatch = nil, nil
 				s.unlock()

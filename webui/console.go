@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"pbx-agent/sniffer/codec"
 	"pbx-agent/sniffer/spool"
 	"pbx-agent/webui/cdrquery"
 	"pbx-agent/webui/console"
@@ -215,7 +216,7 @@ var consoleRTPNames = []string{"cdr_id", "index", "saddr", "sport", "daddr", "dp
 // consoleCall is GET /console/api/call?id=N (or callid=): the CDR with
 // every LISTING field, the hang-up reason, the legs, each leg's RTP
 // streams and the SIP messages of every leg in time order (their text
-// only with can_pcap).
+// only with can_pcap); ogg says whether this build encodes Ogg/Opus.
 func (h *Handler) consoleCall(w http.ResponseWriter, r *http.Request) {
 	u, ref, set, ok := h.consoleTarget(w, r, CanCDR)
 	if !ok {
@@ -281,6 +282,7 @@ func (h *Handler) consoleCall(w http.ResponseWriter, r *http.Request) {
 		{"asterisk", asterisk}, {"streams", streams}, {"series", series},
 		{"sip", msgs}, {"sip_error", sipErr}, {"sip_text", withText},
 		{"can", obj{{"pcap", u.Rights.Has(CanPCAP)}, {"download_audio", u.Rights.Has(CanDownloadAudio)}, {"show_fax", u.Rights.Has(CanShowFax)}}},
+		{"ogg", codec.Built}, // the recording as Ogg/Opus needs libopus
 	})
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"pbx-agent/internal/browsertest"
+	"pbx-agent/sniffer/codec"
 	"pbx-agent/sniffer/fixture"
 	"pbx-agent/webui/cdrquery"
 )
@@ -205,8 +206,9 @@ func TestConsoleCSVCell(t *testing.T) {
 	}
 }
 
-// TestConsoleDownloadsNeedRights: each download of the detail page answers
-// 403 to a user without its right and 200 to one with it; the call's JSON
+// TestConsoleDownloadsNeedRights: each download of the detail page (merged
+// pcap and SIP text: can_pcap; WAV and Ogg: can_download_audio) answers 403
+// to a user without its right and 200 to one with it; the call's JSON
 // leaves the SIP text out without can_pcap.
 func TestConsoleDownloadsNeedRights(t *testing.T) {
 	e := newEnv(t, consoleUsers)
@@ -215,17 +217,24 @@ func TestConsoleDownloadsNeedRights(t *testing.T) {
 		t.Fatal("no CDR with RTP")
 	}
 	audio := "/php/api.php?task=getVoiceRecording&params=" + url.QueryEscape(`{"cdrId":`+id[0]+`}`)
+	ogg := "/php/api.php?task=getVoiceRecording&params=" + url.QueryEscape(`{"cdrId":`+id[0]+`,"ogg":true}`)
+	oggOK := 200
+	if !codec.Built {
+		oggOK = 503 // no libopus: the page shows no Ogg link
+	}
 	for _, c := range []struct {
 		path, deny string
+		ok         int // for admin
 	}{
-		{"/php/pcap.php?id=" + id[0], "nopcap"},
-		{"/console/api/sip.txt?id=" + id[0], "nopcap"},
-		{audio, "noaudio"},
+		{"/php/pcap.php?id=" + id[0], "nopcap", 200},
+		{"/console/api/sip.txt?id=" + id[0], "nopcap", 200},
+		{audio, "noaudio", 200},
+		{ogg, "noaudio", oggOK},
 	} {
 		for _, u := range []struct {
 			name, pass string
 			want       int
-		}{{c.deny, c.deny + "pw", 403}, {"viewer", "viewerpw", 403}, {"admin", "adminpw", 200}} {
+		}{{c.deny, c.deny + "pw", 403}, {"viewer", "viewerpw", 403}, {"admin", "adminpw", c.ok}} {
 			st, b, _ := e.do(t, "GET", c.path, "", "Cookie", e.login(t, u.name, u.pass))
 			if st != u.want {
 				t.Errorf("%s as %s: %d, want %d (%.120s)", c.path, u.name, st, u.want, b)
@@ -436,6 +445,7 @@ func TestConsoleBlindTransfer(t *testing.T) {
 	if wv.Error != "" || wv.Channels != 2 || wv.Peak < 0.01 || wv.Duration < dur-1 || wv.Duration > dur+1 {
 		t.Errorf("recording decoded in the page: %+v, want stereo, not silent, the talk time %.1f s ± 1 s", wv, dur)
 	}
+	checkDownloadLinks(t, e, ctx)
 	browsertest.Screenshots(t, ctx, "console-call-blind-transfer")
 
 	// Without the stored correlation (a database VoIPmonitor's sniffer
@@ -539,4 +549,44 @@ func TestConsoleOverview(t *testing.T) {
 		t.Errorf("registration rows %q: want 2001 expired (its last state), 2002 with 5 failures, last from 10.0.0.4 with %q", rows, failReason)
 	}
 	browsertest.Screenshots(t, ctx, "console-overview")
+}
+
+// checkDownloadLinks: the detail page's download links (as admin) are the
+// merged pcap, WAV, Ogg and SIP text (and the fax pages, not checked here),
+// and each answers with its kind of file.
+func checkDownloadLinks(t *testing.T, e *testEnv, ctx context.Context) {
+	t.Helper()
+	links, err := chromedp.Run(ctx, chromedp.Evaluate[[][]string](`[...document.querySelectorAll("#downloads a")].map(a => [a.textContent, a.getAttribute("href")])`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	isPCAP := func(b []byte) bool {
+		return len(b) > 24 && (string(b[:4]) == "\xd4\xc3\xb2\xa1" || string(b[:4]) == "\x4d\x3c\xb2\xa1" || string(b[:4]) == "\x0a\x0d\x0d\x0a")
+	}
+	prefix := func(p string) func([]byte) bool {
+		return func(b []byte) bool { return strings.HasPrefix(string(b), p) }
+	}
+	kinds := map[string]func([]byte) bool{"merged pcap": isPCAP, "WAV": prefix("RIFF"), "Ogg": prefix("OggS"),
+		"SIP text": func(b []byte) bool { return strings.Contains(string(b), "INVITE sip:") }}
+	if !codec.Built {
+		delete(kinds, "Ogg")
+	}
+	cookie := e.login(t, "admin", "adminpw")
+	var labels []string
+	seen := 0
+	for _, l := range links {
+		labels = append(labels, l[0])
+		ok, known := kinds[l[0]]
+		if !known {
+			continue
+		}
+		seen++
+		if st, b, _ := e.do(t, "GET", l[1], "", "Cookie", cookie); st != 200 || !ok(b) {
+			t.Errorf("%s (%s): %d %q", l[0], l[1], st, b[:min(len(b), 16)])
+		}
+	}
+	if seen != len(kinds) {
+		t.Errorf("download links %v, want merged pcap, WAV, Ogg and SIP text", labels)
+	}
+	t.Logf("download links: %v", labels)
 }

@@ -63,7 +63,10 @@
       else d.appendChild(el("span", { class: "denied", title: "needs the " + right + " right", text: label + " (needs " + right + ")" }));
     };
     item(j.can.pcap, "/php/pcap.php?id=" + id, "merged pcap", "can_pcap");
-    item(j.can.download_audio, "/php/api.php?task=getVoiceRecording&params=" + encodeURIComponent(JSON.stringify({ cdrId: j.cdr.ID })), "WAV", "can_download_audio");
+    const rec = (p) => "/php/api.php?task=getVoiceRecording&params=" + encodeURIComponent(JSON.stringify(Object.assign({ cdrId: j.cdr.ID }, p)));
+    item(j.can.download_audio, rec({}), "WAV", "can_download_audio");
+    if (j.ogg === false) d.appendChild(el("span", { class: "denied", title: "this build has no Ogg/Opus encoder (libopus)", text: "Ogg (not in this build)" }));
+    else item(j.can.download_audio, rec({ ogg: true }), "Ogg", "can_download_audio");
     item(j.can.pcap, "/console/api/sip.txt?id=" + id, "SIP text", "can_pcap");
     // T.38 calls (payload 1000/1001 as VoIPmonitor writes it) and G.711 faxes: the pages decoded from the pcap
     if (j.cdr.payload >= 1000 || j.can.show_fax) item(j.can.show_fax, "/php/api.php?task=getFax&params=" + encodeURIComponent(JSON.stringify({ cdrId: j.cdr.ID, format: "tiff" })), "fax pages (TIFF)", "can_show_fax");

@@ -76,15 +76,21 @@ func benchDB(b *testing.B) *sql.DB {
 	return db
 }
 
-// runLatency issues the request b.N times and reports p50/p95 in ms.
+// runLatency issues the request (POST) b.N times and reports p50/p95 in ms.
 func runLatency(b *testing.B, srv *httptest.Server, path, cookie string) {
+	b.Helper()
+	runLatencyMethod(b, srv, "POST", path, cookie)
+}
+
+// runLatencyMethod is runLatency with the request's method.
+func runLatencyMethod(b *testing.B, srv *httptest.Server, method, path, cookie string) {
 	b.Helper()
 	var lat []time.Duration
 	client := srv.Client()
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
-		req, _ := http.NewRequest("POST", srv.URL+path, nil)
+		req, _ := http.NewRequest(method, srv.URL+path, nil)
 		if cookie != "" {
 			req.Header.Set("Cookie", cookie)
 		}

@@ -4,6 +4,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"testing"
+	"time"
 )
 
 // BenchmarkConsoleHistory1M: the calls page's request (LISTING as
@@ -40,6 +41,25 @@ func BenchmarkConsoleHistory1M(b *testing.B) {
 		}
 		b.Run(c.name, func(b *testing.B) {
 			runLatency(b, srv, "/php/model/sql.php?"+q.Encode(), "")
+		})
+	}
+}
+
+// BenchmarkConsoleOverview1M: the overview's request (per-step figures and
+// calls in progress per sensor) over 1,000,000 CDRs (a 30 s call every
+// 2 s), for the page's time ranges ending a minute after the last CDR, as
+// they end now on a live agent. Run:
+//
+//	go test -run XXX -bench ConsoleOverview1M -benchtime 20x ./webui/
+func BenchmarkConsoleOverview1M(b *testing.B) {
+	db := benchDB(b)
+	now := time.Date(2025, 1, 24, 3, 34, 0, 0, time.UTC) // the last CDR starts at 03:33:18
+	h := New(Options{DB: db, DisableAuth: true, Now: func() time.Time { return now }})
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	for _, hours := range []string{"1", "6", "24", "168"} {
+		b.Run(hours+"h", func(b *testing.B) {
+			runLatencyMethod(b, srv, "GET", "/console/api/overview?hours="+hours, "")
 		})
 	}
 }

@@ -1,6 +1,7 @@
 package webui
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -15,8 +16,10 @@ const consoleBuckets = 60
 // consoleOverview is GET /console/api/overview?hours=H[&fsensor_id=N]:
 // per bucket of H hours / 60 (at least a minute) and per sensor, the
 // calls, the answered ones, the summed talk time and the average MOS
-// (mos_min); the page derives calls per minute, ASR and ACD. active is
-// this agent's calls in progress (with can_activecalls).
+// (mos_min); the page derives calls per minute, ASR and ACD. concurrent
+// is, per sensor, the calls in progress during each bucket (from the CDRs:
+// a call still going has no CDR yet); active is this agent's calls in
+// progress now (with can_activecalls).
 func (h *Handler) consoleOverview(w http.ResponseWriter, r *http.Request) {
 	u, ok := h.needForm(w, r, CanCDR)
 	if !ok {
@@ -27,19 +30,15 @@ func (h *Handler) consoleOverview(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
+	sc, sargs, err := overviewSensorCond(u, r)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
 	step := max(60, hours*3600/consoleBuckets)
+	n := hours * 3600 / step
 	end := h.now().UTC().Truncate(time.Minute).Add(time.Minute)
 	start := end.Add(-time.Duration(hours) * time.Hour)
-	sc, sargs := sensorCond(u)
-	if v := r.Form.Get("fsensor_id"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 || n > 65535 {
-			h.fail(w, r, fmt.Errorf("%w: fsensor_id: %q is not a sensor id", ErrBadRequest, v))
-			return
-		}
-		sc += " AND c.id_sensor = ?"
-		sargs = append(sargs, n)
-	}
 	q := "SELECT TIMESTAMPDIFF(SECOND, ?, c.calldate) DIV ? AS b, COALESCE(c.id_sensor,-1), COUNT(*), SUM(c.connect_duration IS NOT NULL), " +
 		"COALESCE(SUM(c.connect_duration),0), AVG(NULLIF(c.mos_min_mult10,0))/10 FROM cdr c WHERE c.calldate >= ? AND c.calldate < ?" + sc +
 		" GROUP BY b, c.id_sensor ORDER BY b, c.id_sensor"
@@ -49,13 +48,86 @@ func (h *Handler) consoleOverview(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, fmt.Errorf("overview: %w", err))
 		return
 	}
+	conc, err := h.overviewConcurrent(r.Context(), start, end, step, n, sc, sargs)
+	if err != nil {
+		h.fail(w, r, fmt.Errorf("overview: concurrent calls: %w", err))
+		return
+	}
 	var active any
 	if h.o.Calls != nil && u.Rights.Has(CanActiveCalls) && u.SeesSensor(h.o.SensorID) {
 		active = len(h.o.Calls.Active())
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusOK, obj{{"success", true}, {"start", start.In(h.o.Location).Format("2006-01-02 15:04:05")},
-		{"step", step}, {"buckets", hours * 3600 / step}, {"series", rows}, {"active", active}})
+	writeJSON(w, http.StatusOK, obj{{"success", true}, {"start", start.In(h.o.Location).Format("2006-01-02 15:04:05")}, {"start_unix", start.Unix()},
+		{"step", step}, {"buckets", n}, {"series", rows}, {"concurrent", conc}, {"active", active}})
+}
+
+// overviewSensorCond is the user's sensors and the page's fsensor_id as SQL
+// on cdr c.
+func overviewSensorCond(u *User, r *http.Request) (string, []any, error) {
+	sc, sargs := sensorCond(u)
+	v := r.Form.Get("fsensor_id")
+	if v == "" {
+		return sc, sargs, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 || n > 65535 {
+		return "", nil, fmt.Errorf("%w: fsensor_id: %q is not a sensor id", ErrBadRequest, v)
+	}
+	return sc + " AND c.id_sensor = ?", append(sargs, n), nil
+}
+
+// consoleConcurrentSQL counts the calls that overlap the window by the
+// first and the last bucket they overlap (clamped to the window, so at
+// most (buckets+1)² groups per sensor) and by sensor. A call's last bucket
+// is the one holding its last microsecond. The rows read are those of the
+// callend index from the window's start to a day past its end (the window
+// ends now: no CDR ends later, the day is for clocks), so a call that began
+// before the window counts however long it lasted.
+const consoleConcurrentSQL = "SELECT GREATEST(0, TIMESTAMPDIFF(MICROSECOND, ?, c.calldate) DIV ?) AS f, " +
+	"LEAST(?, (TIMESTAMPDIFF(MICROSECOND, ?, c.callend) - 1) DIV ?) AS l, COALESCE(c.id_sensor,-1) AS s, COUNT(*) " +
+	"FROM cdr c WHERE c.callend > ? AND c.callend < ? AND c.calldate < ?%s GROUP BY f, l, s ORDER BY s"
+
+// overviewConcurrent is, per sensor, the number of calls in progress at
+// some time during each of the n buckets of step seconds from start: a
+// call counts in every bucket its [calldate, callend) overlaps (a call of
+// no length in the bucket of its start).
+func (h *Handler) overviewConcurrent(ctx context.Context, start, end time.Time, step, n int, sc string, sargs []any) ([]obj, error) {
+	db, err := h.db()
+	if err != nil {
+		return nil, err
+	}
+	us := int64(step) * 1e6
+	args := append([]any{cdrquery.SQLTime(start), us, n, cdrquery.SQLTime(start), us,
+		cdrquery.SQLTime(start), cdrquery.SQLTime(end.Add(24 * time.Hour)), cdrquery.SQLTime(end)}, sargs...)
+	rs, err := db.QueryContext(ctx, fmt.Sprintf(consoleConcurrentSQL, sc), args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rs.Close()
+	var out []obj
+	var cur []int
+	last := int64(-2)
+	for rs.Next() {
+		var f, l, s, count int64
+		if err := rs.Scan(&f, &l, &s, &count); err != nil {
+			return nil, err
+		}
+		if s != last {
+			cur, last = make([]int, n), s
+			out = append(out, obj{{"sensor", strconv.FormatInt(s, 10)}, {"calls", cur}})
+		}
+		addSpan(cur, int(f), int(l), int(count))
+	}
+	return out, rs.Err()
+}
+
+// addSpan adds count to the buckets first..last of b (last before first:
+// first only), within b.
+func addSpan(b []int, first, last, count int) {
+	for i := max(first, 0); i <= min(max(last, first), len(b)-1); i++ {
+		b[i] += count
+	}
 }
 
 const consoleRegStateSQL = `SELECT c.to_num, c.to_domain, c.state, c.created_at, INET_NTOA(c.sipcallerip), c.sipcallerport,

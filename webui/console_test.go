@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"maps"
 	"net/url"
 	"regexp"
 	"slices"
@@ -281,7 +282,7 @@ var inlineHandler = regexp.MustCompile(`\son[a-z]+\s*=`)
 // TestConsolePagesCSP: the pages allow no inline script and no other origin.
 func TestConsolePagesCSP(t *testing.T) {
 	e := newEnv(t, nil)
-	for _, p := range []string{"calls.html", "call.html", "calls.js", "call.js", "common.js", "console.css", "uPlot.iife.min.js", "uPlot.min.css"} {
+	for _, p := range []string{"calls.html", "call.html", "overview.html", "calls.js", "call.js", "overview.js", "common.js", "console.css", "uPlot.iife.min.js", "uPlot.min.css"} {
 		st, b, hdr := e.do(t, "GET", "/console/"+p, "")
 		if st != 200 || len(b) == 0 {
 			t.Fatalf("%s: %d", p, st)
@@ -466,8 +467,10 @@ func TestConsoleBlindTransfer(t *testing.T) {
 }
 
 // TestConsoleOverview: the overview page's totals (calls, answered, ASR)
-// over the last 6 hours are SQL's, and its registration tables list every
-// AOR of register_state and register_failed; screenshots.
+// over the last 6 hours are SQL's, its chart of calls in progress draws, per
+// sensor, the calls SQL finds overlapping each 6-minute step, and its
+// registration tables list every AOR of register_state and register_failed;
+// screenshots.
 func TestConsoleOverview(t *testing.T) {
 	ctx, cancel := browsertest.New(t, 90*time.Second)
 	defer cancel()
@@ -496,6 +499,9 @@ func TestConsoleOverview(t *testing.T) {
 		{"INSERT INTO register_state (id_sensor, created_at, sipcallerip, sipcalledip, to_num, to_domain, state, expires) VALUES (1, ?, 167772161, 167772162, '2001', 'pbx.test', 5, 0)", []any{cdrquery.SQLTime(at)}},
 		{"INSERT INTO register_failed (id_sensor, created_at, sipcallerip, sipcalledip, to_num, to_domain, counter, reason) VALUES (1, ?, 167772163, 167772162, '2002', 'pbx.test', 3, '401 Unauthorized')", []any{cdrquery.SQLTime(at.Add(-time.Minute))}},
 		{"INSERT INTO register_failed (id_sensor, created_at, sipcallerip, sipcalledip, to_num, to_domain, counter, reason) VALUES (1, ?, 167772164, 167772162, '2002', 'pbx.test', 2, ?)", []any{cdrquery.SQLTime(at), failReason}},
+		// Two overlapping calls of a second sensor, over several steps.
+		{"INSERT INTO cdr (calldate, callend, id_sensor) VALUES (?, ?, 2), (?, ?, 2)", []any{cdrquery.SQLTime(last.Add(-2 * time.Hour)),
+			cdrquery.SQLTime(last.Add(-90 * time.Minute)), cdrquery.SQLTime(last.Add(-110 * time.Minute)), cdrquery.SQLTime(last.Add(-100 * time.Minute))}},
 	} {
 		if _, err := e.db.Exec(q.sql, q.args...); err != nil {
 			t.Fatal(err)
@@ -541,6 +547,7 @@ func TestConsoleOverview(t *testing.T) {
 		t.Errorf("registrations: page %d AORs / %d failing, SQL %d / %d", got.Regs, got.Fails, aors, failedAORs)
 	}
 	t.Logf("overview: %d calls, %d answered; %d AORs, %d failing", calls, answered, aors, failedAORs)
+	checkInProgress(t, e, ctx, last.Add(time.Hour).Truncate(time.Minute).Add(time.Minute-6*time.Hour), 360)
 	rows, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll("#regs tbody tr, #fails tbody tr")].map(tr => tr.textContent)`))
 	if err != nil {
 		t.Fatal(err)
@@ -549,6 +556,70 @@ func TestConsoleOverview(t *testing.T) {
 		t.Errorf("registration rows %q: want 2001 expired (its last state), 2002 with 5 failures, last from 10.0.0.4 with %q", rows, failReason)
 	}
 	browsertest.Screenshots(t, ctx, "console-overview")
+}
+
+// TestConsoleOverviewConcurrent: the overview's calls in progress per
+// bucket and sensor over a known set of CDRs (now 12:00:00, so the hour's
+// buckets are the minutes from 11:01): three calls of sensor 1 overlap in
+// 11:51, one ends exactly at 11:52:00 (not in 11:52), one has no length,
+// one started before the window, one ends after it, two lie outside it.
+func TestConsoleOverviewConcurrent(t *testing.T) {
+	e := newEnvWith(t, envSpec{}, nil)
+	for _, c := range []struct {
+		from, to string
+		sensor   int
+	}{
+		{"11:50:10", "11:53:20", 1}, // A
+		{"11:51:30", "11:52:00", 1}, // B: ends on the minute
+		{"11:51:50", "11:52:45", 1}, // C
+		{"11:55:00", "11:55:00", 1}, // H: no length
+		{"10:00:00", "10:30:00", 1}, // F: before the hour
+		{"10:30:00", "11:01:30", 2}, // D: started before the hour
+		{"11:59:30", "12:05:00", 2}, // E: ends after the window
+		{"12:02:00", "12:03:00", 2}, // G: after the window
+	} {
+		if _, err := e.db.Exec("INSERT INTO cdr (calldate, callend, id_sensor) VALUES (?, ?, ?)",
+			"2025-01-01 "+c.from, "2025-01-01 "+c.to, c.sensor); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cookie := e.login(t, "admin", "adminpw")
+	for _, tc := range []struct {
+		query string
+		step  int
+		want  map[string]map[int]int // sensor → bucket → calls (others 0)
+	}{
+		{"hours=1", 60, map[string]map[int]int{"1": {49: 1, 50: 3, 51: 2, 52: 1, 54: 1}, "2": {0: 1, 58: 1, 59: 1}}},
+		{"hours=1&fsensor_id=2", 60, map[string]map[int]int{"2": {0: 1, 58: 1, 59: 1}}},
+		{"hours=6", 360, map[string]map[int]int{"1": {39: 1, 40: 1, 41: 1, 42: 1, 43: 1, 44: 1, 58: 3, 59: 1},
+			"2": {44: 1, 45: 1, 46: 1, 47: 1, 48: 1, 49: 1, 50: 1, 59: 1}}},
+	} {
+		st, b, _ := e.do(t, "GET", "/console/api/overview?"+tc.query, "", "Cookie", cookie)
+		var rep struct {
+			Step       int `json:"step"`
+			Buckets    int `json:"buckets"`
+			Concurrent []struct {
+				Sensor string `json:"sensor"`
+				Calls  []int  `json:"calls"`
+			} `json:"concurrent"`
+		}
+		if err := json.Unmarshal(b, &rep); st != 200 || err != nil {
+			t.Fatalf("%s: %d %v %.200s", tc.query, st, err, b)
+		}
+		if rep.Step != tc.step || rep.Buckets != 60 || len(rep.Concurrent) != len(tc.want) {
+			t.Fatalf("%s: step %d, %d buckets, %d sensors; want %d, 60, %d", tc.query, rep.Step, rep.Buckets, len(rep.Concurrent), tc.step, len(tc.want))
+		}
+		for _, s := range rep.Concurrent {
+			want := make([]int, 60)
+			for i, n := range tc.want[s.Sensor] {
+				want[i] = n
+			}
+			if !slices.Equal(s.Calls, want) {
+				t.Errorf("%s: sensor %s in progress %v, want %v", tc.query, s.Sensor, s.Calls, want)
+			}
+		}
+		t.Logf("%s: %+v", tc.query, rep.Concurrent)
+	}
 }
 
 // checkDownloadLinks: the detail page's download links (as admin) are the
@@ -589,4 +660,69 @@ func checkDownloadLinks(t *testing.T, e *testEnv, ctx context.Context) {
 		t.Errorf("download links %v, want merged pcap, WAV, Ogg and SIP text", labels)
 	}
 	t.Logf("download links: %v", labels)
+}
+
+// checkInProgress: the overview page's calls in progress (60 steps of step
+// seconds from start) are, per sensor and step, the CDRs SQL finds
+// overlapping the step, and the uPlot chart draws them.
+func checkInProgress(t *testing.T, e *testEnv, ctx context.Context, start time.Time, step int) {
+	t.Helper()
+	want := map[string][]int{}
+	for i := range 60 {
+		bs := start.Add(time.Duration(i*step) * time.Second)
+		be := bs.Add(time.Duration(step) * time.Second)
+		rs, err := e.db.Query("SELECT COALESCE(id_sensor,-1), COUNT(*) FROM cdr WHERE calldate < ? AND (callend > ? OR calldate >= ?) GROUP BY 1",
+			cdrquery.SQLTime(be), cdrquery.SQLTime(bs), cdrquery.SQLTime(bs))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rs.Next() {
+			var sensor string
+			var n int
+			if err := rs.Scan(&sensor, &n); err != nil {
+				t.Fatal(err)
+			}
+			if want[sensor] == nil {
+				want[sensor] = make([]int, 60)
+			}
+			want[sensor][i] = n
+		}
+		rs.Close()
+	}
+	type view struct {
+		Concurrent map[string][]int `json:"concurrent"`
+		Chart      [][]float64      `json:"chart"`
+		Peaks      []string         `json:"peaks"`
+	}
+	got, err := chromedp.Run(ctx, chromedp.Evaluate[view](`({concurrent: window.__overview.concurrent,
+		chart: window.__overview.concChart ? window.__overview.concChart.data : [],
+		peaks: [...document.querySelectorAll("#sensors tbody td:nth-child(7)")].map(td => td.textContent)})`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(want) == 0 || len(got.Concurrent) != len(want) || len(got.Chart) != len(want)+1 {
+		t.Fatalf("calls in progress: page %v (chart of %d series), SQL %v", got.Concurrent, len(got.Chart)-1, want)
+	}
+	if x := got.Chart[0]; len(x) != 61 || x[0] != float64(start.Unix()) || x[60]-x[0] != float64(60*step) {
+		t.Errorf("chart's time axis %v, want the bounds of 60 steps of %d s from %d", x, step, start.Unix())
+	}
+	for sensor, w := range want {
+		if !slices.Equal(got.Concurrent[sensor], w) {
+			t.Errorf("sensor %s in progress: page %v, SQL %v", sensor, got.Concurrent[sensor], w)
+		}
+		if peak := strconv.Itoa(slices.Max(w)); !slices.Contains(got.Peaks, peak) {
+			t.Errorf("sensor %s: peak %s not in the table's %v", sensor, peak, got.Peaks)
+		}
+		t.Logf("sensor %s in progress per %d s: %v", sensor, step, w)
+	}
+	for i, ys := range got.Chart[1:] {
+		drawn := make([]int, 60)
+		for j, y := range ys[:min(len(ys), 60)] {
+			drawn[j] = int(y)
+		}
+		same := func(c []int) bool { return slices.Equal(c, drawn) }
+		if len(ys) != 61 || ys[60] != ys[59] || !slices.ContainsFunc(slices.Collect(maps.Values(got.Concurrent)), same) {
+			t.Errorf("chart series %d %v is none of the page's sensors", i+1, ys)
+		}
+	}
 }

@@ -214,6 +214,10 @@ func newEnvWith(t testing.TB, spec envSpec, mod func(*Options)) *testEnv {
 			order = append(order, c.CallID)
 		}
 	}
+	// Without captures too, the schema is in place when the test starts.
+	if err := w.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
 	db := openDB(t, dsn)
 	sp := DirSpool{Root: t.TempDir()}
 	writeSpool(t, db, sp, byCallID, paths)

@@ -1,12 +1,12 @@
-// pbx-agent overview: calls per minute, ASR, ACD and average MOS over the
-// last hours (/console/api/overview), and the registrations
-// (/console/api/registrations).
+// pbx-agent overview: calls per minute, ASR, ACD, average MOS and calls in
+// progress over the last hours, per sensor (/console/api/overview), and the
+// registrations (/console/api/registrations).
 "use strict";
 
 (function () {
   const { $, status, me, getJSON, text, el, svg: s } = window.PBX;
   const page = new URLSearchParams(location.search);
-  const D = (window.__overview = { loaded: false, totals: null, regs: 0, fails: 0 });
+  const D = (window.__overview = { loaded: false, totals: null, regs: 0, fails: 0, concurrent: {} });
   const STATES = { 1: "OK", 2: "failed", 3: "unknown, OK", 4: "too many messages", 5: "expired", 6: "unregistered" };
 
   function card(label, value) {
@@ -35,6 +35,44 @@
     $("charts").appendChild(el("figure", { class: "chart" }, el("figcaption", { text: title }), svg));
   }
 
+  const COLORS = ["#2b6cb0", "#26a269", "#c01c28", "#a347ba", "#e66100", "#1c71d8"];
+  const sensorName = (s) => (s === "-1" ? "no sensor" : "sensor " + s);
+  const peak = (a) => (a ? Math.max(0, ...a) : null);
+
+  // inProgress draws the calls in progress during each bucket (from the
+  // CDRs), one uPlot line per sensor, on UTC time.
+  function inProgress(j, start) {
+    const box = $("conc"), list = j.concurrent || [];
+    box.textContent = "";
+    D.concurrent = {};
+    for (const c of list) D.concurrent[c.sensor] = c.calls;
+    $("concnote").textContent = list.length
+      ? "Calls in progress at some time in each " + j.step / 60 + "-minute step, per sensor, from the stored CDRs (a call still going has none yet: see active now)."
+      : "No call in progress in this time range.";
+    if (!list.length) return;
+    // One x more than the steps: the last step is drawn as wide as the others.
+    const xs = Array.from({ length: j.buckets + 1 }, (_, i) => start / 1000 + i * j.step);
+    const utc = (ts) => new Date(ts * 1000).toISOString().slice(0, 16).replace("T", " ");
+    const tick = (ts) => (j.buckets * j.step > 86400 ? utc(ts).slice(5) : utc(ts).slice(11));
+    const label = "calls in progress, peak " + list.map((c) => sensorName(c.sensor) + " " + peak(c.calls)).join(", ");
+    const div = el("div", { class: "qchart", id: "conc-chart", role: "img", "aria-label": label });
+    box.appendChild(div);
+    const fit = () => Math.max(260, Math.min(1200, (box.clientWidth || window.innerWidth) - 12));
+    const series = [{ label: "UTC", value: (u, ts) => (ts === null ? "—" : utc(ts)) }].concat(list.map((c, i) => ({
+      label: sensorName(c.sensor), stroke: COLORS[i % COLORS.length], width: 1.5,
+      paths: window.uPlot.paths.stepped({ align: 1 }), points: { show: false },
+    })));
+    const u = new window.uPlot({
+      title: "calls in progress", width: fit(), height: 180, series,
+      tzDate: (ts) => window.uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"),
+      scales: { y: { range: (_, mn, mx) => [0, Math.max(mx, 1)] } },
+      axes: [{ label: "UTC", values: (u, splits) => splits.map(tick) },
+        { label: "calls", incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000] }],
+    }, [xs].concat(list.map((c) => c.calls.concat([c.calls[c.calls.length - 1]]))), div);
+    D.concChart = u;
+    window.addEventListener("resize", () => u.setSize({ width: fit(), height: 180 }));
+  }
+
   function overview(j) {
     const n = j.buckets, step = j.step;
     const b = Array.from({ length: n }, () => ({ calls: 0, answered: 0, talk: 0, mosSum: 0, mosN: 0 }));
@@ -61,18 +99,20 @@
     card("avg MOS", mos(tot) === null ? "—" : mos(tot).toFixed(2));
     card("active now", j.active === null ? "—" : String(j.active));
     D.totals = { calls: tot.calls, answered: tot.answered, asr: asr(tot), acd: acd(tot), mos: mos(tot) };
-    const start = new Date(j.start.replace(" ", "T") + "Z").getTime();
+    const start = j.start_unix * 1000;
     $("charts").textContent = "";
     chart("calls per minute", b.map((x) => x.calls / (step / 60)), (v) => v.toFixed(2), start, step);
     chart("ASR %", b.map(asr), f1, start, step);
     chart("ACD s", b.map(acd), (v) => v.toFixed(0), start, step);
     chart("average MOS", b.map(mos), (v) => v.toFixed(2), start, step);
+    inProgress(j, start);
     const tb = $("sensors").tBodies[0];
     tb.textContent = "";
-    const labels = ["sensor", "calls", "answered", "ASR %", "ACD s", "avg MOS"];
-    for (const [sensor, p] of Object.entries(per)) {
-      const tr = el("tr");
-      [sensor, String(p.calls), String(p.answered), f1(asr(p)), acd(p) === null ? "—" : acd(p).toFixed(0), mos(p) === null ? "—" : mos(p).toFixed(2)]
+    const labels = ["sensor", "calls", "answered", "ASR %", "ACD s", "avg MOS", "peak in progress"];
+    const zero = { calls: 0, answered: 0, talk: 0, mosSum: 0, mosN: 0 };
+    for (const sensor of new Set([...Object.keys(per), ...Object.keys(D.concurrent)])) {
+      const tr = el("tr"), p = per[sensor] || zero, pk = peak(D.concurrent[sensor]);
+      [sensor, String(p.calls), String(p.answered), f1(asr(p)), acd(p) === null ? "—" : acd(p).toFixed(0), mos(p) === null ? "—" : mos(p).toFixed(2), pk === null ? "0" : String(pk)]
         .forEach((v, i) => tr.appendChild(el("td", { "data-label": labels[i], text: v })));
       tb.appendChild(tr);
     }

@@ -117,6 +117,9 @@ func (c *faxCache) get(ctx context.Context, h *Handler, ref cdrRef) (*faxEntry, 
 		c.mu.Lock()
 		delete(c.entries, ref.ID) // cancelled: the next request tries again
 		c.mu.Unlock()
+		if e.dir != "" {
+			os.RemoveAll(e.dir) // its partial TIFFs: no eviction will see the entry again
+		}
 	}
 	close(e.done)
 	return e, e.err

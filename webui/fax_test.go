@@ -2,9 +2,14 @@ package webui
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"image/png"
+	"io"
+	"io/fs"
+	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -196,5 +201,44 @@ func TestUsersFileCanShowFax(t *testing.T) {
 	}
 	if _, err := loadUsers(t, "[x]\nsecret = pw\ncan_show_fax = maybe\n"); err == nil || !strings.Contains(err.Error(), "users.conf:3") {
 		t.Errorf("can_show_fax = maybe: err %v, want an error at users.conf:3", err)
+	}
+}
+
+// cancellingSpool serves the fax capture as a call's RTP pcap and cancels
+// the request as it does (a client that hangs up while its fax is decoded).
+type cancellingSpool struct {
+	path   string
+	cancel context.CancelFunc
+}
+
+func (s *cancellingSpool) Open(_ context.Context, f SpoolFile) (io.ReadCloser, error) {
+	if f.Kind != KindRTP {
+		return nil, fs.ErrNotExist
+	}
+	defer s.cancel()
+	return os.Open(s.path)
+}
+
+// TestFaxCancelledLeavesNoFiles: a decode cancelled by its request keeps
+// no directory under the cache's base (the entry is dropped, so eviction
+// would never remove it).
+func TestFaxCancelledLeavesNoFiles(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sp := &cancellingSpool{path: fixture.Repo(t, "testdata", "pcap", "asterisk-fax-t38.pcap"), cancel: cancel}
+	h := &Handler{o: Options{Spool: sp}, log: slog.New(slog.DiscardHandler)}
+	h.faxes.base = t.TempDir()
+	if _, err := h.faxes.get(ctx, h, cdrRef{ID: 7, Basename: "x"}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("get = %v, want context.Canceled", err)
+	}
+	left, err := os.ReadDir(h.faxes.base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left) != 0 {
+		t.Errorf("%d entries left under the fax cache's base (%s …), want none", len(left), left[0].Name())
+	}
+	if len(h.faxes.entries) != 0 {
+		t.Errorf("%d cache entries after a cancelled decode, want 0", len(h.faxes.entries))
 	}
 }

@@ -103,8 +103,6 @@ func (m *mergeHeap) Pop() any {
 	return x
 }
 
-// prepareMerge opens the inputs as captures and checks they share a link
-// type, before anything is written to the client.
 // openMerged opens the spool's pcaps of refs as readers ready to merge;
 // the caller closes the files.
 func (h *Handler) openMerged(ctx context.Context, refs []cdrRef, noRTP bool) ([]io.ReadCloser, []packetReader, layers.LinkType, error) {
@@ -120,6 +118,8 @@ func (h *Handler) openMerged(ctx context.Context, refs []cdrRef, noRTP bool) ([]
 	return files, readers, link, nil
 }
 
+// prepareMerge opens the inputs as captures and checks they share a link
+// type, before anything is written to the client.
 func prepareMerge(files []io.ReadCloser) ([]packetReader, layers.LinkType, error) {
 	readers := make([]packetReader, 0, len(files))
 	var link layers.LinkType

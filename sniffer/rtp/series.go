@@ -78,26 +78,34 @@ func (s *Stream) seriesPacket(now int64, lost int64) {
 func tenths(ms float64) uint16 { return uint16(min(max(ms*10+0.5, 0), 65535)) }
 
 // seriesLoss places lost packets at the seconds they were due: one ptime
-// apart, back from the packet that revealed them.
+// apart, back from the packet that revealed them. It steps a second at a
+// time, not a packet: a sender's sequence jump (up to maxDropout packets)
+// costs a few steps, not thousands per packet.
 func (s *Stream) seriesLoss(now, lost int64) {
 	ptime := s.ptimeMs
 	if ptime <= 0 {
 		ptime = 20
 	}
-	at := now - ptime*int64(time.Millisecond) // the last missing packet
+	step := ptime * int64(time.Millisecond)
+	at := now - step // the last missing packet
 	burstSec := int64(-1)
-	for k := int64(0); k < lost; k++ {
+	for lost > 0 {
 		sec := at / int64(time.Second)
 		p := s.series.at(sec)
 		if p == nil {
 			return // before the series started
 		}
-		p.lost = satAdd16(p.lost, 1)
+		n := int64(1) // the missing packets due in sec: at, at-step, … (before 1970: one at a time)
+		if at >= 0 {
+			n = min((at-sec*int64(time.Second))/step+1, lost)
+		}
+		p.lost = satAdd16(p.lost, uint16(min(n, 1<<16-1)))
 		if sec != burstSec {
 			p.bursts = satAdd16(p.bursts, 1)
 			burstSec = sec
 		}
-		at -= ptime * int64(time.Millisecond)
+		lost -= n
+		at -= n * step
 	}
 }
 

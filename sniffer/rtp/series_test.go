@@ -191,3 +191,67 @@ func TestSeriesClockJump(t *testing.T) {
 		t.Errorf("stream without Series: %d points", len(got.Points))
 	}
 }
+
+// seriesLossPerPacket is seriesLoss one packet at a time (as it was): the
+// reference TestSeriesLossPerSecond compares with.
+func (s *Stream) seriesLossPerPacket(now, lost int64) {
+	ptime := s.ptimeMs
+	if ptime <= 0 {
+		ptime = 20
+	}
+	at := now - ptime*int64(time.Millisecond)
+	burstSec := int64(-1)
+	for k := int64(0); k < lost; k++ {
+		sec := at / int64(time.Second)
+		p := s.series.at(sec)
+		if p == nil {
+			return
+		}
+		p.lost = satAdd16(p.lost, 1)
+		if sec != burstSec {
+			p.bursts = satAdd16(p.bursts, 1)
+			burstSec = sec
+		}
+		at -= ptime * int64(time.Millisecond)
+	}
+}
+
+// TestSeriesLossPerSecond: placing a loss a second at a time gives the
+// steps placing it a packet at a time gave, for every ptime, gap and
+// position in the second, up to the largest jump a packet can reveal
+// (maxDropout), before the series start too.
+func TestSeriesLossPerSecond(t *testing.T) {
+	start := t0.Unix()
+	for _, ptime := range []int64{0, 2, 3, 20, 30, 60, 200} {
+		for _, lost := range []int64{1, 2, 49, 50, 51, 333, maxDropout - 1} {
+			for _, after := range []time.Duration{0, 1, 7 * time.Millisecond, 999 * time.Millisecond, 3 * time.Second, 200 * time.Second} {
+				now := (start+60)*int64(time.Second) + int64(after)
+				var a, b Stream
+				a.Reset(StreamConfig{Series: true})
+				b.Reset(StreamConfig{Series: true})
+				for _, s := range []*Stream{&a, &b} {
+					s.ptimeMs = ptime
+					s.series.start, s.series.step, s.series.cur = start, 1, now/int64(time.Second)
+				}
+				a.seriesLoss(now, lost)
+				b.seriesLossPerPacket(now, lost)
+				if a.series.open != b.series.open || !slices.Equal(a.series.steps, b.series.steps) {
+					t.Fatalf("ptime %d ms, %d lost, %v into second 60: per second %+v %v, per packet %+v %v",
+						ptime, lost, after, a.series.open, a.series.steps, b.series.open, b.series.steps)
+				}
+			}
+		}
+	}
+}
+
+// BenchmarkSeriesLossJump is a packet revealing maxDropout-1 lost ones
+// (20 ms ptime: 1 µs; placed a packet at a time it was 25 µs).
+func BenchmarkSeriesLossJump(b *testing.B) {
+	var s Stream
+	s.Reset(StreamConfig{Series: true})
+	now := (t0.Unix() + 120) * int64(time.Second)
+	s.series.start, s.series.step, s.series.cur = t0.Unix(), 1, now/int64(time.Second)
+	for b.Loop() {
+		s.seriesLoss(now, maxDropout-1)
+	}
+}

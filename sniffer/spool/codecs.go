@@ -76,11 +76,3 @@ func (c *callSpool) needsHistory(pt uint8) bool {
 	}
 	return staticHistory[pt]
 }
-
-// nameOf is the encoding name of payload type pt in c ("" when unknown).
-func (c *callSpool) nameOf(pt uint8) string {
-	if pt >= 96 && pt <= 127 {
-		return c.dynamic[pt-96]
-	}
-	return codec.StaticName(pt)
-}

@@ -130,8 +130,7 @@ type Stream struct {
 		ok  bool
 		b   []byte
 	}
-	missing []uint16
-	fec     []byte
+	fec []byte
 	// Delivered, Recovered (from redundancy or FEC), Lost (neither primary
 	// nor a redundant copy seen) and Late (duplicates or out of order) IFPs.
 	Delivered, Recovered, Lost, Late int

@@ -182,17 +182,16 @@ func (h *Handler) listen(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, "websocket upgrade required")
 		return
 	}
-	if _, err := h.lifetime(r); err != nil {
+	if err := h.enter(r); err != nil {
 		h.refusals.Add(1)
 		httpError(w, http.StatusServiceUnavailable, ReasonShutdown)
 		return
 	}
+	defer h.wg.Done()
 	conn, err := h.up.Upgrade(hijackable(w), r, nil)
 	if err != nil {
 		return // the upgrader answered (403 for a foreign origin)
 	}
-	h.wg.Add(1)
-	defer h.wg.Done()
 	h.listeners.Add(1)
 	h.seen.Add(1)
 	defer h.listeners.Add(-1)

@@ -114,7 +114,8 @@ type Handler struct {
 	mux     *http.ServeMux
 	up      websocket.Upgrader
 	remotes *remoteHub
-	wg      sync.WaitGroup
+	wg      sync.WaitGroup // listeners (enter)
+	gate    sync.Mutex     // orders a listener's enter with the end of Run
 	// running is closed by Run once ctx (Run's) is set; listeners wait
 	// for it.
 	running chan struct{}
@@ -209,22 +210,29 @@ func (h *Handler) Run(ctx context.Context) error {
 		return ErrRunning
 	}
 	<-ctx.Done()
+	h.gate.Lock() // a listener entering from now on sees ctx ended; one before is in wg
+	h.gate.Unlock()
 	h.wg.Wait()
 	h.remotes.wait()
 	return nil
 }
 
-// lifetime waits for Run (or the request's end) and returns Run's ctx.
-func (h *Handler) lifetime(r *http.Request) (context.Context, error) {
+// enter waits for Run (or the request's end) and counts a listener in
+// h.wg, which the caller leaves (wg.Done); ErrClosed once Run's ctx ended.
+// Run waits for a listener that entered even when it is still upgrading.
+func (h *Handler) enter(r *http.Request) error {
 	select {
 	case <-h.running:
 	case <-r.Context().Done():
-		return nil, r.Context().Err()
+		return r.Context().Err()
 	}
-	if err := h.ctx.Err(); err != nil {
-		return nil, ErrClosed
+	h.gate.Lock()
+	defer h.gate.Unlock()
+	if h.ctx.Err() != nil {
+		return ErrClosed
 	}
-	return h.ctx, nil
+	h.wg.Add(1)
+	return nil
 }
 
 // Stats returns the handler's counters.

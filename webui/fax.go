@@ -49,6 +49,9 @@ type faxEntry struct {
 	file string
 	res  fax.Result
 	err  error
+	// dropped: the decoding request was cancelled and the entry left the
+	// cache (set before done is closed)
+	dropped bool
 }
 
 // faxCache decodes a call's fax on demand (from the spool's pcaps, after
@@ -107,6 +110,9 @@ func (c *faxCache) get(ctx context.Context, h *Handler, ref cdrRef) (*faxEntry, 
 	if ok {
 		select {
 		case <-e.done:
+			if e.dropped && ctx.Err() == nil {
+				return c.get(ctx, h, ref) // not this request's cancellation: decode it again
+			}
 			return e, e.err
 		case <-ctx.Done():
 			return nil, ctx.Err()
@@ -116,6 +122,7 @@ func (c *faxCache) get(ctx context.Context, h *Handler, ref cdrRef) (*faxEntry, 
 	if e.err != nil && ctx.Err() != nil {
 		c.mu.Lock()
 		delete(c.entries, ref.ID) // cancelled: the next request tries again
+		e.dropped = true
 		c.mu.Unlock()
 		if e.dir != "" {
 			os.RemoveAll(e.dir) // its partial TIFFs: no eviction will see the entry again

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -240,5 +241,51 @@ func TestFaxCancelledLeavesNoFiles(t *testing.T) {
 	}
 	if len(h.faxes.entries) != 0 {
 		t.Errorf("%d cache entries after a cancelled decode, want 0", len(h.faxes.entries))
+	}
+}
+
+// blockingSpool serves the fax capture as a call's RTP pcap; its first
+// Open waits for proceed, then cancels the first request.
+type blockingSpool struct {
+	path            string
+	opened, proceed chan struct{}
+	cancel          context.CancelFunc
+	n               atomic.Int32
+}
+
+func (s *blockingSpool) Open(_ context.Context, f SpoolFile) (io.ReadCloser, error) {
+	if f.Kind != KindRTP {
+		return nil, fs.ErrNotExist
+	}
+	if s.n.Add(1) == 1 {
+		close(s.opened)
+		<-s.proceed
+		s.cancel()
+	}
+	return os.Open(s.path)
+}
+
+// TestFaxWaiterOutlivesCancelledDecode: a request waiting for the decode
+// another request started gets the fax, not that request's cancellation.
+func TestFaxWaiterOutlivesCancelledDecode(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sp := &blockingSpool{path: fixture.Repo(t, "testdata", "pcap", "asterisk-fax-t38.pcap"),
+		opened: make(chan struct{}), proceed: make(chan struct{}), cancel: cancel}
+	h := &Handler{o: Options{Spool: sp}, log: slog.New(slog.DiscardHandler)}
+	h.faxes.base = t.TempDir()
+	ref := cdrRef{ID: 7, Basename: "x"}
+	first := make(chan error, 1)
+	go func() { _, err := h.faxes.get(ctx, h, ref); first <- err }()
+	<-sp.opened
+	second := make(chan error, 1)
+	go func() { _, err := h.faxes.get(context.Background(), h, ref); second <- err }()
+	time.Sleep(50 * time.Millisecond) // the second request waits for the first's decode
+	close(sp.proceed)
+	if err := <-first; !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled request: %v, want context.Canceled", err)
+	}
+	if err := <-second; errors.Is(err, context.Canceled) || (fax.Built && err != nil) {
+		t.Errorf("waiting request: %v, want the fax", err)
 	}
 }

@@ -117,10 +117,12 @@ func cdrAsteriskRow(cdrID uint64, c *call.CDR, a *Asterisk) row {
 }
 
 // cdrSeriesRows are the cdr_rtp_series rows of a CDR's streams that have a
-// series; index is cdr_rtp's.
+// series; index is cdr_rtp's. Only the first maxTiny streams have one: the
+// index is part of the key, and a later stream's (clamped to maxTiny, as
+// cdr_rtp's) would repeat it and get the whole CDR rejected.
 func cdrSeriesRows(cdrID uint64, c *call.CDR) []row {
 	var out []row
-	for i := range c.Streams {
+	for i := range c.Streams[:min(len(c.Streams), maxTiny)] {
 		sr := &c.Streams[i].Series
 		if len(sr.Points) == 0 {
 			continue
@@ -129,7 +131,7 @@ func cdrSeriesRows(cdrID uint64, c *call.CDR) []row {
 		if err != nil {
 			continue
 		}
-		out = append(out, row{{"cdr_ID", cdrID}, {"calldate", c.CallDate.UTC()}, {"index", int64(min(i+1, maxTiny))},
+		out = append(out, row{{"cdr_ID", cdrID}, {"calldate", c.CallDate.UTC()}, {"index", int64(i + 1)},
 			{"start", sr.Start.UTC().Truncate(time.Millisecond)}, {"step", clampU(int64(sr.Step), maxSmall)}, {"points", b}})
 	}
 	return out

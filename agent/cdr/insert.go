@@ -11,6 +11,27 @@ import (
 // driver does not interpolate.
 const maxArgs = 60000
 
+// maxStmtBytes bounds the byte and string values of one statement (a row
+// larger than it goes alone): cdr_rtp_series rows are up to 39 KB each, and
+// a batch of long calls would otherwise exceed the server's
+// max_allowed_packet (4 MiB on MySQL 5.7, 16 MiB on MariaDB), failing the
+// same batch on every retry.
+var maxStmtBytes = 1 << 20
+
+// valueBytes is the size of r's byte and string values.
+func valueBytes(r row) int {
+	n := 0
+	for _, c := range r {
+		switch v := c.v.(type) {
+		case []byte:
+			n += len(v)
+		case string:
+			n += len(v)
+		}
+	}
+	return n
+}
+
 type execer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }
@@ -50,8 +71,14 @@ func insertRows(ctx context.Context, ex execer, table string, rows []row) ([]chu
 	tuple := "(" + strings.Repeat("?,", len(cols)-1) + "?)"
 
 	var out []chunkResult
-	for start := 0; start < len(rows); start += per {
-		end := min(start+per, len(rows))
+	for start, end := 0, 0; start < len(rows); start = end {
+		for size := 0; end < len(rows) && end-start < per; end++ {
+			n := valueBytes(rows[end])
+			if end > start && size+n > maxStmtBytes {
+				break
+			}
+			size += n
+		}
 		var q strings.Builder
 		q.Grow(head.Len() + (end-start)*(len(tuple)+1))
 		q.WriteString(head.String())

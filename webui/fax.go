@@ -154,13 +154,23 @@ func (c *faxCache) evictLocked() {
 	}
 }
 
-func (c *faxCache) decode(ctx context.Context, h *Handler, ref cdrRef, e *faxEntry) error {
+// turn waits for one of the faxDecoders turns (a decode, or a page's
+// preview: each holds a page's images) until ctx ends; release gives it back.
+func (c *faxCache) turn(ctx context.Context) (release func(), err error) {
 	select {
 	case c.sem <- struct{}{}:
-		defer func() { <-c.sem }()
+		return func() { <-c.sem }, nil
 	case <-ctx.Done():
-		return ctx.Err()
+		return nil, ctx.Err()
 	}
+}
+
+func (c *faxCache) decode(ctx context.Context, h *Handler, ref cdrRef, e *faxEntry) error {
+	release, err := c.turn(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
 	files, readers, link, err := h.openMerged(ctx, []cdrRef{ref}, false)
 	if err != nil {
 		return err
@@ -267,6 +277,13 @@ func (h *Handler) getFax(w http.ResponseWriter, r *http.Request, u *User, req *a
 		if int(page) > e.res.Pages {
 			return fmt.Errorf("%w: call %d's fax has %d page(s), not %d", ErrNotFound, id, e.res.Pages, page)
 		}
+		// A page may be 4864 × 16384 dots (≈ 240 MB as grey and two-colour
+		// images): previews take a decoder's turn, so few are held at once.
+		release, err := h.faxes.turn(ctx)
+		if err != nil {
+			return err
+		}
+		defer release()
 		img, info, err := fax.ReadPage(e.file, int(page-1))
 		if err != nil {
 			return err

@@ -10,6 +10,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -179,7 +180,31 @@ func TestGetFax(t *testing.T) {
 			if status != 404 {
 				t.Errorf("page 3 of 2: status %d, want 404", status)
 			}
+			checkPreviewTurns(t, e, j.PNG[0]+"&user=reader&password=readpw")
 		})
+	}
+}
+
+// checkPreviewTurns: a page's preview waits for a decoder's turn (a page
+// can hold ≈ 240 MB of images while it is made): with every turn taken
+// the request gets no image before it gives up; with one free it does.
+func checkPreviewTurns(t *testing.T, e *testEnv, link string) {
+	t.Helper()
+	for range faxDecoders {
+		e.h.faxes.sem <- struct{}{}
+	}
+	client := &http.Client{Timeout: 300 * time.Millisecond}
+	if resp, err := client.Get(e.srv.URL + link); err == nil {
+		resp.Body.Close()
+		t.Errorf("preview with every decoder's turn taken: %s, want no answer until one is free", resp.Status)
+	}
+	<-e.h.faxes.sem
+	status, _, hdr := e.do(t, "GET", link, "")
+	for range faxDecoders - 1 {
+		<-e.h.faxes.sem
+	}
+	if status != 200 || hdr.Get("Content-Type") != "image/png" {
+		t.Errorf("preview with a turn free: %d %s", status, hdr.Get("Content-Type"))
 	}
 }
 

@@ -152,3 +152,32 @@ func TestT38IsFax(t *testing.T) {
 		t.Errorf("fax %v, %d streams (first %+v); want fax and the one audio stream of 50 packets", c.Fax, len(c.Streams), c.Streams)
 	}
 }
+
+// TestStreamsPerCallBounded: a sender cycling SSRCs (one per packet) on a
+// call's media address starts at most maxStreams streams; the packets past
+// it are counted in StreamsRefused and change nothing else.
+func TestStreamsPerCallBounded(t *testing.T) {
+	ls := newLegScript(t)
+	ls.negotiate("0", "0")
+	ls.sip(true, "ACK", "ACK", "")
+	const sent = 1000
+	for i := range sent {
+		ls.rtp(1, 0, 0x10000+uint32(i))
+	}
+	ls.rtp(5, 0, 0x10000) // the first stream goes on
+	ls.sn.Tick(ls.now.Add(2 * time.Second))
+	refused := ls.sn.Stats().StreamsRefused
+	ls.sip(true, "BYE", "BYE", "")
+	ls.sip(false, "200 OK", "BYE", "")
+	ls.sn.Flush()
+	if len(ls.calls) != 1 {
+		t.Fatalf("%d calls, want 1", len(ls.calls))
+	}
+	streams := ls.calls[0].Streams
+	if len(streams) != maxStreams || refused != sent-maxStreams {
+		t.Fatalf("%d streams, %d packets refused; want %d and %d", len(streams), refused, maxStreams, sent-maxStreams)
+	}
+	if first := streams[0]; first.SSRC != 0x10000 || first.Received != 6 {
+		t.Errorf("first stream: SSRC %#x, %d packets; want 0x10000, 6", first.SSRC, first.Received)
+	}
+}

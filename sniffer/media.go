@@ -27,7 +27,17 @@ type mediaTracker struct {
 	// series: streams keep their quality per second (Config.SaveGraph).
 	series bool
 	ahead  readAhead // handleRun's
+	// refused counts RTP packets that would have started a stream past
+	// maxStreams in their call (read under mu).
+	refused uint64
 }
+
+// maxStreams bounds a call's RTP streams (VoIPmonitor's MAX_SSRC_PER_CALL
+// is 40): a sender cycling SSRCs would otherwise make one 2.7 kB stream
+// (and its quality series) per packet, and every packet would scan them
+// all. Past it, packets of new streams are counted and not analysed; the
+// spool still stores them.
+const maxStreams = 64
 
 type mediaCall struct {
 	// keys of the first streams, beside the slice: a packet finds its
@@ -238,6 +248,10 @@ func (m *mediaTracker) handle(md *call.Media) {
 	if s == nil {
 		if mc.faxAddr(p.Src, p.Dst) {
 			mc.faxPackets++ // UDPTL of a T.38 fax: not an RTP stream
+			return
+		}
+		if len(mc.streams) >= maxStreams {
+			m.refused++
 			return
 		}
 		s = mc.newStream(p, hdr, md.FromCaller())

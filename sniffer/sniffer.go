@@ -96,8 +96,11 @@ type Stats struct {
 	WSDropped    uint64 // SIP-over-websocket flows given up over the message size cap
 	Duplicates   uint64 // packets dropped as copies of one already handled (Deduplicate)
 	SCTPDropped  uint64 // SIP-over-SCTP fragments or messages given up
-	HEP          HEPStats
-	Decoder      decode.Stats // the link-layer decoders' counters, every source so far
+	// StreamsRefused: RTP packets that would have started a stream past a
+	// call's limit (64 streams; a sender cycling SSRCs).
+	StreamsRefused uint64
+	HEP            HEPStats
+	Decoder        decode.Stats // the link-layer decoders' counters, every source so far
 }
 
 // Sniffer is the packet path. HandleFrame, Run, Tick and Flush are called
@@ -258,6 +261,11 @@ func (s *Sniffer) publish() {
 	st.TCPEvicted = s.tcp.evicted
 	st.WSDropped = s.tcp.wsDropped
 	st.SCTPDropped = s.sctp.dropped
+	for _, m := range s.shards {
+		m.mu.Lock()
+		st.StreamsRefused += m.refused
+		m.mu.Unlock()
+	}
 	st.Decoder = s.decs
 	if s.dec != nil {
 		st.Decoder = st.Decoder.Add(s.dec.Stats())

@@ -190,6 +190,7 @@ type Stats struct {
 	Undecodable uint64 // packets of codecs that are not decoded (heard as silence)
 	Reanchored  uint64 // timestamp jumps re-anchored on arrival time
 	Concealed   uint64 // lost packets concealed (sequence gaps)
+	Skipped     uint64 // frames skipped over a capture-clock jump past maxGapFrames
 	Rate        int    // the frames' current rate
 	Subscribers int
 	Dropped     uint64 // frames dropped by full subscriptions, all of them together
@@ -283,8 +284,11 @@ func NewCall(cfg Config) *Call {
 	return c
 }
 
-// ticksOf converts a duration to timeline ticks.
-func ticksOf(d time.Duration) int64 { return int64(d) * tickRate / int64(time.Second) }
+// ticksOf converts a duration to timeline ticks, without overflowing
+// (int64(d)*tickRate would past 53 hours).
+func ticksOf(d time.Duration) int64 {
+	return int64(d/time.Second)*tickRate + int64(d%time.Second)*tickRate/int64(time.Second)
+}
 
 // Feed adds one RTP packet: dir is who sent it, payload the RTP payload, at
 // its capture time. While paused its samples are written as silence, so the
@@ -491,9 +495,8 @@ func (c *Call) write(d *direction, samples []int16, rate int, pos int64, paused 
 	}
 	per := int64(tickRate / c.rate)
 	dur := int64(len(samples)) * tickRate / int64(rate)
-	for pos+dur > (c.next+ringFrames)*frameTicks {
-		c.emit()
-	}
+	// the ring must reach the packet's end
+	c.advance((pos+dur+frameTicks-1)/frameTicks - ringFrames)
 	skip := max(c.next*frameTicks-pos, 0) / per
 	if skip > 0 {
 		c.stats.Late++
@@ -591,9 +594,28 @@ func (c *Call) warn(name string, err error) {
 	}
 }
 
+// maxGapFrames bounds the silence one packet can make a call emit: 4 hours
+// (VoIPmonitor's absolute_timeout). A capture clock that jumps further (a
+// clock step, a capture file with a forged time) skips the frames past the
+// ring instead of emitting years of silence to the recording and listeners.
+const maxGapFrames = 4 * 3600 * 50
+
 // emitDue emits every frame whose end is more than the delay behind now.
-func (c *Call) emitDue(now int64) {
-	for (c.next+1)*frameTicks+c.delay <= now {
+func (c *Call) emitDue(now int64) { c.advance((now - c.delay) / frameTicks) }
+
+// advance emits frames until the next one is frame n; past maxGapFrames it
+// emits what the ring holds and skips to n (counted in Stats.Skipped).
+func (c *Call) advance(n int64) {
+	if n-c.next > maxGapFrames {
+		for range ringFrames {
+			c.emit()
+		}
+		if n > c.next {
+			c.stats.Skipped += uint64(n - c.next)
+			c.next = n
+		}
+	}
+	for c.next < n {
 		c.emit()
 	}
 }

@@ -367,3 +367,41 @@ func TestSenderAheadKeepsTheOtherAudible(t *testing.T) {
 	}
 	t.Logf("caller %d, callee %d audible of %d frames; %+v", caller, callee, len(out), c.Stats())
 }
+
+// TestClockJumpSkipped: a gap in the capture clock up to maxGapFrames is
+// emitted as silence, frame by frame (a call on hold); one past it (a clock
+// step, a capture with a forged time: here 10 years) emits what the ring
+// holds, skips the rest (Stats.Skipped) and goes on at the new time.
+func TestClockJumpSkipped(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		gap     time.Duration
+		skipped bool
+	}{
+		{"hold of 10 minutes", 10 * time.Minute, false},
+		{"10 years", 10 * 365 * 24 * time.Hour, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ps := stream(FromCaller, 1, 0, 0, 50, 0x10)
+			ps = append(ps, stream(FromCaller, 1, 50*FrameSamples, time.Second+c.gap, 50, 0x10)...)
+			frames, st := collect(ps)
+			gapFrames := uint64(c.gap / FrameDuration)
+			loud, _ := audible(frames)
+			if loud < 95 {
+				t.Errorf("%d loud frames, want the 100 sent (%+v)", loud, st)
+			}
+			if !c.skipped {
+				if st.Skipped != 0 || uint64(len(frames)) < gapFrames+100 {
+					t.Errorf("%d frames, %d skipped; want every frame of the gap (%d) and none skipped", len(frames), st.Skipped, gapFrames)
+				}
+				return
+			}
+			if st.Skipped < gapFrames-200 || len(frames) > 200 {
+				t.Errorf("%d frames, %d skipped; want the gap (%d frames) skipped", len(frames), st.Skipped, gapFrames)
+			}
+			if last := frames[len(frames)-1].Time; last.Before(t0.Add(c.gap)) {
+				t.Errorf("last frame at %v, want after the jump (%v)", last, t0.Add(c.gap))
+			}
+		})
+	}
+}

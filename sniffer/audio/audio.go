@@ -203,6 +203,8 @@ type direction struct {
 	rs      *Resampler              // decoder rate → call rate
 	speech  codec.Decoder           // decoder of the last speech payload type
 	speechN string
+	prev    codec.Decoder // the one before it: a sender switching back and forth opens none
+	prevN   string
 	cn      codec.Decoder
 	clock   int64 // ticks per RTP timestamp unit of the current codec
 	started bool
@@ -561,14 +563,22 @@ func (c *Call) decoder(d *direction, name string) codec.Decoder {
 	if name == d.speechN {
 		return d.speech
 	}
-	if d.speech != nil {
-		d.speech.Close()
+	d.endDec = nil
+	if name == d.prevN {
+		d.speech, d.prev, d.speechN, d.prevN = d.prev, d.speech, d.prevN, d.speechN
+	} else {
+		if d.prev != nil {
+			d.prev.Close()
+		}
+		d.prev, d.prevN = d.speech, d.speechN
+		dec, err := codec.New(name, min(codec.NativeRate(name), c.cfg.MaxRate))
+		d.speech, d.speechN = dec, name
+		if err != nil {
+			d.speech = nil
+			c.warn(name, err)
+		}
 	}
-	dec, err := codec.New(name, min(codec.NativeRate(name), c.cfg.MaxRate))
-	d.speech, d.speechN, d.endDec = dec, name, nil
-	if err != nil {
-		d.speech = nil
-		c.warn(name, err)
+	if d.speech == nil {
 		return nil
 	}
 	// RTP timestamps count at the codec's clock: its native rate (48000
@@ -664,12 +674,12 @@ func (c *Call) Close() {
 	}
 	c.closed = true
 	for i := range c.dirs {
-		for _, d := range []codec.Decoder{c.dirs[i].speech, c.dirs[i].cn} {
+		for _, d := range []codec.Decoder{c.dirs[i].speech, c.dirs[i].prev, c.dirs[i].cn} {
 			if d != nil {
 				d.Close()
 			}
 		}
-		c.dirs[i].speech, c.dirs[i].cn, c.dirs[i].speechN, c.dirs[i].endDec = nil, nil, "", nil
+		c.dirs[i].speech, c.dirs[i].prev, c.dirs[i].cn, c.dirs[i].speechN, c.dirs[i].prevN, c.dirs[i].endDec = nil, nil, nil, "", "", nil
 	}
 	for _, s := range c.subs {
 		c.dropped += s.Dropped()

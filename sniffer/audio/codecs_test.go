@@ -414,3 +414,35 @@ func TestComfortNoiseUntilSpeech(t *testing.T) {
 		t.Errorf("noise at %.1f / %.1f dBov (want -40 / -60), speech purity %.1f dB (want ≥ 30)", first, second, pure)
 	}
 }
+
+// TestCodecSwitchBackNoAlloc: a sender switching between two codecs on
+// every packet (G.723.1 from libavcodec and PCMU) opens no decoder after
+// the first switch: Feed allocates nothing per packet.
+func TestCodecSwitchBackNoAlloc(t *testing.T) {
+	if _, err := codec.New(codec.G723, 0); err != nil {
+		t.Skip("G.723.1 not in this build:", err)
+	}
+	c := NewCall(Config{Sink: func(*Frame) {}})
+	defer c.Close()
+	g723 := encodeStream(t, codec.G723, 700, 1)[0]
+	pcmu := make([]byte, FrameSamples)
+	h := rtp.Header{Version: 2, SSRC: 1}
+	at, i := t0, 0
+	next := func() {
+		p := pcmu
+		h.PayloadType = rtp.PTPCMU
+		if i%2 == 1 {
+			h.PayloadType, p = rtp.PTG723, g723
+		}
+		c.Feed(FromCaller, &h, p, at, false)
+		i++
+		h.SequenceNumber++
+		h.Timestamp += 240
+		at = at.Add(30 * time.Millisecond)
+	}
+	next()
+	next()
+	if allocs := testing.AllocsPerRun(200, next); allocs != 0 {
+		t.Errorf("switching codecs on every packet: Feed allocates %v per packet", allocs)
+	}
+}

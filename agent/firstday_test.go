@@ -564,9 +564,10 @@ func TestFirstDayLogging(t *testing.T) {
 // listening.
 func TestPartFailureStopsDaemon(t *testing.T) {
 	boom := errors.New("test part failed")
+	fail := make(chan struct{})
 	testPart = func(ctx context.Context) error {
 		select {
-		case <-time.After(time.Second):
+		case <-fail: // the daemon answered READY
 			return boom
 		case <-ctx.Done():
 			return nil
@@ -580,6 +581,7 @@ func TestPartFailureStopsDaemon(t *testing.T) {
 		done <- run(context.Background(), []string{"-config", "", "-managerport", "0", "-http_bind", "127.0.0.1:" + itoa(hport)}, io.Discard, &log)
 	}()
 	waitHTTP(t, "http://127.0.0.1:"+itoa(hport)+"/readyz", 200)
+	close(fail)
 	select {
 	case code := <-done:
 		if code == 0 {

@@ -75,18 +75,20 @@
 
   function overview(j) {
     const n = j.buckets, step = j.step;
-    const b = Array.from({ length: n }, () => ({ calls: 0, answered: 0, talk: 0, mosSum: 0, mosN: 0 }));
+    // blank is an empty tally of calls (a bucket's, a sensor's).
+    const blank = () => ({ calls: 0, answered: 0, talk: 0, mosSum: 0, mosN: 0 });
+    const b = Array.from({ length: n }, blank);
     const per = {};
     for (const r of j.series) {
       const i = Number(r.bucket);
       const calls = Number(r.calls), ans = Number(r.answered), talk = Number(r.talk);
-      const p = (per[r.sensor] = per[r.sensor] || { calls: 0, answered: 0, talk: 0, mosSum: 0, mosN: 0 });
+      const p = (per[r.sensor] = per[r.sensor] || blank());
       for (const x of i >= 0 && i < n ? [b[i], p] : [p]) {
         x.calls += calls; x.answered += ans; x.talk += talk;
         if (r.mos !== null) { x.mosSum += Number(r.mos) * calls; x.mosN += calls; }
       }
     }
-    const tot = Object.values(per).reduce((a, p) => ({ calls: a.calls + p.calls, answered: a.answered + p.answered, talk: a.talk + p.talk, mosSum: a.mosSum + p.mosSum, mosN: a.mosN + p.mosN }), { calls: 0, answered: 0, talk: 0, mosSum: 0, mosN: 0 });
+    const tot = Object.values(per).reduce((a, p) => ({ calls: a.calls + p.calls, answered: a.answered + p.answered, talk: a.talk + p.talk, mosSum: a.mosSum + p.mosSum, mosN: a.mosN + p.mosN }), blank());
     const asr = (x) => (x.calls ? (x.answered * 100) / x.calls : null);
     const acd = (x) => (x.answered ? x.talk / x.answered : null);
     const mos = (x) => (x.mosN ? x.mosSum / x.mosN : null);
@@ -109,9 +111,8 @@
     const tb = $("sensors").tBodies[0];
     tb.textContent = "";
     const labels = ["sensor", "calls", "answered", "ASR %", "ACD s", "avg MOS", "peak in progress"];
-    const zero = { calls: 0, answered: 0, talk: 0, mosSum: 0, mosN: 0 };
     for (const sensor of new Set([...Object.keys(per), ...Object.keys(D.concurrent)])) {
-      const tr = el("tr"), p = per[sensor] || zero, pk = peak(D.concurrent[sensor]);
+      const tr = el("tr"), p = per[sensor] || blank(), pk = peak(D.concurrent[sensor]);
       [sensor, String(p.calls), String(p.answered), f1(asr(p)), acd(p) === null ? "—" : acd(p).toFixed(0), mos(p) === null ? "—" : mos(p).toFixed(2), pk === null ? "0" : String(pk)]
         .forEach((v, i) => tr.appendChild(el("td", { "data-label": labels[i], text: v })));
       tb.appendChild(tr);

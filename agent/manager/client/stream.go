@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"time"
 
 	"pbx-agent/agent/manager/wire"
 	"pbx-agent/sniffer/audio"
@@ -48,7 +47,7 @@ func DialStreamRate(ctx context.Context, network, addr string, ref uint64, layou
 		return nil, fmt.Errorf("manager: dial %s %s: %w", network, addr, err)
 	}
 	s := &Stream{c: c}
-	s.stop = context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Unix(1, 0)) })
+	s.stop = BindContext(ctx, c)
 	lay := "stereo"
 	if layout == wire.StreamMono {
 		lay = "mono"

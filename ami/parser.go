@@ -3,6 +3,7 @@ package ami
 import (
 	"bytes"
 	"io"
+	"strings"
 
 	"pbx-agent/internal/eol"
 )
@@ -243,17 +244,7 @@ func packet(s string, nfields int, follows bool) Message {
 // commandOutput joins the text lines of a "Response: Follows" without the
 // closing "--END COMMAND--".
 func commandOutput(lines []string) string {
-	txt := ""
-	for k, l := range lines {
-		if k > 0 {
-			txt += "\n"
-		}
-		txt += l
-	}
-	if idx := len(txt) - len(endCommand); idx >= 0 && txt[idx:] == endCommand {
-		txt = txt[:idx]
-	}
-	return txt
+	return strings.TrimSuffix(strings.Join(lines, "\n"), endCommand)
 }
 
 func indexColon(s string) int {

@@ -390,8 +390,7 @@ func (t *Tracker) hangup(uid string, m *Message) {
 	if c == nil {
 		for i := len(t.ended) - 1; i >= 0; i-- {
 			if e := &t.ended[i]; e.Uniqueid == uid {
-				e.Cause, _ = strconv.Atoi(m.Get("Cause"))
-				e.CauseTxt = m.Get("Cause-txt")
+				e.cause(m)
 				t.hungup[uid] = true
 				return
 			}
@@ -400,11 +399,16 @@ func (t *Tracker) hangup(uid string, m *Message) {
 	}
 	block(c, m, "")
 	c.HungUp, c.Recording = true, false
-	c.Cause, _ = strconv.Atoi(m.Get("Cause"))
-	c.CauseTxt = m.Get("Cause-txt")
+	c.cause(m)
 	delete(t.live, uid)
 	t.hungup[uid] = true
 	t.end(*c)
+}
+
+// cause takes the hang-up cause of a Hangup event.
+func (c *Channel) cause(m *Message) {
+	c.Cause, _ = strconv.Atoi(m.Get("Cause"))
+	c.CauseTxt = m.Get("Cause-txt")
 }
 
 func (t *Tracker) end(c Channel) {

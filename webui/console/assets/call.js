@@ -6,7 +6,7 @@
 "use strict";
 
 (function () {
-  const { $, status, me, getJSON, codec, mult, text, el, svg: s } = window.PBX;
+  const { $, status, me, getJSON, codec, mult, text, el, svg: s, lineColor, chartWidth } = window.PBX;
   const page = new URLSearchParams(location.search);
   const D = (window.__call = { loaded: false, legs: [], messages: 0, nodes: [] });
 
@@ -99,7 +99,6 @@
   // quality draws the per-second series of the call's streams (savegraph)
   // with uPlot: packets lost, jitter and MOS, one line per stream, on the
   // call's clock (seconds from the INVITE).
-  const COLORS = ["#2b6cb0", "#26a269", "#c01c28", "#a347ba", "#e66100", "#1c71d8"];
   function quality(j) {
     const box = $("qcharts");
     box.textContent = "";
@@ -115,13 +114,13 @@
       const m = new Map((s.t || []).map((t, i) => [t, s[name][i]]));
       return ts.map((t) => (m.has(t) ? m.get(t) : null));
     };
-    const fit = () => Math.max(260, Math.min(1200, (box.clientWidth || window.innerWidth) - 12));
+    const fit = () => chartWidth(box);
     const width = fit();
     for (const [name, label, unit] of [["lost", "packets lost", "packets"], ["jitter", "jitter", "ms"], ["mos", "MOS", ""]]) {
       const div = el("div", { class: "qchart", id: "q-" + name, role: "img", "aria-label": label + " per second, " + ser.length + " stream(s)" });
       box.appendChild(div);
       const series = [{ label: "s" }].concat(ser.map((s, i) => ({
-        label: "#" + s.index, stroke: COLORS[i % COLORS.length], width: 1.5,
+        label: "#" + s.index, stroke: lineColor(i), width: 1.5,
         points: { show: ts.length < 120 }, value: (u, v) => (v === null ? "—" : v + (unit ? " " + unit : "")),
       })));
       const opts = {

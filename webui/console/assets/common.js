@@ -83,5 +83,11 @@ window.PBX = (function () {
     return e;
   }
 
-  return { $, status, me, getJSON, codec, mult, text, el, svg };
+  // lineColor is the stroke of a uPlot chart's i-th line; chartWidth the
+  // width of a chart in box (the box's, less a margin, within 260-1200 px).
+  const COLORS = ["#2b6cb0", "#26a269", "#c01c28", "#a347ba", "#e66100", "#1c71d8"];
+  const lineColor = (i) => COLORS[i % COLORS.length];
+  const chartWidth = (box) => Math.max(260, Math.min(1200, (box.clientWidth || window.innerWidth) - 12));
+
+  return { $, status, me, getJSON, codec, mult, text, el, svg, lineColor, chartWidth };
 })();

@@ -4,7 +4,7 @@
 "use strict";
 
 (function () {
-  const { $, status, me, getJSON, text, el, svg: s } = window.PBX;
+  const { $, status, me, getJSON, text, el, svg: s, lineColor, chartWidth } = window.PBX;
   const page = new URLSearchParams(location.search);
   const D = (window.__overview = { loaded: false, totals: null, regs: 0, fails: 0, concurrent: {} });
   const STATES = { 1: "OK", 2: "failed", 3: "unknown, OK", 4: "too many messages", 5: "expired", 6: "unregistered" };
@@ -35,7 +35,6 @@
     $("charts").appendChild(el("figure", { class: "chart" }, el("figcaption", { text: title }), svg));
   }
 
-  const COLORS = ["#2b6cb0", "#26a269", "#c01c28", "#a347ba", "#e66100", "#1c71d8"];
   const sensorName = (s) => (s === "-1" ? "no sensor" : "sensor " + s);
   const peak = (a) => (a ? Math.max(0, ...a) : null);
 
@@ -57,9 +56,9 @@
     const label = "calls in progress, peak " + list.map((c) => sensorName(c.sensor) + " " + peak(c.calls)).join(", ");
     const div = el("div", { class: "qchart", id: "conc-chart", role: "img", "aria-label": label });
     box.appendChild(div);
-    const fit = () => Math.max(260, Math.min(1200, (box.clientWidth || window.innerWidth) - 12));
+    const fit = () => chartWidth(box);
     const series = [{ label: "UTC", value: (u, ts) => (ts === null ? "—" : utc(ts)) }].concat(list.map((c, i) => ({
-      label: sensorName(c.sensor), stroke: COLORS[i % COLORS.length], width: 1.5,
+      label: sensorName(c.sensor), stroke: lineColor(i), width: 1.5,
       paths: window.uPlot.paths.stepped({ align: 1 }), points: { show: false },
     })));
     const u = new window.uPlot({

@@ -309,15 +309,8 @@ func (d *daemon) newAsterisk() {
 		log.Info("no AMI login configured or discovered; Asterisk channels are not followed")
 	}
 	if a := d.fl.ari; a != nil && a.URL != "" {
-		ac := ari.Config{URL: a.URL, Username: a.User, Password: a.Password, SubscribeAll: true, Logger: log}
-		// A URL the client cannot use is said now; Run would fail on it
-		// after READY, and a part that fails stops the daemon.
-		if _, err := ari.EventsURL(ac); err != nil {
-			log.Warn("ARI not used", "err", err)
-		} else {
-			d.ari = ari.New(ac)
-			rc.ARI = d.ari
-		}
+		d.ari = ari.New(ari.Config{URL: a.URL, Username: a.User, Password: a.Password, SubscribeAll: true, Logger: log})
+		rc.ARI = d.ari
 	}
 	d.rec = recording.New(rc)
 	if d.ami != nil && d.ari != nil {

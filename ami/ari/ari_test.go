@@ -434,3 +434,25 @@ func TestProbesRefusedPort(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestRunBadURL: a URL the client cannot use (ARI is optional) is counted
+// as a failure with its reason, and Run stays until its ctx ends instead
+// of failing: a part that fails stops the daemon.
+func TestRunBadURL(t *testing.T) {
+	c := New(Config{URL: "http://[::1"})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	select {
+	case err := <-done:
+		t.Fatalf("Run returned %v before its ctx ended", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	if st := c.Stats(); st.Failures != 1 || !strings.Contains(st.Err, "bad URL") || c.Connected() {
+		t.Errorf("stats %+v, connected %v; want one failure naming the bad URL, not connected", st, c.Connected())
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("Run = %v, want context.Canceled", err)
+	}
+}

@@ -260,7 +260,12 @@ func (c *Client) Run(ctx context.Context) error {
 	}
 	wsURL, err := EventsURL(c.cfg)
 	if err != nil {
-		return err
+		// ARI is optional: a URL it cannot use is said (log, last error,
+		// pbx_ari_up 0) and the client stays down, as with no URL.
+		c.fail(err)
+		c.log.Error("ARI not used", "err", err)
+		<-ctx.Done()
+		return ctx.Err()
 	}
 	attempt := 0
 	for {

@@ -348,15 +348,12 @@ func (s *Sniffer) HandleFrame(link layers.LinkType, data []byte, ts time.Time) e
 
 func (s *Sniffer) handleFrame(link layers.LinkType, data []byte, ts time.Time) error {
 	if s.dec == nil || link != s.link {
-		d, err := decode.New(link)
+		d, err := s.newDecoder(link)
 		if err != nil {
 			return err
 		}
 		if s.dec != nil {
 			s.decs = s.decs.Add(s.dec.Stats())
-		}
-		if s.cfg.VXLANPort != 0 {
-			d.SetVXLANPort(s.cfg.VXLANPort)
 		}
 		s.dec, s.link = d, link
 	}
@@ -364,6 +361,18 @@ func (s *Sniffer) handleFrame(link layers.LinkType, data []byte, ts time.Time) e
 	s.pkt.Frame, s.pkt.Link = data, link
 	s.frameDecoded(&s.pkt, ok, err != nil)
 	return nil
+}
+
+// newDecoder returns a decoder of link frames as the configuration asks.
+func (s *Sniffer) newDecoder(link layers.LinkType) (*decode.Decoder, error) {
+	d, err := decode.New(link)
+	if err != nil {
+		return nil, err
+	}
+	if s.cfg.VXLANPort != 0 {
+		d.SetVXLANPort(s.cfg.VXLANPort)
+	}
+	return d, nil
 }
 
 // frameDecoded is the path of a frame after its decoding (ok: to p; bad:

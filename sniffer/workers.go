@@ -557,13 +557,10 @@ func (s *Sniffer) lendDecoders(srcs []capture.Source) ([]*decode.Decoder, []erro
 			decs[0], s.dec = s.dec, nil
 			continue
 		}
-		d, err := decode.New(link)
+		d, err := s.newDecoder(link)
 		if err != nil {
 			errs[i] = err
 			continue
-		}
-		if s.cfg.VXLANPort != 0 {
-			d.SetVXLANPort(s.cfg.VXLANPort)
 		}
 		if i == 0 {
 			if s.dec != nil {

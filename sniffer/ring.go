@@ -49,9 +49,13 @@ const (
 func readerDepth(workers int) int { return ringDepth * (workers + 1) }
 
 // readerPins is how many chunks a reader's batch may pin without growing
-// its list (a batch of frames of up to 256 bytes, G.711 RTP in Ethernet is
-// 214).
-func readerPins() int { return 2 + batchEvents*256/chunkBytes }
+// its list.
+func readerPins() int { return chunksFor(1) }
+
+// chunksFor is how many chunks hold the frames of n reader batches (frames
+// of up to 256 bytes: G.711 RTP in Ethernet is 214), with the chunk being
+// read and one a batch began in.
+func chunksFor(n int) int { return 2 + n*batchEvents*256/chunkBytes }
 
 type evKind uint8
 

@@ -393,9 +393,7 @@ func newChunkReader(src capture.Source, r *ring) *chunkReader {
 	if _, live := src.(capture.Live); !ok || live {
 		return nil
 	}
-	// The frames of the ring's batches (256 bytes each; G.711 RTP in
-	// Ethernet is 214), the chunk being read and one a batch began in.
-	cr := &chunkReader{src: cs, r: r, pool: chunkPool(2 + cap(r.free)*batchEvents*256/chunkBytes)}
+	cr := &chunkReader{src: cs, r: r, pool: chunkPool(chunksFor(cap(r.free)))}
 	if !cs.UseChunks(cr.next) {
 		return nil
 	}

@@ -15,6 +15,7 @@ import (
 	"pbx-agent/sniffer/call"
 	"pbx-agent/sniffer/capture"
 	"pbx-agent/sniffer/decode"
+	"pbx-agent/sniffer/rtp"
 )
 
 // Reading ahead. With many calls (BenchmarkActiveCalls: 10,000 and
@@ -204,7 +205,7 @@ func (s *Sniffer) probe(j int, p *decode.Packet) {
 		return
 	}
 	b := p.Payload
-	if f.rtp = len(b) >= 12 && b[0]>>6 == 2; f.rtp {
+	if f.rtp = len(b) >= rtp.HeaderSize && b[0]>>6 == 2; f.rtp {
 		f.ssrc = binary.BigEndian.Uint32(b[8:12])
 	}
 	s.table.Probe(&f.call, p.Src, p.Dst)

@@ -261,7 +261,7 @@ type ring struct {
 	done atomic.Uint64 // consumer: the sequence number of the last batch finished
 	idle chan struct{} // a batch was finished (wait)
 	wake chan struct{} // optional, shared by a consumer's rings: a batch was passed on
-	seal func(*batch)  // optional: the producer's last touch before it passes a batch on
+	seal func(*batch)  // optional: the producer's last touch of a batch, as it passes it on or the consumer takes it (under the ring's lock)
 }
 
 // newRing returns a ring of depth batches; pins is the number of buffers
@@ -371,6 +371,9 @@ func (r *ring) take(steal bool) *batch {
 	if b == nil || b.seq != r.want || len(b.ev) == 0 {
 		r.mu.Unlock()
 		return nil
+	}
+	if r.seal != nil {
+		r.seal(b)
 	}
 	r.cur = nil
 	r.mu.Unlock()

@@ -301,7 +301,7 @@ func readFrames(src capture.Source, r *ring, dec *decode.Decoder, decErr error) 
 	link := src.LinkType()
 	cr := newChunkReader(src, r)
 	defer cr.close()
-	if !r.shared && dec != nil {
+	if dec != nil {
 		r.seal = func(b *batch) { b.dec = dec.Stats() }
 	}
 	for {
@@ -370,9 +370,6 @@ func readFrames(src capture.Source, r *ring, dec *decode.Decoder, decErr error) 
 			}
 		} else { // only its time matters
 			*p = decode.Packet{Time: p.Time, Link: link}
-		}
-		if r.shared { // the packet path may take the batch now (else: seal)
-			b.dec = dec.Stats()
 		}
 		r.end()
 	}

@@ -9,6 +9,7 @@
 # dynamically linked cgo build (AF_PACKET ring, every codec: spandsp, libgsm,
 # libopus, bcg729, libspeex, libavcodec; spandsp and libtiff for faxes), and
 # its Depends are computed by dpkg-shlibdeps from the libraries it needs
+# (libavcodec, opened on first use, by the package of its library)
 # (the -dev packages scripts/deps.sh installs must be there: the build fails
 # otherwise rather than leave codecs out). A cross-architecture build
 # (GOARCH differs) has no target C libraries: it falls back to a static
@@ -125,6 +126,15 @@ if [[ -z $STATIC ]]; then
 	shlibs=$(cd "$STAGE" && dpkg-shlibdeps -O -e debian/pbx-agent/usr/bin/pbx-agent)
 	shlibs=${shlibs#shlibs:Depends=}
 	[[ -n $shlibs ]] || { log "dpkg-shlibdeps found no libraries"; exit 1; }
+	# libavcodec and libavutil (iLBC, G.723.1) are opened on first use
+	# (dlopen), not linked, so dpkg-shlibdeps does not see them: the
+	# packages of the ones the binary was built against.
+	for lib in libavcodec libavutil; do
+		so=$(readlink -f "$(${CC:-gcc} -print-file-name=$lib.so)")
+		pkg=$(dpkg -S "$so" 2>/dev/null | cut -d: -f1)
+		[[ -n $pkg ]] || { log "no package ships $lib ($so)"; exit 1; }
+		shlibs="$shlibs, $pkg"
+	done
 	DEPENDS="$shlibs, $DEPENDS"
 	log "Depends: $DEPENDS"
 fi

@@ -3,13 +3,41 @@
 package codec
 
 /*
-#cgo LDFLAGS: -lavcodec -lavutil
+#cgo LDFLAGS: -ldl
+#include <dlfcn.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <libavcodec/avcodec.h>
 #include <libavutil/channel_layout.h>
 #include <libavutil/log.h>
+
+// libavcodec is opened the first time an iLBC or G.723.1 coder is made
+// (dlopen), not linked: it needs some ninety other libraries (X11, cairo,
+// ICU, video codecs), whose loading doubled the start-up time of every
+// pbx-agent command and mapped them into the daemon whether or not a call
+// ever used the two codecs. The headers fix the sonames and the structures'
+// layout at build time.
+#define PBX_AVCODEC(X) X(avcodec_find_decoder) X(avcodec_find_encoder) X(avcodec_alloc_context3) \
+	X(avcodec_open2) X(avcodec_free_context) X(avcodec_send_packet) X(avcodec_receive_frame) \
+	X(avcodec_send_frame) X(avcodec_receive_packet) X(av_packet_alloc) X(av_packet_free) X(av_packet_unref)
+#define PBX_AVUTIL(X) X(av_log_set_level) X(av_frame_alloc) X(av_frame_free) X(av_frame_unref) \
+	X(av_frame_get_buffer) X(av_channel_layout_default) X(av_channel_layout_copy)
+#define PBX_FN(f) __typeof__(&f) f;
+static struct { PBX_AVCODEC(PBX_FN) PBX_AVUTIL(PBX_FN) } av;
+
+// pbx_av_load opens the libraries and finds their functions: NULL, or
+// what went wrong.
+static const char *pbx_av_load(void) {
+	void *lib;
+#define PBX_SYM(f) if ((av.f = (__typeof__(av.f))dlsym(lib, #f)) == NULL) return dlerror();
+	if ((lib = dlopen("libavutil.so." AV_STRINGIFY(LIBAVUTIL_VERSION_MAJOR), RTLD_NOW | RTLD_LOCAL)) == NULL) return dlerror();
+	PBX_AVUTIL(PBX_SYM)
+	if ((lib = dlopen("libavcodec.so." AV_STRINGIFY(LIBAVCODEC_VERSION_MAJOR), RTLD_NOW | RTLD_LOCAL)) == NULL) return dlerror();
+	PBX_AVCODEC(PBX_SYM)
+#undef PBX_SYM
+	return NULL;
+}
 
 // pbx_av is one libavcodec decoder or encoder (8 kHz mono, 16-bit) with
 // its reused packet and frame.
@@ -20,31 +48,31 @@ typedef struct {
 } pbx_av;
 
 static void pbx_av_free(pbx_av *a) {
-	av_packet_free(&a->pkt);
-	av_frame_free(&a->frm);
-	avcodec_free_context(&a->ctx);
+	av.av_packet_free(&a->pkt);
+	av.av_frame_free(&a->frm);
+	av.avcodec_free_context(&a->ctx);
 	free(a);
 }
 
 static pbx_av *pbx_av_new(int id, int enc, int block_align, int bit_rate) {
-	const AVCodec *c = enc ? avcodec_find_encoder(id) : avcodec_find_decoder(id);
+	const AVCodec *c = enc ? av.avcodec_find_encoder(id) : av.avcodec_find_decoder(id);
 	pbx_av *a;
 	if (c == NULL) return NULL;
-	av_log_set_level(AV_LOG_QUIET);
+	av.av_log_set_level(AV_LOG_QUIET);
 	a = calloc(1, sizeof *a);
 	if (a == NULL) return NULL;
-	a->ctx = avcodec_alloc_context3(c);
-	a->pkt = av_packet_alloc();
-	a->frm = av_frame_alloc();
+	a->ctx = av.avcodec_alloc_context3(c);
+	a->pkt = av.av_packet_alloc();
+	a->frm = av.av_frame_alloc();
 	if (a->ctx == NULL || a->pkt == NULL || a->frm == NULL) { pbx_av_free(a); return NULL; }
 	a->ctx->sample_rate = 8000;
-	av_channel_layout_default(&a->ctx->ch_layout, 1);
+	av.av_channel_layout_default(&a->ctx->ch_layout, 1);
 	a->ctx->block_align = block_align;
 	if (enc) {
 		a->ctx->sample_fmt = AV_SAMPLE_FMT_S16;
 		a->ctx->bit_rate = bit_rate;
 	}
-	if (avcodec_open2(a->ctx, c, NULL) < 0) { pbx_av_free(a); return NULL; }
+	if (av.avcodec_open2(a->ctx, c, NULL) < 0) { pbx_av_free(a); return NULL; }
 	return a;
 }
 
@@ -54,13 +82,13 @@ static int pbx_av_decode(pbx_av *a, const uint8_t *p, int n, int16_t *out, int m
 	int total = 0, r;
 	a->pkt->data = (uint8_t *)p;
 	a->pkt->size = n;
-	r = avcodec_send_packet(a->ctx, a->pkt);
+	r = av.avcodec_send_packet(a->ctx, a->pkt);
 	a->pkt->data = NULL;
 	a->pkt->size = 0;
 	if (r < 0) return r;
 	for (;;) {
 		int ns;
-		r = avcodec_receive_frame(a->ctx, a->frm);
+		r = av.avcodec_receive_frame(a->ctx, a->frm);
 		if (r == AVERROR(EAGAIN) || r == AVERROR_EOF) break;
 		if (r < 0) return total > 0 ? total : r;
 		ns = a->frm->nb_samples;
@@ -78,7 +106,7 @@ static int pbx_av_decode(pbx_av *a, const uint8_t *p, int n, int16_t *out, int m
 			ns = 0;
 		}
 		total += ns;
-		av_frame_unref(a->frm);
+		av.av_frame_unref(a->frm);
 	}
 	return total;
 }
@@ -90,18 +118,18 @@ static int pbx_av_encode(pbx_av *a, const int16_t *in, int n, uint8_t *out, int 
 	a->frm->nb_samples = n;
 	a->frm->format = AV_SAMPLE_FMT_S16;
 	a->frm->sample_rate = 8000;
-	if ((r = av_channel_layout_copy(&a->frm->ch_layout, &a->ctx->ch_layout)) < 0) return r;
-	if ((r = av_frame_get_buffer(a->frm, 0)) < 0) return r;
+	if ((r = av.av_channel_layout_copy(&a->frm->ch_layout, &a->ctx->ch_layout)) < 0) return r;
+	if ((r = av.av_frame_get_buffer(a->frm, 0)) < 0) return r;
 	memcpy(a->frm->data[0], in, (size_t)n * 2);
-	r = avcodec_send_frame(a->ctx, a->frm);
-	av_frame_unref(a->frm);
+	r = av.avcodec_send_frame(a->ctx, a->frm);
+	av.av_frame_unref(a->frm);
 	if (r < 0) return r;
-	r = avcodec_receive_packet(a->ctx, a->pkt);
+	r = av.avcodec_receive_packet(a->ctx, a->pkt);
 	if (r == AVERROR(EAGAIN)) return 0;
 	if (r < 0) return r;
 	len = a->pkt->size < max ? a->pkt->size : max;
 	memcpy(out, a->pkt->data, (size_t)len);
-	av_packet_unref(a->pkt);
+	av.av_packet_unref(a->pkt);
 	return len;
 }
 
@@ -111,8 +139,19 @@ import "C"
 
 import (
 	"fmt"
+	"sync"
 	"unsafe"
 )
+
+// avLoad opens libavcodec once, the first time a coder needs it; without
+// it (not installed, another soname) iLBC and G.723.1 are unsupported, as
+// in a build without it.
+var avLoad = sync.OnceValue(func() error {
+	if msg := C.pbx_av_load(); msg != nil {
+		return fmt.Errorf("%w: libavcodec: %s", ErrUnsupported, C.GoString(msg))
+	}
+	return nil
+})
 
 // avDec decodes iLBC (RFC 3951: 38-byte 20 ms or 50-byte 30 ms frames) and
 // G.723.1 (24/20-byte 30 ms frames, 4-byte SID) with libavcodec's native
@@ -130,6 +169,9 @@ type avDec struct {
 func newAV(name string, rate int) (Decoder, error) {
 	if rate != 8000 {
 		return nil, fmt.Errorf("%w: %s at %d Hz", ErrRate, name, rate)
+	}
+	if err := avLoad(); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	d := &avDec{name: name}
 	switch name {
@@ -244,6 +286,9 @@ type avEnc struct{ a *C.pbx_av }
 func newAVEnc(name string) (*avEnc, error) {
 	if name != G723 {
 		return nil, fmt.Errorf("%w: encoder %s", ErrUnsupported, name)
+	}
+	if err := avLoad(); err != nil {
+		return nil, fmt.Errorf("encoder %s: %w", name, err)
 	}
 	a := C.pbx_av_new(C.AV_CODEC_ID_G723_1, 1, 0, 6300)
 	if a == nil {

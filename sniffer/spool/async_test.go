@@ -550,3 +550,89 @@ func TestWaitForDisk(t *testing.T) {
 		}
 	}
 }
+
+// TestMediaAfterClose: media handed over after Close, one datagram at a
+// time or in a batch, is ignored as SIP is: nothing stored, counted or
+// queued, and the packet side never waits. "abandoned" is a Close whose
+// ctx ended before the calls were completed: they are still tracked, the
+// I/O goroutines are gone and the queue is full, so storing would queue
+// work nobody writes (with WaitForDisk, wait for room forever).
+func TestMediaAfterClose(t *testing.T) {
+	tests := []struct {
+		name      string
+		abandoned bool
+		wait      bool // Config.WaitForDisk
+		batch     bool // HandleMediaBatch instead of HandleMedia
+	}{
+		{name: "closed"},
+		{name: "closed batch", batch: true},
+		{name: "abandoned", abandoned: true},
+		{name: "abandoned batch", abandoned: true, batch: true},
+		{name: "abandoned wait for disk", abandoned: true, wait: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := spool.Config{Dir: t.TempDir(), SaveSIP: true, SaveRTP: spool.RTPFull, SaveRTCP: true, SaveAudio: "wav",
+				Location: time.UTC, BufferSize: 1024, MaxQueued: 8 << 10, WaitForDisk: tt.wait}
+			sp, err := spool.New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			spool.Start(t, sp)
+			d := newCallDriver(t, sp)
+			d.begin(1)
+			for i := range 10 {
+				d.packet(1, i)
+			}
+			ctx := context.Background()
+			if tt.abandoned {
+				c, cancel := context.WithCancel(ctx)
+				cancel()
+				ctx = c
+			}
+			err = sp.Close(ctx)
+			if tt.abandoned {
+				if !errors.Is(err, context.Canceled) {
+					t.Fatalf("Close = %v, want context.Canceled", err)
+				}
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			before := sp.Stats()
+			if tt.abandoned && before.Calls == 0 {
+				t.Fatal("abandoned Close completed the call: the case is not tested")
+			}
+
+			rtcp := d.media
+			rtcp.Payload = []byte{0x81, 200, 0, 6, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0, 0}
+			ms := make([]call.Media, 0, 600)
+			for i := range 300 {
+				d.media.Time = d.start.Add(time.Duration(10+i) * 20 * time.Millisecond)
+				for _, p := range []*decode.Packet{&d.media, &rtcp} {
+					md := call.Media{Packet: p, Ref: 1, Party: call.PartyCallee, ToParty: true}
+					md.Classify()
+					ms = append(ms, md)
+				}
+			}
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				if tt.batch {
+					sp.HandleMediaBatch(ms)
+					return
+				}
+				for i := range ms {
+					sp.HandleMedia(&ms[i])
+				}
+			}()
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				t.Fatal("media after Close blocked the packet side")
+			}
+			if after := sp.Stats(); after != before {
+				t.Errorf("media after Close changed the stats:\n got %+v\nwant %+v", after, before)
+			}
+		})
+	}
+}

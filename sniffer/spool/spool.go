@@ -541,7 +541,7 @@ func (s *shard) store(f *pcapFile, p *decode.Packet, data []byte, origLen int) b
 
 // HandleMedia implements sniffer.MediaHandler: RTP, RTCP and other
 // datagrams of a known call go to its RTP pcap (as the options say), RTP
-// also to its decoded audio.
+// also to its decoded audio. Nothing after Close, as for SIP.
 func (s *Spool) HandleMedia(md *call.Media) {
 	sh := s.shardOf(md.Ref)
 	sh.mu.Lock()
@@ -570,6 +570,13 @@ func (s *Spool) HandleMediaBatch(ms []call.Media) {
 }
 
 func (s *shard) handleMedia(md *call.Media) {
+	if s.closed {
+		// Not stored nor counted, as SIP after Close. A Close whose ctx
+		// ended leaves calls tracked with their workers gone: storing
+		// would queue buffers nobody writes, or with WaitForDisk wait
+		// for room forever.
+		return
+	}
 	p, ref, paused := md.Packet, md.Ref, md.Paused
 	c := s.calls[ref]
 	if c == nil {

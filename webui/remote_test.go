@@ -96,6 +96,7 @@ func TestRemoteSensors(t *testing.T) {
 		{"pause unknown call on sensor 2", "all", "handleActiveCall", `{"command":"pausecall","callRef":"0x7f09","sensorId":"2"}`, 404, "", ""},
 		{"restricted user pauses on sensor 3", "only2", "handleActiveCall", `{"command":"pausecall","callRef":"0x7f02","sensorId":"3"}`, 403, "", ""},
 		{"local pause still local", "all", "handleActiveCall", `{"command":"pausecall","callRef":"0x7f01","sensorId":"1"}`, 200, "", ""},
+		{"local pause unknown call", "all", "handleActiveCall", `{"command":"pausecall","callRef":"0x7f09","sensorId":"1"}`, 404, "", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

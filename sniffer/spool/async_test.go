@@ -633,6 +633,15 @@ func TestMediaAfterClose(t *testing.T) {
 			if after := sp.Stats(); after != before {
 				t.Errorf("media after Close changed the stats:\n got %+v\nwant %+v", after, before)
 			}
+			// The call's end and a listener after Close: nothing queued
+			// for stopped workers, no decoder started.
+			d.end(1)
+			if after := sp.Stats(); after != before {
+				t.Errorf("CallEnded after Close changed the stats:\n got %+v\nwant %+v", after, before)
+			}
+			if _, err := sp.Subscribe(ctx, 1, 8); !errors.Is(err, spool.ErrClosed) {
+				t.Errorf("Subscribe after Close = %v, want ErrClosed", err)
+			}
 		})
 	}
 }

@@ -11,6 +11,8 @@ var (
 	ErrLinkMismatch = errors.New("spool: link type differs from the file's")
 	// ErrPcap reports a pcap file the spool cannot merge.
 	ErrPcap = errors.New("spool: bad pcap")
+	// ErrClosed reports a call asked for after Close.
+	ErrClosed = errors.New("spool: closed")
 	// ErrRunning is returned by a second Run.
 	ErrRunning = errors.New("spool: already running")
 )

@@ -747,6 +747,9 @@ func (s *Spool) Subscribe(_ context.Context, ref uint64, depth int) (*audio.Subs
 	sh := s.shardOf(ref)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	if sh.closed { // a Close whose ctx ended leaves calls tracked: no decoder for them
+		return nil, fmt.Errorf("call 0x%x: %w", ref, ErrClosed)
+	}
 	c := sh.calls[ref]
 	if c == nil {
 		return nil, fmt.Errorf("spool: %w: 0x%x", call.ErrNoCall, ref)
@@ -778,7 +781,7 @@ func (s *Spool) CallEnded(cdr *call.CDR) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	c := sh.calls[cdr.CallRef]
-	if c == nil || c.callID != cdr.CallID {
+	if c == nil || c.callID != cdr.CallID || sh.closed { // after Close as media (handleMedia)
 		return
 	}
 	sh.finish(c)

@@ -664,7 +664,9 @@ func (h *Handler) handleActiveCall(w http.ResponseWriter, r *http.Request, u *Us
 		if errors.Is(err, call.ErrNoCall) {
 			return fmt.Errorf("%w: call 0x%x is not active", ErrNotFound, ref)
 		}
-		return fmt.Errorf("%w: pause 0x%x: %v", ErrBadRequest, ref, err)
+		// The request was good: Asterisk did not answer in time, or some
+		// of its actions failed (the audit table says which).
+		return fmt.Errorf("%w: pause 0x%x: %v", ErrUnavailable, ref, err)
 	}
 	writeJSON(w, http.StatusOK, obj{{"success", true}, {"command", cmd}, {"callRef", fmt.Sprintf("0x%x", ref)}})
 	return nil

@@ -49,6 +49,27 @@ func (f *fakeRemote) Pause(_ context.Context, sensor int, ref uint64, on bool) e
 	return nil
 }
 
+// TestPauseFails: a pause the call's PBX did not carry out (Asterisk's
+// actions timed out or failed) is the server's failure, 503, not the
+// request's.
+func TestPauseFails(t *testing.T) {
+	local := &calltest.Table{Calls: []call.CDR{{CallID: "one@test", CallRef: 0x7f01}},
+		PauseErr: fmt.Errorf("recording: some actions failed: MixMonitor: %w", context.DeadlineExceeded)}
+	h := New(Options{Users: []User{{Name: "all", Secret: "pw", Rights: AllRights}}, Calls: local, SensorID: 1, Logger: testLogger()})
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	for _, tc := range []struct {
+		ref  string
+		want int
+	}{{"0x7f01", http.StatusServiceUnavailable}, {"0x7f09", http.StatusNotFound}} {
+		body := `{"task":"handleActiveCall","user":"all","password":"pw","params":{"command":"pausecall","callRef":"` + tc.ref + `"}}`
+		code, b, _ := testkit.HTTP(t).Read(http.Post(srv.URL+"/php/api.php", "application/json", strings.NewReader(body)))
+		if code != tc.want {
+			t.Errorf("pause %s: status %d, want %d: %s", tc.ref, code, tc.want, b)
+		}
+	}
+}
+
 func TestRemoteSensors(t *testing.T) {
 	now := time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)
 	local := &calltest.Table{Calls: []call.CDR{{CallID: "one@test", CallRef: 0x7f01,

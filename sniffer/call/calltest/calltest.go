@@ -15,6 +15,8 @@ import (
 type Table struct {
 	Calls []call.CDR
 	Regs  []call.Register
+	// PauseErr is what Pause returns for a known call (nil: it pauses).
+	PauseErr error
 
 	mu     sync.Mutex
 	paused map[uint64]bool
@@ -55,6 +57,9 @@ func (t *Table) Pause(ctx context.Context, ref uint64, on bool) error {
 	t.by = append(t.by, call.RequesterFrom(ctx))
 	for _, c := range t.Calls {
 		if c.CallRef == ref {
+			if t.PauseErr != nil {
+				return t.PauseErr
+			}
 			if t.paused == nil {
 				t.paused = map[uint64]bool{}
 			}

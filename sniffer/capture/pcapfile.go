@@ -137,23 +137,35 @@ func (p *pcapReader) record() ([]byte, time.Time, int, error) {
 
 // readBuffered reads records as ReadPacket does, as long as the next one
 // is wholly in the buffer (a fill would move the ones handed out): at
-// least one unless err is set.
+// least one unless err is set. After the first, records are taken in one
+// loop over the buffer; one ReadPacket would refuse, or that needs a fill,
+// ends the batch (the next call's first record says why, or fills).
 func (p *pcapReader) readBuffered(data [][]byte, ci []gopacket.CaptureInfo) (int, error) {
-	n := 0
-	for n < min(len(data), len(ci)) {
-		if n > 0 && !p.buffered() {
+	m := min(len(data), len(ci))
+	if m == 0 {
+		return 0, nil
+	}
+	d, c, err := p.ReadPacket()
+	if err != nil {
+		return 0, err
+	}
+	data[0], ci[0] = d, c
+	n := 1
+	buf, pos, end := p.buf, p.pos, p.end
+	for n < m && end-pos >= pcapRecordHeaderLen {
+		h := buf[pos : pos+pcapRecordHeaderLen]
+		caplen, length := int(p.u32(h[8:])), int(p.u32(h[12:]))
+		if caplen > p.snaplen || caplen > maxRecord || caplen > length || end-pos-pcapRecordHeaderLen < caplen {
 			break
 		}
-		d, c, err := p.ReadPacket()
-		if err != nil {
-			if n > 0 {
-				break // the error comes again with the next read
-			}
-			return 0, err
-		}
-		data[n], ci[n] = d, c
+		start := pos + pcapRecordHeaderLen
+		pos = start + caplen
+		data[n] = buf[start:pos:pos]
+		ci[n] = gopacket.CaptureInfo{Timestamp: time.Unix(int64(p.u32(h)), int64(p.u32(h[4:])*p.frac)).UTC(),
+			CaptureLength: caplen, Length: length}
 		n++
 	}
+	p.pos = pos
 	return n, nil
 }
 

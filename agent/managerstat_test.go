@@ -50,7 +50,7 @@ func TestSnifferStatDrops(t *testing.T) {
 	srv := manager.New(manager.Config{Addr: "127.0.0.1:0", Stats: d.managerStats})
 	srv.SetReady(true)
 	testkit.Run(t, srv.ListenAndServe)
-	for deadline := time.Now().Add(5 * time.Second); srv.Addr() == nil; time.Sleep(time.Millisecond) {
+	for deadline := time.Now().Add(30 * time.Second); srv.Addr() == nil; time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("manager not bound")
 		}

@@ -26,6 +26,7 @@ import (
 	"pbx-agent/agent/config"
 	"pbx-agent/agent/discover"
 	"pbx-agent/sniffer/capture"
+	"pbx-agent/sniffer/codec"
 )
 
 // Status is a finding's verdict.
@@ -145,6 +146,9 @@ type Env struct {
 	// Filter is the BPF program the daemon attaches (default
 	// capture.UDPPortFilter()).
 	Filter []bpf.Instruction
+	// Codecs reports the audio codecs this build decodes and those it
+	// plays as silence (default codec.Decodable).
+	Codecs func() (yes, no []string)
 }
 
 func (e *Env) defaults() {
@@ -172,6 +176,9 @@ func (e *Env) defaults() {
 	if e.Filter == nil {
 		e.Filter = capture.UDPPortFilter()
 	}
+	if e.Codecs == nil {
+		e.Codecs = codec.Decodable
+	}
 }
 
 // Run performs every check in order and returns the report.
@@ -191,6 +198,7 @@ func Run(ctx context.Context, env Env) *Report {
 	checkManager(ctx, r, &env, cfg)
 	checkHTTP(ctx, r, &env, cfg)
 	checkClock(r, &env)
+	checkCodecs(r, &env)
 	return r
 }
 

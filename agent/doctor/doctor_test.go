@@ -116,6 +116,7 @@ func baseEnv(t *testing.T, amiPort int, conf ...string) Env {
 		OpenCapture:  okCapture,
 		RxDropped:    func(string) (uint64, error) { return 0, nil },
 		ClockSynced:  func() (bool, error) { return true, nil },
+		Codecs:       func() ([]string, []string) { return []string{"PCMU", "PCMA", "iLBC", "G723"}, nil },
 		Now:          func() time.Time { return time.Date(2026, 11, 24, 22, 45, 0, 0, time.UTC) },
 		Timeout:      2 * time.Second,
 	}
@@ -213,6 +214,7 @@ func TestDoctor(t *testing.T) {
 				{check: "manager-aes", status: StatusInfo},
 				{check: "http", status: StatusOK, msg: "free"},
 				{check: "clock", status: StatusOK, msg: "NTP-synchronised"},
+				{check: "codecs", status: StatusOK, msg: "decodes PCMU PCMA iLBC G723"},
 			},
 		},
 		{
@@ -354,6 +356,14 @@ func TestDoctor(t *testing.T) {
 				env.ClockSynced = func() (bool, error) { return false, nil }
 			},
 			want: []want{{check: "clock", status: StatusWarn, hint: "timedatectl set-ntp true"}},
+		},
+		{
+			name: "codec libraries missing",
+			ok:   true,
+			mutate: func(t *testing.T, env *Env, _ int) {
+				env.Codecs = func() ([]string, []string) { return []string{"PCMU", "PCMA"}, []string{"iLBC", "G723"} }
+			},
+			want: []want{{check: "codecs", status: StatusWarn, msg: "plays as silence: iLBC G723", hint: "libavcodec"}},
 		},
 		{
 			name: "HEP input, hep.conf points at the agent",

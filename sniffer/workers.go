@@ -324,7 +324,6 @@ func readFrames(src capture.Source, r *ring, dec *decode.Decoder, decErr error) 
 				return
 			}
 			e.kind, e.rare = evTimeout, b.addRare(rareEvent{meta: call.Meta{Time: time.Now()}})
-			b.dec = decoderStats(dec)
 			r.end()
 			r.flush()
 			continue
@@ -335,7 +334,6 @@ func readFrames(src capture.Source, r *ring, dec *decode.Decoder, decErr error) 
 				return
 			}
 			e.kind, e.rare = evEnd, b.addRare(rareEvent{err: err})
-			b.dec = decoderStats(dec)
 			r.end()
 			r.flush()
 			return
@@ -436,13 +434,6 @@ func (cr *chunkReader) close() {
 	if cr != nil {
 		cr.src.UseChunks(nil)
 	}
-}
-
-func decoderStats(d *decode.Decoder) decode.Stats {
-	if d == nil {
-		return decode.Stats{}
-	}
-	return d.Stats()
 }
 
 // runParallel is Run with media workers: readers copy the sources' frames

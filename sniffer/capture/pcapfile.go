@@ -104,6 +104,20 @@ func (p *pcapReader) ReadPacket() ([]byte, gopacket.CaptureInfo, error) {
 	return data, ci, nil
 }
 
+// lengths returns a record header's captured and original lengths, and
+// whether the record can be read (lengthErr says why not).
+func (p *pcapReader) lengths(h []byte) (caplen, length int, ok bool) {
+	caplen, length = int(p.u32(h[8:])), int(p.u32(h[12:]))
+	return caplen, length, caplen <= p.snaplen && caplen <= maxRecord && caplen <= length
+}
+
+func (p *pcapReader) lengthErr(caplen, length int) error {
+	if caplen > p.snaplen || caplen > maxRecord {
+		return fmt.Errorf("capture length exceeds snap length: %d > %d", caplen, p.snaplen)
+	}
+	return fmt.Errorf("capture length exceeds original packet length: %d > %d", caplen, length)
+}
+
 // record is ReadPacket's: the frame, its time and its original length.
 func (p *pcapReader) record() ([]byte, time.Time, int, error) {
 	if p.end-p.pos < pcapRecordHeaderLen {
@@ -112,12 +126,9 @@ func (p *pcapReader) record() ([]byte, time.Time, int, error) {
 		}
 	}
 	h := p.buf[p.pos : p.pos+pcapRecordHeaderLen]
-	caplen, length := int(p.u32(h[8:])), int(p.u32(h[12:]))
-	if caplen > p.snaplen || caplen > maxRecord {
-		return nil, time.Time{}, 0, fmt.Errorf("capture length exceeds snap length: %d > %d", caplen, p.snaplen)
-	}
-	if caplen > length {
-		return nil, time.Time{}, 0, fmt.Errorf("capture length exceeds original packet length: %d > %d", caplen, length)
+	caplen, length, ok := p.lengths(h)
+	if !ok {
+		return nil, time.Time{}, 0, p.lengthErr(caplen, length)
 	}
 	// The fraction wraps in 32 bits when a microsecond field is out of range,
 	// as pcapgo (and the agent before this reader) read it.
@@ -154,14 +165,14 @@ func (p *pcapReader) readBuffered(data [][]byte, ci []gopacket.CaptureInfo) (int
 	buf, pos, end := p.buf, p.pos, p.end
 	for n < m && end-pos >= pcapRecordHeaderLen {
 		h := buf[pos : pos+pcapRecordHeaderLen]
-		caplen, length := int(p.u32(h[8:])), int(p.u32(h[12:]))
-		if caplen > p.snaplen || caplen > maxRecord || caplen > length || end-pos-pcapRecordHeaderLen < caplen {
+		caplen, length, ok := p.lengths(h)
+		if !ok || end-pos-pcapRecordHeaderLen < caplen {
 			break
 		}
 		start := pos + pcapRecordHeaderLen
 		pos = start + caplen
 		data[n] = buf[start:pos:pos]
-		ci[n] = gopacket.CaptureInfo{Timestamp: time.Unix(int64(p.u32(h)), int64(p.u32(h[4:])*p.frac)).UTC(),
+		ci[n] = gopacket.CaptureInfo{Timestamp: time.Unix(int64(p.u32(h)), int64(p.u32(h[4:])*p.frac)).UTC(), // as record's
 			CaptureLength: caplen, Length: length}
 		n++
 	}

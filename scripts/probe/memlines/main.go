@@ -10,6 +10,10 @@
 //
 //	go run ./scripts/probe/memlines -lines 20 -ahead 4
 //	go run ./scripts/probe/memlines -lines 5 -ahead 16
+//
+// -size sets the object's bytes: objects of a few lines packed together
+// (-size 256 -lines 4) show what the cost is once all of them fit in the
+// last-level cache.
 package main
 
 import (
@@ -22,13 +26,17 @@ import (
 	"pbx-agent/internal/prefetch"
 )
 
-const objSize = 7168 // bytes of state per call (heap per active call ≈ 7 kB)
-
 func main() {
 	lines := flag.Int("lines", 20, "cache lines of an object each packet reads and writes")
 	ahead := flag.Int("ahead", 4, "packets ahead whose object's lines are asked for (0: none)")
 	packets := flag.Int("packets", 4_000_000, "packets timed per object count")
+	size := flag.Int("size", 7168, "bytes of an object, a multiple of 64 (heap per active call ≈ 7 kB)")
 	flag.Parse()
+	objSize := *size
+	if objSize < prefetch.LineSize || objSize%prefetch.LineSize != 0 {
+		fmt.Println("-size: a multiple of", prefetch.LineSize)
+		return
+	}
 	if *lines < 1 || *lines*prefetch.LineSize > objSize {
 		fmt.Println("-lines: 1 to", objSize/prefetch.LineSize)
 		return
@@ -57,6 +65,6 @@ func main() {
 			}
 		}
 		d := time.Since(start)
-		fmt.Printf("%7d objects × %d lines, ahead %d: %6.1f ns per packet (%d)\n", n, *lines, *ahead, float64(d.Nanoseconds())/float64(len(seq)), sum&1)
+		fmt.Printf("%7d objects of %d bytes × %d lines, ahead %d: %6.1f ns per packet (%d)\n", n, objSize, *lines, *ahead, float64(d.Nanoseconds())/float64(len(seq)), sum&1)
 	}
 }

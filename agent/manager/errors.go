@@ -20,6 +20,9 @@ var (
 	ErrSocketConfigured = errors.New("manager: socket file set by the configuration")
 	// ErrNotSocket refuses to replace an existing path that is not a unix socket.
 	ErrNotSocket = errors.New("manager: path exists and is not a socket")
+	// ErrTooManyListeners refuses a new listen id when every listening slot
+	// (all calls together) is taken.
+	ErrTooManyListeners = errors.New("manager: too many listeners")
 	// ErrSocketPath refuses a `manager_file start` path outside the temp
 	// directory or one that exists.
 	ErrSocketPath = errors.New("manager: socket path refused")

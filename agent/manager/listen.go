@@ -3,6 +3,7 @@ package manager
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -16,6 +17,10 @@ const (
 	listenClientIdle  = 10 * time.Second
 	listenJanitorTick = time.Second
 	listenMaxIDLen    = 19
+	// listenMaxClients bounds the listen ids of all calls together: each
+	// holds up to listenClientIdle of unread PCM (16 kB/s) until it idles
+	// out, and every pull copies the new PCM to each of them.
+	listenMaxClients = 256
 	// ListenBlockBytes is one 50 ms block of 8 kHz mono s16le PCM (400 samples).
 	ListenBlockBytes = 800
 )
@@ -46,7 +51,9 @@ type listenRegistry struct {
 
 	mu      sync.Mutex
 	workers map[uint64]*listenWorker
+	clients int    // listen ids of every worker
 	dropped uint64 // PCM bytes dropped because a client's buffer was full
+	refused uint64 // listen ids refused at listenMaxClients
 }
 
 type listenWorker struct {
@@ -79,10 +86,19 @@ func (l *listenRegistry) start(ctx context.Context, ref uint64, id string) strin
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if w, ok := l.workers[ref]; ok {
-		if _, ok := w.clients[id]; !ok {
-			w.clients[id] = &listenClient{lastSeen: l.now()}
+	w, ok := l.workers[ref]
+	if ok {
+		if _, ok := w.clients[id]; ok {
+			return listenJoined
 		}
+	}
+	if l.clients >= listenMaxClients {
+		l.refused++
+		return "error: " + fmt.Errorf("%w: %d on all calls", ErrTooManyListeners, listenMaxClients).Error()
+	}
+	if ok {
+		w.clients[id] = &listenClient{lastSeen: l.now()}
+		l.clients++
 		return listenJoined
 	}
 	st, err := l.src.OpenAudio(ctx, ref)
@@ -90,6 +106,7 @@ func (l *listenRegistry) start(ctx context.Context, ref uint64, id string) strin
 		return listenNoCall
 	}
 	l.workers[ref] = &listenWorker{stream: st, clients: map[string]*listenClient{id: {lastSeen: l.now()}}}
+	l.clients++
 	return listenSuccess
 }
 
@@ -148,7 +165,10 @@ func (l *listenRegistry) stop(ref uint64, id string) {
 	if !ok {
 		return
 	}
-	delete(w.clients, id)
+	if _, ok := w.clients[id]; ok {
+		delete(w.clients, id)
+		l.clients--
+	}
 	if len(w.clients) == 0 {
 		_ = w.stream.Close()
 		delete(l.workers, ref)
@@ -165,6 +185,7 @@ func (l *listenRegistry) expire() {
 		for id, c := range w.clients {
 			if now.Sub(c.lastSeen) > listenClientIdle {
 				delete(w.clients, id)
+				l.clients--
 			}
 		}
 		if len(w.clients) == 0 {
@@ -190,12 +211,13 @@ func (l *listenRegistry) closeAll() {
 		_ = w.stream.Close()
 		delete(l.workers, ref)
 	}
+	l.clients = 0
 }
 
-func (l *listenRegistry) counts() (workers int, dropped uint64) {
+func (l *listenRegistry) counts() (workers int, dropped, refused uint64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return len(l.workers), l.dropped
+	return len(l.workers), l.dropped, l.refused
 }
 
 // endedStream stands in for a stream whose call has ended.

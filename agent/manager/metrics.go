@@ -22,7 +22,8 @@ func (s *Server) Register(reg prometheus.Registerer) error {
 		c("pbx_manager_sources_blocked_total", "Times a source was blocked after failed AES requests.", func(n *Counters) uint64 { return n.SourcesBlocked }),
 		promfunc.Gauge("pbx_manager_sources_blocked", "Sources blocked now after failed AES requests.", func() float64 { return float64(s.Counters().BlockedNow) }),
 		promfunc.Gauge("pbx_manager_connections", "Manager API connections open now.", func() float64 { return float64(s.Counters().Active) }),
-		promfunc.Gauge("pbx_manager_listen_workers", "Calls listened to through listen/readaudio now.", func() float64 { n, _ := s.listen.counts(); return float64(n) }),
-		promfunc.Counter("pbx_manager_listen_dropped_bytes_total", "PCM bytes listen clients lost to a full buffer.", func() uint64 { _, d := s.listen.counts(); return d }),
+		promfunc.Gauge("pbx_manager_listen_workers", "Calls listened to through listen/readaudio now.", func() float64 { n, _, _ := s.listen.counts(); return float64(n) }),
+		promfunc.Counter("pbx_manager_listen_dropped_bytes_total", "PCM bytes listen clients lost to a full buffer.", func() uint64 { _, d, _ := s.listen.counts(); return d }),
+		promfunc.Counter("pbx_manager_listen_refused_total", "listen ids refused because every listening slot (256, all calls) was taken.", func() uint64 { _, _, r := s.listen.counts(); return r }),
 	)
 }

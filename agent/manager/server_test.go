@@ -380,6 +380,46 @@ func TestListen(t *testing.T) {
 	}
 }
 
+// TestListenClientsBounded: listen ids are bounded on all calls together.
+// Each id holds up to 10 s of unread PCM until it idles out (16 kB/s), and
+// a client could add ids without end: 3,000 ids on one call held 284 MB
+// after 6 s. The id past the bound is refused, known ids still join, and
+// a stopped id frees its slot.
+func TestListenClientsBounded(t *testing.T) {
+	fa := &fakeAudio{}
+	ts := startServer(t, func(c *Config) { c.Audio = fa })
+	const ref = "0x7f7484023980"
+	for i := range listenMaxClients {
+		got := string(exchange(t, "unix", ts.sock, []byte(fmt.Sprintf("listen %s c%d\r\n\r\n", ref, i)), false))
+		if got != listenSuccess && got != listenJoined {
+			t.Fatalf("listen id %d: %q", i, got)
+		}
+	}
+	steps := []struct {
+		name, in, want string
+	}{
+		{"one more id", "listen " + ref + " extra", "error: manager: too many listeners: 256 on all calls"},
+		{"a known id", "listen " + ref + " c7", listenJoined},
+		{"stop one", "listen_stop " + ref + " c7", ""},
+		{"its slot is free", "listen " + ref + " extra", listenJoined},
+		{"full again", "listen " + ref + " extra2", "error: manager: too many listeners: 256 on all calls"},
+	}
+	for _, st := range steps {
+		if got := string(exchange(t, "unix", ts.sock, []byte(st.in+"\r\n\r\n"), false)); got != st.want {
+			t.Errorf("%s: %q: got %q, want %q", st.name, st.in, got, st.want)
+		}
+	}
+	if _, _, refused := ts.s.listen.counts(); refused != 2 {
+		t.Errorf("refused %d, want 2", refused)
+	}
+	ts.s.listen.mu.Lock()
+	n := ts.s.listen.clients
+	ts.s.listen.mu.Unlock()
+	if n != listenMaxClients {
+		t.Errorf("clients %d, want %d", n, listenMaxClients)
+	}
+}
+
 func TestHelpAndStat(t *testing.T) {
 	ts := startServer(t, nil)
 	help := string(exchange(t, "tcp", ts.addr, []byte("help\r\n\r\n"), false))

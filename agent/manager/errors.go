@@ -23,6 +23,9 @@ var (
 	// ErrTooManyListeners refuses a new listen id when every listening slot
 	// (all calls together) is taken.
 	ErrTooManyListeners = errors.New("manager: too many listeners")
+	// ErrTooManyTerms refuses a listcalls / listregisters request with more
+	// distinct filters or states than a row is worth testing against.
+	ErrTooManyTerms = errors.New("manager: too many filter terms")
 	// ErrSocketPath refuses a `manager_file start` path outside the temp
 	// directory or one that exists.
 	ErrSocketPath = errors.New("manager: socket path refused")

@@ -258,6 +258,25 @@ type listParams struct {
 	zip       bool
 }
 
+// maxListTerms bounds the distinct filters and the distinct states of one
+// listcalls / listregisters request: every row is tested against each of
+// them, so a request repeating one filter thousands of times cost seconds
+// of CPU per thousand calls while holding a snapshot slot.
+const maxListTerms = 32
+
+// addTerm appends t (lower case) to list unless it is there already; at
+// most maxListTerms distinct terms (param names the parameter).
+func addTerm(list []string, t, param string) ([]string, error) {
+	t = strings.ToLower(strings.TrimSpace(t))
+	if t == "" || slices.Contains(list, t) {
+		return list, nil
+	}
+	if len(list) >= maxListTerms {
+		return list, fmt.Errorf("%w: more than %d distinct %s", ErrTooManyTerms, maxListTerms, param)
+	}
+	return append(list, t), nil
+}
+
 // parseListParams reads `{"limit":"10","sort_field":...}`; values may be strings or numbers.
 func parseListParams(args string) (listParams, error) {
 	p := listParams{limit: -1}
@@ -266,7 +285,8 @@ func parseListParams(args string) (listParams, error) {
 		return p, nil
 	}
 	var m map[string]json.RawMessage
-	if err := json.Unmarshal([]byte(args), &m); err != nil {
+	err := json.Unmarshal([]byte(args), &m)
+	if err != nil {
 		return p, fmt.Errorf("bad json parameters: %w", err)
 	}
 	p.present = true
@@ -299,15 +319,15 @@ func parseListParams(args string) (listParams, error) {
 			}
 		}
 		for _, f := range list {
-			if f = strings.TrimSpace(f); f != "" {
-				p.filters = append(p.filters, strings.ToLower(f))
+			if p.filters, err = addTerm(p.filters, f, "filters"); err != nil {
+				return p, err
 			}
 		}
 	}
 	if v := str("states"); v != "" {
 		for _, s := range strings.Split(v, ",") {
-			if s = strings.TrimSpace(s); s != "" {
-				p.states = append(p.states, strings.ToLower(s))
+			if p.states, err = addTerm(p.states, s, "states"); err != nil {
+				return p, err
 			}
 		}
 	}

@@ -13,7 +13,11 @@ import (
 // now (Config.MaxConnsPerSource) and failed AES requests (Config.AESMaxFailures
 // within Config.AESBlock block the source for AESBlock, doubled at every
 // new block up to maxBlock). A source is an IP address; unix-socket peers
-// have none and are never limited here.
+// have none and are never limited here. While the table is full of sources
+// that cannot be forgotten yet, every new source shares one entry (pool):
+// their failures block them together and their connections share one
+// source's cap, so holding many addresses (an IPv6 /64) does not turn the
+// limits off; sources already in the table keep their own.
 type guard struct {
 	mu       sync.Mutex
 	m        map[netip.Addr]*source
@@ -21,6 +25,10 @@ type guard struct {
 	maxFails int
 	block    time.Duration
 	now      func() time.Time
+	// maxSources bounds m (maxGuardSources; lower in tests).
+	maxSources int
+	pool       source    // the new sources' entry while m is full
+	swept      time.Time // last scan of a full m for idle entries
 }
 
 type source struct {
@@ -38,7 +46,7 @@ const (
 )
 
 func newGuard(maxConns, maxFails int, block time.Duration) *guard {
-	return &guard{m: map[netip.Addr]*source{}, maxConns: maxConns, maxFails: maxFails, block: block, now: time.Now}
+	return &guard{m: map[netip.Addr]*source{}, maxConns: maxConns, maxFails: maxFails, block: block, now: time.Now, maxSources: maxGuardSources}
 }
 
 // addrOf is the peer's IP (invalid for unix sockets).
@@ -50,21 +58,26 @@ func addrOf(a net.Addr) netip.Addr {
 	return netip.Addr{}
 }
 
-// get returns src's entry, making one when there is room (nil otherwise:
-// a table full of live sources counts nothing new rather than grow).
+// get returns src's entry, making one when there is room, else the pool
+// shared by new sources. A full table is scanned for idle entries at most
+// once a second (a scan of maxGuardSources entries on every connection
+// would make each new source's connection cost that scan).
 func (g *guard) get(src netip.Addr, now time.Time) *source {
 	e := g.m[src]
 	if e != nil {
 		return e
 	}
-	if len(g.m) >= maxGuardSources {
-		for a, v := range g.m {
-			if v.idle(now, g.block) {
-				delete(g.m, a)
+	if len(g.m) >= g.maxSources {
+		if now.Sub(g.swept) >= time.Second || now.Before(g.swept) {
+			g.swept = now
+			for a, v := range g.m {
+				if v.idle(now, g.block) {
+					delete(g.m, a)
+				}
 			}
 		}
-		if len(g.m) >= maxGuardSources {
-			return nil
+		if len(g.m) >= g.maxSources {
+			return &g.pool
 		}
 	}
 	e = &source{}
@@ -77,36 +90,35 @@ func (e *source) idle(now time.Time, block time.Duration) bool {
 }
 
 // admit counts a new connection from src; false when src is blocked or
-// has MaxConnsPerSource connections open (blocked says which).
-func (g *guard) admit(src netip.Addr) (ok, blocked bool) {
+// has MaxConnsPerSource connections open (blocked says which). The entry
+// that counted it goes to done (nil for a unix-socket peer).
+func (g *guard) admit(src netip.Addr) (e *source, ok, blocked bool) {
 	if !src.IsValid() {
-		return true, false
+		return nil, true, false
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	now := g.now()
-	e := g.get(src, now)
-	if e == nil {
-		return true, false
-	}
+	e = g.get(src, now)
 	if now.Before(e.until) {
-		return false, true
+		return nil, false, true
 	}
 	if e.conns >= g.maxConns {
-		return false, false
+		return nil, false, false
 	}
 	e.conns++
-	return true, false
+	return e, true, false
 }
 
-// done ends a connection admitted from src.
-func (g *guard) done(src netip.Addr) {
-	if !src.IsValid() {
+// done ends a connection counted by admit on e (an entry with open
+// connections is never forgotten, so e is still the one in use).
+func (g *guard) done(e *source) {
+	if e == nil {
 		return
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if e := g.m[src]; e != nil && e.conns > 0 {
+	if e.conns > 0 {
 		e.conns--
 	}
 }
@@ -121,9 +133,6 @@ func (g *guard) fail(src netip.Addr) (total uint64, blockedFor time.Duration) {
 	defer g.mu.Unlock()
 	now := g.now()
 	e := g.get(src, now)
-	if e == nil {
-		return 0, 0
-	}
 	e.total++
 	if e.fails == 0 || now.Sub(e.first) > g.block {
 		e.fails, e.first = 0, now
@@ -148,6 +157,9 @@ func (g *guard) blockedNow() int {
 		if now.Before(e.until) {
 			n++
 		}
+	}
+	if now.Before(g.pool.until) {
+		n++ // the new sources, together
 	}
 	return n
 }

@@ -370,7 +370,8 @@ func (s *Server) Serve(ln net.Listener) error {
 		}
 		backoff = 0
 		src := addrOf(c.RemoteAddr())
-		if ok, blocked := s.guard.admit(src); !ok {
+		entry, ok, blocked := s.guard.admit(src)
+		if !ok {
 			// A blocked source, or one holding its share of the slots:
 			// close unread, at once.
 			if blocked {
@@ -386,13 +387,13 @@ func (s *Server) Serve(ln net.Listener) error {
 		default:
 			// Full: close at once so the client sees EOF instead of waiting.
 			s.refused.Add(1)
-			s.guard.done(src)
+			s.guard.done(entry)
 			_ = c.Close()
 			continue
 		}
 		if !s.trackConn(c) {
 			<-st.sem
-			s.guard.done(src)
+			s.guard.done(entry)
 			_ = c.Close()
 			return ErrServerClosed
 		}
@@ -400,7 +401,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		go func() {
 			defer s.wg.Done()
 			defer func() { <-st.sem }()
-			defer s.guard.done(src)
+			defer s.guard.done(entry)
 			s.serveConn(base, c, st.unix, src)
 		}()
 	}

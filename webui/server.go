@@ -26,6 +26,7 @@ type ServerConfig struct {
 	ReadHeaderTimeout time.Duration // default 10 s
 	ReadTimeout       time.Duration // whole request incl. body (default 60 s)
 	WriteTimeout      time.Duration // default 0 = none: pcap and audio downloads may be long; handlers bound their own work
+	StallTimeout      time.Duration // each write of a response must progress within this (default 30 s)
 	IdleTimeout       time.Duration // keep-alive (default 120 s)
 	MaxHeaderBytes    int           // default 64 KiB
 	Logger            *slog.Logger
@@ -52,6 +53,7 @@ func NewServer(cfg ServerConfig, h http.Handler) *Server {
 	opt.Default(&cfg.ReadTimeout, 60*time.Second)
 	opt.Default(&cfg.IdleTimeout, 120*time.Second)
 	opt.Default(&cfg.MaxHeaderBytes, 64<<10)
+	opt.Default(&cfg.StallTimeout, 30*time.Second)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -63,9 +65,9 @@ func NewServer(cfg ServerConfig, h http.Handler) *Server {
 			Help: "Time to answer an HTTP request (a websocket: its whole life).", Buckets: prometheus.DefBuckets}, []string{"method"}),
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{Name: "pbx_http_requests_in_flight", Help: "HTTP requests being answered now."}),
 	}
-	handler := promhttp.InstrumentHandlerInFlight(s.inFlight,
+	handler := cutStalled(cfg.StallTimeout, promhttp.InstrumentHandlerInFlight(s.inFlight,
 		promhttp.InstrumentHandlerDuration(s.duration,
-			promhttp.InstrumentHandlerCounter(s.requests, LogRequests(log, h))))
+			promhttp.InstrumentHandlerCounter(s.requests, LogRequests(log, h)))))
 	s.srv = &http.Server{
 		Addr:              cfg.Addr,
 		Handler:           handler,
@@ -185,6 +187,37 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 
 // Unwrap lets http.ResponseController reach the connection (websocket, flush).
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// cutStalled gives every write of a response d to progress: the
+// connection's write deadline is set when the request starts and pushed
+// back before each write, so a long download goes on while the client
+// reads, and a client that stops reading (or never reads: pipelined
+// requests) is cut after d instead of holding the handler, its connection
+// and the socket's buffer for ever (the server has no WriteTimeout: a
+// whole download may take longer than any fixed bound). A websocket
+// clears the deadline when it takes the connection over and sets its own.
+func cutStalled(d time.Duration, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rc := http.NewResponseController(w)
+		_ = rc.SetWriteDeadline(time.Now().Add(d))
+		h.ServeHTTP(&stallWriter{ResponseWriter: w, rc: rc, d: d}, r)
+	})
+}
+
+// stallWriter pushes the write deadline back before each write.
+type stallWriter struct {
+	http.ResponseWriter
+	rc *http.ResponseController
+	d  time.Duration
+}
+
+func (w *stallWriter) Write(b []byte) (int, error) {
+	_ = w.rc.SetWriteDeadline(time.Now().Add(w.d))
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection (websocket, flush).
+func (w *stallWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // LogRequests logs one line per request: method, path (never the query: it
 // may hold a password), status, bytes, duration, client. The access log is

@@ -29,16 +29,21 @@ type ServerConfig struct {
 	StallTimeout      time.Duration // each write of a response must progress within this (default 30 s)
 	IdleTimeout       time.Duration // keep-alive (default 120 s)
 	MaxHeaderBytes    int           // default 64 KiB
-	Logger            *slog.Logger
+	// MaxConns bounds the open connections, websockets included (default
+	// 1024): at the bound a new connection replaces an idle keep-alive
+	// one, or is closed at once when none is idle.
+	MaxConns int
+	Logger   *slog.Logger
 }
 
 // Server is the HTTP server around a Handler (or any http.Handler).
 type Server struct {
-	cfg  ServerConfig
-	srv  *http.Server
-	log  *slog.Logger
-	mu   sync.Mutex
-	addr net.Addr
+	cfg   ServerConfig
+	srv   *http.Server
+	conns *connLimit
+	log   *slog.Logger
+	mu    sync.Mutex
+	addr  net.Addr
 
 	// Series for Register (pbx_http_*), fed by every request.
 	requests *prometheus.CounterVec
@@ -54,11 +59,12 @@ func NewServer(cfg ServerConfig, h http.Handler) *Server {
 	opt.Default(&cfg.IdleTimeout, 120*time.Second)
 	opt.Default(&cfg.MaxHeaderBytes, 64<<10)
 	opt.Default(&cfg.StallTimeout, 30*time.Second)
+	opt.Default(&cfg.MaxConns, 1024)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	log := cfg.Logger.With("component", "http")
-	s := &Server{cfg: cfg, log: log,
+	s := &Server{cfg: cfg, log: log, conns: newConnLimit(cfg.MaxConns),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pbx_http_requests_total",
 			Help: "HTTP requests answered, by status code and method."}, []string{"code", "method"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "pbx_http_request_duration_seconds",
@@ -78,13 +84,17 @@ func NewServer(cfg ServerConfig, h http.Handler) *Server {
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		TLSConfig:         &tls.Config{MinVersion: tls.VersionTLS12},
+		ConnState:         s.conns.state,
 	}
 	return s
 }
 
 // Register puts the server's series (pbx_http_*) on reg.
 func (s *Server) Register(reg prometheus.Registerer) error {
-	return promfunc.Register(reg, s.requests, s.duration, s.inFlight)
+	return promfunc.Register(reg, s.requests, s.duration, s.inFlight,
+		promfunc.Counter("pbx_http_connections_refused_total", "HTTP connections closed at once: every connection slot (http MaxConns) busy, none idle.", s.conns.refused.Load),
+		promfunc.Counter("pbx_http_connections_evicted_total", "Idle keep-alive HTTP connections closed to make room for a new one at the connection bound.", s.conns.evicted.Load),
+		promfunc.Gauge("pbx_http_connections", "HTTP connections open now (websockets included).", func() float64 { return float64(s.conns.openNow()) }))
 }
 
 // Addr is the bound address once listening (nil before).
@@ -138,6 +148,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.mu.Lock()
 	s.addr = ln.Addr()
 	s.mu.Unlock()
+	ln = &limitedListener{Listener: ln, l: s.conns}
 	tlsOn := s.cfg.TLSCert != "" && s.cfg.TLSKey != ""
 	s.log.Info("http listening", "addr", ln.Addr().String(), "tls", tlsOn)
 	var err error

@@ -15,7 +15,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/net/netutil"
 )
+
+// MaxConns bounds the metrics listener's open connections; further ones
+// wait in the accept queue until one closes (a scraper needs one or two).
+const MaxConns = 64
 
 // NewRegistry returns a registry holding the Go runtime and process
 // collectors and pbx_build_info{version}.
@@ -59,6 +64,7 @@ func Serve(ctx context.Context, bind string, reg *prometheus.Registry, logger *s
 
 // ServeListener is Serve on a listener the caller bound (before READY).
 func ServeListener(ctx context.Context, ln net.Listener, reg *prometheus.Registry, logger *slog.Logger) error {
+	ln = netutil.LimitListener(ln, MaxConns)
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", Handler(reg, logger))
 	srv := &http.Server{

@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"bufio"
 	"context"
 	"io"
 	"log/slog"
@@ -9,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -55,4 +57,67 @@ func TestServe(t *testing.T) {
 	if err := <-errc; err != nil {
 		t.Errorf("serve returned %v after cancel", err)
 	}
+}
+
+// TestServeBoundsConnections: the metrics listener had no bound on
+// connections (idle keep-alive ones stay a minute and are renewed by one
+// request each): every one held a goroutine and a descriptor of the
+// agent's. Now at most MaxConns are served; the next waits until one
+// closes.
+func TestServeBoundsConnections(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- ServeListener(ctx, ln, NewRegistry("x"), slog.New(slog.DiscardHandler)) }()
+	defer func() { cancel(); <-errc }()
+
+	get := func(c net.Conn, br *bufio.Reader, wait time.Duration) bool {
+		_ = c.SetDeadline(time.Now().Add(wait))
+		if _, err := io.WriteString(c, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			return false
+		}
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			return false
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return true
+	}
+	var held []net.Conn
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	for i := range MaxConns {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, c)
+		if !get(c, bufio.NewReader(c), 5*time.Second) {
+			t.Fatalf("connection %d not served", i)
+		}
+	}
+	extra, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer extra.Close()
+	br := bufio.NewReader(extra)
+	if get(extra, br, 300*time.Millisecond) {
+		t.Fatalf("connection %d served while %d idle ones are open", MaxConns+1, MaxConns)
+	}
+	held[0].Close()
+	// The request already sent is answered once a slot is free.
+	_ = extra.SetDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("not served after a slot was freed: %v", err)
+	}
+	resp.Body.Close()
 }

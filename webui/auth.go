@@ -112,12 +112,37 @@ func (s *sessions) gcLocked(now time.Time) {
 }
 
 // throttle counts failed logins per key (user name, client address) in a
-// window; a key over the limit is refused until its window ends.
+// window; a key over the limit is refused until its window ends. While the
+// table is full of live keys every new key shares one entry (poolKey), so
+// holding many addresses does not turn the limit off; keys in the table
+// keep their own counts.
 type throttle struct {
 	mu     sync.Mutex
 	m      map[string]*failures
 	max    int
 	window time.Duration
+	// maxKeys bounds m (maxThrottleKeys; lower in tests), poolKey aside.
+	maxKeys int
+	swept   time.Time // last scan of a full m for ended windows
+}
+
+// poolKey is the entry of the new keys while the table is full (no
+// address or user name makes it: those start with "u:" or "a:").
+const poolKey = "\x00pool"
+
+// keyLocked is k, or poolKey when k has no entry and the table is full.
+func (t *throttle) keyLocked(k string) string {
+	if _, ok := t.m[k]; ok {
+		return k
+	}
+	n := len(t.m)
+	if _, ok := t.m[poolKey]; ok {
+		n--
+	}
+	if n >= t.maxKeys {
+		return poolKey
+	}
+	return k
 }
 
 type failures struct {
@@ -128,13 +153,14 @@ type failures struct {
 const maxThrottleKeys = 100000
 
 func newThrottle(max int, window time.Duration) *throttle {
-	return &throttle{m: map[string]*failures{}, max: max, window: window}
+	return &throttle{m: map[string]*failures{}, max: max, window: window, maxKeys: maxThrottleKeys}
 }
 
 func (t *throttle) blocked(now time.Time, keys ...string) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, k := range keys {
+		k = t.keyLocked(k)
 		f := t.m[k]
 		if f == nil {
 			continue
@@ -153,19 +179,27 @@ func (t *throttle) blocked(now time.Time, keys ...string) bool {
 func (t *throttle) fail(now time.Time, keys ...string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if len(t.m) >= maxThrottleKeys {
+	// A full table is scanned at most once a second: a scan of
+	// maxThrottleKeys entries on every failed login would make each cost it.
+	if len(t.m) >= t.maxKeys && (now.Sub(t.swept) >= time.Second || now.Before(t.swept)) {
+		t.swept = now
 		for k, f := range t.m {
 			if now.Sub(f.first) > t.window {
 				delete(t.m, k)
 			}
 		}
 	}
+	pooled := false
 	for _, k := range keys {
+		k = t.keyLocked(k)
+		if k == poolKey {
+			if pooled {
+				continue // one failure counts once in the pool
+			}
+			pooled = true
+		}
 		f := t.m[k]
 		if f == nil || now.Sub(f.first) > t.window {
-			if len(t.m) >= maxThrottleKeys {
-				continue // full of live entries: count nothing new rather than grow
-			}
 			f = &failures{first: now}
 			t.m[k] = f
 		}

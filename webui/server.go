@@ -200,18 +200,22 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // cutStalled gives every write of a response d to progress: the
-// connection's write deadline is set when the request starts and pushed
-// back before each write, so a long download goes on while the client
-// reads, and a client that stops reading (or never reads: pipelined
-// requests) is cut after d instead of holding the handler, its connection
-// and the socket's buffer for ever (the server has no WriteTimeout: a
-// whole download may take longer than any fixed bound). A websocket
-// clears the deadline when it takes the connection over and sets its own.
+// connection's write deadline is pushed back before each write and when
+// the handler returns (net/http then flushes what it buffered), so a long
+// download goes on while the client reads, and a client that stops
+// reading (or never reads: pipelined requests) is cut after d instead of
+// holding the handler, its connection and the socket's buffer for ever
+// (the server has no WriteTimeout: a whole download may take longer than
+// any fixed bound). While the handler works before its first write there
+// is no deadline (a slow answer — a long call's audio, a fax decoded — is
+// not cut; a keep-alive connection's previous deadline is cleared). A
+// websocket sets its own deadlines once it took the connection over.
 func cutStalled(d time.Duration, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rc := http.NewResponseController(w)
-		_ = rc.SetWriteDeadline(time.Now().Add(d))
+		_ = rc.SetWriteDeadline(time.Time{})
 		h.ServeHTTP(&stallWriter{ResponseWriter: w, rc: rc, d: d}, r)
+		_ = rc.SetWriteDeadline(time.Now().Add(d)) // fails once hijacked: nothing to do then
 	})
 }
 

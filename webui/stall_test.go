@@ -2,7 +2,9 @@ package webui
 
 import (
 	"context"
+	"io"
 	"net"
+	"net/http"
 	"runtime"
 	"strings"
 	"testing"
@@ -64,5 +66,52 @@ func TestStalledReaderCut(t *testing.T) {
 	t.Logf("goroutines over the baseline: %d while stalled, %d after the stall timeout", during, after)
 	if after > 2 {
 		t.Errorf("%d goroutines still held by %d stalled readers after %v", after, conns, 5*time.Second)
+	}
+}
+
+// TestSlowHandlerNotCut: the stall timeout bounds a write's progress, not
+// the time a handler works before it writes (a long call's audio, a fax
+// decoded), nor an answer with no body written after a keep-alive
+// connection's previous request.
+func TestSlowHandlerNotCut(t *testing.T) {
+	const stall = 200 * time.Millisecond
+	mux := http.NewServeMux()
+	mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(3 * stall)
+		_, _ = w.Write([]byte("done"))
+	})
+	mux.HandleFunc("/fast", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("fast")) })
+	mux.HandleFunc("/header", func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(3 * stall)
+		w.WriteHeader(http.StatusNoContent)
+	})
+	srv := NewServer(ServerConfig{Addr: "127.0.0.1:0", StallTimeout: stall, Logger: testLogger()}, mux)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := testkit.Run(t, func(ctx context.Context) error { return srv.ServeContext(ctx, ln) })
+	defer func() { _ = stop() }()
+	client := &http.Client{Timeout: 10 * time.Second} // one keep-alive connection for all
+	for _, tc := range []struct {
+		path, body string
+		code       int
+	}{
+		{"/slow", "done", 200},
+		{"/fast", "fast", 200},
+		{"/header", "", 204}, // after /fast's deadline passed on the same connection
+	} {
+		if tc.path == "/header" {
+			time.Sleep(2 * stall)
+		}
+		resp, err := client.Get("http://" + ln.Addr().String() + tc.path)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.path, err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != tc.code || string(b) != tc.body {
+			t.Errorf("%s: %d %q (%v), want %d %q", tc.path, resp.StatusCode, b, err, tc.code, tc.body)
+		}
 	}
 }

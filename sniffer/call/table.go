@@ -90,7 +90,30 @@ type Stats struct {
 	Orphans          uint64 // in-dialog messages for calls we never saw start
 	CallsRefused     uint64 // INVITEs ignored because MaxCalls calls were open
 	RegistersRefused uint64 // new REGISTER bindings ignored past MaxCalls bindings
+	// MediaEvicted counts media addresses a call forgot for newer ones past
+	// MaxMediaAddrs (re-INVITEs moving its media again and again).
+	MediaEvicted uint64
+	// EntriesDropped counts what a call's CDR did not keep past its lists'
+	// bounds (MaxResponses, MaxDTMF, MaxHolds).
+	EntriesDropped uint64
 }
+
+// Bounds on what one call keeps from in-dialog messages, which a call's
+// peers may send for as long as it lasts (MaxDuration): without them a
+// storm of re-INVITEs, responses or INFOs on one call grew its lists, and
+// the media index, by every message (and scanned them for each).
+const (
+	// MaxMediaAddrs is the media addresses a call maps (16 per SDP at most:
+	// 8 m= lines, RTP and RTCP); past it the oldest is forgotten.
+	MaxMediaAddrs = 64
+	// MaxResponses is the distinct responses (code and reason) a CDR keeps.
+	MaxResponses = 64
+	// MaxDTMF is the SIP INFO digits a CDR keeps (RFC 2833 digits are
+	// bounded alike by the media handler).
+	MaxDTMF = 512
+	// MaxHolds is the times a CDR keeps a call going on hold.
+	MaxHolds = 256
+)
 
 // Table follows calls and registrations. HandleSIP, MatchMedia and Tick
 // must be called from one goroutine (the packet path); Active, Lookup and
@@ -388,6 +411,10 @@ func (t *Table) handleRequest(c *callState, m *sip.Message, meta Meta) {
 		t.learnSDP(c, m, c.partyOf(m, meta))
 	case "INFO":
 		if d, ok := infoDigit(m); ok {
+			if len(c.cdr.DTMF) >= MaxDTMF {
+				t.stats.EntriesDropped++
+				break
+			}
 			d.Time, d.Src, d.Dst = meta.Time, meta.Src, meta.Dst
 			c.cdr.DTMF = append(c.cdr.DTMF, d)
 		}
@@ -417,7 +444,11 @@ func (t *Table) handleResponse(c *callState, m *sip.Message, meta Meta) {
 		d.Responses = append(d.Responses, code)
 	}
 	if r := (Response{code, string(m.Reason)}); !slices.Contains(d.SIPResponses, r) {
-		d.SIPResponses = append(d.SIPResponses, r)
+		if len(d.SIPResponses) < MaxResponses {
+			d.SIPResponses = append(d.SIPResponses, r)
+		} else {
+			t.stats.EntriesDropped++
+		}
 	}
 	// b_ua is the callee's User-Agent header only: VoIPmonitor leaves it
 	// empty for a callee that sends just Server (Asterisk does).
@@ -553,7 +584,11 @@ func (t *Table) learnSDP(c *callState, m *sip.Message, party Party) {
 	// recvonly with sendonly is not).
 	if m.Request {
 		if hold && !c.onHold {
-			c.cdr.Hold = append(c.cdr.Hold, t.now)
+			if len(c.cdr.Hold) < MaxHolds {
+				c.cdr.Hold = append(c.cdr.Hold, t.now)
+			} else {
+				t.stats.EntriesDropped++
+			}
 		}
 		c.onHold = hold
 	}
@@ -578,6 +613,11 @@ func (t *Table) addMedia(c *callState, addr netip.AddrPort, party Party, md *sdp
 	if e, ok := t.media.get(addr); !ok || e.c != c || e.party != party {
 		t.media.set(addr, mediaEntry{c: c, party: party})
 		if !slices.Contains(c.media, addr) {
+			if len(c.media) >= MaxMediaAddrs {
+				t.forgetMedia(c, c.media[0])
+				c.media = c.media[:copy(c.media, c.media[1:])]
+				t.stats.MediaEvicted++
+			}
 			c.media = append(c.media, addr)
 		}
 	}
@@ -585,6 +625,14 @@ func (t *Table) addMedia(c *callState, addr netip.AddrPort, party Party, md *sdp
 	// change its codecs or turn it to T.38.
 	if t.cfg.OnMedia != nil {
 		t.due = append(t.due, deferred{ref: c.cdr.CallRef, addr: addr, party: party, md: md})
+	}
+}
+
+// forgetMedia unmaps one of c's media addresses (unless another call
+// took it since).
+func (t *Table) forgetMedia(c *callState, a netip.AddrPort) {
+	if e, _ := t.media.get(a); e.c == c {
+		t.media.del(a)
 	}
 }
 
@@ -679,9 +727,7 @@ func (t *Table) emit(done []*callState) {
 		delete(t.calls, c.cdr.CallID)
 		delete(t.byRef, c.cdr.CallRef)
 		for _, a := range c.media {
-			if e, _ := t.media.get(a); e.c == c {
-				t.media.del(a)
-			}
+			t.forgetMedia(c, a)
 		}
 		d := &c.cdr
 		d.Active = false

@@ -30,6 +30,9 @@ type mediaTracker struct {
 	// refused counts RTP packets that would have started a stream past
 	// maxStreams in their call (read under mu).
 	refused uint64
+	// dtmfDropped counts RFC 2833 digits past call.MaxDTMF in their call
+	// (read under mu).
+	dtmfDropped uint64
 }
 
 // maxStreams bounds a call's RTP streams (VoIPmonitor's MAX_SSRC_PER_CALL
@@ -167,6 +170,9 @@ func (m *mediaTracker) announce(ref uint64, a announced) {
 			return
 		}
 	}
+	if len(mc.sdp) >= call.MaxMediaAddrs { // as the call table, the oldest goes
+		mc.sdp = mc.sdp[:copy(mc.sdp, mc.sdp[1:])]
+	}
 	mc.sdp = append(mc.sdp, a)
 }
 
@@ -259,7 +265,11 @@ func (m *mediaTracker) handle(md *call.Media) {
 	payload := hdr.Payload(p.Payload, md.HeaderLen)
 	if s.stats.IsEvent(hdr.PayloadType) {
 		if d, ok := s.dtmf.Feed(hdr, payload, p.Time); ok {
-			mc.dtmf = append(mc.dtmf, call.DTMF{Time: d.Time, Digit: d.Digit, Source: "rfc2833", Src: p.Src, Dst: p.Dst})
+			if len(mc.dtmf) < call.MaxDTMF {
+				mc.dtmf = append(mc.dtmf, call.DTMF{Time: d.Time, Digit: d.Digit, Source: "rfc2833", Src: p.Src, Dst: p.Dst})
+			} else {
+				m.dtmfDropped++
+			}
 		}
 	}
 	s.stats.Update(hdr, len(payload), p.Time)

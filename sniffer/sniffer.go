@@ -99,8 +99,10 @@ type Stats struct {
 	// StreamsRefused: RTP packets that would have started a stream past a
 	// call's limit (64 streams; a sender cycling SSRCs).
 	StreamsRefused uint64
-	HEP            HEPStats
-	Decoder        decode.Stats // the link-layer decoders' counters, every source so far
+	// DTMFDropped: RFC 2833 digits past a call's limit (call.MaxDTMF).
+	DTMFDropped uint64
+	HEP         HEPStats
+	Decoder     decode.Stats // the link-layer decoders' counters, every source so far
 }
 
 // Sniffer is the packet path. HandleFrame, Run, Tick and Flush are called
@@ -264,6 +266,7 @@ func (s *Sniffer) publish() {
 	for _, m := range s.shards {
 		m.mu.Lock()
 		st.StreamsRefused += m.refused
+		st.DTMFDropped += m.dtmfDropped
 		m.mu.Unlock()
 	}
 	st.Decoder = s.decs

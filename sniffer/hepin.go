@@ -50,7 +50,16 @@ type HEPStats struct {
 	Duplicates uint64 // SIP messages seen on the wire and by HEP, counted once
 	RTCPJSON   uint64 // RTCP reports (JSON) applied
 	Ignored    uint64 // payload types not used (logs, other protocols)
+	TimeAhead  uint64 // timestamps more than hepMaxAhead past their arrival, replaced by it
 }
+
+// hepMaxAhead is how far a HEP timestamp may be ahead of the packet's
+// arrival (a sender's clock off by that much). The packet time drives the
+// call table's clock, which never goes back: one packet stamped in 2106
+// ended every call as idle and stopped the clock there, so no call ever
+// timed out again and the table filled to MaxCalls. A later timestamp is
+// replaced by the arrival time and counted.
+const hepMaxAhead = 10 * time.Second
 
 // HandleHEP runs one HEP packet (a datagram, or one frame of a HEP TCP
 // stream) through the packet path; recv is its arrival time, used when the
@@ -78,7 +87,11 @@ func (s *Sniffer) handleHEP(b []byte, recv time.Time) {
 	s.stats.HEP.Packets++
 	p := &s.hepPkt
 	*p = decode.Packet{Time: hp.Time(), Src: hp.Src, Dst: hp.Dst, Transport: decode.UDP, Payload: hp.Payload, VLAN: hp.VLAN}
-	if hp.TimeSec == 0 || s.cfg.HEP.UseSystemTime {
+	switch {
+	case hp.TimeSec == 0 || s.cfg.HEP.UseSystemTime:
+		p.Time = recv.UTC()
+	case p.Time.Sub(recv) > hepMaxAhead:
+		s.stats.HEP.TimeAhead++
 		p.Time = recv.UTC()
 	}
 	if hp.IPProto == hep.IPProtoTCP {

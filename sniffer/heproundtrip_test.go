@@ -49,7 +49,12 @@ func roundTrip(t *testing.T, c captureCase, network string) (a, b []call.CDR, ra
 	snB := New(Config{HEP: HEPInput{Enabled: true, Password: "rt-secret", Concurrent: true},
 		Call: call.Config{IdleTimeout: -1, OnCallEnd: func(c *call.CDR) { mu.Lock(); b = append(b, *c); mu.Unlock() },
 			OnRegister: func(r *call.Register) { mu.Lock(); rb = append(rb, *r); mu.Unlock() }}})
-	l, err := hep.Listen(hep.ListenConfig{Addr: "127.0.0.1:0", UDP: network == "udp", TCP: network == "tcp", Handler: snB.HandleHEP})
+	// B takes the replayed capture's times as A sent them: its arrival
+	// clock is past every capture's packets (one public capture jumps to
+	// 2071), so none is ahead of its arrival (hepMaxAhead).
+	arrival := time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)
+	handle := func(b []byte, _ time.Time) { snB.HandleHEP(b, arrival) }
+	l, err := hep.Listen(hep.ListenConfig{Addr: "127.0.0.1:0", UDP: network == "udp", TCP: network == "tcp", Handler: handle})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,6 +29,7 @@ func (s *Sniffer) Register(reg prometheus.Registerer) error {
 		c("pbx_hep_input_errors_total", "HEP packets dropped as undecodable (truncated, bad chunk lengths, bad RTCP JSON).", func(st *Stats) uint64 { return st.HEP.Errors }),
 		c("pbx_hep_input_auth_failed_total", "HEP packets dropped for a wrong or missing capture password.", func(st *Stats) uint64 { return st.HEP.AuthFailed }),
 		c("pbx_hep_input_duplicates_total", "SIP messages seen both on the wire and by HEP, counted once.", func(st *Stats) uint64 { return st.HEP.Duplicates }),
+		c("pbx_hep_input_time_ahead_total", "HEP packets stamped more than 10 s after their arrival, timed by their arrival instead.", func(st *Stats) uint64 { return st.HEP.TimeAhead }),
 		c("pbx_hep_input_rtcp_reports_total", "RTCP reports received as HEP JSON and applied.", func(st *Stats) uint64 { return st.HEP.RTCPJSON }),
 		c("pbx_decoder_not_ip_total", "Frames without IP (ARP, LLDP, …).", func(st *Stats) uint64 { return st.Decoder.NotIP }),
 		c("pbx_decoder_not_transport_total", "IP packets without UDP, TCP or SCTP (ICMP, OSPF, …).", func(st *Stats) uint64 { return st.Decoder.NotTransport }),

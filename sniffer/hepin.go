@@ -68,8 +68,12 @@ func (s *Sniffer) HandleHEP(b []byte, recv time.Time) {
 	s.lock()
 	defer s.unlock()
 	s.handleHEP(b, recv)
-	if s.pipe != nil {
-		s.flushWorkers() // a listener between the capture's frames: its packet is not held back
+	if s.pipe != nil && s.waiting {
+		// The capture is idle: nothing would pass this packet's events on.
+		// While it is busy they go with its batches, passed on when full or
+		// as soon as it waits (a flush per HEP packet handed the workers a
+		// batch of a few events each time).
+		s.flushWorkers()
 	}
 }
 

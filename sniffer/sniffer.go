@@ -130,6 +130,9 @@ type Sniffer struct {
 	// without workers); a call's is shards[shard(ref)].
 	shards []*mediaTracker
 	pipe   *pipeline // the running workers (Run with Workers > 1), else nil
+	// waiting: the parallel packet path waits for frames (or paces a
+	// replay) and passed the workers' batches on (workers.go idle)
+	waiting bool
 	// the frame the parallel packet path is handling, in its reader's batch
 	frame        *decode.Packet
 	frameBatch   *batch

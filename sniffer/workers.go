@@ -88,6 +88,7 @@ func (s *Sniffer) startPipeline(readerBatches int) {
 		}()
 	}
 	s.pipe = p
+	s.busy()
 }
 
 // drainPipeline waits until the workers handled everything handed to them
@@ -123,11 +124,20 @@ func (s *Sniffer) flushWorkers() {
 	}
 }
 
-func (s *Sniffer) flushWorkersLocked() {
+// idle passes the workers' partly filled batches on and marks the packet
+// path waiting (for frames, or pacing a replay): until it goes on (busy),
+// a HEP packet handled meanwhile passes its own on (HandleHEP).
+func (s *Sniffer) idle() {
 	s.lock()
 	s.flushWorkers()
+	s.waiting = true
 	s.unlock()
 }
+
+// busy marks the packet path at work again: the batches it fills, HEP
+// packets' events included, are passed on when full or when it next waits.
+// Called with the packet path's lock.
+func (s *Sniffer) busy() { s.waiting = false }
 
 // release runs the held-back callbacks whose worker is done with them, in
 // order.
@@ -484,11 +494,12 @@ func (s *Sniffer) packetPath(ctx context.Context, srcs []capture.Source, opts Ru
 	var first, start time.Time
 	ended := 0
 	for {
-		b, ri := c.take(ctx.Done(), s.flushWorkersLocked)
+		b, ri := c.take(ctx.Done(), s.idle)
 		if b == nil {
 			return ctx.Err()
 		}
 		s.lock() // publish reads lent (HEP listeners may call it)
+		s.busy()
 		s.lent[ri] = b.dec
 		s.unlock()
 		for i := range b.ev {
@@ -589,7 +600,12 @@ func (s *Sniffer) pace(ctx context.Context, wait time.Duration) error {
 	if wait <= 0 {
 		return nil
 	}
-	s.flushWorkersLocked()
+	s.idle()
+	defer func() {
+		s.lock()
+		s.busy()
+		s.unlock()
+	}()
 	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {

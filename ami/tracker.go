@@ -83,7 +83,39 @@ type Tracker struct {
 	live   map[string]*Channel
 	ended  []Channel
 	stale  bool
-	hungup map[string]bool // Uniqueids hung up since the last gap
+	hungup map[string]bool // Uniqueids hung up since the last gap, the last maxHungup
+	// hungupQ holds hungup's keys in the order they hung up, a ring from
+	// hungupNext once full: the oldest is forgotten for a new one.
+	hungupQ    []string
+	hungupNext int
+}
+
+// maxHungup is how many hung-up Uniqueids the tracker remembers (so a late
+// event does not bring a channel back, and a snapshot after a gap leaves
+// out channels whose Hangup came meanwhile). It remembered every one until
+// the next gap: a session up for months held them all (1 M channels: 75 MB).
+const maxHungup = 16384
+
+// markHungup remembers that uid hung up.
+func (t *Tracker) markHungup(uid string) {
+	if t.hungup[uid] {
+		return
+	}
+	if len(t.hungupQ) < maxHungup {
+		t.hungupQ = append(t.hungupQ, uid)
+	} else {
+		delete(t.hungup, t.hungupQ[t.hungupNext])
+		t.hungupQ[t.hungupNext] = uid
+		t.hungupNext = (t.hungupNext + 1) % maxHungup
+	}
+	t.hungup[uid] = true
+}
+
+// forgetHungup empties hungup (a gap, or a snapshot applied).
+func (t *Tracker) forgetHungup() {
+	clear(t.hungup)
+	clear(t.hungupQ)
+	t.hungupQ, t.hungupNext = t.hungupQ[:0], 0
 }
 
 // NewTracker returns an empty tracker.
@@ -106,7 +138,7 @@ func (t *Tracker) Apply(n Notification) []Want {
 		return t.event(&n.Event)
 	case NoteGap:
 		t.stale = true
-		clear(t.hungup)
+		t.forgetHungup()
 	case NoteSnapshot:
 		return t.snapshot(n.Items)
 	}
@@ -391,7 +423,7 @@ func (t *Tracker) hangup(uid string, m *Message) {
 		for i := len(t.ended) - 1; i >= 0; i-- {
 			if e := &t.ended[i]; e.Uniqueid == uid {
 				e.cause(m)
-				t.hungup[uid] = true
+				t.markHungup(uid)
 				return
 			}
 		}
@@ -401,7 +433,7 @@ func (t *Tracker) hangup(uid string, m *Message) {
 	c.HungUp, c.Recording = true, false
 	c.cause(m)
 	delete(t.live, uid)
-	t.hungup[uid] = true
+	t.markHungup(uid)
 	t.end(*c)
 }
 
@@ -488,6 +520,6 @@ func (t *Tracker) snapshot(items []Message) []Want {
 		}
 	}
 	t.stale = false
-	clear(t.hungup)
+	t.forgetHungup()
 	return wants
 }

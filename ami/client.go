@@ -125,6 +125,9 @@ func (c Config) withDefaults() Config {
 type Stats struct {
 	Connects, Failures, Resyncs, Malformed uint64
 	TrackerDropped                         uint64
+	// TrackerRefused counts events of new channels past the tracker's limit
+	// of live channels (100,000).
+	TrackerRefused uint64
 	// AuthFailures counts refused logins; Events the events received;
 	// Dropped the notifications lost over every subscriber's queue.
 	AuthFailures, Events, Dropped uint64
@@ -206,7 +209,7 @@ func (c *Client) Tracker() *Tracker { return c.tracker }
 // Stats returns the counters.
 func (c *Client) Stats() Stats {
 	st := Stats{Connects: c.connects.Load(), Failures: c.failures.Load(), Resyncs: c.resyncs.Load(),
-		Malformed: c.malformed.Load(), TrackerDropped: c.trackSub.Dropped(),
+		Malformed: c.malformed.Load(), TrackerDropped: c.trackSub.Dropped(), TrackerRefused: c.tracker.Refused(),
 		AuthFailures: c.authFailures.Load(), Events: c.events.Load(), Dropped: c.dropped.Load()}
 	if le := c.lastErr.Load(); le != nil {
 		st.LastError, st.Err = le.at, le.err

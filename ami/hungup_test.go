@@ -46,3 +46,24 @@ func TestTrackerHungupBounded(t *testing.T) {
 		t.Errorf("after a gap %d/%d remembered, want none", len(tr.hungup), len(tr.hungupQ))
 	}
 }
+
+// TestTrackerLiveBounded: a server sending events of channels it never
+// hangs up (Newchannel, VarSet of made-up Uniqueids) fills the table up to
+// maxLive, no further (it grew one channel per event: 1 M made-up
+// Uniqueids held 1 M channels); a Hangup makes room again.
+func TestTrackerLiveBounded(t *testing.T) {
+	tr := NewTracker(TrackerConfig{})
+	const n = maxLive + 1000
+	for i := range n {
+		kind := []string{"Newchannel", "VarSet"}[i%2]
+		tr.Event(ev(kind, "Uniqueid", fmt.Sprintf("1733580000.%d", i), "Channel", "PJSIP/x", "Variable", "X", "Value", "1"))
+	}
+	if got := len(tr.Channels()); got != maxLive || tr.Refused() != n-maxLive {
+		t.Errorf("%d channels live, %d refused; want %d, %d", got, tr.Refused(), maxLive, n-maxLive)
+	}
+	tr.Event(ev("Hangup", "Uniqueid", "1733580000.0", "Cause", "16"))
+	tr.Event(ev("Newchannel", "Uniqueid", "1733580001.0", "Channel", "PJSIP/y"))
+	if _, ok := tr.Channel("1733580001.0"); !ok {
+		t.Error("no room for a new channel after a Hangup")
+	}
+}

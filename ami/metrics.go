@@ -25,6 +25,8 @@ func (c *Client) Register(reg prometheus.Registerer) error {
 			func() float64 { return float64(st().Events) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "pbx_ami_events_dropped_total", Help: "AMI notifications dropped because a subscriber's queue was full."},
 			func() float64 { return float64(st().Dropped) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "pbx_ami_channels_refused_total", Help: "AMI events ignored because they would have added a channel past the tracker's limit of 100,000 live channels."},
+			func() float64 { return float64(st().TrackerRefused) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "pbx_ami_resyncs_total", Help: "CoreShowChannels snapshots applied (after each login and each gap)."},
 			func() float64 { return float64(st().Resyncs) }),
 	}

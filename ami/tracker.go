@@ -88,7 +88,15 @@ type Tracker struct {
 	// hungupNext once full: the oldest is forgotten for a new one.
 	hungupQ    []string
 	hungupNext int
+	refused    uint64 // events that would have added a channel past maxLive
 }
+
+// maxLive bounds the live channels: an event of a Uniqueid not yet known
+// adds one, and only its Hangup (or a resync) removes it, so a server that
+// sends events of channels it never hangs up grew the table without end.
+// Past it, events of new channels are counted and ignored until a Hangup
+// or a snapshot makes room.
+const maxLive = 100000
 
 // maxHungup is how many hung-up Uniqueids the tracker remembers (so a late
 // event does not bring a channel back, and a snapshot after a gap leaves
@@ -148,6 +156,14 @@ func (t *Tracker) Apply(n Notification) []Want {
 // Event is Apply for one event message.
 func (t *Tracker) Event(m Message) []Want {
 	return t.Apply(Notification{Kind: NoteEvent, Event: m})
+}
+
+// Refused counts events ignored because they would have added a channel
+// past the limit of live channels.
+func (t *Tracker) Refused() uint64 {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.refused
 }
 
 // Stale reports whether a gap happened and no snapshot has been applied since.
@@ -233,6 +249,10 @@ func (t *Tracker) get(uid string) *Channel {
 	c := t.live[uid]
 	if c == nil {
 		if t.hungup[uid] {
+			return nil
+		}
+		if len(t.live) >= maxLive {
+			t.refused++
 			return nil
 		}
 		c = &Channel{Uniqueid: uid}

@@ -59,6 +59,9 @@ func (t *Table) handleRegister(m *sip.Message, meta Meta) {
 		}
 		t.regSeq++
 		st.lastReq = t.regSeq
+		if st.callID != r.CallID && t.regCall[st.callID] == st {
+			delete(t.regCall, st.callID) // a binding answers to its last Call-ID only
+		}
 		st.callID = r.CallID
 		t.regCall[r.CallID] = st // the latest REGISTER of a Call-ID wins
 		st.pending = r

@@ -54,7 +54,8 @@ type Config struct {
 	ProbeMax time.Duration
 	// UpdateQueue is the length of the Updates queue (default 256).
 	UpdateQueue int
-	// MaxChannels bounds the remembered channels (default 8192).
+	// MaxChannels bounds the remembered channels, and alike the live
+	// recordings, the bridges and each bridge's members (default 8192).
 	MaxChannels int
 }
 
@@ -94,6 +95,7 @@ type Client struct {
 	up       atomic.Bool
 	connects atomic.Uint64
 	bad      atomic.Uint64 // undecodable event frames
+	evicted  atomic.Uint64 // channels, recordings, bridges or members forgotten past MaxChannels
 	events   atomic.Uint64 // event frames received
 	failures atomic.Uint64 // connect attempts that failed plus sockets lost
 	lastErr  atomic.Pointer[lastError]
@@ -137,14 +139,16 @@ type Stats struct {
 	// failed plus event sockets lost; LastError is when the last of those
 	// happened (zero: never) and Err why.
 	Events, Failures uint64
-	LastError        time.Time
-	Err              string
+	// Evicted counts table entries forgotten past MaxChannels.
+	Evicted   uint64
+	LastError time.Time
+	Err       string
 }
 
 // Stats returns the counters.
 func (c *Client) Stats() Stats {
 	st := Stats{Connects: c.connects.Load(), UpdatesDropped: c.dropped.Load(), BadEvents: c.bad.Load(),
-		Events: c.events.Load(), Failures: c.failures.Load()}
+		Events: c.events.Load(), Failures: c.failures.Load(), Evicted: c.evicted.Load()}
 	if le := c.lastErr.Load(); le != nil {
 		st.LastError, st.Err = le.at, le.err
 	}

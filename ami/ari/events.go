@@ -153,17 +153,17 @@ func (c *Client) HandleEvent(data []byte) error {
 		if ch.ProtocolID != "" {
 			info.callID = ch.ProtocolID
 		}
-		if _, known := c.chans[ch.ID]; !known && len(c.chans) >= c.cfg.MaxChannels {
-			for k := range c.chans { // evict one: the table must stay bounded
-				delete(c.chans, k)
-				break
-			}
+		if _, known := c.chans[ch.ID]; !known {
+			makeRoom(c, c.chans)
 		}
 		c.chans[ch.ID] = info
 	}
 	switch e := ev.(type) {
 	case *arilib.RecordingStarted:
 		r := &recState{data: e.Recording, target: e.Recording.TargetURI}
+		if _, known := c.recs[e.Recording.Name]; !known {
+			makeRoom(c, c.recs)
+		}
 		c.recs[e.Recording.Name] = r
 		c.offer(Update{Kind: UpdateRecordingStarted, Recording: c.view(r)})
 	case *arilib.RecordingFinished:
@@ -173,12 +173,21 @@ func (c *Client) HandleEvent(data []byte) error {
 	case *arilib.ChannelEnteredBridge:
 		m := c.bridges[e.Bridge.ID]
 		if m == nil {
+			makeRoom(c, c.bridges)
 			m = map[string]bool{}
 			c.bridges[e.Bridge.ID] = m
 		}
+		if !m[e.Channel.ID] {
+			makeRoom(c, m)
+		}
 		m[e.Channel.ID] = true
 	case *arilib.ChannelLeftBridge:
-		delete(c.bridges[e.Bridge.ID], e.Channel.ID)
+		if m := c.bridges[e.Bridge.ID]; m != nil {
+			delete(m, e.Channel.ID)
+			if len(m) == 0 {
+				delete(c.bridges, e.Bridge.ID) // an empty bridge waits for its destruction without a table
+			}
+		}
 	case *arilib.BridgeDestroyed:
 		delete(c.bridges, e.Bridge.ID)
 	case *arilib.StasisStart:
@@ -189,6 +198,21 @@ func (c *Client) HandleEvent(data []byte) error {
 		c.forgetChannel(e.Channel.ID)
 	}
 	return nil
+}
+
+// makeRoom evicts an entry of a table the server fills (channels,
+// recordings, bridges, a bridge's members) when it holds MaxChannels: each
+// goes only with an event ending it, which a server restarted, or one
+// inventing names, never sends. c.mu is held.
+func makeRoom[V any](c *Client, m map[string]V) {
+	if len(m) < c.cfg.MaxChannels {
+		return
+	}
+	for k := range m {
+		delete(m, k)
+		c.evicted.Add(1)
+		return
+	}
 }
 
 // setStasis records a channel entering or leaving the application; c.mu is held.

@@ -29,6 +29,7 @@ func (c *Client) Register(reg prometheus.Registerer) error {
 			}),
 		counter("pbx_ari_events_total", "ARI event frames received.", func(s Stats) uint64 { return s.Events }),
 		counter("pbx_ari_events_dropped_total", "ARI recording updates dropped because the queue was full.", func(s Stats) uint64 { return s.UpdatesDropped }),
+		counter("pbx_ari_state_evicted_total", "Channels, recordings, bridges or bridge members ARI told of, forgotten to stay within the limit (8192 each).", func(s Stats) uint64 { return s.Evicted }),
 		counter("pbx_ari_events_bad_total", "ARI event frames that did not decode.", func(s Stats) uint64 { return s.BadEvents }),
 	}
 	for _, m := range cs {

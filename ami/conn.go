@@ -35,6 +35,11 @@ type ConnConfig struct {
 	// OnList, when set, receives list results of actions sent with
 	// DoPublish, on the reader goroutine, in stream order.
 	OnList func(r *Response)
+	// MaxListItems bounds the item events of one list answer (EventList;
+	// default 100,000): a server that never completes a list failed the
+	// action only at its timeout, holding every item it had sent. Past it
+	// the action fails with ErrListTooLong; later items come as events.
+	MaxListItems int
 }
 
 // Conn is one AMI connection: a single reader goroutine parses and
@@ -60,6 +65,7 @@ type pending struct {
 	publish bool
 	resp    *Response
 	ch      chan *Response // cap 1
+	tooLong bool           // the list passed MaxListItems (set before ch is sent to)
 }
 
 // NewConn reads the banner from nc and starts the reader goroutine. The
@@ -70,6 +76,9 @@ func NewConn(ctx context.Context, nc net.Conn, cfg ConnConfig) (*Conn, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.MaxListItems <= 0 {
+		cfg.MaxListItems = 100000
 	}
 	c := &Conn{nc: nc, cfg: cfg, log: cfg.Logger, pending: map[string]*pending{}, done: make(chan struct{})}
 	r := NewReader(nc, cfg.Limits)
@@ -184,6 +193,13 @@ func (c *Conn) dispatch(m Message) {
 					p.ch <- p.resp
 					return
 				}
+				if len(p.resp.Items) >= c.cfg.MaxListItems {
+					delete(c.pending, id)
+					p.tooLong = true
+					c.mu.Unlock()
+					p.ch <- p.resp
+					return
+				}
 				p.resp.Items = append(p.resp.Items, m)
 				c.mu.Unlock()
 				return
@@ -252,6 +268,9 @@ func (c *Conn) do(ctx context.Context, a Action, publish bool) (*Response, error
 	case r, ok := <-p.ch:
 		if !ok {
 			return nil, fmt.Errorf("%w: %s: %w", ErrClosed, a.Name, c.Err())
+		}
+		if p.tooLong {
+			return nil, fmt.Errorf("%w: %s: over %d items", ErrListTooLong, a.Name, c.cfg.MaxListItems)
 		}
 		resp := r.Get("Response")
 		if !strings.EqualFold(resp, "Success") && !strings.EqualFold(resp, "Goodbye") && !strings.EqualFold(resp, "Follows") {

@@ -19,6 +19,9 @@ var (
 	ErrClosed = errors.New("ami: connection closed")
 	// ErrNotConnected is returned by Client.Do while no session is up.
 	ErrNotConnected = errors.New("ami: not connected")
+	// ErrListTooLong is returned by a list action whose answer passed
+	// ConnConfig.MaxListItems items.
+	ErrListTooLong = errors.New("ami: list answer too long")
 	// ErrBufferFull is returned by Parser.Write when unparsed data exceeds its bound.
 	ErrBufferFull = errors.New("ami: parser buffer full")
 )

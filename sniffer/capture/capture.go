@@ -69,7 +69,7 @@ func NewReader(r io.Reader) (Source, error) {
 	}
 	s := &fileSource{}
 	if bytes.Equal(magic, ngMagic) {
-		ng, err := pcapgo.NewNgReader(br, pcapgo.DefaultNgReaderOptions)
+		ng, err := pcapgo.NewNgReader(&ngGuard{r: br}, pcapgo.DefaultNgReaderOptions)
 		if err != nil {
 			return nil, fmt.Errorf("%w: pcapng: %v", ErrFormat, err)
 		}
@@ -136,7 +136,7 @@ func readErr(err error) error {
 		// A capture cut short (killed tcpdump) ends like a complete one.
 		return io.EOF
 	}
-	return fmt.Errorf("%w: %v", ErrRead, err)
+	return fmt.Errorf("%w: %w", ErrRead, err)
 }
 
 // Batcher is a Source that hands out several frames at once.

@@ -26,8 +26,8 @@ type ListenConfig struct {
 	UDP     bool   // listen for datagrams (res_hep, heplify's default)
 	TCP     bool   // listen for HEP3 streams
 	Handler Handler
-	// MaxConns bounds concurrent TCP connections (default 64); further
-	// ones are refused and counted.
+	// MaxConns bounds concurrent TCP connections (default 64); a new one
+	// past it closes the connection idle the longest (counted).
 	MaxConns int
 	Logger   *slog.Logger
 }
@@ -37,7 +37,7 @@ type ListenStats struct {
 	Datagrams    uint64
 	TCPFrames    uint64
 	TCPConns     uint64
-	TCPRefused   uint64
+	TCPEvicted   uint64 // connections closed, idle the longest, for a new one past MaxConns
 	FramingError uint64 // TCP streams closed for a bad HEP3 header
 }
 
@@ -45,13 +45,20 @@ type ListenStats struct {
 // handler. Bad HEP inside a packet is the handler's to count; the listener
 // counts what it cannot frame.
 type Listener struct {
-	cfg   ListenConfig
-	log   *slog.Logger
-	udp   net.PacketConn
-	tcp   net.Listener
-	conns atomic.Int64
+	cfg  ListenConfig
+	log  *slog.Logger
+	udp  net.PacketConn
+	tcp  net.Listener
+	mu   sync.Mutex
+	open map[*hepConn]struct{} // the TCP connections being read
 
-	datagrams, frames, accepted, refused, framing atomic.Uint64
+	datagrams, frames, accepted, evicted, framing atomic.Uint64
+}
+
+// hepConn is a TCP connection being read.
+type hepConn struct {
+	c    net.Conn
+	last atomic.Int64 // when its last frame came (or it was accepted), Unix ns
 }
 
 // maxDatagram is the largest UDP payload.
@@ -66,7 +73,7 @@ func Listen(cfg ListenConfig) (*Listener, error) {
 	if cfg.MaxConns <= 0 {
 		cfg.MaxConns = 64
 	}
-	l := &Listener{cfg: cfg, log: cfg.Logger.With("component", "hep-input")}
+	l := &Listener{cfg: cfg, log: cfg.Logger.With("component", "hep-input"), open: map[*hepConn]struct{}{}}
 	var err error
 	if cfg.UDP {
 		if l.udp, err = net.ListenPacket("udp", cfg.Addr); err != nil {
@@ -159,29 +166,54 @@ func (l *Listener) serveTCP(ctx context.Context, wg *sync.WaitGroup) {
 			time.Sleep(100 * time.Millisecond)
 			continue
 		}
-		if l.conns.Load() >= int64(l.cfg.MaxConns) {
-			l.refused.Add(1)
-			c.Close()
-			continue
-		}
+		hc := &hepConn{c: c}
+		hc.last.Store(time.Now().UnixNano())
+		l.admit(hc)
 		l.accepted.Add(1)
-		l.conns.Add(1)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer l.conns.Add(-1)
+			defer l.drop(hc)
 			stop := context.AfterFunc(ctx, func() { c.Close() })
 			defer stop()
 			defer c.Close()
-			if err := l.readStream(c); err != nil && ctx.Err() == nil {
+			if err := l.readStream(c, &hc.last); err != nil && ctx.Err() == nil {
 				l.log.Debug("HEP TCP stream closed", "remote", c.RemoteAddr(), "err", err)
 			}
 		}()
 	}
 }
 
-// readStream frames a HEP3 TCP stream by the header's total length.
-func (l *Listener) readStream(r io.Reader) error {
+// admit adds a connection; past MaxConns the one idle the longest is
+// closed for it. Refusing the new one instead let MaxConns idle
+// connections (opened and left silent) lock every sender out for good.
+func (l *Listener) admit(hc *hepConn) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.open) >= l.cfg.MaxConns {
+		var idle *hepConn
+		for o := range l.open {
+			if idle == nil || o.last.Load() < idle.last.Load() {
+				idle = o
+			}
+		}
+		delete(l.open, idle)
+		idle.c.Close() // its reader goroutine ends
+		l.evicted.Add(1)
+		l.log.Debug("HEP TCP connection closed for a new one", "remote", idle.c.RemoteAddr())
+	}
+	l.open[hc] = struct{}{}
+}
+
+func (l *Listener) drop(hc *hepConn) {
+	l.mu.Lock()
+	delete(l.open, hc)
+	l.mu.Unlock()
+}
+
+// readStream frames a HEP3 TCP stream by the header's total length; last
+// gets the time of each frame.
+func (l *Listener) readStream(r io.Reader, last *atomic.Int64) error {
 	br := bufio.NewReaderSize(r, maxDatagram)
 	for {
 		hdr, err := br.Peek(HeaderLen)
@@ -201,7 +233,9 @@ func (l *Listener) readStream(r io.Reader) error {
 			return err
 		}
 		l.frames.Add(1)
-		l.cfg.Handler(frame, time.Now())
+		now := time.Now()
+		last.Store(now.UnixNano())
+		l.cfg.Handler(frame, now)
 		if _, err := br.Discard(n); err != nil {
 			return err
 		}
@@ -211,7 +245,7 @@ func (l *Listener) readStream(r io.Reader) error {
 // Stats returns the listeners' counters.
 func (l *Listener) Stats() ListenStats {
 	return ListenStats{Datagrams: l.datagrams.Load(), TCPFrames: l.frames.Load(), TCPConns: l.accepted.Load(),
-		TCPRefused: l.refused.Load(), FramingError: l.framing.Load()}
+		TCPEvicted: l.evicted.Load(), FramingError: l.framing.Load()}
 }
 
 // Register exposes the listeners' counters on reg.
@@ -220,7 +254,7 @@ func (l *Listener) Register(reg prometheus.Registerer) error {
 		{"pbx_hep_input_datagrams_total", "HEP UDP datagrams received.", l.datagrams.Load},
 		{"pbx_hep_input_tcp_frames_total", "HEP3 packets received over TCP.", l.frames.Load},
 		{"pbx_hep_input_tcp_connections_total", "HEP TCP connections accepted.", l.accepted.Load},
-		{"pbx_hep_input_tcp_refused_total", "HEP TCP connections refused (connection limit).", l.refused.Load},
+		{"pbx_hep_input_tcp_evicted_total", "HEP TCP connections closed, idle the longest, for a new one past the connection limit.", l.evicted.Load},
 		{"pbx_hep_input_tcp_framing_errors_total", "HEP TCP streams closed for a header that is not HEP3.", l.framing.Load},
 	})
 }

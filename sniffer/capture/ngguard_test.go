@@ -23,7 +23,7 @@ func ngFile(bo binary.ByteOrder, snap uint32, blocks ...[]uint32) []byte {
 		}
 	}
 	w(0x0a0d0d0a, 28, 0x1a2b3c4d, 1, 0xffffffff, 0xffffffff, 28) // version 1.0, section length -1
-	w(1, 20, 1, snap, 20)                                          // link type 1, reserved 0
+	w(1, 20, 1, snap, 20)                                        // link type 1, reserved 0
 	for _, bl := range blocks {
 		w(bl...)
 	}

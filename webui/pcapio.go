@@ -1,10 +1,8 @@
 package webui
 
 import (
-	"bufio"
 	"container/heap"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -13,33 +11,25 @@ import (
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 	"github.com/google/gopacket/pcapgo"
+
+	"pbx-agent/sniffer/capture"
 )
 
-// packetReader reads pcap or pcapng.
+// packetReader reads pcap or pcapng (plain or gzip): capture's reader,
+// which refuses records and pcapng blocks claiming more than they hold
+// before allocating for them.
 type packetReader interface {
-	ReadPacketData() ([]byte, gopacket.CaptureInfo, error)
+	ReadPacket() ([]byte, gopacket.CaptureInfo, error)
 	LinkType() layers.LinkType
 }
 
 // openCapture wraps r as a pcap or pcapng reader.
 func openCapture(r io.Reader) (packetReader, error) {
-	br := bufio.NewReaderSize(r, 64<<10)
-	magic, err := br.Peek(4)
+	src, err := capture.NewReader(r)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadCapture, err)
+		return nil, fmt.Errorf("%w: %w", ErrBadCapture, err)
 	}
-	if binary.BigEndian.Uint32(magic) == 0x0a0d0d0a {
-		ng, err := pcapgo.NewNgReader(br, pcapgo.DefaultNgReaderOptions)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrBadCapture, err)
-		}
-		return ng, nil
-	}
-	pr, err := pcapgo.NewReader(br)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadCapture, err)
-	}
-	return pr, nil
+	return src, nil
 }
 
 // callFiles opens the spool files of refs (SIP, and RTP unless noRTP).
@@ -147,9 +137,9 @@ type merger struct {
 }
 
 func (m *merger) push(i int) error {
-	data, ci, err := m.readers[i].ReadPacketData()
+	data, ci, err := m.readers[i].ReadPacket()
 	if err != nil {
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		if errors.Is(err, io.EOF) { // a capture cut short too
 			return nil
 		}
 		return fmt.Errorf("%w: %v", ErrBadCapture, err)

@@ -95,9 +95,9 @@ func readSIPEvents(r io.Reader, max int) ([]sipEvent, error) {
 	var pkt decode.Packet
 	var m sip.Message
 	for len(out) < max {
-		data, ci, err := pr.ReadPacketData()
+		data, ci, err := pr.ReadPacket()
 		if err != nil {
-			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			if errors.Is(err, io.EOF) { // a capture cut short too
 				break
 			}
 			return nil, fmt.Errorf("%w: %v", ErrBadCapture, err)

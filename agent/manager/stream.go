@@ -16,6 +16,17 @@ import (
 // no RTP). The record layout is in agent/manager/wire.
 const streamKeepalive = time.Second
 
+// maxListenStreams bounds the listen_stream connections open at once.
+// Each holds a manager connection slot for as long as its call lasts:
+// without a bound, streams from a few addresses (DefaultMaxConnsPerSource
+// each) could take every slot (DefaultMaxConns) and leave none for
+// commands while the calls last. A front end opens one per call it
+// listens to.
+const maxListenStreams = DefaultMaxConns / 2
+
+// replyTooManyStreams refuses a listen_stream past maxListenStreams.
+const replyTooManyStreams = "error: too many listen streams\n"
+
 // FrameSource gives the decoded 20 ms frames of active calls (the spool:
 // one decode per call shared by every listener). Subscribe returns a
 // bounded queue that drops its oldest frame when full and counts it.
@@ -26,10 +37,20 @@ type FrameSource interface {
 // ListenStreamCommand returns the `listen_stream` command, to be added
 // through Config.Commands. It needs the AES key when one is configured
 // (like listen). src nil answers `liveaudio is disabled`.
+// At most maxListenStreams run at once; past them the reply is
+// replyTooManyStreams.
 func ListenStreamCommand(src FrameSource) Command {
+	slots := make(chan struct{}, maxListenStreams)
 	return Command{
 		Help: "stream a call's live audio: listen_stream <callreference> [stereo|mono] [depth] [rate=8000|16000|24000|48000]; 20 ms s16le frames (8 kHz, or the call's rate up to rate=) pushed until the call ends",
 		Run: func(ctx context.Context, w io.Writer, req *Request) error {
+			select {
+			case slots <- struct{}{}:
+				defer func() { <-slots }()
+			default:
+				_, err := io.WriteString(w, replyTooManyStreams)
+				return err
+			}
 			return runListenStream(ctx, w, req, src)
 		},
 	}

@@ -316,3 +316,57 @@ func BenchmarkAppendStreamFrame(b *testing.B) {
 	}
 	_ = fmt.Sprint(len(buf))
 }
+
+// TestListenStreamBounded: listen_stream connections hold their manager
+// slot while the call lasts; past maxListenStreams at once a new one is
+// refused, and commands keep slots of their own (before, 8 addresses' 16
+// streams each took all 128 slots until the calls ended).
+func TestListenStreamBounded(t *testing.T) {
+	const ref = 0x51
+	c := audio.NewCall(audio.Config{Delay: 40 * time.Millisecond})
+	src := &frameCalls{calls: map[uint64]*audio.Call{ref: c}}
+	ts := startServer(t, func(cfg *Config) {
+		cfg.Commands = map[string]Command{"listen_stream": ListenStreamCommand(src)}
+		cfg.MaxConnsPerSource = DefaultMaxConns // one test address stands for many
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var streams []*client.Stream
+	defer func() {
+		for _, st := range streams {
+			if st != nil {
+				st.Close()
+			}
+		}
+	}()
+	// A stream answers with its first record (a keepalive after a second
+	// without audio): dialled together.
+	streams = make([]*client.Stream, maxListenStreams)
+	errs := make([]error, maxListenStreams)
+	var wg sync.WaitGroup
+	for i := range streams {
+		wg.Go(func() { streams[i], errs[i] = client.DialStream(ctx, "tcp", ts.addr, ref, wire.StreamStereo, nil) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("stream %d: %v", i+1, err)
+		}
+	}
+	waitSubscribers(t, c, maxListenStreams)
+	_, err := client.DialStream(ctx, "tcp", ts.addr, ref, wire.StreamStereo, nil)
+	if !errors.Is(err, wire.ErrBadReply) || !bytes.Contains([]byte(err.Error()), []byte("too many listen streams")) {
+		t.Fatalf("stream %d: err = %v, want the refusal", maxListenStreams+1, err)
+	}
+	if reply := exchange(t, "tcp", ts.addr, []byte("listcalls\n"), true); !bytes.HasPrefix(reply, []byte("[")) {
+		t.Errorf("listcalls while the streams run: %q", reply)
+	}
+	streams[0].Close()
+	streams = streams[1:]
+	waitSubscribers(t, c, maxListenStreams-1)
+	st, err := client.DialStream(ctx, "tcp", ts.addr, ref, wire.StreamStereo, nil)
+	if err != nil {
+		t.Fatalf("a stream after one ended: %v", err)
+	}
+	streams = append(streams, st)
+}

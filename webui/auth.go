@@ -113,36 +113,30 @@ func (s *sessions) gcLocked(now time.Time) {
 
 // throttle counts failed logins per key (user name, client address) in a
 // window; a key over the limit is refused until its window ends. While the
-// table is full of live keys every new key shares one entry (poolKey), so
+// table is full of live keys every new key shares one entry (pool), so
 // holding many addresses does not turn the limit off; keys in the table
 // keep their own counts.
 type throttle struct {
 	mu     sync.Mutex
 	m      map[string]*failures
+	pool   failures // the new keys' entry while m is full
 	max    int
 	window time.Duration
-	// maxKeys bounds m (maxThrottleKeys; lower in tests), poolKey aside.
+	// maxKeys bounds m (maxThrottleKeys; lower in tests).
 	maxKeys int
 	swept   time.Time // last scan of a full m for ended windows
 }
 
-// poolKey is the entry of the new keys while the table is full (no
-// address or user name makes it: those start with "u:" or "a:").
-const poolKey = "\x00pool"
-
-// keyLocked is k, or poolKey when k has no entry and the table is full.
-func (t *throttle) keyLocked(k string) string {
-	if _, ok := t.m[k]; ok {
-		return k
+// getLocked is k's entry, the pool when k has none and the table is full,
+// or nil.
+func (t *throttle) getLocked(k string) *failures {
+	if f := t.m[k]; f != nil {
+		return f
 	}
-	n := len(t.m)
-	if _, ok := t.m[poolKey]; ok {
-		n--
+	if len(t.m) >= t.maxKeys {
+		return &t.pool
 	}
-	if n >= t.maxKeys {
-		return poolKey
-	}
-	return k
+	return nil
 }
 
 type failures struct {
@@ -160,13 +154,14 @@ func (t *throttle) blocked(now time.Time, keys ...string) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, k := range keys {
-		k = t.keyLocked(k)
-		f := t.m[k]
+		f := t.getLocked(k)
 		if f == nil {
 			continue
 		}
 		if now.Sub(f.first) > t.window {
-			delete(t.m, k)
+			if f != &t.pool {
+				delete(t.m, k)
+			}
 			continue
 		}
 		if f.n >= t.max {
@@ -191,17 +186,18 @@ func (t *throttle) fail(now time.Time, keys ...string) {
 	}
 	pooled := false
 	for _, k := range keys {
-		k = t.keyLocked(k)
-		if k == poolKey {
-			if pooled {
-				continue // one failure counts once in the pool
-			}
+		f := t.getLocked(k)
+		switch {
+		case f == &t.pool && pooled:
+			continue // one failure counts once in the pool
+		case f == &t.pool:
 			pooled = true
-		}
-		f := t.m[k]
-		if f == nil || now.Sub(f.first) > t.window {
-			f = &failures{first: now}
+		case f == nil:
+			f = &failures{}
 			t.m[k] = f
+		}
+		if f.n == 0 || now.Sub(f.first) > t.window {
+			*f = failures{first: now}
 		}
 		f.n++
 	}

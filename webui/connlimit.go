@@ -16,14 +16,14 @@ type connLimit struct {
 	max int
 
 	mu   sync.Mutex
-	open map[net.Conn]*limitedConn // by the accepted conn
+	open map[*limitedConn]struct{} // holding a slot
 	idle map[*limitedConn]struct{} // keep-alive connections between requests
 
 	refused, evicted atomic.Uint64
 }
 
 func newConnLimit(max int) *connLimit {
-	return &connLimit{max: max, open: map[net.Conn]*limitedConn{}, idle: map[*limitedConn]struct{}{}}
+	return &connLimit{max: max, open: map[*limitedConn]struct{}{}, idle: map[*limitedConn]struct{}{}}
 }
 
 // limitedConn gives its slot back when closed (by net/http, or by a
@@ -65,7 +65,7 @@ func (l *connLimit) admit(c net.Conn) *limitedConn {
 		delete(l.open, victim)
 		delete(l.idle, victim)
 	}
-	l.open[lc] = lc
+	l.open[lc] = struct{}{}
 	l.mu.Unlock()
 	if victim != nil {
 		l.evicted.Add(1)

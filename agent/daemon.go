@@ -45,6 +45,7 @@ import (
 	"pbx-agent/sniffer"
 	"pbx-agent/sniffer/call"
 	"pbx-agent/sniffer/capture"
+	"pbx-agent/sniffer/rtp"
 	"pbx-agent/sniffer/spool"
 	"pbx-agent/webui"
 	"pbx-agent/webui/player"
@@ -230,6 +231,7 @@ func newDaemon(cfg *config.Config, fl *daemonFlags, log *slog.Logger) (*daemon, 
 		// Several interfaces may carry the same packet: always deduplicated.
 		Deduplicate: cfg.Deduplicate || capture.Several(strings.Join(cfg.Interface, ",")),
 		Call:        callCfg, Logger: log, Workers: mediaWorkers(cfg)}
+	snCfg.F1, snCfg.F2, snCfg.Adapt = jitterBuffers(cfg)
 	// A file replayed as fast as it reads must not lose spool packets: the
 	// packet path then waits for the disk (live capture never does).
 	waitForDisk := fl.capture != "" && !fl.realtime
@@ -875,4 +877,21 @@ func ignoreCanceled(err error) error {
 		return nil
 	}
 	return err
+}
+
+// jitterBuffers are the MOS simulators jitterbuffer_f1, _f2 and _adapt
+// configure (F2's size is VoIPmonitor's fixed 200 ms).
+func jitterBuffers(cfg *config.Config) (f1, f2, adapt rtp.JBConfig) {
+	off := rtp.JBConfig{Size: -1}
+	f1, f2, adapt = off, off, off
+	if cfg.JitterF1 {
+		f1 = rtp.JBConfig{Size: cfg.JitterF1Size, Resync: cfg.JitterF1Resync}
+	}
+	if cfg.JitterF2 {
+		f2 = rtp.DefaultF2
+	}
+	if cfg.JitterAdapt {
+		adapt = rtp.JBConfig{Size: cfg.JitterAdaptSize, Resync: cfg.JitterAdaptResync, Adaptive: true}
+	}
+	return f1, f2, adapt
 }

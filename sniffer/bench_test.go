@@ -22,6 +22,7 @@ import (
 	"pbx-agent/internal/cputime"
 	"pbx-agent/sniffer/call"
 	"pbx-agent/sniffer/capture"
+	"pbx-agent/sniffer/rtp"
 	"pbx-agent/sniffer/simulate"
 )
 
@@ -169,6 +170,9 @@ func benchPacketPath(b *testing.B, path string, cfg Config) {
 //     their jitter-buffer simulators), the generator freed first, divided
 //     by the active calls; inuse-bytes/call counts the heap's in-use spans
 //     instead (with the holes the generator's objects left).
+//
+// PBX_BENCH_JB=off runs it with the three jitter-buffer simulators off
+// (jitterbuffer_f1, _f2, _adapt = no).
 func BenchmarkActiveCalls(b *testing.B) {
 	sizes := []int{1000, 10000}
 	if list := os.Getenv("PBX_BENCH_CALLS"); list != "" {
@@ -222,7 +226,12 @@ func activeCalls(b *testing.B, calls int) {
 	runtime.GC()
 	runtime.ReadMemStats(&before)
 	ps, _ := ParsePorts("5060")
-	sn := New(Config{SIPPorts: ps, Call: call.Config{IdleTimeout: -1}})
+	cfg := Config{SIPPorts: ps, Call: call.Config{IdleTimeout: -1}}
+	if os.Getenv("PBX_BENCH_JB") == "off" {
+		off := rtp.JBConfig{Size: -1}
+		cfg.F1, cfg.F2, cfg.Adapt = off, off, off
+	}
+	sn := New(cfg)
 	epoch := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
 	from, to := epoch.Add(5500*time.Millisecond), epoch.Add(30*time.Second)
 	read := func() ([]byte, time.Time) {

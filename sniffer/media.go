@@ -24,9 +24,9 @@ type mediaTracker struct {
 	rtcp  rtp.Compound
 	// next, when set, also sees every media packet (spool, live audio).
 	next MediaHandler
-	// series: streams keep their quality per second (Config.SaveGraph).
-	series bool
-	ahead  readAhead // handleRun's
+	// opts is what every stream of its calls starts with.
+	opts  streamOptions
+	ahead readAhead // handleRun's
 	// refused counts RTP packets that would have started a stream past
 	// maxStreams in their call (read under mu).
 	refused uint64
@@ -53,8 +53,14 @@ type mediaCall struct {
 	streams    []*mediaStream
 	sdp        []announced
 	dtmf       []call.DTMF
-	faxPackets int  // UDPTL packets of T.38 (m=image) addresses
-	series     bool // its streams keep their quality per second
+	faxPackets int            // UDPTL packets of T.38 (m=image) addresses
+	opts       *streamOptions // its tracker's
+}
+
+// streamOptions is what every stream starts with (from Config).
+type streamOptions struct {
+	series        bool // quality per second (Config.SaveGraph)
+	f1, f2, adapt rtp.JBConfig
 }
 
 // announced is what one side put in its SDP for one address.
@@ -126,14 +132,14 @@ func (mc *mediaCall) applyReport(rr *rtp.ReceptionReport, t time.Time) {
 	}
 }
 
-func newMediaTracker(next MediaHandler, series bool) *mediaTracker {
-	return &mediaTracker{calls: make(map[uint64]*mediaCall), next: next, series: series}
+func newMediaTracker(next MediaHandler, opts streamOptions) *mediaTracker {
+	return &mediaTracker{calls: make(map[uint64]*mediaCall), next: next, opts: opts}
 }
 
 func (m *mediaTracker) call(ref uint64) *mediaCall {
 	mc := m.calls[ref]
 	if mc == nil {
-		mc = &mediaCall{series: m.series}
+		mc = &mediaCall{opts: &m.opts}
 		mc.streams = mc.first[:0]
 		m.calls[ref] = mc
 	}
@@ -300,7 +306,8 @@ func (mc *mediaCall) stream(p *decode.Packet, hdr *rtp.Header) *mediaStream {
 // newStream starts a stream; caller: it flows from the caller (matched on
 // the destination, the other side sent it; on the source, party did).
 func (mc *mediaCall) newStream(p *decode.Packet, hdr *rtp.Header, caller bool) *mediaStream {
-	cfg := rtp.StreamConfig{Src: p.Src, Dst: p.Dst, Caller: caller, Series: mc.series}
+	o := mc.opts
+	cfg := rtp.StreamConfig{Src: p.Src, Dst: p.Dst, Caller: caller, Series: o.series, F1: o.f1, F2: o.f2, Adapt: o.adapt}
 	a := mc.lookupSDP(p.Dst)
 	if a == nil {
 		a = mc.lookupSDP(p.Src)

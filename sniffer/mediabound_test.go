@@ -16,7 +16,7 @@ import (
 // packet) and RFC 2833 events with a new timestamp each (a digit each).
 func TestMediaTrackerBounded(t *testing.T) {
 	const n = 5000
-	m := newMediaTracker(nil, false)
+	m := newMediaTracker(nil, streamOptions{})
 	const ref = 1
 	dst := netip.MustParseAddrPort("10.0.0.2:4000")
 	for i := range n { // 5,000 re-INVITEs moving the caller's media

@@ -59,6 +59,12 @@ type Config struct {
 	// SaveGraph keeps each RTP stream's quality per second (VoIPmonitor's
 	// savegraph): the CDR's streams carry it (rtp.Summary.Series).
 	SaveGraph bool
+	// F1, F2 and Adapt are the jitter-buffer simulators behind every
+	// stream's MOS (VoIPmonitor's jitterbuffer_f1, _f2, _adapt and their
+	// sizes): zero values take rtp.DefaultF1/F2/Adapt, Size -1 turns one
+	// off (its MOS stays 4.5, and the packet path neither runs nor fetches
+	// its state).
+	F1, F2, Adapt rtp.JBConfig
 	// SIPHook, when set, sees every SIP message after the call table did
 	// (spool, SIP history), with the callreference it was tied to (0 when
 	// none) and the packet it came in. Both are valid only during the call.
@@ -181,7 +187,7 @@ func New(cfg Config) *Sniffer {
 		sctp: newSCTP(),
 	}
 	for range max(cfg.Workers, 1) {
-		s.shards = append(s.shards, newMediaTracker(cfg.Media, cfg.SaveGraph))
+		s.shards = append(s.shards, newMediaTracker(cfg.Media, streamOptions{series: cfg.SaveGraph, f1: cfg.F1, f2: cfg.F2, adapt: cfg.Adapt}))
 	}
 	if cfg.Deduplicate {
 		s.dedup = newDeduper()

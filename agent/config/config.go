@@ -56,6 +56,13 @@ type Config struct {
 	// yes); no mixes both into one channel.
 	SaveAudioStereo bool
 	SaveGraph       bool // savegraph: each RTP stream's quality per second, stored with the CDR (cdr_rtp_series)
+	// The jitter-buffer simulators behind the MOS columns (VoIPmonitor's
+	// jitterbuffer_f1, _f2, _adapt: yes or no; _f1_jbsize,
+	// _f1_resync_threshold, _adapt_jbsize, _adapt_resync_threshold in ms).
+	// One turned off leaves its MOS at 4.5 and costs nothing per packet.
+	JitterF1, JitterF2, JitterAdapt    bool
+	JitterF1Size, JitterF1Resync       int
+	JitterAdaptSize, JitterAdaptResync int
 	// Compressed pcaps: pcap_dump_zip_sip/_rtp say whether the SIP and RTP
 	// pcaps are written gzip-compressed (.pcap.gz), pcap_dump_ziplevel_sip/
 	// _rtp at which level (1-9).
@@ -188,6 +195,13 @@ func Default() *Config {
 		SaveRTP:             "yes",
 		SaveAudio:           "no",
 		SaveGraph:           true, // as VoIPmonitor's sample config
+		JitterF1:            true, // VoIPmonitor's defaults
+		JitterF2:            true,
+		JitterAdapt:         true,
+		JitterF1Size:        50,
+		JitterF1Resync:      100,
+		JitterAdaptSize:     500,
+		JitterAdaptResync:   500,
 		PcapZipSIP:          true,
 		PcapZipRTP:          true,
 		PcapZipLevelSIP:     6, // VoIPmonitor's defaults
@@ -415,6 +429,10 @@ func loc(file string, line int) string {
 	return file
 }
 
+// maxFixedJitter bounds a fixed jitter buffer's size plus its resync
+// threshold (ms): what the simulated buffer holds of 10-ms frames.
+const maxFixedJitter = 480
+
 // validate checks relations between keys after everything is set.
 func (c *Config) validate() []error {
 	var errs []error
@@ -428,6 +446,10 @@ func (c *Config) validate() []error {
 			k = "manager_aes_key"
 		}
 		bad(k, "manager_aes_key and manager_aes_iv must be set together", "run `pbx-agent gen-aes-key` for a pair")
+	}
+	if c.JitterF1Size+c.JitterF1Resync > maxFixedJitter {
+		bad("jitterbuffer_f1_resync_threshold", fmt.Sprintf("jitterbuffer_f1_jbsize + jitterbuffer_f1_resync_threshold is %d ms, above %d",
+			c.JitterF1Size+c.JitterF1Resync, maxFixedJitter), "the simulated fixed buffer holds 48 frames: 480 ms of 10-ms frames")
 	}
 	if (c.HTTPTLSCert == "") != (c.HTTPTLSKey == "") {
 		bad("http_tls_key", "http_tls_cert and http_tls_key must be set together", "")

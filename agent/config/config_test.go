@@ -82,6 +82,22 @@ func TestParse(t *testing.T) {
 			wantErr: `t.conf:3: mysqlhots: unknown key (did you mean "mysqlhost"?)`},
 		{name: "unknown key without suggestion", in: "frobnicate = 1\n",
 			wantErr: `t.conf:1: frobnicate: unknown key`},
+		{name: "jitter buffers on by default as VoIPmonitor's", in: "",
+			want: func(c *Config) bool {
+				return c.JitterF1 && c.JitterF2 && c.JitterAdapt && c.JitterF1Size == 50 && c.JitterF1Resync == 100 &&
+					c.JitterAdaptSize == 500 && c.JitterAdaptResync == 500
+			}},
+		{name: "jitter buffers set", in: "jitterbuffer_f1 = no\njitterbuffer_f2 = no\njitterbuffer_adapt = no\n" +
+			"jitterbuffer_f1_jbsize = 80\njitterbuffer_f1_resync_threshold = 160\n" +
+			"jitterbuffer_adapt_jbsize = 300\njitterbuffer_adapt_resync_threshold = 400\n",
+			want: func(c *Config) bool {
+				return !c.JitterF1 && !c.JitterF2 && !c.JitterAdapt && c.JitterF1Size == 80 && c.JitterF1Resync == 160 &&
+					c.JitterAdaptSize == 300 && c.JitterAdaptResync == 400 && len(c.Ignored) == 0
+			}},
+		{name: "fixed jitter buffer too large", in: "jitterbuffer_f1_jbsize = 400\njitterbuffer_f1_resync_threshold = 100\n",
+			wantErr: `t.conf:2: jitterbuffer_f1_resync_threshold: jitterbuffer_f1_jbsize + jitterbuffer_f1_resync_threshold is 500 ms, above 480`},
+		{name: "jitter buffer size zero", in: "jitterbuffer_f1_jbsize = 0\n",
+			wantErr: `t.conf:1: jitterbuffer_f1_jbsize: bad value "0": 0 outside 1-479`},
 		{name: "bad port", in: "id_sensor = 1\nmysqlport = 70000\n",
 			wantErr: `t.conf:2: mysqlport: bad value "70000": 70000 outside 1-65535 (a TCP port 1-65535)`},
 		{name: "bad node in mysqlhost", in: "mysqlhost = n1,n2:0\n",

@@ -8,24 +8,41 @@ import (
 
 // hotLines is how many cache lines the fields Update reads or writes for
 // every packet take (Stream's layout puts them first; a Stream in a
-// mediaStream starts on a line).
-const hotLines = int(unsafe.Offsetof(Stream{}.q1)+prefetch.LineSize-1) / prefetch.LineSize
+// mediaStream starts on a line); statLines is the part before the jitter
+// buffers' state, all a stream with every simulator off touches.
+const (
+	hotLines  = int(unsafe.Offsetof(Stream{}.q1)+prefetch.LineSize-1) / prefetch.LineSize
+	statLines = int(unsafe.Offsetof(Stream{}.f1)+prefetch.LineSize-1) / prefetch.LineSize
+)
 
 // Prefetch asks for the cache lines Update reads or writes for every
-// packet: the per-packet fields and the jitter buffers' state. It reads
-// nothing. The packet path calls it for the stream of a packet a few
+// packet: the per-packet fields and the jitter buffers' state (not when
+// every simulator is off: jitterbuffer_f1, _f2 and _adapt = no). It reads
+// nothing else. The packet path calls it for the stream of a packet a few
 // packets ahead, then PrefetchQueues a packet or two later, once these
 // lines are in: out of the caches the misses then overlap with the work on
 // the packets before instead of coming one packet at a time.
-func (s *Stream) Prefetch() { prefetch.Lines(unsafe.Pointer(s), hotLines) }
+func (s *Stream) Prefetch() {
+	if s.f1On || s.f2On || s.adaptOn {
+		prefetch.Lines(unsafe.Pointer(s), hotLines)
+		return
+	}
+	prefetch.Lines(unsafe.Pointer(s), statLines)
+}
 
-// PrefetchQueues asks for the queue slots the fixed buffers will take and
-// give frames at and the adaptive buffer's next history entry; it reads
-// their positions (Prefetch's lines).
+// PrefetchQueues asks for the queue slots the fixed buffers that run will
+// take and give frames at and the adaptive buffer's next history entry; it
+// reads their positions (Prefetch's lines).
 func (s *Stream) PrefetchQueues() {
-	prefetch.Lines(unsafe.Pointer(&s.q1[s.f1.head%jbQueueLen]), 1)
-	prefetch.Lines(unsafe.Pointer(&s.q1[(s.f1.head+s.f1.n)%jbQueueLen]), 1)
-	prefetch.Lines(unsafe.Pointer(&s.q2[s.f2.head%jbQueueLen]), 1)
-	prefetch.Lines(unsafe.Pointer(&s.q2[(s.f2.head+s.f2.n)%jbQueueLen]), 1)
-	prefetch.Lines(unsafe.Pointer(&s.delays[s.adapt.pos%adaptHistory]), 1)
+	if s.f1On {
+		prefetch.Lines(unsafe.Pointer(&s.q1[s.f1.head%jbQueueLen]), 1)
+		prefetch.Lines(unsafe.Pointer(&s.q1[(s.f1.head+s.f1.n)%jbQueueLen]), 1)
+	}
+	if s.f2On {
+		prefetch.Lines(unsafe.Pointer(&s.q2[s.f2.head%jbQueueLen]), 1)
+		prefetch.Lines(unsafe.Pointer(&s.q2[(s.f2.head+s.f2.n)%jbQueueLen]), 1)
+	}
+	if s.adaptOn {
+		prefetch.Lines(unsafe.Pointer(&s.delays[s.adapt.pos%adaptHistory]), 1)
+	}
 }

@@ -18,5 +18,6 @@ func cdrOptions(cfg *config.Config) cdr.Options {
 		QueueMaxBytes: cfg.CDRQueueMaxBytes,
 		Partition:     cfg.CDRPartition,
 		RawUA:         !cfg.CDRUANormalisation,
+		MOSMinAll:     !cfg.MOSMinF2,
 	}
 }

@@ -37,6 +37,7 @@ type lookups struct {
 type rowOptions struct {
 	idSensor  int  // -1 = unset (NULL in cdr.id_sensor, 0 in register_*.id_sensor)
 	partition bool // child rows carry calldate
+	mosMinAll bool // mosmin_f2 = no: a side's mos_min is the lowest of its three MOS
 }
 
 const maxDecimal93 = 999999.999
@@ -154,7 +155,7 @@ type sideFigures struct {
 }
 
 // sideColumns appends the a_ or b_ columns of one stream.
-func sideColumns(r row, p string, s *rtp.Summary, idx int, c *call.CDR) (row, sideFigures) {
+func sideColumns(r row, p string, s *rtp.Summary, idx int, c *call.CDR, o rowOptions) (row, sideFigures) {
 	var f sideFigures
 	if s == nil {
 		for _, n := range []string{"index", "payload", "saddr", "received", "lost", "reordered",
@@ -182,8 +183,12 @@ func sideColumns(r row, p string, s *rtp.Summary, idx int, c *call.CDR) (row, si
 	if f.delayCnt > 0 {
 		delayAvg = int64(math.Round(float64(f.delaySum) * 100 / float64(f.delayCnt)))
 	}
-	// mos_min follows mosmin_f2 = yes (VoIPmonitor's default): the F2 MOS.
+	// mos_min: the F2 MOS with mosmin_f2 = yes (VoIPmonitor's default),
+	// else the lowest of the three (each the stream's average).
 	f.mosMin = mos10(s.MOSF2)
+	if o.mosMinAll {
+		f.mosMin = mos10(min(s.MOSF1, s.MOSF2, s.MOSAdapt))
+	}
 	r = append(r,
 		col{p + "index", int64(min(idx, maxTinySign))},
 		col{p + "payload", int64(s.CodecID())},
@@ -204,9 +209,9 @@ func sideColumns(r row, p string, s *rtp.Summary, idx int, c *call.CDR) (row, si
 		col{p + "mos_f1_mult10", mos10(s.MOSF1)},
 		col{p + "mos_f2_mult10", mos10(s.MOSF2)},
 		col{p + "mos_adapt_mult10", mos10(s.MOSAdapt)},
-		col{p + "mos_f1_min_mult10", mos10(s.MOSF1)},
-		col{p + "mos_f2_min_mult10", mos10(s.MOSF2)},
-		col{p + "mos_adapt_min_mult10", mos10(s.MOSAdapt)},
+		col{p + "mos_f1_min_mult10", mos10(s.MOSF1Min)}, // the lowest interval's
+		col{p + "mos_f2_min_mult10", mos10(s.MOSF2Min)},
+		col{p + "mos_adapt_min_mult10", mos10(s.MOSAdaptMin)},
 		col{p + "mos_min_mult10", f.mosMin},
 		col{p + "packet_loss_perc_mult1000", f.lossPerc},
 		col{p + "delay_sum", clampU(f.delaySum, maxMedium)},
@@ -230,8 +235,8 @@ func cdrRow(c *call.CDR, ids *lookups, o rowOptions) row {
 		sb = &c.Streams[bi]
 	}
 	var fa, fb sideFigures
-	r, fa = sideColumns(r, "a_", sa, ai, c)
-	r, fb = sideColumns(r, "b_", sb, bi, c)
+	r, fa = sideColumns(r, "a_", sa, ai, c, o)
+	r, fb = sideColumns(r, "b_", sb, bi, c, o)
 	return qualityColumns(r, c, sa, sb, fa, fb)
 }
 

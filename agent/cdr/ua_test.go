@@ -95,6 +95,38 @@ func TestLastRTPFromEndSigned(t *testing.T) {
 	}
 }
 
+// TestMOSColumns: a_mos_*_min_mult10 are the lowest interval's MOS (they
+// were the average), mos_min_mult10 the F2 average or, with mosmin_f2 = no,
+// the lowest of the three averages (VoIPmonitor's calltable.cpp).
+func TestMOSColumns(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		o    rowOptions
+		want map[string]any
+	}{
+		{"mosmin_f2 = yes", rowOptions{}, map[string]any{
+			"b_mos_f1_mult10": int64(41), "b_mos_f2_mult10": int64(43), "b_mos_adapt_mult10": int64(44),
+			"b_mos_f1_min_mult10": int64(28), "b_mos_f2_min_mult10": int64(39), "b_mos_adapt_min_mult10": int64(42),
+			"b_mos_min_mult10": int64(43), "a_mos_min_mult10": int64(45), "mos_min_mult10": int64(43)}},
+		{"mosmin_f2 = no", rowOptions{mosMinAll: true}, map[string]any{
+			"b_mos_min_mult10": int64(41), "a_mos_min_mult10": int64(45), "mos_min_mult10": int64(41),
+			"b_mos_f1_min_mult10": int64(28)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := sampleCDR(1)
+			s := &c.Streams[1]
+			s.MOSF1, s.MOSF2, s.MOSAdapt = 4.1, 4.3, 4.4
+			s.MOSF1Min, s.MOSF2Min, s.MOSAdaptMin = 2.8, 3.9, 4.2
+			r := cdrRow(c, &lookups{}, tc.o)
+			for col, want := range tc.want {
+				if v, _ := colValue(r, col); v != want {
+					t.Errorf("%s = %v, want %v", col, v, want)
+				}
+			}
+		})
+	}
+}
+
 func TestCDRNextRow(t *testing.T) {
 	for _, tc := range []struct {
 		name                     string

@@ -51,6 +51,10 @@ type Options struct {
 	// RawUA turns off cdr_ua_normalisation (on by default, as in
 	// VoIPmonitor's sample config): User-Agents are stored as sent.
 	RawUA bool
+	// MOSMinAll turns off mosmin_f2 (on by default, as in VoIPmonitor):
+	// a_/b_/mos_min_mult10 are then the lowest of the F1, F2 and adaptive
+	// MOS instead of the F2 MOS.
+	MOSMinAll bool
 }
 
 // item is one record waiting to be written.
@@ -706,7 +710,7 @@ func (w *Writer) writeBatch(ctx context.Context, batch []item) error {
 	if err != nil {
 		return err
 	}
-	ro := rowOptions{idSensor: w.o.IDSensor, partition: w.o.Partition}
+	ro := rowOptions{idSensor: w.o.IDSensor, partition: w.o.Partition, mosMinAll: w.o.MOSMinAll}
 	p := planBatch(batch, keys, seen, look, regUA, ro)
 	bw := batchWrite{w: w, tx: tx, rowIDs: make([]uint64, len(batch)), counts: map[string]int{}}
 	if err := bw.numbered(ctx, "cdr", p.cdr); err != nil {

@@ -63,6 +63,9 @@ type Config struct {
 	JitterF1, JitterF2, JitterAdapt    bool
 	JitterF1Size, JitterF1Resync       int
 	JitterAdaptSize, JitterAdaptResync int
+	// MOSMinF2: mos_min_mult10 is the F2 MOS (mosmin_f2, default yes); no
+	// makes it the lowest of the three.
+	MOSMinF2 bool
 	// Compressed pcaps: pcap_dump_zip_sip/_rtp say whether the SIP and RTP
 	// pcaps are written gzip-compressed (.pcap.gz), pcap_dump_ziplevel_sip/
 	// _rtp at which level (1-9).
@@ -202,6 +205,7 @@ func Default() *Config {
 		JitterF1Resync:      100,
 		JitterAdaptSize:     500,
 		JitterAdaptResync:   500,
+		MOSMinF2:            true,
 		PcapZipSIP:          true,
 		PcapZipRTP:          true,
 		PcapZipLevelSIP:     6, // VoIPmonitor's defaults

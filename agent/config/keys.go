@@ -223,7 +223,6 @@ var noEffectKeys = []string{
 	"mos_lqo_bin",
 	"mos_lqo_ref",
 	"mos_lqo_ref16",
-	"mosmin_f2",
 	"mp3_quality",
 	"mysql_client_compress",
 	"mysql_connect_timeout",

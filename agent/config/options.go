@@ -104,6 +104,7 @@ var options = map[string]option{
 	"savegraph":          {set: boolean(func(c *Config) *bool { return &c.SaveGraph }), hint: "yes or no"},
 	"jitterbuffer_f1":    {set: boolean(func(c *Config) *bool { return &c.JitterF1 }), hint: "yes or no"},
 	"jitterbuffer_f2":    {set: boolean(func(c *Config) *bool { return &c.JitterF2 }), hint: "yes or no"},
+	"mosmin_f2":          {set: boolean(func(c *Config) *bool { return &c.MOSMinF2 }), hint: "yes or no"},
 	"jitterbuffer_adapt": {set: boolean(func(c *Config) *bool { return &c.JitterAdapt }), hint: "yes or no"},
 	"jitterbuffer_f1_jbsize": {set: integer(1, maxFixedJitter-1, func(c *Config) *int { return &c.JitterF1Size }),
 		hint: "milliseconds, 1 to 479 (default 50)"},

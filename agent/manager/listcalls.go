@@ -98,21 +98,38 @@ func appendCodecID(b []byte, st *call.StreamFigures) []byte {
 	return strconv.AppendInt(b, int64(st.CodecID), 10)
 }
 
+// mosCols are a side's MOS columns: per simulator the last interval's
+// (src_mosf1), the average (_avg) and the lowest interval's (_min).
 func mosCols(prefix string, s int) []column {
-	pick := []func(*call.StreamFigures) float64{
-		func(st *call.StreamFigures) float64 { return st.MOSF1 },
-		func(st *call.StreamFigures) float64 { return st.MOSF2 },
-		func(st *call.StreamFigures) float64 { return st.MOSAdapt },
+	type figures struct {
+		last, avg, lowest func(*call.StreamFigures) float64
+	}
+	sims := []struct {
+		name string
+		figures
+	}{
+		{"mosf1", figures{
+			func(st *call.StreamFigures) float64 { return st.MOSF1Last },
+			func(st *call.StreamFigures) float64 { return st.MOSF1 },
+			func(st *call.StreamFigures) float64 { return st.MOSF1Min }}},
+		{"mosf2", figures{
+			func(st *call.StreamFigures) float64 { return st.MOSF2Last },
+			func(st *call.StreamFigures) float64 { return st.MOSF2 },
+			func(st *call.StreamFigures) float64 { return st.MOSF2Min }}},
+		{"mosAD", figures{
+			func(st *call.StreamFigures) float64 { return st.MOSAdaptLast },
+			func(st *call.StreamFigures) float64 { return st.MOSAdapt },
+			func(st *call.StreamFigures) float64 { return st.MOSAdaptMin }}},
+	}
+	enc := func(get func(*call.StreamFigures) float64) func([]byte, *callRow) []byte {
+		return streamCol(s, func(b []byte, st *call.StreamFigures) []byte { return strconv.AppendInt(b, mos10(get(st)), 10) })
 	}
 	var cols []column
-	for i, name := range []string{"mosf1", "mosf2", "mosAD"} {
-		get := pick[i]
-		enc := streamCol(s, func(b []byte, st *call.StreamFigures) []byte { return strconv.AppendInt(b, mos10(get(st)), 10) })
-		// Only one MOS figure per stream exists here: current = average = minimum.
+	for _, sim := range sims {
 		cols = append(cols,
-			column{prefix + name, enc},
-			column{prefix + name + "_avg", enc},
-			column{prefix + name + "_min", enc})
+			column{prefix + sim.name, enc(sim.last)},
+			column{prefix + sim.name + "_avg", enc(sim.avg)},
+			column{prefix + sim.name + "_min", enc(sim.lowest)})
 	}
 	return cols
 }

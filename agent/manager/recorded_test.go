@@ -184,8 +184,8 @@ func hexString(b []byte) string {
 }
 
 // Columns whose values differ from the recording on purpose: VoIPmonitor's
-// running MOS average was still 0 early in the call; we have one MOS figure
-// per stream. Its "current jitter" is a last-interval value; we report the
+// running MOS average was still 0 early in the call (45 here until a MOS
+// is computed). Its "current jitter" is a last-interval value; we report the
 // average. Loss over the last 10 s is not computed (null).
 var knownDifferent = map[string]bool{
 	"src_mosf1_avg": true, "src_mosf2_avg": true, "src_mosAD_avg": true,
@@ -210,6 +210,42 @@ func decodeRows(t *testing.T, b []byte) [][]json.RawMessage {
 		rows = append(rows, row)
 	}
 	return rows
+}
+
+// TestListcallsMOS: src_mosf1 is the last interval's MOS, _avg the
+// average, _min the lowest interval's (each was the average); 45 before a
+// MOS is computed.
+func TestListcallsMOS(t *testing.T) {
+	calls := recordedCalls()[:1]
+	a := &calls[0].Streams[0]
+	a.MOSF1, a.MOSF1Min, a.MOSF1Last = 4.1, 3.2, 3.9
+	a.MOSF2, a.MOSF2Min, a.MOSF2Last = 4.3, 4.0, 4.2
+	a.MOSAdapt, a.MOSAdaptMin, a.MOSAdaptLast = 4.4, 4.3, 4.5
+	s := New(Config{Calls: &calltest.Table{Calls: calls}, SensorID: 1, Location: time.UTC})
+	var out bytes.Buffer
+	if err := s.Run(context.Background(), &out, "listcalls"); err != nil {
+		t.Fatal(err)
+	}
+	rows := decodeRows(t, out.Bytes())
+	if len(rows) != 2 {
+		t.Fatalf("%d elements, want the header and one call: %s", len(rows), out.Bytes())
+	}
+	got := map[string]string{}
+	for i, h := range rows[0] {
+		var name string
+		_ = json.Unmarshal(h, &name)
+		got[name] = string(rows[1][i])
+	}
+	for name, want := range map[string]string{
+		"src_mosf1": "39", "src_mosf1_avg": "41", "src_mosf1_min": "32",
+		"src_mosf2": "42", "src_mosf2_avg": "43", "src_mosf2_min": "40",
+		"src_mosAD": "45", "src_mosAD_avg": "44", "src_mosAD_min": "43",
+		"dst_mosf1": "45", "dst_mosf1_avg": "45", "dst_mosf1_min": "45",
+	} {
+		if got[name] != want {
+			t.Errorf("%s = %s, want %s", name, got[name], want)
+		}
+	}
 }
 
 // TestListcallsAgainstRecording renders the recorded calls and compares with

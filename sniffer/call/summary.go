@@ -44,18 +44,25 @@ const (
 
 // StreamFigures is one direction's RTP figures in a Summary.
 type StreamFigures struct {
-	Present                bool // the direction has a stream; the rest is zero otherwise
-	Src, Dst               netip.AddrPort
-	CodecID                int // VoIPmonitor's codec id (rtp.Summary.CodecID)
-	MOSF1, MOSF2, MOSAdapt float64
-	AvgJitter, MaxJitter   float64 // ms
-	Received, Lost         int
+	Present  bool // the direction has a stream; the rest is zero otherwise
+	Src, Dst netip.AddrPort
+	CodecID  int // VoIPmonitor's codec id (rtp.Summary.CodecID)
+	// MOS of each simulator (fixed 50 ms, fixed 200 ms, adaptive): the
+	// average over the intervals so far, the lowest interval's and the
+	// last one's (rtp.Summary).
+	MOSF1, MOSF2, MOSAdapt             float64
+	MOSF1Min, MOSF2Min, MOSAdaptMin    float64
+	MOSF1Last, MOSF2Last, MOSAdaptLast float64
+	AvgJitter, MaxJitter               float64 // ms
+	Received, Lost                     int
 }
 
 func streamFigures(st *rtp.Summary) StreamFigures {
 	return StreamFigures{
 		Present: true, Src: st.Src, Dst: st.Dst, CodecID: st.CodecID(),
 		MOSF1: st.MOSF1, MOSF2: st.MOSF2, MOSAdapt: st.MOSAdapt,
+		MOSF1Min: st.MOSF1Min, MOSF2Min: st.MOSF2Min, MOSAdaptMin: st.MOSAdaptMin,
+		MOSF1Last: st.MOSF1Last, MOSF2Last: st.MOSF2Last, MOSAdaptLast: st.MOSAdaptLast,
 		AvgJitter: st.AvgJitter, MaxJitter: st.MaxJitter, Received: st.Received, Lost: st.Lost,
 	}
 }

@@ -54,10 +54,10 @@ type lossHist struct {
 	ivLost  int32 // lost / bursts at the start of the current interval
 	ivBurst int32
 	nInterv int32
-	// interval results
-	sumMOS float64 // Σ mos·duration(ms)
-	sumDur int64
-	minMOS float64
+	// interval results (MOS×10: an interval's MOS is rounded to 0.1)
+	min10, last10 int16   // the lowest interval's, the last one's
+	sumMOS        float64 // Σ mos·duration(ms)
+	sumDur        int64
 }
 
 func (h *lossHist) miss() { h.burst++ }
@@ -85,9 +85,11 @@ func (h *lossHist) closeInterval(received int, durMs int64, c Codec) {
 	}
 	h.sumMOS += m * float64(durMs)
 	h.sumDur += durMs
-	if h.nInterv == 0 || m < h.minMOS {
-		h.minMOS = m
+	m10 := int16(math.Round(m * 10))
+	if h.nInterv == 0 || m10 < h.min10 {
+		h.min10 = m10
 	}
+	h.last10 = m10
 	h.nInterv++
 }
 

@@ -458,6 +458,7 @@ func (s *Stream) Summary() Summary {
 		Events:     s.events,
 		MOSF1:      MOSMax, MOSF2: MOSMax, MOSAdapt: MOSMax,
 		MOSF1Min: MOSMax, MOSF2Min: MOSMax, MOSAdaptMin: MOSMax,
+		MOSF1Last: MOSMax, MOSF2Last: MOSMax, MOSAdaptLast: MOSMax,
 		RTCP: s.rtcp,
 	}
 	for i, n := range s.sl {
@@ -479,23 +480,26 @@ func (s *Stream) Summary() Summary {
 	}
 	if s.received >= minPacketsForMOS {
 		lastMs := s.vArrival / int64(time.Millisecond)
-		sum.MOSF1, sum.MOSF1Min = s.finalMOS(&s.f1.hist, s.f1On, lastMs)
-		sum.MOSF2, sum.MOSF2Min = s.finalMOS(&s.f2.hist, s.f2On, lastMs)
-		sum.MOSAdapt, sum.MOSAdaptMin = s.finalMOS(&s.adapt.hist, s.adaptOn, lastMs)
+		sum.MOSF1, sum.MOSF1Min, sum.MOSF1Last = s.finalMOS(&s.f1.hist, s.f1On, lastMs)
+		sum.MOSF2, sum.MOSF2Min, sum.MOSF2Last = s.finalMOS(&s.f2.hist, s.f2On, lastMs)
+		sum.MOSAdapt, sum.MOSAdaptMin, sum.MOSAdaptLast = s.finalMOS(&s.adapt.hist, s.adaptOn, lastMs)
 	}
 	return sum
 }
 
-func (s *Stream) finalMOS(h *lossHist, on bool, lastMs int64) (avg, mn float64) {
+// finalMOS is a simulator's MOS with the open interval closed now: the
+// average over the intervals (weighted by their length), the lowest
+// interval's and the last one's.
+func (s *Stream) finalMOS(h *lossHist, on bool, lastMs int64) (avg, lowest, last float64) {
 	if !on {
-		return MOSMax, MOSMax
+		return MOSMax, MOSMax, MOSMax
 	}
 	c := *h
 	if s.ivPackets > 0 {
 		c.closeInterval(s.ivPackets, lastMs-s.ivStart, s.codec)
 	}
 	if c.sumDur == 0 {
-		return MOSMax, MOSMax
+		return MOSMax, MOSMax, MOSMax
 	}
-	return roundMOS(c.sumMOS / float64(c.sumDur)), c.minMOS
+	return roundMOS(c.sumMOS / float64(c.sumDur)), float64(c.min10) / 10, float64(c.last10) / 10
 }

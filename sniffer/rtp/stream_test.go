@@ -162,6 +162,37 @@ func TestIntervalMOS(t *testing.T) {
 	}
 }
 
+// TestMOSLowestAndLast: a clean 10 s, 10 s losing every 8th packet, then
+// 15 s losing every 20th: the lowest interval is the second, the last one
+// is the mild one, the average lies between the lowest and 4.5.
+func TestMOSLowestAndLast(t *testing.T) {
+	drop := map[int]bool{}
+	for i := 500; i < 1000; i += 8 {
+		drop[i] = true
+	}
+	for i := 1000; i < 1750; i += 20 {
+		drop[i] = true
+	}
+	got := run(StreamConfig{}, regular(0, 1750, drop))
+	for _, m := range []struct {
+		name              string
+		avg, lowest, last float64
+	}{
+		{"f1", got.MOSF1, got.MOSF1Min, got.MOSF1Last},
+		{"f2", got.MOSF2, got.MOSF2Min, got.MOSF2Last},
+		{"adapt", got.MOSAdapt, got.MOSAdaptMin, got.MOSAdaptLast},
+	} {
+		if !(m.lowest < m.last && m.last < MOSMax && m.lowest < m.avg && m.avg < MOSMax) {
+			t.Errorf("%s: MOS average %.1f, lowest %.1f, last %.1f; want lowest < last < 4.5 and lowest < average < 4.5",
+				m.name, m.avg, m.lowest, m.last)
+		}
+	}
+	clean := run(StreamConfig{}, regular(0, 1750, nil))
+	if clean.MOSF1Last != MOSMax || clean.MOSF1Min != MOSMax {
+		t.Errorf("clean stream: lowest %.1f, last %.1f, want %v", clean.MOSF1Min, clean.MOSF1Last, MOSMax)
+	}
+}
+
 func TestSummaryColumns(t *testing.T) {
 	s := Summary{AvgJitter: 1.361, MaxJitter: 1.778, Received: 665, Lost: 2}
 	if s.AvgJitterMult10() != 14 || s.MaxJitterMs() != 2 || s.MaxJitterMult10() != 17 || s.LossPercentMult1000() != 300 {

@@ -39,10 +39,12 @@ type Summary struct {
 	// Delay-variation buckets d50, d70, d90, d120, d150, d200, d300.
 	D [7]int
 	// MOS from the jitter-buffer simulation (fixed 50 ms, fixed 200 ms,
-	// adaptive): time-weighted mean of the 10 s interval values, and the
-	// lowest interval value.
-	MOSF1, MOSF2, MOSAdapt          float64
-	MOSF1Min, MOSF2Min, MOSAdaptMin float64
+	// adaptive): time-weighted mean of the 10 s interval values, the
+	// lowest interval value and the last one (the open interval's, closed
+	// when the summary was taken).
+	MOSF1, MOSF2, MOSAdapt             float64
+	MOSF1Min, MOSF2Min, MOSAdaptMin    float64
+	MOSF1Last, MOSF2Last, MOSAdaptLast float64
 	// RTCP is what the peer reported about this stream.
 	RTCP RTCPStats
 	// Caller is true when the stream flows from the caller towards the callee (A leg).

@@ -6,11 +6,15 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"pbx-agent/internal/cputime"
 	"pbx-agent/sniffer/call"
 	"pbx-agent/sniffer/call/calltest"
 	"pbx-agent/sniffer/rtp"
@@ -151,4 +155,41 @@ func TestRequestCompleteAllocs(t *testing.T) {
 	if n := testing.AllocsPerRun(100, func() { _ = requestComplete(req, true) }); n != 0 {
 		t.Errorf("requestComplete allocates %v times", n)
 	}
+}
+
+// benchFileExists asks file_exists for paths (one request) in a spool of
+// one capture, 2024-01-01/00/00/SIP/x.pcap.
+func benchFileExists(b *testing.B, paths []string) {
+	spool := b.TempDir()
+	dir := filepath.Join(spool, "2024-01-01", "00", "00", "SIP")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "x.pcap"), []byte("PCAPDATA"), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	s := New(Config{SpoolDir: spool, Location: time.UTC})
+	cmd := "file_exists " + strings.Join(paths, "|")
+	cw := &countWriter{}
+	b.ReportAllocs()
+	cpu0 := cputime.Process()
+	for b.Loop() {
+		if err := s.Run(context.Background(), cw, cmd); err != nil {
+			b.Fatal(err)
+		}
+	}
+	cputime.PerOp(b, cpu0)
+	b.ReportMetric(float64(len(paths)), "paths/op")
+}
+
+// BenchmarkFileExistsMissing: a 64 KiB request of 9,362 short missing
+// pcaps (each also looked for as .pcap.gz).
+func BenchmarkFileExistsMissing(b *testing.B) {
+	benchFileExists(b, slices.Repeat([]string{"x.pcap"}, 64<<10/len("x.pcap|")))
+}
+
+// BenchmarkFileExistsFound: a 64 KiB request of 2,340 captures that exist.
+func BenchmarkFileExistsFound(b *testing.B) {
+	p := "2024-01-01/00/00/SIP/x.pcap"
+	benchFileExists(b, slices.Repeat([]string{p}, 64<<10/len(p+"|")))
 }

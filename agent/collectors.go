@@ -8,7 +8,7 @@ func (d *daemon) registerMetrics() error {
 	type registerer interface {
 		Register(prometheus.Registerer) error
 	}
-	parts := []registerer{d.sn, d.player}
+	parts := []registerer{d.sn, d.player, d.web}
 	for _, p := range []struct {
 		on bool
 		r  registerer

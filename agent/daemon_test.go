@@ -93,7 +93,8 @@ func TestDaemonRealtimeReplay(t *testing.T) {
 	// Every component's own series (tap and the database writer need
 	// Asterisk and MySQL: their Register is tested in their packages).
 	for _, series := range []string{"pbx_sniffer_frames_total", "pbx_decoder_fragments_total", "pbx_calls_started_total",
-		"pbx_spool_files_total", "pbx_manager_commands_total", "pbx_player_listeners ", "pbx_http_requests_total{"} {
+		"pbx_spool_files_total", "pbx_manager_commands_total", "pbx_manager_sources_evicted_total", "pbx_player_listeners ",
+		"pbx_http_requests_total{", "pbx_web_login_keys_evicted_total"} {
 		if !strings.Contains(body, "\n"+series) {
 			t.Errorf("/metrics lacks %s", series)
 		}

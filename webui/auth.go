@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -112,55 +113,79 @@ func (s *sessions) gcLocked(now time.Time) {
 }
 
 // throttle counts failed logins per key (user name, client address) in a
-// window; a key over the limit is refused until its window ends. While the
-// table is full of live keys every new key shares one entry (pool), so
-// holding many addresses does not turn the limit off; keys in the table
-// keep their own counts.
+// window; a key over the limit is refused until its window ends. The table
+// holds at most maxKeys keys: when it is full, a new key takes the place
+// of the key whose window ended longest ago (it holds nothing any more).
+// Only while every key's window still runs does a new key share one entry
+// (pool) with the other new ones, so holding many addresses does not turn
+// the limit off, and filling the table takes failed logins from as many
+// keys within one window. Keys in the table keep their own counts.
 type throttle struct {
 	mu     sync.Mutex
 	m      map[string]*failures
-	pool   failures // the new keys' entry while m is full
+	pool   failures // the new keys' entry while every key's window runs
 	max    int
 	window time.Duration
 	// maxKeys bounds m (maxThrottleKeys; lower in tests).
 	maxKeys int
-	swept   time.Time // last scan of a full m for ended windows
-}
-
-// getLocked is k's entry, the pool when k has none and the table is full,
-// or nil.
-func (t *throttle) getLocked(k string) *failures {
-	if f := t.m[k]; f != nil {
-		return f
-	}
-	if len(t.m) >= t.maxKeys {
-		return &t.pool
-	}
-	return nil
+	// byStart rings the keys by the start of their window, oldest next:
+	// the window is the same for all, so they end in this order.
+	byStart failures
+	evicted atomic.Uint64 // keys whose window had ended forgotten for a new one
+	pooled  atomic.Uint64 // failed logins counted on pool
 }
 
 type failures struct {
-	n     int
-	first time.Time
+	n          int
+	first      time.Time
+	key        string
+	prev, next *failures // on throttle.byStart
 }
 
 const maxThrottleKeys = 100000
 
 func newThrottle(max int, window time.Duration) *throttle {
-	return &throttle{m: map[string]*failures{}, max: max, window: window, maxKeys: maxThrottleKeys}
+	t := &throttle{m: map[string]*failures{}, max: max, window: window, maxKeys: maxThrottleKeys}
+	t.byStart.prev, t.byStart.next = &t.byStart, &t.byStart
+	return t
+}
+
+// getLocked is k's entry; else nil when k can have one of its own (room,
+// or a key whose window ended to forget), else the pool.
+func (t *throttle) getLocked(k string, now time.Time) *failures {
+	if f := t.m[k]; f != nil {
+		return f
+	}
+	if len(t.m) >= t.maxKeys && !t.ended(t.byStart.next, now) {
+		return &t.pool
+	}
+	return nil
+}
+
+// ended reports whether f is a key whose window is over (false for the
+// ring's head, an empty ring).
+func (t *throttle) ended(f *failures, now time.Time) bool {
+	return f != &t.byStart && now.Sub(f.first) > t.window
+}
+
+// removeLocked forgets f.
+func (t *throttle) removeLocked(f *failures) {
+	delete(t.m, f.key)
+	f.prev.next, f.next.prev = f.next, f.prev
+	f.prev, f.next = nil, nil
 }
 
 func (t *throttle) blocked(now time.Time, keys ...string) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, k := range keys {
-		f := t.getLocked(k)
+		f := t.getLocked(k, now)
 		if f == nil {
 			continue
 		}
 		if now.Sub(f.first) > t.window {
 			if f != &t.pool {
-				delete(t.m, k)
+				t.removeLocked(f)
 			}
 			continue
 		}
@@ -174,30 +199,33 @@ func (t *throttle) blocked(now time.Time, keys ...string) bool {
 func (t *throttle) fail(now time.Time, keys ...string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	// A full table is scanned at most once a second: a scan of
-	// maxThrottleKeys entries on every failed login would make each cost it.
-	if len(t.m) >= t.maxKeys && (now.Sub(t.swept) >= time.Second || now.Before(t.swept)) {
-		t.swept = now
-		for k, f := range t.m {
-			if now.Sub(f.first) > t.window {
-				delete(t.m, k)
-			}
-		}
-	}
 	pooled := false
 	for _, k := range keys {
-		f := t.getLocked(k)
+		f := t.getLocked(k, now)
 		switch {
 		case f == &t.pool && pooled:
 			continue // one failure counts once in the pool
 		case f == &t.pool:
 			pooled = true
+			t.pooled.Add(1)
 		case f == nil:
-			f = &failures{}
+			if len(t.m) >= t.maxKeys {
+				t.removeLocked(t.byStart.next) // ended (getLocked)
+				t.evicted.Add(1)
+			}
+			f = &failures{key: k}
 			t.m[k] = f
 		}
 		if f.n == 0 || now.Sub(f.first) > t.window {
-			*f = failures{first: now}
+			f.n, f.first = 0, now
+			if f != &t.pool { // a new window: the newest start
+				if f.next != nil {
+					f.prev.next, f.next.prev = f.next, f.prev
+				}
+				f.prev, f.next = t.byStart.prev, &t.byStart
+				f.prev.next = f
+				t.byStart.prev = f
+			}
 		}
 		f.n++
 	}
@@ -207,7 +235,9 @@ func (t *throttle) reset(keys ...string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, k := range keys {
-		delete(t.m, k)
+		if f := t.m[k]; f != nil {
+			t.removeLocked(f)
+		}
 	}
 }
 

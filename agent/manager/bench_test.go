@@ -6,11 +6,15 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"pbx-agent/internal/cputime"
 	"pbx-agent/sniffer/call"
 	"pbx-agent/sniffer/call/calltest"
 	"pbx-agent/sniffer/rtp"
@@ -152,3 +156,90 @@ func TestRequestCompleteAllocs(t *testing.T) {
 		t.Errorf("requestComplete allocates %v times", n)
 	}
 }
+
+// benchFileExists asks file_exists for paths (one request) in a spool of
+// one capture, 2024-01-01/00/00/SIP/x.pcap.
+func benchFileExists(b *testing.B, paths []string) {
+	spool := b.TempDir()
+	dir := filepath.Join(spool, "2024-01-01", "00", "00", "SIP")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "x.pcap"), []byte("PCAPDATA"), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	s := New(Config{SpoolDir: spool, Location: time.UTC})
+	cmd := "file_exists " + strings.Join(paths, "|")
+	cw := &countWriter{}
+	b.ReportAllocs()
+	cpu0 := cputime.Process()
+	for b.Loop() {
+		if err := s.Run(context.Background(), cw, cmd); err != nil {
+			b.Fatal(err)
+		}
+	}
+	cputime.PerOp(b, cpu0)
+	b.ReportMetric(float64(len(paths)), "paths/op")
+}
+
+// BenchmarkFileExistsMissing: a 64 KiB request of 9,362 short missing
+// pcaps (each also looked for as .pcap.gz).
+func BenchmarkFileExistsMissing(b *testing.B) {
+	benchFileExists(b, slices.Repeat([]string{"x.pcap"}, 64<<10/len("x.pcap|")))
+}
+
+// BenchmarkFileExistsFound: a 64 KiB request of 2,340 captures that exist.
+func BenchmarkFileExistsFound(b *testing.B) {
+	p := "2024-01-01/00/00/SIP/x.pcap"
+	benchFileExists(b, slices.Repeat([]string{p}, 64<<10/len(p+"|")))
+}
+
+// v6 is the n-th address of an IPv6 /64 (2001:db8::n).
+func v6(n uint64) netip.Addr {
+	b := [16]byte{0x20, 0x01, 0x0d, 0xb8}
+	for i := range 8 {
+		b[15-i] = byte(n >> (8 * i))
+	}
+	return netip.AddrFrom16(b)
+}
+
+// benchGuardNewSource measures a connection from a new source (admit,
+// done; a failed AES request on it when failing) on a table already full
+// (maxGuardSources), its sources each having made one such connection.
+// The clock moves 1 ms per connection (a flood of 1,000 new sources a
+// second); the failure window is 24 h, so failing sources stay in theirs.
+func benchGuardNewSource(b *testing.B, failing bool) {
+	t := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	g := newGuard(DefaultMaxConnsPerSource, DefaultAESMaxFailures, 24*time.Hour)
+	g.now = func() time.Time { return t }
+	n := uint64(0)
+	conn := func() {
+		n++
+		src := v6(n)
+		e, ok, _ := g.admit(src)
+		if failing {
+			g.fail(src)
+		}
+		if ok {
+			g.done(e)
+		}
+		t = t.Add(time.Millisecond)
+	}
+	for range maxGuardSources {
+		conn()
+	}
+	b.ReportAllocs()
+	cpu0 := cputime.Process()
+	for b.Loop() {
+		conn()
+	}
+	cputime.PerOp(b, cpu0)
+}
+
+// BenchmarkGuardNewSourceClean: the table is full of sources holding
+// nothing (no failure, no block, no connection open).
+func BenchmarkGuardNewSourceClean(b *testing.B) { benchGuardNewSource(b, false) }
+
+// BenchmarkGuardNewSourceFailing: the table is full of sources with a
+// failure in their window; the new ones fail too.
+func BenchmarkGuardNewSourceFailing(b *testing.B) { benchGuardNewSource(b, true) }

@@ -42,10 +42,10 @@ func (s *Server) spoolPath(arg string) (string, bool) {
 	return p, true
 }
 
-// openSpool opens a regular file inside the spool; os.OpenInRoot also
+// openSpool opens a regular file inside the spool root; an os.Root also
 // refuses symlinks that point out of the spool.
-func (s *Server) openSpool(rel string) (*os.File, fs.FileInfo, error) {
-	f, err := os.OpenInRoot(s.cfg.SpoolDir, rel)
+func openSpool(root *os.Root, rel string) (*os.File, fs.FileInfo, error) {
+	f, err := root.Open(rel)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -63,15 +63,26 @@ func (s *Server) openSpool(rel string) (*os.File, fs.FileInfo, error) {
 
 // openSpoolPcap is openSpool, but a missing ….pcap is served from its
 // compressed ….pcap.gz (pcap_dump_zip) when that exists: gz says so.
-func (s *Server) openSpoolPcap(rel string) (f *os.File, fi fs.FileInfo, gz bool, err error) {
-	f, fi, err = s.openSpool(rel)
+func openSpoolPcap(root *os.Root, rel string) (f *os.File, fi fs.FileInfo, gz bool, err error) {
+	f, fi, err = openSpool(root, rel)
 	if err == nil || !errors.Is(err, fs.ErrNotExist) || !strings.HasSuffix(rel, ".pcap") {
 		return f, fi, false, err
 	}
-	if f, fi, gzErr := s.openSpool(rel + ".gz"); gzErr == nil {
+	if f, fi, gzErr := openSpool(root, rel+".gz"); gzErr == nil {
 		return f, fi, true, nil
 	}
 	return nil, nil, false, err
+}
+
+// openPcap opens the spool root and rel in it (openSpoolPcap).
+func (s *Server) openPcap(rel string) (f *os.File, gz bool, err error) {
+	root, err := os.OpenRoot(s.cfg.SpoolDir)
+	if err != nil {
+		return nil, false, err
+	}
+	defer root.Close()
+	f, _, gz, err = openSpoolPcap(root, rel)
+	return f, gz, err
 }
 
 // getFile: `getfile <relpath> [spool_index] [type]`; raw bytes, or gzip for
@@ -89,7 +100,7 @@ func (s *Server) getFile(zip bool) func(context.Context, io.Writer, *Request) er
 			_, err := io.WriteString(w, replyAccessDenied)
 			return err
 		}
-		file, _, gz, err := s.openSpoolPcap(rel)
+		file, gz, err := s.openPcap(rel)
 		if err != nil {
 			_, err := fmt.Fprintf(w, "error: cannot open file %s", arg)
 			return err
@@ -116,31 +127,50 @@ func (s *Server) getFile(zip bool) func(context.Context, io.Writer, *Request) er
 }
 
 // fileExists: `file_exists <relpath>[|<relpath>…]` → size, `not_exists` or
-// `permission_denied` per path, joined with ";" (order kept).
+// `permission_denied` per path, joined with ";" (order kept). The spool
+// root is opened once for the request, not once per path and candidate.
 func (s *Server) fileExists(_ context.Context, w io.Writer, req *Request) error {
 	f := strings.Fields(req.Args)
 	arg := ""
 	if len(f) > 0 {
 		arg = f[0]
 	}
-	var out []string
-	for _, p := range strings.Split(arg, "|") {
-		rel, ok := s.spoolPath(p)
-		if !ok {
-			out = append(out, "permission_denied")
-			continue
-		}
-		file, fi, _, err := s.openSpoolPcap(rel) // a compressed pcap: its size on disk
-		switch {
-		case err == nil:
-			_ = file.Close()
-			out = append(out, strconv.FormatInt(fi.Size(), 10))
-		case errors.Is(err, fs.ErrPermission):
-			out = append(out, "permission_denied")
-		default:
-			out = append(out, "not_exists")
+	var root *os.Root
+	var rootErr error
+	if s.cfg.SpoolDir != "" {
+		root, rootErr = os.OpenRoot(s.cfg.SpoolDir)
+		if rootErr == nil {
+			defer root.Close()
 		}
 	}
-	_, err := io.WriteString(w, strings.Join(out, ";"))
+	var out []byte
+	for i, p := range strings.Split(arg, "|") {
+		if i > 0 {
+			out = append(out, ';')
+		}
+		rel, ok := s.spoolPath(p)
+		if !ok {
+			out = append(out, "permission_denied"...)
+			continue
+		}
+		err := rootErr
+		var fi fs.FileInfo
+		if err == nil {
+			var file *os.File
+			file, fi, _, err = openSpoolPcap(root, rel) // a compressed pcap: its size on disk
+			if err == nil {
+				_ = file.Close()
+			}
+		}
+		switch {
+		case err == nil:
+			out = strconv.AppendInt(out, fi.Size(), 10)
+		case errors.Is(err, fs.ErrPermission):
+			out = append(out, "permission_denied"...)
+		default:
+			out = append(out, "not_exists"...)
+		}
+	}
+	_, err := w.Write(out)
 	return err
 }

@@ -1,9 +1,11 @@
 package manager
 
 import (
+	"container/heap"
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"pbx-agent/agent/manager/wire"
@@ -13,11 +15,18 @@ import (
 // now (Config.MaxConnsPerSource) and failed AES requests (Config.AESMaxFailures
 // within Config.AESBlock block the source for AESBlock, doubled at every
 // new block up to maxBlock). A source is an IP address; unix-socket peers
-// have none and are never limited here. While the table is full of sources
-// that cannot be forgotten yet, every new source shares one entry (pool):
-// their failures block them together and their connections share one
-// source's cap, so holding many addresses (an IPv6 /64) does not turn the
-// limits off; sources already in the table keep their own.
+// have none and are never limited here.
+//
+// The table holds at most maxSources sources. When it is full, a new
+// source takes the place of the least recently seen source that holds
+// nothing in force: no connection open, no failure in its window, no
+// block (clean; it loses at most its past blocks' doubling). Only while
+// every source holds one of those does a new source share one entry
+// (pool): their failures block them together and their connections share
+// one source's cap, so holding many addresses (an IPv6 /64) does not turn
+// the limits off, and filling the table takes failures from as many
+// addresses within the failure window, which end. Sources in the table
+// keep their own entries.
 type guard struct {
 	mu       sync.Mutex
 	m        map[netip.Addr]*source
@@ -27,8 +36,15 @@ type guard struct {
 	now      func() time.Time
 	// maxSources bounds m (maxGuardSources; lower in tests).
 	maxSources int
-	pool       source    // the new sources' entry while m is full
-	swept      time.Time // last scan of a full m for idle entries
+	pool       source // the new sources' entry while m holds no clean one
+	// clean is the ring of clean sources, most recently seen first;
+	// waiting holds the sources with no connection open whose failure
+	// window or block has not ended, soonest end first. A source with
+	// connections open is on neither.
+	clean   source
+	waiting waitHeap
+	evicted atomic.Uint64 // clean sources forgotten for a new one
+	pooled  atomic.Uint64 // new sources counted on pool
 }
 
 type source struct {
@@ -38,6 +54,10 @@ type source struct {
 	until   time.Time // blocked until
 	strikes int       // blocks so far: each doubles the next
 	total   uint64    // failures ever (for the log)
+
+	addr       netip.Addr
+	prev, next *source // on guard.clean
+	wait       int     // index in guard.waiting, -1 when not there
 }
 
 const (
@@ -46,7 +66,10 @@ const (
 )
 
 func newGuard(maxConns, maxFails int, block time.Duration) *guard {
-	return &guard{m: map[netip.Addr]*source{}, maxConns: maxConns, maxFails: maxFails, block: block, now: time.Now, maxSources: maxGuardSources}
+	g := &guard{m: map[netip.Addr]*source{}, maxConns: maxConns, maxFails: maxFails, block: block, now: time.Now, maxSources: maxGuardSources}
+	g.clean.prev, g.clean.next = &g.clean, &g.clean
+	g.waiting.block = block
+	return g
 }
 
 // addrOf is the peer's IP (invalid for unix sockets).
@@ -58,35 +81,125 @@ func addrOf(a net.Addr) netip.Addr {
 	return netip.Addr{}
 }
 
-// get returns src's entry, making one when there is room, else the pool
-// shared by new sources. A full table is scanned for idle entries at most
-// once a second (a scan of maxGuardSources entries on every connection
-// would make each new source's connection cost that scan).
+// ends is when e's failure window and block are both over (the zero time
+// when it has neither).
+func (e *source) ends(block time.Duration) time.Time {
+	t := e.until
+	if e.fails > 0 {
+		if w := e.first.Add(block); w.After(t) {
+			t = w
+		}
+	}
+	return t
+}
+
+// get returns src's entry, making one when there is room or a clean
+// source to forget, else the pool shared by new sources. Each costs
+// O(log n) at most: no scan of the table.
 func (g *guard) get(src netip.Addr, now time.Time) *source {
-	e := g.m[src]
-	if e != nil {
+	g.release(now)
+	if e := g.m[src]; e != nil {
 		return e
 	}
+	var e *source
 	if len(g.m) >= g.maxSources {
-		if now.Sub(g.swept) >= time.Second || now.Before(g.swept) {
-			g.swept = now
-			for a, v := range g.m {
-				if v.idle(now, g.block) {
-					delete(g.m, a)
-				}
-			}
-		}
-		if len(g.m) >= g.maxSources {
+		e = g.clean.prev // the least recently seen clean source
+		if e == &g.clean {
+			g.pooled.Add(1)
 			return &g.pool
 		}
+		g.unlink(e)
+		delete(g.m, e.addr)
+		g.evicted.Add(1)
+		*e = source{}
+	} else {
+		e = &source{}
 	}
-	e = &source{}
+	e.addr, e.wait = src, -1
 	g.m[src] = e
+	g.settle(e, now)
 	return e
 }
 
-func (e *source) idle(now time.Time, block time.Duration) bool {
-	return e.conns == 0 && now.After(e.until) && now.Sub(e.first) > block && now.Sub(e.until) > maxBlock
+// release moves the waiting sources whose window and block have ended to
+// the clean ring, as seen now.
+func (g *guard) release(now time.Time) {
+	for len(g.waiting.s) > 0 && now.After(g.waiting.s[0].ends(g.block)) {
+		e := heap.Pop(&g.waiting).(*source)
+		g.push(e)
+	}
+}
+
+// settle puts e where its state says after a change: nowhere while it has
+// connections open, waiting while a failure window or block lasts, else
+// at the front of the clean ring. The pool is in no table.
+func (g *guard) settle(e *source, now time.Time) {
+	if e == &g.pool {
+		return
+	}
+	switch {
+	case e.conns > 0:
+		g.unlink(e)
+		if e.wait >= 0 {
+			heap.Remove(&g.waiting, e.wait)
+		}
+	case now.After(e.ends(g.block)):
+		if e.wait >= 0 {
+			heap.Remove(&g.waiting, e.wait)
+		}
+		g.unlink(e)
+		g.push(e)
+	default:
+		g.unlink(e)
+		if e.wait >= 0 {
+			heap.Fix(&g.waiting, e.wait)
+		} else {
+			heap.Push(&g.waiting, e)
+		}
+	}
+}
+
+// push puts e at the front of the clean ring.
+func (g *guard) push(e *source) {
+	e.prev, e.next = &g.clean, g.clean.next
+	e.next.prev = e
+	g.clean.next = e
+}
+
+// unlink takes e off the clean ring (if it is on it).
+func (g *guard) unlink(e *source) {
+	if e.next == nil {
+		return
+	}
+	e.prev.next, e.next.prev = e.next, e.prev
+	e.prev, e.next = nil, nil
+}
+
+// waitHeap orders waiting sources by the end of their window and block.
+type waitHeap struct {
+	s     []*source
+	block time.Duration
+}
+
+func (h *waitHeap) Len() int { return len(h.s) }
+func (h *waitHeap) Less(i, j int) bool {
+	return h.s[i].ends(h.block).Before(h.s[j].ends(h.block))
+}
+func (h *waitHeap) Swap(i, j int) {
+	h.s[i], h.s[j] = h.s[j], h.s[i]
+	h.s[i].wait, h.s[j].wait = i, j
+}
+func (h *waitHeap) Push(x any) {
+	e := x.(*source)
+	e.wait = len(h.s)
+	h.s = append(h.s, e)
+}
+func (h *waitHeap) Pop() any {
+	e := h.s[len(h.s)-1]
+	h.s[len(h.s)-1] = nil
+	h.s = h.s[:len(h.s)-1]
+	e.wait = -1
+	return e
 }
 
 // admit counts a new connection from src; false when src is blocked or
@@ -107,6 +220,7 @@ func (g *guard) admit(src netip.Addr) (e *source, ok, blocked bool) {
 		return nil, false, false
 	}
 	e.conns++
+	g.settle(e, now)
 	return e, true, false
 }
 
@@ -121,6 +235,7 @@ func (g *guard) done(e *source) {
 	if e.conns > 0 {
 		e.conns--
 	}
+	g.settle(e, g.now())
 }
 
 // fail records a failed AES request from src. It returns the source's
@@ -133,6 +248,7 @@ func (g *guard) fail(src netip.Addr) (total uint64, blockedFor time.Duration) {
 	defer g.mu.Unlock()
 	now := g.now()
 	e := g.get(src, now)
+	defer g.settle(e, now)
 	e.total++
 	if e.fails == 0 || now.Sub(e.first) > g.block {
 		e.fails, e.first = 0, now

@@ -20,6 +20,8 @@ func (s *Server) Register(reg prometheus.Registerer) error {
 		c("pbx_manager_decrypt_failed_total", "Encrypted requests refused (bad padding or length, no command at the start, unknown command, stale or replayed sealed request); each is logged with its source.", func(n *Counters) uint64 { return n.DecryptFailed }),
 		c("pbx_manager_blocked_connections_total", "Connections closed unread because their source is blocked after failed AES requests.", func(n *Counters) uint64 { return n.Blocked }),
 		c("pbx_manager_sources_blocked_total", "Times a source was blocked after failed AES requests.", func(n *Counters) uint64 { return n.SourcesBlocked }),
+		c("pbx_manager_sources_evicted_total", "Sources holding nothing in force (no connection open, no failed AES request in its window, no block) forgotten to make room for a new source in the full per-source table (65,536).", func(n *Counters) uint64 { return n.SourcesEvicted }),
+		c("pbx_manager_sources_pooled_total", "Connections and failed AES requests of new sources counted on one shared entry because every source in the full per-source table had a connection open, a failure in its window or a block.", func(n *Counters) uint64 { return n.SourcesPooled }),
 		promfunc.Gauge("pbx_manager_sources_blocked", "Sources blocked now after failed AES requests.", func() float64 { return float64(s.Counters().BlockedNow) }),
 		promfunc.Gauge("pbx_manager_connections", "Manager API connections open now.", func() float64 { return float64(s.Counters().Active) }),
 		promfunc.Gauge("pbx_manager_listen_workers", "Calls listened to through listen/readaudio now.", func() float64 { n, _, _ := s.listen.counts(); return float64(n) }),

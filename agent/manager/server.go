@@ -110,8 +110,14 @@ type Counters struct {
 	// Blocked counts connections closed unread because their source was
 	// blocked after failed AES requests; SourcesBlocked counts the blocks.
 	Blocked, SourcesBlocked uint64
-	BlockedNow              int // sources blocked at the moment
-	Active                  int64
+	// SourcesEvicted counts sources holding nothing in force (no
+	// connection, failure in its window or block) forgotten to make room
+	// for a new one in the full per-source table; SourcesPooled counts
+	// connections and failed requests of new sources counted on the
+	// shared entry because every source in the table held something.
+	SourcesEvicted, SourcesPooled uint64
+	BlockedNow                    int // sources blocked at the moment
+	Active                        int64
 }
 
 // Server is the manager API server. Build it with New; it is safe for
@@ -220,6 +226,7 @@ func (s *Server) Counters() Counters {
 		TooLarge: s.tooLarge.Load(), TimedOut: s.timedOut.Load(), NeedAES: s.needAES.Load(),
 		DecryptFailed: s.decryptFailed.Load(), NotFound: s.notFound.Load(), Active: s.active.Load(),
 		Blocked: s.blocked.Load(), SourcesBlocked: s.sourcesBlocked.Load(), BlockedNow: s.guard.blockedNow(),
+		SourcesEvicted: s.guard.evicted.Load(), SourcesPooled: s.guard.pooled.Load(),
 	}
 }
 

@@ -42,36 +42,12 @@ func (s *Server) spoolPath(arg string) (string, bool) {
 	return p, true
 }
 
-// openSpool opens a regular file inside the spool; os.OpenInRoot also
-// refuses symlinks that point out of the spool.
-func (s *Server) openSpool(rel string) (*os.File, fs.FileInfo, error) {
-	f, err := os.OpenInRoot(s.cfg.SpoolDir, rel)
-	if err != nil {
-		return nil, nil, err
-	}
-	fi, err := f.Stat()
-	if err != nil {
-		_ = f.Close()
-		return nil, nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		_ = f.Close()
-		return nil, nil, fmt.Errorf("%s: not a regular file", rel)
-	}
-	return f, fi, nil
-}
-
-// openSpoolPcap is openSpool, but a missing ….pcap is served from its
-// compressed ….pcap.gz (pcap_dump_zip) when that exists: gz says so.
+// openSpoolPcap opens rel inside the spool as the web downloads do
+// (spool.Open: a regular file, no symlink on the way, never out of the
+// spool); a missing ….pcap is served from its compressed ….pcap.gz
+// (pcap_dump_zip) when that exists: gz says so.
 func (s *Server) openSpoolPcap(rel string) (f *os.File, fi fs.FileInfo, gz bool, err error) {
-	f, fi, err = s.openSpool(rel)
-	if err == nil || !errors.Is(err, fs.ErrNotExist) || !strings.HasSuffix(rel, ".pcap") {
-		return f, fi, false, err
-	}
-	if f, fi, gzErr := s.openSpool(rel + ".gz"); gzErr == nil {
-		return f, fi, true, nil
-	}
-	return nil, nil, false, err
+	return spool.OpenStored(s.cfg.SpoolDir, rel)
 }
 
 // getFile: `getfile <relpath> [spool_index] [type]`; raw bytes, or gzip for

@@ -35,38 +35,81 @@ type session struct {
 }
 
 // sessions holds bypass_login sessions with a sliding expiry, an absolute
-// lifetime (a polling dashboard cannot keep one alive for ever) and a cap.
+// lifetime (a polling dashboard cannot keep one alive for ever), a cap per
+// user and a cap on the whole table. A user's logins past their cap end
+// that user's least recently used session, never another user's: only the
+// table's cap, a backstop that one user alone never reaches, ends the
+// table's least recently used session whoever it belongs to.
 type sessions struct {
 	mu      sync.Mutex
 	m       map[string]*session
+	byUser  map[string]map[string]*session // lower-cased user name → that user's sessions by id
 	ttl     time.Duration
 	maxLife time.Duration
 	max     int
+	perUser int
 }
 
-func newSessions(ttl, maxLife time.Duration, max int) *sessions {
-	return &sessions{m: map[string]*session{}, ttl: ttl, maxLife: maxLife, max: max}
+func newSessions(ttl, maxLife time.Duration, max, perUser int) *sessions {
+	return &sessions{m: map[string]*session{}, byUser: map[string]map[string]*session{},
+		ttl: ttl, maxLife: maxLife, max: max, perUser: perUser}
 }
 
 func (s *sessions) create(user, stamp string, now time.Time) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	key := strings.ToLower(user)
+	mine := s.byUser[key]
+	if len(mine) >= s.perUser {
+		s.gcUserLocked(key, now)
+		for len(mine) >= s.perUser { // still full: the user's session closest to expiry goes
+			s.deleteLocked(lruLocked(mine))
+		}
+	}
 	if len(s.m) >= s.max {
 		s.gcLocked(now)
-		for len(s.m) >= s.max { // still full: drop the session closest to expiry
-			var oldest string
-			var t time.Time
-			for id, v := range s.m {
-				if oldest == "" || v.expires.Before(t) {
-					oldest, t = id, v.expires
-				}
-			}
-			delete(s.m, oldest)
+		for len(s.m) >= s.max { // still full: the table's session closest to expiry goes
+			s.deleteLocked(lruLocked(s.m))
 		}
 	}
 	id := newSessionID()
-	s.m[id] = &session{user: user, stamp: stamp, created: now, expires: now.Add(s.ttl)}
+	v := &session{user: user, stamp: stamp, created: now, expires: now.Add(s.ttl)}
+	s.m[id] = v
+	if mine = s.byUser[key]; mine == nil {
+		mine = map[string]*session{}
+		s.byUser[key] = mine
+	}
+	mine[id] = v
 	return id
+}
+
+// lruLocked is the id of the session of m closest to its idle expiry: the
+// one used least recently.
+func lruLocked(m map[string]*session) string {
+	var oldest string
+	var t time.Time
+	for id, v := range m {
+		if oldest == "" || v.expires.Before(t) {
+			oldest, t = id, v.expires
+		}
+	}
+	return oldest
+}
+
+// deleteLocked ends session id.
+func (s *sessions) deleteLocked(id string) {
+	v := s.m[id]
+	if v == nil {
+		return
+	}
+	delete(s.m, id)
+	key := strings.ToLower(v.user)
+	if mine := s.byUser[key]; mine != nil {
+		delete(mine, id)
+		if len(mine) == 0 {
+			delete(s.byUser, key)
+		}
+	}
 }
 
 // get returns the session's user and stamp and extends its idle life
@@ -79,7 +122,7 @@ func (s *sessions) get(id string, now time.Time) (user, stamp string, ok bool) {
 		return "", "", false
 	}
 	if now.After(v.expires) || now.Sub(v.created) > s.maxLife {
-		delete(s.m, id)
+		s.deleteLocked(id)
 		return "", "", false
 	}
 	v.expires = now.Add(s.ttl)
@@ -90,7 +133,7 @@ func (s *sessions) get(id string, now time.Time) (user, stamp string, ok bool) {
 func (s *sessions) remove(id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(s.m, id)
+	s.deleteLocked(id)
 }
 
 // userStamp fingerprints what a session was granted on: a session dies when
@@ -106,8 +149,17 @@ func userStamp(u *User) string {
 
 func (s *sessions) gcLocked(now time.Time) {
 	for id, v := range s.m {
-		if now.After(v.expires) {
-			delete(s.m, id)
+		if now.After(v.expires) || now.Sub(v.created) > s.maxLife {
+			s.deleteLocked(id)
+		}
+	}
+}
+
+// gcUserLocked ends the user's expired sessions.
+func (s *sessions) gcUserLocked(key string, now time.Time) {
+	for id, v := range s.byUser[key] {
+		if now.After(v.expires) || now.Sub(v.created) > s.maxLife {
+			s.deleteLocked(id)
 		}
 	}
 }

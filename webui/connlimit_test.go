@@ -63,7 +63,9 @@ func alive(c net.Conn) bool {
 // when every slot is busy.
 func TestConnLimit(t *testing.T) {
 	const max = 16
-	srv, addr := startLimited(t, func(c *ServerConfig) { c.MaxConns = max })
+	// A grace longer than the test: the busy slots below (a request begun)
+	// are not the silent ones TestConnLimitSilent evicts.
+	srv, addr := startLimited(t, func(c *ServerConfig) { c.MaxConns = max; c.HeaderGrace = time.Minute })
 
 	var held []net.Conn
 	defer func() {
@@ -135,6 +137,78 @@ func TestConnLimit(t *testing.T) {
 	defer c2.Close()
 	if !getOn(c2, bufio.NewReader(c2)) {
 		t.Error("not served once the busy connections closed")
+	}
+}
+
+// TestConnLimitSilent: connections that send nothing, or not a whole
+// request header, are StateNew until ReadHeaderTimeout (10 s) and were not
+// evictable: MaxConns of them, renewed every 10 s, refused every other
+// client. Now, at the bound with none idle, a new connection replaces the
+// oldest that has gone HeaderGrace (1 s) without a complete request; within
+// the grace it is still refused.
+func TestConnLimitSilent(t *testing.T) {
+	const max = 16
+	srv, addr := startLimited(t, func(c *ServerConfig) { c.MaxConns = max })
+	var held []net.Conn
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	for i := range max {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, c)
+		if i%2 == 1 { // half send a request line and stop there
+			if _, err := c.Write([]byte("GET /console/api/me HTTP/1.1\r\n")); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	waitFor(t, func() bool { return srv.conns.openNow() == max })
+	start := time.Now()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := getOn(c, bufio.NewReader(c))
+	c.Close()
+	if served && time.Since(start) < time.Second {
+		t.Error("a connection served within the grace of the silent ones")
+	}
+
+	time.Sleep(1100 * time.Millisecond)
+	evicted := srv.conns.evicted.Load()
+	for i := range 3 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if !getOn(c, bufio.NewReader(c)) {
+			t.Fatalf("request %d refused while %d silent connections held every slot past the grace", i, max)
+		}
+	}
+	if got := srv.conns.evicted.Load() - evicted; got != 3 {
+		t.Errorf("%d connections evicted for 3 new ones, want 3", got)
+	}
+	// The first made room by closing the oldest silent connection; each
+	// next one replaced the one before it when that was idle after its
+	// answer already (an idle keep-alive connection goes before a silent
+	// one), else the next oldest silent one.
+	gone := 0
+	for gone < len(held) && !alive(held[gone]) {
+		gone++
+	}
+	if gone < 1 || gone > 3 {
+		t.Errorf("%d silent connections closed for 3 new ones, want 1 to 3", gone)
+	}
+	for i, c := range held[gone:] {
+		if !alive(c) {
+			t.Errorf("silent connection %d closed while %d older ones are open", gone+i, gone)
+		}
 	}
 }
 

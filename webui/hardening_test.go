@@ -3,6 +3,7 @@ package webui
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"io/fs"
 	"net/http"
@@ -356,5 +357,74 @@ func TestVoiceRecordingStreams(t *testing.T) {
 				t.Errorf("%d bytes allocated to serve %d: the recording is held in memory", alloc, w.n)
 			}
 		})
+	}
+}
+
+// TestSessionsPerUser: user bob logging in 10,000 times (a millisecond
+// apart) ends only his own sessions: alice's, older than all of them,
+// still works (it was the table's least recently used, ended at bob's
+// 10,000th login); bob holds MaxUserSessions (32), the one he keeps
+// using and his 31 newest (his least recently used go first). With more
+// users than the table holds, the table's cap still bounds it.
+func TestSessionsPerUser(t *testing.T) {
+	users := []User{{Name: "alice", Secret: "apw", Rights: AllRights}, {Name: "bob", Secret: "bpw", Rights: AllRights}}
+	e := newHardEnv(t, users, nil)
+	list := "/php/api.php?task=listActiveCalls&params=%7B%7D"
+	ok := func(cookie string) bool {
+		code, _, _ := e.do(t, "GET", list, "", "Cookie", cookie)
+		return code == 200
+	}
+	alice := e.login(t, "alice", "apw")
+	bobUsed := e.login(t, "bob", "bpw")
+	const logins = 10000
+	var recent [33]string // bob's last 33 logins, the oldest at i%33
+	for i := range logins {
+		e.advance(time.Millisecond)
+		recent[i%33] = e.login(t, "bob", "bpw")
+		if i%16 == 0 && !ok(bobUsed) {
+			t.Fatalf("bob's session in use ended after %d logins of his", i+1)
+		}
+	}
+	if !ok(alice) {
+		t.Errorf("alice's session ended by bob's %d logins", logins)
+	}
+	// bob holds 32: the one in use and his 31 newest.
+	for k := range 33 {
+		c := recent[(logins+k)%33]
+		if want := k >= 2; ok(c) != want {
+			t.Errorf("bob's login %d of %d: session works %v, want %v", logins-33+k+1, logins, !want, want)
+		}
+	}
+	s := e.h.sessions
+	s.mu.Lock()
+	total := len(s.m)
+	s.mu.Unlock()
+	if total != 33 {
+		t.Errorf("after %d logins of bob's: %d sessions in all, want 33 (alice's and bob's 32)", logins, total)
+	}
+
+	// The table's own cap: 10 users × 8 logins into 50 places.
+	users = nil
+	for i := range 10 {
+		users = append(users, User{Name: fmt.Sprintf("u%d", i), Secret: "pw", Rights: AllRights})
+	}
+	e = newHardEnv(t, users, func(o *Options) { o.MaxSessions, o.MaxUserSessions = 50, 8 })
+	var last string
+	for i := range 80 {
+		e.advance(time.Millisecond)
+		last = e.login(t, users[i%10].Name, "pw")
+	}
+	s = e.h.sessions
+	s.mu.Lock()
+	total, indexed := len(s.m), 0
+	for _, m := range s.byUser {
+		indexed += len(m)
+	}
+	s.mu.Unlock()
+	if total != 50 || indexed != total {
+		t.Errorf("80 logins of 10 users into 50 places: %d sessions, %d indexed by user; want 50 and 50", total, indexed)
+	}
+	if !ok(last) {
+		t.Error("the newest session does not work")
 	}
 }

@@ -31,9 +31,11 @@ type ServerConfig struct {
 	MaxHeaderBytes    int           // default 64 KiB
 	// MaxConns bounds the open connections, websockets included (default
 	// 1024): at the bound a new connection replaces an idle keep-alive
-	// one, or is closed at once when none is idle.
-	MaxConns int
-	Logger   *slog.Logger
+	// one, else the oldest one that has sent no complete request for longer
+	// than HeaderGrace (default 1 s), else it is closed at once.
+	MaxConns    int
+	HeaderGrace time.Duration
+	Logger      *slog.Logger
 }
 
 // Server is the HTTP server around a Handler (or any http.Handler).
@@ -60,11 +62,12 @@ func NewServer(cfg ServerConfig, h http.Handler) *Server {
 	opt.Default(&cfg.MaxHeaderBytes, 64<<10)
 	opt.Default(&cfg.StallTimeout, 30*time.Second)
 	opt.Default(&cfg.MaxConns, 1024)
+	opt.Default(&cfg.HeaderGrace, time.Second)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	log := cfg.Logger.With("component", "http")
-	s := &Server{cfg: cfg, log: log, conns: newConnLimit(cfg.MaxConns),
+	s := &Server{cfg: cfg, log: log, conns: newConnLimit(cfg.MaxConns, cfg.HeaderGrace),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pbx_http_requests_total",
 			Help: "HTTP requests answered, by status code and method."}, []string{"code", "method"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "pbx_http_request_duration_seconds",
@@ -92,8 +95,8 @@ func NewServer(cfg ServerConfig, h http.Handler) *Server {
 // Register puts the server's series (pbx_http_*) on reg.
 func (s *Server) Register(reg prometheus.Registerer) error {
 	return promfunc.Register(reg, s.requests, s.duration, s.inFlight,
-		promfunc.Counter("pbx_http_connections_refused_total", "HTTP connections closed at once: every connection slot (http MaxConns) busy, none idle.", s.conns.refused.Load),
-		promfunc.Counter("pbx_http_connections_evicted_total", "Idle keep-alive HTTP connections closed to make room for a new one at the connection bound.", s.conns.evicted.Load),
+		promfunc.Counter("pbx_http_connections_refused_total", "HTTP connections closed at once: every connection slot (http MaxConns) busy, none idle nor silent past the grace.", s.conns.refused.Load),
+		promfunc.Counter("pbx_http_connections_evicted_total", "HTTP connections closed to make room for a new one at the connection bound: idle keep-alive ones, else ones without a complete request past HeaderGrace (default 1 s), the oldest first.", s.conns.evicted.Load),
 		promfunc.Gauge("pbx_http_connections", "HTTP connections open now (websockets included).", func() float64 { return float64(s.conns.openNow()) }))
 }
 

@@ -3,6 +3,7 @@ package webui
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -86,20 +87,30 @@ func twoDigits(n int) string {
 	return s
 }
 
-// Open opens f; the name is checked so it cannot leave Root.
+// Open opens f; the name is checked so it cannot leave Root, and the file
+// is opened as the manager API's getfile opens it (spool.Open): a symlink,
+// a directory or a device there is refused as a missing file is.
 func (d DirSpool) Open(_ context.Context, f SpoolFile) (io.ReadCloser, error) {
-	p, err := d.Path(f)
+	rel, err := DirSpool{Location: d.Location}.Path(f)
 	if err != nil {
 		return nil, err
 	}
+	root, err := os.OpenRoot(d.Root)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close() // what was opened in it stays open
 	var fh io.ReadCloser
 	if f.Kind == KindAudio {
-		fh, err = os.Open(p)
+		var file *os.File
+		if file, _, err = spool.Open(root, rel); err == nil {
+			fh = file
+		}
 	} else {
-		fh, err = spool.OpenPcap(p) // or its .pcap.gz (pcap_dump_zip), decompressed
+		fh, err = spool.OpenPcap(root, rel) // or its .pcap.gz (pcap_dump_zip), decompressed
 	}
 	if err != nil {
-		if os.IsNotExist(err) {
+		if errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("%w: %s file of the call is not in the spool", fs.ErrNotExist, strings.ToLower(string(f.Kind)))
 		}
 		return nil, err

@@ -89,12 +89,17 @@ type Options struct {
 
 	SessionTTL     time.Duration // idle session lifetime (default 24 min, PHP's gc_maxlifetime)
 	SessionMaxLife time.Duration // absolute session lifetime, however busy (default 12 h)
-	MaxSessions    int           // default 10000
+	MaxSessions    int           // sessions in all (default 10000)
 	MaxBadLogins   int           // failed logins per user and per address before refusing (default 5)
 	BadLoginWindow time.Duration // default 15 min
 	MaxBodyBytes   int64         // request body cap (default 1 MiB)
 	MaxRows        int           // rows one getVoipCalls/listCdrIds/report may return (default 10000)
 	VMVersion      int           // _vm_version in bypass_login (default 240034, the seed's)
+
+	// MaxUserSessions is how many sessions one user may hold (default 32):
+	// their next login ends their least recently used one, never another
+	// user's. MaxSessions stays the bound of the whole table.
+	MaxUserSessions int
 
 	// Now is the clock (tests); nil = time.Now.
 	Now func() time.Time
@@ -130,6 +135,7 @@ func New(o Options) *Handler {
 	opt.Default(&o.SessionTTL, 24*time.Minute)
 	opt.Default(&o.SessionMaxLife, 12*time.Hour)
 	opt.Default(&o.MaxSessions, 10000)
+	opt.Default(&o.MaxUserSessions, 32)
 	opt.Default(&o.MaxBadLogins, 5)
 	opt.Default(&o.BadLoginWindow, 15*time.Minute)
 	opt.Default(&o.MaxBodyBytes, 1<<20)
@@ -145,7 +151,7 @@ func New(o Options) *Handler {
 	}
 	h := &Handler{
 		o: o, log: o.Logger.With("component", "webui"), mux: http.NewServeMux(),
-		sessions: newSessions(o.SessionTTL, o.SessionMaxLife, o.MaxSessions),
+		sessions: newSessions(o.SessionTTL, o.SessionMaxLife, o.MaxSessions, o.MaxUserSessions),
 		xorigin:  http.NewCrossOriginProtection(),
 		throttle: newThrottle(o.MaxBadLogins, o.BadLoginWindow),
 		share:    o.ShareKey,

@@ -42,46 +42,17 @@ func (s *Server) spoolPath(arg string) (string, bool) {
 	return p, true
 }
 
-// openSpool opens a regular file inside the spool root; an os.Root also
-// refuses symlinks that point out of the spool.
-func openSpool(root *os.Root, rel string) (*os.File, fs.FileInfo, error) {
-	f, err := root.Open(rel)
-	if err != nil {
-		return nil, nil, err
-	}
-	fi, err := f.Stat()
-	if err != nil {
-		_ = f.Close()
-		return nil, nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		_ = f.Close()
-		return nil, nil, fmt.Errorf("%s: not a regular file", rel)
-	}
-	return f, fi, nil
-}
-
-// openSpoolPcap is openSpool, but a missing ….pcap is served from its
-// compressed ….pcap.gz (pcap_dump_zip) when that exists: gz says so.
-func openSpoolPcap(root *os.Root, rel string) (f *os.File, fi fs.FileInfo, gz bool, err error) {
-	f, fi, err = openSpool(root, rel)
-	if err == nil || !errors.Is(err, fs.ErrNotExist) || !strings.HasSuffix(rel, ".pcap") {
-		return f, fi, false, err
-	}
-	if f, fi, gzErr := openSpool(root, rel+".gz"); gzErr == nil {
-		return f, fi, true, nil
-	}
-	return nil, nil, false, err
-}
-
-// openPcap opens the spool root and rel in it (openSpoolPcap).
+// openPcap opens rel inside the spool as the web downloads do
+// (spool.OpenStored: a regular file, no symlink on the way, never out of
+// the spool); a missing ….pcap is served from its compressed ….pcap.gz
+// (pcap_dump_zip) when that exists: gz says so.
 func (s *Server) openPcap(rel string) (f *os.File, gz bool, err error) {
 	root, err := os.OpenRoot(s.cfg.SpoolDir)
 	if err != nil {
 		return nil, false, err
 	}
 	defer root.Close()
-	f, _, gz, err = openSpoolPcap(root, rel)
+	f, _, gz, err = spool.OpenStored(root, rel)
 	return f, gz, err
 }
 
@@ -157,7 +128,7 @@ func (s *Server) fileExists(_ context.Context, w io.Writer, req *Request) error 
 		var fi fs.FileInfo
 		if err == nil {
 			var file *os.File
-			file, fi, _, err = openSpoolPcap(root, rel) // a compressed pcap: its size on disk
+			file, fi, _, err = spool.OpenStored(root, rel) // a compressed pcap: its size on disk
 			if err == nil {
 				_ = file.Close()
 			}

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -274,6 +275,10 @@ func TestGetFile(t *testing.T) {
 	must(os.WriteFile(filepath.Join(spool, "2024-01-01", "00", "00", "SIP", "x.pcap"), []byte("PCAPDATA"), 0o644))
 	must(os.WriteFile(filepath.Join(root, "secret"), []byte("SECRET"), 0o644))
 	must(os.Symlink(filepath.Join(root, "secret"), filepath.Join(spool, "escape")))
+	// Refused as the web downloads refuse them (spool.Open): a symlink that
+	// stays in the spool, and a fifo (its open would wait for a writer).
+	must(os.Symlink(filepath.Join("2024-01-01", "00", "00", "SIP", "x.pcap"), filepath.Join(spool, "inlink")))
+	must(syscall.Mkfifo(filepath.Join(spool, "fifo"), 0o644))
 	gz := filepath.Join(spool, "already.gz")
 	var zb bytes.Buffer
 	zw := gzip.NewWriter(&zb)
@@ -304,6 +309,9 @@ func TestGetFile(t *testing.T) {
 		{"absolute outside", "getfile " + filepath.Join(root, "secret"), "access denied"},
 		{"etc passwd", "getfile /etc/passwd", "access denied"},
 		{"symlink escape", "getfile escape", "error: cannot open file escape"},
+		{"symlink inside", "getfile inlink", "error: cannot open file inlink"},
+		{"fifo", "getfile fifo", "error: cannot open file fifo"},
+		{"symlinks and fifo do not exist", "file_exists inlink|escape|fifo", "not_exists;not_exists;not_exists"},
 		{"missing", "getfile nope.pcap", "error: cannot open file nope.pcap"},
 		{"directory", "getfile 2024-01-01", "error: cannot open file 2024-01-01"},
 		{"no arg", "getfile", "access denied"},

@@ -1,6 +1,9 @@
 package spool
 
-import "errors"
+import (
+	"errors"
+	"io/fs"
+)
 
 // Sentinel errors; callers test them with errors.Is.
 var (
@@ -15,4 +18,15 @@ var (
 	ErrClosed = errors.New("spool: closed")
 	// ErrRunning is returned by a second Run.
 	ErrRunning = errors.New("spool: already running")
+	// ErrNotRegular reports a spool path Open refuses: a symlink, a
+	// directory or device, or a name that leaves the spool. It matches
+	// fs.ErrNotExist too (errors.Is), so it is answered as a missing file.
+	ErrNotRegular error = notRegularError{}
 )
+
+type notRegularError struct{}
+
+func (notRegularError) Error() string { return "spool: not a regular file" }
+
+// Is makes ErrNotRegular match fs.ErrNotExist.
+func (notRegularError) Is(target error) bool { return target == fs.ErrNotExist }

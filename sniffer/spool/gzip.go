@@ -3,11 +3,7 @@ package spool
 import (
 	"bufio"
 	"bytes"
-	"errors"
-	"fmt"
 	"io"
-	"io/fs"
-	"os"
 
 	"github.com/klauspost/compress/gzip"
 )
@@ -41,29 +37,6 @@ func (z *gzipper) member(b []byte) ([]byte, error) {
 		return nil, err
 	}
 	return z.out.Bytes(), nil
-}
-
-// OpenPcap opens a spool pcap by its plain name (….pcap): that file, or
-// else its compressed form (….pcap.gz, pcap_dump_zip) decompressed while
-// read. Neither: an error wrapping fs.ErrNotExist (the plain name's).
-func OpenPcap(path string) (io.ReadCloser, error) {
-	f, err := os.Open(path)
-	if err == nil || !errors.Is(err, fs.ErrNotExist) {
-		return f, err
-	}
-	gz, gzErr := os.Open(path + ".gz")
-	if gzErr != nil {
-		if errors.Is(gzErr, fs.ErrNotExist) {
-			return nil, err
-		}
-		return nil, gzErr
-	}
-	r, gzErr := NewGzipReader(gz)
-	if gzErr != nil {
-		gz.Close()
-		return nil, fmt.Errorf("spool: %s.gz: %w", path, gzErr)
-	}
-	return r, nil
 }
 
 // NewGzipReader returns the decompressed bytes of a gzip file (every

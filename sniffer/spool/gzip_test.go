@@ -61,7 +61,7 @@ func TestCompressedSpool(t *testing.T) {
 			if _, err := os.Stat(spool.Path(zipped, c.Start, time.UTC, typ, base, "pcap")); err == nil {
 				t.Errorf("plain %s pcap written beside the compressed one", typ)
 			}
-			rc, err := spool.OpenPcap(spool.Path(zipped, c.Start, time.UTC, typ, base, "pcap"))
+			rc, err := spool.OpenPcap(openRoot(t, zipped), spool.Path("", c.Start, time.UTC, typ, base, "pcap"))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
 	"time"
 
 	"github.com/google/gopacket"
@@ -123,11 +124,17 @@ func Merge(w io.Writer, inputs ...io.Reader) error {
 // Path names (root, the call's first packet time in loc, its fbasename).
 // Compressed pcaps (.pcap.gz) are read decompressed. A call with only one
 // of the two gets that one; with none,
-// fs.ErrNotExist. Files of a call still open (".tmp") are not read.
+// fs.ErrNotExist. Files of a call still open (".tmp") are not read, nor
+// anything Open refuses.
 func MergeCall(w io.Writer, root string, start time.Time, loc *time.Location, fbasename string) error {
+	r, err := os.OpenRoot(root)
+	if err != nil {
+		return fmt.Errorf("spool: merge: %w", err)
+	}
+	defer r.Close() // the pcaps opened in it stay open
 	var files []io.Reader
 	for _, typ := range []string{TypeSIP, TypeRTP} {
-		f, err := OpenPcap(Path(root, start, loc, typ, fbasename, "pcap"))
+		f, err := OpenPcap(r, Path("", start, loc, typ, fbasename, "pcap"))
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}

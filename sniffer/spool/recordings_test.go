@@ -111,7 +111,9 @@ func audioFile(t *testing.T, path string) (pcm []int16, rate int) {
 // as a WAV; path gives a file of the call by type and extension.
 func renderSpooled(t *testing.T, path func(typ, ext string) string) wav {
 	t.Helper()
-	open := func(p string) render.Opener { return func() (io.ReadCloser, error) { return spool.OpenPcap(p) } }
+	open := func(p string) render.Opener {
+		return func() (io.ReadCloser, error) { return spool.OpenPcap(openRoot(t, filepath.Dir(p)), filepath.Base(p)) }
+	}
 	s, err := render.Render(context.Background(), render.Input{RTP: open(path(spool.TypeRTP, "pcap")), SIP: open(path(spool.TypeSIP, "pcap"))},
 		render.Options{Format: audio.FormatWAV})
 	if err != nil {

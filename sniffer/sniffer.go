@@ -59,6 +59,10 @@ type Config struct {
 	// SaveGraph keeps each RTP stream's quality per second (VoIPmonitor's
 	// savegraph): the CDR's streams carry it (rtp.Summary.Series).
 	SaveGraph bool
+	// FaxDetect looks for the fax tones CNG (1100 Hz) and CED (2100 Hz)
+	// in every G.711 stream (VoIPmonitor's faxdetect): a call with one
+	// gets call.CDR.FaxTones. Off, the media path only tests this flag.
+	FaxDetect bool
 	// SIPHook, when set, sees every SIP message after the call table did
 	// (spool, SIP history), with the callreference it was tied to (0 when
 	// none) and the packet it came in. Both are valid only during the call.
@@ -181,7 +185,9 @@ func New(cfg Config) *Sniffer {
 		sctp: newSCTP(),
 	}
 	for range max(cfg.Workers, 1) {
-		s.shards = append(s.shards, newMediaTracker(cfg.Media, cfg.SaveGraph))
+		m := newMediaTracker(cfg.Media, cfg.SaveGraph)
+		m.faxDetect = cfg.FaxDetect
+		s.shards = append(s.shards, m)
 	}
 	if cfg.Deduplicate {
 		s.dedup = newDeduper()

@@ -80,6 +80,10 @@ type CDR struct {
 	// FaxPackets counts the UDPTL packets seen on the T.38 addresses (CDR
 	// payload 1000, as VoIPmonitor writes a call with UDPTL).
 	FaxPackets int `json:",omitempty"`
+	// FaxTones: with faxdetect, a G.711 stream carried a fax tone (CNG or
+	// CED) after the call's last SDP (CDR payload 1001, T.30 fax, as
+	// VoIPmonitor writes it).
+	FaxTones bool `json:",omitempty"`
 
 	Streams []rtp.Summary // every RTP stream of the call (cdr_rtp rows)
 	DTMF    []DTMF        // digits, RFC 2833/4733 and SIP INFO, in time order

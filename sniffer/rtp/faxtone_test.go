@@ -6,6 +6,7 @@ import (
 	"sort"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // dBm0 is the peak of a sine at level db dBm0 in the decoders' 16-bit
@@ -351,5 +352,13 @@ func TestToneRunReference(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestFaxTonesSize pins the detector's state, allocated per G.711 stream
+// with faxdetect on (the runtime's 32-byte size class).
+func TestFaxTonesSize(t *testing.T) {
+	if n := unsafe.Sizeof(FaxTones{}); n > 32 {
+		t.Errorf("FaxTones is %d bytes, want ≤ 32", n)
 	}
 }

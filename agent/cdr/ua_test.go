@@ -193,23 +193,30 @@ func TestDTMFRows(t *testing.T) {
 }
 
 // TestFaxPayload: a call with UDPTL packets has payload 1000 (T.38), with
-// or without RTP streams, as VoIPmonitor writes it; without UDPTL the
-// payload stays the stream's.
+// or without RTP streams, as VoIPmonitor writes it; one whose G.711 audio
+// carried a fax tone (faxdetect) 1001 (T.30) unless it also had UDPTL or
+// a 488/606 answer; otherwise the payload stays the stream's.
 func TestFaxPayload(t *testing.T) {
 	for _, tc := range []struct {
-		name    string
-		fax     int
-		streams bool
-		want    any
+		name      string
+		fax       int
+		tones     bool
+		responses []int
+		streams   bool
+		want      any
 	}{
-		{"RTP only", 0, true, int64(8)},
-		{"T.38 after G.711", 120, true, int64(PayloadT38)},
-		{"T.38 only", 120, false, int64(PayloadT38)},
-		{"no media", 0, false, nil},
+		{"RTP only", 0, false, nil, true, int64(8)},
+		{"T.38 after G.711", 120, false, nil, true, int64(PayloadT38)},
+		{"T.38 only", 120, false, nil, false, int64(PayloadT38)},
+		{"no media", 0, false, nil, false, nil},
+		{"fax tones", 0, true, []int{100, 180, 200}, true, int64(PayloadT30)},
+		{"fax tones then T.38", 120, true, nil, true, int64(PayloadT38)},
+		{"fax tones, T.38 refused 488", 0, true, []int{100, 200, 488}, true, int64(8)},
+		{"fax tones, 606", 0, true, []int{606}, true, int64(8)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := sampleCDR(1)
-			c.FaxPackets = tc.fax
+			c.FaxPackets, c.FaxTones, c.Responses = tc.fax, tc.tones, tc.responses
 			if !tc.streams {
 				c.Streams = nil
 			}

@@ -56,6 +56,10 @@ type Config struct {
 	// yes); no mixes both into one channel.
 	SaveAudioStereo bool
 	SaveGraph       bool // savegraph: each RTP stream's quality per second, stored with the CDR (cdr_rtp_series)
+	// FaxDetect looks for the fax tones CNG and CED in G.711 audio and
+	// marks such a call a T.30 fax, CDR payload 1001 (faxdetect, default
+	// no as VoIPmonitor's).
+	FaxDetect bool
 	// Compressed pcaps: pcap_dump_zip_sip/_rtp say whether the SIP and RTP
 	// pcaps are written gzip-compressed (.pcap.gz), pcap_dump_ziplevel_sip/
 	// _rtp at which level (1-9).

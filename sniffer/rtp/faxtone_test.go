@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 	"unsafe"
+
+	"pbx-agent/internal/cputime"
 )
 
 // dBm0 is the peak of a sine at level db dBm0 in the decoders' 16-bit
@@ -296,17 +298,20 @@ func TestFaxTonesNoAlloc(t *testing.T) {
 	}
 }
 
-// BenchmarkFaxTones: one 20 ms G.711 packet through the detector.
+// BenchmarkFaxTones: one 20 ms G.711 packet through the detector;
+// cpu-ns/op is its CPU time (what it costs on a busy machine).
 func BenchmarkFaxTones(b *testing.B) {
 	ps := packets(speech(-15), time.Second, 20*time.Millisecond, false)
 	var d FaxTones
 	b.ReportAllocs()
 	b.SetBytes(160)
 	i := 0
+	start := cputime.Process()
 	for b.Loop() {
 		d.Feed(ps[i%len(ps)])
 		i++
 	}
+	cputime.PerOp(b, start)
 }
 
 // refRun is tone_detect's block logic as dsp.cpp states it, with plain

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"math"
 	"net/netip"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -126,12 +125,6 @@ func mos10(m float64) any {
 }
 
 func clampU(v, hi int64) int64 { return min(max(v, 0), hi) }
-
-// notAcceptable reports whether a response of the call was 488 Not
-// Acceptable Here or 606 Not Acceptable (a refused T.38 re-INVITE is one).
-func notAcceptable(c *call.CDR) bool {
-	return slices.Contains(c.Responses, 488) || slices.Contains(c.Responses, 606)
-}
 
 // The cdr.payload values VoIPmonitor gives fax calls (spec: "1000 = T.38,
 // 1001 = T.30 fax").
@@ -345,9 +338,9 @@ func qualityColumns(r row, c *call.CDR, sa, sb *rtp.Summary, fa, fb sideFigures)
 	switch {
 	case c.FaxPackets > 0:
 		payload = int64(PayloadT38) // VoIPmonitor: a call with UDPTL is T.38 whatever its RTP
-	case c.FaxTones && !notAcceptable(c):
-		// faxdetect found CNG or CED in its G.711 audio: T.30, unless the
-		// call was answered 488 or 606 (VoIPmonitor's not_acceptable)
+	case c.FaxTones && !c.NotAcceptable:
+		// faxdetect found CNG or CED in its G.711 audio: T.30, unless an
+		// INVITE was answered 488 or 606 (VoIPmonitor's not_acceptable)
 		payload = int64(PayloadT30)
 	}
 	if !fa.hasStream && !fb.hasStream {

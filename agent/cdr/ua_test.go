@@ -198,25 +198,25 @@ func TestDTMFRows(t *testing.T) {
 // a 488/606 answer; otherwise the payload stays the stream's.
 func TestFaxPayload(t *testing.T) {
 	for _, tc := range []struct {
-		name      string
-		fax       int
-		tones     bool
-		responses []int
-		streams   bool
-		want      any
+		name          string
+		fax           int
+		tones         bool
+		notAcceptable bool
+		streams       bool
+		want          any
 	}{
-		{"RTP only", 0, false, nil, true, int64(8)},
-		{"T.38 after G.711", 120, false, nil, true, int64(PayloadT38)},
-		{"T.38 only", 120, false, nil, false, int64(PayloadT38)},
-		{"no media", 0, false, nil, false, nil},
-		{"fax tones", 0, true, []int{100, 180, 200}, true, int64(PayloadT30)},
-		{"fax tones then T.38", 120, true, nil, true, int64(PayloadT38)},
-		{"fax tones, T.38 refused 488", 0, true, []int{100, 200, 488}, true, int64(8)},
-		{"fax tones, 606", 0, true, []int{606}, true, int64(8)},
+		{"RTP only", 0, false, false, true, int64(8)},
+		{"T.38 after G.711", 120, false, false, true, int64(PayloadT38)},
+		{"T.38 only", 120, false, false, false, int64(PayloadT38)},
+		{"no media", 0, false, false, false, nil},
+		{"fax tones", 0, true, false, true, int64(PayloadT30)},
+		{"fax tones then T.38", 120, true, false, true, int64(PayloadT38)},
+		{"fax tones, T.38 refused 488", 0, true, true, true, int64(8)},
+		{"T.38 refused, UDPTL anyway", 120, false, true, true, int64(PayloadT38)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := sampleCDR(1)
-			c.FaxPackets, c.FaxTones, c.Responses = tc.fax, tc.tones, tc.responses
+			c.FaxPackets, c.FaxTones, c.NotAcceptable = tc.fax, tc.tones, tc.notAcceptable
 			if !tc.streams {
 				c.Streams = nil
 			}

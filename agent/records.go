@@ -81,6 +81,9 @@ func callJSON(c *call.CDR) map[string]any {
 	if c.Fax {
 		m["fax"] = true
 	}
+	if c.FaxTones {
+		m["fax_tones"] = true
+	}
 	if len(c.Hold) > 0 {
 		hold := make([]any, len(c.Hold))
 		for i, h := range c.Hold {

@@ -28,6 +28,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	hepOn := fs.Bool("hep", false, "decode HEP packets found in the capture (UDP to --hep-port) as SIP/RTCP of the same calls")
 	hepPort := fs.Uint("hep-port", 9060, "with --hep: the HEP port")
 	hepPass := fs.String("hep-password", "", "with --hep: the capture password HEP packets must carry (empty: any)")
+	faxDetect := fs.Bool("faxdetect", false, "look for the fax tones CNG and CED in G.711 calls, as the config's faxdetect: such a call gets \"fax_tones\":true (its CDR payload 1001)")
 	workers := fs.Int("workers", 0, "media workers, as rtpthreads (0 = one per core, 1 = one goroutine does everything): each call's RTP on one worker, SIP in capture order; the output is the same for any number")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -46,6 +47,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	sn := sniffer.New(sniffer.Config{
 		SIPPorts:      ps,
 		SIPByPortOnly: !*detect,
+		FaxDetect:     *faxDetect,
 		Call: call.Config{
 			IdleTimeout: -1, // a file's clock may jump; EOF ends every call
 			OnCallEnd:   out.call,

@@ -38,6 +38,14 @@ func TestReplayCommand(t *testing.T) {
 	transcript := fixture.Repo(t, "testdata", "ami", "ami-call-answered.raw")
 	hepPcap := fixture.Repo(t, "testdata", "pcap", "asterisk-call-hep-tls.pcap")
 	hepAMI := fixture.Repo(t, "testdata", "ami", "ami-call-hep-tls.raw")
+	faxPcap := fixture.Repo(t, "testdata", "pcap", "asterisk-fax-g711.pcap")
+	noFaxTones := func(t *testing.T, calls []map[string]any) {
+		for _, c := range calls {
+			if _, ok := c["fax_tones"]; ok {
+				t.Errorf("%v: fax_tones = %v", c["callid"], c["fax_tones"])
+			}
+		}
+	}
 	tests := []struct {
 		name      string
 		args      []string
@@ -87,6 +95,16 @@ func TestReplayCommand(t *testing.T) {
 					}
 				}
 			}},
+		// faxdetect: the real T.30-over-PCMU fax call is marked, an
+		// ordinary call is not; without the flag neither is.
+		{name: "fax with faxdetect", args: []string{"replay", "--faxdetect", faxPcap}, wantCalls: 1,
+			check: func(t *testing.T, calls []map[string]any) {
+				if calls[0]["fax_tones"] != true {
+					t.Errorf("fax_tones = %v, want true", calls[0]["fax_tones"])
+				}
+			}},
+		{name: "fax without faxdetect", args: []string{"replay", faxPcap}, wantCalls: 1, check: noFaxTones},
+		{name: "voice with faxdetect", args: []string{"replay", "--faxdetect", "--sipport", "5060,5070", pcap}, wantCalls: 2, wantRegs: 4, check: noFaxTones},
 		{name: "TLS call with HEP, wrong password", args: []string{"replay", "--hep", "--hep-password", "nope", hepPcap}, wantCalls: 1, wantRegs: 2},
 		{name: "no file", args: []string{"replay"}, wantCode: 2},
 		{name: "bad ports", args: []string{"replay", "--sipport", "0", pcap}, wantCode: 2},

@@ -53,6 +53,12 @@ func BenchmarkPacketPath(b *testing.B) {
 	benchPacketPath(b, benchCapture(b), Config{})
 }
 
+// BenchmarkPacketPathFaxDetect is BenchmarkPacketPath with faxdetect on:
+// every G.711 packet also goes through its stream's fax tone detector.
+func BenchmarkPacketPathFaxDetect(b *testing.B) {
+	benchPacketPath(b, benchCapture(b), Config{FaxDetect: true})
+}
+
 var loadOnce struct {
 	sync.Once
 	path string

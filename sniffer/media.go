@@ -55,11 +55,15 @@ type mediaCall struct {
 	dtmf       []call.DTMF
 	faxPackets int            // UDPTL packets of T.38 (m=image) addresses
 	opts       *streamOptions // its tracker's
+	// faxTones: a stream's audio held a fax tone since the call's last
+	// SDP (faxdetect; CDR payload 1001)
+	faxTones bool
 }
 
 // streamOptions is what every stream starts with (from Config).
 type streamOptions struct {
 	series        bool // quality per second (Config.SaveGraph)
+	faxDetect     bool // G.711 streams look for fax tones (Config.FaxDetect)
 	f1, f2, adapt rtp.JBConfig
 }
 
@@ -94,6 +98,9 @@ type mediaStream struct {
 	nextRR  uint8
 	pt      uint8 // the payload type it started with
 	caller  bool
+	// fax looks for fax tones in its G.711 audio: nil unless faxdetect
+	// is on and the stream is G.711 (mediaStream fills its size class)
+	fax *rtp.FaxTones
 }
 
 // newReport tells whether rr was not applied to s yet, and remembers it.
@@ -170,6 +177,10 @@ func (m *mediaTracker) announce(ref uint64, a announced) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	mc := m.call(ref)
+	// VoIPmonitor sets the call's fax kind from every SDP media line it
+	// takes (T.38 for m=image, none otherwise): a tone found before the
+	// call's last SDP does not make it a T.30 fax.
+	mc.faxTones = false
 	for i, old := range mc.sdp {
 		if old.addr == a.addr {
 			mc.sdp[i] = a // a re-INVITE replaces the offer for that address
@@ -269,6 +280,15 @@ func (m *mediaTracker) handle(md *call.Media) {
 		s = mc.newStream(p, hdr, md.FromCaller())
 	}
 	payload := hdr.Payload(p.Payload, md.HeaderLen)
+	if m.opts.faxDetect && s.fax != nil {
+		// G.711 voice only, as VoIPmonitor: any other packet of the
+		// stream (an event, comfort noise, an empty one) restarts it.
+		if hdr.PayloadType != s.pt || len(payload) == 0 {
+			s.fax.Reset()
+		} else if s.fax.Feed(payload) != rtp.NoFaxTone {
+			mc.faxTones = true
+		}
+	}
 	if s.stats.IsEvent(hdr.PayloadType) {
 		if d, ok := s.dtmf.Feed(hdr, payload, p.Time); ok {
 			if len(mc.dtmf) < call.MaxDTMF {
@@ -304,7 +324,8 @@ func (mc *mediaCall) stream(p *decode.Packet, hdr *rtp.Header) *mediaStream {
 }
 
 // newStream starts a stream; caller: it flows from the caller (matched on
-// the destination, the other side sent it; on the source, party did).
+// the destination, the other side sent it; on the source, party did). A
+// G.711 stream looks for fax tones with Config.FaxDetect.
 func (mc *mediaCall) newStream(p *decode.Packet, hdr *rtp.Header, caller bool) *mediaStream {
 	o := mc.opts
 	cfg := rtp.StreamConfig{Src: p.Src, Dst: p.Dst, Caller: caller, Series: o.series, F1: o.f1, F2: o.f2, Adapt: o.adapt}
@@ -322,6 +343,9 @@ func (mc *mediaCall) newStream(p *decode.Packet, hdr *rtp.Header, caller bool) *
 	}
 	s := &mediaStream{ssrc: hdr.SSRC, pt: hdr.PayloadType, caller: caller}
 	s.stats.Reset(cfg)
+	if o.faxDetect {
+		s.fax = newFaxTones(hdr.PayloadType, cfg.Codec)
+	}
 	if n := len(mc.streams); n < inlineKeys {
 		mc.keys[n] = streamKey{s.ssrc, s.pt}
 	}
@@ -329,14 +353,22 @@ func (mc *mediaCall) newStream(p *decode.Packet, hdr *rtp.Header, caller bool) *
 	return s
 }
 
-// summaries returns the figures of a call's streams (in the order they
-// started) and its RFC 2833 digits; take also forgets the call.
-func (m *mediaTracker) summaries(ref uint64, take bool) ([]rtp.Summary, []call.DTMF, int) {
+// callMedia is what the media tracker knew of a call.
+type callMedia struct {
+	streams    []rtp.Summary // in the order they started
+	dtmf       []call.DTMF   // RFC 2833 digits
+	faxPackets int           // UDPTL packets
+	faxTones   bool          // a fax tone in G.711 audio since the last SDP
+}
+
+// summaries returns the figures of a call's streams and its RFC 2833
+// digits; take also forgets the call.
+func (m *mediaTracker) summaries(ref uint64, take bool) callMedia {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	mc := m.calls[ref]
 	if mc == nil {
-		return nil, nil, 0
+		return callMedia{}
 	}
 	if take {
 		delete(m.calls, ref)
@@ -352,5 +384,23 @@ func (m *mediaTracker) summaries(ref uint64, take bool) ([]rtp.Summary, []call.D
 		}
 		out = append(out, sum)
 	}
-	return out, slices.Clone(mc.dtmf), mc.faxPackets
+	return callMedia{streams: out, dtmf: slices.Clone(mc.dtmf), faxPackets: mc.faxPackets, faxTones: mc.faxTones}
+}
+
+// newFaxTones returns a fax tone detector for a stream that starts with
+// payload type pt, or nil when pt is not G.711: 0 and 8 by their number,
+// a dynamic type by its rtpmap (VoIPmonitor's codec of a packet).
+func newFaxTones(pt uint8, rtpmap rtp.Codec) *rtp.FaxTones {
+	var name string
+	switch {
+	case pt == rtp.PTPCMU, pt == rtp.PTPCMA:
+		return &rtp.FaxTones{ALaw: pt == rtp.PTPCMA}
+	case pt >= 96 && pt <= 127:
+		name = rtpmap.Name
+	}
+	switch name {
+	case rtp.CodecPCMU.Name, rtp.CodecPCMA.Name:
+		return &rtp.FaxTones{ALaw: name == rtp.CodecPCMA.Name}
+	}
+	return nil
 }

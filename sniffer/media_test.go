@@ -20,7 +20,8 @@ import (
 // three jitter-buffer simulators, the spool's packet side — allocates
 // nothing, single-threaded and with media workers (the hand-off to the
 // call's worker through its ring included; each measured run hands 256
-// packets over and waits until the workers handled them). run=…: the
+// packets over and waits until the workers handled them); faxdetect: with
+// every G.711 packet through the fax tone detector too. run=…: the
 // whole parallel Run of a source read each way (parallel_test.go): copied
 // to the workers, read into chunks they pin, or decoded by a reader whose
 // batches they point into.
@@ -29,8 +30,10 @@ func TestMediaPathNoAlloc(t *testing.T) {
 	aheadFrom = 0 // reading ahead too
 	for _, workers := range []int{1, 2} {
 		for _, graph := range []bool{false, true} { // savegraph: the quality per second too
-			t.Run(fmt.Sprintf("workers=%d/savegraph=%v", workers, graph), func(t *testing.T) { mediaPathAllocs(t, workers, graph) })
+			t.Run(fmt.Sprintf("workers=%d/savegraph=%v", workers, graph), func(t *testing.T) { mediaPathAllocs(t, workers, pathOpts{graph: graph}) })
 		}
+		// faxdetect: every G.711 packet through the fax tone detector too
+		t.Run(fmt.Sprintf("workers=%d/faxdetect", workers), func(t *testing.T) { mediaPathAllocs(t, workers, pathOpts{faxDetect: true}) })
 	}
 	for _, how := range []string{fromMemory, fromFile, fromLive} {
 		t.Run("workers=2/run="+how, func(t *testing.T) { mediaRunAllocs(t, how) })
@@ -40,7 +43,7 @@ func TestMediaPathNoAlloc(t *testing.T) {
 // mediaPathSniffer returns a sniffer with a spool through the set-up and
 // the first seconds of RTP of a generated capture (streams started), the
 // capture and the index of its next frame.
-func mediaPathSniffer(t *testing.T, calls, workers int, graph bool) (*Sniffer, *frames, int) {
+func mediaPathSniffer(t *testing.T, calls, workers int, o pathOpts) (*Sniffer, *frames, int) {
 	g, err := simulate.New(simulate.Options{Calls: calls, Concurrency: calls, Duration: 30 * time.Second, Seed: 7})
 	if err != nil {
 		t.Fatal(err)
@@ -53,7 +56,7 @@ func mediaPathSniffer(t *testing.T, calls, workers int, graph bool) (*Sniffer, *
 	go func() { _ = sp.Run(t.Context()) }()
 	t.Cleanup(func() { sp.Close(context.Background()) })
 	ps, _ := ParsePorts("5060")
-	sn := New(Config{SIPPorts: ps, Media: sp, SIPHook: sp.SIP, Workers: workers, SaveGraph: graph, Call: call.Config{IdleTimeout: -1, OnCallEnd: sp.CallEnded}})
+	sn := New(Config{SIPPorts: ps, Media: sp, SIPHook: sp.SIP, Workers: workers, SaveGraph: o.graph, FaxDetect: o.faxDetect, Call: call.Config{IdleTimeout: -1, OnCallEnd: sp.CallEnded}})
 	i := 0
 	for ; i < len(f.data) && f.ts[i].Sub(f.ts[0]) < 5*time.Second; i++ {
 		if err := sn.HandleFrame(f.link, f.data[i], f.ts[i]); err != nil {
@@ -63,8 +66,11 @@ func mediaPathSniffer(t *testing.T, calls, workers int, graph bool) (*Sniffer, *
 	return sn, f, i
 }
 
-func mediaPathAllocs(t *testing.T, workers int, graph bool) {
-	sn, f, i := mediaPathSniffer(t, 2, workers, graph)
+// pathOpts are the options of the media path measured.
+type pathOpts struct{ graph, faxDetect bool }
+
+func mediaPathAllocs(t *testing.T, workers int, o pathOpts) {
+	sn, f, i := mediaPathSniffer(t, 2, workers, o)
 	// In batches, as a file replay hands them over (HandleFrames, reading
 	// ahead); with workers, batches the size of the workers' hand-off.
 	per := 16
@@ -115,7 +121,7 @@ func mediaPathAllocs(t *testing.T, workers int, graph bool) {
 func mediaRunAllocs(t *testing.T, how string) {
 	defer func(n int) { chunkBytes = n }(chunkBytes)
 	chunkBytes = 16 << 10
-	sn, f, i := mediaPathSniffer(t, 12, 2, false)
+	sn, f, i := mediaPathSniffer(t, 12, 2, pathOpts{})
 	const short, long = 256, 256 + 4096
 	run := func(n int) int64 {
 		src := source(t, f, i, i+n, how)
@@ -156,7 +162,9 @@ func mediaRunAllocs(t *testing.T, how string) {
 
 // TestStreamFootprint pins the per-stream memory behind "≤ 8 KiB per active
 // call": a stream with its statistics and the three jitter-buffer
-// simulators fits the runtime's 2,688-byte size class (two per call).
+// simulators fits the runtime's 2,688-byte size class (two per call). It
+// is full: faxdetect's state (rtp.FaxTones, 28 bytes) is behind a pointer,
+// allocated per G.711 stream only when faxdetect is on.
 func TestStreamFootprint(t *testing.T) {
 	if n := unsafe.Sizeof(mediaStream{}); n > 2688 {
 		t.Errorf("mediaStream is %d bytes, want ≤ 2688 (one 2,688-byte allocation per stream)", n)

@@ -44,7 +44,7 @@ func TestMediaTrackerBounded(t *testing.T) {
 		md.Classify()
 		m.HandleMedia(&md)
 	}
-	_, dtmf, _ := m.summaries(ref, true)
+	dtmf := m.summaries(ref, true).dtmf
 	if len(dtmf) != call.MaxDTMF || m.dtmfDropped != n-call.MaxDTMF {
 		t.Errorf("%d digits kept, %d dropped; want %d, %d", len(dtmf), m.dtmfDropped, call.MaxDTMF, n-call.MaxDTMF)
 	}

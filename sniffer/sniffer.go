@@ -65,6 +65,10 @@ type Config struct {
 	// off (its MOS stays 4.5, and the packet path neither runs nor fetches
 	// its state).
 	F1, F2, Adapt rtp.JBConfig
+	// FaxDetect looks for the fax tones CNG (1100 Hz) and CED (2100 Hz)
+	// in every G.711 stream (VoIPmonitor's faxdetect): a call with one
+	// gets call.CDR.FaxTones. Off, the media path only tests this flag.
+	FaxDetect bool
 	// SIPHook, when set, sees every SIP message after the call table did
 	// (spool, SIP history), with the callreference it was tied to (0 when
 	// none) and the packet it came in. Both are valid only during the call.
@@ -187,7 +191,8 @@ func New(cfg Config) *Sniffer {
 		sctp: newSCTP(),
 	}
 	for range max(cfg.Workers, 1) {
-		s.shards = append(s.shards, newMediaTracker(cfg.Media, streamOptions{series: cfg.SaveGraph, f1: cfg.F1, f2: cfg.F2, adapt: cfg.Adapt}))
+		s.shards = append(s.shards, newMediaTracker(cfg.Media, streamOptions{series: cfg.SaveGraph, faxDetect: cfg.FaxDetect,
+			f1: cfg.F1, f2: cfg.F2, adapt: cfg.Adapt}))
 	}
 	if cfg.Deduplicate {
 		s.dedup = newDeduper()

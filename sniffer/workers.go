@@ -295,10 +295,10 @@ func (w *worker) handle(b *batch, e *event) {
 // addMedia attaches the call's RTP streams and merges its RFC 2833 digits
 // with the SIP INFO ones.
 func (s *Sniffer) addMedia(c *call.CDR, final bool) {
-	streams, dtmf, fax := s.trackerOf(c.CallRef).summaries(c.CallRef, final)
-	c.Streams, c.FaxPackets = streams, fax
-	if len(dtmf) > 0 {
-		c.DTMF = append(c.DTMF, dtmf...)
+	cm := s.trackerOf(c.CallRef).summaries(c.CallRef, final)
+	c.Streams, c.FaxPackets, c.FaxTones = cm.streams, cm.faxPackets, cm.faxTones
+	if len(cm.dtmf) > 0 {
+		c.DTMF = append(c.DTMF, cm.dtmf...)
 		sort.SliceStable(c.DTMF, func(i, j int) bool { return c.DTMF[i].Time.Before(c.DTMF[j].Time) })
 	}
 }

@@ -340,8 +340,13 @@ func callColumns(r row, c *call.CDR, ids *lookups, o rowOptions) row {
 // figures sideColumns found): the worst of the two, the delays summed.
 func qualityColumns(r row, c *call.CDR, sa, sb *rtp.Summary, fa, fb sideFigures) row {
 	var payload any
-	if c.FaxPackets > 0 {
+	switch {
+	case c.FaxPackets > 0:
 		payload = int64(PayloadT38) // VoIPmonitor: a call with UDPTL is T.38 whatever its RTP
+	case c.FaxTones && !c.NotAcceptable:
+		// faxdetect found CNG or CED in its G.711 audio: T.30, unless an
+		// INVITE was answered 488 or 606 (VoIPmonitor's not_acceptable)
+		payload = int64(PayloadT30)
 	}
 	if !fa.hasStream && !fb.hasStream {
 		r = append(r, col{"payload", payload})

@@ -225,23 +225,30 @@ func TestDTMFRows(t *testing.T) {
 }
 
 // TestFaxPayload: a call with UDPTL packets has payload 1000 (T.38), with
-// or without RTP streams, as VoIPmonitor writes it; without UDPTL the
-// payload stays the stream's.
+// or without RTP streams, as VoIPmonitor writes it; one whose G.711 audio
+// carried a fax tone (faxdetect) 1001 (T.30) unless it also had UDPTL or
+// a 488/606 answer; otherwise the payload stays the stream's.
 func TestFaxPayload(t *testing.T) {
 	for _, tc := range []struct {
-		name    string
-		fax     int
-		streams bool
-		want    any
+		name          string
+		fax           int
+		tones         bool
+		notAcceptable bool
+		streams       bool
+		want          any
 	}{
-		{"RTP only", 0, true, int64(8)},
-		{"T.38 after G.711", 120, true, int64(PayloadT38)},
-		{"T.38 only", 120, false, int64(PayloadT38)},
-		{"no media", 0, false, nil},
+		{"RTP only", 0, false, false, true, int64(8)},
+		{"T.38 after G.711", 120, false, false, true, int64(PayloadT38)},
+		{"T.38 only", 120, false, false, false, int64(PayloadT38)},
+		{"no media", 0, false, false, false, nil},
+		{"fax tones", 0, true, false, true, int64(PayloadT30)},
+		{"fax tones then T.38", 120, true, false, true, int64(PayloadT38)},
+		{"fax tones, T.38 refused 488", 0, true, true, true, int64(8)},
+		{"T.38 refused, UDPTL anyway", 120, false, true, true, int64(PayloadT38)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := sampleCDR(1)
-			c.FaxPackets = tc.fax
+			c.FaxPackets, c.FaxTones, c.NotAcceptable = tc.fax, tc.tones, tc.notAcceptable
 			if !tc.streams {
 				c.Streams = nil
 			}

@@ -66,6 +66,10 @@ type Config struct {
 	// MOSMinF2: mos_min_mult10 is the F2 MOS (mosmin_f2, default yes); no
 	// makes it the lowest of the three.
 	MOSMinF2 bool
+	// FaxDetect looks for the fax tones CNG and CED in G.711 audio and
+	// marks such a call a T.30 fax, CDR payload 1001 (faxdetect, default
+	// no as VoIPmonitor's).
+	FaxDetect bool
 	// Compressed pcaps: pcap_dump_zip_sip/_rtp say whether the SIP and RTP
 	// pcaps are written gzip-compressed (.pcap.gz), pcap_dump_ziplevel_sip/
 	// _rtp at which level (1-9).

@@ -117,6 +117,8 @@ var options = map[string]option{
 	"saveaudio_stereo": {set: boolean(func(c *Config) *bool { return &c.SaveAudioStereo }), hint: "yes or no"},
 	"sip-register":     {set: boolean(func(c *Config) *bool { return &c.SIPRegister }), hint: "yes or no"},
 	"nocdr":            {set: boolean(func(c *Config) *bool { return &c.NoCDR }), hint: "yes or no"},
+	"faxdetect": {set: boolean(func(c *Config) *bool { return &c.FaxDetect }),
+		hint: "yes or no (default): look for the fax tones CNG (1100 Hz) and CED (2100 Hz) in G.711 calls and store such a call with payload 1001 (T.30 fax)"},
 	"savertp": {set: func(c *Config, v string) error {
 		switch strings.ToLower(v) {
 		case "yes", "1", "true":

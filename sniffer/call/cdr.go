@@ -80,6 +80,14 @@ type CDR struct {
 	// FaxPackets counts the UDPTL packets seen on the T.38 addresses (CDR
 	// payload 1000, as VoIPmonitor writes a call with UDPTL).
 	FaxPackets int `json:",omitempty"`
+	// FaxTones: with faxdetect, a G.711 stream carried a fax tone (CNG or
+	// CED) after the call's last SDP (CDR payload 1001, T.30 fax, as
+	// VoIPmonitor writes it, unless NotAcceptable).
+	FaxTones bool `json:",omitempty"`
+	// NotAcceptable: an INVITE of the call was answered 488 or 606 (a
+	// refused T.38 re-INVITE, say): VoIPmonitor's not_acceptable, which
+	// keeps such a call from payload 1001.
+	NotAcceptable bool `json:",omitempty"`
 
 	Streams []rtp.Summary // every RTP stream of the call (cdr_rtp rows)
 	DTMF    []DTMF        // digits, RFC 2833/4733 and SIP INFO, in time order

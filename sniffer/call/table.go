@@ -482,6 +482,9 @@ func (t *Table) inviteResponse(c *callState, m *sip.Message, meta Meta) {
 	if code == 100 {
 		return
 	}
+	if code == 488 || code == 606 {
+		d.NotAcceptable = true
+	}
 	if code < 200 {
 		if d.ProgressTime.IsZero() {
 			d.ProgressTime = meta.Time

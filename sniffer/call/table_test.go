@@ -367,3 +367,35 @@ func TestCallRefsUnguessable(t *testing.T) {
 		t.Errorf("%d of 199 references lie within 2^20 of the previous one: guessable", near)
 	}
 }
+
+// TestNotAcceptable: a 488 or 606 answer to an INVITE (the call's or a
+// re-INVITE's) marks the call (VoIPmonitor's not_acceptable); a 488 to
+// another request does not.
+func TestNotAcceptable(t *testing.T) {
+	inv := sipText("INVITE sip:200@pbx.example SIP/2.0", "n1", "ft", "", 1, "INVITE", "10.0.0.1")
+	ok := sipText("SIP/2.0 200 OK", "n1", "ft", "tt", 1, "INVITE", "10.0.0.2")
+	ack := sipText("ACK sip:200@pbx.example SIP/2.0", "n1", "ft", "tt", 1, "ACK", "")
+	reinv := sipText("INVITE sip:200@pbx.example SIP/2.0", "n1", "ft", "tt", 2, "INVITE", "10.0.0.1")
+	update := sipText("UPDATE sip:200@pbx.example SIP/2.0", "n1", "ft", "tt", 2, "UPDATE", "10.0.0.1")
+	s := time.Second
+	for _, tc := range []struct {
+		name  string
+		steps []step
+		want  bool
+	}{
+		{"answered", []step{{0, "A>B", inv}, {s, "B>A", ok}, {s, "A>B", ack}}, false},
+		{"488 to the INVITE", []step{{0, "A>B", inv}, {s, "B>A", sipText("SIP/2.0 488 Not Acceptable Here", "n1", "ft", "tt", 1, "INVITE", "")}}, true},
+		{"606 to the INVITE", []step{{0, "A>B", inv}, {s, "B>A", sipText("SIP/2.0 606 Not Acceptable", "n1", "ft", "tt", 1, "INVITE", "")}}, true},
+		{"re-INVITE refused 488", []step{{0, "A>B", inv}, {s, "B>A", ok}, {s, "A>B", ack}, {3 * s, "A>B", reinv},
+			{3 * s, "B>A", sipText("SIP/2.0 488 Not Acceptable Here", "n1", "ft", "tt", 2, "INVITE", "")}}, true},
+		{"488 to an UPDATE", []step{{0, "A>B", inv}, {s, "B>A", ok}, {s, "A>B", ack}, {3 * s, "A>B", update},
+			{3 * s, "B>A", sipText("SIP/2.0 488 Not Acceptable Here", "n1", "ft", "tt", 2, "UPDATE", "")}}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, _ := run(t, tc.steps)
+			if len(out) != 1 || out[0].NotAcceptable != tc.want {
+				t.Fatalf("%d CDRs, NotAcceptable %v; want %v", len(out), len(out) > 0 && out[0].NotAcceptable, tc.want)
+			}
+		})
+	}
+}

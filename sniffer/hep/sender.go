@@ -134,8 +134,12 @@ func (s *Sender) Run(ctx context.Context) error {
 		case bp = <-s.q:
 		}
 		if conn == nil && time.Now().After(nextDial) {
+			// Not cancelled with ctx: a sender stopping before it sent
+			// anything (a replay ends in milliseconds) still connects for
+			// what is queued; with ctx the dial failed, and the packets
+			// taken before flush were counted failed.
 			d := net.Dialer{Timeout: 2 * time.Second}
-			c, err := d.DialContext(ctx, s.cfg.Network, s.cfg.Addr)
+			c, err := d.DialContext(context.WithoutCancel(ctx), s.cfg.Network, s.cfg.Addr)
 			if err != nil {
 				backoff = min(max(2*backoff, 100*time.Millisecond), 10*time.Second)
 				nextDial = time.Now().Add(backoff)

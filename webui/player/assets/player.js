@@ -175,6 +175,9 @@
       case "end":
         P.ended = m.reason;
         P.state = "ended";
+        // No frame follows: the jitter buffer plays out what it holds.
+        if (node) node.port.postMessage({ type: "end" });
+        else if (jb) jb.end();
         setStatus(m.reason === "call not found" ? "Call not found: it is not active on that sensor (check the callref and sensor id)." :
           m.reason === "call ended" ? "The call has ended." : "Stopped: " + m.reason, m.type === "error" ? "err" : "");
         break;

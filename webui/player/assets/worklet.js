@@ -17,7 +17,8 @@
 // raises it, calm lowers it. Playback drifts 2 % faster or slower to stay
 // near the target (no skips). An underrun fades to silence over 5 ms and
 // playback resumes with a fade-in once the target is buffered again: no
-// clicks.
+// clicks. Once the stream has ended (end) what is buffered plays out,
+// target or not.
 "use strict";
 
 const RING_RATE = 48000;
@@ -94,6 +95,7 @@ class ChunkJitter {
     this.lastSeq = -1;
     this.underruns = 0;
     this.lateDrops = 0;
+    this.ending = false; // the stream ended: play the rest below the target
     this.played = 0; // input samples consumed while playing
     this.sumL = 0; this.sumR = 0; this.nSum = 0;
     this.lastL = 0; this.lastR = 0;
@@ -111,6 +113,7 @@ class ChunkJitter {
   // arrived at t ms (performance.now() of the page).
   push(l, r, t, seq, rate) {
     rate = rate || 8000;
+    this.ending = false;
     if (rate !== this.frameRate) {
       // A new stream or a codec change (re-INVITE PCMU → G.722).
       this.frameRate = rate;
@@ -152,7 +155,7 @@ class ChunkJitter {
       this.peak *= this.decay;
       const avail = this.w - this.pos;
       if (!this.playing) {
-        if (avail * 1000 / this.inRate >= target) {
+        if (avail * 1000 / this.inRate >= target || (this.ending && avail >= 2)) {
           this.playing = true;
         }
       } else if (avail < 2) {
@@ -187,6 +190,13 @@ class ChunkJitter {
     return n;
   }
 
+  // end says no frame follows: what is buffered plays out even below the
+  // target (after an underrun near the end of a call, the rest, less than
+  // the target, stayed in the buffer for good: 80 and 100 ms of two calls).
+  end() {
+    this.ending = true;
+  }
+
   // levels returns the RMS of each channel since the previous call.
   levels() {
     const n = Math.max(1, this.nSum);
@@ -216,6 +226,7 @@ if (typeof registerProcessor === "function") {
       this.port.onmessage = (e) => {
         const m = e.data;
         if (m.type === "frame") this.jb.push(m.l, m.r, m.t, m.seq, m.rate);
+        else if (m.type === "end") this.jb.end();
       };
     }
 

@@ -28,6 +28,9 @@ type captured struct {
 	Rate float64   `json:"rate"`
 	L    []float64 `json:"l"`
 	R    []float64 `json:"r"`
+	// Unsteady are the stretches [from, to) of L and R not played from the
+	// frames at full gain (fades, underruns).
+	Unsteady [][2]int `json:"unsteady"`
 }
 
 // TestBrowserPlaysCall: real headless Chromium logs in on the dashboard,

@@ -147,8 +147,10 @@ class ChunkJitter {
   }
 
   // render fills one block of output (outL, outR: Float32Array), returns
-  // the samples rendered. cap, when set, receives a copy.
-  render(outL, outR) {
+  // the samples rendered. steady, when given (Uint8Array), gets 1 for each
+  // sample played from the frames at full gain and 0 for the rest (fades,
+  // the held sample of an underrun, silence before the first frames).
+  render(outL, outR, steady) {
     const n = outL.length;
     const target = this.targetMs();
     for (let i = 0; i < n; i++) {
@@ -183,6 +185,7 @@ class ChunkJitter {
         this.gain = Math.max(0, this.gain - this.fade);
       }
       const ol = sl * this.gain, or = sr * this.gain;
+      if (steady) steady[i] = this.playing && this.gain === 1 ? 1 : 0;
       outL[i] = ol;
       if (outR) outR[i] = or;
       this.sumL += ol * ol; this.sumR += or * or; this.nSum++;
@@ -209,6 +212,7 @@ class ChunkJitter {
     return {
       depthMs: this.depthMs(), targetMs: this.targetMs(), underruns: this.underruns,
       playing: this.playing, played: Math.floor(this.played), levels: this.levels(), frameRate: this.frameRate,
+      lastSeq: this.lastSeq,
     };
   }
 }
@@ -222,6 +226,7 @@ if (typeof registerProcessor === "function") {
       this.capLeft = Math.floor((o.captureSeconds || 0) * sampleRate);
       this.cap = null;
       this.capN = 0;
+      this.steady = new Uint8Array(128);
       this.nextStat = 0;
       this.port.onmessage = (e) => {
         const m = e.data;
@@ -233,16 +238,19 @@ if (typeof registerProcessor === "function") {
     process(inputs, outputs) {
       const out = outputs[0];
       const l = out[0], r = out.length > 1 ? out[1] : null;
-      this.jb.render(l, r);
+      if (this.steady.length < l.length) this.steady = new Uint8Array(l.length);
+      this.jb.render(l, r, this.steady);
       if (this.capLeft > 0) {
-        if (!this.cap) this.cap = [new Float32Array(4096), new Float32Array(4096)];
+        if (!this.cap) this.cap = [new Float32Array(4096), new Float32Array(4096), new Uint8Array(4096)];
         const k = Math.min(l.length, this.capLeft, 4096 - this.capN);
         this.cap[0].set(l.subarray(0, k), this.capN);
         this.cap[1].set((r || l).subarray(0, k), this.capN);
+        this.cap[2].set(this.steady.subarray(0, k), this.capN);
         this.capN += k;
         this.capLeft -= k;
         if (this.capN === 4096 || this.capLeft === 0) {
-          this.port.postMessage({ type: "capture", l: this.cap[0].slice(0, this.capN), r: this.cap[1].slice(0, this.capN) });
+          this.port.postMessage({ type: "capture", l: this.cap[0].slice(0, this.capN), r: this.cap[1].slice(0, this.capN),
+            steady: this.cap[2].slice(0, this.capN) });
           this.capN = 0;
         }
       }

@@ -28,6 +28,9 @@ type captured struct {
 	Rate float64   `json:"rate"`
 	L    []float64 `json:"l"`
 	R    []float64 `json:"r"`
+	// Unsteady are the stretches [from, to) of L and R not played from the
+	// frames at full gain (fades, underruns).
+	Unsteady [][2]int `json:"unsteady"`
 }
 
 // TestBrowserPlaysCall: real headless Chromium logs in on the dashboard,
@@ -291,5 +294,48 @@ func writeArtifact(t *testing.T, dir, name string, b []byte) {
 	}
 	if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestJitterBufferPlaysOutAfterEnd: the player's jitter buffer (worklet.js,
+// loaded by the page for its fallback) holding less than its target when
+// the stream ends plays it out once told of the end. The tail of a call
+// that came after an underrun stayed in the buffer, never heard (80 and
+// 100 ms of two calls of TestBrowserPlaysCodecs on a loaded machine).
+func TestJitterBufferPlaysOutAfterEnd(t *testing.T) {
+	ctx, cancel := browser(t)
+	defer cancel()
+	a := newAgent(t, nil, nil)
+	type result struct {
+		Before  float64 `json:"before"`  // sum of |samples| rendered before the end
+		After   float64 `json:"after"`   // and after it
+		Playing bool    `json:"playing"` // still playing at the end
+		Depth   float64 `json:"depth"`   // ms left in the buffer
+	}
+	if err := chromedp.Do(ctx, chromedp.Navigate(a.srv.URL+"/api/chunkplayer/index.html"), chromedp.WaitVisible(chromedp.CSS("#callref"))); err != nil {
+		t.Fatal(err)
+	}
+	got, err := chromedp.Run(ctx, chromedp.Evaluate[result](`(() => {
+		const jb = new ChunkJitter(48000);
+		// 20 ms at 8 kHz: below the smallest target (40 ms).
+		jb.push(new Float32Array(160).fill(0.5), new Float32Array(160).fill(-0.5), 0, 0, 8000);
+		const render = () => {
+			const l = new Float32Array(4800), r = new Float32Array(4800);
+			jb.render(l, r);
+			return l.reduce((s, v) => s + Math.abs(v), 0);
+		};
+		const before = render();
+		jb.end();
+		const after = render();
+		return { before, after, playing: jb.playing, depth: jb.depthMs() };
+	})()`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%+v", got)
+	// 960 samples at 48 kHz of 0.5, less the fades and the filter's onset.
+	if got.Before != 0 || got.After < 300 || got.Playing || got.Depth > 0.1 {
+		t.Errorf("rendered %.0f before the end and %.0f after it (want 0, then ≈ 480), playing %v, %.2f ms left; want the 20 ms played out",
+			got.Before, got.After, got.Playing, got.Depth)
 	}
 }

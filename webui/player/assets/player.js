@@ -12,7 +12,7 @@
   const P = (window.__player = {
     state: "idle", received: 0, decoded: 0, dropped: 0, lastSeq: -1, gaps: 0,
     latencies: [], clockOffset: 0, sampleRate: 0, frameRate: 0, frameRates: {}, backend: "", stats: null, ended: null, messages: [],
-    capL: [], capR: [], capN: 0,
+    capL: [], capR: [], capS: [], capN: 0,
   });
 
   $("callref").value = q.get("callref") || "";
@@ -54,20 +54,32 @@
     }
   }
 
-  function onCapture(l, r) {
+  function onCapture(l, r, steady) {
     P.capL.push(l);
     P.capR.push(r);
+    P.capS.push(steady);
     P.capN += l.length;
   }
 
-  // capture() returns what the player rendered so far (tests).
+  // capture() returns what the player rendered so far (tests), and the
+  // stretches [from, to) of it (sample indexes) not played steadily from
+  // the frames: fades, underruns, silence before the first frames.
   P.capture = function () {
     const join = (parts) => {
       const out = [];
       for (const p of parts) for (let i = 0; i < p.length; i++) out.push(Math.round(p[i] * 32767));
       return out;
     };
-    return { rate: P.sampleRate, l: join(P.capL), r: join(P.capR) };
+    const unsteady = [];
+    let n = 0, from = -1;
+    for (const p of P.capS) {
+      for (let i = 0; i < p.length; i++, n++) {
+        if (!p[i] && from < 0) from = n;
+        else if (p[i] && from >= 0) { unsteady.push([from, n]); from = -1; }
+      }
+    }
+    if (from >= 0) unsteady.push([from, n]);
+    return { rate: P.sampleRate, l: join(P.capL), r: join(P.capR), unsteady };
   };
 
   async function startAudio() {
@@ -86,7 +98,7 @@
       node.port.onmessage = (e) => {
         const m = e.data;
         if (m.type === "stats") showStats(m.stats);
-        else if (m.type === "capture") onCapture(m.l, m.r);
+        else if (m.type === "capture") onCapture(m.l, m.r, m.steady);
       };
       node.connect(gain);
       P.backend = "AudioWorklet";
@@ -94,13 +106,14 @@
       // No AudioWorklet (insecure context): the same jitter buffer in a ScriptProcessor.
       jb = new ChunkJitter(ctx.sampleRate);
       let capLeft = Math.floor(captureSeconds * ctx.sampleRate);
+      const steady = new Uint8Array(1024);
       sp = ctx.createScriptProcessor(1024, 0, 2);
       sp.onaudioprocess = (e) => {
         const l = e.outputBuffer.getChannelData(0), r = e.outputBuffer.getChannelData(1);
-        jb.render(l, r);
+        jb.render(l, r, steady);
         if (capLeft > 0) {
           const k = Math.min(capLeft, l.length);
-          onCapture(l.slice(0, k), r.slice(0, k));
+          onCapture(l.slice(0, k), r.slice(0, k), steady.slice(0, k));
           capLeft -= k;
         }
       };
@@ -175,6 +188,9 @@
       case "end":
         P.ended = m.reason;
         P.state = "ended";
+        // No frame follows: the jitter buffer plays out what it holds.
+        if (node) node.port.postMessage({ type: "end" });
+        else if (jb) jb.end();
         setStatus(m.reason === "call not found" ? "Call not found: it is not active on that sensor (check the callref and sensor id)." :
           m.reason === "call ended" ? "The call has ended." : "Stopped: " + m.reason, m.type === "error" ? "err" : "");
         break;

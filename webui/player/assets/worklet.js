@@ -17,7 +17,8 @@
 // raises it, calm lowers it. Playback drifts 2 % faster or slower to stay
 // near the target (no skips). An underrun fades to silence over 5 ms and
 // playback resumes with a fade-in once the target is buffered again: no
-// clicks.
+// clicks. Once the stream has ended (end) what is buffered plays out,
+// target or not.
 "use strict";
 
 const RING_RATE = 48000;
@@ -94,6 +95,7 @@ class ChunkJitter {
     this.lastSeq = -1;
     this.underruns = 0;
     this.lateDrops = 0;
+    this.ending = false; // the stream ended: play the rest below the target
     this.played = 0; // input samples consumed while playing
     this.sumL = 0; this.sumR = 0; this.nSum = 0;
     this.lastL = 0; this.lastR = 0;
@@ -111,6 +113,7 @@ class ChunkJitter {
   // arrived at t ms (performance.now() of the page).
   push(l, r, t, seq, rate) {
     rate = rate || 8000;
+    this.ending = false;
     if (rate !== this.frameRate) {
       // A new stream or a codec change (re-INVITE PCMU → G.722).
       this.frameRate = rate;
@@ -144,15 +147,17 @@ class ChunkJitter {
   }
 
   // render fills one block of output (outL, outR: Float32Array), returns
-  // the samples rendered. cap, when set, receives a copy.
-  render(outL, outR) {
+  // the samples rendered. steady, when given (Uint8Array), gets 1 for each
+  // sample played from the frames at full gain and 0 for the rest (fades,
+  // the held sample of an underrun, silence before the first frames).
+  render(outL, outR, steady) {
     const n = outL.length;
     const target = this.targetMs();
     for (let i = 0; i < n; i++) {
       this.peak *= this.decay;
       const avail = this.w - this.pos;
       if (!this.playing) {
-        if (avail * 1000 / this.inRate >= target) {
+        if (avail * 1000 / this.inRate >= target || (this.ending && avail >= 2)) {
           this.playing = true;
         }
       } else if (avail < 2) {
@@ -180,11 +185,19 @@ class ChunkJitter {
         this.gain = Math.max(0, this.gain - this.fade);
       }
       const ol = sl * this.gain, or = sr * this.gain;
+      if (steady) steady[i] = this.playing && this.gain === 1 ? 1 : 0;
       outL[i] = ol;
       if (outR) outR[i] = or;
       this.sumL += ol * ol; this.sumR += or * or; this.nSum++;
     }
     return n;
+  }
+
+  // end says no frame follows: what is buffered plays out even below the
+  // target (after an underrun near the end of a call, the rest, less than
+  // the target, stayed in the buffer for good: 80 and 100 ms of two calls).
+  end() {
+    this.ending = true;
   }
 
   // levels returns the RMS of each channel since the previous call.
@@ -199,6 +212,7 @@ class ChunkJitter {
     return {
       depthMs: this.depthMs(), targetMs: this.targetMs(), underruns: this.underruns,
       playing: this.playing, played: Math.floor(this.played), levels: this.levels(), frameRate: this.frameRate,
+      lastSeq: this.lastSeq,
     };
   }
 }
@@ -212,26 +226,31 @@ if (typeof registerProcessor === "function") {
       this.capLeft = Math.floor((o.captureSeconds || 0) * sampleRate);
       this.cap = null;
       this.capN = 0;
+      this.steady = new Uint8Array(128);
       this.nextStat = 0;
       this.port.onmessage = (e) => {
         const m = e.data;
         if (m.type === "frame") this.jb.push(m.l, m.r, m.t, m.seq, m.rate);
+        else if (m.type === "end") this.jb.end();
       };
     }
 
     process(inputs, outputs) {
       const out = outputs[0];
       const l = out[0], r = out.length > 1 ? out[1] : null;
-      this.jb.render(l, r);
+      if (this.steady.length < l.length) this.steady = new Uint8Array(l.length);
+      this.jb.render(l, r, this.steady);
       if (this.capLeft > 0) {
-        if (!this.cap) this.cap = [new Float32Array(4096), new Float32Array(4096)];
+        if (!this.cap) this.cap = [new Float32Array(4096), new Float32Array(4096), new Uint8Array(4096)];
         const k = Math.min(l.length, this.capLeft, 4096 - this.capN);
         this.cap[0].set(l.subarray(0, k), this.capN);
         this.cap[1].set((r || l).subarray(0, k), this.capN);
+        this.cap[2].set(this.steady.subarray(0, k), this.capN);
         this.capN += k;
         this.capLeft -= k;
         if (this.capN === 4096 || this.capLeft === 0) {
-          this.port.postMessage({ type: "capture", l: this.cap[0].slice(0, this.capN), r: this.cap[1].slice(0, this.capN) });
+          this.port.postMessage({ type: "capture", l: this.cap[0].slice(0, this.capN), r: this.cap[1].slice(0, this.capN),
+            steady: this.cap[2].slice(0, this.capN) });
           this.capN = 0;
         }
       }

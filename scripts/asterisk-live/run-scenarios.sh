@@ -9,6 +9,8 @@
 #   wrongsecret  agent with a wrong AMI secret (30 s)
 #   taps       TAP_TRIES (default 50) fresh ARI taps in a row on one SRTP call, stereo separation per tap
 #   noasterisk   agent started while Asterisk is down; Asterisk started 20 s later
+#   fax        the agent live with faxdetect = yes beside fax.sh's G.711 and T.38 fax calls (its own
+#              Asterisk: the lab's is stopped first); their CDRs must have payload 1001 and 1000
 #   teardown   stop everything this script started (by pid)
 # Evidence: $RUN/evidence/<scenario>/, logs in $RUN (agent*.log, asterisk log/messages.log, ami.pcap).
 # Env: WORK (Asterisk build, default ~/.cache/asterisk-live/asterisk), LIVE (default ~/.cache/asterisk-live/live),
@@ -172,6 +174,27 @@ step_noasterisk() {
   "${ASTC[@]}" -rx 'manager show connected'
   SCENARIOS=answered OUT=$RUN/evidence/noasterisk python3 "$HERE/scenarios.py" answered 2>&1 | tee "$RUN/noasterisk-call.log" | grep -E 'Linkedid|linkedid|asterisk|listActiveCalls HTTP' | head -5
   stop_agent
+}
+
+step_fax() {
+  stop_agent
+  stop_asterisk
+  if [ ! -S "$SOCK" ]; then "$HERE/mariadb-up.sh" "$LIVE/db" "$DBPORT" >/dev/null || { log "no MariaDB"; return 1; }; fi
+  sed 's/^\[general\]$/[general]\nfaxdetect = yes/' "$RUN/pbx-agent.conf" >"$RUN/pbx-agent-fax.conf"
+  local db=(mariadb --no-defaults -S "$SOCK" -upbx -ppbx voipmonitor) before
+  before=$("${db[@]}" -N -e 'select coalesce(max(ID), 0) from cdr')
+  "$AGENT" -config "$RUN/pbx-agent-fax.conf" >"$RUN/agent-fax.log" 2>&1 &
+  echo $! >"$RUN/agent.pid"
+  sleep 3
+  log "agent with faxdetect = yes started pid $(cat "$RUN/agent.pid") (agent-fax.log)"
+  bash "$HERE/fax.sh" g711 t38 2>&1 | tee "$RUN/fax.log" | grep -E 'g711:|t38:'
+  log "waiting 10 s for the fax calls' CDRs"
+  sleep 10
+  mkdir -p "$OUT/fax"
+  "${db[@]}" -e "select ID, calldate, duration, caller, called, payload, a_received, b_received from cdr where ID > $before order by ID" | tee "$OUT/fax/cdr.txt"
+  stop_agent
+  local got; got=$(awk 'NR > 1 {print $6}' "$OUT/fax/cdr.txt" | tr '\n' ' ')
+  if [ "$got" = "1001 1000 " ]; then log "fax: PASS (payload 1001 for the G.711 fax, 1000 for the T.38 one)"; else log "fax: FAIL (payloads: $got; want 1001 1000)"; return 1; fi
 }
 
 step_teardown() {

@@ -80,13 +80,13 @@ type Stream struct {
 	lastVoiceN int // received count at the last voice packet
 
 	// MOS
-	ivStart     int64 // arrival (ms) of the interval's first packet
-	ivPackets   int
-	ivDue       int // packets left before closing a due interval (-1 = not due)
-	mosInterval int64
+	ivStart   int64 // arrival (ms) of the interval's first packet
+	ivPackets int
+	ivDue     int // packets left before closing a due interval (-1 = not due)
 
 	// The small fields together (no padding between them).
 	ssrc        uint32
+	mosInterval int32 // ms
 	badSeq      int32
 	vTS         uint32
 	baseSeq     uint16
@@ -160,9 +160,9 @@ func (s *Stream) Reset(cfg StreamConfig) {
 	f2, s.f2On = jb(cfg.F2, DefaultF2)
 	adapt, s.adaptOn = jb(cfg.Adapt, DefaultAdapt)
 	s.f1.cfg, s.f2.cfg, s.adapt.cfg = f1.params(), f2.params(), adapt.params()
-	s.mosInterval = int64(cfg.MOSInterval / time.Millisecond)
+	s.mosInterval = int32(min(cfg.MOSInterval/time.Millisecond, math.MaxInt32))
 	if s.mosInterval <= 0 {
-		s.mosInterval = int64(DefaultMOSInterval / time.Millisecond)
+		s.mosInterval = int32(DefaultMOSInterval / time.Millisecond)
 	}
 	if cfg.Series {
 		if ss == nil {
@@ -378,7 +378,7 @@ func (s *Stream) voice(hdr *Header, now, clock int64) {
 
 	// MOS intervals
 	s.ivPackets++
-	if s.ivDue < 0 && nowMs-s.ivStart >= s.mosInterval {
+	if s.ivDue < 0 && nowMs-s.ivStart >= int64(s.mosInterval) {
 		s.ivDue = mosIntervalDelay
 	}
 	if s.ivDue >= 0 {

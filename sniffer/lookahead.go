@@ -251,7 +251,7 @@ func (f *aheadFrame) streamAhead() {
 	for i, k := range mc.keys[:min(len(mc.streams), inlineKeys)] {
 		if k.ssrc == f.ssrc {
 			f.st = mc.first[i]
-			f.st.stats.Prefetch()
+			f.st.stats.Prefetch(mc.opts.sims)
 			return
 		}
 	}

@@ -65,6 +65,14 @@ type streamOptions struct {
 	series        bool // quality per second (Config.SaveGraph)
 	faxDetect     bool // G.711 streams look for fax tones (Config.FaxDetect)
 	f1, f2, adapt rtp.JBConfig
+	sims          bool // a jitter-buffer simulator runs (rtp.Stream.Prefetch)
+}
+
+// newStreamOptions are the options of cfg's streams.
+func newStreamOptions(cfg *Config) streamOptions {
+	on := func(c rtp.JBConfig) bool { return c.Size >= 0 }
+	return streamOptions{series: cfg.SaveGraph, faxDetect: cfg.FaxDetect, f1: cfg.F1, f2: cfg.F2, adapt: cfg.Adapt,
+		sims: on(cfg.F1) || on(cfg.F2) || on(cfg.Adapt)}
 }
 
 // announced is what one side put in its SDP for one address.

@@ -191,8 +191,7 @@ func New(cfg Config) *Sniffer {
 		sctp: newSCTP(),
 	}
 	for range max(cfg.Workers, 1) {
-		s.shards = append(s.shards, newMediaTracker(cfg.Media, streamOptions{series: cfg.SaveGraph, faxDetect: cfg.FaxDetect,
-			f1: cfg.F1, f2: cfg.F2, adapt: cfg.Adapt}))
+		s.shards = append(s.shards, newMediaTracker(cfg.Media, newStreamOptions(&cfg)))
 	}
 	if cfg.Deduplicate {
 		s.dedup = newDeduper()

@@ -16,14 +16,15 @@ const (
 )
 
 // Prefetch asks for the cache lines Update reads or writes for every
-// packet: the per-packet fields and the jitter buffers' state (not when
-// every simulator is off: jitterbuffer_f1, _f2 and _adapt = no). It reads
-// nothing else. The packet path calls it for the stream of a packet a few
-// packets ahead, then PrefetchQueues a packet or two later, once these
-// lines are in: out of the caches the misses then overlap with the work on
-// the packets before instead of coming one packet at a time.
-func (s *Stream) Prefetch() {
-	if s.f1On || s.f2On || s.adaptOn {
+// packet: the per-packet fields and, when sims (a jitter-buffer simulator
+// runs: the stream's configuration, known to the caller without reading
+// the stream), the simulators' state. It reads nothing of the stream. The
+// packet path calls it for the stream of a packet a few packets ahead,
+// then PrefetchQueues a packet or two later, once these lines are in: out
+// of the caches the misses then overlap with the work on the packets
+// before instead of coming one packet at a time.
+func (s *Stream) Prefetch(sims bool) {
+	if sims {
 		prefetch.Lines(unsafe.Pointer(s), hotLines)
 		return
 	}

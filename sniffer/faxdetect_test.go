@@ -4,10 +4,9 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"math"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -43,18 +42,11 @@ func replayCDRs(t *testing.T, path string, faxDetect bool, workers int) []call.C
 // are not, nor any call with faxdetect off. The real Asterisk fax call
 // over PCMU (spandsp's CNG and CED) is marked; its T.38 twin counts UDPTL.
 func TestFaxDetect(t *testing.T) {
-	dir := t.TempDir()
 	gen := func(name string, tones [2]float64, codec string) string {
-		path := filepath.Join(dir, name+".pcap")
-		f, err := os.Create(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		if _, err := simulate.WritePcap(context.Background(), f, simulate.Options{Calls: 3, Duration: 4 * time.Second, Tones: tones, Codec: codec, Seed: 3}); err != nil {
-			t.Fatal(err)
-		}
-		return path
+		return fixture.File(t, name+".pcap", func(w io.Writer) error {
+			_, err := simulate.WritePcap(context.Background(), w, simulate.Options{Calls: 3, Duration: 4 * time.Second, Tones: tones, Codec: codec, Seed: 3})
+			return err
+		})
 	}
 	for _, tc := range []struct {
 		name      string

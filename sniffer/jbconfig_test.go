@@ -2,12 +2,12 @@ package sniffer
 
 import (
 	"context"
-	"os"
-	"path/filepath"
+	"io"
 	"testing"
 	"time"
 
 	"pbx-agent/sniffer/call"
+	"pbx-agent/sniffer/fixture"
 	"pbx-agent/sniffer/rtp"
 	"pbx-agent/sniffer/simulate"
 )
@@ -19,18 +19,10 @@ import (
 // made larger loses less, and the others are the same as with defaults.
 func TestJitterBufferConfig(t *testing.T) {
 	off := rtp.JBConfig{Size: -1}
-	path := filepath.Join(t.TempDir(), "jitter.pcap")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := simulate.WritePcap(context.Background(), f, simulate.Options{Calls: 1, Duration: 30 * time.Second, Seed: 5,
-		Jitter: 120 * time.Millisecond}); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
+	path := fixture.File(t, "jitter.pcap", func(w io.Writer) error {
+		_, err := simulate.WritePcap(context.Background(), w, simulate.Options{Calls: 1, Duration: 30 * time.Second, Seed: 5, Jitter: 120 * time.Millisecond})
+		return err
+	})
 	mos := func(t *testing.T, workers int, f1, f2, adapt rtp.JBConfig) (m [3]float64) {
 		t.Helper()
 		var cdrs []call.CDR

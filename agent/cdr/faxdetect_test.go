@@ -2,8 +2,7 @@ package cdr
 
 import (
 	"context"
-	"os"
-	"path/filepath"
+	"io"
 	"testing"
 	"time"
 
@@ -21,18 +20,11 @@ import (
 // the Asterisk T.38 call stays 1000 (UDPTL wins over the tones of its
 // G.711 start).
 func TestFaxDetectPayload(t *testing.T) {
-	dir := t.TempDir()
 	gen := func(name string, tones [2]float64, codec string) string {
-		path := filepath.Join(dir, name+".pcap")
-		f, err := os.Create(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		if _, err := simulate.WritePcap(context.Background(), f, simulate.Options{Calls: 2, Duration: 4 * time.Second, Tones: tones, Codec: codec, Seed: 5}); err != nil {
-			t.Fatal(err)
-		}
-		return path
+		return fixture.File(t, name+".pcap", func(w io.Writer) error {
+			_, err := simulate.WritePcap(context.Background(), w, simulate.Options{Calls: 2, Duration: 4 * time.Second, Tones: tones, Codec: codec, Seed: 5})
+			return err
+		})
 	}
 	cng := gen("cng", [2]float64{1100, 400}, simulate.CodecPCMU)
 	ced := gen("ced", [2]float64{400, 2100}, simulate.CodecPCMA)

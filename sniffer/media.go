@@ -251,6 +251,7 @@ func (m *mediaTracker) callOf(md *call.Media) *mediaCall {
 func (m *mediaTracker) handle(md *call.Media) {
 	p := md.Packet
 	mc := m.callOf(md)
+	md.Fax = false
 	if md.Kind == call.MediaRTCP {
 		if m.rtcp.Unmarshal(p.Payload) != nil {
 			return
@@ -271,6 +272,7 @@ func (m *mediaTracker) handle(md *call.Media) {
 	if !md.HeaderOK {
 		if mc.faxAddr(p.Src, p.Dst) {
 			mc.faxPackets++ // UDPTL (its first octet is rarely RTP's version 2)
+			md.Fax = true
 		}
 		return
 	}
@@ -279,6 +281,7 @@ func (m *mediaTracker) handle(md *call.Media) {
 	if s == nil {
 		if mc.faxAddr(p.Src, p.Dst) {
 			mc.faxPackets++ // UDPTL of a T.38 fax: not an RTP stream
+			md.Fax = true
 			return
 		}
 		if len(mc.streams) >= maxStreams {
@@ -297,6 +300,7 @@ func (m *mediaTracker) handle(md *call.Media) {
 			mc.faxTones = true
 		}
 	}
+	md.Fax = mc.faxTones
 	if s.stats.IsEvent(hdr.PayloadType) {
 		if d, ok := s.dtmf.Feed(hdr, payload, p.Time); ok {
 			if len(mc.dtmf) < call.MaxDTMF {

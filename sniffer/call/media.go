@@ -43,7 +43,12 @@ type Media struct {
 	Kind MediaKind
 	// HeaderOK: the datagram parsed as an RTP header (RTP, n bytes of
 	// header in HeaderLen), even when its payload type says it is not RTP.
-	HeaderOK  bool
+	HeaderOK bool
+	// Fax: the call is a fax and this is one of its fax packets (UDPTL of
+	// a T.38 address, or RTP once fax tones were heard); the media handler
+	// sets it for the spool, which stores such packets whole whatever
+	// savertp says, as VoIPmonitor does.
+	Fax       bool
 	RTP       rtp.Header
 	HeaderLen int
 }

@@ -2,12 +2,17 @@ package spool_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
+	"os"
 	"testing"
 	"time"
 
 	"github.com/google/gopacket/layers"
 
+	"pbx-agent/sniffer"
+	"pbx-agent/sniffer/capture"
 	"pbx-agent/sniffer/fax"
 	"pbx-agent/sniffer/fixture"
 	"pbx-agent/sniffer/spool"
@@ -43,14 +48,29 @@ func TestFaxCallsSpooled(t *testing.T) {
 		file  string
 		mode  string
 		udptl bool
+		// savertp; faxdetect (a G.711 fax is a fax once its tones are heard)
+		save      spool.RTPMode
+		faxDetect bool
 	}{
-		{"asterisk-fax-t38.pcap", fax.ModeT38, true},
-		{"asterisk-fax-g711.pcap", fax.ModeG711, false},
+		{"asterisk-fax-t38.pcap", fax.ModeT38, true, spool.RTPFull, false},
+		{"asterisk-fax-g711.pcap", fax.ModeG711, false, spool.RTPFull, false},
+		// A fax call's packets are stored whole whatever savertp says, as
+		// VoIPmonitor does: its pages can still be decoded.
+		{"asterisk-fax-t38.pcap", fax.ModeT38, true, spool.RTPOff, false},
+		{"asterisk-fax-g711.pcap", fax.ModeG711, false, spool.RTPOff, true},
+		{"asterisk-fax-g711.pcap", fax.ModeG711, false, spool.RTPHeader, true},
 	} {
-		t.Run(tc.mode, func(t *testing.T) {
+		t.Run(fmt.Sprintf("%s/savertp=%d/faxdetect=%v", tc.mode, tc.save, tc.faxDetect), func(t *testing.T) {
 			in := fixture.Repo(t, "testdata", "pcap", tc.file)
 			dir := t.TempDir()
-			res := replay(t, in, fullConfig(dir), nil)
+			cfg := fullConfig(dir)
+			cfg.SaveRTP, cfg.SaveRTCP = tc.save, tc.save != spool.RTPOff // as the daemon
+			src, err := capture.OpenFile(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer src.Close()
+			res := replayEach(t, fileSource{src}, "5060,5070", cfg, nil, nil, func(c *sniffer.Config) { c.FaxDetect = tc.faxDetect })
 			if len(res.cdrs) != 1 {
 				t.Fatalf("%d CDRs, want 1", len(res.cdrs))
 			}
@@ -79,5 +99,24 @@ func TestFaxCallsSpooled(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestNoFaxNoRTPPcap: with savertp = no, the G.711 fax call whose tones
+// are not looked for (faxdetect off) is an ordinary call: no RTP pcap.
+func TestNoFaxNoRTPPcap(t *testing.T) {
+	in := fixture.Repo(t, "testdata", "pcap", "asterisk-fax-g711.pcap")
+	dir := t.TempDir()
+	cfg := fullConfig(dir)
+	cfg.SaveRTP, cfg.SaveRTCP = spool.RTPOff, false // as the daemon sets them for savertp = no
+	res := replay(t, in, cfg, nil)
+	if len(res.cdrs) != 1 {
+		t.Fatalf("%d CDRs, want 1", len(res.cdrs))
+	}
+	for id, c := range res.cdrs {
+		p := spool.Path(dir, c.CallDate, time.UTC, spool.TypeRTP, spool.FBasename(id), "pcap")
+		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("RTP pcap of a call with savertp = no and no fax found: %v", err)
+		}
 	}
 }

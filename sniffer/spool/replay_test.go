@@ -72,8 +72,8 @@ func replaySource(t testing.TB, src frameSource, ports string, cfg spool.Config,
 }
 
 // replayEach is replaySource calling each (when not nil) before every
-// frame is handled.
-func replayEach(t testing.TB, src frameSource, ports string, cfg spool.Config, pause *pauseAt, each func(*sniffer.Sniffer, *spool.Spool)) replayResult {
+// frame is handled; opts change the sniffer's configuration.
+func replayEach(t testing.TB, src frameSource, ports string, cfg spool.Config, pause *pauseAt, each func(*sniffer.Sniffer, *spool.Spool), opts ...func(*sniffer.Config)) replayResult {
 	t.Helper()
 	ps, err := sniffer.ParsePorts(ports)
 	if err != nil {
@@ -86,7 +86,7 @@ func replayEach(t testing.TB, src frameSource, ports string, cfg spool.Config, p
 	}
 	spool.Start(t, sp)
 	res := replayResult{cdrs: map[string]*call.CDR{}}
-	sn = sniffer.New(sniffer.Config{
+	snCfg := sniffer.Config{
 		SIPPorts: ps,
 		Media:    sp,
 		SIPHook:  sp.SIP,
@@ -95,7 +95,11 @@ func replayEach(t testing.TB, src frameSource, ports string, cfg spool.Config, p
 			res.cdrs[c.CallID] = &cp
 			sp.CallEnded(c)
 		}},
-	})
+	}
+	for _, o := range opts {
+		o(&snCfg)
+	}
+	sn = sniffer.New(snCfg)
 	for data, ci := range fixture.Packets(t, src.ReadPacketData) {
 		if pause != nil {
 			ref, ok := sn.Table().LookupCallID(pause.callID)

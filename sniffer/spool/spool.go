@@ -596,7 +596,7 @@ func (s *shard) handleMedia(md *call.Media) {
 	}
 	if md.Kind != call.MediaRTP {
 		s.stats.OtherPackets++
-		if s.cfg.SaveRTP != RTPOff && !s.storeMedia(c, p, p.Frame, len(p.Frame)) {
+		if (s.cfg.SaveRTP != RTPOff || md.Fax) && !s.storeMedia(c, p, p.Frame, len(p.Frame)) {
 			s.drop(&s.drops.other)
 		}
 		return
@@ -616,7 +616,7 @@ func (s *shard) handleMedia(md *call.Media) {
 		}
 		c.audio.Feed(dir, &md.RTP, payload, p.Time, paused || c.srtp)
 	}
-	if s.cfg.SaveRTP == RTPOff {
+	if s.cfg.SaveRTP == RTPOff && !md.Fax {
 		return
 	}
 	if paused {
@@ -628,10 +628,13 @@ func (s *shard) handleMedia(md *call.Media) {
 }
 
 // storeRTP stores an RTP packet whole, silenced or cut after its header;
-// false when dropped.
+// false when dropped. A fax call's packets are stored whole whatever
+// savertp says (VoIPmonitor's calltable.cpp: is_fax_packet), so that its
+// pages can be decoded, but a pause still holds: while paused they are
+// cut after the header (VoIPmonitor stores them whole).
 func (s *shard) storeRTP(c *callSpool, md *call.Media, paused bool) bool {
 	p, n := md.Packet, md.HeaderLen
-	if !paused && s.cfg.SaveRTP == RTPFull {
+	if !paused && (s.cfg.SaveRTP == RTPFull || md.Fax) {
 		if p.Fragment {
 			s.stats.Fragments++
 		}

@@ -223,7 +223,8 @@ func newDaemon(cfg *config.Config, fl *daemonFlags, log *slog.Logger) (*daemon, 
 		}
 		d.writer = w
 	}
-	callCfg := call.Config{OnCallEnd: d.callEnded, OnRegister: d.registerChanged}
+	callCfg := call.Config{OnCallEnd: d.callEnded, OnRegister: d.registerChanged,
+		IdleTimeout: cfg.RTPTimeout, SIPOnlyTimeout: cfg.SIPOnlyTimeout, MaxDuration: cfg.MaxCallDuration}
 	if fl.capture != "" && !fl.realtime {
 		callCfg.IdleTimeout = -1 // a file's clock may jump; EOF ends every call
 	}

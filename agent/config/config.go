@@ -66,6 +66,13 @@ type Config struct {
 	// MOSMinF2: mos_min_mult10 is the F2 MOS (mosmin_f2, default yes); no
 	// makes it the lowest of the three.
 	MOSMinF2 bool
+	// Call timeouts (rtptimeout, sipwithoutrtptimeout, absolute_timeout):
+	// a call its signalling does not end is closed RTPTimeout after its last
+	// packet once its media was seen, SIPOnlyTimeout after its first packet
+	// when none was, and MaxCallDuration after its first packet in any case.
+	RTPTimeout      time.Duration
+	SIPOnlyTimeout  time.Duration
+	MaxCallDuration time.Duration
 	// FaxDetect looks for the fax tones CNG and CED in G.711 audio and
 	// marks such a call a T.30 fax, CDR payload 1001 (faxdetect, default
 	// no as VoIPmonitor's).
@@ -201,7 +208,10 @@ func Default() *Config {
 		SaveAudioStereo:     true,
 		SaveRTP:             "yes",
 		SaveAudio:           "no",
-		SaveGraph:           true, // as VoIPmonitor's sample config
+		SaveGraph:           true,              // as VoIPmonitor's sample config
+		RTPTimeout:          300 * time.Second, // VoIPmonitor's defaults
+		SIPOnlyTimeout:      time.Hour,
+		MaxCallDuration:     4 * time.Hour,
 		JitterF1:            true, // VoIPmonitor's defaults
 		JitterF2:            true,
 		JitterAdapt:         true,

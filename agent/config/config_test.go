@@ -98,6 +98,16 @@ func TestParse(t *testing.T) {
 			wantErr: `t.conf:2: jitterbuffer_f1_resync_threshold: jitterbuffer_f1_jbsize + jitterbuffer_f1_resync_threshold is 500 ms, above 480`},
 		{name: "jitter buffer size zero", in: "jitterbuffer_f1_jbsize = 0\n",
 			wantErr: `t.conf:1: jitterbuffer_f1_jbsize: bad value "0": 0 outside 1-479`},
+		{name: "call timeouts as VoIPmonitor's by default", in: "",
+			want: func(c *Config) bool {
+				return c.RTPTimeout == 300*time.Second && c.SIPOnlyTimeout == time.Hour && c.MaxCallDuration == 4*time.Hour
+			}},
+		{name: "call timeouts set", in: "rtptimeout = 60\nsipwithoutrtptimeout = 7200\nabsolute_timeout = 28800\n",
+			want: func(c *Config) bool {
+				return c.RTPTimeout == time.Minute && c.SIPOnlyTimeout == 2*time.Hour && c.MaxCallDuration == 8*time.Hour && len(c.Ignored) == 0
+			}},
+		{name: "call timeout zero", in: "rtptimeout = 0\n",
+			wantErr: `t.conf:1: rtptimeout: bad value "0": 0 outside 1-2592000 (seconds without a packet after which a call whose RTP was seen is closed (default 300))`},
 		{name: "bad port", in: "id_sensor = 1\nmysqlport = 70000\n",
 			wantErr: `t.conf:2: mysqlport: bad value "70000": 70000 outside 1-65535 (a TCP port 1-65535)`},
 		{name: "bad node in mysqlhost", in: "mysqlhost = n1,n2:0\n",

@@ -13,7 +13,6 @@ package config
 // sorted.
 var noEffectKeys = []string{
 	"182queuedpauserecording",
-	"absolute_timeout",
 	"all_unlink_log",
 	"allow-zerossrc",
 	"allow_missing_header",
@@ -326,7 +325,6 @@ var noEffectKeys = []string{
 	"rtpfromsdp_onlysip",
 	"rtpip_find_endpoints",
 	"rtpthreads_start",
-	"rtptimeout",
 	"save-energylevels",
 	"save-energylevels-via-jb",
 	"save-sip-notify",
@@ -418,7 +416,6 @@ var noEffectKeys = []string{
 	"siprec_rtp_stream_timeout_s",
 	"siprec_rtp_streams_max_per_thread",
 	"siprec_rtp_streams_max_threads",
-	"sipwithoutrtptimeout",
 	"skinny",
 	"skinny_ignore_rtpip",
 	"skinny_port",

@@ -52,7 +52,10 @@ var options = map[string]option{
 		c.RTPThreads = max(n, 1) // 0: VoIPmonitor's "no RTP threads"
 		return err
 	}, hint: "media workers, 0-1024 (default: the number of cores; 0 or 1 = one goroutine does everything): each call's RTP on one worker, SIP in capture order"},
-	"capture_fanout": {set: integer(0, 65535, func(c *Config) *int { return &c.CaptureFanout }), hint: "AF_PACKET fanout group id shared with other capture processes, 0 = off"},
+	"rtptimeout":           {set: seconds(func(c *Config) *time.Duration { return &c.RTPTimeout }), hint: "seconds without a packet after which a call whose RTP was seen is closed (default 300)"},
+	"sipwithoutrtptimeout": {set: seconds(func(c *Config) *time.Duration { return &c.SIPOnlyTimeout }), hint: "seconds after its INVITE a call with no RTP seen is closed (default 3600)"},
+	"absolute_timeout":     {set: seconds(func(c *Config) *time.Duration { return &c.MaxCallDuration }), hint: "seconds after its INVITE any call is closed (default 14400)"},
+	"capture_fanout":       {set: integer(0, 65535, func(c *Config) *int { return &c.CaptureFanout }), hint: "AF_PACKET fanout group id shared with other capture processes, 0 = off"},
 	"sipport": {set: func(c *Config, v string) error {
 		r, err := parsePorts(v)
 		c.SIPPorts = r
@@ -343,6 +346,16 @@ func integer(lo, hi int, f func(*Config) *int) func(*Config, string) error {
 	return func(c *Config, v string) error {
 		n, err := intRange(v, lo, hi)
 		*f(c) = n
+		return err
+	}
+}
+
+// seconds sets a duration option given as whole seconds, as VoIPmonitor's
+// timeouts (1 s to 30 days).
+func seconds(f func(*Config) *time.Duration) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := intRange(v, 1, 30*24*3600)
+		*f(c) = time.Duration(n) * time.Second
 		return err
 	}
 }

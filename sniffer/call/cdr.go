@@ -12,12 +12,15 @@ type ByeCode int
 
 // VoIPmonitor's bye codes (spec/voipmonitor.md §3.1).
 const (
-	ByeNoOK          ByeCode = 0   // no 200 OK to the INVITE
-	ByeAnsweredNoBye ByeCode = 1   // answered, no BYE seen
-	ByeNoOKForBye    ByeCode = 2   // BYE without its 200 OK
-	ByeOK            ByeCode = 3   // BYE and its 200 OK
-	ByeTimeout       ByeCode = 102 // absolute timeout
-	ByeForced        ByeCode = 110 // forced termination (agent shutdown, end of capture)
+	ByeNoOK           ByeCode = 0   // no 200 OK to the INVITE
+	ByeAnsweredNoBye  ByeCode = 1   // answered, no BYE seen
+	ByeNoOKForBye     ByeCode = 2   // BYE without its 200 OK
+	ByeOK             ByeCode = 3   // BYE and its 200 OK
+	ByeTimeout        ByeCode = 102 // absolute timeout (Config.MaxDuration)
+	ByeRTPTimeout     ByeCode = 104 // no packet for Config.IdleTimeout after its media
+	ByeZombie         ByeCode = 107 // no 18x, 2xx nor media 300 s after the INVITE
+	ByeSIPOnlyTimeout ByeCode = 108 // no media, Config.SIPOnlyTimeout after the INVITE
+	ByeForced         ByeCode = 110 // forced termination (agent shutdown, end of capture)
 )
 
 // Hanger says which side sent the BYE (cdr.whohanged).

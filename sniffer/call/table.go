@@ -32,10 +32,16 @@ type Meta struct {
 
 // Config tunes the table. The zero value is usable.
 type Config struct {
-	// IdleTimeout ends a call with no SIP or RTP for this long (VoIPmonitor's
-	// rtptimeout; default 300 s). Negative disables it, as VoIPmonitor does
-	// when reading a file: a capture's clock may jump, and EOF ends every call.
+	// IdleTimeout ends a call whose media was seen once it had no SIP or
+	// RTP for this long (VoIPmonitor's rtptimeout; default 300 s).
+	// Negative disables every timeout, as VoIPmonitor does when reading a
+	// file: a capture's clock may jump, and EOF ends every call.
 	IdleTimeout time.Duration
+	// SIPOnlyTimeout ends a call none of whose media was seen this long
+	// after its first packet (VoIPmonitor's sipwithoutrtptimeout; default
+	// 1 h): a call whose RTP goes elsewhere (direct media, another
+	// interface) lasts as long as its signalling says, not IdleTimeout.
+	SIPOnlyTimeout time.Duration
 	// MaxDuration force-ends a call this long after it started (VoIPmonitor's
 	// absolute_timeout; default 4 h).
 	MaxDuration time.Duration
@@ -66,6 +72,7 @@ func (c *Config) defaults() {
 	if c.IdleTimeout == 0 {
 		c.IdleTimeout = 300 * time.Second
 	}
+	opt.Default(&c.SIPOnlyTimeout, time.Hour)
 	opt.Default(&c.MaxDuration, 4*time.Hour)
 	opt.Default(&c.EndGrace, 5*time.Second)
 	opt.Default(&c.MaxCalls, 200000)
@@ -178,6 +185,7 @@ type callState struct {
 	ended   bool      // final state reached; emitted after EndGrace
 	byeSeen bool
 	paused  bool // the CDR's last pause interval is open (SetPaused)
+	heard   bool // a datagram of its media addresses was seen (timeouts)
 
 	cdr        CDR
 	seq        uint64 // creation order (references are random)
@@ -646,6 +654,7 @@ func (t *Table) seen(c *callState, ts time.Time) {
 	if ts.After(t.now) {
 		t.now = ts // media keeps the clock exact for SetPaused between SIP messages
 	}
+	c.heard = true
 	if c.byeSeen || c.ended {
 		if ts.After(c.last) {
 			c.last = ts
@@ -689,9 +698,7 @@ func (t *Table) advance(now time.Time) {
 		switch {
 		case c.ended && !c.challenged && t.now.Sub(c.endedAt) >= t.cfg.EndGrace:
 		case c.ended && c.challenged && t.now.Sub(c.endedAt) >= t.cfg.AuthGrace:
-		case !c.ended && t.cfg.IdleTimeout > 0 && t.now.Sub(c.last) >= t.cfg.IdleTimeout:
-		case !c.ended && t.cfg.IdleTimeout > 0 && t.now.Sub(c.cdr.CallDate) >= t.cfg.MaxDuration:
-			c.cdr.Bye = ByeTimeout
+		case !c.ended && t.cfg.IdleTimeout > 0 && t.timedOut(c):
 		default:
 			continue
 		}
@@ -699,6 +706,32 @@ func (t *Table) advance(now time.Time) {
 	}
 	t.emit(done)
 	t.expireRegisters()
+}
+
+// zombieTimeout ends a call that got neither a 18x, a 2xx nor media this
+// long after its first packet (VoIPmonitor's fixed 300 s).
+const zombieTimeout = 300 * time.Second
+
+// timedOut tells whether a call its signalling has not ended is over by
+// VoIPmonitor's timeouts (calltable.cpp, Calltable::cleanup), and sets its
+// bye code as VoIPmonitor's: with media seen, IdleTimeout after its last
+// packet (104); without, SIPOnlyTimeout after its first (108); MaxDuration
+// after its first (102); a zombie, zombieTimeout after its first (107).
+func (t *Table) timedOut(c *callState) bool {
+	age := t.now.Sub(c.cdr.CallDate)
+	switch { // in VoIPmonitor's order
+	case c.heard && t.now.Sub(c.last) >= t.cfg.IdleTimeout:
+		c.cdr.Bye = ByeRTPTimeout
+	case !c.heard && age >= t.cfg.SIPOnlyTimeout:
+		c.cdr.Bye = ByeSIPOnlyTimeout
+	case age >= t.cfg.MaxDuration:
+		c.cdr.Bye = ByeTimeout
+	case !c.heard && age >= zombieTimeout && c.cdr.ProgressTime.IsZero() && c.cdr.ConnectTime.IsZero():
+		c.cdr.Bye = ByeZombie
+	default:
+		return false
+	}
+	return true
 }
 
 // Flush ends every call still open (end of a capture, or shutdown) and emits it.

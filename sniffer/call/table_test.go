@@ -156,21 +156,69 @@ func TestMediaAddresses(t *testing.T) {
 	}
 }
 
-func TestIdleTimeout(t *testing.T) {
-	var out []CDR
-	tb := New(Config{IdleTimeout: time.Minute, OnCallEnd: func(c *CDR) { out = append(out, *c) }})
-	var m sip.Message
-	if _, err := sip.Parse([]byte(sipText("INVITE sip:200@pbx.example SIP/2.0", "c2", "ft", "", 1, "INVITE", "")), &m); err != nil {
-		t.Fatal(err)
-	}
-	tb.HandleSIP(&m, Meta{Time: t0, Src: alice, Dst: pbx})
-	tb.Tick(t0.Add(30 * time.Second))
-	if len(out) != 0 {
-		t.Fatal("ended before the timeout")
-	}
-	tb.Tick(t0.Add(61 * time.Second))
-	if len(out) != 1 || out[0].Bye != ByeNoOK {
-		t.Fatalf("after timeout: %+v", out)
+// TestTimeouts: a call its signalling does not end is ended by
+// VoIPmonitor's timeouts (calltable.cpp, Calltable::cleanup), each with its
+// bye code. A call whose media is never seen (direct media, RTP on another
+// interface) lasts until SIPOnlyTimeout after its INVITE: it was ended
+// IdleTimeout (5 min) after its last SIP message, its BYE then found no call.
+func TestTimeouts(t *testing.T) {
+	inv := sipText("INVITE sip:200@pbx.example SIP/2.0", "to1", "ft", "", 1, "INVITE", "10.0.0.1")
+	trying := sipText("SIP/2.0 100 Trying", "to1", "ft", "", 1, "INVITE", "")
+	ringing := sipText("SIP/2.0 180 Ringing", "to1", "ft", "tt", 1, "INVITE", "")
+	ok := sipText("SIP/2.0 200 OK", "to1", "ft", "tt", 1, "INVITE", "10.0.0.2")
+	ack := sipText("ACK sip:200@pbx.example SIP/2.0", "to1", "ft", "tt", 1, "ACK", "")
+	rtpSrc, rtpDst := netip.MustParseAddrPort("10.0.0.2:4000"), netip.MustParseAddrPort("10.0.0.1:4000")
+	const (
+		sec = time.Second
+		min = time.Minute
+	)
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		sip  []string      // at 0, 10 ms, 20 ms, …
+		rtp  time.Duration // media every 10 s up to this (0: none)
+		open time.Duration // still open then
+		end  time.Duration // ended by then
+		bye  ByeCode
+	}{
+		{"no answer, no media: zombie", Config{}, []string{inv, trying}, 0, 299 * sec, 301 * sec, ByeZombie},
+		{"ringing, no media", Config{}, []string{inv, trying, ringing}, 0, 59 * min, 61 * min, ByeSIPOnlyTimeout},
+		{"answered, no media", Config{}, []string{inv, ringing, ok, ack}, 0, 59 * min, 61 * min, ByeSIPOnlyTimeout},
+		{"answered, no media, sipwithoutrtptimeout 10 min", Config{SIPOnlyTimeout: 10 * min}, []string{inv, ringing, ok, ack}, 0, 9 * min, 11 * min, ByeSIPOnlyTimeout},
+		{"media stops at 10 s", Config{}, []string{inv, ringing, ok, ack}, 10 * sec, 5*min + 9*sec, 5*min + 11*sec, ByeRTPTimeout},
+		{"media stops at 10 s, rtptimeout 1 min", Config{IdleTimeout: min}, []string{inv, ringing, ok, ack}, 10 * sec, 69 * sec, 71 * sec, ByeRTPTimeout},
+		{"media for ever", Config{MaxDuration: 2 * time.Hour}, []string{inv, ringing, ok, ack}, 3 * time.Hour, 119 * min, 121 * min, ByeTimeout},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out []CDR
+			cfg := tc.cfg
+			cfg.OnCallEnd = func(c *CDR) { out = append(out, *c) }
+			tb := New(cfg)
+			var m sip.Message
+			for i, text := range tc.sip {
+				if _, err := sip.Parse([]byte(text), &m); err != nil {
+					t.Fatal(err)
+				}
+				meta := Meta{Time: t0.Add(time.Duration(i) * 10 * time.Millisecond), Src: alice, Dst: pbx}
+				if !m.Request {
+					meta.Src, meta.Dst = pbx, alice
+				}
+				tb.HandleSIP(&m, meta)
+			}
+			var md Media
+			for at := time.Second; at <= tc.end; at += time.Second {
+				if tc.rtp > 0 && at <= tc.rtp && len(out) == 0 && at%(10*sec) == 0 && !tb.MatchMedia(rtpSrc, rtpDst, t0.Add(at), &md) {
+					t.Fatalf("media at %v not matched", at)
+				}
+				tb.Tick(t0.Add(at))
+				if at == tc.open && len(out) != 0 {
+					t.Fatalf("ended before %v: bye %d at %v", tc.open, out[0].Bye, out[0].CallEnd.Sub(t0))
+				}
+			}
+			if len(out) != 1 || out[0].Bye != tc.bye {
+				t.Fatalf("by %v: %d CDRs, want one with bye %d (%+v)", tc.end, len(out), tc.bye, out)
+			}
+		})
 	}
 }
 

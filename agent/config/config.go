@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sort"
@@ -66,6 +67,9 @@ type Config struct {
 	// MOSMinF2: mos_min_mult10 is the F2 MOS (mosmin_f2, default yes); no
 	// makes it the lowest of the three.
 	MOSMinF2 bool
+	// NATAliases (natalias lines): a call's media announced at a key's
+	// address is also looked for at its value (same ports).
+	NATAliases map[netip.Addr]netip.Addr
 	// Call timeouts (rtptimeout, sipwithoutrtptimeout, absolute_timeout):
 	// a call its signalling does not end is closed RTPTimeout after its last
 	// packet once its media was seen, SIPOnlyTimeout after its first packet

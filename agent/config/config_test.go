@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -106,6 +107,17 @@ func TestParse(t *testing.T) {
 			want: func(c *Config) bool {
 				return c.RTPTimeout == time.Minute && c.SIPOnlyTimeout == 2*time.Hour && c.MaxCallDuration == 8*time.Hour && len(c.Ignored) == 0
 			}},
+		{name: "natalias lines", in: "natalias = 203.0.113.5 10.0.0.5\nnatalias = 198.51.100.7=192.168.1.7\nnatalias = 198.51.100.8:192.168.1.8\nnatalias = 2001:db8::1 fd00::1\n",
+			want: func(c *Config) bool {
+				a := func(s string) netip.Addr { return netip.MustParseAddr(s) }
+				return len(c.NATAliases) == 4 && c.NATAliases[a("203.0.113.5")] == a("10.0.0.5") &&
+					c.NATAliases[a("198.51.100.7")] == a("192.168.1.7") && c.NATAliases[a("198.51.100.8")] == a("192.168.1.8") &&
+					c.NATAliases[a("2001:db8::1")] == a("fd00::1") && len(c.Ignored) == 0
+			}},
+		{name: "natalias one address", in: "natalias = 203.0.113.5\n",
+			wantErr: `t.conf:1: natalias: bad value "203.0.113.5": want two addresses`},
+		{name: "natalias mixed families", in: "natalias = 203.0.113.5 fd00::1\n",
+			wantErr: `t.conf:1: natalias: bad value "203.0.113.5 fd00::1": an IPv4 and an IPv6 address`},
 		{name: "call timeout zero", in: "rtptimeout = 0\n",
 			wantErr: `t.conf:1: rtptimeout: bad value "0": 0 outside 1-2592000 (seconds without a packet after which a call whose RTP was seen is closed (default 300))`},
 		{name: "bad port", in: "id_sensor = 1\nmysqlport = 70000\n",

@@ -249,7 +249,6 @@ var noEffectKeys = []string{
 	"mysqlstore_max_threads_message",
 	"mysqlstore_max_threads_register",
 	"mysqltable",
-	"natalias",
 	"norecord-dtmf",
 	"norecord-header",
 	"null_rtppayload",

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -52,6 +53,18 @@ var options = map[string]option{
 		c.RTPThreads = max(n, 1) // 0: VoIPmonitor's "no RTP threads"
 		return err
 	}, hint: "media workers, 0-1024 (default: the number of cores; 0 or 1 = one goroutine does everything): each call's RTP on one worker, SIP in capture order"},
+	"natalias": {set: func(c *Config, v string) error {
+		from, to, err := natAlias(v)
+		if err != nil {
+			return err
+		}
+		if c.NATAliases == nil {
+			c.NATAliases = map[netip.Addr]netip.Addr{}
+		}
+		c.NATAliases[from] = to
+		return nil
+	}, hint: "<address in the SDP> <address the media is seen on>, e.g. 203.0.113.5 10.0.0.5; one line per alias", multi: true,
+		reset: func(c *Config) { c.NATAliases = nil }},
 	"rtptimeout":           {set: seconds(func(c *Config) *time.Duration { return &c.RTPTimeout }), hint: "seconds without a packet after which a call whose RTP was seen is closed (default 300)"},
 	"sipwithoutrtptimeout": {set: seconds(func(c *Config) *time.Duration { return &c.SIPOnlyTimeout }), hint: "seconds after its INVITE a call with no RTP seen is closed (default 3600)"},
 	"absolute_timeout":     {set: seconds(func(c *Config) *time.Duration { return &c.MaxCallDuration }), hint: "seconds after its INVITE any call is closed (default 14400)"},
@@ -348,6 +361,25 @@ func integer(lo, hi int, f func(*Config) *int) func(*Config, string) error {
 		*f(c) = n
 		return err
 	}
+}
+
+// natAlias parses a natalias value: two addresses separated by blanks, '='
+// or (IPv4) ':', as VoIPmonitor reads it.
+func natAlias(v string) (from, to netip.Addr, err error) {
+	f := strings.FieldsFunc(v, func(r rune) bool { return r == ' ' || r == '\t' || r == '=' })
+	if len(f) == 1 && strings.Count(f[0], ":") == 1 {
+		f = strings.Split(f[0], ":")
+	}
+	if len(f) != 2 {
+		return from, to, errors.New("want two addresses")
+	}
+	if from, err = netip.ParseAddr(f[0]); err == nil {
+		to, err = netip.ParseAddr(f[1])
+	}
+	if err == nil && from.Is4() != to.Is4() {
+		err = errors.New("an IPv4 and an IPv6 address")
+	}
+	return from.Unmap(), to.Unmap(), err
 }
 
 // seconds sets a duration option given as whole seconds, as VoIPmonitor's

@@ -178,3 +178,38 @@ func TestAheadFindsMatchMediaState(t *testing.T) {
 		t.Error("unknown addresses found a call")
 	}
 }
+
+// TestNATAlias: with natalias, an SDP address's media is also matched at
+// its alias (same ports), for the party that announced it; without, not.
+func TestNATAlias(t *testing.T) {
+	public, private := netip.MustParseAddr("203.0.113.5"), netip.MustParseAddr("10.0.0.5")
+	far := netip.MustParseAddrPort("10.0.0.9:7000")
+	for _, tc := range []struct {
+		name    string
+		aliases map[netip.Addr]netip.Addr
+		want    bool
+	}{
+		{"natalias", map[netip.Addr]netip.Addr{public: private}, true},
+		{"other natalias", map[netip.Addr]netip.Addr{netip.MustParseAddr("203.0.113.6"): private}, false},
+		{"none", nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tb := New(Config{NATAliases: tc.aliases})
+			var m sip.Message
+			if _, err := sip.Parse([]byte(sipText("INVITE sip:200@pbx.example SIP/2.0", "na1", "ft", "", 1, "INVITE", public.String())), &m); err != nil {
+				t.Fatal(err)
+			}
+			ref := tb.HandleSIP(&m, Meta{Time: t0, Src: alice, Dst: pbx})
+			var md Media
+			for _, port := range []uint16{4000, 4001} { // RTP, RTCP
+				got := tb.MatchMedia(far, netip.AddrPortFrom(private, port), t0.Add(time.Second), &md)
+				if got != tc.want || (got && (md.Ref != ref || md.Party != PartyCaller || !md.ToParty)) {
+					t.Errorf("to %v:%d: matched %v (%+v), want %v", private, port, got, md, tc.want)
+				}
+				if !tb.MatchMedia(far, netip.AddrPortFrom(public, port), t0.Add(time.Second), &md) || md.Ref != ref {
+					t.Errorf("announced %v:%d not matched", public, port)
+				}
+			}
+		})
+	}
+}

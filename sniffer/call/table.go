@@ -37,6 +37,11 @@ type Config struct {
 	// Negative disables every timeout, as VoIPmonitor does when reading a
 	// file: a capture's clock may jump, and EOF ends every call.
 	IdleTimeout time.Duration
+	// NATAliases maps an address an SDP may announce to the one the
+	// sniffer sees its media on (VoIPmonitor's natalias: a PBX behind NAT
+	// announces its public address, its RTP is captured on its private
+	// one): the call's media is also looked for at the alias, same port.
+	NATAliases map[netip.Addr]netip.Addr
 	// SIPOnlyTimeout ends a call none of whose media was seen this long
 	// after its first packet (VoIPmonitor's sipwithoutrtptimeout; default
 	// 1 h): a call whose RTP goes elsewhere (direct media, another
@@ -578,17 +583,11 @@ func (t *Table) learnSDP(c *callState, m *sip.Message, party Party) {
 		if md.Conn.IsUnspecified() {
 			continue
 		}
-		addr := netip.AddrPortFrom(md.Conn, md.Port)
 		party := mediaParty(&c.cdr, md.Conn, party)
-		t.addMedia(c, addr, party, md)
-		if md.RTCPMux {
-			continue
+		t.addMediaAt(c, md.Conn, party, md)
+		if alias, ok := t.cfg.NATAliases[md.Conn]; ok && alias != md.Conn {
+			t.addMediaAt(c, alias, party, md) // as VoIPmonitor: same party, same ports
 		}
-		rtcp := md.RTCPPort
-		if rtcp == 0 {
-			rtcp = md.Port + 1
-		}
-		t.addMedia(c, netip.AddrPortFrom(md.Conn, rtcp), party, md)
 	}
 	// Hold is what a request offers (VoIPmonitor: an INVITE with
 	// a=inactive, even the first one, is hold "+0"; a 200 OK answering
@@ -618,6 +617,20 @@ func mediaParty(d *CDR, conn netip.Addr, sender Party) Party {
 		return PartyCallee
 	}
 	return sender
+}
+
+// addMediaAt maps the RTP port of md (and its RTCP port, unless muxed) at
+// ip to c.
+func (t *Table) addMediaAt(c *callState, ip netip.Addr, party Party, md *sdp.Media) {
+	t.addMedia(c, netip.AddrPortFrom(ip, md.Port), party, md)
+	if md.RTCPMux {
+		return
+	}
+	rtcp := md.RTCPPort
+	if rtcp == 0 {
+		rtcp = md.Port + 1
+	}
+	t.addMedia(c, netip.AddrPortFrom(ip, rtcp), party, md)
 }
 
 func (t *Table) addMedia(c *callState, addr netip.AddrPort, party Party, md *sdp.Media) {

@@ -12,6 +12,7 @@ var rowTables = []string{"cdr", "cdr_next", "cdr_rtp", "cdr_sipresp", "cdr_dtmf"
 
 type stats struct {
 	enqueued    atomic.Uint64
+	skipped     atomic.Uint64 // CDRs not stored (cdronlyanswered, cdronlyrtp)
 	written     atomic.Uint64 // records (CDRs + REGISTERs) committed
 	duplicates  atomic.Uint64 // records skipped: key already present
 	overflow    atomic.Uint64 // records sent to disk because memory was full
@@ -52,6 +53,7 @@ func (s *stats) observeBatch(d time.Duration) { s.batch.Observe(d.Seconds()) }
 type Stats struct {
 	Enqueued, Written, Duplicates, Overflow, Spilled, Replayed uint64
 	Lost, Rejected, DBErrors, QueueErrors, ConflictRetries     uint64
+	Skipped                                                    uint64 // CDRs cdronlyanswered / cdronlyrtp left out
 	Rows                                                       map[string]uint64
 	MemoryQueue                                                int   // records waiting in memory
 	DiskQueue                                                  int   // records waiting on disk
@@ -64,7 +66,7 @@ type Stats struct {
 func (w *Writer) Stats() Stats {
 	s := w.st
 	out := Stats{
-		Enqueued: s.enqueued.Load(), Written: s.written.Load(), Duplicates: s.duplicates.Load(),
+		Enqueued: s.enqueued.Load(), Skipped: s.skipped.Load(), Written: s.written.Load(), Duplicates: s.duplicates.Load(),
 		Overflow: s.overflow.Load(), Spilled: s.spilled.Load(), Replayed: s.replayed.Load(),
 		Lost: s.lost.Load(), Rejected: s.rejected.Load(), DBErrors: s.dbErrors.Load(),
 		QueueErrors: s.queueErrors.Load(), ConflictRetries: s.conflicts.Load(), DBUp: s.dbUp.Load(), MemoryQueue: len(w.in),
@@ -87,6 +89,7 @@ type collector struct {
 var metricHelp = []struct{ name, help string }{
 	{"enqueued_total", "Records (CDRs and REGISTERs) handed to the writer."},
 	{"written_total", "Records committed to MySQL."},
+	{"skipped_total", "CDRs not stored: unanswered (cdronlyanswered) or without RTP (cdronlyrtp)."},
 	{"duplicates_total", "Records skipped because their idempotency key was already in MySQL."},
 	{"overflow_total", "Records sent straight to the disk queue because the memory queue was full."},
 	{"spilled_total", "Records appended to the on-disk queue."},
@@ -132,6 +135,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	counter("enqueued_total", s.Enqueued)
 	counter("written_total", s.Written)
+	counter("skipped_total", s.Skipped)
 	counter("duplicates_total", s.Duplicates)
 	counter("overflow_total", s.Overflow)
 	counter("spilled_total", s.Spilled)

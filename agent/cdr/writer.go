@@ -55,6 +55,10 @@ type Options struct {
 	// a_/b_/mos_min_mult10 are then the lowest of the F1, F2 and adaptive
 	// MOS instead of the F2 MOS.
 	MOSMinAll bool
+	// OnlyAnswered and OnlyRTP (cdronlyanswered, cdronlyrtp) store no
+	// record of a call that was not answered / had no RTP stream, as
+	// VoIPmonitor's (counted in Stats.Skipped; its pcaps stay in the spool).
+	OnlyAnswered, OnlyRTP bool
 }
 
 // item is one record waiting to be written.
@@ -234,6 +238,10 @@ func (w *Writer) EnqueueRegister(g *call.Register) error {
 }
 
 func (w *Writer) enqueue(it item) error {
+	if c := it.cdr; c != nil && ((w.o.OnlyAnswered && c.ConnectTime.IsZero()) || (w.o.OnlyRTP && len(c.Streams) == 0)) {
+		w.st.skipped.Add(1)
+		return nil
+	}
 	w.closeMu.RLock()
 	defer w.closeMu.RUnlock()
 	if w.closed {

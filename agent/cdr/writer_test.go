@@ -330,3 +330,45 @@ pbx_cdr_memory_queue_depth 1
 		t.Errorf("gathered %d metrics (%v), want at least 15", n, err)
 	}
 }
+
+// TestOnlyAnsweredOnlyRTP: cdronlyanswered leaves out the calls that were
+// not answered, cdronlyrtp those without an RTP stream, as VoIPmonitor's
+// (calltable.cpp, saveToDb); REGISTERs are not concerned.
+func TestOnlyAnsweredOnlyRTP(t *testing.T) {
+	answered := sampleCDR(0) // answered, RTP both ways
+	unanswered := sampleCDR(1)
+	unanswered.ConnectTime = time.Time{}
+	noRTP := sampleCDR(2)
+	noRTP.Streams = nil
+	for _, tc := range []struct {
+		name                  string
+		onlyAnswered, onlyRTP bool
+		queued, skipped       uint64
+	}{
+		{"off", false, false, 4, 0},
+		{"cdronlyanswered", true, false, 3, 1},
+		{"cdronlyrtp", false, true, 3, 1},
+		{"both", true, true, 2, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := testOptions("nobody:x@tcp(127.0.0.1:1)/none", t.TempDir())
+			o.OnlyAnswered, o.OnlyRTP = tc.onlyAnswered, tc.onlyRTP
+			w, err := New(o, testLogger(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Close()
+			for _, c := range []*call.CDR{answered, unanswered, noRTP} {
+				if err := w.Enqueue(c); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := w.EnqueueRegister(&call.Register{ToNum: "1001"}); err != nil {
+				t.Fatal(err)
+			}
+			if s := w.Stats(); s.Enqueued != tc.queued || s.Skipped != tc.skipped {
+				t.Errorf("enqueued %d, skipped %d; want %d, %d", s.Enqueued, s.Skipped, tc.queued, tc.skipped)
+			}
+		})
+	}
+}

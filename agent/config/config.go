@@ -67,6 +67,9 @@ type Config struct {
 	// MOSMinF2: mos_min_mult10 is the F2 MOS (mosmin_f2, default yes); no
 	// makes it the lowest of the three.
 	MOSMinF2 bool
+	// CDROnlyAnswered, CDROnlyRTP (cdronlyanswered, cdronlyrtp): no CDR
+	// for a call not answered / without RTP.
+	CDROnlyAnswered, CDROnlyRTP bool
 	// NATAliases (natalias lines): a call's media announced at a key's
 	// address is also looked for at its value (same ports).
 	NATAliases map[netip.Addr]netip.Addr

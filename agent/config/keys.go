@@ -61,8 +61,6 @@ var noEffectKeys = []string{
 	"cdr_ua_enable",
 	"cdr_ua_reg_remove",
 	"cdr_ua_reg_whitelist",
-	"cdronlyanswered",
-	"cdronlyrtp",
 	"cdrproxy",
 	"charts_cache_remote_only",
 	"check_diff_ssrc_on_same_ip_port",

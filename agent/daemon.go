@@ -527,7 +527,11 @@ func newSpool(cfg *config.Config, log *slog.Logger, waitForDisk bool) (*spool.Sp
 	default:
 		log.Warn("saveaudio format not supported; writing no audio", "saveaudio", cfg.SaveAudio)
 	}
-	if !cfg.SaveSIP && mode == spool.RTPOff && audio == "" {
+	rtcp := mode != spool.RTPOff
+	if cfg.SaveRTCP != nil {
+		rtcp = *cfg.SaveRTCP
+	}
+	if !cfg.SaveSIP && mode == spool.RTPOff && !rtcp && audio == "" {
 		return nil, nil
 	}
 	// 40 ms of wait for late packets keeps live listening under 100 ms.
@@ -537,7 +541,7 @@ func newSpool(cfg *config.Config, log *slog.Logger, waitForDisk bool) (*spool.Sp
 		}
 		return 0
 	}
-	return spool.New(spool.Config{Dir: cfg.SpoolDir, SaveSIP: cfg.SaveSIP, SaveRTP: mode, SaveRTCP: mode != spool.RTPOff,
+	return spool.New(spool.Config{Dir: cfg.SpoolDir, SaveSIP: cfg.SaveSIP, SaveRTP: mode, SaveRTCP: rtcp,
 		SaveAudio: audio, AudioMono: !cfg.SaveAudioStereo, AudioDelay: 40 * time.Millisecond, WaitForDisk: waitForDisk, Location: time.UTC,
 		ZipSIP: zip(cfg.PcapZipSIP, cfg.PcapZipLevelSIP), ZipRTP: zip(cfg.PcapZipRTP, cfg.PcapZipLevelRTP),
 		IOWorkers: runtime.GOMAXPROCS(0), // they also compress

@@ -13,7 +13,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
+
 	"pbx-agent/agent/manager/client"
+	"pbx-agent/internal/pcaptest"
 	"pbx-agent/internal/testkit"
 	"pbx-agent/sniffer/fixture"
 )
@@ -189,5 +193,56 @@ func TestDaemonBadConfig(t *testing.T) {
 	code, _, stderr = runCLI(t, "check-config", "-config", conf)
 	if code == 0 || !strings.Contains(stderr, "bad.conf:2") {
 		t.Errorf("check-config: exit %d, stderr %q", code, stderr)
+	}
+}
+
+// TestDaemonSaveRTCP: savertcp decides whether RTCP goes into the call's
+// RTP pcap; absent, it follows savertp (it was tied to savertp whatever the
+// key said).
+func TestDaemonSaveRTCP(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		conf      string
+		rtp, rtcp int // packets in the calls' RTP pcaps
+	}{
+		{"default", "", 1, 8},
+		{"savertcp = no", "savertcp = no\n", 1, 0},
+		{"savertp = no, savertcp = yes", "savertp = no\nsavertcp = yes\n", 0, 8},
+		{"savertp = no", "savertp = no\n", 0, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			conf := filepath.Join(dir, "c.conf")
+			if err := os.WriteFile(conf, []byte("[general]\nmanagerport = 0\nhttp_bind =\nspooldir = "+dir+"\n"+tc.conf), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			var stderr syncBuffer
+			in := fixture.Repo(t, "testdata", "pcap", "asterisk-call-answered.pcap")
+			if code := run(context.Background(), []string{"-config", conf, "-r", in, "--exit-after-replay"}, &bytes.Buffer{}, &stderr); code != 0 {
+				t.Fatalf("exit %d; log:\n%s", code, stderr.String())
+			}
+			files, _ := filepath.Glob(filepath.Join(dir, "*", "*", "*", "RTP", "*.pcap*"))
+			rtp, rtcp := 0, 0
+			for _, f := range files {
+				r := pcaptest.Open(t, f)
+				for {
+					data, _, err := r.ReadPacketData()
+					if err != nil {
+						break
+					}
+					p := gopacket.NewPacket(data, r.LinkType(), gopacket.Default)
+					if u, ok := p.Layer(layers.LayerTypeUDP).(*layers.UDP); ok && len(u.Payload) > 1 {
+						if pt := u.Payload[1]; pt >= 200 && pt <= 204 {
+							rtcp++
+						} else {
+							rtp++
+						}
+					}
+				}
+			}
+			if min(rtp, 1) != tc.rtp || rtcp != tc.rtcp {
+				t.Errorf("RTP pcaps %v: %d RTP, %d RTCP packets; want RTP %v, %d RTCP", files, rtp, rtcp, tc.rtp > 0, tc.rtcp)
+			}
+		})
 	}
 }

@@ -67,6 +67,9 @@ type Config struct {
 	// MOSMinF2: mos_min_mult10 is the F2 MOS (mosmin_f2, default yes); no
 	// makes it the lowest of the three.
 	MOSMinF2 bool
+	// SaveRTCP is savertcp: RTCP into the call's RTP pcap; nil (the key
+	// absent) follows savertp (saved unless savertp = no).
+	SaveRTCP *bool
 	// CDROnlyAnswered, CDROnlyRTP (cdronlyanswered, cdronlyrtp): no CDR
 	// for a call not answered / without RTP.
 	CDROnlyAnswered, CDROnlyRTP bool

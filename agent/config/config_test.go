@@ -114,6 +114,10 @@ func TestParse(t *testing.T) {
 					c.NATAliases[a("198.51.100.7")] == a("192.168.1.7") && c.NATAliases[a("198.51.100.8")] == a("192.168.1.8") &&
 					c.NATAliases[a("2001:db8::1")] == a("fd00::1") && len(c.Ignored) == 0
 			}},
+		{name: "savertcp follows savertp unless set", in: "",
+			want: func(c *Config) bool { return c.SaveRTCP == nil }},
+		{name: "savertcp = no", in: "savertcp = no\n",
+			want: func(c *Config) bool { return c.SaveRTCP != nil && !*c.SaveRTCP && len(c.Ignored) == 0 }},
 		{name: "cdronlyanswered, cdronlyrtp", in: "cdronlyanswered = yes\ncdronlyrtp = yes\n",
 			want: func(c *Config) bool { return c.CDROnlyAnswered && c.CDROnlyRTP && len(c.Ignored) == 0 }},
 		{name: "natalias one address", in: "natalias = 203.0.113.5\n",

@@ -336,7 +336,6 @@ var noEffectKeys = []string{
 	"saveaudio_afterconnect",
 	"saveaudio_from_first_invite",
 	"saverfc2833",
-	"savertcp",
 	"savertp_video",
 	"saveudptl",
 	"scanpcapdir",

@@ -53,6 +53,12 @@ var options = map[string]option{
 		c.RTPThreads = max(n, 1) // 0: VoIPmonitor's "no RTP threads"
 		return err
 	}, hint: "media workers, 0-1024 (default: the number of cores; 0 or 1 = one goroutine does everything): each call's RTP on one worker, SIP in capture order"},
+	"savertcp": {set: func(c *Config, v string) error {
+		var on bool
+		err := boolean(func(*Config) *bool { return &on })(c, v)
+		c.SaveRTCP = &on
+		return err
+	}, hint: "yes or no: RTCP packets into the call's RTP pcap (default: as savertp)"},
 	"cdronlyanswered": {set: boolean(func(c *Config) *bool { return &c.CDROnlyAnswered }), hint: "yes or no: store no CDR for a call that was not answered"},
 	"cdronlyrtp":      {set: boolean(func(c *Config) *bool { return &c.CDROnlyRTP }), hint: "yes or no: store no CDR for a call without RTP"},
 	"natalias": {set: func(c *Config, v string) error {

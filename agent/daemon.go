@@ -224,7 +224,9 @@ func newDaemon(cfg *config.Config, fl *daemonFlags, log *slog.Logger) (*daemon, 
 		d.writer = w
 	}
 	callCfg := call.Config{OnCallEnd: d.callEnded, OnRegister: d.registerChanged,
-		IdleTimeout: cfg.RTPTimeout, SIPOnlyTimeout: cfg.SIPOnlyTimeout, MaxDuration: cfg.MaxCallDuration, NATAliases: cfg.NATAliases}
+		IdleTimeout: cfg.RTPTimeout, SIPOnlyTimeout: cfg.SIPOnlyTimeout, MaxDuration: cfg.MaxCallDuration, NATAliases: cfg.NATAliases,
+		CallerID: call.CallerID{PAssertedIdentity: cfg.PAssertedIdentity, PPreferredIdentity: cfg.PPreferredIdentity,
+			RemotePartyID: cfg.RemotePartyID, RemotePartyFirst: cfg.RemotePartyPriority}}
 	if fl.capture != "" && !fl.realtime {
 		callCfg.IdleTimeout = -1 // a file's clock may jump; EOF ends every call
 	}

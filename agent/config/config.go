@@ -70,6 +70,9 @@ type Config struct {
 	// SaveRTCP is savertcp: RTCP into the call's RTP pcap; nil (the key
 	// absent) follows savertp (saved unless savertp = no).
 	SaveRTCP *bool
+	// Caller number from identity headers (passertedidentity,
+	// ppreferredidentity, remotepartyid, remotepartypriority).
+	PAssertedIdentity, PPreferredIdentity, RemotePartyID, RemotePartyPriority bool
 	// CDROnlyAnswered, CDROnlyRTP (cdronlyanswered, cdronlyrtp): no CDR
 	// for a call not answered / without RTP.
 	CDROnlyAnswered, CDROnlyRTP bool

@@ -118,6 +118,10 @@ func TestParse(t *testing.T) {
 			want: func(c *Config) bool { return c.SaveRTCP == nil }},
 		{name: "savertcp = no", in: "savertcp = no\n",
 			want: func(c *Config) bool { return c.SaveRTCP != nil && !*c.SaveRTCP && len(c.Ignored) == 0 }},
+		{name: "caller from identity headers", in: "passertedidentity = yes\nppreferredidentity = yes\nremotepartyid = yes\nremotepartypriority = yes\n",
+			want: func(c *Config) bool {
+				return c.PAssertedIdentity && c.PPreferredIdentity && c.RemotePartyID && c.RemotePartyPriority && len(c.Ignored) == 0
+			}},
 		{name: "cdronlyanswered, cdronlyrtp", in: "cdronlyanswered = yes\ncdronlyrtp = yes\n",
 			want: func(c *Config) bool { return c.CDROnlyAnswered && c.CDROnlyRTP && len(c.Ignored) == 0 }},
 		{name: "natalias one address", in: "natalias = 203.0.113.5\n",

@@ -59,8 +59,12 @@ var options = map[string]option{
 		c.SaveRTCP = &on
 		return err
 	}, hint: "yes or no: RTCP packets into the call's RTP pcap (default: as savertp)"},
-	"cdronlyanswered": {set: boolean(func(c *Config) *bool { return &c.CDROnlyAnswered }), hint: "yes or no: store no CDR for a call that was not answered"},
-	"cdronlyrtp":      {set: boolean(func(c *Config) *bool { return &c.CDROnlyRTP }), hint: "yes or no: store no CDR for a call without RTP"},
+	"passertedidentity":   {set: boolean(func(c *Config) *bool { return &c.PAssertedIdentity }), hint: "yes or no: the caller's number, domain and name from P-Asserted-Identity when present"},
+	"ppreferredidentity":  {set: boolean(func(c *Config) *bool { return &c.PPreferredIdentity }), hint: "yes or no: the caller from P-Preferred-Identity when present"},
+	"remotepartyid":       {set: boolean(func(c *Config) *bool { return &c.RemotePartyID }), hint: "yes or no: the caller from Remote-Party-ID when present"},
+	"remotepartypriority": {set: boolean(func(c *Config) *bool { return &c.RemotePartyPriority }), hint: "yes or no: Remote-Party-ID before P-Asserted-Identity and P-Preferred-Identity"},
+	"cdronlyanswered":     {set: boolean(func(c *Config) *bool { return &c.CDROnlyAnswered }), hint: "yes or no: store no CDR for a call that was not answered"},
+	"cdronlyrtp":          {set: boolean(func(c *Config) *bool { return &c.CDROnlyRTP }), hint: "yes or no: store no CDR for a call without RTP"},
 	"natalias": {set: func(c *Config, v string) error {
 		from, to, err := natAlias(v)
 		if err != nil {

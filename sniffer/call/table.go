@@ -37,6 +37,10 @@ type Config struct {
 	// Negative disables every timeout, as VoIPmonitor does when reading a
 	// file: a capture's clock may jump, and EOF ends every call.
 	IdleTimeout time.Duration
+	// CallerID says which headers give the caller's number, domain and
+	// name before From (VoIPmonitor's passertedidentity, ppreferredidentity,
+	// remotepartyid, remotepartypriority).
+	CallerID CallerID
 	// NATAliases maps an address an SDP may announce to the one the
 	// sniffer sees its media on (VoIPmonitor's natalias: a PBX behind NAT
 	// announces its public address, its RTP is captured on its private
@@ -337,8 +341,8 @@ func (t *Table) newCall(m *sip.Message, meta Meta) *callState {
 	if disp, uri, _, err := sip.ParseNameAddr(m.From); err == nil {
 		d.CallerName = unquote(disp)
 		d.Caller, d.CallerDomain = userHost(uri)
-
 	}
+	t.cfg.CallerID.apply(m, d)
 	if _, uri, _, err := sip.ParseNameAddr(m.To); err == nil {
 		d.Called, d.CalledDomain = userHost(uri)
 	}

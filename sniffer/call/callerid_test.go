@@ -1,0 +1,63 @@
+package call
+
+import (
+	"strings"
+	"testing"
+
+	"pbx-agent/sniffer/sip"
+)
+
+// TestCallerID: the caller's number, domain and name from the identity
+// headers VoIPmonitor's options name, in its order, and a withheld From
+// ("anonymous") filled from them.
+func TestCallerID(t *testing.T) {
+	const (
+		pai  = "P-Asserted-Identity: \"Alice Real\" <sip:+4930111@carrier.example>\r\n"
+		ppi  = "P-Preferred-Identity: <sip:222@pbx.example>\r\n"
+		rpid = "Remote-Party-ID: \"Remote\" <sip:333@rpid.example>;party=calling;privacy=off\r\n"
+		tel  = "P-Asserted-Identity: <tel:+4930999;cpc=ordinary>, <sip:999@carrier.example>\r\n"
+	)
+	type want struct{ caller, domain, name string }
+	from := want{"100", "example.com", "Alice"}
+	for _, tc := range []struct {
+		name    string
+		opts    CallerID
+		anon    bool // From: "Anonymous" <sip:anonymous@anonymous.invalid>
+		headers string
+		want    want
+	}{
+		{"defaults: From", CallerID{}, false, pai + rpid, from},
+		{"passertedidentity", CallerID{PAssertedIdentity: true}, false, pai + ppi + rpid, want{"+4930111", "carrier.example", "Alice Real"}},
+		{"passertedidentity, header absent", CallerID{PAssertedIdentity: true}, false, ppi, from},
+		{"P-Asserted before P-Preferred", CallerID{PAssertedIdentity: true, PPreferredIdentity: true}, false, ppi + pai, want{"+4930111", "carrier.example", "Alice Real"}},
+		{"ppreferredidentity", CallerID{PPreferredIdentity: true}, false, pai + ppi, want{"222", "pbx.example", ""}},
+		{"remotepartyid after the others", CallerID{PAssertedIdentity: true, RemotePartyID: true}, false, rpid + pai, want{"+4930111", "carrier.example", "Alice Real"}},
+		{"remotepartypriority", CallerID{PAssertedIdentity: true, RemotePartyID: true, RemotePartyFirst: true}, false, pai + rpid, want{"333", "rpid.example", "Remote"}},
+		{"tel URI", CallerID{PAssertedIdentity: true}, false, tel, want{"+4930999", "", ""}},
+		{"anonymous, defaults: Remote-Party-ID", CallerID{}, true, pai + rpid, want{"333", "rpid.example", "anonymous"}},
+		{"anonymous, nothing to fill from", CallerID{}, true, pai, want{"anonymous", "anonymous.invalid", "Anonymous"}},
+		{"anonymous, passertedidentity", CallerID{PAssertedIdentity: true}, true, pai, want{"+4930111", "carrier.example", "Alice Real"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			text := sipText("INVITE sip:200@pbx.example SIP/2.0", "cid-"+strings.NewReplacer(" ", "-", ",", "", ":", "").Replace(tc.name), "ft", "", 1, "INVITE", "")
+			if tc.anon {
+				text = strings.Replace(text, `From: "Alice" <sip:100@example.com>`, `From: "Anonymous" <sip:anonymous@anonymous.invalid>`, 1)
+			}
+			text = strings.Replace(text, "User-Agent:", tc.headers+"User-Agent:", 1)
+			var m sip.Message
+			if _, err := sip.Parse([]byte(text), &m); err != nil {
+				t.Fatal(err)
+			}
+			var out []CDR
+			tb := New(Config{CallerID: tc.opts, OnCallEnd: func(c *CDR) { out = append(out, *c) }})
+			tb.HandleSIP(&m, Meta{Time: t0, Src: alice, Dst: pbx})
+			tb.Flush()
+			if len(out) != 1 {
+				t.Fatalf("%d CDRs", len(out))
+			}
+			if got := (want{out[0].Caller, out[0].CallerDomain, out[0].CallerName}); got != tc.want {
+				t.Errorf("caller %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}

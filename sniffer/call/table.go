@@ -126,10 +126,10 @@ type Table struct {
 	byRef   map[uint64]*callState
 	media   mediaIndex
 	regs    map[string]*regState
-	regCall map[string]*regState // Call-ID → the binding its last REGISTER was for
-	regSeq  uint64               // counts REGISTER requests (regState.lastReq)
-	refs    *rand.ChaCha8        // call references: unguessable, seeded from crypto/rand
-	seq     uint64               // calls created so far (callState.seq)
+	regCall map[string][]*regState // Call-ID → the bindings whose last REGISTER used it
+	regSeq  uint64                 // counts REGISTER requests (regState.lastReq)
+	refs    *rand.ChaCha8          // call references: unguessable, seeded from crypto/rand
+	seq     uint64                 // calls created so far (callState.seq)
 	stats   Stats
 	seed    maphash.Seed
 	now     time.Time
@@ -154,7 +154,7 @@ func New(cfg Config) *Table {
 		byRef:   make(map[uint64]*callState),
 		media:   newMediaIndex(),
 		regs:    make(map[string]*regState),
-		regCall: make(map[string]*regState),
+		regCall: make(map[string][]*regState),
 		refs:    newRefSource(),
 		seed:    maphash.MakeSeed(),
 	}

@@ -2,6 +2,7 @@ package parity
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"sort"
 	"strconv"
@@ -430,9 +431,29 @@ func (r *Report) compareRegisters(capture, table string, ours, ref []Row, checks
 	}
 	for j, o := range ours {
 		if !taken[j] {
+			if relayLeg(o, ours, taken) {
+				o = maps.Clone(o)
+				o["_relay_leg"] = true
+			}
 			r.score(capture, str(o["from_num"])+"@"+str(o["created_at"]), table, row, true, "present", nil, o)
 		}
 	}
+}
+
+// relayLeg reports whether an unmatched row of ours is the other leg of a
+// REGISTER relayed by a proxy (D5): a matched row of the same number, within
+// a second, from another address.
+func relayLeg(o Row, ours []Row, taken map[int]bool) bool {
+	ot, _ := parseTime(str(o["created_at"]))
+	for j, m := range ours {
+		if !taken[j] || str(m["from_num"]) != str(o["from_num"]) || str(m["sipcallerip"]) == str(o["sipcallerip"]) {
+			continue
+		}
+		if mt, _ := parseTime(str(m["created_at"])); math.Abs(mt.Sub(ot).Seconds()) < 1 {
+			return true
+		}
+	}
+	return false
 }
 
 // Table renders the per-column agreement as a Markdown table: issue 12's

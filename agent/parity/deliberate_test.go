@@ -11,6 +11,7 @@ const (
 	reasonUnregister = "D1: an unregistration is stored as state 6 (Unregister)"
 	reasonCancel408  = "D2: the INVITE's real final response (408), not a synthesised 487"
 	reasonIPv6Host   = "D3: the whole IPv6 host, not the text before its first ':'"
+	reasonRelayLegs  = "D5: a REGISTER relayed by a proxy is one registration per leg, each OK"
 )
 
 // deliberate says why a differing value differs on purpose, or "" when it
@@ -25,6 +26,13 @@ func deliberate(d Diff, oursRow Row) string {
 		// Expires: 0 lacks a Contact, and state 1 with expires 0 when it
 		// has one.
 		return reasonUnregister
+	case table == "register_state" && column == "(row)" && d.Ref == nil && oursRow["_relay_leg"] == true,
+		table == "register_state" && column == "state" && str(d.Ref) == "3" && str(oursRow["state"]) == "1":
+		// VoIPmonitor takes both legs of a relayed REGISTER (one
+		// Call-ID) as one call: the first leg's addresses, the last
+		// 200 OK's expiry, and state 3 because that 200 OK's CSeq was
+		// answered already on the other leg.
+		return reasonRelayLegs
 	case table == "cdr" && str(oursRow["lastSIPresponseNum"]) == "408" && str(d.Ref) != "" &&
 		(column == "lastSIPresponseNum" && str(d.Ref) == "487" ||
 			column == "_joined.lastSIPresponse" && strings.HasPrefix(str(d.Ref), "487 ")):
@@ -37,7 +45,7 @@ func deliberate(d Diff, oursRow Row) string {
 }
 
 // reasonIDs lists the reasons (for the report's legend).
-var reasonIDs = []string{reasonUnregister, reasonCancel408, reasonIPv6Host}
+var reasonIDs = []string{reasonUnregister, reasonCancel408, reasonIPv6Host, reasonRelayLegs}
 
 func legend() string {
 	var b strings.Builder

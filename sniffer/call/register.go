@@ -2,6 +2,7 @@ package call
 
 import (
 	"bytes"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -10,24 +11,74 @@ import (
 	"pbx-agent/sniffer/sip"
 )
 
-// registerExpiryGrace is how long past its expiry a binding waits for a
-// late refresh before it is reported Expired.
+// VoIPmonitor's registration rules (register.cpp, sniff.cpp and
+// calltable.cpp of its 2026.04.0 source):
+//
+//   - A binding keeps two chains of states: one of OK, Unregister and
+//     Expired (register_state) and one of Failed (register_failed)
+//     (Register::addState). A row is written when the state differs from the
+//     last of its own chain, so a failed refresh does not end the OK state
+//     and the OK that follows it writes nothing, and further failures go
+//     into the failed row already written.
+//   - The same state is written again once its row is more than
+//     registerStateTimeout old (RegisterState::isEq, sip-register-state-timeout).
+//   - A row's time is its attempt's first REGISTER (the call's calltime),
+//     the challenged one and retransmissions included.
+//   - An OK binding expires when an attempt starts after its granted time,
+//     counted in whole seconds from the REGISTER that refreshed it last
+//     (Registers::add), or, with no attempt, registerExpiryGrace after that
+//     time (Registers::cleanup(false, 30)). The Expired row is dated at the
+//     granted time's end and has expires 0 (Register::expire).
+
+// registerExpiryGrace is how long past its expiry a binding with no new
+// attempt waits before it is reported Expired (the 30 of VoIPmonitor's
+// periodic Registers::cleanup(false, 30)).
 const registerExpiryGrace = 30 * time.Second
 
+// registerStateTimeout is, in seconds, how old the row of a state may get
+// before the same state is written again (VoIPmonitor's
+// sip-register-state-timeout, default 10 minutes).
+const registerStateTimeout = 600
+
+// registerAttemptWindow bounds an attempt left unanswered: a REGISTER of
+// the same Call-ID within it (a retransmission) belongs to the attempt.
+// VoIPmonitor closes a REGISTER call with no 2xx 300 s after its first packet
+// (Calltable::cleanup_registers).
+const registerAttemptWindow = 300 * time.Second
+
+// regChain is the last state written in one of a binding's two chains.
+type regChain struct {
+	state RegisterState // 0: nothing written yet
+	from  time.Time     // the attempt that wrote the row
+	to    time.Time     // the last attempt with the same state
+	row   Register      // what was written, Expires updated by later attempts
+}
+
+// isOK: a state a registration holds (RegisterState::isOK).
+func (c *regChain) isOK() bool { return c.state == RegOK || c.state == RegUnknownOK }
+
 // regState follows one registration binding (AOR + contact): the pending
-// REGISTER transaction and the last state reported.
+// REGISTER transaction and the last states reported.
 type regState struct {
-	pending     Register // the REGISTER in flight, filled from the request
-	challenged  bool     // a 401/407 was seen for the pending REGISTER
-	hasAuth     bool     // the pending REGISTER carried credentials
-	lastState   RegisterState
-	lastExpires int
-	expiresAt   time.Time
-	failed      int // failed attempts since the last success
-	callID      string
-	started     time.Time // first REGISTER of the attempt (a challenged one included)
-	lastReq     uint64    // order of the binding's last REGISTER (Table.regSeq)
-	seen        time.Time // last REGISTER or answer of the binding
+	pending    Register // the REGISTER in flight, filled from the request
+	challenged bool     // a 401/407 was seen for the pending REGISTER
+	hasAuth    bool     // the pending REGISTER carried credentials
+	open       bool     // the attempt awaits its final response
+	ok, fail   regChain // register_state's chain and register_failed's
+	failed     int      // failed attempts since the last success
+	callID     string
+	started    time.Time // first REGISTER of the attempt (a challenged one included)
+	lastReq    uint64    // order of the binding's last REGISTER (Table.regSeq)
+	seen       time.Time // last REGISTER or answer of the binding
+}
+
+// current is the binding's state as listregisters shows it: the OK chain's
+// while it holds, else the later of the two (Register::getLastState).
+func (st *regState) current() *regChain {
+	if st.ok.isOK() || st.fail.state == 0 || st.ok.state != 0 && !st.ok.to.Before(st.fail.to) {
+		return &st.ok
+	}
+	return &st.fail
 }
 
 // staleRegister is how long a binding that is not registered (failed, or
@@ -52,24 +103,28 @@ func (t *Table) handleRegister(m *sip.Message, meta Meta) {
 			t.regs[key] = st
 		}
 		st.seen = meta.Time
-		if !st.challenged || st.callID != r.CallID {
+		if !st.open || st.callID != r.CallID || meta.Time.Sub(st.started) > registerAttemptWindow {
 			// A new attempt; the retry with credentials after a 401/407
-			// belongs to the attempt it answers (VoIPmonitor's created_at).
+			// and a retransmission belong to the attempt they follow
+			// (VoIPmonitor's created_at is the REGISTER call's first packet).
 			st.started = meta.Time
 		}
+		st.open = true
 		t.regSeq++
 		st.lastReq = t.regSeq
-		if st.callID != r.CallID && t.regCall[st.callID] == st {
-			delete(t.regCall, st.callID) // a binding answers to its last Call-ID only
+		if st.callID != r.CallID {
+			t.unindexRegister(st) // a binding answers to its last Call-ID only
+			t.regCall[r.CallID] = append(t.regCall[r.CallID], st)
+		} else if !slices.Contains(t.regCall[r.CallID], st) {
+			t.regCall[r.CallID] = append(t.regCall[r.CallID], st)
 		}
 		st.callID = r.CallID
-		t.regCall[r.CallID] = st // the latest REGISTER of a Call-ID wins
 		st.pending = r
 		st.hasAuth = len(m.Header("Authorization")) > 0 || len(m.Header("Proxy-Authorization")) > 0
 		st.challenged = false
 		return
 	}
-	st := t.regByCallID(m.CallID)
+	st := t.regByCallID(m.CallID, meta)
 	if st == nil {
 		return
 	}
@@ -97,12 +152,13 @@ func (t *Table) handleRegister(m *sip.Message, meta Meta) {
 		r.Time = st.started
 		r.FailedAttempts = st.failed
 		st.failed = 0
-		st.expiresAt = meta.Time.Add(time.Duration(r.Expires) * time.Second)
+		st.open = false
 		t.report(st, state)
 	case (code == 401 || code == 407) && !st.hasAuth && !st.challenged:
 		st.challenged = true // the normal digest challenge, not a failure
 	default:
 		st.failed++
+		st.open = false
 		r.Time = st.started
 		r.FailedAttempts = st.failed
 		t.report(st, RegFailed)
@@ -110,31 +166,87 @@ func (t *Table) handleRegister(m *sip.Message, meta Meta) {
 }
 
 // regByCallID finds the binding a REGISTER response answers: of the
-// bindings using that Call-ID (a phone may register several AORs over one
-// Call-ID), the one whose REGISTER was sent last.
-func (t *Table) regByCallID(callID []byte) *regState {
-	if st := t.regCall[string(callID)]; st != nil && st.callID == string(callID) {
-		return st
+// bindings using that Call-ID, the one whose REGISTER went the other way
+// between the same addresses (a REGISTER relayed by a proxy is seen on both
+// of its legs with one Call-ID), else the one whose REGISTER was sent last
+// (a phone may register several AORs over one Call-ID and one address).
+func (t *Table) regByCallID(callID []byte, meta Meta) *regState {
+	var last, same *regState
+	for _, st := range t.regCall[string(callID)] {
+		if last == nil || st.lastReq > last.lastReq {
+			last = st
+		}
+		p := &st.pending
+		if p.CallerIP == meta.Dst.Addr() && p.CallerPort == meta.Dst.Port() &&
+			p.CalledIP == meta.Src.Addr() && p.CalledPort == meta.Src.Port() &&
+			(same == nil || st.lastReq > same.lastReq) {
+			same = st
+		}
 	}
-	return nil
+	if same != nil {
+		return same
+	}
+	return last
+}
+
+// unindexRegister takes a binding out of its Call-ID's entry.
+func (t *Table) unindexRegister(st *regState) {
+	list := t.regCall[st.callID]
+	i := slices.Index(list, st)
+	if i < 0 {
+		return
+	}
+	if len(list) == 1 {
+		delete(t.regCall, st.callID)
+		return
+	}
+	t.regCall[st.callID] = slices.Delete(list, i, i+1)
 }
 
 func (t *Table) forgetRegister(key string, st *regState) {
 	delete(t.regs, key)
-	if t.regCall[st.callID] == st {
-		delete(t.regCall, st.callID)
-	}
+	t.unindexRegister(st)
 }
 
-// report emits a REGISTER summary when the binding's state changes.
+// report emits a REGISTER summary when the state differs from the last of
+// its chain, or the last row of that state is over registerStateTimeout
+// old (Register::addState, RegisterState::isEq). An OK binding whose
+// granted time ran out before this attempt started is reported Expired
+// first (Registers::add: whole seconds, no grace).
 func (t *Table) report(st *regState, state RegisterState) {
 	r := st.pending
 	r.State = state
-	if state == st.lastState && r.Expires == st.lastExpires && state != RegFailed {
+	at := r.Time
+	if st.ok.isOK() && st.ok.row.Expires > 0 && st.ok.to.Unix()+int64(st.ok.row.Expires) < at.Unix() {
+		t.expire(st)
+	}
+	c := &st.ok
+	if state == RegFailed {
+		c = &st.fail
+	}
+	if c.state == state && at.Sub(c.from)/time.Second <= registerStateTimeout {
+		c.to = at
+		c.row.Expires = r.Expires
 		return
 	}
-	st.lastState, st.lastExpires = state, r.Expires
+	*c = regChain{state: state, from: at, to: at, row: r}
+	t.emitRegister(&r)
+}
+
+// expire reports an OK binding Expired at the end of its granted time,
+// counted from the REGISTER that refreshed it last (Register::expire).
+func (t *Table) expire(st *regState) {
+	r := st.ok.row
+	r.State = RegExpired
+	r.Time = st.ok.to.Add(time.Duration(r.Expires) * time.Second)
+	r.Expires = 0
+	st.ok = regChain{state: RegExpired, from: r.Time, to: r.Time, row: r}
+	t.emitRegister(&r)
+}
+
+func (t *Table) emitRegister(r *Register) {
 	if t.cfg.OnRegister != nil {
+		r := *r
 		t.due = append(t.due, deferred{reg: &r})
 	}
 }
@@ -254,18 +366,18 @@ func digestParam(h []byte, name string) string {
 	return ""
 }
 
-// expireRegisters reports bindings whose granted time ran out without refresh.
+// expireRegisters reports bindings whose granted time ran out without a new
+// attempt (Registers::cleanup(false, 30)) and forgets them, and forgets
+// bindings not registered and quiet for staleRegister.
 func (t *Table) expireRegisters() {
 	for key, st := range t.regs {
-		// A refresh may come a little after the granted time (clock skew,
-		// retransmission): only a binding left alone past the grace expires.
-		if st.lastState == RegOK && !st.expiresAt.IsZero() && t.now.Sub(st.expiresAt) > registerExpiryGrace {
-			st.pending.Time = st.expiresAt
-			t.report(st, RegExpired)
+		if st.ok.isOK() && st.ok.row.Expires > 0 &&
+			st.ok.to.Unix()+int64(st.ok.row.Expires)+int64(registerExpiryGrace/time.Second) < t.now.Unix() {
+			t.expire(st)
 			t.forgetRegister(key, st)
 			continue
 		}
-		if st.lastState != RegOK && t.now.Sub(st.seen) > staleRegister {
+		if !st.current().isOK() && t.now.Sub(st.seen) > staleRegister {
 			t.forgetRegister(key, st) // failed or unanswered, and quiet since
 		}
 	}
@@ -278,12 +390,11 @@ func (t *Table) Registers() []Register {
 	defer t.mu.Unlock()
 	out := make([]Register, 0, len(t.regs))
 	for _, st := range t.regs {
-		if st.lastState == 0 {
+		c := st.current()
+		if c.state == 0 {
 			continue
 		}
-		r := st.pending
-		r.State = st.lastState
-		out = append(out, r)
+		out = append(out, c.row)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Time.Before(out[j].Time) })
 	return out

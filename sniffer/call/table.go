@@ -142,10 +142,10 @@ type Table struct {
 	byRef   map[uint64]*callState
 	media   mediaIndex
 	regs    map[string]*regState
-	regCall map[string]*regState // Call-ID → the binding its last REGISTER was for
-	regSeq  uint64               // counts REGISTER requests (regState.lastReq)
-	refs    *rand.ChaCha8        // call references: unguessable, seeded from crypto/rand
-	seq     uint64               // calls created so far (callState.seq)
+	regCall map[string][]*regState // Call-ID → the bindings whose last REGISTER used it
+	regSeq  uint64                 // counts REGISTER requests (regState.lastReq)
+	refs    *rand.ChaCha8          // call references: unguessable, seeded from crypto/rand
+	seq     uint64                 // calls created so far (callState.seq)
 	stats   Stats
 	seed    maphash.Seed
 	now     time.Time
@@ -170,7 +170,7 @@ func New(cfg Config) *Table {
 		byRef:   make(map[uint64]*callState),
 		media:   newMediaIndex(),
 		regs:    make(map[string]*regState),
-		regCall: make(map[string]*regState),
+		regCall: make(map[string][]*regState),
 		refs:    newRefSource(),
 		seed:    maphash.MakeSeed(),
 	}
@@ -240,9 +240,11 @@ func (t *Table) HandleSIP(m *sip.Message, meta Meta) uint64 {
 	if c.retransmission(t.seed, m, meta) {
 		t.stats.Retransmissions++
 		c.touch(meta.Time)
+		t.putOffEnd(c, meta.Time)
 		return ref
 	}
 	c.touch(meta.Time)
+	t.putOffEnd(c, meta.Time)
 	if c.ended && !(m.Request && string(m.Method) == "INVITE") {
 		// Late messages of a finished call (ACK for the 487, 200 for BYE).
 		t.handleLate(c, m, meta)
@@ -681,7 +683,19 @@ func (t *Table) seen(c *callState, ts time.Time) {
 	}
 }
 
-// end marks a call finished; it is emitted once EndGrace has passed.
+// putOffEnd: a SIP message of a finished call puts its emission off, so that
+// the grace runs from the call's last message, not its end (VoIPmonitor's
+// shift_destroy_call_at, calltable.h, on every SIP packet, sniff.cpp): a
+// caller retransmitting its CANCEL every 4 s after the 408 keeps the call,
+// and its callend, until the last one is answered. MaxDuration bounds it.
+func (t *Table) putOffEnd(c *callState, ts time.Time) {
+	if c.ended && ts.After(c.endedAt) && ts.Sub(c.cdr.CallDate) < t.cfg.MaxDuration {
+		c.endedAt = ts
+	}
+}
+
+// end marks a call finished; it is emitted once EndGrace has passed since
+// it ended or since its last SIP message (putOffEnd).
 func (t *Table) end(c *callState, ts time.Time) {
 	if c.ended {
 		return

@@ -447,3 +447,64 @@ func TestNotAcceptable(t *testing.T) {
 		})
 	}
 }
+
+// TestEndPutOffByLateMessages: the grace after a call's end runs from its
+// last SIP message (VoIPmonitor's shift_destroy_call_at), so messages that
+// keep coming less than EndGrace apart stay on the call and move its end.
+// aaa.pcap 105090259-446faf7a: 408 to the INVITE at 25.96 s, the caller's
+// CANCEL retransmitted every 4 s until its own 408 at 56.28 s.
+func TestEndPutOffByLateMessages(t *testing.T) {
+	ms := time.Millisecond
+	invite := func(at time.Duration) step {
+		return step{at, "A>B", sipText("INVITE sip:200@pbx.example SIP/2.0", "cx", "ft", "", 1, "INVITE", "10.0.0.1")}
+	}
+	cancel := func(at time.Duration) step {
+		return step{at, "A>B", sipText("CANCEL sip:200@pbx.example SIP/2.0", "cx", "ft", "", 1, "CANCEL", "")}
+	}
+	resp := func(at time.Duration, status, method string) step {
+		return step{at, "B>A", sipText("SIP/2.0 "+status, "cx", "ft", "tx", 1, method, "")}
+	}
+	tests := []struct {
+		name string
+		in   []step
+		want time.Duration // callend - calldate
+	}{
+		{
+			name: "CANCEL retransmitted every 4 s after the 408",
+			in: []step{invite(0), resp(2216*ms, "100 Trying", "INVITE"), cancel(34119 * ms), resp(36773*ms, "408 Request Timeout", "INVITE"),
+				cancel(37651 * ms), cancel(41667 * ms), cancel(45673 * ms), cancel(49679 * ms), cancel(53694 * ms), cancel(57700 * ms),
+				cancel(61706 * ms), cancel(65721 * ms), resp(67090*ms, "408 Request Timeout", "CANCEL")},
+			want: 67090 * ms,
+		},
+		{
+			name: "a message after the grace is not the call's",
+			in:   []step{invite(0), resp(1000*ms, "486 Busy Here", "INVITE"), cancel(5000 * ms), cancel(10100 * ms)},
+			want: 5000 * ms,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out []CDR
+			tb := New(Config{OnCallEnd: func(c *CDR) { out = append(out, *c) }})
+			var m sip.Message
+			for i, s := range tt.in {
+				if _, err := sip.Parse([]byte(s.text), &m); err != nil {
+					t.Fatalf("step %d: %v", i, err)
+				}
+				meta := Meta{Time: t0.Add(s.at), Src: alice, Dst: pbx}
+				if s.dir == "B>A" {
+					meta.Src, meta.Dst = pbx, alice
+				}
+				tb.Tick(meta.Time)
+				tb.HandleSIP(&m, meta)
+			}
+			tb.Tick(t0.Add(tt.in[len(tt.in)-1].at + tb.cfg.EndGrace + gcEvery))
+			if len(out) != 1 {
+				t.Fatalf("%d CDRs, want 1", len(out))
+			}
+			if got := out[0].CallEnd.Sub(out[0].CallDate); got != tt.want {
+				t.Errorf("callend - calldate = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,195 @@
+package call
+
+import (
+	"fmt"
+	"net/netip"
+	"testing"
+	"time"
+
+	"pbx-agent/sniffer/sip"
+)
+
+// regStep is one REGISTER or response of a registration test, at ms after
+// t0 (fractions of a second matter: expiry counts whole seconds).
+type regStep struct {
+	ms       int64
+	status   int    // 0: a REGISTER
+	callID   string // "" = "reg1"
+	cseq     int
+	expires  int // Expires header (REGISTER) / contact expires (2xx); 0 = none
+	auth     bool
+	from, to netip.AddrPort // REGISTER: from → to; a response goes to → from
+	contact  string         // contact host, "" = 10.0.0.1
+}
+
+// regRow is what the test keeps of an emitted REGISTER summary.
+type regRow struct {
+	at      int64 // ms after t0
+	state   RegisterState
+	expires int
+	caller  string
+}
+
+func runRegSteps(t *testing.T, steps []regStep) []regRow {
+	t.Helper()
+	var rows []regRow
+	tb := New(Config{OnRegister: func(r *Register) {
+		rows = append(rows, regRow{r.Time.Sub(t0).Milliseconds(), r.State, r.Expires, netip.AddrPortFrom(r.CallerIP, r.CallerPort).String()})
+	}})
+	var m sip.Message
+	for i, s := range steps {
+		callID := s.callID
+		if callID == "" {
+			callID = "reg1"
+		}
+		from, to := s.from, s.to
+		if !from.IsValid() {
+			from, to = alice, pbx
+		}
+		contact := s.contact
+		if contact == "" {
+			contact = "10.0.0.1"
+		}
+		first := "REGISTER sip:pbx.example SIP/2.0"
+		src, dst := from, to
+		if s.status != 0 {
+			first = fmt.Sprintf("SIP/2.0 %d Answer", s.status)
+			src, dst = to, from
+		}
+		msg := first + fmt.Sprintf("\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bK%d\r\nFrom: <sip:100@pbx.example>;tag=f\r\n", from, s.cseq) +
+			"To: <sip:100@pbx.example>\r\nCall-ID: " + callID + fmt.Sprintf("\r\nCSeq: %d REGISTER\r\n", s.cseq)
+		switch {
+		case s.status == 0:
+			msg += "Contact: <sip:100@" + contact + ">\r\n"
+			if s.expires > 0 {
+				msg += fmt.Sprintf("Expires: %d\r\n", s.expires)
+			}
+			if s.auth {
+				msg += "Authorization: Digest username=\"100\", realm=\"pbx\", nonce=\"n\", response=\"r\"\r\n"
+			}
+		case s.status < 300:
+			msg += fmt.Sprintf("Contact: <sip:100@%s>;expires=%d\r\n", contact, s.expires)
+		}
+		msg += "Content-Length: 0\r\n\r\n"
+		if _, err := sip.Parse([]byte(msg), &m); err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+		tb.HandleSIP(&m, Meta{Time: t0.Add(time.Duration(s.ms) * time.Millisecond), Src: src, Dst: dst})
+	}
+	tb.Flush()
+	return rows
+}
+
+// TestRegisterRules: VoIPmonitor's registration rules (register.go's
+// comment), each on the sequence of a real capture it was found on.
+func TestRegisterRules(t *testing.T) {
+	const min = 60_000
+	proxy := netip.MustParseAddrPort("10.0.0.2:5160")
+	registrar := netip.MustParseAddrPort("10.0.0.3:5060")
+	// ok is a REGISTER answered 200 at ms (16 ms later), granted exp.
+	ok := func(ms int64, cseq, exp int) []regStep {
+		return []regStep{{ms: ms, cseq: cseq, expires: exp}, {ms: ms + 16, status: 200, cseq: cseq, expires: exp}}
+	}
+	// fail is a challenged attempt refused again (401 "nonce has changed").
+	fail := func(ms int64, cseq int) []regStep {
+		return []regStep{{ms: ms, cseq: cseq, expires: 1200}, {ms: ms + 140, status: 401, cseq: cseq},
+			{ms: ms + 17_000, cseq: cseq + 1, expires: 1200, auth: true}, {ms: ms + 17_150, status: 401, cseq: cseq + 1}}
+	}
+	cat := func(parts ...[]regStep) []regStep {
+		var out []regStep
+		for _, p := range parts {
+			out = append(out, p...)
+		}
+		return out
+	}
+	tests := []struct {
+		name string
+		in   []regStep
+		want []regRow
+	}{
+		{
+			// rtp_rtcp_sip_ipv4_udp.pcap: 20 s granted at 17:58:07.022,
+			// refreshed at 17:58:27.275: 507 is not < 507.
+			name: "refresh 0.25 s late in the same second",
+			in:   cat(ok(22, 1, 20), ok(20_275, 2, 20)),
+			want: []regRow{{22, RegOK, 20, "10.0.0.1:5060"}},
+		},
+		{
+			name: "refresh late into the next whole second",
+			in:   cat(ok(900, 1, 20), ok(21_100, 2, 20)),
+			want: []regRow{{900, RegOK, 20, "10.0.0.1:5060"}, {20_900, RegExpired, 0, "10.0.0.1:5060"}, {21_100, RegOK, 20, "10.0.0.1:5060"}},
+		},
+		{
+			name: "a failed attempt after the granted time expires the binding first",
+			in:   cat(ok(0, 1, 20), fail(25_000, 2)),
+			want: []regRow{{0, RegOK, 20, "10.0.0.1:5060"}, {20_000, RegExpired, 0, "10.0.0.1:5060"}, {25_000, RegFailed, 1200, "10.0.0.1:5060"}},
+		},
+		{
+			// aaa.pcap voi18063: 403 at 09:32:52, "nonce has changed"
+			// 108 s later: one register_failed row.
+			name: "failures within 10 minutes go into the failed row",
+			in:   cat(fail(0, 1), fail(108*1000, 3)),
+			want: []regRow{{0, RegFailed, 1200, "10.0.0.1:5060"}},
+		},
+		{
+			// aaa.pcap voi18062: failed 09:37:27, OK, failed 09:47:36 (608 s).
+			name: "a failure over 10 minutes after the failed row writes a new one",
+			in:   cat(fail(0, 1), ok(91_000, 3, 1200), fail(608_500, 5)),
+			want: []regRow{{0, RegFailed, 1200, "10.0.0.1:5060"}, {91_000, RegOK, 1200, "10.0.0.1:5060"}, {608_500, RegFailed, 1200, "10.0.0.1:5060"}},
+		},
+		{
+			// aaa.pcap 35104723: OK 09:53:16, failed 09:53:51, OK 09:56:41.
+			name: "a failed refresh does not end the OK state",
+			in:   cat(ok(0, 1, 1200), fail(35_000, 2), ok(205_000, 4, 1200)),
+			want: []regRow{{0, RegOK, 1200, "10.0.0.1:5060"}, {35_000, RegFailed, 1200, "10.0.0.1:5060"}},
+		},
+		{
+			name: "the same state is written again after 10 minutes",
+			in:   cat(ok(0, 1, 1200), ok(600_000, 2, 1200), ok(601_500, 3, 1200), ok(700_000, 4, 1200)),
+			want: []regRow{{0, RegOK, 1200, "10.0.0.1:5060"}, {601_500, RegOK, 1200, "10.0.0.1:5060"}},
+		},
+		{
+			name: "an expiry change alone writes nothing",
+			in:   cat(ok(0, 1, 1200), ok(60_000, 2, 600)),
+			want: []regRow{{0, RegOK, 1200, "10.0.0.1:5060"}},
+		},
+		{
+			// call-gsm.pcap 1001: REGISTER 00:30:54.138 unanswered,
+			// retransmitted .640, 401, retry, 200: created_at .138.
+			name: "a retransmission belongs to the attempt",
+			in: []regStep{{ms: 138, cseq: 1, expires: 600}, {ms: 640, cseq: 1, expires: 600}, {ms: 642, status: 401, cseq: 1},
+				{ms: 643, cseq: 2, expires: 600, auth: true}, {ms: 644, status: 200, cseq: 2, expires: 599}},
+			want: []regRow{{138, RegOK, 599, "10.0.0.1:5060"}},
+		},
+		{
+			name: "a REGISTER 5 minutes after an unanswered one starts a new attempt",
+			in:   []regStep{{ms: 0, cseq: 1, expires: 600}, {ms: 5*min + 1, cseq: 2, expires: 600}, {ms: 5*min + 20, status: 200, cseq: 2, expires: 600}},
+			want: []regRow{{5*min + 1, RegOK, 600, "10.0.0.1:5060"}},
+		},
+		{
+			// sip_ipv4_tcp_retrans.pcap: the phone's REGISTER and the
+			// proxy's relay of it share a Call-ID; each answer goes to its
+			// own leg (the 401 to the phone is no failure of the relay).
+			name: "a relayed REGISTER: both legs, one Call-ID",
+			in: []regStep{
+				{ms: 0, cseq: 1, expires: 300, from: alice, to: pbx},
+				{ms: 1, cseq: 1, expires: 600, from: proxy, to: registrar, contact: "10.0.0.2"},
+				{ms: 2, status: 401, cseq: 1, from: proxy, to: registrar, contact: "10.0.0.2"},
+				{ms: 3, status: 401, cseq: 1, from: alice, to: pbx},
+				{ms: 4, cseq: 2, expires: 300, auth: true, from: alice, to: pbx},
+				{ms: 5, cseq: 2, expires: 600, auth: true, from: proxy, to: registrar, contact: "10.0.0.2"},
+				{ms: 6, status: 200, cseq: 2, expires: 600, from: proxy, to: registrar, contact: "10.0.0.2"},
+				{ms: 7, status: 200, cseq: 2, expires: 60, from: alice, to: pbx},
+			},
+			want: []regRow{{1, RegOK, 600, "10.0.0.2:5160"}, {0, RegOK, 60, "10.0.0.1:5060"}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := runRegSteps(t, tt.in)
+			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Errorf("rows\n got %v\nwant %v", got, tt.want)
+			}
+		})
+	}
+}

@@ -19,5 +19,7 @@ func cdrOptions(cfg *config.Config) cdr.Options {
 		Partition:     cfg.CDRPartition,
 		RawUA:         !cfg.CDRUANormalisation,
 		MOSMinAll:     !cfg.MOSMinF2,
+
+		ResponseTimeFromFirstInvite: cfg.ResponseTimeFromFirstInvite,
 	}
 }

@@ -55,6 +55,11 @@ type Options struct {
 	// a_/b_/mos_min_mult10 are then the lowest of the F1, F2 and adaptive
 	// MOS instead of the F2 MOS.
 	MOSMinAll bool
+	// ResponseTimeFromFirstInvite is response_time_from_first_invite
+	// (off by default, as in VoIPmonitor): response_time_100 and _xxx
+	// count from the call's first INVITE to its first such response,
+	// instead of the quickest INVITE transaction's.
+	ResponseTimeFromFirstInvite bool
 }
 
 // item is one record waiting to be written.
@@ -710,7 +715,8 @@ func (w *Writer) writeBatch(ctx context.Context, batch []item) error {
 	if err != nil {
 		return err
 	}
-	ro := rowOptions{idSensor: w.o.IDSensor, partition: w.o.Partition, mosMinAll: w.o.MOSMinAll}
+	ro := rowOptions{idSensor: w.o.IDSensor, partition: w.o.Partition, mosMinAll: w.o.MOSMinAll,
+		fromFirstInvite: w.o.ResponseTimeFromFirstInvite}
 	p := planBatch(batch, keys, seen, look, regUA, ro)
 	bw := batchWrite{w: w, tx: tx, rowIDs: make([]uint64, len(batch)), counts: map[string]int{}}
 	if err := bw.numbered(ctx, "cdr", p.cdr); err != nil {

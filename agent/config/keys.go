@@ -311,7 +311,6 @@ var noEffectKeys = []string{
 	"remoteparty_called",
 	"remoteparty_caller",
 	"remotepartypriority",
-	"response_time_from_first_invite",
 	"ribbonsbc",
 	"ribbonsbc_bind_ip",
 	"ribbonsbc_bind_port",

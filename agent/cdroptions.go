@@ -9,17 +9,18 @@ import (
 // writer does not read agent/config; the sensors row is agent/sensors').
 func cdrOptions(cfg *config.Config) cdr.Options {
 	return cdr.Options{
-		DSN:           cfg.MySQLDSN(),
-		IDSensor:      cfg.IDSensor,
-		QueueDir:      cfg.QueueDir(),
-		QueueSize:     cfg.CDRQueueSize,
-		BatchSize:     cfg.CDRBatchSize,
-		FlushInterval: cfg.CDRFlushInterval,
-		QueueMaxBytes: cfg.CDRQueueMaxBytes,
-		Partition:     cfg.CDRPartition,
-		RawUA:         !cfg.CDRUANormalisation,
-		MOSMinAll:     !cfg.MOSMinF2,
-		OnlyAnswered:  cfg.CDROnlyAnswered,
-		OnlyRTP:       cfg.CDROnlyRTP,
+		DSN:                         cfg.MySQLDSN(),
+		IDSensor:                    cfg.IDSensor,
+		QueueDir:                    cfg.QueueDir(),
+		QueueSize:                   cfg.CDRQueueSize,
+		BatchSize:                   cfg.CDRBatchSize,
+		FlushInterval:               cfg.CDRFlushInterval,
+		QueueMaxBytes:               cfg.CDRQueueMaxBytes,
+		Partition:                   cfg.CDRPartition,
+		RawUA:                       !cfg.CDRUANormalisation,
+		MOSMinAll:                   !cfg.MOSMinF2,
+		OnlyAnswered:                cfg.CDROnlyAnswered,
+		OnlyRTP:                     cfg.CDROnlyRTP,
+		ResponseTimeFromFirstInvite: cfg.ResponseTimeFromFirstInvite,
 	}
 }

@@ -61,6 +61,14 @@ func callJSON(c *call.CDR) map[string]any {
 	if !c.ProgressTime.IsZero() {
 		m["progress_time"] = seconds(c.ProgressTime.Sub(c.CallDate))
 	}
+	// response_time_100 / _xxx in ms as the cdr row has them with
+	// VoIPmonitor's default rule (null without such a response).
+	for k, d := range map[string]call.ResponseDelay{"response_time_100": c.Response100, "response_time_xxx": c.ResponseXXX} {
+		m[k] = nil
+		if ms, ok := d.Millis(c.CallDate, false); ok {
+			m[k] = ms
+		}
+	}
 	if c.PAssertedIdentity != "" {
 		m["p_asserted_identity"] = c.PAssertedIdentity
 	}

@@ -264,13 +264,13 @@ func abs64(v int64) int64 {
 }
 
 // sendSIPHEP forwards a SIP message to the HEP output.
-func (s *Sniffer) sendSIPHEP(p *decode.Packet, b []byte, m *sip.Message) {
+func (s *Sniffer) sendSIPHEP(p *decode.Packet, b []byte, m *sip.Message, at time.Time) {
 	o := &s.hepOut
 	*o = hep.Packet{Src: p.Src, Dst: p.Dst, IPProto: hep.IPProtoUDP, ProtoType: hep.ProtoSIP, Payload: b, CorrelationID: m.CallID, VLAN: p.VLAN}
 	if p.Transport == decode.TCP {
 		o.IPProto = hep.IPProtoTCP
 	}
-	o.SetTime(p.Time)
+	o.SetTime(at) // a message out of a TCP stream: its first segment's time, as the call table's
 	s.cfg.HEPOut.Send(o)
 }
 

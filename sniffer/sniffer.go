@@ -444,8 +444,8 @@ func (s *Sniffer) HandlePacket(p *decode.Packet) {
 	case decode.TCP:
 		switch {
 		case sipPort:
-			s.tcp.handle(p, s.handleWireSIP, &s.stats.TCPDiscarded)
-		case s.cfg.SIPByPortOnly || !s.tcp.follow(p, startsSIP, s.handleWireSIP, &s.stats.TCPDiscarded):
+			s.tcp.handle(p, s.handleStreamSIP, &s.stats.TCPDiscarded)
+		case s.cfg.SIPByPortOnly || !s.tcp.follow(p, startsSIP, s.handleStreamSIP, &s.stats.TCPDiscarded):
 			s.stats.Other++
 		}
 	case decode.SCTP:
@@ -480,8 +480,20 @@ func (s *Sniffer) handleSIPDatagram(p *decode.Packet) {
 
 func (s *Sniffer) handleWireSIP(p *decode.Packet, b []byte) { s.handleSIPBytes(p, b, originWire) }
 
+// handleStreamSIP takes a message out of a TCP stream: at is the time of the
+// segment that carried its first byte.
+func (s *Sniffer) handleStreamSIP(p *decode.Packet, b []byte, at time.Time) {
+	s.handleSIPAt(p, b, originWire, at)
+}
+
 func (s *Sniffer) handleSIPBytes(p *decode.Packet, b []byte, o origin) {
-	if s.dups != nil && s.dups.seen(b, p.Time, o) {
+	s.handleSIPAt(p, b, o, p.Time)
+}
+
+// handleSIPAt hands a SIP message of packet p, seen at time at, to the call
+// table and the SIP hook.
+func (s *Sniffer) handleSIPAt(p *decode.Packet, b []byte, o origin, at time.Time) {
+	if s.dups != nil && s.dups.seen(b, at, o) {
 		s.stats.HEP.Duplicates++
 		return
 	}
@@ -491,13 +503,13 @@ func (s *Sniffer) handleSIPBytes(p *decode.Packet, b []byte, o origin) {
 		return
 	}
 	s.stats.SIP++
-	s.meta = call.Meta{Time: p.Time, Src: p.Src, Dst: p.Dst, VLAN: p.VLAN, TCP: p.Transport == decode.TCP}
+	s.meta = call.Meta{Time: at, Src: p.Src, Dst: p.Dst, VLAN: p.VLAN, TCP: p.Transport == decode.TCP}
 	ref := s.table.HandleSIP(&s.msg, s.meta)
 	if s.cfg.HEPOut != nil {
 		if _, ok := s.callIDs[ref]; ref != 0 && !ok {
 			s.callIDs[ref] = string(s.msg.CallID)
 		}
-		s.sendSIPHEP(p, b, &s.msg)
+		s.sendSIPHEP(p, b, &s.msg, at)
 	}
 	switch {
 	case s.cfg.SIPHook == nil:

@@ -10,7 +10,10 @@ import (
 
 // SIP over TCP: one sip.Stream per direction of a connection, fed in sequence
 // order. Retransmitted bytes are skipped; a gap (lost segment) resets the
-// stream, which then resyncs on the next start line.
+// stream, which then resyncs on the next start line. A message is delivered
+// with the time of the segment that carried its first byte, as VoIPmonitor
+// stamps a message reassembled from segments (sniff.cpp,
+// TcpReassemblySip::complete: the first segment's packet with all the data).
 
 const (
 	// maxTCPFlows bounds the SIP-over-TCP reassembly state: each flow holds
@@ -28,6 +31,7 @@ type tcpFlow struct {
 	ws     wsFlow
 	next   int64 // next expected sequence number, or seqUnknown
 	last   time.Time
+	begun  time.Time // the segment that began the bytes buffered (a message in progress)
 
 	key          flowKey
 	newer, older *tcpFlow // recency list: lru.newer is the most recent flow
@@ -83,8 +87,12 @@ func (t *tcpFlows) evictOldest() {
 	}
 }
 
+// deliverFunc receives a message of segment p that began at the time at (p's
+// own time, or an earlier segment's when the message spans segments).
+type deliverFunc func(p *decode.Packet, msg []byte, at time.Time)
+
 // handle follows a segment of a SIP port's flow.
-func (t *tcpFlows) handle(p *decode.Packet, deliver func(*decode.Packet, []byte), discarded *uint64) {
+func (t *tcpFlows) handle(p *decode.Packet, deliver deliverFunc, discarded *uint64) {
 	t.follow(p, nil, deliver, discarded)
 }
 
@@ -93,7 +101,7 @@ func (t *tcpFlows) handle(p *decode.Packet, deliver func(*decode.Packet, []byte)
 // starts a message (detected per direction: a response stream begins with
 // "SIP/2.0"); follow reports false when it did not take the segment. One
 // flow lookup serves both the decision and the reassembly.
-func (t *tcpFlows) follow(p *decode.Packet, start func([]byte) bool, deliver func(*decode.Packet, []byte), discarded *uint64) bool {
+func (t *tcpFlows) follow(p *decode.Packet, start func([]byte) bool, deliver deliverFunc, discarded *uint64) bool {
 	key := flowKey{p.Src, p.Dst}
 	f := t.flows[key]
 	if f == nil && start != nil && (len(p.Payload) == 0 || !start(p.Payload)) {
@@ -143,23 +151,42 @@ func (t *tcpFlows) follow(p *decode.Packet, start func([]byte) bool, deliver fun
 	if f.ws.state == wsNone && f.stream.Buffered() == 0 && looksLikeHTTP(data) {
 		f.ws.state = wsHandshake
 	}
+	// The first message out of this segment began where the bytes already
+	// buffered did; any later one began in this segment.
+	at := p.Time
+	if f.buffered() > 0 {
+		at = f.begun
+	}
+	emit := func(msg []byte) {
+		deliver(p, msg, at)
+		at = p.Time
+	}
 	if f.ws.state != wsNone {
 		was := f.ws.dropped()
-		f.ws.feed(data, func(msg []byte) { deliver(p, msg) })
+		f.ws.feed(data, emit)
 		if !was && f.ws.dropped() {
 			t.wsDropped++
 		}
-		return true
-	}
-	f.stream.Write(data)
-	for {
-		msg, err := f.stream.Next()
-		if err != nil {
-			break
+	} else {
+		f.stream.Write(data)
+		for {
+			msg, err := f.stream.Next()
+			if err != nil {
+				break
+			}
+			emit(msg)
 		}
-		deliver(p, msg)
 	}
+	f.begun = at
 	return true
+}
+
+// buffered is how many bytes of the flow wait for the rest of a message.
+func (f *tcpFlow) buffered() int {
+	if f.ws.state != wsNone {
+		return len(f.ws.buf) + len(f.ws.msg)
+	}
+	return f.stream.Buffered()
 }
 
 // expire forgets flows idle longer than tcpFlowIdle, oldest first.

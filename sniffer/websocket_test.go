@@ -3,6 +3,7 @@ package sniffer
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"net/netip"
 	"testing"
 	"time"
@@ -87,7 +88,7 @@ func TestTCPFlowLimit(t *testing.T) {
 	base := time.Unix(1000, 0)
 	pkt := flowPacket
 	for i := range maxTCPFlows + 10 {
-		tf.handle(pkt(i, base.Add(time.Duration(i)*time.Millisecond)), func(*decode.Packet, []byte) {}, &discarded)
+		tf.handle(pkt(i, base.Add(time.Duration(i)*time.Millisecond)), func(*decode.Packet, []byte, time.Time) {}, &discarded)
 	}
 	if len(tf.flows) != maxTCPFlows || tf.evicted != 10 {
 		t.Fatalf("%d flows, %d evicted; want %d and 10", len(tf.flows), tf.evicted, maxTCPFlows)
@@ -129,7 +130,7 @@ func TestWebSocketContinuationCap(t *testing.T) {
 	seq := uint32(1)
 	send := func(b []byte) {
 		tf.handle(&decode.Packet{Time: time.Unix(1000, 0), Transport: decode.TCP, TCPSeq: seq, Src: src, Dst: dst, Payload: b},
-			func(*decode.Packet, []byte) { t.Error("a message was delivered") }, &discarded)
+			func(*decode.Packet, []byte, time.Time) { t.Error("a message was delivered") }, &discarded)
 		seq += uint32(len(b))
 	}
 	send([]byte("GET / HTTP/1.1\r\nUpgrade: websocket\r\n\r\n"))
@@ -162,7 +163,7 @@ func TestTCPFlowRecency(t *testing.T) {
 	var discarded uint64
 	base := time.Unix(1000, 0)
 	pkt := flowPacket
-	nop := func(*decode.Packet, []byte) {}
+	nop := func(*decode.Packet, []byte, time.Time) {}
 	at := base
 	for i := range maxTCPFlows {
 		at = at.Add(time.Millisecond)
@@ -212,7 +213,7 @@ func BenchmarkTCPFlowChurn(b *testing.B) {
 			var discarded uint64
 			p := &decode.Packet{Time: time.Unix(1000, 0), Transport: decode.TCP, TCPSeq: 1,
 				Dst: netip.MustParseAddrPort("10.9.9.9:5060"), Payload: []byte("INVITE sip:a@b SIP/2.0\r\n")}
-			nop := func(*decode.Packet, []byte) {}
+			nop := func(*decode.Packet, []byte, time.Time) {}
 			i := 0
 			if full {
 				for ; i < maxTCPFlows; i++ {
@@ -235,6 +236,49 @@ func BenchmarkTCPFlowChurn(b *testing.B) {
 }
 
 // flowPacket is a one-segment SIP/TCP packet from source number i.
+// TestTCPMessageTime: a SIP message that spans TCP segments takes the time
+// of the segment that carried its first byte (VoIPmonitor's
+// TcpReassemblySip), over plain TCP and over a websocket; a message that
+// begins in the segment completing another takes that segment's time.
+func TestTCPMessageTime(t *testing.T) {
+	msg := func(id string) []byte {
+		return []byte("OPTIONS sip:a@b SIP/2.0\r\nCall-ID: " + id + "\r\nContent-Length: 0\r\n\r\n")
+	}
+	one, two, three := msg("1"), msg("2"), msg("3")
+	ws := func(m []byte) []byte { return wsFrame(1, true, []byte{1, 2, 3, 4}, m) }
+	cat := func(bs ...[]byte) []byte { return bytes.Join(bs, nil) }
+	handshake := []byte("GET / HTTP/1.1\r\nUpgrade: websocket\r\nSec-WebSocket-Protocol: sip\r\n\r\n")
+	for _, tc := range []struct {
+		name     string
+		segments [][]byte // sent 1 ms apart
+		want     []int    // each message's time, in ms
+	}{
+		{"whole messages", [][]byte{one, two}, []int{0, 1}},
+		{"one message in three segments", [][]byte{one[:10], one[10:30], one[30:]}, []int{0}},
+		{"the completing segment begins the next", [][]byte{one[:10], cat(one[10:], two[:5]), cat(two[5:], three)}, []int{0, 1, 2}},
+		{"websocket frame in two segments", [][]byte{handshake, ws(one)[:20], ws(one)[20:]}, []int{1}},
+		{"websocket: the completing segment begins the next", [][]byte{handshake, ws(one)[:20], cat(ws(one)[20:], ws(two)[:3]), ws(two)[3:]},
+			[]int{1, 2}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tf := newTCPFlows()
+			var discarded uint64
+			base := time.Unix(1000, 0)
+			var got []int
+			seq := uint32(1)
+			for i, b := range tc.segments {
+				p := &decode.Packet{Time: base.Add(time.Duration(i) * time.Millisecond), Transport: decode.TCP, TCPSeq: seq,
+					Src: netip.MustParseAddrPort("10.0.0.1:40000"), Dst: netip.MustParseAddrPort("10.9.9.9:5060"), Payload: b}
+				tf.handle(p, func(_ *decode.Packet, _ []byte, at time.Time) { got = append(got, int(at.Sub(base)/time.Millisecond)) }, &discarded)
+				seq += uint32(len(b))
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Errorf("message times %v ms, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
 func flowPacket(i int, at time.Time) *decode.Packet {
 	return &decode.Packet{Time: at, Transport: decode.TCP, TCPSeq: 1,
 		Src: netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}), 40000), Dst: netip.MustParseAddrPort("10.9.9.9:5060"),

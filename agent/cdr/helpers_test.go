@@ -106,6 +106,8 @@ func sampleCDR(i int) *call.CDR {
 		LastSIPResponseNum: 200,
 		LastSIPResponse:    "200 OK",
 		Responses:          []int{100, 180, 200},
+		Response100:        call.ResponseDelay{First: start.Add(ms(3)), Min: ms(3)},
+		ResponseXXX:        call.ResponseDelay{First: start.Add(ms(60)), Min: ms(60)},
 		Bye:                call.ByeOK,
 		WhoHanged:          call.HangerCaller,
 		CallerUA:           "gensip",

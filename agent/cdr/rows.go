@@ -38,6 +38,9 @@ type rowOptions struct {
 	idSensor  int  // -1 = unset (NULL in cdr.id_sensor, 0 in register_*.id_sensor)
 	partition bool // child rows carry calldate
 	mosMinAll bool // mosmin_f2 = no: a side's mos_min is the lowest of its three MOS
+	// fromFirstInvite: response_time_from_first_invite = yes, the response
+	// times count from the call's first INVITE
+	fromFirstInvite bool
 }
 
 const maxDecimal93 = 999999.999
@@ -332,7 +335,19 @@ func callColumns(r row, c *call.CDR, ids *lookups, o rowOptions) row {
 		col{"b_ua_id", id(ids.calledUA)},
 		col{"vlan", vlan},
 		col{"id_sensor", sensor},
+		col{"response_time_100", responseTime(c.Response100, c, o)},
+		col{"response_time_xxx", responseTime(c.ResponseXXX, c, o)},
 	)
+}
+
+// responseTime is a response_time_100 / _xxx value: ms, NULL when the call
+// had no such response (VoIPmonitor's calltable.cpp).
+func responseTime(d call.ResponseDelay, c *call.CDR, o rowOptions) any {
+	ms, ok := d.Millis(c.CallDate, o.fromFirstInvite)
+	if !ok {
+		return nil
+	}
+	return int64(ms)
 }
 
 // qualityColumns appends the whole call's codec and quality columns, taken

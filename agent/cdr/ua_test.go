@@ -127,6 +127,48 @@ func TestMOSColumns(t *testing.T) {
 	}
 }
 
+// TestResponseTimeColumns: response_time_100 and _xxx are the quickest
+// INVITE transaction's delay in ms (rounded half up, capped at 65,535),
+// NULL without such a response, and with response_time_from_first_invite
+// the delay from the call's first INVITE to the call's first such response
+// (VoIPmonitor's calltable.cpp).
+func TestResponseTimeColumns(t *testing.T) {
+	us := time.Microsecond
+	for _, tc := range []struct {
+		name          string
+		r100, rXXX    call.ResponseDelay
+		o             rowOptions
+		want100, wXXX any
+	}{
+		{"none", call.ResponseDelay{}, call.ResponseDelay{}, rowOptions{}, nil, nil},
+		{"no 100", call.ResponseDelay{}, call.ResponseDelay{First: t0.Add(ms(50)), Min: ms(50)}, rowOptions{}, nil, int64(50)},
+		{"rounded half up", call.ResponseDelay{First: t0.Add(1499 * us), Min: 1499 * us},
+			call.ResponseDelay{First: t0.Add(2500 * us), Min: 2500 * us}, rowOptions{}, int64(1), int64(3)},
+		{"quickest transaction", call.ResponseDelay{First: t0.Add(ms(10)), Min: ms(4)},
+			call.ResponseDelay{First: t0.Add(ms(130)), Min: ms(100)}, rowOptions{}, int64(4), int64(100)},
+		{"from the first INVITE", call.ResponseDelay{First: t0.Add(ms(10)), Min: ms(4)},
+			call.ResponseDelay{First: t0.Add(ms(130)), Min: ms(100)}, rowOptions{fromFirstInvite: true}, int64(10), int64(130)},
+		{"no transaction answered", call.ResponseDelay{First: t0.Add(ms(30))}, call.ResponseDelay{}, rowOptions{}, int64(0), nil},
+		{"capped", call.ResponseDelay{}, call.ResponseDelay{First: t0.Add(70 * time.Second), Min: 70 * time.Second},
+			rowOptions{}, nil, int64(65535)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := sampleCDR(0)
+			c.CallDate = t0
+			c.Response100, c.ResponseXXX = tc.r100, tc.rXXX
+			r := cdrRow(c, &lookups{}, tc.o)
+			for _, w := range []struct {
+				col  string
+				want any
+			}{{"response_time_100", tc.want100}, {"response_time_xxx", tc.wXXX}} {
+				if v, ok := colValue(r, w.col); !ok || v != w.want {
+					t.Errorf("%s = %v (present %v), want %v", w.col, v, ok, w.want)
+				}
+			}
+		})
+	}
+}
+
 func TestCDRNextRow(t *testing.T) {
 	for _, tc := range []struct {
 		name                     string

@@ -59,6 +59,11 @@ type Options struct {
 	// record of a call that was not answered / had no RTP stream, as
 	// VoIPmonitor's (counted in Stats.Skipped; its pcaps stay in the spool).
 	OnlyAnswered, OnlyRTP bool
+	// ResponseTimeFromFirstInvite is response_time_from_first_invite
+	// (off by default, as in VoIPmonitor): response_time_100 and _xxx
+	// count from the call's first INVITE to its first such response,
+	// instead of the quickest INVITE transaction's.
+	ResponseTimeFromFirstInvite bool
 }
 
 // item is one record waiting to be written.
@@ -718,7 +723,8 @@ func (w *Writer) writeBatch(ctx context.Context, batch []item) error {
 	if err != nil {
 		return err
 	}
-	ro := rowOptions{idSensor: w.o.IDSensor, partition: w.o.Partition, mosMinAll: w.o.MOSMinAll}
+	ro := rowOptions{idSensor: w.o.IDSensor, partition: w.o.Partition, mosMinAll: w.o.MOSMinAll,
+		fromFirstInvite: w.o.ResponseTimeFromFirstInvite}
 	p := planBatch(batch, keys, seen, look, regUA, ro)
 	bw := batchWrite{w: w, tx: tx, rowIDs: make([]uint64, len(batch)), counts: map[string]int{}}
 	if err := bw.numbered(ctx, "cdr", p.cdr); err != nil {

@@ -86,6 +86,10 @@ type Config struct {
 	RTPTimeout      time.Duration
 	SIPOnlyTimeout  time.Duration
 	MaxCallDuration time.Duration
+	// ResponseTimeFromFirstInvite: cdr.response_time_100 and _xxx count
+	// from the call's first INVITE (response_time_from_first_invite,
+	// default no: the quickest INVITE transaction's response).
+	ResponseTimeFromFirstInvite bool
 	// FaxDetect looks for the fax tones CNG and CED in G.711 audio and
 	// marks such a call a T.30 fax, CDR payload 1001 (faxdetect, default
 	// no as VoIPmonitor's).

@@ -304,7 +304,6 @@ var noEffectKeys = []string{
 	"redirect_response_300_timeout",
 	"remoteparty_called",
 	"remoteparty_caller",
-	"response_time_from_first_invite",
 	"ribbonsbc",
 	"ribbonsbc_bind_ip",
 	"ribbonsbc_bind_port",

@@ -142,6 +142,8 @@ var options = map[string]option{
 		hint: "milliseconds, 1 to 30000 (default 500)"},
 	"jitterbuffer_adapt_resync_threshold": {set: integer(1, 30000, func(c *Config) *int { return &c.JitterAdaptResync }),
 		hint: "milliseconds, 1 to 30000 (default 500)"},
+	"response_time_from_first_invite": {set: boolean(func(c *Config) *bool { return &c.ResponseTimeFromFirstInvite }),
+		hint: "yes or no (default): cdr.response_time_100 and _xxx from the call's first INVITE instead of the quickest INVITE transaction"},
 	"saveaudio_stereo": {set: boolean(func(c *Config) *bool { return &c.SaveAudioStereo }), hint: "yes or no"},
 	"sip-register":     {set: boolean(func(c *Config) *bool { return &c.SIPRegister }), hint: "yes or no"},
 	"nocdr":            {set: boolean(func(c *Config) *bool { return &c.NoCDR }), hint: "yes or no"},

@@ -92,6 +92,12 @@ type CDR struct {
 	// keeps such a call from payload 1001.
 	NotAcceptable bool `json:",omitempty"`
 
+	// Response100 and ResponseXXX time the call's responses: 100 Trying
+	// and any other code (VoIPmonitor's cdr.response_time_100 and
+	// response_time_xxx; ResponseDelay.Millis makes the column).
+	Response100 ResponseDelay `json:",omitzero"`
+	ResponseXXX ResponseDelay `json:",omitzero"`
+
 	Streams []rtp.Summary // every RTP stream of the call (cdr_rtp rows)
 	DTMF    []DTMF        // digits, RFC 2833/4733 and SIP INFO, in time order
 	Paused  []Interval    // recording paused (pausecall); an open End means still paused
@@ -132,6 +138,44 @@ func (c *CDR) ConnectDuration() time.Duration {
 		return 0
 	}
 	return c.CallEnd.Sub(c.ConnectTime)
+}
+
+// ResponseDelay is how soon a call's requests met one kind of response, in
+// capture time cut to microseconds (as VoIPmonitor reads packet times).
+type ResponseDelay struct {
+	// First is the first such response to any request of the call; zero
+	// when none came (the column is NULL then).
+	First time.Time `json:",omitzero"`
+	// Min is the shortest time from an INVITE to the first such response
+	// of its transaction (sent back along the INVITE's path, same CSeq
+	// number, whatever the CSeq method: a 200 to a CANCEL counts), over
+	// the call's INVITEs; 0 when no INVITE was answered so.
+	Min time.Duration `json:",omitzero"`
+}
+
+// MaxResponseMillis is the largest value of the smallint unsigned columns.
+const MaxResponseMillis = 65535
+
+// Millis is the response_time_100 / response_time_xxx column: Min in
+// milliseconds (VoIPmonitor's default), or with fromFirstInvite
+// (response_time_from_first_invite = yes) the time from the call's first
+// INVITE (invite) to First; rounded half up, capped at 65,535. ok is false
+// for NULL: no such response at all.
+func (d ResponseDelay) Millis(invite time.Time, fromFirstInvite bool) (ms int, ok bool) {
+	if d.First.IsZero() {
+		return 0, false
+	}
+	delay := d.Min
+	if fromFirstInvite {
+		delay = d.First.Sub(invite.Truncate(time.Microsecond))
+		if delay < 0 {
+			// VoIPmonitor subtracts unsigned microseconds: a response
+			// stamped before the INVITE wraps round to the cap.
+			return MaxResponseMillis, true
+		}
+	}
+	us := int64(delay / time.Microsecond)
+	return int(min((us+500)/1000, MaxResponseMillis)), true
 }
 
 // Response is one SIP response: its code and reason phrase as sent.

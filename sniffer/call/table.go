@@ -110,7 +110,8 @@ type Stats struct {
 	// MaxMediaAddrs (re-INVITEs moving its media again and again).
 	MediaEvicted uint64
 	// EntriesDropped counts what a call's CDR did not keep past its lists'
-	// bounds (MaxResponses, MaxDTMF, MaxHolds).
+	// bounds (MaxResponses, MaxDTMF, MaxHolds) and the INVITE transactions
+	// it did not time past MaxInviteTx.
 	EntriesDropped uint64
 }
 
@@ -129,6 +130,9 @@ const (
 	MaxDTMF = 512
 	// MaxHolds is the times a CDR keeps a call going on hold.
 	MaxHolds = 256
+	// MaxInviteTx is the INVITE transactions (path and CSeq number) a call
+	// times responses for.
+	MaxInviteTx = 32
 )
 
 // Table follows calls and registrations. HandleSIP, MatchMedia and Tick
@@ -200,6 +204,8 @@ type callState struct {
 	seq        uint64 // creation order (references are random)
 	fromTag    string // caller's tag: tells who sent a BYE
 	inviteCSeq uint32
+	firstCSeq  uint32 // the first INVITE's
+	txs        []inviteTx
 	challenged bool // ended by a 401/407: waits AuthGrace for the retry
 	endedAt    time.Time
 	hashes     [retransWindow]uint64
@@ -245,6 +251,7 @@ func (t *Table) HandleSIP(m *sip.Message, meta Meta) uint64 {
 	}
 	c.touch(meta.Time)
 	t.putOffEnd(c, meta.Time)
+	t.timeResponses(c, m, meta)
 	if c.ended && !(m.Request && string(m.Method) == "INVITE") {
 		// Late messages of a finished call (ACK for the 487, 200 for BYE).
 		t.handleLate(c, m, meta)
@@ -329,6 +336,7 @@ func (t *Table) newCall(m *sip.Message, meta Meta) *callState {
 		seq:        t.seq,
 		fromTag:    string(m.FromTag),
 		inviteCSeq: m.CSeq,
+		firstCSeq:  m.CSeq,
 		last:       meta.Time,
 	}
 	d := &c.cdr
@@ -438,6 +446,105 @@ func (t *Table) handleRequest(c *callState, m *sip.Message, meta Meta) {
 			c.cdr.DTMF = append(c.cdr.DTMF, d)
 		}
 	}
+}
+
+// inviteTx is one INVITE transaction as VoIPmonitor times its responses
+// (sniff.cpp, invite_sdaddr and its cseq_data): the path the INVITE took,
+// its CSeq number, when its first INVITE was seen and when the first 100
+// and the first other response came back along that path.
+type inviteTx struct {
+	src, dst       netip.AddrPort
+	cseq           uint32
+	at, r100, rXXX time.Time
+}
+
+// timeResponses records what the call's response times are made of
+// (CDR.Response100, ResponseXXX). Any response of the call counts for
+// First; for Min only the first response of each INVITE transaction, sent
+// back along the INVITE's path with its CSeq number. An INVITE sent back
+// along a path the call's INVITEs took (the callee's re-INVITE), or
+// between the same addresses on other ports within the dialog, opens no
+// transaction.
+func (t *Table) timeResponses(c *callState, m *sip.Message, meta Meta) {
+	ts := meta.Time.Truncate(time.Microsecond)
+	if m.Request {
+		if string(m.Method) != "INVITE" {
+			return
+		}
+		known := false
+		for i := range c.txs {
+			tx := &c.txs[i]
+			if tx.src == meta.Src && tx.dst == meta.Dst {
+				if tx.cseq == m.CSeq {
+					return // retransmitted or repeated: the first INVITE counts
+				}
+				known = true
+			}
+		}
+		if !known {
+			for i := range c.txs {
+				tx := &c.txs[i]
+				if tx.src.Addr() != meta.Dst.Addr() || tx.dst.Addr() != meta.Src.Addr() {
+					continue
+				}
+				if tx.src.Port() == meta.Dst.Port() && tx.dst.Port() == meta.Src.Port() ||
+					m.CSeq != c.firstCSeq && len(m.ToTag) > 0 {
+					return
+				}
+			}
+		}
+		if len(c.txs) >= MaxInviteTx {
+			t.stats.EntriesDropped++
+			return
+		}
+		c.txs = append(c.txs, inviteTx{src: meta.Src, dst: meta.Dst, cseq: m.CSeq, at: ts})
+		return
+	}
+	if m.StatusCode <= 0 {
+		return
+	}
+	d := &c.cdr.ResponseXXX
+	if m.StatusCode == 100 {
+		d = &c.cdr.Response100
+	}
+	if d.First.IsZero() {
+		d.First = ts
+	}
+	for i := range c.txs {
+		tx := &c.txs[i]
+		if tx.src != meta.Dst || tx.dst != meta.Src || tx.cseq != m.CSeq {
+			continue
+		}
+		r := &tx.rXXX
+		if m.StatusCode == 100 {
+			r = &tx.r100
+		}
+		if !r.IsZero() {
+			return
+		}
+		*r = ts
+		d.Min, _ = c.minResponse(m.StatusCode == 100)
+		return
+	}
+}
+
+// minResponse is the shortest INVITE → first 100 (trying) or other
+// response over the call's transactions; ok is false when none had one.
+func (c *callState) minResponse(trying bool) (d time.Duration, ok bool) {
+	for i := range c.txs {
+		tx := &c.txs[i]
+		r := tx.rXXX
+		if trying {
+			r = tx.r100
+		}
+		if r.IsZero() || r.Before(tx.at) {
+			continue
+		}
+		if dt := r.Sub(tx.at); !ok || dt < d {
+			d, ok = dt, true
+		}
+	}
+	return d, ok
 }
 
 // partyOf tells which side sent a request: the caller's dialog tag is the

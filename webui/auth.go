@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"pbx-agent/internal/sourcekey"
 )
 
 // sessionIDChars are PHP's session id alphabet (session.sid_bits_per_character=5).
@@ -164,8 +166,8 @@ func (s *sessions) gcUserLocked(key string, now time.Time) {
 	}
 }
 
-// throttle counts failed logins per key (user name, client address) in a
-// window; a key over the limit is refused until its window ends. The table
+// throttle counts failed logins per key (user@source and source, a source
+// being an IPv4 address or an IPv6 /64: login) in a window; a key over the limit is refused until its window ends. The table
 // holds at most maxKeys keys: when it is full, a new key takes the place
 // of the key whose window ended longest ago (it holds nothing any more).
 // Only while every key's window still runs does a new key share one entry
@@ -313,10 +315,13 @@ func secretEqual(a, b string) bool {
 // comparison as known ones.
 func (h *Handler) login(name, pass string, addr netip.Addr) (*User, error) {
 	now := h.now()
-	// Failures count per (user, address) and per address: a stranger
+	// Failures count per (user, source) and per source: a stranger
 	// guessing alice's password locks out only his own address, never
-	// alice's logins or live listeners from hers.
-	ukey, akey := "u:"+strings.ToLower(name)+"@"+addr.String(), "a:"+addr.String()
+	// alice's logins or live listeners from hers. A source is an IPv4
+	// address or an IPv6 /64 (sourcekey.Of): new addresses of one /64
+	// are the same stranger.
+	src := sourcekey.Of(addr).String()
+	ukey, akey := "u:"+strings.ToLower(name)+"@"+src, "a:"+src
 	if h.throttle.blocked(now, ukey, akey) {
 		return nil, ErrThrottled
 	}

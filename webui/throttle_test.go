@@ -2,11 +2,13 @@ package webui
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"testing"
 	"time"
@@ -239,3 +241,60 @@ func BenchmarkThrottleNewAddrRunning(b *testing.B) { benchThrottleNewAddr(b, fal
 
 // BenchmarkThrottleNewAddrEnded: every key's window is over.
 func BenchmarkThrottleNewAddrEnded(b *testing.B) { benchThrottleNewAddr(b, true) }
+
+// TestThrottleIPv6Prefix: failed logins counted per address, so an
+// attacker holding an IPv6 /64 (2^64 addresses) guessed from a fresh
+// address each time without limit and filled the table. Now the
+// addresses of one /64 are one source: MaxBadLogins failures from as many
+// of its addresses throttle every address of it, for the user and for any
+// user; another /64, and an IPv4 address, is another source; an
+// IPv4-mapped IPv6 address is its IPv4 address.
+func TestThrottleIPv6Prefix(t *testing.T) {
+	tests := []struct {
+		name     string
+		fail     []string // one failed login of reader each
+		user     string   // then a login of user (right password)
+		from     string
+		want     error
+		wantKeys int // keys in the table after the failures
+	}{
+		{"one /64 throttled together", v6Addrs("2001:db8:1:2", 5), "reader", "2001:db8:1:2:ffff::1", ErrThrottled, 2},
+		{"one /64 throttled for any user", v6Addrs("2001:db8:1:2", 5), "admin", "2001:db8:1:2::77", ErrThrottled, 2},
+		{"10,000 addresses of one /64: two keys", v6Addrs("2001:db8:1:2", 10000), "reader", "2001:db8:1:2::1", ErrThrottled, 2},
+		{"fewer failures: not throttled", v6Addrs("2001:db8:1:2", 4), "reader", "2001:db8:1:2::1", nil, 2},
+		{"the next /64 unaffected", v6Addrs("2001:db8:1:2", 5), "reader", "2001:db8:1:3::1", nil, 2},
+		{"ipv4 addresses apart", []string{"192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4", "192.0.2.5"}, "reader", "192.0.2.6", nil, 10},
+		{"ipv4-mapped is ipv4", []string{"::ffff:192.0.2.1", "::ffff:192.0.2.1", "192.0.2.1", "192.0.2.1", "::ffff:192.0.2.1"}, "reader", "192.0.2.1", ErrThrottled, 2},
+		{"ipv4 throttles ipv4-mapped", []string{"192.0.2.1", "192.0.2.1", "192.0.2.1", "192.0.2.1", "192.0.2.1"}, "reader", "::ffff:192.0.2.1", ErrThrottled, 2},
+		{"ipv4-mapped neighbour apart", []string{"::ffff:192.0.2.1", "::ffff:192.0.2.1", "::ffff:192.0.2.1", "::ffff:192.0.2.1", "::ffff:192.0.2.1"}, "reader", "::ffff:192.0.2.2", nil, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newHardEnv(t, testUsers(t), nil)
+			if e.h.o.MaxBadLogins != 5 {
+				t.Fatalf("MaxBadLogins %d: the cases assume 5", e.h.o.MaxBadLogins)
+			}
+			for _, a := range tt.fail {
+				if _, err := e.h.login("reader", "guess", netip.MustParseAddr(a)); !errors.Is(err, ErrAuth) && !errors.Is(err, ErrThrottled) {
+					t.Fatalf("bad login from %s: %v", a, err)
+				}
+			}
+			if n := len(e.h.throttle.m); n != tt.wantKeys || e.h.throttle.pooled.Load() != 0 {
+				t.Errorf("%d keys in the table (pooled %d), want %d", n, e.h.throttle.pooled.Load(), tt.wantKeys)
+			}
+			pass := map[string]string{"reader": "readpw", "admin": "adminpw"}[tt.user]
+			if _, err := e.h.login(tt.user, pass, netip.MustParseAddr(tt.from)); !errors.Is(err, tt.want) || (tt.want == nil) != (err == nil) {
+				t.Errorf("login of %s from %s: %v, want %v", tt.user, tt.from, err, tt.want)
+			}
+		})
+	}
+}
+
+// v6Addrs is n addresses of prefix::/64 (prefix: its first four groups).
+func v6Addrs(prefix string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("%s:%x:%x::%x", prefix, i>>16, i&0xffff, i+1)
+	}
+	return out
+}

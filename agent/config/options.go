@@ -256,9 +256,9 @@ var options = map[string]option{
 	}, hint: "base64 of 16 bytes; `pbx-agent gen-aes-key` prints one"},
 	"cdr_ua_normalisation":         {set: boolean(func(c *Config) *bool { return &c.CDRUANormalisation }), hint: "yes (default: version numbers dropped from User-Agents, as VoIPmonitor) or no"},
 	"manager_enable_unencrypted":   {set: boolean(func(c *Config) *bool { return &c.ManagerEnableUnencrypted }), hint: "yes or no"},
-	"manager_max_conns_per_source": {set: integer(1, 100000, func(c *Config) *int { return &c.ManagerConnsPerSource }), hint: "connections one address may hold open on the manager port (default 16)"},
+	"manager_max_conns_per_source": {set: integer(1, 100000, func(c *Config) *int { return &c.ManagerConnsPerSource }), hint: "connections one address (IPv6: one /64) may hold open on the manager port (default 16)"},
 	"manager_first_byte_timeout":   {set: positive(func(c *Config) *time.Duration { return &c.ManagerFirstByteTimeout }), hint: "how long a manager connection may stay silent, such as 2s (default)"},
-	"manager_aes_max_failures":     {set: integer(1, 1000000, func(c *Config) *int { return &c.ManagerAESMaxFailures }), hint: "failed encrypted requests from one address before it is blocked (default 5)"},
+	"manager_aes_max_failures":     {set: integer(1, 1000000, func(c *Config) *int { return &c.ManagerAESMaxFailures }), hint: "failed encrypted requests from one address (IPv6: one /64) before it is blocked (default 5)"},
 	"manager_aes_block":            {set: positive(func(c *Config) *time.Duration { return &c.ManagerAESBlock }), hint: "failure window and first block of an address, doubled at each new block up to 24h (default 15m)"},
 
 	"http_bind":        {set: hostPort(func(c *Config) *string { return &c.HTTPBind }), hint: "host:port such as 127.0.0.1:8080; empty disables HTTP"},

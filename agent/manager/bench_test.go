@@ -194,11 +194,12 @@ func BenchmarkFileExistsFound(b *testing.B) {
 	benchFileExists(b, slices.Repeat([]string{p}, 64<<10/len(p+"|")))
 }
 
-// v6 is the n-th address of an IPv6 /64 (2001:db8::n).
+// v6 is an address of the n-th IPv6 /64 of 2001:db8::/32 (2001:db8:X:Y::1
+// for n < 2^32): the guard counts each /64 as one source.
 func v6(n uint64) netip.Addr {
-	b := [16]byte{0x20, 0x01, 0x0d, 0xb8}
-	for i := range 8 {
-		b[15-i] = byte(n >> (8 * i))
+	b := [16]byte{0x20, 0x01, 0x0d, 0xb8, 15: 1}
+	for i := range 4 {
+		b[7-i] = byte(n >> (8 * i))
 	}
 	return netip.AddrFrom16(b)
 }

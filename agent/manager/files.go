@@ -99,19 +99,23 @@ func (s *Server) getFile(zip bool) func(context.Context, io.Writer, *Request) er
 
 // fileExists: `file_exists <relpath>[|<relpath>…]` → size, `not_exists` or
 // `permission_denied` per path, joined with ";" (order kept). The spool
-// root is opened once for the request, not once per path and candidate.
+// root is opened once for the request, and each directory in it checked
+// and opened once (spool.Opener), not once per path and candidate.
 func (s *Server) fileExists(_ context.Context, w io.Writer, req *Request) error {
 	f := strings.Fields(req.Args)
 	arg := ""
 	if len(f) > 0 {
 		arg = f[0]
 	}
-	var root *os.Root
+	var spoolDirs *spool.Opener
 	var rootErr error
 	if s.cfg.SpoolDir != "" {
+		var root *os.Root
 		root, rootErr = os.OpenRoot(s.cfg.SpoolDir)
 		if rootErr == nil {
 			defer root.Close()
+			spoolDirs = spool.NewOpener(root)
+			defer spoolDirs.Close()
 		}
 	}
 	var out []byte
@@ -128,7 +132,7 @@ func (s *Server) fileExists(_ context.Context, w io.Writer, req *Request) error 
 		var fi fs.FileInfo
 		if err == nil {
 			var file *os.File
-			file, fi, _, err = spool.OpenStored(root, rel) // a compressed pcap: its size on disk
+			file, fi, _, err = spoolDirs.OpenStored(rel) // a compressed pcap: its size on disk
 			if err == nil {
 				_ = file.Close()
 			}

@@ -9,13 +9,16 @@ import (
 	"time"
 
 	"pbx-agent/agent/manager/wire"
+	"pbx-agent/internal/sourcekey"
 )
 
 // guard keeps the per-source state of the TCP listener: connections open
 // now (Config.MaxConnsPerSource) and failed AES requests (Config.AESMaxFailures
 // within Config.AESBlock block the source for AESBlock, doubled at every
-// new block up to maxBlock). A source is an IP address; unix-socket peers
-// have none and are never limited here.
+// new block up to maxBlock). A source is an IPv4 address or an IPv6 /64
+// (sourcekey.Of: the addresses of one /64 are one host's or one attacker's,
+// counted, capped and blocked together); unix-socket peers have none and
+// are never limited here.
 //
 // The table holds at most maxSources sources. When it is full, a new
 // source takes the place of the least recently seen source that holds
@@ -23,13 +26,13 @@ import (
 // block (clean; it loses at most its past blocks' doubling). Only while
 // every source holds one of those does a new source share one entry
 // (pool): their failures block them together and their connections share
-// one source's cap, so holding many addresses (an IPv6 /64) does not turn
-// the limits off, and filling the table takes failures from as many
-// addresses within the failure window, which end. Sources in the table
-// keep their own entries.
+// one source's cap, so holding many sources (IPv4 addresses, IPv6 /64s)
+// does not turn the limits off, and filling the table takes failures from
+// as many sources within the failure window, which end. Sources in the
+// table keep their own entries.
 type guard struct {
 	mu       sync.Mutex
-	m        map[netip.Addr]*source
+	m        map[netip.Addr]*source // by sourcekey.Of
 	maxConns int
 	maxFails int
 	block    time.Duration
@@ -55,9 +58,9 @@ type source struct {
 	strikes int       // blocks so far: each doubles the next
 	total   uint64    // failures ever (for the log)
 
-	addr       netip.Addr
-	prev, next *source // on guard.clean
-	wait       int     // index in guard.waiting, -1 when not there
+	addr       netip.Addr // its key in guard.m (sourcekey.Of)
+	prev, next *source    // on guard.clean
+	wait       int        // index in guard.waiting, -1 when not there
 }
 
 const (
@@ -93,10 +96,11 @@ func (e *source) ends(block time.Duration) time.Time {
 	return t
 }
 
-// get returns src's entry, making one when there is room or a clean
-// source to forget, else the pool shared by new sources. Each costs
-// O(log n) at most: no scan of the table.
+// get returns the entry of src's source (sourcekey.Of), making one when
+// there is room or a clean source to forget, else the pool shared by new
+// sources. Each costs O(log n) at most: no scan of the table.
 func (g *guard) get(src netip.Addr, now time.Time) *source {
+	src = sourcekey.Of(src)
 	g.release(now)
 	if e := g.m[src]; e != nil {
 		return e

@@ -411,3 +411,71 @@ func checkGuardLists(t *testing.T, g *guard, step int) {
 		t.Fatalf("step %d: %d listed in the table, %d on the lists", step, listed, len(ring)+len(g.waiting.s))
 	}
 }
+
+// TestGuardIPv6Prefix: the guard counted each address as a source, so an
+// attacker holding an IPv6 /64 (2^64 addresses) failed, connected and
+// filled the table from a fresh address each time (about 73 failures a
+// second, every one in an entry of its own). Now the addresses of one /64
+// are one source: their failures block them together, their connections
+// share one cap, and they take one entry; another /64 is another source,
+// as is every IPv4 address; an IPv4-mapped IPv6 address is its IPv4
+// address.
+func TestGuardIPv6Prefix(t *testing.T) {
+	const maxConns, maxFails = 2, 3
+	many := func(prefix string, n int) []string { // n addresses of prefix::/64
+		out := make([]string, n)
+		for i := range out {
+			out[i] = fmt.Sprintf("%s:%x:%x::%x", prefix, i>>16, i&0xffff, i+1)
+		}
+		return out
+	}
+	tests := []struct {
+		name        string
+		fail        []string // one failed request each
+		conns       []string // one connection each, held
+		try         string   // then a connection from try
+		wantOK      bool
+		wantBlocked bool
+		wantSources int // entries in the table at the end
+	}{
+		{"one /64's addresses blocked together", many("2001:db8:1:2", maxFails), nil, "2001:db8:1:2:ffff:ffff:ffff:ffff", false, true, 1},
+		{"10,000 addresses of one /64: one entry", many("2001:db8:1:2", 10000), nil, "2001:db8:1:2::1", false, true, 1},
+		{"the next /64 unaffected", many("2001:db8:1:2", maxFails), nil, "2001:db8:1:3::1", true, false, 2},
+		{"the /64 below unaffected", many("2001:db8:1:2", maxFails), nil, "2001:db8:1:1:ffff:ffff:ffff:ffff", true, false, 2},
+		{"one failure from fewer addresses: not blocked", many("2001:db8:1:2", maxFails-1), nil, "2001:db8:1:2::1", true, false, 1},
+		{"a zone is the same source", many("fe80:0:0:0", maxFails), nil, "fe80::1%eth0", false, true, 1},
+		{"one /64's connections share one cap", nil, many("2001:db8:1:2", maxConns), "2001:db8:1:2::beef", false, false, 1},
+		{"another /64 connects", nil, many("2001:db8:1:2", maxConns), "2001:db8:1:3::beef", true, false, 2},
+		{"ipv4 addresses apart", []string{"192.0.2.1", "192.0.2.2", "192.0.2.3"}, nil, "192.0.2.4", true, false, 4},
+		{"ipv4 blocked by its own failures", []string{"192.0.2.1", "192.0.2.1", "192.0.2.1"}, nil, "192.0.2.1", false, true, 1},
+		{"ipv4-mapped failures block ipv4", []string{"::ffff:192.0.2.1", "::ffff:192.0.2.1", "192.0.2.1"}, nil, "192.0.2.1", false, true, 1},
+		{"ipv4 failures block ipv4-mapped", []string{"192.0.2.1", "192.0.2.1", "192.0.2.1"}, nil, "::ffff:192.0.2.1", false, true, 1},
+		{"ipv4-mapped neighbour apart", []string{"::ffff:192.0.2.1", "::ffff:192.0.2.1", "::ffff:192.0.2.1"}, nil, "::ffff:192.0.2.2", true, false, 2},
+		{"ipv4-mapped connections share ipv4's cap", nil, []string{"::ffff:192.0.2.1", "192.0.2.1"}, "::ffff:192.0.2.1", false, false, 1},
+		{"ipv4-mapped is not the ::/64", []string{"::ffff:192.0.2.1", "::ffff:192.0.2.1", "::ffff:192.0.2.1"}, nil, "::1", true, false, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clk := newTestClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+			g := newGuard(maxConns, maxFails, 15*time.Minute)
+			g.now = clk.now
+			g.maxSources = 16 // the 10,000 addresses would overflow it one by one
+			for _, a := range tt.fail {
+				g.fail(netip.MustParseAddr(a))
+				clk.advance(time.Millisecond)
+			}
+			for _, a := range tt.conns {
+				if _, ok, _ := g.admit(netip.MustParseAddr(a)); !ok {
+					t.Fatalf("connection from %s refused", a)
+				}
+			}
+			_, ok, blocked := g.admit(netip.MustParseAddr(tt.try))
+			if ok != tt.wantOK || blocked != tt.wantBlocked {
+				t.Errorf("%s: admitted %v, blocked %v; want %v, %v", tt.try, ok, blocked, tt.wantOK, tt.wantBlocked)
+			}
+			if len(g.m) != tt.wantSources || g.pooled.Load() != 0 || g.evicted.Load() != 0 {
+				t.Errorf("%d sources in the table (pooled %d, evicted %d), want %d", len(g.m), g.pooled.Load(), g.evicted.Load(), tt.wantSources)
+			}
+		})
+	}
+}

@@ -37,8 +37,9 @@ const (
 	DefaultReadTimeout     = 5 * time.Second
 	DefaultWriteTimeout    = 30 * time.Second
 	DefaultMaxSnapshots    = 4
-	// DefaultMaxConnsPerSource bounds one address's open connections, so a
-	// few idle clients cannot take every slot (manager_max_conns_per_source).
+	// DefaultMaxConnsPerSource bounds one source's open connections (an
+	// IPv4 address, an IPv6 /64), so a few idle clients cannot take every
+	// slot (manager_max_conns_per_source).
 	DefaultMaxConnsPerSource = 16
 	// DefaultFirstByteTimeout closes a connection that sends nothing
 	// (manager_first_byte_timeout).
@@ -87,7 +88,7 @@ type Config struct {
 	// so a flood of them cannot load the sniffer's call table; others wait.
 	MaxSnapshots int
 
-	MaxConnsPerSource int           // per client address on TCP (default DefaultMaxConnsPerSource)
+	MaxConnsPerSource int           // per client source on TCP, an IPv4 address or IPv6 /64 (default DefaultMaxConnsPerSource)
 	FirstByteTimeout  time.Duration // a connection silent this long is closed (default DefaultFirstByteTimeout)
 	AESMaxFailures    int           // failed AES requests that block a source (default DefaultAESMaxFailures)
 	AESBlock          time.Duration // failure window and first block length (default DefaultAESBlock)

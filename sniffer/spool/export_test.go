@@ -54,3 +54,9 @@ func Start(tb testing.TB, s *Spool) {
 		runtime.Gosched()
 	}
 }
+
+// OpenerDirs is how many directories o keeps (opened or refused).
+func OpenerDirs(o *Opener) int { return len(o.dirs) }
+
+// MaxOpenerDirs is maxOpenerDirs.
+const MaxOpenerDirs = maxOpenerDirs

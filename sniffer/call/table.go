@@ -178,6 +178,10 @@ type callState struct {
 	ended   bool      // final state reached; emitted after EndGrace
 	byeSeen bool
 	paused  bool // the CDR's last pause interval is open (SetPaused)
+	// byeOK is when the first 2xx to a BYE was seen, ns since the epoch
+	// (VoIPmonitor's seenbye_and_ok_time_usec); 0 before. Media after it
+	// is marked Media.AfterByeOK.
+	byeOK int64
 
 	cdr        CDR
 	seq        uint64 // creation order (references are random)
@@ -463,8 +467,16 @@ func (t *Table) handleResponse(c *callState, m *sip.Message, meta Meta) {
 	case "BYE":
 		if code >= 200 && c.byeSeen {
 			d.Bye = ByeOK
+			c.confirmBye(code, meta.Time)
 			t.end(c, meta.Time)
 		}
+	}
+}
+
+// confirmBye records the first 2xx to the call's BYE.
+func (c *callState) confirmBye(code int, ts time.Time) {
+	if code < 300 && c.byeOK == 0 {
+		c.byeOK = ts.UnixNano()
 	}
 }
 
@@ -522,6 +534,7 @@ func (t *Table) handleLate(c *callState, m *sip.Message, meta Meta) {
 	if !m.Request && string(m.CSeqMethod) == "BYE" && m.StatusCode >= 200 && c.byeSeen {
 		c.cdr.Bye = ByeOK
 		c.cdr.CallEnd = meta.Time
+		c.confirmBye(m.StatusCode, meta.Time)
 	}
 }
 

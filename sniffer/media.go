@@ -66,13 +66,14 @@ type streamOptions struct {
 	faxDetect     bool // G.711 streams look for fax tones (Config.FaxDetect)
 	f1, f2, adapt rtp.JBConfig
 	sims          bool // a jitter-buffer simulator runs (rtp.Stream.Prefetch)
+	afterByeOK    bool // media after the 2xx to a BYE is left out (Config.IgnoreRTPAfterByeOK)
 }
 
 // newStreamOptions are the options of cfg's streams.
 func newStreamOptions(cfg *Config) streamOptions {
 	on := func(c rtp.JBConfig) bool { return c.Size >= 0 }
 	return streamOptions{series: cfg.SaveGraph, faxDetect: cfg.FaxDetect, f1: cfg.F1, f2: cfg.F2, adapt: cfg.Adapt,
-		sims: on(cfg.F1) || on(cfg.F2) || on(cfg.Adapt)}
+		sims: on(cfg.F1) || on(cfg.F2) || on(cfg.Adapt), afterByeOK: cfg.IgnoreRTPAfterByeOK}
 }
 
 // announced is what one side put in its SDP for one address.
@@ -249,6 +250,9 @@ func (m *mediaTracker) callOf(md *call.Media) *mediaCall {
 }
 
 func (m *mediaTracker) handle(md *call.Media) {
+	if md.AfterByeOK && m.opts.afterByeOK {
+		return // the call's media ended with its BYE's 2xx (VoIPmonitor's rule)
+	}
 	p := md.Packet
 	mc := m.callOf(md)
 	md.Fax = false

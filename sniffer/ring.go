@@ -78,6 +78,7 @@ type event struct {
 	party   call.Party
 	toParty bool
 	paused  bool
+	byeOK   bool  // evMedia: after the 2xx to the call's BYE (call.Media.AfterByeOK)
 	ok      bool  // evFrame: the frame decoded to a packet
 	bad     bool  // evFrame: the decoder found the frame malformed
 	sipLike bool  // evFrame: a UDP payload that begins as SIP does (its reader looked)

@@ -69,6 +69,13 @@ type Config struct {
 	// in every G.711 stream (VoIPmonitor's faxdetect): a call with one
 	// gets call.CDR.FaxTones. Off, the media path only tests this flag.
 	FaxDetect bool
+	// IgnoreRTPAfterByeOK leaves the RTP and RTCP a call's parties send
+	// after the 2xx to its BYE out of the call's stream statistics (and
+	// RFC 2833 digits and fax tones): VoIPmonitor's
+	// ignore_rtp_after_bye_confirmed (default yes there). The zero value
+	// counts every packet, as tshark's RTP statistics do; the spool and
+	// live listeners get the packets either way.
+	IgnoreRTPAfterByeOK bool
 	// SIPHook, when set, sees every SIP message after the call table did
 	// (spool, SIP history), with the callreference it was tied to (0 when
 	// none) and the packet it came in. Both are valid only during the call.

@@ -180,7 +180,7 @@ func (s *Sniffer) queueMedia(m *call.Media) {
 		n, off = packetRoom(p)
 	}
 	e, b, r := s.toWorker(m.Ref, n)
-	e.kind, e.party, e.toParty, e.paused, e.state = evMedia, m.Party, m.ToParty, m.Paused, m.State
+	e.kind, e.party, e.toParty, e.paused, e.byeOK, e.state = evMedia, m.Party, m.ToParty, m.Paused, m.AfterByeOK, m.State
 	if p == s.frame {
 		e.pkt = p
 		b.pin(s.frameBatch)
@@ -257,7 +257,7 @@ func (w *worker) mediaRun(evs []event) {
 			}
 		}
 		e, m := &evs[i], &ms[i]
-		m.Packet, m.Ref, m.Party, m.ToParty, m.Paused, m.State = e.pkt, e.ref, e.party, e.toParty, e.paused, e.state
+		m.Packet, m.Ref, m.Party, m.ToParty, m.Paused, m.AfterByeOK, m.State = e.pkt, e.ref, e.party, e.toParty, e.paused, e.byeOK, e.state
 		m.Classify()
 	}
 	mt.mu.Lock()

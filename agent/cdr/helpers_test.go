@@ -114,11 +114,11 @@ func sampleCDR(i int) *call.CDR {
 		Streams: []rtp.Summary{
 			{Src: netip.AddrPortFrom(caller, 20000), Dst: netip.AddrPortFrom(callee, 10000), SSRC: 1823804162,
 				Payload: 8, Codec: "PCMA", ClockRate: 8000, FirstTime: start.Add(ms(920)), LastTime: end.Add(-ms(30)),
-				Received: 498, Expected: 500, Lost: 2, AvgJitter: 1.31, MaxJitter: 1.7, MaxDelta: 21.5,
+				Received: 498, Expected: 500, Lost: 2, AvgJitter: 1.31, MaxJitter: 1.7, CDRAvgJitter: 1.31, CDRMaxJitter: 1.7, MaxDelta: 21.5,
 				SL: [10]int{2}, MOSF1: 4.5, MOSF2: 4.5, MOSAdapt: 4.5, MOSF1Min: 4.5, MOSF2Min: 4.5, MOSAdaptMin: 4.5, Caller: true},
 			{Src: netip.AddrPortFrom(callee, 10000), Dst: netip.AddrPortFrom(caller, 20000), SSRC: 672245080,
 				Payload: 8, Codec: "PCMA", ClockRate: 8000, FirstTime: start.Add(ms(931)), LastTime: end.Add(-ms(22)),
-				Received: 495, Expected: 500, Lost: 5, AvgJitter: 1.25, MaxJitter: 1.8, MaxDelta: 22.1,
+				Received: 495, Expected: 500, Lost: 5, AvgJitter: 1.25, MaxJitter: 1.8, CDRAvgJitter: 1.25, CDRMaxJitter: 1.8, MaxDelta: 22.1,
 				SL: [10]int{5}, D: [7]int{1, 0, 0, 0, 0, 0, 0}, MOSF1: 4.1, MOSF2: 4.1, MOSAdapt: 4.1,
 				MOSF1Min: 4.1, MOSF2Min: 4.1, MOSAdaptMin: 4.1},
 		},

@@ -174,7 +174,9 @@ func sideColumns(r row, p string, s *rtp.Summary, idx int, c *call.CDR, o rowOpt
 	}
 	f.hasStream = true
 	f.lost = clampU(int64(s.Lost), maxMedium)
-	f.avgJit10 = clampU(mult10Ceil(s.AvgJitter), maxMedium)
+	// The jitter columns are VoIPmonitor's jitter (rtp.Summary.CDRAvgJitter):
+	// ceil(avg×10), ceil(max) as calltable.cpp writes them.
+	f.avgJit10 = clampU(mult10Ceil(s.CDRAvgJitter), maxMedium)
 	if tot := s.Received + s.Lost; tot > 0 {
 		f.lossPerc = clampU(int64(math.Round(float64(s.Lost)*100000/float64(tot))), maxMedium)
 	}
@@ -200,7 +202,7 @@ func sideColumns(r row, p string, s *rtp.Summary, idx int, c *call.CDR, o rowOpt
 		col{p + "lost", f.lost},
 		col{p + "reordered", clampU(int64(s.Reordered), maxMedium)},
 		col{p + "avgjitter_mult10", f.avgJit10},
-		col{p + "maxjitter", clampU(int64(math.Ceil(s.MaxJitter-1e-9)), maxSmall)},
+		col{p + "maxjitter", clampU(int64(math.Ceil(s.CDRMaxJitter-1e-9)), maxSmall)},
 	)
 	for i, n := range s.SL {
 		r = append(r, col{p + "sl" + strconv.Itoa(i+1), clampU(int64(n), maxMedium)})
@@ -220,9 +222,23 @@ func sideColumns(r row, p string, s *rtp.Summary, idx int, c *call.CDR, o rowOpt
 		col{p + "delay_sum", clampU(f.delaySum, maxMedium)},
 		col{p + "delay_cnt", clampU(f.delayCnt, maxMedium)},
 		col{p + "delay_avg_mult100", clampU(delayAvg, maxMedium)},
-		col{p + "last_rtp_from_end", dec3Signed(c.CallEnd.Sub(s.LastTime))},
+		col{p + "last_rtp_from_end", dec3Signed(c.CallEnd.Sub(lastRTP(c, s)))},
 	)
 	return r, f
+}
+
+// lastRTP is the last RTP packet of any of the call's streams in s's
+// direction: VoIPmonitor's last_rtp_a_packet_time_us / _b_ (calltable.cpp
+// Call::read_rtp) follow every stream of a side, not only the one its a_/b_
+// columns show (a re-INVITE's new stream outlives the first).
+func lastRTP(c *call.CDR, s *rtp.Summary) time.Time {
+	last := s.LastTime
+	for i := range c.Streams {
+		if st := &c.Streams[i]; st.Caller == s.Caller && st.LastTime.After(last) {
+			last = st.LastTime
+		}
+	}
+	return last
 }
 
 // cdrRow maps a CDR to its `cdr` row (spec/voipmonitor.md §3.1; the
@@ -467,7 +483,8 @@ func cdrRTPRows(cdrID uint64, c *call.CDR, o rowOptions) []row {
 			col{"loss", clampU(int64(s.Lost), maxMedium)},
 			col{"firsttime", first},
 			col{"payload", clampU(int64(s.CodecID()), maxSmall)},
-			col{"maxjitter_mult10", clampU(mult10Ceil(s.MaxJitter), maxSmall)},
+			// (unsigned)(maxjitter×10), as calltable.cpp
+			col{"maxjitter_mult10", clampU(int64(s.CDRMaxJitter*10), maxSmall)},
 			col{"index", int64(min(i+1, maxTiny))},
 			col{"duration", dur},
 		))

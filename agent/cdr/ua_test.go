@@ -1,6 +1,7 @@
 package cdr
 
 import (
+	"fmt"
 	"net/netip"
 	"testing"
 	"time"
@@ -299,5 +300,58 @@ func TestFaxPayload(t *testing.T) {
 				t.Errorf("payload = %v (%T), want %v", v, v, tc.want)
 			}
 		})
+	}
+}
+
+// TestJitterColumns: the CDR's jitter columns come from VoIPmonitor's
+// jitter (rtp.Summary.CDRAvgJitter/CDRMaxJitter), rounded as its
+// calltable.cpp: a_avgjitter_mult10 ceil(avg×10), a_maxjitter ceil(max),
+// jitter_mult10 the larger side's, cdr_rtp.maxjitter_mult10 (unsigned)
+// (max×10); tshark's AvgJitter/MaxJitter (the stream's statistics) are not
+// what they hold (aaa.pcap 11894297: tshark 5.646/7.799, VoIPmonitor's
+// 2.720/5.113 gives 28, 6, 51).
+func TestJitterColumns(t *testing.T) {
+	c := sampleCDR(1)
+	s := &c.Streams[0]
+	s.AvgJitter, s.MaxJitter = 5.646, 7.799
+	s.CDRAvgJitter, s.CDRMaxJitter = 2.7199, 5.1132
+	b := &c.Streams[1]
+	b.CDRAvgJitter, b.CDRMaxJitter = 0.04, 0.17
+	r := cdrRow(c, &lookups{}, rowOptions{})
+	for col, want := range map[string]any{"a_avgjitter_mult10": int64(28), "a_maxjitter": int64(6),
+		"b_avgjitter_mult10": int64(1), "b_maxjitter": int64(1), "jitter_mult10": int64(28)} {
+		if v, _ := colValue(r, col); v != want {
+			t.Errorf("%s = %v, want %v", col, v, want)
+		}
+	}
+	rows := cdrRTPRows(1, c, rowOptions{})
+	for i, want := range []any{int64(51), int64(1)} {
+		if v, _ := colValue(rows[i], "maxjitter_mult10"); v != want {
+			t.Errorf("cdr_rtp %d maxjitter_mult10 = %v, want %v", i+1, v, want)
+		}
+	}
+}
+
+// TestLastRTPFromEnd: a_/b_last_rtp_from_end count from the last packet of
+// any stream of that side, as VoIPmonitor's last_rtp_a_packet_time_us
+// (register-invite-reinvite-bye: the G.711 streams shown as A and B end
+// 0.610 s before the call, the Opus ones after the re-INVITE 0.003 s).
+func TestLastRTPFromEnd(t *testing.T) {
+	c := sampleCDR(1)
+	later := c.Streams[0]
+	later.SSRC, later.LastTime = 7, c.CallEnd.Add(-3*time.Millisecond)
+	later.FirstTime = c.Streams[0].LastTime
+	later.Received = 10 // fewer than the first: A stays the first stream
+	c.Streams = append(c.Streams, later)
+	r := cdrRow(c, &lookups{}, rowOptions{})
+	if v, _ := colValue(r, "a_index"); v != int64(0) {
+		t.Fatalf("a_index = %v, want 0", v)
+	}
+	for col, want := range map[string]time.Duration{"a_last_rtp_from_end": 3 * time.Millisecond,
+		"b_last_rtp_from_end": c.CallEnd.Sub(c.Streams[1].LastTime)} {
+		v, _ := colValue(r, col)
+		if fmt.Sprint(v) != fmt.Sprint(dec3Signed(want)) {
+			t.Errorf("%s = %v, want %v", col, v, dec3Signed(want))
+		}
 	}
 }

@@ -94,6 +94,10 @@ type Config struct {
 	// marks such a call a T.30 fax, CDR payload 1001 (faxdetect, default
 	// no as VoIPmonitor's).
 	FaxDetect bool
+	// IgnoreRTPAfterByeOK leaves the RTP a call's parties send after the
+	// 2xx to its BYE out of its CDR's RTP columns
+	// (ignore_rtp_after_bye_confirmed, default yes as VoIPmonitor's).
+	IgnoreRTPAfterByeOK bool
 	// Compressed pcaps: pcap_dump_zip_sip/_rtp say whether the SIP and RTP
 	// pcaps are written gzip-compressed (.pcap.gz), pcap_dump_ziplevel_sip/
 	// _rtp at which level (1-9).
@@ -237,6 +241,7 @@ func Default() *Config {
 		JitterAdaptSize:     500,
 		JitterAdaptResync:   500,
 		MOSMinF2:            true,
+		IgnoreRTPAfterByeOK: true, // VoIPmonitor's default
 		PcapZipSIP:          true,
 		PcapZipRTP:          true,
 		PcapZipLevelSIP:     6, // VoIPmonitor's defaults

@@ -154,7 +154,6 @@ var noEffectKeys = []string{
 	"ignore_mos_degradation_in_rtp_pause_without_seq_gap",
 	"ignore_rtp_after_auth_failed",
 	"ignore_rtp_after_bye",
-	"ignore_rtp_after_bye_confirmed",
 	"ignore_rtp_after_cancel_confirmed",
 	"ignore_rtp_after_response",
 	"ignorertcpjitter",

@@ -149,6 +149,8 @@ var options = map[string]option{
 	"nocdr":            {set: boolean(func(c *Config) *bool { return &c.NoCDR }), hint: "yes or no"},
 	"faxdetect": {set: boolean(func(c *Config) *bool { return &c.FaxDetect }),
 		hint: "yes or no (default): look for the fax tones CNG (1100 Hz) and CED (2100 Hz) in G.711 calls and store such a call with payload 1001 (T.30 fax)"},
+	"ignore_rtp_after_bye_confirmed": {set: boolean(func(c *Config) *bool { return &c.IgnoreRTPAfterByeOK }),
+		hint: "yes (default) or no: RTP after the 2xx to a call's BYE does not count in its CDR (VoIPmonitor's default)"},
 	"savertp": {set: func(c *Config, v string) error {
 		switch strings.ToLower(v) {
 		case "yes", "1", "true":

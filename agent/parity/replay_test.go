@@ -47,7 +47,8 @@ func Replay(ctx context.Context, capture string, o ReplayOptions) error {
 
 	var enqErr error
 	sn := sniffer.New(sniffer.Config{
-		SIPPorts: ports,
+		SIPPorts:            ports,
+		IgnoreRTPAfterByeOK: true, // ignore_rtp_after_bye_confirmed's default
 		Call: call.Config{
 			IdleTimeout: -1, // as the daemon with -r: EOF ends every call
 			OnCallEnd: func(c *call.CDR) {

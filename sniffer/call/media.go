@@ -36,6 +36,10 @@ type Media struct {
 	ToParty bool
 	// Paused: recording of the call is paused (pausecall) at this packet.
 	Paused bool
+	// AfterByeOK: the packet came after the 2xx to the call's BYE
+	// (VoIPmonitor's ignore_rtp_after_bye_confirmed leaves such packets
+	// out of the call's RTP statistics).
+	AfterByeOK bool
 	// State is the call's slot for the media handler's own per-call state:
 	// read and written by the packet path only, dropped with the call.
 	State *any
@@ -105,6 +109,7 @@ func (t *Table) MatchMedia(src, dst netip.AddrPort, ts time.Time, m *Media) bool
 	}
 	c := e.c
 	m.Ref, m.Party, m.State, m.Paused = c.cdr.CallRef, e.party, &c.ext, c.paused
+	m.AfterByeOK = c.byeOK != 0 && ts.UnixNano() > c.byeOK
 	t.seen(c, ts)
 	t.mu.Unlock() // not deferred: this runs for every media packet
 	return true

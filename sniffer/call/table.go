@@ -199,6 +199,10 @@ type callState struct {
 	byeSeen bool
 	paused  bool // the CDR's last pause interval is open (SetPaused)
 	heard   bool // a datagram of its media addresses was seen (timeouts)
+	// byeOK is when the first 2xx to a BYE was seen, ns since the epoch
+	// (VoIPmonitor's seenbye_and_ok_time_usec); 0 before. Media after it
+	// is marked Media.AfterByeOK.
+	byeOK int64
 
 	cdr        CDR
 	seq        uint64 // creation order (references are random)
@@ -589,8 +593,16 @@ func (t *Table) handleResponse(c *callState, m *sip.Message, meta Meta) {
 	case "BYE":
 		if code >= 200 && c.byeSeen {
 			d.Bye = ByeOK
+			c.confirmBye(code, meta.Time)
 			t.end(c, meta.Time)
 		}
+	}
+}
+
+// confirmBye records the first 2xx to the call's BYE.
+func (c *callState) confirmBye(code int, ts time.Time) {
+	if code < 300 && c.byeOK == 0 {
+		c.byeOK = ts.UnixNano()
 	}
 }
 
@@ -648,6 +660,7 @@ func (t *Table) handleLate(c *callState, m *sip.Message, meta Meta) {
 	if !m.Request && string(m.CSeqMethod) == "BYE" && m.StatusCode >= 200 && c.byeSeen {
 		c.cdr.Bye = ByeOK
 		c.cdr.CallEnd = meta.Time
+		c.confirmBye(m.StatusCode, meta.Time)
 	}
 }
 

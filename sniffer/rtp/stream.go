@@ -69,20 +69,26 @@ type Stream struct {
 	lastLost int64
 
 	// jitter (voice packets only)
-	vArrival   int64
-	tsExt      int64 // extended timestamp of the last voice packet, relative to the first
-	jitter     float64
-	sumJitter  float64
-	nJitter    int
-	maxJitter  float64
-	ptimeMs    int64
-	events     int
-	lastVoiceN int // received count at the last voice packet
+	vArrival  int64
+	tsExt     int64 // extended timestamp of the last voice packet, relative to the first
+	jitter    float64
+	sumJitter float64
+	nJitter   int32
+	events    int32
+	maxJitter float64
+	// VoIPmonitor's jitter (vmVoice), the CDR's: its J, running mean and
+	// maximum
+	vmJitter, vmAvg, vmMax float64
+	ptimeMs                int64
+	lastVoiceN             int32 // received count at the last voice packet
+	// vmBase is the received count before VoIPmonitor's statistics
+	// started (the packet that ended the RFC 3550 probation); 0 before
+	vmBase int32
 
 	// MOS
 	ivStart   int64 // arrival (ms) of the interval's first packet
-	ivPackets int
-	ivDue     int // packets left before closing a due interval (-1 = not due)
+	ivPackets int32
+	ivDue     int32 // packets left before closing a due interval (-1 = not due)
 
 	// The small fields together (no padding between them).
 	ssrc        uint32
@@ -100,6 +106,7 @@ type Stream struct {
 	mark        bool
 	f1On, f2On  bool
 	adaptOn     bool
+	vmVoice     bool // VoIPmonitor's statistics have their first voice packet
 
 	f1, f2 fixedJB
 	adapt  adaptiveJB
@@ -109,8 +116,8 @@ type Stream struct {
 
 	// touched by some packets only
 	first      int64 // arrival, ns since epoch
-	duplicates int
-	reordered  int
+	duplicates int32
+	reordered  int32
 	sl         [10]int32
 	delay      [7]int32
 	rtcp       RTCPStats
@@ -184,6 +191,7 @@ func (s *Stream) IsEvent(pt uint8) bool { return s.flow.eventPT != 0 && pt == s.
 func (s *Stream) Update(hdr *Header, payloadLen int, arrival time.Time) {
 	now := arrival.UnixNano()
 	event := s.IsEvent(hdr.PayloadType)
+	afterEvent := s.received > 0 && s.IsEvent(s.prevPT)
 	if s.received == 0 {
 		s.ssrc = hdr.SSRC
 		s.first = now
@@ -200,6 +208,13 @@ func (s *Stream) Update(hdr *Header, payloadLen int, arrival time.Time) {
 			s.maxDeltaNs = d
 		}
 		s.prevArrival = now
+		if s.vmBase == 0 && s.received >= 2 && hdr.SequenceNumber == s.maxSeq+1 && !hdr.Marker {
+			// VoIPmonitor's statistics start with the packet that ends
+			// RFC 3550's probation: the first packet from the third on
+			// whose sequence number follows its predecessor's (a marker
+			// bit restarts the sequence in its RTP::read)
+			s.vmBase = int32(s.received)
+		}
 		s.updateSeq(hdr.SequenceNumber)
 	}
 	s.prevPT = hdr.PayloadType
@@ -246,7 +261,7 @@ func (s *Stream) Update(hdr *Header, payloadLen int, arrival time.Time) {
 	if clock <= 0 {
 		clock = 8000
 	}
-	s.voice(hdr, now, int64(clock))
+	s.voice(hdr, now, int64(clock), afterEvent)
 	if s.series != nil {
 		s.seriesPacket(now, lostNow)
 	}
@@ -279,6 +294,7 @@ func (s *Stream) updateSeq(seq uint16) {
 			s.markSeen(1)
 			s.badSeq = -1
 			s.restarted = true
+			s.vmJitter = 0 // VoIPmonitor's init_seq
 		} else {
 			s.badSeq = int32(seq + 1)
 		}
@@ -325,8 +341,9 @@ func (s *Stream) expected() int64 { return s.priorExp + s.expectedSince() }
 // lostRaw is expected - received, negative with duplicates (RFC 3550).
 func (s *Stream) lostRaw() int64 { return s.expected() - int64(s.received) }
 
-// voice updates jitter, delay buckets and the jitter-buffer simulators.
-func (s *Stream) voice(hdr *Header, now, clock int64) {
+// voice updates jitter, delay buckets and the jitter-buffer simulators;
+// afterEvent: the packet before was a telephone-event one.
+func (s *Stream) voice(hdr *Header, now, clock int64, afterEvent bool) {
 	nowMs := now / int64(time.Millisecond)
 	if !s.haveVoice {
 		s.haveVoice = true
@@ -334,7 +351,8 @@ func (s *Stream) voice(hdr *Header, now, clock int64) {
 		s.ivStart = nowMs
 		s.ivPackets = 1
 		s.mark = false
-		s.lastVoiceN = s.received
+		s.lastVoiceN = int32(s.received)
+		s.vmVoice = s.vmBase > 0
 		s.feedJB(0, int64(hdr.SequenceNumber)-int64(s.events), nowMs, false)
 		return
 	}
@@ -361,9 +379,10 @@ func (s *Stream) voice(hdr *Header, now, clock int64) {
 	if i := delayBucket(int(d)); i >= 0 {
 		s.delay[i]++
 	}
+	s.vmUpdate(transit, afterEvent)
 	s.vArrival, s.vTS, s.vSeq = now, hdr.Timestamp, hdr.SequenceNumber
 	s.tsExt += tsDiff
-	s.lastVoiceN = s.received
+	s.lastVoiceN = int32(s.received)
 
 	// Loss is not counted across a marker bit, a DTMF run or a timestamp
 	// jump (DTX: the sender paused, the timestamp moved on more than the
@@ -391,6 +410,30 @@ func (s *Stream) voice(hdr *Header, now, clock int64) {
 	}
 }
 
+// vmUpdate is VoIPmonitor's jitter for one voice packet (rtp.cpp
+// RTP::update_stats), what the CDR's jitter columns hold: nothing before
+// its statistics start (the two packets of RFC 3550's probation) nor for
+// the first voice packet after them, nor for the first voice packet after
+// telephone events; then the RFC 3550 recurrence from 0, and the running
+// mean over the packets counted since the start (events included, as its
+// stats.received). transit is the packet's, against the voice packet
+// before it. After events VoIPmonitor takes the next transit against the
+// last voice packet before them, this the one against the skipped packet:
+// they differ only when that packet itself came off its time.
+func (s *Stream) vmUpdate(transit float64, afterEvent bool) {
+	if s.vmBase == 0 {
+		return
+	}
+	if !s.vmVoice || afterEvent {
+		s.vmVoice = true
+		return
+	}
+	s.vmJitter += (math.Abs(transit) - s.vmJitter) / 16
+	n := float64(int32(s.received) - s.vmBase)
+	s.vmAvg = (s.vmAvg*(n-1) + s.vmJitter) / n
+	s.vmMax = max(s.vmMax, s.vmJitter)
+}
+
 // feedJB runs the simulators on one voice frame; seq is the extended
 // sequence number with the telephone-event packets taken out.
 func (s *Stream) feedJB(tsMs, seq, nowMs int64, quiet bool) {
@@ -411,9 +454,9 @@ func (s *Stream) feedJB(tsMs, seq, nowMs int64, quiet bool) {
 
 func (s *Stream) closeInterval(nowMs int64) {
 	dur := nowMs - s.ivStart
-	s.f1.hist.closeInterval(s.ivPackets, dur, s.codec)
-	s.f2.hist.closeInterval(s.ivPackets, dur, s.codec)
-	s.adapt.hist.closeInterval(s.ivPackets, dur, s.codec)
+	s.f1.hist.closeInterval(int(s.ivPackets), dur, s.codec)
+	s.f2.hist.closeInterval(int(s.ivPackets), dur, s.codec)
+	s.adapt.hist.closeInterval(int(s.ivPackets), dur, s.codec)
 }
 
 // delayBucket maps |transit| in ms to d50..d300 (index 0..6), -1 below 50.
@@ -441,22 +484,24 @@ func delayBucket(ms int) int {
 // MOS of the open interval is computed on a copy of the accumulators.
 func (s *Stream) Summary() Summary {
 	sum := Summary{
-		Src:        s.flow.src,
-		Dst:        s.flow.dst,
-		Caller:     s.flow.caller,
-		SSRC:       s.ssrc,
-		Payload:    int(s.payloadType),
-		Codec:      s.codec.Name,
-		ClockRate:  s.codec.ClockRate,
-		Received:   s.received,
-		Bytes:      s.bytes,
-		Duplicates: s.duplicates,
-		Reordered:  s.reordered,
-		MaxJitter:  s.maxJitter,
-		MaxDelta:   float64(s.maxDeltaNs) / 1e6,
-		PTime:      int(s.ptimeMs),
-		Events:     s.events,
-		MOSF1:      MOSMax, MOSF2: MOSMax, MOSAdapt: MOSMax,
+		Src:          s.flow.src,
+		Dst:          s.flow.dst,
+		Caller:       s.flow.caller,
+		SSRC:         s.ssrc,
+		Payload:      int(s.payloadType),
+		Codec:        s.codec.Name,
+		ClockRate:    s.codec.ClockRate,
+		Received:     s.received,
+		Bytes:        s.bytes,
+		Duplicates:   int(s.duplicates),
+		Reordered:    int(s.reordered),
+		MaxJitter:    s.maxJitter,
+		CDRAvgJitter: s.vmAvg,
+		CDRMaxJitter: s.vmMax,
+		MaxDelta:     float64(s.maxDeltaNs) / 1e6,
+		PTime:        int(s.ptimeMs),
+		Events:       int(s.events),
+		MOSF1:        MOSMax, MOSF2: MOSMax, MOSAdapt: MOSMax,
 		MOSF1Min: MOSMax, MOSF2Min: MOSMax, MOSAdaptMin: MOSMax,
 		MOSF1Last: MOSMax, MOSF2Last: MOSMax, MOSAdaptLast: MOSMax,
 		RTCP: s.rtcp,
@@ -496,7 +541,7 @@ func (s *Stream) finalMOS(h *lossHist, on bool, lastMs int64) (avg, lowest, last
 	}
 	c := *h
 	if s.ivPackets > 0 {
-		c.closeInterval(s.ivPackets, lastMs-s.ivStart, s.codec)
+		c.closeInterval(int(s.ivPackets), lastMs-s.ivStart, s.codec)
 	}
 	if c.sumDur == 0 {
 		return MOSMax, MOSMax, MOSMax

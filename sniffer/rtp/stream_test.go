@@ -194,7 +194,7 @@ func TestMOSLowestAndLast(t *testing.T) {
 }
 
 func TestSummaryColumns(t *testing.T) {
-	s := Summary{AvgJitter: 1.361, MaxJitter: 1.778, Received: 665, Lost: 2}
+	s := Summary{CDRAvgJitter: 1.361, CDRMaxJitter: 1.778, Received: 665, Lost: 2}
 	if s.AvgJitterMult10() != 14 || s.MaxJitterMs() != 2 || s.MaxJitterMult10() != 17 || s.LossPercentMult1000() != 300 {
 		t.Errorf("columns = %d %d %d %d", s.AvgJitterMult10(), s.MaxJitterMs(), s.MaxJitterMult10(), s.LossPercentMult1000())
 	}

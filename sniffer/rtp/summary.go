@@ -11,8 +11,8 @@ import (
 // Jitter and delays are in milliseconds; MOS values are plain (4.3, not 43).
 //
 // VoIPmonitor's column rounding (spec §4, checked against its rows):
-// a_avgjitter_mult10 = ceil(AvgJitter×10), a_maxjitter = ceil(MaxJitter),
-// cdr_rtp.maxjitter_mult10 = floor(MaxJitter×10), a_mos_*_mult10 =
+// a_avgjitter_mult10 = ceil(CDRAvgJitter×10), a_maxjitter =
+// ceil(CDRMaxJitter), cdr_rtp.maxjitter_mult10 = floor(CDRMaxJitter×10), a_mos_*_mult10 =
 // round(MOS×10). See the helper methods.
 type Summary struct {
 	Src, Dst   netip.AddrPort
@@ -31,9 +31,17 @@ type Summary struct {
 	Reordered  int
 	AvgJitter  float64 // RFC 3550 interarrival jitter, mean over voice packets (ms)
 	MaxJitter  float64
-	MaxDelta   float64 // largest arrival gap between consecutive packets (ms)
-	PTime      int     // packetization time seen in the stream (ms), 0 if unknown
-	Events     int     // telephone-event packets
+	// CDRAvgJitter and CDRMaxJitter are VoIPmonitor's jitter (rtp.cpp
+	// RTP::update_stats), what its CDR columns hold: the same recurrence
+	// started from 0 after RFC 3550's probation (its first two packets)
+	// and the first voice packet after it, so the start of a stream (a
+	// first packet sent in a burst with the second) does not count; the
+	// mean is over the packets counted since. AvgJitter and MaxJitter are
+	// tshark's figures.
+	CDRAvgJitter, CDRMaxJitter float64
+	MaxDelta                   float64 // largest arrival gap between consecutive packets (ms)
+	PTime                      int     // packetization time seen in the stream (ms), 0 if unknown
+	Events                     int     // telephone-event packets
 	// Consecutive-loss histogram: SL[0] counts single lost packets ... SL[9] 10 or more.
 	SL [10]int
 	// Delay-variation buckets d50, d70, d90, d120, d150, d200, d300.
@@ -57,14 +65,15 @@ type Summary struct {
 // Mult10 returns round(v×10) as VoIPmonitor stores MOS (4.1 → 41).
 func Mult10(v float64) int { return int(v*10 + 0.5) }
 
-// AvgJitterMult10 is VoIPmonitor's a_avgjitter_mult10: ceil(avg×10).
-func (s *Summary) AvgJitterMult10() int { return ceilInt(s.AvgJitter * 10) }
+// AvgJitterMult10 is VoIPmonitor's a_avgjitter_mult10: ceil(avg×10) of
+// its jitter (CDRAvgJitter).
+func (s *Summary) AvgJitterMult10() int { return ceilInt(s.CDRAvgJitter * 10) }
 
 // MaxJitterMs is VoIPmonitor's a_maxjitter: ceil(max) in whole ms.
-func (s *Summary) MaxJitterMs() int { return ceilInt(s.MaxJitter) }
+func (s *Summary) MaxJitterMs() int { return ceilInt(s.CDRMaxJitter) }
 
 // MaxJitterMult10 is VoIPmonitor's cdr_rtp.maxjitter_mult10: floor(max×10).
-func (s *Summary) MaxJitterMult10() int { return int(s.MaxJitter * 10) }
+func (s *Summary) MaxJitterMult10() int { return int(s.CDRMaxJitter * 10) }
 
 // LossPercentMult1000 is a_packet_loss_perc_mult1000: lost/(received+lost)×100000, rounded.
 func (s *Summary) LossPercentMult1000() int {

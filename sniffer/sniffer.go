@@ -69,6 +69,9 @@ type Config struct {
 	// in every G.711 stream (VoIPmonitor's faxdetect): a call with one
 	// gets call.CDR.FaxTones. Off, the media path only tests this flag.
 	FaxDetect bool
+	// IPv4Only ignores every IPv6 packet, as VoIPmonitor with ipv6 = no
+	// (counted in Stats.IPv6Ignored).
+	IPv4Only bool
 	// SIPHook, when set, sees every SIP message after the call table did
 	// (spool, SIP history), with the callreference it was tied to (0 when
 	// none) and the packet it came in. Both are valid only during the call.
@@ -111,6 +114,8 @@ type Stats struct {
 	StreamsRefused uint64
 	// DTMFDropped: RFC 2833 digits past a call's limit (call.MaxDTMF).
 	DTMFDropped uint64
+	// IPv6Ignored: IPv6 packets dropped unread (Config.IPv4Only).
+	IPv6Ignored uint64
 	HEP         HEPStats
 	Decoder     decode.Stats // the link-layer decoders' counters, every source so far
 }
@@ -428,6 +433,10 @@ func (s *Sniffer) unlock() {
 // streams that begin like SIP, to the SIP parser; other UDP to the media
 // lookup.
 func (s *Sniffer) HandlePacket(p *decode.Packet) {
+	if s.cfg.IPv4Only && p.Src.Addr().Is6() {
+		s.stats.IPv6Ignored++
+		return
+	}
 	if s.dups != nil && p.Transport == decode.UDP && p.Dst.Port() == s.cfg.HEP.Port && hep.IsHEP(p.Payload) {
 		s.handleHEP(p.Payload, p.Time)
 		return

@@ -21,5 +21,6 @@ func cdrOptions(cfg *config.Config) cdr.Options {
 		MOSMinAll:     !cfg.MOSMinF2,
 		OnlyAnswered:  cfg.CDROnlyAnswered,
 		OnlyRTP:       cfg.CDROnlyRTP,
+		IPv6:          cfg.IPv6,
 	}
 }

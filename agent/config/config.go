@@ -87,6 +87,11 @@ type Config struct {
 	// marks such a call a T.30 fax, CDR payload 1001 (faxdetect, default
 	// no as VoIPmonitor's).
 	FaxDetect bool
+	// IPv6 is VoIPmonitor's ipv6 (default no): yes creates the IP columns
+	// as varbinary(16), which hold IPv6 and IPv4 addresses, and decodes
+	// IPv6 packets; no keeps VoIPmonitor's int unsigned IPv4 columns and
+	// ignores IPv6 packets, as VoIPmonitor does.
+	IPv6 bool
 	// Compressed pcaps: pcap_dump_zip_sip/_rtp say whether the SIP and RTP
 	// pcaps are written gzip-compressed (.pcap.gz), pcap_dump_ziplevel_sip/
 	// _rtp at which level (1-9).

@@ -22,5 +22,6 @@ func cdrOptions(cfg *config.Config) cdr.Options {
 		OnlyAnswered:                cfg.CDROnlyAnswered,
 		OnlyRTP:                     cfg.CDROnlyRTP,
 		ResponseTimeFromFirstInvite: cfg.ResponseTimeFromFirstInvite,
+		IPv6:                        cfg.IPv6,
 	}
 }

@@ -232,6 +232,7 @@ func newDaemon(cfg *config.Config, fl *daemonFlags, log *slog.Logger) (*daemon, 
 	}
 	snCfg := sniffer.Config{SIPPorts: ports, SIPByPortOnly: !cfg.SIPDetect, VXLANPort: uint16(cfg.VXLANPort), SaveGraph: cfg.SaveGraph, FaxDetect: cfg.FaxDetect,
 		IgnoreRTPAfterByeOK: cfg.IgnoreRTPAfterByeOK,
+		IPv4Only:            !cfg.IPv6, // ipv6 = no: IPv6 packets are ignored, as VoIPmonitor's
 		// Several interfaces may carry the same packet: always deduplicated.
 		Deduplicate: cfg.Deduplicate || capture.Several(strings.Join(cfg.Interface, ",")),
 		Call:        callCfg, Logger: log, Workers: mediaWorkers(cfg)}

@@ -24,6 +24,7 @@ func (s *Sniffer) Register(reg prometheus.Registerer) error {
 		c("pbx_sniffer_duplicates_total", "Packets dropped as copies of one already handled (deduplicate, several interfaces).", func(st *Stats) uint64 { return st.Duplicates }),
 		c("pbx_sniffer_rtp_streams_refused_total", "RTP packets that would have started a stream past a call's limit of 64 (a sender cycling SSRCs): counted, stored by the spool, not analysed.", func(st *Stats) uint64 { return st.StreamsRefused }),
 		c("pbx_sniffer_dtmf_dropped_total", "RFC 2833 digits not kept past a call's limit of 512.", func(st *Stats) uint64 { return st.DTMFDropped }),
+		c("pbx_sniffer_ipv6_ignored_total", "IPv6 packets ignored unread (ipv6 = no, as VoIPmonitor).", func(st *Stats) uint64 { return st.IPv6Ignored }),
 		c("pbx_sniffer_sctp_dropped_total", "SIP-over-SCTP fragments or messages given up (out of order, over 64 KiB, no room, idle).", func(st *Stats) uint64 { return st.SCTPDropped }),
 		c("pbx_hep_input_packets_total", "HEP packets accepted (capture and network).", func(st *Stats) uint64 { return st.HEP.Packets }),
 		c("pbx_hep_input_errors_total", "HEP packets dropped as undecodable (truncated, bad chunk lengths, bad RTCP JSON).", func(st *Stats) uint64 { return st.HEP.Errors }),

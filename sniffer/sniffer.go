@@ -76,6 +76,9 @@ type Config struct {
 	// counts every packet, as tshark's RTP statistics do; the spool and
 	// live listeners get the packets either way.
 	IgnoreRTPAfterByeOK bool
+	// IPv4Only ignores every IPv6 packet, as VoIPmonitor with ipv6 = no
+	// (counted in Stats.IPv6Ignored).
+	IPv4Only bool
 	// SIPHook, when set, sees every SIP message after the call table did
 	// (spool, SIP history), with the callreference it was tied to (0 when
 	// none) and the packet it came in. Both are valid only during the call.
@@ -118,6 +121,8 @@ type Stats struct {
 	StreamsRefused uint64
 	// DTMFDropped: RFC 2833 digits past a call's limit (call.MaxDTMF).
 	DTMFDropped uint64
+	// IPv6Ignored: IPv6 packets dropped unread (Config.IPv4Only).
+	IPv6Ignored uint64
 	HEP         HEPStats
 	Decoder     decode.Stats // the link-layer decoders' counters, every source so far
 }
@@ -127,22 +132,24 @@ type Stats struct {
 // a lock); Stats, Table, ActiveCalls, Lookup and Register may be called
 // from any goroutine.
 type Sniffer struct {
-	cfg   Config
-	log   *slog.Logger
-	table *call.Table
-	dec   *decode.Decoder
-	decs  decode.Stats   // counters of the decoders of earlier sources
-	lent  []decode.Stats // a parallel Run's readers' decoders' counters so far (workers.go)
-	link  layers.LinkType
-	pkt   decode.Packet
-	msg   sip.Message
-	md    call.Media // the media packet being handed down (reused)
-	meta  call.Meta
-	tcp   *tcpFlows
-	sctp  *sctpAssoc
-	dedup *deduper      // nil unless Config.Deduplicate
-	ra    readAhead     // lookahead.go
-	peek  decode.Packet // a frame read ahead
+	// warnedIPv6: IPv6 SIP was ignored (IPv4Only) and said so once
+	warnedIPv6 bool
+	cfg        Config
+	log        *slog.Logger
+	table      *call.Table
+	dec        *decode.Decoder
+	decs       decode.Stats   // counters of the decoders of earlier sources
+	lent       []decode.Stats // a parallel Run's readers' decoders' counters so far (workers.go)
+	link       layers.LinkType
+	pkt        decode.Packet
+	msg        sip.Message
+	md         call.Media // the media packet being handed down (reused)
+	meta       call.Meta
+	tcp        *tcpFlows
+	sctp       *sctpAssoc
+	dedup      *deduper      // nil unless Config.Deduplicate
+	ra         readAhead     // lookahead.go
+	peek       decode.Packet // a frame read ahead
 	// shards holds the calls' media state, one tracker per worker (one
 	// without workers); a call's is shards[shard(ref)].
 	shards []*mediaTracker
@@ -435,6 +442,15 @@ func (s *Sniffer) unlock() {
 // streams that begin like SIP, to the SIP parser; other UDP to the media
 // lookup.
 func (s *Sniffer) HandlePacket(p *decode.Packet) {
+	if s.cfg.IPv4Only && p.Src.Addr().Is6() {
+		s.stats.IPv6Ignored++
+		if !s.warnedIPv6 && (s.cfg.SIPPorts.Has(p.Src.Port()) || s.cfg.SIPPorts.Has(p.Dst.Port()) || sip.LooksLikeMessage(p.Payload)) {
+			s.warnedIPv6 = true // once: the metric counts them
+			s.log.Warn("IPv6 SIP ignored: ipv6 = no (the default, as VoIPmonitor's); set ipv6 = yes to follow IPv6 calls",
+				"src", p.Src, "dst", p.Dst)
+		}
+		return
+	}
 	if s.dups != nil && p.Transport == decode.UDP && p.Dst.Port() == s.cfg.HEP.Port && hep.IsHEP(p.Payload) {
 		s.handleHEP(p.Payload, p.Time)
 		return

@@ -131,7 +131,7 @@ var voipCallColumns = []struct{ name, expr string }{
 	{"duration", "c.duration"}, {"connect_duration", "c.connect_duration"},
 	{"caller", "c.caller"}, {"called", "c.called"}, {"callername", "c.callername"},
 	{"caller_domain", "c.caller_domain"}, {"called_domain", "c.called_domain"},
-	{"sipcallerip", "INET_NTOA(c.sipcallerip)"}, {"sipcalledip", "INET_NTOA(c.sipcalledip)"},
+	{"sipcallerip", "c.sipcallerip"}, {"sipcalledip", "c.sipcalledip"}, // IP columns: cdrquery.IPText
 	{"lastSIPresponseNum", "c.lastSIPresponseNum"}, {"lastSIPresponse", "r.lastSIPresponse"},
 	{"bye", "c.bye"}, {"callId", "n.fbasename"},
 }
@@ -237,6 +237,11 @@ func (h *Handler) voipCalls(ctx context.Context, u *User, p params) ([]obj, erro
 		return nil, err
 	}
 	q.Sensors(u.Sensors)
+	v6, err := h.ipv6(ctx)
+	if err != nil {
+		return nil, err
+	}
+	q.ipv6 = v6
 	query, args, names := q.sql()
 	args = append(args, h.o.MaxRows+1)
 	db, err := h.db()
@@ -273,6 +278,7 @@ type voipCallsQuery struct {
 	joins   []string
 	headers []customHeader // custom headers asked in the output
 	alias   int            // next custom header table alias
+	ipv6    bool           // the IP columns are varbinary(16)
 }
 
 // voipCallsTimes: startTime (required), startTimeTo, callEnd/endTime; a
@@ -373,7 +379,11 @@ func (q *voipCallsQuery) sql() (string, []any, []string) {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		b.WriteString(c.expr)
+		if c.name == "sipcallerip" || c.name == "sipcalledip" {
+			b.WriteString(cdrquery.IPText(c.expr, q.ipv6))
+		} else {
+			b.WriteString(c.expr)
+		}
 		names = append(names, c.name)
 	}
 	for _, ch := range q.headers {

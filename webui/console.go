@@ -122,7 +122,12 @@ func (h *Handler) consoleCSV(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	q, err := cdrquery.Parse(r.Form, cdrquery.Options{Location: h.o.Location, RequireDate: true, Sensors: u.Sensors, DefaultLimit: 5000})
+	v6, err := h.ipv6(r.Context())
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	q, err := cdrquery.Parse(r.Form, cdrquery.Options{Location: h.o.Location, RequireDate: true, Sensors: u.Sensors, DefaultLimit: 5000, IPv6: v6})
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -207,8 +212,10 @@ type consoleLegSet struct {
 const consoleReasonSQL = `SELECT c.reason_sip_cause, rs.reason, c.reason_q850_cause, rq.reason, c.whohanged, c.bye
  FROM cdr c LEFT JOIN cdr_reason rs ON rs.id = c.reason_sip_text_id LEFT JOIN cdr_reason rq ON rq.id = c.reason_q850_text_id WHERE c.ID = ?`
 
-const consoleRTPSQL = "SELECT cdr_ID, `index`, INET_NTOA(saddr), sport, INET_NTOA(daddr), dport, ssrc, payload, received, loss, " +
-	"maxjitter_mult10, firsttime, duration FROM cdr_rtp WHERE cdr_ID IN (%s) ORDER BY cdr_ID, `index`"
+// consoleRTPSQL: %[1]s and %[2]s render saddr and daddr (cdrquery.IPText),
+// %[3]s are the ids' placeholders.
+const consoleRTPSQL = "SELECT cdr_ID, `index`, %[1]s, sport, %[2]s, dport, ssrc, payload, received, loss, " +
+	"maxjitter_mult10, firsttime, duration FROM cdr_rtp WHERE cdr_ID IN (%[3]s) ORDER BY cdr_ID, `index`"
 
 var consoleRTPNames = []string{"cdr_id", "index", "saddr", "sport", "daddr", "dport", "ssrc", "payload", "received", "loss",
 	"maxjitter_mult10", "firsttime", "duration"}
@@ -224,7 +231,12 @@ func (h *Handler) consoleCall(w http.ResponseWriter, r *http.Request) {
 	}
 	legs := set.refs
 	ctx := r.Context()
-	rows, err := h.queryObjs(ctx, cdrquery.Columns(), 1, cdrquery.SelectSQL()+" WHERE c.ID = ?", ref.ID)
+	v6, err := h.ipv6(ctx)
+	if err != nil {
+		h.fail(w, r, fmt.Errorf("cdr %d: %w", ref.ID, err))
+		return
+	}
+	rows, err := h.queryObjs(ctx, cdrquery.Columns(), 1, cdrquery.SelectSQL(v6)+" WHERE c.ID = ?", ref.ID)
 	if err != nil || len(rows) == 0 {
 		h.fail(w, r, fmt.Errorf("cdr %d: %w", ref.ID, err))
 		return
@@ -242,7 +254,7 @@ func (h *Handler) consoleCall(w http.ResponseWriter, r *http.Request) {
 			{"caller", l.Caller}, {"callid", l.Basename}, {"duration", l.Duration}, {"connect_duration", l.ConnectDuration},
 			{"sensor", l.Sensor}, {"current", l.ID == ref.ID}}
 	}
-	streams, err := h.queryObjs(ctx, consoleRTPNames, 1000, fmt.Sprintf(consoleRTPSQL, strings.TrimSuffix(strings.Repeat("?,", len(ids)), ",")), ids...)
+	streams, err := h.queryObjs(ctx, consoleRTPNames, 1000, fmt.Sprintf(consoleRTPSQL, cdrquery.IPText("saddr", v6), cdrquery.IPText("daddr", v6), strings.TrimSuffix(strings.Repeat("?,", len(ids)), ",")), ids...)
 	if err != nil {
 		h.fail(w, r, fmt.Errorf("streams: %w", err))
 		return

@@ -130,15 +130,16 @@ func addSpan(b []int, first, last, count int) {
 	}
 }
 
-const consoleRegStateSQL = `SELECT c.to_num, c.to_domain, c.state, c.created_at, INET_NTOA(c.sipcallerip), c.sipcallerport,
+// consoleRegStateSQL: %s renders c.sipcallerip (cdrquery.IPText).
+const consoleRegStateSQL = `SELECT c.to_num, c.to_domain, c.state, c.created_at, %s, c.sipcallerport,
  c.contact_num, c.contact_domain, c.expires, c.id_sensor, ua.ua
  FROM register_state c JOIN (SELECT MAX(ID) AS id FROM register_state WHERE created_at >= ? GROUP BY to_num, to_domain, id_sensor) m ON m.id = c.ID
  LEFT JOIN cdr_ua ua ON ua.id = c.ua_id WHERE TRUE`
 
-// consoleRegFailedSQL: %s is the last reason (the agent's register_failed
-// column), or NULL on VoIPmonitor's table.
+// consoleRegFailedSQL: %[1]s renders c.sipcallerip, %[2]s is the last
+// reason (the agent's register_failed column), or NULL on VoIPmonitor's table.
 const consoleRegFailedSQL = `SELECT c.to_num, c.to_domain, c.id_sensor, SUM(c.counter), MAX(c.created_at),
- SUBSTRING_INDEX(GROUP_CONCAT(INET_NTOA(c.sipcallerip) ORDER BY c.ID DESC), ',', 1), %s
+ SUBSTRING_INDEX(GROUP_CONCAT(%[1]s ORDER BY c.ID DESC), ',', 1), %[2]s
  FROM register_failed c WHERE c.created_at >= ?`
 
 const consoleRegFailedReason = `(SELECT f.reason FROM register_failed f WHERE f.ID = MAX(c.ID))`
@@ -160,17 +161,23 @@ func (h *Handler) consoleRegistrations(w http.ResponseWriter, r *http.Request) {
 	since := cdrquery.SQLTime(h.now().Add(-time.Duration(days) * 24 * time.Hour))
 	sc, sargs := sensorCond(u)
 	ctx := r.Context()
+	v6, err := h.ipv6(ctx)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	ip := cdrquery.IPText("c.sipcallerip", v6)
 	states, err := h.queryObjs(ctx, []string{"aor", "domain", "state", "at", "ip", "port", "contact", "contact_domain", "expires", "sensor", "ua"}, 1000,
-		consoleRegStateSQL+sc+" ORDER BY c.to_num, c.to_domain LIMIT 1001", append([]any{since}, sargs...)...)
+		fmt.Sprintf(consoleRegStateSQL, ip)+sc+" ORDER BY c.to_num, c.to_domain LIMIT 1001", append([]any{since}, sargs...)...)
 	if err != nil {
 		h.fail(w, r, fmt.Errorf("register_state: %w", err))
 		return
 	}
 	failedSQL := consoleRegFailedSQL + sc + " GROUP BY c.to_num, c.to_domain, c.id_sensor ORDER BY SUM(c.counter) DESC LIMIT 1001"
 	failedNames := []string{"aor", "domain", "sensor", "count", "last", "ip", "reason"}
-	failed, err := h.queryObjs(ctx, failedNames, 1000, fmt.Sprintf(failedSQL, consoleRegFailedReason), append([]any{since}, sargs...)...)
+	failed, err := h.queryObjs(ctx, failedNames, 1000, fmt.Sprintf(failedSQL, ip, consoleRegFailedReason), append([]any{since}, sargs...)...)
 	if noAgentTable(err) {
-		failed, err = h.queryObjs(ctx, failedNames, 1000, fmt.Sprintf(failedSQL, "NULL"), append([]any{since}, sargs...)...)
+		failed, err = h.queryObjs(ctx, failedNames, 1000, fmt.Sprintf(failedSQL, ip, "NULL"), append([]any{since}, sargs...)...)
 	}
 	if err != nil {
 		h.fail(w, r, fmt.Errorf("register_failed: %w", err))

@@ -141,6 +141,7 @@ type envSpec struct {
 	paths     []string
 	ami       string // a recorded AMI session (X.raw; X.sent.raw is read too when present)
 	saveGraph bool
+	ipv6      bool // the writer's ipv6 (the database's IP columns varbinary(16))
 }
 
 // amiTracker replays a recorded AMI session into a channel table.
@@ -175,7 +176,7 @@ func newEnvWith(t testing.TB, spec envSpec, mod func(*Options)) *testEnv {
 	ctx := context.Background()
 	w, err := cdr.New(cdr.Options{DSN: dsn, IDSensor: 1,
 		QueueDir: t.TempDir(), BatchSize: 50, FlushInterval: 20 * time.Millisecond,
-		RetryInterval: 50 * time.Millisecond, PartitionCheck: time.Hour, DrainTimeout: 5 * time.Second}, testLogger())
+		RetryInterval: 50 * time.Millisecond, PartitionCheck: time.Hour, DrainTimeout: 5 * time.Second, IPv6: spec.ipv6}, testLogger())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -86,7 +86,12 @@ func (h *Handler) listing(w http.ResponseWriter, r *http.Request, u *User, p cdr
 		h.fail(w, r, err)
 		return
 	}
-	q, err := cdrquery.Parse(p, cdrquery.Options{Location: h.o.Location, RequireDate: requireDate, Sensors: u.Sensors})
+	v6, err := h.ipv6(r.Context())
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	q, err := cdrquery.Parse(p, cdrquery.Options{Location: h.o.Location, RequireDate: requireDate, Sensors: u.Sensors, IPv6: v6})
 	if err != nil {
 		h.fail(w, r, err)
 		return

@@ -121,6 +121,7 @@ type Handler struct {
 	audit    auditLog
 	xorigin  *http.CrossOriginProtection
 	faxes    faxCache
+	ipm      ipMode // the database's IP column type (ipmode.go)
 }
 
 // New builds the handler.

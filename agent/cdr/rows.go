@@ -2,9 +2,7 @@ package cdr
 
 import (
 	"crypto/sha256"
-	"encoding/binary"
 	"math"
-	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -41,6 +39,7 @@ type rowOptions struct {
 	// fromFirstInvite: response_time_from_first_invite = yes, the response
 	// times count from the call's first INVITE
 	fromFirstInvite bool
+	ips             ipForms // which IP columns are varbinary (ipv6 = yes)
 }
 
 const maxDecimal93 = 999999.999
@@ -66,25 +65,6 @@ func dec3Clamp(d time.Duration) any {
 func dec3Signed(d time.Duration) any {
 	s := math.Min(math.Max(d.Seconds(), -maxDecimal93), maxDecimal93)
 	return strconv.FormatFloat(math.Round(s*1000)/1000, 'f', 3, 64)
-}
-
-// ip4 is VoIPmonitor's int unsigned IPv4 column value (ipv6 = no); NULL for
-// an IPv6 or missing address.
-func ip4(a netip.Addr) any {
-	a = a.Unmap()
-	if !a.Is4() {
-		return nil
-	}
-	b := a.As4()
-	return binary.BigEndian.Uint32(b[:])
-}
-
-// ip4NotNull is ip4 for NOT NULL columns (register_*): 0 when not IPv4.
-func ip4NotNull(a netip.Addr) any {
-	if v := ip4(a); v != nil {
-		return v
-	}
-	return uint32(0)
 }
 
 // str truncates s to n characters of a latin1 column without splitting a
@@ -197,7 +177,7 @@ func sideColumns(r row, p string, s *rtp.Summary, idx int, c *call.CDR, o rowOpt
 	r = append(r,
 		col{p + "index", int64(min(idx, maxTinySign))},
 		col{p + "payload", int64(s.CodecID())},
-		col{p + "saddr", ip4(s.Src.Addr())},
+		col{p + "saddr", o.ips.ip("cdr", p+"saddr", s.Src.Addr())},
 		col{p + "received", clampU(int64(s.Received), maxMedium)},
 		col{p + "lost", f.lost},
 		col{p + "reordered", clampU(int64(s.Reordered), maxMedium)},
@@ -334,9 +314,9 @@ func callColumns(r row, c *call.CDR, ids *lookups, o rowOptions) row {
 		col{"called", str(c.Called, 255)},
 		col{"called_domain", str(c.CalledDomain, 255)},
 		col{"called_reverse", str(reverse(c.Called), 255)},
-		col{"sipcallerip", ip4(c.CallerIP)},
+		col{"sipcallerip", o.ips.ip("cdr", "sipcallerip", c.CallerIP)},
 		col{"sipcallerport", int64(c.CallerPort)},
-		col{"sipcalledip", ip4(c.CalledIP)},
+		col{"sipcalledip", o.ips.ip("cdr", "sipcalledip", c.CalledIP)},
 		col{"sipcalledport", int64(c.CalledPort)},
 		col{"whohanged", who},
 		col{"bye", clampU(int64(c.Bye), maxTiny)},
@@ -474,9 +454,9 @@ func cdrRTPRows(cdrID uint64, c *call.CDR, o rowOptions) []row {
 			dur = dec3Clamp(s.LastTime.Sub(s.FirstTime))
 		}
 		out = append(out, append(childPrefix(cdrID, c, o),
-			col{"saddr", ip4(s.Src.Addr())},
+			col{"saddr", o.ips.ip("cdr_rtp", "saddr", s.Src.Addr())},
 			col{"sport", int64(s.Src.Port())},
-			col{"daddr", ip4(s.Dst.Addr())},
+			col{"daddr", o.ips.ip("cdr_rtp", "daddr", s.Dst.Addr())},
 			col{"dport", int64(s.Dst.Port())},
 			col{"ssrc", s.SSRC},
 			col{"received", clampU(int64(s.Received), maxMedium)},
@@ -552,8 +532,8 @@ func cdrDTMFRows(cdrID uint64, c *call.CDR, o rowOptions) []row {
 			typ = dtmfInband
 		}
 		out = append(out, append(childPrefix(cdrID, c, o),
-			col{"daddr", ip4(d.Dst.Addr())},
-			col{"saddr", ip4(d.Src.Addr())},
+			col{"daddr", o.ips.ip("cdr_dtmf", "daddr", d.Dst.Addr())},
+			col{"saddr", o.ips.ip("cdr_dtmf", "saddr", d.Src.Addr())},
 			col{"firsttime", dec3Clamp(d.Time.Sub(c.CallDate))},
 			col{"dtmf", string(d.Digit)},
 			col{"type", typ},
@@ -577,12 +557,16 @@ var reasonPhrases = map[int]string{
 // register_failed row when its state is Failed.
 func registerRow(g *call.Register, uaID uint64, o rowOptions) (table string, r row) {
 	sensor := int64(max(o.idSensor, 0))
+	table = "register_state"
+	if g.State == call.RegFailed {
+		table = "register_failed"
+	}
 	r = row{
 		{"id_sensor", sensor},
 		{"fname", int64(0)},
 		{"created_at", g.Time.UTC()},
-		{"sipcallerip", ip4NotNull(g.CallerIP)},
-		{"sipcalledip", ip4NotNull(g.CalledIP)},
+		{"sipcallerip", o.ips.ipNotNull(table, "sipcallerip", g.CallerIP)},
+		{"sipcalledip", o.ips.ipNotNull(table, "sipcalledip", g.CalledIP)},
 		{"sipcallerport", int64(g.CallerPort)},
 		{"sipcalledport", int64(g.CalledPort)},
 		{"from_num", str(g.FromNum, 255)},

@@ -105,7 +105,7 @@ var migrations = []func(ctx context.Context, db *sql.DB, o schemaOptions) error{
 	// 0 → 1: VoIPmonitor's tables and the idempotency keys.
 	func(ctx context.Context, db *sql.DB, o schemaOptions) error {
 		for _, t := range tableDDL {
-			if _, err := db.ExecContext(ctx, createStatement(t.name, t.body, o.partition, o.now)); err != nil {
+			if _, err := db.ExecContext(ctx, createStatement(t.name, ddlBody(t.name, t.body, o.ipv6), o.partition, o.now)); err != nil {
 				return fmt.Errorf("create %s: %w", t.name, err)
 			}
 		}
@@ -127,6 +127,7 @@ var migrations = []func(ctx context.Context, db *sql.DB, o schemaOptions) error{
 
 type schemaOptions struct {
 	partition bool
+	ipv6      bool // new tables get varbinary(16) IP columns
 	now       time.Time
 }
 

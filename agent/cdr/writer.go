@@ -64,6 +64,12 @@ type Options struct {
 	// count from the call's first INVITE to its first such response,
 	// instead of the quickest INVITE transaction's.
 	ResponseTimeFromFirstInvite bool
+	// IPv6 is VoIPmonitor's ipv6 = yes: the tables it creates get
+	// varbinary(16) IP columns, which hold IPv6 addresses (16 bytes) and
+	// IPv4 ones (4 bytes). Existing tables keep their type: the writer
+	// fills each IP column in the form its type asks for, as VoIPmonitor
+	// does, and says so when that is not the mode asked for.
+	IPv6 bool
 }
 
 // item is one record waiting to be written.
@@ -128,6 +134,7 @@ type Writer struct {
 	ready      bool // schema migrated, sensor registered
 	idStep     uint64
 	consecIDs  bool
+	ips        ipForms // the IP columns' forms, read at connect
 	nextRetry  time.Time
 	lastErrLog time.Time
 	lastErrMsg string
@@ -424,23 +431,27 @@ func (w *Writer) Close() error {
 func (w *Writer) connect(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	err := migrate(ctx, w.db, schemaOptions{partition: w.o.Partition, now: time.Now()})
+	so := schemaOptions{partition: w.o.Partition, ipv6: w.o.IPv6, now: time.Now()}
+	err := migrate(ctx, w.db, so)
 	// Agents starting together on a multi-writer cluster race on the schema
 	// version row: the loser gets 1213 and simply runs the steps again.
 	for i := 1; isConflict(err) && i <= conflictRetries && sleepCtx(ctx, time.Duration(i)*50*time.Millisecond); i++ {
 		w.st.conflicts.Add(1)
-		err = migrate(ctx, w.db, schemaOptions{partition: w.o.Partition, now: time.Now()})
+		err = migrate(ctx, w.db, so)
 	}
 	var me *mysql.MySQLError
 	if errors.As(err, &me) && me.Number == 1049 { // unknown database: create it
 		if cerr := w.createDatabase(ctx); cerr == nil {
-			err = migrate(ctx, w.db, schemaOptions{partition: w.o.Partition, now: time.Now()})
+			err = migrate(ctx, w.db, so)
 		} else {
 			err = fmt.Errorf("%w (and creating it failed: %w)", err, cerr)
 		}
 	}
 	if err == nil {
 		err = w.inspectAutoInc(ctx)
+	}
+	if err == nil {
+		err = w.inspectIPColumns(ctx)
 	}
 	if err != nil {
 		w.dbError("MySQL not usable; CDRs go to the on-disk queue", err)
@@ -452,6 +463,30 @@ func (w *Writer) connect(ctx context.Context) {
 	w.ready = true
 	w.st.dbUp.Store(true)
 	w.lastErrMsg = ""
+}
+
+// inspectIPColumns reads which IP columns are varbinary (ipv6 = yes) and
+// says so once when the database's mode is not the one configured: the
+// rows then follow the columns, as VoIPmonitor's (its checkSchema sets
+// useIPv6 from cdr.sipcallerip's type and logs "IPv6 support need
+// varbinary columns for IP addresses!").
+func (w *Writer) inspectIPColumns(ctx context.Context) error {
+	f, err := readIPForms(ctx, w.db)
+	if err != nil {
+		return fmt.Errorf("%w: IP columns: %w", ErrSchema, err)
+	}
+	if w.ready && f.v6() == w.ips.v6() {
+		w.ips = f
+		return nil
+	}
+	switch {
+	case w.o.IPv6 && !f.v6():
+		w.log.Warn("ipv6 = yes, but the database was created with ipv6 = no (cdr.sipcallerip is int unsigned): IPv4 addresses are stored as numbers and IPv6 addresses as NULL, as VoIPmonitor does; storing IPv6 needs a database created with ipv6 = yes (varbinary(16) IP columns)")
+	case !w.o.IPv6 && f.v6():
+		w.log.Warn("ipv6 = no, but the database was created with ipv6 = yes (cdr.sipcallerip is varbinary(16)): addresses are stored as varbinary, as VoIPmonitor does; IPv6 packets are still ignored (ipv6 = no)")
+	}
+	w.ips = f
+	return nil
 }
 
 func (w *Writer) createDatabase(ctx context.Context) error {
@@ -724,7 +759,7 @@ func (w *Writer) writeBatch(ctx context.Context, batch []item) error {
 		return err
 	}
 	ro := rowOptions{idSensor: w.o.IDSensor, partition: w.o.Partition, mosMinAll: w.o.MOSMinAll,
-		fromFirstInvite: w.o.ResponseTimeFromFirstInvite}
+		fromFirstInvite: w.o.ResponseTimeFromFirstInvite, ips: w.ips}
 	p := planBatch(batch, keys, seen, look, regUA, ro)
 	bw := batchWrite{w: w, tx: tx, rowIDs: make([]uint64, len(batch)), counts: map[string]int{}}
 	if err := bw.numbered(ctx, "cdr", p.cdr); err != nil {

@@ -98,6 +98,11 @@ type Config struct {
 	// 2xx to its BYE out of its CDR's RTP columns
 	// (ignore_rtp_after_bye_confirmed, default yes as VoIPmonitor's).
 	IgnoreRTPAfterByeOK bool
+	// IPv6 is VoIPmonitor's ipv6 (default no): yes creates the IP columns
+	// as varbinary(16), which hold IPv6 and IPv4 addresses, and decodes
+	// IPv6 packets; no keeps VoIPmonitor's int unsigned IPv4 columns and
+	// ignores IPv6 packets, as VoIPmonitor does.
+	IPv6 bool
 	// Compressed pcaps: pcap_dump_zip_sip/_rtp say whether the SIP and RTP
 	// pcaps are written gzip-compressed (.pcap.gz), pcap_dump_ziplevel_sip/
 	// _rtp at which level (1-9).

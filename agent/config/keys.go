@@ -172,7 +172,6 @@ var noEffectKeys = []string{
 	"ipfix_qos_fill_jitter",
 	"ipfix_qos_fill_rtp_streams",
 	"ipfix_use_system_time",
-	"ipv6",
 	"kamailio",
 	"kamailio_dstip",
 	"kamailio_port",

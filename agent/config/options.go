@@ -151,6 +151,8 @@ var options = map[string]option{
 		hint: "yes or no (default): look for the fax tones CNG (1100 Hz) and CED (2100 Hz) in G.711 calls and store such a call with payload 1001 (T.30 fax)"},
 	"ignore_rtp_after_bye_confirmed": {set: boolean(func(c *Config) *bool { return &c.IgnoreRTPAfterByeOK }),
 		hint: "yes (default) or no: RTP after the 2xx to a call's BYE does not count in its CDR (VoIPmonitor's default)"},
+	"ipv6": {set: boolean(func(c *Config) *bool { return &c.IPv6 }),
+		hint: "yes or no (default): yes = IPv6 packets are decoded and the IP columns of a new database are varbinary(16) (VoIPmonitor's ipv6 mode); no = IPv4 only, IPv6 packets are ignored"},
 	"savertp": {set: func(c *Config, v string) error {
 		switch strings.ToLower(v) {
 		case "yes", "1", "true":

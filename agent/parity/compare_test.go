@@ -141,6 +141,9 @@ type Report struct {
 	ExtraTotal    Score
 	Deliberate    int            // core values that differ on purpose (Diff.Reason set)
 	RowsRef, Rows map[string]int // row counts by table
+	// Empty are the captures without a row on either side (nothing to
+	// score; a row of ours would be a "(row)" difference).
+	Empty []string
 }
 
 // NewReport returns an empty report.
@@ -217,9 +220,14 @@ func parseTime(s string) (time.Time, error) {
 
 // Compare scores the agent's rows against VoIPmonitor's for one capture.
 func (r *Report) Compare(capture string, ours, ref Tables) {
+	n := 0
 	for _, t := range dataTables {
 		r.RowsRef[t] += len(ref[t])
 		r.Rows[t] += len(ours[t])
+		n += len(ref[t]) + len(ours[t])
+	}
+	if n == 0 {
+		r.Empty = append(r.Empty, capture)
 	}
 	refNext := byCDR(ref["cdr_next"])
 	ourNext := byCDR(ours["cdr_next"])
@@ -508,6 +516,9 @@ func (r *Report) CaptureTable() string {
 	for _, c := range r.captureOrder {
 		s := r.PerCapture[c]
 		fmt.Fprintf(&b, "| %s | %d | %d | %.1f |\n", c, s.Match, s.Total, s.Pct())
+	}
+	if len(r.Empty) > 0 {
+		fmt.Fprintf(&b, "\nNo row on either side (VoIPmonitor's and ours): %s.\n", strings.Join(r.Empty, ", "))
 	}
 	return b.String()
 }

@@ -13,7 +13,8 @@ import (
 // compared tables: what the agent writes that VoIPmonitor's files hold too.
 var dataTables = []string{"cdr", "cdr_next", "cdr_rtp", "cdr_sipresp", "cdr_dtmf", "register_state", "register_failed"}
 
-// ipColumns are the IP columns per table (ipv6 = no: int unsigned).
+// ipColumns are the IP columns per table (ipv6 = no: int unsigned; ipv6 =
+// yes: varbinary(16), 4 bytes for IPv4 and 16 for IPv6).
 var ipColumns = map[string][]string{
 	"cdr":             {"sipcallerip", "sipcalledip", "a_saddr", "b_saddr"},
 	"cdr_rtp":         {"saddr", "daddr"},
@@ -23,8 +24,9 @@ var ipColumns = map[string][]string{
 }
 
 // ReadTables reads the agent's rows from db, with the lookup texts and IP
-// texts added the way the reference files carry them.
-func ReadTables(ctx context.Context, db *sql.DB) (Tables, error) {
+// texts added the way the reference files carry them; ipv6 says the IP
+// columns are varbinary(16).
+func ReadTables(ctx context.Context, db *sql.DB, ipv6 bool) (Tables, error) {
 	out := Tables{}
 	for _, t := range dataTables {
 		rows, err := readTable(ctx, db, "SELECT * FROM `"+t+"`")
@@ -79,7 +81,7 @@ func ReadTables(ctx context.Context, db *sql.DB) (Tables, error) {
 	for t, cols := range ipColumns {
 		for _, r := range out[t] {
 			for _, c := range cols {
-				if s, ok := ipText(r[c]); ok {
+				if s, ok := ipText(r[c], ipv6); ok {
 					r["_ip_text."+c] = s
 				}
 			}
@@ -88,11 +90,19 @@ func ReadTables(ctx context.Context, db *sql.DB) (Tables, error) {
 	return out, nil
 }
 
-// ipText turns an int unsigned IPv4 column value into dotted text.
-func ipText(v any) (string, bool) {
+// ipText turns an int unsigned IPv4 column value into dotted text, or with
+// ipv6 a varbinary one (its bytes) into IPv4 or IPv6 text.
+func ipText(v any, ipv6 bool) (string, bool) {
 	s, ok := v.(string)
 	if !ok {
 		return "", false
+	}
+	if ipv6 {
+		a, ok := netip.AddrFromSlice([]byte(s))
+		if !ok {
+			return "", false
+		}
+		return a.String(), true
 	}
 	n, err := strconv.ParseUint(s, 10, 32)
 	if err != nil {

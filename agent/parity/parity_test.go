@@ -37,33 +37,50 @@ func scratchDB(tb testing.TB, dsn string) (string, *sql.DB) {
 	return writeDSN, dbtest.Open(tb, mc.FormatDSN())
 }
 
-// selectCaptures drops the ipv6 = no run of a capture that also has an
-// ipv6 = yes run: the agent always decodes IPv6 (it has no ipv6 = no mode).
-func selectCaptures(all []Capture) []Capture {
-	v6 := map[string]bool{}
+// captureLabels names each run in the report: the capture's file name, with
+// its ipv6 setting when VoIPmonitor read the capture in both modes.
+func captureLabels(all []Capture) []string {
+	runs := map[string]int{}
 	for _, c := range all {
-		if c.IPv6 == "yes" {
-			v6[c.Capture] = true
-		}
+		runs[c.Capture]++
 	}
-	var out []Capture
-	for _, c := range all {
-		if c.IPv6 != "yes" && v6[c.Capture] {
-			continue
+	out := make([]string, len(all))
+	for i, c := range all {
+		out[i] = c.Name()
+		if runs[c.Capture] > 1 {
+			out[i] += " (ipv6 = " + map[bool]string{true: "yes", false: "no"}[c.IPv6Mode()] + ")"
 		}
-		out = append(out, c)
 	}
 	return out
 }
 
-func TestSelectCaptures(t *testing.T) {
-	got := selectCaptures([]Capture{
-		{Capture: "a.pcap", JSON: "a.pcap.json", IPv6: "no"},
-		{Capture: "v6.pcap", JSON: "v6.pcap.ipv4mode.json", IPv6: "no"},
-		{Capture: "v6.pcap", JSON: "v6.pcap.json", IPv6: "yes"},
+func TestCaptureLabels(t *testing.T) {
+	got := captureLabels([]Capture{
+		{Capture: "x/a.pcap", JSON: "a.pcap.json", IPv6: "no"},
+		{Capture: "x/v6.pcap", JSON: "v6.pcap.ipv4mode.json", IPv6: "no"},
+		{Capture: "x/v6.pcap", JSON: "v6.pcap.json", IPv6: "yes"},
 	})
-	if len(got) != 2 || got[0].JSON != "a.pcap.json" || got[1].JSON != "v6.pcap.json" {
-		t.Errorf("selectCaptures = %+v", got)
+	if want := "a.pcap|v6.pcap (ipv6 = no)|v6.pcap (ipv6 = yes)"; strings.Join(got, "|") != want {
+		t.Errorf("captureLabels = %q, want %q", got, want)
+	}
+}
+
+func TestIPText(t *testing.T) {
+	for _, tc := range []struct {
+		in   any
+		ipv6 bool
+		want string
+		ok   bool
+	}{
+		{"2130706433", false, "127.0.0.1", true},
+		{"\x7f\x00\x00\x01", true, "127.0.0.1", true},
+		{"\xfe\x80\x00\x00\x00\x00\x00\x00\x02\x1a\xa0\xff\xfe\x07\x32\xe0", true, "fe80::21a:a0ff:fe07:32e0", true},
+		{nil, true, "", false},
+		{"12345", true, "", false},
+	} {
+		if got, ok := ipText(tc.in, tc.ipv6); got != tc.want || ok != tc.ok {
+			t.Errorf("ipText(%q, %v) = %q, %v; want %q, %v", tc.in, tc.ipv6, got, ok, tc.want, tc.ok)
+		}
 	}
 }
 
@@ -80,7 +97,8 @@ func TestParity(t *testing.T) {
 	}
 	sharedParent := filepath.Dir(fixture.RepoRoot(t))
 	rep := NewReport()
-	for _, c := range selectCaptures(all) {
+	labels := captureLabels(all)
+	for i, c := range all {
 		t.Run(c.JSON, func(t *testing.T) {
 			ref, err := LoadRows(filepath.Join(refDir, c.JSON))
 			if err != nil {
@@ -92,16 +110,16 @@ func TestParity(t *testing.T) {
 				log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 			}
 			err = Replay(context.Background(), c.Path(sharedParent), ReplayOptions{
-				DSN: writeDSN, QueueDir: t.TempDir(), SIPPorts: c.SIPPort, Logger: log,
+				DSN: writeDSN, QueueDir: t.TempDir(), SIPPorts: c.SIPPort, IPv6: c.IPv6Mode(), Logger: log,
 			})
 			if err != nil {
 				t.Fatal(err)
 			}
-			ours, err := ReadTables(context.Background(), reader)
+			ours, err := ReadTables(context.Background(), reader, c.IPv6Mode())
 			if err != nil {
 				t.Fatal(err)
 			}
-			rep.Compare(c.Name(), ours, ref)
+			rep.Compare(labels[i], ours, ref)
 		})
 	}
 	text := renderReport(rep)

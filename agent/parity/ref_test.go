@@ -30,6 +30,9 @@ type Capture struct {
 // Name is the capture's file name.
 func (c Capture) Name() string { return filepath.Base(c.Capture) }
 
+// IPv6Mode reports whether VoIPmonitor read the capture with ipv6 = yes.
+func (c Capture) IPv6Mode() bool { return c.IPv6 == "yes" }
+
 // Path is the capture's location given the directory that holds shared/.
 func (c Capture) Path(sharedParent string) string {
 	return filepath.Join(sharedParent, filepath.FromSlash(c.Capture))

@@ -17,11 +17,14 @@ type ReplayOptions struct {
 	DSN      string // database to write to (its schema is created)
 	QueueDir string // the writer's on-disk queue directory
 	SIPPorts string // "5060,5070"
-	Logger   *slog.Logger
+	// IPv6 is VoIPmonitor's ipv6 = yes: the database gets varbinary(16)
+	// IP columns and IPv6 packets are read; without it they are ignored.
+	IPv6   bool
+	Logger *slog.Logger
 }
 
 // Replay reads a capture file the way `pbx-agent -r FILE
-// --exit-after-replay` does — calls are not timed out while reading, every
+// --exit-after-replay` does (with the ipv6 setting of o) — calls are not timed out while reading, every
 // call still open at the end is closed by the flush — and writes the CDRs
 // and REGISTERs with cdr.Writer. It returns once every record is in MySQL.
 func Replay(ctx context.Context, capture string, o ReplayOptions) error {
@@ -36,7 +39,7 @@ func Replay(ctx context.Context, capture string, o ReplayOptions) error {
 	w, err := cdr.New(cdr.Options{
 		DSN: o.DSN, IDSensor: 1, QueueDir: o.QueueDir,
 		FlushInterval: 50 * time.Millisecond, RetryInterval: 200 * time.Millisecond,
-		PartitionCheck: time.Hour, DrainTimeout: 30 * time.Second,
+		PartitionCheck: time.Hour, DrainTimeout: 30 * time.Second, IPv6: o.IPv6,
 	}, log)
 	if err != nil {
 		return err
@@ -48,7 +51,8 @@ func Replay(ctx context.Context, capture string, o ReplayOptions) error {
 	var enqErr error
 	sn := sniffer.New(sniffer.Config{
 		SIPPorts:            ports,
-		IgnoreRTPAfterByeOK: true, // ignore_rtp_after_bye_confirmed's default
+		IgnoreRTPAfterByeOK: true,    // ignore_rtp_after_bye_confirmed's default
+		IPv4Only:            !o.IPv6, // as the daemon with ipv6 = no
 		Call: call.Config{
 			IdleTimeout: -1, // as the daemon with -r: EOF ends every call
 			OnCallEnd: func(c *call.CDR) {

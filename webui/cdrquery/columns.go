@@ -4,8 +4,12 @@ import "strings"
 
 // column is one field of a LISTING row: its VoIPmonitor name and the SQL
 // expression that yields it (aliases: c = cdr, n = cdr_next, r =
-// cdr_sip_response, ua/ub = cdr_ua of A and B).
+// cdr_sip_response, ua/ub = cdr_ua of A and B). The IP columns
+// (ipColumns) are rendered as text by IPText.
 type column struct{ name, expr string }
+
+// ipColumns are the fields whose expr is an IP column.
+var ipColumns = map[string]bool{"sipcallerip": true, "sipcalledip": true, "a_saddr": true, "b_saddr": true}
 
 // listColumns are the fields of every LISTING row, in output order. Names are
 // VoIPmonitor's cdr column names; IPs are rendered dotted as the GUI shows
@@ -25,9 +29,9 @@ var listColumns = []column{
 	{"callername", "c.callername"},
 	{"called", "c.called"},
 	{"called_domain", "c.called_domain"},
-	{"sipcallerip", "INET_NTOA(c.sipcallerip)"},
+	{"sipcallerip", "c.sipcallerip"},
 	{"sipcallerport", "c.sipcallerport"},
-	{"sipcalledip", "INET_NTOA(c.sipcalledip)"},
+	{"sipcalledip", "c.sipcalledip"},
 	{"sipcalledport", "c.sipcalledport"},
 	{"whohanged", "c.whohanged"},
 	{"bye", "c.bye"},
@@ -39,8 +43,8 @@ var listColumns = []column{
 	{"payload", "c.payload"},
 	{"a_payload", "c.a_payload"},
 	{"b_payload", "c.b_payload"},
-	{"a_saddr", "INET_NTOA(c.a_saddr)"},
-	{"b_saddr", "INET_NTOA(c.b_saddr)"},
+	{"a_saddr", "c.a_saddr"},
+	{"b_saddr", "c.b_saddr"},
 	{"a_received", "c.a_received"},
 	{"b_received", "c.b_received"},
 	{"a_lost", "c.a_lost"},
@@ -152,14 +156,28 @@ var specialOrders = []struct{ param, expr string }{
 }
 
 // SelectSQL is the SELECT of every LISTING field with its joins, without
-// WHERE or ORDER BY (one CDR: append " WHERE c.ID = ?").
-func SelectSQL() string { return selectList(listColumns) + listJoins }
+// WHERE or ORDER BY (one CDR: append " WHERE c.ID = ?"); ipv6 says the IP
+// columns are varbinary(16) (VoIPmonitor's ipv6 = yes).
+func SelectSQL(ipv6 bool) string { return selectList(listColumns, ipv6) + listJoins }
 
 // selectList is "SELECT expr, expr, …" of cols.
-func selectList(cols []column) string {
+func selectList(cols []column, ipv6 bool) string {
 	exprs := make([]string, len(cols))
 	for i, c := range cols {
 		exprs[i] = c.expr
+		if ipColumns[c.name] {
+			exprs[i] = IPText(c.expr, ipv6)
+		}
 	}
 	return "SELECT " + strings.Join(exprs, ", ")
+}
+
+// IPText is the SQL expression that renders IP column col as text: dotted
+// IPv4 from VoIPmonitor's int unsigned column (ipv6 = no), IPv4 or IPv6
+// text from its varbinary(16) column (ipv6 = yes: 4 or 16 bytes).
+func IPText(col string, ipv6 bool) string {
+	if ipv6 {
+		return "INET6_NTOA(" + col + ")"
+	}
+	return "INET_NTOA(" + col + ")"
 }

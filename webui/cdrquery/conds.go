@@ -66,6 +66,6 @@ func (c *Conds) Where() (string, []any) {
 // matching c, largest group first, without a LIMIT.
 func (c *Conds) GroupSQL() (string, []any) {
 	w, args := c.Where()
-	return selectList(groupColumns) + " FROM cdr c LEFT JOIN cdr_sip_response r ON r.id = c.lastSIPresponse_id" + w +
+	return selectList(groupColumns, false) + " FROM cdr c LEFT JOIN cdr_sip_response r ON r.id = c.lastSIPresponse_id" + w +
 		" GROUP BY c.lastSIPresponseNum, c.lastSIPresponse_id ORDER BY COUNT(*) DESC, c.lastSIPresponseNum, c.lastSIPresponse_id", args
 }

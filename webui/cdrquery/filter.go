@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"math"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -41,6 +42,9 @@ type Options struct {
 	// RequireDate makes a request without fdatefrom and fdateto fail with
 	// ErrNoDate (sql.php's rule, "due to mysql overloading").
 	RequireDate bool
+	// IPv6 says the IP columns are varbinary(16) (VoIPmonitor's ipv6 =
+	// yes): IP filters then take IPv6 addresses and prefixes too.
+	IPv6 bool
 }
 
 // Query is a parsed LISTING request.
@@ -53,6 +57,7 @@ type Query struct {
 	Suppress bool
 	// Group is "lastSIPresponse" for the SIP-response summary, else "".
 	Group string
+	ipv6  bool // Options.IPv6
 }
 
 // Parse reads every filter of the CDR HTTP API from p.
@@ -66,7 +71,7 @@ func Parse(p Params, o Options) (*Query, error) {
 	if o.MaxLimit <= 0 {
 		o.MaxLimit = 5000
 	}
-	q := &Query{}
+	q := &Query{ipv6: o.IPv6}
 	steps := []func(Params, Options) error{
 		q.dates, q.numbers, q.domains, q.callerName, q.sipIPs, q.rtpIPs, q.codecs,
 		q.durations, q.responses, q.bools, q.trunk, q.agents, q.callID, q.sensors, q.rtp,
@@ -287,7 +292,15 @@ func (q *Query) callerName(p Params, _ Options) error {
 
 // ipMatch accepts a dotted IPv4 address, a CIDR prefix or a comma list of
 // them; the cdr tables hold IPv4 as a 32-bit integer.
-func ipMatch(param, col, v string) (string, []any, error) {
+func ipMatch(param, col, v string) (string, []any, error) { return addrMatch(param, col, v, false) }
+
+// ip6Match is ipMatch for varbinary(16) IP columns (ipv6 = yes), which
+// hold an IPv4 address as 4 bytes and an IPv6 address as 16: IPv6
+// addresses and prefixes are accepted too, and a prefix matches only
+// addresses of its own family.
+func ip6Match(param, col, v string) (string, []any, error) { return addrMatch(param, col, v, true) }
+
+func addrMatch(param, col, v string, ipv6 bool) (string, []any, error) {
 	var conds []string
 	var args []any
 	for _, it := range strings.Split(v, ",") {
@@ -296,7 +309,20 @@ func ipMatch(param, col, v string) (string, []any, error) {
 			continue
 		}
 		p, single, err := AddrOrPrefix(it)
-		if err != nil || !p.Addr().Is4() {
+		switch {
+		case ipv6 && err != nil:
+			return "", nil, bad(param, it, "not an IP address or prefix")
+		case ipv6:
+			lo, hi := prefixBytes(p)
+			if single {
+				conds = append(conds, col+" = ?")
+				args = append(args, lo)
+				continue
+			}
+			conds = append(conds, "("+col+" BETWEEN ? AND ? AND LENGTH("+col+") = "+strconv.Itoa(len(lo))+")")
+			args = append(args, lo, hi)
+			continue
+		case err != nil || !p.Addr().Is4():
 			return "", nil, bad(param, it, "not an IPv4 address or prefix")
 		}
 		lo := ip4(p.Addr())
@@ -334,17 +360,35 @@ func AddrOrPrefix(s string) (p netip.Prefix, single bool, err error) {
 	return netip.PrefixFrom(a, a.BitLen()), true, nil
 }
 
+// prefixBytes are the lowest and highest address of p as a varbinary IP
+// column holds them (4 bytes for IPv4, 16 for IPv6).
+func prefixBytes(p netip.Prefix) (lo, hi []byte) {
+	lo = p.Masked().Addr().AsSlice()
+	hi = slices.Clone(lo)
+	for i := p.Bits(); i < len(hi)*8; i++ {
+		hi[i/8] |= 0x80 >> (i % 8)
+	}
+	return lo, hi
+}
+
 func ip4(a netip.Addr) uint32 {
 	b := a.As4()
 	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
 }
 
-func (q *Query) sipIPs(p Params, _ Options) error {
-	return q.pair(p, "fsipcallerip", "fsipcalledip", "fsipcallerdip_type", "c.sipcallerip", "c.sipcalledip", ipMatch)
+func (q *Query) sipIPs(p Params, o Options) error {
+	return q.pair(p, "fsipcallerip", "fsipcalledip", "fsipcallerdip_type", "c.sipcallerip", "c.sipcalledip", ipMatcher(o))
 }
 
-func (q *Query) rtpIPs(p Params, _ Options) error {
-	return q.pair(p, "fa_saddr", "fb_saddr", "fab_saddr_type", "c.a_saddr", "c.b_saddr", ipMatch)
+func (q *Query) rtpIPs(p Params, o Options) error {
+	return q.pair(p, "fa_saddr", "fb_saddr", "fab_saddr_type", "c.a_saddr", "c.b_saddr", ipMatcher(o))
+}
+
+func ipMatcher(o Options) matcher {
+	if o.IPv6 {
+		return ip6Match
+	}
+	return ipMatch
 }
 
 // --- numbers ---------------------------------------------------------------
@@ -708,7 +752,7 @@ func (q *Query) CountSQL() (string, []any) {
 // ListSQL selects one page of rows with the fields of Columns().
 func (q *Query) ListSQL() (string, []any) {
 	var b strings.Builder
-	b.WriteString(SelectSQL())
+	b.WriteString(SelectSQL(q.ipv6))
 	w, args := q.Where()
 	b.WriteString(w)
 	b.WriteString(" ORDER BY ")

@@ -2,6 +2,7 @@ package cdrquery
 
 import (
 	"errors"
+	"fmt"
 	"net/url"
 	"strings"
 	"testing"
@@ -207,6 +208,77 @@ func TestAddrOrPrefix(t *testing.T) {
 		}
 		if err == nil && (p.String() != tt.want || single != tt.single) {
 			t.Errorf("AddrOrPrefix(%q) = %v, %v; want %s, %v", tt.in, p, single, tt.want, tt.single)
+		}
+	}
+}
+
+// TestParseIPFiltersIPv6: with varbinary(16) IP columns (ipv6 = yes) an
+// address is its 4 or 16 bytes and a prefix a byte range of its own
+// family's length; without, IPv6 is refused as before.
+func TestParseIPFiltersIPv6(t *testing.T) {
+	const from = "c.calldate >= ? AND "
+	tests := []struct {
+		name     string
+		in       url.Values
+		ipv6     bool
+		want     string
+		wantArgs []string // hex of []byte args, or fmt of the others
+		wantErr  error
+	}{
+		{name: "IPv4 address", ipv6: true, in: vals("fdatefrom", "2013-05-08", "fsipcallerip", "10.0.0.1"),
+			want: from + "c.sipcallerip = ?", wantArgs: []string{"0a000001"}},
+		{name: "IPv4 prefix", ipv6: true, in: vals("fdatefrom", "2013-05-08", "fsipcalledip", "10.0.0.0/23"),
+			want: from + "(c.sipcalledip BETWEEN ? AND ? AND LENGTH(c.sipcalledip) = 4)", wantArgs: []string{"0a000000", "0a0001ff"}},
+		{name: "IPv6 address", ipv6: true, in: vals("fdatefrom", "2013-05-08", "fsipcallerip", "fe80::21a:a0ff:fe07:32e0"),
+			want: from + "c.sipcallerip = ?", wantArgs: []string{"fe80000000000000021aa0fffe0732e0"}},
+		{name: "IPv4-mapped is IPv4", ipv6: true, in: vals("fdatefrom", "2013-05-08", "fa_saddr", "::ffff:10.0.0.1"),
+			want: from + "c.a_saddr = ?", wantArgs: []string{"0a000001"}},
+		{name: "IPv6 prefix both sides", ipv6: true, in: vals("fdatefrom", "2013-05-08", "fa_saddr", "fe80::/10", "fab_saddr_type", "0"),
+			want:     from + "((c.a_saddr BETWEEN ? AND ? AND LENGTH(c.a_saddr) = 16) OR (c.b_saddr BETWEEN ? AND ? AND LENGTH(c.b_saddr) = 16))",
+			wantArgs: []string{"fe800000000000000000000000000000", "febfffffffffffffffffffffffffffff", "fe800000000000000000000000000000", "febfffffffffffffffffffffffffffff"}},
+		{name: "IPv6 bad", ipv6: true, in: vals("fdatefrom", "2013-05-08", "fsipcallerip", "fe80::1' OR '1'='1"), wantErr: ErrBadParam},
+		{name: "IPv6 refused with int columns", in: vals("fdatefrom", "2013-05-08", "fsipcallerip", "fe80::1"), wantErr: ErrBadParam},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			q, err := Parse(tt.in, Options{RequireDate: true, IPv6: tt.ipv6})
+			if testkit.WantErr(t, err, tt.wantErr) {
+				return
+			}
+			w, args := q.Where()
+			if got := strings.TrimPrefix(w, " WHERE "); got != tt.want {
+				t.Errorf("where\n got %s\nwant %s", got, tt.want)
+			}
+			if len(args) != len(tt.wantArgs)+1 {
+				t.Fatalf("args %#v, want date + %v", args, tt.wantArgs)
+			}
+			for i, a := range args[1:] {
+				if got := fmt.Sprintf("%x", a); got != tt.wantArgs[i] {
+					t.Errorf("arg %d = %s, want %s", i, got, tt.wantArgs[i])
+				}
+			}
+		})
+	}
+}
+
+func TestSelectSQLIPText(t *testing.T) {
+	for _, tc := range []struct {
+		ipv6      bool
+		want, not string
+	}{
+		{false, "INET_NTOA(c.sipcallerip)", "INET6_NTOA"},
+		{true, "INET6_NTOA(c.sipcallerip)", "INET_NTOA"},
+	} {
+		s := SelectSQL(tc.ipv6)
+		if !strings.Contains(s, tc.want) || strings.Contains(s, tc.not) || strings.Count(s, "NTOA(") != 4 {
+			t.Errorf("SelectSQL(%v) = %s", tc.ipv6, s)
+		}
+		q, err := Parse(vals(), Options{IPv6: tc.ipv6})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s, _ := q.ListSQL(); !strings.Contains(s, tc.want) {
+			t.Errorf("ListSQL with IPv6 %v: %s", tc.ipv6, s)
 		}
 	}
 }

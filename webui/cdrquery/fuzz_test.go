@@ -28,6 +28,7 @@ func FuzzParse(f *testing.F) {
 		"fdatefrom=2013-05-08&sort=[{\"property\":\"calldate2\",\"direction\":\"DESC\"}]&orderByLoss=1",
 		"fdatefrom=2013-05-08&fmosf1=3.1&floss3=2&f_d150=4&frtcp_maxfr=9&page=2&limit=10",
 		"fdatefrom=2013-05-08&fcaller='+OR+1=1+--+&fcallid=x\"y",
+		"fdatefrom=2013-05-08&fsipcallerip=fe80::/10,10.0.0.1&fb_saddr=::ffff:1.2.3.4&fab_saddr_type=0",
 	} {
 		f.Add(s)
 	}
@@ -36,13 +37,15 @@ func FuzzParse(f *testing.F) {
 		if err != nil {
 			return
 		}
-		q, err := Parse(v, Options{RequireDate: true})
-		if err != nil {
-			return
-		}
-		for _, f := range []func() (string, []any){q.CountSQL, q.ListSQL, q.GroupSQL, q.GroupCountSQL} {
-			s, args := f()
-			checkSQL(t, s, args)
+		for _, ipv6 := range []bool{false, true} { // int unsigned and varbinary(16) IP columns
+			q, err := Parse(v, Options{RequireDate: true, IPv6: ipv6})
+			if err != nil {
+				continue
+			}
+			for _, f := range []func() (string, []any){q.CountSQL, q.ListSQL, q.GroupSQL, q.GroupCountSQL} {
+				s, args := f()
+				checkSQL(t, s, args)
+			}
 		}
 	})
 }

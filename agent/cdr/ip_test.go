@@ -4,30 +4,13 @@ import (
 	"context"
 	"database/sql"
 	"net/netip"
-	"os"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"pbx-agent/sniffer/call"
-	"pbx-agent/sniffer/fixture"
 	"pbx-agent/sniffer/rtp"
 )
-
-// refTablesIPv6 is refTables of schema-ipv6.sql (VoIPmonitor with ipv6 = yes).
-func refTablesIPv6(tb testing.TB) map[string]string {
-	b, err := os.ReadFile(fixture.Shared(tb, "voipmonitor-ref", "schema-ipv6.sql"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	re := regexp.MustCompile("(?s)CREATE TABLE `([^`]+)` \\((.*?)\n\\) ENGINE")
-	out := map[string]string{}
-	for _, m := range re.FindAllStringSubmatch(string(b), -1) {
-		out[m[1]] = m[2]
-	}
-	return out
-}
 
 // TestSchemaIPv6MatchesVoIPmonitor compares the ipv6 = yes tables, column by
 // column, with what VoIPmonitor created with ipv6 = yes; every IP column

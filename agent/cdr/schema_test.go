@@ -25,8 +25,14 @@ func columns(body string) map[string]string {
 }
 
 // refTables parses VoIPmonitor's schema.sql into table → CREATE TABLE body.
-func refTables(tb testing.TB) map[string]string {
-	b, err := os.ReadFile(fixture.Shared(tb, "voipmonitor-ref", "schema.sql"))
+func refTables(tb testing.TB) map[string]string { return refSchema(tb, "schema.sql") }
+
+// refTablesIPv6 is refTables of schema-ipv6.sql (VoIPmonitor with ipv6 = yes).
+func refTablesIPv6(tb testing.TB) map[string]string { return refSchema(tb, "schema-ipv6.sql") }
+
+// refSchema parses one of voipmonitor-ref's schema files.
+func refSchema(tb testing.TB, name string) map[string]string {
+	b, err := os.ReadFile(fixture.Shared(tb, "voipmonitor-ref", name))
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -24,21 +24,21 @@ func TestIgnoreRTPAfterByeOK(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name    string
-		path    func() string
+		path    func(testing.TB) string
 		streams []stream
 	}{
-		{"hep-tls", func() string { return fixture.Repo(t, "testdata", "pcap", "asterisk-call-hep-tls.pcap") },
+		{"hep-tls", func(t testing.TB) string { return fixture.Repo(t, "testdata", "pcap", "asterisk-call-hep-tls.pcap") },
 			[]stream{{"127.0.0.1:20194", "127.0.0.1:10156", 610, 611}, {"127.0.0.1:10156", "127.0.0.1:20194", 605, 605}}},
-		{"queue", func() string { return fixture.Shared(t, "asterisk-more", "call-queue.pcap") },
+		{"queue", func(t testing.TB) string { return fixture.Shared(t, "asterisk-more", "call-queue.pcap") },
 			[]stream{{"127.0.0.1:20088", "127.0.0.1:10120", 304, 305}, {"127.0.0.1:20170", "127.0.0.1:10072", 309, 310},
 				{"127.0.0.1:10120", "127.0.0.1:20088", 308, 308}, {"127.0.0.1:10072", "127.0.0.1:20170", 304, 304}}},
-		{"blind-transfer", func() string { return fixture.Shared(t, "asterisk", "call-blind-transfer.pcap") },
+		{"blind-transfer", func(t testing.TB) string { return fixture.Shared(t, "asterisk", "call-blind-transfer.pcap") },
 			[]stream{{"127.0.0.1:20094", "127.0.0.1:10036", 552, 553}}},
 	} {
 		for _, on := range []bool{true, false} {
 			for _, workers := range []int{1, 2} {
 				t.Run(fmt.Sprintf("%s/on=%v/workers=%d", tc.name, on, workers), func(t *testing.T) {
-					path := tc.path()
+					path := tc.path(t)
 					var mu sync.Mutex
 					got := map[[2]netip.AddrPort]int{}
 					ps, _ := ParsePorts("5060")

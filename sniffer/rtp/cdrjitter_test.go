@@ -28,16 +28,18 @@ func TestCDRJitter(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name    string
-		path    func() string
+		path    func(testing.TB) string
 		streams []want
 	}{
-		{"register-invite-reinvite-bye", func() string { return fixture.Repo(t, "testdata", "pcap", "register-invite-reinvite-bye.pcap") }, []want{
+		{"register-invite-reinvite-bye", func(t testing.TB) string {
+			return fixture.Repo(t, "testdata", "pcap", "register-invite-reinvite-bye.pcap")
+		}, []want{
 			{"127.0.0.1:5084", "127.0.0.1:5094", 0x0a0a0002, false, 1, 1, 1, 0.302, 1.249},
 			{"127.0.0.1:5094", "127.0.0.1:5084", 0x0a0a0001, false, 1, 1, 3, 0.309, 1.249},
 			{"127.0.0.1:5084", "127.0.0.1:5094", 0x0eef0002, true, -1, -1, 0, 0.581, 1.248},
 			{"127.0.0.1:5094", "127.0.0.1:5084", 0x0eef0001, true, -1, -1, 4, 0.794, 1.254},
 		}},
-		{"aaa", func() string { return fixture.Shared(t, "public", "aaa.pcap") }, []want{
+		{"aaa", func(t testing.TB) string { return fixture.Shared(t, "public", "aaa.pcap") }, []want{
 			{"192.168.1.2:30000", "212.242.33.36:40392", 0x3796cb71, false, 28, 6, 51, 5.646, 7.799},
 		}},
 	} {
@@ -50,7 +52,7 @@ func TestCDRJitter(t *testing.T) {
 				}
 				cfgs[streamKey{netip.MustParseAddrPort(w.src), netip.MustParseAddrPort(w.dst), w.ssrc}] = cfg
 			}
-			got := feedStreams(t, tc.path(), cfgs)
+			got := feedStreams(t, tc.path(t), cfgs)
 			for _, w := range tc.streams {
 				st := got[streamKey{netip.MustParseAddrPort(w.src), netip.MustParseAddrPort(w.dst), w.ssrc}]
 				if st == nil {

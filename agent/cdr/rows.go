@@ -202,9 +202,19 @@ func sideColumns(r row, p string, s *rtp.Summary, idx int, c *call.CDR, o rowOpt
 		col{p + "delay_sum", clampU(f.delaySum, maxMedium)},
 		col{p + "delay_cnt", clampU(f.delayCnt, maxMedium)},
 		col{p + "delay_avg_mult100", clampU(delayAvg, maxMedium)},
-		col{p + "last_rtp_from_end", dec3Signed(c.CallEnd.Sub(lastRTP(c, s)))},
+		col{p + "last_rtp_from_end", dec3Signed(lastSignal(c).Sub(lastRTP(c, s)))},
 	)
 	return r, f
+}
+
+// lastSignal is the call's last SIP message, which last_rtp_from_end counts
+// from (VoIPmonitor's last_signal_packet_time_us); CallEnd for a record
+// queued before LastSIP was kept.
+func lastSignal(c *call.CDR) time.Time {
+	if c.LastSIP.IsZero() {
+		return c.CallEnd
+	}
+	return c.LastSIP
 }
 
 // lastRTP is the last RTP packet of any of the call's streams in s's

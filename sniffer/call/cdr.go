@@ -42,6 +42,7 @@ type CDR struct {
 	ProgressTime time.Time // first 18x; zero when none
 	ConnectTime  time.Time // 200 OK to the INVITE; zero when not answered
 	ByeTime      time.Time // first BYE; zero when none
+	LastSIP      time.Time // the call's last SIP message (CallEnd may be later: media)
 
 	Caller, Called             string
 	CallerDomain, CalledDomain string

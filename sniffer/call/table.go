@@ -247,6 +247,9 @@ func (t *Table) HandleSIP(m *sip.Message, meta Meta) uint64 {
 		c = t.newCall(m, meta)
 	}
 	ref := c.cdr.CallRef
+	if meta.Time.After(c.cdr.LastSIP) {
+		c.cdr.LastSIP = meta.Time
+	}
 	if c.retransmission(t.seed, m, meta) {
 		t.stats.Retransmissions++
 		c.touch(meta.Time)
@@ -797,6 +800,11 @@ func (t *Table) seen(c *callState, ts time.Time) {
 	if c.byeSeen || c.ended {
 		if ts.After(c.last) {
 			c.last = ts
+		}
+		// Media of a finished call still ends it later, as VoIPmonitor's
+		// callend is its last packet, but not after the 2xx to its BYE.
+		if (c.byeOK == 0 || ts.UnixNano() <= c.byeOK) && ts.After(c.cdr.CallEnd) {
+			c.cdr.CallEnd = ts
 		}
 	} else {
 		c.touch(ts)

@@ -508,3 +508,59 @@ func TestEndPutOffByLateMessages(t *testing.T) {
 		})
 	}
 }
+
+// TestMediaAfterEndCallEnd: media of a finished call moves its callend (as
+// VoIPmonitor's, its last packet) unless it comes after the 2xx to the
+// BYE; LastSIP stays the last SIP message.
+func TestMediaAfterEndCallEnd(t *testing.T) {
+	inv := sipText("INVITE sip:200@pbx.example SIP/2.0", "me1", "ft", "", 1, "INVITE", "10.0.0.1")
+	busy := sipText("SIP/2.0 480 Temporarily Unavailable", "me1", "ft", "tt", 1, "INVITE", "")
+	ok := sipText("SIP/2.0 200 OK", "me1", "ft", "tt", 1, "INVITE", "10.0.0.2")
+	bye := sipText("BYE sip:200@pbx.example SIP/2.0", "me1", "ft", "tt", 2, "BYE", "")
+	byeOK := sipText("SIP/2.0 200 OK", "me1", "ft", "tt", 2, "BYE", "")
+	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+	type msg struct {
+		at   time.Duration
+		text string
+	}
+	for _, tc := range []struct {
+		name    string
+		sip     []msg
+		media   time.Duration // one media packet then
+		callEnd time.Duration
+		lastSIP time.Duration
+	}{
+		{"rejected, media after", []msg{{0, inv}, {ms(300), busy}}, ms(1300), ms(1300), ms(300)},
+		{"BYE, media before its 200", []msg{{0, inv}, {ms(100), ok}, {ms(2000), bye}, {ms(2100), byeOK}}, ms(2050), ms(2100), ms(2100)},
+		{"BYE, media after its 200", []msg{{0, inv}, {ms(100), ok}, {ms(2000), bye}, {ms(2100), byeOK}}, ms(2150), ms(2100), ms(2100)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out []CDR
+			tb := New(Config{IdleTimeout: -1, OnCallEnd: func(c *CDR) { out = append(out, *c) }})
+			var m sip.Message
+			var md Media
+			media := false
+			for _, s := range tc.sip {
+				if !media && tc.media < s.at {
+					tb.MatchMedia(netip.MustParseAddrPort("10.0.0.9:7000"), netip.MustParseAddrPort("10.0.0.1:4000"), t0.Add(tc.media), &md)
+					media = true
+				}
+				if _, err := sip.Parse([]byte(s.text), &m); err != nil {
+					t.Fatal(err)
+				}
+				meta := Meta{Time: t0.Add(s.at), Src: alice, Dst: pbx}
+				if !m.Request {
+					meta.Src, meta.Dst = pbx, alice
+				}
+				tb.HandleSIP(&m, meta)
+			}
+			if !media && !tb.MatchMedia(netip.MustParseAddrPort("10.0.0.9:7000"), netip.MustParseAddrPort("10.0.0.1:4000"), t0.Add(tc.media), &md) {
+				t.Fatal("media not matched")
+			}
+			tb.Flush()
+			if len(out) != 1 || out[0].CallEnd.Sub(t0) != tc.callEnd || out[0].LastSIP.Sub(t0) != tc.lastSIP {
+				t.Fatalf("CDRs %d: callend %v, last SIP %v; want %v, %v", len(out), out[0].CallEnd.Sub(t0), out[0].LastSIP.Sub(t0), tc.callEnd, tc.lastSIP)
+			}
+		})
+	}
+}

@@ -101,6 +101,9 @@ func (s *Sniffer) handleHEP(b []byte, recv time.Time) {
 	if hp.IPProto == hep.IPProtoTCP {
 		p.Transport = decode.TCP
 	}
+	if s.ignoredIPv6(p) { // ipv6 = no holds for what HEP carries too
+		return
+	}
 	switch hp.ProtoType {
 	case hep.ProtoSIP:
 		p.Link = s.synthLink()

@@ -3,6 +3,7 @@ package sniffer
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -543,5 +544,52 @@ func TestHEPConcurrent(t *testing.T) {
 	defer mu.Unlock()
 	if _, ok := calls[tlsCallID]; !ok || len(calls) != 2 {
 		t.Errorf("calls %v, want both legs", keys(calls))
+	}
+}
+
+// TestHEPIPv4Only: ipv6 = no (IPv4Only) holds for what HEP carries too: the
+// real Asterisk HEP call with its addresses made IPv6 gives no call, the
+// packets are counted ignored; read, it gives its two calls.
+func TestHEPIPv4Only(t *testing.T) {
+	ds, err := heptest.ReadUDP(fixture.Repo(t, "testdata", "pcap", hepTLSPcap), 9060)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v6 [][]byte
+	for _, d := range ds {
+		var p hep.Packet
+		if err := p.Unmarshal(d.Payload); err != nil {
+			t.Fatal(err)
+		}
+		six := func(a netip.AddrPort) netip.AddrPort {
+			b := a.Addr().As16()
+			b[0], b[1] = 0xfd, 0 // fd00::7f00:1 for 127.0.0.1: same host bits, IPv6
+			return netip.AddrPortFrom(netip.AddrFrom16(b), a.Port())
+		}
+		p.Src, p.Dst = six(p.Src), six(p.Dst)
+		b, err := hep.AppendMarshal(nil, &p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v6 = append(v6, b)
+	}
+	for _, tc := range []struct {
+		ipv4Only bool
+		calls    int
+	}{{false, 2}, {true, 0}} {
+		t.Run(fmt.Sprintf("IPv4Only=%v", tc.ipv4Only), func(t *testing.T) {
+			var got int
+			sn := New(Config{HEP: HEPInput{Enabled: true}, IPv4Only: tc.ipv4Only, Call: call.Config{IdleTimeout: -1,
+				OnCallEnd: func(*call.CDR) { got++ }}})
+			for i, b := range v6 {
+				sn.HandleHEP(b, ds[i].Packet.Time)
+			}
+			sn.Flush()
+			sn.Tick(ds[len(ds)-1].Packet.Time) // publishes the counters
+			st := sn.Stats()
+			if got != tc.calls || (st.IPv6Ignored > 0) != tc.ipv4Only {
+				t.Errorf("%d calls, %d ignored; want %d calls", got, st.IPv6Ignored, tc.calls)
+			}
+		})
 	}
 }

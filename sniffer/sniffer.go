@@ -438,17 +438,26 @@ func (s *Sniffer) unlock() {
 	}
 }
 
+// ignoredIPv6 tells whether p is left unread as IPv6 with IPv4Only
+// (counted; the first SIP of them is said once in the log).
+func (s *Sniffer) ignoredIPv6(p *decode.Packet) bool {
+	if !s.cfg.IPv4Only || !p.Src.Addr().Unmap().Is6() {
+		return false
+	}
+	s.stats.IPv6Ignored++
+	if !s.warnedIPv6 && (s.cfg.SIPPorts.Has(p.Src.Port()) || s.cfg.SIPPorts.Has(p.Dst.Port()) || sip.LooksLikeMessage(p.Payload)) {
+		s.warnedIPv6 = true // once: the metric counts them
+		s.log.Warn("IPv6 SIP ignored: ipv6 = no (the default, as VoIPmonitor's); set ipv6 = yes to follow IPv6 calls",
+			"src", p.Src, "dst", p.Dst)
+	}
+	return true
+}
+
 // HandlePacket routes one decoded packet: SIP ports, and datagrams or TCP
 // streams that begin like SIP, to the SIP parser; other UDP to the media
 // lookup.
 func (s *Sniffer) HandlePacket(p *decode.Packet) {
-	if s.cfg.IPv4Only && p.Src.Addr().Is6() {
-		s.stats.IPv6Ignored++
-		if !s.warnedIPv6 && (s.cfg.SIPPorts.Has(p.Src.Port()) || s.cfg.SIPPorts.Has(p.Dst.Port()) || sip.LooksLikeMessage(p.Payload)) {
-			s.warnedIPv6 = true // once: the metric counts them
-			s.log.Warn("IPv6 SIP ignored: ipv6 = no (the default, as VoIPmonitor's); set ipv6 = yes to follow IPv6 calls",
-				"src", p.Src, "dst", p.Dst)
-		}
+	if s.ignoredIPv6(p) {
 		return
 	}
 	if s.dups != nil && p.Transport == decode.UDP && p.Dst.Port() == s.cfg.HEP.Port && hep.IsHEP(p.Payload) {

@@ -3,6 +3,7 @@ package cdr
 import (
 	"context"
 	"database/sql"
+	"encoding/hex"
 	"net/netip"
 	"strings"
 	"testing"
@@ -35,18 +36,7 @@ func TestSchemaIPv6MatchesVoIPmonitor(t *testing.T) {
 
 // TestLiveSchemaIPv6 checks what MariaDB created with ipv6 = yes.
 func TestLiveSchemaIPv6(t *testing.T) {
-	ref := refTablesIPv6(t)
-	db := openDB(t, scratchDB(t, testDSN(t)))
-	if err := migrate(context.Background(), db, schemaOptions{ipv6: true, now: time.Now()}); err != nil {
-		t.Fatal(err)
-	}
-	for _, td := range tableDDL {
-		var name, create string
-		if err := db.QueryRow("SHOW CREATE TABLE `"+td.name+"`").Scan(&name, &create); err != nil {
-			t.Fatal(err)
-		}
-		compareColumns(t, td.name, columns(create), columns(ref[td.name]), agentColumns)
-	}
+	db := liveSchema(t, refTablesIPv6(t), schemaOptions{ipv6: true, now: time.Now()})
 	f, err := readIPForms(context.Background(), db)
 	if err != nil {
 		t.Fatal(err)
@@ -86,28 +76,19 @@ func TestIPValues(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			got := tc.f.ip(tc.table, tc.col, tc.in)
 			if b, ok := got.([]byte); ok {
-				got = hexString(b)
+				got = hex.EncodeToString(b)
 			}
 			if got != tc.want {
 				t.Errorf("ip(%s) = %v, want %v", tc.in, got, tc.want)
 			}
 		})
 	}
-	if got := hexString(v6.ipNotNull("register_state", "sipcallerip", netip.Addr{}).([]byte)); got != "00000000" {
+	if got := hex.EncodeToString(v6.ipNotNull("register_state", "sipcallerip", netip.Addr{}).([]byte)); got != "00000000" {
 		t.Errorf("ipNotNull(none) on varbinary = %s, want 0.0.0.0's bytes", got)
 	}
 	if got := (ipForms{}).ipNotNull("register_state", "sipcallerip", netip.Addr{}); got != uint32(0) {
 		t.Errorf("ipNotNull(none) on int = %v, want 0", got)
 	}
-}
-
-func hexString(b []byte) string {
-	const digits = "0123456789abcdef"
-	out := make([]byte, 0, 2*len(b))
-	for _, c := range b {
-		out = append(out, digits[c>>4], digits[c&15])
-	}
-	return string(out)
 }
 
 // ipv6CDR is a call between two IPv6 hosts (sip_ipv6_udp.pcap's addresses)

@@ -2,6 +2,7 @@ package cdr
 
 import (
 	"context"
+	"database/sql"
 	"os"
 	"regexp"
 	"strings"
@@ -86,10 +87,16 @@ func TestSchemaMatchesVoIPmonitor(t *testing.T) {
 
 // TestLiveSchemaMatchesVoIPmonitor checks what MariaDB actually created.
 func TestLiveSchemaMatchesVoIPmonitor(t *testing.T) {
-	ref := refTables(t)
-	dsn := scratchDB(t, testDSN(t))
-	db := openDB(t, dsn)
-	if err := migrate(context.Background(), db, schemaOptions{now: time.Now()}); err != nil {
+	liveSchema(t, refTables(t), schemaOptions{now: time.Now()})
+}
+
+// liveSchema creates the tables in a scratch database with o and compares
+// what MariaDB made of them with ref, column by column; it returns the
+// database.
+func liveSchema(t *testing.T, ref map[string]string, o schemaOptions) *sql.DB {
+	t.Helper()
+	db := openDB(t, scratchDB(t, testDSN(t)))
+	if err := migrate(context.Background(), db, o); err != nil {
 		t.Fatal(err)
 	}
 	for _, td := range tableDDL {
@@ -99,6 +106,7 @@ func TestLiveSchemaMatchesVoIPmonitor(t *testing.T) {
 		}
 		compareColumns(t, td.name, columns(create), columns(ref[td.name]), agentColumns)
 	}
+	return db
 }
 
 func TestCreateStatementPartitioned(t *testing.T) {

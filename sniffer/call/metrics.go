@@ -18,6 +18,7 @@ func (t *Table) Register(reg prometheus.Registerer) error {
 		c("pbx_sip_orphans_total", "In-dialog SIP messages of calls never seen starting.", func(st *Stats) uint64 { return st.Orphans }),
 		c("pbx_registers_total", "REGISTER transactions seen.", func(st *Stats) uint64 { return st.Registers }),
 		c("pbx_registers_refused_total", "New REGISTER bindings ignored because the binding limit was reached.", func(st *Stats) uint64 { return st.RegistersRefused }),
+		c("pbx_registers_unanswered_total", "REGISTER attempts closed with no answer (written as register_failed).", func(st *Stats) uint64 { return st.RegistersUnanswered }),
 		c("pbx_calls_media_evicted_total", "Media addresses a call forgot for newer ones past its limit of 64 (re-INVITE storm).", func(st *Stats) uint64 { return st.MediaEvicted }),
 		c("pbx_calls_cdr_entries_dropped_total", "Responses, SIP INFO digits, hold times or INVITE transactions (response times) a CDR did not keep past its lists' bounds.", func(st *Stats) uint64 { return st.EntriesDropped }),
 		promfunc.Gauge("pbx_calls_active", "Calls in progress.", func() float64 { return float64(t.ActiveCount()) }),

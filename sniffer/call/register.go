@@ -29,6 +29,18 @@ import (
 //     (Registers::add), or, with no attempt, registerExpiryGrace after that
 //     time (Registers::cleanup(false, 30)). The Expired row is dated at the
 //     granted time's end and has expires 0 (Register::expire).
+//   - An attempt is closed registerTimeout after its last message
+//     (sip-register-timeout: set_destroy_call_at at the first REGISTER,
+//     moved on by every later message, Calltable::cleanup_registers). One
+//     with no answer at all, or whose last answer was 401, 403 or 404, is
+//     written Failed, dated at its first REGISTER (cleanup_registers and
+//     convRegisterState); one answered only 1xx writes nothing (its state
+//     is rs_na, which Registers::add skips). An attempt whose last message is
+//     a challenge waits for its retry up to registerAttemptWindow instead:
+//     VoIPmonitor's reference run (-r, where the timed cleanup does not run
+//     within a capture) kept aaa.pcap's retries 17 s after their 401 in the
+//     challenged attempt. A response to a closed attempt is ignored (no
+//     REGISTER call has its Call-ID any more).
 
 // registerExpiryGrace is how long past its expiry a binding with no new
 // attempt waits before it is reported Expired (the 30 of VoIPmonitor's
@@ -45,6 +57,10 @@ const registerStateTimeout = 600
 // VoIPmonitor closes a REGISTER call with no 2xx 300 s after its first packet
 // (Calltable::cleanup_registers).
 const registerAttemptWindow = 300 * time.Second
+
+// registerTimeout closes an attempt this long after its last message
+// (VoIPmonitor's sip-register-timeout, default 5 s).
+const registerTimeout = 5 * time.Second
 
 // regChain is the last state written in one of a binding's two chains.
 type regChain struct {
@@ -68,6 +84,8 @@ type regState struct {
 	failed     int      // failed attempts since the last success
 	callID     string
 	started    time.Time // first REGISTER of the attempt (a challenged one included)
+	last       time.Time // last message of the attempt
+	lastResp   int       // the attempt's last response code, 0: none yet
 	lastReq    uint64    // order of the binding's last REGISTER (Table.regSeq)
 	seen       time.Time // last REGISTER or answer of the binding
 }
@@ -103,12 +121,14 @@ func (t *Table) handleRegister(m *sip.Message, meta Meta) {
 			t.regs[key] = st
 		}
 		st.seen = meta.Time
+		t.closeIdle(st, meta.Time)
 		if !st.open || st.callID != r.CallID || meta.Time.Sub(st.started) > registerAttemptWindow {
 			// A new attempt; the retry with credentials after a 401/407
 			// and a retransmission belong to the attempt they follow
 			// (VoIPmonitor's created_at is the REGISTER call's first packet).
-			st.started = meta.Time
+			st.newAttempt(meta.Time)
 		}
+		st.last = meta.Time
 		st.open = true
 		t.regSeq++
 		st.lastReq = t.regSeq
@@ -129,7 +149,12 @@ func (t *Table) handleRegister(m *sip.Message, meta Meta) {
 		return
 	}
 	st.seen = meta.Time
+	if !st.open || t.closeIdle(st, meta.Time) {
+		return // its attempt is over: VoIPmonitor has no call to give it to
+	}
 	code := m.StatusCode
+	st.last = meta.Time
+	st.lastResp = code
 	r := &st.pending
 	r.LastResponseNum = code
 	if ua := m.UserAgent(); r.UA == "" && len(ua) > 0 {
@@ -162,6 +187,59 @@ func (t *Table) handleRegister(m *sip.Message, meta Meta) {
 		r.Time = st.started
 		r.FailedAttempts = st.failed
 		t.report(st, RegFailed)
+	}
+}
+
+// newAttempt starts a binding's attempt at a REGISTER sent at ts.
+func (st *regState) newAttempt(ts time.Time) {
+	st.started, st.last = ts, ts
+	st.lastResp = 0
+}
+
+// closeIdle closes an open attempt that has been quiet past its timeout
+// at now (register.go's comment) and tells whether it did.
+func (t *Table) closeIdle(st *regState, now time.Time) bool {
+	if !st.open {
+		return false
+	}
+	if st.challenged {
+		if now.Sub(st.started) <= registerAttemptWindow {
+			return false
+		}
+	} else if now.Sub(st.last) < registerTimeout {
+		return false
+	}
+	t.closeAttempt(st)
+	return true
+}
+
+// closeAttempt closes an open attempt (its timeout, or the end of the
+// capture): Failed when it got no answer or its last was 401, 403 or 404,
+// else nothing (calltable.cpp:14288-14292, register.cpp:1854-1861,
+// 1350-1351).
+func (t *Table) closeAttempt(st *regState) {
+	st.open = false
+	switch st.lastResp {
+	case 0:
+		t.stats.RegistersUnanswered++
+	case 401, 403, 404:
+	default:
+		return
+	}
+	st.failed++
+	r := &st.pending
+	r.Time = st.started
+	r.FailedAttempts = st.failed
+	t.report(st, RegFailed)
+}
+
+// closeRegisters closes every open attempt (Flush: VoIPmonitor's
+// cleanup_registers(closeAll) at the end of a capture or at shutdown).
+func (t *Table) closeRegisters() {
+	for _, st := range t.regs {
+		if st.open {
+			t.closeAttempt(st)
+		}
 	}
 }
 
@@ -371,6 +449,7 @@ func digestParam(h []byte, name string) string {
 // bindings not registered and quiet for staleRegister.
 func (t *Table) expireRegisters() {
 	for key, st := range t.regs {
+		t.closeIdle(st, t.now)
 		if st.ok.isOK() && st.ok.row.Expires > 0 &&
 			st.ok.to.Unix()+int64(st.ok.row.Expires)+int64(registerExpiryGrace/time.Second) < t.now.Unix() {
 			t.expire(st)

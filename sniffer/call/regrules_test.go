@@ -162,9 +162,53 @@ func TestRegisterRules(t *testing.T) {
 			want: []regRow{{138, RegOK, 599, "10.0.0.1:5060"}},
 		},
 		{
+			// calltable.cpp:14288-14292: closed with no answer, Failed.
 			name: "a REGISTER 5 minutes after an unanswered one starts a new attempt",
 			in:   []regStep{{ms: 0, cseq: 1, expires: 600}, {ms: 5*min + 1, cseq: 2, expires: 600}, {ms: 5*min + 20, status: 200, cseq: 2, expires: 600}},
-			want: []regRow{{5*min + 1, RegOK, 600, "10.0.0.1:5060"}},
+			want: []regRow{{0, RegFailed, 600, "10.0.0.1:5060"}, {5*min + 1, RegOK, 600, "10.0.0.1:5060"}},
+		},
+		{
+			// The registrar is down: nothing answers the REGISTER and its
+			// three retransmissions; the capture ends (cleanup_registers(closeAll)).
+			name: "an unanswered REGISTER is Failed",
+			in:   []regStep{{ms: 0, cseq: 1, expires: 600}, {ms: 500, cseq: 1, expires: 600}, {ms: 1500, cseq: 1, expires: 600}, {ms: 3500, cseq: 1, expires: 600}},
+			want: []regRow{{0, RegFailed, 600, "10.0.0.1:5060"}},
+		},
+		{
+			// sip-register-timeout: 5 s after the last message the attempt
+			// is closed; the next REGISTER is a new attempt and its OK is
+			// dated at it.
+			name: "a REGISTER 5 s after an unanswered one starts a new attempt",
+			in:   []regStep{{ms: 0, cseq: 1, expires: 600}, {ms: 5000, cseq: 2, expires: 600}, {ms: 5020, status: 200, cseq: 2, expires: 600}},
+			want: []regRow{{0, RegFailed, 600, "10.0.0.1:5060"}, {5000, RegOK, 600, "10.0.0.1:5060"}},
+		},
+		{
+			name: "a REGISTER 4.9 s after an unanswered one belongs to its attempt",
+			in:   []regStep{{ms: 0, cseq: 1, expires: 600}, {ms: 4900, cseq: 2, expires: 600}, {ms: 4920, status: 200, cseq: 2, expires: 600}},
+			want: []regRow{{0, RegOK, 600, "10.0.0.1:5060"}},
+		},
+		{
+			// The reply was lost: a 200 after the attempt closed has no
+			// REGISTER call left and is ignored.
+			name: "a 200 after the attempt timed out is ignored",
+			in:   []regStep{{ms: 0, cseq: 1, expires: 600}, {ms: 6000, status: 200, cseq: 1, expires: 600}},
+			want: []regRow{{0, RegFailed, 600, "10.0.0.1:5060"}},
+		},
+		{
+			// convRegisterState: state rs_na, which Registers::add skips.
+			name: "a REGISTER answered only 100 Trying writes nothing",
+			in:   []regStep{{ms: 0, cseq: 1, expires: 600}, {ms: 5, status: 100, cseq: 1}},
+		},
+		{
+			// lastSIPresponseNum 401 at the close: Failed.
+			name: "a challenge never followed is Failed",
+			in:   []regStep{{ms: 0, cseq: 1, expires: 600}, {ms: 5, status: 401, cseq: 1}},
+			want: []regRow{{0, RegFailed, 600, "10.0.0.1:5060"}},
+		},
+		{
+			name: "a retry with credentials left unanswered is Failed",
+			in:   []regStep{{ms: 0, cseq: 1, expires: 600}, {ms: 5, status: 401, cseq: 1}, {ms: 10, cseq: 2, expires: 600, auth: true}, {ms: 6000, cseq: 3, expires: 600}},
+			want: []regRow{{0, RegFailed, 600, "10.0.0.1:5060"}},
 		},
 		{
 			// sip_ipv4_tcp_retrans.pcap: the phone's REGISTER and the
@@ -191,5 +235,34 @@ func TestRegisterRules(t *testing.T) {
 				t.Errorf("rows\n got %v\nwant %v", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestRegisterUnansweredTimeout: the table's clock alone (no further
+// message) closes an unanswered REGISTER registerTimeout after its last
+// retransmission, as VoIPmonitor's periodic cleanup_registers does, and
+// counts it.
+func TestRegisterUnansweredTimeout(t *testing.T) {
+	var rows []Register
+	tb := New(Config{OnRegister: func(r *Register) { rows = append(rows, *r) }})
+	var m sip.Message
+	for _, ms := range []int64{0, 500, 1500} {
+		msg := "REGISTER sip:pbx.example SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK1\r\nFrom: <sip:100@pbx.example>;tag=f\r\n" +
+			"To: <sip:100@pbx.example>\r\nCall-ID: reg1\r\nCSeq: 1 REGISTER\r\nContact: <sip:100@10.0.0.1>\r\nExpires: 600\r\nContent-Length: 0\r\n\r\n"
+		if _, err := sip.Parse([]byte(msg), &m); err != nil {
+			t.Fatal(err)
+		}
+		tb.HandleSIP(&m, Meta{Time: t0.Add(time.Duration(ms) * time.Millisecond), Src: alice, Dst: pbx})
+	}
+	tb.Tick(t0.Add(6400 * time.Millisecond))
+	if len(rows) != 0 {
+		t.Fatalf("rows %+v before 5 s after the last REGISTER", rows)
+	}
+	tb.Tick(t0.Add(6800 * time.Millisecond))
+	if len(rows) != 1 || rows[0].State != RegFailed || !rows[0].Time.Equal(t0) || rows[0].FailedAttempts != 1 || rows[0].LastResponseNum != 0 {
+		t.Fatalf("rows %+v, want one Failed at the first REGISTER", rows)
+	}
+	if n := tb.Stats().RegistersUnanswered; n != 1 {
+		t.Errorf("RegistersUnanswered = %d, want 1", n)
 	}
 }

@@ -106,6 +106,9 @@ type Stats struct {
 	Orphans          uint64 // in-dialog messages for calls we never saw start
 	CallsRefused     uint64 // INVITEs ignored because MaxCalls calls were open
 	RegistersRefused uint64 // new REGISTER bindings ignored past MaxCalls bindings
+	// RegistersUnanswered counts REGISTER attempts closed with no answer
+	// (each written as a register_failed row, or folded into one).
+	RegistersUnanswered uint64
 	// MediaEvicted counts media addresses a call forgot for newer ones past
 	// MaxMediaAddrs (re-INVITEs moving its media again and again).
 	MediaEvicted uint64
@@ -903,6 +906,7 @@ func (t *Table) Flush() {
 		done = append(done, c)
 	}
 	t.emit(done)
+	t.closeRegisters()
 }
 
 // inviteDigestUser is the username of an INVITE's digest credentials.

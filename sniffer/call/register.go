@@ -41,6 +41,12 @@ import (
 //     within a capture) kept aaa.pcap's retries 17 s after their 401 in the
 //     challenged attempt. A response to a closed attempt is ignored (no
 //     REGISTER call has its Call-ID any more).
+//   - More than registerMaxRegisters REGISTERs in one attempt with neither
+//     a 200 nor a 401 (an unanswered REGISTER retransmitted), or more than
+//     registerMaxMessages messages, write state ManyRegMessages (register_state
+//     state 4), dated at the attempt's first REGISTER; in the first case the
+//     REGISTER starts a new attempt (sip-register-max-registers and
+//     sip-register-max-messages).
 
 // registerExpiryGrace is how long past its expiry a binding with no new
 // attempt waits before it is reported Expired (the 30 of VoIPmonitor's
@@ -61,6 +67,15 @@ const registerAttemptWindow = 300 * time.Second
 // registerTimeout closes an attempt this long after its last message
 // (VoIPmonitor's sip-register-timeout, default 5 s).
 const registerTimeout = 5 * time.Second
+
+// registerMaxRegisters and registerMaxMessages bound one attempt: more
+// REGISTERs with neither a 200 nor a 401, or more messages, are a
+// ManyRegMessages state (sip-register-max-registers, default 4, and
+// sip-register-max-messages, default 20).
+const (
+	registerMaxRegisters = 4
+	registerMaxMessages  = 20
+)
 
 // regChain is the last state written in one of a binding's two chains.
 type regChain struct {
@@ -85,6 +100,9 @@ type regState struct {
 	callID     string
 	started    time.Time // first REGISTER of the attempt (a challenged one included)
 	last       time.Time // last message of the attempt
+	regs, msgs int       // REGISTERs and messages of the attempt
+	got200     bool      // the attempt got a 2xx
+	got401     bool      // the attempt got a 401
 	lastResp   int       // the attempt's last response code, 0: none yet
 	lastReq    uint64    // order of the binding's last REGISTER (Table.regSeq)
 	seen       time.Time // last REGISTER or answer of the binding
@@ -128,7 +146,17 @@ func (t *Table) handleRegister(m *sip.Message, meta Meta) {
 			// (VoIPmonitor's created_at is the REGISTER call's first packet).
 			st.newAttempt(meta.Time)
 		}
+		st.regs++
+		st.msgs++
 		st.last = meta.Time
+		if st.regs > registerMaxRegisters && !st.got200 && !st.got401 {
+			// sniff.cpp:6764-6781: the call is saved ManyRegMessages and
+			// this REGISTER starts a new one.
+			st.pending.Time = st.started
+			t.report(st, RegManyMsgs)
+			st.newAttempt(meta.Time)
+			st.regs, st.msgs = 1, 1
+		}
 		st.open = true
 		t.regSeq++
 		st.lastReq = t.regSeq
@@ -142,6 +170,7 @@ func (t *Table) handleRegister(m *sip.Message, meta Meta) {
 		st.pending = r
 		st.hasAuth = len(m.Header("Authorization")) > 0 || len(m.Header("Proxy-Authorization")) > 0
 		st.challenged = false
+		t.tooManyMessages(st)
 		return
 	}
 	st := t.regByCallID(m.CallID, meta)
@@ -153,8 +182,11 @@ func (t *Table) handleRegister(m *sip.Message, meta Meta) {
 		return // its attempt is over: VoIPmonitor has no call to give it to
 	}
 	code := m.StatusCode
+	st.msgs++
 	st.last = meta.Time
 	st.lastResp = code
+	st.got200 = st.got200 || code >= 200 && code < 300
+	st.got401 = st.got401 || code == 401
 	r := &st.pending
 	r.LastResponseNum = code
 	if ua := m.UserAgent(); r.UA == "" && len(ua) > 0 {
@@ -165,6 +197,7 @@ func (t *Table) handleRegister(m *sip.Message, meta Meta) {
 	}
 	switch {
 	case code < 200:
+		t.tooManyMessages(st)
 		return
 	case code < 300:
 		if exp := responseExpires(m, r); exp >= 0 {
@@ -181,6 +214,7 @@ func (t *Table) handleRegister(m *sip.Message, meta Meta) {
 		t.report(st, state)
 	case (code == 401 || code == 407) && !st.hasAuth && !st.challenged:
 		st.challenged = true // the normal digest challenge, not a failure
+		t.tooManyMessages(st)
 	default:
 		st.failed++
 		st.open = false
@@ -193,7 +227,20 @@ func (t *Table) handleRegister(m *sip.Message, meta Meta) {
 // newAttempt starts a binding's attempt at a REGISTER sent at ts.
 func (st *regState) newAttempt(ts time.Time) {
 	st.started, st.last = ts, ts
+	st.regs, st.msgs = 0, 0
+	st.got200, st.got401 = false, false
 	st.lastResp = 0
+}
+
+// tooManyMessages ends an open attempt of more than registerMaxMessages
+// messages as ManyRegMessages (sniff.cpp:6925-6932).
+func (t *Table) tooManyMessages(st *regState) {
+	if !st.open || st.msgs <= registerMaxMessages {
+		return
+	}
+	st.pending.Time = st.started
+	st.open = false
+	t.report(st, RegManyMsgs)
 }
 
 // closeIdle closes an open attempt that has been quiet past its timeout

@@ -211,6 +211,39 @@ func TestRegisterRules(t *testing.T) {
 			want: []regRow{{0, RegFailed, 600, "10.0.0.1:5060"}},
 		},
 		{
+			// RFC 3261 timer E over UDP: 11 transmissions in 31.5 s, no
+			// answer. The 5th REGISTER with neither a 200 nor a 401 saves
+			// the call ManyRegMessages (sniff.cpp:6764-6781) and starts a
+			// new one; its 5th (23.5 s) does it again (same state, folded);
+			// the last three are closed Failed.
+			name: "an unanswered REGISTER retransmitted until timer F",
+			in: []regStep{{ms: 0, cseq: 1, expires: 600}, {ms: 500, cseq: 1, expires: 600}, {ms: 1500, cseq: 1, expires: 600},
+				{ms: 3500, cseq: 1, expires: 600}, {ms: 7500, cseq: 1, expires: 600}, {ms: 11500, cseq: 1, expires: 600},
+				{ms: 15500, cseq: 1, expires: 600}, {ms: 19500, cseq: 1, expires: 600}, {ms: 23500, cseq: 1, expires: 600},
+				{ms: 27500, cseq: 1, expires: 600}, {ms: 31500, cseq: 1, expires: 600}},
+			want: []regRow{{0, RegManyMsgs, 600, "10.0.0.1:5060"}, {23500, RegFailed, 600, "10.0.0.1:5060"}},
+		},
+		{
+			name: "four unanswered REGISTERs are no storm",
+			in: []regStep{{ms: 0, cseq: 1, expires: 600}, {ms: 500, cseq: 1, expires: 600}, {ms: 1500, cseq: 1, expires: 600},
+				{ms: 3500, cseq: 1, expires: 600}, {ms: 3600, status: 200, cseq: 1, expires: 600}},
+			want: []regRow{{0, RegOK, 600, "10.0.0.1:5060"}},
+		},
+		{
+			// sniff.cpp:6925-6932: more than 20 messages in one REGISTER
+			// call (challenged, so the REGISTER count does not apply); the
+			// 100 after it has no call left.
+			name: "more than 20 messages in one attempt",
+			in: func() []regStep {
+				in := []regStep{{ms: 0, cseq: 1, expires: 600}, {ms: 10, status: 401, cseq: 1}}
+				for i := range int64(10) {
+					in = append(in, regStep{ms: 100 + i*400, cseq: 2, expires: 600, auth: true}, regStep{ms: 105 + i*400, status: 100, cseq: 2})
+				}
+				return in
+			}(),
+			want: []regRow{{0, RegManyMsgs, 600, "10.0.0.1:5060"}},
+		},
+		{
 			// sip_ipv4_tcp_retrans.pcap: the phone's REGISTER and the
 			// proxy's relay of it share a Call-ID; each answer goes to its
 			// own leg (the 401 to the phone is no failure of the relay).

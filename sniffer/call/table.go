@@ -858,7 +858,7 @@ func (t *Table) advance(now time.Time) {
 	var done []*callState
 	for _, c := range t.calls {
 		switch {
-		case c.ended && !c.challenged && t.now.Sub(c.endedAt) >= t.cfg.EndGrace:
+		case c.ended && !c.challenged && t.graceOver(c):
 		case c.ended && c.challenged && t.now.Sub(c.endedAt) >= t.cfg.AuthGrace:
 		case !c.ended && t.cfg.IdleTimeout > 0 && t.timedOut(c):
 		default:
@@ -870,18 +870,44 @@ func (t *Table) advance(now time.Time) {
 	t.expireRegisters()
 }
 
+// VoIPmonitor keeps a call past its last packet (SIP or RTP) 15 s once it
+// was cancelled or answered 487, and 60 s after a BYE with no 2xx, instead
+// of 5 s (calltable.h:2396-2413 shift_destroy_call_at, called for every
+// packet: sniff.cpp:5165, 6203 SIP, 3200 RTP; sniff.cpp:5489 the BYE).
+const (
+	cancelGrace = 15 * time.Second
+	byeGrace    = 60 * time.Second
+)
+
+// graceOver tells whether a finished call's grace has passed: EndGrace
+// after its end or its last SIP message (putOffEnd), or cancelGrace after
+// its last packet once it was cancelled or answered 487.
+func (t *Table) graceOver(c *callState) bool {
+	if c.byeOK == 0 && (c.canceled || c.cdr.LastSIPResponseNum == 487) {
+		since := c.endedAt
+		if c.last.After(since) {
+			since = c.last
+		}
+		return t.now.Sub(since) >= max(t.cfg.EndGrace, cancelGrace)
+	}
+	return t.now.Sub(c.endedAt) >= t.cfg.EndGrace
+}
+
 // zombieTimeout ends a call that got neither a 18x, a 2xx nor media this
 // long after its first packet (VoIPmonitor's fixed 300 s).
 const zombieTimeout = 300 * time.Second
 
 // timedOut tells whether a call its signalling has not ended is over by
 // VoIPmonitor's timeouts (calltable.cpp, Calltable::cleanup), and sets its
-// bye code as VoIPmonitor's: with media seen, IdleTimeout after its last
+// bye code as VoIPmonitor's: byeGrace after its last packet when its BYE
+// got no 2xx (2); with media seen, IdleTimeout after its last
 // packet (104); without, SIPOnlyTimeout after its first (108); MaxDuration
 // after its first (102); a zombie, zombieTimeout after its first (107).
 func (t *Table) timedOut(c *callState) bool {
 	age := t.now.Sub(c.cdr.CallDate)
 	switch { // in VoIPmonitor's order
+	case c.byeSeen && c.byeOK == 0 && t.now.Sub(c.last) >= byeGrace:
+		c.cdr.Bye = ByeNoOKForBye // its destroy_call_at, before the timeouts
 	case c.heard && t.now.Sub(c.last) >= t.cfg.IdleTimeout:
 		c.cdr.Bye = ByeRTPTimeout
 	case !c.heard && age >= t.cfg.SIPOnlyTimeout:

@@ -464,9 +464,13 @@ func TestEndPutOffByLateMessages(t *testing.T) {
 	resp := func(at time.Duration, status, method string) step {
 		return step{at, "B>A", sipText("SIP/2.0 "+status, "cx", "ft", "tx", 1, method, "")}
 	}
+	bye := func(at time.Duration) step {
+		return step{at, "A>B", sipText("BYE sip:200@pbx.example SIP/2.0", "cx", "ft", "tx", 2, "BYE", "")}
+	}
 	tests := []struct {
 		name string
 		in   []step
+		wait time.Duration // after the last step before the CDR is due; 0: EndGrace
 		want time.Duration // callend - calldate
 	}{
 		{
@@ -474,12 +478,44 @@ func TestEndPutOffByLateMessages(t *testing.T) {
 			in: []step{invite(0), resp(2216*ms, "100 Trying", "INVITE"), cancel(34119 * ms), resp(36773*ms, "408 Request Timeout", "INVITE"),
 				cancel(37651 * ms), cancel(41667 * ms), cancel(45673 * ms), cancel(49679 * ms), cancel(53694 * ms), cancel(57700 * ms),
 				cancel(61706 * ms), cancel(65721 * ms), resp(67090*ms, "408 Request Timeout", "CANCEL")},
+			wait: cancelGrace + gcEvery,
 			want: 67090 * ms,
 		},
 		{
 			name: "a message after the grace is not the call's",
-			in:   []step{invite(0), resp(1000*ms, "486 Busy Here", "INVITE"), cancel(5000 * ms), cancel(10100 * ms)},
+			in: []step{invite(0), resp(1000*ms, "486 Busy Here", "INVITE"), resp(5000*ms, "486 Busy Here", "INVITE"),
+				resp(10100*ms, "486 Busy Here", "INVITE")},
 			want: 5000 * ms,
+		},
+		{
+			// calltable.h:2409: after a CANCEL (its synthesised 487) or a
+			// 487, every packet keeps the call 15 s.
+			name: "after a CANCEL and its 487, a message 10 s after the last is the call's",
+			in: []step{invite(0), resp(100*ms, "180 Ringing", "INVITE"), cancel(2000 * ms), resp(2010*ms, "200 OK", "CANCEL"),
+				resp(2020*ms, "487 Request Terminated", "INVITE"), cancel(12000 * ms)},
+			wait: cancelGrace + gcEvery,
+			want: 12000 * ms,
+		},
+		{
+			name: "after a 487, a message 15 s after the last is not the call's",
+			in: []step{invite(0), resp(100*ms, "180 Ringing", "INVITE"), resp(2020*ms, "487 Request Terminated", "INVITE"),
+				resp(17100*ms, "487 Request Terminated", "INVITE")},
+			wait: cancelGrace + gcEvery,
+			want: 2020 * ms,
+		},
+		{
+			// calltable.h:2407-2408, sniff.cpp:5489: a BYE with no 2xx
+			// keeps the call 60 s past its last packet.
+			name: "a BYE never answered: a message 50 s later is the call's",
+			in:   []step{invite(0), resp(100*ms, "200 OK", "INVITE"), bye(2000 * ms), bye(52000 * ms)},
+			wait: 60*time.Second + gcEvery,
+			want: 52000 * ms,
+		},
+		{
+			name: "a BYE never answered: a message 61 s later is not the call's",
+			in:   []step{invite(0), resp(100*ms, "200 OK", "INVITE"), bye(2000 * ms), bye(63100 * ms)},
+			wait: 60*time.Second + gcEvery,
+			want: 2000 * ms,
 		},
 	}
 	for _, tt := range tests {
@@ -498,7 +534,11 @@ func TestEndPutOffByLateMessages(t *testing.T) {
 				tb.Tick(meta.Time)
 				tb.HandleSIP(&m, meta)
 			}
-			tb.Tick(t0.Add(tt.in[len(tt.in)-1].at + tb.cfg.EndGrace + gcEvery))
+			wait := tt.wait
+			if wait == 0 {
+				wait = tb.cfg.EndGrace + gcEvery
+			}
+			tb.Tick(t0.Add(tt.in[len(tt.in)-1].at + wait))
 			if len(out) != 1 {
 				t.Fatalf("%d CDRs, want 1", len(out))
 			}

@@ -1,0 +1,495 @@
+package capture
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
+	"github.com/google/gopacket/pcapgo"
+
+	"pbx-agent/sniffer/fixture"
+)
+
+func TestCompileFilter(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      string
+		wantErr error
+		wantMsg string // part of the error: the token and its column
+	}{
+		{name: "host", in: "host 10.0.0.5"},
+		{name: "not host", in: "not host 10.0.0.5"},
+		{name: "src dst host", in: "src host 10.0.0.5 and dst host 2001:db8::1"},
+		{name: "net prefix", in: "not net 192.168.50.0/24 and not port 22"},
+		{name: "net mask", in: "net 192.168.50.0 mask 255.255.255.0"},
+		{name: "net partial", in: "net 10 or net 172.16"},
+		{name: "net6", in: "net 2001:db8::/32"},
+		{name: "ports", in: "udp or (tcp and port 5060)"},
+		{name: "portrange", in: "udp portrange 10000-20000"},
+		{name: "abbreviation", in: "host 10.0.0.5 or 10.0.0.6 and not 10.0.0.7"},
+		{name: "port abbreviation", in: "tcp port 5060 or 5061"},
+		{name: "src or dst", in: "src or dst port 53 and src and dst net 10.0.0.0/8"},
+		{name: "c operators", in: "!(udp && port 5060) || icmp"},
+		{name: "vlan", in: "vlan 42 and udp or vlan"},
+		{name: "keywords any case", in: "UDP AND NOT Port 22"},
+		{name: "hex port", in: "port 0x13c4"},
+		{name: "empty", in: "   "},
+
+		{name: "unsupported keyword", in: "udp and ether host 00:11:22:33:44:55", wantErr: ErrFilterUnsupported, wantMsg: `"ether" at column 9`},
+		{name: "host name", in: "host pbx.example.com", wantErr: ErrFilterUnsupported, wantMsg: `"pbx.example.com" at column 6: host names`},
+		{name: "service name", in: "port sip", wantErr: ErrFilterUnsupported, wantMsg: `"sip" at column 6`},
+		{name: "byte offsets", in: "udp[8:2] = 0", wantErr: ErrFilterUnsupported, wantMsg: `"udp[8:2]" at column 1`},
+		{name: "unbalanced", in: "(udp or tcp", wantErr: ErrFilterSyntax, wantMsg: "end of expression at column 12, want ) for the ( at column 1"},
+		{name: "extra paren", in: "udp)", wantErr: ErrFilterSyntax, wantMsg: `")" at column 4`},
+		{name: "dangling and", in: "udp and", wantErr: ErrFilterSyntax, wantMsg: "end of expression at column 8"},
+		{name: "single ampersand", in: "udp & tcp", wantErr: ErrFilterSyntax, wantMsg: `"&" at column 5`},
+		{name: "port range too big", in: "port 70000", wantErr: ErrFilterSyntax, wantMsg: `"70000" at column 6`},
+		{name: "host bits in net", in: "net 10.0.0.5/24", wantErr: ErrFilterSyntax, wantMsg: "non-network bits"},
+		{name: "bad mask", in: "net 10.0.0.0 mask 255.0.255.0", wantErr: ErrFilterUnsupported, wantMsg: `"255.0.255.0" at column 19`},
+		{name: "host after udp", in: "udp host 10.0.0.5", wantErr: ErrFilterSyntax, wantMsg: "column 10"},
+		{name: "family mismatch", in: "ip6 host 10.0.0.5", wantErr: ErrFilterSyntax, wantMsg: "address family"},
+		{name: "bare number", in: "5060", wantErr: ErrFilterSyntax, wantMsg: `"5060" at column 1`},
+		{name: "too deep", in: strings.Repeat("(", 40) + "udp" + strings.Repeat(")", 40), wantErr: ErrFilterLimit, wantMsg: "column 33"},
+		{name: "too long", in: strings.Repeat("udp or ", 700) + "udp", wantErr: ErrFilterLimit},
+		{name: "too many primitives", in: strings.Repeat("port 1 or ", 300) + "udp", wantErr: ErrFilterLimit},
+		{name: "not not deep", in: strings.Repeat("! ", 40) + "udp", wantErr: ErrFilterLimit},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, err := CompileFilter(tt.in)
+			if tt.wantErr == nil {
+				if err != nil {
+					t.Fatalf("CompileFilter(%q): %v", tt.in, err)
+				}
+				if f == nil && strings.TrimSpace(tt.in) != "" {
+					t.Fatalf("CompileFilter(%q) = nil", tt.in)
+				}
+				return
+			}
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("CompileFilter(%q) = %v, want %v", tt.in, err, tt.wantErr)
+			}
+			if !strings.Contains(err.Error(), tt.wantMsg) {
+				t.Errorf("CompileFilter(%q) = %q, want it to contain %q", tt.in, err, tt.wantMsg)
+			}
+		})
+	}
+}
+
+// refereeExprs are checked against tcpdump on every capture.
+var refereeExprs = []string{
+	"udp",
+	"tcp",
+	"sctp",
+	"icmp",
+	"ip",
+	"ip6",
+	"not udp",
+	"port 5060",
+	"not port 5060",
+	"udp port 5060",
+	"tcp and port 5060",
+	"udp or (tcp and port 5060)",
+	"src port 5060",
+	"dst port 5060 or 5061",
+	"portrange 10000-20000",
+	"not portrange 1-9999",
+	"src or dst port 5060",
+	"src and dst port 5060",
+	"host 127.0.0.1",
+	"not host 127.0.0.1",
+	"src host 127.0.0.1",
+	"dst host 10.0.2.20",
+	"host 10.0.2.15 or 10.0.2.20",
+	"host ::1",
+	"host 2001:db8::1 or 2001:db8::2",
+	"net 10.0.0.0/8",
+	"net 10",
+	"not net 192.168.50.0/24 and not port 22",
+	"net 10.0.2.0 mask 255.255.255.0",
+	"net 2001:db8::/32",
+	"ip6 and udp port 5060",
+	"vlan",
+	"vlan 42",
+	"vlan 42 and udp",
+	"vlan and port 5060",
+	"vlan 43 or udp",
+	"udp or vlan",
+	"!(udp && port 5060) || icmp",
+	"ip and not udp portrange 10000-65535",
+}
+
+// refereeCaptures are the repository's small captures (always there) and
+// the shared ones (skipped when absent).
+func refereeCaptures(t *testing.T) []string {
+	files := []string{
+		fixture.Repo(t, "testdata", "pcap", "gensip-vlan42-frag400.pcap"),
+		fixture.Repo(t, "testdata", "pcap", "register-invite-reinvite-bye.pcap"),
+		fixture.Repo(t, "testdata", "pcap", "sip-auth-failure.pcapng"),
+	}
+	shared, err := filepath.Glob(filepath.Join(filepath.Dir(fixture.RepoRoot(t)), "shared", "fixtures", "*", "*.pcap"))
+	if err != nil || len(shared) == 0 {
+		t.Logf("shared captures not available; only the repository's run")
+	}
+	if testing.Short() {
+		t.Logf("-short: the shared captures are left out")
+		shared = nil
+	}
+	for _, f := range shared {
+		if st, err := os.Stat(f); err == nil && st.Size() < 1<<20 {
+			files = append(files, f)
+		}
+	}
+	return files
+}
+
+// tcpdumpKeeps returns the frames `tcpdump -r file expr` writes.
+func tcpdumpKeeps(t *testing.T, tcpdump, file, expr string) [][]byte {
+	t.Helper()
+	var out, stderr bytes.Buffer
+	cmd := exec.Command(tcpdump, "-r", file, "-w", "-", expr)
+	cmd.Stdout, cmd.Stderr = &out, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("tcpdump -r %s %q: %v: %s", file, expr, err, stderr.String())
+	}
+	src, err := NewReader(&out)
+	if err != nil {
+		t.Fatalf("tcpdump output: %v", err)
+	}
+	var frames [][]byte
+	for data := range fixture.Packets(t, src.ReadPacket) {
+		frames = append(frames, bytes.Clone(data))
+	}
+	return frames
+}
+
+// TestFilterAgainstTcpdump: for every expression and capture, the frames
+// the compiled filter keeps are the frames tcpdump (libpcap) keeps.
+func TestFilterAgainstTcpdump(t *testing.T) {
+	tcpdump, err := exec.LookPath("tcpdump")
+	if err != nil {
+		t.Skip("tcpdump not installed: the libpcap referee cannot run")
+	}
+	files := refereeCaptures(t)
+	for _, file := range files {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			src, err := OpenFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var frames [][]byte
+			for data := range fixture.Packets(t, src.ReadPacket) {
+				frames = append(frames, bytes.Clone(data))
+			}
+			link := src.LinkType()
+			src.Close()
+			checked := 0
+			for _, expr := range refereeExprs {
+				f, err := CompileFilter(expr)
+				if err != nil {
+					t.Fatalf("%q: %v", expr, err)
+				}
+				m, err := f.Matcher(link)
+				if errors.Is(err, ErrFilterLinkType) {
+					continue // vlan on Linux cooked
+				}
+				if err != nil {
+					t.Fatalf("%q: %v", expr, err)
+				}
+				var kept [][]byte
+				for _, fr := range frames {
+					if m.Match(fr) {
+						kept = append(kept, fr)
+					}
+				}
+				want := tcpdumpKeeps(t, tcpdump, file, expr)
+				if !sameFrames(kept, want) {
+					t.Errorf("%q: keeps %d of %d frames, tcpdump %d", expr, len(kept), len(frames), len(want))
+				}
+				checked++
+			}
+			t.Logf("%d expressions over %d frames (%s) agree with tcpdump", checked, len(frames), link)
+		})
+	}
+}
+
+func sameFrames(a, b [][]byte) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if !bytes.Equal(a[i], b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// filterCorpus builds frames that exercise the filter's corners: VLAN tags
+// (one and two), IPv6 (with a fragment header), IPv4 fragments (the first
+// carries ports, later ones do not), TCP, SCTP, ICMP, ARP, a truncated
+// frame.
+func filterCorpus(t testing.TB) [][]byte {
+	mac := []byte{0, 1, 2, 3, 4, 5}
+	a4, b4 := []byte{10, 0, 0, 5}, []byte{192, 168, 50, 7}
+	a6 := []byte{0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}
+	b6 := []byte{0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2}
+	ser := func(ls ...gopacket.SerializableLayer) []byte {
+		buf := gopacket.NewSerializeBuffer()
+		opts := gopacket.SerializeOptions{FixLengths: true}
+		if err := gopacket.SerializeLayers(buf, opts, ls...); err != nil {
+			t.Fatal(err)
+		}
+		return bytes.Clone(buf.Bytes())
+	}
+	eth := func(et layers.EthernetType) *layers.Ethernet {
+		return &layers.Ethernet{SrcMAC: mac, DstMAC: mac, EthernetType: et}
+	}
+	ip4 := func(p layers.IPProtocol, src, dst []byte, flags layers.IPv4Flag, frag uint16) *layers.IPv4 {
+		return &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Protocol: p, SrcIP: src, DstIP: dst, Flags: flags, FragOffset: frag}
+	}
+	ip6 := func(p layers.IPProtocol, src, dst []byte) *layers.IPv6 {
+		return &layers.IPv6{Version: 6, HopLimit: 64, NextHeader: p, SrcIP: src, DstIP: dst}
+	}
+	udp := func(s, d layers.UDPPort) *layers.UDP { return &layers.UDP{SrcPort: s, DstPort: d} }
+	payload := gopacket.Payload("INVITE sip:x SIP/2.0\r\n\r\n")
+	var out [][]byte
+	for _, ports := range [][2]layers.UDPPort{{5060, 5060}, {5061, 5060}, {12000, 14000}, {22, 40000}} {
+		u := udp(ports[0], ports[1])
+		i4 := ip4(layers.IPProtocolUDP, a4, b4, 0, 0)
+		u.SetNetworkLayerForChecksum(i4)
+		out = append(out, ser(eth(layers.EthernetTypeIPv4), i4, u, payload))
+		i4b := ip4(layers.IPProtocolUDP, b4, a4, 0, 0)
+		u.SetNetworkLayerForChecksum(i4b)
+		out = append(out, ser(eth(layers.EthernetTypeDot1Q), &layers.Dot1Q{VLANIdentifier: 42, Type: layers.EthernetTypeIPv4}, i4b, u, payload))
+		out = append(out, ser(eth(layers.EthernetTypeDot1Q), &layers.Dot1Q{VLANIdentifier: 7, Type: layers.EthernetTypeDot1Q},
+			&layers.Dot1Q{VLANIdentifier: 42, Type: layers.EthernetTypeIPv4}, i4b, u, payload))
+		i6 := ip6(layers.IPProtocolUDP, a6, b6)
+		u.SetNetworkLayerForChecksum(i6)
+		out = append(out, ser(eth(layers.EthernetTypeIPv6), i6, u, payload))
+		out = append(out, ser(eth(layers.EthernetTypeDot1Q), &layers.Dot1Q{VLANIdentifier: 42, Type: layers.EthernetTypeIPv6}, i6, u, payload))
+		tcp := &layers.TCP{SrcPort: layers.TCPPort(ports[0]), DstPort: layers.TCPPort(ports[1]), SYN: true, Window: 1024}
+		i4t := ip4(layers.IPProtocolTCP, a4, b4, 0, 0)
+		tcp.SetNetworkLayerForChecksum(i4t)
+		out = append(out, ser(eth(layers.EthernetTypeIPv4), i4t, tcp))
+		sctp := &layers.SCTP{SrcPort: layers.SCTPPort(ports[0]), DstPort: layers.SCTPPort(ports[1])}
+		out = append(out, ser(eth(layers.EthernetTypeIPv6), ip6(layers.IPProtocolSCTP, b6, a6), sctp))
+		// IPv4 fragments: the first (ports in it), a later one (the same
+		// bytes where ports would be, no ports to libpcap).
+		out = append(out, ser(eth(layers.EthernetTypeIPv4), ip4(layers.IPProtocolUDP, a4, b4, layers.IPv4MoreFragments, 0), udp(ports[0], ports[1]), payload))
+		out = append(out, ser(eth(layers.EthernetTypeIPv4), ip4(layers.IPProtocolUDP, a4, b4, 0, 3), udp(ports[0], ports[1]), payload))
+		// IPv6 with a fragment header before UDP.
+		frag := append([]byte{byte(layers.IPProtocolUDP), 0, 0, 1, 0, 0, 0, 9}, ser(udp(ports[0], ports[1]), payload)...)
+		out = append(out, ser(eth(layers.EthernetTypeIPv6), ip6(layers.IPProtocolIPv6Fragment, a6, b6), gopacket.Payload(frag)))
+	}
+	icmp := &layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(8, 0)}
+	out = append(out, ser(eth(layers.EthernetTypeIPv4), ip4(layers.IPProtocolICMPv4, a4, b4, 0, 0), icmp, payload))
+	arp := &layers.ARP{AddrType: layers.LinkTypeEthernet, Protocol: layers.EthernetTypeIPv4, HwAddressSize: 6, ProtAddressSize: 4,
+		Operation: 1, SourceHwAddress: mac, SourceProtAddress: a4, DstHwAddress: mac, DstProtAddress: b4}
+	out = append(out, ser(eth(layers.EthernetTypeARP), arp))
+	out = append(out, out[0][:30]) // cut inside the IPv4 header
+	return out
+}
+
+// corpusOwn are written for the corpus: each keeps some of it, not all.
+var corpusOwn = []string{
+	"host 10.0.0.5", "src host 10.0.0.5", "not host 10.0.0.5", "net 192.168.50.0/24", "not net 192.168.50.0/24 and not port 22",
+	"host 2001:db8::1", "dst host fd00::2", "net 2001:db8::/32", "vlan 42 and host 192.168.50.7", "vlan 7 and vlan 42 and port 5060",
+	"vlan and vlan and udp", "sctp port 5061", "tcp port 22", "udp port 40000", "src port 12000 and dst port 14000",
+	"udp and not port 5060", "portrange 5061-13000",
+}
+
+// corpusExprs are the expressions the corpus is checked with.
+var corpusExprs = append(append([]string{}, corpusOwn...), refereeExprs...)
+
+// TestKernelProgramAgrees runs the kernel program in the kernel (attached
+// to a datagram socket) and the file program in the Go VM over the corpus:
+// both keep the same frames, and so does tcpdump.
+func TestKernelProgramAgrees(t *testing.T) {
+	corpus := filterCorpus(t)
+	tcpdump, tdErr := exec.LookPath("tcpdump")
+	var file string
+	if tdErr == nil {
+		file = writeCorpus(t, corpus, layers.LinkTypeEthernet)
+	} else {
+		t.Log("tcpdump not installed: the corpus is not compared with libpcap")
+	}
+	kernelOK, ran := true, 0
+	for i, expr := range corpusExprs {
+		f, err := CompileFilter(expr)
+		if err != nil {
+			t.Fatalf("%q: %v", expr, err)
+		}
+		m, err := f.Matcher(layers.LinkTypeEthernet)
+		if err != nil {
+			t.Fatalf("%q: %v", expr, err)
+		}
+		var kept [][]byte
+		for _, fr := range corpus {
+			if m.Match(fr) {
+				kept = append(kept, fr)
+			}
+		}
+		if i < len(corpusOwn) && (len(kept) == 0 || len(kept) == len(corpus)) {
+			t.Errorf("%q keeps %d of %d corpus frames: the corpus does not tell", expr, len(kept), len(corpus))
+		}
+		if kernelOK {
+			prog, err := f.KernelProgram()
+			if err != nil {
+				t.Fatalf("%q: %v", expr, err)
+			}
+			inKernel, err := kernelKeeps(prog, corpus)
+			if err != nil {
+				t.Logf("no socket filter here (%v): the kernel program is not run", err)
+				kernelOK = false
+			} else {
+				ran++
+				if !sameFrames(inKernel, kept) {
+					t.Errorf("%q: the kernel keeps %d frames, the Go VM %d", expr, len(inKernel), len(kept))
+				}
+			}
+		}
+		if file != "" {
+			if want := tcpdumpKeeps(t, tcpdump, file, expr); !sameFrames(kept, want) {
+				t.Errorf("%q: keeps %d of the corpus's %d frames, tcpdump %d", expr, len(kept), len(corpus), len(want))
+			}
+		}
+	}
+	t.Logf("%d programs ran in the kernel and the Go VM over %d frames", ran, len(corpus))
+}
+
+// TestFilterSLLAgainstTcpdump: the corpus's frames without VLAN tags, as
+// Linux cooked (SLL) frames, keep the frames tcpdump keeps.
+func TestFilterSLLAgainstTcpdump(t *testing.T) {
+	tcpdump, err := exec.LookPath("tcpdump")
+	if err != nil {
+		t.Skip("tcpdump not installed: the libpcap referee cannot run")
+	}
+	var sll [][]byte
+	for _, fr := range filterCorpus(t) {
+		if len(fr) < 14 || fr[12] == 0x81 {
+			continue
+		}
+		h := []byte{0, 0, 0, 1, 0, 6, 0, 1, 2, 3, 4, 5, 0, 0, fr[12], fr[13]}
+		sll = append(sll, append(h, fr[14:]...))
+	}
+	file := writeCorpus(t, sll, layers.LinkTypeLinuxSLL)
+	n := 0
+	for _, expr := range corpusExprs {
+		f, err := CompileFilter(expr)
+		if err != nil {
+			t.Fatalf("%q: %v", expr, err)
+		}
+		m, err := f.Matcher(layers.LinkTypeLinuxSLL)
+		if errors.Is(err, ErrFilterLinkType) {
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%q: %v", expr, err)
+		}
+		var kept [][]byte
+		for _, fr := range sll {
+			if m.Match(fr) {
+				kept = append(kept, fr)
+			}
+		}
+		if want := tcpdumpKeeps(t, tcpdump, file, expr); !sameFrames(kept, want) {
+			t.Errorf("%q: keeps %d of %d SLL frames, tcpdump %d", expr, len(kept), len(sll), len(want))
+		}
+		n++
+	}
+	t.Logf("%d expressions over %d SLL frames agree with tcpdump", n, len(sll))
+}
+
+func writeCorpus(t *testing.T, corpus [][]byte, link layers.LinkType) string {
+	return fixture.File(t, "corpus.pcap", func(w io.Writer) error {
+		pw := pcapgo.NewWriter(w)
+		if err := pw.WriteFileHeader(65535, link); err != nil {
+			return err
+		}
+		for i, fr := range corpus {
+			ci := gopacket.CaptureInfo{Timestamp: time.Unix(int64(i), 0), CaptureLength: len(fr), Length: len(fr)}
+			if i == len(corpus)-1 {
+				ci.Length = len(fr) + 40 // the truncated one
+			}
+			if err := pw.WritePacket(ci, fr); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func TestMatchAllocs(t *testing.T) {
+	f, err := CompileFilter("not net 192.168.50.0/24 and not port 22 and (udp or tcp port 5060)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := f.Matcher(layers.LinkTypeEthernet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	corpus := filterCorpus(t)
+	if n := testing.AllocsPerRun(100, func() {
+		for _, fr := range corpus {
+			m.Match(fr)
+		}
+	}); n != 0 {
+		t.Errorf("Match allocates %v times per corpus", n)
+	}
+}
+
+func BenchmarkFilterMatch(b *testing.B) {
+	f, err := CompileFilter("not net 192.168.50.0/24 and not port 22 and (udp or tcp port 5060)")
+	if err != nil {
+		b.Fatal(err)
+	}
+	m, err := f.Matcher(layers.LinkTypeEthernet)
+	if err != nil {
+		b.Fatal(err)
+	}
+	fr := filterCorpus(b)[0] // IPv4 UDP 5060: every primitive is evaluated
+	b.ReportAllocs()
+	for b.Loop() {
+		if !m.Match(fr) {
+			b.Fatal("dropped")
+		}
+	}
+}
+
+func FuzzCompileFilter(f *testing.F) {
+	for _, e := range corpusExprs {
+		f.Add(e)
+	}
+	corpus := filterCorpus(f)
+	f.Fuzz(func(t *testing.T, expr string) {
+		flt, err := CompileFilter(expr)
+		if err != nil {
+			if !errors.Is(err, ErrFilterSyntax) && !errors.Is(err, ErrFilterUnsupported) && !errors.Is(err, ErrFilterLimit) {
+				t.Fatalf("%q: error without a sentinel: %v", expr, err)
+			}
+			return
+		}
+		if flt == nil {
+			return
+		}
+		if _, err := flt.KernelProgram(); err != nil {
+			t.Fatalf("%q: kernel program: %v", expr, err)
+		}
+		m, err := flt.Matcher(layers.LinkTypeEthernet)
+		if err != nil {
+			t.Fatalf("%q: matcher: %v", expr, err)
+		}
+		for _, fr := range corpus {
+			m.Match(fr)
+		}
+	})
+}

@@ -14,6 +14,7 @@ import (
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 	"github.com/google/gopacket/pcapgo"
+	"golang.org/x/net/bpf"
 
 	"pbx-agent/sniffer/fixture"
 )
@@ -492,4 +493,63 @@ func FuzzCompileFilter(f *testing.F) {
 			m.Match(fr)
 		}
 	})
+}
+
+// TestKernelProgramVLANMetadata: on a live socket the kernel takes a
+// frame's outer 802.1Q tag out into metadata. The kernel program, given the
+// untagged frame and the tag as metadata (the two extension loads replaced
+// by their values, so the Go VM runs it), keeps what the file program keeps
+// of the tagged frame, for expressions that start with vlan.
+func TestKernelProgramVLANMetadata(t *testing.T) {
+	var tagged [][]byte
+	for _, fr := range filterCorpus(t) {
+		if len(fr) > 18 && fr[12] == 0x81 && fr[13] == 0 {
+			tagged = append(tagged, fr)
+		}
+	}
+	n := 0
+	for _, expr := range corpusExprs {
+		if !strings.HasPrefix(expr, "vlan") {
+			continue
+		}
+		f, err := CompileFilter(expr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		file, err := f.Matcher(layers.LinkTypeEthernet)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kprog, err := f.KernelProgram()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, fr := range tagged {
+			tci := uint32(fr[14])<<8 | uint32(fr[15])
+			prog := make([]bpf.Instruction, len(kprog))
+			for i, ins := range kprog {
+				switch e, _ := ins.(bpf.LoadExtension); e.Num {
+				case bpf.ExtVLANTagPresent:
+					ins = bpf.LoadConstant{Dst: bpf.RegA, Val: 1}
+				case bpf.ExtVLANTag:
+					ins = bpf.LoadConstant{Dst: bpf.RegA, Val: tci}
+				}
+				prog[i] = ins
+			}
+			vm, err := bpf.NewVM(prog)
+			if err != nil {
+				t.Fatalf("%q: %v", expr, err)
+			}
+			untagged := append(append([]byte{}, fr[:12]...), fr[16:]...)
+			got, _ := vm.Run(untagged)
+			if want := file.Match(fr); (got > 0) != want {
+				t.Errorf("%q on vlan %d: kernel program with the tag in metadata keeps=%v, file program on the tagged frame %v", expr, tci&0xfff, got > 0, want)
+			}
+			n++
+		}
+	}
+	if n == 0 {
+		t.Fatal("no tagged frame or vlan expression")
+	}
+	t.Logf("%d expression × frame pairs agree", n)
 }

@@ -28,7 +28,9 @@ const (
 	maxFilterDepth = 32   // nested parentheses and nots
 	maxFilterPrims = 256  // primitives
 	maxFilterVLANs = 8    // vlan keywords
-	maxBPFInsns    = 4096 // the kernel's BPF_MAXINSNS
+	// maxBPFInsns leaves room under the kernel's BPF_MAXINSNS (4096) for
+	// the programs a live capture runs first (After, OpenLive's prefixes).
+	maxBPFInsns = 4096 - 256
 )
 
 type filterTok struct {

@@ -351,6 +351,20 @@ func (m *Matcher) Match(frame []byte) bool {
 	return err == nil && n > 0
 }
 
+// After returns the program a live capture attaches: base (the agent's
+// own cut, UDPPortFilter or SIPPortFilter) and then, for the frames base
+// keeps, the filter's KernelProgram. A nil filter returns base.
+func (f *Filter) After(base []bpf.Instruction) ([]bpf.Instruction, error) {
+	if f == nil {
+		return base, nil
+	}
+	prog, err := f.KernelProgram()
+	if err != nil {
+		return nil, err
+	}
+	return AndPrograms(base, prog), nil
+}
+
 // AndPrograms returns a program that runs first and, where first would
 // keep the frame, then (whose verdict and snap length decide). first
 // must end in constant returns only.

@@ -553,3 +553,40 @@ func TestKernelProgramVLANMetadata(t *testing.T) {
 	}
 	t.Logf("%d expression × frame pairs agree", n)
 }
+
+// TestFilterAfter: the live program keeps a frame when the agent's cut and
+// the filter both keep it.
+func TestFilterAfter(t *testing.T) {
+	corpus := filterCorpus(t)
+	for _, base := range [][]bpf.Instruction{UDPPortFilter(), SIPPortFilter([]PortRange{{5060, 5061}})} {
+		baseVM, err := bpf.NewVM(base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, expr := range []string{"not host 10.0.0.5", "udp or (tcp and port 5060)", "not net 192.168.50.0/24 and not port 22"} {
+			f, err := CompileFilter(expr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			prog, err := f.After(base)
+			if err != nil {
+				t.Fatal(err)
+			}
+			vm, err := bpf.NewVM(prog)
+			if err != nil {
+				t.Fatalf("%q: %v", expr, err)
+			}
+			m, _ := f.Matcher(layers.LinkTypeEthernet)
+			for i, fr := range corpus {
+				b, _ := baseVM.Run(fr)
+				got, _ := vm.Run(fr)
+				if want := b > 0 && m.Match(fr); (got > 0) != want {
+					t.Errorf("%q, frame %d: kept=%v, want %v", expr, i, got > 0, want)
+				}
+			}
+		}
+	}
+	if prog, err := (*Filter)(nil).After(UDPPortFilter()); err != nil || len(prog) != len(UDPPortFilter()) {
+		t.Errorf("no filter: %d instructions, %v", len(prog), err)
+	}
+}

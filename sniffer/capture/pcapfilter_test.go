@@ -449,7 +449,7 @@ func TestMatchAllocs(t *testing.T) {
 }
 
 func BenchmarkFilterMatch(b *testing.B) {
-	f, err := CompileFilter("not net 192.168.50.0/24 and not port 22 and (udp or tcp port 5060)")
+	f, err := CompileFilter("not net 192.168.60.0/24 and not port 22 and (udp or tcp port 5060)")
 	if err != nil {
 		b.Fatal(err)
 	}

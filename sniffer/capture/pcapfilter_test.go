@@ -136,16 +136,19 @@ func refereeCaptures(t *testing.T) []string {
 		fixture.Repo(t, "testdata", "pcap", "register-invite-reinvite-bye.pcap"),
 		fixture.Repo(t, "testdata", "pcap", "sip-auth-failure.pcapng"),
 	}
-	shared, err := filepath.Glob(filepath.Join(filepath.Dir(fixture.RepoRoot(t)), "shared", "fixtures", "*", "*.pcap"))
-	if err != nil || len(shared) == 0 {
-		t.Logf("shared captures not available; only the repository's run")
-	}
-	if testing.Short() {
-		t.Logf("-short: the shared captures are left out")
-		shared = nil
-	}
-	for _, f := range shared {
-		if st, err := os.Stat(f); err == nil && st.Size() < 1<<20 {
+	// Shared captures that add what the repository's lack: IPv6, SCTP,
+	// Linux cooked frames, IP-in-IP, TCP, many RTP streams (each costs a
+	// tcpdump run per expression, so not all of them).
+	shared := filepath.Join(filepath.Dir(fixture.RepoRoot(t)), "shared", "fixtures")
+	for _, name := range []string{"public/sip_ipv6_udp.pcap", "public/sip_sctp.pcap", "public/sip_ipv4_tcp_retrans.pcap",
+		"public/ipip.pcap", "public/sip_tcp_websocket.pcap", "public/aaa.pcap", "public/dtmf_2833_1.pcap", "asterisk/call-echo.pcap"} {
+		f := filepath.Join(shared, name)
+		switch _, err := os.Stat(f); {
+		case err != nil:
+			t.Logf("shared capture %s not available (%v); skipped", f, err)
+		case testing.Short():
+			t.Logf("-short: shared capture %s skipped", f)
+		default:
 			files = append(files, f)
 		}
 	}

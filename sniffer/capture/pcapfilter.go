@@ -64,7 +64,7 @@ func lexFilter(s string) ([]filterTok, error) {
 				j++
 			}
 			w := s[i:j]
-			switch strings.ToLower(w) {
+			switch w { // pcap-filter's keywords are lower case only
 			case "and":
 				toks = append(toks, filterTok{kind: '&', text: w, col: i + 1})
 			case "or":
@@ -299,7 +299,11 @@ func (p *filterParser) primitive() (int, error) {
 		return 0, fmt.Errorf("%w: more than %d primitives at column %d", ErrFilterLimit, maxFilterPrims, p.peek().col)
 	}
 	t := p.next()
-	w := strings.ToLower(t.text)
+	w := t.text
+	if lw := strings.ToLower(w); lw != w && (lw == "and" || lw == "or" || lw == "not" || lw == "vlan" || lw == "src" || lw == "dst" ||
+		filterProtos[lw] != 0 || filterTypes[lw] != 0 || pcapKeywords[lw]) {
+		return 0, fmt.Errorf("%w: %q at column %d: pcap-filter keywords are lower case", ErrFilterSyntax, t.text, t.col)
+	}
 	if w == "vlan" {
 		return p.vlan(t)
 	}
@@ -320,7 +324,7 @@ func (p *filterParser) primitive() (int, error) {
 	if isProto {
 		q.proto = proto
 		n := p.peek()
-		nw := strings.ToLower(n.text)
+		nw := n.text
 		if n.kind != 'w' || (nw != "src" && nw != "dst" && filterTypes[nw] == 0 && nw != "host") {
 			return p.add(filterNode{op: opPrim, prim: filterPrim{kind: kProto, proto: proto, vlanID: -1, shift: p.vlans}}), nil
 		}
@@ -334,7 +338,7 @@ func (p *filterParser) primitive() (int, error) {
 		}
 		// "src or dst" / "src and dst" (an and/or followed by the other direction)
 		if c := p.peek(); (c.kind == '|' || c.kind == '&') && p.pos+1 < len(p.toks) {
-			o := strings.ToLower(p.toks[p.pos+1].text)
+			o := p.toks[p.pos+1].text
 			if p.toks[p.pos+1].kind == 'w' && (o == "src" || o == "dst") && o != w {
 				q.dir = dSrcOrDst
 				if c.kind == '&' {
@@ -344,7 +348,7 @@ func (p *filterParser) primitive() (int, error) {
 			}
 		}
 		n := p.peek()
-		if typ, ok := filterTypes[strings.ToLower(n.text)]; ok && n.kind == 'w' {
+		if typ, ok := filterTypes[n.text]; ok && n.kind == 'w' {
 			p.next()
 			q.typ = typ
 		} else {
@@ -404,7 +408,7 @@ func (p *filterParser) id(q qual, bare bool) (int, error) {
 	bad := func(why string) error {
 		return fmt.Errorf("%w: %q at column %d: %s", ErrFilterSyntax, t.text, t.col, why)
 	}
-	w := strings.ToLower(t.text)
+	w := t.text
 	if _, kw := filterProtos[w]; kw || pcapKeywords[w] || filterTypes[w] != 0 || w == "host" || w == "src" || w == "dst" || w == "vlan" {
 		if pcapKeywords[w] {
 			return 0, fmt.Errorf("%w: %q at column %d is not in the supported subset of pcap-filter", ErrFilterUnsupported, t.text, t.col)
@@ -534,7 +538,7 @@ func (p *filterParser) net(pr *filterPrim, t filterTok) error {
 		if bits, err = filterNumber(plen, max); err != nil || strings.HasPrefix(plen, "0x") {
 			return bad(fmt.Sprintf("prefix length: want 0-%d", max))
 		}
-	} else if m := p.peek(); m.kind == 'w' && strings.EqualFold(m.text, "mask") {
+	} else if m := p.peek(); m.kind == 'w' && m.text == "mask" {
 		p.next()
 		mt := p.next()
 		ma, err := netip.ParseAddr(mt.text)

@@ -40,7 +40,8 @@ func TestCompileFilter(t *testing.T) {
 		{name: "src or dst", in: "src or dst port 53 and src and dst net 10.0.0.0/8"},
 		{name: "c operators", in: "!(udp && port 5060) || icmp"},
 		{name: "vlan", in: "vlan 42 and udp or vlan"},
-		{name: "keywords any case", in: "UDP AND NOT Port 22"},
+		{name: "upper-case keyword", in: "udp and not Port 22", wantErr: ErrFilterSyntax, wantMsg: `"Port" at column 13: pcap-filter keywords are lower case`},
+		{name: "upper-case operator", in: "udp AND tcp", wantErr: ErrFilterSyntax, wantMsg: `"AND" at column 5`},
 		{name: "hex port", in: "port 0x13c4"},
 		{name: "empty", in: "   "},
 
@@ -308,7 +309,8 @@ var corpusOwn = []string{
 	"host 10.0.0.5", "src host 10.0.0.5", "not host 10.0.0.5", "net 192.168.50.0/24", "not net 192.168.50.0/24 and not port 22",
 	"host 2001:db8::1", "dst host fd00::2", "net 2001:db8::/32", "vlan 42 and host 192.168.50.7", "vlan 7 and vlan 42 and port 5060",
 	"vlan and vlan and udp", "sctp port 5061", "tcp port 22", "udp port 40000", "src port 12000 and dst port 14000",
-	"udp and not port 5060", "portrange 5061-13000",
+	"udp and not port 5060", "portrange 5061-13000", "src host 10.0.0.5 or 192.168.50.7", "not host 10.0.0.9 and not 10.0.0.5",
+	"udp port 5060 or 14000", "src or dst port 22", "ip6 net fd00::/8 or fd00::2",
 }
 
 // corpusExprs are the expressions the corpus is checked with.

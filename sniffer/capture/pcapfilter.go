@@ -54,7 +54,7 @@ func lexFilter(s string) ([]filterTok, error) {
 			i++
 		case c == '&' || c == '|':
 			if i+1 >= len(s) || s[i+1] != c {
-				return nil, fmt.Errorf("%w: %q at column %d (use %c%c)", ErrFilterSyntax, s[i:i+1], i+1, c, c)
+				return nil, fmt.Errorf("%w: %q at column %d: bitwise arithmetic is not in the supported subset (%c%c is the boolean operator)", ErrFilterUnsupported, s[i:i+1], i+1, c, c)
 			}
 			toks = append(toks, filterTok{kind: c, text: s[i : i+2], col: i + 1})
 			i += 2
@@ -179,6 +179,9 @@ func CompileFilter(expr string) (*Filter, error) {
 	if err != nil {
 		return nil, err
 	}
+	if t := p.peek(); t.kind == 'w' && pcapKeywords[t.text] {
+		return nil, fmt.Errorf("%w: %q at column %d is not in the supported subset of pcap-filter", ErrFilterUnsupported, t.text, t.col)
+	}
 	if t := p.peek(); t.kind != 0 {
 		return nil, fmt.Errorf("%w: unexpected %q at column %d", ErrFilterSyntax, t.text, t.col)
 	}
@@ -264,6 +267,7 @@ func (p *filterParser) unary() (int, error) {
 		if c := p.next(); c.kind != ')' {
 			return 0, fmt.Errorf("%w: %s at column %d, want ) for the ( at column %d", ErrFilterSyntax, describe(c), c.col, t.col)
 		}
+		p.last = qual{} // "(host A) or B" is no abbreviation to libpcap
 		return x, nil
 	case 'w':
 		return p.primitive()
@@ -312,12 +316,21 @@ func (p *filterParser) primitive() (int, error) {
 	_, isDir := map[string]bool{"src": true, "dst": true}[w]
 	_, isType := filterTypes[w]
 	if !isProto && !isDir && !isType {
-		// A bare ID: the last qualifiers again, or host.
-		if p.last.set {
-			q = p.last
-		} else {
-			q.typ = kHost
+		// A bare ID: the qualifiers of the primitive before the and/or
+		// again ("host A or B"); libpcap knows no other.
+		if pcapKeywords[w] {
+			return 0, fmt.Errorf("%w: %q at column %d is not in the supported subset of pcap-filter", ErrFilterUnsupported, t.text, t.col)
 		}
+		if !p.last.set {
+			if _, err := netip.ParseAddr(w); err == nil || isNumber(w) {
+				return 0, fmt.Errorf("%w: %q at column %d: host, net, port or portrange before it (a bare address or port only repeats the qualifiers of the primitive before and/or)", ErrFilterSyntax, t.text, t.col)
+			}
+			if isHostName(w) {
+				return 0, fmt.Errorf("%w: %q at column %d is not in the supported subset of pcap-filter (a host name? write host and an address)", ErrFilterUnsupported, t.text, t.col)
+			}
+			return 0, fmt.Errorf("%w: %q at column %d is not in the supported subset of pcap-filter", ErrFilterUnsupported, t.text, t.col)
+		}
+		q = p.last
 		p.pos--
 		return p.id(q, true)
 	}
@@ -326,6 +339,7 @@ func (p *filterParser) primitive() (int, error) {
 		n := p.peek()
 		nw := n.text
 		if n.kind != 'w' || (nw != "src" && nw != "dst" && filterTypes[nw] == 0 && nw != "host") {
+			p.last = qual{}
 			return p.add(filterNode{op: opPrim, prim: filterPrim{kind: kProto, proto: proto, vlanID: -1, shift: p.vlans}}), nil
 		}
 		t = p.next()
@@ -376,6 +390,7 @@ func (p *filterParser) vlan(t filterTok) (int, error) {
 		pr.vlanID = v
 	}
 	p.vlans++
+	p.last = qual{}
 	return p.add(filterNode{op: opPrim, prim: pr}), nil
 }
 
@@ -529,6 +544,9 @@ func (p *filterParser) net(pr *filterPrim, t filterTok) error {
 			return fmt.Errorf("%w: %q at column %d: network names are not resolved, write an address", ErrFilterUnsupported, t.text, t.col)
 		}
 		return bad(err.Error())
+	}
+	if hasLen && a.Is4() && !strings.Contains(addr, ".") {
+		return bad("write the network dotted (10.0.0.0/8), as libpcap wants it")
 	}
 	if hasLen {
 		max := 32

@@ -52,7 +52,12 @@ func TestCompileFilter(t *testing.T) {
 		{name: "unbalanced", in: "(udp or tcp", wantErr: ErrFilterSyntax, wantMsg: "end of expression at column 12, want ) for the ( at column 1"},
 		{name: "extra paren", in: "udp)", wantErr: ErrFilterSyntax, wantMsg: `")" at column 4`},
 		{name: "dangling and", in: "udp and", wantErr: ErrFilterSyntax, wantMsg: "end of expression at column 8"},
-		{name: "single ampersand", in: "udp & tcp", wantErr: ErrFilterSyntax, wantMsg: `"&" at column 5`},
+		{name: "single ampersand", in: "udp & tcp", wantErr: ErrFilterUnsupported, wantMsg: `"&" at column 5`},
+		{name: "proto after ip", in: "ip proto 17", wantErr: ErrFilterUnsupported, wantMsg: `"proto" at column 4`},
+		{name: "bare address first", in: "10.0.0.5", wantErr: ErrFilterSyntax, wantMsg: `"10.0.0.5" at column 1: host, net`},
+		{name: "abbreviation after a group", in: "(host 10.0.0.5) or 10.0.0.6", wantErr: ErrFilterSyntax, wantMsg: `"10.0.0.6" at column 20`},
+		{name: "abbreviation after a protocol", in: "udp and 10.0.0.6", wantErr: ErrFilterSyntax, wantMsg: `"10.0.0.6" at column 9`},
+		{name: "undotted net", in: "net 10/8", wantErr: ErrFilterSyntax, wantMsg: "dotted"},
 		{name: "port range too big", in: "port 70000", wantErr: ErrFilterSyntax, wantMsg: `"70000" at column 6`},
 		{name: "host bits in net", in: "net 10.0.0.5/24", wantErr: ErrFilterSyntax, wantMsg: "non-network bits"},
 		{name: "bad mask", in: "net 10.0.0.0 mask 255.0.255.0", wantErr: ErrFilterUnsupported, wantMsg: `"255.0.255.0" at column 19`},
@@ -83,6 +88,49 @@ func TestCompileFilter(t *testing.T) {
 				t.Errorf("CompileFilter(%q) = %q, want it to contain %q", tt.in, err, tt.wantMsg)
 			}
 		})
+	}
+}
+
+// TestFilterAcceptsAsLibpcap: CompileFilter accepts what libpcap's
+// pcap_compile (unoptimised, as VoIPmonitor calls it) accepts and refuses
+// what it refuses, but for the forms refused on purpose (stricter).
+func TestFilterAcceptsAsLibpcap(t *testing.T) {
+	tcpdump, err := exec.LookPath("tcpdump")
+	if err != nil {
+		t.Skip("tcpdump not installed: the libpcap referee cannot run")
+	}
+	stricter := map[string]bool{
+		"host 010.0.0.5": true, // libpcap reads leading zeros its own way
+		"host 1.2.3":     true, // libpcap makes a /24 network of it
+	}
+	// pcap-filter outside the subset: ErrFilterUnsupported, whatever
+	// libpcap says (a name it may or may not resolve here).
+	outside := map[string]bool{"host pbx.example.com": true, "port sip": true, "ether host 00:11:22:33:44:55": true,
+		"udp[8:2] = 0": true, "ip proto 17": true, "less 100": true, "icmp6": true, "tcp[tcpflags] & tcp-syn != 0": true}
+	exprs := []string{"udp and 10.0.0.5", "10.0.0.5", "5060", "port 5060 and 10.0.0.5", "host 10.0.0.5 and (10.0.0.6 or 10.0.0.7)",
+		"(host 10.0.0.5) or 10.0.0.6", "host 10.0.0.5 and not 10.0.0.6 or 10.0.0.7", "src 10.0.0.5", "dst net 10", "net 10/8",
+		"net 10.0/16", "vlan 0x10", "vlan and 5", "not not udp", "udp or not", "port 65535", "port 65536", "port 0", "portrange 5-5",
+		"portrange 10-5", "ip host ::1", "ip6 host ::1", "ip6 net ::/0", "net 0.0.0.0/0", "tcp src port 80", "udp dst portrange 1-2",
+		"src and dst host 10.0.0.5", "src or dst host 10.0.0.5 or 10.0.0.6", "host 010.0.0.5", "net 10.0.0.0 mask 255.255.255.255",
+		"net 2001:db8::/129", "host ::ffff:10.0.0.5", "port 5060 or tcp", "icmp or 10.0.0.5", "vlan 42 or 10.0.0.5",
+		"sctp port 5060 or 5061", "ip and ip6", "host 1.2.3", "net 1.2.3.4/33", "(udp)", "()", "udp and (tcp or (sctp))",
+		"UDP", "udp AND tcp", "host pbx.example.com", "port sip", "ether host 00:11:22:33:44:55", "udp[8:2] = 0",
+		"ip proto 17", "less 100", "icmp6", "tcp[tcpflags] & tcp-syn != 0",
+		"net 10.0.0.5/24", "udp host 10.0.0.5", "ip6 host 10.0.0.5", "(udp or tcp", "udp)", "udp &", "vlan 4096", "host 10.0.0.5%lo"}
+	for _, e := range exprs {
+		_, err := CompileFilter(e)
+		out, terr := exec.Command(tcpdump, "-O", "-d", e).CombinedOutput()
+		switch {
+		case outside[e]:
+			if !errors.Is(err, ErrFilterUnsupported) {
+				t.Errorf("%q: %v, want %v", e, err, ErrFilterUnsupported)
+			}
+		case stricter[e] && err == nil:
+			t.Errorf("%q: accepted, want refused (stricter than libpcap)", e)
+		case stricter[e]:
+		case (err == nil) != (terr == nil):
+			t.Errorf("%q: CompileFilter %v; tcpdump -d %v: %s", e, err, terr, bytes.TrimSpace(out))
+		}
 	}
 }
 
@@ -160,7 +208,9 @@ func refereeCaptures(t *testing.T) []string {
 func tcpdumpKeeps(t *testing.T, tcpdump, file, expr string) [][]byte {
 	t.Helper()
 	var out, stderr bytes.Buffer
-	cmd := exec.Command(tcpdump, "-r", file, "-w", "-", expr)
+	// -O: VoIPmonitor compiles the filter unoptimised (pcap_compile's
+	// optimize = 0).
+	cmd := exec.Command(tcpdump, "-O", "-r", file, "-w", "-", expr)
 	cmd.Stdout, cmd.Stderr = &out, &stderr
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("tcpdump -r %s %q: %v: %s", file, expr, err, stderr.String())

@@ -821,6 +821,10 @@ func (d *daemon) capture(ctx context.Context) error {
 
 // replayFile reads the capture file (-r) with its AMI transcript, if any.
 func (d *daemon) replayFile(ctx context.Context, file string) error {
+	if d.cfg.Filter != "" {
+		// VoIPmonitor's -r opens the file without pcap_setfilter too.
+		d.log.Info("filter applies to live capture only: -r reads every frame of the file, as VoIPmonitor's -r", "filter", d.cfg.Filter)
+	}
 	t := d.fl.transcript
 	if t != nil && !d.fl.realtime {
 		// Read as fast as it goes, the calls end before the session's
@@ -850,6 +854,17 @@ func (d *daemon) captureLive(ctx context.Context) error {
 			ranges[i] = capture.PortRange{Lo: r.Lo, Hi: r.Hi}
 		}
 		filter = capture.SIPPortFilter(ranges)
+	}
+	// voipmonitor.conf's filter: in the kernel, after the agent's own cut.
+	user, err := capture.CompileFilter(d.cfg.Filter)
+	if err != nil {
+		return fmt.Errorf("filter: %w", err)
+	}
+	if filter, err = user.After(filter); err != nil {
+		return fmt.Errorf("filter: %w", err)
+	}
+	if user != nil {
+		d.log.Info("capture filter", "filter", user.String(), "bpf_instructions", len(filter))
 	}
 	opts := capture.LiveOptions{Interface: ifaces, Filter: filter,
 		BlockSize: 1 << 20, NumBlocks: max(d.cfg.RingBufferMB, 1), Fanout: uint16(d.cfg.CaptureFanout), BlockTimeout: d.cfg.CaptureBlockTimeout}

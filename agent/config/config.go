@@ -46,13 +46,17 @@ type Config struct {
 	VXLANPort     int         // udp_port_vxlan: UDP port of VXLAN (default 4789)
 	RingBufferMB  int         // ringbuffer: AF_PACKET ring size in MB
 	CaptureFanout int         // capture_fanout: AF_PACKET fanout group (0 = off)
-	RTPThreads    int         // rtpthreads: media workers; 0 = the number of cores
-	IDSensor      int         // id_sensor: 1-65535, -1 = unset
-	SensorName    string      // sensor_name: name in the sensors table (default: host name)
-	SpoolDir      string      // spooldir
-	SaveSIP       bool        // savesip
-	SaveRTP       string      // savertp: "no", "yes", "header"
-	SaveAudio     string      // saveaudio: "no", "wav", "ogg", "mp3"
+	// Filter (filter): a pcap-filter expression the live capture keeps
+	// frames by, run in the kernel; "" = none. As VoIPmonitor, -r files
+	// are read whole.
+	Filter     string
+	RTPThreads int    // rtpthreads: media workers; 0 = the number of cores
+	IDSensor   int    // id_sensor: 1-65535, -1 = unset
+	SensorName string // sensor_name: name in the sensors table (default: host name)
+	SpoolDir   string // spooldir
+	SaveSIP    bool   // savesip
+	SaveRTP    string // savertp: "no", "yes", "header"
+	SaveAudio  string // saveaudio: "no", "wav", "ogg", "mp3"
 	// SaveAudioStereo: caller left, callee right (saveaudio_stereo, default
 	// yes); no mixes both into one channel.
 	SaveAudioStereo bool

@@ -54,6 +54,13 @@ func TestParse(t *testing.T) {
 		{name: "ipv6 off by default, on with yes", in: "[general]\nipv6 = yes\n",
 			want: func(c *Config) bool { return c.IPv6 && !Default().IPv6 && len(c.Ignored) == 0 }},
 		{name: "ipv6 not a boolean", in: "ipv6 = maybe\n", wantErr: `ipv6: bad value "maybe"`},
+		{name: "filter", in: "[general]\nfilter = udp or (tcp and port 5060)\n",
+			want: func(c *Config) bool {
+				return c.Filter == "udp or (tcp and port 5060)" && len(c.Ignored) == 0 && Default().Filter == ""
+			}},
+		{name: "filter outside the subset", in: "[general]\nfilter = not host 10.0.0.5 and ether host 1\n",
+			wantErr: `t.conf:2: filter: bad value "not host 10.0.0.5 and ether host 1": capture: filter not supported: "ether" at column 23`},
+		{name: "filter syntax", in: "filter = (udp\n", wantErr: `t.conf:1: filter: bad value "(udp": capture: filter syntax error: end of expression at column 5`},
 		{name: "flush interval plain seconds", in: "cdr_flush_interval = 1.5\n",
 			want: func(c *Config) bool { return c.CDRFlushInterval == 1500*time.Millisecond }},
 		{name: "nocdr disables database", in: "mysqlhost = h\nnocdr = yes\n",

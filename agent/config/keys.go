@@ -143,7 +143,6 @@ var noEffectKeys = []string{
 	"eth_max_channels",
 	"fasdetect",
 	"fbasenameheader",
-	"filter",
 	"filtercommand",
 	"get_reason_from_bye_cancel",
 	"hep_kamailio_protocol_id_fix",

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"pbx-agent/agent/dbconn"
+	"pbx-agent/sniffer/capture"
 )
 
 // option describes one key: how to set it and what to tell the user when the
@@ -80,7 +81,13 @@ var options = map[string]option{
 	"rtptimeout":           {set: seconds(func(c *Config) *time.Duration { return &c.RTPTimeout }), hint: "seconds without a packet after which a call whose RTP was seen is closed (default 300)"},
 	"sipwithoutrtptimeout": {set: seconds(func(c *Config) *time.Duration { return &c.SIPOnlyTimeout }), hint: "seconds after its INVITE a call with no RTP seen is closed (default 3600)"},
 	"absolute_timeout":     {set: seconds(func(c *Config) *time.Duration { return &c.MaxCallDuration }), hint: "seconds after its INVITE any call is closed (default 14400)"},
-	"capture_fanout":       {set: integer(0, 65535, func(c *Config) *int { return &c.CaptureFanout }), hint: "AF_PACKET fanout group id shared with other capture processes, 0 = off"},
+	"filter": {set: func(c *Config, v string) error {
+		c.Filter = v
+		_, err := capture.CompileFilter(v)
+		return err
+	}, hint: "a pcap-filter expression, e.g. not host 10.0.0.5 or udp or (tcp and port 5060): host, net, port, portrange, " +
+		"src/dst, ip, ip6, udp, tcp, sctp, icmp, vlan [id], and/or/not, parentheses; live capture only (not -r)"},
+	"capture_fanout": {set: integer(0, 65535, func(c *Config) *int { return &c.CaptureFanout }), hint: "AF_PACKET fanout group id shared with other capture processes, 0 = off"},
 	"sipport": {set: func(c *Config, v string) error {
 		r, err := parsePorts(v)
 		c.SIPPorts = r

@@ -61,17 +61,26 @@ func checkCapture(r *Report, env *Env, cfg *config.Config) {
 		r.add("capture-permission", StatusOK, "", "%s", msg)
 	}
 
-	if _, err := bpf.Assemble(env.Filter); err != nil {
+	prog := env.Filter
+	user, err := capture.CompileFilter(cfg.Filter) // voipmonitor.conf's filter, after the agent's cut, as the daemon
+	if err == nil {
+		prog, err = user.After(prog)
+	}
+	if err != nil {
+		r.add("bpf", StatusFail, "see pcap-filter(7) and the README's filter section", "filter: %v", err)
+		return
+	}
+	if _, err := bpf.Assemble(prog); err != nil {
 		r.add("bpf", StatusFail, "", "capture filter does not assemble: %v", err)
 		return
 	}
-	l, err := env.OpenCapture(capture.LiveOptions{Interface: strings.Join(cfg.Interface, ","), Filter: env.Filter, BlockSize: 1 << 16, NumBlocks: 2})
+	l, err := env.OpenCapture(capture.LiveOptions{Interface: strings.Join(cfg.Interface, ","), Filter: prog, BlockSize: 1 << 16, NumBlocks: 2})
 	if err != nil {
 		r.add("bpf", StatusFail, capHint, "cannot open capture with the filter on %s: %v", name, err)
 		return
 	}
 	_ = l.Close()
-	r.add("bpf", StatusOK, "", "capture opened on %s with the %d-instruction filter", name, len(env.Filter))
+	r.add("bpf", StatusOK, "", "capture opened on %s with the %d-instruction filter", name, len(prog))
 	if n, err := env.RxDropped(name); err == nil {
 		st := StatusInfo
 		hint := ""

@@ -304,6 +304,12 @@ func TestDoctor(t *testing.T) {
 			want: []want{{check: "bpf", status: StatusFail, msg: "operation not permitted"}},
 		},
 		{
+			name: "voipmonitor.conf filter runs after the agent's cut",
+			conf: []string{"filter = not host 10.0.0.5"},
+			ok:   true,
+			want: []want{{check: "bpf", status: StatusOK, msg: "capture opened on lo with the 28-instruction filter"}},
+		},
+		{
 			name: "interface missing",
 			conf: []string{"interface = eth9"},
 			want: []want{{check: "interface", status: StatusFail, msg: "eth9 does not exist", hint: "lo, eth0"}},

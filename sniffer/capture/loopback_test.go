@@ -120,3 +120,57 @@ func TestSkipLoopbackOutgoingProgram(t *testing.T) {
 		})
 	}
 }
+
+// TestLiveFilterInKernel: a filter attached to a live socket (after the
+// agent's cut, as the daemon does) keeps the excluded datagrams out of the
+// ring. It needs CAP_NET_RAW; without it the test skips.
+func TestLiveFilterInKernel(t *testing.T) {
+	kept, dropped := testkit.LoopbackUDP(t), testkit.LoopbackUDP(t)
+	port := dropped.RemoteAddr().(*net.UDPAddr).Port
+	f, err := CompileFilter(fmt.Sprintf("udp and not dst port %d", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	prog, err := f.After(UDPPortFilter())
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := OpenLive(LiveOptions{Interface: "lo", Filter: prog, BlockSize: 1 << 16, NumBlocks: 8})
+	if err != nil {
+		t.Skipf("live capture not permitted here (%v); needs CAP_NET_RAW", err)
+	}
+	defer src.Close()
+	marker := []byte(fmt.Sprintf("filter-%d", time.Now().UnixNano()))
+	const n = 20
+	for range n {
+		if _, err := dropped.Write(marker); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := kept.Write(marker); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := 0
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) {
+		data, _, err := src.ReadPacket()
+		if errors.Is(err, ErrTimeout) {
+			if got >= n {
+				break
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(data, marker) {
+			got++
+			if len(data) >= 38 && int(data[36])<<8|int(data[37]) == port {
+				t.Fatalf("a datagram to the excluded port %d reached the ring", port)
+			}
+		}
+	}
+	if got != n {
+		t.Errorf("%d datagrams to the kept port, %d captured", n, got)
+	}
+}

@@ -488,6 +488,9 @@ func (w *Writer) startCleaner(ctx context.Context) (stop func()) {
 		return nil
 	}
 	o := w.o.Clean
+	if o.MaxBytes > 0 && !w.o.Partition {
+		w.log.Warn("cleandatabase_size needs daily partitions (cdr_partition = yes); the size is not enforced")
+	}
 	w.log.Info("database cleaning on", "cdr_days", o.CDR, "register_state_days", o.RegisterState,
 		"register_failed_days", o.RegisterFailed, "sip_msg_days", o.SIPMsg, "size_mb", o.MaxBytes>>20, "partitions", w.o.Partition)
 	c := &cleaner{ready: w.schemaReady, db: w.db, o: o, log: w.log, st: w.st, now: time.Now,

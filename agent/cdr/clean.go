@@ -271,16 +271,13 @@ func Clean(ctx context.Context, db *sql.DB, o CleanOptions, now time.Time, log *
 	if o.MaxBytes <= 0 {
 		return res, nil
 	}
-	var total int64
-	if err := db.QueryRowContext(ctx, `SELECT COALESCE(SUM(data_length + index_length), 0)
-		FROM information_schema.tables WHERE table_schema = DATABASE()`).Scan(&total); err != nil {
+	total, err := databaseSize(ctx, db)
+	if err != nil {
 		return res, fmt.Errorf("%w: database size: %w", ErrClean, err)
 	}
-	var left []partition
+	var left []partition // read after the drops above: total is without them
 	for _, p := range parts {
-		if dropped[p.table+"/"+p.name] {
-			total -= p.bytes
-		} else {
+		if !dropped[p.table+"/"+p.name] {
 			left = append(left, p)
 		}
 	}
@@ -298,6 +295,28 @@ func Clean(ctx context.Context, db *sql.DB, o CleanOptions, now time.Time, log *
 		}
 	}
 	return res, nil
+}
+
+// databaseSize is the bytes of data and indexes of the current database. MySQL
+// 8 serves these figures from a cache for up to a day
+// (information_schema_stats_expiry): a stale figure would make every check
+// drop another day, so the session asks for fresh ones (MariaDB has no such
+// cache and no such variable: error 1193 is fine).
+func databaseSize(ctx context.Context, db *sql.DB) (int64, error) {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	_, err = conn.ExecContext(ctx, "SET SESSION information_schema_stats_expiry = 0")
+	var me *mysql.MySQLError
+	if err != nil && !(errors.As(err, &me) && me.Number == 1193) {
+		return 0, err
+	}
+	var total int64
+	err = conn.QueryRowContext(ctx, `SELECT COALESCE(SUM(data_length + index_length), 0)
+		FROM information_schema.tables WHERE table_schema = DATABASE()`).Scan(&total)
+	return total, err
 }
 
 // listPartitions returns the daily partitions of those tables that exist,

@@ -160,11 +160,22 @@ func cleanFixture(t *testing.T, partition bool) (*sql.DB, time.Time) {
 			}
 		}
 	}
-	flush(t, w)
+	flushSlow(t, w)
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
 	return db, now
+}
+
+// flushSlow is flush with 3 minutes: the writer's connect runs up to 90
+// REORGANIZE PARTITIONs here, slow on a loaded machine.
+func flushSlow(t *testing.T, w *Writer) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if err := w.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // partNames lists table's partitions, oldest first.

@@ -23,5 +23,17 @@ func cdrOptions(cfg *config.Config) cdr.Options {
 		OnlyRTP:                     cfg.CDROnlyRTP,
 		ResponseTimeFromFirstInvite: cfg.ResponseTimeFromFirstInvite,
 		IPv6:                        cfg.IPv6,
+		Clean: cdr.CleanOptions{
+			CDR:              cfg.CleanDays("cdr"),
+			EnergyLevels:     cfg.CleanDays("cdr_rtp_energylevels"),
+			RegisterState:    cfg.CleanDays("register_state"),
+			RegisterFailed:   cfg.CleanDays("register_failed"),
+			RegisterTimeInfo: cfg.CleanDays("register_time_info"),
+			SIPMsg:           cfg.CleanDays("sip_msg"),
+			RTPStat:          cfg.CleanDays("rtp_stat"),
+			MaxBytes:         int64(cfg.CleanDatabaseSizeMB) << 20,
+			Hours:            &cdr.HourRange{From: cfg.PartitionOpsFrom, To: cfg.PartitionOpsTo},
+		},
+		NoPartitionDrop: cfg.DisablePartitionOps || cfg.DisablePartitionDrop,
 	}
 }

@@ -13,6 +13,8 @@ var (
 	ErrClosed = errors.New("cdr: writer closed")
 	// ErrNoDatabase is returned by New without a DSN.
 	ErrNoDatabase = errors.New("cdr: no database configured")
+	// ErrClean wraps failures of database cleaning (cleandatabase).
+	ErrClean = errors.New("cdr: database cleaning")
 	// ErrRecord is returned for a queued record that cannot be decoded.
 	ErrRecord = errors.New("cdr: bad queue record")
 )

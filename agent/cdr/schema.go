@@ -193,21 +193,28 @@ func setSchemaVersion(ctx context.Context, db *sql.DB, v int) error {
 	return tx.Commit()
 }
 
-// reorganize runs one REORGANIZE PARTITION. On Galera it is a TOI step that
-// another DDL can abort (error 1213), and its metadata lock may wait past
-// innodb_lock_wait_timeout behind the sensors' writes (error 1205): nothing
-// was changed either way, so it is tried again. dup reports that the
+// reorganize runs one REORGANIZE PARTITION (retryDDL). dup reports that the
 // partition exists already (error 1517: another agent added it).
 func reorganize(ctx context.Context, db *sql.DB, q string) (dup bool, err error) {
+	err = retryDDL(ctx, db, q)
+	var me *mysql.MySQLError
+	if errors.As(err, &me) && me.Number == 1517 {
+		return true, nil
+	}
+	return false, err
+}
+
+// retryDDL runs one partition statement (REORGANIZE, DROP PARTITION). On
+// Galera it is a TOI step that another DDL can abort (error 1213), and its
+// metadata lock may wait past innodb_lock_wait_timeout behind the sensors'
+// writes (error 1205): nothing was changed either way, so it is tried again.
+func retryDDL(ctx context.Context, db *sql.DB, q string) error {
 	for attempt := 1; ; attempt++ {
-		_, err = db.ExecContext(ctx, q)
+		_, err := db.ExecContext(ctx, q)
 		var me *mysql.MySQLError
-		if errors.As(err, &me) && me.Number == 1517 {
-			return true, nil
-		}
 		lockWait := errors.As(err, &me) && me.Number == 1205
 		if !(isConflict(err) || lockWait) || attempt > conflictRetries || !sleepCtx(ctx, time.Duration(attempt)*50*time.Millisecond) {
-			return false, err
+			return err
 		}
 	}
 }

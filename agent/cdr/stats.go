@@ -24,8 +24,12 @@ type stats struct {
 	dbErrors    atomic.Uint64
 	queueErrors atomic.Uint64
 	dbUp        atomic.Bool
-	rows        map[string]*atomic.Uint64 // read-only map after newStats
-	batch       prometheus.Histogram
+	// cleandatabase
+	partitionsDropped atomic.Uint64
+	rowsCleaned       atomic.Uint64
+	cleanErrors       atomic.Uint64
+	rows              map[string]*atomic.Uint64 // read-only map after newStats
+	batch             prometheus.Histogram
 }
 
 func newStats() *stats {
@@ -60,6 +64,9 @@ type Stats struct {
 	DiskQueueBytes                                             int64 // bytes waiting on disk
 	TornRecords, CorruptRecords                                int
 	DBUp                                                       bool
+	// PartitionsDropped and RowsCleaned count what cleandatabase removed;
+	// CleanErrors the cleaning passes that failed.
+	PartitionsDropped, RowsCleaned, CleanErrors uint64
 }
 
 // Stats returns the current counters.
@@ -70,7 +77,8 @@ func (w *Writer) Stats() Stats {
 		Overflow: s.overflow.Load(), Spilled: s.spilled.Load(), Replayed: s.replayed.Load(),
 		Lost: s.lost.Load(), Rejected: s.rejected.Load(), DBErrors: s.dbErrors.Load(),
 		QueueErrors: s.queueErrors.Load(), ConflictRetries: s.conflicts.Load(), DBUp: s.dbUp.Load(), MemoryQueue: len(w.in),
-		Rows: make(map[string]uint64, len(s.rows)),
+		Rows:              make(map[string]uint64, len(s.rows)),
+		PartitionsDropped: s.partitionsDropped.Load(), RowsCleaned: s.rowsCleaned.Load(), CleanErrors: s.cleanErrors.Load(),
 	}
 	for t, c := range s.rows {
 		out.Rows[t] = c.Load()
@@ -104,6 +112,9 @@ var metricHelp = []struct{ name, help string }{
 	{"disk_queue_bytes", "Bytes waiting in the on-disk queue."},
 	{"db_up", "1 when the last MySQL operation succeeded."},
 	{"rows_written_total", "Rows inserted, by table."},
+	{"partitions_dropped_total", "Daily partitions dropped by database cleaning (cleandatabase*, cleandatabase_size)."},
+	{"rows_cleaned_total", "Rows deleted by database cleaning from tables without partitions."},
+	{"clean_errors_total", "Database cleaning passes that failed (tried again in 5 minutes)."},
 }
 
 func (w *Writer) collector() *collector {
@@ -145,6 +156,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter("db_errors_total", s.DBErrors)
 	counter("queue_errors_total", s.QueueErrors)
 	counter("conflict_retries_total", s.ConflictRetries)
+	counter("partitions_dropped_total", s.PartitionsDropped)
+	counter("rows_cleaned_total", s.RowsCleaned)
+	counter("clean_errors_total", s.CleanErrors)
 	gauge("memory_queue_depth", float64(s.MemoryQueue))
 	gauge("disk_queue_depth", float64(s.DiskQueue))
 	gauge("disk_queue_bytes", float64(s.DiskQueueBytes))

@@ -70,6 +70,14 @@ type Options struct {
 	// fills each IP column in the form its type asks for, as VoIPmonitor
 	// does, and says so when that is not the mode asked for.
 	IPv6 bool
+	// Clean is the cleandatabase family: old partitions dropped, old rows
+	// deleted, by a goroutine of Run (clean.go). NoPartitionDrop is
+	// disable_partition_operations(_drop): this sensor cleans nothing.
+	Clean           CleanOptions
+	NoPartitionDrop bool
+	// cleanDelay and cleanTick (tests) replace the cleaner's 10 s wait
+	// before its first pass and its 1 min look at the clock.
+	cleanDelay, cleanTick time.Duration
 }
 
 // item is one record waiting to be written.
@@ -124,6 +132,10 @@ type Writer struct {
 	stop     chan struct{}
 	done     chan struct{}
 	running  atomic.Bool
+	// schemaReady is closed once the schema is migrated and today's
+	// partitions exist: the cleaner starts after that.
+	schemaReady chan struct{}
+	migrated    sync.Once
 
 	closeMu   sync.RWMutex
 	closed    bool
@@ -181,7 +193,7 @@ func New(o Options, logger *slog.Logger) (*Writer, error) {
 	w := &Writer{
 		o: o, log: logger.With("component", "cdr"), db: db, q: q, cb: newCodebook(), st: newStats(),
 		in: make(chan item, o.QueueSize), flushReq: make(chan chan error),
-		stop: make(chan struct{}), done: make(chan struct{}), idStep: 1,
+		stop: make(chan struct{}), done: make(chan struct{}), idStep: 1, schemaReady: make(chan struct{}),
 	}
 	if n, b := q.Pending(); n > 0 {
 		w.log.Info("on-disk CDR queue has records to replay", "records", n, "bytes", b, "dir", o.QueueDir)
@@ -302,6 +314,9 @@ func (w *Writer) Run(ctx context.Context) error {
 		return errors.New("cdr: Run called twice")
 	}
 	defer close(w.done)
+	if stop := w.startCleaner(ctx); stop != nil {
+		defer stop()
+	}
 	flush := time.NewTicker(w.o.FlushInterval)
 	defer flush.Stop()
 	partitions := time.NewTicker(w.o.PartitionCheck)
@@ -461,6 +476,7 @@ func (w *Writer) connect(ctx context.Context) {
 		w.log.Info("MySQL ready", "schema_version", SchemaVersion, "consecutive_ids", w.consecIDs)
 	}
 	w.ready = true
+	w.migrated.Do(func() { close(w.schemaReady) })
 	w.st.dbUp.Store(true)
 	w.lastErrMsg = ""
 }

@@ -155,6 +155,21 @@ type Config struct {
 	MySQLPassword string
 	CDRPartition  bool // cdr_partition: daily partitions of cdr* tables
 
+	// Database cleaning (voipmonitor.conf's cleandatabase family): days of
+	// data kept, 0 = everything. CleanDatabase is cleandatabase, the
+	// default of cdr, register_state, register_failed, register_time_info
+	// and sip_msg; CleanDatabaseTable holds the cleandatabase_<table> keys
+	// set, by <table>, and wins over it (CleanDays).
+	CleanDatabase       int
+	CleanDatabaseTable  map[string]int
+	CleanDatabaseSizeMB int // cleandatabase_size: MB the database may hold, 0 = no limit
+	// PartitionOpsFrom/To is partition_operations_enable_fromto (default 1-5):
+	// the local hours in which the daily cleaning runs.
+	PartitionOpsFrom, PartitionOpsTo int
+	// DisablePartitionOps / DisablePartitionDrop: disable_partition_operations
+	// and disable_partition_operations_drop: this sensor drops nothing.
+	DisablePartitionOps, DisablePartitionDrop bool
+
 	// CDR writer (agent's own).
 	CDRQueueDir        string        // cdr_queue_dir: on-disk overflow queue (default spooldir/cdrqueue)
 	CDRQueueSize       int           // cdr_queue_size: in-memory queue length (CDRs)
@@ -265,6 +280,8 @@ func Default() *Config {
 		CDRBatchSize:        200,
 		CDRFlushInterval:    250 * time.Millisecond,
 		CDRUANormalisation:  true,
+		PartitionOpsFrom:    1, // VoIPmonitor's partition_operations_enable_fromto
+		PartitionOpsTo:      5,
 		ManagerIP:           "127.0.0.1",
 		ManagerPort:         5029,
 		HTTPBind:            "127.0.0.1:8080",
@@ -309,6 +326,25 @@ func (c *Config) MySQLDSN() string {
 	mc.ReadTimeout = 30 * time.Second
 	mc.WriteTimeout = 30 * time.Second
 	return mc.FormatDSN()
+}
+
+// cleanByGeneral are the tables cleandatabase sets (voipmonitor.cpp
+// cConfig::evSetConfigItem); cleandatabase_rtp_stat and
+// cleandatabase_cdr_rtp_energylevels only have their own key.
+var cleanByGeneral = map[string]bool{"cdr": true, "register_state": true, "register_failed": true, "register_time_info": true, "sip_msg": true}
+
+// CleanDays is the days of data kept in table ("cdr", "sip_msg", … as in
+// cleandatabase_<table>), 0 = everything: its own key when set, else
+// cleandatabase for the tables that key covers. As in VoIPmonitor the own
+// key wins whatever the order in the file (its keys are applied sorted).
+func (c *Config) CleanDays(table string) int {
+	if n, ok := c.CleanDatabaseTable[table]; ok {
+		return n
+	}
+	if cleanByGeneral[table] {
+		return c.CleanDatabase
+	}
+	return 0
 }
 
 // QueueDir is cdr_queue_dir, defaulting to <spooldir>/cdrqueue.

@@ -414,3 +414,62 @@ func TestRTPThreads(t *testing.T) {
 		}
 	}
 }
+
+// TestCleanDatabase: the cleandatabase family. cleandatabase is the default
+// of cdr, register_*, sip_msg; a table's own key wins whatever the order
+// (VoIPmonitor applies its keys sorted); rtp_stat and energy levels only
+// have their own key; bad values are refused with the key named.
+func TestCleanDatabase(t *testing.T) {
+	type days struct{ cdr, regState, regFailed, regTime, sipMsg, energy, rtpStat int }
+	tests := []struct {
+		name     string
+		in       string
+		want     days
+		wantSize int
+		wantFrom int
+		wantTo   int
+		wantDrop bool
+		wantErr  string
+	}{
+		{name: "absent", in: "", wantFrom: 1, wantTo: 5},
+		{name: "general", in: "cleandatabase = 30\n", want: days{30, 30, 30, 30, 30, 0, 0}, wantFrom: 1, wantTo: 5},
+		{name: "own key wins, before or after", in: "cleandatabase_cdr = 90\ncleandatabase = 30\ncleandatabase_sip_msg = 0\ncleandatabase_register_failed = 7\n",
+			want: days{90, 30, 7, 30, 0, 0, 0}, wantFrom: 1, wantTo: 5},
+		{name: "rtp_stat and energy levels", in: "cleandatabase = 30\ncleandatabase_rtp_stat = 2\ncleandatabase_cdr_rtp_energylevels = 3\n",
+			want: days{30, 30, 30, 30, 30, 3, 2}, wantFrom: 1, wantTo: 5},
+		{name: "size and hours", in: "cleandatabase_size = 500000\npartition_operations_enable_fromto = 22-3\n", wantSize: 500000, wantFrom: 22, wantTo: 3},
+		{name: "one hour", in: "partition_operations_enable_fromto = 4\n", wantFrom: 4, wantTo: 4},
+		{name: "disable drop", in: "disable_partition_operations_drop = yes\n", wantFrom: 1, wantTo: 5, wantDrop: true},
+		{name: "disable all", in: "disable_partition_operations = yes\n", wantFrom: 1, wantTo: 5, wantDrop: true},
+		{name: "negative", in: "cleandatabase = -1\n", wantErr: `t.conf:1: cleandatabase: bad value "-1": -1 outside 0-36600`},
+		{name: "not a number", in: "cleandatabase_cdr = 30d\n", wantErr: `t.conf:1: cleandatabase_cdr: bad value "30d": not an integer`},
+		{name: "size not a number", in: "cleandatabase_size = 5G\n", wantErr: `cleandatabase_size: bad value "5G": not an integer`},
+		{name: "hour out of range", in: "partition_operations_enable_fromto = 1-24\n", wantErr: `partition_operations_enable_fromto: bad value "1-24": 24 outside 0-23`},
+		{name: "hours not numbers", in: "partition_operations_enable_fromto = night\n", wantErr: `partition_operations_enable_fromto: bad value "night": not an integer`},
+		{name: "disable not a boolean", in: "disable_partition_operations = maybe\n", wantErr: `disable_partition_operations: bad value "maybe": not a boolean`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Parse("t.conf", []byte(tc.in), nil)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := days{c.CleanDays("cdr"), c.CleanDays("register_state"), c.CleanDays("register_failed"), c.CleanDays("register_time_info"),
+				c.CleanDays("sip_msg"), c.CleanDays("cdr_rtp_energylevels"), c.CleanDays("rtp_stat")}
+			if got != tc.want {
+				t.Errorf("days = %+v, want %+v", got, tc.want)
+			}
+			if c.CleanDatabaseSizeMB != tc.wantSize || c.PartitionOpsFrom != tc.wantFrom || c.PartitionOpsTo != tc.wantTo ||
+				(c.DisablePartitionOps || c.DisablePartitionDrop) != tc.wantDrop {
+				t.Errorf("size %d hours %d-%d drop off %v; want %d %d-%d %v", c.CleanDatabaseSizeMB, c.PartitionOpsFrom, c.PartitionOpsTo,
+					c.DisablePartitionOps || c.DisablePartitionDrop, tc.wantSize, tc.wantFrom, tc.wantTo, tc.wantDrop)
+			}
+		})
+	}
+}

@@ -232,6 +232,24 @@ var options = map[string]option{
 	"mysqlpassword": {set: str(func(c *Config) *string { return &c.MySQLPassword }), hint: ""},
 	"cdr_partition": {set: boolean(func(c *Config) *bool { return &c.CDRPartition }), hint: "yes or no"},
 
+	"cleandatabase":                      {set: days(func(c *Config) *int { return &c.CleanDatabase }), hint: cleanHint("cdr, register_state, register_failed, register_time_info and sip_msg")},
+	"cleandatabase_cdr":                  {set: cleanDays("cdr"), hint: cleanHint("cdr and its child tables (cdr_next, cdr_rtp, …) and message")},
+	"cleandatabase_cdr_rtp_energylevels": {set: cleanDays("cdr_rtp_energylevels"), hint: cleanHint("cdr_rtp_energylevels (0 = as cleandatabase_cdr)")},
+	"cleandatabase_register_state":       {set: cleanDays("register_state"), hint: cleanHint("register_state")},
+	"cleandatabase_register_failed":      {set: cleanDays("register_failed"), hint: cleanHint("register_failed")},
+	"cleandatabase_register_time_info":   {set: cleanDays("register_time_info"), hint: cleanHint("register_time_info")},
+	"cleandatabase_sip_msg":              {set: cleanDays("sip_msg"), hint: cleanHint("sip_msg")},
+	"cleandatabase_rtp_stat":             {set: cleanDays("rtp_stat"), hint: cleanHint("rtp_stat (VoIPmonitor's default 2 is not applied: set it)")},
+	"cleandatabase_size": {set: megabytes(func(c *Config) *int { return &c.CleanDatabaseSizeMB }),
+		hint: "MB the database may hold, 0 = no limit (default); above it the oldest days of partitions are dropped (cdr_partition = yes)"},
+	"partition_operations_enable_fromto": {set: func(c *Config, v string) error {
+		from, to, err := hourRange(v)
+		c.PartitionOpsFrom, c.PartitionOpsTo = from, to
+		return err
+	}, hint: "hours H-H, 0-23 (default 1-5; 22-3 wraps past midnight): when the daily cleaning runs, local time"},
+	"disable_partition_operations":      {set: boolean(func(c *Config) *bool { return &c.DisablePartitionOps }), hint: "yes or no: yes = this sensor drops no partition (cleandatabase off)"},
+	"disable_partition_operations_drop": {set: boolean(func(c *Config) *bool { return &c.DisablePartitionDrop }), hint: "yes or no: yes = this sensor drops no partition (cleandatabase off)"},
+
 	"cdr_queue_dir":      {set: nonEmpty(func(c *Config) *string { return &c.CDRQueueDir }), hint: "a directory path"},
 	"cdr_queue_size":     {set: integer(1, 10_000_000, func(c *Config) *int { return &c.CDRQueueSize }), hint: "an integer 1-10000000 (CDRs held in memory)"},
 	"cdr_batch_size":     {set: integer(1, 10_000, func(c *Config) *int { return &c.CDRBatchSize }), hint: "an integer 1-10000 (CDRs per INSERT)"},
@@ -422,6 +440,36 @@ func megabytes(f func(*Config) *int) func(*Config, string) error {
 }
 
 func days(f func(*Config) *int) func(*Config, string) error { return integer(0, 100*366, f) }
+
+// cleanDays sets cleandatabase_<table>.
+func cleanDays(table string) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		var n int
+		err := days(func(*Config) *int { return &n })(c, v)
+		if c.CleanDatabaseTable == nil {
+			c.CleanDatabaseTable = map[string]int{}
+		}
+		c.CleanDatabaseTable[table] = n
+		return err
+	}
+}
+
+func cleanHint(tables string) string {
+	return "days kept in " + tables + ", 0 = keep everything (default); older daily partitions are dropped, rows of tables without partitions deleted"
+}
+
+// hourRange parses VoIPmonitor's hour interval: "H-H" or one hour "H", 0-23.
+func hourRange(v string) (from, to int, err error) {
+	a, b, ok := strings.Cut(v, "-")
+	if !ok {
+		b = a
+	}
+	if from, err = intRange(strings.TrimSpace(a), 0, 23); err != nil {
+		return 0, 0, err
+	}
+	to, err = intRange(strings.TrimSpace(b), 0, 23)
+	return from, to, err
+}
 
 func port(f func(*Config) *int) func(*Config, string) error { return integer(1, 65535, f) }
 

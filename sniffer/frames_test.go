@@ -52,11 +52,18 @@ func fileFrames(t *testing.T, path string) *frames {
 type frameSource struct {
 	f      *frames
 	i, end int
+	// pause, when set, is called before frame pauseAt is read (the capture
+	// waits for frames there).
+	pause   func()
+	pauseAt int
 }
 
 func (s *frameSource) ReadPacket() ([]byte, gopacket.CaptureInfo, error) {
 	if s.i >= s.end {
 		return nil, gopacket.CaptureInfo{}, io.EOF
+	}
+	if s.pause != nil && s.i == s.pauseAt {
+		s.pause()
 	}
 	s.i++
 	d := s.f.data[s.i-1]

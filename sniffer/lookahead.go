@@ -79,6 +79,8 @@ type readAhead struct {
 func (s *Sniffer) HandleFrames(link layers.LinkType, frames []Frame) error {
 	s.lock()
 	defer s.unlock()
+	s.batching = true
+	defer s.endBatch()
 	ahead := s.dec != nil && link == s.link && len(frames) > 1 && s.table.MediaAddresses() >= aheadFrom
 	const d = aheadDist
 	for k := -5 * d; k < len(frames); k++ {

@@ -238,6 +238,15 @@ func (m *mediaTracker) HandleMedia(md *call.Media) {
 	}
 }
 
+// handleHeld is HandleMedia for the holder of m.mu (the single-threaded
+// packet path over a batch: Sniffer.holdTracker).
+func (m *mediaTracker) handleHeld(md *call.Media) {
+	m.handle(md)
+	if m.next != nil {
+		m.next.HandleMedia(md)
+	}
+}
+
 // callOf returns the call's state through its slot in the call table (a
 // map lookup only on the call's first packet).
 func (m *mediaTracker) callOf(md *call.Media) *mediaCall {

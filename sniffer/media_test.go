@@ -182,3 +182,77 @@ func TestStreamFootprint(t *testing.T) {
 	}
 	runtime.KeepAlive(keep)
 }
+
+// TestMediaLockReleased: the packet path holds the call table (and,
+// single-threaded, the media tracker) over a batch's media datagrams, and
+// never past the batch: while the capture waits for frames half way,
+// listcalls, a lookup and a pause get the table at once, and after the
+// run nothing is held.
+func TestMediaLockReleased(t *testing.T) {
+	g, err := simulate.New(simulate.Options{Calls: 10, Concurrency: 10, Duration: 3 * time.Second, Seed: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := loadFrames(t, g.ReadPacketData, g.LinkType())
+	ps, _ := ParsePorts("5060")
+	for _, w := range []struct {
+		n   int
+		how string
+	}{{1, fromBatches}, {1, fromMemory}, {2, fromMemory}, {2, fromLive}} {
+		t.Run(fmt.Sprintf("workers=%d/%s", w.n, w.how), func(t *testing.T) {
+			sn := New(Config{SIPPorts: ps, Workers: w.n, Call: call.Config{IdleTimeout: -1}})
+			src := source(t, f, 0, len(f.data), w.how)
+			var fs *frameSource
+			switch s := src.(type) {
+			case *frameSource:
+				fs = s
+			case *batchSource:
+				fs = &s.frameSource
+			case *liveFrames:
+				fs = &s.frameSource
+			}
+			waiting, resume := make(chan struct{}), make(chan struct{})
+			fs.pauseAt = len(f.data) / 2
+			fs.pause = func() { close(waiting); <-resume }
+			done := make(chan error, 1)
+			go func() { done <- sn.Run(t.Context(), src, RunOptions{}) }()
+			select {
+			case <-waiting:
+			case err := <-done:
+				t.Fatalf("the run ended before half way: %v", err)
+			}
+			// Once the packet path got to the frames before the pause (a
+			// pipeline takes a live reader's partly filled batch after a
+			// moment), listcalls finds calls, and a pause and a lookup go
+			// through.
+			readers := make(chan struct{})
+			go func() {
+				defer close(readers)
+				calls := sn.ActiveCalls()
+				for ; len(calls) == 0; calls = sn.ActiveCalls() {
+					time.Sleep(time.Millisecond)
+				}
+				if err := sn.Table().SetPaused(calls[0].CallRef, true); err != nil {
+					t.Errorf("SetPaused: %v", err)
+				}
+				if _, ok := sn.Lookup(calls[0].CallRef); !ok {
+					t.Error("Lookup: the call half way is not found")
+				}
+			}()
+			select {
+			case <-readers:
+			case <-time.After(20 * time.Second):
+				close(resume)
+				t.Fatal("listcalls still waits for the call table while the capture waits for frames")
+			}
+			close(resume)
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			if sn.held || sn.heldMedia != nil {
+				t.Errorf("after the run: table held %v, tracker held %v", sn.held, sn.heldMedia != nil)
+			}
+			sn.Flush()
+		})
+	}
+}

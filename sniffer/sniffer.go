@@ -161,6 +161,11 @@ type Sniffer struct {
 	frame        *decode.Packet
 	frameBatch   *batch
 	frameSIPLike bool // the frame's reader found its UDP payload begins as SIP
+	// batching: the packet path is inside a batch of frames (HandleFrames,
+	// a reader's batch), whose end releases the table; held: it holds the
+	// table for the batch's media datagrams (holdMedia).
+	batching, held bool
+	heldMedia      *mediaTracker // single-threaded: the tracker held with the table
 	// the callbacks of the caller's call.Config
 	onEnd      func(*call.CDR)
 	onRegister func(*call.Register)
@@ -434,8 +439,51 @@ func (s *Sniffer) lock() {
 
 func (s *Sniffer) unlock() {
 	if s.cfg.HEP.Concurrent {
+		s.releaseMedia() // a HEP listener may take the table next
 		s.mu.Unlock()
 	}
+}
+
+// holdMedia: inside a batch, the packet path takes the call table's lock
+// at the batch's first media datagram and keeps it over the datagrams
+// after it, releasing it before anything else reaches the table (SIP, a
+// tick), before it waits, and at the batch's end (releaseMedia): one lock
+// for a run of media instead of one per datagram, and no other goroutine
+// (listcalls, a pause) waits for more than a batch.
+func (s *Sniffer) holdMedia() {
+	if !s.held {
+		s.table.HoldMedia()
+		s.held = true
+	}
+}
+
+func (s *Sniffer) releaseMedia() {
+	if s.held {
+		s.held = false
+		s.table.ReleaseMedia()
+	}
+	if s.heldMedia != nil {
+		s.heldMedia.mu.Unlock()
+		s.heldMedia = nil
+	}
+}
+
+// holdTracker is holdMedia for the media tracker of the single-threaded
+// path: held with the table, released with it.
+func (s *Sniffer) holdTracker(m *mediaTracker) {
+	if s.heldMedia != m {
+		if s.heldMedia != nil {
+			s.heldMedia.mu.Unlock()
+		}
+		m.mu.Lock()
+		s.heldMedia = m
+	}
+}
+
+// endBatch ends a batch of frames: the table is released.
+func (s *Sniffer) endBatch() {
+	s.releaseMedia()
+	s.batching = false
 }
 
 // ignoredIPv6 tells whether p is left unread as IPv6 with IPv4Only
@@ -461,6 +509,7 @@ func (s *Sniffer) HandlePacket(p *decode.Packet) {
 		return
 	}
 	if s.dups != nil && p.Transport == decode.UDP && p.Dst.Port() == s.cfg.HEP.Port && hep.IsHEP(p.Payload) {
+		s.releaseMedia()
 		s.handleHEP(p.Payload, p.Time)
 		return
 	}
@@ -469,11 +518,13 @@ func (s *Sniffer) HandlePacket(p *decode.Packet) {
 	case decode.UDP:
 		// RTP fails LooksLikeMessage on its first byte: media pays one compare.
 		if sipPort || !s.cfg.SIPByPortOnly && s.looksSIP(p) {
+			s.releaseMedia()
 			s.handleSIPDatagram(p)
 			return
 		}
 		s.handleMedia(p)
 	case decode.TCP:
+		s.releaseMedia()
 		switch {
 		case sipPort:
 			s.tcp.handle(p, s.handleStreamSIP, &s.stats.TCPDiscarded)
@@ -481,6 +532,7 @@ func (s *Sniffer) HandlePacket(p *decode.Packet) {
 			s.stats.Other++
 		}
 	case decode.SCTP:
+		s.releaseMedia()
 		s.sctp.handle(p, func(p *decode.Packet, msg []byte) {
 			if sipPort || !s.cfg.SIPByPortOnly && sip.LooksLikeMessage(msg) {
 				s.handleWireSIP(p, msg)
@@ -554,7 +606,14 @@ func (s *Sniffer) handleSIPAt(p *decode.Packet, b []byte, o origin, at time.Time
 
 func (s *Sniffer) handleMedia(p *decode.Packet) {
 	m := &s.md
-	if !s.table.MatchMedia(p.Src, p.Dst, p.Time, m) {
+	var ok bool
+	if s.batching {
+		s.holdMedia()
+		ok = s.table.MatchMediaHeld(p.Src, p.Dst, p.Time, m)
+	} else {
+		ok = s.table.MatchMedia(p.Src, p.Dst, p.Time, m)
+	}
+	if !ok {
 		s.stats.Other++
 		return
 	}
@@ -568,7 +627,12 @@ func (s *Sniffer) handleMedia(p *decode.Packet) {
 		return
 	}
 	m.Classify()
-	s.trackerOf(m.Ref).HandleMedia(m)
+	if mt := s.trackerOf(m.Ref); s.held {
+		s.holdTracker(mt)
+		mt.handleHeld(m)
+	} else {
+		mt.HandleMedia(m)
+	}
 	if s.cfg.HEPOut != nil && m.Kind == call.MediaRTCP {
 		s.sendRTCPHEP(p, m.Ref)
 	}
@@ -582,6 +646,7 @@ func (s *Sniffer) Tick(now time.Time) {
 }
 
 func (s *Sniffer) tickLocked(now time.Time) {
+	s.releaseMedia()
 	s.tick = now
 	s.publish()
 	s.table.Tick(now)

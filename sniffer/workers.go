@@ -511,12 +511,16 @@ func (s *Sniffer) packetPath(ctx context.Context, srcs []capture.Source, opts Ru
 						first, start = e.pkt.Time, time.Now()
 						s.clk.begin(first, start)
 					}
+					s.lock()
+					s.endBatch() // listcalls and pauses get in while it waits
+					s.unlock()
 					if err := s.pace(ctx, e.pkt.Time.Sub(first)-time.Since(start)); err != nil {
 						b.unpin()
 						return err
 					}
 				}
 				s.lock()
+				s.batching = true
 				s.eventsAhead(b.ev, i)
 				s.frame, s.frameBatch, s.frameSIPLike = e.pkt, b, e.sipLike
 				s.frameDecoded(e.pkt, e.ok, e.bad)
@@ -525,6 +529,9 @@ func (s *Sniffer) packetPath(ctx context.Context, srcs []capture.Source, opts Ru
 			case evTimeout:
 				s.Tick(b.rare[e.rare].meta.Time)
 			case evEnd:
+				s.lock()
+				s.endBatch()
+				s.unlock()
 				if err := b.rare[e.rare].err; !errors.Is(err, io.EOF) {
 					b.unpin()
 					return err
@@ -537,6 +544,7 @@ func (s *Sniffer) packetPath(ctx context.Context, srcs []capture.Source, opts Ru
 		}
 		b.unpin()
 		s.lock()
+		s.endBatch()
 		s.release()
 		s.unlock()
 	}

@@ -99,11 +99,28 @@ func (m *Media) Classify() {
 // activity (seen) — under one lock, without a second lookup.
 func (t *Table) MatchMedia(src, dst netip.AddrPort, ts time.Time, m *Media) bool {
 	t.mu.Lock()
+	ok := t.MatchMediaHeld(src, dst, ts, m)
+	t.mu.Unlock() // not deferred: this runs for every media packet
+	return ok
+}
+
+// HoldMedia locks the table for a run of MatchMediaHeld calls, ReleaseMedia
+// unlocks it: the packet path takes the lock once for the media datagrams of
+// a batch instead of once per datagram (a lock's atomic operations, and
+// the writes to the calls they wait for, cost more than the lookup with
+// many calls). The holder must release it before any other call into the
+// table, and before it waits.
+func (t *Table) HoldMedia() { t.mu.Lock() }
+
+// ReleaseMedia ends HoldMedia.
+func (t *Table) ReleaseMedia() { t.mu.Unlock() }
+
+// MatchMediaHeld is MatchMedia for the holder of HoldMedia.
+func (t *Table) MatchMediaHeld(src, dst netip.AddrPort, ts time.Time, m *Media) bool {
 	e, ok := t.media.get(dst)
 	m.ToParty = ok
 	if !ok {
 		if e, ok = t.media.get(src); !ok {
-			t.mu.Unlock()
 			return false
 		}
 	}
@@ -111,7 +128,6 @@ func (t *Table) MatchMedia(src, dst netip.AddrPort, ts time.Time, m *Media) bool
 	m.Ref, m.Party, m.State, m.Paused = c.cdr.CallRef, e.party, &c.ext, c.paused
 	m.AfterByeOK = c.byeOK != 0 && ts.UnixNano() > c.byeOK
 	t.seen(c, ts)
-	t.mu.Unlock() // not deferred: this runs for every media packet
 	return true
 }
 

@@ -273,7 +273,7 @@ func newDaemon(cfg *config.Config, fl *daemonFlags, log *slog.Logger) (*daemon, 
 			SpoolDir:          cfg.SpoolDir,
 			SensorID:          cfg.IDSensor,
 			Build:             "pbx-agent " + version,
-			Location:          time.UTC,
+			Location:          cfg.TimeLocation(), // listcalls/listregisters times, as VoIPmonitor's (utc, timezone)
 			Logger:            log,
 			Stats:             d.managerStats,
 			Reload:            d.managerReload,
@@ -383,8 +383,9 @@ func (d *daemon) newWeb() error {
 	wo := webui.Options{
 		DB: d.db, Users: loadWebUsers(cfg, log), DisableAuth: cfg.APIDisableAuth,
 		Calls: managerCalls{sn: d.sn, rec: d.rec},
-		Spool: webui.DirSpool{Root: cfg.SpoolDir, Location: time.UTC}, SensorID: cfg.IDSensor, Logger: log,
-		CallsNow:  d.sn.Now, // a replayed capture's clock while it plays
+		Spool: webui.DirSpool{Root: cfg.SpoolDir, Location: cfg.TimeLocation()}, SensorID: cfg.IDSensor, Logger: log,
+		Location:  cfg.TimeLocation(), // the zone of stored times (utc, timezone)
+		CallsNow:  d.sn.Now,           // a replayed capture's clock while it plays
 		PublicURL: cfg.HTTPPublicURL, BindAddr: cfg.HTTPBind, AllowedHosts: cfg.HTTPAllowedHosts,
 	}
 	if d.db != nil {
@@ -446,7 +447,9 @@ func (d *daemon) newSensors(wo *webui.Options) error {
 	client := sensors.NewClient(sensors.ClientOptions{Dir: reg, Keys: keys, Logger: d.log})
 	d.remote = client
 	wo.Remote = sensors.WebRemote{Client: client}
-	wo.Spool = sensors.Spool{Local: wo.Spool, Client: client, Location: time.UTC}
+	// The other sensors' spools are named in this agent's zone: a site's
+	// sensors share utc/timezone, as they share one database.
+	wo.Spool = sensors.Spool{Local: wo.Spool, Client: client, Location: cfg.TimeLocation()}
 	return nil
 }
 
@@ -475,8 +478,10 @@ func (d *daemon) tracker() *ami.Tracker {
 	return d.replayed.Load()
 }
 
-// webDSN is the CDR database for the web APIs: VoIPmonitor's latin1 tables,
-// times in UTC.
+// webDSN is the CDR database for the web APIs: VoIPmonitor's latin1 tables.
+// Times are read as strings (parseTime=false) and interpreted in the zone
+// of stored times by webui (Options.Location); no time.Time is passed as
+// an argument, so loc=UTC here changes nothing.
 func webDSN(cfg *config.Config) string {
 	dsn := cfg.MySQLDSN()
 	sep := "?"
@@ -546,7 +551,7 @@ func newSpool(cfg *config.Config, log *slog.Logger, waitForDisk bool) (*spool.Sp
 		return 0
 	}
 	return spool.New(spool.Config{Dir: cfg.SpoolDir, SaveSIP: cfg.SaveSIP, SaveRTP: mode, SaveRTCP: rtcp,
-		SaveAudio: audio, AudioMono: !cfg.SaveAudioStereo, AudioDelay: 40 * time.Millisecond, WaitForDisk: waitForDisk, Location: time.UTC,
+		SaveAudio: audio, AudioMono: !cfg.SaveAudioStereo, AudioDelay: 40 * time.Millisecond, WaitForDisk: waitForDisk, Location: cfg.TimeLocation(),
 		ZipSIP: zip(cfg.PcapZipSIP, cfg.PcapZipLevelSIP), ZipRTP: zip(cfg.PcapZipRTP, cfg.PcapZipLevelRTP),
 		IOWorkers: runtime.GOMAXPROCS(0), // they also compress
 		Shards:    mediaWorkers(cfg),     // one lock per media worker

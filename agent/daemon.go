@@ -422,7 +422,8 @@ func (d *daemon) newWeb() error {
 // client to the other sensors (their active calls, pause, files).
 func (d *daemon) newSensors(wo *webui.Options) error {
 	cfg := d.cfg
-	self := sensors.Self{ID: cfg.IDSensor, Name: cfg.SensorName, Host: sensors.AdvertiseHost(cfg.ManagerIP), Port: cfg.ManagerPort, Version: version}
+	self := sensors.Self{ID: cfg.IDSensor, Name: cfg.SensorName, Host: sensors.AdvertiseHost(cfg.ManagerIP), Port: cfg.ManagerPort, Version: version,
+		Location: cfg.TimeLocation(), ZoneName: cfg.ZoneName()}
 	keys := &sensors.Keys{DB: d.db, PerSensor: map[int]wire.AESKey{}}
 	for _, v := range cfg.SensorManagerKeys {
 		id, k, err := sensors.ParseSensorKey(v)

@@ -324,6 +324,33 @@ func (c *Config) location() *time.Location {
 	return time.Local
 }
 
+// ZoneName names the zone of stored times as VoIPmonitor names it in
+// sensors.timezone_name (sql_db.cpp:9208-9220): "UTC" with utc = yes; else
+// the zone's name (timezone's path below zoneinfo/, as getSystemTimezone
+// in tools.cpp:8930 reads /etc/localtime's link); for the process's own
+// zone TZ, /etc/localtime's link or /etc/timezone; "" when none of them
+// names it (the caller then uses the abbreviation, as VoIPmonitor's
+// tm_zone).
+func (c *Config) ZoneName() string {
+	loc := c.TimeLocation()
+	switch {
+	case loc == time.UTC:
+		return "UTC"
+	case loc != time.Local:
+		return loc.String()
+	}
+	if tz := strings.TrimPrefix(os.Getenv("TZ"), ":"); tz != "" {
+		return zoneinfoName(tz)
+	}
+	if l, err := os.Readlink("/etc/localtime"); err == nil && strings.Contains(l, "zoneinfo/") {
+		return zoneinfoName(l)
+	}
+	if b, err := os.ReadFile("/etc/timezone"); err == nil {
+		return strings.ReplaceAll(strings.TrimSpace(string(b)), " ", "_")
+	}
+	return ""
+}
+
 // TimeLocation is Location, or UTC for a Config not made by Parse.
 func (c *Config) TimeLocation() *time.Location {
 	if c.Location == nil {

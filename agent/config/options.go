@@ -693,13 +693,18 @@ func loadZone(v string) (*time.Location, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrZone, err)
 	}
-	name := v
-	if i := strings.LastIndex(v, "zoneinfo/"); i >= 0 {
-		name = v[i+len("zoneinfo/"):] // as VoIPmonitor names the system zone (tools.cpp:8930)
-	}
-	loc, err := time.LoadLocationFromTZData(name, b)
+	loc, err := time.LoadLocationFromTZData(zoneinfoName(v), b)
 	if err != nil {
 		return nil, fmt.Errorf("%w: not a zoneinfo file (%w)", ErrZone, err)
 	}
 	return loc, nil
+}
+
+// zoneinfoName is a zoneinfo path's part below zoneinfo/ ("Europe/Prague"),
+// as VoIPmonitor names the system zone (tools.cpp:8930-8945), or the path.
+func zoneinfoName(path string) string {
+	if i := strings.LastIndex(path, "zoneinfo/"); i >= 0 {
+		return path[i+len("zoneinfo/"):]
+	}
+	return path
 }

@@ -81,6 +81,17 @@ func TestZoneKeys(t *testing.T) {
 			t.Errorf("%s: 12:00 UTC is %s, want %s", z.in, got, z.want)
 		}
 	}
+	for _, z := range []struct{ in, want string }{
+		{"utc = yes", "UTC"}, {"timezone = " + ny, "America/New_York"}, {"timezone = Asia/Kolkata", "Asia/Kolkata"},
+	} {
+		c, err := Parse("t.conf", []byte(z.in+"\n"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := c.ZoneName(); got != z.want {
+			t.Errorf("%s: ZoneName %q, want %q", z.in, got, z.want)
+		}
+	}
 	if got := (&Config{}).TimeLocation(); got != time.UTC {
 		t.Errorf("zero Config TimeLocation = %v, want UTC", got)
 	}

@@ -398,7 +398,8 @@ func (d *daemon) newWeb() error {
 	d.web = webui.New(wo)
 	d.healthProbe().Register(d.web)
 	d.web.Handle("GET /metrics", metrics.Handler(d.reg, log))
-	po := player.Options{Auth: d.web, Calls: d.sn, SensorID: cfg.IDSensor, Channels: d.channelNames, Logger: log, Now: d.sn.Now}
+	po := player.Options{Auth: d.web, Calls: d.sn, SensorID: cfg.IDSensor, Channels: d.channelNames, Logger: log, Now: d.sn.Now,
+		Location: cfg.TimeLocation()}
 	switch {
 	case d.tap != nil && d.spool != nil:
 		po.Audio = tap.Source{Local: d.spool, Tap: d.tap, UseTap: d.useTap}

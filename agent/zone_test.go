@@ -196,3 +196,19 @@ func checkWebZone(t *testing.T, cfg *config.Config, dsn, stored, storedUTC strin
 		t.Errorf("listCdrIds ISO calldate %q (%v): want the instant %s UTC", iso, err, utcDate)
 	}
 }
+
+// TestDaemonBadTimezone: a timezone that names no zone stops the start
+// with the file's line, as every bad value does; check-config says the same.
+func TestDaemonBadTimezone(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "tz.conf")
+	if err := os.WriteFile(conf, []byte("[general]\nmanagerport = 0\nhttp_bind =\nspooldir = "+dir+"\ntimezone = /usr/share/zoneinfo/Nowhere/Land\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"-config", conf}, {"check-config", "-config", conf}} {
+		code, _, stderr := runCLI(t, args...)
+		if code == 0 || !strings.Contains(stderr, "tz.conf:5: timezone: bad value") || strings.Contains(stderr, "panic") {
+			t.Errorf("%v: exit %d, stderr %q; want tz.conf:5: timezone: bad value", args, code, stderr)
+		}
+	}
+}

@@ -274,6 +274,7 @@ func newDaemon(cfg *config.Config, fl *daemonFlags, log *slog.Logger) (*daemon, 
 			SensorID:          cfg.IDSensor,
 			Build:             "pbx-agent " + version,
 			Location:          cfg.TimeLocation(), // listcalls/listregisters times, as VoIPmonitor's (utc, timezone)
+			ZoneName:          cfg.ZoneName(),
 			Logger:            log,
 			Stats:             d.managerStats,
 			Reload:            d.managerReload,

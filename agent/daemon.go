@@ -155,7 +155,9 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	fl.embedded = embedded
 	log := newLogger(cfg, stderr)
-	log.Info("pbx-agent starting", "version", version, "config", cfg.Path)
+	// The zone of every stored time and spool directory (utc, timezone):
+	// said once, as a restart that changes it mixes two zones in one table.
+	log.Info("pbx-agent starting", "version", version, "config", cfg.Path, "time_zone", zoneLabel(cfg))
 	if w := cfg.NoEffectWarning(); w != "" {
 		log.Warn(w)
 	}
@@ -926,4 +928,19 @@ func jitterBuffers(cfg *config.Config) (f1, f2, adapt rtp.JBConfig) {
 		adapt = rtp.JBConfig{Size: cfg.JitterAdaptSize, Resync: cfg.JitterAdaptResync, Adaptive: true}
 	}
 	return f1, f2, adapt
+}
+
+// zoneLabel names the zone of stored times for the start-up line:
+// "UTC (utc = yes)", or the zone's name with its current offset.
+func zoneLabel(cfg *config.Config) string {
+	loc := cfg.TimeLocation()
+	if loc == time.UTC {
+		return "UTC (utc = yes)"
+	}
+	name := cfg.ZoneName()
+	abbr, _ := time.Now().In(loc).Zone()
+	if name == "" {
+		name = abbr
+	}
+	return name + " (" + abbr + ", utc = no)"
 }

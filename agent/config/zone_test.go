@@ -24,7 +24,7 @@ func TestZoneKeys(t *testing.T) {
 	tests := []struct {
 		name     string
 		in       string
-		wantZone string // Location.String()
+		wantZone string // Location.String(); "Local" = time.Local
 		wantErr  string
 	}{
 		{name: "default is the process's zone", in: "", wantZone: "Local"},
@@ -60,7 +60,11 @@ func TestZoneKeys(t *testing.T) {
 			if err != nil {
 				t.Fatalf("err = %v", err)
 			}
-			if got := c.Location.String(); got != tt.wantZone {
+			if tt.wantZone == "Local" { // its name is TZ's when TZ is set
+				if c.Location != time.Local {
+					t.Fatalf("Location = %s, want time.Local", c.Location)
+				}
+			} else if got := c.Location.String(); got != tt.wantZone {
 				t.Fatalf("Location = %s, want %s", got, tt.wantZone)
 			}
 			if len(c.Ignored) != 0 {

@@ -1,6 +1,7 @@
 package cdr
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -137,5 +138,47 @@ func TestWriterZone(t *testing.T) {
 				t.Errorf("system.cdatetime %q (%v), want now in %s", saved[0], err, tt.loc)
 			}
 		})
+	}
+}
+
+// TestCleanZone: cleandatabase counts days in the zone of the stored
+// times. In Kolkata (+05:30) with cleandatabase_cdr = 3 a CDR of 23:50
+// three days back goes and one of 00:10 two days back stays: the cutoff is
+// the local midnight, not UTC's (which, moved into the connection's zone,
+// was 05:30 and took the 00:10 call too).
+func TestCleanZone(t *testing.T) {
+	kol, err := time.LoadLocation("Asia/Kolkata")
+	if err != nil {
+		t.Skip(err)
+	}
+	dsn := scratchDB(t, testDSN(t))
+	o := testOptions(dsn, t.TempDir())
+	o.Location = kol
+	w := startWriter(t, o)
+	now := time.Now().In(kol)
+	at := func(days, h, m int) time.Time {
+		y, mo, d := now.AddDate(0, 0, days).Date()
+		return time.Date(y, mo, d, h, m, 0, 0, kol)
+	}
+	for i, c := range []time.Time{at(-3, 23, 50), at(-2, 0, 10)} {
+		cdr := sampleCDR(i)
+		cdr.CallDate, cdr.CallEnd = c, c.Add(time.Second)
+		if err := w.Enqueue(cdr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	flush(t, w)
+	db := openDB(t, dsn)
+	// The writer's own connection, as its cleaner uses: its Loc is Kolkata.
+	res, err := Clean(context.Background(), w.db, CleanOptions{CDR: 3}, now, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var left string
+	if err := db.QueryRow("SELECT COALESCE(GROUP_CONCAT(CAST(calldate AS CHAR)), '') FROM cdr").Scan(&left); err != nil {
+		t.Fatal(err)
+	}
+	if want := at(-2, 0, 10).Format("2006-01-02 15:04:05.000"); res.Rows != 1 || left != want {
+		t.Errorf("deleted %d rows, left %q; want 1 deleted and %q left", res.Rows, left, want)
 	}
 }

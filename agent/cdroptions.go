@@ -35,5 +35,6 @@ func cdrOptions(cfg *config.Config) cdr.Options {
 			Hours:            &cdr.HourRange{From: cfg.PartitionOpsFrom, To: cfg.PartitionOpsTo},
 		},
 		NoPartitionDrop: cfg.DisablePartitionOps || cfg.DisablePartitionDrop,
+		Location:        cfg.TimeLocation(),
 	}
 }

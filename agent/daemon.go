@@ -155,7 +155,9 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	fl.embedded = embedded
 	log := newLogger(cfg, stderr)
-	log.Info("pbx-agent starting", "version", version, "config", cfg.Path)
+	// The zone of every stored time and spool directory (utc, timezone):
+	// said once, as a restart that changes it mixes two zones in one table.
+	log.Info("pbx-agent starting", "version", version, "config", cfg.Path, "time_zone", zoneLabel(cfg))
 	if w := cfg.NoEffectWarning(); w != "" {
 		log.Warn(w)
 	}
@@ -273,7 +275,8 @@ func newDaemon(cfg *config.Config, fl *daemonFlags, log *slog.Logger) (*daemon, 
 			SpoolDir:          cfg.SpoolDir,
 			SensorID:          cfg.IDSensor,
 			Build:             "pbx-agent " + version,
-			Location:          time.UTC,
+			Location:          cfg.TimeLocation(), // listcalls/listregisters times, as VoIPmonitor's (utc, timezone)
+			ZoneName:          cfg.ZoneName(),
 			Logger:            log,
 			Stats:             d.managerStats,
 			Reload:            d.managerReload,
@@ -383,8 +386,9 @@ func (d *daemon) newWeb() error {
 	wo := webui.Options{
 		DB: d.db, Users: loadWebUsers(cfg, log), DisableAuth: cfg.APIDisableAuth,
 		Calls: managerCalls{sn: d.sn, rec: d.rec},
-		Spool: webui.DirSpool{Root: cfg.SpoolDir, Location: time.UTC}, SensorID: cfg.IDSensor, Logger: log,
-		CallsNow:  d.sn.Now, // a replayed capture's clock while it plays
+		Spool: webui.DirSpool{Root: cfg.SpoolDir, Location: cfg.TimeLocation()}, SensorID: cfg.IDSensor, Logger: log,
+		Location:  cfg.TimeLocation(), // the zone of stored times (utc, timezone)
+		CallsNow:  d.sn.Now,           // a replayed capture's clock while it plays
 		PublicURL: cfg.HTTPPublicURL, BindAddr: cfg.HTTPBind, AllowedHosts: cfg.HTTPAllowedHosts,
 	}
 	if d.db != nil {
@@ -397,7 +401,8 @@ func (d *daemon) newWeb() error {
 	d.web = webui.New(wo)
 	d.healthProbe().Register(d.web)
 	d.web.Handle("GET /metrics", metrics.Handler(d.reg, log))
-	po := player.Options{Auth: d.web, Calls: d.sn, SensorID: cfg.IDSensor, Channels: d.channelNames, Logger: log, Now: d.sn.Now}
+	po := player.Options{Auth: d.web, Calls: d.sn, SensorID: cfg.IDSensor, Channels: d.channelNames, Logger: log, Now: d.sn.Now,
+		Location: cfg.TimeLocation()}
 	switch {
 	case d.tap != nil && d.spool != nil:
 		po.Audio = tap.Source{Local: d.spool, Tap: d.tap, UseTap: d.useTap}
@@ -421,7 +426,8 @@ func (d *daemon) newWeb() error {
 // client to the other sensors (their active calls, pause, files).
 func (d *daemon) newSensors(wo *webui.Options) error {
 	cfg := d.cfg
-	self := sensors.Self{ID: cfg.IDSensor, Name: cfg.SensorName, Host: sensors.AdvertiseHost(cfg.ManagerIP), Port: cfg.ManagerPort, Version: version}
+	self := sensors.Self{ID: cfg.IDSensor, Name: cfg.SensorName, Host: sensors.AdvertiseHost(cfg.ManagerIP), Port: cfg.ManagerPort, Version: version,
+		Location: cfg.TimeLocation(), ZoneName: cfg.ZoneName()}
 	keys := &sensors.Keys{DB: d.db, PerSensor: map[int]wire.AESKey{}}
 	for _, v := range cfg.SensorManagerKeys {
 		id, k, err := sensors.ParseSensorKey(v)
@@ -446,7 +452,9 @@ func (d *daemon) newSensors(wo *webui.Options) error {
 	client := sensors.NewClient(sensors.ClientOptions{Dir: reg, Keys: keys, Logger: d.log})
 	d.remote = client
 	wo.Remote = sensors.WebRemote{Client: client}
-	wo.Spool = sensors.Spool{Local: wo.Spool, Client: client, Location: time.UTC}
+	// The other sensors' spools are named in this agent's zone: a site's
+	// sensors share utc/timezone, as they share one database.
+	wo.Spool = sensors.Spool{Local: wo.Spool, Client: client, Location: cfg.TimeLocation()}
 	return nil
 }
 
@@ -475,8 +483,10 @@ func (d *daemon) tracker() *ami.Tracker {
 	return d.replayed.Load()
 }
 
-// webDSN is the CDR database for the web APIs: VoIPmonitor's latin1 tables,
-// times in UTC.
+// webDSN is the CDR database for the web APIs: VoIPmonitor's latin1 tables.
+// Times are read as strings (parseTime=false) and interpreted in the zone
+// of stored times by webui (Options.Location); no time.Time is passed as
+// an argument, so loc=UTC here changes nothing.
 func webDSN(cfg *config.Config) string {
 	dsn := cfg.MySQLDSN()
 	sep := "?"
@@ -546,7 +556,7 @@ func newSpool(cfg *config.Config, log *slog.Logger, waitForDisk bool) (*spool.Sp
 		return 0
 	}
 	return spool.New(spool.Config{Dir: cfg.SpoolDir, SaveSIP: cfg.SaveSIP, SaveRTP: mode, SaveRTCP: rtcp,
-		SaveAudio: audio, AudioMono: !cfg.SaveAudioStereo, AudioDelay: 40 * time.Millisecond, WaitForDisk: waitForDisk, Location: time.UTC,
+		SaveAudio: audio, AudioMono: !cfg.SaveAudioStereo, AudioDelay: 40 * time.Millisecond, WaitForDisk: waitForDisk, Location: cfg.TimeLocation(),
 		ZipSIP: zip(cfg.PcapZipSIP, cfg.PcapZipLevelSIP), ZipRTP: zip(cfg.PcapZipRTP, cfg.PcapZipLevelRTP),
 		IOWorkers: runtime.GOMAXPROCS(0), // they also compress
 		Shards:    mediaWorkers(cfg),     // one lock per media worker
@@ -918,4 +928,19 @@ func jitterBuffers(cfg *config.Config) (f1, f2, adapt rtp.JBConfig) {
 		adapt = rtp.JBConfig{Size: cfg.JitterAdaptSize, Resync: cfg.JitterAdaptResync, Adaptive: true}
 	}
 	return f1, f2, adapt
+}
+
+// zoneLabel names the zone of stored times for the start-up line:
+// "UTC (utc = yes)", or the zone's name with its current offset.
+func zoneLabel(cfg *config.Config) string {
+	loc := cfg.TimeLocation()
+	if loc == time.UTC {
+		return "UTC (utc = yes)"
+	}
+	name := cfg.ZoneName()
+	abbr, _ := time.Now().In(loc).Zone()
+	if name == "" {
+		name = abbr
+	}
+	return name + " (" + abbr + ", utc = no)"
 }

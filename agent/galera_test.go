@@ -215,7 +215,7 @@ func dups(m map[string]int) int {
 func (a *siteAgent) cdrList(t *testing.T, from time.Time) map[int]map[string]int {
 	t.Helper()
 	q := url.Values{"task": {"LISTING"}, "module": {"CDR"}, "limit": {"5000"},
-		"fdatefrom": {from.Add(-time.Minute).Format("2006-01-02T15:04:05")}}
+		"fdatefrom": {from.Add(-time.Minute).Local().Format("2006-01-02T15:04:05")}} // utc = no: local dates
 	var r struct {
 		Results []struct {
 			Sensor    any    `json:"id_sensor"`
@@ -241,7 +241,7 @@ func (a *siteAgent) cdrList(t *testing.T, from time.Time) map[int]map[string]int
 func (a *siteAgent) voipCalls(t *testing.T, from time.Time) map[int]map[string]int {
 	t.Helper()
 	body, _ := json.Marshal(map[string]any{"task": "getVoipCalls", "params": map[string]any{
-		"startTime": from.Add(-time.Minute).Format("2006-01-02 15:04:05")}})
+		"startTime": from.Add(-time.Minute).Local().Format("2006-01-02 15:04:05")}}) // utc = no: local dates
 	var r struct {
 		CDR []struct {
 			Sensor string `json:"id_sensor"`

@@ -337,7 +337,9 @@ func (a *siteAgent) active(t *testing.T) activeCalls {
 // cdrs is sql.php LISTING's total since from, of one sensor ("" = all).
 func (a *siteAgent) cdrs(t *testing.T, from time.Time, sensor string) int {
 	t.Helper()
-	q := url.Values{"task": {"LISTING"}, "module": {"CDR"}, "fdatefrom": {from.Add(-time.Minute).Format("2006-01-02T15:04:05")}}
+	// The agents run with the default utc = no: dates are the process's
+	// local time, in the database and in requests.
+	q := url.Values{"task": {"LISTING"}, "module": {"CDR"}, "fdatefrom": {from.Add(-time.Minute).Local().Format("2006-01-02T15:04:05")}}
 	if sensor != "" {
 		q.Set("fsensor_id", sensor)
 	}

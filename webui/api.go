@@ -226,7 +226,7 @@ func (h *Handler) getVoipCalls(w http.ResponseWriter, r *http.Request, u *User, 
 }
 
 func (h *Handler) voipCalls(ctx context.Context, u *User, p params) ([]obj, error) {
-	var q voipCallsQuery
+	q := voipCallsQuery{Conds: cdrquery.Conds{Location: h.o.Location}}
 	if err := h.voipCallsTimes(p, &q); err != nil {
 		return nil, err
 	}
@@ -441,18 +441,19 @@ func (h *Handler) listCdrIds(w http.ResponseWriter, r *http.Request, u *User, re
 	return nil
 }
 
-// isoDate turns a stored UTC datetime into ISO 8601 in the handler's zone
-// (PHP's date('c'), with milliseconds when the column has them).
+// isoDate turns a stored datetime (in the zone of stored times) into ISO
+// 8601 with its offset (PHP's date('c'), with milliseconds when the column
+// has them). In a DST fall-back hour the wall clock names two instants;
+// the earlier one is taken, as Go's time.Date does.
 func (h *Handler) isoDate(v any) any {
 	s, ok := v.(string)
 	if !ok {
 		return v
 	}
-	t, err := time.ParseInLocation("2006-01-02 15:04:05.999", s, time.UTC)
+	t, err := time.ParseInLocation("2006-01-02 15:04:05.999", s, h.o.Location)
 	if err != nil {
 		return v
 	}
-	t = t.In(h.o.Location)
 	if t.Nanosecond() == 0 {
 		return t.Format("2006-01-02T15:04:05-07:00")
 	}
@@ -493,7 +494,7 @@ func (h *Handler) reportSummary(w http.ResponseWriter, r *http.Request, u *User,
 			return err
 		}
 	}
-	var c cdrquery.Conds
+	c := cdrquery.Conds{Location: h.o.Location}
 	c.Since("c.calldate", from)
 	c.Until("c.calldate", to, toDate)
 	c.Sensors(u.Sensors)

@@ -30,7 +30,9 @@ type cdrRef struct {
 const cdrRefSelect = "SELECT c.ID, c.calldate, COALESCE(n.fbasename,''), COALESCE(c.id_sensor,-1), COALESCE(c.caller,''), " +
 	"COALESCE(c.duration,0), COALESCE(c.connect_duration,-1), COALESCE(c.first_rtp_time,0) FROM cdr c LEFT JOIN cdr_next n ON n.cdr_ID = c.ID"
 
-func scanCDRRefs(rs *sql.Rows) ([]cdrRef, error) {
+// scanCDRRefs reads CDR references; calldate is read as stored, in loc
+// (the zone of stored times).
+func scanCDRRefs(rs *sql.Rows, loc *time.Location) ([]cdrRef, error) {
 	var out []cdrRef
 	for rs.Next() {
 		var c cdrRef
@@ -41,9 +43,11 @@ func scanCDRRefs(rs *sql.Rows) ([]cdrRef, error) {
 		}
 		switch d := date.(type) {
 		case time.Time:
-			c.CallDate = d.UTC()
+			// A driver that parses times does so in its own Loc: keep the
+			// wall clock, which is loc's.
+			c.CallDate = time.Date(d.Year(), d.Month(), d.Day(), d.Hour(), d.Minute(), d.Second(), d.Nanosecond(), loc)
 		case []byte:
-			t, err := time.ParseInLocation("2006-01-02 15:04:05.999", string(d), time.UTC)
+			t, err := time.ParseInLocation("2006-01-02 15:04:05.999", string(d), loc)
 			if err != nil {
 				return nil, fmt.Errorf("calldate %q: %w", d, err)
 			}
@@ -76,7 +80,7 @@ func (h *Handler) cdrRefs(ctx context.Context, u *User, join string, c *cdrquery
 		return nil, err
 	}
 	defer rs.Close()
-	return scanCDRRefs(rs)
+	return scanCDRRefs(rs, h.o.Location)
 }
 
 // cdrByID finds one CDR (visible to u).
@@ -121,7 +125,7 @@ func (h *Handler) legs(ctx context.Context, u *User, callID string, interval int
 	}
 	first := base[0]
 	d := time.Duration(interval) * time.Second
-	var c cdrquery.Conds
+	c := cdrquery.Conds{Location: h.o.Location}
 	c.Add("c.caller = ?", first.Caller) // the stored number, never a pattern
 	c.Since("c.calldate", first.CallDate.Add(-d))
 	c.Until("c.calldate", first.CallDate.Add(d), false)
@@ -146,7 +150,7 @@ func (h *Handler) byCustomHeader(ctx context.Context, u *User, name, value strin
 	if err != nil {
 		return nil, err
 	}
-	var c cdrquery.Conds
+	c := cdrquery.Conds{Location: h.o.Location}
 	c.Add(ch.expr+" = ?", value)
 	c.Since("c.calldate", day)
 	c.Until("c.calldate", day, true)

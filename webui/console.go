@@ -284,7 +284,7 @@ func (h *Handler) consoleCall(w http.ResponseWriter, r *http.Request) {
 		if withText {
 			text = e.text
 		}
-		msgs = append(msgs, obj{{"t", e.at.Sub(hist[0].at).Seconds()}, {"at", e.at.UTC().Format("2006-01-02 15:04:05.000000")},
+		msgs = append(msgs, obj{{"t", e.at.Sub(hist[0].at).Seconds()}, {"at", e.at.In(h.o.Location).Format("2006-01-02 15:04:05.000000")},
 			{"leg", strconv.FormatUint(e.leg, 10)}, {"src", e.src.String()}, {"dst", e.dst.String()},
 			{"label", e.msg}, {"request", e.request}, {"text", text}})
 	}
@@ -323,7 +323,7 @@ func (h *Handler) consoleSIPText(w http.ResponseWriter, r *http.Request) {
 	}
 	var b strings.Builder
 	for _, e := range hist {
-		fmt.Fprintf(&b, "%s %s -> %s (CDR %d)\n%s\n", e.at.UTC().Format("2006-01-02 15:04:05.000000"), e.src, e.dst, e.leg, strings.ReplaceAll(e.text, "\r\n", "\n"))
+		fmt.Fprintf(&b, "%s %s -> %s (CDR %d)\n%s\n", e.at.In(h.o.Location).Format("2006-01-02 15:04:05.000000"), e.src, e.dst, e.leg, strings.ReplaceAll(e.text, "\r\n", "\n"))
 		if !strings.HasSuffix(e.text, "\n") {
 			b.WriteString("\n")
 		}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/go-sql-driver/mysql"
 
@@ -61,7 +60,7 @@ func (h *Handler) consoleLegs(ctx context.Context, u *User, c cdrRef) ([]cdrRef,
 		refs, err = h.queryCDRRefs(ctx, u, "c.ID IN (SELECT cdr_ID FROM cdr_asterisk WHERE linkedid = ?)", linked)
 	case c.Caller != "":
 		refs, err = h.queryCDRRefs(ctx, u, "c.caller = ? AND c.calldate BETWEEN ? AND ?", c.Caller,
-			cdrquery.SQLTime(c.CallDate.Add(-consoleLegWindow)), cdrquery.SQLTime(c.CallDate.Add(consoleLegWindow)))
+			cdrquery.SQLTime(c.CallDate.Add(-consoleLegWindow), h.o.Location), cdrquery.SQLTime(c.CallDate.Add(consoleLegWindow), h.o.Location))
 	}
 	if err != nil {
 		return nil, "", err
@@ -113,7 +112,7 @@ func (h *Handler) consoleSeries(ctx context.Context, ref cdrRef) ([]obj, error) 
 		if err := rs.Scan(&index, &start, &step, &b); err != nil {
 			return nil, err
 		}
-		st, _, ok := cdrquery.ParseTime(start, time.UTC)
+		st, _, ok := cdrquery.ParseTime(start, h.o.Location)
 		if !ok {
 			return nil, fmt.Errorf("series of CDR %d stream %d: start %q", ref.ID, index, start)
 		}

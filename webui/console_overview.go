@@ -42,7 +42,7 @@ func (h *Handler) consoleOverview(w http.ResponseWriter, r *http.Request) {
 	q := "SELECT TIMESTAMPDIFF(SECOND, ?, c.calldate) DIV ? AS b, COALESCE(c.id_sensor,-1), COUNT(*), SUM(c.connect_duration IS NOT NULL), " +
 		"COALESCE(SUM(c.connect_duration),0), AVG(NULLIF(c.mos_min_mult10,0))/10 FROM cdr c WHERE c.calldate >= ? AND c.calldate < ?" + sc +
 		" GROUP BY b, c.id_sensor ORDER BY b, c.id_sensor"
-	args := append([]any{cdrquery.SQLTime(start), step, cdrquery.SQLTime(start), cdrquery.SQLTime(end)}, sargs...)
+	args := append([]any{cdrquery.SQLTime(start, h.o.Location), step, cdrquery.SQLTime(start, h.o.Location), cdrquery.SQLTime(end, h.o.Location)}, sargs...)
 	rows, err := h.queryObjs(r.Context(), []string{"bucket", "sensor", "calls", "answered", "talk", "mos"}, 0, q, args...)
 	if err != nil {
 		h.fail(w, r, fmt.Errorf("overview: %w", err))
@@ -98,8 +98,8 @@ func (h *Handler) overviewConcurrent(ctx context.Context, start, end time.Time, 
 		return nil, err
 	}
 	us := int64(step) * 1e6
-	args := append([]any{cdrquery.SQLTime(start), us, n, cdrquery.SQLTime(start), us,
-		cdrquery.SQLTime(start), cdrquery.SQLTime(end.Add(24 * time.Hour)), cdrquery.SQLTime(end)}, sargs...)
+	args := append([]any{cdrquery.SQLTime(start, h.o.Location), us, n, cdrquery.SQLTime(start, h.o.Location), us,
+		cdrquery.SQLTime(start, h.o.Location), cdrquery.SQLTime(end.Add(24*time.Hour), h.o.Location), cdrquery.SQLTime(end, h.o.Location)}, sargs...)
 	rs, err := db.QueryContext(ctx, fmt.Sprintf(consoleConcurrentSQL, sc), args...)
 	if err != nil {
 		return nil, err
@@ -158,7 +158,7 @@ func (h *Handler) consoleRegistrations(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	since := cdrquery.SQLTime(h.now().Add(-time.Duration(days) * 24 * time.Hour))
+	since := cdrquery.SQLTime(h.now().Add(-time.Duration(days)*24*time.Hour), h.o.Location)
 	sc, sargs := sensorCond(u)
 	ctx := r.Context()
 	v6, err := h.ipv6(ctx)

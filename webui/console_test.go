@@ -495,13 +495,13 @@ func TestConsoleOverview(t *testing.T) {
 		sql  string
 		args []any
 	}{
-		{"INSERT INTO register_state (id_sensor, created_at, sipcallerip, sipcalledip, to_num, to_domain, state, expires) VALUES (1, ?, 167772161, 167772162, '2001', 'pbx.test', 1, 300)", []any{cdrquery.SQLTime(at.Add(-time.Minute))}},
-		{"INSERT INTO register_state (id_sensor, created_at, sipcallerip, sipcalledip, to_num, to_domain, state, expires) VALUES (1, ?, 167772161, 167772162, '2001', 'pbx.test', 5, 0)", []any{cdrquery.SQLTime(at)}},
-		{"INSERT INTO register_failed (id_sensor, created_at, sipcallerip, sipcalledip, to_num, to_domain, counter, reason) VALUES (1, ?, 167772163, 167772162, '2002', 'pbx.test', 3, '401 Unauthorized')", []any{cdrquery.SQLTime(at.Add(-time.Minute))}},
-		{"INSERT INTO register_failed (id_sensor, created_at, sipcallerip, sipcalledip, to_num, to_domain, counter, reason) VALUES (1, ?, 167772164, 167772162, '2002', 'pbx.test', 2, ?)", []any{cdrquery.SQLTime(at), failReason}},
+		{"INSERT INTO register_state (id_sensor, created_at, sipcallerip, sipcalledip, to_num, to_domain, state, expires) VALUES (1, ?, 167772161, 167772162, '2001', 'pbx.test', 1, 300)", []any{sqlTimeUTC(at.Add(-time.Minute))}},
+		{"INSERT INTO register_state (id_sensor, created_at, sipcallerip, sipcalledip, to_num, to_domain, state, expires) VALUES (1, ?, 167772161, 167772162, '2001', 'pbx.test', 5, 0)", []any{sqlTimeUTC(at)}},
+		{"INSERT INTO register_failed (id_sensor, created_at, sipcallerip, sipcalledip, to_num, to_domain, counter, reason) VALUES (1, ?, 167772163, 167772162, '2002', 'pbx.test', 3, '401 Unauthorized')", []any{sqlTimeUTC(at.Add(-time.Minute))}},
+		{"INSERT INTO register_failed (id_sensor, created_at, sipcallerip, sipcalledip, to_num, to_domain, counter, reason) VALUES (1, ?, 167772164, 167772162, '2002', 'pbx.test', 2, ?)", []any{sqlTimeUTC(at), failReason}},
 		// Two overlapping calls of a second sensor, over several steps.
-		{"INSERT INTO cdr (calldate, callend, id_sensor) VALUES (?, ?, 2), (?, ?, 2)", []any{cdrquery.SQLTime(last.Add(-2 * time.Hour)),
-			cdrquery.SQLTime(last.Add(-90 * time.Minute)), cdrquery.SQLTime(last.Add(-110 * time.Minute)), cdrquery.SQLTime(last.Add(-100 * time.Minute))}},
+		{"INSERT INTO cdr (calldate, callend, id_sensor) VALUES (?, ?, 2), (?, ?, 2)", []any{sqlTimeUTC(last.Add(-2 * time.Hour)),
+			sqlTimeUTC(last.Add(-90 * time.Minute)), sqlTimeUTC(last.Add(-110 * time.Minute)), sqlTimeUTC(last.Add(-100 * time.Minute))}},
 	} {
 		if _, err := e.db.Exec(q.sql, q.args...); err != nil {
 			t.Fatal(err)
@@ -509,7 +509,7 @@ func TestConsoleOverview(t *testing.T) {
 	}
 	var calls, answered, aors, failedAORs int
 	if err := e.db.QueryRow("SELECT COUNT(*), SUM(connect_duration IS NOT NULL) FROM cdr WHERE calldate >= ?",
-		cdrquery.SQLTime(last.Add(time.Hour).Truncate(time.Minute).Add(time.Minute-6*time.Hour))).Scan(&calls, &answered); err != nil {
+		sqlTimeUTC(last.Add(time.Hour).Truncate(time.Minute).Add(time.Minute-6*time.Hour))).Scan(&calls, &answered); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.db.QueryRow("SELECT COUNT(DISTINCT to_num, to_domain, id_sensor) FROM register_state").Scan(&aors); err != nil {
@@ -672,7 +672,7 @@ func checkInProgress(t *testing.T, e *testEnv, ctx context.Context, start time.T
 		bs := start.Add(time.Duration(i*step) * time.Second)
 		be := bs.Add(time.Duration(step) * time.Second)
 		rs, err := e.db.Query("SELECT COALESCE(id_sensor,-1), COUNT(*) FROM cdr WHERE calldate < ? AND (callend > ? OR calldate >= ?) GROUP BY 1",
-			cdrquery.SQLTime(be), cdrquery.SQLTime(bs), cdrquery.SQLTime(bs))
+			sqlTimeUTC(be), sqlTimeUTC(bs), sqlTimeUTC(bs))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -726,3 +726,6 @@ func checkInProgress(t *testing.T, e *testEnv, ctx context.Context, start time.T
 		}
 	}
 }
+
+// sqlTimeUTC is a datetime literal of a database in UTC (utc = yes).
+func sqlTimeUTC(t time.Time) string { return cdrquery.SQLTime(t, nil) }

@@ -68,8 +68,10 @@ type Options struct {
 	Remote Remote
 	Logger *slog.Logger
 
-	// Location is the time zone of dates in requests and responses
-	// (calldate is stored in UTC). nil = UTC.
+	// Location is the zone of the times stored in the database
+	// (VoIPmonitor's local time, or UTC with utc = yes: the agent's
+	// config Location) and so of dates in requests and responses, which
+	// mean the stored wall clock as in VoIPmonitor's GUI. nil = UTC.
 	Location *time.Location
 	// ShareKey signs getShareURL links; nil = a random key (links die
 	// with the process).

@@ -99,7 +99,7 @@ func sizeTables() []string {
 // partition is one daily (pYYMMDD) or hourly (pYYMMDDHH) partition.
 type partition struct {
 	table, name string
-	day         time.Time // UTC midnight of the day it holds
+	day         time.Time // the day it holds (its wall date), as a UTC midnight
 	bytes       int64     // data_length + index_length
 }
 
@@ -113,9 +113,10 @@ func parsePartDay(name string) (time.Time, bool) {
 	return d, err == nil
 }
 
-// dayOf is the partition day holding t: the stored times are UTC, as the
-// day EnsurePartitions names.
-func dayOf(t time.Time) time.Time { return t.UTC().Truncate(24 * time.Hour) }
+// dayOf is the partition day holding t, t being in the zone of the stored
+// times (Options.Location): its wall date, as the day EnsurePartitions
+// names.
+func dayOf(t time.Time) time.Time { return wallDate(t) }
 
 // planAge returns the partitions of parts that cleaning by days drops on
 // day today: those whose day is at least days before today (VoIPmonitor's
@@ -222,7 +223,8 @@ const deleteChunk = 1000
 // tables the agent does not know are left alone.
 var unpartitioned = map[string]string{"cdr": "calldate", "register_state": "created_at", "register_failed": "created_at"}
 
-// Clean runs one cleaning pass at now: the days keys first, then the size
+// Clean runs one cleaning pass at now (a time in the zone of the stored
+// times: its date is "today"): the days keys first, then the size
 // limit. It logs every partition it drops and returns what it removed; an
 // error stops the pass (what was removed before it stays removed).
 func Clean(ctx context.Context, db *sql.DB, o CleanOptions, now time.Time, log *slog.Logger) (CleanResult, error) {
@@ -381,7 +383,9 @@ func deleteOlder(ctx context.Context, db *sql.DB, table, col string, cutoff time
 		var res sql.Result
 		var err error
 		for attempt := 1; ; attempt++ {
-			res, err = db.ExecContext(ctx, q, cutoff.UTC())
+			// cutoff is a wall-clock midnight of the stored zone: a
+			// string, not a time.Time the driver would move into its Loc.
+			res, err = db.ExecContext(ctx, q, cutoff.Format(time.DateTime))
 			if !isConflict(err) || attempt > conflictRetries || !sleepCtx(ctx, time.Duration(attempt)*50*time.Millisecond) {
 				break
 			}
@@ -512,7 +516,8 @@ func (w *Writer) startCleaner(ctx context.Context) (stop func()) {
 	}
 	w.log.Info("database cleaning on", "cdr_days", o.CDR, "register_state_days", o.RegisterState,
 		"register_failed_days", o.RegisterFailed, "sip_msg_days", o.SIPMsg, "size_mb", o.MaxBytes>>20, "partitions", w.o.Partition)
-	c := &cleaner{ready: w.schemaReady, db: w.db, o: o, log: w.log, st: w.st, now: time.Now,
+	loc := w.o.Location // the days and hours of the zone of stored times
+	c := &cleaner{ready: w.schemaReady, db: w.db, o: o, log: w.log, st: w.st, now: func() time.Time { return time.Now().In(loc) },
 		delay: cmpOr(w.o.cleanDelay, 10*time.Second), tick: cmpOr(w.o.cleanTick, time.Minute)}
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup

@@ -28,11 +28,11 @@ func scratchDB(tb testing.TB, dsn string) string { return dbtest.Scratch(tb, dsn
 
 func openDB(tb testing.TB, dsn string) *sql.DB {
 	tb.Helper()
-	d, err := driverDSN(dsn)
+	mc, err := driverConfig(dsn, time.UTC)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return dbtest.Open(tb, d)
+	return dbtest.Open(tb, mc.FormatDSN())
 }
 
 func count(tb testing.TB, db *sql.DB, q string, args ...any) int {

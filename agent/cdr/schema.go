@@ -86,11 +86,20 @@ func createStatement(name, body string, partition bool, day time.Time) string {
 	}
 	s := "CREATE TABLE IF NOT EXISTS \"" + name + "\" (" + body + ") ENGINE=InnoDB DEFAULT CHARSET=latin1"
 	if part {
-		d := day.UTC().Truncate(24 * time.Hour)
+		d := wallDate(day)
 		s += fmt.Sprintf(" PARTITION BY RANGE COLUMNS(\"%s\") (PARTITION %s VALUES LESS THAN ('%s'), PARTITION pmax VALUES LESS THAN (MAXVALUE))",
 			col, partName(d), d.AddDate(0, 0, 1).Format("2006-01-02"))
 	}
 	return quoteIdents(s)
+}
+
+// wallDate is t's calendar date in t's own location, as a UTC midnight:
+// the day a datetime column written in that location shows (a daily
+// partition holds the calldates of one local day, as VoIPmonitor's, whose
+// calldates are local unless utc = yes).
+func wallDate(t time.Time) time.Time {
+	y, m, d := t.Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
 }
 
 // partName is VoIPmonitor's daily partition name: pYYMMDD.
@@ -127,8 +136,8 @@ var migrations = []func(ctx context.Context, db *sql.DB, o schemaOptions) error{
 
 type schemaOptions struct {
 	partition bool
-	ipv6      bool // new tables get varbinary(16) IP columns
-	now       time.Time
+	ipv6      bool      // new tables get varbinary(16) IP columns
+	now       time.Time // in the zone of stored times: its wall date names the first partition
 }
 
 // migrate creates or upgrades the schema; safe to run on every start and by
@@ -153,7 +162,7 @@ func migrate(ctx context.Context, db *sql.DB, o schemaOptions) error {
 		if err := migrations[v](ctx, db, o); err != nil {
 			return fmt.Errorf("%w: step %d→%d: %w", ErrSchema, v, v+1, err)
 		}
-		if err := setSchemaVersion(ctx, db, v+1); err != nil {
+		if err := setSchemaVersion(ctx, db, v+1, o.now); err != nil {
 			return fmt.Errorf("%w: write version: %w", ErrSchema, err)
 		}
 	}
@@ -177,7 +186,9 @@ func schemaVersion(ctx context.Context, db *sql.DB) (int, error) {
 	return strconv.Atoi(s)
 }
 
-func setSchemaVersion(ctx context.Context, db *sql.DB, v int) error {
+// setSchemaVersion stores v with now's date and time (cdate, cdatetime), in
+// now's zone: the zone of every stored time, not the server session's.
+func setSchemaVersion(ctx context.Context, db *sql.DB, v int, now time.Time) error {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -186,8 +197,8 @@ func setSchemaVersion(ctx context.Context, db *sql.DB, v int) error {
 	if _, err := tx.ExecContext(ctx, "DELETE FROM `system` WHERE `type` = ?", schemaVersionType); err != nil {
 		return err
 	}
-	if _, err := tx.ExecContext(ctx, "INSERT INTO `system` (`type`, `cdate`, `cdatetime`, `content`) VALUES (?, CURDATE(), NOW(), ?)",
-		schemaVersionType, strconv.Itoa(v)); err != nil {
+	if _, err := tx.ExecContext(ctx, "INSERT INTO `system` (`type`, `cdate`, `cdatetime`, `content`) VALUES (?, ?, ?, ?)",
+		schemaVersionType, now.Format("2006-01-02"), now.Format("2006-01-02 15:04:05"), strconv.Itoa(v)); err != nil {
 		return err
 	}
 	return tx.Commit()
@@ -224,8 +235,11 @@ func retryDDL(ctx context.Context, db *sql.DB, q string) error {
 // REORGANIZE PARTITION, which the writer runs on every heartbeat with
 // cdr_partition (on Galera each ALTER is a brief cluster-wide TOI step; a
 // batch it aborts is retried). Tables without partitions are left alone.
+//
+// The day of upTo is its calendar date in its own location: pass a time in
+// the zone of the stored calldates.
 func EnsurePartitions(ctx context.Context, db *sql.DB, upTo time.Time) error {
-	last := upTo.UTC().Truncate(24 * time.Hour)
+	last := wallDate(upTo)
 	for table := range partitioned {
 		rows, err := db.QueryContext(ctx, `SELECT partition_name FROM information_schema.partitions
 			WHERE table_schema = DATABASE() AND table_name = ? AND partition_name IS NOT NULL`, table)

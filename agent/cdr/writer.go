@@ -78,6 +78,10 @@ type Options struct {
 	// cleanDelay and cleanTick (tests) replace the cleaner's 10 s wait
 	// before its first pass and its 1 min look at the clock.
 	cleanDelay, cleanTick time.Duration
+	// Location is the zone of the times written (calldate, callend,
+	// created_at, …) and of the daily partitions: VoIPmonitor's local
+	// time, or UTC with utc = yes (tools.h:3349-3357). nil = UTC.
+	Location *time.Location
 }
 
 // item is one record waiting to be written.
@@ -174,11 +178,14 @@ func New(o Options, logger *slog.Logger) (*Writer, error) {
 	o.RetryInterval = cmpOr(o.RetryInterval, 2*time.Second)
 	o.PartitionCheck = cmpOr(o.PartitionCheck, 30*time.Second)
 	o.DrainTimeout = cmpOr(o.DrainTimeout, 10*time.Second)
-	dsn, err := driverDSN(o.DSN)
+	if o.Location == nil {
+		o.Location = time.UTC
+	}
+	mc, err := driverConfig(o.DSN, o.Location)
 	if err != nil {
 		return nil, err
 	}
-	db, err := dbconn.Open(dsn, logger)
+	db, err := dbconn.OpenConfig(mc, logger)
 	if err != nil {
 		return nil, fmt.Errorf("cdr: open: %w", err)
 	}
@@ -212,25 +219,33 @@ func cmpOr[T comparable](v, def T) T {
 	return v
 }
 
-// driverDSN adds what the writer relies on: client-side interpolation (one
-// round trip per statement), the latin1 connection VoIPmonitor's tables use
-// (strings are stored byte for byte), UTC, and a non-strict sql_mode so an
-// odd value is clamped instead of failing a whole batch.
-func driverDSN(dsn string) (string, error) {
+// driverConfig adds what the writer relies on: client-side interpolation
+// (one round trip per statement), the latin1 connection VoIPmonitor's
+// tables use (strings are stored byte for byte), times in loc, and a
+// non-strict sql_mode so an odd value is clamped instead of failing a whole
+// batch. The driver writes every time.Time argument as loc's wall clock
+// (Loc): that is what puts calldate, callend, created_at, … in the zone
+// VoIPmonitor would use. With UTC the session's time_zone is +00:00 too;
+// with a local zone it is left as the server's, as VoIPmonitor leaves it
+// (sql_db.cpp:1900 sets it only for mysql_timezone): no statement of the
+// writer depends on it (no NOW(), no TIMESTAMP column).
+func driverConfig(dsn string, loc *time.Location) (*mysql.Config, error) {
 	mc, err := mysql.ParseDSN(dsn)
 	if err != nil {
-		return "", fmt.Errorf("cdr: bad DSN: %w", err)
+		return nil, fmt.Errorf("cdr: bad DSN: %w", err)
 	}
 	mc.InterpolateParams = true
 	mc.Collation = "latin1_swedish_ci"
-	mc.Loc = time.UTC
+	mc.Loc = loc
 	mc.ParseTime = true
 	if mc.Params == nil {
 		mc.Params = map[string]string{}
 	}
-	mc.Params["time_zone"] = "'+00:00'"
+	if loc == time.UTC {
+		mc.Params["time_zone"] = "'+00:00'"
+	}
 	mc.Params["sql_mode"] = "'NO_ENGINE_SUBSTITUTION'"
-	return mc.FormatDSN(), nil
+	return mc, nil
 }
 
 // Enqueue hands a finished call to the writer. It never blocks on MySQL: when
@@ -357,7 +372,7 @@ func (w *Writer) Run(ctx context.Context) error {
 			}
 		case <-partitions.C:
 			if w.ready && w.o.Partition {
-				if err := EnsurePartitions(ctx, w.db, time.Now().AddDate(0, 0, 2)); err != nil {
+				if err := EnsurePartitions(ctx, w.db, time.Now().In(w.o.Location).AddDate(0, 0, 2)); err != nil {
 					w.dbError("cannot add partitions", err)
 				}
 			}
@@ -446,7 +461,7 @@ func (w *Writer) Close() error {
 func (w *Writer) connect(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	so := schemaOptions{partition: w.o.Partition, ipv6: w.o.IPv6, now: time.Now()}
+	so := schemaOptions{partition: w.o.Partition, ipv6: w.o.IPv6, now: time.Now().In(w.o.Location)}
 	err := migrate(ctx, w.db, so)
 	// Agents starting together on a multi-writer cluster race on the schema
 	// version row: the loser gets 1213 and simply runs the steps again.

@@ -107,6 +107,20 @@ type Config struct {
 	// IPv6 packets; no keeps VoIPmonitor's int unsigned IPv4 columns and
 	// ignores IPv6 packets, as VoIPmonitor does.
 	IPv6 bool
+	// UTC is VoIPmonitor's utc (alias sql_time_utc, default no): yes
+	// writes database times and names spool directories in UTC; no uses
+	// Location's local time (voipmonitor.cpp:969, :6350).
+	UTC bool `json:",omitempty"`
+	// Timezone is VoIPmonitor's timezone: the zone (a zoneinfo file path,
+	// or a zone name) VoIPmonitor puts in TZ (voipmonitor.cpp:7897-7900);
+	// "" = the process's own zone. It has no effect with utc = yes.
+	Timezone string `json:",omitempty"`
+	// Location is the zone of every time the agent writes to or reads from
+	// the database and of the spool's date directories: UTC with utc =
+	// yes, else timezone's zone, else time.Local. Parse sets it; a Config
+	// not made by Parse (nil) means UTC.
+	Location *time.Location `json:"-"` // machine-dependent (Local)
+	zone     *time.Location // timezone's zone (nil = unset)
 	// Compressed pcaps: pcap_dump_zip_sip/_rtp say whether the SIP and RTP
 	// pcaps are written gzip-compressed (.pcap.gz), pcap_dump_ziplevel_sip/
 	// _rtp at which level (1-9).
@@ -296,6 +310,55 @@ func Default() *Config {
 	}
 }
 
+// location is the zone of stored times: UTC with utc = yes (VoIPmonitor's
+// conv_tz in tools.h:3349-3357 takes gmtime_r whenever opt_sql_time_utc),
+// else timezone's zone, else the process's own (TZ or /etc/localtime, as
+// localtime_r reads it).
+func (c *Config) location() *time.Location {
+	switch {
+	case c.UTC:
+		return time.UTC
+	case c.zone != nil:
+		return c.zone
+	}
+	return time.Local
+}
+
+// ZoneName names the zone of stored times as VoIPmonitor names it in
+// sensors.timezone_name (sql_db.cpp:9208-9220): "UTC" with utc = yes; else
+// the zone's name (timezone's path below zoneinfo/, as getSystemTimezone
+// in tools.cpp:8930 reads /etc/localtime's link); for the process's own
+// zone TZ, /etc/localtime's link or /etc/timezone; "" when none of them
+// names it (the caller then uses the abbreviation, as VoIPmonitor's
+// tm_zone).
+func (c *Config) ZoneName() string {
+	loc := c.TimeLocation()
+	switch {
+	case loc == time.UTC:
+		return "UTC"
+	case loc != time.Local:
+		return loc.String()
+	}
+	if tz := strings.TrimPrefix(os.Getenv("TZ"), ":"); tz != "" {
+		return zoneinfoName(tz)
+	}
+	if l, err := os.Readlink("/etc/localtime"); err == nil && strings.Contains(l, "zoneinfo/") {
+		return zoneinfoName(l)
+	}
+	if b, err := os.ReadFile("/etc/timezone"); err == nil {
+		return strings.ReplaceAll(strings.TrimSpace(string(b)), " ", "_")
+	}
+	return ""
+}
+
+// TimeLocation is Location, or UTC for a Config not made by Parse.
+func (c *Config) TimeLocation() *time.Location {
+	if c.Location == nil {
+		return time.UTC
+	}
+	return c.Location
+}
+
 // DatabaseEnabled reports whether a MySQL server is configured and CDRs are wanted.
 func (c *Config) DatabaseEnabled() bool {
 	return !c.NoCDR && (c.MySQLHost != "" || c.MySQLSocket != "")
@@ -396,6 +459,7 @@ func Parse(name string, raw []byte, flags map[string]string) (*Config, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
+	c.Location = c.location()
 	return c, nil
 }
 

@@ -15,6 +15,9 @@ var (
 	// ErrCheck is reported by Check for settings that parse but cannot work
 	// on this machine (unreadable files, unwritable directories).
 	ErrCheck = errors.New("config: check failed")
+	// ErrZone is a timezone value naming no zone (no such zoneinfo file,
+	// not a zoneinfo file, unknown zone name).
+	ErrZone = errors.New("config: unknown time zone")
 )
 
 // Error is one problem in a config source, located like a compiler error:

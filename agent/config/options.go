@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -158,6 +160,14 @@ var options = map[string]option{
 		hint: "yes or no (default): look for the fax tones CNG (1100 Hz) and CED (2100 Hz) in G.711 calls and store such a call with payload 1001 (T.30 fax)"},
 	"ignore_rtp_after_bye_confirmed": {set: boolean(func(c *Config) *bool { return &c.IgnoreRTPAfterByeOK }),
 		hint: "yes (default) or no: RTP after the 2xx to a call's BYE does not count in its CDR (VoIPmonitor's default)"},
+	"utc": {set: boolean(func(c *Config) *bool { return &c.UTC }),
+		hint: "yes or no (default): yes = database times and spool directories in UTC; no = in the local zone (timezone, else the system's), as VoIPmonitor"},
+	"sql_time_utc": {set: boolean(func(c *Config) *bool { return &c.UTC }), hint: "VoIPmonitor's other name for utc: yes or no"},
+	"timezone": {set: func(c *Config, v string) error {
+		loc, err := loadZone(v)
+		c.Timezone, c.zone = v, loc
+		return err
+	}, hint: "a zoneinfo file such as /usr/share/zoneinfo/Europe/Prague, or a zone name such as Europe/Prague (no effect with utc = yes)"},
 	"ipv6": {set: boolean(func(c *Config) *bool { return &c.IPv6 }),
 		hint: "yes or no (default): yes = IPv6 packets are decoded and the IP columns of a new database are varbinary(16) (VoIPmonitor's ipv6 mode); no = IPv4 only, IPv6 packets are ignored"},
 	"savertp": {set: func(c *Config, v string) error {
@@ -662,4 +672,39 @@ func zipLevel(fs ...func(*Config) *int) func(*Config, string) error {
 		}
 		return err
 	}
+}
+
+// loadZone reads timezone's value as VoIPmonitor's TZ would be read: a path
+// to a zoneinfo file, or a zone name looked up in the system's zoneinfo; a
+// leading ':' (POSIX TZ) is dropped. "" is no zone (nil).
+func loadZone(v string) (*time.Location, error) {
+	v = strings.TrimPrefix(v, ":")
+	if v == "" {
+		return nil, nil
+	}
+	if !filepath.IsAbs(v) {
+		loc, err := time.LoadLocation(v)
+		if err != nil {
+			return nil, fmt.Errorf("%w: unknown zone", ErrZone)
+		}
+		return loc, nil
+	}
+	b, err := os.ReadFile(v)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrZone, err)
+	}
+	loc, err := time.LoadLocationFromTZData(zoneinfoName(v), b)
+	if err != nil {
+		return nil, fmt.Errorf("%w: not a zoneinfo file (%w)", ErrZone, err)
+	}
+	return loc, nil
+}
+
+// zoneinfoName is a zoneinfo path's part below zoneinfo/ ("Europe/Prague"),
+// as VoIPmonitor names the system zone (tools.cpp:8930-8945), or the path.
+func zoneinfoName(path string) string {
+	if i := strings.LastIndex(path, "zoneinfo/"); i >= 0 {
+		return path[i+len("zoneinfo/"):]
+	}
+	return path
 }

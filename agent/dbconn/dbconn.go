@@ -108,8 +108,18 @@ func Open(dsn string, logger *slog.Logger) (*sql.DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dbconn: bad DSN: %w", err)
 	}
+	return OpenConfig(mc, logger)
+}
+
+// OpenConfig is Open on a parsed DSN, for settings a DSN string cannot
+// carry (a Loc read from a zoneinfo file has no name LoadLocation knows).
+func OpenConfig(mc *mysql.Config, logger *slog.Logger) (*sql.DB, error) {
 	if mc.Net != Net {
-		return sql.Open("mysql", dsn)
+		c, err := mysql.NewConnector(mc)
+		if err != nil {
+			return nil, fmt.Errorf("dbconn: %w", err)
+		}
+		return sql.OpenDB(c), nil
 	}
 	c, err := newConnector(mc, logger)
 	if err != nil {

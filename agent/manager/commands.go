@@ -77,6 +77,7 @@ func (s *Server) builtinCommands(extra map[string]Command) (map[string]Command, 
 		"getfile":                {Run: s.getFile(false), Help: "get file"},
 		"getfile_zip":            {Run: s.getFile(true), Help: "get zipped file"},
 		"getfile_is_zip_support": {Run: text("OK"), Help: "return OK if zip is supported"},
+		"sql_time_information":   {Run: s.sqlTimeInformation, Help: "sql_time_information"},
 		"file_exists":            {Run: s.fileExists, Help: "file exists"},
 		"getversion":             {Run: s.getVersion, Help: "return the version of the sniffer", NoAES: true},
 		"getbuild":               {Run: s.getBuild, Help: "return the build number of the sniffer", NoAES: true},
@@ -620,6 +621,25 @@ func (s *Server) listenStop(_ context.Context, _ io.Writer, req *Request) error 
 
 func (s *Server) getVersion(_ context.Context, w io.Writer, _ *Request) error {
 	_, err := io.WriteString(w, s.cfg.Version)
+	return err
+}
+
+// sqlTimeInformation is VoIPmonitor's sql_time_information
+// (manager.cpp:5018-5036): "name,offset,now" for the zone stored times are
+// in — "UTC,0,…" with utc = yes — now as a database datetime in it.
+func (s *Server) sqlTimeInformation(_ context.Context, w io.Writer, _ *Request) error {
+	now := time.Now().In(s.cfg.Location)
+	abbr, off := now.Zone()
+	name := s.cfg.ZoneName
+	switch {
+	case s.cfg.Location == time.UTC:
+		name = "UTC"
+	case name == "" && s.cfg.Location != time.Local:
+		name = s.cfg.Location.String()
+	case name == "":
+		name = abbr // VoIPmonitor's tm_zone when the system zone has no name
+	}
+	_, err := fmt.Fprintf(w, "%s,%d,%s", name, off, now.Format(time.DateTime))
 	return err
 }
 

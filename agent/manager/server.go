@@ -72,6 +72,7 @@ type Config struct {
 	Version  string                          // getversion; "" = CompatVersion
 	Build    string                          // getbuild; "" = "pbx-agent"
 	Location *time.Location                  // for calldate strings; nil = time.Local
+	ZoneName string                          // sql_time_information's zone name; "" = Location's ("UTC" for UTC)
 	Stats    func() Stats                    // sniffer_stat figures; nil = zeros
 	Reload   func(ctx context.Context) error // `reload`; nil = nothing to reload
 

@@ -214,6 +214,9 @@ func agree(c check, ours, ref any) bool {
 	}
 }
 
+// parseTime reads a stored datetime as a wall clock (in UTC): both sides
+// were written in one zone (ReplayOptions.Location, the reference's UTC),
+// so their difference is the instants' difference outside a DST change.
 func parseTime(s string) (time.Time, error) {
 	return time.Parse("2006-01-02 15:04:05.999999999", s)
 }

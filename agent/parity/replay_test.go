@@ -19,8 +19,13 @@ type ReplayOptions struct {
 	SIPPorts string // "5060,5070"
 	// IPv6 is VoIPmonitor's ipv6 = yes: the database gets varbinary(16)
 	// IP columns and IPv6 packets are read; without it they are ignored.
-	IPv6   bool
-	Logger *slog.Logger
+	IPv6 bool
+	// Location is the zone the rows are written in (the agent's utc /
+	// timezone); nil = UTC, the zone VoIPmonitor's reference rows were
+	// written in (voipmonitor-ref/README.md), so that calldate, callend
+	// and created_at compare as the same wall clock (parseTime).
+	Location *time.Location
+	Logger   *slog.Logger
 }
 
 // Replay reads a capture file the way `pbx-agent -r FILE
@@ -39,7 +44,7 @@ func Replay(ctx context.Context, capture string, o ReplayOptions) error {
 	w, err := cdr.New(cdr.Options{
 		DSN: o.DSN, IDSensor: 1, QueueDir: o.QueueDir,
 		FlushInterval: 50 * time.Millisecond, RetryInterval: 200 * time.Millisecond,
-		PartitionCheck: time.Hour, DrainTimeout: 30 * time.Second, IPv6: o.IPv6,
+		PartitionCheck: time.Hour, DrainTimeout: 30 * time.Second, IPv6: o.IPv6, Location: o.Location,
 	}, log)
 	if err != nil {
 		return err

@@ -44,6 +44,13 @@ type Self struct {
 	Port    int    // manager TCP port (sensors.port); 0 = not reachable
 	Version string // sensors.agent_version
 	KeyID   string // sensors.agent_key_id: KeyID of this agent's manager key, "" = none
+	// Location is the zone of the times this agent stores (utc,
+	// timezone); nil = UTC. ZoneName names it in sensors.timezone_name
+	// ("" = Location's name). timezone_offset is Location's offset at
+	// registration and timezone_save_at that moment in Location, as
+	// VoIPmonitor's saveTimezoneInformation (sql_db.cpp:9208-9256).
+	Location *time.Location
+	ZoneName string
 }
 
 // Options configure a Registry.
@@ -227,14 +234,25 @@ func (r *Registry) Register(ctx context.Context) error {
 	if s.ID < 0 {
 		return nil
 	}
-	zone, off := time.Now().Zone()
+	loc := s.Location
+	if loc == nil {
+		loc = time.UTC
+	}
+	now := time.Now().In(loc)
+	zone, off := now.Zone()
+	if s.ZoneName != "" {
+		zone = s.ZoneName
+	} else if loc != time.Local {
+		zone = loc.String()
+	}
 	_, err := r.o.DB.ExecContext(ctx, "INSERT INTO `sensors` (`id_sensor`,`name`,`host`,`port`,`timezone_name`,`timezone_offset`,"+
 		"`timezone_save_at`,`agent_version`,`agent_heartbeat`,`agent_key_id`,`agent_stopped_at`) "+
-		"VALUES (?,?,?,?,?,?,UTC_TIMESTAMP(),?,UTC_TIMESTAMP(),?,NULL) ON DUPLICATE KEY UPDATE `name`=VALUES(`name`),"+
+		"VALUES (?,?,?,?,?,?,?,?,UTC_TIMESTAMP(),?,NULL) ON DUPLICATE KEY UPDATE `name`=VALUES(`name`),"+
 		"`host`=VALUES(`host`),`port`=VALUES(`port`),`timezone_name`=VALUES(`timezone_name`),`timezone_offset`=VALUES(`timezone_offset`),"+
 		"`timezone_save_at`=VALUES(`timezone_save_at`),`agent_version`=VALUES(`agent_version`),`agent_heartbeat`=VALUES(`agent_heartbeat`),"+
 		"`agent_key_id`=VALUES(`agent_key_id`),`agent_stopped_at`=NULL",
-		s.ID, truncate(s.Name, 256), truncate(s.Host, 255), s.Port, zone, off, truncate(s.Version, 100), nullString(s.KeyID))
+		s.ID, truncate(s.Name, 256), truncate(s.Host, 255), s.Port, truncate(zone, 64), off, now.Format("2006-01-02 15:04:05"),
+		truncate(s.Version, 100), nullString(s.KeyID))
 	if err != nil {
 		return fmt.Errorf("sensors: register %d: %w", s.ID, err)
 	}

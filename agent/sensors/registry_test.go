@@ -126,3 +126,55 @@ func TestAdvertiseHost(t *testing.T) {
 		}
 	}
 }
+
+// TestRegisterTimezone: the sensors row names the zone of the times the
+// agent stores, as VoIPmonitor's saveTimezoneInformation
+// (sql_db.cpp:9208-9256): UTC and 0 with utc = yes, else the zone's name
+// and current offset; timezone_save_at is the moment in that zone.
+func TestRegisterTimezone(t *testing.T) {
+	ny, err1 := time.LoadLocation("America/New_York")
+	kol, err2 := time.LoadLocation("Asia/Kolkata")
+	if err1 != nil || err2 != nil {
+		t.Skip("no zoneinfo")
+	}
+	db := openDB(t, scratchDB(t))
+	tests := []struct {
+		name     string
+		loc      *time.Location
+		zoneName string
+		wantName string
+	}{
+		{"utc = yes (nil)", nil, "", "UTC"},
+		{"utc = yes", time.UTC, "UTC", "UTC"},
+		{"timezone path", ny, "", "America/New_York"},
+		{"named", kol, "Asia/Kolkata", "Asia/Kolkata"},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := New(Options{DB: db, Self: Self{ID: 10 + i, Name: "z", Version: "test", Location: tt.loc, ZoneName: tt.zoneName}, Logger: testLogger()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := r.EnsureSchema(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if err := r.Register(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			var name, saved string
+			var off int
+			if err := db.QueryRow("SELECT timezone_name, timezone_offset, timezone_save_at FROM sensors WHERE id_sensor = ?", 10+i).Scan(&name, &off, &saved); err != nil {
+				t.Fatal(err)
+			}
+			loc := tt.loc
+			if loc == nil {
+				loc = time.UTC
+			}
+			_, wantOff := time.Now().In(loc).Zone()
+			at, err := time.ParseInLocation("2006-01-02 15:04:05", saved, loc)
+			if name != tt.wantName || off != wantOff || err != nil || time.Since(at).Abs() > time.Minute {
+				t.Errorf("timezone %q %d saved %q (%v); want %q %d and now in %s", name, off, saved, err, tt.wantName, wantOff, loc)
+			}
+		})
+	}
+}

@@ -10,6 +10,11 @@ import (
 // so a date bound, a caller match or the sensor restriction means the same
 // SQL in both.
 type Conds struct {
+	// Location is the zone calldate/callend are stored in (VoIPmonitor's
+	// local time, or UTC with utc = yes): Since and Until write their
+	// bounds in it. nil = UTC.
+	Location *time.Location
+
 	conds []string
 	args  []any
 }
@@ -22,17 +27,17 @@ func (c *Conds) Add(cond string, args ...any) {
 
 // Since is col >= t.
 func (c *Conds) Since(col string, t time.Time) {
-	c.Add(col+" >= ?", SQLTime(t))
+	c.Add(col+" >= ?", SQLTime(t, c.Location))
 }
 
 // Until is col <= t, or col before the next day when t was given as a date
 // only (the date covers its whole day).
 func (c *Conds) Until(col string, t time.Time, dateOnly bool) {
 	if dateOnly {
-		c.Add(col+" < ?", SQLTime(t.AddDate(0, 0, 1)))
+		c.Add(col+" < ?", SQLTime(t.AddDate(0, 0, 1), c.Location))
 		return
 	}
-	c.Add(col+" <= ?", SQLTime(t))
+	c.Add(col+" <= ?", SQLTime(t, c.Location))
 }
 
 // Text matches col with v: equal, or LIKE when v holds a "%". A value

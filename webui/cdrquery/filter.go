@@ -29,8 +29,10 @@ type Params interface {
 
 // Options tune Parse. The zero value is usable.
 type Options struct {
-	// Location is the time zone of fdatefrom/fdateto; calldate is stored in
-	// UTC. nil = UTC.
+	// Location is the time zone of fdatefrom/fdateto and of the stored
+	// calldate (VoIPmonitor's local time, or UTC with utc = yes): a date in
+	// a request means the same wall clock as in the table, as in
+	// VoIPmonitor's GUI. nil = UTC.
 	Location *time.Location
 	// DefaultLimit is the page size without limit= (default 30, the GUI's).
 	DefaultLimit int
@@ -71,7 +73,7 @@ func Parse(p Params, o Options) (*Query, error) {
 	if o.MaxLimit <= 0 {
 		o.MaxLimit = 5000
 	}
-	q := &Query{ipv6: o.IPv6}
+	q := &Query{Conds: Conds{Location: o.Location}, ipv6: o.IPv6}
 	steps := []func(Params, Options) error{
 		q.dates, q.numbers, q.domains, q.callerName, q.sipIPs, q.rtpIPs, q.codecs,
 		q.durations, q.responses, q.bools, q.trunk, q.agents, q.callID, q.sensors, q.rtp,
@@ -137,8 +139,14 @@ func ParseTime(s string, loc *time.Location) (t time.Time, dateOnly bool, ok boo
 	return time.Time{}, false, false
 }
 
-// SQLTime formats t (in UTC) as a datetime(3) literal argument.
-func SQLTime(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05.000") }
+// SQLTime formats t as a datetime(3) literal argument in loc, the zone of
+// the stored times (nil = UTC).
+func SQLTime(t time.Time, loc *time.Location) string {
+	if loc == nil {
+		loc = time.UTC
+	}
+	return t.In(loc).Format("2006-01-02 15:04:05.000")
+}
 
 func (q *Query) dates(p Params, o Options) error {
 	from, to := p.Get("fdatefrom"), p.Get("fdateto")

@@ -78,7 +78,7 @@ func (h *Handler) callsJSON(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) row(s *call.Summary, channels []string) callRow {
 	r := callRow{
 		CallRef: fmt.Sprintf("0x%x", s.Ref), SensorID: s.Sensor, CallID: s.CallID,
-		Caller: s.Caller, Called: s.Called, CallDate: s.CallDate.UTC().Format("2006-01-02 15:04:05"),
+		Caller: s.Caller, Called: s.Called, CallDate: s.CallDate.In(h.loc()).Format("2006-01-02 15:04:05"),
 		Duration: int(s.LastPacket.Sub(s.CallDate) / time.Second), Connected: s.Connected,
 		Paused: s.Paused, Channels: channels, Codec: codecName(s),
 	}
@@ -115,4 +115,12 @@ func codecName(s *call.Summary) string {
 		}
 	}
 	return ""
+}
+
+// loc is Options.Location, or UTC.
+func (h *Handler) loc() *time.Location {
+	if h.o.Location == nil {
+		return time.UTC
+	}
+	return h.o.Location
 }

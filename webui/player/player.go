@@ -81,6 +81,10 @@ type Options struct {
 	// capture's own clock while it is replayed); nil = time.Now. The page
 	// is told the offset to the wall clock, so its latency stays true.
 	Now func() time.Time
+	// Location is the zone calldates are shown in: the zone of the times
+	// stored in the database (utc, timezone), as the CDR pages show them.
+	// nil = UTC.
+	Location *time.Location
 	// AllowedOrigins are extra websocket origins ("https://gui.example.com")
 	// besides the page's own host.
 	AllowedOrigins []string

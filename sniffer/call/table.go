@@ -804,6 +804,9 @@ func (t *Table) seen(c *callState, ts time.Time) {
 		if ts.After(c.last) {
 			c.last = ts
 		}
+		// Media keeps a finished call as its SIP does (VoIPmonitor's
+		// shift_destroy_call_at for every RTP packet, sniff.cpp:3200).
+		t.putOffEnd(c, ts)
 		// Media of a finished call still ends it later, as VoIPmonitor's
 		// callend is its last packet, but not after the 2xx to its BYE.
 		if (c.byeOK == 0 || ts.UnixNano() <= c.byeOK) && ts.After(c.cdr.CallEnd) {

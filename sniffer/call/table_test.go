@@ -604,3 +604,63 @@ func TestMediaAfterEndCallEnd(t *testing.T) {
 		})
 	}
 }
+
+// TestMediaPutsOffEnd: media of a finished call keeps it as its SIP does
+// (VoIPmonitor's shift_destroy_call_at for every RTP packet, sniff.cpp:3200,
+// calltable.h:2396-2413): RTP going on 7 s past the 2xx to the BYE keeps
+// the call, so its media stays matched and a late retransmission of the
+// 2xx is still the call's, and the CDR comes EndGrace after the last packet.
+func TestMediaPutsOffEnd(t *testing.T) {
+	inv := sipText("INVITE sip:200@pbx.example SIP/2.0", "mp1", "ft", "", 1, "INVITE", "10.0.0.1")
+	ok := sipText("SIP/2.0 200 OK", "mp1", "ft", "tt", 1, "INVITE", "10.0.0.2")
+	bye := sipText("BYE sip:200@pbx.example SIP/2.0", "mp1", "ft", "tt", 2, "BYE", "")
+	byeOK := sipText("SIP/2.0 200 OK", "mp1", "ft", "tt", 2, "BYE", "")
+	var out []CDR
+	tb := New(Config{IdleTimeout: -1, OnCallEnd: func(c *CDR) { out = append(out, *c) }})
+	var m sip.Message
+	handle := func(at time.Duration, text string) {
+		t.Helper()
+		if _, err := sip.Parse([]byte(text), &m); err != nil {
+			t.Fatal(err)
+		}
+		meta := Meta{Time: t0.Add(at), Src: alice, Dst: pbx}
+		if !m.Request {
+			meta.Src, meta.Dst = pbx, alice
+		}
+		tb.Tick(meta.Time)
+		tb.HandleSIP(&m, meta)
+	}
+	handle(0, inv)
+	handle(100*time.Millisecond, ok)
+	handle(2*time.Second, bye)
+	handle(2100*time.Millisecond, byeOK)
+	var md Media
+	for at := 2120 * time.Millisecond; at <= 9*time.Second; at += 20 * time.Millisecond {
+		tb.Tick(t0.Add(at))
+		if !tb.MatchMedia(netip.MustParseAddrPort("10.0.0.9:7000"), netip.MustParseAddrPort("10.0.0.1:4000"), t0.Add(at), &md) {
+			t.Fatalf("media %v after the start (%v after the 2xx to the BYE) no longer matched: the call was let go", at, at-2100*time.Millisecond)
+		}
+	}
+	if len(out) != 0 {
+		t.Fatalf("CDR emitted at %v while its media went on", out[0].CallEnd.Sub(t0))
+	}
+	orphans := tb.Stats().Orphans
+	handle(10*time.Second, byeOK) // a late retransmission
+	if n := tb.Stats().Orphans; n != orphans {
+		t.Errorf("the 2xx retransmitted 1 s after the last media packet was an orphan (%d → %d)", orphans, n)
+	}
+	tb.Tick(t0.Add(9*time.Second + 4900*time.Millisecond))
+	if len(out) != 0 {
+		t.Fatalf("CDR emitted before EndGrace after the last packet")
+	}
+	tb.Tick(t0.Add(10*time.Second + 5*time.Second + gcEvery))
+	if len(out) != 1 {
+		t.Fatalf("%d CDRs after EndGrace past the last packet, want 1", len(out))
+	}
+	// The retransmission is the call's last message: callend and LastSIP
+	// (media after the 2xx to the BYE never moves callend:
+	// TestMediaAfterEndCallEnd).
+	if got, last := out[0].CallEnd.Sub(t0), out[0].LastSIP.Sub(t0); got != 10*time.Second || last != 10*time.Second {
+		t.Errorf("callend %v, last SIP %v; want 10s, 10s", got, last)
+	}
+}

@@ -101,7 +101,8 @@ func hostPort(e string, defaultPort int) (string, error) {
 
 // Open returns a connection pool for dsn (go-sql-driver/mysql format). A DSN
 // whose network is Net gets the failover pool described in the package doc;
-// any other DSN is sql.Open("mysql", dsn). logger (nil = none) hears of each
+// any other DSN is the driver's own pool, except that a server refusing
+// a connection without TLS gives ErrTLSRequired. logger (nil = none) hears of each
 // switch to another node.
 func Open(dsn string, logger *slog.Logger) (*sql.DB, error) {
 	mc, err := mysql.ParseDSN(dsn)
@@ -119,13 +120,21 @@ func OpenConfig(mc *mysql.Config, logger *slog.Logger) (*sql.DB, error) {
 		if err != nil {
 			return nil, fmt.Errorf("dbconn: %w", err)
 		}
-		return sql.OpenDB(c), nil
+		return sql.OpenDB(annotated{c}), nil
 	}
 	c, err := newConnector(mc, logger)
 	if err != nil {
 		return nil, err
 	}
 	return sql.OpenDB(c), nil
+}
+
+// annotated is the driver's connector with connection errors annotated.
+type annotated struct{ driver.Connector }
+
+func (a annotated) Connect(ctx context.Context) (driver.Conn, error) {
+	c, err := a.Connector.Connect(ctx)
+	return c, annotate(err)
 }
 
 // connector tries the nodes in order from the one in use.
@@ -178,7 +187,7 @@ func (c *connector) Connect(ctx context.Context) (driver.Conn, error) {
 			}
 			return &nodeConn{c: c, idx: idx, inner: conn}, nil
 		}
-		errs = append(errs, fmt.Errorf("%s: %w", c.hosts[idx], err))
+		errs = append(errs, fmt.Errorf("%s: %w", c.hosts[idx], annotate(err)))
 		if ctx.Err() != nil {
 			break
 		}

@@ -158,31 +158,36 @@ func hasPEM(b []byte, want func(string) bool) bool {
 // addCAFile adds every certificate of a PEM file; a file without one is an
 // error.
 func addCAFile(pool *x509.CertPool, file string) error {
+	n, err := addPEMCerts(pool, file)
+	if err == nil && n == 0 {
+		err = fmt.Errorf("%s: no PEM CERTIFICATE block", file)
+	}
+	return err
+}
+
+// addPEMCerts adds the certificates of a PEM file and returns how many.
+func addPEMCerts(pool *x509.CertPool, file string) (int, error) {
 	b, err := os.ReadFile(file)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	n := 0
 	for {
 		var blk *pem.Block
 		blk, b = pem.Decode(b)
 		if blk == nil {
-			break
+			return n, nil
 		}
 		if blk.Type != "CERTIFICATE" {
 			continue
 		}
 		c, err := x509.ParseCertificate(blk.Bytes)
 		if err != nil {
-			return fmt.Errorf("%s: certificate %d: %w", file, n+1, err)
+			return n, fmt.Errorf("%s: certificate %d: %w", file, n+1, err)
 		}
 		pool.AddCert(c)
 		n++
 	}
-	if n == 0 {
-		return fmt.Errorf("%s: no PEM CERTIFICATE block", file)
-	}
-	return nil
 }
 
 // hashName is OpenSSL's c_rehash naming: 8 hex digits of the subject hash,
@@ -190,8 +195,10 @@ func addCAFile(pool *x509.CertPool, file string) error {
 var hashName = regexp.MustCompile(`^[0-9a-f]{8}\.[0-9]+$`)
 
 // addCADir adds the certificates of a CA directory: its hash-named files
-// (what OpenSSL's CApath looks up) and its *.pem and *.crt files. Each of
-// them must hold a certificate; the directory must yield at least one.
+// (what OpenSSL's CApath looks up) and its *.pem and *.crt files. Files
+// holding no certificate (a key beside them) are skipped; one that cannot
+// be read or holds a broken certificate is an error, and so is a
+// directory without any certificate.
 func addCADir(pool *x509.CertPool, dir string) error {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
@@ -212,13 +219,14 @@ func addCADir(pool *x509.CertPool, dir string) error {
 		if st.IsDir() {
 			continue
 		}
-		if err := addCAFile(pool, p); err != nil {
+		k, err := addPEMCerts(pool, p)
+		if err != nil {
 			return err
 		}
-		n++
+		n += k
 	}
 	if n == 0 {
-		return fmt.Errorf("%s: no certificate file (hash-named, *.pem or *.crt)", dir)
+		return fmt.Errorf("%s: no certificate (in hash-named, *.pem or *.crt files)", dir)
 	}
 	return nil
 }

@@ -86,11 +86,13 @@ func TestTLSConfig(t *testing.T) {
 	}
 	ca, _ := os.ReadFile(f.CA)
 	for p, b := range map[string][]byte{
-		filepath.Join(hashDir, "5d1ac8f2.0"):    ca,
-		filepath.Join(hashDir, "README"):        []byte("ignored"),
-		filepath.Join(crtDir, "db-ca.crt"):      ca,
-		filepath.Join(badDir, "db-ca.crt"):      ca,
-		filepath.Join(badDir, "private-ca.pem"): []byte("no PEM here"),
+		filepath.Join(hashDir, "5d1ac8f2.0"): ca,
+		filepath.Join(hashDir, "README"):     []byte("ignored"),
+		filepath.Join(crtDir, "db-ca.crt"):   ca,
+		filepath.Join(badDir, "db-ca.crt"):   ca,
+		filepath.Join(badDir, "broken.pem"):  []byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"),
+		filepath.Join(crtDir, "key.pem"):     []byte("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"),
+		filepath.Join(emptyDir, "notes.pem"): []byte("no PEM here"),
 	} {
 		if err := os.WriteFile(p, b, 0o600); err != nil {
 			t.Fatal(err)
@@ -111,7 +113,7 @@ func TestTLSConfig(t *testing.T) {
 		{name: "key without cert", in: TLS{Key: f.ClientKey}, wantOff: true},
 		{name: "ca file", in: TLS{CA: f.CA}, wantVerify: true},
 		{name: "ca dir hash-named", in: TLS{CAPath: hashDir}, wantVerify: true},
-		{name: "ca dir *.crt", in: TLS{CAPath: crtDir}, wantVerify: true},
+		{name: "ca dir *.crt, a key skipped", in: TLS{CAPath: crtDir}, wantVerify: true},
 		{name: "key pair only: encrypted, not verified", in: TLS{Key: f.ClientKey, Cert: f.ClientCert}, wantCert: true},
 		{name: "all", in: TLS{Key: f.ClientKey, Cert: f.ClientCert, CA: f.CA, CAPath: hashDir, Ciphers: "ECDHE-ECDSA-AES128-GCM-SHA256"}, wantVerify: true, wantCert: true},
 		{name: "ca with key half ignored", in: TLS{CA: f.CA, Cert: missing}, wantVerify: true},
@@ -120,7 +122,7 @@ func TestTLSConfig(t *testing.T) {
 		{name: "ca is a key", in: TLS{CA: f.ClientKey}, wantErr: "cacert"},
 		{name: "ca dir missing", in: TLS{CAPath: missing}, wantErr: "capath", wantIs: fs.ErrNotExist},
 		{name: "ca dir without certificates", in: TLS{CAPath: emptyDir}, wantErr: "capath"},
-		{name: "ca dir with a bad file", in: TLS{CAPath: badDir}, wantErr: "capath"},
+		{name: "ca dir with a broken certificate", in: TLS{CAPath: badDir}, wantErr: "capath"},
 		{name: "cert missing", in: TLS{Key: f.ClientKey, Cert: missing}, wantErr: "cert", wantIs: fs.ErrNotExist},
 		{name: "cert not PEM", in: TLS{Key: f.ClientKey, Cert: notPEM}, wantErr: "cert"},
 		{name: "key missing", in: TLS{Key: missing, Cert: f.ClientCert}, wantErr: "key", wantIs: fs.ErrNotExist},

@@ -24,4 +24,8 @@ var (
 	// ErrTLSRequired is returned when the server refuses a connection
 	// without TLS (require_secure_transport, REQUIRE SSL).
 	ErrTLSRequired = errors.New("dbconn: the MySQL server requires TLS: set mysqlsslcacert (or mysqlsslcapath, or mysqlsslcert + mysqlsslkey)")
+	// ErrDeniedWithoutTLS is returned when a login without TLS is denied:
+	// MariaDB answers so to a user with REQUIRE SSL and under
+	// require_secure_transport, as to a wrong password.
+	ErrDeniedWithoutTLS = errors.New("dbconn: access denied on a connection without TLS: wrong mysqlusername/mysqlpassword, or the server requires TLS (then set mysqlsslcacert, or mysqlsslcapath, or mysqlsslcert + mysqlsslkey)")
 )

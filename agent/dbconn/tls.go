@@ -317,16 +317,25 @@ func RegisterTLS(t TLS) (string, error) {
 	return name, nil
 }
 
-// errInsecureTransport is ER_SECURE_TRANSPORT_REQUIRED ("Connections using
-// insecure transport are prohibited while --require_secure_transport=ON").
-const errInsecureTransport = 3159
+// MySQL errors of a refused login: ER_ACCESS_DENIED_ERROR, and
+// ER_SECURE_TRANSPORT_REQUIRED ("Connections using insecure transport are
+// prohibited while --require_secure_transport=ON", MySQL's answer; MariaDB
+// answers 1045, as for REQUIRE SSL).
+const (
+	errAccessDenied      = 1045
+	errInsecureTransport = 3159
+)
 
-// annotate marks a connection error that means the server wants the TLS
-// the agent did not offer.
-func annotate(err error) error {
+// annotate marks a connection error that means, or may mean, that the
+// server wants the TLS the agent did not offer (withTLS false).
+func annotate(err error, withTLS bool) error {
 	var me *mysql.MySQLError
-	if errors.As(err, &me) && me.Number == errInsecureTransport {
+	switch {
+	case !errors.As(err, &me):
+	case me.Number == errInsecureTransport:
 		return fmt.Errorf("%w: %w", ErrTLSRequired, err)
+	case me.Number == errAccessDenied && !withTLS:
+		return fmt.Errorf("%w: %w", ErrDeniedWithoutTLS, err)
 	}
 	return err
 }

@@ -3,6 +3,7 @@ package dbconn
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"database/sql/driver"
 	"errors"
 	"io/fs"
 	"net"
@@ -270,5 +271,37 @@ func TestRegisterTLS(t *testing.T) {
 	}
 	if _, err := RegisterTLS(TLS{CA: f.ClientKey}); !errors.Is(err, ErrTLS) {
 		t.Errorf("bad CA: %v, want ErrTLS", err)
+	}
+}
+
+func TestAnnotate(t *testing.T) {
+	denied := &mysql.MySQLError{Number: 1045, Message: "Access denied"}
+	tests := []struct {
+		name    string
+		in      error
+		withTLS bool
+		want    error // nil: returned unchanged
+	}{
+		{"insecure transport", &mysql.MySQLError{Number: 3159}, false, ErrTLSRequired},
+		{"denied without TLS", denied, false, ErrDeniedWithoutTLS},
+		{"denied with TLS", denied, true, nil},
+		{"other error", &mysql.MySQLError{Number: 1049}, false, nil},
+		{"bad conn", driver.ErrBadConn, false, nil},
+		{"nil", nil, false, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := annotate(tt.in, tt.withTLS)
+			if tt.want == nil {
+				if got != tt.in {
+					t.Fatalf("annotate = %v, want %v unchanged", got, tt.in)
+				}
+				return
+			}
+			var me *mysql.MySQLError
+			if !errors.Is(got, tt.want) || !errors.As(got, &me) {
+				t.Fatalf("annotate = %v, want %v wrapping the MySQL error", got, tt.want)
+			}
+		})
 	}
 }

@@ -649,16 +649,21 @@ func (c *Config) validateMySQLTLS() []error {
 		f, l := c.where(key)
 		c.Warnings = append(c.Warnings, (&Error{File: f, Line: l, Key: key, Msg: msg}).Error())
 	}
+	const off = "; TLS to MySQL stays off: it needs mysqlsslcacert, mysqlsslcapath, or mysqlsslcert with mysqlsslkey"
 	if (t.Key == "") != (t.Cert == "") {
 		k, other := "mysqlsslkey", "mysqlsslcert"
 		if t.Key == "" {
 			k, other = other, k
 		}
-		warn(k, "ignored without "+other+": no client certificate is sent (as in VoIPmonitor)")
+		msg := "ignored without " + other + ": no client certificate is sent (as in VoIPmonitor)"
+		if !t.Enabled() {
+			msg += off
+		}
+		warn(k, msg)
 	}
 	if !t.Enabled() {
-		if t.Key != "" || t.Cert != "" || t.Ciphers != "" {
-			warn("mysqlsslciphers", "TLS to MySQL stays off: it needs mysqlsslcacert, mysqlsslcapath, or mysqlsslcert with mysqlsslkey")
+		if t.Ciphers != "" {
+			warn("mysqlsslciphers", "no effect alone (as in VoIPmonitor)"+off)
 		}
 		return nil
 	}

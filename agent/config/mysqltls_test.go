@@ -46,7 +46,8 @@ func TestMySQLTLS(t *testing.T) {
 		{name: "unknown cipher", in: base + "mysqlsslcacert = " + f.CA + "\nmysqlsslciphers = AES128-SHA:HIGH\n", wantErr: `mysqlsslciphers: bad value "AES128-SHA:HIGH": unknown or unsupported cipher: "HIGH"`},
 		{name: "TLS 1.3 cipher", in: base + "mysqlsslciphers = TLS_AES_128_GCM_SHA256\n", wantErr: "TLS 1.3"},
 		{name: "key without cert", in: base + "mysqlsslcacert = " + f.CA + "\nmysqlsslkey = " + f.ClientKey + "\n", wantTLS: true, wantTimeout: "5s", wantWarn: "mysqlsslkey: ignored without mysqlsslcert"},
-		{name: "ciphers alone", in: base + "mysqlsslciphers = AES128-SHA\n", wantTimeout: "5s", wantWarn: "TLS to MySQL stays off"},
+		{name: "ciphers alone", in: base + "mysqlsslciphers = AES128-SHA\n", wantTimeout: "5s", wantWarn: "t.conf:4: mysqlsslciphers: no effect alone (as in VoIPmonitor); TLS to MySQL stays off"},
+		{name: "key alone", in: base + "mysqlsslkey = " + f.ClientKey + "\n", wantTimeout: "5s", wantWarn: "t.conf:4: mysqlsslkey: ignored without mysqlsslcert: no client certificate is sent (as in VoIPmonitor); TLS to MySQL stays off"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

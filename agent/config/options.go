@@ -244,7 +244,7 @@ var options = map[string]option{
 	"mysqlsslcert":    {set: str(func(c *Config) *string { return &c.MySQLTLS.Cert }), hint: "the client's certificate, a PEM file (with mysqlsslkey)"},
 	"mysqlsslcacert":  {set: str(func(c *Config) *string { return &c.MySQLTLS.CA }), hint: "a PEM file of the CA(s) the MySQL server's certificate must chain to; turns TLS on"},
 	"mysqlsslcapath":  {set: str(func(c *Config) *string { return &c.MySQLTLS.CAPath }), hint: "a directory of CA certificates (hash-named, *.pem or *.crt); turns TLS on"},
-	"mysqlsslciphers": {set: ciphers, hint: "TLS 1.2 cipher suites in OpenSSL's spelling separated by ':', e.g. ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-GCM-SHA256 (TLS 1.3 suites cannot be chosen)"},
+	"mysqlsslciphers": {set: ciphers, hint: "TLS 1.2 suites in OpenSSL's spelling separated by ':', e.g. ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-GCM-SHA256; keywords such as HIGH or !aNULL are not expanded, TLS 1.3 suites cannot be chosen"},
 	"mysql_connect_timeout": {set: func(c *Config, v string) error {
 		n, err := intRange(v, 0, 3600)
 		c.MySQLConnectTimeout = time.Duration(n) * time.Second

@@ -278,7 +278,7 @@ func ParseCiphers(list string) ([]uint16, error) {
 		s, ok := byName[iana]
 		switch {
 		case !ok:
-			return nil, fmt.Errorf("%w: %q (name each suite in OpenSSL's spelling, e.g. ECDHE-RSA-AES256-GCM-SHA384; keywords such as HIGH or !aNULL are not expanded)", ErrCipher, name)
+			return nil, fmt.Errorf("%w: %q", ErrCipher, name)
 		case !below13(s):
 			return nil, fmt.Errorf("%w: %q is a TLS 1.3 suite: Go always offers TLS 1.3's suites and cannot restrict them", ErrCipher, name)
 		}

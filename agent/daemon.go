@@ -161,6 +161,9 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if w := cfg.NoEffectWarning(); w != "" {
 		log.Warn(w)
 	}
+	for _, w := range cfg.Warnings { // from Load: settings VoIPmonitor ignores (half a MySQL key pair)
+		log.Warn(w)
+	}
 	if !embedded {
 		// Fill what the config leaves empty from Asterisk's own files;
 		// explicit settings always win, each discovered value is logged once.

@@ -14,6 +14,11 @@
 # root, hence --user). It creates database $PBX_MARIADB_DB (default pbx) and user
 # pbx/pbx with all privileges (tests create one scratch database each), and prints
 # shell `export` lines on stdout; progress goes to stderr.
+#
+# PBX_MARIADB_TLS=CERTDIR starts the server with TLS required on TCP: CERTDIR holds
+# ca.pem, server-cert.pem and server-key.pem, passed as --ssl-ca/--ssl-cert/--ssl-key with
+# --require-secure-transport=ON (the unix socket stays usable without TLS). DIR remembers
+# it, so a restart on the same DIR keeps TLS.
 set -euo pipefail
 
 log() { echo "mariadb-up: $*" >&2; }
@@ -52,6 +57,19 @@ else
 	echo "$PORT" >"$DIR/port"
 fi
 
+TLS_ARGS=()
+if [[ -n ${PBX_MARIADB_TLS:-} ]]; then
+	echo "$PBX_MARIADB_TLS" >"$DIR/tls"
+fi
+if [[ -f $DIR/tls ]]; then
+	CERTS=$(<"$DIR/tls")
+	for f in ca.pem server-cert.pem server-key.pem; do
+		[[ -r $CERTS/$f ]] || die "PBX_MARIADB_TLS: $CERTS/$f not readable"
+	done
+	TLS_ARGS=(--ssl-ca="$CERTS/ca.pem" --ssl-cert="$CERTS/server-cert.pem" --ssl-key="$CERTS/server-key.pem"
+		--require-secure-transport=ON)
+fi
+
 running() { [[ -f $PIDFILE ]] && kill -0 "$(<"$PIDFILE")" 2>/dev/null; }
 
 if [[ ! -d $DIR/data/mysql ]]; then
@@ -70,7 +88,7 @@ else
 		--socket="$SOCK" --port="$PORT" --bind-address=127.0.0.1 \
 		--pid-file="$PIDFILE" --log-error="$ERRLOG" --skip-name-resolve \
 		--innodb-buffer-pool-size=64M --innodb-log-file-size=48M \
-		--max-connections=200 --character-set-server=utf8mb4 \
+		--max-connections=200 --character-set-server=utf8mb4 "${TLS_ARGS[@]}" \
 		</dev/null >/dev/null 2>&1 &
 	for i in $(seq 1 120); do
 		if [[ -S $SOCK ]] && "$CLIENT" --no-defaults -uroot --socket="$SOCK" -e 'SELECT 1' >/dev/null 2>&1; then
@@ -82,7 +100,7 @@ else
 		fi
 		sleep 0.25
 	done
-	log "mariadbd up: socket $SOCK, port $PORT, pid $(<"$PIDFILE")"
+	log "mariadbd up: socket $SOCK, port $PORT, pid $(<"$PIDFILE")${TLS_ARGS:+, TLS required on TCP}"
 fi
 
 create_pbx_db "$CLIENT" "$SOCK" "$DB"

@@ -168,6 +168,15 @@ type Config struct {
 	MySQLUsername string
 	MySQLPassword string
 	CDRPartition  bool // cdr_partition: daily partitions of cdr* tables
+	// MySQLTLS is mysqlsslkey, mysqlsslcert, mysqlsslcacert,
+	// mysqlsslcapath and mysqlsslciphers: TLS on every TCP connection to
+	// the database (dbconn.TLS says when it is on and what is verified).
+	MySQLTLS dbconn.TLS
+	// MySQLConnectTimeout is mysql_connect_timeout: how long opening a
+	// connection may take (0 = no limit of the agent's own).
+	MySQLConnectTimeout time.Duration
+	// mysqlTLSName is the driver's name of MySQLTLS, registered by Parse.
+	mysqlTLSName string
 
 	// Database cleaning (voipmonitor.conf's cleandatabase family): days of
 	// data kept, 0 = everything. CleanDatabase is cleandatabase, the
@@ -289,6 +298,7 @@ func Default() *Config {
 		Sniffer:             true,
 		MySQLPort:           3306,
 		MySQLDB:             "voipmonitor",
+		MySQLConnectTimeout: 5 * time.Second,
 		MySQLUsername:       "root",
 		CDRQueueSize:        10000,
 		CDRBatchSize:        200,
@@ -367,7 +377,9 @@ func (c *Config) DatabaseEnabled() bool {
 // MySQLDSN returns the go-sql-driver/mysql DSN for the configured server:
 // the unix socket when mysqlsocket is set, else TCP mysqlhost:mysqlport, or
 // for a list of nodes in mysqlhost a DSN on dbconn.Net (open it with
-// dbconn.Open for failover).
+// dbconn.Open for failover). A TCP DSN carries the mysqlssl* TLS
+// settings (tls=, registered with the driver); a unix socket is local and
+// stays without TLS.
 func (c *Config) MySQLDSN() string {
 	mc := mysql.NewConfig()
 	mc.User = c.MySQLUsername
@@ -384,11 +396,32 @@ func (c *Config) MySQLDSN() string {
 		} else if err == nil {
 			mc.Addr = hosts[0]
 		}
+		mc.TLSConfig = c.tlsName()
 	}
-	mc.Timeout = 5 * time.Second
+	mc.Timeout = c.MySQLConnectTimeout
 	mc.ReadTimeout = 30 * time.Second
 	mc.WriteTimeout = 30 * time.Second
 	return mc.FormatDSN()
+}
+
+// unregisteredTLS names no driver TLS configuration: a DSN carrying it
+// fails to open, which is what TLS settings that no longer load must do
+// (never a connection in clear).
+const unregisteredTLS = "pbx-agent-tls-unusable"
+
+// tlsName is the driver's name of the TLS settings, "" without TLS.
+func (c *Config) tlsName() string {
+	if !c.MySQLTLS.Enabled() {
+		return ""
+	}
+	if c.mysqlTLSName == "" { // a Config not made by Parse
+		name, err := dbconn.RegisterTLS(c.MySQLTLS)
+		if err != nil {
+			return unregisteredTLS
+		}
+		c.mysqlTLSName = name
+	}
+	return c.mysqlTLSName
 }
 
 // cleanByGeneral are the tables cleandatabase sets (voipmonitor.cpp
@@ -603,7 +636,53 @@ func (c *Config) validate() []error {
 	if (c.HTTPTLSCert == "") != (c.HTTPTLSKey == "") {
 		bad("http_tls_key", "http_tls_cert and http_tls_key must be set together", "")
 	}
+	errs = append(errs, c.validateMySQLTLS()...)
 	return errs
+}
+
+// validateMySQLTLS loads the mysqlssl* files and registers the TLS
+// configuration with the driver; what VoIPmonitor ignores (half a key pair,
+// ciphers without TLS) becomes a warning.
+func (c *Config) validateMySQLTLS() []error {
+	t := c.MySQLTLS
+	warn := func(key, msg string) {
+		f, l := c.where(key)
+		c.Warnings = append(c.Warnings, (&Error{File: f, Line: l, Key: key, Msg: msg}).Error())
+	}
+	const off = "; TLS to MySQL stays off: it needs mysqlsslcacert, mysqlsslcapath, or mysqlsslcert with mysqlsslkey"
+	if (t.Key == "") != (t.Cert == "") {
+		k, other := "mysqlsslkey", "mysqlsslcert"
+		if t.Key == "" {
+			k, other = other, k
+		}
+		msg := "ignored without " + other + ": no client certificate is sent (as in VoIPmonitor)"
+		if !t.Enabled() {
+			msg += off
+		}
+		warn(k, msg)
+	}
+	if !t.Enabled() {
+		if t.Ciphers != "" {
+			warn("mysqlsslciphers", "no effect alone (as in VoIPmonitor)"+off)
+		}
+		return nil
+	}
+	name, err := dbconn.RegisterTLS(t)
+	if err != nil {
+		key := "mysqlsslcacert"
+		var te *dbconn.TLSError
+		if errors.As(err, &te) {
+			key = "mysqlssl" + te.Setting
+		}
+		f, l := c.where(key)
+		hint := "PEM files readable by the agent; the key must be mysqlsslcert's"
+		if key == "mysqlsslciphers" {
+			hint = "TLS 1.2 suites in OpenSSL's spelling, separated by ':'"
+		}
+		return []error{&Error{File: f, Line: l, Key: key, Err: ErrBadValue, Msg: err.Error(), Hint: hint}}
+	}
+	c.mysqlTLSName = name
+	return nil
 }
 
 // NoEffectWarning is the one start-up warning about accepted keys that do

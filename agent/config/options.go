@@ -235,11 +235,21 @@ var options = map[string]option{
 		_, err := dbconn.Hosts(v, 3306)
 		return err
 	}, hint: "host[:port], or a comma list of cluster nodes tried in order; empty disables the CDR store"},
-	"mysqlport":     {set: port(func(c *Config) *int { return &c.MySQLPort }), hint: "a TCP port 1-65535"},
-	"mysqlsocket":   {set: str(func(c *Config) *string { return &c.MySQLSocket }), hint: "a unix socket path"},
-	"mysqldb":       {set: nonEmpty(func(c *Config) *string { return &c.MySQLDB }), hint: "a database name"},
-	"mysqlusername": {set: nonEmpty(func(c *Config) *string { return &c.MySQLUsername }), hint: "a MySQL user name"},
-	"mysqlpassword": {set: str(func(c *Config) *string { return &c.MySQLPassword }), hint: ""},
+	"mysqlport":       {set: port(func(c *Config) *int { return &c.MySQLPort }), hint: "a TCP port 1-65535"},
+	"mysqlsocket":     {set: str(func(c *Config) *string { return &c.MySQLSocket }), hint: "a unix socket path"},
+	"mysqldb":         {set: nonEmpty(func(c *Config) *string { return &c.MySQLDB }), hint: "a database name"},
+	"mysqlusername":   {set: nonEmpty(func(c *Config) *string { return &c.MySQLUsername }), hint: "a MySQL user name"},
+	"mysqlpassword":   {set: str(func(c *Config) *string { return &c.MySQLPassword }), hint: ""},
+	"mysqlsslkey":     {set: str(func(c *Config) *string { return &c.MySQLTLS.Key }), hint: "the client's private key, a PEM file (with mysqlsslcert)"},
+	"mysqlsslcert":    {set: str(func(c *Config) *string { return &c.MySQLTLS.Cert }), hint: "the client's certificate, a PEM file (with mysqlsslkey)"},
+	"mysqlsslcacert":  {set: str(func(c *Config) *string { return &c.MySQLTLS.CA }), hint: "a PEM file of the CA(s) the MySQL server's certificate must chain to; turns TLS on"},
+	"mysqlsslcapath":  {set: str(func(c *Config) *string { return &c.MySQLTLS.CAPath }), hint: "a directory of CA certificates (hash-named, *.pem or *.crt); turns TLS on"},
+	"mysqlsslciphers": {set: ciphers, hint: "TLS 1.2 suites in OpenSSL's spelling separated by ':', e.g. ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-GCM-SHA256; keywords such as HIGH or !aNULL are not expanded, TLS 1.3 suites cannot be chosen"},
+	"mysql_connect_timeout": {set: func(c *Config, v string) error {
+		n, err := intRange(v, 0, 3600)
+		c.MySQLConnectTimeout = time.Duration(n) * time.Second
+		return err
+	}, hint: "seconds to open a MySQL connection, 0-3600 (0 = no limit of the agent's own; default 5)"},
 	"cdr_partition": {set: boolean(func(c *Config) *bool { return &c.CDRPartition }), hint: "yes or no"},
 
 	"cleandatabase":                      {set: days(func(c *Config) *int { return &c.CleanDatabase }), hint: cleanHint("cdr, register_state, register_failed, register_time_info and sip_msg")},
@@ -377,6 +387,17 @@ var options = map[string]option{
 		c.LogLevel = l
 		return nil
 	}, hint: "debug, info, warn or error"},
+}
+
+// ciphers sets mysqlsslciphers, refusing names crypto/tls cannot use.
+func ciphers(c *Config, v string) error {
+	if v != "" {
+		if _, err := dbconn.ParseCiphers(v); err != nil {
+			return err
+		}
+	}
+	c.MySQLTLS.Ciphers = v
+	return nil
 }
 
 func str(f func(*Config) *string) func(*Config, string) error {

@@ -101,7 +101,9 @@ func hostPort(e string, defaultPort int) (string, error) {
 
 // Open returns a connection pool for dsn (go-sql-driver/mysql format). A DSN
 // whose network is Net gets the failover pool described in the package doc;
-// any other DSN is sql.Open("mysql", dsn). logger (nil = none) hears of each
+// any other DSN is the driver's own pool. A login refused for want of TLS
+// gives ErrTLSRequired (or ErrDeniedWithoutTLS, MariaDB's ambiguous
+// answer, for any denied login without TLS). logger (nil = none) hears of each
 // switch to another node.
 func Open(dsn string, logger *slog.Logger) (*sql.DB, error) {
 	mc, err := mysql.ParseDSN(dsn)
@@ -119,7 +121,7 @@ func OpenConfig(mc *mysql.Config, logger *slog.Logger) (*sql.DB, error) {
 		if err != nil {
 			return nil, fmt.Errorf("dbconn: %w", err)
 		}
-		return sql.OpenDB(c), nil
+		return sql.OpenDB(annotated{c, mc.TLS != nil}), nil
 	}
 	c, err := newConnector(mc, logger)
 	if err != nil {
@@ -128,12 +130,24 @@ func OpenConfig(mc *mysql.Config, logger *slog.Logger) (*sql.DB, error) {
 	return sql.OpenDB(c), nil
 }
 
+// annotated is the driver's connector with connection errors annotated.
+type annotated struct {
+	driver.Connector
+	tls bool // the connections use TLS
+}
+
+func (a annotated) Connect(ctx context.Context) (driver.Conn, error) {
+	c, err := a.Connector.Connect(ctx)
+	return c, annotate(err, a.tls)
+}
+
 // connector tries the nodes in order from the one in use.
 type connector struct {
 	hosts []string
 	nodes []driver.Connector
 	cur   atomic.Int32 // index of the node in use
 	log   *slog.Logger
+	tls   bool // the connections use TLS
 }
 
 func newConnector(mc *mysql.Config, logger *slog.Logger) (*connector, error) {
@@ -144,7 +158,7 @@ func newConnector(mc *mysql.Config, logger *slog.Logger) (*connector, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	c := &connector{hosts: hosts, log: logger.With("component", "dbconn")}
+	c := &connector{hosts: hosts, log: logger.With("component", "dbconn"), tls: mc.TLS != nil}
 	for _, h := range hosts {
 		nc := mc.Clone()
 		nc.Net, nc.Addr = "tcp", h
@@ -178,7 +192,7 @@ func (c *connector) Connect(ctx context.Context) (driver.Conn, error) {
 			}
 			return &nodeConn{c: c, idx: idx, inner: conn}, nil
 		}
-		errs = append(errs, fmt.Errorf("%s: %w", c.hosts[idx], err))
+		errs = append(errs, fmt.Errorf("%s: %w", c.hosts[idx], annotate(err, c.tls)))
 		if ctx.Err() != nil {
 			break
 		}

@@ -12,3 +12,20 @@ var (
 	// synced member of the primary component (wsrep_ready = OFF).
 	ErrNotReady = errors.New("dbconn: Galera node not ready")
 )
+
+var (
+	// ErrTLS is returned for TLS settings that cannot be used (see TLSError).
+	ErrTLS = errors.New("dbconn: bad MySQL TLS setting")
+	// ErrCipher is returned for a cipher name that cannot be used.
+	ErrCipher = errors.New("unknown or unsupported cipher")
+	// ErrTLSVerify is returned when the server's certificate does not
+	// verify against the configured CA.
+	ErrTLSVerify = errors.New("dbconn: MySQL server certificate not trusted by mysqlsslcacert/mysqlsslcapath")
+	// ErrTLSRequired is returned when the server refuses a connection
+	// without TLS (require_secure_transport, REQUIRE SSL).
+	ErrTLSRequired = errors.New("dbconn: the MySQL server requires TLS: set mysqlsslcacert (or mysqlsslcapath, or mysqlsslcert + mysqlsslkey)")
+	// ErrDeniedWithoutTLS is returned when a login without TLS is denied:
+	// MariaDB answers so to a user with REQUIRE SSL and under
+	// require_secure_transport, as to a wrong password.
+	ErrDeniedWithoutTLS = errors.New("dbconn: access denied on a connection without TLS: wrong mysqlusername/mysqlpassword, or the server requires TLS (then set mysqlsslcacert, or mysqlsslcapath, or mysqlsslcert + mysqlsslkey)")
+)

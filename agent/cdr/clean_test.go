@@ -181,8 +181,14 @@ func flushSlow(t *testing.T, w *Writer) {
 // partNames lists table's partitions, oldest first.
 func partNames(t *testing.T, db *sql.DB, table string) []string {
 	t.Helper()
-	rows, err := db.Query(`SELECT partition_name FROM information_schema.partitions
+	return queryStrings(t, db, `SELECT partition_name FROM information_schema.partitions
 		WHERE table_schema = DATABASE() AND table_name = ? AND partition_name IS NOT NULL ORDER BY partition_ordinal_position`, table)
+}
+
+// queryStrings returns the first column of q's rows.
+func queryStrings(t *testing.T, db *sql.DB, q string, args ...any) []string {
+	t.Helper()
+	rows, err := db.Query(q, args...)
 	if err != nil {
 		t.Fatal(err)
 	}

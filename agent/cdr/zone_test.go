@@ -87,22 +87,7 @@ func TestWriterZone(t *testing.T) {
 			}
 			flush(t, w)
 			db := openDB(t, scratch)
-			col := func(q string) []string {
-				rows, err := db.Query(q)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer rows.Close()
-				var out []string
-				for rows.Next() {
-					var s string
-					if err := rows.Scan(&s); err != nil {
-						t.Fatal(err)
-					}
-					out = append(out, s)
-				}
-				return out
-			}
+			col := func(q string) []string { return queryStrings(t, db, q) }
 			var wantEnd []string
 			for _, s := range tt.want {
 				tm, _ := time.Parse("2006-01-02 15:04:05.000", s)

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/gopacket"
 	"golang.org/x/net/bpf"
 
 	"pbx-agent/internal/testkit"
@@ -50,24 +51,7 @@ func TestLoopbackCountedOnce(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			got := 0
-			deadline := time.Now().Add(3 * time.Second)
-			for time.Now().Before(deadline) {
-				data, _, err := src.ReadPacket()
-				if errors.Is(err, ErrTimeout) {
-					if got >= n {
-						break
-					}
-					continue
-				}
-				if err != nil {
-					t.Fatal(err)
-				}
-				if bytes.Contains(data, marker) {
-					got++
-				}
-			}
-			if got != n {
+			if got := readMarked(t, src, marker, n, nil); got != n {
 				t.Errorf("%d datagrams sent on lo, %d frames captured (want each once)", n, got)
 			}
 		})
@@ -150,6 +134,22 @@ func TestLiveFilterInKernel(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	got := readMarked(t, src, marker, n, func(data []byte) {
+		if len(data) >= 38 && int(data[36])<<8|int(data[37]) == port {
+			t.Fatalf("a datagram to the excluded port %d reached the ring", port)
+		}
+	})
+	if got != n {
+		t.Errorf("%d datagrams to the kept port, %d captured", n, got)
+	}
+}
+
+// readMarked reads src for up to 3 s, until n frames holding marker came,
+// and returns how many came; check, when set, sees each of them.
+func readMarked(t *testing.T, src interface {
+	ReadPacket() ([]byte, gopacket.CaptureInfo, error)
+}, marker []byte, n int, check func(data []byte)) int {
+	t.Helper()
 	got := 0
 	deadline := time.Now().Add(3 * time.Second)
 	for time.Now().Before(deadline) {
@@ -165,12 +165,10 @@ func TestLiveFilterInKernel(t *testing.T) {
 		}
 		if bytes.Contains(data, marker) {
 			got++
-			if len(data) >= 38 && int(data[36])<<8|int(data[37]) == port {
-				t.Fatalf("a datagram to the excluded port %d reached the ring", port)
+			if check != nil {
+				check(data)
 			}
 		}
 	}
-	if got != n {
-		t.Errorf("%d datagrams to the kept port, %d captured", n, got)
-	}
+	return got
 }

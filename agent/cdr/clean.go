@@ -88,6 +88,18 @@ func (o CleanOptions) tableDays() map[string]int {
 	return m
 }
 
+// writtenDays is how long the agent's idempotency keys (writtenTable, one
+// per CDR and REGISTER row written) are kept: as long as the longest kept of
+// the tables they guard, and forever when one of those is kept forever (a
+// key is what stops a row being written twice). Without it the table grew
+// by a row per call for good.
+func (o CleanOptions) writtenDays() int {
+	if o.CDR < 1 || o.RegisterState < 1 || o.RegisterFailed < 1 {
+		return 0
+	}
+	return max(o.CDR, o.RegisterState, o.RegisterFailed)
+}
+
 // sizeTables are the tables cleandatabase_size drops days of: every table
 // a days key may cover (cPartitions::fillTables).
 func sizeTables() []string {
@@ -268,6 +280,16 @@ func Clean(ctx context.Context, db *sql.DB, o CleanOptions, now time.Time, log *
 			if err != nil {
 				return res, err
 			}
+		}
+	}
+	if days := o.writtenDays(); days > 0 {
+		n, err := deleteOlder(ctx, db, writtenTable, "created_at", today.AddDate(0, 0, 1-days))
+		res.Rows += n
+		if n > 0 {
+			log.Info("deleted old idempotency keys", "table", writtenTable, "rows", n, "keep_days", days)
+		}
+		if err != nil {
+			return res, err
 		}
 	}
 	if o.MaxBytes <= 0 {

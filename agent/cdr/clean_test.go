@@ -405,3 +405,32 @@ func TestCleanTwoSensors(t *testing.T) {
 		t.Errorf("cdr_rtp rows = %d, want 6", n)
 	}
 }
+
+// TestCleanWrittenKeys: the agent's idempotency keys go once every table
+// they guard (cdr, register_state, register_failed) is cleaned past them,
+// as long as the longest kept of those; with one of them kept forever they
+// stay.
+func TestCleanWrittenKeys(t *testing.T) {
+	db, now := cleanFixture(t, true)
+	today := dayOf(now)
+	base := count(t, db, "SELECT COUNT(*) FROM "+writtenTable)
+	for i, age := range []int{30, 30, 6, 5, 0} {
+		if _, err := db.Exec("INSERT INTO "+writtenTable+" (k, kind, row_id, created_at) VALUES (?, 1, 1, ?)",
+			fmt.Sprintf("%016d", i), today.AddDate(0, 0, -age).Add(time.Hour).Format(time.DateTime)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := Clean(context.Background(), db, CleanOptions{CDR: 3, RegisterState: 6}, now, nil); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, db, "SELECT COUNT(*) FROM "+writtenTable); n != base+5 {
+		t.Errorf("register_failed kept forever: %d keys left, want all %d", n, base+5)
+	}
+	if _, err := Clean(context.Background(), db, CleanOptions{CDR: 3, RegisterState: 6, RegisterFailed: 4}, now, nil); err != nil {
+		t.Fatal(err)
+	}
+	// kept 6 days: today and the 5 before it (the keys 5 days old stay)
+	if n := count(t, db, "SELECT COUNT(*) FROM "+writtenTable); n != base+2 {
+		t.Errorf("%d keys left, want %d (the 5-day-old and today's added ones)", n, base+2)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"pbx-agent/internal/opt"
 	"pbx-agent/sniffer/sip"
 )
 
@@ -21,7 +22,7 @@ import (
 //     and the OK that follows it writes nothing, and further failures go
 //     into the failed row already written.
 //   - The same state is written again once its row is more than
-//     registerStateTimeout old (RegisterState::isEq, sip-register-state-timeout).
+//     RegisterRules.StateTimeout old (RegisterState::isEq).
 //   - A row's time is its attempt's first REGISTER (the call's calltime),
 //     the challenged one and retransmissions included.
 //   - An OK binding expires when an attempt starts after its granted time,
@@ -29,8 +30,8 @@ import (
 //     (Registers::add), or, with no attempt, registerExpiryGrace after that
 //     time (Registers::cleanup(false, 30)). The Expired row is dated at the
 //     granted time's end and has expires 0 (Register::expire).
-//   - An attempt is closed registerTimeout after its last message
-//     (sip-register-timeout: set_destroy_call_at at the first REGISTER,
+//   - An attempt is closed RegisterRules.Timeout after its last message
+//     (set_destroy_call_at at the first REGISTER,
 //     moved on by every later message, Calltable::cleanup_registers). One
 //     with no answer at all, or whose last answer was 401, 403 or 404, is
 //     written Failed, dated at its first REGISTER (cleanup_registers and
@@ -41,22 +42,16 @@ import (
 //     within a capture) kept aaa.pcap's retries 17 s after their 401 in the
 //     challenged attempt. A response to a closed attempt is ignored (no
 //     REGISTER call has its Call-ID any more).
-//   - More than registerMaxRegisters REGISTERs in one attempt with neither
+//   - More than RegisterRules.MaxRegisters REGISTERs in one attempt with neither
 //     a 200 nor a 401 (an unanswered REGISTER retransmitted), or more than
-//     registerMaxMessages messages, write state ManyRegMessages (register_state
+//     RegisterRules.MaxMessages messages, write state ManyRegMessages (register_state
 //     state 4), dated at the attempt's first REGISTER; in the first case the
-//     REGISTER starts a new attempt (sip-register-max-registers and
-//     sip-register-max-messages).
+//     REGISTER starts a new attempt.
 
 // registerExpiryGrace is how long past its expiry a binding with no new
 // attempt waits before it is reported Expired (the 30 of VoIPmonitor's
 // periodic Registers::cleanup(false, 30)).
 const registerExpiryGrace = 30 * time.Second
-
-// registerStateTimeout is, in seconds, how old the row of a state may get
-// before the same state is written again (VoIPmonitor's
-// sip-register-state-timeout, default 10 minutes).
-const registerStateTimeout = 600
 
 // registerAttemptWindow bounds an attempt left unanswered: a REGISTER of
 // the same Call-ID within it (a retransmission) belongs to the attempt.
@@ -64,18 +59,39 @@ const registerStateTimeout = 600
 // (Calltable::cleanup_registers).
 const registerAttemptWindow = 300 * time.Second
 
-// registerTimeout closes an attempt this long after its last message
-// (VoIPmonitor's sip-register-timeout, default 5 s).
-const registerTimeout = 5 * time.Second
+// RegisterRules are VoIPmonitor's REGISTER options (voipmonitor.cpp:659-662,
+// 683; read at voipmonitor.cpp:7253-7257, 7280). A zero field takes
+// VoIPmonitor's default.
+type RegisterRules struct {
+	// Timeout closes an attempt this long after its last message
+	// (sip-register-timeout, default 5 s: sniff.cpp:3913, 6837,
+	// calltable.h:2396-2402).
+	Timeout time.Duration
+	// MaxRegisters and MaxMessages bound one attempt: more REGISTERs with
+	// neither a 200 nor a 401, or more messages, are a ManyRegMessages state
+	// (sip-register-max-registers, default 4, sniff.cpp:6764, and
+	// sip-register-max-messages, default 20, sniff.cpp:6925).
+	MaxRegisters, MaxMessages int
+	// StateTimeout is how old the row of a state may get before the same
+	// state is written again (sip-register-state-timeout, default 10 min,
+	// whole seconds: register.cpp:461-463). Negative: never again
+	// (VoIPmonitor's 0).
+	StateTimeout time.Duration
+	// NoTimeoutFailed: an attempt closed by its timeout or at the end of the
+	// capture writes no Failed row (sip-register-timeout-disable_save_failed,
+	// default no: calltable.cpp:14293-14296). A 401, 403 or 404 that ends
+	// an attempt at once still writes it.
+	NoTimeoutFailed bool
+}
 
-// registerMaxRegisters and registerMaxMessages bound one attempt: more
-// REGISTERs with neither a 200 nor a 401, or more messages, are a
-// ManyRegMessages state (sip-register-max-registers, default 4, and
-// sip-register-max-messages, default 20).
-const (
-	registerMaxRegisters = 4
-	registerMaxMessages  = 20
-)
+func (r *RegisterRules) defaults() {
+	opt.Default(&r.Timeout, 5*time.Second)
+	opt.Default(&r.MaxRegisters, 4)
+	opt.Default(&r.MaxMessages, 20)
+	if r.StateTimeout == 0 { // negative stays: never again
+		r.StateTimeout = 600 * time.Second
+	}
+}
 
 // regChain is the last state written in one of a binding's two chains.
 type regChain struct {
@@ -149,7 +165,7 @@ func (t *Table) handleRegister(m *sip.Message, meta Meta) {
 		st.regs++
 		st.msgs++
 		st.last = meta.Time
-		if st.regs > registerMaxRegisters && !st.got200 && !st.got401 {
+		if st.regs > t.cfg.Register.MaxRegisters && !st.got200 && !st.got401 {
 			// sniff.cpp:6764-6781: the call is saved ManyRegMessages and
 			// this REGISTER starts a new one.
 			st.pending.Time = st.started
@@ -232,10 +248,10 @@ func (st *regState) newAttempt(ts time.Time) {
 	st.lastResp = 0
 }
 
-// tooManyMessages ends an open attempt of more than registerMaxMessages
+// tooManyMessages ends an open attempt of more than RegisterRules.MaxMessages
 // messages as ManyRegMessages (sniff.cpp:6925-6932).
 func (t *Table) tooManyMessages(st *regState) {
-	if !st.open || st.msgs <= registerMaxMessages {
+	if !st.open || st.msgs <= t.cfg.Register.MaxMessages {
 		return
 	}
 	st.pending.Time = st.started
@@ -253,7 +269,7 @@ func (t *Table) closeIdle(st *regState, now time.Time) bool {
 		if now.Sub(st.started) <= registerAttemptWindow {
 			return false
 		}
-	} else if now.Sub(st.last) < registerTimeout {
+	} else if now.Sub(st.last) < t.cfg.Register.Timeout {
 		return false
 	}
 	t.closeAttempt(st)
@@ -272,6 +288,9 @@ func (t *Table) closeAttempt(st *regState) {
 	case 401, 403, 404:
 	default:
 		return
+	}
+	if t.cfg.Register.NoTimeoutFailed {
+		return // Registers::add is not called: no row, no count
 	}
 	st.failed++
 	r := &st.pending
@@ -334,7 +353,7 @@ func (t *Table) forgetRegister(key string, st *regState) {
 }
 
 // report emits a REGISTER summary when the state differs from the last of
-// its chain, or the last row of that state is over registerStateTimeout
+// its chain, or the last row of that state is over RegisterRules.StateTimeout
 // old (Register::addState, RegisterState::isEq). An OK binding whose
 // granted time ran out before this attempt started is reported Expired
 // first (Registers::add: whole seconds, no grace).
@@ -349,7 +368,7 @@ func (t *Table) report(st *regState, state RegisterState) {
 	if state == RegFailed {
 		c = &st.fail
 	}
-	if c.state == state && at.Sub(c.from)/time.Second <= registerStateTimeout {
+	if c.state == state && (t.cfg.Register.StateTimeout < 0 || at.Sub(c.from)/time.Second <= t.cfg.Register.StateTimeout/time.Second) {
 		c.to = at
 		c.row.Expires = r.Expires
 		return

@@ -65,6 +65,8 @@ type Config struct {
 	// default 200,000): past it, new INVITEs are counted and ignored, so an
 	// INVITE flood cannot exhaust memory.
 	MaxCalls int
+	// Register holds VoIPmonitor's sip-register-* rules (register.go).
+	Register RegisterRules
 	// OnCallEnd receives every finished call. It runs on the goroutine that
 	// feeds the table and must not block. Callbacks (OnCallEnd, OnRegister,
 	// OnMedia) run after the table's lock is released, in the order the
@@ -86,6 +88,7 @@ func (c *Config) defaults() {
 	opt.Default(&c.EndGrace, 5*time.Second)
 	opt.Default(&c.MaxCalls, 200000)
 	opt.Default(&c.AuthGrace, 60*time.Second)
+	c.Register.defaults()
 }
 
 // Party is one side of a call.

@@ -263,6 +263,26 @@ func TestRegisterRules(t *testing.T) {
 			want: []regRow{{1, RegOK, 600, "10.0.0.2:5160"}, {0, RegOK, 60, "10.0.0.1:5060"}},
 		},
 		{
+			// Each Call-ID is its own REGISTER call (registers_listMAP):
+			// the first, left unanswered, times out Failed.
+			name: "a REGISTER with a new Call-ID 2 s after an unanswered one",
+			in:   []regStep{{ms: 0, cseq: 1, expires: 600}, {ms: 2000, callID: "reg2", cseq: 1, expires: 600}, {ms: 2020, status: 200, callID: "reg2", cseq: 1, expires: 600}},
+			want: []regRow{{2000, RegOK, 600, "10.0.0.1:5060"}, {0, RegFailed, 600, "10.0.0.1:5060"}},
+		},
+		{
+			name: "the late 200 of an attempt whose phone started another Call-ID",
+			in:   []regStep{{ms: 0, cseq: 1, expires: 600}, {ms: 1000, callID: "reg2", cseq: 1, expires: 600}, {ms: 1500, status: 200, cseq: 1, expires: 600}},
+			want: []regRow{{0, RegOK, 600, "10.0.0.1:5060"}, {1000, RegFailed, 600, "10.0.0.1:5060"}},
+		},
+		{
+			// The challenged attempt is closed with its 401 last: Failed
+			// (calltable.cpp:14288-14292), here at the end of the capture.
+			name: "a retry with credentials on a new Call-ID",
+			in: []regStep{{ms: 0, cseq: 1, expires: 600}, {ms: 10, status: 401, cseq: 1},
+				{ms: 50, callID: "reg2", cseq: 1, expires: 600, auth: true}, {ms: 60, status: 200, callID: "reg2", cseq: 1, expires: 600}},
+			want: []regRow{{50, RegOK, 600, "10.0.0.1:5060"}, {0, RegFailed, 600, "10.0.0.1:5060"}},
+		},
+		{
 			name: "sip-register-timeout = 10: a REGISTER 7 s after an unanswered one belongs to its attempt",
 			cfg:  Config{Register: RegisterRules{Timeout: 10 * time.Second}},
 			in:   []regStep{{ms: 0, cseq: 1, expires: 600}, {ms: 7000, cseq: 2, expires: 600}, {ms: 7020, status: 200, cseq: 2, expires: 600}},

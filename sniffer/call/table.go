@@ -108,7 +108,11 @@ type Stats struct {
 	Registers        uint64
 	Orphans          uint64 // in-dialog messages for calls we never saw start
 	CallsRefused     uint64 // INVITEs ignored because MaxCalls calls were open
-	RegistersRefused uint64 // new REGISTER bindings ignored past MaxCalls bindings
+	RegistersRefused uint64 // new REGISTER bindings or attempts ignored past MaxCalls of them
+	// RegisterAttemptsEvicted counts REGISTER attempts closed early because
+	// their binding had registerMaxAttempts open (Call-IDs rotated faster
+	// than sip-register-timeout closes them).
+	RegisterAttemptsEvicted uint64
 	// RegistersUnanswered counts REGISTER attempts closed with no answer
 	// (each written as a register_failed row, or folded into one).
 	RegistersUnanswered uint64
@@ -152,10 +156,11 @@ type Table struct {
 	byRef   map[uint64]*callState
 	media   mediaIndex
 	regs    map[string]*regState
-	regCall map[string][]*regState // Call-ID → the bindings whose last REGISTER used it
-	regSeq  uint64                 // counts REGISTER requests (regState.lastReq)
-	refs    *rand.ChaCha8          // call references: unguessable, seeded from crypto/rand
-	seq     uint64                 // calls created so far (callState.seq)
+	regCall map[string][]*regAttempt // Call-ID → the open REGISTER attempts using it
+	regOpen int                      // open REGISTER attempts (bounded by MaxCalls)
+	regSeq  uint64                   // counts REGISTER requests (regAttempt.lastReq)
+	refs    *rand.ChaCha8            // call references: unguessable, seeded from crypto/rand
+	seq     uint64                   // calls created so far (callState.seq)
 	stats   Stats
 	seed    maphash.Seed
 	now     time.Time
@@ -180,7 +185,7 @@ func New(cfg Config) *Table {
 		byRef:   make(map[uint64]*callState),
 		media:   newMediaIndex(),
 		regs:    make(map[string]*regState),
-		regCall: make(map[string][]*regState),
+		regCall: make(map[string][]*regAttempt),
 		refs:    newRefSource(),
 		seed:    maphash.MakeSeed(),
 	}

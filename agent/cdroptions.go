@@ -3,6 +3,7 @@ package main
 import (
 	"pbx-agent/agent/cdr"
 	"pbx-agent/agent/config"
+	"pbx-agent/sniffer/call"
 )
 
 // cdrOptions maps the configuration onto the CDR writer's own options (the
@@ -37,4 +38,19 @@ func cdrOptions(cfg *config.Config) cdr.Options {
 		NoPartitionDrop: cfg.DisablePartitionOps || cfg.DisablePartitionDrop,
 		Location:        cfg.TimeLocation(),
 	}
+}
+
+// registerRules maps the sip-register-* options onto the call table's.
+func registerRules(cfg *config.Config) call.RegisterRules {
+	r := call.RegisterRules{
+		Timeout:         cfg.RegisterTimeout,
+		MaxRegisters:    cfg.RegisterMaxRegisters,
+		MaxMessages:     cfg.RegisterMaxMessages,
+		StateTimeout:    cfg.RegisterStateTimeout,
+		NoTimeoutFailed: cfg.RegisterTimeoutNoFailed,
+	}
+	if r.StateTimeout == 0 {
+		r.StateTimeout = -1 // sip-register-state-timeout = 0: never written again
+	}
+	return r
 }

@@ -127,6 +127,15 @@ type Config struct {
 	PcapZipSIP, PcapZipRTP           bool
 	PcapZipLevelSIP, PcapZipLevelRTP int
 	SIPRegister                      bool // sip-register
+	// REGISTER rules (VoIPmonitor's sip-register-timeout,
+	// sip-register-max-registers, sip-register-max-messages,
+	// sip-register-state-timeout (0: a state is never written again),
+	// sip-register-timeout-disable_save_failed): see call.RegisterRules.
+	RegisterTimeout         time.Duration
+	RegisterMaxRegisters    int
+	RegisterMaxMessages     int
+	RegisterStateTimeout    time.Duration
+	RegisterTimeoutNoFailed bool
 
 	// CaptureBlockTimeout is the AF_PACKET ring's block retire timeout
 	// (capture_block_timeout, tp_retire_blk_tov): the longest a captured
@@ -308,6 +317,11 @@ func Default() *Config {
 		PartitionOpsTo:      5,
 		ManagerIP:           "127.0.0.1",
 		ManagerPort:         5029,
+
+		// VoIPmonitor's REGISTER defaults (voipmonitor.cpp:659-662, 683)
+		RegisterTimeout: 5 * time.Second, RegisterMaxRegisters: 4, RegisterMaxMessages: 20,
+		RegisterStateTimeout: 600 * time.Second,
+
 		HTTPBind:            "127.0.0.1:8080",
 		AsteriskManagerConf: "/etc/asterisk/manager.conf",
 		AMIPort:             5038,

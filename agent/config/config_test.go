@@ -117,6 +117,27 @@ func TestParse(t *testing.T) {
 			want: func(c *Config) bool {
 				return c.RTPTimeout == time.Minute && c.SIPOnlyTimeout == 2*time.Hour && c.MaxCallDuration == 8*time.Hour && len(c.Ignored) == 0
 			}},
+		{name: "REGISTER rules as VoIPmonitor's by default", in: "",
+			want: func(c *Config) bool {
+				return c.RegisterTimeout == 5*time.Second && c.RegisterMaxRegisters == 4 && c.RegisterMaxMessages == 20 &&
+					c.RegisterStateTimeout == 10*time.Minute && !c.RegisterTimeoutNoFailed
+			}},
+		{name: "REGISTER rules set", in: "sip-register-timeout = 8\nsip-register-max-registers = 6\nsip-register-max-messages = 30\n" +
+			"sip-register-state-timeout = 0\nsip-register-timeout-disable_save_failed = yes\n",
+			want: func(c *Config) bool {
+				return c.RegisterTimeout == 8*time.Second && c.RegisterMaxRegisters == 6 && c.RegisterMaxMessages == 30 &&
+					c.RegisterStateTimeout == 0 && c.RegisterTimeoutNoFailed && len(c.Ignored) == 0
+			}},
+		{name: "sip-register-timeout zero", in: "sip-register = yes\nsip-register-timeout = 0\n",
+			wantErr: `t.conf:2: sip-register-timeout: bad value "0": 0 outside 1-2592000`},
+		{name: "sip-register-max-registers not a number", in: "sip-register-max-registers = four\n",
+			wantErr: `t.conf:1: sip-register-max-registers: bad value "four"`},
+		{name: "sip-register-max-messages zero", in: "sip-register-max-messages = 0\n",
+			wantErr: `t.conf:1: sip-register-max-messages: bad value "0": 0 outside 1-1000000`},
+		{name: "sip-register-state-timeout negative", in: "sip-register-state-timeout = -5\n",
+			wantErr: `t.conf:1: sip-register-state-timeout: bad value "-5": -5 outside 0-2592000`},
+		{name: "sip-register-timeout-disable_save_failed not a boolean", in: "sip-register-timeout-disable_save_failed = 2\n",
+			wantErr: `t.conf:1: sip-register-timeout-disable_save_failed: bad value "2"`},
 		{name: "natalias lines", in: "natalias = 203.0.113.5 10.0.0.5\nnatalias = 198.51.100.7=192.168.1.7\nnatalias = 198.51.100.8:192.168.1.8\nnatalias = 2001:db8::1 fd00::1\n",
 			want: func(c *Config) bool {
 				a := func(s string) netip.Addr { return netip.MustParseAddr(s) }

@@ -155,7 +155,20 @@ var options = map[string]option{
 		hint: "yes or no (default): cdr.response_time_100 and _xxx from the call's first INVITE instead of the quickest INVITE transaction"},
 	"saveaudio_stereo": {set: boolean(func(c *Config) *bool { return &c.SaveAudioStereo }), hint: "yes or no"},
 	"sip-register":     {set: boolean(func(c *Config) *bool { return &c.SIPRegister }), hint: "yes or no"},
-	"nocdr":            {set: boolean(func(c *Config) *bool { return &c.NoCDR }), hint: "yes or no"},
+	"sip-register-timeout": {set: seconds(func(c *Config) *time.Duration { return &c.RegisterTimeout }),
+		hint: "seconds after its last message a REGISTER attempt is closed, 1-2592000 (default 5); one closed unanswered, or last answered 401/403/404, is register_failed"},
+	"sip-register-max-registers": {set: integer(1, 1_000_000, func(c *Config) *int { return &c.RegisterMaxRegisters }),
+		hint: "REGISTERs one attempt may send with neither a 200 nor a 401 before it is written state 4 (ManyRegMessages), 1-1000000 (default 4)"},
+	"sip-register-max-messages": {set: integer(1, 1_000_000, func(c *Config) *int { return &c.RegisterMaxMessages }),
+		hint: "messages one REGISTER attempt may have before it is written state 4 (ManyRegMessages), 1-1000000 (default 20)"},
+	"sip-register-state-timeout": {set: func(c *Config, v string) error {
+		n, err := intRange(v, 0, 30*24*3600)
+		c.RegisterStateTimeout = time.Duration(n) * time.Second
+		return err
+	}, hint: "seconds after which a registration's unchanged state is written again, 0-2592000 (default 600; 0 = never)"},
+	"sip-register-timeout-disable_save_failed": {set: boolean(func(c *Config) *bool { return &c.RegisterTimeoutNoFailed }),
+		hint: "yes or no (default): yes = a REGISTER attempt closed by sip-register-timeout writes no register_failed row"},
+	"nocdr": {set: boolean(func(c *Config) *bool { return &c.NoCDR }), hint: "yes or no"},
 	"faxdetect": {set: boolean(func(c *Config) *bool { return &c.FaxDetect }),
 		hint: "yes or no (default): look for the fax tones CNG (1100 Hz) and CED (2100 Hz) in G.711 calls and store such a call with payload 1001 (T.30 fax)"},
 	"ignore_rtp_after_bye_confirmed": {set: boolean(func(c *Config) *bool { return &c.IgnoreRTPAfterByeOK }),

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"pbx-agent/internal/opt"
 	"pbx-agent/sniffer/sip"
 )
 
@@ -21,7 +22,7 @@ import (
 //     and the OK that follows it writes nothing, and further failures go
 //     into the failed row already written.
 //   - The same state is written again once its row is more than
-//     registerStateTimeout old (RegisterState::isEq, sip-register-state-timeout).
+//     RegisterRules.StateTimeout old (RegisterState::isEq).
 //   - A row's time is its attempt's first REGISTER (the call's calltime),
 //     the challenged one and retransmissions included.
 //   - An OK binding expires when an attempt starts after its granted time,
@@ -29,8 +30,11 @@ import (
 //     (Registers::add), or, with no attempt, registerExpiryGrace after that
 //     time (Registers::cleanup(false, 30)). The Expired row is dated at the
 //     granted time's end and has expires 0 (Register::expire).
-//   - An attempt is closed registerTimeout after its last message
-//     (sip-register-timeout: set_destroy_call_at at the first REGISTER,
+//   - Each Call-ID is an attempt of its own (one REGISTER call each in
+//     registers_listMAP): a phone that starts over with a new Call-ID
+//     leaves the old attempt open until its own rules close it.
+//   - An attempt is closed RegisterRules.Timeout after its last message
+//     (set_destroy_call_at at the first REGISTER,
 //     moved on by every later message, Calltable::cleanup_registers). One
 //     with no answer at all, or whose last answer was 401, 403 or 404, is
 //     written Failed, dated at its first REGISTER (cleanup_registers and
@@ -41,22 +45,16 @@ import (
 //     within a capture) kept aaa.pcap's retries 17 s after their 401 in the
 //     challenged attempt. A response to a closed attempt is ignored (no
 //     REGISTER call has its Call-ID any more).
-//   - More than registerMaxRegisters REGISTERs in one attempt with neither
+//   - More than RegisterRules.MaxRegisters REGISTERs in one attempt with neither
 //     a 200 nor a 401 (an unanswered REGISTER retransmitted), or more than
-//     registerMaxMessages messages, write state ManyRegMessages (register_state
+//     RegisterRules.MaxMessages messages, write state ManyRegMessages (register_state
 //     state 4), dated at the attempt's first REGISTER; in the first case the
-//     REGISTER starts a new attempt (sip-register-max-registers and
-//     sip-register-max-messages).
+//     REGISTER starts a new attempt.
 
 // registerExpiryGrace is how long past its expiry a binding with no new
 // attempt waits before it is reported Expired (the 30 of VoIPmonitor's
 // periodic Registers::cleanup(false, 30)).
 const registerExpiryGrace = 30 * time.Second
-
-// registerStateTimeout is, in seconds, how old the row of a state may get
-// before the same state is written again (VoIPmonitor's
-// sip-register-state-timeout, default 10 minutes).
-const registerStateTimeout = 600
 
 // registerAttemptWindow bounds an attempt left unanswered: a REGISTER of
 // the same Call-ID within it (a retransmission) belongs to the attempt.
@@ -64,18 +62,39 @@ const registerStateTimeout = 600
 // (Calltable::cleanup_registers).
 const registerAttemptWindow = 300 * time.Second
 
-// registerTimeout closes an attempt this long after its last message
-// (VoIPmonitor's sip-register-timeout, default 5 s).
-const registerTimeout = 5 * time.Second
+// RegisterRules are VoIPmonitor's REGISTER options (voipmonitor.cpp:659-662,
+// 683; read at voipmonitor.cpp:7253-7257, 7280). A zero field takes
+// VoIPmonitor's default.
+type RegisterRules struct {
+	// Timeout closes an attempt this long after its last message
+	// (sip-register-timeout, default 5 s: sniff.cpp:3913, 6837,
+	// calltable.h:2396-2402).
+	Timeout time.Duration
+	// MaxRegisters and MaxMessages bound one attempt: more REGISTERs with
+	// neither a 200 nor a 401, or more messages, are a ManyRegMessages state
+	// (sip-register-max-registers, default 4, sniff.cpp:6764, and
+	// sip-register-max-messages, default 20, sniff.cpp:6925).
+	MaxRegisters, MaxMessages int
+	// StateTimeout is how old the row of a state may get before the same
+	// state is written again (sip-register-state-timeout, default 10 min,
+	// whole seconds: register.cpp:461-463). Negative: never again
+	// (VoIPmonitor's 0).
+	StateTimeout time.Duration
+	// NoTimeoutFailed: an attempt closed by its timeout or at the end of the
+	// capture writes no Failed row (sip-register-timeout-disable_save_failed,
+	// default no: calltable.cpp:14293-14296). A 401, 403 or 404 that ends
+	// an attempt at once still writes it.
+	NoTimeoutFailed bool
+}
 
-// registerMaxRegisters and registerMaxMessages bound one attempt: more
-// REGISTERs with neither a 200 nor a 401, or more messages, are a
-// ManyRegMessages state (sip-register-max-registers, default 4, and
-// sip-register-max-messages, default 20).
-const (
-	registerMaxRegisters = 4
-	registerMaxMessages  = 20
-)
+func (r *RegisterRules) defaults() {
+	opt.Default(&r.Timeout, 5*time.Second)
+	opt.Default(&r.MaxRegisters, 4)
+	opt.Default(&r.MaxMessages, 20)
+	if r.StateTimeout == 0 { // negative stays: never again
+		r.StateTimeout = 600 * time.Second
+	}
+}
 
 // regChain is the last state written in one of a binding's two chains.
 type regChain struct {
@@ -88,15 +107,23 @@ type regChain struct {
 // isOK: a state a registration holds (RegisterState::isOK).
 func (c *regChain) isOK() bool { return c.state == RegOK || c.state == RegUnknownOK }
 
-// regState follows one registration binding (AOR + contact): the pending
-// REGISTER transaction and the last states reported.
+// regState follows one registration binding (AOR + contact): its open
+// attempts and the last states reported.
 type regState struct {
+	ok, fail regChain      // register_state's chain and register_failed's
+	failed   int           // failed attempts since the last success
+	attempts []*regAttempt // open attempts, oldest first
+	seen     time.Time     // last REGISTER or answer of the binding
+}
+
+// regAttempt is one REGISTER call of a binding: VoIPmonitor keeps one per
+// Call-ID (registers_listMAP), each closed by its own rules, so a phone that
+// starts over with a new Call-ID leaves the old attempt to its timeout.
+type regAttempt struct {
+	b          *regState
 	pending    Register // the REGISTER in flight, filled from the request
 	challenged bool     // a 401/407 was seen for the pending REGISTER
 	hasAuth    bool     // the pending REGISTER carried credentials
-	open       bool     // the attempt awaits its final response
-	ok, fail   regChain // register_state's chain and register_failed's
-	failed     int      // failed attempts since the last success
 	callID     string
 	started    time.Time // first REGISTER of the attempt (a challenged one included)
 	last       time.Time // last message of the attempt
@@ -104,9 +131,14 @@ type regState struct {
 	got200     bool      // the attempt got a 2xx
 	got401     bool      // the attempt got a 401
 	lastResp   int       // the attempt's last response code, 0: none yet
-	lastReq    uint64    // order of the binding's last REGISTER (Table.regSeq)
-	seen       time.Time // last REGISTER or answer of the binding
+	lastReq    uint64    // order of the attempt's last REGISTER (Table.regSeq)
 }
+
+// registerMaxAttempts bounds the open attempts of one binding: a sender
+// rotating Call-IDs faster than they time out closes its oldest attempt
+// early, by its own rules (counted in Stats.RegisterAttemptsEvicted). The
+// table's open attempts are bounded by Config.MaxCalls as its bindings are.
+const registerMaxAttempts = 16
 
 // current is the binding's state as listregisters shows it: the OK chain's
 // while it holds, else the later of the two (Register::getLastState).
@@ -115,6 +147,16 @@ func (st *regState) current() *regChain {
 		return &st.ok
 	}
 	return &st.fail
+}
+
+// attempt returns the binding's open attempt of a Call-ID, nil if none.
+func (st *regState) attempt(callID string) *regAttempt {
+	for _, a := range st.attempts {
+		if a.callID == callID {
+			return a
+		}
+	}
+	return nil
 }
 
 // staleRegister is how long a binding that is not registered (failed, or
@@ -139,55 +181,65 @@ func (t *Table) handleRegister(m *sip.Message, meta Meta) {
 			t.regs[key] = st
 		}
 		st.seen = meta.Time
-		t.closeIdle(st, meta.Time)
-		if !st.open || st.callID != r.CallID || meta.Time.Sub(st.started) > registerAttemptWindow {
+		t.closeIdleAttempts(st, meta.Time)
+		a := st.attempt(r.CallID)
+		if a != nil && meta.Time.Sub(a.started) > registerAttemptWindow {
+			t.closeAttempt(a) // VoIPmonitor's 300 s zombie timeout
+			a = nil
+		}
+		if a == nil {
 			// A new attempt; the retry with credentials after a 401/407
 			// and a retransmission belong to the attempt they follow
 			// (VoIPmonitor's created_at is the REGISTER call's first packet).
-			st.newAttempt(meta.Time)
+			if t.regOpen >= t.cfg.MaxCalls {
+				t.stats.RegistersRefused++
+				return
+			}
+			if len(st.attempts) >= registerMaxAttempts {
+				t.stats.RegisterAttemptsEvicted++
+				t.closeAttempt(st.attempts[0])
+			}
+			a = &regAttempt{b: st, callID: r.CallID}
+			a.restart(meta.Time)
+			st.attempts = append(st.attempts, a)
+			t.regCall[r.CallID] = append(t.regCall[r.CallID], a)
+			t.regOpen++
 		}
-		st.regs++
-		st.msgs++
-		st.last = meta.Time
-		if st.regs > registerMaxRegisters && !st.got200 && !st.got401 {
+		a.regs++
+		a.msgs++
+		a.last = meta.Time
+		if a.regs > t.cfg.Register.MaxRegisters && !a.got200 && !a.got401 {
 			// sniff.cpp:6764-6781: the call is saved ManyRegMessages and
 			// this REGISTER starts a new one.
-			st.pending.Time = st.started
-			t.report(st, RegManyMsgs)
-			st.newAttempt(meta.Time)
-			st.regs, st.msgs = 1, 1
+			a.pending.Time = a.started
+			t.report(a, RegManyMsgs)
+			a.restart(meta.Time)
+			a.regs, a.msgs = 1, 1
 		}
-		st.open = true
 		t.regSeq++
-		st.lastReq = t.regSeq
-		if st.callID != r.CallID {
-			t.unindexRegister(st) // a binding answers to its last Call-ID only
-			t.regCall[r.CallID] = append(t.regCall[r.CallID], st)
-		} else if !slices.Contains(t.regCall[r.CallID], st) {
-			t.regCall[r.CallID] = append(t.regCall[r.CallID], st)
-		}
-		st.callID = r.CallID
-		st.pending = r
-		st.hasAuth = len(m.Header("Authorization")) > 0 || len(m.Header("Proxy-Authorization")) > 0
-		st.challenged = false
-		t.tooManyMessages(st)
+		a.lastReq = t.regSeq
+		a.pending = r
+		a.hasAuth = len(m.Header("Authorization")) > 0 || len(m.Header("Proxy-Authorization")) > 0
+		a.challenged = false
+		t.tooManyMessages(a)
 		return
 	}
-	st := t.regByCallID(m.CallID, meta)
-	if st == nil {
-		return
+	a := t.regByCallID(m.CallID, meta)
+	if a == nil {
+		return // no open attempt: VoIPmonitor has no call to give it to
 	}
+	st := a.b
 	st.seen = meta.Time
-	if !st.open || t.closeIdle(st, meta.Time) {
-		return // its attempt is over: VoIPmonitor has no call to give it to
+	if t.closeIdle(a, meta.Time) {
+		return
 	}
 	code := m.StatusCode
-	st.msgs++
-	st.last = meta.Time
-	st.lastResp = code
-	st.got200 = st.got200 || code >= 200 && code < 300
-	st.got401 = st.got401 || code == 401
-	r := &st.pending
+	a.msgs++
+	a.last = meta.Time
+	a.lastResp = code
+	a.got200 = a.got200 || code >= 200 && code < 300
+	a.got401 = a.got401 || code == 401
+	r := &a.pending
 	r.LastResponseNum = code
 	if ua := m.UserAgent(); r.UA == "" && len(ua) > 0 {
 		r.UA = string(ua)
@@ -197,7 +249,7 @@ func (t *Table) handleRegister(m *sip.Message, meta Meta) {
 	}
 	switch {
 	case code < 200:
-		t.tooManyMessages(st)
+		t.tooManyMessages(a)
 		return
 	case code < 300:
 		if exp := responseExpires(m, r); exp >= 0 {
@@ -207,56 +259,63 @@ func (t *Table) handleRegister(m *sip.Message, meta Meta) {
 		if r.Expires == 0 {
 			state = RegUnregister
 		}
-		r.Time = st.started
+		r.Time = a.started
 		r.FailedAttempts = st.failed
 		st.failed = 0
-		st.open = false
-		t.report(st, state)
-	case (code == 401 || code == 407) && !st.hasAuth && !st.challenged:
-		st.challenged = true // the normal digest challenge, not a failure
-		t.tooManyMessages(st)
+		t.dropAttempt(a)
+		t.report(a, state)
+	case (code == 401 || code == 407) && !a.hasAuth && !a.challenged:
+		a.challenged = true // the normal digest challenge, not a failure
+		t.tooManyMessages(a)
 	default:
 		st.failed++
-		st.open = false
-		r.Time = st.started
+		t.dropAttempt(a)
+		r.Time = a.started
 		r.FailedAttempts = st.failed
-		t.report(st, RegFailed)
+		t.report(a, RegFailed)
 	}
 }
 
-// newAttempt starts a binding's attempt at a REGISTER sent at ts.
-func (st *regState) newAttempt(ts time.Time) {
-	st.started, st.last = ts, ts
-	st.regs, st.msgs = 0, 0
-	st.got200, st.got401 = false, false
-	st.lastResp = 0
+// restart starts an attempt afresh at a REGISTER sent at ts.
+func (a *regAttempt) restart(ts time.Time) {
+	a.started, a.last = ts, ts
+	a.regs, a.msgs = 0, 0
+	a.got200, a.got401 = false, false
+	a.lastResp = 0
 }
 
-// tooManyMessages ends an open attempt of more than registerMaxMessages
+// tooManyMessages ends an open attempt of more than RegisterRules.MaxMessages
 // messages as ManyRegMessages (sniff.cpp:6925-6932).
-func (t *Table) tooManyMessages(st *regState) {
-	if !st.open || st.msgs <= registerMaxMessages {
+func (t *Table) tooManyMessages(a *regAttempt) {
+	if a.msgs <= t.cfg.Register.MaxMessages {
 		return
 	}
-	st.pending.Time = st.started
-	st.open = false
-	t.report(st, RegManyMsgs)
+	a.pending.Time = a.started
+	t.dropAttempt(a)
+	t.report(a, RegManyMsgs)
+}
+
+// closeIdleAttempts closes a binding's attempts quiet past their timeout
+// at now, oldest first.
+func (t *Table) closeIdleAttempts(st *regState, now time.Time) {
+	for i := 0; i < len(st.attempts); {
+		if !t.closeIdle(st.attempts[i], now) {
+			i++
+		}
+	}
 }
 
 // closeIdle closes an open attempt that has been quiet past its timeout
 // at now (register.go's comment) and tells whether it did.
-func (t *Table) closeIdle(st *regState, now time.Time) bool {
-	if !st.open {
-		return false
-	}
-	if st.challenged {
-		if now.Sub(st.started) <= registerAttemptWindow {
+func (t *Table) closeIdle(a *regAttempt, now time.Time) bool {
+	if a.challenged {
+		if now.Sub(a.started) <= registerAttemptWindow {
 			return false
 		}
-	} else if now.Sub(st.last) < registerTimeout {
+	} else if now.Sub(a.last) < t.cfg.Register.Timeout {
 		return false
 	}
-	t.closeAttempt(st)
+	t.closeAttempt(a)
 	return true
 }
 
@@ -264,48 +323,52 @@ func (t *Table) closeIdle(st *regState, now time.Time) bool {
 // capture): Failed when it got no answer or its last was 401, 403 or 404,
 // else nothing (calltable.cpp:14288-14292, register.cpp:1854-1861,
 // 1350-1351).
-func (t *Table) closeAttempt(st *regState) {
-	st.open = false
-	switch st.lastResp {
+func (t *Table) closeAttempt(a *regAttempt) {
+	t.dropAttempt(a)
+	switch a.lastResp {
 	case 0:
 		t.stats.RegistersUnanswered++
 	case 401, 403, 404:
 	default:
 		return
 	}
+	if t.cfg.Register.NoTimeoutFailed {
+		return // Registers::add is not called: no row, no count
+	}
+	st := a.b
 	st.failed++
-	r := &st.pending
-	r.Time = st.started
+	r := &a.pending
+	r.Time = a.started
 	r.FailedAttempts = st.failed
-	t.report(st, RegFailed)
+	t.report(a, RegFailed)
 }
 
 // closeRegisters closes every open attempt (Flush: VoIPmonitor's
 // cleanup_registers(closeAll) at the end of a capture or at shutdown).
 func (t *Table) closeRegisters() {
 	for _, st := range t.regs {
-		if st.open {
-			t.closeAttempt(st)
+		for len(st.attempts) > 0 {
+			t.closeAttempt(st.attempts[0])
 		}
 	}
 }
 
-// regByCallID finds the binding a REGISTER response answers: of the
-// bindings using that Call-ID, the one whose REGISTER went the other way
+// regByCallID finds the open attempt a REGISTER response answers: of the
+// attempts using that Call-ID, the one whose REGISTER went the other way
 // between the same addresses (a REGISTER relayed by a proxy is seen on both
 // of its legs with one Call-ID), else the one whose REGISTER was sent last
 // (a phone may register several AORs over one Call-ID and one address).
-func (t *Table) regByCallID(callID []byte, meta Meta) *regState {
-	var last, same *regState
-	for _, st := range t.regCall[string(callID)] {
-		if last == nil || st.lastReq > last.lastReq {
-			last = st
+func (t *Table) regByCallID(callID []byte, meta Meta) *regAttempt {
+	var last, same *regAttempt
+	for _, a := range t.regCall[string(callID)] {
+		if last == nil || a.lastReq > last.lastReq {
+			last = a
 		}
-		p := &st.pending
+		p := &a.pending
 		if p.CallerIP == meta.Dst.Addr() && p.CallerPort == meta.Dst.Port() &&
 			p.CalledIP == meta.Src.Addr() && p.CalledPort == meta.Src.Port() &&
-			(same == nil || st.lastReq > same.lastReq) {
-			same = st
+			(same == nil || a.lastReq > same.lastReq) {
+			same = a
 		}
 	}
 	if same != nil {
@@ -314,32 +377,41 @@ func (t *Table) regByCallID(callID []byte, meta Meta) *regState {
 	return last
 }
 
-// unindexRegister takes a binding out of its Call-ID's entry.
-func (t *Table) unindexRegister(st *regState) {
-	list := t.regCall[st.callID]
-	i := slices.Index(list, st)
+// dropAttempt takes a closed attempt out of its binding and the Call-ID
+// index.
+func (t *Table) dropAttempt(a *regAttempt) {
+	st := a.b
+	if i := slices.Index(st.attempts, a); i >= 0 {
+		st.attempts = slices.Delete(st.attempts, i, i+1)
+		t.regOpen--
+	}
+	list := t.regCall[a.callID]
+	i := slices.Index(list, a)
 	if i < 0 {
 		return
 	}
 	if len(list) == 1 {
-		delete(t.regCall, st.callID)
+		delete(t.regCall, a.callID)
 		return
 	}
-	t.regCall[st.callID] = slices.Delete(list, i, i+1)
+	t.regCall[a.callID] = slices.Delete(list, i, i+1)
 }
 
 func (t *Table) forgetRegister(key string, st *regState) {
 	delete(t.regs, key)
-	t.unindexRegister(st)
+	for len(st.attempts) > 0 {
+		t.dropAttempt(st.attempts[0])
+	}
 }
 
 // report emits a REGISTER summary when the state differs from the last of
-// its chain, or the last row of that state is over registerStateTimeout
+// its chain, or the last row of that state is over RegisterRules.StateTimeout
 // old (Register::addState, RegisterState::isEq). An OK binding whose
 // granted time ran out before this attempt started is reported Expired
 // first (Registers::add: whole seconds, no grace).
-func (t *Table) report(st *regState, state RegisterState) {
-	r := st.pending
+func (t *Table) report(a *regAttempt, state RegisterState) {
+	st := a.b
+	r := a.pending
 	r.State = state
 	at := r.Time
 	if st.ok.isOK() && st.ok.row.Expires > 0 && st.ok.to.Unix()+int64(st.ok.row.Expires) < at.Unix() {
@@ -349,7 +421,7 @@ func (t *Table) report(st *regState, state RegisterState) {
 	if state == RegFailed {
 		c = &st.fail
 	}
-	if c.state == state && at.Sub(c.from)/time.Second <= registerStateTimeout {
+	if c.state == state && (t.cfg.Register.StateTimeout < 0 || at.Sub(c.from)/time.Second <= t.cfg.Register.StateTimeout/time.Second) {
 		c.to = at
 		c.row.Expires = r.Expires
 		return
@@ -491,20 +563,21 @@ func digestParam(h []byte, name string) string {
 	return ""
 }
 
-// expireRegisters reports bindings whose granted time ran out without a new
-// attempt (Registers::cleanup(false, 30)) and forgets them, and forgets
-// bindings not registered and quiet for staleRegister.
+// expireRegisters closes attempts past their timeout, reports bindings
+// whose granted time ran out without a new attempt (Registers::cleanup(false,
+// 30)) and forgets them, and forgets bindings not registered and quiet for
+// staleRegister; a binding is forgotten only once it has no open attempt.
 func (t *Table) expireRegisters() {
 	for key, st := range t.regs {
-		t.closeIdle(st, t.now)
+		t.closeIdleAttempts(st, t.now)
+		expired := false
 		if st.ok.isOK() && st.ok.row.Expires > 0 &&
 			st.ok.to.Unix()+int64(st.ok.row.Expires)+int64(registerExpiryGrace/time.Second) < t.now.Unix() {
 			t.expire(st)
-			t.forgetRegister(key, st)
-			continue
+			expired = true
 		}
-		if !st.current().isOK() && t.now.Sub(st.seen) > staleRegister {
-			t.forgetRegister(key, st) // failed or unanswered, and quiet since
+		if len(st.attempts) == 0 && (expired || !st.current().isOK() && t.now.Sub(st.seen) > staleRegister) {
+			t.forgetRegister(key, st) // expired, or failed or unanswered and quiet since
 		}
 	}
 }

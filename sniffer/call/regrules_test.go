@@ -30,12 +30,13 @@ type regRow struct {
 	caller  string
 }
 
-func runRegSteps(t *testing.T, steps []regStep) []regRow {
+func runRegSteps(t *testing.T, cfg Config, steps []regStep) []regRow {
 	t.Helper()
 	var rows []regRow
-	tb := New(Config{OnRegister: func(r *Register) {
+	cfg.OnRegister = func(r *Register) {
 		rows = append(rows, regRow{r.Time.Sub(t0).Milliseconds(), r.State, r.Expires, netip.AddrPortFrom(r.CallerIP, r.CallerPort).String()})
-	}})
+	}
+	tb := New(cfg)
 	var m sip.Message
 	for i, s := range steps {
 		callID := s.callID
@@ -104,6 +105,7 @@ func TestRegisterRules(t *testing.T) {
 	}
 	tests := []struct {
 		name string
+		cfg  Config // its Register rules; zero: VoIPmonitor's defaults
 		in   []regStep
 		want []regRow
 	}{
@@ -260,10 +262,76 @@ func TestRegisterRules(t *testing.T) {
 			},
 			want: []regRow{{1, RegOK, 600, "10.0.0.2:5160"}, {0, RegOK, 60, "10.0.0.1:5060"}},
 		},
+		{
+			// Each Call-ID is its own REGISTER call (registers_listMAP):
+			// the first, left unanswered, times out Failed.
+			name: "a REGISTER with a new Call-ID 2 s after an unanswered one",
+			in:   []regStep{{ms: 0, cseq: 1, expires: 600}, {ms: 2000, callID: "reg2", cseq: 1, expires: 600}, {ms: 2020, status: 200, callID: "reg2", cseq: 1, expires: 600}},
+			want: []regRow{{2000, RegOK, 600, "10.0.0.1:5060"}, {0, RegFailed, 600, "10.0.0.1:5060"}},
+		},
+		{
+			name: "the late 200 of an attempt whose phone started another Call-ID",
+			in:   []regStep{{ms: 0, cseq: 1, expires: 600}, {ms: 1000, callID: "reg2", cseq: 1, expires: 600}, {ms: 1500, status: 200, cseq: 1, expires: 600}},
+			want: []regRow{{0, RegOK, 600, "10.0.0.1:5060"}, {1000, RegFailed, 600, "10.0.0.1:5060"}},
+		},
+		{
+			// The challenged attempt is closed with its 401 last: Failed
+			// (calltable.cpp:14288-14292), here at the end of the capture.
+			name: "a retry with credentials on a new Call-ID",
+			in: []regStep{{ms: 0, cseq: 1, expires: 600}, {ms: 10, status: 401, cseq: 1},
+				{ms: 50, callID: "reg2", cseq: 1, expires: 600, auth: true}, {ms: 60, status: 200, callID: "reg2", cseq: 1, expires: 600}},
+			want: []regRow{{50, RegOK, 600, "10.0.0.1:5060"}, {0, RegFailed, 600, "10.0.0.1:5060"}},
+		},
+		{
+			name: "sip-register-timeout = 10: a REGISTER 7 s after an unanswered one belongs to its attempt",
+			cfg:  Config{Register: RegisterRules{Timeout: 10 * time.Second}},
+			in:   []regStep{{ms: 0, cseq: 1, expires: 600}, {ms: 7000, cseq: 2, expires: 600}, {ms: 7020, status: 200, cseq: 2, expires: 600}},
+			want: []regRow{{0, RegOK, 600, "10.0.0.1:5060"}},
+		},
+		{
+			name: "sip-register-max-registers = 6: six unanswered REGISTERs are no storm",
+			cfg:  Config{Register: RegisterRules{MaxRegisters: 6}},
+			in: []regStep{{ms: 0, cseq: 1, expires: 600}, {ms: 500, cseq: 1, expires: 600}, {ms: 1000, cseq: 1, expires: 600},
+				{ms: 1500, cseq: 1, expires: 600}, {ms: 2000, cseq: 1, expires: 600}, {ms: 2500, cseq: 1, expires: 600}},
+			want: []regRow{{0, RegFailed, 600, "10.0.0.1:5060"}},
+		},
+		{
+			name: "sip-register-max-messages = 3: a REGISTER and three 100s are a storm",
+			cfg:  Config{Register: RegisterRules{MaxMessages: 3}},
+			in:   []regStep{{ms: 0, cseq: 1, expires: 600}, {ms: 5, status: 100, cseq: 1}, {ms: 10, status: 100, cseq: 1}, {ms: 15, status: 100, cseq: 1}},
+			want: []regRow{{0, RegManyMsgs, 600, "10.0.0.1:5060"}},
+		},
+		{
+			name: "sip-register-state-timeout = 60: the same state is written again after a minute",
+			cfg:  Config{Register: RegisterRules{StateTimeout: time.Minute}},
+			in:   cat(ok(0, 1, 1200), ok(60_500, 2, 1200), ok(61_500, 3, 1200)),
+			want: []regRow{{0, RegOK, 1200, "10.0.0.1:5060"}, {61_500, RegOK, 1200, "10.0.0.1:5060"}},
+		},
+		{
+			// register.cpp:461: exp_state needs a non-zero timeout.
+			name: "sip-register-state-timeout = 0: the same state is never written again",
+			cfg:  Config{Register: RegisterRules{StateTimeout: -1}},
+			in:   cat(ok(0, 1, 1200), ok(601_500, 2, 1200), ok(1_200_000, 3, 1200)),
+			want: []regRow{{0, RegOK, 1200, "10.0.0.1:5060"}},
+		},
+		{
+			name: "sip-register-timeout-disable_save_failed: an unanswered REGISTER writes nothing",
+			cfg:  Config{Register: RegisterRules{NoTimeoutFailed: true}},
+			in:   []regStep{{ms: 0, cseq: 1, expires: 600}, {ms: 500, cseq: 1, expires: 600}, {ms: 6000, cseq: 2, expires: 600}},
+			want: nil,
+		},
+		{
+			// Call::saveregister (calltable.cpp:14423) adds the state
+			// without the option's test.
+			name: "sip-register-timeout-disable_save_failed: a 403 still writes Failed",
+			cfg:  Config{Register: RegisterRules{NoTimeoutFailed: true}},
+			in:   []regStep{{ms: 0, cseq: 1, expires: 600}, {ms: 20, status: 403, cseq: 1}},
+			want: []regRow{{0, RegFailed, 600, "10.0.0.1:5060"}},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := runRegSteps(t, tt.in)
+			got := runRegSteps(t, tt.cfg, tt.in)
 			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
 				t.Errorf("rows\n got %v\nwant %v", got, tt.want)
 			}
@@ -272,7 +340,7 @@ func TestRegisterRules(t *testing.T) {
 }
 
 // TestRegisterUnansweredTimeout: the table's clock alone (no further
-// message) closes an unanswered REGISTER registerTimeout after its last
+// message) closes an unanswered REGISTER RegisterRules.Timeout after its last
 // retransmission, as VoIPmonitor's periodic cleanup_registers does, and
 // counts it.
 func TestRegisterUnansweredTimeout(t *testing.T) {

@@ -65,6 +65,8 @@ type Config struct {
 	// default 200,000): past it, new INVITEs are counted and ignored, so an
 	// INVITE flood cannot exhaust memory.
 	MaxCalls int
+	// Register holds VoIPmonitor's sip-register-* rules (register.go).
+	Register RegisterRules
 	// OnCallEnd receives every finished call. It runs on the goroutine that
 	// feeds the table and must not block. Callbacks (OnCallEnd, OnRegister,
 	// OnMedia) run after the table's lock is released, in the order the
@@ -86,6 +88,7 @@ func (c *Config) defaults() {
 	opt.Default(&c.EndGrace, 5*time.Second)
 	opt.Default(&c.MaxCalls, 200000)
 	opt.Default(&c.AuthGrace, 60*time.Second)
+	c.Register.defaults()
 }
 
 // Party is one side of a call.
@@ -105,7 +108,11 @@ type Stats struct {
 	Registers        uint64
 	Orphans          uint64 // in-dialog messages for calls we never saw start
 	CallsRefused     uint64 // INVITEs ignored because MaxCalls calls were open
-	RegistersRefused uint64 // new REGISTER bindings ignored past MaxCalls bindings
+	RegistersRefused uint64 // new REGISTER bindings or attempts ignored past MaxCalls of them
+	// RegisterAttemptsEvicted counts REGISTER attempts closed early because
+	// their binding had registerMaxAttempts open (Call-IDs rotated faster
+	// than sip-register-timeout closes them).
+	RegisterAttemptsEvicted uint64
 	// RegistersUnanswered counts REGISTER attempts closed with no answer
 	// (each written as a register_failed row, or folded into one).
 	RegistersUnanswered uint64
@@ -149,10 +156,11 @@ type Table struct {
 	byRef   map[uint64]*callState
 	media   mediaIndex
 	regs    map[string]*regState
-	regCall map[string][]*regState // Call-ID → the bindings whose last REGISTER used it
-	regSeq  uint64                 // counts REGISTER requests (regState.lastReq)
-	refs    *rand.ChaCha8          // call references: unguessable, seeded from crypto/rand
-	seq     uint64                 // calls created so far (callState.seq)
+	regCall map[string][]*regAttempt // Call-ID → the open REGISTER attempts using it
+	regOpen int                      // open REGISTER attempts (bounded by MaxCalls)
+	regSeq  uint64                   // counts REGISTER requests (regAttempt.lastReq)
+	refs    *rand.ChaCha8            // call references: unguessable, seeded from crypto/rand
+	seq     uint64                   // calls created so far (callState.seq)
 	stats   Stats
 	seed    maphash.Seed
 	now     time.Time
@@ -177,7 +185,7 @@ func New(cfg Config) *Table {
 		byRef:   make(map[uint64]*callState),
 		media:   newMediaIndex(),
 		regs:    make(map[string]*regState),
-		regCall: make(map[string][]*regState),
+		regCall: make(map[string][]*regAttempt),
 		refs:    newRefSource(),
 		seed:    maphash.MakeSeed(),
 	}

@@ -20,15 +20,19 @@ func TestDriverConfigZone(t *testing.T) {
 	}
 	tests := []struct {
 		name   string
+		dsn    string // query of the DSN
 		loc    *time.Location
 		wantTZ string
 	}{
-		{"utc", time.UTC, "'+00:00'"},
-		{"local zone", ny, ""},
+		{"utc", "", time.UTC, "'+00:00'"},
+		{"local zone", "", ny, ""},
+		// mysql_timezone (in the DSN) wins, as VoIPmonitor's only SET time_zone.
+		{"mysql_timezone with utc", "?time_zone=%27%2B02%3A00%27", time.UTC, "'+02:00'"},
+		{"mysql_timezone with a local zone", "?time_zone=%27Europe%2FPrague%27", ny, "'Europe/Prague'"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			mc, err := driverConfig("u:p@tcp(db:3306)/voipmonitor", tt.loc)
+			mc, err := driverConfig("u:p@tcp(db:3306)/voipmonitor"+tt.dsn, tt.loc)
 			if err != nil {
 				t.Fatal(err)
 			}

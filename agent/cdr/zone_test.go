@@ -171,3 +171,35 @@ func TestCleanZone(t *testing.T) {
 		t.Errorf("deleted %d rows, left %q; want 1 deleted and %q left", res.Rows, left, want)
 	}
 }
+
+// TestWriterMySQLTimezone: mysql_timezone (time_zone in the DSN) is the
+// writer's session time_zone, also with utc = yes, where the writer would
+// set +00:00; what it stores does not move (no statement of the writer
+// reads the session zone: calldate is the Location's wall clock).
+func TestWriterMySQLTimezone(t *testing.T) {
+	scratch := scratchDB(t, testDSN(t))
+	sep := "?"
+	if strings.Contains(scratch, "?") {
+		sep = "&"
+	}
+	o := testOptions(scratch+sep+"time_zone=%27%2B02%3A00%27", t.TempDir())
+	o.Location = time.UTC
+	w := startWriter(t, o)
+	c := sampleCDR(0)
+	c.CallDate, c.CallEnd = t0, t0.Add(ms(10934))
+	if err := w.Enqueue(c); err != nil {
+		t.Fatal(err)
+	}
+	flush(t, w)
+	var tz string
+	if err := w.db.QueryRow("SELECT @@session.time_zone").Scan(&tz); err != nil {
+		t.Fatal(err)
+	}
+	if tz != "+02:00" {
+		t.Errorf("writer's session time_zone %q, want +02:00", tz)
+	}
+	got := queryStrings(t, openDB(t, scratch), "SELECT CAST(calldate AS CHAR) FROM cdr")
+	if want := "2024-01-01 00:00:00.000"; len(got) != 1 || got[0] != want {
+		t.Errorf("calldate %q, want %q (unchanged by the session zone)", got, want)
+	}
+}

@@ -546,6 +546,10 @@ func (c *Config) parseINI(path string, raw []byte) []error {
 		for _, k := range sec.Keys() {
 			key := strings.ToLower(k.Name())
 			line := lines.key[key]
+			if key == "interface_libpcap_filter" {
+				errs = append(errs, c.setInterfaceFilters(path, raw)...)
+				continue
+			}
 			if err := c.set(path, line, key, k.ValueWithShadows()); err != nil {
 				errs = append(errs, err)
 			}

@@ -16,6 +16,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -24,6 +25,7 @@ import (
 
 	_ "github.com/go-sql-driver/mysql"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/net/bpf"
 	"golang.org/x/sync/errgroup"
 
 	"pbx-agent/agent/cdr"
@@ -858,56 +860,110 @@ func (d *daemon) replayFile(ctx context.Context, file string) error {
 }
 
 // captureLive captures the configured interfaces (eth0,eth1 or any: one
-// capture of them all, one call table) until ctx ends.
+// capture of them all, one call table) until ctx ends. Each
+// interface_libpcap_filter entry is a capture of its own (captureSets);
+// the frames of all of them go to the one packet path.
 func (d *daemon) captureLive(ctx context.Context) error {
-	ifaces := strings.Join(d.cfg.Interface, ",")
-	filter := capture.UDPPortFilter()
+	base := capture.UDPPortFilter()
 	if !d.cfg.SIPDetect { // SIP only on sipport: the kernel drops TCP/SCTP elsewhere
 		ranges := make([]capture.PortRange, len(d.cfg.SIPPorts))
 		for i, r := range d.cfg.SIPPorts {
 			ranges[i] = capture.PortRange{Lo: r.Lo, Hi: r.Hi}
 		}
-		filter = capture.SIPPortFilter(ranges)
+		base = capture.SIPPortFilter(ranges)
 	}
-	// voipmonitor.conf's filter: in the kernel, after the agent's own cut.
-	user, err := capture.CompileFilter(d.cfg.Filter)
-	if err != nil {
-		return fmt.Errorf("filter: %w", err)
-	}
-	if filter, err = user.After(filter); err != nil {
-		return fmt.Errorf("filter: %w", err)
-	}
-	if user != nil {
-		d.log.Info("capture filter", "filter", user.String(), "bpf_instructions", len(filter))
-	}
-	opts := capture.LiveOptions{Interface: ifaces, Filter: filter,
-		BlockSize: 1 << 20, NumBlocks: max(d.cfg.RingBufferMB, 1), Fanout: uint16(d.cfg.CaptureFanout), BlockTimeout: d.cfg.CaptureBlockTimeout}
+	sets := captureSets(d.cfg)
 	// With media workers, one fanout socket per worker, each read by its own
-	// goroutine (the group is capture_fanout's, else one of this process).
-	readers := mediaWorkers(d.cfg)
-	if readers > 1 && opts.Fanout == 0 {
-		opts.Fanout = uint16(os.Getpid()%0xffff + 1)
+	// goroutine, the workers shared out over the captures.
+	per := max(mediaWorkers(d.cfg)/len(sets), 1)
+	var srcs []capture.Source
+	defer func() {
+		for _, s := range srcs {
+			s.Close()
+		}
+	}()
+	for i, set := range sets {
+		lives, err := d.openCapture(set, base, i, per)
+		if err != nil {
+			return err
+		}
+		for _, l := range lives {
+			srcs = append(srcs, l)
+		}
+		d.log.Info("capturing", "interface", set.iface, "filter", set.expr, "sockets", len(lives))
 	}
-	lives, err := capture.OpenFanout(opts, readers)
-	if err != nil && readers > 1 {
-		d.log.Warn("no fanout sockets, one socket reads the interface", "err", err)
-		opts.Fanout = uint16(d.cfg.CaptureFanout)
-		lives, err = capture.OpenFanout(opts, 1)
-	}
-	if err != nil {
-		return err
-	}
-	srcs := make([]capture.Source, len(lives))
-	for i, l := range lives {
-		defer l.Close()
-		srcs[i] = l
-	}
-	d.log.Info("capturing", "interface", ifaces, "sockets", len(srcs))
-	err = d.sn.RunSources(ctx, srcs, sniffer.RunOptions{})
+	err := d.sn.RunSources(ctx, srcs, sniffer.RunOptions{})
 	if errors.Is(err, context.Canceled) {
 		return nil
 	}
 	return err
+}
+
+// captureSet is one capture of captureLive: its interfaces (a name, a
+// list or any) and the pcap-filter expression its sockets keep.
+type captureSet struct{ iface, expr string }
+
+// captureSets are the captures the config asks for: the interfaces
+// without interface_libpcap_filter entries together, filtered by filter,
+// then a capture per entry on its interface filtered by (filter) and
+// (entry), as VoIPmonitor opens a pcap handle per entry
+// (pcap_queue.cpp:7106-7130, :4075-4084). Overlapping entries capture a
+// frame twice, as VoIPmonitor's: deduplicate = yes handles it once.
+func captureSets(cfg *config.Config) []captureSet {
+	if len(cfg.InterfaceFilters) == 0 {
+		return []captureSet{{strings.Join(cfg.Interface, ","), cfg.Filter}}
+	}
+	var rest []string
+	for _, name := range cfg.Interface {
+		if !slices.ContainsFunc(cfg.InterfaceFilters, func(f config.InterfaceFilter) bool { return f.Interface == name }) {
+			rest = append(rest, name)
+		}
+	}
+	var sets []captureSet
+	if len(rest) > 0 {
+		sets = append(sets, captureSet{strings.Join(rest, ","), cfg.Filter})
+	}
+	for _, f := range cfg.InterfaceFilters {
+		sets = append(sets, captureSet{f.Interface, cfg.CaptureExpr(f)})
+	}
+	return sets
+}
+
+// openCapture opens capture i's sockets: n in one fanout group (a group
+// per capture: the kernel shares a group's frames out among its sockets,
+// which must all keep the same frames; capture_fanout's id + i, else one of
+// this process), else one. Its expression runs in the kernel after the
+// agent's own cut (base).
+func (d *daemon) openCapture(set captureSet, base []bpf.Instruction, i, n int) ([]capture.Live, error) {
+	user, err := capture.CompileFilter(set.expr)
+	if err != nil {
+		return nil, fmt.Errorf("filter: %w", err)
+	}
+	prog, err := user.After(base)
+	if err != nil {
+		return nil, fmt.Errorf("filter: %w", err)
+	}
+	if user != nil {
+		d.log.Info("capture filter", "interface", set.iface, "filter", user.String(), "bpf_instructions", len(prog))
+	}
+	group := func(id int) uint16 {
+		if id == 0 {
+			return 0
+		}
+		return uint16((id-1+i)%0xffff + 1)
+	}
+	opts := capture.LiveOptions{Interface: set.iface, Filter: prog,
+		BlockSize: 1 << 20, NumBlocks: max(d.cfg.RingBufferMB, 1), Fanout: group(d.cfg.CaptureFanout), BlockTimeout: d.cfg.CaptureBlockTimeout}
+	if n > 1 && opts.Fanout == 0 {
+		opts.Fanout = group(os.Getpid()%0xffff + 1)
+	}
+	lives, err := capture.OpenFanout(opts, n)
+	if err != nil && n > 1 {
+		d.log.Warn("no fanout sockets, one socket reads the interface", "interface", set.iface, "err", err)
+		opts.Fanout = group(d.cfg.CaptureFanout)
+		lives, err = capture.OpenFanout(opts, 1)
+	}
+	return lives, err
 }
 
 func ignoreCanceled(err error) error {

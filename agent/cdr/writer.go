@@ -225,10 +225,11 @@ func cmpOr[T comparable](v, def T) T {
 // non-strict sql_mode so an odd value is clamped instead of failing a whole
 // batch. The driver writes every time.Time argument as loc's wall clock
 // (Loc): that is what puts calldate, callend, created_at, … in the zone
-// VoIPmonitor would use. With UTC the session's time_zone is +00:00 too;
-// with a local zone it is left as the server's, as VoIPmonitor leaves it
-// (sql_db.cpp:1900 sets it only for mysql_timezone): no statement of the
-// writer depends on it (no NOW(), no TIMESTAMP column).
+// VoIPmonitor would use. A time_zone the DSN carries (mysql_timezone,
+// VoIPmonitor's SET time_zone of sql_db.cpp:1900-1901) is kept; without
+// it, with UTC the session's time_zone is +00:00 too, and with a local zone
+// it is left as the server's, as VoIPmonitor leaves it: no statement of
+// the writer depends on it (no NOW(), no TIMESTAMP column).
 func driverConfig(dsn string, loc *time.Location) (*mysql.Config, error) {
 	mc, err := mysql.ParseDSN(dsn)
 	if err != nil {
@@ -241,7 +242,7 @@ func driverConfig(dsn string, loc *time.Location) (*mysql.Config, error) {
 	if mc.Params == nil {
 		mc.Params = map[string]string{}
 	}
-	if loc == time.UTC {
+	if _, set := mc.Params["time_zone"]; !set && loc == time.UTC {
 		mc.Params["time_zone"] = "'+00:00'"
 	}
 	mc.Params["sql_mode"] = "'NO_ENGINE_SUBSTITUTION'"

@@ -20,15 +20,19 @@ func TestDriverConfigZone(t *testing.T) {
 	}
 	tests := []struct {
 		name   string
+		dsn    string // query of the DSN
 		loc    *time.Location
 		wantTZ string
 	}{
-		{"utc", time.UTC, "'+00:00'"},
-		{"local zone", ny, ""},
+		{"utc", "", time.UTC, "'+00:00'"},
+		{"local zone", "", ny, ""},
+		// mysql_timezone (in the DSN) wins, as VoIPmonitor's only SET time_zone.
+		{"mysql_timezone with utc", "?time_zone=%27%2B02%3A00%27", time.UTC, "'+02:00'"},
+		{"mysql_timezone with a local zone", "?time_zone=%27Europe%2FPrague%27", ny, "'Europe/Prague'"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			mc, err := driverConfig("u:p@tcp(db:3306)/voipmonitor", tt.loc)
+			mc, err := driverConfig("u:p@tcp(db:3306)/voipmonitor"+tt.dsn, tt.loc)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -165,5 +169,37 @@ func TestCleanZone(t *testing.T) {
 	}
 	if want := at(-2, 0, 10).Format("2006-01-02 15:04:05.000"); res.Rows != 1 || left != want {
 		t.Errorf("deleted %d rows, left %q; want 1 deleted and %q left", res.Rows, left, want)
+	}
+}
+
+// TestWriterMySQLTimezone: mysql_timezone (time_zone in the DSN) is the
+// writer's session time_zone, also with utc = yes, where the writer would
+// set +00:00; what it stores does not move (no statement of the writer
+// reads the session zone: calldate is the Location's wall clock).
+func TestWriterMySQLTimezone(t *testing.T) {
+	scratch := scratchDB(t, testDSN(t))
+	sep := "?"
+	if strings.Contains(scratch, "?") {
+		sep = "&"
+	}
+	o := testOptions(scratch+sep+"time_zone=%27%2B02%3A00%27", t.TempDir())
+	o.Location = time.UTC
+	w := startWriter(t, o)
+	c := sampleCDR(0)
+	c.CallDate, c.CallEnd = t0, t0.Add(ms(10934))
+	if err := w.Enqueue(c); err != nil {
+		t.Fatal(err)
+	}
+	flush(t, w)
+	var tz string
+	if err := w.db.QueryRow("SELECT @@session.time_zone").Scan(&tz); err != nil {
+		t.Fatal(err)
+	}
+	if tz != "+02:00" {
+		t.Errorf("writer's session time_zone %q, want +02:00", tz)
+	}
+	got := queryStrings(t, openDB(t, scratch), "SELECT CAST(calldate AS CHAR) FROM cdr")
+	if want := "2024-01-01 00:00:00.000"; len(got) != 1 || got[0] != want {
+		t.Errorf("calldate %q, want %q (unchanged by the session zone)", got, want)
 	}
 }

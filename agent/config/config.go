@@ -141,6 +141,11 @@ type Config struct {
 	// (capture_block_timeout, tp_retire_blk_tov): the longest a captured
 	// packet waits in a partly filled block before the agent sees it.
 	CaptureBlockTimeout time.Duration
+	// InterfaceFilters (interface_libpcap_filter lines, or entries
+	// separated by ';'): each entry is a capture socket of its own on its
+	// interface, keeping the frames of its expression ANDed with Filter
+	// (CaptureExpr); an interface with entries has no other socket.
+	InterfaceFilters []InterfaceFilter `json:",omitempty"`
 
 	// Spool cleaning (voipmonitor.conf names; 0 = no limit): the oldest
 	// minute directories go first.
@@ -181,6 +186,11 @@ type Config struct {
 	// mysqlsslcapath and mysqlsslciphers: TLS on every TCP connection to
 	// the database (dbconn.TLS says when it is on and what is verified).
 	MySQLTLS dbconn.TLS
+	// MySQLTimezone is mysql_timezone: the time_zone every database
+	// session of the agent is set to ("" = the server's default, or
+	// +00:00 with utc = yes), as VoIPmonitor's SET time_zone
+	// (sql_db.cpp:1900-1901).
+	MySQLTimezone string `json:",omitempty"`
 	// MySQLConnectTimeout is mysql_connect_timeout: how long opening a
 	// connection may take (0 = no limit of the agent's own).
 	MySQLConnectTimeout time.Duration
@@ -412,6 +422,9 @@ func (c *Config) MySQLDSN() string {
 		}
 		mc.TLSConfig = c.tlsName()
 	}
+	if c.MySQLTimezone != "" {
+		mc.Params = map[string]string{"time_zone": "'" + c.MySQLTimezone + "'"}
+	}
 	mc.Timeout = c.MySQLConnectTimeout
 	mc.ReadTimeout = 30 * time.Second
 	mc.WriteTimeout = 30 * time.Second
@@ -533,6 +546,10 @@ func (c *Config) parseINI(path string, raw []byte) []error {
 		for _, k := range sec.Keys() {
 			key := strings.ToLower(k.Name())
 			line := lines.key[key]
+			if key == "interface_libpcap_filter" {
+				errs = append(errs, c.setInterfaceFilters(path, raw)...)
+				continue
+			}
 			if err := c.set(path, line, key, k.ValueWithShadows()); err != nil {
 				errs = append(errs, err)
 			}
@@ -650,6 +667,7 @@ func (c *Config) validate() []error {
 	if (c.HTTPTLSCert == "") != (c.HTTPTLSKey == "") {
 		bad("http_tls_key", "http_tls_cert and http_tls_key must be set together", "")
 	}
+	errs = append(errs, c.validateInterfaceFilters()...)
 	errs = append(errs, c.validateMySQLTLS()...)
 	return errs
 }

@@ -148,7 +148,6 @@ var noEffectKeys = []string{
 	"inbanddtmf",
 	"interface_ip_filter",
 	"interface_ip_filter_quick",
-	"interface_libpcap_filter",
 	"interfaces_optimize",
 	"interrupts_counters",
 	"ipaccount",

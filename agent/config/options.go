@@ -89,6 +89,13 @@ var options = map[string]option{
 		return err
 	}, hint: "a pcap-filter expression, e.g. not host 10.0.0.5 or udp or (tcp and port 5060): host, net, port, portrange, " +
 		"src/dst, ip, ip6, udp, tcp, sctp, icmp, vlan [id], and/or/not, parentheses; live capture only (not -r)"},
+	"interface_libpcap_filter": {set: func(c *Config, v string) error {
+		fs, err := parseInterfaceFilters(v)
+		c.InterfaceFilters = append(c.InterfaceFilters, fs...)
+		return err
+	}, hint: "<interface> : <pcap-filter expression>, one line per entry or entries separated by ';' (eth0 : port 5060; eth0 : not port 5060); " +
+		"the interface must be in interface; each entry is a capture socket of its own, its expression ANDed with filter", multi: true,
+		reset: func(c *Config) { c.InterfaceFilters = nil }},
 	"capture_fanout": {set: integer(0, 65535, func(c *Config) *int { return &c.CaptureFanout }), hint: "AF_PACKET fanout group id shared with other capture processes, 0 = off"},
 	"sipport": {set: func(c *Config, v string) error {
 		r, err := parsePorts(v)
@@ -181,6 +188,11 @@ var options = map[string]option{
 		c.Timezone, c.zone = v, loc
 		return err
 	}, hint: "a zoneinfo file such as /usr/share/zoneinfo/Europe/Prague, or a zone name such as Europe/Prague (no effect with utc = yes)"},
+	"mysql_timezone": {set: func(c *Config, v string) error {
+		c.MySQLTimezone = v
+		return checkMySQLZone(v)
+	}, hint: "the time_zone of the agent's database sessions: an offset such as +02:00 (always works), SYSTEM, " +
+		"or a zone name such as Europe/Prague (the server needs its time zone tables: mysql_tzinfo_to_sql)"},
 	"ipv6": {set: boolean(func(c *Config) *bool { return &c.IPv6 }),
 		hint: "yes or no (default): yes = IPv6 packets are decoded and the IP columns of a new database are varbinary(16) (VoIPmonitor's ipv6 mode); no = IPv4 only, IPv6 packets are ignored"},
 	"savertp": {set: func(c *Config, v string) error {

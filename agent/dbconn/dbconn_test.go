@@ -243,3 +243,37 @@ func TestGaleraNodeNotReady(t *testing.T) {
 		t.Errorf("new pool with node 1 not ready: port %s (%v), want node 2's %s", p, err, port2)
 	}
 }
+
+// TestTimeZoneRefused (MariaDB): the session time_zone mysql_timezone sets
+// (the DSN's time_zone) is applied at connect: an offset is the session's
+// zone; a zone the server does not know, or an offset outside its range,
+// fails the connection with ErrTimeZone, which says what to do.
+func TestTimeZoneRefused(t *testing.T) {
+	mc, err := mysql.ParseDSN(dbtest.DSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		zone, want string // want "" = refused
+	}{
+		{"+02:00", "+02:00"}, {"-05:30", "-05:30"}, {"SYSTEM", "SYSTEM"}, {"Nowhere/Land", ""}, {"+15:00", ""},
+	} {
+		t.Run(tt.zone, func(t *testing.T) {
+			c := mc.Clone()
+			c.Params = map[string]string{"time_zone": "'" + tt.zone + "'"}
+			db, err := OpenConfig(c, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			var got string
+			err = db.QueryRow("SELECT @@session.time_zone").Scan(&got)
+			switch {
+			case tt.want == "" && !errors.Is(err, ErrTimeZone):
+				t.Errorf("err %v, want ErrTimeZone", err)
+			case tt.want != "" && (err != nil || got != tt.want):
+				t.Errorf("time_zone %q (%v), want %q", got, err, tt.want)
+			}
+		})
+	}
+}

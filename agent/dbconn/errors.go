@@ -11,6 +11,10 @@ var (
 	// ErrNotReady is returned for a Galera node that answers but is not a
 	// synced member of the primary component (wsrep_ready = OFF).
 	ErrNotReady = errors.New("dbconn: Galera node not ready")
+	// ErrTimeZone is returned when the server refuses the session
+	// time_zone mysql_timezone names (a zone name without the server's
+	// time zone tables, or an offset outside its range).
+	ErrTimeZone = errors.New("dbconn: the MySQL server refuses mysql_timezone: load its time zone tables (mysql_tzinfo_to_sql) or use an offset such as +02:00")
 )
 
 var (

@@ -324,10 +324,12 @@ func RegisterTLS(t TLS) (string, error) {
 const (
 	errAccessDenied      = 1045
 	errInsecureTransport = 3159
+	errUnknownTimeZone   = 1298 // ER_UNKNOWN_TIME_ZONE
 )
 
 // annotate marks a connection error that means, or may mean, that the
-// server wants the TLS the agent did not offer (withTLS false).
+// server wants the TLS the agent did not offer (withTLS false), or that it
+// refuses the session time_zone (mysql_timezone).
 func annotate(err error, withTLS bool) error {
 	var me *mysql.MySQLError
 	switch {
@@ -336,6 +338,8 @@ func annotate(err error, withTLS bool) error {
 		return fmt.Errorf("%w: %w", ErrTLSRequired, err)
 	case me.Number == errAccessDenied && !withTLS:
 		return fmt.Errorf("%w: %w", ErrDeniedWithoutTLS, err)
+	case me.Number == errUnknownTimeZone:
+		return fmt.Errorf("%w: %w", ErrTimeZone, err)
 	}
 	return err
 }

@@ -250,15 +250,7 @@ func TestCleanPartitioned(t *testing.T) {
 	if got, want := partNames(t, db, "register_failed"), dayNames(today, -10, 2); !slices.Equal(got, want) {
 		t.Errorf("register_failed partitions %v, want %v", got, want)
 	}
-	for q, want := range map[string]int{
-		"SELECT COUNT(*) FROM cdr": 3, "SELECT COUNT(*) FROM cdr_next": 3, "SELECT COUNT(*) FROM cdr_rtp": 6,
-		"SELECT COUNT(*) FROM register_state": 5, "SELECT COUNT(*) FROM register_failed": 11,
-		fmt.Sprintf("SELECT COUNT(*) FROM cdr WHERE calldate < '%s'", today.AddDate(0, 0, -2).Format(time.DateOnly)): 0,
-	} {
-		if n := count(t, db, q); n != want {
-			t.Errorf("%s = %d, want %d", q, n, want)
-		}
-	}
+	checkKept(t, db, today)
 	res, err = Clean(context.Background(), db, o, now, log)
 	if err != nil || res != (CleanResult{}) {
 		t.Errorf("second pass: %+v, %v; want nothing to do", res, err)
@@ -283,15 +275,7 @@ func TestCleanUnpartitioned(t *testing.T) {
 	if res.Partitions != 0 || res.Rows != 8+6+2500 {
 		t.Errorf("result %+v, want 0 partitions, 2514 rows", res)
 	}
-	for q, want := range map[string]int{
-		"SELECT COUNT(*) FROM cdr": 3, "SELECT COUNT(*) FROM cdr_next": 3, "SELECT COUNT(*) FROM cdr_rtp": 6,
-		"SELECT COUNT(*) FROM register_state": 5, "SELECT COUNT(*) FROM register_failed": 11,
-		fmt.Sprintf("SELECT COUNT(*) FROM cdr WHERE calldate < '%s'", today.AddDate(0, 0, -2).Format(time.DateOnly)): 0,
-	} {
-		if n := count(t, db, q); n != want {
-			t.Errorf("%s = %d, want %d", q, n, want)
-		}
-	}
+	checkKept(t, db, today)
 	if n := logLines(&logBuf, "deleted old rows (table without partitions)"); n != 2 {
 		t.Errorf("%d log lines, want 2 (cdr, register_state):\n%s", n, logBuf.String())
 	}
@@ -432,5 +416,21 @@ func TestCleanWrittenKeys(t *testing.T) {
 	// kept 6 days: today and the 5 before it (the keys 5 days old stay)
 	if n := count(t, db, "SELECT COUNT(*) FROM "+writtenTable); n != base+2 {
 		t.Errorf("%d keys left, want %d (the 5-day-old and today's added ones)", n, base+2)
+	}
+}
+
+// checkKept checks the rows cleanFixture's database keeps after a pass
+// with cdr kept 3 days and register_state 5 (register_failed not cleaned),
+// partitioned or not.
+func checkKept(t *testing.T, db *sql.DB, today time.Time) {
+	t.Helper()
+	for q, want := range map[string]int{
+		"SELECT COUNT(*) FROM cdr": 3, "SELECT COUNT(*) FROM cdr_next": 3, "SELECT COUNT(*) FROM cdr_rtp": 6,
+		"SELECT COUNT(*) FROM register_state": 5, "SELECT COUNT(*) FROM register_failed": 11,
+		fmt.Sprintf("SELECT COUNT(*) FROM cdr WHERE calldate < '%s'", today.AddDate(0, 0, -2).Format(time.DateOnly)): 0,
+	} {
+		if n := count(t, db, q); n != want {
+			t.Errorf("%s = %d, want %d", q, n, want)
+		}
 	}
 }

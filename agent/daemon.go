@@ -230,7 +230,7 @@ func newDaemon(cfg *config.Config, fl *daemonFlags, log *slog.Logger) (*daemon, 
 	}
 	callCfg := call.Config{OnCallEnd: d.callEnded, OnRegister: d.registerChanged,
 		IdleTimeout: cfg.RTPTimeout, SIPOnlyTimeout: cfg.SIPOnlyTimeout, MaxDuration: cfg.MaxCallDuration, NATAliases: cfg.NATAliases,
-		Register: registerRules(cfg),
+		Register: registerRules(cfg), CalledFromURI: cfg.DestinationNumberMode == 2,
 		CallerID: call.CallerID{PAssertedIdentity: cfg.PAssertedIdentity, PPreferredIdentity: cfg.PPreferredIdentity,
 			RemotePartyID: cfg.RemotePartyID, RemotePartyFirst: cfg.RemotePartyPriority}}
 	if fl.capture != "" && !fl.realtime {

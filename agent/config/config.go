@@ -77,6 +77,9 @@ type Config struct {
 	// Caller number from identity headers (passertedidentity,
 	// ppreferredidentity, remotepartyid, remotepartypriority).
 	PAssertedIdentity, PPreferredIdentity, RemotePartyID, RemotePartyPriority bool
+	// DestinationNumberMode (destination_number_mode): 1 (default) takes
+	// the called number from the INVITE's To header, 2 from its Request-URI.
+	DestinationNumberMode int
 	// CDROnlyAnswered, CDROnlyRTP (cdronlyanswered, cdronlyrtp): no CDR
 	// for a call not answered / without RTP.
 	CDROnlyAnswered, CDROnlyRTP bool
@@ -274,49 +277,50 @@ type Config struct {
 // Default returns the configuration used for keys the file does not set.
 func Default() *Config {
 	return &Config{
-		SIPPorts:            []PortRange{{5060, 5060}},
-		SIPDetect:           true,
-		VXLANPort:           4789,
-		RingBufferMB:        64,
-		CaptureBlockTimeout: 4 * time.Millisecond,
-		IDSensor:            -1,
-		SpoolDir:            "/var/spool/pbx-agent",
-		SaveSIP:             true,
-		SaveAudioStereo:     true,
-		SaveRTP:             "yes",
-		SaveAudio:           "no",
-		SaveGraph:           true,              // as VoIPmonitor's sample config
-		RTPTimeout:          300 * time.Second, // VoIPmonitor's defaults
-		SIPOnlyTimeout:      time.Hour,
-		MaxCallDuration:     4 * time.Hour,
-		JitterF1:            true, // VoIPmonitor's defaults
-		JitterF2:            true,
-		JitterAdapt:         true,
-		JitterF1Size:        50,
-		JitterF1Resync:      100,
-		JitterAdaptSize:     500,
-		JitterAdaptResync:   500,
-		MOSMinF2:            true,
-		IgnoreRTPAfterByeOK: true, // VoIPmonitor's default
-		PcapZipSIP:          true,
-		PcapZipRTP:          true,
-		PcapZipLevelSIP:     6, // VoIPmonitor's defaults
-		PcapZipLevelRTP:     1,
-		SIPRegister:         true,
-		CleanSpool:          true,
-		Sniffer:             true,
-		MySQLPort:           3306,
-		MySQLDB:             "voipmonitor",
-		MySQLConnectTimeout: 5 * time.Second,
-		MySQLUsername:       "root",
-		CDRQueueSize:        10000,
-		CDRBatchSize:        200,
-		CDRFlushInterval:    250 * time.Millisecond,
-		CDRUANormalisation:  true,
-		PartitionOpsFrom:    1, // VoIPmonitor's partition_operations_enable_fromto
-		PartitionOpsTo:      5,
-		ManagerIP:           "127.0.0.1",
-		ManagerPort:         5029,
+		SIPPorts:              []PortRange{{5060, 5060}},
+		SIPDetect:             true,
+		VXLANPort:             4789,
+		RingBufferMB:          64,
+		CaptureBlockTimeout:   4 * time.Millisecond,
+		IDSensor:              -1,
+		SpoolDir:              "/var/spool/pbx-agent",
+		SaveSIP:               true,
+		SaveAudioStereo:       true,
+		SaveRTP:               "yes",
+		SaveAudio:             "no",
+		SaveGraph:             true,              // as VoIPmonitor's sample config
+		RTPTimeout:            300 * time.Second, // VoIPmonitor's defaults
+		SIPOnlyTimeout:        time.Hour,
+		MaxCallDuration:       4 * time.Hour,
+		DestinationNumberMode: 1,
+		JitterF1:              true, // VoIPmonitor's defaults
+		JitterF2:              true,
+		JitterAdapt:           true,
+		JitterF1Size:          50,
+		JitterF1Resync:        100,
+		JitterAdaptSize:       500,
+		JitterAdaptResync:     500,
+		MOSMinF2:              true,
+		IgnoreRTPAfterByeOK:   true, // VoIPmonitor's default
+		PcapZipSIP:            true,
+		PcapZipRTP:            true,
+		PcapZipLevelSIP:       6, // VoIPmonitor's defaults
+		PcapZipLevelRTP:       1,
+		SIPRegister:           true,
+		CleanSpool:            true,
+		Sniffer:               true,
+		MySQLPort:             3306,
+		MySQLDB:               "voipmonitor",
+		MySQLConnectTimeout:   5 * time.Second,
+		MySQLUsername:         "root",
+		CDRQueueSize:          10000,
+		CDRBatchSize:          200,
+		CDRFlushInterval:      250 * time.Millisecond,
+		CDRUANormalisation:    true,
+		PartitionOpsFrom:      1, // VoIPmonitor's partition_operations_enable_fromto
+		PartitionOpsTo:        5,
+		ManagerIP:             "127.0.0.1",
+		ManagerPort:           5029,
 
 		// VoIPmonitor's REGISTER defaults (voipmonitor.cpp:659-662, 683)
 		RegisterTimeout: 5 * time.Second, RegisterMaxRegisters: 4, RegisterMaxMessages: 20,

@@ -153,6 +153,12 @@ func TestParse(t *testing.T) {
 			want: func(c *Config) bool {
 				return c.PAssertedIdentity && c.PPreferredIdentity && c.RemotePartyID && c.RemotePartyPriority && len(c.Ignored) == 0
 			}},
+		{name: "destination_number_mode 1 by default", in: "",
+			want: func(c *Config) bool { return c.DestinationNumberMode == 1 }},
+		{name: "destination_number_mode = 2", in: "destination_number_mode = 2\n",
+			want: func(c *Config) bool { return c.DestinationNumberMode == 2 && len(c.Ignored) == 0 }},
+		{name: "destination_number_mode 3", in: "destination_number_mode = 3\n",
+			wantErr: `t.conf:1: destination_number_mode: bad value "3": 3 outside 1-2 (1 (default): the called number from the INVITE's To header; 2: from its Request-URI)`},
 		{name: "cdronlyanswered, cdronlyrtp", in: "cdronlyanswered = yes\ncdronlyrtp = yes\n",
 			want: func(c *Config) bool { return c.CDROnlyAnswered && c.CDROnlyRTP && len(c.Ignored) == 0 }},
 		{name: "natalias one address", in: "natalias = 203.0.113.5\n",

@@ -104,7 +104,6 @@ var noEffectKeys = []string{
 	"deduplicate_ipheader",
 	"deduplicate_ipheader_ignore_ttl",
 	"deduplicate_udpheader_ignore_checksum",
-	"destination_number_mode",
 	"destroy_calls_in_storing_cdr",
 	"detect_alone_bye",
 	"diameter",

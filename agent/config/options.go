@@ -66,8 +66,10 @@ var options = map[string]option{
 	"ppreferredidentity":  {set: boolean(func(c *Config) *bool { return &c.PPreferredIdentity }), hint: "yes or no: the caller from P-Preferred-Identity when present"},
 	"remotepartyid":       {set: boolean(func(c *Config) *bool { return &c.RemotePartyID }), hint: "yes or no: the caller from Remote-Party-ID when present"},
 	"remotepartypriority": {set: boolean(func(c *Config) *bool { return &c.RemotePartyPriority }), hint: "yes or no: Remote-Party-ID before P-Asserted-Identity and P-Preferred-Identity"},
-	"cdronlyanswered":     {set: boolean(func(c *Config) *bool { return &c.CDROnlyAnswered }), hint: "yes or no: store no CDR for a call that was not answered"},
-	"cdronlyrtp":          {set: boolean(func(c *Config) *bool { return &c.CDROnlyRTP }), hint: "yes or no: store no CDR for a call without RTP"},
+	"destination_number_mode": {set: integer(1, 2, func(c *Config) *int { return &c.DestinationNumberMode }),
+		hint: "1 (default): the called number from the INVITE's To header; 2: from its Request-URI"},
+	"cdronlyanswered": {set: boolean(func(c *Config) *bool { return &c.CDROnlyAnswered }), hint: "yes or no: store no CDR for a call that was not answered"},
+	"cdronlyrtp":      {set: boolean(func(c *Config) *bool { return &c.CDROnlyRTP }), hint: "yes or no: store no CDR for a call without RTP"},
 	"natalias": {set: func(c *Config, v string) error {
 		from, to, err := natAlias(v)
 		if err != nil {

@@ -61,3 +61,37 @@ func TestCallerID(t *testing.T) {
 		})
 	}
 }
+
+// TestCalledFromURI: destination_number_mode = 2 takes the called number
+// and domain from the INVITE's Request-URI (a trunk's To keeps the dialled
+// DID, the Request-URI the extension), 1 (default) from To.
+func TestCalledFromURI(t *testing.T) {
+	for _, tc := range []struct {
+		name           string
+		fromURI        bool
+		requestURI     string
+		called, domain string
+	}{
+		{"default: To", false, "sip:300@10.0.0.9:5060", "200", "pbx.example"},
+		{"mode 2: Request-URI", true, "sip:300@10.0.0.9:5060", "300", "10.0.0.9"},
+		{"mode 2, URI without user: To's number", true, "sip:10.0.0.9", "200", "10.0.0.9"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			text := sipText("INVITE "+tc.requestURI+" SIP/2.0", "cid-uri-"+strings.ReplaceAll(tc.name, " ", "-"), "ft", "", 1, "INVITE", "")
+			var m sip.Message
+			if _, err := sip.Parse([]byte(text), &m); err != nil {
+				t.Fatal(err)
+			}
+			var out []CDR
+			tb := New(Config{CalledFromURI: tc.fromURI, OnCallEnd: func(c *CDR) { out = append(out, *c) }})
+			tb.HandleSIP(&m, Meta{Time: t0, Src: alice, Dst: pbx})
+			tb.Flush()
+			if len(out) != 1 {
+				t.Fatalf("%d CDRs", len(out))
+			}
+			if out[0].Called != tc.called || out[0].CalledDomain != tc.domain {
+				t.Errorf("called %q@%q, want %q@%q", out[0].Called, out[0].CalledDomain, tc.called, tc.domain)
+			}
+		})
+	}
+}

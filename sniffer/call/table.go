@@ -6,6 +6,7 @@ package call
 
 import (
 	"bytes"
+	"cmp"
 	crand "crypto/rand"
 	"fmt"
 	"hash/maphash"
@@ -41,6 +42,11 @@ type Config struct {
 	// name before From (VoIPmonitor's passertedidentity, ppreferredidentity,
 	// remotepartyid, remotepartypriority).
 	CallerID CallerID
+	// CalledFromURI takes the called number and domain from the INVITE's
+	// Request-URI instead of its To header (VoIPmonitor's
+	// destination_number_mode = 2; default 1, To). A Request-URI with no
+	// user part leaves To's number.
+	CalledFromURI bool
 	// NATAliases maps an address an SDP may announce to the one the
 	// sniffer sees its media on (VoIPmonitor's natalias: a PBX behind NAT
 	// announces its public address, its RTP is captured on its private
@@ -373,6 +379,13 @@ func (t *Table) newCall(m *sip.Message, meta Meta) *callState {
 	t.cfg.CallerID.apply(m, d)
 	if _, uri, _, err := sip.ParseNameAddr(m.To); err == nil {
 		d.Called, d.CalledDomain = userHost(uri)
+	}
+	if t.cfg.CalledFromURI {
+		// sniff.cpp s_detect_callerd::called() and called_domain(): the
+		// URI's number when it has one, To's otherwise; the domain alike.
+		user, host := userHost(m.RequestURI)
+		d.Called = cmp.Or(user, d.Called)
+		d.CalledDomain = cmp.Or(host, d.CalledDomain)
 	}
 	d.PAssertedIdentity = string(m.Header("P-Asserted-Identity"))
 	d.RemotePartyID = string(m.Header("Remote-Party-ID"))

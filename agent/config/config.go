@@ -80,6 +80,13 @@ type Config struct {
 	// DestinationNumberMode (destination_number_mode): 1 (default) takes
 	// the called number from the INVITE's To header, 2 from its Request-URI.
 	DestinationNumberMode int
+	// LastDestNumber (last_dest_number, default no): the called number of
+	// the caller's latest INVITE, not its first.
+	LastDestNumber bool
+	// CallerNumberOnly (callernum_numberonly, default yes): an identity
+	// header's URI with parameters and no host (<sip:+4930111;cpc=ordinary>)
+	// gives the number before the ';'; no gives no number from it.
+	CallerNumberOnly bool
 	// CDROnlyAnswered, CDROnlyRTP (cdronlyanswered, cdronlyrtp): no CDR
 	// for a call not answered / without RTP.
 	CDROnlyAnswered, CDROnlyRTP bool
@@ -293,6 +300,7 @@ func Default() *Config {
 		SIPOnlyTimeout:        time.Hour,
 		MaxCallDuration:       4 * time.Hour,
 		DestinationNumberMode: 1,
+		CallerNumberOnly:      true,
 		JitterF1:              true, // VoIPmonitor's defaults
 		JitterF2:              true,
 		JitterAdapt:           true,

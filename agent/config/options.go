@@ -68,6 +68,10 @@ var options = map[string]option{
 	"remotepartypriority": {set: boolean(func(c *Config) *bool { return &c.RemotePartyPriority }), hint: "yes or no: Remote-Party-ID before P-Asserted-Identity and P-Preferred-Identity"},
 	"destination_number_mode": {set: integer(1, 2, func(c *Config) *int { return &c.DestinationNumberMode }),
 		hint: "1 (default): the called number from the INVITE's To header; 2: from its Request-URI"},
+	"last_dest_number": {set: boolean(func(c *Config) *bool { return &c.LastDestNumber }),
+		hint: "yes or no (default): the called number from the caller's latest INVITE (overlap dialling), not its first"},
+	"callernum_numberonly": {set: boolean(func(c *Config) *bool { return &c.CallerNumberOnly }),
+		hint: "yes (default) or no: the caller's number of P-Asserted-Identity <sip:+4930111;cpc=ordinary> is +4930111, or none"},
 	"cdronlyanswered": {set: boolean(func(c *Config) *bool { return &c.CDROnlyAnswered }), hint: "yes or no: store no CDR for a call that was not answered"},
 	"cdronlyrtp":      {set: boolean(func(c *Config) *bool { return &c.CDROnlyRTP }), hint: "yes or no: store no CDR for a call without RTP"},
 	"natalias": {set: func(c *Config, v string) error {

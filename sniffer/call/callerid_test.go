@@ -3,6 +3,7 @@ package call
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"pbx-agent/sniffer/sip"
 )
@@ -16,6 +17,9 @@ func TestCallerID(t *testing.T) {
 		ppi  = "P-Preferred-Identity: <sip:222@pbx.example>\r\n"
 		rpid = "Remote-Party-ID: \"Remote\" <sip:333@rpid.example>;party=calling;privacy=off\r\n"
 		tel  = "P-Asserted-Identity: <tel:+4930999;cpc=ordinary>, <sip:999@carrier.example>\r\n"
+		// user parameters in the user part, with and without a host
+		parm   = "P-Asserted-Identity: <sip:+4930444;cpc=ordinary@carrier.example>\r\n"
+		noHost = "P-Asserted-Identity: <sip:+4930555;cpc=ordinary>\r\n"
 	)
 	type want struct{ caller, domain, name string }
 	from := want{"100", "example.com", "Alice"}
@@ -34,6 +38,10 @@ func TestCallerID(t *testing.T) {
 		{"remotepartyid after the others", CallerID{PAssertedIdentity: true, RemotePartyID: true}, false, rpid + pai, want{"+4930111", "carrier.example", "Alice Real"}},
 		{"remotepartypriority", CallerID{PAssertedIdentity: true, RemotePartyID: true, RemotePartyFirst: true}, false, pai + rpid, want{"333", "rpid.example", "Remote"}},
 		{"tel URI", CallerID{PAssertedIdentity: true}, false, tel, want{"+4930999", "", ""}},
+		{"user parameters: number only", CallerID{PAssertedIdentity: true}, false, parm, want{"+4930444", "carrier.example", ""}},
+		{"user parameters, callernum_numberonly = no", CallerID{PAssertedIdentity: true, NumberWithParams: true}, false, parm, want{"+4930444", "carrier.example", ""}},
+		{"no host: callernum_numberonly", CallerID{PAssertedIdentity: true}, false, noHost, want{"+4930555", "+4930555", ""}},
+		{"no host, callernum_numberonly = no: From", CallerID{PAssertedIdentity: true, NumberWithParams: true}, false, noHost, from},
 		{"anonymous, defaults: Remote-Party-ID", CallerID{}, true, pai + rpid, want{"333", "rpid.example", "anonymous"}},
 		{"anonymous, nothing to fill from", CallerID{}, true, pai, want{"anonymous", "anonymous.invalid", "Anonymous"}},
 		{"anonymous, passertedidentity", CallerID{PAssertedIdentity: true}, true, pai, want{"+4930111", "carrier.example", "Alice Real"}},
@@ -91,6 +99,63 @@ func TestCalledFromURI(t *testing.T) {
 			}
 			if out[0].Called != tc.called || out[0].CalledDomain != tc.domain {
 				t.Errorf("called %q@%q, want %q@%q", out[0].Called, out[0].CalledDomain, tc.called, tc.domain)
+			}
+		})
+	}
+}
+
+// TestLastDestNumber: overlap dialling sends the number digit by digit,
+// each INVITE answered 484 until the last; last_dest_number keeps the
+// latest INVITE's number, the default the first's. A re-INVITE from the
+// callee's side changes nothing.
+func TestLastDestNumber(t *testing.T) {
+	invite := func(cseq int, num string) string {
+		return strings.Replace(sipText("INVITE sip:"+num+"@pbx.example SIP/2.0", "cid-overlap", "ft", "", cseq, "INVITE", ""),
+			"<sip:200@pbx.example>", "<sip:"+num+"@pbx.example>", 1)
+	}
+	reverse := strings.NewReplacer("From: \"Alice\" <sip:100@example.com>;tag=ft", "From: <sip:999@pbx.example>;tag=tt",
+		"To: <sip:20@pbx.example>", "To: <sip:101@10.0.0.1>;tag=ft").Replace(invite(1, "20"))
+	steps := []struct {
+		text string
+		back bool
+	}{
+		{invite(1, "2"), false},
+		{sipText("SIP/2.0 484 Address Incomplete", "cid-overlap", "ft", "t1", 1, "INVITE", ""), true},
+		{invite(2, "20"), false},
+		{sipText("SIP/2.0 200 OK", "cid-overlap", "ft", "tt", 2, "INVITE", ""), true},
+		{reverse, true},
+	}
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"default: the first INVITE's", Config{}, "2"},
+		{"last_dest_number", Config{LastDestNumber: true}, "20"},
+		{"last_dest_number, destination_number_mode 2", Config{LastDestNumber: true, CalledFromURI: true}, "20"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out []CDR
+			cfg := tc.cfg
+			cfg.OnCallEnd = func(c *CDR) { out = append(out, *c) }
+			tb := New(cfg)
+			for i, s := range steps {
+				var m sip.Message
+				if _, err := sip.Parse([]byte(s.text), &m); err != nil {
+					t.Fatalf("step %d: %v", i, err)
+				}
+				meta := Meta{Time: t0.Add(time.Duration(i) * time.Second), Src: alice, Dst: pbx}
+				if s.back {
+					meta.Src, meta.Dst = pbx, alice
+				}
+				tb.HandleSIP(&m, meta)
+			}
+			tb.Flush()
+			if len(out) != 1 {
+				t.Fatalf("%d CDRs", len(out))
+			}
+			if out[0].Called != tc.want {
+				t.Errorf("called %q, want %q", out[0].Called, tc.want)
 			}
 		})
 	}

@@ -47,6 +47,11 @@ type Config struct {
 	// destination_number_mode = 2; default 1, To). A Request-URI with no
 	// user part leaves To's number.
 	CalledFromURI bool
+	// LastDestNumber takes the called number from every INVITE of the
+	// caller's side, not only the first (VoIPmonitor's last_dest_number:
+	// overlap dialling, a forking proxy re-sending the INVITE to another
+	// number). A re-INVITE from the callee's side changes nothing.
+	LastDestNumber bool
 	// NATAliases maps an address an SDP may announce to the one the
 	// sniffer sees its media on (VoIPmonitor's natalias: a PBX behind NAT
 	// announces its public address, its RTP is captured on its private
@@ -375,6 +380,10 @@ func (t *Table) newCall(m *sip.Message, meta Meta) *callState {
 	if disp, uri, _, err := sip.ParseNameAddr(m.From); err == nil {
 		d.CallerName = unquote(disp)
 		d.Caller, d.CallerDomain = userHost(uri)
+		// A number ends at a ';' (sniff.cpp:1780-1789). From without a user
+		// part keeps no number whatever callernum_numberonly says (parity
+		// DIFFERENCES.md D4).
+		d.Caller, _, _ = strings.Cut(d.Caller, ";")
 	}
 	t.cfg.CallerID.apply(m, d)
 	if _, uri, _, err := sip.ParseNameAddr(m.To); err == nil {
@@ -394,6 +403,24 @@ func (t *Table) newCall(m *sip.Message, meta Meta) *callState {
 	t.byRef[d.CallRef] = c
 	t.stats.CallsStarted++
 	return c
+}
+
+// lastDestNumber takes the called number and domain of a later INVITE
+// from the caller's side (last_dest_number; sniff.cpp:5319-5335): To's,
+// or with CalledFromURI the Request-URI's when it has a number, each only
+// when it is not the caller's own number.
+func (t *Table) lastDestNumber(m *sip.Message, d *CDR) {
+	if t.cfg.CalledFromURI {
+		if user, host := userHost(m.RequestURI); user != "" && user != d.Caller {
+			d.Called, d.CalledDomain = user, cmp.Or(host, d.CalledDomain)
+		}
+		return
+	}
+	if _, uri, _, err := sip.ParseNameAddr(m.To); err == nil {
+		if user, host := userHost(uri); user != d.Caller {
+			d.Called, d.CalledDomain = user, host
+		}
+	}
 }
 
 func (c *callState) touch(ts time.Time) {
@@ -447,6 +474,9 @@ func (t *Table) handleRequest(c *callState, m *sip.Message, meta Meta) {
 			d.Active = true
 		}
 		c.inviteCSeq = m.CSeq
+		if t.cfg.LastDestNumber && c.partyOf(m, meta) == PartyCaller {
+			t.lastDestNumber(m, d)
+		}
 		opt.Default(&d.DigestUsername, inviteDigestUser(m))
 		t.learnSDP(c, m, c.partyOf(m, meta))
 	case "ACK":

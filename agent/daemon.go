@@ -229,7 +229,7 @@ func newDaemon(cfg *config.Config, fl *daemonFlags, log *slog.Logger) (*daemon, 
 		d.writer = w
 	}
 	callCfg := call.Config{OnCallEnd: d.callEnded, OnRegister: d.registerChanged,
-		IdleTimeout: cfg.RTPTimeout, SIPOnlyTimeout: cfg.SIPOnlyTimeout, MaxDuration: cfg.MaxCallDuration, NATAliases: cfg.NATAliases,
+		IdleTimeout: cfg.RTPTimeout, SIPOnlyTimeout: cfg.SIPOnlyTimeout, MaxDuration: cfg.MaxCallDuration, OneWayTimeout: cfg.OneWayTimeout, NATAliases: cfg.NATAliases,
 		Register: registerRules(cfg), CalledFromURI: cfg.DestinationNumberMode == 2, LastDestNumber: cfg.LastDestNumber,
 		CallerID: call.CallerID{PAssertedIdentity: cfg.PAssertedIdentity, PPreferredIdentity: cfg.PPreferredIdentity,
 			RemotePartyID: cfg.RemotePartyID, RemotePartyFirst: cfg.RemotePartyPriority, NumberWithParams: !cfg.CallerNumberOnly}}

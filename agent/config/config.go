@@ -100,6 +100,10 @@ type Config struct {
 	RTPTimeout      time.Duration
 	SIPOnlyTimeout  time.Duration
 	MaxCallDuration time.Duration
+	// OneWayTimeout (onewaytimeout, default 15 s): a call with no SIP
+	// message from the other side is closed this long after its last
+	// packet, bye 105.
+	OneWayTimeout time.Duration
 	// ResponseTimeFromFirstInvite: cdr.response_time_100 and _xxx count
 	// from the call's first INVITE (response_time_from_first_invite,
 	// default no: the quickest INVITE transaction's response).
@@ -299,6 +303,7 @@ func Default() *Config {
 		RTPTimeout:            300 * time.Second, // VoIPmonitor's defaults
 		SIPOnlyTimeout:        time.Hour,
 		MaxCallDuration:       4 * time.Hour,
+		OneWayTimeout:         15 * time.Second,
 		DestinationNumberMode: 1,
 		CallerNumberOnly:      true,
 		JitterF1:              true, // VoIPmonitor's defaults

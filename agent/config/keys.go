@@ -233,7 +233,6 @@ var noEffectKeys = []string{
 	"odbcpass",
 	"odbcuser",
 	"ogg_quality",
-	"onewaytimeout",
 	"openfile_max",
 	"packetbuffer_compress",
 	"packetbuffer_compress_ratio",

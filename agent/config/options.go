@@ -88,6 +88,7 @@ var options = map[string]option{
 		reset: func(c *Config) { c.NATAliases = nil }},
 	"rtptimeout":           {set: seconds(func(c *Config) *time.Duration { return &c.RTPTimeout }), hint: "seconds without a packet after which a call whose RTP was seen is closed (default 300)"},
 	"sipwithoutrtptimeout": {set: seconds(func(c *Config) *time.Duration { return &c.SIPOnlyTimeout }), hint: "seconds after its INVITE a call with no RTP seen is closed (default 3600)"},
+	"onewaytimeout":        {set: seconds(func(c *Config) *time.Duration { return &c.OneWayTimeout }), hint: "seconds after its last packet a call with no SIP reply from the other side is closed, bye 105 (default 15)"},
 	"absolute_timeout":     {set: seconds(func(c *Config) *time.Duration { return &c.MaxCallDuration }), hint: "seconds after its INVITE any call is closed (default 14400)"},
 	"filter": {set: func(c *Config, v string) error {
 		c.Filter = v

@@ -62,6 +62,10 @@ type Config struct {
 	// 1 h): a call whose RTP goes elsewhere (direct media, another
 	// interface) lasts as long as its signalling says, not IdleTimeout.
 	SIPOnlyTimeout time.Duration
+	// OneWayTimeout ends a call still one-way (no SIP message from the
+	// other side yet) this long after its last packet, bye 105
+	// (VoIPmonitor's onewaytimeout; default 15 s).
+	OneWayTimeout time.Duration
 	// MaxDuration force-ends a call this long after it started (VoIPmonitor's
 	// absolute_timeout; default 4 h).
 	MaxDuration time.Duration
@@ -96,6 +100,7 @@ func (c *Config) defaults() {
 	}
 	opt.Default(&c.SIPOnlyTimeout, time.Hour)
 	opt.Default(&c.MaxDuration, 4*time.Hour)
+	opt.Default(&c.OneWayTimeout, 15*time.Second)
 	opt.Default(&c.EndGrace, 5*time.Second)
 	opt.Default(&c.MaxCalls, 200000)
 	opt.Default(&c.AuthGrace, 60*time.Second)
@@ -240,6 +245,11 @@ type callState struct {
 	canceled   bool
 	final      bool // a final response to the INVITE was seen
 	onHold     bool
+	// legs holds the address pairs of the call's INVITEs while it is
+	// one-way (replied false): a message on one of them is a forwarded
+	// leg, not a reply.
+	legs    [][2]netip.AddrPort
+	replied bool
 }
 
 // HandleSIP updates the table with one parsed message and returns the
@@ -269,6 +279,9 @@ func (t *Table) HandleSIP(m *sip.Message, meta Meta) uint64 {
 		c = t.newCall(m, meta)
 	}
 	ref := c.cdr.CallRef
+	if !c.replied {
+		c.checkOneWay(m, meta)
+	}
 	if meta.Time.After(c.cdr.LastSIP) {
 		c.cdr.LastSIP = meta.Time
 	}
@@ -422,6 +435,32 @@ func (t *Table) lastDestNumber(m *sip.Message, d *CDR) {
 		}
 	}
 }
+
+// checkOneWay ends the call's one-way state on a reply, as VoIPmonitor's
+// check_reset_oneway (calltable.h:2222-2237, called for every SIP message
+// of a call: sniff.cpp:5132, 6723): any message from another address than
+// the first INVITE's source (another port when that INVITE went to its own
+// address), unless it travels on the address pair of one of the call's
+// INVITEs (a leg the sniffer sees forwarded). RTP is no reply.
+func (c *callState) checkOneWay(m *sip.Message, meta Meta) {
+	leg := [2]netip.AddrPort{meta.Src, meta.Dst}
+	if m.Request && string(m.Method) == "INVITE" && len(c.legs) < maxOneWayLegs &&
+		!slices.Contains(c.legs, leg) && !slices.Contains(c.legs, [2]netip.AddrPort{meta.Dst, meta.Src}) {
+		c.legs = append(c.legs, leg) // a reverse INVITE is no leg (sniff.cpp:4970-5050)
+	}
+	d := &c.cdr
+	if meta.Src.Addr() == d.CallerIP &&
+		(len(c.legs) == 0 || c.legs[0][1].Addr() != d.CallerIP || meta.Src.Port() == d.CallerPort) {
+		return
+	}
+	if slices.Contains(c.legs, leg) {
+		return
+	}
+	c.replied, c.legs = true, nil
+}
+
+// maxOneWayLegs bounds the INVITE address pairs a one-way call keeps.
+const maxOneWayLegs = 16
 
 func (c *callState) touch(ts time.Time) {
 	if ts.After(c.last) {
@@ -956,7 +995,8 @@ const zombieTimeout = 300 * time.Second
 // bye code as VoIPmonitor's: byeGrace after its last packet when its BYE
 // got no 2xx (2); with media seen, IdleTimeout after its last
 // packet (104); without, SIPOnlyTimeout after its first (108); MaxDuration
-// after its first (102); a zombie, zombieTimeout after its first (107).
+// after its first (102); a zombie, zombieTimeout after its first (107);
+// still one-way, OneWayTimeout after its last packet (105).
 func (t *Table) timedOut(c *callState) bool {
 	age := t.now.Sub(c.cdr.CallDate)
 	switch { // in VoIPmonitor's order
@@ -970,6 +1010,10 @@ func (t *Table) timedOut(c *callState) bool {
 		c.cdr.Bye = ByeTimeout
 	case !c.heard && age >= zombieTimeout && c.cdr.ProgressTime.IsZero() && c.cdr.ConnectTime.IsZero():
 		c.cdr.Bye = ByeZombie
+	case !c.replied && t.now.Sub(c.last) >= t.cfg.OneWayTimeout:
+		// checked after the others (calltable.cpp:13575-13599); bye 105
+		// (calltable.cpp:7405-7406)
+		c.cdr.Bye = ByeOneWay
 	default:
 		return false
 	}

@@ -83,6 +83,9 @@ type Config struct {
 	// LastDestNumber (last_dest_number, default no): the called number of
 	// the caller's latest INVITE, not its first.
 	LastDestNumber bool
+	// UpdateDstnumOnAnswer (update_dstnum_onanswer, default no): the
+	// called number of the forked INVITE branch the 2xx answers.
+	UpdateDstnumOnAnswer bool
 	// CallerNumberOnly (callernum_numberonly, default yes): an identity
 	// header's URI with parameters and no host (<sip:+4930111;cpc=ordinary>)
 	// gives the number before the ';'; no gives no number from it.

@@ -460,7 +460,6 @@ var noEffectKeys = []string{
 	"udp_port_mgcp_callagent",
 	"udp_port_mgcp_gateway",
 	"udp_port_tzsp",
-	"update_dstnum_onanswer",
 	"upgrade_try_http_if_https_fail",
 	"use_id_sensor_for_receiver_in_files",
 	"virtualudppacket",

@@ -70,6 +70,8 @@ var options = map[string]option{
 		hint: "1 (default): the called number from the INVITE's To header; 2: from its Request-URI"},
 	"last_dest_number": {set: boolean(func(c *Config) *bool { return &c.LastDestNumber }),
 		hint: "yes or no (default): the called number from the caller's latest INVITE (overlap dialling), not its first"},
+	"update_dstnum_onanswer": {set: boolean(func(c *Config) *bool { return &c.UpdateDstnumOnAnswer }),
+		hint: "yes or no (default): the called number of the forked INVITE (hunt group) the 200 OK answers"},
 	"callernum_numberonly": {set: boolean(func(c *Config) *bool { return &c.CallerNumberOnly }),
 		hint: "yes (default) or no: the caller's number of P-Asserted-Identity <sip:+4930111;cpc=ordinary> is +4930111, or none"},
 	"cdronlyanswered": {set: boolean(func(c *Config) *bool { return &c.CDROnlyAnswered }), hint: "yes or no: store no CDR for a call that was not answered"},

@@ -1,6 +1,7 @@
 package call
 
 import (
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -149,6 +150,59 @@ func TestLastDestNumber(t *testing.T) {
 					meta.Src, meta.Dst = pbx, alice
 				}
 				tb.HandleSIP(&m, meta)
+			}
+			tb.Flush()
+			if len(out) != 1 {
+				t.Fatalf("%d CDRs", len(out))
+			}
+			if out[0].Called != tc.want {
+				t.Errorf("called %q, want %q", out[0].Called, tc.want)
+			}
+		})
+	}
+}
+
+// TestDstnumOnAnswer: a proxy forks the INVITE for a hunt group (600) to
+// two phones (201, 202) on two Via branches; update_dstnum_onanswer takes
+// the number of the branch the 200 OK answers, the default the first
+// INVITE's.
+func TestDstnumOnAnswer(t *testing.T) {
+	bob1, bob2 := netip.MustParseAddrPort("10.0.0.3:5060"), netip.MustParseAddrPort("10.0.0.4:5060")
+	msg := func(first, num, branch, toTag string) string {
+		s := sipText(first, "cid-hunt", "ft", toTag, 1, "INVITE", "")
+		s = strings.Replace(s, "branch=z9hG4bK1", "branch="+branch, 1)
+		return strings.Replace(s, "<sip:200@pbx.example>", "<sip:"+num+"@pbx.example>", 1)
+	}
+	steps := []struct {
+		text     string
+		src, dst netip.AddrPort
+	}{
+		{msg("INVITE sip:600@pbx.example SIP/2.0", "600", "z9hG4bKa", ""), alice, pbx},
+		{msg("INVITE sip:201@10.0.0.3 SIP/2.0", "201", "z9hG4bKb1", ""), pbx, bob1},
+		{msg("INVITE sip:202@10.0.0.4 SIP/2.0", "202", "z9hG4bKb2", ""), pbx, bob2},
+		{msg("SIP/2.0 200 OK", "202", "z9hG4bKb2", "t2"), bob2, pbx},
+		{msg("SIP/2.0 200 OK", "600", "z9hG4bKa", "t2"), pbx, alice},
+	}
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"default: the first INVITE's", Config{}, "600"},
+		{"update_dstnum_onanswer", Config{UpdateDstnumOnAnswer: true}, "202"},
+		{"update_dstnum_onanswer, destination_number_mode 2", Config{UpdateDstnumOnAnswer: true, CalledFromURI: true}, "202"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out []CDR
+			cfg := tc.cfg
+			cfg.OnCallEnd = func(c *CDR) { out = append(out, *c) }
+			tb := New(cfg)
+			for i, s := range steps {
+				var m sip.Message
+				if _, err := sip.Parse([]byte(s.text), &m); err != nil {
+					t.Fatalf("step %d: %v", i, err)
+				}
+				tb.HandleSIP(&m, Meta{Time: t0.Add(time.Duration(i) * time.Second), Src: s.src, Dst: s.dst})
 			}
 			tb.Flush()
 			if len(out) != 1 {

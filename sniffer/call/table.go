@@ -52,6 +52,11 @@ type Config struct {
 	// overlap dialling, a forking proxy re-sending the INVITE to another
 	// number). A re-INVITE from the callee's side changes nothing.
 	LastDestNumber bool
+	// UpdateDstnumOnAnswer takes the called number of the INVITE branch
+	// the 2xx answers when the call's INVITEs went out on several Via
+	// branches (a hunt group forking to several numbers; VoIPmonitor's
+	// update_dstnum_onanswer).
+	UpdateDstnumOnAnswer bool
 	// NATAliases maps an address an SDP may announce to the one the
 	// sniffer sees its media on (VoIPmonitor's natalias: a PBX behind NAT
 	// announces its public address, its RTP is captured on its private
@@ -250,7 +255,22 @@ type callState struct {
 	// leg, not a reply.
 	legs    [][2]netip.AddrPort
 	replied bool
+	// branches: the called number of each INVITE by its Via branch
+	// (UpdateDstnumOnAnswer only); dstnumSet once a 2xx chose one.
+	branches  []inviteBranch
+	dstnumSet bool
 }
+
+// inviteBranch is one INVITE's called number and domain from To and from
+// its Request-URI, by its top Via branch.
+type inviteBranch struct {
+	branch                       string
+	to, toDomain, uri, uriDomain string
+}
+
+// maxInviteBranches bounds the branches a call keeps for
+// UpdateDstnumOnAnswer.
+const maxInviteBranches = 16
 
 // HandleSIP updates the table with one parsed message and returns the
 // callreference of the call it belongs to (0 for REGISTERs and strays). The
@@ -436,6 +456,83 @@ func (t *Table) lastDestNumber(m *sip.Message, d *CDR) {
 	}
 }
 
+// topBranch is the branch parameter of m's first Via.
+func topBranch(m *sip.Message) string {
+	var b []byte
+	m.Headers("Via", func(v []byte) bool {
+		if i := bytes.IndexByte(v, ';'); i >= 0 {
+			b = sip.Param(v[i:], "branch")
+		}
+		return false
+	})
+	return string(b)
+}
+
+// recordBranch keeps an INVITE's called numbers by its Via branch
+// (sniff.cpp:6027-6041).
+func (c *callState) recordBranch(m *sip.Message) {
+	br := inviteBranch{branch: topBranch(m)}
+	if br.branch == "" {
+		return
+	}
+	if _, uri, _, err := sip.ParseNameAddr(m.To); err == nil {
+		br.to, br.toDomain = userHost(uri)
+	}
+	br.uri, br.uriDomain = userHost(m.RequestURI)
+	if br.to == "" && br.uri == "" {
+		return
+	}
+	for i := range c.branches {
+		if c.branches[i].branch == br.branch {
+			c.branches[i] = br
+			return
+		}
+	}
+	if len(c.branches) < maxInviteBranches {
+		c.branches = append(c.branches, br)
+	}
+}
+
+// dstnumOnAnswer sets the called number from the INVITE branch a 2xx
+// answers when the call forked on several branches (sniff.cpp:5809-5836):
+// the Request-URI's with CalledFromURI, else the Request-URI's only when
+// the branches differ more by it than by To; never the caller's own.
+func (t *Table) dstnumOnAnswer(c *callState, m *sip.Message) {
+	if len(c.branches) < 2 {
+		return
+	}
+	b := topBranch(m)
+	if b == "" {
+		return
+	}
+	i := slices.IndexFunc(c.branches, func(x inviteBranch) bool { return x.branch == b })
+	if i < 0 {
+		return
+	}
+	br, d := c.branches[i], &c.cdr
+	useURI := t.cfg.CalledFromURI
+	if !useURI {
+		tos, uris := map[string]bool{}, map[string]bool{}
+		for _, x := range c.branches {
+			tos[x.to], uris[x.uri] = true, true
+		}
+		useURI = len(uris) > len(tos)
+	}
+	check := br.to
+	if t.cfg.CalledFromURI && br.uri != "" {
+		check = br.uri
+	}
+	if d.Caller == check {
+		return
+	}
+	if useURI {
+		d.Called, d.CalledDomain = br.uri, br.uriDomain
+	} else {
+		d.Called, d.CalledDomain = br.to, br.toDomain
+	}
+	c.dstnumSet = true
+}
+
 // checkOneWay ends the call's one-way state on a reply, as VoIPmonitor's
 // check_reset_oneway (calltable.h:2222-2237, called for every SIP message
 // of a call: sniff.cpp:5132, 6723): any message from another address than
@@ -513,6 +610,9 @@ func (t *Table) handleRequest(c *callState, m *sip.Message, meta Meta) {
 			d.Active = true
 		}
 		c.inviteCSeq = m.CSeq
+		if t.cfg.UpdateDstnumOnAnswer {
+			c.recordBranch(m)
+		}
 		if t.cfg.LastDestNumber && c.partyOf(m, meta) == PartyCaller {
 			t.lastDestNumber(m, d)
 		}
@@ -733,6 +833,9 @@ func (t *Table) inviteResponse(c *callState, m *sip.Message, meta Meta) {
 		// Answered: an earlier 401/407 was the normal digest exchange, so the
 		// call ends with the normal EndGrace, not the auth grace.
 		c.challenged = false
+		if t.cfg.UpdateDstnumOnAnswer && !c.dstnumSet {
+			t.dstnumOnAnswer(c, m)
+		}
 		if d.ProgressTime.IsZero() {
 			d.ProgressTime = meta.Time // answered without ringing: VoIPmonitor's progress_time
 		}

@@ -231,10 +231,10 @@ func newDaemon(cfg *config.Config, fl *daemonFlags, log *slog.Logger) (*daemon, 
 		d.writer = w
 	}
 	callCfg := call.Config{OnCallEnd: d.callEnded, OnRegister: d.registerChanged,
-		IdleTimeout: cfg.RTPTimeout, SIPOnlyTimeout: cfg.SIPOnlyTimeout, MaxDuration: cfg.MaxCallDuration, NATAliases: cfg.NATAliases,
-		Register: registerRules(cfg),
+		IdleTimeout: cfg.RTPTimeout, SIPOnlyTimeout: cfg.SIPOnlyTimeout, MaxDuration: cfg.MaxCallDuration, OneWayTimeout: cfg.OneWayTimeout, NATAliases: cfg.NATAliases,
+		Register: registerRules(cfg), CalledFromURI: cfg.DestinationNumberMode == 2, LastDestNumber: cfg.LastDestNumber, UpdateDstnumOnAnswer: cfg.UpdateDstnumOnAnswer,
 		CallerID: call.CallerID{PAssertedIdentity: cfg.PAssertedIdentity, PPreferredIdentity: cfg.PPreferredIdentity,
-			RemotePartyID: cfg.RemotePartyID, RemotePartyFirst: cfg.RemotePartyPriority}}
+			RemotePartyID: cfg.RemotePartyID, RemotePartyFirst: cfg.RemotePartyPriority, NumberWithParams: !cfg.CallerNumberOnly}}
 	if fl.capture != "" && !fl.realtime {
 		callCfg.IdleTimeout = -1 // a file's clock may jump; EOF ends every call
 	}

@@ -77,6 +77,19 @@ type Config struct {
 	// Caller number from identity headers (passertedidentity,
 	// ppreferredidentity, remotepartyid, remotepartypriority).
 	PAssertedIdentity, PPreferredIdentity, RemotePartyID, RemotePartyPriority bool
+	// DestinationNumberMode (destination_number_mode): 1 (default) takes
+	// the called number from the INVITE's To header, 2 from its Request-URI.
+	DestinationNumberMode int
+	// LastDestNumber (last_dest_number, default no): the called number of
+	// the caller's latest INVITE, not its first.
+	LastDestNumber bool
+	// UpdateDstnumOnAnswer (update_dstnum_onanswer, default no): the
+	// called number of the forked INVITE branch the 2xx answers.
+	UpdateDstnumOnAnswer bool
+	// CallerNumberOnly (callernum_numberonly, default yes): an identity
+	// header's URI with parameters and no host (<sip:+4930111;cpc=ordinary>)
+	// gives the number before the ';'; no gives no number from it.
+	CallerNumberOnly bool
 	// CDROnlyAnswered, CDROnlyRTP (cdronlyanswered, cdronlyrtp): no CDR
 	// for a call not answered / without RTP.
 	CDROnlyAnswered, CDROnlyRTP bool
@@ -90,6 +103,10 @@ type Config struct {
 	RTPTimeout      time.Duration
 	SIPOnlyTimeout  time.Duration
 	MaxCallDuration time.Duration
+	// OneWayTimeout (onewaytimeout, default 15 s): a call with no SIP
+	// message from the other side is closed this long after its last
+	// packet, bye 105.
+	OneWayTimeout time.Duration
 	// ResponseTimeFromFirstInvite: cdr.response_time_100 and _xxx count
 	// from the call's first INVITE (response_time_from_first_invite,
 	// default no: the quickest INVITE transaction's response).
@@ -284,49 +301,52 @@ type Config struct {
 // Default returns the configuration used for keys the file does not set.
 func Default() *Config {
 	return &Config{
-		SIPPorts:            []PortRange{{5060, 5060}},
-		SIPDetect:           true,
-		VXLANPort:           4789,
-		RingBufferMB:        64,
-		CaptureBlockTimeout: 4 * time.Millisecond,
-		IDSensor:            -1,
-		SpoolDir:            "/var/spool/pbx-agent",
-		SaveSIP:             true,
-		SaveAudioStereo:     true,
-		SaveRTP:             "yes",
-		SaveAudio:           "no",
-		SaveGraph:           true,              // as VoIPmonitor's sample config
-		RTPTimeout:          300 * time.Second, // VoIPmonitor's defaults
-		SIPOnlyTimeout:      time.Hour,
-		MaxCallDuration:     4 * time.Hour,
-		JitterF1:            true, // VoIPmonitor's defaults
-		JitterF2:            true,
-		JitterAdapt:         true,
-		JitterF1Size:        50,
-		JitterF1Resync:      100,
-		JitterAdaptSize:     500,
-		JitterAdaptResync:   500,
-		MOSMinF2:            true,
-		IgnoreRTPAfterByeOK: true, // VoIPmonitor's default
-		PcapZipSIP:          true,
-		PcapZipRTP:          true,
-		PcapZipLevelSIP:     6, // VoIPmonitor's defaults
-		PcapZipLevelRTP:     1,
-		SIPRegister:         true,
-		CleanSpool:          true,
-		Sniffer:             true,
-		MySQLPort:           3306,
-		MySQLDB:             "voipmonitor",
-		MySQLConnectTimeout: 5 * time.Second,
-		MySQLUsername:       "root",
-		CDRQueueSize:        10000,
-		CDRBatchSize:        200,
-		CDRFlushInterval:    250 * time.Millisecond,
-		CDRUANormalisation:  true,
-		PartitionOpsFrom:    1, // VoIPmonitor's partition_operations_enable_fromto
-		PartitionOpsTo:      5,
-		ManagerIP:           "127.0.0.1",
-		ManagerPort:         5029,
+		SIPPorts:              []PortRange{{5060, 5060}},
+		SIPDetect:             true,
+		VXLANPort:             4789,
+		RingBufferMB:          64,
+		CaptureBlockTimeout:   4 * time.Millisecond,
+		IDSensor:              -1,
+		SpoolDir:              "/var/spool/pbx-agent",
+		SaveSIP:               true,
+		SaveAudioStereo:       true,
+		SaveRTP:               "yes",
+		SaveAudio:             "no",
+		SaveGraph:             true,              // as VoIPmonitor's sample config
+		RTPTimeout:            300 * time.Second, // VoIPmonitor's defaults
+		SIPOnlyTimeout:        time.Hour,
+		MaxCallDuration:       4 * time.Hour,
+		OneWayTimeout:         15 * time.Second,
+		DestinationNumberMode: 1,
+		CallerNumberOnly:      true,
+		JitterF1:              true, // VoIPmonitor's defaults
+		JitterF2:              true,
+		JitterAdapt:           true,
+		JitterF1Size:          50,
+		JitterF1Resync:        100,
+		JitterAdaptSize:       500,
+		JitterAdaptResync:     500,
+		MOSMinF2:              true,
+		IgnoreRTPAfterByeOK:   true, // VoIPmonitor's default
+		PcapZipSIP:            true,
+		PcapZipRTP:            true,
+		PcapZipLevelSIP:       6, // VoIPmonitor's defaults
+		PcapZipLevelRTP:       1,
+		SIPRegister:           true,
+		CleanSpool:            true,
+		Sniffer:               true,
+		MySQLPort:             3306,
+		MySQLDB:               "voipmonitor",
+		MySQLConnectTimeout:   5 * time.Second,
+		MySQLUsername:         "root",
+		CDRQueueSize:          10000,
+		CDRBatchSize:          200,
+		CDRFlushInterval:      250 * time.Millisecond,
+		CDRUANormalisation:    true,
+		PartitionOpsFrom:      1, // VoIPmonitor's partition_operations_enable_fromto
+		PartitionOpsTo:        5,
+		ManagerIP:             "127.0.0.1",
+		ManagerPort:           5029,
 
 		// VoIPmonitor's REGISTER defaults (voipmonitor.cpp:659-662, 683)
 		RegisterTimeout: 5 * time.Second, RegisterMaxRegisters: 4, RegisterMaxMessages: 20,

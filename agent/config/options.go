@@ -66,8 +66,16 @@ var options = map[string]option{
 	"ppreferredidentity":  {set: boolean(func(c *Config) *bool { return &c.PPreferredIdentity }), hint: "yes or no: the caller from P-Preferred-Identity when present"},
 	"remotepartyid":       {set: boolean(func(c *Config) *bool { return &c.RemotePartyID }), hint: "yes or no: the caller from Remote-Party-ID when present"},
 	"remotepartypriority": {set: boolean(func(c *Config) *bool { return &c.RemotePartyPriority }), hint: "yes or no: Remote-Party-ID before P-Asserted-Identity and P-Preferred-Identity"},
-	"cdronlyanswered":     {set: boolean(func(c *Config) *bool { return &c.CDROnlyAnswered }), hint: "yes or no: store no CDR for a call that was not answered"},
-	"cdronlyrtp":          {set: boolean(func(c *Config) *bool { return &c.CDROnlyRTP }), hint: "yes or no: store no CDR for a call without RTP"},
+	"destination_number_mode": {set: integer(1, 2, func(c *Config) *int { return &c.DestinationNumberMode }),
+		hint: "1 (default): the called number from the INVITE's To header; 2: from its Request-URI"},
+	"last_dest_number": {set: boolean(func(c *Config) *bool { return &c.LastDestNumber }),
+		hint: "yes or no (default): the called number from the caller's latest INVITE (overlap dialling), not its first"},
+	"update_dstnum_onanswer": {set: boolean(func(c *Config) *bool { return &c.UpdateDstnumOnAnswer }),
+		hint: "yes or no (default): the called number of the forked INVITE (hunt group) the 200 OK answers"},
+	"callernum_numberonly": {set: boolean(func(c *Config) *bool { return &c.CallerNumberOnly }),
+		hint: "yes (default) or no: the caller's number of P-Asserted-Identity <sip:+4930111;cpc=ordinary> is +4930111, or none"},
+	"cdronlyanswered": {set: boolean(func(c *Config) *bool { return &c.CDROnlyAnswered }), hint: "yes or no: store no CDR for a call that was not answered"},
+	"cdronlyrtp":      {set: boolean(func(c *Config) *bool { return &c.CDROnlyRTP }), hint: "yes or no: store no CDR for a call without RTP"},
 	"natalias": {set: func(c *Config, v string) error {
 		from, to, err := natAlias(v)
 		if err != nil {
@@ -82,6 +90,7 @@ var options = map[string]option{
 		reset: func(c *Config) { c.NATAliases = nil }},
 	"rtptimeout":           {set: seconds(func(c *Config) *time.Duration { return &c.RTPTimeout }), hint: "seconds without a packet after which a call whose RTP was seen is closed (default 300)"},
 	"sipwithoutrtptimeout": {set: seconds(func(c *Config) *time.Duration { return &c.SIPOnlyTimeout }), hint: "seconds after its INVITE a call with no RTP seen is closed (default 3600)"},
+	"onewaytimeout":        {set: seconds(func(c *Config) *time.Duration { return &c.OneWayTimeout }), hint: "seconds after its last packet a call with no SIP reply from the other side is closed, bye 105 (default 15)"},
 	"absolute_timeout":     {set: seconds(func(c *Config) *time.Duration { return &c.MaxCallDuration }), hint: "seconds after its INVITE any call is closed (default 14400)"},
 	"filter": {set: func(c *Config, v string) error {
 		c.Filter = v

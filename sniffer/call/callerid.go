@@ -17,6 +17,13 @@ type CallerID struct {
 	// RemotePartyFirst (remotepartypriority) looks at Remote-Party-ID
 	// before the other two.
 	RemotePartyFirst bool
+	// NumberWithParams (callernum_numberonly = no) no longer reads the
+	// number of an identity header's URI with parameters but no '@'
+	// ("<sip:+4930111;cpc=ordinary>"): it gives no number then, and the
+	// next header or From is used, as VoIPmonitor's. The zero value is its
+	// default (yes: the number before the ';'). From keeps no number then
+	// either way (parity DIFFERENCES.md D4).
+	NumberWithParams bool
 }
 
 // apply sets d's caller from the first enabled identity header that has a
@@ -40,7 +47,7 @@ func (o CallerID) apply(m *sip.Message, d *CDR) {
 		order = append(order, "Remote-Party-ID")
 	}
 	for _, h := range order {
-		if name, user, host, ok := identity(m.Header(h)); ok {
+		if name, user, host, ok := o.identity(m.Header(h)); ok {
 			d.CallerName, d.Caller, d.CallerDomain = name, user, host
 			return
 		}
@@ -52,7 +59,7 @@ func (o CallerID) apply(m *sip.Message, d *CDR) {
 		order = append(order, "Remote-Party-ID")
 	}
 	for _, h := range order {
-		if _, user, host, ok := identity(m.Header(h)); ok {
+		if _, user, host, ok := o.identity(m.Header(h)); ok {
 			d.Caller, d.CallerDomain, d.CallerName = user, host, "anonymous"
 			return
 		}
@@ -61,7 +68,7 @@ func (o CallerID) apply(m *sip.Message, d *CDR) {
 
 // identity reads an identity header's first name-addr: its display name,
 // its user (a tel: URI's number) and host; false when it has no user.
-func identity(v []byte) (name, user, host string, ok bool) {
+func (o CallerID) identity(v []byte) (name, user, host string, ok bool) {
 	if i := bytes.IndexByte(v, ','); i >= 0 && bytes.IndexByte(v[:i], '"') < 0 {
 		v = v[:i] // several identities (sip: and tel:): the first
 	}
@@ -77,6 +84,32 @@ func identity(v []byte) (name, user, host string, ok bool) {
 		user = string(num)
 	} else {
 		user, host = userHost(uri)
+		user = o.number(uri, user)
 	}
 	return unquote(disp), user, host, user != ""
+}
+
+// number is the caller's number of a sip: or sips: URI whose user part
+// userHost read as user, as VoIPmonitor reads it (sniff.cpp:1749-1818,
+// _parse_peername for a caller): the user part ends at a ';', so
+// "sip:+4930111;cpc=ordinary@carrier.example" is +4930111 whatever
+// callernum_numberonly says; with no '@' after the ';' the number before
+// it counts only with callernum_numberonly = yes (sniff.cpp:1780).
+func (o CallerID) number(uri []byte, user string) string {
+	if i := strings.IndexByte(user, ';'); i >= 0 {
+		return user[:i]
+	}
+	if user != "" || o.NumberWithParams {
+		return user
+	}
+	var rest []byte
+	for _, scheme := range []string{"sip:", "sips:"} {
+		if len(uri) > len(scheme) && strings.EqualFold(string(uri[:len(scheme)]), scheme) {
+			rest = uri[len(scheme):]
+		}
+	}
+	if i := bytes.IndexByte(rest, ';'); i > 0 && bytes.IndexByte(rest, '@') < 0 {
+		return string(rest[:i])
+	}
+	return ""
 }

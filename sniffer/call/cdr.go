@@ -18,6 +18,7 @@ const (
 	ByeOK             ByeCode = 3   // BYE and its 200 OK
 	ByeTimeout        ByeCode = 102 // absolute timeout (Config.MaxDuration)
 	ByeRTPTimeout     ByeCode = 104 // no packet for Config.IdleTimeout after its media
+	ByeOneWay         ByeCode = 105 // no reply, Config.OneWayTimeout after its last packet
 	ByeZombie         ByeCode = 107 // no 18x, 2xx nor media 300 s after the INVITE
 	ByeSIPOnlyTimeout ByeCode = 108 // no media, Config.SIPOnlyTimeout after the INVITE
 	ByeForced         ByeCode = 110 // forced termination (agent shutdown, end of capture)

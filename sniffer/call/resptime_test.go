@@ -95,7 +95,8 @@ func TestResponseTimes(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var out []CDR
-			tb := New(Config{OnCallEnd: func(c *CDR) { out = append(out, *c) }})
+			// The 65,535 cap needs a reply after 70 s: past onewaytimeout.
+			tb := New(Config{OneWayTimeout: 2 * time.Minute, OnCallEnd: func(c *CDR) { out = append(out, *c) }})
 			var m sip.Message
 			for i, st := range tt.steps {
 				if _, err := sip.Parse([]byte(st.text), &m); err != nil {

@@ -6,6 +6,7 @@ package call
 
 import (
 	"bytes"
+	"cmp"
 	crand "crypto/rand"
 	"fmt"
 	"hash/maphash"
@@ -41,6 +42,21 @@ type Config struct {
 	// name before From (VoIPmonitor's passertedidentity, ppreferredidentity,
 	// remotepartyid, remotepartypriority).
 	CallerID CallerID
+	// CalledFromURI takes the called number and domain from the INVITE's
+	// Request-URI instead of its To header (VoIPmonitor's
+	// destination_number_mode = 2; default 1, To). A Request-URI with no
+	// user part leaves To's number.
+	CalledFromURI bool
+	// LastDestNumber takes the called number from every INVITE of the
+	// caller's side, not only the first (VoIPmonitor's last_dest_number:
+	// overlap dialling, a forking proxy re-sending the INVITE to another
+	// number). A re-INVITE from the callee's side changes nothing.
+	LastDestNumber bool
+	// UpdateDstnumOnAnswer takes the called number of the INVITE branch
+	// the 2xx answers when the call's INVITEs went out on several Via
+	// branches (a hunt group forking to several numbers; VoIPmonitor's
+	// update_dstnum_onanswer).
+	UpdateDstnumOnAnswer bool
 	// NATAliases maps an address an SDP may announce to the one the
 	// sniffer sees its media on (VoIPmonitor's natalias: a PBX behind NAT
 	// announces its public address, its RTP is captured on its private
@@ -51,6 +67,10 @@ type Config struct {
 	// 1 h): a call whose RTP goes elsewhere (direct media, another
 	// interface) lasts as long as its signalling says, not IdleTimeout.
 	SIPOnlyTimeout time.Duration
+	// OneWayTimeout ends a call still one-way (no SIP message from the
+	// other side yet) this long after its last packet, bye 105
+	// (VoIPmonitor's onewaytimeout; default 15 s).
+	OneWayTimeout time.Duration
 	// MaxDuration force-ends a call this long after it started (VoIPmonitor's
 	// absolute_timeout; default 4 h).
 	MaxDuration time.Duration
@@ -85,6 +105,7 @@ func (c *Config) defaults() {
 	}
 	opt.Default(&c.SIPOnlyTimeout, time.Hour)
 	opt.Default(&c.MaxDuration, 4*time.Hour)
+	opt.Default(&c.OneWayTimeout, 15*time.Second)
 	opt.Default(&c.EndGrace, 5*time.Second)
 	opt.Default(&c.MaxCalls, 200000)
 	opt.Default(&c.AuthGrace, 60*time.Second)
@@ -229,7 +250,27 @@ type callState struct {
 	canceled   bool
 	final      bool // a final response to the INVITE was seen
 	onHold     bool
+	// legs holds the address pairs of the call's INVITEs while it is
+	// one-way (replied false): a message on one of them is a forwarded
+	// leg, not a reply.
+	legs    [][2]netip.AddrPort
+	replied bool
+	// branches: the called number of each INVITE by its Via branch
+	// (UpdateDstnumOnAnswer only); dstnumSet once a 2xx chose one.
+	branches  []inviteBranch
+	dstnumSet bool
 }
+
+// inviteBranch is one INVITE's called number and domain from To and from
+// its Request-URI, by its top Via branch.
+type inviteBranch struct {
+	branch                       string
+	to, toDomain, uri, uriDomain string
+}
+
+// maxInviteBranches bounds the branches a call keeps for
+// UpdateDstnumOnAnswer.
+const maxInviteBranches = 16
 
 // HandleSIP updates the table with one parsed message and returns the
 // callreference of the call it belongs to (0 for REGISTERs and strays). The
@@ -258,6 +299,9 @@ func (t *Table) HandleSIP(m *sip.Message, meta Meta) uint64 {
 		c = t.newCall(m, meta)
 	}
 	ref := c.cdr.CallRef
+	if !c.replied {
+		c.checkOneWay(m, meta)
+	}
 	if meta.Time.After(c.cdr.LastSIP) {
 		c.cdr.LastSIP = meta.Time
 	}
@@ -369,10 +413,21 @@ func (t *Table) newCall(m *sip.Message, meta Meta) *callState {
 	if disp, uri, _, err := sip.ParseNameAddr(m.From); err == nil {
 		d.CallerName = unquote(disp)
 		d.Caller, d.CallerDomain = userHost(uri)
+		// A number ends at a ';' (sniff.cpp:1780-1789). From without a user
+		// part keeps no number whatever callernum_numberonly says (parity
+		// DIFFERENCES.md D4).
+		d.Caller, _, _ = strings.Cut(d.Caller, ";")
 	}
 	t.cfg.CallerID.apply(m, d)
 	if _, uri, _, err := sip.ParseNameAddr(m.To); err == nil {
 		d.Called, d.CalledDomain = userHost(uri)
+	}
+	if t.cfg.CalledFromURI {
+		// sniff.cpp s_detect_callerd::called() and called_domain(): the
+		// URI's number when it has one, To's otherwise; the domain alike.
+		user, host := userHost(m.RequestURI)
+		d.Called = cmp.Or(user, d.Called)
+		d.CalledDomain = cmp.Or(host, d.CalledDomain)
 	}
 	d.PAssertedIdentity = string(m.Header("P-Asserted-Identity"))
 	d.RemotePartyID = string(m.Header("Remote-Party-ID"))
@@ -382,6 +437,127 @@ func (t *Table) newCall(m *sip.Message, meta Meta) *callState {
 	t.stats.CallsStarted++
 	return c
 }
+
+// lastDestNumber takes the called number and domain of a later INVITE
+// from the caller's side (last_dest_number; sniff.cpp:5319-5335): To's,
+// or with CalledFromURI the Request-URI's when it has a number, each only
+// when it is not the caller's own number.
+func (t *Table) lastDestNumber(m *sip.Message, d *CDR) {
+	if t.cfg.CalledFromURI {
+		if user, host := userHost(m.RequestURI); user != "" && user != d.Caller {
+			d.Called, d.CalledDomain = user, cmp.Or(host, d.CalledDomain)
+		}
+		return
+	}
+	if _, uri, _, err := sip.ParseNameAddr(m.To); err == nil {
+		if user, host := userHost(uri); user != d.Caller {
+			d.Called, d.CalledDomain = user, host
+		}
+	}
+}
+
+// topBranch is the branch parameter of m's first Via.
+func topBranch(m *sip.Message) string {
+	var b []byte
+	m.Headers("Via", func(v []byte) bool {
+		if i := bytes.IndexByte(v, ';'); i >= 0 {
+			b = sip.Param(v[i:], "branch")
+		}
+		return false
+	})
+	return string(b)
+}
+
+// recordBranch keeps an INVITE's called numbers by its Via branch
+// (sniff.cpp:6027-6041).
+func (c *callState) recordBranch(m *sip.Message) {
+	br := inviteBranch{branch: topBranch(m)}
+	if br.branch == "" {
+		return
+	}
+	if _, uri, _, err := sip.ParseNameAddr(m.To); err == nil {
+		br.to, br.toDomain = userHost(uri)
+	}
+	br.uri, br.uriDomain = userHost(m.RequestURI)
+	if br.to == "" && br.uri == "" {
+		return
+	}
+	for i := range c.branches {
+		if c.branches[i].branch == br.branch {
+			c.branches[i] = br
+			return
+		}
+	}
+	if len(c.branches) < maxInviteBranches {
+		c.branches = append(c.branches, br)
+	}
+}
+
+// dstnumOnAnswer sets the called number from the INVITE branch a 2xx
+// answers when the call forked on several branches (sniff.cpp:5809-5836):
+// the Request-URI's with CalledFromURI, else the Request-URI's only when
+// the branches differ more by it than by To; never the caller's own.
+func (t *Table) dstnumOnAnswer(c *callState, m *sip.Message) {
+	if len(c.branches) < 2 {
+		return
+	}
+	b := topBranch(m)
+	if b == "" {
+		return
+	}
+	i := slices.IndexFunc(c.branches, func(x inviteBranch) bool { return x.branch == b })
+	if i < 0 {
+		return
+	}
+	br, d := c.branches[i], &c.cdr
+	useURI := t.cfg.CalledFromURI
+	if !useURI {
+		tos, uris := map[string]bool{}, map[string]bool{}
+		for _, x := range c.branches {
+			tos[x.to], uris[x.uri] = true, true
+		}
+		useURI = len(uris) > len(tos)
+	}
+	check := br.to
+	if t.cfg.CalledFromURI && br.uri != "" {
+		check = br.uri
+	}
+	if d.Caller == check {
+		return
+	}
+	if useURI {
+		d.Called, d.CalledDomain = br.uri, br.uriDomain
+	} else {
+		d.Called, d.CalledDomain = br.to, br.toDomain
+	}
+	c.dstnumSet = true
+}
+
+// checkOneWay ends the call's one-way state on a reply, as VoIPmonitor's
+// check_reset_oneway (calltable.h:2222-2237, called for every SIP message
+// of a call: sniff.cpp:5132, 6723): any message from another address than
+// the first INVITE's source (another port when that INVITE went to its own
+// address), unless it travels on the address pair of one of the call's
+// INVITEs (a leg the sniffer sees forwarded). RTP is no reply.
+func (c *callState) checkOneWay(m *sip.Message, meta Meta) {
+	leg := [2]netip.AddrPort{meta.Src, meta.Dst}
+	if m.Request && string(m.Method) == "INVITE" && len(c.legs) < maxOneWayLegs &&
+		!slices.Contains(c.legs, leg) && !slices.Contains(c.legs, [2]netip.AddrPort{meta.Dst, meta.Src}) {
+		c.legs = append(c.legs, leg) // a reverse INVITE is no leg (sniff.cpp:4970-5050)
+	}
+	d := &c.cdr
+	if meta.Src.Addr() == d.CallerIP &&
+		(len(c.legs) == 0 || c.legs[0][1].Addr() != d.CallerIP || meta.Src.Port() == d.CallerPort) {
+		return
+	}
+	if slices.Contains(c.legs, leg) {
+		return
+	}
+	c.replied, c.legs = true, nil
+}
+
+// maxOneWayLegs bounds the INVITE address pairs a one-way call keeps.
+const maxOneWayLegs = 16
 
 func (c *callState) touch(ts time.Time) {
 	if ts.After(c.last) {
@@ -434,6 +610,12 @@ func (t *Table) handleRequest(c *callState, m *sip.Message, meta Meta) {
 			d.Active = true
 		}
 		c.inviteCSeq = m.CSeq
+		if t.cfg.UpdateDstnumOnAnswer {
+			c.recordBranch(m)
+		}
+		if t.cfg.LastDestNumber && c.partyOf(m, meta) == PartyCaller {
+			t.lastDestNumber(m, d)
+		}
 		opt.Default(&d.DigestUsername, inviteDigestUser(m))
 		t.learnSDP(c, m, c.partyOf(m, meta))
 	case "ACK":
@@ -651,6 +833,9 @@ func (t *Table) inviteResponse(c *callState, m *sip.Message, meta Meta) {
 		// Answered: an earlier 401/407 was the normal digest exchange, so the
 		// call ends with the normal EndGrace, not the auth grace.
 		c.challenged = false
+		if t.cfg.UpdateDstnumOnAnswer && !c.dstnumSet {
+			t.dstnumOnAnswer(c, m)
+		}
 		if d.ProgressTime.IsZero() {
 			d.ProgressTime = meta.Time // answered without ringing: VoIPmonitor's progress_time
 		}
@@ -913,7 +1098,8 @@ const zombieTimeout = 300 * time.Second
 // bye code as VoIPmonitor's: byeGrace after its last packet when its BYE
 // got no 2xx (2); with media seen, IdleTimeout after its last
 // packet (104); without, SIPOnlyTimeout after its first (108); MaxDuration
-// after its first (102); a zombie, zombieTimeout after its first (107).
+// after its first (102); a zombie, zombieTimeout after its first (107);
+// still one-way, OneWayTimeout after its last packet (105).
 func (t *Table) timedOut(c *callState) bool {
 	age := t.now.Sub(c.cdr.CallDate)
 	switch { // in VoIPmonitor's order
@@ -927,6 +1113,10 @@ func (t *Table) timedOut(c *callState) bool {
 		c.cdr.Bye = ByeTimeout
 	case !c.heard && age >= zombieTimeout && c.cdr.ProgressTime.IsZero() && c.cdr.ConnectTime.IsZero():
 		c.cdr.Bye = ByeZombie
+	case !c.replied && t.now.Sub(c.last) >= t.cfg.OneWayTimeout:
+		// checked after the others (calltable.cpp:13575-13599); bye 105
+		// (calltable.cpp:7405-7406)
+		c.cdr.Bye = ByeOneWay
 	default:
 		return false
 	}

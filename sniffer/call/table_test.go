@@ -181,6 +181,8 @@ func TestTimeouts(t *testing.T) {
 		end  time.Duration // ended by then
 		bye  ByeCode
 	}{
+		{"no reply at all: one-way", Config{}, []string{inv, inv}, 0, 14 * sec, 16 * sec, ByeOneWay},
+		{"no reply at all, onewaytimeout 1 min", Config{OneWayTimeout: min}, []string{inv}, 0, 59 * sec, 61 * sec, ByeOneWay},
 		{"no answer, no media: zombie", Config{}, []string{inv, trying}, 0, 299 * sec, 301 * sec, ByeZombie},
 		{"ringing, no media", Config{}, []string{inv, trying, ringing}, 0, 59 * min, 61 * min, ByeSIPOnlyTimeout},
 		{"answered, no media", Config{}, []string{inv, ringing, ok, ack}, 0, 59 * min, 61 * min, ByeSIPOnlyTimeout},
@@ -662,5 +664,42 @@ func TestMediaPutsOffEnd(t *testing.T) {
 	// TestMediaAfterEndCallEnd).
 	if got, last := out[0].CallEnd.Sub(t0), out[0].LastSIP.Sub(t0); got != 10*time.Second || last != 10*time.Second {
 		t.Errorf("callend %v, last SIP %v; want 10s, 10s", got, last)
+	}
+}
+
+// TestOneWayReply: what ends a call's one-way state (onewaytimeout): a
+// message from another address than its first INVITE's source, unless on
+// the address pair of one of its INVITEs (a forwarded leg).
+func TestOneWayReply(t *testing.T) {
+	bob := netip.MustParseAddrPort("10.0.0.3:5060")
+	aliceOther := netip.AddrPortFrom(alice.Addr(), alice.Port()+1)
+	type msg struct {
+		method   string // "" for a response
+		src, dst netip.AddrPort
+	}
+	for _, tc := range []struct {
+		name string
+		in   []msg
+		want bool
+	}{
+		{"INVITE only", []msg{{"INVITE", alice, pbx}}, false},
+		{"100 Trying from the PBX", []msg{{"INVITE", alice, pbx}, {"", pbx, alice}}, true},
+		{"forwarded INVITE and CANCEL", []msg{{"INVITE", alice, pbx}, {"INVITE", pbx, bob}, {"CANCEL", pbx, bob}}, false},
+		{"reply on the forwarded leg", []msg{{"INVITE", alice, pbx}, {"INVITE", pbx, bob}, {"", bob, pbx}}, true},
+		{"reverse INVITE on the forwarded leg", []msg{{"INVITE", alice, pbx}, {"INVITE", pbx, bob}, {"INVITE", bob, pbx}}, true},
+		{"caller's CANCEL", []msg{{"INVITE", alice, pbx}, {"CANCEL", alice, pbx}}, false},
+		{"to its own address: another port replies", []msg{{"INVITE", alice, aliceOther}, {"", aliceOther, alice}}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := &callState{}
+			c.cdr.CallerIP, c.cdr.CallerPort = tc.in[0].src.Addr(), tc.in[0].src.Port()
+			for _, in := range tc.in {
+				m := &sip.Message{Request: in.method != "", Method: []byte(in.method)}
+				c.checkOneWay(m, Meta{Src: in.src, Dst: in.dst})
+			}
+			if c.replied != tc.want {
+				t.Errorf("replied %v, want %v", c.replied, tc.want)
+			}
+		})
 	}
 }

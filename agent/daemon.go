@@ -232,7 +232,7 @@ func newDaemon(cfg *config.Config, fl *daemonFlags, log *slog.Logger) (*daemon, 
 	}
 	callCfg := call.Config{OnCallEnd: d.callEnded, OnRegister: d.registerChanged,
 		IdleTimeout: cfg.RTPTimeout, SIPOnlyTimeout: cfg.SIPOnlyTimeout, MaxDuration: cfg.MaxCallDuration, OneWayTimeout: cfg.OneWayTimeout, NATAliases: cfg.NATAliases,
-		Register: registerRules(cfg), CalledFromURI: cfg.DestinationNumberMode == 2, LastDestNumber: cfg.LastDestNumber, UpdateDstnumOnAnswer: cfg.UpdateDstnumOnAnswer,
+		Register: registerRules(cfg), CalledFromURI: cfg.DestinationNumberMode == 2, LastDestNumber: cfg.LastDestNumber, NoSIPOverlap: !cfg.SIPOverlap, UpdateDstnumOnAnswer: cfg.UpdateDstnumOnAnswer,
 		CallerID: call.CallerID{PAssertedIdentity: cfg.PAssertedIdentity, PPreferredIdentity: cfg.PPreferredIdentity,
 			RemotePartyID: cfg.RemotePartyID, RemotePartyFirst: cfg.RemotePartyPriority, NumberWithParams: !cfg.CallerNumberOnly}}
 	if fl.capture != "" && !fl.realtime {

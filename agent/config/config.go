@@ -83,6 +83,9 @@ type Config struct {
 	// LastDestNumber (last_dest_number, default no): the called number of
 	// the caller's latest INVITE, not its first.
 	LastDestNumber bool
+	// SIPOverlap (sipoverlap, default yes): the called number of each
+	// INVITE from the caller's IP (overlap dialling).
+	SIPOverlap bool
 	// UpdateDstnumOnAnswer (update_dstnum_onanswer, default no): the
 	// called number of the forked INVITE branch the 2xx answers.
 	UpdateDstnumOnAnswer bool
@@ -318,6 +321,7 @@ func Default() *Config {
 		MaxCallDuration:       4 * time.Hour,
 		OneWayTimeout:         15 * time.Second,
 		DestinationNumberMode: 1,
+		SIPOverlap:            true, // VoIPmonitor's default
 		CallerNumberOnly:      true,
 		JitterF1:              true, // VoIPmonitor's defaults
 		JitterF2:              true,

@@ -368,7 +368,6 @@ var noEffectKeys = []string{
 	"sip_tcp_reassembly_ext_quick_mod",
 	"sip_tcp_reassembly_stream_max_attempts",
 	"sipalg_detect",
-	"sipoverlap",
 	"siprec_bind",
 	"siprec_bind_port",
 	"siprec_external_ip",

@@ -68,6 +68,8 @@ var options = map[string]option{
 	"remotepartypriority": {set: boolean(func(c *Config) *bool { return &c.RemotePartyPriority }), hint: "yes or no: Remote-Party-ID before P-Asserted-Identity and P-Preferred-Identity"},
 	"destination_number_mode": {set: integer(1, 2, func(c *Config) *int { return &c.DestinationNumberMode }),
 		hint: "1 (default): the called number from the INVITE's To header; 2: from its Request-URI"},
+	"sipoverlap": {set: boolean(func(c *Config) *bool { return &c.SIPOverlap }),
+		hint: "yes (default) or no: the called number of each INVITE from the caller's IP (overlap dialling), not only the first's"},
 	"last_dest_number": {set: boolean(func(c *Config) *bool { return &c.LastDestNumber }),
 		hint: "yes or no (default): the called number from the caller's latest INVITE (overlap dialling), not its first"},
 	"update_dstnum_onanswer": {set: boolean(func(c *Config) *bool { return &c.UpdateDstnumOnAnswer }),

@@ -127,13 +127,19 @@ func TestLastDestNumber(t *testing.T) {
 		{reverse, true},
 	}
 	for _, tc := range []struct {
-		name string
-		cfg  Config
-		want string
+		name  string
+		cfg   Config
+		proxy bool // the second INVITE comes from another IP than the first
+		want  string
 	}{
-		{"default: the first INVITE's", Config{}, "2"},
-		{"last_dest_number", Config{LastDestNumber: true}, "20"},
-		{"last_dest_number, destination_number_mode 2", Config{LastDestNumber: true, CalledFromURI: true}, "20"},
+		// sipoverlap's default yes (voipmonitor.cpp:350, sniff.cpp:5320):
+		// each INVITE from the caller's IP
+		{"default: the latest INVITE from the caller's IP", Config{}, false, "20"},
+		{"default: not an INVITE from another IP", Config{}, true, "2"},
+		{"sipoverlap = no: the first INVITE's", Config{NoSIPOverlap: true}, false, "2"},
+		{"last_dest_number", Config{LastDestNumber: true, NoSIPOverlap: true}, false, "20"},
+		{"last_dest_number: from another IP too", Config{LastDestNumber: true, NoSIPOverlap: true}, true, "20"},
+		{"last_dest_number, destination_number_mode 2", Config{LastDestNumber: true, CalledFromURI: true}, false, "20"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out []CDR
@@ -148,6 +154,8 @@ func TestLastDestNumber(t *testing.T) {
 				meta := Meta{Time: t0.Add(time.Duration(i) * time.Second), Src: alice, Dst: pbx}
 				if s.back {
 					meta.Src, meta.Dst = pbx, alice
+				} else if tc.proxy && i > 0 {
+					meta.Src = netip.MustParseAddrPort("10.0.0.99:5060")
 				}
 				tb.HandleSIP(&m, meta)
 			}

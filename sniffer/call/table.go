@@ -52,6 +52,12 @@ type Config struct {
 	// overlap dialling, a forking proxy re-sending the INVITE to another
 	// number). A re-INVITE from the callee's side changes nothing.
 	LastDestNumber bool
+	// NoSIPOverlap keeps the called number of the first INVITE when a
+	// later one comes from the caller's IP with another To (VoIPmonitor's
+	// sipoverlap = no). By default, as VoIPmonitor's sipoverlap = yes, the
+	// called number follows each INVITE from the caller's IP: overlap
+	// dialling (RFC 3578) sends the digits in INVITE after INVITE.
+	NoSIPOverlap bool
 	// UpdateDstnumOnAnswer takes the called number of the INVITE branch
 	// the 2xx answers when the call's INVITEs went out on several Via
 	// branches (a hunt group forking to several numbers; VoIPmonitor's
@@ -613,7 +619,10 @@ func (t *Table) handleRequest(c *callState, m *sip.Message, meta Meta) {
 		if t.cfg.UpdateDstnumOnAnswer {
 			c.recordBranch(m)
 		}
-		if t.cfg.LastDestNumber && c.partyOf(m, meta) == PartyCaller {
+		// sniff.cpp:5320: every INVITE with last_dest_number, those from
+		// the caller's IP with sipoverlap.
+		overlap := !t.cfg.NoSIPOverlap && meta.Src.Addr() == d.CallerIP
+		if (t.cfg.LastDestNumber || overlap) && c.partyOf(m, meta) == PartyCaller {
 			t.lastDestNumber(m, d)
 		}
 		opt.Default(&d.DigestUsername, inviteDigestUser(m))

@@ -53,14 +53,7 @@ func TestCallerID(t *testing.T) {
 				text = strings.Replace(text, `From: "Alice" <sip:100@example.com>`, `From: "Anonymous" <sip:anonymous@anonymous.invalid>`, 1)
 			}
 			text = strings.Replace(text, "User-Agent:", tc.headers+"User-Agent:", 1)
-			var m sip.Message
-			if _, err := sip.Parse([]byte(text), &m); err != nil {
-				t.Fatal(err)
-			}
-			var out []CDR
-			tb := New(Config{CallerID: tc.opts, OnCallEnd: func(c *CDR) { out = append(out, *c) }})
-			tb.HandleSIP(&m, Meta{Time: t0, Src: alice, Dst: pbx})
-			tb.Flush()
+			out, _ := runWith(t, Config{CallerID: tc.opts}, []step{{0, "A>B", text}})
 			if len(out) != 1 {
 				t.Fatalf("%d CDRs", len(out))
 			}
@@ -87,14 +80,7 @@ func TestCalledFromURI(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			text := sipText("INVITE "+tc.requestURI+" SIP/2.0", "cid-uri-"+strings.ReplaceAll(tc.name, " ", "-"), "ft", "", 1, "INVITE", "")
-			var m sip.Message
-			if _, err := sip.Parse([]byte(text), &m); err != nil {
-				t.Fatal(err)
-			}
-			var out []CDR
-			tb := New(Config{CalledFromURI: tc.fromURI, OnCallEnd: func(c *CDR) { out = append(out, *c) }})
-			tb.HandleSIP(&m, Meta{Time: t0, Src: alice, Dst: pbx})
-			tb.Flush()
+			out, _ := runWith(t, Config{CalledFromURI: tc.fromURI}, []step{{0, "A>B", text}})
 			if len(out) != 1 {
 				t.Fatalf("%d CDRs", len(out))
 			}

@@ -43,8 +43,16 @@ func sipText(first, callID, fromTag, toTag string, cseq int, method, sdp string)
 
 func run(t *testing.T, steps []step) ([]CDR, *Table) {
 	t.Helper()
+	return runWith(t, Config{}, steps)
+}
+
+// runWith is run with a table configured as cfg (its OnCallEnd collects
+// the CDRs).
+func runWith(t *testing.T, cfg Config, steps []step) ([]CDR, *Table) {
+	t.Helper()
 	var out []CDR
-	tb := New(Config{OnCallEnd: func(c *CDR) { out = append(out, *c) }})
+	cfg.OnCallEnd = func(c *CDR) { out = append(out, *c) }
+	tb := New(cfg)
 	var m sip.Message
 	for i, s := range steps {
 		if _, err := sip.Parse([]byte(s.text), &m); err != nil {

@@ -128,24 +128,16 @@ func TestLastDestNumber(t *testing.T) {
 		{"last_dest_number, destination_number_mode 2", Config{LastDestNumber: true, CalledFromURI: true}, false, "20"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var out []CDR
-			cfg := tc.cfg
-			cfg.OnCallEnd = func(c *CDR) { out = append(out, *c) }
-			tb := New(cfg)
+			msgs := make([]sent, len(steps))
 			for i, s := range steps {
-				var m sip.Message
-				if _, err := sip.Parse([]byte(s.text), &m); err != nil {
-					t.Fatalf("step %d: %v", i, err)
-				}
-				meta := Meta{Time: t0.Add(time.Duration(i) * time.Second), Src: alice, Dst: pbx}
+				msgs[i] = sent{s.text, alice, pbx}
 				if s.back {
-					meta.Src, meta.Dst = pbx, alice
+					msgs[i].src, msgs[i].dst = pbx, alice
 				} else if tc.proxy && i > 0 {
-					meta.Src = netip.MustParseAddrPort("10.0.0.99:5060")
+					msgs[i].src = netip.MustParseAddrPort("10.0.0.99:5060")
 				}
-				tb.HandleSIP(&m, meta)
 			}
-			tb.Flush()
+			out := runFrom(t, tc.cfg, msgs)
 			if len(out) != 1 {
 				t.Fatalf("%d CDRs", len(out))
 			}
@@ -167,10 +159,7 @@ func TestDstnumOnAnswer(t *testing.T) {
 		s = strings.Replace(s, "branch=z9hG4bK1", "branch="+branch, 1)
 		return strings.Replace(s, "<sip:200@pbx.example>", "<sip:"+num+"@pbx.example>", 1)
 	}
-	steps := []struct {
-		text     string
-		src, dst netip.AddrPort
-	}{
+	steps := []sent{
 		{msg("INVITE sip:600@pbx.example SIP/2.0", "600", "z9hG4bKa", ""), alice, pbx},
 		{msg("INVITE sip:201@10.0.0.3 SIP/2.0", "201", "z9hG4bKb1", ""), pbx, bob1},
 		{msg("INVITE sip:202@10.0.0.4 SIP/2.0", "202", "z9hG4bKb2", ""), pbx, bob2},
@@ -187,18 +176,7 @@ func TestDstnumOnAnswer(t *testing.T) {
 		{"update_dstnum_onanswer, destination_number_mode 2", Config{UpdateDstnumOnAnswer: true, CalledFromURI: true}, "202"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var out []CDR
-			cfg := tc.cfg
-			cfg.OnCallEnd = func(c *CDR) { out = append(out, *c) }
-			tb := New(cfg)
-			for i, s := range steps {
-				var m sip.Message
-				if _, err := sip.Parse([]byte(s.text), &m); err != nil {
-					t.Fatalf("step %d: %v", i, err)
-				}
-				tb.HandleSIP(&m, Meta{Time: t0.Add(time.Duration(i) * time.Second), Src: s.src, Dst: s.dst})
-			}
-			tb.Flush()
+			out := runFrom(t, tc.cfg, steps)
 			if len(out) != 1 {
 				t.Fatalf("%d CDRs", len(out))
 			}
@@ -207,4 +185,28 @@ func TestDstnumOnAnswer(t *testing.T) {
 			}
 		})
 	}
+}
+
+// sent is a SIP message from src to dst, for runFrom.
+type sent struct {
+	text     string
+	src, dst netip.AddrPort
+}
+
+// runFrom hands msgs, a second apart, to a table configured as cfg and
+// returns the CDRs it ends with.
+func runFrom(t *testing.T, cfg Config, msgs []sent) []CDR {
+	t.Helper()
+	var out []CDR
+	cfg.OnCallEnd = func(c *CDR) { out = append(out, *c) }
+	tb := New(cfg)
+	for i, s := range msgs {
+		var m sip.Message
+		if _, err := sip.Parse([]byte(s.text), &m); err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		tb.HandleSIP(&m, Meta{Time: t0.Add(time.Duration(i) * time.Second), Src: s.src, Dst: s.dst})
+	}
+	tb.Flush()
+	return out
 }

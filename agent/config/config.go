@@ -570,8 +570,12 @@ func (c *Config) parseINI(path string, raw []byte) []error {
 		for _, k := range sec.Keys() {
 			key := strings.ToLower(k.Name())
 			line := lines.key[key]
-			if key == "interface_libpcap_filter" {
-				errs = append(errs, c.setInterfaceFilters(path, raw)...)
+			if opt, ok := options[key]; ok && opt.asWritten {
+				for _, w := range lines.written[key] {
+					if err := c.set(path, w.line, key, []string{w.value}); err != nil {
+						errs = append(errs, err)
+					}
+				}
 				continue
 			}
 			if err := c.set(path, line, key, k.ValueWithShadows()); err != nil {
@@ -582,14 +586,26 @@ func (c *Config) parseINI(path string, raw []byte) []error {
 	return errs
 }
 
-// lineIndex maps keys and sections to the line of their (last) occurrence.
-type lineIndex struct{ key, section map[string]int }
+// lineIndex maps keys and sections to the line of their (last)
+// occurrence; written holds the values of the asWritten options as the
+// file's [general] lines have them, in order.
+type lineIndex struct {
+	key, section map[string]int
+	written      map[string][]writtenValue
+}
+
+// writtenValue is one line's value of an asWritten option.
+type writtenValue struct {
+	line  int
+	value string
+}
 
 func keyLines(raw []byte) lineIndex {
-	idx := lineIndex{key: map[string]int{}, section: map[string]int{}}
+	idx := lineIndex{key: map[string]int{}, section: map[string]int{}, written: map[string][]writtenValue{}}
 	sc := bufio.NewScanner(strings.NewReader(string(raw)))
 	sc.Buffer(make([]byte, 0, 64*1024), 1<<20)
 	n := 0
+	section := "general"
 	for sc.Scan() {
 		n++
 		s := strings.TrimSpace(sc.Text())
@@ -597,14 +613,22 @@ func keyLines(raw []byte) lineIndex {
 			continue
 		}
 		if s[0] == '[' {
-			idx.section[strings.ToLower(strings.Trim(s, "[] \t"))] = n
+			section = strings.ToLower(strings.Trim(s, "[] \t"))
+			idx.section[section] = n
 			continue
 		}
-		k := s
+		k, v := s, ""
 		if i := strings.IndexAny(s, "=:"); i >= 0 {
-			k = s[:i]
+			k, v = s[:i], s[i+1:]
 		}
-		idx.key[strings.ToLower(strings.TrimSpace(k))] = n
+		k = strings.ToLower(strings.TrimSpace(k))
+		idx.key[k] = n
+		if opt, ok := options[k]; ok && opt.asWritten && section == "general" {
+			if i := strings.Index(v, " #"); i >= 0 {
+				v = v[:i]
+			}
+			idx.written[k] = append(idx.written[k], writtenValue{n, v})
+		}
 	}
 	return idx
 }

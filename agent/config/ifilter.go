@@ -43,37 +43,6 @@ func parseInterfaceFilters(v string) ([]InterfaceFilter, error) {
 	return out, nil
 }
 
-// setInterfaceFilters sets interface_libpcap_filter from the file's own
-// lines, each with its line number: the INI reader would take " ;" for
-// the start of an inline comment and lose the entries after it
-// ("eth0 : port 5060 ; eth0 : not port 5060"), and would merge two equal
-// lines. A " #" still starts a comment (no expression has '#').
-func (c *Config) setInterfaceFilters(path string, raw []byte) []error {
-	var errs []error
-	section := "general"
-	for n, l := range strings.Split(string(raw), "\n") {
-		s := strings.TrimSpace(l)
-		if s == "" || s[0] == '#' || s[0] == ';' {
-			continue
-		}
-		if s[0] == '[' {
-			section = strings.ToLower(strings.Trim(s, "[] \t"))
-			continue
-		}
-		k, v, ok := strings.Cut(s, "=")
-		if !ok || section != "general" || !strings.EqualFold(strings.TrimSpace(k), "interface_libpcap_filter") {
-			continue
-		}
-		if i := strings.Index(v, " #"); i >= 0 {
-			v = v[:i]
-		}
-		if err := c.set(path, n+1, "interface_libpcap_filter", []string{v}); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return errs
-}
-
 // CaptureExpr is the expression an entry's socket keeps frames by: the
 // entry's, ANDed with filter when that is set, spelled as VoIPmonitor
 // joins them before pcap_compile, "(filter) and (entry)" (pcap_queue.cpp:

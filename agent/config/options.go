@@ -23,6 +23,10 @@ type option struct {
 	set   func(c *Config, v string) error
 	hint  string
 	multi bool // may repeat; every occurrence is applied
+	// asWritten: the values are the file's own lines, each with its line
+	// number, not the INI reader's (which takes " ;" for the start of an
+	// inline comment and merges equal lines); " #" still starts one.
+	asWritten bool
 	// reset clears a multi key's value, so a command-line flag replaces
 	// what the file set instead of adding to it.
 	reset func(c *Config)
@@ -105,7 +109,7 @@ var options = map[string]option{
 		c.InterfaceFilters = append(c.InterfaceFilters, fs...)
 		return err
 	}, hint: "<interface> : <pcap-filter expression>, one line per entry or entries separated by ';' (eth0 : port 5060; eth0 : not port 5060); " +
-		"the interface must be in interface; each entry is a capture socket of its own, its expression ANDed with filter", multi: true,
+		"the interface must be in interface; each entry is a capture socket of its own, its expression ANDed with filter", multi: true, asWritten: true,
 		reset: func(c *Config) { c.InterfaceFilters = nil }},
 	"capture_fanout": {set: integer(0, 65535, func(c *Config) *int { return &c.CaptureFanout }), hint: "AF_PACKET fanout group id shared with other capture processes, 0 = off"},
 	"sipport": {set: func(c *Config, v string) error {

@@ -52,7 +52,7 @@ func TestInterfaceFiltersLive(t *testing.T) {
 	a, b, c := testkit.LoopbackUDP(t), testkit.LoopbackUDP(t), testkit.LoopbackUDP(t)
 	port := func(conn net.Conn) int { return conn.RemoteAddr().(*net.UDPAddr).Port }
 	pa, pb := port(a), port(b)
-	cfg, err := config.Parse("t.conf", []byte(fmt.Sprintf("interface = lo\nringbuffer = 1\nrtpthreads = 4\n"+
+	cfg, err := config.Parse("t.conf", []byte(fmt.Sprintf("interface = lo\nringbuffer = 8\nrtpthreads = 4\n"+
 		"interface_libpcap_filter = lo : udp port %d; lo : udp port %d\n", pa, pb)), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -84,12 +84,23 @@ func TestInterfaceFiltersLive(t *testing.T) {
 	}
 	for i, want := range []int{pa, pb} {
 		got := map[int]int{} // datagrams by destination port
+		total := 0
+		count := func(data []byte) {
+			if len(data) >= 38 {
+				got[int(data[36])<<8|int(data[37])]++
+				total++
+			}
+		}
+		// The frames show once their ring block is retired: read the
+		// entry's sockets until all came (or 3 s passed), then once more
+		// until each is quiet, for any frame that should not be there.
+		for deadline := time.Now().Add(3 * time.Second); total < n && time.Now().Before(deadline); {
+			for _, src := range srcs[i] {
+				readAll(t, src, marker, count)
+			}
+		}
 		for _, src := range srcs[i] {
-			readAll(t, src, marker, func(data []byte) {
-				if len(data) >= 38 {
-					got[int(data[36])<<8|int(data[37])]++
-				}
-			})
+			readAll(t, src, marker, count)
 		}
 		if len(got) != 1 || got[want] != n {
 			t.Errorf("entry %d (udp port %d): datagrams by destination port %v, want %d to %d only", i, want, got, n, want)
